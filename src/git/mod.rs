@@ -1,0 +1,139 @@
+//! Repository façade: every git operation the tool performs (discovery, agent worktrees,
+//! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
+//! in process. Nothing outside this module touches git.
+
+use crate::model::{FileChange, Forecast};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A git failure, with a sentence saying what failed ("failed to create branch …: …").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitError(pub String);
+
+impl fmt::Display for GitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GitError {}
+
+/// Where a repository lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPaths {
+    /// Root of the main worktree (where `.state/`, `reports/` and `workstreams/` live),
+    /// whichever worktree the command was started from.
+    pub root: PathBuf,
+    /// The git common dir (`<root>/.git` for a normal repository).
+    pub common_dir: PathBuf,
+}
+
+/// Find the repository containing `cwd`. Errors, each one clear sentence: not a git
+/// repository; a bare repository; a repository with no commits.
+pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
+    let _ = cwd;
+    todo!()
+}
+
+/// Resolve a revision (`HEAD`, a branch, a SHA, `HEAD~2`) to a commit's full SHA.
+pub fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
+    let _ = (repo, rev);
+    todo!()
+}
+
+/// An agent slot's worktree, held by this process until dropped (an advisory `flock` on a
+/// lock file under `<common_dir>/ws/locks/`, released by the OS if the process dies).
+#[derive(Debug)]
+pub struct AgentSlot {
+    /// Worktree name as git knows it (no `/`), e.g. `ws-agent-1` or `ws-agent-1-2`.
+    pub name: String,
+    /// `<common_dir>/ws/agent-1` (or `agent-1-2` when another live run holds `agent-1`).
+    pub path: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// Claim the worktree for agent number `k` (1-based): the first of `agent-k`, `agent-k-2`, …
+/// whose lock is free. Creates the worktree (detached at `base_sha`) if missing, repairs it
+/// if it is broken (directory deleted, `.git` file gone, stale lock files such as
+/// `index.lock`), and reuses it otherwise. Safe to call from several threads and processes
+/// at once (creation is serialised and retried on git lock-file collisions).
+pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
+    let _ = (repo, k, base_sha);
+    todo!()
+}
+
+/// Options for preparing a worktree for the next workstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Ignored paths (top-level names like `target`, `node_modules`) to keep between
+    /// workstreams; everything else untracked or ignored is removed.
+    pub keep_ignored: Vec<String>,
+}
+
+/// Create (or force-reset) branch `branch` at `base_sha`, check it out forced in the slot's
+/// worktree, and remove every untracked and ignored file left by the previous workstream
+/// (except `keep_ignored`). Cost is proportional to the files that differ. Serialised
+/// with other branch/worktree creation and retried on lock-file collisions.
+pub fn prepare_branch(
+    repo: &RepoPaths,
+    worktree: &Path,
+    branch: &str,
+    base_sha: &str,
+    opts: &PrepareOptions,
+) -> Result<(), GitError> {
+    let _ = (repo, worktree, branch, base_sha, opts);
+    todo!()
+}
+
+/// What git says a workstream did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Branch tip after the workstream (after any auto-commit).
+    pub head: String,
+    /// base..tip, oldest first, full SHAs.
+    pub commits: Vec<String>,
+    /// Diff base..tip with renames detected; paths exact (unicode, spaces).
+    pub files: Vec<FileChange>,
+    /// e.g. "uncommitted changes (3 files) were committed on ws/…/ws-02 by git-ws";
+    /// "the agent left HEAD on another branch; …".
+    pub warnings: Vec<String>,
+}
+
+/// Read the truth after a workstream's command: if the agent moved HEAD off `branch`
+/// (detached or another branch), warn and, when HEAD's commit descends from base, move the
+/// branch there. Then commit any leftovers (modified, staged, untracked; not ignored) on
+/// the branch with a warning (author from git config, falling back to
+/// `git-ws <git-ws@localhost>`), then list commits base..tip and the diff base..tip.
+pub fn collect(
+    repo: &RepoPaths,
+    worktree: &Path,
+    branch: &str,
+    base_sha: &str,
+    workstream_id: &str,
+) -> Result<Collected, GitError> {
+    let _ = (repo, worktree, branch, base_sha, workstream_id);
+    todo!()
+}
+
+/// Remove an agent worktree (directory and git's metadata); branches stay.
+pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), GitError> {
+    let _ = (repo, slot);
+    todo!()
+}
+
+/// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a
+/// common file, merge them in memory (no worktree touched) and record clean or the
+/// conflicting paths with diff3-style hunks (truncated to ~40 lines per path); then merge
+/// the branches onto the base one after another in the given order and say which go in
+/// cleanly and which need a rebase.
+pub fn forecast(repo: &RepoPaths, base_sha: &str, branches: &[(String, String)]) -> Result<Forecast, GitError> {
+    let _ = (repo, base_sha, branches);
+    todo!()
+}
+
+/// The `ws/…` branches whose tips are contained in HEAD, with their tips (for the
+/// post-merge hook).
+pub fn merged_ws_branches(repo: &RepoPaths) -> Result<Vec<(String, String)>, GitError> {
+    let _ = repo;
+    todo!()
+}

@@ -1,0 +1,11 @@
+//! git-ws: run a backlog of workstreams across parallel coding agents, each in its own git
+//! worktree, and consolidate what they did (read from git itself) into one SQLite database
+//! and one Markdown report per run.
+
+pub mod consolidate;
+pub mod db;
+pub mod git;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod workstream;

@@ -1,0 +1,305 @@
+//! Shared data model: the plain types every layer passes around (workstream results, file
+//! changes, errors, test results, statuses). No I/O and no logic beyond (de)serialisation.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Final status of one workstream in one run (the `agent_results.status` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Completed,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "completed" => Some(Status::Completed),
+            "failed" => Some(Status::Failed),
+            "skipped" => Some(Status::Skipped),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Error types, as stored in `consolidated_errors.error_type` and `errors[].type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum ErrorType {
+    InvalidWorkstream,
+    CommandFailed,
+    Timeout,
+    TestFailed,
+    DependencyFailed,
+    Cancelled,
+    SpawnError,
+    GitError,
+}
+
+impl ErrorType {
+    pub const ALL: [ErrorType; 8] = [
+        ErrorType::InvalidWorkstream,
+        ErrorType::CommandFailed,
+        ErrorType::Timeout,
+        ErrorType::TestFailed,
+        ErrorType::DependencyFailed,
+        ErrorType::Cancelled,
+        ErrorType::SpawnError,
+        ErrorType::GitError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidWorkstream => "InvalidWorkstream",
+            ErrorType::CommandFailed => "CommandFailed",
+            ErrorType::Timeout => "Timeout",
+            ErrorType::TestFailed => "TestFailed",
+            ErrorType::DependencyFailed => "DependencyFailed",
+            ErrorType::Cancelled => "Cancelled",
+            ErrorType::SpawnError => "SpawnError",
+            ErrorType::GitError => "GitError",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ErrorType> {
+        ErrorType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One error attached to a workstream result. `stack_trace` holds the tail of the command's
+/// output for `CommandFailed`, `Timeout` and `TestFailed`; it is stored in
+/// `consolidated_errors.stack_trace` but not in the `errors` JSON array (which is
+/// `[{"type","message"}]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WsError {
+    #[serde(rename = "type")]
+    pub error_type: ErrorType,
+    pub message: String,
+    #[serde(skip)]
+    pub stack_trace: Option<String>,
+}
+
+impl WsError {
+    pub fn new(error_type: ErrorType, message: impl Into<String>) -> Self {
+        WsError {
+            error_type,
+            message: message.into(),
+            stack_trace: None,
+        }
+    }
+
+    pub fn with_trace(mut self, trace: impl Into<String>) -> Self {
+        let t = trace.into();
+        self.stack_trace = if t.is_empty() { None } else { Some(t) };
+        self
+    }
+}
+
+/// How a file changed between the base and the branch tip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Deleted => "deleted",
+            ChangeKind::Renamed => "renamed",
+        }
+    }
+}
+
+/// One file in the diff base..tip of a workstream branch. `path` is the new path (the old
+/// path for a deletion); `old_path` is set for renames. Line counts are 0 for binary files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub kind: ChangeKind,
+    pub additions: u64,
+    pub deletions: u64,
+}
+
+/// Outcome of a workstream's `test` command (`agent_results.test_results`). Counts are
+/// `None` when the output had no recognisable summary line; the exit code then decides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestResults {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub passed: Option<u64>,
+    pub failed: Option<u64>,
+    pub skipped: Option<u64>,
+}
+
+impl TestResults {
+    /// Tests succeeded: exit code 0 and no failed count.
+    pub fn succeeded(&self) -> bool {
+        self.exit_code == Some(0) && self.failed.unwrap_or(0) == 0
+    }
+}
+
+/// Agent id used for results that never reached an agent (invalid files, skipped work).
+pub const UNASSIGNED_AGENT: &str = "unassigned";
+
+/// Everything known about one workstream in one run: one `agent_results` row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkstreamResult {
+    pub run_id: String,
+    /// `agent-1`, `agent-2`, … or [`UNASSIGNED_AGENT`].
+    pub agent_id: String,
+    pub workstream_id: String,
+    pub title: Option<String>,
+    pub status: Status,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub duration_seconds: f64,
+    pub files: Vec<FileChange>,
+    /// Full SHAs of base..tip, oldest first.
+    pub commits: Vec<String>,
+    pub errors: Vec<WsError>,
+    pub warnings: Vec<String>,
+    pub test_results: Option<TestResults>,
+    /// `ws/<run-id>/<id>`, once created.
+    pub branch: Option<String>,
+    /// Base commit (full SHA).
+    pub base: Option<String>,
+    /// Branch tip after the workstream (full SHA).
+    pub head: Option<String>,
+    pub worktree: Option<String>,
+    pub log_path: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Last lines of the command's combined output.
+    pub output_tail: Option<String>,
+    /// The workstream file this came from, relative to the workstreams dir.
+    pub source_file: Option<String>,
+}
+
+impl WorkstreamResult {
+    /// A result with only identity and status filled in; callers set the rest.
+    pub fn new(run_id: &str, agent_id: &str, workstream_id: &str, status: Status) -> Self {
+        WorkstreamResult {
+            run_id: run_id.to_string(),
+            agent_id: agent_id.to_string(),
+            workstream_id: workstream_id.to_string(),
+            title: None,
+            status,
+            start_time: None,
+            end_time: None,
+            duration_seconds: 0.0,
+            files: Vec::new(),
+            commits: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            test_results: None,
+            branch: None,
+            base: None,
+            head: None,
+            worktree: None,
+            log_path: None,
+            exit_code: None,
+            output_tail: None,
+            source_file: None,
+        }
+    }
+
+    /// The `metadata` JSON object stored with the row.
+    pub fn metadata_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "title": self.title,
+            "branch": self.branch,
+            "base": self.base,
+            "head": self.head,
+            "worktree": self.worktree,
+            "log_path": self.log_path,
+            "exit_code": self.exit_code,
+            "output_tail": self.output_tail,
+            "source_file": self.source_file,
+            "file_changes": self.files,
+        })
+    }
+}
+
+/// Static facts about a run, known when it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub agents: usize,
+    /// Base commit, full SHA.
+    pub base: String,
+    /// What the user passed as `--base` (e.g. `HEAD`).
+    pub base_rev: String,
+    /// Main worktree root.
+    pub repo_root: String,
+    /// Run this one re-runs (`--rerun-failed`), if any.
+    pub rerun_of: Option<String>,
+}
+
+/// Outcome of merging two completed workstream branches in memory (the merge forecast).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairForecast {
+    /// The two workstream ids, in a stable order (a < b).
+    pub a: String,
+    pub b: String,
+    /// Paths both branches touch.
+    pub common_paths: Vec<String>,
+    /// Paths that conflict when merging a and b; empty = merges cleanly.
+    pub conflict_paths: Vec<String>,
+    /// Per conflicting path, a diff3-style rendering of the conflict (truncated).
+    pub hunks: Vec<ConflictHunk>,
+}
+
+/// A rendered conflict for one path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHunk {
+    pub path: String,
+    pub text: String,
+}
+
+/// One step of the suggested merge order: merging `workstream_id`'s branch onto the base
+/// after all earlier clean steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeStep {
+    pub workstream_id: String,
+    pub clean: bool,
+    /// When not clean: the paths that conflict with what was merged before.
+    pub conflict_paths: Vec<String>,
+}
+
+/// The whole forecast for a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forecast {
+    pub pairs: Vec<PairForecast>,
+    pub merge_order: Vec<MergeStep>,
+}
