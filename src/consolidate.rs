@@ -92,7 +92,11 @@ impl Consolidated {
 }
 
 /// Consolidate a run. `results` may be in any order; the output is deterministic.
-pub fn consolidate(run: &RunInfo, results: &[WorkstreamResult], forecast: Forecast) -> Consolidated {
+pub fn consolidate(
+    run: &RunInfo,
+    results: &[WorkstreamResult],
+    forecast: Forecast,
+) -> Consolidated {
     let _ = (run, results, forecast);
     todo!("consolidate")
 }

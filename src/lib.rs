@@ -4,8 +4,17 @@
 
 pub mod consolidate;
 pub mod db;
+pub mod error;
 pub mod git;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod runner;
+pub mod testparse;
 pub mod workstream;
+
+pub use db::ConsolidationDatabase;
+pub use runner::{Coordinator, RunOptions, RunOutcome};
+pub mod cli;
+pub mod hooks;
+pub mod progress;

@@ -51,14 +51,21 @@ pub struct Loaded {
 
 /// Parse and validate one file's bytes on its own (no cross-file checks).
 /// Returns the workstream plus warnings, or the rejection.
-pub fn parse_workstream(file: &str, bytes: &[u8]) -> Result<(Workstream, Vec<String>), InvalidWorkstream> {
+pub fn parse_workstream(
+    file: &str,
+    bytes: &[u8],
+) -> Result<(Workstream, Vec<String>), InvalidWorkstream> {
     let _ = (file, bytes);
     todo!()
 }
 
 /// Cross-file validation: duplicate ids, `depends_on` naming unknown ids or forming a cycle.
 /// The offending workstreams move to `invalid`; the rest stay valid.
-pub fn validate_set(parsed: Vec<Workstream>, invalid: Vec<InvalidWorkstream>, warnings: Vec<String>) -> Loaded {
+pub fn validate_set(
+    parsed: Vec<Workstream>,
+    invalid: Vec<InvalidWorkstream>,
+    warnings: Vec<String>,
+) -> Loaded {
     let _ = (parsed, invalid, warnings);
     todo!()
 }

@@ -2,6 +2,8 @@
 //! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
 //! in process. Nothing outside this module touches git.
 
+pub mod config;
+
 use crate::model::{FileChange, Forecast};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -126,7 +128,11 @@ pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), Gi
 /// conflicting paths with diff3-style hunks (truncated to ~40 lines per path); then merge
 /// the branches onto the base one after another in the given order and say which go in
 /// cleanly and which need a rebase.
-pub fn forecast(repo: &RepoPaths, base_sha: &str, branches: &[(String, String)]) -> Result<Forecast, GitError> {
+pub fn forecast(
+    repo: &RepoPaths,
+    base_sha: &str,
+    branches: &[(String, String)],
+) -> Result<Forecast, GitError> {
     let _ = (repo, base_sha, branches);
     todo!()
 }

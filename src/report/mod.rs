@@ -29,3 +29,9 @@ pub fn fenced(s: &str) -> String {
     let _ = s;
     todo!()
 }
+
+/// Plain-text table with aligned columns.
+pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let _ = (headers, rows);
+    todo!()
+}

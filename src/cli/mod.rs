@@ -1,0 +1,311 @@
+//! Command-line front ends: clap definitions for `git ws-run` and `git ws-report`, their
+//! conversion into library options, signal handling, and the closing summary.
+
+pub mod report;
+
+use crate::error::{Error, EXIT_INTERRUPTED, EXIT_NOTHING_RAN};
+use crate::runner::{self, Coordinator, RunMode, RunOptions, RunOutcome};
+use crate::workstream;
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Output format of the closing summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SummaryFormat {
+    Human,
+    Json,
+}
+
+/// Run a backlog of workstreams across parallel agents, each in its own git worktree, and
+/// consolidate what they did into SQLite and a Markdown report.
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-ws-run",
+    bin_name = "git ws-run",
+    version,
+    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.keepIgnored."
+)]
+pub struct RunArgs {
+    /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
+    #[arg(long, value_name = "N")]
+    pub agents: Option<usize>,
+    /// Directory of workstream files [default: workstreams/ at the repository root]
+    #[arg(long, value_name = "DIR")]
+    pub workstreams: Option<PathBuf>,
+    /// Commit every workstream starts from
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub base: String,
+    /// Command for workstreams that give a prompt [default: git config ws.agentCommand]
+    #[arg(long, value_name = "CMD")]
+    pub agent_cmd: Option<String>,
+    /// Default per-workstream time limit (90s, 30m, 1h)
+    #[arg(long, value_name = "DUR", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a command
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Run just these workstream ids (comma-separated)
+    #[arg(long, value_name = "ID,…", value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// A new run of the workstreams that failed or were skipped in RUN
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest", conflicts_with_all = ["resume", "only"])]
+    pub rerun_failed: Option<String>,
+    /// Finish an interrupted run: run only what has no final result yet
+    #[arg(long, value_name = "RUN", conflicts_with = "only")]
+    pub resume: Option<String>,
+    /// Validate every file, print the plan, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stop dispatching after the first failure (NO STOP is the default)
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Leave agent worktrees in place after the run (the next run reuses them)
+    #[arg(long)]
+    pub keep_worktrees: bool,
+    /// Database path [default: .state/multi_agent_consolidated.db at the repository root]
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Reports directory [default: reports/ at the repository root]
+    #[arg(long, value_name = "DIR")]
+    pub reports_dir: Option<PathBuf>,
+    /// Closing summary format on stdout
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: SummaryFormat,
+    /// No progress display on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Install the post-merge hook into this repository, then exit
+    #[arg(long)]
+    pub install_hooks: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    workstream::parse_duration(s)
+}
+
+impl RunArgs {
+    /// The library options these flags describe.
+    pub fn to_options(&self, cwd: PathBuf) -> RunOptions {
+        let mode = match (&self.resume, &self.rerun_failed) {
+            (Some(r), _) => RunMode::Resume(r.clone()),
+            (None, Some(r)) => RunMode::RerunFailed(r.clone()),
+            _ => RunMode::New,
+        };
+        RunOptions {
+            cwd,
+            agents: self.agents,
+            workstreams_dir: self.workstreams.clone(),
+            base: Some(self.base.clone()),
+            agent_cmd: self.agent_cmd.clone(),
+            timeout: Some(self.timeout),
+            grace: Some(self.grace),
+            only: self
+                .only
+                .iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            mode,
+            fail_fast: self.fail_fast,
+            keep_worktrees: self.keep_worktrees,
+            db_path: self.db.clone(),
+            reports_dir: self.reports_dir.clone(),
+            keep_ignored: None,
+        }
+    }
+}
+
+/// `git ws-run`: returns the process exit status.
+pub fn run_main() -> i32 {
+    let args = RunArgs::parse();
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("git ws-run: failed to read the current directory: {e}");
+            return EXIT_NOTHING_RAN;
+        }
+    };
+    let opts = args.to_options(cwd);
+    if args.install_hooks {
+        return match crate::hooks::install(&opts.cwd) {
+            Ok(msg) => {
+                println!("{msg}");
+                0
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    if args.dry_run {
+        return match runner::dry_run(&opts) {
+            Ok(d) => {
+                print!("{}", render_dry_run(&d));
+                if d.loaded.invalid.is_empty() {
+                    0
+                } else {
+                    crate::error::EXIT_FAILURES
+                }
+            }
+            Err(e) => fail(&e),
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&Error::new(format!("failed to start the runtime: {e}"))),
+    };
+    let format = args.format;
+    let quiet = args.quiet;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(watch_signals(tx));
+        let coordinator = Coordinator::new(opts)
+            .observer(crate::progress::for_stderr(quiet))
+            .cancel_on(rx);
+        match coordinator.run().await {
+            Ok(outcome) => {
+                print!("{}", render_summary(&outcome, format));
+                if let Some(e) = &outcome.report_error {
+                    eprintln!("git ws-run: {e}");
+                }
+                outcome.exit_code()
+            }
+            Err(e) => fail(&e),
+        }
+    })
+}
+
+fn fail(e: &Error) -> i32 {
+    eprintln!("git ws-run: {e}");
+    e.exit_code()
+}
+
+/// First Ctrl-C or SIGTERM: ask the coordinator to wind down. Second: exit at once.
+async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let mut count = 0;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        count += 1;
+        if count == 1 {
+            let _ = tx.send(true);
+        } else {
+            eprintln!("git ws-run: interrupted again: exiting now");
+            std::process::exit(EXIT_INTERRUPTED);
+        }
+    }
+}
+
+/// The dry run's output: problems first, then the plan.
+pub fn render_dry_run(d: &runner::DryRun) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "dry run: {} valid, {} invalid workstream file(s); base {}; {} agents",
+        d.loaded.valid.len(),
+        d.loaded.invalid.len(),
+        &d.base[..d.base.len().min(12)],
+        d.agents
+    );
+    for inv in &d.loaded.invalid {
+        let _ = writeln!(s, "error: {}", inv.message);
+    }
+    for w in &d.loaded.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    for sk in &d.skips {
+        let _ = writeln!(s, "would skip {}: {}", sk.id, sk.reason);
+    }
+    if !d.plan.is_empty() {
+        let _ = writeln!(
+            s,
+            "plan (expected start, agent, workstream, expected duration):"
+        );
+        for step in &d.plan {
+            let _ = writeln!(
+                s,
+                "  +{:>7.1}s  agent-{:<3} {:<24} ~{:.1}s",
+                step.start_secs, step.agent, step.id, step.expected_secs
+            );
+        }
+    }
+    s
+}
+
+/// The closing summary printed on stdout.
+pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
+    let c = &o.consolidated;
+    match format {
+        SummaryFormat::Json => {
+            let v = serde_json::json!({
+                "run_id": o.run_id,
+                "total_workstreams": c.total_workstreams,
+                "completed_count": c.completed,
+                "failed_count": c.failed,
+                "skipped_count": c.skipped,
+                "total_files_modified": c.files.len(),
+                "total_commits": c.commits.len(),
+                "total_errors": c.total_errors,
+                "total_warnings": c.total_warnings,
+                "wall_seconds": c.wall_seconds,
+                "interrupted": o.interrupted,
+                "report_path": o.report_path,
+                "report_error": o.report_error,
+                "db_path": o.db_path,
+                "recommendations": c.recommendations,
+                "exit_code": o.exit_code(),
+            });
+            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+        }
+        SummaryFormat::Human => {
+            use std::fmt::Write;
+            let mut s = String::new();
+            let _ = writeln!(
+                s,
+                "{}: {} completed, {} failed, {} skipped of {} in {:.1}s on {} agents{}",
+                o.run_id,
+                c.completed,
+                c.failed,
+                c.skipped,
+                c.total_workstreams,
+                c.wall_seconds,
+                c.run.agents,
+                if o.interrupted { " (interrupted)" } else { "" }
+            );
+            let _ = writeln!(
+                s,
+                "files: {}  commits: {}  errors: {}  warnings: {}",
+                c.files.len(),
+                c.commits.len(),
+                c.total_errors,
+                c.total_warnings
+            );
+            for r in &c.recommendations {
+                let _ = writeln!(s, "- {r}");
+            }
+            match &o.report_path {
+                Some(p) => {
+                    let _ = writeln!(s, "report:   {}", p.display());
+                }
+                None => {
+                    let _ = writeln!(s, "report:   not written");
+                }
+            }
+            let _ = writeln!(s, "database: {}", o.db_path.display());
+            s
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Run events: what the coordinator reports while it works. The progress display and any
+//! library user consume the same stream through [`Observer`].
+
+use crate::model::WorkstreamResult;
+
+/// Something that happened during a run.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// The run is about to dispatch `total` workstreams over `agents` agents.
+    RunStarted {
+        run_id: &'a str,
+        total: usize,
+        agents: usize,
+    },
+    /// Agent `agent` (1-based) started a workstream.
+    WorkstreamStarted { agent: usize, id: &'a str },
+    /// A workstream reached its final result (completed, failed or skipped).
+    WorkstreamFinished { result: &'a WorkstreamResult },
+    /// The run is winding down after Ctrl-C or SIGTERM.
+    Cancelling,
+    /// Consolidating, writing the database totals and the report.
+    Consolidating,
+    /// A warning or note for the user (one line).
+    Note(&'a str),
+}
+
+/// Receives run events. Called from the coordinator's task; keep it quick.
+pub trait Observer: Send {
+    fn event(&mut self, event: Event<'_>);
+}
+
+/// Ignores every event (the library default).
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn event(&mut self, _: Event<'_>) {}
+}

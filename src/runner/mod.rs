@@ -1,0 +1,760 @@
+//! The coordinator: resolves a run's options against the repository, dispatches workstreams
+//! to N agent slots from a dependency-aware queue (NO STOP by default), records each result
+//! as it finishes, then forecasts merges, consolidates, and writes the totals and the report.
+
+pub mod events;
+pub mod execute;
+pub mod process;
+
+use crate::consolidate::{self, Consolidated};
+use crate::db::{ConsolidationDatabase, RunState};
+use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
+use crate::git::{self, AgentSlot, PrepareOptions, RepoPaths};
+use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult, WsError, UNASSIGNED_AGENT};
+use crate::plan::{self, Scheduler};
+use crate::report::{self, ReportModel};
+use crate::workstream::{self, Loaded, Workstream};
+use chrono::{DateTime, Utc};
+use events::{Event, NoObserver, Observer};
+use execute::RunContext;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// Default per-workstream time limit.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Default grace period between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// Default agent count.
+pub const DEFAULT_AGENTS: usize = 3;
+/// Database path relative to the main worktree root.
+pub const DEFAULT_DB: &str = ".state/multi_agent_consolidated.db";
+/// Reports directory relative to the main worktree root.
+pub const DEFAULT_REPORTS: &str = "reports";
+
+/// Which run to make.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// A new run of the selected workstreams.
+    #[default]
+    New,
+    /// Finish an interrupted run: run only what has no final result.
+    Resume(String),
+    /// A new run of the workstreams that failed or were skipped in this run (`latest` works).
+    RerunFailed(String),
+}
+
+/// Everything a run needs, as the library takes it. `None` fields fall back to git config
+/// (`ws.agents`, `ws.agentCommand`, `ws.keepIgnored`) and then to the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Where to look for the repository.
+    pub cwd: PathBuf,
+    pub agents: Option<usize>,
+    /// Relative paths are relative to `cwd`; default `workstreams/` at the repo root.
+    pub workstreams_dir: Option<PathBuf>,
+    /// Default `HEAD`.
+    pub base: Option<String>,
+    pub agent_cmd: Option<String>,
+    pub timeout: Option<Duration>,
+    pub grace: Option<Duration>,
+    pub only: Vec<String>,
+    pub mode: RunMode,
+    pub fail_fast: bool,
+    pub keep_worktrees: bool,
+    /// Relative paths are relative to `cwd`; default [`DEFAULT_DB`] at the repo root.
+    pub db_path: Option<PathBuf>,
+    /// Relative paths are relative to `cwd`; default [`DEFAULT_REPORTS`] at the repo root.
+    pub reports_dir: Option<PathBuf>,
+    /// Ignored top-level paths to keep between workstreams on an agent (build caches).
+    pub keep_ignored: Option<Vec<String>>,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub consolidated: Consolidated,
+    pub results: Vec<WorkstreamResult>,
+    pub db_path: PathBuf,
+    pub report_path: Option<PathBuf>,
+    /// Why the report could not be written, if it could not.
+    pub report_error: Option<String>,
+    pub interrupted: bool,
+    /// Problems that did not stop the run (database writes retried, cleanup failures).
+    pub notes: Vec<String>,
+}
+
+impl RunOutcome {
+    /// 0 all completed, 1 something failed or was skipped, 130 interrupted.
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            EXIT_INTERRUPTED
+        } else if self.consolidated.all_completed() {
+            EXIT_OK
+        } else {
+            EXIT_FAILURES
+        }
+    }
+}
+
+/// A dry run's findings: every problem, and the plan.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub repo_root: PathBuf,
+    pub base: String,
+    pub agents: usize,
+    pub loaded: Loaded,
+    pub plan: Vec<plan::PlannedStep>,
+    /// Workstreams that would be skipped because a dependency is invalid.
+    pub skips: Vec<plan::Skip>,
+}
+
+/// Settings resolved against the repository.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub repo: RepoPaths,
+    pub agents: usize,
+    pub workstreams_dir: PathBuf,
+    pub base_rev: String,
+    pub base: String,
+    pub agent_cmd: Option<String>,
+    pub timeout: Duration,
+    pub grace: Duration,
+    pub db_path: PathBuf,
+    pub reports_dir: PathBuf,
+    pub keep_ignored: Vec<String>,
+}
+
+fn abs(cwd: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        cwd.join(p)
+    }
+}
+
+/// Resolve options: find the repository, apply git config and defaults, check the base.
+pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
+    let repo = git::discover(&opts.cwd)?;
+    let cfg = |key: &str| git::config::get_string(&repo, key);
+    let agents = match opts.agents {
+        Some(n) => n,
+        None => match cfg("ws.agents") {
+            Some(v) => v.trim().parse().map_err(|_| {
+                Error::new(format!(
+                    "git config ws.agents = {v:?} is not a whole number of agents"
+                ))
+            })?,
+            None => DEFAULT_AGENTS,
+        },
+    };
+    if agents == 0 {
+        return Err(Error::new(
+            "--agents must be at least 1 (got 0)".to_string(),
+        ));
+    }
+    let base_rev = opts.base.clone().unwrap_or_else(|| "HEAD".to_string());
+    let base = git::resolve_commit(&repo, &base_rev)
+        .map_err(|e| Error::new(format!("--base {base_rev}: {e}")))?;
+    let agent_cmd = opts
+        .agent_cmd
+        .clone()
+        .or_else(|| cfg("ws.agentCommand"))
+        .filter(|c| !c.trim().is_empty());
+    let keep_ignored = match &opts.keep_ignored {
+        Some(k) => k.clone(),
+        None => cfg("ws.keepIgnored")
+            .map(|v| {
+                v.split([',', ' '])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    Ok(Resolved {
+        agents,
+        workstreams_dir: opts
+            .workstreams_dir
+            .as_deref()
+            .map(|p| abs(&opts.cwd, p))
+            .unwrap_or_else(|| repo.root.join("workstreams")),
+        base_rev,
+        base,
+        agent_cmd,
+        timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        grace: opts.grace.unwrap_or(DEFAULT_GRACE),
+        db_path: opts
+            .db_path
+            .as_deref()
+            .map(|p| abs(&opts.cwd, p))
+            .unwrap_or_else(|| repo.root.join(DEFAULT_DB)),
+        reports_dir: opts
+            .reports_dir
+            .as_deref()
+            .map(|p| abs(&opts.cwd, p))
+            .unwrap_or_else(|| repo.root.join(DEFAULT_REPORTS)),
+        keep_ignored,
+        repo,
+    })
+}
+
+fn load(dir: &Path) -> Result<Loaded, Error> {
+    if !dir.is_dir() {
+        return Err(Error::new(format!(
+            "failed to read workstreams: {} is not a directory (create it with one JSON file per workstream, or pass --workstreams DIR)",
+            dir.display()
+        )));
+    }
+    workstream::load_dir(dir).map_err(|e| {
+        Error::new(format!(
+            "failed to read workstreams directory {}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
+    if only.is_empty() {
+        return Ok(loaded);
+    }
+    let (sel, unknown) = workstream::select_only(loaded, only);
+    if !unknown.is_empty() {
+        return Err(Error::new(format!(
+            "--only: unknown workstream id(s): {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(sel)
+}
+
+/// Validate everything and compute the plan; touches neither the repository nor the
+/// database (history is read only if the database already exists).
+pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
+    let r = resolve(opts)?;
+    let loaded = select(load(&r.workstreams_dir)?, &opts.only)?;
+    let history = if r.db_path.is_file() {
+        ConsolidationDatabase::open_existing(&r.db_path)
+            .and_then(|mut db| db.expected_durations())
+            .unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
+    let mut jobs = plan::jobs_from(&loaded.valid, &history);
+    let invalid_ids: Vec<String> = loaded.invalid.iter().filter_map(|i| i.id.clone()).collect();
+    for id in &invalid_ids {
+        jobs.push(plan::Job {
+            id: id.clone(),
+            depends_on: vec![],
+            expected_secs: None,
+        });
+    }
+    let mut sched = Scheduler::new(jobs.clone());
+    let mut skips = Vec::new();
+    for id in &invalid_ids {
+        skips.extend(sched.finish(id, false));
+    }
+    let gone: HashSet<&str> = invalid_ids
+        .iter()
+        .map(String::as_str)
+        .chain(skips.iter().map(|s| s.id.as_str()))
+        .collect();
+    let runnable: Vec<plan::Job> = jobs
+        .into_iter()
+        .filter(|j| !gone.contains(j.id.as_str()))
+        .collect();
+    let plan = plan::simulate(&runnable, r.agents);
+    Ok(DryRun {
+        repo_root: r.repo.root.clone(),
+        base: r.base,
+        agents: r.agents,
+        loaded,
+        plan,
+        skips,
+    })
+}
+
+/// Runs a configured run and returns the consolidated result (the seed's
+/// `MultiAgentWorkstreamCoordinator`).
+pub struct Coordinator {
+    opts: RunOptions,
+    observer: Box<dyn Observer>,
+    cancel: Option<watch::Receiver<bool>>,
+}
+
+impl Coordinator {
+    pub fn new(opts: RunOptions) -> Self {
+        Coordinator {
+            opts,
+            observer: Box::new(NoObserver),
+            cancel: None,
+        }
+    }
+
+    /// Receive progress events.
+    pub fn observer(mut self, o: Box<dyn Observer>) -> Self {
+        self.observer = o;
+        self
+    }
+
+    /// Wind the run down when this becomes `true` (Ctrl-C handling lives in the binary).
+    pub fn cancel_on(mut self, rx: watch::Receiver<bool>) -> Self {
+        self.cancel = Some(rx);
+        self
+    }
+
+    /// Run to the end. Errors only when nothing could run (exit 2).
+    pub async fn run(self) -> Result<RunOutcome, Error> {
+        let Coordinator {
+            opts,
+            mut observer,
+            cancel,
+        } = self;
+        let cancel = cancel.unwrap_or_else(|| {
+            let (tx, rx) = watch::channel(false);
+            std::mem::forget(tx);
+            rx
+        });
+        let mut r = resolve(&opts)?;
+        // Everything that can be checked without writing is checked before the database
+        // is opened, so a bad invocation leaves no trace.
+        let all = load(&r.workstreams_dir)?;
+        if opts.mode == RunMode::New {
+            select(all.clone(), &opts.only)?;
+        }
+        let mut db = ConsolidationDatabase::open(&r.db_path)?;
+        hide_state_dir(&r.repo.root);
+
+        // What to run, under which run id.
+        let started_at = Utc::now();
+        let (run_id, loaded, previous, info) = match &opts.mode {
+            RunMode::New | RunMode::RerunFailed(_) => {
+                let (only, rerun_of) = match &opts.mode {
+                    RunMode::RerunFailed(spec) => {
+                        let src = db.resolve_run_id(spec)?;
+                        let ids: Vec<String> = db
+                            .results(&src)?
+                            .into_iter()
+                            .filter(|x| x.status != Status::Completed)
+                            .map(|x| x.workstream_id)
+                            .collect();
+                        if ids.is_empty() {
+                            return Err(Error::new(format!(
+                                "--rerun-failed: nothing to rerun, every workstream of {src} completed"
+                            )));
+                        }
+                        (ids, Some(src))
+                    }
+                    _ => (opts.only.clone(), None),
+                };
+                let loaded = if rerun_of.is_some() {
+                    // Ids that no longer exist (or were invalid files) are simply not rerun.
+                    let (sel, _unknown) = workstream::select_only(all, &only);
+                    sel
+                } else {
+                    select(all, &only)?
+                };
+                let mut info = RunInfo {
+                    run_id: format!("ma-run-{}", started_at.format("%Y%m%d-%H%M%S")),
+                    started_at,
+                    finished_at: None,
+                    agents: r.agents,
+                    base: r.base.clone(),
+                    base_rev: r.base_rev.clone(),
+                    repo_root: r.repo.root.display().to_string(),
+                    rerun_of,
+                };
+                let run_id = db.begin_run(&info)?;
+                info.run_id = run_id.clone();
+                (run_id, loaded, Vec::new(), info)
+            }
+            RunMode::Resume(spec) => {
+                let run_id = db.resolve_run_id(spec)?;
+                let mut info = db
+                    .run_info(&run_id)?
+                    .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
+                info.agents = r.agents;
+                info.finished_at = None;
+                r.base = info.base.clone();
+                let previous = db.results(&run_id)?;
+                (run_id, all, previous, info)
+            }
+        };
+        let logs_dir = r.repo.root.join(".state").join("logs").join(&run_id);
+        let _ = std::fs::create_dir_all(&logs_dir);
+
+        let db = Arc::new(Mutex::new(db));
+        let mut rec = Recorder {
+            db: db.clone(),
+            results: Vec::new(),
+            notes: Vec::new(),
+        };
+
+        // Resume: keep final results; rerun interrupted ones from a clean branch.
+        let is_final = |x: &WorkstreamResult| {
+            !x.errors
+                .iter()
+                .any(|e| e.error_type == ErrorType::Cancelled)
+        };
+        let done: HashMap<String, Status> = previous
+            .iter()
+            .filter(|x| is_final(x))
+            .map(|x| (x.workstream_id.clone(), x.status))
+            .collect();
+        let kept: Vec<WorkstreamResult> = previous.into_iter().filter(is_final).collect();
+
+        let to_run: Vec<Workstream> = loaded
+            .valid
+            .iter()
+            .filter(|w| !done.contains_key(&w.id))
+            .cloned()
+            .collect();
+        let history = {
+            let mut g = db.lock().unwrap();
+            g.expected_durations().unwrap_or_default()
+        };
+        let mut jobs = plan::jobs_from(&to_run, &history);
+        // Invalid files that carry an id, and finished failures (resume), are jobs that fail
+        // at once so their dependents are skipped with the reason.
+        let mut fail_now: Vec<String> = Vec::new();
+        for inv in &loaded.invalid {
+            if let Some(id) = &inv.id {
+                if !done.contains_key(id) {
+                    fail_now.push(id.clone());
+                }
+            }
+        }
+        for (id, st) in &done {
+            if *st != Status::Completed {
+                fail_now.push(id.clone());
+            }
+        }
+        fail_now.sort();
+        fail_now.dedup();
+        for id in &fail_now {
+            jobs.push(plan::Job {
+                id: id.clone(),
+                depends_on: vec![],
+                expected_secs: None,
+            });
+        }
+        let total = to_run.len()
+            + loaded
+                .invalid
+                .iter()
+                .filter(|i| i.id.as_ref().is_none_or(|id| !done.contains_key(id)))
+                .count();
+        observer.event(Event::RunStarted {
+            run_id: &run_id,
+            total,
+            agents: r.agents,
+        });
+        for w in &loaded.warnings {
+            observer.event(Event::Note(w));
+        }
+
+        let mut sched = Scheduler::new(jobs);
+        // Record invalid workstreams first.
+        for inv in &loaded.invalid {
+            if inv.id.as_ref().is_some_and(|id| done.contains_key(id)) {
+                continue;
+            }
+            let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
+            let mut res = WorkstreamResult::new(&run_id, UNASSIGNED_AGENT, &ws_id, Status::Failed);
+            res.source_file = Some(inv.file.clone());
+            res.errors.push(WsError::new(
+                ErrorType::InvalidWorkstream,
+                inv.message.clone(),
+            ));
+            let now = Utc::now();
+            res.start_time = Some(now);
+            res.end_time = Some(now);
+            rec.record(res, observer.as_mut());
+        }
+        for id in &fail_now {
+            for skip in sched.finish(id, false) {
+                rec.record(
+                    skip_result(&run_id, &skip.id, &skip.reason, &loaded),
+                    observer.as_mut(),
+                );
+            }
+        }
+
+        let ctx = Arc::new(RunContext {
+            run_id: run_id.clone(),
+            repo: r.repo.clone(),
+            base: r.base.clone(),
+            logs_dir,
+            agent_cmd: r.agent_cmd.clone(),
+            default_timeout: r.timeout,
+            grace: r.grace,
+            prepare: PrepareOptions {
+                keep_ignored: r.keep_ignored.clone(),
+            },
+        });
+        let by_id: HashMap<String, Workstream> =
+            to_run.iter().map(|w| (w.id.clone(), w.clone())).collect();
+        let mut slots: Vec<Option<AgentSlot>> = (0..=r.agents).map(|_| None).collect();
+        let mut idle: Vec<usize> = (1..=r.agents).rev().collect();
+        let mut running: JoinSet<(usize, Option<AgentSlot>, WorkstreamResult)> = JoinSet::new();
+        let mut stop_reason: Option<String> = None;
+        let mut interrupted = false;
+        let mut cancel_rx = cancel.clone();
+
+        loop {
+            if *cancel_rx.borrow() && !interrupted {
+                interrupted = true;
+                observer.event(Event::Cancelling);
+                stop_reason = Some("the run was interrupted before it started".to_string());
+            }
+            // Dispatch to idle agents.
+            while stop_reason.is_none() && !idle.is_empty() {
+                let Some(id) = sched.next_ready() else { break };
+                let Some(ws) = by_id.get(&id).cloned() else {
+                    // A fail-now job can never be dispatched; finish defensively.
+                    sched.finish(&id, false);
+                    continue;
+                };
+                let k = idle.pop().expect("checked non-empty");
+                observer.event(Event::WorkstreamStarted { agent: k, id: &id });
+                let slot = slots[k].take();
+                let ctx = ctx.clone();
+                let c = cancel.clone();
+                running.spawn(async move {
+                    let (slot, res) = execute::execute(ctx, k, slot, ws, c).await;
+                    (k, slot, res)
+                });
+            }
+            if let Some(reason) = &stop_reason {
+                let etype = if interrupted {
+                    ErrorType::Cancelled
+                } else {
+                    ErrorType::DependencyFailed
+                };
+                for id in sched.drain_pending() {
+                    let mut res = skip_result(&run_id, &id, reason, &loaded);
+                    res.errors[0].error_type = etype;
+                    rec.record(res, observer.as_mut());
+                }
+            }
+            if running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next() => {
+                    let Some(joined) = joined else { break };
+                    let (k, slot, res) = match joined {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // A panicking task lost its workstream id; note it and go on.
+                            rec.notes.push(format!("an agent task failed unexpectedly: {e}"));
+                            continue;
+                        }
+                    };
+                    slots[k] = slot;
+                    idle.push(k);
+                    let ok = res.status == Status::Completed;
+                    let id = res.workstream_id.clone();
+                    rec.record(res, observer.as_mut());
+                    for skip in sched.finish(&id, ok) {
+                        rec.record(skip_result(&run_id, &skip.id, &skip.reason, &loaded), observer.as_mut());
+                    }
+                    if !ok && opts.fail_fast && stop_reason.is_none() {
+                        stop_reason = Some(format!("not started: --fail-fast after {id} failed"));
+                    }
+                }
+                _ = cancel_rx.changed(), if !interrupted => {}
+            }
+        }
+
+        // Consolidate everything the run has (including earlier results on resume).
+        observer.event(Event::Consolidating);
+        let mut info = info;
+        info.finished_at = Some(Utc::now());
+        let mut all = kept;
+        let fresh: HashSet<String> = rec
+            .results
+            .iter()
+            .map(|x| x.workstream_id.clone())
+            .collect();
+        all.retain(|x| !fresh.contains(&x.workstream_id));
+        all.extend(rec.results.iter().cloned());
+        sort_results(&mut all);
+
+        let forecast = {
+            let mut completed: Vec<&WorkstreamResult> = all
+                .iter()
+                .filter(|x| x.status == Status::Completed && !x.files.is_empty())
+                .collect();
+            completed.sort_by_key(|x| x.end_time);
+            let branches: Vec<(String, String)> = completed
+                .iter()
+                .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
+                .collect();
+            let repo = r.repo.clone();
+            let base = r.base.clone();
+            match tokio::task::spawn_blocking(move || git::forecast(&repo, &base, &branches)).await
+            {
+                Ok(Ok(f)) => f,
+                Ok(Err(e)) => {
+                    rec.notes.push(format!("failed to forecast merges: {e}"));
+                    Default::default()
+                }
+                Err(e) => {
+                    rec.notes.push(format!("failed to forecast merges: {e}"));
+                    Default::default()
+                }
+            }
+        };
+        let consolidated = consolidate::consolidate(&info, &all, forecast);
+        {
+            let state = if interrupted {
+                RunState::Interrupted
+            } else {
+                RunState::Finished
+            };
+            let mut g = db.lock().unwrap();
+            if let Err(e) = g.finish_run(&consolidated, state) {
+                rec.notes.push(format!(
+                    "failed to write the run totals to the database: {e}"
+                ));
+            }
+        }
+        let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
+
+        // Clean up agent worktrees (branches stay).
+        if !opts.keep_worktrees {
+            for slot in slots.into_iter().flatten() {
+                let repo = r.repo.clone();
+                let name = slot.name.clone();
+                let res =
+                    tokio::task::spawn_blocking(move || git::remove_agent_worktree(&repo, slot))
+                        .await;
+                if let Ok(Err(e)) | Err(e) = res.map_err(|e| git::GitError(e.to_string())) {
+                    rec.notes
+                        .push(format!("failed to remove agent worktree {name}: {e}"));
+                }
+            }
+        }
+        for n in &rec.notes {
+            observer.event(Event::Note(n));
+        }
+        Ok(RunOutcome {
+            run_id,
+            consolidated,
+            results: all,
+            db_path: r.db_path,
+            report_path,
+            report_error,
+            interrupted,
+            notes: rec.notes,
+        })
+    }
+}
+
+/// Results in report order: by start time (unstarted last), then id.
+pub fn sort_results(v: &mut [WorkstreamResult]) {
+    v.sort_by(|a, b| {
+        let key = |x: &WorkstreamResult| (x.start_time.is_none(), x.start_time);
+        key(a)
+            .cmp(&key(b))
+            .then_with(|| a.workstream_id.cmp(&b.workstream_id))
+    });
+}
+
+fn skip_result(run_id: &str, id: &str, reason: &str, loaded: &Loaded) -> WorkstreamResult {
+    let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, id, Status::Skipped);
+    if let Some(w) = loaded.valid.iter().find(|w| w.id == id) {
+        res.title = w.title.clone();
+        res.source_file = Some(w.file.clone());
+    }
+    res.errors.push(WsError::new(
+        ErrorType::DependencyFailed,
+        reason.to_string(),
+    ));
+    let now: DateTime<Utc> = Utc::now();
+    res.end_time = Some(now);
+    res
+}
+
+/// Writes each result to the database the moment it is final, and keeps it in memory.
+struct Recorder {
+    db: Arc<Mutex<ConsolidationDatabase>>,
+    results: Vec<WorkstreamResult>,
+    notes: Vec<String>,
+}
+
+impl Recorder {
+    fn record(&mut self, res: WorkstreamResult, observer: &mut dyn Observer) {
+        observer.event(Event::WorkstreamFinished { result: &res });
+        let mut last_err = None;
+        for attempt in 0..3 {
+            let r = {
+                let mut g = self.db.lock().unwrap_or_else(|p| p.into_inner());
+                g.record_result(&res)
+            };
+            match r {
+                Ok(()) => {
+                    last_err = None;
+                    break;
+                }
+                Err(e) => {
+                    last_err = Some(e);
+                    std::thread::sleep(Duration::from_millis(200 * (attempt + 1)));
+                }
+            }
+        }
+        if let Some(e) = last_err {
+            self.notes.push(format!(
+                "failed to record {} in the database (kept in the report): {e}",
+                res.workstream_id
+            ));
+        }
+        self.results.push(res);
+    }
+}
+
+/// The report's path for a run.
+pub fn report_path(reports_dir: &Path, run_id: &str) -> PathBuf {
+    reports_dir.join(format!("multi_agent_consolidated_{run_id}.md"))
+}
+
+fn write_report(
+    dir: &Path,
+    c: &Consolidated,
+    results: &[WorkstreamResult],
+) -> (Option<PathBuf>, Option<String>) {
+    let text = report::render_markdown(&ReportModel {
+        consolidated: c,
+        results,
+    });
+    let path = report_path(dir, &c.run.run_id);
+    let res = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, text));
+    match res {
+        Ok(()) => (Some(path), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "failed to write the report {}: {e}",
+                path.display()
+            )),
+        ),
+    }
+}
+
+/// Keep `.state/` out of `git status` without touching the user's `.gitignore`.
+fn hide_state_dir(root: &Path) {
+    let state = root.join(".state");
+    let gi = state.join(".gitignore");
+    if !gi.exists() && std::fs::create_dir_all(&state).is_ok() {
+        let _ = std::fs::write(
+            gi,
+            "# written by git-ws: run state, logs and the database\n*\n",
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! Process supervision: runs one command in its own process group with its output streamed
+//! to a log file, enforces the time limit and cancellation (SIGTERM to the group, a grace
+//! period, then SIGKILL), and sweeps any process the command left behind in its group.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// argv; the first element is the program.
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    /// Extra environment (added on top of the inherited environment).
+    pub env: BTreeMap<String, String>,
+    /// Written to stdin, which is then closed; `None` = stdin is /dev/null.
+    pub stdin: Option<String>,
+    /// Append combined stdout+stderr here.
+    pub log: PathBuf,
+    pub timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+/// How a supervised command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Exited (code) or was killed by a signal it did not get from us (code None).
+    Exited {
+        code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// We stopped it after the time limit.
+    TimedOut,
+    /// We stopped it because the run was cancelled.
+    Cancelled,
+    /// It could not be started.
+    SpawnFailed(String),
+}
+
+impl Ending {
+    pub fn success(&self) -> bool {
+        matches!(self, Ending::Exited { code: Some(0), .. })
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            Ending::Exited { code, .. } => *code,
+            _ => None,
+        }
+    }
+}
+
+/// Environment variables git sets for hooks and subcommands that would point a child's git
+/// at the wrong repository.
+const GIT_ENV_TO_CLEAR: [&str; 6] = [
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_PREFIX",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+];
+
+/// Run `spec` to completion, timeout or cancellation. Never panics; spawn failures are an
+/// [`Ending::SpawnFailed`].
+pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
+    if spec.argv.is_empty() {
+        return Ending::SpawnFailed("empty command".into());
+    }
+    let log = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return Ending::SpawnFailed(format!(
+                "failed to open log file {}: {e}",
+                spec.log.display()
+            ))
+        }
+    };
+    let log2 = match log.try_clone() {
+        Ok(f) => f,
+        Err(e) => return Ending::SpawnFailed(format!("failed to open log file: {e}")),
+    };
+    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..])
+        .current_dir(&spec.cwd)
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log2))
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .process_group(0);
+    for k in GIT_ENV_TO_CLEAR {
+        cmd.env_remove(k);
+    }
+    cmd.envs(&spec.env);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return Ending::SpawnFailed(format!("failed to start `{}`: {e}", spec.argv[0]));
+        }
+    };
+    let pgid = child.id().map(|p| p as i32);
+    if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
+        // Feed stdin concurrently so a child that never reads cannot block us.
+        tokio::spawn(async move {
+            let _ = stdin.write_all(input.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+    }
+    if *cancel.borrow() {
+        return stop(&mut child, pgid, spec.grace, Ending::Cancelled).await;
+    }
+    let ending = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => ending_of(s),
+            Err(e) => Ending::SpawnFailed(format!("failed to wait for `{}`: {e}", spec.argv[0])),
+        },
+        _ = tokio::time::sleep(spec.timeout) => {
+            return stop(&mut child, pgid, spec.grace, Ending::TimedOut).await;
+        }
+        _ = wait_cancel(&mut cancel) => {
+            return stop(&mut child, pgid, spec.grace, Ending::Cancelled).await;
+        }
+    };
+    // The command is gone; anything it left running in its group goes too.
+    if let Some(pg) = pgid {
+        killpg(pg, libc::SIGKILL);
+    }
+    ending
+}
+
+async fn wait_cancel(rx: &mut watch::Receiver<bool>) {
+    loop {
+        if *rx.borrow() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // Sender gone: never cancelled.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn stop(
+    child: &mut tokio::process::Child,
+    pgid: Option<i32>,
+    grace: Duration,
+    why: Ending,
+) -> Ending {
+    if let Some(pg) = pgid {
+        killpg(pg, libc::SIGTERM);
+        // Give the group the grace period to exit, but end as soon as the leader is gone
+        // and no member remains.
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+        while tokio::time::Instant::now() < deadline && group_alive(pg) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        killpg(pg, libc::SIGKILL);
+    } else {
+        let _ = child.start_kill();
+    }
+    let _ = child.wait().await;
+    why
+}
+
+fn ending_of(s: ExitStatus) -> Ending {
+    use std::os::unix::process::ExitStatusExt;
+    Ending::Exited {
+        code: s.code(),
+        signal: s.signal(),
+    }
+}
+
+fn killpg(pgid: i32, sig: i32) {
+    // SAFETY: killpg has no memory-safety preconditions; ESRCH (no such group) is fine.
+    unsafe {
+        libc::killpg(pgid, sig);
+    }
+}
+
+fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    unsafe { libc::killpg(pgid, 0) == 0 }
+}
+
+/// The last `max_lines` lines (at most `max_bytes` bytes) of a log file, lossily decoded.
+pub fn tail(path: &Path, max_lines: usize, max_bytes: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(max_bytes);
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut text: &str = &text;
+    if start > 0 {
+        // Drop the partial first line.
+        if let Some(i) = text.find('\n') {
+            text = &text[i + 1..];
+        }
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(max_lines);
+    lines[from..].join("\n")
+}
+
+/// Append a header line to a log file (best effort).
+pub fn log_note(path: &Path, note: &str) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{note}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, script: &str, timeout_ms: u64) -> Spec {
+        Spec {
+            argv: vec!["sh".into(), "-c".into(), script.into()],
+            cwd: dir.to_path_buf(),
+            env: BTreeMap::from([("WS_X".to_string(), "hello".to_string())]),
+            stdin: None,
+            log: dir.join("out.log"),
+            timeout: Duration::from_millis(timeout_ms),
+            grace: Duration::from_millis(300),
+        }
+    }
+
+    /// Alive and not a zombie waiting for init to reap it.
+    fn alive(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+            Err(_) => false,
+        }
+    }
+
+    fn no_cancel() -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        rx
+    }
+
+    #[tokio::test]
+    async fn exit_code_env_and_log() {
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "echo out $WS_X; echo err >&2; exit 3", 10_000);
+        let e = run(&s, no_cancel()).await;
+        assert_eq!(e.exit_code(), Some(3));
+        let log = std::fs::read_to_string(d.path().join("out.log")).unwrap();
+        assert!(log.contains("out hello") && log.contains("err"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn stdin_is_fed_then_closed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spec(d.path(), "cat", 10_000);
+        s.stdin = Some("the prompt\n".into());
+        assert!(run(&s, no_cancel()).await.success());
+        assert_eq!(tail(&s.log, 10, 1000), "the prompt");
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("bg.pid");
+        let script = format!(
+            "sleep 30 & echo $! > '{}'; trap '' TERM; sleep 30",
+            pidfile.display()
+        );
+        let s = spec(d.path(), &script, 300);
+        assert_eq!(run(&s, no_cancel()).await, Ending::TimedOut);
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(!alive(pid), "background grandchild {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn leftover_background_process_is_swept_after_exit() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("bg.pid");
+        let script = format!("sleep 30 & echo $! > '{}'; exit 0", pidfile.display());
+        let s = spec(d.path(), &script, 10_000);
+        assert!(run(&s, no_cancel()).await.success());
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!alive(pid), "leftover {pid} survived");
+    }
+
+    #[tokio::test]
+    async fn cancel_stops_a_running_command() {
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "sleep 30", 60_000);
+        let (tx, rx) = watch::channel(false);
+        let h = tokio::spawn(async move { run(&s, rx).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(true).unwrap();
+        assert_eq!(h.await.unwrap(), Ending::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_a_spawn_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = spec(d.path(), "", 1000);
+        s.argv = vec!["/nonexistent/prog".into()];
+        assert!(matches!(
+            run(&s, no_cancel()).await,
+            Ending::SpawnFailed(m) if m.contains("/nonexistent/prog")
+        ));
+    }
+
+    #[test]
+    fn tail_keeps_last_lines_of_big_files() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big.log");
+        let mut s = String::new();
+        for i in 0..100_000 {
+            s.push_str(&format!("line {i}\n"));
+        }
+        std::fs::write(&p, s).unwrap();
+        let t = tail(&p, 3, 4096);
+        assert_eq!(t, "line 99997\nline 99998\nline 99999");
+    }
+}
