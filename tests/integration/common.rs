@@ -1,0 +1,251 @@
+//! Test harness: hermetic temporary git repositories, the built binaries on PATH so that
+//! `git ws-run` dispatch itself is exercised, and a raw SQLite reader for asserting on rows.
+
+#![allow(dead_code)]
+
+use std::ffi::{CStr, CString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary repository with one commit on `main`.
+pub struct Env {
+    pub tmp: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub home: PathBuf,
+}
+
+/// Directory holding the built `git-ws-run` and `git-ws-report`.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_git-ws-run"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("repo");
+        let home = tmp.path().join("home");
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        let env = Env { tmp, repo, home };
+        env.git(&["init", "-q", "-b", "main"]);
+        env.write("README.md", "# demo\n");
+        env.write(
+            "src/lib.txt",
+            "one\ntwo\nthree\nfour\nfive\nsix\nseven\neight\n",
+        );
+        env.write("docs/guide.txt", "guide\n");
+        env.git(&["add", "-A"]);
+        env.git(&["commit", "-q", "-m", "initial"]);
+        env
+    }
+
+    /// A command with the hermetic environment and the binaries first on PATH.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        let path = format!(
+            "{}:{}",
+            bin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        c.current_dir(&self.repo)
+            .env("PATH", path)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.com")
+            .env("GIT_COMMITTER_NAME", "Test Author")
+            .env("GIT_COMMITTER_EMAIL", "author@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+            .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("NO_COLOR");
+        c
+    }
+
+    /// Run git in the repository; panics with its stderr on failure; returns stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = self.command("git").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `git ws-run ARGS` through git's own dispatch.
+    pub fn ws_run(&self, args: &[&str]) -> Run {
+        let out = self
+            .command("git")
+            .arg("ws-run")
+            .args(args)
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
+    /// `git ws-report ARGS` through git's own dispatch.
+    pub fn ws_report(&self, args: &[&str]) -> Run {
+        let out = self
+            .command("git")
+            .arg("ws-report")
+            .args(args)
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
+    pub fn write(&self, rel: &str, contents: &str) {
+        let p = self.repo.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, contents).unwrap();
+    }
+
+    /// Write `workstreams/<id>.json` with the given JSON.
+    pub fn ws(&self, id: &str, json: serde_json::Value) {
+        self.write(
+            &format!("workstreams/{id}.json"),
+            &serde_json::to_string_pretty(&json).unwrap(),
+        );
+    }
+
+    /// Write a shell command workstream.
+    pub fn ws_cmd(&self, id: &str, command: &str) {
+        self.ws(id, serde_json::json!({"id": id, "command": command}));
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.repo.join(".state/multi_agent_consolidated.db")
+    }
+
+    /// Rows of a query against the run database, every value as text ("NULL" for null).
+    pub fn sql(&self, query: &str) -> Vec<Vec<String>> {
+        sql(&self.db_path(), query)
+    }
+
+    /// A scratch path outside the repository.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
+
+/// The output of a finished command.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// The run id from the human summary's first line.
+    pub fn run_id(&self) -> String {
+        self.stdout
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(':')
+            .to_string()
+    }
+
+    pub fn expect(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "exit {} (wanted {code})\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Run a query with SQLite's C API directly (no diesel involved), every value as text.
+pub fn sql(db: &Path, query: &str) -> Vec<Vec<String>> {
+    use libsqlite3_sys as ffi;
+    let path = CString::new(db.to_str().unwrap()).unwrap();
+    let q = CString::new(query).unwrap();
+    let mut rows = Vec::new();
+    // SAFETY: straightforward use of the SQLite C API with checked return codes; every
+    // handle is finalised/closed before returning.
+    unsafe {
+        let mut conn = std::ptr::null_mut();
+        let rc = ffi::sqlite3_open_v2(
+            path.as_ptr(),
+            &mut conn,
+            ffi::SQLITE_OPEN_READONLY,
+            std::ptr::null(),
+        );
+        assert_eq!(rc, ffi::SQLITE_OK, "open {}", db.display());
+        let mut stmt = std::ptr::null_mut();
+        let rc = ffi::sqlite3_prepare_v2(conn, q.as_ptr(), -1, &mut stmt, std::ptr::null_mut());
+        if rc != ffi::SQLITE_OK {
+            let msg = CStr::from_ptr(ffi::sqlite3_errmsg(conn))
+                .to_string_lossy()
+                .into_owned();
+            ffi::sqlite3_close(conn);
+            panic!("failed to prepare {query}: {msg}");
+        }
+        let n = ffi::sqlite3_column_count(stmt);
+        loop {
+            let rc = ffi::sqlite3_step(stmt);
+            if rc == ffi::SQLITE_DONE {
+                break;
+            }
+            assert_eq!(rc, ffi::SQLITE_ROW, "step {query}");
+            let mut row = Vec::new();
+            for i in 0..n {
+                if ffi::sqlite3_column_type(stmt, i) == ffi::SQLITE_NULL {
+                    row.push("NULL".to_string());
+                } else {
+                    let t = ffi::sqlite3_column_text(stmt, i);
+                    row.push(CStr::from_ptr(t as *const _).to_string_lossy().into_owned());
+                }
+            }
+            rows.push(row);
+        }
+        ffi::sqlite3_finalize(stmt);
+        ffi::sqlite3_close(conn);
+    }
+    rows
+}
+
+/// Is this pid alive (and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// One JSON column of `agent_results` for a workstream, parsed.
+pub fn result_json(env: &Env, run: &str, ws: &str, column: &str) -> serde_json::Value {
+    let rows = env.sql(&format!(
+        "SELECT {column} FROM agent_results WHERE run_id = '{run}' AND workstream_id = '{ws}'"
+    ));
+    assert_eq!(rows.len(), 1, "one row for {ws} in {run}");
+    serde_json::from_str(&rows[0][0]).unwrap_or(serde_json::Value::Null)
+}
+
+/// The status of a workstream in a run.
+pub fn status(env: &Env, run: &str, ws: &str) -> String {
+    let rows = env.sql(&format!(
+        "SELECT status FROM agent_results WHERE run_id = '{run}' AND workstream_id = '{ws}'"
+    ));
+    assert_eq!(rows.len(), 1, "one row for {ws} in {run}: {rows:?}");
+    rows[0][0].clone()
+}

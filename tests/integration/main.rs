@@ -1,0 +1,7 @@
+//! Integration tests: real temporary git repositories, the real binaries on PATH (run as
+//! `git ws-run` / `git ws-report` through git's dispatch), a real SQLite file.
+
+mod common;
+mod environments;
+mod run;
+mod sql;
