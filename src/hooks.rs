@@ -2,10 +2,126 @@
 //! existing hook) and what it does after a merge (record which `ws/…` branches landed).
 
 use crate::error::Error;
+use crate::git;
 use std::path::Path;
 
-/// Install the post-merge hook into the repository containing `cwd`.
+/// The hook as shipped in `hooks/post-merge`.
+pub const POST_MERGE: &str = include_str!("../hooks/post-merge");
+const BEGIN: &str = "# >>> git-ws post-merge >>>";
+const END: &str = "# <<< git-ws post-merge <<<";
+
+/// The marked block of the shipped hook, markers included.
+fn block() -> &'static str {
+    let start = POST_MERGE.find(BEGIN).expect("hook has a begin marker");
+    let end = POST_MERGE.find(END).expect("hook has an end marker") + END.len();
+    &POST_MERGE[start..end]
+}
+
+/// The hook file's new content given its current content (None = no hook yet). Pure.
+/// An existing hook keeps all of its own lines; our block goes right after its shebang
+/// (so a trailing `exit` in the user's hook cannot skip it), or replaces an earlier copy of
+/// itself in place.
+pub fn merged_hook(existing: Option<&str>) -> String {
+    let Some(old) = existing.filter(|s| !s.trim().is_empty()) else {
+        return POST_MERGE.to_string();
+    };
+    if let (Some(s), Some(e)) = (old.find(BEGIN), old.find(END)) {
+        if s < e {
+            return format!("{}{}{}", &old[..s], block(), &old[e + END.len()..]);
+        }
+    }
+    match old.strip_prefix("#!") {
+        Some(_) => {
+            let (shebang, rest) = match old.find('\n') {
+                Some(i) => (&old[..=i], &old[i + 1..]),
+                None => (old, ""),
+            };
+            let shebang = if shebang.ends_with('\n') {
+                shebang.to_string()
+            } else {
+                format!("{shebang}\n")
+            };
+            format!("{shebang}{}\n{rest}", block())
+        }
+        None => format!("#!/bin/sh\n{}\n{old}", block()),
+    }
+}
+
+/// Install the post-merge hook into the repository containing `cwd` (honouring
+/// `core.hooksPath`). Returns a one-line description of what was done.
 pub fn install(cwd: &Path) -> Result<String, Error> {
-    let _ = cwd;
-    Err(Error::new("failed to install hooks: not implemented yet"))
+    let repo = git::discover(cwd)?;
+    let dir = git::config::hooks_dir(&repo);
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        Error::new(format!(
+            "failed to create hooks directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let path = dir.join("post-merge");
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(Error::new(format!(
+                "failed to read existing hook {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let new = merged_hook(existing.as_deref());
+    let verb = match &existing {
+        Some(old) if *old == new => "already installed in",
+        Some(_) => "added to the existing hook",
+        None => "installed",
+    };
+    if existing.as_deref() != Some(new.as_str()) {
+        std::fs::write(&path, &new).map_err(|e| {
+            Error::new(format!("failed to write hook {}: {e}", path.display()))
+        })?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut perm = std::fs::metadata(&path)
+        .map_err(|e| Error::new(format!("failed to read hook {}: {e}", path.display())))?
+        .permissions();
+    perm.set_mode(perm.mode() | 0o755);
+    std::fs::set_permissions(&path, perm)
+        .map_err(|e| Error::new(format!("failed to make {} executable: {e}", path.display())))?;
+    Ok(format!("post-merge hook {verb} {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_install_is_the_shipped_hook() {
+        assert_eq!(merged_hook(None), POST_MERGE);
+        assert_eq!(merged_hook(Some("  \n")), POST_MERGE);
+    }
+
+    #[test]
+    fn existing_hook_is_kept_and_ours_runs_before_its_exit() {
+        let old = "#!/bin/bash\necho mine\nexit 0\n";
+        let new = merged_hook(Some(old));
+        assert!(new.starts_with("#!/bin/bash\n# >>> git-ws"));
+        assert!(new.ends_with("\necho mine\nexit 0\n"));
+        assert_eq!(new.matches(BEGIN).count(), 1);
+    }
+
+    #[test]
+    fn idempotent() {
+        let old = "#!/bin/sh\necho mine\n";
+        let once = merged_hook(Some(old));
+        assert_eq!(merged_hook(Some(&once)), once);
+        let fresh = merged_hook(None);
+        assert_eq!(merged_hook(Some(&fresh)), fresh);
+    }
+
+    #[test]
+    fn a_hook_without_shebang_gets_one() {
+        let new = merged_hook(Some("echo mine\n"));
+        assert!(new.starts_with("#!/bin/sh\n# >>> git-ws"));
+        assert!(new.ends_with("echo mine\n"));
+    }
 }
