@@ -1,6 +1,7 @@
 //! Command-line front ends: clap definitions for `git ws-run` and `git ws-report`, their
 //! conversion into library options, signal handling, and the closing summary.
 
+pub mod docs;
 pub mod report;
 
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_NOTHING_RAN};
@@ -78,6 +79,12 @@ pub struct RunArgs {
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
+    /// Write the man pages (git-ws-run.1, git-ws-report.1) into DIR, then exit
+    #[arg(long, value_name = "DIR", hide_short_help = true)]
+    pub generate_man: Option<PathBuf>,
+    /// Print shell completions for SHELL (bash includes the `git ws-run` shims), then exit
+    #[arg(long, value_name = "SHELL", hide_short_help = true)]
+    pub generate_completions: Option<clap_complete::Shell>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -126,6 +133,24 @@ pub fn run_main() -> i32 {
             return EXIT_NOTHING_RAN;
         }
     };
+    if let Some(dir) = &args.generate_man {
+        return match docs::write_man_pages(dir) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                0
+            }
+            Err(e) => fail(&Error::new(format!(
+                "failed to write man pages to {}: {e}",
+                dir.display()
+            ))),
+        };
+    }
+    if let Some(shell) = args.generate_completions {
+        print!("{}", docs::completions(shell));
+        return 0;
+    }
     let opts = args.to_options(cwd);
     if args.install_hooks {
         return match crate::hooks::install(&opts.cwd) {

@@ -1,0 +1,82 @@
+//! Man pages (clap_mangen) and shell completions (clap_complete, plus the `_git_ws_run` /
+//! `_git_ws_report` shims git's bash completion looks for), generated from the clap
+//! definitions so they never drift from the flags.
+
+use super::report::ReportArgs;
+use super::RunArgs;
+use clap::CommandFactory;
+use std::path::Path;
+
+/// Write `git-ws-run.1` and `git-ws-report.1` into `dir`; returns the paths written.
+pub fn write_man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for (name, cmd) in [
+        ("git-ws-run", RunArgs::command()),
+        ("git-ws-report", ReportArgs::command()),
+    ] {
+        let cmd = cmd.name(name);
+        let path = dir.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Completion script for `shell` covering both commands. For bash it includes the shims
+/// that make `git ws-run <TAB>` and `git ws-report <TAB>` complete through git's own
+/// completion.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut RunArgs::command(), "git-ws-run", &mut out);
+    clap_complete::generate(shell, &mut ReportArgs::command(), "git-ws-report", &mut out);
+    let mut s = String::from_utf8_lossy(&out).into_owned();
+    if shell == clap_complete::Shell::Bash {
+        s.push_str(BASH_SHIMS);
+    }
+    s
+}
+
+/// git's bash completion calls `_git_<sub>` for `git <sub>`, with COMP_WORDS starting at
+/// `git`: hand clap's functions the words as if `git-ws-run` had been typed.
+const BASH_SHIMS: &str = r#"
+# git subcommand shims: `git ws-run <TAB>` and `git ws-report <TAB>`.
+__git_ws_delegate() {
+    local fn="$1" bin="$2"
+    local -a words=("$bin" "${COMP_WORDS[@]:2}")
+    local cword=$((COMP_CWORD - 1))
+    COMP_WORDS=("${words[@]}")
+    COMP_CWORD=$cword
+    "$fn" "$bin" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+}
+_git_ws_run() { __git_ws_delegate _git__ws__run git-ws-run; }
+_git_ws_report() { __git_ws_delegate _git__ws__report git-ws-report; }
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn man_pages_document_every_flag() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = write_man_pages(d.path()).unwrap();
+        let run = std::fs::read_to_string(&paths[0]).unwrap();
+        for flag in ["agents", "rerun\\-failed", "dry\\-run", "install\\-hooks", "keep\\-worktrees"] {
+            assert!(run.contains(flag), "{flag} missing from the man page");
+        }
+        assert!(run.contains(".TH git-ws-run"), "{}", &run[..200]);
+        let report = std::fs::read_to_string(&paths[1]).unwrap();
+        assert!(report.contains("timeline"));
+    }
+
+    #[test]
+    fn bash_completion_has_the_git_shims() {
+        let s = completions(clap_complete::Shell::Bash);
+        assert!(s.contains("_git_ws_run()"));
+        assert!(s.contains("_git__ws__run()"));
+        assert!(s.contains("--rerun-failed"));
+    }
+}
