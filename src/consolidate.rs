@@ -1263,4 +1263,33 @@ mod tests {
         );
         assert_eq!(has(&c, "5000 files were touched").len(), 1);
     }
+
+    #[test]
+    fn serialises_round_trip_and_reads_json_without_new_fields() {
+        let mut a = res("ws-01", "agent-1", Status::Failed, 0, 3);
+        a.files = vec![file("x", ChangeKind::Added, 1, 0)];
+        a.errors = vec![WsError::new(ErrorType::Timeout, "too slow")];
+        let c = consolidate(&run(1), &[a], Forecast::default());
+        let json = serde_json::to_value(&c).unwrap();
+        let back: Consolidated = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, c);
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        for k in [
+            "failed_workstreams",
+            "skipped_workstreams",
+            "timed_out_workstreams",
+            "test_failures",
+        ] {
+            obj.remove(k).unwrap();
+        }
+        obj["files"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("kinds")
+            .unwrap();
+        let back: Consolidated = serde_json::from_value(old).unwrap();
+        assert_eq!(back.failed, 1);
+        assert!(back.failed_workstreams.is_empty() && back.files[0].kinds.is_empty());
+    }
 }
