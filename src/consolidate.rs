@@ -1,17 +1,55 @@
 //! Consolidation: pure functions that turn a run's per-workstream results into totals,
 //! deduplicated files, overlaps, per-agent performance, test totals and recommendations.
+//!
+//! Everything here is O(n log n) in the number of results, files and commits, does no I/O
+//! and reads no clock: every time comes from the inputs.
 
-use crate::model::{Forecast, RunInfo, Status, WorkstreamResult};
+use crate::model::{
+    ChangeKind, ErrorType, Forecast, RunInfo, Status, WorkstreamResult, UNASSIGNED_AGENT,
+};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// "Consider a system review" fires when there are at least this many errors …
+pub const REVIEW_MIN_ERRORS: usize = 5;
+/// … and at least this share of the workstreams failed (0..=1) …
+pub const REVIEW_MIN_FAILED_SHARE: f64 = 0.5;
+/// … or when errors of at least this many distinct types occurred.
+pub const REVIEW_MIN_ERROR_TYPES: usize = 3;
+/// Imbalance: the busiest agent worked more than this many times the least busy one …
+pub const IMBALANCE_RATIO: f64 = 2.0;
+/// … and the gap is more than this share of the run's wall time.
+pub const IMBALANCE_MIN_WALL_SHARE: f64 = 0.10;
+/// Imbalance: an idle agent counts when another agent ran at least this many workstreams.
+pub const IMBALANCE_IDLE_OTHER_MIN: usize = 2;
+/// Slow agent: only agents with at least this many workstreams are compared …
+pub const SLOW_AGENT_MIN_WORKSTREAMS: usize = 2;
+/// … an agent is slow when its average exceeds this factor times the median of the others'
+/// averages …
+pub const SLOW_AGENT_FACTOR: f64 = 2.0;
+/// … and exceeds it by at least this many seconds (so sub-second noise is not "slow").
+pub const SLOW_AGENT_MIN_GAP_SECS: f64 = 1.0;
+/// Recommendations list at most this many names before "and N more".
+pub const MAX_NAMES: usize = 10;
+/// At most this many "A and B conflict" lines; the rest are summarised in one line.
+pub const MAX_CONFLICT_LINES: usize = 20;
 
 /// A file touched by at least one workstream, deduplicated across agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSummary {
+    /// The path after the change (a rename counts under its new path).
     pub path: String,
-    /// Workstream ids that touched it, sorted.
+    /// Workstream ids that touched it, sorted (natural order: ws-2 before ws-10).
     pub workstreams: Vec<String>,
     pub additions: u64,
     pub deletions: u64,
+    /// Distinct kinds of change made to it, sorted.
+    #[serde(default)]
+    pub kinds: Vec<ChangeKind>,
+    /// Paths it was renamed from, sorted and distinct.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub old_paths: Vec<String>,
 }
 
 /// A file touched by more than one workstream.
@@ -54,6 +92,17 @@ pub struct CommitRef {
     pub sha: String,
 }
 
+/// A workstream singled out for a recommendation, with a short detail: the first error's
+/// type for failures, the first error's message for skips, the duration for timeouts, the
+/// failure count or exit code for test failures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WsNote {
+    pub workstream_id: String,
+    pub agent_id: String,
+    pub detail: String,
+    pub duration_seconds: f64,
+}
+
 /// Everything consolidated about a run: the input of the database's run row and of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Consolidated {
@@ -62,12 +111,17 @@ pub struct Consolidated {
     pub completed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Sorted by path.
     pub files: Vec<FileSummary>,
+    /// In result order (start time, unstarted last, then workstream id), oldest first within
+    /// a workstream.
     pub commits: Vec<CommitRef>,
     pub total_errors: usize,
     pub total_warnings: usize,
     pub tests: TestTotals,
+    /// `agent-1`..`agent-N`, then any other agent ids (`unassigned` last).
     pub agents: Vec<AgentPerf>,
+    /// Sorted by path.
     pub overlaps: Vec<Overlap>,
     pub forecast: Forecast,
     pub recommendations: Vec<String>,
@@ -75,8 +129,20 @@ pub struct Consolidated {
     pub wall_seconds: f64,
     /// Sum of all workstream durations.
     pub busy_seconds: f64,
-    /// Error counts by type, sorted by type.
+    /// Error counts by type, sorted by type name.
     pub errors_by_type: Vec<(String, usize)>,
+    /// Failed workstreams (detail: first error type), sorted by id.
+    #[serde(default)]
+    pub failed_workstreams: Vec<WsNote>,
+    /// Skipped workstreams (detail: first error message), sorted by id.
+    #[serde(default)]
+    pub skipped_workstreams: Vec<WsNote>,
+    /// Workstreams with a `Timeout` error (detail: duration), sorted by id.
+    #[serde(default)]
+    pub timed_out_workstreams: Vec<WsNote>,
+    /// Workstreams whose tests did not succeed (detail: counts or exit code), sorted by id.
+    #[serde(default)]
+    pub test_failures: Vec<WsNote>,
 }
 
 impl Consolidated {
@@ -89,6 +155,114 @@ impl Consolidated {
     pub fn count(results: &[WorkstreamResult], status: Status) -> usize {
         results.iter().filter(|r| r.status == status).count()
     }
+
+    /// Parallel speed-up: busy time / wall time (0 when the wall time is 0).
+    pub fn speedup(&self) -> f64 {
+        if self.wall_seconds > 0.0 {
+            self.busy_seconds / self.wall_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Natural order for ids: digit runs compare as numbers (`ws-2` < `ws-10`), ties broken by
+/// byte order so the order is total (`ws-01` < `ws-1`).
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        if x[i].is_ascii_digit() && y[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < x.len() && x[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < y.len() && y[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = trim_zeros(&x[si..i]);
+            let nb = trim_zeros(&y[sj..j]);
+            let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            if x[i] != y[j] {
+                return x[i].cmp(&y[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (x.len() - i).cmp(&(y.len() - j)).then_with(|| a.cmp(b))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|&&c| c == b'0').count();
+    &d[n..]
+}
+
+/// The deterministic result order used everywhere (commits, report tables): by start time
+/// (unstarted last), then workstream id (natural order), then agent id.
+pub fn result_order(a: &WorkstreamResult, b: &WorkstreamResult) -> Ordering {
+    let t = match (a.start_time, b.start_time) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    t.then_with(|| natural_cmp(&a.workstream_id, &b.workstream_id))
+        .then_with(|| natural_cmp(&a.agent_id, &b.agent_id))
+}
+
+/// References to `results` in [`result_order`].
+pub fn ordered_results(results: &[WorkstreamResult]) -> Vec<&WorkstreamResult> {
+    let mut v: Vec<&WorkstreamResult> = results.iter().collect();
+    v.sort_by(|a, b| result_order(a, b));
+    v
+}
+
+/// Order for agent ids: `agent-K` by K, other ids naturally, `unassigned` last.
+pub fn agent_order(a: &str, b: &str) -> Ordering {
+    let key = |s: &str| (s == UNASSIGNED_AGENT, agent_number(s).is_none());
+    key(a).cmp(&key(b)).then_with(|| natural_cmp(a, b))
+}
+
+fn agent_number(s: &str) -> Option<usize> {
+    s.strip_prefix("agent-")
+        .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
+fn seconds_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
+    let ms = (b - a).num_milliseconds();
+    (ms.max(0)) as f64 / 1000.0
+}
+
+fn finite(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+#[derive(Default)]
+struct FileAcc {
+    workstreams: Vec<String>,
+    additions: u64,
+    deletions: u64,
+    kinds: Vec<ChangeKind>,
+    old_paths: Vec<String>,
+}
+
+#[derive(Default)]
+struct AgentAcc {
+    total: usize,
+    completed: usize,
+    failed: usize,
+    skipped: usize,
+    busy: f64,
 }
 
 /// Consolidate a run. `results` may be in any order; the output is deterministic.
@@ -97,12 +271,1025 @@ pub fn consolidate(
     results: &[WorkstreamResult],
     forecast: Forecast,
 ) -> Consolidated {
-    let _ = (run, results, forecast);
-    todo!("consolidate")
+    let ordered = ordered_results(results);
+
+    let mut completed = 0;
+    let mut failed = 0;
+    let mut skipped = 0;
+    let mut total_errors = 0;
+    let mut total_warnings = 0;
+    let mut busy_seconds = 0.0;
+    let mut by_type: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut tests = TestTotals::default();
+    let mut commits = Vec::new();
+    let mut files: HashMap<&str, FileAcc> = HashMap::new();
+    let mut agents: HashMap<&str, AgentAcc> = HashMap::new();
+    let mut first_start = None;
+    let mut last_end = None;
+    let mut failed_ws = Vec::new();
+    let mut skipped_ws = Vec::new();
+    let mut timed_out = Vec::new();
+    let mut test_failures = Vec::new();
+
+    for r in &ordered {
+        let dur = finite(r.duration_seconds);
+        busy_seconds += dur;
+        let note = |detail: String| WsNote {
+            workstream_id: r.workstream_id.clone(),
+            agent_id: r.agent_id.clone(),
+            detail,
+            duration_seconds: dur,
+        };
+        match r.status {
+            Status::Completed => completed += 1,
+            Status::Failed => {
+                failed += 1;
+                let detail = r
+                    .errors
+                    .first()
+                    .map(|e| e.error_type.as_str().to_string())
+                    .unwrap_or_else(|| "no error recorded".to_string());
+                failed_ws.push(note(detail));
+            }
+            Status::Skipped => {
+                skipped += 1;
+                let detail = r
+                    .errors
+                    .first()
+                    .map(|e| e.message.clone())
+                    .unwrap_or_default();
+                skipped_ws.push(note(detail));
+            }
+        }
+        total_errors += r.errors.len();
+        total_warnings += r.warnings.len();
+        for e in &r.errors {
+            *by_type.entry(e.error_type.as_str()).or_default() += 1;
+        }
+        if r.errors.iter().any(|e| e.error_type == ErrorType::Timeout) {
+            timed_out.push(note(format!("after {dur:.1} s")));
+        }
+        if let Some(t) = &r.test_results {
+            tests.workstreams_tested += 1;
+            tests.passed += t.passed.unwrap_or(0);
+            tests.failed += t.failed.unwrap_or(0);
+            tests.skipped += t.skipped.unwrap_or(0);
+            if t.succeeded() {
+                tests.workstreams_passed += 1;
+            } else {
+                let detail = match (t.failed, t.exit_code) {
+                    (Some(n), _) if n > 0 => format!("{n} failed"),
+                    (_, Some(c)) => format!("exit code {c}"),
+                    (_, None) => "no exit code".to_string(),
+                };
+                test_failures.push(note(detail));
+            }
+        }
+        for sha in &r.commits {
+            commits.push(CommitRef {
+                workstream_id: r.workstream_id.clone(),
+                sha: sha.clone(),
+            });
+        }
+        for f in &r.files {
+            let acc = files.entry(f.path.as_str()).or_default();
+            acc.workstreams.push(r.workstream_id.clone());
+            acc.additions += f.additions;
+            acc.deletions += f.deletions;
+            acc.kinds.push(f.kind);
+            if let Some(old) = &f.old_path {
+                acc.old_paths.push(old.clone());
+            }
+        }
+        let a = agents.entry(r.agent_id.as_str()).or_default();
+        a.total += 1;
+        a.busy += dur;
+        match r.status {
+            Status::Completed => a.completed += 1,
+            Status::Failed => a.failed += 1,
+            Status::Skipped => a.skipped += 1,
+        }
+        if let Some(s) = r.start_time {
+            first_start = Some(first_start.map_or(s, |f: chrono::DateTime<chrono::Utc>| f.min(s)));
+        }
+        if let Some(e) = r.end_time {
+            last_end = Some(last_end.map_or(e, |l: chrono::DateTime<chrono::Utc>| l.max(e)));
+        }
+    }
+
+    let wall_seconds = match (run.finished_at, first_start, last_end) {
+        (Some(fin), _, _) => seconds_between(run.started_at, fin),
+        (None, Some(s), Some(e)) => seconds_between(s, e),
+        _ => 0.0,
+    };
+
+    // Files, sorted by path; workstream lists sorted and deduplicated.
+    let mut file_list: Vec<FileSummary> = files
+        .into_iter()
+        .map(|(path, mut acc)| {
+            acc.workstreams.sort_by(|a, b| natural_cmp(a, b));
+            acc.workstreams.dedup();
+            acc.kinds.sort();
+            acc.kinds.dedup();
+            acc.old_paths.sort();
+            acc.old_paths.dedup();
+            FileSummary {
+                path: path.to_string(),
+                workstreams: acc.workstreams,
+                additions: acc.additions,
+                deletions: acc.deletions,
+                kinds: acc.kinds,
+                old_paths: acc.old_paths,
+            }
+        })
+        .collect();
+    file_list.sort_by(|a, b| a.path.cmp(&b.path));
+    let overlaps = file_list
+        .iter()
+        .filter(|f| f.workstreams.len() > 1)
+        .map(|f| Overlap {
+            path: f.path.clone(),
+            workstreams: f.workstreams.clone(),
+        })
+        .collect();
+
+    // Agents: agent-1..agent-N always, then the others.
+    let mut ids: Vec<String> = (1..=run.agents).map(|k| format!("agent-{k}")).collect();
+    let known: HashSet<String> = ids.iter().cloned().collect();
+    let mut others: Vec<&str> = agents
+        .keys()
+        .copied()
+        .filter(|k| !known.contains(*k))
+        .collect();
+    others.sort_by(|a, b| agent_order(a, b));
+    ids.extend(others.into_iter().map(str::to_string));
+    let agent_perf = ids
+        .into_iter()
+        .map(|id| {
+            let acc = agents.remove(id.as_str()).unwrap_or_default();
+            AgentPerf {
+                utilisation: if wall_seconds > 0.0 {
+                    (acc.busy / wall_seconds).min(1.0)
+                } else {
+                    0.0
+                },
+                avg_duration: if acc.total > 0 {
+                    acc.busy / acc.total as f64
+                } else {
+                    0.0
+                },
+                agent_id: id,
+                total: acc.total,
+                completed: acc.completed,
+                failed: acc.failed,
+                skipped: acc.skipped,
+                busy_seconds: acc.busy,
+            }
+        })
+        .collect();
+
+    let by_id = |a: &WsNote, b: &WsNote| natural_cmp(&a.workstream_id, &b.workstream_id);
+    failed_ws.sort_by(by_id);
+    skipped_ws.sort_by(by_id);
+    timed_out.sort_by(by_id);
+    test_failures.sort_by(by_id);
+
+    let mut c = Consolidated {
+        run: run.clone(),
+        total_workstreams: results.len(),
+        completed,
+        failed,
+        skipped,
+        files: file_list,
+        commits,
+        total_errors,
+        total_warnings,
+        tests,
+        agents: agent_perf,
+        overlaps,
+        forecast,
+        recommendations: Vec::new(),
+        wall_seconds,
+        busy_seconds,
+        errors_by_type: by_type
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        failed_workstreams: failed_ws,
+        skipped_workstreams: skipped_ws,
+        timed_out_workstreams: timed_out,
+        test_failures,
+    };
+    c.recommendations = recommendations(&c);
+    c
 }
 
-/// The seed's recommendation rules plus overlaps and conflicts.
+/// "a, b, c and 4 more" for at most [`MAX_NAMES`] items.
+fn name_list<S: AsRef<str>>(items: impl ExactSizeIterator<Item = S>) -> String {
+    let n = items.len();
+    let mut out = String::new();
+    for (i, s) in items.take(MAX_NAMES).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(s.as_ref());
+    }
+    if n > MAX_NAMES {
+        out.push_str(&format!(" and {} more", n - MAX_NAMES));
+    }
+    out
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The seed's recommendation rules plus overlaps and conflicts, in a fixed order: merge
+/// readiness, system review, failures, timeouts, test failures, skips, conflicts, clean
+/// overlaps, overlaps without a forecast, workload imbalance, slow agents.
 pub fn recommendations(c: &Consolidated) -> Vec<String> {
-    let _ = c;
-    todo!("recommendations")
+    let mut out = Vec::new();
+    let run_id = &c.run.run_id;
+    let fc = &c.forecast;
+    let conflicting: Vec<_> = {
+        let mut v: Vec<_> = fc
+            .pairs
+            .iter()
+            .filter(|p| !p.conflict_paths.is_empty())
+            .collect();
+        v.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
+        v
+    };
+
+    // Merge readiness.
+    if c.total_workstreams == 0 {
+        out.push("Nothing to merge: the run had no workstreams.".to_string());
+    } else if c.all_completed() {
+        if conflicting.is_empty() {
+            out.push(format!(
+                "Ready for merge: all {} completed.",
+                plural(c.total_workstreams, "workstream", "workstreams")
+            ));
+        } else {
+            let order = name_list(fc.merge_order.iter().map(|s| {
+                if s.clean {
+                    s.workstream_id.clone()
+                } else {
+                    format!("{} (rebase first)", s.workstream_id)
+                }
+            }));
+            out.push(format!(
+                "Ready for merge: all {} completed, but {}: merge in this order: {}.",
+                plural(c.total_workstreams, "workstream", "workstreams"),
+                plural(conflicting.len(), "pair conflicts", "pairs conflict"),
+                order
+            ));
+        }
+    }
+
+    // System review.
+    let types = c.errors_by_type.len();
+    let failed_share = if c.total_workstreams > 0 {
+        c.failed as f64 / c.total_workstreams as f64
+    } else {
+        0.0
+    };
+    if (c.total_errors >= REVIEW_MIN_ERRORS && failed_share >= REVIEW_MIN_FAILED_SHARE)
+        || types >= REVIEW_MIN_ERROR_TYPES
+    {
+        let breakdown = c
+            .errors_by_type
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!(
+            "Consider a system review: {} of {} ({}) and {} of {} workstreams failed ({:.0}%).",
+            plural(c.total_errors, "error", "errors"),
+            plural(types, "type", "types"),
+            breakdown,
+            c.failed,
+            c.total_workstreams,
+            failed_share * 100.0
+        ));
+    }
+
+    // Failures.
+    if !c.failed_workstreams.is_empty() {
+        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+        for n in &c.failed_workstreams {
+            *kinds.entry(n.detail.as_str()).or_default() += 1;
+        }
+        let kinds = kinds
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        out.push(format!(
+            "Review {}: {} ({}).",
+            plural(
+                c.failed_workstreams.len(),
+                "failed workstream",
+                "failed workstreams"
+            ),
+            name_list(c.failed_workstreams.iter().map(|n| &n.workstream_id)),
+            kinds
+        ));
+    }
+
+    // Timeouts.
+    if !c.timed_out_workstreams.is_empty() {
+        out.push(format!(
+            "{} timed out: {}: raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time.",
+            plural(c.timed_out_workstreams.len(), "workstream", "workstreams"),
+            name_list(
+                c.timed_out_workstreams
+                    .iter()
+                    .map(|n| format!("{} ({})", n.workstream_id, n.detail))
+            )
+        ));
+    }
+
+    // Test failures.
+    if !c.test_failures.is_empty() {
+        out.push(format!(
+            "Tests failed in {}: {}.",
+            plural(c.test_failures.len(), "workstream", "workstreams"),
+            name_list(
+                c.test_failures
+                    .iter()
+                    .map(|n| format!("{} ({})", n.workstream_id, n.detail))
+            )
+        ));
+    }
+
+    // Skips.
+    if !c.skipped_workstreams.is_empty() {
+        out.push(format!(
+            "{} skipped ({}): fix what stopped them, then rerun with `git ws-run --rerun-failed {}`.",
+            plural(
+                c.skipped_workstreams.len(),
+                "workstream was",
+                "workstreams were"
+            ),
+            name_list(c.skipped_workstreams.iter().map(|n| &n.workstream_id)),
+            run_id
+        ));
+    }
+
+    // Conflicts, one per pair; the one earlier in the merge order is merged first.
+    let position: HashMap<&str, usize> = fc
+        .merge_order
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.workstream_id.as_str(), i))
+        .collect();
+    let pos = |id: &str| position.get(id).copied().unwrap_or(usize::MAX);
+    for p in conflicting.iter().take(MAX_CONFLICT_LINES) {
+        let (first, second) = if pos(&p.b) < pos(&p.a) {
+            (&p.b, &p.a)
+        } else {
+            (&p.a, &p.b)
+        };
+        out.push(format!(
+            "{} and {} conflict in {}: merge {}, then rebase {}.",
+            p.a,
+            p.b,
+            name_list(p.conflict_paths.iter()),
+            first,
+            second
+        ));
+    }
+    if conflicting.len() > MAX_CONFLICT_LINES {
+        out.push(format!(
+            "{} more conflicting pairs: see the merge forecast in the report.",
+            conflicting.len() - MAX_CONFLICT_LINES
+        ));
+    }
+
+    // Overlaps that merge cleanly.
+    let mut clean: Vec<_> = fc
+        .pairs
+        .iter()
+        .filter(|p| p.conflict_paths.is_empty() && !p.common_paths.is_empty())
+        .collect();
+    clean.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
+    if !clean.is_empty() {
+        out.push(format!(
+            "{} the same files but merge cleanly: {}.",
+            plural(
+                clean.len(),
+                "workstream pair touches",
+                "workstream pairs touch"
+            ),
+            name_list(clean.iter().map(|p| format!(
+                "{} + {} ({})",
+                p.a,
+                p.b,
+                name_list(p.common_paths.iter())
+            )))
+        ));
+    }
+
+    // Overlaps the forecast says nothing about.
+    let covered: HashSet<&str> = fc
+        .pairs
+        .iter()
+        .flat_map(|p| p.common_paths.iter().chain(p.conflict_paths.iter()))
+        .map(String::as_str)
+        .collect();
+    let unforecast: Vec<&Overlap> = c
+        .overlaps
+        .iter()
+        .filter(|o| !covered.contains(o.path.as_str()))
+        .collect();
+    if !unforecast.is_empty() {
+        out.push(format!(
+            "{} touched by more than one workstream: {}.",
+            plural(unforecast.len(), "file was", "files were"),
+            name_list(unforecast.iter().map(|o| format!(
+                "{} ({})",
+                o.path,
+                o.workstreams.join(", ")
+            )))
+        ));
+    }
+
+    // Workload imbalance.
+    let real: Vec<&AgentPerf> = c
+        .agents
+        .iter()
+        .filter(|a| a.agent_id != UNASSIGNED_AGENT)
+        .collect();
+    let workers: Vec<&AgentPerf> = real.iter().copied().filter(|a| a.total > 0).collect();
+    let mut imbalance = None;
+    if workers.len() >= 2 {
+        let max = workers.iter().copied().fold(workers[0], |m, a| {
+            if a.busy_seconds > m.busy_seconds {
+                a
+            } else {
+                m
+            }
+        });
+        let min = workers.iter().copied().fold(workers[0], |m, a| {
+            if a.busy_seconds < m.busy_seconds {
+                a
+            } else {
+                m
+            }
+        });
+        let gap = max.busy_seconds - min.busy_seconds;
+        if max.busy_seconds > IMBALANCE_RATIO * min.busy_seconds
+            && gap > IMBALANCE_MIN_WALL_SHARE * c.wall_seconds
+        {
+            imbalance = Some(format!(
+                "Redistribute workload: {} was busy {:.1} s ({}) but {} only {:.1} s ({}) in a {:.1} s run: split long workstreams so agents finish together.",
+                max.agent_id,
+                max.busy_seconds,
+                plural(max.total, "workstream", "workstreams"),
+                min.agent_id,
+                min.busy_seconds,
+                plural(min.total, "workstream", "workstreams"),
+                c.wall_seconds
+            ));
+        }
+    }
+    if imbalance.is_none() {
+        let idle: Vec<&str> = real
+            .iter()
+            .filter(|a| a.total == 0)
+            .map(|a| a.agent_id.as_str())
+            .collect();
+        let busiest = workers
+            .iter()
+            .copied()
+            .fold(None, |m: Option<&AgentPerf>, a| match m {
+                Some(m) if m.total >= a.total => Some(m),
+                _ => Some(a),
+            });
+        if let Some(b) = busiest {
+            if !idle.is_empty() && b.total >= IMBALANCE_IDLE_OTHER_MIN {
+                imbalance = Some(format!(
+                    "Redistribute workload: {} ran no workstreams while {} ran {}: use `--agents {}` or loosen `depends_on` chains so more can run at once.",
+                    name_list(idle.iter()),
+                    b.agent_id,
+                    b.total,
+                    workers.len()
+                ));
+            }
+        }
+    }
+    out.extend(imbalance);
+
+    // Slow agents.
+    let compared: Vec<&AgentPerf> = real
+        .iter()
+        .copied()
+        .filter(|a| a.total >= SLOW_AGENT_MIN_WORKSTREAMS)
+        .collect();
+    if compared.len() >= 2 {
+        let mut avgs: Vec<f64> = compared.iter().map(|a| a.avg_duration).collect();
+        avgs.sort_by(f64::total_cmp);
+        let m = avgs.len();
+        for a in &compared {
+            // Median of the others: the sorted averages without one copy of this one's.
+            let i = avgs.partition_point(|x| x.total_cmp(&a.avg_duration) == Ordering::Less);
+            let at = |k: usize| if k < i { avgs[k] } else { avgs[k + 1] };
+            let n = m - 1;
+            let median = if n % 2 == 1 {
+                at(n / 2)
+            } else {
+                (at(n / 2 - 1) + at(n / 2)) / 2.0
+            };
+            if a.avg_duration > SLOW_AGENT_FACTOR * median
+                && a.avg_duration - median >= SLOW_AGENT_MIN_GAP_SECS
+            {
+                out.push(format!(
+                    "Investigate slow agent {}: average {:.1} s per workstream vs {:.1} s for the others.",
+                    a.agent_id, a.avg_duration, median
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConflictHunk, FileChange, MergeStep, PairForecast, TestResults, WsError};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 11, 23, 22, 13, 20).unwrap()
+    }
+
+    fn run(agents: usize) -> RunInfo {
+        RunInfo {
+            run_id: "ma-run-20241123-221320".into(),
+            started_at: t0(),
+            finished_at: None,
+            agents,
+            base: "0123456789abcdef0123456789abcdef01234567".into(),
+            base_rev: "HEAD".into(),
+            repo_root: "/repo".into(),
+            rerun_of: None,
+        }
+    }
+
+    /// A result on `agent` that ran from t0+start to t0+start+dur seconds.
+    fn res(id: &str, agent: &str, status: Status, start: i64, dur: i64) -> WorkstreamResult {
+        let mut r = WorkstreamResult::new("ma-run-20241123-221320", agent, id, status);
+        r.start_time = Some(t0() + Duration::seconds(start));
+        r.end_time = Some(t0() + Duration::seconds(start + dur));
+        r.duration_seconds = dur as f64;
+        r
+    }
+
+    fn file(path: &str, kind: ChangeKind, add: u64, del: u64) -> FileChange {
+        FileChange {
+            path: path.into(),
+            old_path: None,
+            kind,
+            additions: add,
+            deletions: del,
+        }
+    }
+
+    fn pair(a: &str, b: &str, common: &[&str], conflicts: &[&str]) -> PairForecast {
+        PairForecast {
+            a: a.into(),
+            b: b.into(),
+            common_paths: common.iter().map(|s| s.to_string()).collect(),
+            conflict_paths: conflicts.iter().map(|s| s.to_string()).collect(),
+            hunks: conflicts
+                .iter()
+                .map(|p| ConflictHunk {
+                    path: p.to_string(),
+                    text: "<<<<<<<\n".into(),
+                })
+                .collect(),
+        }
+    }
+
+    fn step(id: &str, clean: bool) -> MergeStep {
+        MergeStep {
+            workstream_id: id.into(),
+            clean,
+            conflict_paths: vec![],
+        }
+    }
+
+    fn has(c: &Consolidated, prefix: &str) -> Vec<String> {
+        c.recommendations
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn natural_order_compares_numbers_and_is_total() {
+        let mut v = vec![
+            "ws-10", "ws-2", "ws-1", "ws-01", "a", "ws-2b", "ws-2a", "ws",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            ["a", "ws", "ws-01", "ws-1", "ws-2", "ws-2a", "ws-2b", "ws-10"]
+        );
+        assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
+        let mut a = vec!["unassigned", "agent-10", "zeta", "agent-2", "agent-1"];
+        a.sort_by(|x, y| agent_order(x, y));
+        assert_eq!(a, ["agent-1", "agent-2", "agent-10", "zeta", "unassigned"]);
+    }
+
+    #[test]
+    fn totals_files_commits_and_tests() {
+        let mut a = res("ws-02", "agent-1", Status::Completed, 0, 10);
+        a.files = vec![
+            file("src/a.rs", ChangeKind::Modified, 3, 1),
+            file("README.md", ChangeKind::Added, 5, 0),
+        ];
+        a.commits = vec!["aaa1".into(), "aaa2".into()];
+        a.warnings = vec!["committed uncommitted changes".into()];
+        a.test_results = Some(TestResults {
+            command: "cargo test".into(),
+            exit_code: Some(0),
+            passed: Some(7),
+            failed: Some(0),
+            skipped: Some(1),
+        });
+        let mut b = res("ws-10", "agent-2", Status::Failed, 2, 20);
+        b.files = vec![
+            file("src/a.rs", ChangeKind::Modified, 2, 2),
+            FileChange {
+                old_path: Some("old/b.rs".into()),
+                ..file("src/b.rs", ChangeKind::Renamed, 0, 0)
+            },
+        ];
+        b.commits = vec!["bbb1".into()];
+        b.errors = vec![WsError::new(ErrorType::TestFailed, "tests failed")];
+        b.test_results = Some(TestResults {
+            command: "cargo test".into(),
+            exit_code: Some(101),
+            passed: Some(4),
+            failed: Some(2),
+            skipped: None,
+        });
+        let mut s = WorkstreamResult::new("r", UNASSIGNED_AGENT, "ws-11", Status::Skipped);
+        s.errors = vec![WsError::new(
+            ErrorType::DependencyFailed,
+            "dependency ws-10 failed",
+        )];
+        // Same start as ws-02, id sorts after: order is by start then id.
+        let mut c2 = res("ws-03", "agent-1", Status::Completed, 0, 5);
+        c2.commits = vec!["ccc1".into()];
+
+        let results = vec![s, b, c2, a];
+        let c = consolidate(&run(3), &results, Forecast::default());
+        assert_eq!(c.total_workstreams, 4);
+        assert_eq!((c.completed, c.failed, c.skipped), (2, 1, 1));
+        assert_eq!(c.total_errors, 2);
+        assert_eq!(c.total_warnings, 1);
+        assert_eq!(
+            c.errors_by_type,
+            vec![
+                ("DependencyFailed".to_string(), 1),
+                ("TestFailed".to_string(), 1)
+            ]
+        );
+        let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["README.md", "src/a.rs", "src/b.rs"]);
+        let a_rs = &c.files[1];
+        assert_eq!(a_rs.workstreams, ["ws-02", "ws-10"]);
+        assert_eq!((a_rs.additions, a_rs.deletions), (5, 3));
+        assert_eq!(a_rs.kinds, [ChangeKind::Modified]);
+        assert_eq!(c.files[2].old_paths, ["old/b.rs"]);
+        assert_eq!(c.files[2].kinds, [ChangeKind::Renamed]);
+        assert_eq!(c.overlaps.len(), 1);
+        assert_eq!(c.overlaps[0].path, "src/a.rs");
+        let shas: Vec<(&str, &str)> = c
+            .commits
+            .iter()
+            .map(|k| (k.workstream_id.as_str(), k.sha.as_str()))
+            .collect();
+        assert_eq!(
+            shas,
+            [
+                ("ws-02", "aaa1"),
+                ("ws-02", "aaa2"),
+                ("ws-03", "ccc1"),
+                ("ws-10", "bbb1")
+            ]
+        );
+        assert_eq!(
+            c.tests,
+            TestTotals {
+                workstreams_tested: 2,
+                workstreams_passed: 1,
+                passed: 11,
+                failed: 2,
+                skipped: 1
+            }
+        );
+        // Wall: first start (0) to last end (22); busy 10 + 20 + 5.
+        assert_eq!(c.wall_seconds, 22.0);
+        assert_eq!(c.busy_seconds, 35.0);
+        assert!((c.speedup() - 35.0 / 22.0).abs() < 1e-9);
+
+        let ids: Vec<&str> = c.agents.iter().map(|a| a.agent_id.as_str()).collect();
+        assert_eq!(ids, ["agent-1", "agent-2", "agent-3", "unassigned"]);
+        let a1 = &c.agents[0];
+        assert_eq!((a1.total, a1.completed, a1.failed), (2, 2, 0));
+        assert_eq!(a1.busy_seconds, 15.0);
+        assert_eq!(a1.avg_duration, 7.5);
+        assert!((a1.utilisation - 15.0 / 22.0).abs() < 1e-9);
+        let a3 = &c.agents[2];
+        assert_eq!(
+            (a3.total, a3.busy_seconds, a3.utilisation, a3.avg_duration),
+            (0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(c.agents[3].skipped, 1);
+
+        assert_eq!(c.test_failures.len(), 1);
+        assert_eq!(c.test_failures[0].detail, "2 failed");
+        assert_eq!(
+            has(&c, "Review 1 failed workstream:"),
+            ["Review 1 failed workstream: ws-10 (TestFailed 1)."]
+        );
+        assert_eq!(
+            has(&c, "Tests failed"),
+            ["Tests failed in 1 workstream: ws-10 (2 failed)."]
+        );
+        assert_eq!(
+            has(&c, "1 workstream was skipped"),
+            ["1 workstream was skipped (ws-11): fix what stopped them, then rerun with `git ws-run --rerun-failed ma-run-20241123-221320`."]
+        );
+        assert_eq!(
+            has(&c, "1 file was touched"),
+            ["1 file was touched by more than one workstream: src/a.rs (ws-02, ws-10)."]
+        );
+        assert!(has(&c, "Ready for merge").is_empty());
+        // agent-3 idle while agent-1 ran 2.
+        assert_eq!(
+            has(&c, "Redistribute workload: agent-3 ran no workstreams").len(),
+            1
+        );
+    }
+
+    #[test]
+    fn wall_time_prefers_finished_at_and_is_zero_without_times() {
+        let mut info = run(2);
+        let r = vec![res("ws-01", "agent-1", Status::Completed, 5, 10)];
+        assert_eq!(
+            consolidate(&info, &r, Forecast::default()).wall_seconds,
+            10.0
+        );
+        info.finished_at = Some(t0() + Duration::milliseconds(60_500));
+        let c = consolidate(&info, &r, Forecast::default());
+        assert_eq!(c.wall_seconds, 60.5);
+        assert!((c.agents[0].utilisation - 10.0 / 60.5).abs() < 1e-9);
+        let c = consolidate(&run(2), &[], Forecast::default());
+        assert_eq!(c.wall_seconds, 0.0);
+        assert_eq!(c.agents.len(), 2);
+        assert_eq!(
+            c.recommendations,
+            ["Nothing to merge: the run had no workstreams."]
+        );
+        let unstarted = vec![WorkstreamResult::new(
+            "r",
+            "unassigned",
+            "x",
+            Status::Skipped,
+        )];
+        assert_eq!(
+            consolidate(&run(1), &unstarted, Forecast::default()).wall_seconds,
+            0.0
+        );
+    }
+
+    #[test]
+    fn all_completed_is_ready_for_merge_and_clean_overlaps_say_so() {
+        let mut a = res("ws-01", "agent-1", Status::Completed, 0, 10);
+        a.files = vec![file("x", ChangeKind::Modified, 1, 0)];
+        let mut b = res("ws-02", "agent-2", Status::Completed, 0, 10);
+        b.files = vec![file("x", ChangeKind::Modified, 1, 0)];
+        let f = Forecast {
+            pairs: vec![pair("ws-01", "ws-02", &["x"], &[])],
+            merge_order: vec![step("ws-01", true), step("ws-02", true)],
+        };
+        let c = consolidate(&run(2), &[a, b], f);
+        assert_eq!(
+            c.recommendations,
+            [
+                "Ready for merge: all 2 workstreams completed.",
+                "1 workstream pair touches the same files but merge cleanly: ws-01 + ws-02 (x).",
+            ]
+        );
+    }
+
+    #[test]
+    fn conflicts_name_the_merge_order() {
+        let a = res("ws-01", "agent-1", Status::Completed, 0, 10);
+        let b = res("ws-02", "agent-2", Status::Completed, 0, 10);
+        let d = res("ws-03", "agent-1", Status::Completed, 10, 10);
+        // ws-02 merges first, so it goes first in the advice.
+        let f = Forecast {
+            pairs: vec![
+                pair("ws-01", "ws-02", &["a.txt", "b.txt"], &["a.txt"]),
+                pair("ws-02", "ws-03", &["c.txt"], &[]),
+            ],
+            merge_order: vec![
+                step("ws-02", true),
+                step("ws-03", true),
+                step("ws-01", false),
+            ],
+        };
+        let c = consolidate(&run(2), &[a, b, d], f);
+        assert_eq!(
+            has(&c, "Ready for merge"),
+            ["Ready for merge: all 3 workstreams completed, but 1 pair conflicts: merge in this order: ws-02, ws-03, ws-01 (rebase first)."]
+        );
+        assert_eq!(
+            has(&c, "ws-01 and ws-02"),
+            ["ws-01 and ws-02 conflict in a.txt: merge ws-02, then rebase ws-01."]
+        );
+        assert_eq!(has(&c, "1 workstream pair touches").len(), 1);
+        // Forecast covers every overlap path: no "touched by more than one" line.
+        assert!(c
+            .recommendations
+            .iter()
+            .all(|r| !r.contains("touched by more")));
+    }
+
+    #[test]
+    fn system_review_thresholds() {
+        // 5 errors, 3 of 5 failed (60%), 1 type: review.
+        let mut rs = Vec::new();
+        for i in 0..5 {
+            let st = if i < 3 {
+                Status::Failed
+            } else {
+                Status::Completed
+            };
+            let mut r = res(&format!("ws-{i}"), "agent-1", st, i * 10, 10);
+            if i < 3 {
+                r.errors
+                    .push(WsError::new(ErrorType::CommandFailed, "exit 1"));
+            }
+            if i == 0 {
+                r.errors
+                    .push(WsError::new(ErrorType::CommandFailed, "again"));
+                r.errors
+                    .push(WsError::new(ErrorType::CommandFailed, "again"));
+            }
+            rs.push(r);
+        }
+        let c = consolidate(&run(1), &rs, Forecast::default());
+        assert_eq!(
+            has(&c, "Consider a system review"),
+            ["Consider a system review: 5 errors of 1 type (CommandFailed 5) and 3 of 5 workstreams failed (60%)."]
+        );
+        // 4 errors: no review.
+        rs[0].errors.pop();
+        let c = consolidate(&run(1), &rs, Forecast::default());
+        assert!(has(&c, "Consider a system review").is_empty());
+        // 3 distinct types: review, whatever the counts.
+        rs[0].errors = vec![WsError::new(ErrorType::Timeout, "t")];
+        rs[1].errors = vec![WsError::new(ErrorType::SpawnError, "s")];
+        let c = consolidate(&run(1), &rs, Forecast::default());
+        assert_eq!(has(&c, "Consider a system review").len(), 1);
+        assert_eq!(
+            has(&c, "1 workstream timed out"),
+            ["1 workstream timed out: ws-0 (after 10.0 s): raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time."]
+        );
+    }
+
+    #[test]
+    fn failure_list_is_capped_at_ten_names() {
+        let rs: Vec<_> = (1..=13)
+            .map(|i| {
+                let mut r = res(&format!("ws-{i:02}"), "agent-1", Status::Failed, i, 1);
+                r.errors.push(WsError::new(ErrorType::CommandFailed, "x"));
+                r
+            })
+            .collect();
+        let c = consolidate(&run(1), &rs, Forecast::default());
+        assert_eq!(
+            has(&c, "Review 13"),
+            ["Review 13 failed workstreams: ws-01, ws-02, ws-03, ws-04, ws-05, ws-06, ws-07, ws-08, ws-09, ws-10 and 3 more (CommandFailed 13)."]
+        );
+    }
+
+    #[test]
+    fn busy_imbalance_and_slow_agent() {
+        // agent-1: 2 × 40 s; agent-2: 2 × 10 s; agent-3: 2 × 12 s. Wall 80 s.
+        let rs = vec![
+            res("a1", "agent-1", Status::Completed, 0, 40),
+            res("a2", "agent-1", Status::Completed, 40, 40),
+            res("b1", "agent-2", Status::Completed, 0, 10),
+            res("b2", "agent-2", Status::Completed, 10, 10),
+            res("c1", "agent-3", Status::Completed, 0, 12),
+            res("c2", "agent-3", Status::Completed, 12, 12),
+        ];
+        let c = consolidate(&run(3), &rs, Forecast::default());
+        assert_eq!(
+            has(&c, "Redistribute"),
+            ["Redistribute workload: agent-1 was busy 80.0 s (2 workstreams) but agent-2 only 20.0 s (2 workstreams) in a 80.0 s run: split long workstreams so agents finish together."]
+        );
+        assert_eq!(
+            has(&c, "Investigate"),
+            ["Investigate slow agent agent-1: average 40.0 s per workstream vs 11.0 s for the others."]
+        );
+        // Balanced: no imbalance, no slow agent.
+        let rs = vec![
+            res("a1", "agent-1", Status::Completed, 0, 10),
+            res("a2", "agent-1", Status::Completed, 10, 11),
+            res("b1", "agent-2", Status::Completed, 0, 12),
+            res("b2", "agent-2", Status::Completed, 12, 9),
+        ];
+        let c = consolidate(&run(2), &rs, Forecast::default());
+        assert_eq!(
+            c.recommendations,
+            ["Ready for merge: all 4 workstreams completed."]
+        );
+    }
+
+    #[test]
+    fn ten_thousand_results() {
+        let n = 10_000usize;
+        let rs: Vec<WorkstreamResult> = (0..n)
+            .rev()
+            .map(|i| {
+                let agent = format!("agent-{}", i % 8 + 1);
+                let st = match i % 10 {
+                    0 => Status::Failed,
+                    1 => Status::Skipped,
+                    _ => Status::Completed,
+                };
+                let mut r = res(&format!("ws-{i}"), &agent, st, (i / 8) as i64, 1);
+                // Each file is shared by two consecutive workstreams, plus one private file.
+                r.files = vec![
+                    file(&format!("shared/{}", i / 2), ChangeKind::Modified, 1, 1),
+                    file(&format!("own/{i}"), ChangeKind::Added, 2, 0),
+                ];
+                r.commits = vec![format!("{i:040x}")];
+                if st == Status::Failed {
+                    r.errors
+                        .push(WsError::new(ErrorType::CommandFailed, "boom"));
+                }
+                r
+            })
+            .collect();
+        let c = consolidate(&run(8), &rs, Forecast::default());
+        assert_eq!(c.total_workstreams, n);
+        assert_eq!((c.completed, c.failed, c.skipped), (8000, 1000, 1000));
+        assert_eq!(c.files.len(), n / 2 + n);
+        assert!(c.files.windows(2).all(|w| w[0].path < w[1].path));
+        assert_eq!(c.overlaps.len(), n / 2);
+        assert_eq!(c.commits.len(), n);
+        // Result order: by start time, then id; ws-0..ws-7 start at 0.
+        assert_eq!(c.commits[0].workstream_id, "ws-0");
+        assert_eq!(c.commits[7].workstream_id, "ws-7");
+        assert_eq!(c.commits[n - 1].workstream_id, format!("ws-{}", n - 1));
+        assert_eq!(c.agents.len(), 8);
+        assert!(c.agents.iter().all(|a| a.total == n / 8));
+        assert_eq!(c.busy_seconds, n as f64);
+        assert_eq!(c.failed_workstreams.len(), 1000);
+        assert_eq!(
+            has(&c, "Review 1000 failed workstreams: ws-0, ws-10, ").len(),
+            1
+        );
+        assert_eq!(has(&c, "5000 files were touched").len(), 1);
+    }
+
+    #[test]
+    fn serialises_round_trip_and_reads_json_without_new_fields() {
+        let mut a = res("ws-01", "agent-1", Status::Failed, 0, 3);
+        a.files = vec![file("x", ChangeKind::Added, 1, 0)];
+        a.errors = vec![WsError::new(ErrorType::Timeout, "too slow")];
+        let c = consolidate(&run(1), &[a], Forecast::default());
+        let json = serde_json::to_value(&c).unwrap();
+        let back: Consolidated = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(back, c);
+        let mut old = json;
+        let obj = old.as_object_mut().unwrap();
+        for k in [
+            "failed_workstreams",
+            "skipped_workstreams",
+            "timed_out_workstreams",
+            "test_failures",
+        ] {
+            obj.remove(k).unwrap();
+        }
+        obj["files"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("kinds")
+            .unwrap();
+        let back: Consolidated = serde_json::from_value(old).unwrap();
+        assert_eq!(back.failed, 1);
+        assert!(back.failed_workstreams.is_empty() && back.files[0].kinds.is_empty());
+    }
 }

@@ -1,8 +1,23 @@
 //! Rendering: the Markdown run report, and the table and JSON views `git ws-report` prints.
 //! Pure functions over a [`ReportModel`]; writing files is the caller's job.
+//!
+//! Everything that came from agents or files (titles, messages, paths, output tails, hunks,
+//! warnings) goes through [`escape_inline`] or [`fenced`], so it cannot break the Markdown.
+//! Output is deterministic for the same input.
+
+mod escape;
+mod markdown;
+mod table;
 
 use crate::consolidate::Consolidated;
 use crate::model::WorkstreamResult;
+
+pub use escape::{fenced_with, mermaid_name};
+pub use markdown::{
+    fmt_secs, MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TAIL_BYTES,
+    MAX_TAIL_LINES,
+};
+pub use table::render_table;
 
 /// What a report is rendered from.
 #[derive(Debug, Clone)]
@@ -11,27 +26,91 @@ pub struct ReportModel<'a> {
     pub results: &'a [WorkstreamResult],
 }
 
+/// A section of the report (an H2), usable on its own by `git ws-report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// Executive summary: totals, rates, times, speed-up, base, agents.
+    Summary,
+    /// Per-agent breakdown and each agent's workstreams.
+    Agents,
+    /// One row per workstream.
+    Workstreams,
+    /// Error counts by type, each error with its output tail, warnings.
+    Errors,
+    /// Files modified, with the workstreams that touched each and overlaps flagged.
+    Files,
+    /// Every commit created.
+    Commits,
+    /// Test totals and per-workstream test results.
+    Tests,
+    /// Merge forecast: conflicts with hunks, clean overlaps, suggested merge order.
+    Forecast,
+    /// The recommendations.
+    Recommendations,
+    /// Mermaid gantt chart and timeline table.
+    Timeline,
+}
+
+impl Section {
+    /// Every section, in report order.
+    pub const ALL: [Section; 10] = [
+        Section::Summary,
+        Section::Agents,
+        Section::Workstreams,
+        Section::Errors,
+        Section::Files,
+        Section::Commits,
+        Section::Tests,
+        Section::Forecast,
+        Section::Recommendations,
+        Section::Timeline,
+    ];
+
+    /// The section's H2 heading text.
+    pub fn title(self) -> &'static str {
+        match self {
+            Section::Summary => "Executive summary",
+            Section::Agents => "Per-agent breakdown",
+            Section::Workstreams => "Workstreams",
+            Section::Errors => "Error analysis",
+            Section::Files => "Files modified",
+            Section::Commits => "Commits",
+            Section::Tests => "Test results",
+            Section::Forecast => "Merge forecast",
+            Section::Recommendations => "Recommendations",
+            Section::Timeline => "Execution timeline",
+        }
+    }
+}
+
 /// The full Markdown report (`reports/multi_agent_consolidated_<run_id>.md`).
 pub fn render_markdown(m: &ReportModel<'_>) -> String {
-    let _ = m;
-    todo!()
+    let mut out = String::with_capacity(4096 + m.results.len() * 400);
+    markdown::write_title(&mut out, m);
+    for s in Section::ALL {
+        markdown::write_section(&mut out, m, s);
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
+    out
+}
+
+/// One section of the report as Markdown, starting with its `## ` heading; the same text
+/// [`render_markdown`] contains for it.
+pub fn render_section_markdown(m: &ReportModel<'_>, section: Section) -> String {
+    let mut out = String::new();
+    markdown::write_section(&mut out, m, section);
+    out
 }
 
 /// Escape agent-produced text for a Markdown table cell or inline text (pipes, backticks,
 /// HTML, leading `#`/`>`/list markers, newlines).
 pub fn escape_inline(s: &str) -> String {
-    let _ = s;
-    todo!()
+    escape::escape_inline(s)
 }
 
 /// Put agent-produced text in a fenced code block that its content cannot close.
 pub fn fenced(s: &str) -> String {
-    let _ = s;
-    todo!()
-}
-
-/// Plain-text table with aligned columns.
-pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let _ = (headers, rows);
-    todo!()
+    escape::fenced(s)
 }
