@@ -980,9 +980,15 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
 /// Keep only the workstreams whose id is in `only` (plus nothing else: dependencies outside
 /// the selection are treated as already satisfied — the scheduler does that — so `depends_on`
 /// is left as written). Invalid files whose id is selected are kept so they are still
-/// reported; warnings are kept for kept files. Entries of `only` are trimmed, empty ones
+/// reported — when no usable id could be read, the file name without `.json` stands in
+/// (`--only ws-03` keeps a broken `ws-03.json`); warnings are kept for kept files. Entries of `only` are trimmed, empty ones
 /// ignored. Unknown ids in `only` are returned, in order, without repeats.
 pub fn select_only(loaded: Loaded, only: &[String]) -> (Loaded, Vec<String>) {
+    /// What `--only` matches an invalid file by: its id, else its file stem.
+    fn selection_key(i: &InvalidWorkstream) -> Option<&str> {
+        i.id.as_deref().or_else(|| i.file.strip_suffix(".json"))
+    }
+
     let wanted: Vec<&str> = only
         .iter()
         .map(|s| s.trim())
@@ -999,7 +1005,7 @@ pub fn select_only(loaded: Loaded, only: &[String]) -> (Loaded, Vec<String>) {
     let invalid: Vec<InvalidWorkstream> = loaded
         .invalid
         .into_iter()
-        .filter(|i| i.id.as_deref().is_some_and(|id| wanted_set.contains(id)))
+        .filter(|i| selection_key(i).is_some_and(|key| wanted_set.contains(key)))
         .collect();
     let kept_files: HashSet<&str> = valid
         .iter()
@@ -1017,7 +1023,7 @@ pub fn select_only(loaded: Loaded, only: &[String]) -> (Loaded, Vec<String>) {
     for id in valid
         .iter()
         .map(|w| w.id.as_str())
-        .chain(invalid.iter().filter_map(|i| i.id.as_deref()))
+        .chain(invalid.iter().filter_map(selection_key))
     {
         if let Some(&w) = wanted_set.get(id) {
             found.insert(w);
@@ -1665,13 +1671,17 @@ mod tests {
                 ws("b.json", "b", &["a"]),
                 ws("c.json", "c", &[]),
             ],
-            invalid: vec![bad("d.json", Some("d")), bad("e.json", None)],
+            invalid: vec![
+                bad("d.json", Some("d")),
+                bad("e.json", None),
+                bad("f.json", None),
+            ],
             warnings: vec![
                 "a.json: unknown field \"x\" (ignored)".into(),
                 "b.json: unknown field \"y\" (ignored)".into(),
             ],
         };
-        let only: Vec<String> = ["b", " d", "zz", "", "b", "zz", "e.json"]
+        let only: Vec<String> = ["b", " d", "zz", "", "b", "zz", "e", "f.json"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -1681,12 +1691,15 @@ mod tests {
             vec![ws("b.json", "b", &["a"])],
             "depends_on kept as written"
         );
-        assert_eq!(sel.invalid, vec![bad("d.json", Some("d"))]);
+        assert_eq!(
+            sel.invalid,
+            vec![bad("d.json", Some("d")), bad("e.json", None)]
+        );
         assert_eq!(
             sel.warnings,
             vec!["b.json: unknown field \"y\" (ignored)".to_string()]
         );
-        assert_eq!(unknown, vec!["zz".to_string(), "e.json".to_string()]);
+        assert_eq!(unknown, vec!["zz".to_string(), "f.json".to_string()]);
     }
 
     // ---- hardening: deterministic fuzzing with a small xorshift PRNG ----
