@@ -572,6 +572,17 @@ impl Coordinator {
             }
         }
 
+        // Nothing is left pending silently (a dependency that could never be satisfied).
+        for id in sched.drain_pending() {
+            let res = skip_result(
+                &run_id,
+                &id,
+                "never became ready: its dependencies did not complete",
+                &loaded,
+            );
+            rec.record(res, observer.as_mut());
+        }
+
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
         let mut info = info;
@@ -584,7 +595,7 @@ impl Coordinator {
             .collect();
         all.retain(|x| !fresh.contains(&x.workstream_id));
         all.extend(rec.results.iter().cloned());
-        sort_results(&mut all);
+        all.sort_by(consolidate::result_order);
 
         let forecast = {
             let mut completed: Vec<&WorkstreamResult> = all
@@ -655,16 +666,6 @@ impl Coordinator {
             notes: rec.notes,
         })
     }
-}
-
-/// Results in report order: by start time (unstarted last), then id.
-pub fn sort_results(v: &mut [WorkstreamResult]) {
-    v.sort_by(|a, b| {
-        let key = |x: &WorkstreamResult| (x.start_time.is_none(), x.start_time);
-        key(a)
-            .cmp(&key(b))
-            .then_with(|| a.workstream_id.cmp(&b.workstream_id))
-    });
 }
 
 fn skip_result(run_id: &str, id: &str, reason: &str, loaded: &Loaded) -> WorkstreamResult {
