@@ -2,6 +2,13 @@
 //! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
 //! in process. Nothing outside this module touches git.
 
+mod forecast;
+mod repo;
+mod slots;
+#[cfg(test)]
+mod tests;
+mod workstream;
+
 use crate::model::{FileChange, Forecast};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,14 +38,12 @@ pub struct RepoPaths {
 /// Find the repository containing `cwd`. Errors, each one clear sentence: not a git
 /// repository; a bare repository; a repository with no commits.
 pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
-    let _ = cwd;
-    todo!()
+    repo::discover(cwd)
 }
 
 /// Resolve a revision (`HEAD`, a branch, a SHA, `HEAD~2`) to a commit's full SHA.
 pub fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
-    let _ = (repo, rev);
-    todo!()
+    repo::resolve_commit(repo, rev)
 }
 
 /// An agent slot's worktree, held by this process until dropped (an advisory `flock` on a
@@ -58,8 +63,7 @@ pub struct AgentSlot {
 /// `index.lock`), and reuses it otherwise. Safe to call from several threads and processes
 /// at once (creation is serialised and retried on git lock-file collisions).
 pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
-    let _ = (repo, k, base_sha);
-    todo!()
+    slots::claim_agent_slot(repo, k, base_sha)
 }
 
 /// Options for preparing a worktree for the next workstream.
@@ -81,8 +85,7 @@ pub fn prepare_branch(
     base_sha: &str,
     opts: &PrepareOptions,
 ) -> Result<(), GitError> {
-    let _ = (repo, worktree, branch, base_sha, opts);
-    todo!()
+    workstream::prepare_branch(repo, worktree, branch, base_sha, opts)
 }
 
 /// What git says a workstream did.
@@ -111,14 +114,12 @@ pub fn collect(
     base_sha: &str,
     workstream_id: &str,
 ) -> Result<Collected, GitError> {
-    let _ = (repo, worktree, branch, base_sha, workstream_id);
-    todo!()
+    workstream::collect(repo, worktree, branch, base_sha, workstream_id)
 }
 
 /// Remove an agent worktree (directory and git's metadata); branches stay.
 pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), GitError> {
-    let _ = (repo, slot);
-    todo!()
+    slots::remove_agent_worktree(repo, slot)
 }
 
 /// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a
@@ -126,14 +127,16 @@ pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), Gi
 /// conflicting paths with diff3-style hunks (truncated to ~40 lines per path); then merge
 /// the branches onto the base one after another in the given order and say which go in
 /// cleanly and which need a rebase.
-pub fn forecast(repo: &RepoPaths, base_sha: &str, branches: &[(String, String)]) -> Result<Forecast, GitError> {
-    let _ = (repo, base_sha, branches);
-    todo!()
+pub fn forecast(
+    repo: &RepoPaths,
+    base_sha: &str,
+    branches: &[(String, String)],
+) -> Result<Forecast, GitError> {
+    forecast::forecast(repo, base_sha, branches)
 }
 
 /// The `ws/…` branches whose tips are contained in HEAD, with their tips (for the
 /// post-merge hook).
 pub fn merged_ws_branches(repo: &RepoPaths) -> Result<Vec<(String, String)>, GitError> {
-    let _ = repo;
-    todo!()
+    forecast::merged_ws_branches(repo)
 }
