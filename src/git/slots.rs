@@ -141,9 +141,41 @@ pub(crate) fn ensure_worktree(
 ) -> Result<(), GitError> {
     let gitdir = worktree_gitdir(repo, name);
     if gitdir.join("HEAD").is_file() && path.is_dir() && repair_links(repo, &gitdir, path)? {
-        return Ok(());
+        return drop_stale_tmp_branch(repo, name, path, base);
     }
     create_worktree(repo, name, path, &gitdir, base)
+}
+
+fn tmp_branch_name(worktree_name: &str) -> String {
+    format!("git-ws-tmp/{worktree_name}")
+}
+
+/// A crash between adding the worktree and deleting its temporary branch leaves that branch
+/// behind (possibly still checked out in the worktree): detach and delete it.
+fn drop_stale_tmp_branch(
+    repo: &RepoPaths,
+    name: &str,
+    path: &Path,
+    base: Oid,
+) -> Result<(), GitError> {
+    let tmp = tmp_branch_name(name);
+    let refname = format!("refs/heads/{tmp}");
+    if !repo.common_dir.join(&refname).exists() {
+        return Ok(());
+    }
+    let wt = Repository::open(path).ctx(|| format!("open worktree {}", path.display()))?;
+    let on_tmp = wt
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|h| h.symbolic_target().ok().flatten().map(|t| t == refname))
+        .unwrap_or(false);
+    if on_tmp {
+        retry(
+            || format!("detach HEAD in worktree {}", path.display()),
+            || wt.set_head_detached(base),
+        )?;
+    }
+    delete_branch(&open_main(repo)?, &tmp)
 }
 
 /// Fix the two-way link between the worktree and its git dir if needed; true when the
@@ -204,7 +236,11 @@ fn create_worktree(
     for dir in [&worktrees, &repo.common_dir.join("ws")] {
         fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
-    let tmp_branch = format!("git-ws-tmp/{name}");
+    // Whatever is left of a broken worktree goes first (it may have the stale temporary
+    // branch checked out).
+    remove_path(gitdir)?;
+    remove_path(path)?;
+    let tmp_branch = tmp_branch_name(name);
     delete_branch(&main, &tmp_branch)?;
     retry(
         || format!("create temporary branch {tmp_branch}"),

@@ -516,7 +516,7 @@ fn deleted_worktree_is_read_from_the_branch_and_recreated() {
     assert_eq!(c.commits, vec![c1]);
     assert_eq!(c.files.len(), 1);
     assert!(
-        c.warnings.iter().any(|w| w.contains("is gone")),
+        c.warnings.iter().any(|w| w.contains("is gone or broken")),
         "{:?}",
         c.warnings
     );
@@ -566,6 +566,25 @@ fn broken_slot_links_and_stale_locks_are_repaired() {
     );
     prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
     assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+
+    // The agent replaced the `.git` file with a repository of its own.
+    write(&slot.path, "mine.txt", "m\n");
+    fs::remove_file(slot.path.join(".git")).unwrap();
+    git(&slot.path, &["init", "-q"]);
+    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    assert!(
+        c.warnings[0].contains("is gone or broken"),
+        "{:?}",
+        c.warnings
+    );
+    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    assert_eq!(
+        git(&slot.path, &["symbolic-ref", "HEAD"]),
+        "refs/heads/ws/r/b"
+    );
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    assert!(!slot.path.join("mine.txt").exists());
+    assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
 }
 
 #[test]
@@ -577,6 +596,7 @@ fn stale_index_lock_does_not_block_collect_or_prepare() {
     write(&slot.path, "a.txt", "a\n");
     let gitdir = t.gitdir_of(&slot);
     fs::write(gitdir.join("index.lock"), "").unwrap();
+    fs::write(t.paths.common_dir.join("refs/heads/ws/r/a.lock"), "").unwrap();
     let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
     assert_eq!(c.commits.len(), 1);
     fs::write(gitdir.join("index.lock"), "").unwrap();
@@ -1113,4 +1133,107 @@ fn merged_ws_branches_is_fast_with_hundreds_of_branches() {
     assert!(merged.iter().all(|(b, _)| b.starts_with("ws/bulk/merged-")));
     eprintln!("merged_ws_branches over 400 branches: {took:?}");
     assert!(took < Duration::from_millis(500), "took {took:?}");
+}
+
+#[test]
+fn nested_repository_left_by_agent() {
+    let t = repo();
+    let base = t.head();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    prepare_branch(&t.paths, &slot.path, "ws/r/n", &base, &no_opts()).unwrap();
+    write(&slot.path, "scaffold/file.txt", "s\n");
+    git(&slot.path.join("scaffold"), &["init", "-q"]);
+    write(&slot.path, "plain.txt", "p\n");
+    let c = collect(&t.paths, &slot.path, "ws/r/n", &base, "n").unwrap();
+    assert_eq!(
+        c.warnings,
+        vec![
+            "uncommitted changes (1 file) were committed on ws/r/n by git-ws".to_string(),
+            "nested git repositories left in the worktree were not committed: scaffold/"
+                .to_string(),
+        ]
+    );
+    assert_eq!(c.files.len(), 1);
+    assert_eq!(c.files[0].path, "plain.txt");
+    // The next workstream does not inherit it.
+    prepare_branch(&t.paths, &slot.path, "ws/r/m", &base, &no_opts()).unwrap();
+    assert!(!slot.path.join("scaffold").exists());
+}
+
+#[test]
+fn lock_collisions_are_retried_until_the_lock_goes_away() {
+    let t = repo();
+    let base = t.head();
+    // Another process holds the ref lock of the branch git-ws creates while adding a
+    // worktree; it lets go after a moment.
+    let lock = t
+        .paths
+        .common_dir
+        .join("refs/heads/git-ws-tmp/ws-agent-1.lock");
+    fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    fs::write(&lock, "").unwrap();
+    let releaser = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            fs::remove_file(lock).unwrap();
+        })
+    };
+    let start = std::time::Instant::now();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(250));
+    releaser.join().unwrap();
+    assert_eq!(t.branches(), vec!["main"]);
+    assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+}
+
+#[test]
+fn retry_gives_up_at_once_on_other_errors() {
+    let mut calls = 0;
+    let e = repo::retry(
+        || "do the thing".to_string(),
+        || -> Result<(), git2::Error> {
+            calls += 1;
+            Err(git2::Error::from_str("boom"))
+        },
+    )
+    .unwrap_err();
+    assert_eq!((calls, e.0.as_str()), (1, "failed to do the thing: boom"));
+    let mut calls = 0;
+    let ok = repo::retry(
+        || "lock".to_string(),
+        || {
+            calls += 1;
+            if calls < 3 {
+                Err(git2::Error::new(
+                    git2::ErrorCode::Locked,
+                    git2::ErrorClass::Reference,
+                    "failed to lock file 'x.lock' for writing",
+                ))
+            } else {
+                Ok(calls)
+            }
+        },
+    );
+    assert_eq!(ok, Ok(3));
+}
+
+#[test]
+fn crash_leftover_temporary_branch_is_cleaned() {
+    let t = repo();
+    let base = t.head();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let path = slot.path.clone();
+    drop(slot);
+    // As if a crash happened right after `git worktree add` with the temporary branch.
+    git(&path, &["checkout", "-q", "-b", "git-ws-tmp/ws-agent-1"]);
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    assert_eq!(t.branches(), vec!["main"]);
+    drop(slot);
+    // And when the worktree is broken too.
+    git(&path, &["checkout", "-q", "-b", "git-ws-tmp/ws-agent-1"]);
+    fs::remove_dir_all(&path).unwrap();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    assert_eq!(t.branches(), vec!["main"]);
+    assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
 }

@@ -217,23 +217,32 @@ pub(crate) fn collect(
 
     match usable_worktree(repo, worktree) {
         None => warnings.push(format!(
-            "the worktree {} is gone; commits and files were read from {branch} (uncommitted changes, if any, are lost)",
+            "the worktree {} is gone or broken; commits and files were read from {branch} (uncommitted changes, if any, are lost)",
             worktree.display()
         )),
         Some(wt) => {
+            // The agent is done and we hold the slot: any lock left there, or on our own
+            // branch, is stale.
             if let Ok(name) = worktree_name(worktree) {
                 clear_stale_locks(&worktree_gitdir(repo, &name))?;
             }
+            remove_path(&repo.common_dir.join(format!("{refname}.lock")))?;
             let on_branch = {
                 let _guard = write_lock();
                 repair_head(&main, &wt, branch, &refname, base, &mut warnings)?
             };
             if on_branch {
-                let n = commit_leftovers(&wt, worktree, workstream_id)?;
+                let (n, nested) = commit_leftovers(&wt, worktree, workstream_id)?;
                 if n > 0 {
                     warnings.push(format!(
                         "uncommitted changes ({n} file{}) were committed on {branch} by git-ws",
                         if n == 1 { "" } else { "s" }
+                    ));
+                }
+                if !nested.is_empty() {
+                    warnings.push(format!(
+                        "nested git repositories left in the worktree were not committed: {}",
+                        nested.join(", ")
                     ));
                 }
             }
@@ -314,15 +323,19 @@ fn repair_head(
     let branch_ok = tip.is_some_and(descends);
     match head_commit {
         Some(c) if descends(c) => {
-            set_branch(wt, refname, c, "git-ws: take the agent's HEAD")?;
+            let moved = tip != Some(c);
+            if moved {
+                set_branch(wt, refname, c, "git-ws: take the agent's HEAD")?;
+            }
             retry(
                 || format!("check out branch {branch} in worktree"),
                 || wt.set_head(refname),
             )?;
-            warnings.push(format!(
-                "the agent left {described}; git-ws moved {branch} to {} and committed there",
-                short(c)
-            ));
+            warnings.push(if moved {
+                format!("the agent left {described}; git-ws moved {branch} there")
+            } else {
+                format!("the agent left {described}; git-ws put HEAD back on {branch}")
+            });
             Ok(true)
         }
         _ => {
@@ -363,12 +376,13 @@ fn last_position_on_base(
 }
 
 /// Commit everything modified, staged, deleted or untracked (not ignored) on the branch the
-/// worktree's HEAD points at. Returns the number of paths committed.
+/// worktree's HEAD points at. Returns the number of paths committed and the nested
+/// repositories left out.
 fn commit_leftovers(
     wt: &Repository,
     worktree: &Path,
     workstream_id: &str,
-) -> Result<usize, GitError> {
+) -> Result<(usize, Vec<String>), GitError> {
     let mut so = StatusOptions::new();
     so.include_untracked(true)
         .recurse_untracked_dirs(true)
@@ -382,13 +396,23 @@ fn commit_leftovers(
         .count();
     let conflicted = wt.index().map(|i| i.has_conflicts()).unwrap_or(false);
     if count == 0 && !conflicted {
-        return Ok(0);
+        return Ok((0, Vec::new()));
     }
     let what = || format!("commit leftover changes in worktree {}", worktree.display());
     let mut index = wt.index().ctx(what)?;
     index.read(true).ctx(what)?;
+    // Nested repositories (a tool's `git init`) are not this repository's content.
+    let mut nested = Vec::new();
+    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
+        if worktree.join(path).join(".git").exists() {
+            nested.push(path.display().to_string());
+            1
+        } else {
+            0
+        }
+    };
     index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))
         .ctx(what)?;
     index.update_all(["*"], None).ctx(what)?;
     if index.has_conflicts() {
@@ -411,7 +435,7 @@ fn commit_leftovers(
     let parent = wt.head().and_then(|h| h.peel_to_commit()).ctx(what)?;
     wt.cleanup_state().ctx(what)?;
     if tree_id == parent.tree_id() {
-        return Ok(0);
+        return Ok((0, nested));
     }
     let tree = wt.find_tree(tree_id).ctx(what)?;
     let sig = wt
@@ -422,7 +446,7 @@ fn commit_leftovers(
     retry(what, || {
         wt.commit(Some("HEAD"), &sig, &sig, &message, &tree, &[&parent])
     })?;
-    Ok(count.max(1))
+    Ok((count.saturating_sub(nested.len()).max(1), nested))
 }
 
 /// base..tip, oldest first.
