@@ -3,6 +3,12 @@
 //! in process. Nothing outside this module touches git.
 
 pub mod config;
+mod forecast;
+mod repo;
+mod slots;
+#[cfg(test)]
+mod tests;
+mod workstream;
 
 use crate::model::{FileChange, Forecast};
 use std::fmt;
@@ -33,14 +39,12 @@ pub struct RepoPaths {
 /// Find the repository containing `cwd`. Errors, each one clear sentence: not a git
 /// repository; a bare repository; a repository with no commits.
 pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
-    let _ = cwd;
-    todo!()
+    repo::discover(cwd)
 }
 
 /// Resolve a revision (`HEAD`, a branch, a SHA, `HEAD~2`) to a commit's full SHA.
 pub fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
-    let _ = (repo, rev);
-    todo!()
+    repo::resolve_commit(repo, rev)
 }
 
 /// An agent slot's worktree, held by this process until dropped (an advisory `flock` on a
@@ -60,8 +64,7 @@ pub struct AgentSlot {
 /// `index.lock`), and reuses it otherwise. Safe to call from several threads and processes
 /// at once (creation is serialised and retried on git lock-file collisions).
 pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
-    let _ = (repo, k, base_sha);
-    todo!()
+    slots::claim_agent_slot(repo, k, base_sha)
 }
 
 /// Options for preparing a worktree for the next workstream.
@@ -83,8 +86,7 @@ pub fn prepare_branch(
     base_sha: &str,
     opts: &PrepareOptions,
 ) -> Result<(), GitError> {
-    let _ = (repo, worktree, branch, base_sha, opts);
-    todo!()
+    workstream::prepare_branch(repo, worktree, branch, base_sha, opts)
 }
 
 /// What git says a workstream did.
@@ -113,14 +115,12 @@ pub fn collect(
     base_sha: &str,
     workstream_id: &str,
 ) -> Result<Collected, GitError> {
-    let _ = (repo, worktree, branch, base_sha, workstream_id);
-    todo!()
+    workstream::collect(repo, worktree, branch, base_sha, workstream_id)
 }
 
 /// Remove an agent worktree (directory and git's metadata); branches stay.
 pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), GitError> {
-    let _ = (repo, slot);
-    todo!()
+    slots::remove_agent_worktree(repo, slot)
 }
 
 /// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a
@@ -133,13 +133,11 @@ pub fn forecast(
     base_sha: &str,
     branches: &[(String, String)],
 ) -> Result<Forecast, GitError> {
-    let _ = (repo, base_sha, branches);
-    todo!()
+    forecast::forecast(repo, base_sha, branches)
 }
 
 /// The `ws/…` branches whose tips are contained in HEAD, with their tips (for the
 /// post-merge hook).
 pub fn merged_ws_branches(repo: &RepoPaths) -> Result<Vec<(String, String)>, GitError> {
-    let _ = repo;
-    todo!()
+    forecast::merged_ws_branches(repo)
 }

@@ -1,0 +1,158 @@
+//! Shared plumbing for the git façade: discovery, opening repositories, error wrapping, the
+//! in-process write lock and the retry loop for git lock-file collisions.
+
+use super::{GitError, RepoPaths};
+use git2::{ErrorCode, Oid, Repository};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Adds "failed to …" context to git2 results.
+pub(crate) trait Ctx<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError>;
+}
+
+impl<T> Ctx<T> for Result<T, git2::Error> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|e| GitError(format!("failed to {}: {}", what(), e.message())))
+    }
+}
+
+impl<T> Ctx<T> for std::io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
+        self.map_err(|e| GitError(format!("failed to {}: {e}", what())))
+    }
+}
+
+/// `a/b/` → `a/b` (git2 hands out directory paths with a trailing slash).
+pub(crate) fn clean_path(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+/// Canonical form of a path for comparisons; the cleaned path when it does not exist.
+pub(crate) fn canon(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| clean_path(p))
+}
+
+pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
+    let repo = Repository::discover(cwd).map_err(|e| {
+        if e.code() == ErrorCode::NotFound {
+            GitError(format!(
+                "failed to find a git repository: {} is not inside a git repository",
+                cwd.display()
+            ))
+        } else {
+            GitError(format!(
+                "failed to open the git repository containing {}: {}",
+                cwd.display(),
+                e.message()
+            ))
+        }
+    })?;
+    let common_dir = clean_path(repo.commondir());
+    // The main worktree's root, even when started from a linked worktree.
+    let main_root = if repo.is_worktree() {
+        Repository::open(&common_dir)
+            .ok()
+            .and_then(|main| main.workdir().map(clean_path))
+    } else {
+        repo.workdir().map(clean_path)
+    };
+    let root = match (main_root, repo.workdir()) {
+        (Some(root), _) => root,
+        // A linked worktree of a bare repository: its own root is the only one there is.
+        (None, Some(wd)) if !repo.is_bare() => clean_path(wd),
+        _ => {
+            return Err(GitError(format!(
+                "failed to use the repository at {}: it is a bare repository, and git-ws needs a working tree",
+                common_dir.display()
+            )))
+        }
+    };
+    match repo.head() {
+        Ok(_) => {}
+        Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
+            return Err(GitError(format!(
+                "failed to use the repository at {}: it has no commits yet (make a first commit)",
+                root.display()
+            )))
+        }
+        Err(e) => {
+            return Err(GitError(format!(
+                "failed to read HEAD of the repository at {}: {}",
+                root.display(),
+                e.message()
+            )))
+        }
+    }
+    Ok(RepoPaths { root, common_dir })
+}
+
+/// Open the main repository (its common dir, so linked worktrees' HEADs never matter).
+pub(crate) fn open_main(repo: &RepoPaths) -> Result<Repository, GitError> {
+    Repository::open(&repo.common_dir)
+        .ctx(|| format!("open the repository at {}", repo.common_dir.display()))
+}
+
+pub(crate) fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
+    let main = open_main(repo)?;
+    let commit = main
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .ctx(|| format!("resolve revision '{rev}' to a commit"))?;
+    Ok(commit.id().to_string())
+}
+
+pub(crate) fn parse_oid(sha: &str) -> Result<Oid, GitError> {
+    Oid::from_str(sha).map_err(|e| {
+        GitError(format!(
+            "failed to parse commit id '{sha}': {}",
+            e.message()
+        ))
+    })
+}
+
+static GIT_WRITE: Mutex<()> = Mutex::new(());
+
+/// Serialises worktree and branch creation inside this process.
+pub(crate) fn write_lock() -> MutexGuard<'static, ()> {
+    GIT_WRITE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A failure caused by another process (or libgit2 call) holding one of git's lock files.
+pub(crate) fn is_lock_collision(e: &git2::Error) -> bool {
+    matches!(e.code(), ErrorCode::Locked | ErrorCode::Modified) || e.message().contains(".lock")
+}
+
+/// Run `op`, retrying with a short, growing backoff while it fails on a git lock-file
+/// collision (another process writing `config.lock`, a ref lock, `index.lock`, …).
+pub(crate) fn retry<T>(
+    what: impl Fn() -> String,
+    mut op: impl FnMut() -> Result<T, git2::Error>,
+) -> Result<T, GitError> {
+    const ATTEMPTS: u32 = 40;
+    let mut delay_ms = 2u64;
+    let mut attempt = 0;
+    loop {
+        match op() {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt + 1 < ATTEMPTS && is_lock_collision(&e) => {
+                attempt += 1;
+                let jitter = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| u64::from(d.subsec_nanos()) % (delay_ms + 1))
+                    .unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(delay_ms + jitter));
+                delay_ms = (delay_ms * 2).min(150);
+            }
+            Err(e) => return Err(GitError(format!("failed to {}: {}", what(), e.message()))),
+        }
+    }
+}
+
+pub(crate) fn short(oid: Oid) -> String {
+    let s = oid.to_string();
+    s[..s.len().min(10)].to_string()
+}
