@@ -1,0 +1,138 @@
+//! Diesel table definitions, written by hand to match `migrations/` (SQLite `INTEGER` is
+//! 64-bit, so every integer column is `BigInt`; `TIMESTAMP` is `Timestamp`).
+
+diesel::table! {
+    consolidated_runs (run_id) {
+        run_id -> Text,
+        timestamp -> Text,
+        total_workstreams -> Nullable<BigInt>,
+        completed_count -> Nullable<BigInt>,
+        failed_count -> Nullable<BigInt>,
+        skipped_count -> Nullable<BigInt>,
+        total_files_modified -> Nullable<BigInt>,
+        total_commits -> Nullable<BigInt>,
+        total_errors -> Nullable<BigInt>,
+        total_warnings -> Nullable<BigInt>,
+        execution_summary -> Nullable<Text>,
+        recommendations -> Nullable<Text>,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    agent_results (id) {
+        id -> BigInt,
+        run_id -> Text,
+        agent_id -> Text,
+        workstream_id -> Text,
+        status -> Text,
+        start_time -> Nullable<Text>,
+        end_time -> Nullable<Text>,
+        duration_seconds -> Nullable<Double>,
+        files_modified -> Nullable<Text>,
+        commits_created -> Nullable<Text>,
+        errors -> Nullable<Text>,
+        warnings -> Nullable<Text>,
+        test_results -> Nullable<Text>,
+        metadata -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consolidated_errors (id) {
+        id -> BigInt,
+        run_id -> Text,
+        error_type -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        workstream_id -> Nullable<Text>,
+        agent_id -> Nullable<Text>,
+        timestamp -> Nullable<Text>,
+        stack_trace -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_runs (run_id) {
+        run_id -> Text,
+        state -> Text,
+        started_at -> Text,
+        finished_at -> Nullable<Text>,
+        agents -> BigInt,
+        base -> Text,
+        base_rev -> Text,
+        repo_root -> Text,
+        rerun_of -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_result_files (id) {
+        id -> BigInt,
+        run_id -> Text,
+        workstream_id -> Text,
+        agent_id -> Text,
+        path -> Text,
+        old_path -> Nullable<Text>,
+        change_kind -> Text,
+        additions -> BigInt,
+        deletions -> BigInt,
+    }
+}
+
+diesel::table! {
+    ws_commits (run_id, workstream_id, position) {
+        run_id -> Text,
+        workstream_id -> Text,
+        sha -> Text,
+        position -> BigInt,
+    }
+}
+
+diesel::table! {
+    ws_forecast_pairs (id) {
+        id -> BigInt,
+        run_id -> Text,
+        ws_a -> Text,
+        ws_b -> Text,
+        clean -> BigInt,
+        common_paths -> Text,
+        conflict_paths -> Text,
+        hunks -> Text,
+    }
+}
+
+diesel::table! {
+    ws_merge_order (run_id, position) {
+        run_id -> Text,
+        position -> BigInt,
+        workstream_id -> Text,
+        clean -> BigInt,
+        conflict_paths -> Text,
+    }
+}
+
+diesel::table! {
+    ws_merges (id) {
+        id -> BigInt,
+        run_id -> Text,
+        workstream_id -> Text,
+        branch -> Text,
+        tip -> Text,
+        merge_commit -> Text,
+        merged_at -> Text,
+    }
+}
+
+diesel::joinable!(ws_runs -> consolidated_runs (run_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    consolidated_runs,
+    agent_results,
+    consolidated_errors,
+    ws_runs,
+    ws_result_files,
+    ws_commits,
+    ws_forecast_pairs,
+    ws_merge_order,
+    ws_merges,
+);
