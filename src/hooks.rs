@@ -76,9 +76,8 @@ pub fn install(cwd: &Path) -> Result<String, Error> {
         None => "installed",
     };
     if existing.as_deref() != Some(new.as_str()) {
-        std::fs::write(&path, &new).map_err(|e| {
-            Error::new(format!("failed to write hook {}: {e}", path.display()))
-        })?;
+        std::fs::write(&path, &new)
+            .map_err(|e| Error::new(format!("failed to write hook {}: {e}", path.display())))?;
     }
     use std::os::unix::fs::PermissionsExt;
     let mut perm = std::fs::metadata(&path)

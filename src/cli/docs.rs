@@ -64,7 +64,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let paths = write_man_pages(d.path()).unwrap();
         let run = std::fs::read_to_string(&paths[0]).unwrap();
-        for flag in ["agents", "rerun\\-failed", "dry\\-run", "install\\-hooks", "keep\\-worktrees"] {
+        for flag in [
+            "agents",
+            "rerun\\-failed",
+            "dry\\-run",
+            "install\\-hooks",
+            "keep\\-worktrees",
+        ] {
             assert!(run.contains(flag), "{flag} missing from the man page");
         }
         assert!(run.contains(".TH git-ws-run"), "{}", &run[..200]);

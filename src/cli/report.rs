@@ -194,7 +194,11 @@ fn render_list(runs: &[RunSummary], format: ReportFormat) -> String {
                 .map(|r| {
                     vec![
                         r.run_id.clone(),
-                        r.timestamp.chars().take(19).collect::<String>().replace('T', " "),
+                        r.timestamp
+                            .chars()
+                            .take(19)
+                            .collect::<String>()
+                            .replace('T', " "),
                         r.state.as_str().to_string(),
                         r.total_workstreams.to_string(),
                         r.completed_count.to_string(),
@@ -206,7 +210,13 @@ fn render_list(runs: &[RunSummary], format: ReportFormat) -> String {
                 .collect();
             let table = render_table(
                 &[
-                    "run", "started (UTC)", "state", "total", "completed", "failed", "skipped",
+                    "run",
+                    "started (UTC)",
+                    "state",
+                    "total",
+                    "completed",
+                    "failed",
+                    "skipped",
                     "rerun of",
                 ],
                 &rows,
@@ -214,8 +224,14 @@ fn render_list(runs: &[RunSummary], format: ReportFormat) -> String {
             if format == ReportFormat::Markdown {
                 markdown_table(
                     &[
-                        "run", "started (UTC)", "state", "total", "completed", "failed",
-                        "skipped", "rerun of",
+                        "run",
+                        "started (UTC)",
+                        "state",
+                        "total",
+                        "completed",
+                        "failed",
+                        "skipped",
+                        "rerun of",
                     ],
                     &rows,
                 )
@@ -398,7 +414,13 @@ impl RunView {
                 .collect();
             s.push_str(&render_table(
                 &[
-                    "workstream", "agent", "status", "duration", "files", "commits", "merge",
+                    "workstream",
+                    "agent",
+                    "status",
+                    "duration",
+                    "files",
+                    "commits",
+                    "merge",
                     "error",
                 ],
                 &rows,
@@ -435,8 +457,14 @@ impl RunView {
                         .collect();
                     s.push_str(&render_table(
                         &[
-                            "agent", "workstreams", "completed", "failed", "skipped", "busy",
-                            "utilisation", "avg",
+                            "agent",
+                            "workstreams",
+                            "completed",
+                            "failed",
+                            "skipped",
+                            "busy",
+                            "utilisation",
+                            "avg",
                         ],
                         &rows,
                     ));
@@ -482,10 +510,7 @@ impl RunView {
                     if rows.is_empty() {
                         s.push_str("no files modified\n");
                     } else {
-                        s.push_str(&render_table(
-                            &["path", "lines", "workstreams", ""],
-                            &rows,
-                        ));
+                        s.push_str(&render_table(&["path", "lines", "workstreams", ""], &rows));
                     }
                 }
                 Section::Timeline => {
@@ -588,9 +613,17 @@ pub fn record_merges(args: &ReportArgs) -> Option<String> {
     let what = match fresh.as_slice() {
         [one] => format!("{} of {} merged", one.workstream_id, one.run_id),
         many => {
-            let names: Vec<&str> = many.iter().take(5).map(|r| r.workstream_id.as_str()).collect();
+            let names: Vec<&str> = many
+                .iter()
+                .take(5)
+                .map(|r| r.workstream_id.as_str())
+                .collect();
             let more = if many.len() > 5 { ", …" } else { "" };
-            format!("{} workstreams merged ({}{more})", many.len(), names.join(", "))
+            format!(
+                "{} workstreams merged ({}{more})",
+                many.len(),
+                names.join(", ")
+            )
         }
     };
     Some(format!(

@@ -147,12 +147,12 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// `PRAGMA journal_mode = WAL`, retried while the database is locked: when several
 /// connections open a fresh file at once, the switch to WAL can fail with "database is
 /// locked" at once instead of waiting for `busy_timeout`.
-fn set_wal(conn: &mut SqliteConnection) -> QueryResult<()> {
+fn set_wal(conn: &mut SqliteConnection, busy: std::time::Duration) -> QueryResult<()> {
     let start = std::time::Instant::now();
     loop {
         match conn.batch_execute("PRAGMA journal_mode = WAL;") {
             Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("locked") && start.elapsed() < BUSY_TIMEOUT =>
+                if info.message().contains("locked") && start.elapsed() < busy =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
@@ -201,6 +201,22 @@ impl ConsolidationDatabase {
     /// PRAGMAs and run pending migrations. Errors (file left byte-for-byte untouched): the
     /// file is not SQLite; its schema is newer than this binary knows.
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        Self::open_with(path, BUSY_TIMEOUT)
+    }
+
+    /// Open an existing database for the post-merge hook: waits at most 50 ms for a lock,
+    /// so a busy database makes the hook give up instead of blocking the merge.
+    pub fn open_for_hook(path: &Path) -> Result<Self, DbError> {
+        if !path.is_file() {
+            return Err(DbError(format!(
+                "failed to open database {}: no such file",
+                path.display()
+            )));
+        }
+        Self::open_with(path, std::time::Duration::from_millis(50))
+    }
+
+    fn open_with(path: &Path, busy: std::time::Duration) -> Result<Self, DbError> {
         let fail = |why: &dyn fmt::Display| {
             DbError(format!("failed to open database {}: {why}", path.display()))
         };
@@ -224,9 +240,9 @@ impl ConsolidationDatabase {
             text.to_string()
         };
         let mut conn = SqliteConnection::establish(&url).map_err(|e| fail(&e))?;
-        conn.batch_execute("PRAGMA busy_timeout = 10000;")
+        conn.batch_execute(&format!("PRAGMA busy_timeout = {};", busy.as_millis()))
             .map_err(|e| fail(&e))?;
-        set_wal(&mut conn).map_err(|e| fail(&e))?;
+        set_wal(&mut conn, busy).map_err(|e| fail(&e))?;
         for pragma in ["PRAGMA synchronous = NORMAL;", "PRAGMA foreign_keys = ON;"] {
             conn.batch_execute(pragma).map_err(|e| fail(&e))?;
         }

@@ -1,7 +1,6 @@
 //! Tests of the database layer over real SQLite files in temporary directories.
 
 use super::*;
-use crate::consolidate::{AgentPerf, CommitRef, FileSummary, Overlap, TestTotals};
 use crate::model::{
     ChangeKind, ConflictHunk, ErrorType, FileChange, MergeStep, PairForecast, Status, TestResults,
     WsError,
@@ -108,62 +107,7 @@ fn skipped_result(run_id: &str, ws: &str) -> WorkstreamResult {
 }
 
 fn consolidated(run: &RunInfo, results: &[WorkstreamResult]) -> Consolidated {
-    let mut paths: Vec<String> = results
-        .iter()
-        .flat_map(|r| r.files.iter().map(|f| f.path.clone()))
-        .collect();
-    paths.sort();
-    paths.dedup();
-    Consolidated {
-        run: run.clone(),
-        total_workstreams: results.len(),
-        completed: Consolidated::count(results, Status::Completed),
-        failed: Consolidated::count(results, Status::Failed),
-        skipped: Consolidated::count(results, Status::Skipped),
-        files: paths
-            .iter()
-            .map(|p| FileSummary {
-                path: p.clone(),
-                workstreams: vec![],
-                additions: 1,
-                deletions: 0,
-            })
-            .collect(),
-        commits: results
-            .iter()
-            .flat_map(|r| {
-                r.commits.iter().map(|s| CommitRef {
-                    workstream_id: r.workstream_id.clone(),
-                    sha: s.clone(),
-                })
-            })
-            .collect(),
-        total_errors: results.iter().map(|r| r.errors.len()).sum(),
-        total_warnings: results.iter().map(|r| r.warnings.len()).sum(),
-        tests: TestTotals::default(),
-        agents: vec![AgentPerf {
-            agent_id: "agent-1".into(),
-            total: 1,
-            completed: 1,
-            failed: 0,
-            skipped: 0,
-            busy_seconds: 1.0,
-            utilisation: 0.5,
-            avg_duration: 1.0,
-        }],
-        overlaps: vec![Overlap {
-            path: "src/shared.rs".into(),
-            workstreams: vec!["ws-01".into(), "ws-02".into()],
-        }],
-        forecast: sample_forecast(),
-        recommendations: vec![
-            "Review 1 failed workstreams".into(),
-            "Consider system review".into(),
-        ],
-        wall_seconds: 10.0,
-        busy_seconds: 12.0,
-        errors_by_type: vec![("CommandFailed".into(), 1)],
-    }
+    crate::consolidate::consolidate(run, results, sample_forecast())
 }
 
 fn sample_forecast() -> Forecast {

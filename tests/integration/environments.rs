@@ -20,7 +20,7 @@ fn not_a_git_repository() {
     let run = crate::common::Run::from(out);
     run.expect(2);
     assert!(
-        run.stderr.contains("not a git repository"),
+        run.stderr.contains("not inside a git repository"),
         "{}",
         run.stderr
     );

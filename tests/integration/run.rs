@@ -315,7 +315,7 @@ fn two_megabytes_of_output_is_streamed_and_tailed() {
     let env = Env::new();
     env.ws_cmd(
         "noisy",
-        "i=0; while [ $i -lt 20000 ]; do echo \"line $i padding padding padding padding padding padding padding padding padding\"; i=$((i+1)); done; echo LAST-LINE",
+        "i=0; while [ $i -lt 26000 ]; do echo \"line $i padding padding padding padding padding padding padding padding padding\"; i=$((i+1)); done; echo LAST-LINE",
     );
     let out = env.ws_run(&["--agents", "1"]);
     out.expect(0);
@@ -358,14 +358,14 @@ fn the_users_head_branch_index_and_worktree_are_untouched() {
     env.git(&["add", "src/lib.txt"]);
     env.write("docs/guide.txt", "unstaged user edit\n");
     env.write("scratch.txt", "untracked\n");
-    let head = env.git(&["rev-parse", "HEAD"]);
-    let status_before = env.git(&["status", "--porcelain=v1", "--untracked-files=all"]);
-    let index_before = std::fs::read(env.repo.join(".git/index")).unwrap();
     env.ws_cmd(
         "edits",
         "echo agent > src/lib.txt && git add -A && git commit -qm agent && rm docs/guide.txt",
     );
     env.ws_cmd("more", "echo x > scratch.txt");
+    let head = env.git(&["rev-parse", "HEAD"]);
+    let status_before = env.git(&["status", "--porcelain=v1", "--untracked-files=all"]);
+    let index_before = std::fs::read(env.repo.join(".git/index")).unwrap();
     let out = env.ws_run(&["--agents", "2"]);
     out.expect(0);
     assert_eq!(env.git(&["rev-parse", "HEAD"]), head);
