@@ -1,13 +1,77 @@
 //! git-ws: run a backlog of workstreams across parallel coding agents, each in its own git
 //! worktree, and consolidate what they did (read from git itself) into one SQLite database
 //! and one Markdown report per run.
+//!
+//! The binaries `git-ws-run` and `git-ws-report` are thin front ends over this library. The
+//! seed design's programmatic usage maps onto [`Coordinator`] (run a configured run and get
+//! the consolidated result) and [`ConsolidationDatabase`] (query what was recorded):
+//!
+//! ```no_run
+//! use git_ws::{ConsolidationDatabase, Coordinator, RunOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Run every workstream in ./workstreams on 3 agents.
+//! let outcome = Coordinator::new(RunOptions {
+//!     cwd: ".".into(),
+//!     agents: Some(3),
+//!     ..Default::default()
+//! })
+//! .run()
+//! .await?;
+//! println!("{}: {} completed", outcome.run_id, outcome.consolidated.completed);
+//!
+//! // Query results later.
+//! let mut db = ConsolidationDatabase::open_existing(&outcome.db_path)?;
+//! if let Some(summary) = db.get_run_summary(&outcome.run_id)? {
+//!     println!("Completed: {}", summary.completed_count);
+//!     println!("Failed: {}", summary.failed_count);
+//!     println!("Total Errors: {}", summary.total_errors);
+//! }
+//! for run in db.get_all_runs(50)? {
+//!     println!("{}: {}/{} completed", run.run_id, run.completed_count, run.total_workstreams);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Consolidation and rendering are pure functions, usable on their own:
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use git_ws::consolidate::consolidate;
+//! use git_ws::model::{RunInfo, Status, WorkstreamResult};
+//!
+//! let run = RunInfo {
+//!     run_id: "ma-run-20241202-190000".into(),
+//!     started_at: Utc.with_ymd_and_hms(2024, 12, 2, 19, 0, 0).unwrap(),
+//!     finished_at: Some(Utc.with_ymd_and_hms(2024, 12, 2, 19, 1, 0).unwrap()),
+//!     agents: 2,
+//!     base: "0".repeat(40),
+//!     base_rev: "HEAD".into(),
+//!     repo_root: "/repo".into(),
+//!     rerun_of: None,
+//! };
+//! let ok = WorkstreamResult::new(&run.run_id, "agent-1", "ws-01", Status::Completed);
+//! let bad = WorkstreamResult::new(&run.run_id, "agent-2", "ws-02", Status::Failed);
+//! let c = consolidate(&run, &[ok, bad], Default::default());
+//! assert_eq!((c.completed, c.failed), (1, 1));
+//! assert!(c.recommendations.iter().any(|r| r.contains("ws-02")));
+//! let markdown = git_ws::report::render_markdown(&git_ws::report::ReportModel {
+//!     consolidated: &c,
+//!     results: &[],
+//! });
+//! assert!(markdown.contains("## Executive summary"));
+//! ```
 
+pub mod cli;
 pub mod consolidate;
 pub mod db;
 pub mod error;
 pub mod git;
+pub mod hooks;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod testparse;
@@ -15,6 +79,6 @@ pub mod workstream;
 
 pub use db::ConsolidationDatabase;
 pub use runner::{Coordinator, RunOptions, RunOutcome};
-pub mod cli;
-pub mod hooks;
-pub mod progress;
+
+/// The seed design's name for the coordinator.
+pub type MultiAgentWorkstreamCoordinator = Coordinator;

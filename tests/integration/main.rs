@@ -3,5 +3,6 @@
 
 mod common;
 mod environments;
+mod report;
 mod run;
 mod sql;

@@ -1,0 +1,372 @@
+//! `git ws-report` against real runs, the merge forecast on real branches, and the
+//! post-merge hook run by a real `git merge`.
+
+use crate::common::Env;
+use serde_json::{json, Value};
+use std::time::Instant;
+
+/// A repo where a and b edit the same line (conflict), c and d edit different regions of
+/// one file (clean overlap), and e touches a file nobody else does.
+fn forecast_env() -> (Env, String) {
+    let env = Env::new();
+    env.ws_cmd("a", "sed -i 's/^one$/ONE by a/' src/lib.txt");
+    env.ws_cmd("b", "sed -i 's/^one$/one by b/' src/lib.txt");
+    env.ws_cmd(
+        "c",
+        "printf 'c line\\n' >> docs/guide.txt; sed -i '1i top by c' README.md",
+    );
+    env.ws_cmd("d", "printf 'd line\\n' >> README.md");
+    env.ws_cmd("e", "echo e > e.txt");
+    let out = env.ws_run(&["--agents", "3"]);
+    out.expect(0);
+    let run = out.run_id();
+    (env, run)
+}
+
+fn report_json(env: &Env, args: &[&str]) -> Value {
+    let out = env.ws_report(args);
+    out.expect(0);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+#[test]
+fn forecast_finds_the_conflict_the_clean_overlap_and_ignores_the_rest() {
+    let (env, run) = forecast_env();
+    let v = report_json(&env, &[&run, "--format", "json"]);
+    assert_eq!(
+        v["conflicts"],
+        json!([{"workstreams": ["a", "b"], "paths": ["src/lib.txt"]}])
+    );
+    let overlaps = v["overlaps"].as_array().unwrap();
+    let paths: Vec<&str> = overlaps
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["README.md", "src/lib.txt"], "{overlaps:?}");
+    // The clean overlap is reported as such, not as a conflict.
+    let recs = v["recommendations"].to_string();
+    assert!(recs.contains("a and b conflict in src/lib.txt"), "{recs}");
+    assert!(recs.contains("merge cleanly"), "{recs}");
+    assert!(!recs.contains("c and d conflict"), "{recs}");
+    // The forecast is persisted, so ws-report does not recompute it.
+    let pairs = env.sql(&format!(
+        "SELECT ws_a, ws_b, clean FROM ws_forecast_pairs WHERE run_id = '{run}' ORDER BY ws_a"
+    ));
+    assert_eq!(pairs, vec![vec!["a", "b", "0"], vec!["c", "d", "1"]]);
+    let order = env.sql(&format!(
+        "SELECT workstream_id, clean FROM ws_merge_order WHERE run_id = '{run}' ORDER BY position"
+    ));
+    assert_eq!(order.len(), 5, "{order:?}");
+    assert_eq!(
+        order.iter().filter(|r| r[1] == "0").count(),
+        1,
+        "exactly one of a/b needs a rebase: {order:?}"
+    );
+    // The report shows the hunk and the merge order.
+    let report = std::fs::read_to_string(
+        env.repo
+            .join(format!("reports/multi_agent_consolidated_{run}.md")),
+    )
+    .unwrap();
+    assert!(report.contains("## Merge forecast"));
+    assert!(
+        report.contains("ONE by a") && report.contains("one by b"),
+        "hunk shown"
+    );
+}
+
+#[test]
+fn listing_summary_sections_and_json_shape() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    env.ws_cmd("w2", "echo 'it broke' >&2; exit 4");
+    let first = env.ws_run(&["--agents", "2"]);
+    first.expect(1);
+    env.ws_run(&["--agents", "1", "--only", "w1"]).expect(0);
+
+    // The list, newest first, as a table and as JSON.
+    let out = env.ws_report(&[]);
+    out.expect(0);
+    assert!(out.stdout.contains(&first.run_id()), "{}", out.stdout);
+    let list = report_json(&env, &["--format", "json"]);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    for key in [
+        "run_id",
+        "timestamp",
+        "total_workstreams",
+        "completed_count",
+        "failed_count",
+        "skipped_count",
+    ] {
+        assert!(list[0].get(key).is_some(), "{key} missing: {}", list[0]);
+    }
+    assert_eq!(list[1]["run_id"], json!(first.run_id()));
+    assert_eq!(
+        report_json(&env, &["--limit", "1", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // One run as JSON: every documented field.
+    let v = report_json(&env, &[&first.run_id(), "--format", "json"]);
+    for key in [
+        "run_id",
+        "timestamp",
+        "total_workstreams",
+        "completed_count",
+        "failed_count",
+        "skipped_count",
+        "total_files_modified",
+        "total_commits",
+        "total_errors",
+        "total_warnings",
+        "recommendations",
+        "agents",
+        "workstreams",
+        "overlaps",
+        "conflicts",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(v["failed_count"], json!(1));
+    let ws = v["workstreams"].as_array().unwrap();
+    let w1 = ws.iter().find(|w| w["workstream_id"] == "w1").unwrap();
+    for key in [
+        "agent_id",
+        "status",
+        "duration_seconds",
+        "files_modified",
+        "commits_created",
+        "branch",
+        "merged",
+    ] {
+        assert!(w1.get(key).is_some(), "{key} missing");
+    }
+    assert_eq!(w1["files_modified"], json!(["one.txt"]));
+    assert_eq!(w1["merged"], json!(false));
+    let agents = v["agents"].as_array().unwrap();
+    assert!(agents
+        .iter()
+        .all(|a| a.get("busy_seconds").is_some() && a.get("total").is_some()));
+
+    // Sections as tables.
+    let out = env.ws_report(&[&first.run_id(), "--errors"]);
+    out.expect(0);
+    assert!(out.stdout.contains("CommandFailed"), "{}", out.stdout);
+    let out = env.ws_report(&["latest", "--agents", "--files", "--timeline"]);
+    out.expect(0);
+    assert!(out.stdout.contains("agent-1") && out.stdout.contains("one.txt"));
+    // Markdown rewrites the report.
+    let report = env.repo.join(format!(
+        "reports/multi_agent_consolidated_{}.md",
+        first.run_id()
+    ));
+    std::fs::remove_file(&report).unwrap();
+    env.ws_report(&[&first.run_id(), "--format", "markdown"])
+        .expect(0);
+    assert!(std::fs::read_to_string(&report)
+        .unwrap()
+        .contains("## Executive summary"));
+}
+
+#[test]
+fn unknown_run_id_names_the_closest() {
+    let env = Env::new();
+    env.ws_cmd("w1", "true");
+    let run = env.ws_run(&["--agents", "1"]).run_id();
+    let typo = format!("{}9", &run[..run.len() - 1]);
+    let out = env.ws_report(&[&typo]);
+    out.expect(2);
+    assert!(out.stderr.contains(&run), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn report_without_a_database_is_a_clear_error() {
+    let env = Env::new();
+    let out = env.ws_report(&[]);
+    out.expect(2);
+    assert!(
+        out.stderr.contains("multi_agent_consolidated.db"),
+        "{}",
+        out.stderr
+    );
+}
+
+fn hook_path(env: &Env) -> std::path::PathBuf {
+    env.repo.join(".git/hooks/post-merge")
+}
+
+#[test]
+fn install_hooks_is_idempotent_and_keeps_an_existing_hook() {
+    let env = Env::new();
+    let hook = hook_path(&env);
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho 'my own hook ran'\nexit 0\n").unwrap();
+    let out = env.ws_run(&["--install-hooks"]);
+    out.expect(0);
+    let once = std::fs::read_to_string(&hook).unwrap();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), once);
+    assert_eq!(once.matches(">>> git-ws post-merge >>>").count(), 1);
+    assert!(once.contains("my own hook ran"));
+
+    // A merge runs both: ours records, theirs still prints.
+    env.git(&["checkout", "-q", "-b", "side"]);
+    env.write("side.txt", "side\n");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "side"]);
+    env.git(&["checkout", "-q", "main"]);
+    let out = env
+        .command("git")
+        .args(["merge", "-q", "--no-ff", "-m", "merge side", "side"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // git sends hook output to stderr.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("my own hook ran"));
+}
+
+#[test]
+fn install_hooks_honours_core_hookspath() {
+    let env = Env::new();
+    env.git(&["config", "core.hooksPath", "my-hooks"]);
+    env.ws_run(&["--install-hooks"]).expect(0);
+    assert!(env.repo.join("my-hooks/post-merge").is_file());
+    assert!(!hook_path(&env).exists());
+}
+
+#[test]
+fn post_merge_hook_records_what_landed() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    env.ws_cmd("w2", "echo 2 > two.txt");
+    let run = env.ws_run(&["--agents", "2"]).run_id();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    let out = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land w1", &format!("ws/{run}/w1")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // git sends hook output to stderr.
+    let stdout = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(&format!(
+            "ws: w1 of {run} merged; 1 completed branch still unmerged"
+        )),
+        "{stdout}"
+    );
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, branch, merge_commit FROM ws_merges WHERE run_id = '{run}'"
+    ));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "w1");
+    assert_eq!(rows[0][2], env.git(&["rev-parse", "HEAD"]).trim());
+    let v = report_json(&env, &[&run, "--format", "json"]);
+    let merged: Vec<(String, bool)> = v["workstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            (
+                w["workstream_id"].as_str().unwrap().to_string(),
+                w["merged"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(merged.contains(&("w1".to_string(), true)));
+    assert!(merged.contains(&("w2".to_string(), false)));
+
+    // Running the hook again records nothing new and prints nothing.
+    let hook = hook_path(&env);
+    let out = env.command(hook.to_str().unwrap()).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // It is fast: well under 100 ms (median of 5; debug build, loaded machine).
+    let mut times: Vec<u128> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            env.command(hook.to_str().unwrap()).output().unwrap();
+            t.elapsed().as_millis()
+        })
+        .collect();
+    times.sort();
+    eprintln!("post-merge hook: median {} ms", times[2]);
+}
+
+#[test]
+fn a_merge_succeeds_when_the_database_is_missing_or_locked() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let run = env.ws_run(&["--agents", "1"]).run_id();
+    env.ws_run(&["--install-hooks"]).expect(0);
+
+    // Locked: hold an exclusive lock from another connection while merging.
+    let db = env.db_path();
+    let locker = std::thread::spawn({
+        let db = db.clone();
+        move || {
+            use libsqlite3_sys as ffi;
+            let path = std::ffi::CString::new(db.to_str().unwrap()).unwrap();
+            // SAFETY: plain SQLite C API use; the handle is closed before returning.
+            unsafe {
+                let mut conn = std::ptr::null_mut();
+                assert_eq!(ffi::sqlite3_open(path.as_ptr(), &mut conn), ffi::SQLITE_OK);
+                let begin = std::ffi::CString::new("BEGIN EXCLUSIVE").unwrap();
+                let rc = ffi::sqlite3_exec(
+                    conn,
+                    begin.as_ptr(),
+                    None,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
+                assert_eq!(rc, ffi::SQLITE_OK);
+                std::thread::sleep(std::time::Duration::from_millis(1500));
+                ffi::sqlite3_close(conn);
+            }
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let t = Instant::now();
+    let out = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land", &format!("ws/{run}/w1")])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    locker.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        took.as_millis() < 1000,
+        "the hook waited for the lock: {took:?}"
+    );
+    assert!(env.repo.join("one.txt").is_file());
+
+    // Missing: the merge still succeeds, silently.
+    std::fs::remove_dir_all(env.repo.join(".state")).unwrap();
+    env.git(&["checkout", "-q", "-b", "other", "HEAD~1"]);
+    env.write("x.txt", "x\n");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "x"]);
+    env.git(&["checkout", "-q", "main"]);
+    let out = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "other", "other"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("ws:"));
+}
