@@ -370,3 +370,61 @@ fn a_merge_succeeds_when_the_database_is_missing_or_locked() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("ws:"));
 }
+
+#[test]
+fn git_ws_run_help_opens_the_generated_man_page() {
+    let env = Env::new();
+    let root = env.scratch("install");
+    let out = env.ws_run(&[
+        "--generate-man",
+        root.join("share/man/man1").to_str().unwrap(),
+    ]);
+    out.expect(0);
+    assert!(root.join("share/man/man1/git-ws-run.1").is_file());
+    assert!(root.join("share/man/man1/git-ws-report.1").is_file());
+    if which("man").is_none() {
+        eprintln!("no `man` on this machine: checked the pages were written, not displayed");
+        return;
+    }
+    // man finds <root>/share/man for <root>/bin on PATH, as after `cargo install --root`.
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    for bin in ["git-ws-run", "git-ws-report"] {
+        std::os::unix::fs::symlink(
+            crate::common::bin_dir().join(bin),
+            root.join("bin").join(bin),
+        )
+        .unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        root.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = env
+        .command("git")
+        .args(["ws-run", "--help"])
+        .env("PATH", path)
+        .env("MANPAGER", "cat")
+        .env("PAGER", "cat")
+        .env_remove("MANPATH")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("rerun-failed") && text.contains("git-ws-run"),
+        "{text}"
+    );
+}
+
+fn which(prog: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(prog))
+            .find(|c| c.is_file())
+    })
+}
