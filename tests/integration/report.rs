@@ -428,3 +428,28 @@ fn which(prog: &str) -> Option<std::path::PathBuf> {
             .find(|c| c.is_file())
     })
 }
+
+#[test]
+fn bash_completion_completes_git_ws_run_through_gits_own_completion() {
+    let git_completion = std::path::Path::new("/usr/share/bash-completion/completions/git");
+    if !git_completion.is_file() || which("bash").is_none() {
+        eprintln!("no bash or git bash completion here: nothing to check against");
+        return;
+    }
+    let env = Env::new();
+    let out = env.ws_run(&["--generate-completions", "bash"]);
+    out.expect(0);
+    let script = env.scratch("git-ws.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = |words: &str| -> String {
+        let program = format!(
+            "source {}; source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; __git_func_wrap __git_main; echo \"${{COMPREPLY[*]}}\"",
+            git_completion.display(),
+            script.display()
+        );
+        let o = env.command("bash").args(["-c", &program]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(check("git ws-run --rer"), "--rerun-failed");
+    assert_eq!(check("git ws-report --time"), "--timeline");
+}
