@@ -63,6 +63,26 @@ pub fn escape_inline(s: &str) -> String {
     out
 }
 
+/// Like [`escape_inline`], but keeps balanced `` `code` `` spans as code spans (their
+/// content renders literally anyway; control characters become spaces). Used for text we
+/// compose ourselves, such as recommendations, that quote commands and paths.
+pub fn escape_with_code_spans(s: &str) -> String {
+    if s.matches('`').count() % 2 != 0 {
+        return escape_inline(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, part) in s.split('`').enumerate() {
+        if i % 2 == 0 {
+            out.push_str(&escape_inline(part));
+        } else {
+            out.push('`');
+            out.extend(part.chars().map(|c| if c.is_control() { ' ' } else { c }));
+            out.push('`');
+        }
+    }
+    out
+}
+
 /// Put agent-produced text in a fenced code block that its content cannot close: the fence
 /// is a run of backticks longer than any run inside (at least three). Ends with a newline.
 pub fn fenced(s: &str) -> String {
@@ -149,6 +169,17 @@ pub fn mermaid_name(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn code_spans_survive_and_the_rest_is_escaped() {
+        assert_eq!(
+            escape_with_code_spans("raise `timeout_secs` in a_b.json <x>"),
+            "raise `timeout_secs` in a\\_b.json &lt;x&gt;"
+        );
+        // Unbalanced backticks: everything escaped.
+        assert_eq!(escape_with_code_spans("a ` b"), "a \\` b");
+        assert_eq!(escape_with_code_spans("`x\ny`"), "`x y`");
+    }
     use super::*;
 
     #[test]

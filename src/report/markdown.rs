@@ -616,7 +616,7 @@ fn recommendations(out: &mut String, c: &Consolidated) {
         out.push_str("No recommendations.\n");
     }
     for r in &c.recommendations {
-        let _ = writeln!(out, "- {}", esc(r));
+        let _ = writeln!(out, "- {}", super::escape::escape_with_code_spans(r));
     }
 }
 
