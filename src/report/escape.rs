@@ -67,7 +67,7 @@ pub fn escape_inline(s: &str) -> String {
 /// content renders literally anyway; control characters become spaces). Used for text we
 /// compose ourselves, such as recommendations, that quote commands and paths.
 pub fn escape_with_code_spans(s: &str) -> String {
-    if s.matches('`').count() % 2 != 0 {
+    if !s.matches('`').count().is_multiple_of(2) {
         return escape_inline(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
