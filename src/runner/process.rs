@@ -1,11 +1,15 @@
 //! Process supervision: runs one command in its own process group with its output streamed
 //! to a log file, enforces the time limit and cancellation (SIGTERM to the group, a grace
 //! period, then SIGKILL), and sweeps any process the command left behind in its group.
+//! It also keeps the set of live groups (so a second Ctrl-C can kill them all at once) and,
+//! through a pgid file per command, finds the groups a killed coordinator left behind.
 
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -25,6 +29,9 @@ pub struct Spec {
     pub timeout: Duration,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Holds the command's process group id while it may be alive, so that a coordinator
+    /// killed with SIGKILL leaves a trace [`reap_orphans`] can act on. Removed at the end.
+    pub pgid_file: Option<PathBuf>,
 }
 
 /// How a supervised command ended.
@@ -67,11 +74,32 @@ const GIT_ENV_TO_CLEAR: [&str; 6] = [
     "GIT_OBJECT_DIRECTORY",
 ];
 
+/// Process groups of the commands running now, in this process.
+static LIVE_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGKILL every process group a command of this process is running in, at once (the
+/// second Ctrl-C). Returns how many groups were signalled.
+pub fn kill_all_groups() -> usize {
+    let groups = live_groups();
+    for &pg in groups.iter() {
+        killpg(pg, libc::SIGKILL);
+    }
+    groups.len()
+}
+
 /// Run `spec` to completion, timeout or cancellation. Never panics; spawn failures are an
 /// [`Ending::SpawnFailed`].
 pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
     if spec.argv.is_empty() {
         return Ending::SpawnFailed("empty command".into());
+    }
+    // Interrupted before it started: do not start it.
+    if *cancel.borrow() {
+        return Ending::Cancelled;
     }
     let log = match std::fs::OpenOptions::new()
         .create(true)
@@ -112,6 +140,7 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         }
     };
     let pgid = child.id().map(|p| p as i32);
+    let _tracked = pgid.map(|pg| Tracked::new(pg, spec.pgid_file.clone()));
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // Feed stdin concurrently so a child that never reads cannot block us.
         tokio::spawn(async move {
@@ -139,6 +168,32 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         killpg(pg, libc::SIGKILL);
     }
     ending
+}
+
+/// A live process group: registered for [`kill_all_groups`] and written to the pgid file
+/// while it lives; both undone when dropped (after the group was killed or swept).
+struct Tracked {
+    pgid: i32,
+    file: Option<PathBuf>,
+}
+
+impl Tracked {
+    fn new(pgid: i32, file: Option<PathBuf>) -> Tracked {
+        live_groups().insert(pgid);
+        if let Some(f) = &file {
+            let _ = std::fs::write(f, format!("{pgid}\n"));
+        }
+        Tracked { pgid, file }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        live_groups().remove(&self.pgid);
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
 }
 
 async fn wait_cancel(rx: &mut watch::Receiver<bool>) {
@@ -196,6 +251,74 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::killpg(pgid, 0) == 0 }
 }
 
+/// Kill what a dead coordinator of run `run_id` left running: for every `*.pgid` file in
+/// `dir`, every process in that group whose environment says `WS_RUN_ID=<run_id>` (so a
+/// recycled process group id never hits an unrelated process) gets SIGKILL; the file is
+/// removed. Linux only (reads `/proc`); elsewhere only the files are removed. Returns a
+/// line per group found alive.
+pub fn reap_orphans(dir: &Path, run_id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    let marker = format!("WS_RUN_ID={run_id}");
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pgid") {
+            continue;
+        }
+        let pgid = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+            .filter(|&p| p > 1);
+        if let Some(pgid) = pgid {
+            let pids = group_members_of_run(pgid, &marker);
+            for &pid in &pids {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+            if !pids.is_empty() {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                found.push(format!(
+                    "killed {} process(es) of {name} left running by the interrupted coordinator (process group {pgid})",
+                    pids.len()
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    found
+}
+
+/// Live processes in group `pgid` whose environment contains `marker` (`/proc` scan).
+fn group_members_of_run(pgid: i32, marker: &str) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // Fields after the command name: state, ppid, pgrp, …
+            let mut rest = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .split_whitespace();
+            let (state, pgrp) = (rest.next(), rest.nth(1));
+            state != Some("Z")
+                && pgrp.and_then(|g| g.parse::<i32>().ok()) == Some(pgid)
+                && std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()))
+        })
+        .collect()
+}
+
 /// The last `max_lines` lines (at most `max_bytes` bytes) of a log file, lossily decoded.
 pub fn tail(path: &Path, max_lines: usize, max_bytes: u64) -> String {
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -247,6 +370,7 @@ mod tests {
             log: dir.join("out.log"),
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(300),
+            pgid_file: Some(dir.join("cmd.pgid")),
         }
     }
 
@@ -339,6 +463,70 @@ mod tests {
             run(&s, no_cancel()).await,
             Ending::SpawnFailed(m) if m.contains("/nonexistent/prog")
         ));
+    }
+
+    #[tokio::test]
+    async fn pgid_file_lives_as_long_as_the_group() {
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "sleep 30", 60_000);
+        let pgid_file = s.pgid_file.clone().unwrap();
+        let (tx, rx) = watch::channel(false);
+        let h = tokio::spawn(async move { run(&s, rx).await });
+        let mut pgid = None;
+        for _ in 0..100 {
+            if let Ok(t) = std::fs::read_to_string(&pgid_file) {
+                pgid = t.trim().parse::<i32>().ok();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pgid = pgid.expect("pgid file written while running");
+        assert!(alive(pgid));
+        assert!(live_groups().contains(&pgid));
+        tx.send(true).unwrap();
+        assert_eq!(h.await.unwrap(), Ending::Cancelled);
+        assert!(!pgid_file.exists(), "pgid file removed at the end");
+        assert!(!live_groups().contains(&pgid));
+    }
+
+    #[tokio::test]
+    async fn cancelled_before_start_never_spawns() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("ran");
+        let s = spec(d.path(), &format!("touch '{}'", marker.display()), 10_000);
+        let (tx, rx) = watch::channel(true);
+        assert_eq!(run(&s, rx).await, Ending::Cancelled);
+        drop(tx);
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn reap_orphans_kills_only_processes_of_that_run() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        let spawn = |run: &str| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env("WS_RUN_ID", run)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn("run-a");
+        let mut other = spawn("run-b");
+        std::fs::write(d.path().join("w1.pgid"), format!("{}\n", ours.id())).unwrap();
+        std::fs::write(d.path().join("w2.pgid"), format!("{}\n", other.id())).unwrap();
+        let lines = reap_orphans(d.path(), "run-a");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("w1"), "{lines:?}");
+        ours.wait().unwrap();
+        assert!(
+            alive(other.id() as i32),
+            "a process of another run was killed"
+        );
+        assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]
