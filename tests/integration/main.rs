@@ -3,5 +3,6 @@
 
 mod common;
 mod environments;
+mod reliability;
 mod run;
 mod sql;
