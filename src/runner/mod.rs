@@ -410,7 +410,7 @@ impl Coordinator {
                 Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
             }
             // Processes the dead coordinator left running would write into the worktrees.
-            setup_notes.extend(process::reap_orphans(&logs_dir, &run_id));
+            setup_notes.extend(process::reap_orphans(&logs_dir));
             // Its worktrees may still have its branches checked out (a branch can be
             // checked out in one worktree only): start from fresh ones.
             let (repo, base, n) = (r.repo.clone(), r.base.clone(), stale_slots.max(r.agents));

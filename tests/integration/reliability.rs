@@ -79,7 +79,8 @@ fn sigkill_mid_run_then_resume_runs_only_what_has_no_final_result() {
         env.ws_cmd(
             id,
             &format!(
-                "echo x >> {c}/$WS_ID; echo partial > partial.txt; echo $$ > {p}/$WS_ID.tmp; mv {p}/$WS_ID.tmp {p}/$WS_ID; \
+                "echo x >> {c}/$WS_ID; echo partial > partial.txt; setsid sleep 30 & echo $! > {p}/$WS_ID.escaped; \
+                 echo $$ > {p}/$WS_ID.tmp; mv {p}/$WS_ID.tmp {p}/$WS_ID; \
                  if [ -e '{}' ]; then echo $WS_ID > $WS_ID.txt; exit 0; fi; sleep 30",
                 go.display()
             ),
@@ -118,7 +119,7 @@ fn sigkill_mid_run_then_resume_runs_only_what_has_no_final_result() {
     );
     // Known limitation: the commands of a coordinator killed by SIGKILL keep running (they
     // are in their own process groups). The resume kills them.
-    let sleepers: Vec<i32> = ["b-slow1", "b-slow2"]
+    let sleepers: Vec<i32> = ["b-slow1", "b-slow2", "b-slow1.escaped", "b-slow2.escaped"]
         .iter()
         .map(|id| read_pid(&pids.join(id)))
         .collect();
@@ -809,6 +810,23 @@ fn hostile_agent_ignores_sigterm_and_is_killed() {
     assert_eq!(status(&env, &run, "a-hostile"), "failed");
     assert_eq!(error_types(&env, &run, "a-hostile"), vec!["Timeout"]);
     assert!(!alive(read_pid(&pidfile)));
+}
+
+#[test]
+fn hostile_agent_escapes_its_process_group_with_setsid() {
+    let env = Env::new();
+    let pidfile = env.scratch("escaped.pid");
+    let run = hostile_then_clean(
+        &env,
+        cmd(&format!(
+            "setsid sleep 30 & echo $! > '{}'; sleep 0.1",
+            pidfile.display()
+        )),
+        &[],
+    );
+    assert_eq!(status(&env, &run, "a-hostile"), "completed");
+    // Found by the tag in its environment, not by its (new) process group.
+    assert!(!alive(read_pid(&pidfile)), "the setsid escapee survived");
 }
 
 #[test]
