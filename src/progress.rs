@@ -48,6 +48,14 @@ pub fn result_line(r: &WorkstreamResult) -> String {
     s
 }
 
+/// What the run does after the first Ctrl-C or SIGTERM, in one line.
+pub fn winding_down(running: usize, waiting: usize, grace: Duration) -> String {
+    format!(
+        "interrupted: not starting {waiting} waiting workstream(s); stopping {running} running (SIGTERM, SIGKILL after {}); then consolidating and removing worktrees (Ctrl-C again to kill everything and exit now)",
+        crate::runner::execute::human_duration(grace)
+    )
+}
+
 impl Observer for Plain {
     fn event(&mut self, event: Event<'_>) {
         let line = match event {
@@ -60,10 +68,14 @@ impl Observer for Plain {
             Event::WorkstreamFinished { result } => {
                 format!("ws: [{}] {}", result.agent_id, result_line(result))
             }
-            Event::Cancelling => {
-                "ws: interrupted: stopping running workstreams, then consolidating (Ctrl-C again to exit now)".to_string()
+            Event::Cancelling {
+                running,
+                waiting,
+                grace,
+            } => format!("ws: {}", winding_down(running, waiting, grace)),
+            Event::Consolidating => {
+                "ws: consolidating, writing the report and removing agent worktrees".to_string()
             }
-            Event::Consolidating => "ws: consolidating".to_string(),
             Event::Note(n) => format!("ws: warning: {n}"),
         };
         let _ = writeln!(std::io::stderr(), "{line}");
@@ -157,10 +169,12 @@ impl Observer for Bars {
                     ov.inc(1);
                 }
             }
-            Event::Cancelling => {
-                self.println(
-                    "interrupted: stopping running workstreams, then consolidating (Ctrl-C again to exit now)",
-                );
+            Event::Cancelling {
+                running,
+                waiting,
+                grace,
+            } => {
+                self.println(&winding_down(running, waiting, grace));
                 if let Some(ov) = &self.overall {
                     ov.set_message("winding down");
                 }

@@ -184,9 +184,23 @@ pub fn run_main() -> i32 {
     };
     let format = args.format;
     let quiet = args.quiet;
+    match runner::nothing_to_do(&opts) {
+        Ok(Some(why)) => {
+            eprintln!("git ws-run: {why}");
+            return 0;
+        }
+        Ok(None) => {}
+        Err(e) => return fail(&e),
+    }
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(watch_signals(tx));
+        // Installed before the run starts, so an early Ctrl-C winds down instead of killing.
+        match signal_streams() {
+            Some(streams) => {
+                tokio::spawn(watch_signals(streams, tx));
+            }
+            None => std::mem::forget(tx),
+        }
         let coordinator = Coordinator::new(opts)
             .observer(crate::progress::for_stderr(quiet))
             .cancel_on(rx);
@@ -208,15 +222,19 @@ fn fail(e: &Error) -> i32 {
     e.exit_code()
 }
 
-/// First Ctrl-C or SIGTERM: ask the coordinator to wind down. Second: exit at once.
-async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
+type SignalStreams = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
+
+fn signal_streams() -> Option<SignalStreams> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
+    Some((
+        signal(SignalKind::interrupt()).ok()?,
+        signal(SignalKind::terminate()).ok()?,
+    ))
+}
+
+/// First Ctrl-C or SIGTERM: ask the coordinator to wind down. Second: SIGKILL every running
+/// command's process group and exit at once (the run stays `running`; `--resume` finishes it).
+async fn watch_signals((mut int, mut term): SignalStreams, tx: tokio::sync::watch::Sender<bool>) {
     let mut count = 0;
     loop {
         tokio::select! {
@@ -227,7 +245,10 @@ async fn watch_signals(tx: tokio::sync::watch::Sender<bool>) {
         if count == 1 {
             let _ = tx.send(true);
         } else {
-            eprintln!("git ws-run: interrupted again: exiting now");
+            let killed = runner::process::kill_all_groups();
+            eprintln!(
+                "git ws-run: interrupted again: killed {killed} running command(s), exiting now; the run stays unfinished: git ws-run --resume RUN finishes it"
+            );
             std::process::exit(EXIT_INTERRUPTED);
         }
     }

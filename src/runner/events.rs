@@ -2,6 +2,7 @@
 //! library user consume the same stream through [`Observer`].
 
 use crate::model::WorkstreamResult;
+use std::time::Duration;
 
 /// Something that happened during a run.
 #[derive(Debug, Clone, Copy)]
@@ -16,8 +17,13 @@ pub enum Event<'a> {
     WorkstreamStarted { agent: usize, id: &'a str },
     /// A workstream reached its final result (completed, failed or skipped).
     WorkstreamFinished { result: &'a WorkstreamResult },
-    /// The run is winding down after Ctrl-C or SIGTERM.
-    Cancelling,
+    /// The run is winding down after Ctrl-C or SIGTERM: `waiting` workstreams will not
+    /// start; the `running` ones get SIGTERM, then SIGKILL after `grace`.
+    Cancelling {
+        running: usize,
+        waiting: usize,
+        grace: Duration,
+    },
     /// Consolidating, writing the database totals and the report.
     Consolidating,
     /// A warning or note for the user (one line).

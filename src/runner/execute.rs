@@ -136,6 +136,7 @@ pub async fn execute(
         log: log.clone(),
         timeout,
         grace: ctx.grace,
+        pgid_file: Some(ctx.logs_dir.join(format!("{}.pgid", ws.id))),
     };
     let ending = process::run(&spec, cancel.clone()).await;
     r.exit_code = ending.exit_code();
@@ -177,6 +178,7 @@ pub async fn execute(
             argv: vec!["sh".to_string(), "-c".to_string(), test.clone()],
             log: test_log.clone(),
             stdin: None,
+            pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
             ..spec.clone()
         };
         let t_ending = process::run(&spec, cancel.clone()).await;

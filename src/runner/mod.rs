@@ -324,31 +324,29 @@ impl Coordinator {
         // Everything that can be checked without writing is checked before the database
         // is opened, so a bad invocation leaves no trace.
         let all = load(&r.workstreams_dir)?;
-        if opts.mode == RunMode::New {
+        let mut db = if opts.mode == RunMode::New {
             select(all.clone(), &opts.only)?;
-        }
-        let mut db = ConsolidationDatabase::open(&r.db_path)?;
+            ConsolidationDatabase::open(&r.db_path)?
+        } else {
+            // Resume and rerun read an earlier run: never create a database for them.
+            let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
+            if let Some(why) = nothing_to_do_in(&mut db, &opts.mode, &all)? {
+                return Err(Error::new(why));
+            }
+            db
+        };
         hide_state_dir(&r.repo.root);
 
         // What to run, under which run id.
         let started_at = Utc::now();
+        // Resume: how many agent slots the interrupted run may have left behind.
+        let mut stale_slots = 0;
         let (run_id, loaded, previous, info) = match &opts.mode {
             RunMode::New | RunMode::RerunFailed(_) => {
                 let (only, rerun_of) = match &opts.mode {
                     RunMode::RerunFailed(spec) => {
                         let src = db.resolve_run_id(spec)?;
-                        let ids: Vec<String> = db
-                            .results(&src)?
-                            .into_iter()
-                            .filter(|x| x.status != Status::Completed)
-                            .map(|x| x.workstream_id)
-                            .collect();
-                        if ids.is_empty() {
-                            return Err(Error::new(format!(
-                                "--rerun-failed: nothing to rerun, every workstream of {src} completed"
-                            )));
-                        }
-                        (ids, Some(src))
+                        (not_completed(&mut db, &src)?, Some(src))
                     }
                     _ => (opts.only.clone(), None),
                 };
@@ -378,35 +376,67 @@ impl Coordinator {
                 let mut info = db
                     .run_info(&run_id)?
                     .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
+                stale_slots = info.agents;
+                // The run's own settings, unless the user overrides the agent count.
+                if opts.agents.is_none() {
+                    r.agents = info.agents.max(1);
+                }
                 info.agents = r.agents;
                 info.finished_at = None;
                 r.base = info.base.clone();
                 let previous = db.results(&run_id)?;
-                (run_id, all, previous, info)
+                // The workstreams the run was started with, if it said (else all of them).
+                let loaded = match read_selection(&logs_dir_of(&r.repo.root, &run_id)) {
+                    Some(ids) => workstream::select_only(all, &ids).0,
+                    None => all,
+                };
+                (run_id, loaded, previous, info)
             }
         };
-        let logs_dir = r.repo.root.join(".state").join("logs").join(&run_id);
+        let logs_dir = logs_dir_of(&r.repo.root, &run_id);
         let _ = std::fs::create_dir_all(&logs_dir);
+        // Held for the whole run: tells a `--resume` that this run is alive.
+        let run_lock = RunLock::try_acquire(&logs_dir.join(RUN_LOCK));
+        let mut setup_notes = Vec::new();
+        if let RunMode::Resume(_) = &opts.mode {
+            match &run_lock {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(Error::new(format!(
+                        "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
+                        logs_dir.join(RUN_LOCK).display()
+                    )))
+                }
+                Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
+            }
+            // Processes the dead coordinator left running would write into the worktrees.
+            setup_notes.extend(process::reap_orphans(&logs_dir));
+            // Its worktrees may still have its branches checked out (a branch can be
+            // checked out in one worktree only): start from fresh ones.
+            let (repo, base, n) = (r.repo.clone(), r.base.clone(), stale_slots.max(r.agents));
+            let removed = tokio::task::spawn_blocking(move || remove_slots(&repo, &base, n))
+                .await
+                .unwrap_or_else(|e| vec![format!("failed to remove stale agent worktrees: {e}")]);
+            setup_notes.extend(removed);
+            db.set_run_state(&run_id, RunState::Running)?;
+        } else {
+            write_selection(&logs_dir, &loaded);
+        }
 
         let db = Arc::new(Mutex::new(db));
         let mut rec = Recorder {
             db: db.clone(),
             results: Vec::new(),
-            notes: Vec::new(),
+            notes: setup_notes,
         };
 
-        // Resume: keep final results; rerun interrupted ones from a clean branch.
-        let is_final = |x: &WorkstreamResult| {
-            !x.errors
-                .iter()
-                .any(|e| e.error_type == ErrorType::Cancelled)
-        };
+        // Resume: keep final results; everything else runs (again, from a clean branch).
         let done: HashMap<String, Status> = previous
             .iter()
             .filter(|x| is_final(x))
             .map(|x| (x.workstream_id.clone(), x.status))
             .collect();
-        let kept: Vec<WorkstreamResult> = previous.into_iter().filter(is_final).collect();
+        let kept = previous;
 
         let to_run: Vec<Workstream> = loaded
             .valid
@@ -447,7 +477,7 @@ impl Coordinator {
             + loaded
                 .invalid
                 .iter()
-                .filter(|i| i.id.as_ref().is_none_or(|id| !done.contains_key(id)))
+                .filter(|i| !done.contains_key(i.id.as_ref().unwrap_or(&i.file)))
                 .count();
         observer.event(Event::RunStarted {
             run_id: &run_id,
@@ -461,10 +491,10 @@ impl Coordinator {
         let mut sched = Scheduler::new(jobs);
         // Record invalid workstreams first.
         for inv in &loaded.invalid {
-            if inv.id.as_ref().is_some_and(|id| done.contains_key(id)) {
+            let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
+            if done.contains_key(&ws_id) {
                 continue;
             }
-            let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
             let mut res = WorkstreamResult::new(&run_id, UNASSIGNED_AGENT, &ws_id, Status::Failed);
             res.source_file = Some(inv.file.clone());
             res.errors.push(WsError::new(
@@ -509,8 +539,12 @@ impl Coordinator {
         loop {
             if *cancel_rx.borrow() && !interrupted {
                 interrupted = true;
-                observer.event(Event::Cancelling);
-                stop_reason = Some("the run was interrupted before it started".to_string());
+                observer.event(Event::Cancelling {
+                    running: running.len(),
+                    waiting: sched.pending(),
+                    grace: r.grace,
+                });
+                stop_reason = Some("not started: the run was interrupted".to_string());
             }
             // Dispatch to idle agents.
             while stop_reason.is_none() && !idle.is_empty() {
@@ -668,6 +702,154 @@ impl Coordinator {
     }
 }
 
+/// Whether a recorded result is final, so `--resume` keeps it: the workstream ran to an
+/// end of its own (completed, or failed). Not final: anything stopped or never started
+/// because the run was interrupted (`Cancelled`), and skips, which are decided again from
+/// the final results of their dependencies.
+pub fn is_final(r: &WorkstreamResult) -> bool {
+    r.status != Status::Skipped
+        && !r
+            .errors
+            .iter()
+            .any(|e| e.error_type == ErrorType::Cancelled)
+}
+
+/// The workstreams of a run that did not complete (what `--rerun-failed` runs again).
+fn not_completed(db: &mut ConsolidationDatabase, run_id: &str) -> Result<Vec<String>, Error> {
+    Ok(db
+        .results(run_id)?
+        .into_iter()
+        .filter(|x| x.status != Status::Completed)
+        .map(|x| x.workstream_id)
+        .collect())
+}
+
+/// Why `--resume`/`--rerun-failed` have nothing to do, if they have not.
+fn nothing_to_do_in(
+    db: &mut ConsolidationDatabase,
+    mode: &RunMode,
+    all: &Loaded,
+) -> Result<Option<String>, Error> {
+    match mode {
+        RunMode::New => Ok(None),
+        RunMode::RerunFailed(spec) => {
+            let src = db.resolve_run_id(spec)?;
+            let ids = not_completed(db, &src)?;
+            if ids.is_empty() {
+                return Ok(Some(format!(
+                    "nothing to rerun: every workstream of {src} completed"
+                )));
+            }
+            let (sel, _) = workstream::select_only(all.clone(), &ids);
+            Ok((sel.valid.is_empty() && sel.invalid.is_empty()).then(|| {
+                format!(
+                    "nothing to rerun: the workstreams that did not complete in {src} ({}) are no longer in the workstreams directory",
+                    ids.join(", ")
+                )
+            }))
+        }
+        RunMode::Resume(spec) => {
+            let run_id = db.resolve_run_id(spec)?;
+            let finished = db
+                .get_run_summary(&run_id)?
+                .is_some_and(|s| s.state == RunState::Finished);
+            Ok(finished.then(|| {
+                format!(
+                    "nothing to resume: {run_id} finished (git ws-run --rerun-failed {run_id} runs its failed and skipped workstreams again)"
+                )
+            }))
+        }
+    }
+}
+
+/// For `--resume` and `--rerun-failed`: `Some(why)` when there is nothing to do (the
+/// command line then says why and exits 0 without starting a run). `Coordinator::run`
+/// returns the same sentence as an error.
+pub fn nothing_to_do(opts: &RunOptions) -> Result<Option<String>, Error> {
+    if opts.mode == RunMode::New {
+        return Ok(None);
+    }
+    let r = resolve(opts)?;
+    let all = load(&r.workstreams_dir)?;
+    let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
+    nothing_to_do_in(&mut db, &opts.mode, &all)
+}
+
+/// Claim agent slots 1..=n (holding each until all are claimed) and remove their
+/// worktrees; returns a note per failure.
+fn remove_slots(repo: &RepoPaths, base: &str, n: usize) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut held = Vec::new();
+    for k in 1..=n {
+        match git::claim_agent_slot(repo, k, base) {
+            Ok(slot) => held.push(slot),
+            Err(e) => notes.push(format!("failed to recover agent worktree {k}: {e}")),
+        }
+    }
+    for slot in held {
+        let name = slot.name.clone();
+        if let Err(e) = git::remove_agent_worktree(repo, slot) {
+            notes.push(format!("failed to remove agent worktree {name}: {e}"));
+        }
+    }
+    notes
+}
+
+/// `.state/logs/<run-id>`: the run's logs, its lock and the list of its workstreams.
+fn logs_dir_of(root: &Path, run_id: &str) -> PathBuf {
+    root.join(".state").join("logs").join(run_id)
+}
+
+/// Lock file in a run's logs directory, held by the coordinator running it.
+const RUN_LOCK: &str = "run.lock";
+/// The ids a run was started with, so `--resume` runs the same selection.
+const SELECTION_FILE: &str = "workstreams.json";
+
+fn write_selection(logs_dir: &Path, loaded: &Loaded) {
+    let ids: Vec<&str> = loaded
+        .valid
+        .iter()
+        .map(|w| w.id.as_str())
+        .chain(loaded.invalid.iter().filter_map(|i| i.id.as_deref()))
+        .collect();
+    if let Ok(text) = serde_json::to_string(&ids) {
+        let _ = std::fs::write(logs_dir.join(SELECTION_FILE), text);
+    }
+}
+
+fn read_selection(logs_dir: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(logs_dir.join(SELECTION_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// An exclusive `flock` on a run's lock file, released when dropped or when the process
+/// dies (even by SIGKILL).
+struct RunLock(#[allow(dead_code)] std::fs::File);
+
+impl RunLock {
+    /// `Ok(None)` when another process holds it.
+    fn try_acquire(path: &Path) -> Result<Option<RunLock>, String> {
+        use std::os::unix::io::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| format!("failed to open the run lock {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor we own for the duration of the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc == 0 {
+            return Ok(Some(RunLock(file)));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            Ok(None)
+        } else {
+            Err(format!("failed to lock {}: {err}", path.display()))
+        }
+    }
+}
+
 fn skip_result(run_id: &str, id: &str, reason: &str, loaded: &Loaded) -> WorkstreamResult {
     let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, id, Status::Skipped);
     if let Some(w) = loaded.valid.iter().find(|w| w.id == id) {
@@ -757,5 +939,44 @@ fn hide_state_dir(root: &Path) {
             gi,
             "# written by git-ws: run state, logs and the database\n*\n",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: Status, error: Option<ErrorType>) -> WorkstreamResult {
+        let mut r = WorkstreamResult::new("run", "agent-1", "w", status);
+        if let Some(t) = error {
+            r.errors.push(WsError::new(t, "why"));
+        }
+        r
+    }
+
+    #[test]
+    fn only_results_that_ran_to_their_own_end_are_final() {
+        assert!(is_final(&result(Status::Completed, None)));
+        assert!(is_final(&result(
+            Status::Failed,
+            Some(ErrorType::CommandFailed)
+        )));
+        assert!(is_final(&result(Status::Failed, Some(ErrorType::Timeout))));
+        assert!(is_final(&result(
+            Status::Failed,
+            Some(ErrorType::InvalidWorkstream)
+        )));
+        assert!(!is_final(&result(
+            Status::Failed,
+            Some(ErrorType::Cancelled)
+        )));
+        assert!(!is_final(&result(
+            Status::Skipped,
+            Some(ErrorType::Cancelled)
+        )));
+        assert!(!is_final(&result(
+            Status::Skipped,
+            Some(ErrorType::DependencyFailed)
+        )));
     }
 }

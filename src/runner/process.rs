@@ -1,11 +1,16 @@
 //! Process supervision: runs one command in its own process group with its output streamed
 //! to a log file, enforces the time limit and cancellation (SIGTERM to the group, a grace
 //! period, then SIGKILL), and sweeps any process the command left behind in its group.
+//! Every command carries a unique tag in its environment, so what leaves the group is found
+//! too; the live commands are kept (a second Ctrl-C kills them all at once) and written to a
+//! pgid file each, so a resume can kill what a coordinator killed by SIGKILL left behind.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
@@ -25,6 +30,9 @@ pub struct Spec {
     pub timeout: Duration,
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
+    /// Holds the command's process group id while it may be alive, so that a coordinator
+    /// killed with SIGKILL leaves a trace [`reap_orphans`] can act on. Removed at the end.
+    pub pgid_file: Option<PathBuf>,
 }
 
 /// How a supervised command ended.
@@ -67,11 +75,52 @@ const GIT_ENV_TO_CLEAR: [&str; 6] = [
     "GIT_OBJECT_DIRECTORY",
 ];
 
+/// Set in every command's environment to a value unique to that command. Everything the
+/// command starts inherits it, also what leaves the process group (`setsid`, double fork),
+/// so those processes can still be found and killed (on Linux, through `/proc`) unless
+/// they scrub their environment.
+pub const TAG_VAR: &str = "GIT_WS_COMMAND";
+
+/// Commands running now in this process: process group id → tag.
+static LIVE: Mutex<BTreeMap<i32, String>> = Mutex::new(BTreeMap::new());
+
+fn live() -> std::sync::MutexGuard<'static, BTreeMap<i32, String>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGKILL every command this process is running — their process groups and whatever
+/// carries their tag — at once (the second Ctrl-C). Returns how many commands.
+pub fn kill_all_groups() -> usize {
+    let live = live();
+    for (&pg, tag) in live.iter() {
+        killpg(pg, libc::SIGKILL);
+        kill_tagged(tag);
+    }
+    live.len()
+}
+
+fn new_tag() -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}-{nanos}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 /// Run `spec` to completion, timeout or cancellation. Never panics; spawn failures are an
 /// [`Ending::SpawnFailed`].
 pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
     if spec.argv.is_empty() {
         return Ending::SpawnFailed("empty command".into());
+    }
+    // Interrupted before it started: do not start it.
+    if *cancel.borrow() {
+        return Ending::Cancelled;
     }
     let log = match std::fs::OpenOptions::new()
         .create(true)
@@ -105,6 +154,8 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         cmd.env_remove(k);
     }
     cmd.envs(&spec.env);
+    let tag = new_tag();
+    cmd.env(TAG_VAR, &tag);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -112,6 +163,7 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         }
     };
     let pgid = child.id().map(|p| p as i32);
+    let _tracked = pgid.map(|pg| Tracked::new(pg, tag, spec.pgid_file.clone()));
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // Feed stdin concurrently so a child that never reads cannot block us.
         tokio::spawn(async move {
@@ -139,6 +191,35 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         killpg(pg, libc::SIGKILL);
     }
     ending
+}
+
+/// A running command: registered for [`kill_all_groups`] and written to the pgid file while
+/// it may be alive. When dropped (its group was killed or swept), whatever still carries its
+/// tag — processes that left the group — is killed, and both are undone.
+struct Tracked {
+    pgid: i32,
+    tag: String,
+    file: Option<PathBuf>,
+}
+
+impl Tracked {
+    fn new(pgid: i32, tag: String, file: Option<PathBuf>) -> Tracked {
+        live().insert(pgid, tag.clone());
+        if let Some(f) = &file {
+            let _ = std::fs::write(f, format!("{pgid} {tag}\n"));
+        }
+        Tracked { pgid, tag, file }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        kill_tagged(&self.tag);
+        live().remove(&self.pgid);
+        if let Some(f) = &self.file {
+            let _ = std::fs::remove_file(f);
+        }
+    }
 }
 
 async fn wait_cancel(rx: &mut watch::Receiver<bool>) {
@@ -196,6 +277,59 @@ fn group_alive(pgid: i32) -> bool {
     unsafe { libc::killpg(pgid, 0) == 0 }
 }
 
+/// Kill what a dead coordinator left running: for every `*.pgid` file in `dir` (written by
+/// [`run`], holding the process group and the tag), every process carrying that command's
+/// tag gets SIGKILL — whether or not it is still in the group — and the file is removed.
+/// Returns a line per command found alive.
+pub fn reap_orphans(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("pgid") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(tag) = text.split_whitespace().nth(1) {
+            let n = kill_tagged(tag);
+            if n > 0 {
+                let name = path.file_stem().unwrap_or_default().to_string_lossy();
+                found.push(format!(
+                    "killed {n} process(es) of {name} left running by the interrupted coordinator"
+                ));
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    found
+}
+
+/// SIGKILL every live process whose environment has `TAG_VAR=tag`; returns how many. Linux
+/// (`/proc`); elsewhere finds nothing.
+fn kill_tagged(tag: &str) -> usize {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let marker = format!("{TAG_VAR}={tag}");
+    let mut n = 0;
+    for pid in procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let tagged = std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()));
+        if tagged {
+            // SAFETY: kill has no memory-safety preconditions.
+            if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// The last `max_lines` lines (at most `max_bytes` bytes) of a log file, lossily decoded.
 pub fn tail(path: &Path, max_lines: usize, max_bytes: u64) -> String {
     let Ok(mut f) = std::fs::File::open(path) else {
@@ -247,6 +381,7 @@ mod tests {
             log: dir.join("out.log"),
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(300),
+            pgid_file: Some(dir.join("cmd.pgid")),
         }
     }
 
@@ -339,6 +474,92 @@ mod tests {
             run(&s, no_cancel()).await,
             Ending::SpawnFailed(m) if m.contains("/nonexistent/prog")
         ));
+    }
+
+    #[tokio::test]
+    async fn pgid_file_lives_as_long_as_the_group() {
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "sleep 30", 60_000);
+        let pgid_file = s.pgid_file.clone().unwrap();
+        let (tx, rx) = watch::channel(false);
+        let h = tokio::spawn(async move { run(&s, rx).await });
+        let mut pgid = None;
+        for _ in 0..100 {
+            if let Ok(t) = std::fs::read_to_string(&pgid_file) {
+                pgid = t
+                    .split_whitespace()
+                    .next()
+                    .and_then(|p| p.parse::<i32>().ok());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pgid = pgid.expect("pgid file written while running");
+        assert!(alive(pgid));
+        assert!(live().contains_key(&pgid));
+        tx.send(true).unwrap();
+        assert_eq!(h.await.unwrap(), Ending::Cancelled);
+        assert!(!pgid_file.exists(), "pgid file removed at the end");
+        assert!(!live().contains_key(&pgid));
+    }
+
+    #[tokio::test]
+    async fn cancelled_before_start_never_spawns() {
+        let d = tempfile::tempdir().unwrap();
+        let marker = d.path().join("ran");
+        let s = spec(d.path(), &format!("touch '{}'", marker.display()), 10_000);
+        let (tx, rx) = watch::channel(true);
+        assert_eq!(run(&s, rx).await, Ending::Cancelled);
+        drop(tx);
+        assert!(!marker.exists());
+    }
+
+    #[test]
+    fn reap_orphans_kills_only_the_tagged_commands() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        let spawn = |tag: &str| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env(TAG_VAR, tag)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        let mut ours = spawn("test-tag-a");
+        let mut other = spawn("test-tag-b");
+        std::fs::write(
+            d.path().join("w1.pgid"),
+            format!("{} test-tag-a\n", ours.id()),
+        )
+        .unwrap();
+        let lines = reap_orphans(d.path());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("w1"), "{lines:?}");
+        ours.wait().unwrap();
+        assert!(alive(other.id() as i32), "an untagged process was killed");
+        assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_process_that_leaves_the_group_with_setsid_is_killed_too() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("escaped.pid");
+        let script = format!(
+            "setsid sleep 30 & echo $! > '{}'; sleep 0.1; exit 0",
+            pidfile.display()
+        );
+        let s = spec(d.path(), &script, 10_000);
+        assert!(run(&s, no_cancel()).await.success());
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!alive(pid), "escaped {pid} survived");
     }
 
     #[test]

@@ -249,3 +249,176 @@ pub fn status(env: &Env, run: &str, ws: &str) -> String {
     assert_eq!(rows.len(), 1, "one row for {ws} in {run}: {rows:?}");
     rows[0][0].clone()
 }
+
+/// Execute statements against a database with write access (to set up fixtures).
+pub fn sql_exec(db: &Path, statements: &str) {
+    use libsqlite3_sys as ffi;
+    let path = CString::new(db.to_str().unwrap()).unwrap();
+    let q = CString::new(statements).unwrap();
+    // SAFETY: plain SQLite C API use; the connection is closed before returning.
+    unsafe {
+        let mut conn = std::ptr::null_mut();
+        let rc = ffi::sqlite3_open_v2(
+            path.as_ptr(),
+            &mut conn,
+            ffi::SQLITE_OPEN_READWRITE,
+            std::ptr::null(),
+        );
+        assert_eq!(rc, ffi::SQLITE_OK, "open {}", db.display());
+        let mut err = std::ptr::null_mut();
+        let rc = ffi::sqlite3_exec(conn, q.as_ptr(), None, std::ptr::null_mut(), &mut err);
+        let msg = if err.is_null() {
+            String::new()
+        } else {
+            let m = CStr::from_ptr(err).to_string_lossy().into_owned();
+            ffi::sqlite3_free(err as *mut _);
+            m
+        };
+        ffi::sqlite3_close(conn);
+        assert_eq!(rc, ffi::SQLITE_OK, "{statements}: {msg}");
+    }
+}
+
+/// Poll `cond` every 20 ms until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Send `sig` to `pid`.
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill({pid}, {sig})");
+}
+
+/// A `git-ws-run` started directly (so the test has its pid), stderr going to a file.
+pub struct Spawned {
+    pub child: std::process::Child,
+    pub stderr_path: PathBuf,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Wait at most `timeout` for it to exit (SIGKILL and panic after that).
+    pub fn wait(mut self, timeout: std::time::Duration) -> Run {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut stdout = String::new();
+                if let Some(mut out) = self.child.stdout.take() {
+                    use std::io::Read;
+                    let _ = out.read_to_string(&mut stdout);
+                }
+                return Run {
+                    code: status.code().unwrap_or(-1),
+                    stdout,
+                    stderr: self.stderr(),
+                };
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "git-ws-run did not exit within {timeout:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Env {
+    /// Start `git-ws-run ARGS` (the binary itself, not through git) in the repository.
+    pub fn spawn_run(&self, args: &[&str]) -> Spawned {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let stderr_path = self.scratch(&format!("ws-run-{n}.stderr"));
+        let child = self
+            .command(bin_dir().join("git-ws-run").to_str().unwrap())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        Spawned { child, stderr_path }
+    }
+
+    /// `git worktree list --porcelain` paths.
+    pub fn worktrees(&self) -> Vec<String> {
+        self.git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("worktree "))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Like [`sql`], for polling a database another process is writing: waits up to 2 s for
+/// locks and returns `None` instead of panicking when the query cannot run (yet).
+pub fn try_sql(db: &Path, query: &str) -> Option<Vec<Vec<String>>> {
+    use libsqlite3_sys as ffi;
+    if !db.exists() {
+        return None;
+    }
+    let path = CString::new(db.to_str()?).ok()?;
+    let q = CString::new(query).ok()?;
+    let mut rows = Vec::new();
+    // SAFETY: plain SQLite C API use; every handle is finalised/closed before returning.
+    unsafe {
+        let mut conn = std::ptr::null_mut();
+        if ffi::sqlite3_open_v2(
+            path.as_ptr(),
+            &mut conn,
+            ffi::SQLITE_OPEN_READONLY,
+            std::ptr::null(),
+        ) != ffi::SQLITE_OK
+        {
+            ffi::sqlite3_close(conn);
+            return None;
+        }
+        ffi::sqlite3_busy_timeout(conn, 2000);
+        let mut stmt = std::ptr::null_mut();
+        if ffi::sqlite3_prepare_v2(conn, q.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+            != ffi::SQLITE_OK
+        {
+            ffi::sqlite3_close(conn);
+            return None;
+        }
+        let n = ffi::sqlite3_column_count(stmt);
+        let ok = loop {
+            match ffi::sqlite3_step(stmt) {
+                ffi::SQLITE_DONE => break true,
+                ffi::SQLITE_ROW => {
+                    let row = (0..n)
+                        .map(|i| {
+                            let t = ffi::sqlite3_column_text(stmt, i);
+                            if t.is_null() {
+                                "NULL".to_string()
+                            } else {
+                                CStr::from_ptr(t as *const _).to_string_lossy().into_owned()
+                            }
+                        })
+                        .collect();
+                    rows.push(row);
+                }
+                _ => break false,
+            }
+        };
+        ffi::sqlite3_finalize(stmt);
+        ffi::sqlite3_close(conn);
+        ok.then_some(rows)
+    }
+}

@@ -3,6 +3,7 @@
 
 mod common;
 mod environments;
+mod reliability;
 mod report;
 mod run;
 mod sql;
