@@ -129,6 +129,10 @@ pub struct Consolidated {
     pub wall_seconds: f64,
     /// Sum of all workstream durations.
     pub busy_seconds: f64,
+    /// Mean time per workstream the coordinator spent outside the agent's command and test
+    /// (preparing the branch, reading git, recording); None when nothing ran.
+    #[serde(default)]
+    pub overhead_seconds: Option<f64>,
     /// Error counts by type, sorted by type name.
     pub errors_by_type: Vec<(String, usize)>,
     /// Failed workstreams (detail: first error type), sorted by id.
@@ -279,6 +283,7 @@ pub fn consolidate(
     let mut total_errors = 0;
     let mut total_warnings = 0;
     let mut busy_seconds = 0.0;
+    let (mut overhead_sum, mut overhead_n) = (0.0, 0usize);
     let mut by_type: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut tests = TestTotals::default();
     let mut commits = Vec::new();
@@ -294,6 +299,10 @@ pub fn consolidate(
     for r in &ordered {
         let dur = finite(r.duration_seconds);
         busy_seconds += dur;
+        if let Some(o) = r.overhead_seconds() {
+            overhead_sum += finite(o);
+            overhead_n += 1;
+        }
         let note = |detail: String| WsNote {
             workstream_id: r.workstream_id.clone(),
             agent_id: r.agent_id.clone(),
@@ -471,6 +480,7 @@ pub fn consolidate(
         recommendations: Vec::new(),
         wall_seconds,
         busy_seconds,
+        overhead_seconds: (overhead_n > 0).then(|| overhead_sum / overhead_n as f64),
         errors_by_type: by_type
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
@@ -816,6 +826,34 @@ pub fn recommendations(c: &Consolidated) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn coordinator_overhead_is_the_mean_time_outside_commands_and_tests() {
+        let run = RunInfo {
+            run_id: "r".into(),
+            started_at: chrono::Utc::now(),
+            finished_at: None,
+            agents: 1,
+            base: "b".into(),
+            base_rev: "HEAD".into(),
+            repo_root: "/".into(),
+            rerun_of: None,
+        };
+        let mut a = WorkstreamResult::new("r", "agent-1", "a", Status::Completed);
+        a.duration_seconds = 1.0;
+        a.command_seconds = Some(0.9);
+        let mut b = WorkstreamResult::new("r", "agent-1", "b", Status::Completed);
+        b.duration_seconds = 2.0;
+        b.command_seconds = Some(1.5);
+        b.test_seconds = Some(0.2);
+        // Never ran: not counted.
+        let skipped = WorkstreamResult::new("r", "unassigned", "c", Status::Skipped);
+        let c = consolidate(&run, &[a, b, skipped], Default::default());
+        let o = c.overhead_seconds.unwrap();
+        assert!((o - 0.2).abs() < 1e-9, "{o}");
+        let none = consolidate(&run, &[], Default::default());
+        assert_eq!(none.overhead_seconds, None);
+    }
     use super::*;
     use crate::model::{ConflictHunk, FileChange, MergeStep, PairForecast, TestResults, WsError};
     use chrono::{DateTime, Duration, TimeZone, Utc};

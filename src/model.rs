@@ -202,6 +202,10 @@ pub struct WorkstreamResult {
     pub output_tail: Option<String>,
     /// The workstream file this came from, relative to the workstreams dir.
     pub source_file: Option<String>,
+    /// Wall time of the command itself (what the agent spent).
+    pub command_seconds: Option<f64>,
+    /// Wall time of the `test` command.
+    pub test_seconds: Option<f64>,
 }
 
 impl WorkstreamResult {
@@ -229,7 +233,16 @@ impl WorkstreamResult {
             exit_code: None,
             output_tail: None,
             source_file: None,
+            command_seconds: None,
+            test_seconds: None,
         }
+    }
+
+    /// Time the coordinator spent on this workstream outside the agent's command and its
+    /// test (preparing the branch, reading git, bookkeeping); None if it never ran.
+    pub fn overhead_seconds(&self) -> Option<f64> {
+        let cmd = self.command_seconds?;
+        Some((self.duration_seconds - cmd - self.test_seconds.unwrap_or(0.0)).max(0.0))
     }
 
     /// The `metadata` JSON object stored with the row.
@@ -244,6 +257,8 @@ impl WorkstreamResult {
             "exit_code": self.exit_code,
             "output_tail": self.output_tail,
             "source_file": self.source_file,
+            "command_seconds": self.command_seconds,
+            "test_seconds": self.test_seconds,
             "file_changes": self.files,
         })
     }

@@ -307,6 +307,7 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
                 "total_errors": c.total_errors,
                 "total_warnings": c.total_warnings,
                 "wall_seconds": c.wall_seconds,
+                "overhead_seconds_per_workstream": c.overhead_seconds,
                 "interrupted": o.interrupted,
                 "report_path": o.report_path,
                 "report_error": o.report_error,
@@ -333,11 +334,14 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
             );
             let _ = writeln!(
                 s,
-                "files: {}  commits: {}  errors: {}  warnings: {}",
+                "files: {}  commits: {}  errors: {}  warnings: {}{}",
                 c.files.len(),
                 c.commits.len(),
                 c.total_errors,
-                c.total_warnings
+                c.total_warnings,
+                c.overhead_seconds
+                    .map(|o| format!("  overhead: {:.0} ms/workstream", o * 1000.0))
+                    .unwrap_or_default()
             );
             for r in &c.recommendations {
                 let _ = writeln!(s, "- {r}");

@@ -392,6 +392,8 @@ struct Metadata {
     exit_code: Option<i32>,
     output_tail: Option<String>,
     source_file: Option<String>,
+    command_seconds: Option<f64>,
+    test_seconds: Option<f64>,
     file_changes: Option<Vec<FileChange>>,
 }
 
@@ -507,6 +509,8 @@ pub fn result_from_rows(
         exit_code: meta.exit_code,
         output_tail: meta.output_tail,
         source_file: meta.source_file,
+        command_seconds: meta.command_seconds,
+        test_seconds: meta.test_seconds,
     })
 }
 

@@ -175,6 +175,15 @@ fn summary(out: &mut String, c: &Consolidated) {
         ("Busy time (sum of durations)", fmt_secs(c.busy_seconds)),
         ("Parallel speed-up (busy / wall)", speedup),
         (
+            "Coordinator overhead per workstream",
+            c.overhead_seconds.map_or("n/a".to_string(), |o| {
+                format!(
+                    "{:.0} ms (branch, git, database; outside the commands)",
+                    o * 1000.0
+                )
+            }),
+        ),
+        (
             "Base commit",
             format!("{} ({})", short_sha(&c.run.base), esc(&c.run.base_rev)),
         ),

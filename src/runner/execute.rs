@@ -138,7 +138,9 @@ pub async fn execute(
         grace: ctx.grace,
         pgid_file: Some(ctx.logs_dir.join(format!("{}.pgid", ws.id))),
     };
+    let t_cmd = Instant::now();
     let ending = process::run(&spec, cancel.clone()).await;
+    r.command_seconds = Some(t_cmd.elapsed().as_secs_f64());
     r.exit_code = ending.exit_code();
     r.output_tail = Some(process::tail(&log, TAIL_LINES, TAIL_BYTES)).filter(|t| !t.is_empty());
     let trace = r.output_tail.clone().unwrap_or_default();
@@ -181,7 +183,9 @@ pub async fn execute(
             pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
             ..spec.clone()
         };
+        let t_test = Instant::now();
         let t_ending = process::run(&spec, cancel.clone()).await;
+        r.test_seconds = Some(t_test.elapsed().as_secs_f64());
         let output = process::tail(&test_log, usize::MAX, TEST_SCAN_BYTES);
         let counts = testparse::parse_counts(&output);
         let tr = TestResults {
