@@ -272,9 +272,37 @@ fn killpg(pgid: i32, sig: i32) {
     }
 }
 
+/// Whether the group still has a member that is not a zombie. Zombies (orphans waiting for
+/// init to reap them) count as members for `kill(0)`, which would make every timeout wait
+/// out the whole grace period; on Linux `/proc` tells them apart.
 fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::killpg(pgid, 0) == 0 }
+    if unsafe { libc::killpg(pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // "pid (comm) S ppid pgrp …": comm may contain spaces, so split after the last ')'.
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+            pgrp == Some(pgid) && state != Some("Z")
+        })
 }
 
 /// Kill what a dead coordinator left running: for every `*.pgid` file in `dir` (written by
