@@ -208,48 +208,23 @@ fn render_list(runs: &[RunSummary], format: ReportFormat) -> String {
                     ]
                 })
                 .collect();
-            let table = render_table(
-                &[
-                    "run",
-                    "started (UTC)",
-                    "state",
-                    "total",
-                    "completed",
-                    "failed",
-                    "skipped",
-                    "rerun of",
-                ],
-                &rows,
-            );
+            const HEADERS: [&str; 8] = [
+                "run",
+                "started (UTC)",
+                "state",
+                "total",
+                "completed",
+                "failed",
+                "skipped",
+                "rerun of",
+            ];
             if format == ReportFormat::Markdown {
-                markdown_table(
-                    &[
-                        "run",
-                        "started (UTC)",
-                        "state",
-                        "total",
-                        "completed",
-                        "failed",
-                        "skipped",
-                        "rerun of",
-                    ],
-                    &rows,
-                )
+                report::markdown_table(&HEADERS, &rows)
             } else {
-                table
+                render_table(&HEADERS, &rows)
             }
         }
     }
-}
-
-fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("| {} |\n", headers.join(" | "));
-    let _ = writeln!(s, "|{}", "---|".repeat(headers.len()));
-    for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| report::escape_inline(c)).collect();
-        let _ = writeln!(s, "| {} |", cells.join(" | "));
-    }
-    s
 }
 
 /// Everything recorded about one run, consolidated afresh from its rows (so an unfinished

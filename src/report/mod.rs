@@ -19,6 +19,17 @@ pub use markdown::{
 };
 pub use table::render_table;
 
+/// A Markdown table of plain-text cells (each escaped with [`escape_inline`]).
+pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    table::md_header(&mut out, headers);
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|c| escape_inline(c)).collect();
+        table::md_row(&mut out, &cells);
+    }
+    out
+}
+
 /// What a report is rendered from.
 #[derive(Debug, Clone)]
 pub struct ReportModel<'a> {
