@@ -2,6 +2,7 @@
 //! to N agent slots from a dependency-aware queue (NO STOP by default), records each result
 //! as it finishes, then forecasts merges, consolidates, and writes the totals and the report.
 
+mod dispatch;
 pub mod events;
 pub mod execute;
 pub mod process;
@@ -9,12 +10,13 @@ pub mod process;
 use crate::consolidate::{self, Consolidated};
 use crate::db::{ConsolidationDatabase, RunState};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
-use crate::git::{self, AgentSlot, PrepareOptions, RepoPaths};
-use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult, WsError, UNASSIGNED_AGENT};
+use crate::git::{self, PrepareOptions, RepoPaths};
+use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
 use crate::plan::{self, Scheduler};
 use crate::report::{self, ReportModel};
 use crate::workstream::{self, Loaded, Workstream};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
+use dispatch::{Dispatch, Dispatched, Recorder};
 use events::{Event, NoObserver, Observer};
 use execute::RunContext;
 use std::collections::{HashMap, HashSet};
@@ -22,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 /// Default per-workstream time limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -489,32 +490,6 @@ impl Coordinator {
         }
 
         let mut sched = Scheduler::new(jobs);
-        // Record invalid workstreams first.
-        for inv in &loaded.invalid {
-            let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
-            if done.contains_key(&ws_id) {
-                continue;
-            }
-            let mut res = WorkstreamResult::new(&run_id, UNASSIGNED_AGENT, &ws_id, Status::Failed);
-            res.source_file = Some(inv.file.clone());
-            res.errors.push(WsError::new(
-                ErrorType::InvalidWorkstream,
-                inv.message.clone(),
-            ));
-            let now = Utc::now();
-            res.start_time = Some(now);
-            res.end_time = Some(now);
-            rec.record(res, observer.as_mut());
-        }
-        for id in &fail_now {
-            for skip in sched.finish(id, false) {
-                rec.record(
-                    skip_result(&run_id, &skip.id, &skip.reason, &loaded),
-                    observer.as_mut(),
-                );
-            }
-        }
-
         let ctx = Arc::new(RunContext {
             run_id: run_id.clone(),
             repo: r.repo.clone(),
@@ -527,95 +502,11 @@ impl Coordinator {
                 keep_ignored: r.keep_ignored.clone(),
             },
         });
-        let by_id: HashMap<String, Workstream> =
-            to_run.iter().map(|w| (w.id.clone(), w.clone())).collect();
-        let mut slots: Vec<Option<AgentSlot>> = (0..=r.agents).map(|_| None).collect();
-        let mut idle: Vec<usize> = (1..=r.agents).rev().collect();
-        let mut running: JoinSet<(usize, Option<AgentSlot>, WorkstreamResult)> = JoinSet::new();
-        let mut stop_reason: Option<String> = None;
-        let mut interrupted = false;
-        let mut cancel_rx = cancel.clone();
-
-        loop {
-            if *cancel_rx.borrow() && !interrupted {
-                interrupted = true;
-                observer.event(Event::Cancelling {
-                    running: running.len(),
-                    waiting: sched.pending(),
-                    grace: r.grace,
-                });
-                stop_reason = Some("not started: the run was interrupted".to_string());
-            }
-            // Dispatch to idle agents.
-            while stop_reason.is_none() && !idle.is_empty() {
-                let Some(id) = sched.next_ready() else { break };
-                let Some(ws) = by_id.get(&id).cloned() else {
-                    // A fail-now job can never be dispatched; finish defensively.
-                    sched.finish(&id, false);
-                    continue;
-                };
-                let k = idle.pop().expect("checked non-empty");
-                observer.event(Event::WorkstreamStarted { agent: k, id: &id });
-                let slot = slots[k].take();
-                let ctx = ctx.clone();
-                let c = cancel.clone();
-                running.spawn(async move {
-                    let (slot, res) = execute::execute(ctx, k, slot, ws, c).await;
-                    (k, slot, res)
-                });
-            }
-            if let Some(reason) = &stop_reason {
-                let etype = if interrupted {
-                    ErrorType::Cancelled
-                } else {
-                    ErrorType::DependencyFailed
-                };
-                for id in sched.drain_pending() {
-                    let mut res = skip_result(&run_id, &id, reason, &loaded);
-                    res.errors[0].error_type = etype;
-                    rec.record(res, observer.as_mut());
-                }
-            }
-            if running.is_empty() {
-                break;
-            }
-            tokio::select! {
-                joined = running.join_next() => {
-                    let Some(joined) = joined else { break };
-                    let (k, slot, res) = match joined {
-                        Ok(v) => v,
-                        Err(e) => {
-                            // A panicking task lost its workstream id; note it and go on.
-                            rec.notes.push(format!("an agent task failed unexpectedly: {e}"));
-                            continue;
-                        }
-                    };
-                    slots[k] = slot;
-                    idle.push(k);
-                    let ok = res.status == Status::Completed;
-                    let id = res.workstream_id.clone();
-                    rec.record(res, observer.as_mut());
-                    for skip in sched.finish(&id, ok) {
-                        rec.record(skip_result(&run_id, &skip.id, &skip.reason, &loaded), observer.as_mut());
-                    }
-                    if !ok && opts.fail_fast && stop_reason.is_none() {
-                        stop_reason = Some(format!("not started: --fail-fast after {id} failed"));
-                    }
-                }
-                _ = cancel_rx.changed(), if !interrupted => {}
-            }
-        }
-
-        // Nothing is left pending silently (a dependency that could never be satisfied).
-        for id in sched.drain_pending() {
-            let res = skip_result(
-                &run_id,
-                &id,
-                "never became ready: its dependencies did not complete",
-                &loaded,
-            );
-            rec.record(res, observer.as_mut());
-        }
+        let dispatch = Dispatch::new(ctx, &loaded, to_run, r.agents, opts.fail_fast);
+        dispatch.settle_known_failures(&mut sched, &fail_now, &done, &mut rec, observer.as_mut());
+        let Dispatched { slots, interrupted } = dispatch
+            .run(sched, &mut rec, observer.as_mut(), cancel)
+            .await;
 
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
@@ -850,58 +741,6 @@ impl RunLock {
     }
 }
 
-fn skip_result(run_id: &str, id: &str, reason: &str, loaded: &Loaded) -> WorkstreamResult {
-    let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, id, Status::Skipped);
-    if let Some(w) = loaded.valid.iter().find(|w| w.id == id) {
-        res.title = w.title.clone();
-        res.source_file = Some(w.file.clone());
-    }
-    res.errors.push(WsError::new(
-        ErrorType::DependencyFailed,
-        reason.to_string(),
-    ));
-    let now: DateTime<Utc> = Utc::now();
-    res.end_time = Some(now);
-    res
-}
-
-/// Writes each result to the database the moment it is final, and keeps it in memory.
-struct Recorder {
-    db: Arc<Mutex<ConsolidationDatabase>>,
-    results: Vec<WorkstreamResult>,
-    notes: Vec<String>,
-}
-
-impl Recorder {
-    fn record(&mut self, res: WorkstreamResult, observer: &mut dyn Observer) {
-        observer.event(Event::WorkstreamFinished { result: &res });
-        let mut last_err = None;
-        for attempt in 0..3 {
-            let r = {
-                let mut g = self.db.lock().unwrap_or_else(|p| p.into_inner());
-                g.record_result(&res)
-            };
-            match r {
-                Ok(()) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => {
-                    last_err = Some(e);
-                    std::thread::sleep(Duration::from_millis(200 * (attempt + 1)));
-                }
-            }
-        }
-        if let Some(e) = last_err {
-            self.notes.push(format!(
-                "failed to record {} in the database (kept in the report): {e}",
-                res.workstream_id
-            ));
-        }
-        self.results.push(res);
-    }
-}
-
 /// The report's path for a run.
 pub fn report_path(reports_dir: &Path, run_id: &str) -> PathBuf {
     reports_dir.join(format!("multi_agent_consolidated_{run_id}.md"))
@@ -945,6 +784,7 @@ fn hide_state_dir(root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::WsError;
 
     fn result(status: Status, error: Option<ErrorType>) -> WorkstreamResult {
         let mut r = WorkstreamResult::new("run", "agent-1", "w", status);
