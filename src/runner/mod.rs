@@ -510,86 +510,121 @@ impl Coordinator {
 
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
-        let mut info = info;
-        info.finished_at = Some(Utc::now());
-        let mut all = kept;
-        let fresh: HashSet<String> = rec
-            .results
-            .iter()
-            .map(|x| x.workstream_id.clone())
-            .collect();
-        all.retain(|x| !fresh.contains(&x.workstream_id));
-        all.extend(rec.results.iter().cloned());
-        all.sort_by(consolidate::result_order);
-
-        let forecast = {
-            let mut completed: Vec<&WorkstreamResult> = all
-                .iter()
-                .filter(|x| x.status == Status::Completed && !x.files.is_empty())
-                .collect();
-            completed.sort_by_key(|x| x.end_time);
-            let branches: Vec<(String, String)> = completed
-                .iter()
-                .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
-                .collect();
-            let repo = r.repo.clone();
-            let base = r.base.clone();
-            match tokio::task::spawn_blocking(move || git::forecast(&repo, &base, &branches)).await
-            {
-                Ok(Ok(f)) => f,
-                Ok(Err(e)) => {
-                    rec.notes.push(format!("failed to forecast merges: {e}"));
-                    Default::default()
-                }
-                Err(e) => {
-                    rec.notes.push(format!("failed to forecast merges: {e}"));
-                    Default::default()
-                }
-            }
-        };
-        let consolidated = consolidate::consolidate(&info, &all, forecast);
-        {
-            let state = if interrupted {
-                RunState::Interrupted
-            } else {
-                RunState::Finished
-            };
-            let mut g = db.lock().unwrap();
-            if let Err(e) = g.finish_run(&consolidated, state) {
-                rec.notes.push(format!(
-                    "failed to write the run totals to the database: {e}"
-                ));
-            }
-        }
-        let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
-
-        // Clean up agent worktrees (branches stay).
-        if !opts.keep_worktrees {
-            for slot in slots.into_iter().flatten() {
-                let repo = r.repo.clone();
-                let name = slot.name.clone();
-                let res =
-                    tokio::task::spawn_blocking(move || git::remove_agent_worktree(&repo, slot))
-                        .await;
-                if let Ok(Err(e)) | Err(e) = res.map_err(|e| git::GitError(e.to_string())) {
-                    rec.notes
-                        .push(format!("failed to remove agent worktree {name}: {e}"));
-                }
-            }
-        }
-        for n in &rec.notes {
+        let outcome = finalise(Finalise {
+            r,
+            info,
+            kept,
+            rec,
+            slots,
+            interrupted,
+            keep_worktrees: opts.keep_worktrees,
+        })
+        .await;
+        for n in &outcome.notes {
             observer.event(Event::Note(n));
         }
-        Ok(RunOutcome {
-            run_id,
-            consolidated,
-            results: all,
-            db_path: r.db_path,
-            report_path,
-            report_error,
-            interrupted,
-            notes: rec.notes,
-        })
+        Ok(outcome)
+    }
+}
+
+/// Everything the last phase of a run needs.
+struct Finalise {
+    r: Resolved,
+    info: RunInfo,
+    /// Final results of an earlier attempt of this run (resume).
+    kept: Vec<WorkstreamResult>,
+    rec: Recorder,
+    slots: Vec<Option<git::AgentSlot>>,
+    interrupted: bool,
+    keep_worktrees: bool,
+}
+
+/// Merge forecast, consolidation, the run's totals, the report, and removing the agent
+/// worktrees. Problems here never lose a result: they become notes on the outcome.
+async fn finalise(f: Finalise) -> RunOutcome {
+    let Finalise {
+        r,
+        mut info,
+        kept,
+        mut rec,
+        slots,
+        interrupted,
+        keep_worktrees,
+    } = f;
+    let run_id = info.run_id.clone();
+    info.finished_at = Some(Utc::now());
+    let fresh: HashSet<String> = rec
+        .results
+        .iter()
+        .map(|x| x.workstream_id.clone())
+        .collect();
+    let mut all = kept;
+    all.retain(|x| !fresh.contains(&x.workstream_id));
+    all.extend(rec.results.iter().cloned());
+    all.sort_by(consolidate::result_order);
+
+    let forecast = {
+        let mut completed: Vec<&WorkstreamResult> = all
+            .iter()
+            .filter(|x| x.status == Status::Completed && !x.files.is_empty())
+            .collect();
+        completed.sort_by_key(|x| x.end_time);
+        let branches: Vec<(String, String)> = completed
+            .iter()
+            .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
+            .collect();
+        let (repo, base) = (r.repo.clone(), r.base.clone());
+        let res = tokio::task::spawn_blocking(move || git::forecast(&repo, &base, &branches))
+            .await
+            .map_err(|e| git::GitError(e.to_string()));
+        match res {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) | Err(e) => {
+                rec.notes.push(format!("failed to forecast merges: {e}"));
+                Default::default()
+            }
+        }
+    };
+    let consolidated = consolidate::consolidate(&info, &all, forecast);
+    let state = if interrupted {
+        RunState::Interrupted
+    } else {
+        RunState::Finished
+    };
+    let written = {
+        let mut g = rec.db.lock().unwrap_or_else(|p| p.into_inner());
+        g.finish_run(&consolidated, state)
+    };
+    if let Err(e) = written {
+        rec.notes.push(format!(
+            "failed to write the run totals to the database: {e}"
+        ));
+    }
+    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
+
+    // Clean up agent worktrees (branches stay).
+    if !keep_worktrees {
+        for slot in slots.into_iter().flatten() {
+            let repo = r.repo.clone();
+            let name = slot.name.clone();
+            let res = tokio::task::spawn_blocking(move || git::remove_agent_worktree(&repo, slot))
+                .await
+                .map_err(|e| git::GitError(e.to_string()));
+            if let Ok(Err(e)) | Err(e) = res {
+                rec.notes
+                    .push(format!("failed to remove agent worktree {name}: {e}"));
+            }
+        }
+    }
+    RunOutcome {
+        run_id,
+        consolidated,
+        results: all,
+        db_path: r.db_path,
+        report_path,
+        report_error,
+        interrupted,
+        notes: rec.notes,
     }
 }
 
