@@ -246,21 +246,13 @@ pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
     } else {
         HashMap::new()
     };
-    let mut jobs = plan::jobs_from(&loaded.valid, &history);
-    let invalid_ids: Vec<String> = loaded.invalid.iter().filter_map(|i| i.id.clone()).collect();
-    for id in &invalid_ids {
-        jobs.push(plan::Job {
-            id: id.clone(),
-            depends_on: vec![],
-            expected_secs: None,
-        });
-    }
+    let WorkPlan { jobs, fail_now, .. } = work_plan(&loaded, &[], &history);
     let mut sched = Scheduler::new(jobs.clone());
     let mut skips = Vec::new();
-    for id in &invalid_ids {
+    for id in &fail_now {
         skips.extend(sched.finish(id, false));
     }
-    let gone: HashSet<&str> = invalid_ids
+    let gone: HashSet<&str> = fail_now
         .iter()
         .map(String::as_str)
         .chain(skips.iter().map(|s| s.id.as_str()))
@@ -431,55 +423,18 @@ impl Coordinator {
             notes: setup_notes,
         };
 
-        // Resume: keep final results; everything else runs (again, from a clean branch).
-        let done: HashMap<String, Status> = previous
-            .iter()
-            .filter(|x| is_final(x))
-            .map(|x| (x.workstream_id.clone(), x.status))
-            .collect();
-        let kept = previous;
-
-        let to_run: Vec<Workstream> = loaded
-            .valid
-            .iter()
-            .filter(|w| !done.contains_key(&w.id))
-            .cloned()
-            .collect();
         let history = {
-            let mut g = db.lock().unwrap();
+            let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
             g.expected_durations().unwrap_or_default()
         };
-        let mut jobs = plan::jobs_from(&to_run, &history);
-        // Invalid files that carry an id, and finished failures (resume), are jobs that fail
-        // at once so their dependents are skipped with the reason.
-        let mut fail_now: Vec<String> = Vec::new();
-        for inv in &loaded.invalid {
-            if let Some(id) = &inv.id {
-                if !done.contains_key(id) {
-                    fail_now.push(id.clone());
-                }
-            }
-        }
-        for (id, st) in &done {
-            if *st != Status::Completed {
-                fail_now.push(id.clone());
-            }
-        }
-        fail_now.sort();
-        fail_now.dedup();
-        for id in &fail_now {
-            jobs.push(plan::Job {
-                id: id.clone(),
-                depends_on: vec![],
-                expected_secs: None,
-            });
-        }
-        let total = to_run.len()
-            + loaded
-                .invalid
-                .iter()
-                .filter(|i| !done.contains_key(i.id.as_ref().unwrap_or(&i.file)))
-                .count();
+        let WorkPlan {
+            done,
+            to_run,
+            jobs,
+            fail_now,
+            total,
+        } = work_plan(&loaded, &previous, &history);
+        let kept = previous;
         observer.event(Event::RunStarted {
             run_id: &run_id,
             total,
@@ -625,6 +580,71 @@ async fn finalise(f: Finalise) -> RunOutcome {
         report_error,
         interrupted,
         notes: rec.notes,
+    }
+}
+
+/// What a run (or a resumed run) executes. Pure.
+struct WorkPlan {
+    /// Final results an earlier attempt of this run already has: kept, not rerun.
+    done: HashMap<String, Status>,
+    /// The valid workstreams to execute.
+    to_run: Vec<Workstream>,
+    /// Scheduler jobs: `to_run` plus the `fail_now` ones.
+    jobs: Vec<plan::Job>,
+    /// Invalid files that carry an id, and final failures of an earlier attempt: jobs that
+    /// fail at once so their dependents are skipped with the reason.
+    fail_now: Vec<String>,
+    /// How many results this attempt will record.
+    total: usize,
+}
+
+fn work_plan(
+    loaded: &Loaded,
+    previous: &[WorkstreamResult],
+    history: &HashMap<String, f64>,
+) -> WorkPlan {
+    let done: HashMap<String, Status> = previous
+        .iter()
+        .filter(|x| is_final(x))
+        .map(|x| (x.workstream_id.clone(), x.status))
+        .collect();
+    let to_run: Vec<Workstream> = loaded
+        .valid
+        .iter()
+        .filter(|w| !done.contains_key(&w.id))
+        .cloned()
+        .collect();
+    let mut jobs = plan::jobs_from(&to_run, history);
+    let mut fail_now: Vec<String> = loaded
+        .invalid
+        .iter()
+        .filter_map(|inv| inv.id.clone())
+        .filter(|id| !done.contains_key(id))
+        .chain(
+            done.iter()
+                .filter(|(_, st)| **st != Status::Completed)
+                .map(|(id, _)| id.clone()),
+        )
+        .collect();
+    fail_now.sort();
+    fail_now.dedup();
+    jobs.extend(fail_now.iter().map(|id| plan::Job {
+        id: id.clone(),
+        depends_on: vec![],
+        expected_secs: None,
+    }));
+    let total = to_run.len()
+        + loaded
+            .invalid
+            .iter()
+            .filter(|i| !done.contains_key(i.id.as_ref().unwrap_or(&i.file)))
+            .count();
+    WorkPlan {
+        done,
+        to_run,
+        jobs,
+        fail_now,
+        total,
     }
 }
 
