@@ -326,6 +326,11 @@ fn make_repo(env: &Env, dir: &Path, n: usize) {
     std::fs::write(dir.join(".gitignore"), "target/\nnode_modules/\n.env\n").unwrap();
     env.git(dir, &["add", "-A"]);
     env.git(dir, &["commit", "-q", "-m", "generated repository"]);
+    // Packed, and no automatic `git gc` in the middle of a measurement (libgit2 never runs
+    // one; the git CLI would, at random, once enough loose objects pile up).
+    env.git(dir, &["config", "gc.auto", "0"]);
+    env.git(dir, &["repack", "-adq"]);
+    env.git(dir, &["prune-packed"]);
 }
 
 /// Write `workstreams/*.json` (outside the repository) for (id, command) pairs.
@@ -414,18 +419,29 @@ fn makespan(results: &[WorkstreamResult]) -> f64 {
 
 const PEER_SCRIPT: &str = r#"#!/bin/sh
 # One task the way the peers do it: a fresh worktree and branch, the command, commit,
-# diff, remove the worktree.
-set -e
+# diff, remove the worktree. Concurrent `git worktree add`/`remove` can race inside git
+# ("failed to read .git/worktrees/<id>/commondir"); a failed task is cleaned up and
+# retried, and each retry is logged to $RETRIES.
 id=$1
 file=$2
 wt="$WTROOT/$id"
-git -C "$REPO" worktree add -q -b "peer/$id" "$wt" HEAD
-cd "$wt"
-sh -c "echo 'line from $id' >> '$file'"
-git commit -q -a -m "$id"
-git diff --stat HEAD~1 HEAD > /dev/null
-cd "$REPO"
-git worktree remove --force "$wt"
+task() {
+    git -C "$REPO" worktree add -q -b "peer/$id" "$wt" HEAD &&
+    (cd "$wt" &&
+        sh -c "echo 'line from $id' >> '$file'" &&
+        git commit -q -a -m "$id" &&
+        git diff --stat HEAD~1 HEAD > /dev/null) &&
+    git -C "$REPO" worktree remove --force "$wt"
+}
+n=0
+until task; do
+    n=$((n + 1))
+    [ "$n" -ge 5 ] && exit 1
+    echo "$id" >> "$RETRIES"
+    rm -rf "$wt" "$REPO/.git/worktrees/$id"
+    git -C "$REPO" branch -D -q "peer/$id" 2>/dev/null
+    sleep 0.1
+done
 "#;
 
 struct OverheadFigures {
@@ -480,6 +496,7 @@ fn overhead(
     )
     .unwrap();
     let wtroot = root.join("peer-worktrees");
+    let retries = root.join("peer-retries.log");
     std::fs::create_dir_all(&wtroot).unwrap();
     let db = root.join("state/bench.db");
     let reports = root.join("reports");
@@ -516,7 +533,8 @@ fn overhead(
                 task_list.display()
             ))
             .env("REPO", &repo)
-            .env("WTROOT", &wtroot);
+            .env("WTROOT", &wtroot)
+            .env("RETRIES", &retries);
         let dt = env.timed(c, &[0], "the per-task-worktree script");
         delete_branches(env, &repo, &["refs/heads/peer"]);
         dt
@@ -557,6 +575,12 @@ fn overhead(
     }
 
     let (mp, mw, mc) = (median(&peers), median(&warm), median(&cold));
+    let n_retries = std::fs::read_to_string(&retries)
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    if n_retries > 0 {
+        println!("  the per-task-worktree script hit git's concurrent worktree race and retried {n_retries} task(s) in {reps} repetition(s)");
+    }
     let per_ws = |wall: f64| (wall - cmd_makespan) / N_WS as f64;
     let agent_per_ws = |wall: f64| (wall - cmd_makespan) * AGENTS as f64 / N_WS as f64;
     println!("  medians over {reps} repetition(s):");
@@ -1007,6 +1031,21 @@ fn db_and_report(
         "  populated {n_runs} runs x {per_run} results through the library in {}",
         secs(t.elapsed().as_secs_f64())
     );
+    // What every `git ws-run` reads at start-up: the duration history of every run.
+    let mut db = ConsolidationDatabase::open_existing(&path).unwrap();
+    let mut th = Vec::new();
+    for _ in 0..opts.reps.max(3) {
+        let t = Instant::now();
+        let h = db.expected_durations().unwrap();
+        th.push(t.elapsed().as_secs_f64());
+        assert!(!h.is_empty());
+    }
+    sum.add(format!(
+        "reading the duration history at run start (expected_durations, {} result rows): {}",
+        n_runs * per_run,
+        secs(median(&th))
+    ));
+    drop(db);
     let invocations: [(&str, Vec<&str>); 4] = [
         ("git ws-report (list)", vec![]),
         ("git ws-report latest", vec!["latest"]),

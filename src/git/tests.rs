@@ -1421,3 +1421,75 @@ fn worktreeinclude_copies_ignored_untracked_files_only() {
     assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
 }
+
+#[test]
+fn merge_order_over_disjoint_branches_matches_real_merges() {
+    let t = repo();
+    write(&t.root, "x.txt", &numbered(30));
+    write(&t.root, "y.sh", "echo y\n");
+    let base = commit_all(&t.root, "merge order base");
+    let x = |from: &str, to: &str| numbered(30).replace(from, to).into_bytes();
+    // a: x line 2 (disjoint from nothing merged yet: written onto the base directly).
+    branch_with(&t, &base, "ws/m/a", &[("x.txt", &x("line 2\n", "A two\n"))]);
+    // b: adds d/f (disjoint).
+    git(&t.root, &["checkout", "-q", "-b", "ws/m/b", &base]);
+    write(&t.root, "d/f.txt", "f\n");
+    commit_all(&t.root, "b");
+    git(&t.root, &["checkout", "-q", "main"]);
+    // c: adds a file named d where b made a directory: must go through a real merge.
+    branch_with(&t, &base, "ws/m/c", &[("d", b"file d\n")]);
+    // e: makes y.sh executable and changes it (disjoint).
+    git(&t.root, &["checkout", "-q", "-b", "ws/m/e", &base]);
+    write(&t.root, "y.sh", "echo e\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(t.root.join("y.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    commit_all(&t.root, "e");
+    git(&t.root, &["checkout", "-q", "main"]);
+    // f: x line 2 differently: conflicts only if a's change is in the accumulated tree.
+    branch_with(&t, &base, "ws/m/f", &[("x.txt", &x("line 2\n", "F two\n"))]);
+    // g: x line 28: overlaps a's file, merges cleanly with it.
+    branch_with(&t, &base, "ws/m/g", &[("x.txt", &x("line 28\n", "G\n"))]);
+
+    let order: Vec<(String, String)> = ["a", "b", "c", "e", "f", "g"]
+        .iter()
+        .map(|w| (w.to_string(), format!("ws/m/{w}")))
+        .collect();
+    let f = forecast(&t.paths, &base, &order).unwrap();
+    let steps: Vec<(&str, bool, Vec<&str>)> = f
+        .merge_order
+        .iter()
+        .map(|s| {
+            (
+                s.workstream_id.as_str(),
+                s.clean,
+                s.conflict_paths.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(steps[0], ("a", true, vec![]));
+    assert_eq!(steps[1], ("b", true, vec![]));
+    assert!(
+        !steps[2].1,
+        "a file d over b's directory d/ must not merge: {steps:?}"
+    );
+    assert_eq!(steps[3], ("e", true, vec![]));
+    assert_eq!(steps[4], ("f", false, vec!["x.txt"]));
+    assert_eq!(steps[5], ("g", true, vec![]));
+
+    // The same answer from git itself: merge a, b, e, g in order onto the base.
+    git(&t.root, &["checkout", "-q", "-b", "check", &base]);
+    for b in ["ws/m/a", "ws/m/b", "ws/m/e", "ws/m/g"] {
+        git(&t.root, &["merge", "-q", "--no-edit", b]);
+    }
+    assert!(!git_cmd(&t.root, &["merge", "-q", "--no-edit", "ws/m/f"])
+        .status
+        .success());
+    git(&t.root, &["merge", "--abort"]);
+    assert_eq!(
+        git(&t.root, &["ls-files", "-s", "y.sh"]).split(' ').next(),
+        Some("100755")
+    );
+    git(&t.root, &["checkout", "-q", "main"]);
+}
