@@ -4,9 +4,11 @@
 use super::repo::{open_main, parse_oid, short, Ctx};
 use super::{GitError, RepoPaths};
 use crate::model::{ConflictHunk, Forecast, MergeStep, PairForecast};
-use git2::{Commit, Index, IndexConflict, IndexEntry, Oid, Repository};
+use git2::build::TreeUpdateBuilder;
+use git2::{Commit, FileMode, Index, IndexConflict, IndexEntry, Oid, Repository};
 use similar::TextMerge;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
 
 /// Lines of a rendered conflict kept per path.
 const MAX_HUNK_LINES: usize = 40;
@@ -44,10 +46,13 @@ pub(crate) fn forecast(
 
     // path → the branches touching it; pairs come only from shared paths.
     let mut by_path: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut touched = Vec::with_capacity(tips.len());
     for (i, tip) in tips.iter().enumerate() {
-        for path in touched_paths(&main, &base_tree, &tip.commit)? {
-            by_path.entry(path).or_default().push(i);
+        let paths = touched_paths(&main, &base_tree, &tip.commit)?;
+        for path in &paths {
+            by_path.entry(path.clone()).or_default().push(i);
         }
+        touched.push(paths);
     }
     let mut shared: BTreeMap<(usize, usize), BTreeSet<String>> = BTreeMap::new();
     for (path, idxs) in &by_path {
@@ -83,12 +88,39 @@ pub(crate) fn forecast(
     }
     pairs.sort_by(|p, q| (&p.a, &p.b).cmp(&(&q.a, &q.b)));
 
-    // Merge order: accumulate clean merges onto the base, in the given order.
+    // Merge order: accumulate clean merges onto the base, in the given order. A branch whose
+    // paths are disjoint from everything merged so far (no path in common, no path that is
+    // a directory of another) merges cleanly by construction: its files are written onto
+    // the accumulated tree directly, at a cost in proportion to its changes. Only a branch
+    // that overlaps gets a real three-way merge of the whole trees.
     let mut merge_order = Vec::with_capacity(tips.len());
     let mut acc = base_tree.clone();
-    for tip in &tips {
+    let mut merged = MergedPaths::default();
+    for (tip, paths) in tips.iter().zip(&touched) {
         let what = || format!("merge workstream {} onto the forecast", tip.ws);
         let tree = tip.commit.tree().ctx(what)?;
+        if !merged.overlaps(paths) {
+            let mut update = TreeUpdateBuilder::new();
+            for p in paths {
+                match tree.get_path(Path::new(p)) {
+                    Ok(e) => {
+                        update.upsert(p.as_str(), e.id(), file_mode(e.filemode()));
+                    }
+                    Err(_) => {
+                        update.remove(p.as_str());
+                    }
+                }
+            }
+            let id = update.create_updated(&main, &acc).ctx(what)?;
+            acc = main.find_tree(id).ctx(what)?;
+            merged.add(paths);
+            merge_order.push(MergeStep {
+                workstream_id: tip.ws.clone(),
+                clean: true,
+                conflict_paths: Vec::new(),
+            });
+            continue;
+        }
         let mut index = main.merge_trees(&base_tree, &acc, &tree, None).ctx(what)?;
         if index.has_conflicts() {
             merge_order.push(MergeStep {
@@ -99,6 +131,7 @@ pub(crate) fn forecast(
         } else {
             let id = index.write_tree_to(&main).ctx(what)?;
             acc = main.find_tree(id).ctx(what)?;
+            merged.add(paths);
             merge_order.push(MergeStep {
                 workstream_id: tip.ws.clone(),
                 clean: true,
@@ -107,6 +140,49 @@ pub(crate) fn forecast(
         }
     }
     Ok(Forecast { pairs, merge_order })
+}
+
+/// The paths of the branches merged so far, and their parent directories.
+#[derive(Default)]
+struct MergedPaths {
+    files: HashSet<String>,
+    dirs: HashSet<String>,
+}
+
+fn parents(p: &str) -> impl Iterator<Item = &str> {
+    p.char_indices()
+        .filter(|&(_, c)| c == '/')
+        .map(move |(i, _)| &p[..i])
+}
+
+impl MergedPaths {
+    /// Whether merging a branch touching `paths` could interact with what was merged: a
+    /// common path, or one branch's file where the other has a directory.
+    fn overlaps(&self, paths: &BTreeSet<String>) -> bool {
+        paths.iter().any(|p| {
+            self.files.contains(p)
+                || self.dirs.contains(p)
+                || parents(p).any(|d| self.files.contains(d))
+        })
+    }
+
+    fn add(&mut self, paths: &BTreeSet<String>) {
+        for p in paths {
+            self.dirs.extend(parents(p).map(str::to_string));
+            self.files.insert(p.clone());
+        }
+    }
+}
+
+fn file_mode(mode: i32) -> FileMode {
+    match mode {
+        0o100755 => FileMode::BlobExecutable,
+        0o120000 => FileMode::Link,
+        0o160000 => FileMode::Commit,
+        0o040000 => FileMode::Tree,
+        0o100664 => FileMode::BlobGroupWritable,
+        _ => FileMode::Blob,
+    }
 }
 
 /// Every path a branch touches relative to the base (both sides of a rename).

@@ -4,11 +4,14 @@
 
 pub mod config;
 mod forecast;
+mod include;
 mod repo;
 mod slots;
 #[cfg(test)]
 mod tests;
 mod workstream;
+
+pub use include::WORKTREE_INCLUDE;
 
 use crate::model::{FileChange, Forecast};
 use std::fmt;
@@ -77,8 +80,11 @@ pub struct PrepareOptions {
 
 /// Create (or force-reset) branch `branch` at `base_sha`, check it out forced in the slot's
 /// worktree, and remove every untracked and ignored file left by the previous workstream
-/// (except `keep_ignored`). Cost is proportional to the files that differ. Serialised
-/// with other branch/worktree creation and retried on lock-file collisions.
+/// (except `keep_ignored`); then copy the ignored files listed in the main worktree's
+/// `.worktreeinclude` (such as `.env`) into the worktree. Files are rewritten only where
+/// they differ (one status pass over the worktree finds leftovers and edits; a tree diff
+/// finds what differs between the previous tip and the base). Serialised with other
+/// branch/worktree creation and retried on lock-file collisions.
 pub fn prepare_branch(
     repo: &RepoPaths,
     worktree: &Path,

@@ -1237,3 +1237,259 @@ fn crash_leftover_temporary_branch_is_cleaned() {
     assert_eq!(t.branches(), vec!["main"]);
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
 }
+
+fn full_switches() -> usize {
+    super::workstream::FULL_SWITCHES.with(|n| n.get())
+}
+
+fn set_old_mtime(path: &Path) -> SystemTime {
+    let old = SystemTime::now() - Duration::from_secs(3600 * 24);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    old
+}
+
+#[test]
+fn switching_after_collect_touches_only_the_files_that_differ() {
+    let t = repo();
+    let base = t.head();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let before = full_switches();
+    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    // The agent edits, adds, deletes; collect commits it all.
+    write(&slot.path, "README.md", "changed by a\n");
+    write(&slot.path, "src/new.rs", "fn new() {}\n");
+    fs::remove_file(slot.path.join("data.txt")).unwrap();
+    write(&slot.path, "build/out.o", "ignored\n");
+    let old = set_old_mtime(&slot.path.join("src/lib.rs"));
+    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    assert_eq!(c.files.len(), 3, "{:?}", c.files);
+
+    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    assert_eq!(full_switches(), before, "the limited switch fell back");
+    assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+    assert_eq!(
+        git(&slot.path, &["symbolic-ref", "HEAD"]),
+        "refs/heads/ws/r/b"
+    );
+    assert_eq!(git(&slot.path, &["status", "--porcelain", "--ignored"]), "");
+    assert_eq!(
+        fs::read_to_string(slot.path.join("README.md")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        fs::read_to_string(slot.path.join("data.txt")).unwrap(),
+        numbered(20)
+    );
+    assert!(!slot.path.join("src/new.rs").exists());
+    assert!(!slot.path.join("build").exists());
+    let mtime = fs::metadata(slot.path.join("src/lib.rs"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(mtime, old, "an unchanged file was rewritten");
+    // The index matches the base exactly (git's own view, not libgit2's).
+    assert_eq!(
+        git(&slot.path, &["diff", "--cached", "--name-only", &base]),
+        ""
+    );
+    // Branch a keeps its work.
+    assert_eq!(
+        git(&t.root, &["diff", "--name-only", &base, "ws/r/a"]),
+        "README.md\ndata.txt\nsrc/new.rs"
+    );
+}
+
+#[test]
+fn staged_leftovers_fall_back_to_the_full_checkout() {
+    let t = repo();
+    let base = t.head();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    // Not collected: a staged edit, a staged new file, an unstaged edit.
+    write(&slot.path, "README.md", "staged\n");
+    write(&slot.path, "staged-new.txt", "new\n");
+    git(&slot.path, &["add", "README.md", "staged-new.txt"]);
+    write(&slot.path, "src/lib.rs", "unstaged\n");
+    let before = full_switches();
+    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    assert_eq!(full_switches(), before + 1);
+    assert_eq!(git(&slot.path, &["status", "--porcelain", "--ignored"]), "");
+    assert!(!slot.path.join("staged-new.txt").exists());
+    assert_eq!(
+        fs::read_to_string(slot.path.join("src/lib.rs")).unwrap(),
+        numbered(10)
+    );
+}
+
+#[test]
+fn keep_ignored_keeps_target_and_node_modules_between_workstreams() {
+    let t = repo();
+    write(
+        &t.root,
+        ".gitignore",
+        "target/\nnode_modules/\nbuild/\n*.log\n",
+    );
+    let base = commit_all(&t.root, "ignore node_modules");
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let opts = PrepareOptions {
+        keep_ignored: vec!["target".into(), "node_modules/".into()],
+    };
+    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &opts).unwrap();
+    write(&slot.path, "target/debug/app", "binary\n");
+    write(
+        &slot.path,
+        "node_modules/left-pad/index.js",
+        "module.exports = 1;\n",
+    );
+    write(&slot.path, "build/out.o", "not kept\n");
+    write(&slot.path, "debug.log", "not kept\n");
+    write(&slot.path, "src/lib.rs", "edited\n");
+    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    assert_eq!(
+        c.files.len(),
+        1,
+        "ignored files were committed: {:?}",
+        c.files
+    );
+    for opts_now in [&opts, &no_opts()] {
+        prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, opts_now).unwrap();
+        let kept = opts_now == &opts;
+        assert_eq!(slot.path.join("target/debug/app").exists(), kept);
+        assert_eq!(
+            slot.path.join("node_modules/left-pad/index.js").exists(),
+            kept
+        );
+        assert!(!slot.path.join("build").exists());
+        assert!(!slot.path.join("debug.log").exists());
+        assert_eq!(
+            fs::read_to_string(slot.path.join("src/lib.rs")).unwrap(),
+            numbered(10)
+        );
+    }
+}
+
+#[test]
+fn worktreeinclude_copies_ignored_untracked_files_only() {
+    let t = repo();
+    write(&t.root, ".gitignore", "target/\n.env\n*.local\nsecrets/\n");
+    write(&t.root, "config/tracked.local", "tracked in base\n");
+    git(&t.root, &["add", "-f", "config/tracked.local"]);
+    write(
+        &t.root,
+        ".worktreeinclude",
+        "# copied into agent worktrees\n.env\nconfig/*.local\nsecrets\nREADME.md\nmissing.txt\n../escape\n",
+    );
+    let base = commit_all(&t.root, "worktreeinclude");
+    // The user's local, ignored files (and a local edit of tracked ones).
+    write(&t.root, ".env", "TOKEN=abc\n");
+    write(&t.root, "config/app.local", "local=1\n");
+    write(&t.root, "config/tracked.local", "edited locally\n");
+    write(&t.root, "secrets/key.pem", "KEY\n");
+    write(&t.root, "README.md", "edited locally\n");
+    write(&t.root, "../escape", "outside\n");
+
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let read = |rel: &str| fs::read_to_string(slot.path.join(rel)).ok();
+    assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
+    assert_eq!(read("config/app.local").as_deref(), Some("local=1\n"));
+    assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
+    // Tracked files are never overwritten, ignored pattern or not.
+    assert_eq!(
+        read("config/tracked.local").as_deref(),
+        Some("tracked in base\n")
+    );
+    assert_eq!(read("README.md").as_deref(), Some("hello\n"));
+    assert!(read("missing.txt").is_none());
+    assert!(!slot.path.join("../escape").exists() || read("../escape").is_none());
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+
+    // The agent edits the copy; it is not committed, and the next workstream gets a fresh one.
+    write(&slot.path, ".env", "TOKEN=changed-by-agent\n");
+    write(&slot.path, "src/lib.rs", "work\n");
+    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    assert_eq!(
+        c.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        vec!["src/lib.rs"]
+    );
+    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
+    assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
+}
+
+#[test]
+fn merge_order_over_disjoint_branches_matches_real_merges() {
+    let t = repo();
+    write(&t.root, "x.txt", &numbered(30));
+    write(&t.root, "y.sh", "echo y\n");
+    let base = commit_all(&t.root, "merge order base");
+    let x = |from: &str, to: &str| numbered(30).replace(from, to).into_bytes();
+    // a: x line 2 (disjoint from nothing merged yet: written onto the base directly).
+    branch_with(&t, &base, "ws/m/a", &[("x.txt", &x("line 2\n", "A two\n"))]);
+    // b: adds d/f (disjoint).
+    git(&t.root, &["checkout", "-q", "-b", "ws/m/b", &base]);
+    write(&t.root, "d/f.txt", "f\n");
+    commit_all(&t.root, "b");
+    git(&t.root, &["checkout", "-q", "main"]);
+    // c: adds a file named d where b made a directory: must go through a real merge.
+    branch_with(&t, &base, "ws/m/c", &[("d", b"file d\n")]);
+    // e: makes y.sh executable and changes it (disjoint).
+    git(&t.root, &["checkout", "-q", "-b", "ws/m/e", &base]);
+    write(&t.root, "y.sh", "echo e\n");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(t.root.join("y.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    commit_all(&t.root, "e");
+    git(&t.root, &["checkout", "-q", "main"]);
+    // f: x line 2 differently: conflicts only if a's change is in the accumulated tree.
+    branch_with(&t, &base, "ws/m/f", &[("x.txt", &x("line 2\n", "F two\n"))]);
+    // g: x line 28: overlaps a's file, merges cleanly with it.
+    branch_with(&t, &base, "ws/m/g", &[("x.txt", &x("line 28\n", "G\n"))]);
+
+    let order: Vec<(String, String)> = ["a", "b", "c", "e", "f", "g"]
+        .iter()
+        .map(|w| (w.to_string(), format!("ws/m/{w}")))
+        .collect();
+    let f = forecast(&t.paths, &base, &order).unwrap();
+    let steps: Vec<(&str, bool, Vec<&str>)> = f
+        .merge_order
+        .iter()
+        .map(|s| {
+            (
+                s.workstream_id.as_str(),
+                s.clean,
+                s.conflict_paths.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(steps[0], ("a", true, vec![]));
+    assert_eq!(steps[1], ("b", true, vec![]));
+    assert!(
+        !steps[2].1,
+        "a file d over b's directory d/ must not merge: {steps:?}"
+    );
+    assert_eq!(steps[3], ("e", true, vec![]));
+    assert_eq!(steps[4], ("f", false, vec!["x.txt"]));
+    assert_eq!(steps[5], ("g", true, vec![]));
+
+    // The same answer from git itself: merge a, b, e, g in order onto the base.
+    git(&t.root, &["checkout", "-q", "-b", "check", &base]);
+    for b in ["ws/m/a", "ws/m/b", "ws/m/e", "ws/m/g"] {
+        git(&t.root, &["merge", "-q", "--no-edit", b]);
+    }
+    assert!(!git_cmd(&t.root, &["merge", "-q", "--no-edit", "ws/m/f"])
+        .status
+        .success());
+    git(&t.root, &["merge", "--abort"]);
+    assert_eq!(
+        git(&t.root, &["ls-files", "-s", "y.sh"]).split(' ').next(),
+        Some("100755")
+    );
+    git(&t.root, &["checkout", "-q", "main"]);
+}

@@ -1,6 +1,7 @@
 //! One workstream in an agent worktree: preparing its branch at the base (forced, cleaned)
 //! and collecting what the agent did (HEAD repair, auto-commit of leftovers, commits, diff).
 
+use super::include::copy_worktree_includes;
 use super::repo::{canon, open_main, parse_oid, retry, short, write_lock, Ctx};
 use super::slots::{
     clear_stale_locks, ensure_worktree, remove_path, worktree_gitdir, worktree_name,
@@ -16,6 +17,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
+#[cfg(test)]
+thread_local! {
+    /// How many times `prepare_branch` fell back to the full checkout on this thread.
+    pub(crate) static FULL_SWITCHES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 pub(crate) fn prepare_branch(
     repo: &RepoPaths,
     worktree: &Path,
@@ -29,7 +36,13 @@ pub(crate) fn prepare_branch(
     let wt = {
         let _guard = write_lock();
         ensure_worktree(repo, &name, worktree, base)?;
-        let wt = open_worktree(worktree)?;
+        open_worktree(worktree)?
+    };
+    // Bring the files to the base while HEAD still names the previous workstream's tip:
+    // only the paths that differ are touched (see `switch_files_to_base`).
+    let switched = switch_files_to_base(&wt, worktree, base, &opts.keep_ignored)?;
+    {
+        let _guard = write_lock();
         // A stale ref lock on our own branch (a crashed earlier attempt) would block us.
         remove_path(&repo.common_dir.join(format!("{refname}.lock")))?;
         wt.cleanup_state().ctx(|| {
@@ -89,18 +102,149 @@ pub(crate) fn prepare_branch(
                 || wt.set_head(&refname),
             )?;
         }
-        wt
-    };
+    }
+    if switched {
+        return copy_worktree_includes(repo, worktree);
+    }
+    #[cfg(test)]
+    FULL_SWITCHES.with(|n| n.set(n.get() + 1));
 
-    // Forced checkout of the base tree; the index stat cache keeps this proportional to the
-    // files that differ.
+    // The general path: a forced checkout of the base tree over the whole worktree (the
+    // index stat cache keeps it from rewriting unchanged files), then removal of every
+    // untracked and ignored leftover, and a check that nothing tracked still differs.
     let mut co = CheckoutBuilder::new();
     co.force().remove_untracked(true).remove_ignored(false);
     retry(
         || format!("check out {branch} in worktree {}", worktree.display()),
         || wt.checkout_head(Some(&mut co)),
     )?;
-    clean_leftovers(&wt, worktree, &opts.keep_ignored)
+    clean_leftovers(&wt, worktree, &opts.keep_ignored)?;
+    copy_worktree_includes(repo, worktree)
+}
+
+/// Switch the worktree's files and index from its current HEAD (the previous workstream's
+/// tip, everything committed by `collect`) to `base`, touching only what differs: one
+/// status pass (untracked and ignored directories are not descended into) finds leftovers,
+/// which are removed (except `keep_ignored`), and modified or deleted tracked files; a
+/// tree-to-tree diff HEAD..base finds the files that change; a forced checkout limited to
+/// exactly those paths rewrites them, and each one is checked afterwards. Returns false
+/// (having removed only leftovers) when the worktree is in a state this does not handle —
+/// no readable HEAD, staged changes, conflicts, type changes, a path that still differs —
+/// so the caller falls back to the full checkout.
+fn switch_files_to_base(
+    wt: &Repository,
+    worktree: &Path,
+    base: Oid,
+    keep_ignored: &[String],
+) -> Result<bool, GitError> {
+    let Some(head_tree) = wt.head().ok().and_then(|h| h.peel_to_tree().ok()) else {
+        return Ok(false);
+    };
+    let what = || format!("switch worktree {} to {}", worktree.display(), short(base));
+    let base_commit = wt.find_commit(base).ctx(what)?;
+    let base_tree = base_commit.tree().ctx(what)?;
+    let mut so = StatusOptions::new();
+    so.include_untracked(true)
+        .include_ignored(true)
+        .recurse_untracked_dirs(false)
+        .recurse_ignored_dirs(false)
+        .exclude_submodules(false)
+        .renames_head_to_index(false)
+        .renames_index_to_workdir(false);
+    let statuses = wt.statuses(Some(&mut so)).ctx(what)?;
+    let staged = Status::INDEX_NEW
+        | Status::INDEX_MODIFIED
+        | Status::INDEX_DELETED
+        | Status::INDEX_RENAMED
+        | Status::INDEX_TYPECHANGE
+        | Status::CONFLICTED
+        | Status::WT_TYPECHANGE
+        | Status::WT_RENAMED
+        | Status::WT_UNREADABLE;
+    if statuses.iter().any(|e| e.status().intersects(staged)) {
+        return Ok(false);
+    }
+    let mut paths: Vec<Vec<u8>> = Vec::new();
+    for entry in statuses.iter() {
+        let rel = Path::new(OsStr::from_bytes(entry.path_bytes()));
+        let status = entry.status();
+        if status.contains(Status::IGNORED) {
+            if !is_kept(rel, keep_ignored) {
+                remove_in(worktree, rel)?;
+            }
+        } else if status == Status::WT_NEW {
+            remove_in(worktree, rel)?;
+        } else if status != Status::CURRENT {
+            paths.push(entry.path_bytes().to_vec());
+        }
+    }
+    drop(statuses);
+    let diff = wt
+        .diff_tree_to_tree(Some(&head_tree), Some(&base_tree), None)
+        .ctx(what)?;
+    for delta in diff.deltas() {
+        for f in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = f.path_bytes() {
+                paths.push(p.to_vec());
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    if paths.is_empty() {
+        return Ok(true);
+    }
+    let mut co = CheckoutBuilder::new();
+    co.force()
+        .remove_untracked(true)
+        .remove_ignored(false)
+        .disable_pathspec_match(true);
+    for p in &paths {
+        co.path(p.as_slice());
+    }
+    retry(what, || {
+        wt.checkout_tree(base_tree.as_object(), Some(&mut co))
+    })?;
+    // Every path touched must now match the base exactly, in the index and on disk (HEAD
+    // still names the previous tip, so index-vs-HEAD differences are expected).
+    let index = wt.index().ctx(what)?;
+    let workdir_differs = Status::WT_NEW
+        | Status::WT_MODIFIED
+        | Status::WT_DELETED
+        | Status::WT_TYPECHANGE
+        | Status::WT_RENAMED
+        | Status::WT_UNREADABLE
+        | Status::CONFLICTED;
+    for p in &paths {
+        let rel = Path::new(OsStr::from_bytes(p));
+        let want = base_tree.get_path(rel).ok().map(|e| (e.id(), e.filemode()));
+        let have = index.get_path(rel, 0).map(|e| (e.id, e.mode as i32));
+        if want != have {
+            return Ok(false);
+        }
+        let on_disk = std::fs::symlink_metadata(worktree.join(rel)).is_ok();
+        if want.is_none() {
+            if on_disk {
+                return Ok(false);
+            }
+        } else if !on_disk
+            || wt
+                .status_file(rel)
+                .map_or(true, |st| st.intersects(workdir_differs))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether an ignored path lies under one of the top-level names kept between workstreams.
+fn is_kept(rel: &Path, keep_ignored: &[String]) -> bool {
+    let top = rel.components().next().and_then(|c| match c {
+        Component::Normal(n) => n.to_str(),
+        _ => None,
+    });
+    top.is_some_and(|t| keep_ignored.iter().any(|k| k.trim_end_matches('/') == t))
 }
 
 /// Where `refname` is checked out other than in worktree `ours` (the main worktree or
@@ -144,11 +288,7 @@ fn clean_leftovers(
         let rel = Path::new(OsStr::from_bytes(entry.path_bytes()));
         let status = entry.status();
         if status.contains(Status::IGNORED) {
-            let top = rel.components().next().and_then(|c| match c {
-                Component::Normal(n) => n.to_str(),
-                _ => None,
-            });
-            if top.is_some_and(|t| keep_ignored.iter().any(|k| k.trim_end_matches('/') == t)) {
+            if is_kept(rel, keep_ignored) {
                 continue;
             }
             remove_in(worktree, rel)?;
@@ -388,12 +528,16 @@ fn commit_leftovers(
         .recurse_untracked_dirs(true)
         .include_ignored(false)
         .exclude_submodules(true);
-    let count = wt
+    let statuses = wt
         .statuses(Some(&mut so))
-        .ctx(|| format!("read the status of worktree {}", worktree.display()))?
+        .ctx(|| format!("read the status of worktree {}", worktree.display()))?;
+    let changed: Vec<(Vec<u8>, Status)> = statuses
         .iter()
         .filter(|e| e.status() != Status::CURRENT && !e.status().contains(Status::IGNORED))
-        .count();
+        .map(|e| (e.path_bytes().to_vec(), e.status()))
+        .collect();
+    drop(statuses);
+    let count = changed.len();
     let conflicted = wt.index().map(|i| i.has_conflicts()).unwrap_or(false);
     if count == 0 && !conflicted {
         return Ok((0, Vec::new()));
@@ -403,35 +547,17 @@ fn commit_leftovers(
     index.read(true).ctx(what)?;
     // Nested repositories (a tool's `git init`) are not this repository's content.
     let mut nested = Vec::new();
-    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
-        if worktree.join(path).join(".git").exists() {
-            nested.push(path.display().to_string());
-            1
-        } else {
-            0
-        }
-    };
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))
-        .ctx(what)?;
-    index.update_all(["*"], None).ctx(what)?;
-    if index.has_conflicts() {
-        let paths: Vec<Vec<u8>> = index
-            .conflicts()
-            .ctx(what)?
-            .filter_map(Result::ok)
-            .filter_map(|c| c.our.or(c.their).or(c.ancestor).map(|e| e.path))
-            .collect();
-        for p in paths {
-            let rel = Path::new(OsStr::from_bytes(&p));
-            let _ = index.conflict_remove(rel);
-            if worktree.join(rel).exists() {
-                index.add_path(rel).ctx(what)?;
-            }
-        }
+    let staged_only = !conflicted && stage_paths(&mut index, worktree, &changed, &mut nested);
+    if !staged_only {
+        // The general path: scan the whole worktree.
+        nested.clear();
+        index.read(true).ctx(what)?;
+        stage_everything(&mut index, worktree, &mut nested).ctx(what)?;
     }
-    index.write().ctx(what)?;
+    // The tree first: writing it fills the index's tree cache, which the index file then
+    // keeps, so the next workstream's tree is built from the directories that changed.
     let tree_id = index.write_tree().ctx(what)?;
+    index.write().ctx(what)?;
     let parent = wt.head().and_then(|h| h.peel_to_commit()).ctx(what)?;
     wt.cleanup_state().ctx(what)?;
     if tree_id == parent.tree_id() {
@@ -447,6 +573,86 @@ fn commit_leftovers(
         wt.commit(Some("HEAD"), &sig, &sig, &message, &tree, &[&parent])
     })?;
     Ok((count.saturating_sub(nested.len()).max(1), nested))
+}
+
+/// Stage exactly the paths status reported (untracked files added, modified files
+/// re-added, deleted files removed). False when one of them needs the general path (a type
+/// change, a directory where a file was, anything unexpected); the index may then be
+/// partly updated, and the caller re-reads it.
+fn stage_paths(
+    index: &mut git2::Index,
+    worktree: &Path,
+    changed: &[(Vec<u8>, Status)],
+    nested: &mut Vec<String>,
+) -> bool {
+    let workdir_changes = Status::WT_NEW | Status::WT_MODIFIED | Status::WT_DELETED;
+    for (path, status) in changed {
+        let rel = Path::new(OsStr::from_bytes(path));
+        if !workdir_changes.intersects(*status) {
+            // Staged by the agent already, nothing more to do.
+            if status.intersects(Status::WT_TYPECHANGE | Status::WT_RENAMED | Status::WT_UNREADABLE)
+            {
+                return false;
+            }
+            continue;
+        }
+        let full = worktree.join(rel);
+        let ok = if status.contains(Status::WT_DELETED) {
+            index.remove_path(rel).is_ok()
+        } else if path.ends_with(b"/") {
+            // An untracked directory status did not descend into: a nested repository.
+            if full.join(".git").exists() {
+                nested.push(rel.display().to_string());
+                true
+            } else {
+                false
+            }
+        } else {
+            fs_is_file_or_link(&full) && index.add_path(rel).is_ok()
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn fs_is_file_or_link(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir())
+}
+
+/// Stage every change in the worktree (the general path): add all, update all, resolve
+/// conflicts with what is on disk.
+fn stage_everything(
+    index: &mut git2::Index,
+    worktree: &Path,
+    nested: &mut Vec<String>,
+) -> Result<(), git2::Error> {
+    let mut skip_nested = |path: &Path, _: &[u8]| -> i32 {
+        if worktree.join(path).join(".git").exists() {
+            nested.push(path.display().to_string());
+            1
+        } else {
+            0
+        }
+    };
+    index.add_all(["*"], IndexAddOption::DEFAULT, Some(&mut skip_nested))?;
+    index.update_all(["*"], None)?;
+    if index.has_conflicts() {
+        let paths: Vec<Vec<u8>> = index
+            .conflicts()?
+            .filter_map(Result::ok)
+            .filter_map(|c| c.our.or(c.their).or(c.ancestor).map(|e| e.path))
+            .collect();
+        for p in paths {
+            let rel = Path::new(OsStr::from_bytes(&p));
+            let _ = index.conflict_remove(rel);
+            if worktree.join(rel).exists() {
+                index.add_path(rel)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// base..tip, oldest first.
