@@ -27,7 +27,7 @@ pub(crate) fn claim_agent_slot(
             format!("agent-{k}-{n}")
         };
         let lock_path = locks.join(format!("{slot}.lock"));
-        let Some(lock) = try_flock(&lock_path)? else {
+        let Some(lock) = try_flock_briefly(&lock_path)? else {
             continue;
         };
         let name = format!("ws-{slot}");
@@ -46,6 +46,19 @@ pub(crate) fn claim_agent_slot(
         "failed to claim a worktree for agent {k}: all {MAX_SLOT_ALTERNATIVES} slots under {} are held by other runs",
         locks.display()
     )))
+}
+
+/// [`try_flock`], retried for a few milliseconds: a child process forked by another
+/// thread of this process shares our lock file's description until it execs, so a slot
+/// just released can look held for an instant. A slot held by another run stays held.
+fn try_flock_briefly(path: &Path) -> Result<Option<fs::File>, GitError> {
+    for _ in 0..5 {
+        if let Some(f) = try_flock(path)? {
+            return Ok(Some(f));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    try_flock(path)
 }
 
 /// Open (creating) `path` and take an exclusive non-blocking `flock`; `None` when another
