@@ -26,11 +26,25 @@ pub(super) struct Recorder {
 impl Recorder {
     pub fn record(&mut self, res: WorkstreamResult, observer: &mut dyn Observer) {
         observer.event(Event::WorkstreamFinished { result: &res });
+        // The write is synchronous (diesel); on a multi-threaded runtime let the other tasks
+        // move to another worker while it (and any retry after a lock) waits.
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_thread {
+            tokio::task::block_in_place(|| self.write(&res));
+        } else {
+            self.write(&res);
+        }
+        self.results.push(res);
+    }
+
+    /// Write one result, retrying twice if the database stays locked past its busy timeout.
+    fn write(&mut self, res: &WorkstreamResult) {
         let mut last_err = None;
         for attempt in 0..3 {
             let r = {
                 let mut g = self.db.lock().unwrap_or_else(|p| p.into_inner());
-                g.record_result(&res)
+                g.record_result(res)
             };
             match r {
                 Ok(()) => {
@@ -49,7 +63,6 @@ impl Recorder {
                 res.workstream_id
             ));
         }
-        self.results.push(res);
     }
 }
 
