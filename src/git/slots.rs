@@ -32,10 +32,10 @@ pub(crate) fn claim_agent_slot(
         };
         let name = format!("ws-{slot}");
         let path = repo.common_dir.join("ws").join(&slot);
-        {
-            let _guard = write_lock();
-            ensure_worktree(repo, &name, &path, base)?;
-        }
+        // Not under the in-process write lock: creating a worktree is a full checkout, and
+        // agents populate theirs in parallel. The shared refs it touches (the temporary
+        // branch) take the lock themselves; lock-file collisions are retried.
+        ensure_worktree(repo, &name, &path, base)?;
         return Ok(AgentSlot {
             name,
             path,
@@ -145,7 +145,8 @@ pub(crate) fn remove_path(path: &Path) -> Result<(), GitError> {
 
 /// Make sure `path` is a working linked worktree named `name` of this repository: reuse it,
 /// repair its links and stale locks, or recreate it (detached at `base`). The caller holds
-/// [`write_lock`] and the slot's flock.
+/// the slot's flock and must not hold [`write_lock`]: the steps that touch shared refs take
+/// it themselves, so agents check out their new worktrees in parallel.
 pub(crate) fn ensure_worktree(
     repo: &RepoPaths,
     name: &str,
@@ -188,6 +189,7 @@ fn drop_stale_tmp_branch(
             || wt.set_head_detached(base),
         )?;
     }
+    let _guard = write_lock();
     delete_branch(&open_main(repo)?, &tmp)
 }
 
@@ -254,11 +256,14 @@ fn create_worktree(
     remove_path(gitdir)?;
     remove_path(path)?;
     let tmp_branch = tmp_branch_name(name);
-    delete_branch(&main, &tmp_branch)?;
-    retry(
-        || format!("create temporary branch {tmp_branch}"),
-        || main.branch(&tmp_branch, &base_commit, true).map(|_| ()),
-    )?;
+    {
+        let _guard = write_lock();
+        delete_branch(&main, &tmp_branch)?;
+        retry(
+            || format!("create temporary branch {tmp_branch}"),
+            || main.branch(&tmp_branch, &base_commit, true).map(|_| ()),
+        )?;
+    }
     let added = (|| {
         let reference = main
             .find_reference(&format!("refs/heads/{tmp_branch}"))
@@ -292,7 +297,10 @@ fn create_worktree(
     })();
     // The temporary branch goes whatever happened (it is no longer checked out anywhere
     // once HEAD is detached; if the add failed, nothing has it checked out either).
-    let deleted = delete_branch(&main, &tmp_branch);
+    let deleted = {
+        let _guard = write_lock();
+        delete_branch(&main, &tmp_branch)
+    };
     added.and(deleted)
 }
 

@@ -33,11 +33,9 @@ pub(crate) fn prepare_branch(
     let base = parse_oid(base_sha)?;
     let refname = branch_refname(branch)?;
     let name = worktree_name(worktree)?;
-    let wt = {
-        let _guard = write_lock();
-        ensure_worktree(repo, &name, worktree, base)?;
-        open_worktree(worktree)?
-    };
+    // ensure_worktree takes the write lock itself for the shared refs it touches.
+    ensure_worktree(repo, &name, worktree, base)?;
+    let wt = open_worktree(worktree)?;
     // Bring the files to the base while HEAD still names the previous workstream's tip:
     // only the paths that differ are touched (see `switch_files_to_base`).
     let switched = switch_files_to_base(&wt, worktree, base, &opts.keep_ignored)?;

@@ -177,7 +177,9 @@ fn unknown_run_id_names_the_closest() {
     let env = Env::new();
     env.ws_cmd("w1", "true");
     let run = env.ws_run(&["--agents", "1"]).run_id();
-    let typo = format!("{}9", &run[..run.len() - 1]);
+    // Change the last digit (to one it is not).
+    let last = if run.ends_with('9') { '8' } else { '9' };
+    let typo = format!("{}{last}", &run[..run.len() - 1]);
     let out = env.ws_report(&[&typo]);
     out.expect(2);
     assert!(out.stderr.contains(&run), "{}", out.stderr);
