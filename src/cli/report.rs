@@ -544,8 +544,9 @@ pub fn record_merges(args: &ReportArgs) -> Option<String> {
     if index.is_empty() {
         return None;
     }
-    let merged = crate::git::merged_ws_branches(&repo).ok()?;
-    let head = crate::git::resolve_commit(&repo, "HEAD").ok()?;
+    let cwd = std::env::current_dir().ok()?;
+    let merged = crate::git::merged_ws_branches(&repo, &cwd).ok()?;
+    let head = crate::git::head_of(&cwd).ok()?;
     let now = chrono::Utc::now();
     let records: Vec<MergeRecord> = merged
         .into_iter()

@@ -352,13 +352,18 @@ pub(crate) fn render_text_conflict(
     out.join("\n")
 }
 
-pub(crate) fn merged_ws_branches(repo: &RepoPaths) -> Result<Vec<(String, String)>, GitError> {
-    let main = git2::Repository::open(&repo.root)
-        .ctx(|| format!("open the repository at {}", repo.root.display()))?;
+pub(crate) fn merged_ws_branches(
+    repo: &RepoPaths,
+    worktree: &Path,
+) -> Result<Vec<(String, String)>, GitError> {
+    // The worktree the merge happened in (HEAD is per worktree; the branches are shared).
+    let main = git2::Repository::discover(worktree)
+        .or_else(|_| git2::Repository::open(&repo.root))
+        .ctx(|| format!("open the repository at {}", worktree.display()))?;
     let head = main
         .head()
         .and_then(|h| h.peel_to_commit())
-        .ctx(|| format!("read HEAD of {}", repo.root.display()))?
+        .ctx(|| format!("read HEAD of {}", worktree.display()))?
         .id();
     let mut branches = Vec::new();
     for r in main

@@ -142,8 +142,24 @@ pub fn forecast(
     forecast::forecast(repo, base_sha, branches)
 }
 
-/// The `ws/…` branches whose tips are contained in HEAD, with their tips (for the
-/// post-merge hook).
-pub fn merged_ws_branches(repo: &RepoPaths) -> Result<Vec<(String, String)>, GitError> {
-    forecast::merged_ws_branches(repo)
+/// The commit HEAD points at in the worktree containing `worktree` (full SHA).
+pub fn head_of(worktree: &Path) -> Result<String, GitError> {
+    git2::Repository::discover(worktree)
+        .and_then(|r| r.head()?.peel_to_commit().map(|c| c.id().to_string()))
+        .map_err(|e| {
+            GitError(format!(
+                "failed to read HEAD of {}: {}",
+                worktree.display(),
+                e.message()
+            ))
+        })
+}
+
+/// The `ws/…` branches whose tips are contained in the HEAD of the worktree containing
+/// `worktree` (the one a merge happened in), with their tips (for the post-merge hook).
+pub fn merged_ws_branches(
+    repo: &RepoPaths,
+    worktree: &Path,
+) -> Result<Vec<(String, String)>, GitError> {
+    forecast::merged_ws_branches(repo, worktree)
 }

@@ -1094,7 +1094,7 @@ fn merged_ws_branches_after_a_real_merge() {
         &t.root,
         &["merge", "-q", "--no-ff", "-m", "merge f", "feature"],
     );
-    let merged = merged_ws_branches(&t.paths).unwrap();
+    let merged = merged_ws_branches(&t.paths, &t.root).unwrap();
     assert_eq!(
         merged,
         vec![
@@ -1127,7 +1127,7 @@ fn merged_ws_branches_is_fast_with_hundreds_of_branches() {
             .unwrap();
     }
     let start = std::time::Instant::now();
-    let merged = merged_ws_branches(&t.paths).unwrap();
+    let merged = merged_ws_branches(&t.paths, &t.root).unwrap();
     let took = start.elapsed();
     assert_eq!(merged.len(), 200);
     assert!(merged.iter().all(|(b, _)| b.starts_with("ws/bulk/merged-")));

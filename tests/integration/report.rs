@@ -455,3 +455,34 @@ fn bash_completion_completes_git_ws_run_through_gits_own_completion() {
     assert_eq!(check("git ws-run --rer"), "--rerun-failed");
     assert_eq!(check("git ws-report --time"), "--timeline");
 }
+
+#[test]
+fn a_merge_in_a_linked_worktree_is_recorded_too() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let run = env.ws_run(&["--agents", "1"]).run_id();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    let linked = env.scratch("linked");
+    env.git(&[
+        "worktree",
+        "add",
+        "-q",
+        "-b",
+        "integration",
+        linked.to_str().unwrap(),
+    ]);
+    let out = env
+        .command("git")
+        .current_dir(&linked)
+        .args(["merge", "--no-ff", "-m", "land w1", &format!("ws/{run}/w1")])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("ws: w1 of {run} merged")), "{said}");
+    let rows = env.sql(&format!(
+        "SELECT merge_commit FROM ws_merges WHERE run_id = '{run}' AND workstream_id = 'w1'"
+    ));
+    let head = env.git(&["rev-parse", "integration"]);
+    assert_eq!(rows, vec![vec![head.trim().to_string()]]);
+}
