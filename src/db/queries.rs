@@ -345,20 +345,25 @@ pub fn forecast(c: &mut SqliteConnection, run_id: &str) -> TxResult<Forecast> {
 
 /// Most recent started, non-skipped duration per workstream id.
 pub fn expected_durations(c: &mut SqliteConnection) -> TxResult<HashMap<String, f64>> {
-    let rows: Vec<(String, Option<f64>)> = agent_results::table
-        .filter(agent_results::status.ne("skipped"))
-        .filter(agent_results::start_time.is_not_null())
-        .filter(agent_results::duration_seconds.is_not_null())
-        .order((agent_results::start_time.asc(), agent_results::id.asc()))
-        .select((
-            agent_results::workstream_id,
-            agent_results::duration_seconds,
-        ))
-        .load(c)?;
-    // Ascending order: later rows overwrite earlier ones, leaving the most recent.
+    #[derive(QueryableByName)]
+    struct Latest {
+        #[diesel(sql_type = Text)]
+        workstream_id: String,
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        duration_seconds: f64,
+    }
+    // One row per workstream: SQLite takes the bare columns of an aggregate query from the
+    // row that holds the MAX, i.e. the most recent start (ties: the latest row).
+    let rows: Vec<Latest> = diesel::sql_query(
+        "SELECT workstream_id, duration_seconds, MAX(start_time || printf('%020d', id)) AS latest \
+         FROM agent_results \
+         WHERE status != 'skipped' AND start_time IS NOT NULL AND duration_seconds IS NOT NULL \
+         GROUP BY workstream_id",
+    )
+    .load(c)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, d)| Some((id, d?)))
+        .map(|r| (r.workstream_id, r.duration_seconds))
         .collect())
 }
 
