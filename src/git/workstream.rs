@@ -61,45 +61,31 @@ pub(crate) fn prepare_branch(
                     "failed to reset branch {branch} to the base: it is checked out in {other}"
                 )));
             }
-            retry(
-                || {
-                    format!(
-                        "check out branch {branch} in worktree {}",
-                        worktree.display()
-                    )
-                },
-                || wt.set_head(&refname),
-            )?;
-            retry(
-                || format!("reset branch {branch} to {}", short(base)),
-                || {
-                    wt.reference(&refname, base, true, "git-ws: reset to base")
-                        .map(|_| ())
-                },
-            )?;
-        } else {
-            retry(
-                || format!("create branch {branch} at {}", short(base)),
-                || {
-                    wt.reference(
-                        &refname,
-                        base,
-                        false,
-                        &format!("branch: Created from {base}"),
-                    )
-                    .map(|_| ())
-                },
-            )?;
-            retry(
-                || {
-                    format!(
-                        "check out branch {branch} in worktree {}",
-                        worktree.display()
-                    )
-                },
-                || wt.set_head(&refname),
-            )?;
         }
+        // HEAD is detached here, so the branch can be (re)set before it is checked out.
+        retry(
+            || {
+                let verb = if exists { "reset" } else { "create" };
+                format!("{verb} branch {branch} at {}", short(base))
+            },
+            || {
+                let msg = if exists {
+                    "git-ws: reset to base".to_string()
+                } else {
+                    format!("branch: Created from {base}")
+                };
+                wt.reference(&refname, base, exists, &msg).map(|_| ())
+            },
+        )?;
+        retry(
+            || {
+                format!(
+                    "check out branch {branch} in worktree {}",
+                    worktree.display()
+                )
+            },
+            || wt.set_head(&refname),
+        )?;
     }
     if switched {
         return copy_worktree_includes(repo, worktree);

@@ -423,6 +423,14 @@ mod tests {
         }
     }
 
+    fn read_pid(path: &Path) -> i32 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     fn no_cancel() -> watch::Receiver<bool> {
         let (tx, rx) = watch::channel(false);
         std::mem::forget(tx);
@@ -458,11 +466,7 @@ mod tests {
         );
         let s = spec(d.path(), &script, 300);
         assert_eq!(run(&s, no_cancel()).await, Ending::TimedOut);
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         assert!(!alive(pid), "background grandchild {pid} survived");
     }
 
@@ -473,11 +477,7 @@ mod tests {
         let script = format!("sleep 30 & echo $! > '{}'; exit 0", pidfile.display());
         let s = spec(d.path(), &script, 10_000);
         assert!(run(&s, no_cancel()).await.success());
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         std::thread::sleep(Duration::from_millis(50));
         assert!(!alive(pid), "leftover {pid} survived");
     }
@@ -581,11 +581,7 @@ mod tests {
         );
         let s = spec(d.path(), &script, 10_000);
         assert!(run(&s, no_cancel()).await.success());
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         std::thread::sleep(Duration::from_millis(50));
         assert!(!alive(pid), "escaped {pid} survived");
     }
