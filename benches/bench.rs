@@ -915,6 +915,7 @@ fn synthetic_result(
         passed: Some(12),
         failed: Some(0),
         skipped: Some(1),
+        ..TestResults::default()
     });
     if failed {
         let tail: String = (0..40)
