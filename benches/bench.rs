@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Sections: `overhead`, `scale` (the overhead section at `--scale-files`, 50,000 by
-//! default), `parallel`, `db`, `memory`. With no section named, all but `scale` run; `all`
+//! default), `git`, `include` (`.worktreeinclude` on prepare), `parallel`, `db`, `memory`. With no section named, all but `scale` run; `all`
 //! runs every one. Options: `--reps N`, `--files N`, `--scale-files N`, `--scale-reps N`,
 //! `--quick`, `--keep` (keep the temporary directories and print where they are). The same
 //! options can be given in `GIT_WS_BENCH_ARGS` (split on spaces).
@@ -40,7 +40,9 @@ struct Opts {
     keep: bool,
 }
 
-const SECTIONS: [&str; 6] = ["overhead", "scale", "git", "parallel", "db", "memory"];
+const SECTIONS: [&str; 7] = [
+    "overhead", "scale", "git", "include", "parallel", "db", "memory",
+];
 
 fn parse_opts() -> Opts {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -646,6 +648,62 @@ fn thread_cpu() -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// `.worktreeinclude` on prepare_branch: one reused agent worktree in a repository with
+/// `n_files` tracked files and an ignored `node_modules/` of `n_files` more, timed with no
+/// list, with `/.env` (anchored: only the root is read) and with `.env` (a bare name matches
+/// at any depth, so the whole tree is walked).
+fn include_on_prepare(env: &Env, tmp: &Path, n_files: usize, reps: usize, sum: &mut Summary) {
+    use git_ws::git;
+    let n_ws = if reps <= 1 { 10 } else { 30 };
+    println!(
+        "\n## .worktreeinclude on prepare_branch: {n_files} tracked + {n_files} ignored files"
+    );
+    let repo_dir = tmp.join(format!("include-{n_files}")).join("repo");
+    make_repo(env, &repo_dir, n_files);
+    for i in 0..n_files {
+        let p = repo_dir.join(format!("node_modules/p{:04}/f{i:06}.js", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        }
+        std::fs::write(p, "module.exports = 1;\n").unwrap();
+    }
+    std::fs::write(repo_dir.join(".env"), "TOKEN=1\n").unwrap();
+    let repo = git::discover(&repo_dir).unwrap();
+    let base = git::resolve_commit(&repo, "HEAD").unwrap();
+    let slot = git::claim_agent_slot(&repo, 1, &base).unwrap();
+    let opts = git::PrepareOptions::default();
+    let list = repo_dir.join(git::WORKTREE_INCLUDE);
+    let configs = [
+        ("no list", None),
+        ("`/.env`", Some("/.env\n")),
+        ("`.env`", Some(".env\n")),
+    ];
+    // Interleaved, so a change in the machine's load hits every configuration alike.
+    let mut times = vec![Vec::new(); configs.len()];
+    for i in 0..n_ws {
+        for (k, (_, content)) in configs.iter().enumerate() {
+            match content {
+                Some(c) => std::fs::write(&list, c).unwrap(),
+                None => {
+                    let _ = std::fs::remove_file(&list);
+                    let _ = std::fs::remove_file(slot.path.join(".env"));
+                }
+            }
+            let branch = format!("ws/bench-include/{k}-{i:03}");
+            let start = Instant::now();
+            git::prepare_branch(&repo, &slot.path, &branch, &base, &opts).unwrap();
+            times[k].push(start.elapsed().as_secs_f64());
+            assert_eq!(slot.path.join(".env").exists(), content.is_some());
+        }
+    }
+    let mut line = format!("[{n_files}+{n_files} files] prepare_branch median");
+    for ((label, _), t) in configs.iter().zip(&times) {
+        let _ = write!(line, ", {label} {}", secs(median(t)));
+    }
+    git::remove_agent_worktree(&repo, slot).unwrap();
+    sum.add(line);
+}
+
 /// prepare_branch and collect on one reused agent worktree, timed phase by phase: what one
 /// workstream costs the coordinator in git, at a given repository size.
 fn git_hot_path(env: &Env, tmp: &Path, n_files: usize, reps: usize, sum: &mut Summary) {
@@ -915,6 +973,7 @@ fn synthetic_result(
         passed: Some(12),
         failed: Some(0),
         skipped: Some(1),
+        ..TestResults::default()
     });
     if failed {
         let tail: String = (0..40)
@@ -1280,6 +1339,9 @@ fn main() {
         if has("scale") {
             git_hot_path(&env, tmp.path(), opts.scale_files, opts.reps, &mut sum);
         }
+    }
+    if has("include") {
+        include_on_prepare(&env, tmp.path(), opts.files, opts.reps, &mut sum);
     }
     if has("parallel") {
         let runs = parallel(&env, tmp.path(), opts.reps, &mut sum);

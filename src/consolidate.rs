@@ -957,6 +957,7 @@ mod tests {
             passed: Some(7),
             failed: Some(0),
             skipped: Some(1),
+            ..TestResults::default()
         });
         let mut b = res("ws-10", "agent-2", Status::Failed, 2, 20);
         b.files = vec![
@@ -974,6 +975,7 @@ mod tests {
             passed: Some(4),
             failed: Some(2),
             skipped: None,
+            ..TestResults::default()
         });
         let mut s = WorkstreamResult::new("r", UNASSIGNED_AGENT, "ws-11", Status::Skipped);
         s.errors = vec![WsError::new(

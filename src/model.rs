@@ -150,21 +150,44 @@ pub struct FileChange {
     pub deletions: u64,
 }
 
-/// Outcome of a workstream's `test` command (`agent_results.test_results`). Counts are
-/// `None` when the output had no recognisable summary line; the exit code then decides.
+/// Outcome of a workstream's `test` command (`agent_results.test_results`), as parsed by
+/// [`crate::testparse`]. A count is `None` (JSON `null`) when the output did not say it: no
+/// recognisable summary at all, or a runner that does not print that count; the exit code
+/// then decides. The seed's five keys are always serialised; the runner-specific counts
+/// and `runner` only when known, and rows written before they existed read back as `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestResults {
     pub command: String,
     pub exit_code: Option<i32>,
     pub passed: Option<u64>,
     pub failed: Option<u64>,
+    /// Selected but not run: skipped, ignored, pending, todo. Not deselected tests.
     pub skipped: Option<u64>,
+    /// Problems outside any one test: collection/import errors, suites or packages that
+    /// failed to load or build, test binaries that crashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    /// Left out by a filter (`pytest -k/-m`, libtest's "filtered out").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deselected: Option<u64>,
+    /// Expected failures (pytest xfail, vitest `test.fails`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xfailed: Option<u64>,
+    /// Expected failures that passed (pytest xpass).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xpassed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<u64>,
+    /// Which runner's summary the counts came from (`cargo-test`, `pytest`, …;
+    /// `cargo-test+pytest` when several were summed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
 }
 
 impl TestResults {
-    /// Tests succeeded: exit code 0 and no failed count.
+    /// Tests succeeded: exit code 0, no failed test and no error.
     pub fn succeeded(&self) -> bool {
-        self.exit_code == Some(0) && self.failed.unwrap_or(0) == 0
+        self.exit_code == Some(0) && self.failed.unwrap_or(0) == 0 && self.errors.unwrap_or(0) == 0
     }
 }
 

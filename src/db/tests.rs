@@ -71,6 +71,7 @@ fn full_result(run_id: &str, ws: &str, agent: &str, start_offset_ms: i64) -> Wor
         passed: Some(12),
         failed: Some(0),
         skipped: None,
+        ..TestResults::default()
     });
     r.branch = Some(format!("ws/{run_id}/{ws}"));
     r.base = Some("a".repeat(40));

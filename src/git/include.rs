@@ -1,26 +1,29 @@
 //! `.worktreeinclude`: ignored files (such as `.env`) copied from the main worktree into an
 //! agent worktree when a workstream's branch is prepared. The file at the main worktree's
-//! root lists paths or globs, one per line (`#` comments; `*` and `?` match within one path
-//! component, `**` any number of directories). A match is copied only if it exists, is
-//! ignored by git in the main worktree and is not tracked; a path tracked in the agent's
-//! worktree is never overwritten.
+//! root uses `.gitignore` syntax with its full semantics (the `ignore` crate's gitignore
+//! matcher): `#` comments, `!` negation (the last matching line wins), a leading or middle
+//! `/` anchors to the root while a bare name matches at any depth, `*`, `?`, `[...]`
+//! classes, `**`, and a trailing `/` for directories only; as in git, a file inside a
+//! listed directory cannot be re-included by a later `!` line. A match is copied only if
+//! it exists, is ignored by git in the main worktree and is not tracked (in the main
+//! worktree's index or the agent's); a tracked path in the agent's worktree is never
+//! overwritten. `.git` and the tool's own `.state/` are never walked.
 
 use super::repo::Ctx;
 use super::slots::remove_path;
 use super::{GitError, RepoPaths};
-use git2::Repository;
+use git2::{Index, Repository};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::fs;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// The file's name, at the main worktree's root.
 pub const WORKTREE_INCLUDE: &str = ".worktreeinclude";
 
-/// Most paths one pattern may match (a `**` pattern over a huge tree stops here).
-const MAX_MATCHES: usize = 10_000;
-
 /// Copy what `.worktreeinclude` lists into `worktree`. Nothing to do (and no cost beyond one
 /// `stat`) when the file does not exist. Copies are skipped when the destination already
-/// has the same size and modification time.
+/// has the same size and modification time. A pattern the matcher rejects is an error
+/// naming the file and line.
 pub(crate) fn copy_worktree_includes(repo: &RepoPaths, worktree: &Path) -> Result<(), GitError> {
     let list = repo.root.join(WORKTREE_INCLUDE);
     let text = match fs::read_to_string(&list) {
@@ -28,8 +31,13 @@ pub(crate) fn copy_worktree_includes(repo: &RepoPaths, worktree: &Path) -> Resul
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(GitError(format!("failed to read {}: {e}", list.display()))),
     };
-    let patterns = parse(&text);
-    if patterns.is_empty() {
+    let include = Include::parse(&list, &text)?;
+    if include.matcher.is_empty() {
+        return Ok(());
+    }
+    let mut matches = Vec::new();
+    include.walk(&repo.root, Path::new(""), &mut matches);
+    if matches.is_empty() {
         return Ok(());
     }
     let main = Repository::open(&repo.root)
@@ -41,130 +49,157 @@ pub(crate) fn copy_worktree_includes(repo: &RepoPaths, worktree: &Path) -> Resul
     let wt_index = wt
         .index()
         .ctx(|| format!("read the index of worktree {}", worktree.display()))?;
-    let mut matches = Vec::new();
-    for p in &patterns {
-        expand(&repo.root, p, &mut matches);
-    }
-    matches.sort();
-    matches.dedup();
+    let tracked = |r: &Path| tracks(&main_index, r) || tracks(&wt_index, r);
     for rel in matches {
-        let ignored = main.is_path_ignored(&rel).unwrap_or(false);
-        if !ignored || main_index.get_path(&rel, 0).is_some() {
-            continue;
-        }
-        copy_tree(&repo.root, worktree, &rel, &|r: &Path| {
-            wt_index.get_path(r, 0).is_some()
+        // Everything inside a directory git ignores is ignored; otherwise ask per file.
+        let dir_ignored = main.is_path_ignored(&rel).unwrap_or(false);
+        let wanted =
+            |r: &Path| !tracked(r) && (dir_ignored || main.is_path_ignored(r).unwrap_or(false));
+        copy_tree(&repo.root, worktree, &rel, &wanted, &|r: &Path| {
+            tracks(&wt_index, r)
         })?;
     }
     Ok(())
 }
 
-/// Patterns as path components; blank lines, comments and lines escaping the root are
-/// dropped. A leading `/` anchors nothing more than a bare pattern does (both are relative
-/// to the root).
-pub(crate) fn parse(text: &str) -> Vec<Vec<String>> {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-        .filter_map(|l| {
-            let l = l.trim_start_matches('/').trim_end_matches('/');
-            let parts: Vec<String> = Path::new(l)
-                .components()
-                .map(|c| match c {
-                    Component::Normal(n) => n.to_str().map(str::to_string),
-                    _ => None,
-                })
-                .collect::<Option<_>>()?;
-            (!parts.is_empty() && parts.iter().all(|p| p != ".git")).then_some(parts)
-        })
-        .collect()
+fn tracks(index: &Index, rel: &Path) -> bool {
+    index.get_path(rel, 0).is_some()
 }
 
-/// `*` and `?` within one component.
-pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
+/// The parsed `.worktreeinclude`: the matcher, and which directories can hold a match.
+pub(crate) struct Include {
+    matcher: Gitignore,
+    /// Literal leading directories of each anchored pattern (`config/*.local` → `config`);
+    /// `None` when some pattern can match at any depth, so every directory is walked.
+    anchored_prefixes: Option<Vec<Vec<String>>>,
 }
 
-fn has_glob(s: &str) -> bool {
-    s.contains(['*', '?'])
-}
-
-/// Existing paths under `root` (relative) matching `pattern`, never inside `.git`.
-fn expand(root: &Path, pattern: &[String], out: &mut Vec<PathBuf>) {
-    fn walk(root: &Path, rel: &Path, pattern: &[String], out: &mut Vec<PathBuf>) {
-        if out.len() >= MAX_MATCHES {
-            return;
-        }
-        let Some((first, rest)) = pattern.split_first() else {
-            if !rel.as_os_str().is_empty() {
-                out.push(rel.to_path_buf());
+impl Include {
+    /// Build the matcher from the file's text; `list` names it in errors.
+    pub(crate) fn parse(list: &Path, text: &str) -> Result<Include, GitError> {
+        let root = list.parent().unwrap_or(Path::new(""));
+        let mut builder = GitignoreBuilder::new(root);
+        let mut anchored_prefixes = Some(Vec::new());
+        for (n, line) in text.lines().enumerate() {
+            builder
+                .add_line(Some(list.to_path_buf()), line)
+                .map_err(|e| {
+                    GitError(format!(
+                        "invalid pattern on line {} of {}: {e}",
+                        n + 1,
+                        list.display()
+                    ))
+                })?;
+            match reach(line) {
+                Reach::Nothing => {}
+                Reach::Under(prefix) => {
+                    if let Some(p) = anchored_prefixes.as_mut() {
+                        p.push(prefix);
+                    }
+                }
+                Reach::Anywhere => anchored_prefixes = None,
             }
+        }
+        let matcher = builder
+            .build()
+            .map_err(|e| GitError(format!("invalid patterns in {}: {e}", list.display())))?;
+        Ok(Include {
+            matcher,
+            anchored_prefixes,
+        })
+    }
+
+    /// Whether `rel` (a path relative to the root) is listed, as [`Include::walk`] decides
+    /// it: a listed parent directory lists everything inside, whatever later lines say.
+    #[cfg(test)]
+    pub(crate) fn is_listed(&self, rel: &Path, is_dir: bool) -> bool {
+        let parents: Vec<&Path> = rel.ancestors().skip(1).collect();
+        parents
+            .iter()
+            .rev()
+            .filter(|p| !p.as_os_str().is_empty())
+            .any(|p| self.matcher.matched(p, true).is_ignore())
+            || self.matcher.matched(rel, is_dir).is_ignore()
+    }
+
+    /// Whether a match can lie below the directory `rel`.
+    pub(crate) fn may_hold_matches(&self, rel: &Path) -> bool {
+        let Some(prefixes) = &self.anchored_prefixes else {
+            return true;
+        };
+        let dir: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        prefixes.iter().any(|p| {
+            let n = dir.len().min(p.len());
+            dir[..n].iter().zip(&p[..n]).all(|(a, b)| a == b)
+        })
+    }
+
+    /// Existing paths below `root/rel` that the patterns list, in sorted order. A listed
+    /// directory is returned whole, not walked.
+    fn walk(&self, root: &Path, rel: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = fs::read_dir(root.join(rel)) else {
             return;
         };
-        let dir = root.join(rel);
-        if first == "**" {
-            // Zero directories, then one more directory and `**` again.
-            walk(root, rel, rest, out);
-            for (name, is_dir) in entries(&dir) {
-                if is_dir {
-                    walk(root, &rel.join(&name), pattern, out);
-                }
+        let mut entries: Vec<(std::ffi::OsString, bool)> = rd
+            .flatten()
+            .filter_map(|e| Some((e.file_name(), e.file_type().ok()?.is_dir())))
+            .collect();
+        entries.sort();
+        for (name, is_dir) in entries {
+            if name == ".git" || (rel.as_os_str().is_empty() && name == ".state") {
+                continue;
             }
-        } else if has_glob(first) {
-            for (name, _) in entries(&dir) {
-                if glob_match(first, &name) {
-                    walk(root, &rel.join(&name), rest, out);
-                }
+            let path = rel.join(&name);
+            if self.matcher.matched(&path, is_dir).is_ignore() {
+                out.push(path);
+            } else if is_dir && self.may_hold_matches(&path) {
+                self.walk(root, &path, out);
             }
-        } else if fs::symlink_metadata(dir.join(first)).is_ok() {
-            walk(root, &rel.join(first), rest, out);
         }
     }
-    walk(root, Path::new(""), pattern, out);
 }
 
-/// Names in `dir` (not `.git`), with whether each is a real directory.
-fn entries(dir: &Path) -> Vec<(String, bool)> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(String, bool)> = rd
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_string();
-            let is_dir = e.file_type().ok()?.is_dir();
-            (name != ".git").then_some((name, is_dir))
-        })
+/// Where a `.worktreeinclude` line can match.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Blank, comment or negation (a `!` line only takes matches away).
+    Nothing,
+    /// Only at or below these literal leading directories.
+    Under(Vec<String>),
+    /// At any depth (a bare name, a leading `**`, or escapes this check does not read).
+    Anywhere,
+}
+
+pub(crate) fn reach(line: &str) -> Reach {
+    let t = line.trim_end();
+    if t.is_empty() || t.starts_with('#') || t.starts_with('!') {
+        return Reach::Nothing;
+    }
+    let t = t.trim_end_matches('/');
+    if t.contains('\\') || t.starts_with("**") {
+        return Reach::Anywhere;
+    }
+    let anchored = t.starts_with('/') || t.contains('/');
+    if !anchored {
+        return Reach::Anywhere;
+    }
+    let prefix: Vec<String> = t
+        .trim_start_matches('/')
+        .split('/')
+        .take_while(|c| !c.contains(['*', '?', '[']))
+        .map(str::to_string)
         .collect();
-    v.sort();
-    v
+    Reach::Under(prefix)
 }
 
-/// Copy `rel` (a file, symlink or directory) from `from` to `to`, skipping anything
-/// `tracked` says is a tracked file in the destination, and files whose copy is already current.
+/// Copy `rel` (a file, symlink or directory) from `from` to `to`: the files `wanted`
+/// accepts, except where `tracked` says the destination tracks the path or one of its
+/// parent directories, and except files whose copy is already current.
 fn copy_tree(
     from: &Path,
     to: &Path,
     rel: &Path,
+    wanted: &dyn Fn(&Path) -> bool,
     tracked: &dyn Fn(&Path) -> bool,
 ) -> Result<(), GitError> {
     let src = from.join(rel);
@@ -173,15 +208,17 @@ fn copy_tree(
         return Ok(());
     };
     if meta.is_dir() {
-        if rel.file_name().is_some_and(|n| n == ".git") {
+        let Ok(rd) = fs::read_dir(&src) else {
             return Ok(());
-        }
-        for (name, _) in entries(&src) {
-            copy_tree(from, to, &rel.join(name), tracked)?;
+        };
+        let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names.into_iter().filter(|n| n != ".git") {
+            copy_tree(from, to, &rel.join(name), wanted, tracked)?;
         }
         return Ok(());
     }
-    if index_tracks(rel, tracked) {
+    if !wanted(rel) || index_tracks(rel, tracked) {
         return Ok(());
     }
     let fail = |e: std::io::Error| {
@@ -227,32 +264,4 @@ fn index_tracks(rel: &Path, tracked: &dyn Fn(&Path) -> bool) -> bool {
     rel.ancestors()
         .filter(|a| !a.as_os_str().is_empty())
         .any(tracked)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_within_a_component() {
-        assert!(glob_match(".env", ".env"));
-        assert!(glob_match(".env*", ".env.local"));
-        assert!(glob_match("*.local", "config.local"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "abbc"));
-        assert!(!glob_match("*.local", "config.local.bak"));
-        assert!(glob_match("*", "anything"));
-    }
-
-    #[test]
-    fn patterns_drop_comments_and_escapes() {
-        let p = parse("# secrets\n.env\n\n/config/*.local\n../outside\n.git/config\n!neg\n");
-        assert_eq!(
-            p,
-            vec![
-                vec![".env".to_string()],
-                vec!["config".to_string(), "*.local".to_string()]
-            ]
-        );
-    }
 }

@@ -8,6 +8,9 @@ use std::process::Command;
 use std::sync::{Arc, Barrier, Once};
 use std::time::{Duration, SystemTime};
 
+#[path = "include_tests.rs"]
+mod include_tests;
+
 /// libgit2 must not read the machine's global/system config in tests (author fallback).
 fn hermetic_libgit2() {
     static ONCE: Once = Once::new();

@@ -772,6 +772,7 @@ mod tests {
             passed: Some(7),
             failed: Some(0),
             skipped: None,
+            ..TestResults::default()
         });
         a.warnings = vec!["committed | uncommitted\nchanges".into()];
         let mut b = res("ws:#;x", "agent-2", Status::Failed, 1, 10);

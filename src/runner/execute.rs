@@ -187,14 +187,7 @@ pub async fn execute(
         let t_ending = process::run(&spec, cancel.clone()).await;
         r.test_seconds = Some(t_test.elapsed().as_secs_f64());
         let output = process::tail(&test_log, usize::MAX, TEST_SCAN_BYTES);
-        let counts = testparse::parse_counts(&output);
-        let tr = TestResults {
-            command: test.clone(),
-            exit_code: t_ending.exit_code(),
-            passed: counts.map(|c| c.passed),
-            failed: counts.map(|c| c.failed),
-            skipped: counts.map(|c| c.skipped),
-        };
+        let tr = testparse::test_results(test, t_ending.exit_code(), &output);
         if !tr.succeeded() {
             let tail = process::tail(&test_log, TAIL_LINES, TAIL_BYTES);
             let (etype, msg) = match &t_ending {
@@ -305,6 +298,7 @@ mod tests {
             passed: Some(3),
             failed: Some(2),
             skipped: Some(0),
+            ..TestResults::default()
         };
         assert_eq!(
             test_message(&tr, Some(1)),

@@ -1,0 +1,443 @@
+//! Test-output parsing: reads the closing summaries of cargo test (libtest), cargo-nextest,
+//! pytest, go test (`-v`, plain and `-json`), jest, vitest, mocha, node's test runner,
+//! RSpec, TAP streams, `prove`, and the plain `N passed, N failed` line, and turns them into
+//! one set of counts. Pure: text in, counts out.
+//!
+//! Rules, in the order they apply:
+//! - ANSI escapes and carriage-return overwrites are removed first, so coloured output
+//!   parses like plain output.
+//! - Each runner's parser accepts only its own exact summary format, anchored where the
+//!   runner prints it (libtest's `test result:` at column 0, jest's `Tests:` right after
+//!   `Test Suites:`, RSpec's counts right after `Finished in`, …), so a test *named*
+//!   "3 passed" or an indented log line is not a summary.
+//! - A summary printed inside another runner's output (between libtest's `running N tests`
+//!   and its `test result:`, inside pytest's session, a TAP stream, a `prove` run, …) is
+//!   that runner's captured output, not a run of its own, and is ignored.
+//! - Per runner, the last summary wins, except where one run prints several: libtest's
+//!   result lines (one per test binary and doc-tests), go's packages and TAP streams are
+//!   summed.
+//! - Summaries of different runners (a script running `cargo test` then `pytest`) are
+//!   summed, and [`Summary::runners`] names each.
+//! - The plain `N passed, N failed[, N skipped]` line (one word and a colon may precede it)
+//!   is the fallback: it counts only when no runner's summary was found; the last one wins.
+//! - A count the output does not tell is `None`, never 0: a runner that omits zero counts
+//!   (pytest, jest, mocha, …) gets 0 for what it left out, but a category the runner has no
+//!   notion of (xfailed in libtest) or does not print (passed tests in non-verbose go test)
+//!   stays `None`. When runners are summed, `None` adds as nothing.
+
+mod go;
+mod js;
+mod python;
+mod ruby;
+mod rust;
+mod tap;
+
+#[cfg(test)]
+mod corpus;
+
+use crate::model::TestResults;
+use std::ops::AddAssign;
+
+/// The test runners whose summaries are recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Runner {
+    /// `cargo test` (libtest, doc-tests included).
+    Libtest,
+    /// `cargo nextest run`.
+    Nextest,
+    Pytest,
+    /// `go test`, plain, `-v` or `-json`.
+    GoTest,
+    Jest,
+    Vitest,
+    /// mocha's spec and dot reporters (its TAP reporter is read as TAP).
+    Mocha,
+    /// `node --test` with the spec reporter (its TAP reporter is read as TAP).
+    NodeTest,
+    Rspec,
+    /// A raw TAP stream (Perl's Test::More, `node --test --test-reporter=tap`, mocha's TAP).
+    Tap,
+    /// Perl's `prove` harness summary.
+    Prove,
+    /// The language-neutral `N passed, N failed` line.
+    Plain,
+}
+
+impl Runner {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runner::Libtest => "cargo-test",
+            Runner::Nextest => "nextest",
+            Runner::Pytest => "pytest",
+            Runner::GoTest => "go-test",
+            Runner::Jest => "jest",
+            Runner::Vitest => "vitest",
+            Runner::Mocha => "mocha",
+            Runner::NodeTest => "node-test",
+            Runner::Rspec => "rspec",
+            Runner::Tap => "tap",
+            Runner::Prove => "prove",
+            Runner::Plain => "plain",
+        }
+    }
+
+    /// Whether one run of this runner prints several summaries that add up (test binaries,
+    /// packages, TAP streams) rather than one closing summary.
+    fn sums_its_summaries(self) -> bool {
+        matches!(self, Runner::Libtest | Runner::GoTest | Runner::Tap)
+    }
+}
+
+/// Test counts. `None` = the output does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: Option<u64>,
+    pub failed: Option<u64>,
+    /// Tests that were selected but not run: skipped, ignored, pending, todo.
+    pub skipped: Option<u64>,
+    /// Problems outside any one test: collection/import errors, suites that failed to load,
+    /// packages that failed to build, test binaries that crashed, unhandled errors.
+    pub errors: Option<u64>,
+    /// Tests left out by a filter (`pytest -k/-m`, libtest's "filtered out").
+    pub deselected: Option<u64>,
+    /// Expected failures (pytest xfail, vitest `test.fails`).
+    pub xfailed: Option<u64>,
+    /// Tests expected to fail that passed (pytest xpass).
+    pub xpassed: Option<u64>,
+    pub warnings: Option<u64>,
+}
+
+impl Counts {
+    /// Every count this runner reports, starting at 0 (for runners that omit zero counts).
+    fn zero(fields: &[Field]) -> Counts {
+        let mut c = Counts::default();
+        for f in fields {
+            *c.field(*f) = Some(0);
+        }
+        c
+    }
+
+    fn field(&mut self, f: Field) -> &mut Option<u64> {
+        match f {
+            Field::Passed => &mut self.passed,
+            Field::Failed => &mut self.failed,
+            Field::Skipped => &mut self.skipped,
+            Field::Errors => &mut self.errors,
+            Field::Deselected => &mut self.deselected,
+            Field::Xfailed => &mut self.xfailed,
+            Field::Xpassed => &mut self.xpassed,
+            Field::Warnings => &mut self.warnings,
+        }
+    }
+
+    /// Add `n` to a field (a `None` field becomes `Some(n)`).
+    fn add(&mut self, f: Field, n: u64) {
+        let slot = self.field(f);
+        *slot = Some(slot.unwrap_or(0) + n);
+    }
+}
+
+impl AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        fn sum(a: &mut Option<u64>, b: Option<u64>) {
+            if let Some(b) = b {
+                *a = Some(a.unwrap_or(0) + b);
+            }
+        }
+        sum(&mut self.passed, o.passed);
+        sum(&mut self.failed, o.failed);
+        sum(&mut self.skipped, o.skipped);
+        sum(&mut self.errors, o.errors);
+        sum(&mut self.deselected, o.deselected);
+        sum(&mut self.xfailed, o.xfailed);
+        sum(&mut self.xpassed, o.xpassed);
+        sum(&mut self.warnings, o.warnings);
+    }
+}
+
+/// A count's meaning, for the parsers' word tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Passed,
+    Failed,
+    Skipped,
+    Errors,
+    Deselected,
+    Xfailed,
+    Xpassed,
+    Warnings,
+}
+
+/// What a test command's output said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The runners whose summaries were counted, in order of first appearance.
+    pub runners: Vec<Runner>,
+    pub counts: Counts,
+}
+
+impl Summary {
+    /// `cargo-test`, or `cargo-test+pytest` when several runners were summed.
+    pub fn runner_label(&self) -> String {
+        self.runners
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+}
+
+/// One summary found in the output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Found {
+    runner: Runner,
+    /// Line of the summary itself (where it ends).
+    line: usize,
+    /// Lines `start..=end` that belong to this run: anything of another runner strictly
+    /// inside is this run's captured output.
+    start: usize,
+    end: usize,
+    counts: Counts,
+}
+
+impl Found {
+    fn new(runner: Runner, start: usize, line: usize, counts: Counts) -> Found {
+        Found {
+            runner,
+            line,
+            start: start.min(line),
+            end: line,
+            counts,
+        }
+    }
+
+    fn encloses(&self, other: &Found) -> bool {
+        self.runner != other.runner && self.start < other.line && other.line < self.end
+    }
+}
+
+/// Parse the test counts from a test command's whole output (stdout and stderr together).
+/// `None` when no summary of any known runner is there.
+pub fn parse(output: &str) -> Option<Summary> {
+    let clean = console::strip_ansi_codes(output);
+    let lines: Vec<&str> = clean.lines().map(overwritten).collect();
+    let mut found = Vec::new();
+    found.extend(rust::libtest(&lines));
+    found.extend(rust::nextest(&lines));
+    found.extend(python::pytest(&lines));
+    found.extend(go::go_test(&lines));
+    found.extend(js::jest(&lines));
+    found.extend(js::vitest(&lines));
+    found.extend(js::mocha(&lines));
+    found.extend(js::node_test(&lines));
+    found.extend(ruby::rspec(&lines));
+    found.extend(tap::tap(&lines));
+    found.extend(tap::prove(&lines));
+    let summary = combine(found);
+    summary.or_else(|| {
+        plain(&lines).map(|counts| Summary {
+            runners: vec![Runner::Plain],
+            counts,
+        })
+    })
+}
+
+/// The `test_results` of a test command from its output and exit code.
+pub fn test_results(command: &str, exit_code: Option<i32>, output: &str) -> TestResults {
+    let summary = parse(output);
+    let c = summary.as_ref().map(|s| s.counts).unwrap_or_default();
+    TestResults {
+        command: command.to_string(),
+        exit_code,
+        passed: c.passed,
+        failed: c.failed,
+        skipped: c.skipped,
+        errors: c.errors,
+        deselected: c.deselected,
+        xfailed: c.xfailed,
+        xpassed: c.xpassed,
+        warnings: c.warnings,
+        runner: summary.map(|s| s.runner_label()),
+    }
+}
+
+/// What a terminal would show of a line with `\r` in it: the text after the last one.
+fn overwritten(line: &str) -> &str {
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    match line.rfind('\r') {
+        Some(i) => &line[i + 1..],
+        None => line,
+    }
+}
+
+/// Drop summaries nested in another runner's output, keep the last (or the sum) per runner,
+/// and add the runners up.
+fn combine(found: Vec<Found>) -> Option<Summary> {
+    let kept: Vec<&Found> = found
+        .iter()
+        .filter(|f| !found.iter().any(|g| g.encloses(f)))
+        .collect();
+    let mut per_runner: Vec<(usize, Runner, Counts)> = Vec::new();
+    for f in kept {
+        match per_runner.iter_mut().find(|(_, r, _)| *r == f.runner) {
+            Some((_, _, c)) if f.runner.sums_its_summaries() => *c += f.counts,
+            Some((first, _, c)) => {
+                // Later summary of the same runner: it replaces the earlier one.
+                *first = (*first).min(f.line);
+                *c = f.counts;
+            }
+            None => per_runner.push((f.line, f.runner, f.counts)),
+        }
+    }
+    if per_runner.is_empty() {
+        return None;
+    }
+    per_runner.sort_by_key(|(first, _, _)| *first);
+    let mut counts = Counts::default();
+    for (_, _, c) in &per_runner {
+        counts += *c;
+    }
+    Some(Summary {
+        runners: per_runner.iter().map(|(_, r, _)| *r).collect(),
+        counts,
+    })
+}
+
+/// `<n> <words>` items split by `sep`, every item a count: `3 passed; 1 failed` with `;`.
+/// `None` when any item is not `<number> <words>`.
+fn count_items<'a>(s: &'a str, sep: &str) -> Option<Vec<(u64, &'a str)>> {
+    s.split(sep)
+        .map(|item| {
+            let (n, word) = item.trim().split_once(' ')?;
+            Some((n.parse().ok()?, word.trim()))
+        })
+        .collect()
+}
+
+/// Apply `(n, word)` items to counts through a word table; `None` on an unknown word.
+fn apply(
+    counts: &mut Counts,
+    items: &[(u64, &str)],
+    table: &[(&str, Option<Field>)],
+) -> Option<()> {
+    for (n, word) in items {
+        let (_, field) = table.iter().find(|(w, _)| w == word)?;
+        if let Some(f) = field {
+            counts.add(*f, *n);
+        }
+    }
+    Some(())
+}
+
+/// A whole line that is a number: `  12 ` → 12.
+fn number(s: &str) -> Option<u64> {
+    s.trim().parse().ok()
+}
+
+/// The plain line: `N passed, N failed` alone on a line, `, N skipped` optional, one word
+/// with a colon optionally before it. The last one wins.
+fn plain(lines: &[&str]) -> Option<Counts> {
+    lines.iter().rev().find_map(|l| {
+        let mut t = l.trim();
+        if let Some((word, rest)) = t.split_once(':') {
+            if !word.is_empty() && !word.contains(char::is_whitespace) {
+                t = rest.trim();
+            }
+        }
+        let items = count_items(t, ",")?;
+        let mut c = Counts::default();
+        match items.as_slice() {
+            [(p, "passed"), (f, "failed")] => {
+                c.passed = Some(*p);
+                c.failed = Some(*f);
+            }
+            [(p, "passed"), (f, "failed"), (s, "skipped")] => {
+                c.passed = Some(*p);
+                c.failed = Some(*f);
+                c.skipped = Some(*s);
+            }
+            _ => return None,
+        }
+        Some(c)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(passed: u64, failed: u64, skipped: Option<u64>) -> Counts {
+        Counts {
+            passed: Some(passed),
+            failed: Some(failed),
+            skipped,
+            ..Counts::default()
+        }
+    }
+
+    #[test]
+    fn plain_line_with_optional_prefix_and_skipped() {
+        let s = parse("blah\n7 passed, 2 failed\n").unwrap();
+        assert_eq!(s.runners, vec![Runner::Plain]);
+        assert_eq!(s.counts, counts(7, 2, None));
+        let s = parse("tests: 7 passed, 0 failed, 3 skipped\n").unwrap();
+        assert_eq!(s.counts, counts(7, 0, Some(3)));
+        assert_eq!(parse("we passed, 2 failed\n"), None);
+        assert_eq!(parse("two words: 1 passed, 2 failed\n"), None);
+        assert_eq!(parse("1 passed, 2 failed, 3 skipped, 4 more\n"), None);
+    }
+
+    #[test]
+    fn nothing_recognisable_is_none() {
+        assert_eq!(parse(""), None);
+        assert_eq!(parse("all good\nexit 0\n"), None);
+        let tr = test_results("make check", Some(0), "all good\n");
+        assert_eq!(
+            (tr.passed, tr.failed, tr.skipped, tr.runner),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn carriage_return_overwrites_and_escapes_are_removed() {
+        let out = "progress 10%\rprogress 100%\r\n\u{1b}[32m7 passed, 0 failed\u{1b}[0m\r\n";
+        assert_eq!(parse(out).unwrap().counts, counts(7, 0, None));
+        let out = "working...\r4 passed, 1 failed\n";
+        assert_eq!(parse(out).unwrap().counts, counts(4, 1, None));
+    }
+
+    #[test]
+    fn runners_are_summed_and_none_adds_as_nothing() {
+        let out = "running 2 tests\n\
+                   test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n\
+                   3 passed, 1 xfailed in 0.05s\n";
+        let s = parse(out).unwrap();
+        assert_eq!(s.runners, vec![Runner::Libtest, Runner::Pytest]);
+        assert_eq!(s.runner_label(), "cargo-test+pytest");
+        assert_eq!(s.counts.passed, Some(5));
+        assert_eq!(s.counts.deselected, Some(1));
+        assert_eq!(s.counts.xfailed, Some(1));
+        assert_eq!(
+            s.counts.errors,
+            Some(0),
+            "pytest reports errors, libtest does not"
+        );
+    }
+
+    #[test]
+    fn test_results_carry_every_count_and_the_runner() {
+        let tr = test_results(
+            "pytest -q",
+            Some(1),
+            "1 failed, 2 passed, 3 deselected, 1 error in 0.2s\n",
+        );
+        assert_eq!(tr.command, "pytest -q");
+        assert_eq!(tr.exit_code, Some(1));
+        assert_eq!(
+            (tr.passed, tr.failed, tr.skipped),
+            (Some(2), Some(1), Some(0))
+        );
+        assert_eq!((tr.errors, tr.deselected), (Some(1), Some(3)));
+        assert_eq!(tr.runner.as_deref(), Some("pytest"));
+    }
+}
