@@ -14,7 +14,6 @@
 //!    the difference, against the run's length.
 
 #[path = "../tests/integration/pgcluster.rs"]
-#[allow(dead_code)]
 mod pgcluster;
 
 use git_ws::db::DbLocation;
@@ -169,9 +168,7 @@ fn main() {
     for i in 0..n_ws {
         std::fs::write(
             repo.join(format!("workstreams/ws-{i:02}.json")),
-            format!(
-                r#"{{"id": "ws-{i:02}", "command": "sleep 0.5; echo {i} > out-{i}.txt"}}"#
-            ),
+            format!(r#"{{"id": "ws-{i:02}", "command": "sleep 0.5; echo {i} > out-{i}.txt"}}"#),
         )
         .unwrap();
     }
@@ -203,7 +200,10 @@ fn main() {
             eprintln!(
                 "  note: a run on {} had a failed workstream: {}",
                 DbLocation::parse(db).unwrap().display(),
-                String::from_utf8_lossy(&out.stdout).lines().nth(2).unwrap_or("")
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .nth(2)
+                    .unwrap_or("")
             );
         }
         dt

@@ -1255,3 +1255,19 @@ fn the_database_can_move_between_threads() {
     .unwrap();
     assert_eq!(shared.lock().unwrap().get_all_runs(5).unwrap().len(), 1);
 }
+
+#[test]
+fn open_for_hook_is_none_without_a_file_and_never_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("x.db");
+    assert!(ConsolidationDatabase::open_for_hook(&path)
+        .unwrap()
+        .is_none());
+    assert!(!path.exists() && !dir.path().join("state").exists());
+    ConsolidationDatabase::open(&path).unwrap();
+    let mut db = ConsolidationDatabase::open_for_hook(&path)
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.branch_index().unwrap(), HashMap::new());
+    assert_eq!(db.location(), &DbLocation::Sqlite(path.clone()));
+}

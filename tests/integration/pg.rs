@@ -168,6 +168,36 @@ fn a_postgres_run_reports_exactly_like_the_same_run_on_sqlite() {
         &format!("SELECT state FROM ws_runs WHERE run_id = '{p_run}'"),
     );
     assert_eq!(state, vec![vec!["finished"]]);
+
+    // Same tables, same columns, compatible types and the same NOT NULLs on both backends.
+    let sqlite_columns: Vec<Vec<String>> = env
+        .sql(
+            "SELECT m.name, p.name, upper(p.type), p.\"notnull\" OR p.pk > 0 \
+             FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY 1, 2",
+        )
+        .into_iter()
+        .map(|mut r| {
+            r[2] = match r[2].as_str() {
+                "INTEGER" => "bigint",
+                "REAL" => "double precision",
+                "TEXT" => "text",
+                "TIMESTAMP" => "timestamp without time zone",
+                "VARCHAR(50)" => "character varying",
+                other => panic!("unexpected SQLite type {other} in {r:?}"),
+            }
+            .to_string();
+            r[3] = if r[3] == "1" { "NO" } else { "YES" }.to_string();
+            r
+        })
+        .collect();
+    let pg_columns = q(
+        &url,
+        "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns \
+         WHERE table_schema = 'public' ORDER BY 1, 2",
+    );
+    assert!(sqlite_columns.len() > 60, "{sqlite_columns:?}");
+    assert_eq!(pg_columns, sqlite_columns);
 }
 
 /// The seed's four queries through the real `psql` client against a database `git ws-run`
@@ -252,7 +282,7 @@ fn the_post_merge_hook_records_merges_into_postgres() {
     env.ws_cmd("w1", "echo 1 > one.txt");
     env.ws_cmd("w2", "echo 2 > two.txt");
     env.git(&["config", "ws.database", &url]);
-    let run = env.ws_run(&["--agents", "2"]);
+    let run = env.ws_run(&["--agents", "1"]);
     run.expect(0);
     let run = run.run_id();
     env.ws_run(&["--install-hooks"]).expect(0);
@@ -543,7 +573,7 @@ fn concurrent_git_ws_run_processes_share_one_postgres_database() {
         .collect();
     let started: Vec<_> = envs
         .iter()
-        .map(|env| env.spawn_run(&["--agents", "2", "--db", &url]))
+        .map(|env| env.spawn_run(&["--agents", "1", "--db", &url]))
         .collect();
     let outs: Vec<_> = started
         .into_iter()

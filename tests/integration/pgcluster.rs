@@ -5,8 +5,9 @@
 //! (`pg_ctl stop -m immediate`, directory removed) by a reaper process as soon as the test
 //! process is gone, however it ended. Also used by `benches/pg.rs`.
 //!
-//! No PostgreSQL binaries: [`cluster`] prints one line and returns `None` (the test skips),
-//! unless `GIT_WS_REQUIRE_PG=1` (set by `.ci/run`), which turns the skip into a failure.
+//! No PostgreSQL binaries: [`cluster`] prints one line (once per process, past the output
+//! capture) and returns `None`, so the tests skip; unless `GIT_WS_REQUIRE_PG=1` (set by
+//! `.ci/run`), which turns the skip into a failure.
 //! `GIT_WS_PG_BINDIR` names the binaries' directory explicitly.
 
 #![allow(dead_code)]
@@ -51,7 +52,15 @@ pub fn cluster() -> Option<&'static Cluster> {
     match CLUSTER.get_or_init(|| start(false)) {
         Outcome::Ready(c) => Some(c),
         Outcome::Missing(why) if !required() => {
-            eprintln!("skipping PostgreSQL test: {why} (GIT_WS_REQUIRE_PG=1 makes this fail)");
+            // Once per process, past libtest's output capture (which only takes print!).
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "skipping the PostgreSQL tests: {why} (GIT_WS_REQUIRE_PG=1 makes this a failure)"
+                );
+            });
             None
         }
         Outcome::Missing(why) => panic!("GIT_WS_REQUIRE_PG=1 and {why}"),
@@ -222,14 +231,17 @@ fn spawn_reaper(c: &Cluster) {
         data = c.root.join("data").display(),
         root = c.root.display(),
     );
-    Command::new("sh")
-        .args(["-c", &script])
+    // `( … ) &` in a shell that exits at once: the reaper is orphaned to init right away,
+    // so nothing here waits for it and no zombie is left.
+    let started = Command::new("sh")
+        .args(["-c", &format!("( {script} ) &")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
-        .spawn()
+        .status()
         .expect("spawn the cluster reaper");
+    assert!(started.success(), "the cluster reaper did not start");
 }
 
 impl Cluster {
