@@ -500,11 +500,23 @@ fn result(run: &str, ws: &str) -> WorkstreamResult {
 
 /// Twelve connections open a fresh database at once (concurrent migrations), start runs
 /// with the same id at once (`-2`, `-3`, … on the clash), then write results concurrently.
+/// `GIT_WS_PG_LOOPS=N` repeats it on N fresh databases (the suite runs it once).
 #[test]
 fn concurrent_writers_on_one_postgres_database_are_safe() {
-    let Some(url) = fresh_db("concurrent") else {
-        return;
-    };
+    let loops: usize = std::env::var("GIT_WS_PG_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for i in 0..loops {
+        let Some(url) = fresh_db(&format!("concurrent_{i}")) else {
+            return;
+        };
+        concurrent_writers(&url);
+    }
+}
+
+fn concurrent_writers(url: &str) {
+    let url = url.to_string();
     let threads = 12;
     let barrier = Arc::new(Barrier::new(threads));
     let base = "ma-run-20261201-120000";
