@@ -64,9 +64,10 @@ pub struct RunArgs {
     /// Leave agent worktrees in place after the run (the next run reuses them)
     #[arg(long)]
     pub keep_worktrees: bool,
-    /// Database path [default: .state/multi_agent_consolidated.db at the repository root]
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
+    /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<crate::db::DbLocation>,
     /// Reports directory [default: reports/ at the repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,

@@ -2,7 +2,7 @@
 //! database, as tables, JSON or Markdown; `--record-merges` is what the post-merge hook runs.
 
 use crate::consolidate::{self, Consolidated};
-use crate::db::{ConsolidationDatabase, MergeRecord, RunState, RunSummary};
+use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord, RunState, RunSummary};
 use crate::error::{Error, EXIT_NOTHING_RAN};
 use crate::model::{Status, WorkstreamResult};
 use crate::report::{self, render_table, ReportModel, Section};
@@ -48,9 +48,10 @@ pub struct ReportArgs {
     /// Output format (`markdown` without section flags rewrites the report file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
-    /// Database path [default: .state/multi_agent_consolidated.db at the repository root]
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
+    /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<DbLocation>,
     /// Reports directory for `--format markdown` [default: reports/ at the repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
@@ -82,7 +83,7 @@ pub fn report_main() -> i32 {
 }
 
 struct Paths {
-    db: PathBuf,
+    db: DbLocation,
     reports: PathBuf,
     repo: Option<crate::git::RepoPaths>,
 }
@@ -91,17 +92,9 @@ fn paths(args: &ReportArgs) -> Result<Paths, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::new(format!("failed to read the current directory: {e}")))?;
     let repo = crate::git::discover(&cwd).ok();
-    let root = |what: &str| -> Result<PathBuf, Error> {
-        repo.as_ref().map(|r| r.root.clone()).ok_or_else(|| {
-            Error::new(format!(
-                "not inside a git repository: pass {what} or run from the repository"
-            ))
-        })
-    };
-    let db = match &args.db {
-        Some(p) => cwd.join(p),
-        None => root("--db PATH")?.join(crate::runner::DEFAULT_DB),
-    };
+    let db = crate::db::locate(args.db.as_ref(), &cwd, repo.as_ref())?.ok_or_else(|| {
+        Error::new("not inside a git repository: pass --db PATH|URL or run from the repository")
+    })?;
     let reports = match &args.reports_dir {
         Some(p) => cwd.join(p),
         None => match &repo {
@@ -533,11 +526,9 @@ fn first_line(s: &str) -> String {
 pub fn record_merges(args: &ReportArgs) -> Option<String> {
     let p = paths(args).ok()?;
     let repo = p.repo?;
-    if !p.db.is_file() {
-        return None;
-    }
     let mut db = match ConsolidationDatabase::open_for_hook(&p.db) {
-        Ok(db) => db,
+        Ok(Some(db)) => db,
+        Ok(None) => return None,
         Err(_) => return Some("ws: database busy or unreadable; merge not recorded".to_string()),
     };
     let index = db.branch_index().ok()?;

@@ -1,34 +1,68 @@
-//! Persistence: the SQLite database through diesel with embedded migrations (the seed's
-//! three tables plus normalised extras), per-connection PRAGMAs, and every query the tool
-//! and the library API make.
+//! Persistence: the consolidation database through diesel, on SQLite (an embedded file,
+//! the default) or PostgreSQL (a server several machines share). Both hold the seed's three
+//! tables plus normalised `ws_*` ones with the same columns, created by embedded migrations
+//! (one folder per backend); every query the tool and the library API make is written once
+//! and runs on either ([`backend`]).
 
+pub mod backend;
+pub mod location;
 mod models;
+mod postgres;
 mod queries;
 pub mod schema;
+mod sqlite;
 #[cfg(test)]
 mod tests;
 
+pub use backend::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use location::{DbLocation, PgUrl};
+
 use crate::consolidate::Consolidated;
 use crate::model::{Forecast, RunInfo, WorkstreamResult};
+use backend::Conn;
 use chrono::{DateTime, Utc};
-use diesel::connection::SimpleConnection;
-use diesel::migration::MigrationSource;
-use diesel::prelude::*;
-use diesel::sql_types::Text;
-use diesel::sqlite::{Sqlite, SqliteConnection};
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::EmbeddedMigrations;
 use queries::TxError;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
-/// The schema migrations compiled into this binary (`migrations/`).
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+/// The SQLite schema migrations (`migrations/sqlite`); see also [`POSTGRES_MIGRATIONS`].
+pub const MIGRATIONS: EmbeddedMigrations = SQLITE_MIGRATIONS;
 
-/// The first 16 bytes of every SQLite database file.
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+/// The database to use from the `--db` flag, env [`location::ENV_VAR`], git config
+/// [`location::CONFIG_KEY`] of `repo`, else [`DEFAULT_PATH`] at `repo`'s root (in that
+/// order). Relative paths: flag and env against `cwd`, git config against the repository
+/// root. `Ok(None)`: nothing set and not in a repository.
+pub fn locate(
+    flag: Option<&DbLocation>,
+    cwd: &Path,
+    repo: Option<&crate::git::RepoPaths>,
+) -> Result<Option<DbLocation>, DbError> {
+    let env = std::env::var(location::ENV_VAR).ok();
+    let config = match (flag, env.as_deref().map(str::trim)) {
+        // Only read git config when it can matter.
+        (None, None | Some("")) => {
+            repo.and_then(|r| crate::git::config::get_string(r, location::CONFIG_KEY))
+        }
+        _ => None,
+    };
+    let root = repo.map(|r| r.root.as_path());
+    location::resolve(
+        flag,
+        env.as_deref(),
+        config.as_deref(),
+        cwd,
+        root,
+        root.map(|r| r.join(DEFAULT_PATH)),
+    )
+    .map_err(DbError)
+}
+
+/// The default database, relative to the main worktree's root.
+pub const DEFAULT_PATH: &str = ".state/multi_agent_consolidated.db";
 
 /// A database failure, one sentence naming the path and what failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,12 +132,12 @@ pub struct RunSummary {
     pub rerun_of: Option<String>,
 }
 
-/// The consolidation database (`.state/multi_agent_consolidated.db` by default). One
-/// connection; `Send`, so a runner can keep it behind a `Mutex` and call it from
-/// `spawn_blocking`.
+/// The consolidation database (`.state/multi_agent_consolidated.db` by default, or a
+/// PostgreSQL database). One connection; `Send`, so a runner can keep it behind a `Mutex`
+/// and call it from `spawn_blocking`.
 pub struct ConsolidationDatabase {
-    conn: SqliteConnection,
-    path: PathBuf,
+    conn: Conn,
+    location: DbLocation,
 }
 
 const _: () = {
@@ -111,187 +145,115 @@ const _: () = {
     assert_send::<ConsolidationDatabase>();
 };
 
-#[derive(QueryableByName)]
-struct VersionRow {
-    #[diesel(sql_type = Text)]
-    version: String,
-}
-
-/// `Ok` for a missing or empty file or one that starts with the SQLite header.
-fn check_sqlite_file(path: &Path) -> Result<(), String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    if meta.is_dir() {
-        return Err("it is a directory".into());
-    }
-    if meta.len() == 0 {
-        return Ok(());
-    }
-    let mut head = Vec::with_capacity(16);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(16).read_to_end(&mut head))
-        .map_err(|e| e.to_string())?;
-    if head.as_slice() == SQLITE_HEADER {
-        Ok(())
-    } else {
-        Err("not an SQLite database".into())
-    }
-}
-
 /// How long opening waits for other connections, like `busy_timeout`.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the post-merge hook waits for a lock before giving up.
+const HOOK_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// `PRAGMA journal_mode = WAL`, retried while the database is locked: when several
-/// connections open a fresh file at once, the switch to WAL can fail with "database is
-/// locked" at once instead of waiting for `busy_timeout`.
-fn set_wal(conn: &mut SqliteConnection, busy: std::time::Duration) -> QueryResult<()> {
-    let start = std::time::Instant::now();
-    loop {
-        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("locked") && start.elapsed() < busy =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Versions recorded in `__diesel_schema_migrations`, without creating that table.
-fn applied_versions(conn: &mut SqliteConnection) -> QueryResult<BTreeSet<String>> {
-    let exists: Vec<VersionRow> = diesel::sql_query(
-        "SELECT name AS version FROM sqlite_master \
-         WHERE type = 'table' AND name = '__diesel_schema_migrations'",
-    )
-    .load(conn)?;
-    if exists.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let rows: Vec<VersionRow> =
-        diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
-    Ok(rows.into_iter().map(|r| r.version).collect())
-}
-
-/// Versions of the migrations embedded in this binary.
-fn known_versions() -> Result<BTreeSet<String>, String> {
-    let migrations = MigrationSource::<Sqlite>::migrations(&MIGRATIONS)
-        .map_err(|e| format!("failed to read the embedded migrations: {e}"))?;
-    Ok(migrations
-        .iter()
-        .map(|m| m.name().version().to_string())
-        .collect())
-}
-
-/// Refuse a database that recorded a migration this binary does not have.
-fn refuse_newer(applied: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(), String> {
-    match applied.iter().filter(|v| !known.contains(*v)).max() {
-        Some(v) => Err(format!(
-            "it was written by a newer git-ws (schema version {v}); upgrade git-ws"
-        )),
-        None => Ok(()),
-    }
+/// What opening may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Create the database (SQLite file, git-ws tables) if needed.
+    Create,
+    /// Read what was recorded: refuse a database with no git-ws tables (no file, for SQLite).
+    Existing,
+    /// The post-merge hook: short waits; "nothing here" is not an error.
+    Hook,
 }
 
 impl ConsolidationDatabase {
-    /// Open or create the database at `path` (creating parent directories), set the
-    /// PRAGMAs and run pending migrations. Errors (file left byte-for-byte untouched): the
-    /// file is not SQLite; its schema is newer than this binary knows.
-    pub fn open(path: &Path) -> Result<Self, DbError> {
-        Self::open_with(path, BUSY_TIMEOUT)
+    /// Open or create the database: an SQLite file (creating parent directories and
+    /// setting the PRAGMAs) or a PostgreSQL database (which must exist), then run pending
+    /// migrations. Errors, one sentence naming the path or the URL (password hidden), with
+    /// nothing written: the file is not SQLite; the server is unreachable, refuses the
+    /// credentials or has no such database; the schema is newer than this binary knows or
+    /// not git-ws's.
+    pub fn open(db: impl Into<DbLocation>) -> Result<Self, DbError> {
+        let location = db.into();
+        Self::open_with(location, Purpose::Create).map(|o| o.expect("created"))
     }
 
-    /// Open an existing database for the post-merge hook: waits at most 50 ms for a lock,
-    /// so a busy database makes the hook give up instead of blocking the merge.
-    pub fn open_for_hook(path: &Path) -> Result<Self, DbError> {
-        if !path.is_file() {
-            return Err(DbError(format!(
-                "failed to open database {}: no such file",
-                path.display()
-            )));
-        }
-        Self::open_with(path, std::time::Duration::from_millis(50))
+    /// Open for the post-merge hook: waits at most 50 ms for a lock (PostgreSQL: also
+    /// connects within 2 s), so a busy database makes the hook give up instead of blocking
+    /// the merge. `Ok(None)` when nothing was recorded there yet (no SQLite file, no git-ws
+    /// tables).
+    pub fn open_for_hook(db: impl Into<DbLocation>) -> Result<Option<Self>, DbError> {
+        Self::open_with(db.into(), Purpose::Hook)
     }
 
-    fn open_with(path: &Path, busy: std::time::Duration) -> Result<Self, DbError> {
+    /// Open a database that has recorded runs (an error naming the path or URL if there
+    /// is no such file, or no git-ws tables in the PostgreSQL database); pending migrations
+    /// are applied as in [`ConsolidationDatabase::open`].
+    pub fn open_existing(db: impl Into<DbLocation>) -> Result<Self, DbError> {
+        Self::open_with(db.into(), Purpose::Existing).map(|o| o.expect("opened"))
+    }
+
+    fn open_with(location: DbLocation, purpose: Purpose) -> Result<Option<Self>, DbError> {
         let fail = |why: &dyn fmt::Display| {
-            DbError(format!("failed to open database {}: {why}", path.display()))
+            DbError(format!(
+                "failed to open database {}: {why}",
+                location.display()
+            ))
         };
-        check_sqlite_file(path).map_err(|e| fail(&e))?;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                DbError(format!(
-                    "failed to create directory {} for database {}: {e}",
-                    parent.display(),
-                    path.display()
-                ))
-            })?;
-        }
-        let text = path
-            .to_str()
-            .ok_or_else(|| fail(&"the path is not valid UTF-8"))?;
-        // SQLite reads `file:` (and diesel `sqlite://`) as a URI: keep relative paths plain.
-        let url = if path.is_relative() && (text.starts_with("file:") || text.contains("://")) {
-            format!("./{text}")
-        } else {
-            text.to_string()
+        let busy = match purpose {
+            Purpose::Hook => HOOK_BUSY_TIMEOUT,
+            _ => BUSY_TIMEOUT,
         };
-        let mut conn = SqliteConnection::establish(&url).map_err(|e| fail(&e))?;
-        conn.batch_execute(&format!("PRAGMA busy_timeout = {};", busy.as_millis()))
-            .map_err(|e| fail(&e))?;
-        set_wal(&mut conn, busy).map_err(|e| fail(&e))?;
-        for pragma in ["PRAGMA synchronous = NORMAL;", "PRAGMA foreign_keys = ON;"] {
-            conn.batch_execute(pragma).map_err(|e| fail(&e))?;
+        let mut conn = match &location {
+            DbLocation::Sqlite(path) => {
+                match std::fs::metadata(path) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => match purpose {
+                        Purpose::Create => {}
+                        Purpose::Hook => return Ok(None),
+                        Purpose::Existing => {
+                            return Err(fail(&"no such file (no run has been recorded here yet)"))
+                        }
+                    },
+                    Err(e) => return Err(fail(&e)),
+                }
+                Conn::Sqlite(sqlite::connect(path, busy)?)
+            }
+            DbLocation::Postgres(url) => {
+                Conn::Postgres(postgres::connect(url, purpose == Purpose::Hook)?)
+            }
+        };
+        let known = backend::known_versions(&conn).map_err(|e| fail(&e))?;
+        let applied = backend::applied_versions(&mut conn).map_err(|e| fail(&e))?;
+        backend::check_applied(&applied, &known).map_err(|e| fail(&e))?;
+        if applied.is_empty() && matches!(location, DbLocation::Postgres(_)) {
+            match purpose {
+                Purpose::Create => {}
+                Purpose::Hook => return Ok(None),
+                Purpose::Existing => {
+                    return Err(fail(
+                        &"it has no git-ws tables (no run has been recorded here yet)",
+                    ))
+                }
+            }
         }
-        let known = known_versions().map_err(|e| fail(&e))?;
-        let applied = applied_versions(&mut conn).map_err(|e| fail(&e))?;
-        refuse_newer(&applied, &known).map_err(|e| fail(&e))?;
         if !known.is_subset(&applied) {
-            // One writer at a time: a second process opening a fresh file waits here, then
-            // finds nothing pending.
-            conn.immediate_transaction(|c| -> Result<(), TxError> {
-                let applied = applied_versions(c)?;
-                refuse_newer(&applied, &known)?;
-                c.run_pending_migrations(MIGRATIONS)
-                    .map_err(|e| TxError::Msg(format!("failed to migrate: {e}")))?;
-                Ok(())
-            })
-            .map_err(|e| fail(&e))?;
+            // One writer at a time: a second process opening a fresh database waits here,
+            // then finds nothing pending.
+            backend::migrate(&mut conn, &known).map_err(|e| fail(&e))?;
         }
-        Ok(ConsolidationDatabase {
-            conn,
-            path: path.to_path_buf(),
-        })
+        Ok(Some(ConsolidationDatabase { conn, location }))
     }
 
-    /// Open an existing database (error naming the path if it does not exist); pending
-    /// migrations are applied as in [`ConsolidationDatabase::open`].
-    pub fn open_existing(path: &Path) -> Result<Self, DbError> {
-        match std::fs::metadata(path) {
-            Ok(_) => Self::open(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(DbError(format!(
-                "failed to open database {}: no such file (no run has been recorded here yet)",
-                path.display()
-            ))),
-            Err(e) => Err(DbError(format!(
-                "failed to open database {}: {e}",
-                path.display()
-            ))),
-        }
+    /// Where this database is.
+    pub fn location(&self) -> &DbLocation {
+        &self.location
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file, if the database is one.
+    pub fn path(&self) -> Option<&Path> {
+        self.location.sqlite_path()
     }
 
     fn fail(&self, what: &str, e: impl fmt::Display) -> DbError {
         DbError(format!(
             "failed to {what} in database {}: {e}",
-            self.path.display()
+            self.location.display()
         ))
     }
 
@@ -388,7 +350,7 @@ impl ConsolidationDatabase {
         })()
         .map_err(|e| self.fail(&format!("look up run {spec}"), e))?;
         found.map_err(|known| {
-            let db = self.path.display();
+            let db = self.location.display();
             if known.is_empty() {
                 DbError(format!(
                     "no run {spec} in {db}: the database has no runs yet"

@@ -1,6 +1,9 @@
-//! Every statement the tool runs, as free functions over one `SqliteConnection`; writes run
-//! inside `immediate_transaction` so concurrent processes queue instead of failing.
+//! Every statement the tool runs, as free functions over one [`Conn`]: each body is written
+//! once and compiled for both backends through [`on_conn!`]. Writes run inside
+//! [`Dialect::write_tx`], so concurrent processes queue (SQLite) or are ordered by row locks
+//! and unique constraints (PostgreSQL) instead of failing.
 
+use super::backend::{on_conn, Conn, Dialect};
 use super::models::*;
 use super::schema::*;
 use super::{MergeRecord, RunState, RunSummary};
@@ -10,7 +13,6 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use diesel::sqlite::SqliteConnection;
 use std::collections::HashMap;
 
 /// A failure inside a transaction: from SQLite, or from decoding what it returned.
@@ -41,34 +43,24 @@ impl std::fmt::Display for TxError {
     }
 }
 
-type TxResult<T> = Result<T, TxError>;
+pub type TxResult<T> = Result<T, TxError>;
 
 /// Most recent first: `created_at`, then the start timestamp, then insertion order.
 macro_rules! most_recent_first {
-    () => {
+    ($c:expr) => {
         (
             consolidated_runs::created_at.desc(),
             consolidated_runs::timestamp.desc(),
-            sql::<BigInt>("consolidated_runs.rowid").desc(),
+            sql::<BigInt>($c.insertion_order()).desc(),
         )
     };
 }
 
-fn run_id_taken(c: &mut SqliteConnection, id: &str) -> QueryResult<bool> {
-    let runs: i64 = consolidated_runs::table
-        .filter(consolidated_runs::run_id.eq(id))
-        .count()
-        .get_result(c)?;
-    let ws: i64 = ws_runs::table
-        .filter(ws_runs::run_id.eq(id))
-        .count()
-        .get_result(c)?;
-    Ok(runs + ws > 0)
-}
-
-/// Allocate `info.run_id` (or `-2`, `-3`, … appended) and insert the run's rows.
-pub fn begin_run(c: &mut SqliteConnection, info: &RunInfo) -> TxResult<String> {
-    c.immediate_transaction(|c| {
+/// Allocate `info.run_id` (or `-2`, `-3`, … appended) and insert the run's rows. The
+/// `consolidated_runs` insert does nothing on a taken id, so two processes racing for the
+/// same id (PostgreSQL: the second waits for the first to commit) get different ones.
+pub fn begin_run(c: &mut Conn, info: &RunInfo) -> TxResult<String> {
+    on_conn!(c, |c| c.write_tx(|c| {
         let mut n = 1u64;
         let id = loop {
             let candidate = if n == 1 {
@@ -76,26 +68,34 @@ pub fn begin_run(c: &mut SqliteConnection, info: &RunInfo) -> TxResult<String> {
             } else {
                 format!("{}-{n}", info.run_id)
             };
-            if !run_id_taken(c, &candidate)? {
+            n += 1;
+            let in_ws_runs: i64 = ws_runs::table
+                .filter(ws_runs::run_id.eq(&candidate))
+                .count()
+                .get_result(c)?;
+            if in_ws_runs > 0 {
+                continue;
+            }
+            let inserted = diesel::insert_into(consolidated_runs::table)
+                .values(NewRun::started(&candidate, info))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            if inserted == 1 {
                 break candidate;
             }
-            n += 1;
         };
-        diesel::insert_into(consolidated_runs::table)
-            .values(NewRun::started(&id, info))
-            .execute(c)?;
         diesel::insert_into(ws_runs::table)
             .values(WsRunRow::new(&id, RunState::Running.as_str(), info))
             .execute(c)?;
         Ok(id)
-    })
+    }))
 }
 
 /// Replace the rows of one workstream result.
-pub fn record_result(c: &mut SqliteConnection, r: &WorkstreamResult) -> TxResult<()> {
+pub fn record_result(c: &mut Conn, r: &WorkstreamResult) -> TxResult<()> {
     let rows = result_rows(r)?;
     let (run, ws) = (r.run_id.as_str(), r.workstream_id.as_str());
-    c.immediate_transaction(|c| {
+    on_conn!(c, |c| c.write_tx(|c| {
         diesel::delete(
             agent_results::table
                 .filter(agent_results::run_id.eq(run))
@@ -139,11 +139,11 @@ pub fn record_result(c: &mut SqliteConnection, r: &WorkstreamResult) -> TxResult
                 .execute(c)?;
         }
         Ok(())
-    })
+    }))
 }
 
 /// Write the consolidated totals, the forecast and the run's final state.
-pub fn finish_run(c: &mut SqliteConnection, k: &Consolidated, state: RunState) -> TxResult<()> {
+pub fn finish_run(c: &mut Conn, k: &Consolidated, state: RunState) -> TxResult<()> {
     let run_id = k.run.run_id.as_str();
     let summary = serde_json::to_string(k)
         .map_err(|e| format!("failed to encode consolidated_runs.execution_summary: {e}"))?;
@@ -154,7 +154,7 @@ pub fn finish_run(c: &mut SqliteConnection, k: &Consolidated, state: RunState) -
         RunState::Running => None,
         _ => Some(fmt_ts(&k.run.finished_at.unwrap_or_else(Utc::now))),
     };
-    c.immediate_transaction(|c| {
+    on_conn!(c, |c| c.write_tx(|c| {
         let updated = diesel::update(consolidated_runs::table.find(run_id))
             .set((
                 consolidated_runs::total_workstreams.eq(k.total_workstreams as i64),
@@ -198,40 +198,46 @@ pub fn finish_run(c: &mut SqliteConnection, k: &Consolidated, state: RunState) -
                 .execute(c)?;
         }
         Ok(())
-    })
+    }))
 }
 
 /// Set the state of one run (and its `finished_at` unless it is `running`).
-pub fn set_run_state(c: &mut SqliteConnection, run_id: &str, state: RunState) -> TxResult<bool> {
+pub fn set_run_state(c: &mut Conn, run_id: &str, state: RunState) -> TxResult<bool> {
     let finished_at = match state {
         RunState::Running => None,
         _ => Some(fmt_ts(&Utc::now())),
     };
-    let n = c.immediate_transaction(|c| {
-        diesel::update(ws_runs::table.find(run_id))
+    let n = on_conn!(c, |c| c.write_tx(|c| {
+        Ok(diesel::update(ws_runs::table.find(run_id))
             .set((
                 ws_runs::state.eq(state.as_str()),
-                ws_runs::finished_at.eq(finished_at),
+                ws_runs::finished_at.eq(&finished_at),
             ))
-            .execute(c)
-    })?;
+            .execute(c)?)
+    }))?;
     Ok(n > 0)
 }
 
+/// The ids of the runs in state `running`, oldest first (a query for `.load(c)`).
+macro_rules! unfinished {
+    () => {
+        ws_runs::table
+            .filter(ws_runs::state.eq(RunState::Running.as_str()))
+            .order((ws_runs::started_at.asc(), ws_runs::run_id.asc()))
+            .select(ws_runs::run_id)
+    };
+}
+
 /// Ids of the runs in state `running`, oldest first.
-pub fn unfinished_runs(c: &mut SqliteConnection) -> TxResult<Vec<String>> {
-    Ok(ws_runs::table
-        .filter(ws_runs::state.eq(RunState::Running.as_str()))
-        .order((ws_runs::started_at.asc(), ws_runs::run_id.asc()))
-        .select(ws_runs::run_id)
-        .load(c)?)
+pub fn unfinished_runs(c: &mut Conn) -> TxResult<Vec<String>> {
+    Ok(on_conn!(c, |c| unfinished!().load(c))?)
 }
 
 /// Mark every `running` run as `interrupted`; returns their ids.
-pub fn mark_interrupted_runs(c: &mut SqliteConnection) -> TxResult<Vec<String>> {
+pub fn mark_interrupted_runs(c: &mut Conn) -> TxResult<Vec<String>> {
     let now = fmt_ts(&Utc::now());
-    c.immediate_transaction(|c| {
-        let ids = unfinished_runs(c)?;
+    on_conn!(c, |c| c.write_tx(|c| {
+        let ids: Vec<String> = unfinished!().load(c)?;
         diesel::update(ws_runs::table.filter(ws_runs::state.eq(RunState::Running.as_str())))
             .set((
                 ws_runs::state.eq(RunState::Interrupted.as_str()),
@@ -239,152 +245,159 @@ pub fn mark_interrupted_runs(c: &mut SqliteConnection) -> TxResult<Vec<String>> 
             ))
             .execute(c)?;
         Ok(ids)
-    })
+    }))
 }
 
 /// The static facts of a run. A run written by another tool (no `ws_runs` row) gets its
 /// start from `timestamp` (or `created_at`) and its agent count from its results.
-pub fn run_info(c: &mut SqliteConnection, run_id: &str) -> TxResult<Option<RunInfo>> {
-    let row: Option<(String, Option<NaiveDateTime>, Option<WsRunRow>)> = consolidated_runs::table
-        .left_join(ws_runs::table)
-        .filter(consolidated_runs::run_id.eq(run_id))
-        .select((
-            consolidated_runs::timestamp,
-            consolidated_runs::created_at,
-            ws_runs::all_columns.nullable(),
-        ))
-        .first(c)
-        .optional()?;
-    let Some((timestamp, created_at, ws)) = row else {
-        return Ok(None);
-    };
-    if let Some(ws) = ws {
-        return Ok(Some(ws.to_info()?));
-    }
-    let started_at = parse_ts(&timestamp)
-        .or_else(|| created_at.map(|t| t.and_utc()))
-        .ok_or_else(|| format!("bad consolidated_runs.timestamp {timestamp:?} of run {run_id}"))?;
-    let agents: Vec<String> = agent_results::table
-        .filter(agent_results::run_id.eq(run_id))
-        .select(agent_results::agent_id)
-        .distinct()
-        .load(c)?;
-    Ok(Some(RunInfo {
-        run_id: run_id.to_string(),
-        started_at,
-        finished_at: None,
-        agents: agents.len(),
-        base: String::new(),
-        base_rev: String::new(),
-        repo_root: String::new(),
-        rerun_of: None,
-    }))
+pub fn run_info(c: &mut Conn, run_id: &str) -> TxResult<Option<RunInfo>> {
+    on_conn!(c, |c| {
+        let row: Option<(String, Option<NaiveDateTime>, Option<WsRunRow>)> =
+            consolidated_runs::table
+                .left_join(ws_runs::table)
+                .filter(consolidated_runs::run_id.eq(run_id))
+                .select((
+                    consolidated_runs::timestamp,
+                    consolidated_runs::created_at,
+                    ws_runs::all_columns.nullable(),
+                ))
+                .first(c)
+                .optional()?;
+        let Some((timestamp, created_at, ws)) = row else {
+            return Ok(None);
+        };
+        if let Some(ws) = ws {
+            return Ok(Some(ws.to_info()?));
+        }
+        let started_at = parse_ts(&timestamp)
+            .or_else(|| created_at.map(|t| t.and_utc()))
+            .ok_or_else(|| {
+                format!("bad consolidated_runs.timestamp {timestamp:?} of run {run_id}")
+            })?;
+        let agents: Vec<String> = agent_results::table
+            .filter(agent_results::run_id.eq(run_id))
+            .select(agent_results::agent_id)
+            .distinct()
+            .load(c)?;
+        Ok(Some(RunInfo {
+            run_id: run_id.to_string(),
+            started_at,
+            finished_at: None,
+            agents: agents.len(),
+            base: String::new(),
+            base_rev: String::new(),
+            repo_root: String::new(),
+            rerun_of: None,
+        }))
+    })
 }
 
 /// Every result of a run: by start time (unstarted last), then id.
-pub fn results(c: &mut SqliteConnection, run_id: &str) -> TxResult<Vec<WorkstreamResult>> {
-    let rows: Vec<AgentResultRow> = agent_results::table
-        .filter(agent_results::run_id.eq(run_id))
-        .order((
-            agent_results::start_time.is_null().asc(),
-            agent_results::start_time.asc(),
-            agent_results::id.asc(),
-        ))
-        .select(AgentResultRow::as_select())
-        .load(c)?;
-    let mut errors: HashMap<String, Vec<ErrorRow>> = HashMap::new();
-    for e in consolidated_errors::table
-        .filter(consolidated_errors::run_id.eq(run_id))
-        .order(consolidated_errors::id.asc())
-        .select(ErrorRow::as_select())
-        .load(c)?
-    {
-        errors
-            .entry(e.workstream_id.clone().unwrap_or_default())
-            .or_default()
-            .push(e);
-    }
-    let mut files: HashMap<String, Vec<ResultFileRow>> = HashMap::new();
-    for f in ws_result_files::table
-        .filter(ws_result_files::run_id.eq(run_id))
-        .order(ws_result_files::id.asc())
-        .select(ResultFileRow::as_select())
-        .load(c)?
-    {
-        files.entry(f.workstream_id.clone()).or_default().push(f);
-    }
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let e = errors
-            .get(&row.workstream_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        let f = files
-            .get(&row.workstream_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        out.push(result_from_rows(row, e, f)?);
-    }
-    Ok(out)
+pub fn results(c: &mut Conn, run_id: &str) -> TxResult<Vec<WorkstreamResult>> {
+    on_conn!(c, |c| {
+        let rows: Vec<AgentResultRow> = agent_results::table
+            .filter(agent_results::run_id.eq(run_id))
+            .order((
+                agent_results::start_time.is_null().asc(),
+                agent_results::start_time.asc(),
+                agent_results::id.asc(),
+            ))
+            .select(AgentResultRow::as_select())
+            .load(c)?;
+        let mut errors: HashMap<String, Vec<ErrorRow>> = HashMap::new();
+        for e in consolidated_errors::table
+            .filter(consolidated_errors::run_id.eq(run_id))
+            .order(consolidated_errors::id.asc())
+            .select(ErrorRow::as_select())
+            .load(c)?
+        {
+            errors
+                .entry(e.workstream_id.clone().unwrap_or_default())
+                .or_default()
+                .push(e);
+        }
+        let mut files: HashMap<String, Vec<ResultFileRow>> = HashMap::new();
+        for f in ws_result_files::table
+            .filter(ws_result_files::run_id.eq(run_id))
+            .order(ws_result_files::id.asc())
+            .select(ResultFileRow::as_select())
+            .load(c)?
+        {
+            files.entry(f.workstream_id.clone()).or_default().push(f);
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let e = errors
+                .get(&row.workstream_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            let f = files
+                .get(&row.workstream_id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            out.push(result_from_rows(row, e, f)?);
+        }
+        Ok(out)
+    })
 }
 
 /// The stored forecast of a run.
-pub fn forecast(c: &mut SqliteConnection, run_id: &str) -> TxResult<Forecast> {
-    let pairs: Vec<ForecastPairRow> = ws_forecast_pairs::table
-        .filter(ws_forecast_pairs::run_id.eq(run_id))
-        .order(ws_forecast_pairs::id.asc())
-        .select(ForecastPairRow::as_select())
-        .load(c)?;
-    let order: Vec<MergeOrderRow> = ws_merge_order::table
-        .filter(ws_merge_order::run_id.eq(run_id))
-        .order(ws_merge_order::position.asc())
-        .select(MergeOrderRow::as_select())
-        .load(c)?;
-    Ok(forecast_from_rows(&pairs, &order)?)
+pub fn forecast(c: &mut Conn, run_id: &str) -> TxResult<Forecast> {
+    on_conn!(c, |c| {
+        let pairs: Vec<ForecastPairRow> = ws_forecast_pairs::table
+            .filter(ws_forecast_pairs::run_id.eq(run_id))
+            .order(ws_forecast_pairs::id.asc())
+            .select(ForecastPairRow::as_select())
+            .load(c)?;
+        let order: Vec<MergeOrderRow> = ws_merge_order::table
+            .filter(ws_merge_order::run_id.eq(run_id))
+            .order(ws_merge_order::position.asc())
+            .select(MergeOrderRow::as_select())
+            .load(c)?;
+        Ok(forecast_from_rows(&pairs, &order)?)
+    })
 }
 
 /// Most recent started, non-skipped duration per workstream id.
-pub fn expected_durations(c: &mut SqliteConnection) -> TxResult<HashMap<String, f64>> {
-    #[derive(QueryableByName)]
-    struct Latest {
-        #[diesel(sql_type = Text)]
-        workstream_id: String,
-        #[diesel(sql_type = diesel::sql_types::Double)]
-        duration_seconds: f64,
-    }
-    // One row per workstream: SQLite takes the bare columns of an aggregate query from the
-    // row that holds the MAX, i.e. the most recent start (ties: the latest row).
-    let rows: Vec<Latest> = diesel::sql_query(
-        "SELECT workstream_id, duration_seconds, MAX(start_time || printf('%020d', id)) AS latest \
-         FROM agent_results \
-         WHERE status != 'skipped' AND start_time IS NOT NULL AND duration_seconds IS NOT NULL \
-         GROUP BY workstream_id",
-    )
-    .load(c)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.workstream_id, r.duration_seconds))
-        .collect())
+pub fn expected_durations(c: &mut Conn) -> TxResult<HashMap<String, f64>> {
+    on_conn!(c, |c| {
+        #[derive(QueryableByName)]
+        struct Latest {
+            #[diesel(sql_type = Text)]
+            workstream_id: String,
+            #[diesel(sql_type = diesel::sql_types::Double)]
+            duration_seconds: f64,
+        }
+        let rows: Vec<Latest> = diesel::sql_query(c.expected_durations_sql()).load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.workstream_id, r.duration_seconds))
+            .collect())
+    })
 }
 
 /// Every run id, most recent first.
-pub fn run_ids(c: &mut SqliteConnection, limit: Option<i64>) -> TxResult<Vec<String>> {
-    let mut q = consolidated_runs::table
-        .select(consolidated_runs::run_id)
-        .order(most_recent_first!())
-        .into_boxed();
-    if let Some(l) = limit {
-        q = q.limit(l);
-    }
-    Ok(q.load(c)?)
+pub fn run_ids(c: &mut Conn, limit: Option<i64>) -> TxResult<Vec<String>> {
+    on_conn!(c, |c| {
+        let mut q = consolidated_runs::table
+            .select(consolidated_runs::run_id)
+            .order(most_recent_first!(c))
+            .into_boxed();
+        if let Some(l) = limit {
+            q = q.limit(l);
+        }
+        Ok(q.load(c)?)
+    })
 }
 
-pub fn run_exists(c: &mut SqliteConnection, run_id: &str) -> TxResult<bool> {
-    let n: i64 = consolidated_runs::table
-        .filter(consolidated_runs::run_id.eq(run_id))
-        .count()
-        .get_result(c)?;
-    Ok(n > 0)
+pub fn run_exists(c: &mut Conn, run_id: &str) -> TxResult<bool> {
+    on_conn!(c, |c| {
+        let n: i64 = consolidated_runs::table
+            .filter(consolidated_runs::run_id.eq(run_id))
+            .count()
+            .get_result(c)?;
+        Ok(n > 0)
+    })
 }
 
 type SummaryRow = (
@@ -448,97 +461,94 @@ fn summary_from_row(row: SummaryRow) -> TxResult<RunSummary> {
 }
 
 /// Run summaries, most recent first; one run when `run_id` is given.
-pub fn summaries(
-    c: &mut SqliteConnection,
-    run_id: Option<&str>,
-    limit: i64,
-) -> TxResult<Vec<RunSummary>> {
-    let mut q = consolidated_runs::table
-        .left_join(ws_runs::table)
-        .select((
-            (
-                consolidated_runs::run_id,
-                consolidated_runs::timestamp,
-                consolidated_runs::total_workstreams,
-                consolidated_runs::completed_count,
-                consolidated_runs::failed_count,
-                consolidated_runs::skipped_count,
-                consolidated_runs::total_files_modified,
-                consolidated_runs::total_commits,
-                consolidated_runs::total_errors,
-                consolidated_runs::total_warnings,
-            ),
-            consolidated_runs::execution_summary,
-            consolidated_runs::recommendations,
-            ws_runs::state.nullable(),
-            ws_runs::rerun_of.nullable(),
-        ))
-        .order(most_recent_first!())
-        .limit(limit)
-        .into_boxed();
-    if let Some(id) = run_id {
-        q = q.filter(consolidated_runs::run_id.eq(id));
-    }
-    let rows: Vec<SummaryRow> = q.load(c)?;
-    rows.into_iter().map(summary_from_row).collect()
+pub fn summaries(c: &mut Conn, run_id: Option<&str>, limit: i64) -> TxResult<Vec<RunSummary>> {
+    on_conn!(c, |c| {
+        let mut q = consolidated_runs::table
+            .left_join(ws_runs::table)
+            .select((
+                (
+                    consolidated_runs::run_id,
+                    consolidated_runs::timestamp,
+                    consolidated_runs::total_workstreams,
+                    consolidated_runs::completed_count,
+                    consolidated_runs::failed_count,
+                    consolidated_runs::skipped_count,
+                    consolidated_runs::total_files_modified,
+                    consolidated_runs::total_commits,
+                    consolidated_runs::total_errors,
+                    consolidated_runs::total_warnings,
+                ),
+                consolidated_runs::execution_summary,
+                consolidated_runs::recommendations,
+                ws_runs::state.nullable(),
+                ws_runs::rerun_of.nullable(),
+            ))
+            .order(most_recent_first!(c))
+            .limit(limit)
+            .into_boxed();
+        if let Some(id) = run_id {
+            q = q.filter(consolidated_runs::run_id.eq(id));
+        }
+        let rows: Vec<SummaryRow> = q.load(c)?;
+        rows.into_iter().map(summary_from_row).collect()
+    })
 }
 
 /// Record merges, ignoring those already recorded; returns how many were new.
-pub fn record_merges(c: &mut SqliteConnection, merges: &[MergeRecord]) -> TxResult<usize> {
-    let rows: Vec<MergeRow> = merges
-        .iter()
-        .map(|m| MergeRow {
-            run_id: m.run_id.clone(),
-            workstream_id: m.workstream_id.clone(),
-            branch: m.branch.clone(),
-            tip: m.tip.clone(),
-            merge_commit: m.merge_commit.clone(),
-            merged_at: fmt_ts(&m.merged_at),
+pub fn record_merges(c: &mut Conn, merges: &[MergeRecord]) -> TxResult<usize> {
+    on_conn!(c, |c| {
+        let rows: Vec<MergeRow> = merges
+            .iter()
+            .map(|m| MergeRow {
+                run_id: m.run_id.clone(),
+                workstream_id: m.workstream_id.clone(),
+                branch: m.branch.clone(),
+                tip: m.tip.clone(),
+                merge_commit: m.merge_commit.clone(),
+                merged_at: fmt_ts(&m.merged_at),
+            })
+            .collect();
+        c.write_tx(|c| {
+            let mut new = 0;
+            for row in &rows {
+                new += diesel::insert_into(ws_merges::table)
+                    .values(row)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+            }
+            Ok(new)
         })
-        .collect();
-    c.immediate_transaction(|c| {
-        let mut new = 0;
-        for row in &rows {
-            new += diesel::insert_into(ws_merges::table)
-                .values(row)
-                .on_conflict_do_nothing()
-                .execute(c)?;
-        }
-        Ok(new)
     })
 }
 
 /// The recorded merges of a run, by workstream id.
-pub fn merged(c: &mut SqliteConnection, run_id: &str) -> TxResult<HashMap<String, MergeRecord>> {
-    let rows: Vec<MergeRow> = ws_merges::table
-        .filter(ws_merges::run_id.eq(run_id))
-        .order(ws_merges::id.asc())
-        .select(MergeRow::as_select())
-        .load(c)?;
-    rows.into_iter()
-        .map(|r| {
-            let merged_at = parse_ts(&r.merged_at).ok_or_else(|| {
-                TxError::Msg(format!("bad ws_merges.merged_at {:?}", r.merged_at))
-            })?;
-            Ok((
-                r.workstream_id.clone(),
-                MergeRecord {
-                    run_id: r.run_id,
-                    workstream_id: r.workstream_id,
-                    branch: r.branch,
-                    tip: r.tip,
-                    merge_commit: r.merge_commit,
-                    merged_at,
-                },
-            ))
-        })
-        .collect()
+pub fn merged(c: &mut Conn, run_id: &str) -> TxResult<HashMap<String, MergeRecord>> {
+    on_conn!(c, |c| {
+        let rows: Vec<MergeRow> = ws_merges::table
+            .filter(ws_merges::run_id.eq(run_id))
+            .order(ws_merges::id.asc())
+            .select(MergeRow::as_select())
+            .load(c)?;
+        rows.into_iter()
+            .map(|r| {
+                let merged_at = parse_ts(&r.merged_at).ok_or_else(|| {
+                    TxError::Msg(format!("bad ws_merges.merged_at {:?}", r.merged_at))
+                })?;
+                Ok((
+                    r.workstream_id.clone(),
+                    MergeRecord {
+                        run_id: r.run_id,
+                        workstream_id: r.workstream_id,
+                        branch: r.branch,
+                        tip: r.tip,
+                        merge_commit: r.merge_commit,
+                        merged_at,
+                    },
+                ))
+            })
+            .collect()
+    })
 }
-
-/// `metadata.branch` of a result, when the metadata is valid JSON with a string there.
-const BRANCH_OF_RESULT: &str = "CASE WHEN json_valid(r.metadata) \
-     AND json_type(r.metadata, '$.branch') = 'text' \
-     THEN json_extract(r.metadata, '$.branch') END";
 
 #[derive(QueryableByName)]
 struct Count {
@@ -547,15 +557,18 @@ struct Count {
 }
 
 /// Completed results that have a branch and no recorded merge, across all runs.
-pub fn unmerged_completed_count(c: &mut SqliteConnection) -> TxResult<usize> {
-    let q = format!(
-        "SELECT COUNT(*) AS n FROM agent_results r \
-         WHERE r.status = 'completed' AND ({BRANCH_OF_RESULT}) IS NOT NULL \
+pub fn unmerged_completed_count(c: &mut Conn) -> TxResult<usize> {
+    on_conn!(c, |c| {
+        let q = format!(
+            "SELECT COUNT(*) AS n FROM agent_results r \
+         WHERE r.status = 'completed' AND ({}) IS NOT NULL \
          AND NOT EXISTS (SELECT 1 FROM ws_merges m \
-             WHERE m.run_id = r.run_id AND m.workstream_id = r.workstream_id)"
-    );
-    let row: Count = diesel::sql_query(q).get_result(c)?;
-    Ok(row.n as usize)
+             WHERE m.run_id = r.run_id AND m.workstream_id = r.workstream_id)",
+            c.branch_of_result_sql()
+        );
+        let row: Count = diesel::sql_query(q).get_result(c)?;
+        Ok(row.n as usize)
+    })
 }
 
 #[derive(QueryableByName)]
@@ -569,17 +582,20 @@ struct BranchRow {
 }
 
 /// Branch name → (run id, workstream id) for completed results.
-pub fn branch_index(c: &mut SqliteConnection) -> TxResult<HashMap<String, (String, String)>> {
-    let q = format!(
-        "SELECT branch, run_id, workstream_id FROM \
-         (SELECT {BRANCH_OF_RESULT} AS branch, r.run_id AS run_id, \
+pub fn branch_index(c: &mut Conn) -> TxResult<HashMap<String, (String, String)>> {
+    on_conn!(c, |c| {
+        let q = format!(
+            "SELECT branch, run_id, workstream_id FROM \
+         (SELECT {} AS branch, r.run_id AS run_id, \
                  r.workstream_id AS workstream_id, r.id AS id \
-          FROM agent_results r WHERE r.status = 'completed') \
-         WHERE branch IS NOT NULL ORDER BY id"
-    );
-    let rows: Vec<BranchRow> = diesel::sql_query(q).load(c)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.branch, (r.run_id, r.workstream_id)))
-        .collect())
+          FROM agent_results r WHERE r.status = 'completed') AS b \
+         WHERE branch IS NOT NULL ORDER BY id",
+            c.branch_of_result_sql()
+        );
+        let rows: Vec<BranchRow> = diesel::sql_query(q).load(c)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.branch, (r.run_id, r.workstream_id)))
+            .collect())
+    })
 }

@@ -1,13 +1,32 @@
-//! Tests of the database layer over real SQLite files in temporary directories.
+//! Tests of the database layer over real SQLite files in temporary directories (the
+//! PostgreSQL backend is tested against a real server by the integration tests).
 
 use super::*;
 use crate::model::{
     ChangeKind, ConflictHunk, ErrorType, FileChange, MergeStep, PairForecast, Status, TestResults,
     WsError,
 };
+use backend::{applied_versions, known_versions, VersionRow};
 use chrono::{Duration, TimeZone};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::MigrationHarness;
+use sqlite::SQLITE_HEADER;
+use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
+
+impl ConsolidationDatabase {
+    /// The SQLite connection of a database opened on a file.
+    fn sqlite(&mut self) -> &mut SqliteConnection {
+        match &mut self.conn {
+            Conn::Sqlite(c) => c,
+            Conn::Postgres(_) => panic!("not SQLite"),
+        }
+    }
+}
 
 const SEED_RUN: &str = "ma-run-20241202-190000";
 
@@ -271,7 +290,7 @@ fn seed_sql_queries_run_verbatim() {
     // A later run, so "most recent" has something to order.
     let later = info("ma-run-20241203-080000", t0() + Duration::hours(13));
     db.begin_run(&later).unwrap();
-    let c = &mut db.conn;
+    let c = db.sqlite();
 
     let recent: Vec<MostRecent> = diesel::sql_query(SEED_MOST_RECENT).load(c).unwrap();
     assert_eq!(
@@ -409,7 +428,7 @@ struct ForeignKey {
 #[test]
 fn seed_tables_match_the_seed_schema() {
     let (_dir, _path, mut db) = fresh();
-    let c = &mut db.conn;
+    let c = db.sqlite();
     let col = |n: &str, t: &str, nn: i32, pk: i32| (n.to_string(), t.to_string(), nn, None, pk);
     let mut runs = vec![col("run_id", "TEXT", 0, 1), col("timestamp", "TEXT", 1, 0)];
     for n in [
@@ -550,7 +569,7 @@ fn json_columns_have_the_documented_layout() {
     };
     let row: Row = diesel::sql_query(q)
         .bind::<Text, _>("ws-02")
-        .get_result(&mut db.conn)
+        .get_result(db.sqlite())
         .unwrap();
     assert_eq!(
         j(&row.files_modified),
@@ -579,7 +598,7 @@ fn json_columns_have_the_documented_layout() {
 
     let row: Row = diesel::sql_query(q)
         .bind::<Text, _>("ws-01")
-        .get_result(&mut db.conn)
+        .get_result(db.sqlite())
         .unwrap();
     assert_eq!(
         j(&row.test_results),
@@ -598,7 +617,7 @@ fn json_columns_have_the_documented_layout() {
     let errs: Vec<ErrRow> = diesel::sql_query(
         "SELECT timestamp, stack_trace FROM consolidated_errors WHERE workstream_id = 'ws-02' ORDER BY id",
     )
-    .load(&mut db.conn)
+    .load(db.sqlite())
     .unwrap();
     assert_eq!(
         errs,
@@ -635,7 +654,7 @@ fn recording_a_result_again_replaces_every_row_of_it() {
     db.begin_run(&info(SEED_RUN, t0())).unwrap();
     db.record_result(&failed_result(SEED_RUN, "ws-02", "agent-2", 0))
         .unwrap();
-    let c = &mut db.conn;
+    let c = db.sqlite();
     assert_eq!(
         [
             count(c, "agent_results", "ws-02"),
@@ -649,7 +668,7 @@ fn recording_a_result_again_replaces_every_row_of_it() {
     again.files.truncate(1);
     again.commits = vec![sha(9)];
     db.record_result(&again).unwrap();
-    let c = &mut db.conn;
+    let c = db.sqlite();
     assert_eq!(
         [
             count(c, "agent_results", "ws-02"),
@@ -691,8 +710,8 @@ fn ten_thousand_files_are_inserted_in_chunks_and_read_back() {
         .collect();
     r.commits = (0..9_000).map(sha).collect();
     db.record_result(&r).unwrap();
-    assert_eq!(count(&mut db.conn, "ws_result_files", "ws-big"), 10_000);
-    assert_eq!(count(&mut db.conn, "ws_commits", "ws-big"), 9_000);
+    assert_eq!(count(db.sqlite(), "ws_result_files", "ws-big"), 10_000);
+    assert_eq!(count(db.sqlite(), "ws_commits", "ws-big"), 9_000);
     assert_eq!(db.results(SEED_RUN).unwrap(), vec![r]);
 }
 
@@ -705,7 +724,7 @@ fn file_changes_come_from_ws_result_files_when_metadata_lacks_them() {
     diesel::sql_query(
         "UPDATE agent_results SET metadata = json_remove(metadata, '$.file_changes')",
     )
-    .execute(&mut db.conn)
+    .execute(db.sqlite())
     .unwrap();
     assert_eq!(db.results(SEED_RUN).unwrap(), vec![r]);
 }
@@ -890,7 +909,7 @@ fn a_database_from_a_newer_git_ws_is_refused_and_left_untouched() {
     let (_dir, path, mut db) = fresh();
     seed_run(&mut db);
     diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('99990101000000')")
-        .execute(&mut db.conn)
+        .execute(db.sqlite())
         .unwrap();
     drop(db);
     let before = std::fs::read(&path).unwrap();
@@ -920,7 +939,7 @@ fn open_existing_names_a_missing_path_and_open_creates_parents() {
     ConsolidationDatabase::open(&path).unwrap();
     assert!(path.exists());
     let db = ConsolidationDatabase::open_existing(&path).unwrap();
-    assert_eq!(db.path(), path.as_path());
+    assert_eq!(db.path(), Some(path.as_path()));
 }
 
 #[derive(QueryableByName, Debug)]
@@ -942,18 +961,18 @@ fn user_tables(c: &mut SqliteConnection) -> Vec<String> {
 #[test]
 fn migrations_are_reversible() {
     let (_dir, path, mut db) = fresh();
-    let all = user_tables(&mut db.conn);
+    let all = user_tables(db.sqlite());
     assert!(all.contains(&"ws_merges".to_string()));
     assert!(all.contains(&"agent_results_run_id".to_string()));
-    db.conn.revert_all_migrations(MIGRATIONS).unwrap();
-    assert_eq!(user_tables(&mut db.conn), Vec::<String>::new());
+    db.sqlite().revert_all_migrations(MIGRATIONS).unwrap();
+    assert_eq!(user_tables(db.sqlite()), Vec::<String>::new());
     assert!(applied_versions(&mut db.conn).unwrap().is_empty());
     drop(db);
     let mut db = ConsolidationDatabase::open(&path).unwrap();
-    assert_eq!(user_tables(&mut db.conn), all);
+    assert_eq!(user_tables(db.sqlite()), all);
     assert_eq!(
         applied_versions(&mut db.conn).unwrap(),
-        known_versions().unwrap()
+        known_versions(&db.conn).unwrap()
     );
     seed_run(&mut db);
 }
@@ -965,7 +984,7 @@ fn a_database_written_by_the_seed_prototype_is_adopted() {
     {
         let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
         c.batch_execute(include_str!(
-            "../../migrations/2026-11-20-000001_seed_tables/up.sql"
+            "../../migrations/sqlite/2026-11-20-000001_seed_tables/up.sql"
         ))
         .unwrap();
         c.batch_execute(
@@ -1182,7 +1201,7 @@ fn a_thousand_runs_list_most_recent_first() {
     // With second-granularity created_at (as the seed's DEFAULT writes it) the start
     // timestamp breaks the tie, and insertion order breaks a tie of both.
     diesel::sql_query("UPDATE consolidated_runs SET created_at = '2024-12-02 19:00:00'")
-        .execute(&mut db.conn)
+        .execute(db.sqlite())
         .unwrap();
     let got: Vec<String> = db
         .get_all_runs(3)
@@ -1192,7 +1211,7 @@ fn a_thousand_runs_list_most_recent_first() {
         .collect();
     assert_eq!(got, ["run-0999", "run-0998", "run-0997"]);
     diesel::sql_query("UPDATE consolidated_runs SET timestamp = '2024-12-02T19:00:00.000000Z'")
-        .execute(&mut db.conn)
+        .execute(db.sqlite())
         .unwrap();
     let got: Vec<String> = db
         .get_all_runs(3)
@@ -1219,7 +1238,7 @@ fn runs_created_in_the_same_second_keep_their_creation_order() {
         .collect();
     assert_eq!(got, ["mid", "alpha", "zeta"]);
     let recent: Vec<MostRecent> = diesel::sql_query(SEED_MOST_RECENT)
-        .load(&mut db.conn)
+        .load(db.sqlite())
         .unwrap();
     let seed_order: Vec<&str> = recent.iter().map(|r| r.run_id.as_str()).collect();
     assert_eq!(seed_order, ["mid", "alpha", "zeta"]);
@@ -1236,4 +1255,20 @@ fn the_database_can_move_between_threads() {
     .join()
     .unwrap();
     assert_eq!(shared.lock().unwrap().get_all_runs(5).unwrap().len(), 1);
+}
+
+#[test]
+fn open_for_hook_is_none_without_a_file_and_never_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state").join("x.db");
+    assert!(ConsolidationDatabase::open_for_hook(&path)
+        .unwrap()
+        .is_none());
+    assert!(!path.exists() && !dir.path().join("state").exists());
+    ConsolidationDatabase::open(&path).unwrap();
+    let mut db = ConsolidationDatabase::open_for_hook(&path)
+        .unwrap()
+        .unwrap();
+    assert_eq!(db.branch_index().unwrap(), HashMap::new());
+    assert_eq!(db.location(), &DbLocation::Sqlite(path.clone()));
 }

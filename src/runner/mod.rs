@@ -8,7 +8,7 @@ pub mod execute;
 pub mod process;
 
 use crate::consolidate::{self, Consolidated};
-use crate::db::{ConsolidationDatabase, RunState};
+use crate::db::{ConsolidationDatabase, DbLocation, RunState};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
 use crate::git::{self, PrepareOptions, RepoPaths};
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
@@ -32,7 +32,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Default agent count.
 pub const DEFAULT_AGENTS: usize = 3;
 /// Database path relative to the main worktree root.
-pub const DEFAULT_DB: &str = ".state/multi_agent_consolidated.db";
+pub const DEFAULT_DB: &str = crate::db::DEFAULT_PATH;
 /// Reports directory relative to the main worktree root.
 pub const DEFAULT_REPORTS: &str = "reports";
 
@@ -66,8 +66,9 @@ pub struct RunOptions {
     pub mode: RunMode,
     pub fail_fast: bool,
     pub keep_worktrees: bool,
-    /// Relative paths are relative to `cwd`; default [`DEFAULT_DB`] at the repo root.
-    pub db_path: Option<PathBuf>,
+    /// An SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
+    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`DEFAULT_DB`] at the repo root.
+    pub db_path: Option<DbLocation>,
     /// Relative paths are relative to `cwd`; default [`DEFAULT_REPORTS`] at the repo root.
     pub reports_dir: Option<PathBuf>,
     /// Ignored top-level paths to keep between workstreams on an agent (build caches).
@@ -80,7 +81,7 @@ pub struct RunOutcome {
     pub run_id: String,
     pub consolidated: Consolidated,
     pub results: Vec<WorkstreamResult>,
-    pub db_path: PathBuf,
+    pub db_path: DbLocation,
     pub report_path: Option<PathBuf>,
     /// Why the report could not be written, if it could not.
     pub report_error: Option<String>,
@@ -125,7 +126,7 @@ pub struct Resolved {
     pub agent_cmd: Option<String>,
     pub timeout: Duration,
     pub grace: Duration,
-    pub db_path: PathBuf,
+    pub db_path: DbLocation,
     pub reports_dir: PathBuf,
     pub keep_ignored: Vec<String>,
 }
@@ -190,11 +191,8 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         agent_cmd,
         timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
         grace: opts.grace.unwrap_or(DEFAULT_GRACE),
-        db_path: opts
-            .db_path
-            .as_deref()
-            .map(|p| abs(&opts.cwd, p))
-            .unwrap_or_else(|| repo.root.join(DEFAULT_DB)),
+        db_path: crate::db::locate(opts.db_path.as_ref(), &opts.cwd, Some(&repo))?
+            .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(DEFAULT_DB))),
         reports_dir: opts
             .reports_dir
             .as_deref()
@@ -239,7 +237,7 @@ fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
 pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
     let r = resolve(opts)?;
     let loaded = select(load(&r.workstreams_dir)?, &opts.only)?;
-    let history = if r.db_path.is_file() {
+    let history = if r.db_path.exists() {
         ConsolidationDatabase::open_existing(&r.db_path)
             .and_then(|mut db| db.expected_durations())
             .unwrap_or_default()

@@ -63,6 +63,7 @@ impl Env {
             .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
             .env_remove("GIT_DIR")
             .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_WS_DATABASE_URL")
             .env_remove("NO_COLOR");
         c
     }

@@ -1,8 +1,11 @@
 //! Integration tests: real temporary git repositories, the real binaries on PATH (run as
-//! `git ws-run` / `git ws-report` through git's dispatch), a real SQLite file.
+//! `git ws-run` / `git ws-report` through git's dispatch), a real SQLite file, and a real
+//! throwaway PostgreSQL cluster for the PostgreSQL backend.
 
 mod common;
 mod environments;
+mod pg;
+mod pgcluster;
 mod reliability;
 mod report;
 mod run;

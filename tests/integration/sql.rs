@@ -1,5 +1,6 @@
 //! The seed document's SQL queries, verbatim (only the example run id replaced by the real
-//! one), against a database written by a real `git ws-run`.
+//! one), against a database written by a real `git ws-run` (SQLite here; `pg.rs` runs the
+//! same checks through `psql` on PostgreSQL).
 
 use crate::common::Env;
 
@@ -30,10 +31,16 @@ fn seed_queries() -> Vec<(String, String)> {
 #[test]
 fn every_seed_query_runs_verbatim_and_returns_the_expected_rows() {
     let env = Env::new();
+    check_seed_queries(&env, &[], &|q| env.sql(q));
+}
+
+/// Two runs of `git ws-run EXTRA…` in `env`, then each seed query through `sql` (SQLite's C
+/// API, or PostgreSQL's psql), checking the rows it returns.
+pub fn check_seed_queries(env: &Env, extra: &[&str], sql: &dyn Fn(&str) -> Vec<Vec<String>>) {
     env.ws_cmd("ws-01", "sleep 0.2; echo a > a.txt");
     env.ws_cmd("ws-02", "echo b > b.txt");
     env.ws_cmd("ws-03", "echo 'boom' >&2; exit 2");
-    let out = env.ws_run(&["--agents", "2"]);
+    let out = env.ws_run(&[&["--agents", "2"], extra].concat());
     out.expect(1);
     let run = out.run_id();
     let queries = seed_queries();
@@ -41,13 +48,13 @@ fn every_seed_query_runs_verbatim_and_returns_the_expected_rows() {
     let q = |i: usize| queries[i].1.replace("ma-run-20241202-190000", &run);
 
     // Most recent runs.
-    let rows = env.sql(&q(0));
+    let rows = sql(&q(0));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][0], run);
     assert_eq!(&rows[0][2..], ["3", "2", "1"]);
 
     // All results of the run, by start time.
-    let rows = env.sql(&q(1));
+    let rows = sql(&q(1));
     assert_eq!(rows.len(), 3);
     let mut ids: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     ids.sort();
@@ -58,21 +65,25 @@ fn every_seed_query_runs_verbatim_and_returns_the_expected_rows() {
     }
 
     // Errors.
-    let rows = env.sql(&q(2));
+    let rows = sql(&q(2));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0][0], "CommandFailed");
     assert_eq!(rows[0][2], "ws-03");
 
     // Agent performance comparison.
-    let rows = env.sql(&q(3));
+    let rows = sql(&q(3));
     let total: i64 = rows.iter().map(|r| r[1].parse::<i64>().unwrap()).sum();
     let completed: i64 = rows.iter().map(|r| r[2].parse::<i64>().unwrap()).sum();
     let failed: i64 = rows.iter().map(|r| r[3].parse::<i64>().unwrap()).sum();
     assert_eq!((total, completed, failed), (3, 2, 1));
+    for r in &rows {
+        assert!(r[4].parse::<f64>().unwrap() > 0.0, "avg_duration {r:?}");
+    }
 
     // A second run lists first.
-    env.ws_run(&["--agents", "1", "--only", "ws-02"]).expect(0);
-    let rows = env.sql(&q(0));
+    env.ws_run(&[&["--agents", "1", "--only", "ws-02"], extra].concat())
+        .expect(0);
+    let rows = sql(&q(0));
     assert_eq!(rows.len(), 2);
     assert_ne!(rows[0][0], run, "newest first: {rows:?}");
 }

@@ -1,0 +1,10 @@
+DROP FUNCTION ws_json_text(TEXT, TEXT);
+DROP INDEX consolidated_runs_created_at;
+DROP INDEX consolidated_errors_run_id;
+DROP INDEX agent_results_run_id;
+DROP TABLE ws_merges;
+DROP TABLE ws_merge_order;
+DROP TABLE ws_forecast_pairs;
+DROP TABLE ws_commits;
+DROP TABLE ws_result_files;
+DROP TABLE ws_runs;

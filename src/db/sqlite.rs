@@ -1,0 +1,90 @@
+//! Opening the SQLite backend: refuse a file that is not SQLite (before writing anything),
+//! create parent directories, and set the per-connection PRAGMAs (`busy_timeout`, WAL,
+//! `synchronous = NORMAL`, foreign keys).
+
+use super::DbError;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sqlite::SqliteConnection;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The first 16 bytes of every SQLite database file.
+pub(super) const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// `Ok` for a missing or empty file or one that starts with the SQLite header.
+pub fn check_file(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if meta.is_dir() {
+        return Err("it is a directory".into());
+    }
+    if meta.len() == 0 {
+        return Ok(());
+    }
+    let mut head = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut head))
+        .map_err(|e| e.to_string())?;
+    if head.as_slice() == SQLITE_HEADER {
+        Ok(())
+    } else {
+        Err("not an SQLite database".into())
+    }
+}
+
+/// `PRAGMA journal_mode = WAL`, retried while the database is locked: when several
+/// connections open a fresh file at once, the switch to WAL can fail with "database is
+/// locked" at once instead of waiting for `busy_timeout`.
+fn set_wal(conn: &mut SqliteConnection, busy: Duration) -> QueryResult<()> {
+    let start = Instant::now();
+    loop {
+        match conn.batch_execute("PRAGMA journal_mode = WAL;") {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("locked") && start.elapsed() < busy =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Open (creating) the file at `path` and set the PRAGMAs; `busy` is how long a statement
+/// waits for another connection's lock. Errors name the path.
+pub fn connect(path: &Path, busy: Duration) -> Result<SqliteConnection, DbError> {
+    let fail = |why: &dyn std::fmt::Display| {
+        DbError(format!("failed to open database {}: {why}", path.display()))
+    };
+    check_file(path).map_err(|e| fail(&e))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            DbError(format!(
+                "failed to create directory {} for database {}: {e}",
+                parent.display(),
+                path.display()
+            ))
+        })?;
+    }
+    let text = path
+        .to_str()
+        .ok_or_else(|| fail(&"the path is not valid UTF-8"))?;
+    // SQLite reads `file:` (and diesel `sqlite://`) as a URI: keep relative paths plain.
+    let url = if path.is_relative() && (text.starts_with("file:") || text.contains("://")) {
+        format!("./{text}")
+    } else {
+        text.to_string()
+    };
+    let mut conn = SqliteConnection::establish(&url).map_err(|e| fail(&e))?;
+    conn.batch_execute(&format!("PRAGMA busy_timeout = {};", busy.as_millis()))
+        .map_err(|e| fail(&e))?;
+    set_wal(&mut conn, busy).map_err(|e| fail(&e))?;
+    for pragma in ["PRAGMA synchronous = NORMAL;", "PRAGMA foreign_keys = ON;"] {
+        conn.batch_execute(pragma).map_err(|e| fail(&e))?;
+    }
+    Ok(conn)
+}
