@@ -71,6 +71,7 @@ fn result(run_id: &str, i: usize) -> WorkstreamResult {
         passed: Some(12),
         failed: Some(0),
         skipped: Some(1),
+        ..TestResults::default()
     });
     r
 }
