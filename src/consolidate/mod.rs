@@ -245,8 +245,10 @@ pub fn agent_order(a: &str, b: &str) -> Ordering {
     key(a).cmp(&key(b)).then_with(|| natural_cmp(a, b))
 }
 
+/// Whole milliseconds from a to b, counted on microsecond timestamps (what the database
+/// keeps), so a run consolidates to the same wall time in memory and when read back.
 fn seconds_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
-    let ms = (b - a).num_milliseconds();
+    let ms = (b.timestamp_micros() - a.timestamp_micros()) / 1000;
     (ms.max(0)) as f64 / 1000.0
 }
 

@@ -29,6 +29,35 @@ use std::collections::{BTreeMap, HashMap};
 /// Version of the JSON contract (`"schema"`); 2 is a superset of the first.
 pub const SCHEMA: u32 = 2;
 
+/// Times in JSON: RFC 3339, UTC, microseconds (what the database keeps), so a run reads the
+/// same from `git ws-run` and from `git ws-report`.
+pub(crate) mod micros {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::Serializer;
+
+    pub fn text(t: &DateTime<Utc>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&text(t))
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&text(t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
 /// What a view is built from.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
@@ -47,6 +76,7 @@ pub struct RunView {
     pub run_id: String,
     /// When the run started (RFC 3339, UTC).
     pub timestamp: String,
+    #[serde(with = "micros::option")]
     pub finished_at: Option<DateTime<Utc>>,
     pub state: String,
     pub rerun_of: Option<String>,
@@ -146,7 +176,9 @@ pub struct WorkstreamRow {
     pub merge_commit: Option<String>,
     pub title: Option<String>,
     pub source_file: Option<String>,
+    #[serde(with = "micros::option")]
     pub start_time: Option<DateTime<Utc>>,
+    #[serde(with = "micros::option")]
     pub end_time: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
     pub log_path: Option<String>,
@@ -238,10 +270,7 @@ impl RunView {
         RunView {
             schema: SCHEMA,
             run_id: c.run.run_id.clone(),
-            timestamp: c
-                .run
-                .started_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            timestamp: micros::text(&c.run.started_at),
             finished_at: c.run.finished_at,
             state: input.state.to_string(),
             rerun_of: c.run.rerun_of.clone(),

@@ -40,6 +40,7 @@ const MAX_TICKS: i64 = 8;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Timeline {
     /// Offsets are counted from here: the run's start, or an earlier workstream start.
+    #[serde(with = "super::micros")]
     pub origin: DateTime<Utc>,
     /// From the origin to the last end.
     pub span_seconds: f64,

@@ -33,10 +33,21 @@ fn report_json(env: &Env, args: &[&str]) -> Value {
 fn forecast_finds_the_conflict_the_clean_overlap_and_ignores_the_rest() {
     let (env, run) = forecast_env();
     let v = report_json(&env, &[&run, "--format", "json"]);
-    assert_eq!(
-        v["conflicts"],
-        json!([{"workstreams": ["a", "b"], "paths": ["src/lib.txt"]}])
+    let conflicts = v["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["workstreams"], json!(["a", "b"]));
+    assert_eq!(conflicts[0]["paths"], json!(["src/lib.txt"]));
+    let hunk = conflicts[0]["hunks"][0]["text"].as_str().unwrap();
+    assert!(
+        hunk.contains("ONE by a") && hunk.contains("one by b"),
+        "{hunk}"
     );
+    let mut pair = [
+        conflicts[0]["merge_first"].as_str().unwrap(),
+        conflicts[0]["then_rebase"].as_str().unwrap(),
+    ];
+    pair.sort();
+    assert_eq!(pair, ["a", "b"]);
     let overlaps = v["overlaps"].as_array().unwrap();
     let paths: Vec<&str> = overlaps
         .iter()
@@ -46,7 +57,7 @@ fn forecast_finds_the_conflict_the_clean_overlap_and_ignores_the_rest() {
     // The clean overlap is reported as such, not as a conflict.
     let recs = v["recommendations"].to_string();
     assert!(recs.contains("a and b conflict in src/lib.txt"), "{recs}");
-    assert!(recs.contains("merge cleanly"), "{recs}");
+    assert!(recs.contains("merges cleanly"), "{recs}");
     assert!(!recs.contains("c and d conflict"), "{recs}");
     // The forecast is persisted, so ws-report does not recompute it.
     let pairs = env.sql(&format!(
@@ -606,7 +617,7 @@ fn ws_run_json_is_the_report_run_object() {
     let out = env.ws_run(&["--agents", "2", "--format", "json"]);
     out.expect(1);
     let ran: Value = serde_json::from_str(&out.stdout).unwrap();
-    let reported = report_json(&env, &[&out.run_id(), "--format", "json"]);
+    let reported = report_json(&env, &[ran["run_id"].as_str().unwrap(), "--format", "json"]);
     for (key, value) in reported.as_object().unwrap() {
         assert_eq!(&ran[key], value, "{key}");
     }
