@@ -56,6 +56,9 @@ pub fn json(v: &RunView) -> String {
 /// value alone (`--errors`: the errors array); several sections print an object of their
 /// keys, named as in the run object.
 pub fn json_sections(v: &RunView, sections: &[Section]) -> String {
+    if sections.is_empty() {
+        return pretty(v);
+    }
     let Ok(Value::Object(mut all)) = serde_json::to_value(v) else {
         return pretty(v);
     };
@@ -65,7 +68,6 @@ pub fn json_sections(v: &RunView, sections: &[Section]) -> String {
         .copied()
         .collect();
     match keys.as_slice() {
-        [] => pretty(&all),
         [one] => pretty(&all.remove(*one).unwrap_or(Value::Null)),
         many => {
             let mut picked = Map::new();
