@@ -1128,10 +1128,12 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_warnings() {
-        let (_, warnings) = ok(
+        let (w, warnings) = ok(
             "ws-01.json",
             r#"{"id":"a","command":"x","foo":1,"depend_on":[]}"#,
         );
+        // Kept with the workstream too, so its result carries them.
+        assert_eq!(w.warnings, warnings);
         assert_eq!(
             warnings,
             vec![

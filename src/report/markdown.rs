@@ -174,34 +174,11 @@ fn summary(out: &mut String, v: &RunView) {
 }
 
 fn agents(out: &mut String, v: &RunView) {
-    md_header(
-        out,
-        &[
-            "Agent",
-            "Workstreams",
-            "Completed",
-            "Failed",
-            "Skipped",
-            "Busy",
-            "Utilisation",
-            "Avg duration",
-        ],
-    );
+    md_header(out, &super::AGENT_HEADERS);
     for a in &v.agents {
-        let p = &a.perf;
-        md_row(
-            out,
-            &[
-                esc(&p.agent_id),
-                p.total.to_string(),
-                p.completed.to_string(),
-                p.failed.to_string(),
-                p.skipped.to_string(),
-                duration(p.busy_seconds),
-                format!("{:.1}%", p.utilisation * 100.0),
-                duration(p.avg_duration),
-            ],
-        );
+        let mut cells = super::agent_cells(&a.perf);
+        cells[0] = esc(&cells[0]);
+        md_row(out, &cells);
     }
     if v.workstreams.is_empty() {
         return;

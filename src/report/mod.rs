@@ -20,6 +20,32 @@ pub use json::{json, json_sections};
 pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
 pub use table::{render_table, tables, TABLE_TITLE_COLUMNS};
 
+/// The per-agent table, shared by the report and the terminal: headers and plain cells.
+pub(crate) const AGENT_HEADERS: [&str; 8] = [
+    "Agent",
+    "Workstreams",
+    "Completed",
+    "Failed",
+    "Skipped",
+    "Busy",
+    "Utilisation",
+    "Avg duration",
+];
+
+pub(crate) fn agent_cells(p: &crate::consolidate::AgentPerf) -> Vec<String> {
+    use crate::view::text::duration;
+    vec![
+        p.agent_id.clone(),
+        p.total.to_string(),
+        p.completed.to_string(),
+        p.failed.to_string(),
+        p.skipped.to_string(),
+        duration(p.busy_seconds),
+        format!("{:.1}%", p.utilisation * 100.0),
+        duration(p.avg_duration),
+    ]
+}
+
 /// A Markdown table of plain-text cells (each escaped with [`escape_inline`]).
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();

@@ -191,33 +191,11 @@ fn agents(s: &mut String, v: &RunView) {
     let rows: Vec<Vec<String>> = v
         .agents
         .iter()
-        .map(|a| {
-            let p = &a.perf;
-            vec![
-                p.agent_id.clone(),
-                p.total.to_string(),
-                p.completed.to_string(),
-                p.failed.to_string(),
-                p.skipped.to_string(),
-                duration(p.busy_seconds),
-                format!("{:.0}%", p.utilisation * 100.0),
-                duration(p.avg_duration),
-            ]
-        })
+        .map(|a| super::agent_cells(&a.perf))
         .collect();
-    s.push_str(&render_table(
-        &[
-            "agent",
-            "workstreams",
-            "completed",
-            "failed",
-            "skipped",
-            "busy",
-            "utilisation",
-            "avg",
-        ],
-        &rows,
-    ));
+    let headers = super::AGENT_HEADERS.map(str::to_lowercase);
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    s.push_str(&render_table(&headers, &rows));
 }
 
 /// The errors table, then each error's output tail (indented), then the warnings.
