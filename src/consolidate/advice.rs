@@ -15,11 +15,13 @@ use super::{
     SLOW_AGENT_MIN_GAP_SECS, SLOW_AGENT_MIN_WORKSTREAMS,
 };
 
-/// A workstream named by a piece of advice, with a short detail (an error type, a count).
+/// A workstream named by a piece of advice, with a short detail (an error type, a count)
+/// and how long it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Named {
     pub workstream_id: String,
     pub detail: String,
+    pub duration_seconds: f64,
 }
 
 /// One step of a merge order, as advice quotes it.
@@ -169,46 +171,11 @@ impl Advice {
                     s.workstream_id.clone()
                 }))
             ),
-            Advice::SystemReview {
-                failed,
-                total,
-                failed_rate,
-                errors,
-                errors_by_type,
-            } => format!(
-                "Consider a system review: {failed} of {total} workstreams failed ({:.0}%), with {} of {} ({}).",
-                failed_rate * 100.0,
-                plural(*errors, "error", "errors"),
-                plural(errors_by_type.len(), "type", "types"),
-                counts(errors_by_type)
-            ),
-            Advice::ReviewFailures {
-                workstreams,
-                first_error_types,
-            } => format!(
-                "Review {}: {} ({}).",
-                plural(workstreams.len(), "failed workstream", "failed workstreams"),
-                name_list(workstreams.iter()),
-                counts(first_error_types)
-            ),
-            Advice::Timeouts { workstreams } => format!(
-                "{} timed out: {}: raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time.",
-                ws_count(workstreams.len()),
-                named(workstreams)
-            ),
-            Advice::TestFailures { workstreams } => format!(
-                "Tests failed in {}: {}.",
-                ws_count(workstreams.len()),
-                named(workstreams)
-            ),
-            Advice::Skipped {
-                workstreams,
-                run_id,
-            } => format!(
-                "{} skipped ({}): fix what stopped them, then rerun with `git ws-run --rerun-failed {run_id}`.",
-                plural(workstreams.len(), "workstream was", "workstreams were"),
-                name_list(workstreams.iter())
-            ),
+            Advice::SystemReview { .. }
+            | Advice::ReviewFailures { .. }
+            | Advice::Timeouts { .. }
+            | Advice::TestFailures { .. }
+            | Advice::Skipped { .. } => self.failure_text(),
             Advice::Conflict {
                 pair,
                 merge_first,
@@ -273,6 +240,54 @@ impl Advice {
             } => format!(
                 "Investigate slow agent {agent_id}: average {average_seconds:.1} s per workstream vs {others_median_seconds:.1} s for the others."
             ),
+        }
+    }
+
+    /// The sentences about failures: review, timeouts, tests, skips.
+    fn failure_text(&self) -> String {
+        match self {
+            Advice::SystemReview {
+                failed,
+                total,
+                failed_rate,
+                errors,
+                errors_by_type,
+            } => format!(
+                "Consider a system review: {failed} of {total} workstreams failed ({:.0}%), with {} of {} ({}).",
+                failed_rate * 100.0,
+                plural(*errors, "error", "errors"),
+                plural(errors_by_type.len(), "type", "types"),
+                counts(errors_by_type)
+            ),
+            Advice::ReviewFailures {
+                workstreams,
+                first_error_types,
+            } => format!(
+                "Review {}: {} ({}).",
+                plural(workstreams.len(), "failed workstream", "failed workstreams"),
+                name_list(workstreams.iter()),
+                counts(first_error_types)
+            ),
+            Advice::Timeouts { workstreams } => format!(
+                "{} timed out: {}: raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time.",
+                ws_count(workstreams.len()),
+                named(workstreams)
+            ),
+            Advice::TestFailures { workstreams } => format!(
+                "Tests failed in {}: {}.",
+                ws_count(workstreams.len()),
+                named(workstreams)
+            ),
+            Advice::Skipped {
+                workstreams,
+                run_id,
+            } => format!(
+                "{} skipped ({}): fix what stopped them, then rerun with `git ws-run --rerun-failed {run_id}`.",
+                plural(workstreams.len(), "workstream was", "workstreams were"),
+                name_list(workstreams.iter())
+            ),
+            // `text` routes only the variants above here.
+            _ => String::new(),
         }
     }
 }
@@ -343,6 +358,7 @@ fn notes(list: &[WsNote]) -> Vec<Named> {
         .map(|n| Named {
             workstream_id: n.workstream_id.clone(),
             detail: n.detail.clone(),
+            duration_seconds: n.duration_seconds,
         })
         .collect()
 }

@@ -188,6 +188,46 @@ fn terminal_tables_stay_printable_and_aligned() {
 }
 
 #[test]
+fn ws_run_closing_summary_snapshots() {
+    use crate::cli::{render_summary, SummaryFormat};
+    let outcome = crate::runner::RunOutcome {
+        run_id: fixture::RUN.into(),
+        consolidated: fixture::consolidated(),
+        results: fixture::results(),
+        db_path: "/repo/.state/multi_agent_consolidated.db".into(),
+        report_path: Some(
+            format!("/repo/reports/multi_agent_consolidated_{}.md", fixture::RUN).into(),
+        ),
+        report_error: None,
+        interrupted: false,
+        notes: vec![],
+    };
+    insta::assert_snapshot!(
+        "ws_run_human",
+        render_summary(&outcome, SummaryFormat::Human)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_summary(&outcome, SummaryFormat::Json)).unwrap();
+    // The run object of `git ws-report RUN --format json` (nothing merged yet), plus the
+    // invocation's own fields.
+    let view: serde_json::Value = serde_json::from_str(&json_sections(
+        &RunView::build(crate::view::Input {
+            consolidated: &outcome.consolidated,
+            results: &outcome.results,
+            merges: None,
+            state: "finished",
+        }),
+        &[],
+    ))
+    .unwrap();
+    for (k, v) in view.as_object().unwrap() {
+        assert_eq!(&json[k], v, "{k}");
+    }
+    assert_eq!(json["exit_code"], 1);
+    assert_eq!(json["interrupted"], false);
+}
+
+#[test]
 fn empty_run() {
     let mut info = fixture::run_info();
     info.finished_at = None;
