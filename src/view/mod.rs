@@ -306,7 +306,11 @@ impl RunView {
                 })
                 .collect(),
             commits: c.commits.clone(),
-            errors: ordered.iter().flat_map(|r| error_rows(r)).collect(),
+            errors: ordered
+                .iter()
+                .zip(&workstreams)
+                .flat_map(|(r, w)| error_rows(r, w.output_tail.as_ref()))
+                .collect(),
             warnings: warning_rows(c, &workstreams),
             overlaps: c.overlaps.clone(),
             conflicts: conflict_rows(c),
@@ -407,8 +411,8 @@ fn test_log(log: &str) -> String {
 }
 
 /// Each error with the output that explains it: its own trace, or for the first error of a
-/// failed command the command's output tail.
-fn error_rows(r: &WorkstreamResult) -> Vec<ErrorRow> {
+/// failed command the command's output tail (`output_tail`, already made).
+fn error_rows(r: &WorkstreamResult, output_tail: Option<&OutputTail>) -> Vec<ErrorRow> {
     r.errors
         .iter()
         .enumerate()
@@ -421,16 +425,21 @@ fn error_rows(r: &WorkstreamResult) -> Vec<ErrorRow> {
                 (ErrorType::TestFailed, Some(l)) => Some(test_log(l)),
                 (_, l) => l.clone(),
             };
-            let raw = e
-                .stack_trace
-                .as_deref()
-                .or(r.output_tail.as_deref().filter(|_| i == 0 && explains));
+            let tail = match e.stack_trace.as_deref() {
+                // The trace is the command's output tail: made once.
+                Some(t) if Some(t) == r.output_tail.as_deref() && log == r.log_path => {
+                    output_tail.cloned()
+                }
+                Some(t) => OutputTail::new(t, log.as_deref()),
+                None if i == 0 && explains => output_tail.cloned(),
+                None => None,
+            };
             ErrorRow {
                 workstream_id: r.workstream_id.clone(),
                 agent_id: r.agent_id.clone(),
                 error_type: e.error_type,
                 message: text::clean(&e.message),
-                output_tail: raw.and_then(|t| OutputTail::new(t, log.as_deref())),
+                output_tail: tail,
             }
         })
         .collect()

@@ -19,6 +19,13 @@ const CUT_PREFIX: &str = " … [";
 /// overwriting its line the way progress bars use it, and other control characters except
 /// newline and tab dropped.
 pub fn clean(s: &str) -> String {
+    // Most text has nothing to clean.
+    if !s
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{FEFF}')
+    {
+        return s.to_string();
+    }
     let stripped = console::strip_ansi_codes(s);
     let mut out = String::with_capacity(stripped.len());
     for (i, line) in stripped.split('\n').enumerate() {
@@ -80,6 +87,9 @@ pub fn cap_lines(s: &str, max_lines: usize, max_chars: usize) -> String {
         return String::new();
     }
     let lines: Vec<&str> = trimmed.split('\n').collect();
+    if lines.len() <= max_lines && lines.iter().all(|l| l.len() <= max_chars) {
+        return trimmed.to_string();
+    }
     let from = lines.len().saturating_sub(max_lines);
     let mut out = String::with_capacity(trimmed.len().min(max_lines * (max_chars + 32)));
     for (i, line) in lines[from..].iter().enumerate() {
