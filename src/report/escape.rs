@@ -7,7 +7,11 @@
 /// is neutralised, newlines become `<br>`, terminal escape sequences are dropped and other
 /// control characters become a space.
 pub fn escape_inline(s: &str) -> String {
-    let s = console::strip_ansi_codes(s);
+    let s = if s.contains('\u{1b}') {
+        console::strip_ansi_codes(s)
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     let mut out = String::with_capacity(s.len() + s.len() / 8 + 4);
     let mut at_start = true;
     let mut it = s.chars().peekable();

@@ -51,7 +51,15 @@ pub fn clean(s: &str) -> String {
 /// [`clean`] text on one line: every run of whitespace (newlines and tabs included)
 /// becomes one space, and the ends are trimmed.
 pub fn one_line(s: &str) -> String {
-    clean(s).split_whitespace().collect::<Vec<_>>().join(" ")
+    let c = clean(s);
+    let tidy = !c.starts_with(' ')
+        && !c.ends_with(' ')
+        && !c.contains("  ")
+        && !c.contains(|ch: char| ch.is_whitespace() && ch != ' ');
+    if tidy {
+        return c;
+    }
+    c.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Display width in terminal columns (CJK characters count two).
