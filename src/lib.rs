@@ -75,6 +75,7 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod testparse;
+pub mod view;
 pub mod workstream;
 
 pub use db::ConsolidationDatabase;

@@ -194,6 +194,18 @@ impl TestResults {
 /// Agent id used for results that never reached an agent (invalid files, skipped work).
 pub const UNASSIGNED_AGENT: &str = "unassigned";
 
+/// The id of agent slot `k` (1-based), as stored and shown: `agent-k`.
+pub fn agent_name(k: usize) -> String {
+    format!("agent-{k}")
+}
+
+/// The slot number of an [`agent_name`] id (`agent-3` → 3); None for any other id.
+pub fn agent_number(id: &str) -> Option<usize> {
+    id.strip_prefix("agent-")
+        .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
 /// Everything known about one workstream in one run: one `agent_results` row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkstreamResult {
@@ -318,6 +330,24 @@ pub struct PairForecast {
     pub hunks: Vec<ConflictHunk>,
 }
 
+impl PairForecast {
+    /// Whether merging the pair conflicts.
+    pub fn conflicts(&self) -> bool {
+        !self.conflict_paths.is_empty()
+    }
+
+    /// (merge first, then rebase): the one earlier in the merge order (from
+    /// [`Forecast::positions`]) goes first; a first when neither is in it.
+    pub fn merge_first(&self, positions: &std::collections::HashMap<&str, usize>) -> (&str, &str) {
+        let pos = |id: &str| positions.get(id).copied().unwrap_or(usize::MAX);
+        if pos(&self.b) < pos(&self.a) {
+            (&self.b, &self.a)
+        } else {
+            (&self.a, &self.b)
+        }
+    }
+}
+
 /// A rendered conflict for one path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConflictHunk {
@@ -340,4 +370,36 @@ pub struct MergeStep {
 pub struct Forecast {
     pub pairs: Vec<PairForecast>,
     pub merge_order: Vec<MergeStep>,
+}
+
+impl Forecast {
+    /// The pairs that conflict, in natural order of (a, b).
+    pub fn conflicting(&self) -> Vec<&PairForecast> {
+        self.sorted_pairs(true)
+    }
+
+    /// The pairs that share paths but merge cleanly, in natural order of (a, b).
+    pub fn clean_overlaps(&self) -> Vec<&PairForecast> {
+        self.sorted_pairs(false)
+    }
+
+    fn sorted_pairs(&self, conflicting: bool) -> Vec<&PairForecast> {
+        use crate::consolidate::natural_cmp;
+        let mut v: Vec<&PairForecast> = self
+            .pairs
+            .iter()
+            .filter(|p| p.conflicts() == conflicting && (conflicting || !p.common_paths.is_empty()))
+            .collect();
+        v.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
+        v
+    }
+
+    /// Position (0-based) of each workstream in the suggested merge order.
+    pub fn positions(&self) -> std::collections::HashMap<&str, usize> {
+        self.merge_order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.workstream_id.as_str(), i))
+            .collect()
+    }
 }

@@ -1,11 +1,104 @@
 //! Progress display for `git ws-run`: on a terminal, one indicatif line per agent plus an
-//! overall bar with counts and ETA; otherwise one plain line per event on stderr.
+//! overall bar with counts and an ETA from the workstreams' expected durations; otherwise
+//! one plain line per event on stderr.
 
-use crate::model::{Status, WorkstreamResult};
+use crate::model::{agent_name, agent_number, Status, WorkstreamResult};
+use crate::plan::Job;
 use crate::runner::events::{Event, Observer};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use crate::view::text::{duration, one_line};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Time left in a run, estimated from the expected durations the scheduler planned with:
+/// the running workstreams' expected remainders and the waiting ones placed, longest first,
+/// on the agent that frees up first. A workstream without history counts as the mean of
+/// those with one (or of those finished so far); with no durations at all it is unknown.
+#[derive(Debug, Clone, Default)]
+pub struct Eta {
+    agents: usize,
+    expected: HashMap<String, f64>,
+    waiting: HashSet<String>,
+    running: HashMap<String, Instant>,
+    finished: Vec<f64>,
+}
+
+impl Eta {
+    /// For a run of `jobs` on `agents` agents.
+    pub fn new(jobs: &[Job], agents: usize) -> Eta {
+        Eta {
+            agents: agents.max(1),
+            expected: jobs
+                .iter()
+                .filter_map(|j| Some((j.id.clone(), j.expected_secs.filter(|s| *s >= 0.0)?)))
+                .collect(),
+            waiting: jobs.iter().map(|j| j.id.clone()).collect(),
+            running: HashMap::new(),
+            finished: Vec::new(),
+        }
+    }
+
+    pub fn started(&mut self, id: &str, at: Instant) {
+        self.waiting.remove(id);
+        self.running.insert(id.to_string(), at);
+    }
+
+    pub fn finished(&mut self, id: &str, seconds: f64) {
+        self.waiting.remove(id);
+        if self.running.remove(id).is_some() {
+            self.finished.push(seconds.max(0.0));
+        }
+    }
+
+    /// The duration to assume for a workstream without history.
+    fn fallback(&self) -> Option<f64> {
+        let mean = |v: &mut dyn Iterator<Item = f64>| {
+            let (sum, n) = v.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+            (n > 0).then(|| sum / n as f64)
+        };
+        mean(&mut self.expected.values().copied())
+            .or_else(|| mean(&mut self.finished.iter().copied()))
+    }
+
+    /// Estimated time until the last workstream ends; None when nothing is known.
+    pub fn remaining(&self, now: Instant) -> Option<Duration> {
+        if self.waiting.is_empty() && self.running.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let fallback = self.fallback()?;
+        let guess = |id: &str| self.expected.get(id).copied().unwrap_or(fallback);
+        // When each agent frees up: running work first (an overrun is assumed to go on a
+        // quarter as long again), idle agents now.
+        let mut free: Vec<f64> = self
+            .running
+            .iter()
+            .map(|(id, at)| {
+                let ran = now.saturating_duration_since(*at).as_secs_f64();
+                (guess(id) - ran).max(ran * 0.25)
+            })
+            .collect();
+        free.resize(free.len().max(self.agents), 0.0);
+        let mut waiting: Vec<f64> = self.waiting.iter().map(|id| guess(id)).collect();
+        waiting.sort_by(|a, b| b.total_cmp(a));
+        for d in waiting {
+            let first = free
+                .iter_mut()
+                .min_by(|a, b| a.total_cmp(b))
+                .expect("at least one agent");
+            *first += d;
+        }
+        let end = free.into_iter().fold(0.0, f64::max);
+        Some(Duration::from_secs_f64(end))
+    }
+
+    /// `12s`, or `?` when unknown.
+    pub fn text(&self, now: Instant) -> String {
+        self.remaining(now)
+            .map_or("?".to_string(), |d| duration(d.as_secs_f64().round()))
+    }
+}
 
 /// Picks the display for the current stderr.
 pub fn for_stderr(quiet: bool) -> Box<dyn Observer> {
@@ -25,7 +118,7 @@ pub struct Plain;
 pub fn result_line(r: &WorkstreamResult) -> String {
     let mut s = format!("{} {}", r.workstream_id, r.status);
     if r.status != Status::Skipped {
-        s.push_str(&format!(" in {:.1}s", r.duration_seconds));
+        s.push_str(&format!(" in {}", duration(r.duration_seconds)));
         s.push_str(&format!(
             " ({} file{}, {} commit{})",
             r.files.len(),
@@ -35,11 +128,7 @@ pub fn result_line(r: &WorkstreamResult) -> String {
         ));
     }
     if let Some(e) = r.errors.first() {
-        let msg: String = e
-            .message
-            .lines()
-            .next()
-            .unwrap_or("")
+        let msg: String = one_line(e.message.lines().next().unwrap_or(""))
             .chars()
             .take(160)
             .collect();
@@ -63,8 +152,11 @@ impl Observer for Plain {
                 run_id,
                 total,
                 agents,
+                ..
             } => format!("ws: {run_id}: {total} workstreams on {agents} agents"),
-            Event::WorkstreamStarted { agent, id } => format!("ws: [agent-{agent}] {id} started"),
+            Event::WorkstreamStarted { agent, id } => {
+                format!("ws: [{}] {id} started", agent_name(agent))
+            }
             Event::WorkstreamFinished { result } => {
                 format!("ws: [{}] {}", result.agent_id, result_line(result))
             }
@@ -88,6 +180,7 @@ pub struct Bars {
     multi: Option<MultiProgress>,
     agents: Vec<ProgressBar>,
     overall: Option<ProgressBar>,
+    eta: Arc<Mutex<Eta>>,
 }
 
 impl Bars {
@@ -108,7 +201,9 @@ impl Observer for Bars {
                 run_id,
                 total,
                 agents,
+                jobs,
             } => {
+                *self.eta.lock().unwrap_or_else(|p| p.into_inner()) = Eta::new(jobs, agents);
                 let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                 let _ = m.println(format!("{run_id}: {total} workstreams on {agents} agents"));
                 let style = ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg}")
@@ -116,22 +211,35 @@ impl Observer for Bars {
                 for k in 1..=agents {
                     let pb = m.add(ProgressBar::new_spinner());
                     pb.set_style(style.clone());
-                    pb.set_prefix(format!("agent-{k}"));
+                    pb.set_prefix(agent_name(k));
                     pb.set_message("idle");
                     pb.enable_steady_tick(Duration::from_millis(200));
                     self.agents.push(pb);
                 }
                 let ov = m.add(ProgressBar::new(total as u64));
+                let eta = self.eta.clone();
                 ov.set_style(
                     ProgressStyle::with_template(
-                        "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {eta}]",
+                        "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, ETA {plan_eta}]",
                     )
-                    .expect("valid template"),
+                    .expect("valid template")
+                    .with_key(
+                        "plan_eta",
+                        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let e = eta.lock().unwrap_or_else(|p| p.into_inner());
+                            let _ = w.write_str(&e.text(Instant::now()));
+                        },
+                    ),
                 );
+                ov.enable_steady_tick(Duration::from_millis(500));
                 self.overall = Some(ov);
                 self.multi = Some(m);
             }
             Event::WorkstreamStarted { agent, id } => {
+                self.eta
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .started(id, Instant::now());
                 if let Some(pb) = self.agents.get(agent - 1) {
                     pb.reset_elapsed();
                     pb.set_style(
@@ -152,12 +260,12 @@ impl Observer for Bars {
                     result.agent_id,
                     result_line(result)
                 ));
-                if let Some(k) = result
-                    .agent_id
-                    .strip_prefix("agent-")
-                    .and_then(|k| k.parse::<usize>().ok())
-                {
-                    if let Some(pb) = self.agents.get(k - 1) {
+                self.eta
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .finished(&result.workstream_id, result.duration_seconds);
+                if let Some(k) = agent_number(&result.agent_id) {
+                    if let Some(pb) = self.agents.get(k.wrapping_sub(1)) {
                         pb.set_style(
                             ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg}")
                                 .expect("valid template"),
@@ -189,5 +297,57 @@ impl Observer for Bars {
             }
             Event::Note(n) => self.println(&format!("warning: {n}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, secs: Option<f64>) -> Job {
+        Job {
+            id: id.into(),
+            depends_on: vec![],
+            expected_secs: secs,
+        }
+    }
+
+    #[test]
+    fn eta_counts_down_through_a_known_workstream() {
+        let t0 = Instant::now();
+        let mut eta = Eta::new(&[job("slow", Some(7.0))], 3);
+        assert_eq!(eta.remaining(t0), Some(Duration::from_secs(7)));
+        eta.started("slow", t0);
+        let at = |s: u64| {
+            eta.remaining(t0 + Duration::from_secs(s))
+                .unwrap()
+                .as_secs()
+        };
+        assert_eq!((at(0), at(2), at(6)), (7, 5, 1));
+        // Overrun: never 0 while it still runs.
+        assert_eq!(at(20), 5);
+        eta.finished("slow", 20.0);
+        assert_eq!(eta.remaining(t0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn eta_places_waiting_work_on_the_first_free_agent() {
+        let t0 = Instant::now();
+        let jobs = [
+            job("a", Some(10.0)),
+            job("b", Some(4.0)),
+            job("c", Some(4.0)),
+            job("d", None),
+        ];
+        // 2 agents: a (10) | b (4) + c (4) + d (mean 6) = 14.
+        let eta = Eta::new(&jobs, 2);
+        assert_eq!(eta.remaining(t0), Some(Duration::from_secs(14)));
+        assert_eq!(eta.text(t0), "14.0s");
+        // Nothing known yet: unknown, not zero.
+        let mut blind = Eta::new(&[job("x", None), job("y", None)], 1);
+        assert_eq!(blind.text(t0), "?");
+        blind.started("x", t0);
+        blind.finished("x", 3.0);
+        assert_eq!(blind.remaining(t0), Some(Duration::from_secs(3)));
     }
 }

@@ -37,6 +37,9 @@ pub struct Workstream {
     pub env: BTreeMap<String, String>,
     /// File name relative to the workstreams directory (e.g. `ws-01.json`).
     pub file: String,
+    /// What loading it warned about (unknown fields, …), each naming the file; kept with the
+    /// workstream's result so the report shows them.
+    pub warnings: Vec<String>,
 }
 
 /// A workstream file that did not parse or validate. `message` names the file and the
@@ -374,6 +377,7 @@ fn from_object(
                 depends_on,
                 env,
                 file: file.to_string(),
+                warnings: warnings.clone(),
             },
             warnings,
         )),
@@ -448,20 +452,10 @@ fn suggest_field(key: &str) -> Option<&'static str> {
 
 /// Levenshtein distance, bounded work: strings longer than 40 bytes count as far apart.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.len() > 40 || b.len() > 40 {
         return usize::MAX;
     }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, &cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    strsim::levenshtein(a, b)
 }
 
 /// Seconds (from JSON or a duration string) to a Duration: positive, at least 1 ms, at most
@@ -1072,6 +1066,7 @@ mod tests {
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             env: BTreeMap::new(),
             file: file.to_string(),
+            warnings: Vec::new(),
         }
     }
 
@@ -1133,10 +1128,12 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_warnings() {
-        let (_, warnings) = ok(
+        let (w, warnings) = ok(
             "ws-01.json",
             r#"{"id":"a","command":"x","foo":1,"depend_on":[]}"#,
         );
+        // Kept with the workstream too, so its result carries them.
+        assert_eq!(w.warnings, warnings);
         assert_eq!(
             warnings,
             vec![

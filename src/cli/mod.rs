@@ -284,38 +284,53 @@ pub fn render_dry_run(d: &runner::DryRun) -> String {
         for step in &d.plan {
             let _ = writeln!(
                 s,
-                "  +{:>7.1}s  agent-{:<3} {:<24} ~{:.1}s",
-                step.start_secs, step.agent, step.id, step.expected_secs
+                "  +{:>7}  {:<9} {:<24} ~{}",
+                crate::view::text::duration(step.start_secs),
+                crate::model::agent_name(step.agent),
+                step.id,
+                crate::view::text::duration(step.expected_secs)
             );
         }
     }
     s
 }
 
+/// `git ws-run --format json`: the run object `git ws-report RUN --format json` prints, plus
+/// what only the finished invocation knows.
+#[derive(serde::Serialize)]
+struct RunSummaryJson<'a> {
+    #[serde(flatten)]
+    run: &'a crate::view::RunView,
+    interrupted: bool,
+    report_path: Option<&'a std::path::Path>,
+    report_error: Option<&'a str>,
+    db_path: &'a crate::db::DbLocation,
+    exit_code: i32,
+}
+
 /// The closing summary printed on stdout.
 pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
-    let c = &o.consolidated;
+    use crate::view::text::duration;
+    let view = crate::view::RunView::build(crate::view::Input {
+        consolidated: &o.consolidated,
+        results: &o.results,
+        merges: None,
+        state: if o.interrupted {
+            "interrupted"
+        } else {
+            "finished"
+        },
+    });
     match format {
         SummaryFormat::Json => {
-            let v = serde_json::json!({
-                "run_id": o.run_id,
-                "total_workstreams": c.total_workstreams,
-                "completed_count": c.completed,
-                "failed_count": c.failed,
-                "skipped_count": c.skipped,
-                "total_files_modified": c.files.len(),
-                "total_commits": c.commits.len(),
-                "total_errors": c.total_errors,
-                "total_warnings": c.total_warnings,
-                "wall_seconds": c.wall_seconds,
-                "overhead_seconds_per_workstream": c.overhead_seconds,
-                "interrupted": o.interrupted,
-                "report_path": o.report_path,
-                "report_error": o.report_error,
-                "db_path": o.db_path,
-                "recommendations": c.recommendations,
-                "exit_code": o.exit_code(),
-            });
+            let v = RunSummaryJson {
+                run: &view,
+                interrupted: o.interrupted,
+                report_path: o.report_path.as_deref(),
+                report_error: o.report_error.as_deref(),
+                db_path: &o.db_path,
+                exit_code: o.exit_code(),
+            };
             format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
         }
         SummaryFormat::Human => {
@@ -323,28 +338,28 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
             let mut s = String::new();
             let _ = writeln!(
                 s,
-                "{}: {} completed, {} failed, {} skipped of {} in {:.1}s on {} agents{}",
-                o.run_id,
-                c.completed,
-                c.failed,
-                c.skipped,
-                c.total_workstreams,
-                c.wall_seconds,
-                c.run.agents,
+                "{}: {} completed, {} failed, {} skipped of {} in {} on {} agents{}",
+                view.run_id,
+                view.completed_count,
+                view.failed_count,
+                view.skipped_count,
+                view.total_workstreams,
+                duration(view.wall_seconds),
+                view.agent_count,
                 if o.interrupted { " (interrupted)" } else { "" }
             );
             let _ = writeln!(
                 s,
                 "files: {}  commits: {}  errors: {}  warnings: {}{}",
-                c.files.len(),
-                c.commits.len(),
-                c.total_errors,
-                c.total_warnings,
-                c.overhead_seconds
-                    .map(|o| format!("  overhead: {:.0} ms/workstream", o * 1000.0))
+                view.total_files_modified,
+                view.total_commits,
+                view.total_errors,
+                view.total_warnings,
+                view.overhead_seconds_per_workstream
+                    .map(|o| format!("  overhead: {}/workstream", duration(o)))
                     .unwrap_or_default()
             );
-            for r in &c.recommendations {
+            for r in &view.recommendations {
                 let _ = writeln!(s, "- {r}");
             }
             match &o.report_path {

@@ -4,8 +4,14 @@
 /// Escape text for a Markdown table cell or inline text so it renders literally: HTML
 /// specials become entities (`|` too, so no table row can gain a column), Markdown
 /// punctuation is backslash-escaped, a leading block marker (`#`, `-`, `+`, `=`, `1.`, `1)`)
-/// is neutralised, newlines become `<br>`, other control characters a space.
+/// is neutralised, newlines become `<br>`, terminal escape sequences are dropped and other
+/// control characters become a space.
 pub fn escape_inline(s: &str) -> String {
+    let s = if s.contains('\u{1b}') {
+        console::strip_ansi_codes(s)
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    };
     let mut out = String::with_capacity(s.len() + s.len() / 8 + 4);
     let mut at_start = true;
     let mut it = s.chars().peekable();
@@ -197,7 +203,8 @@ mod tests {
         );
         assert_eq!(escape_inline("a\\|b"), "a\\\\&#124;b");
         assert_eq!(escape_inline("l1\nl2\r\nl3\rl4"), "l1<br>l2<br>l3<br>l4");
-        assert_eq!(escape_inline("a\u{1b}[31mb\tc"), "a \\[31mb c");
+        assert_eq!(escape_inline("a\u{1b}[31mb\tc"), "ab c");
+        assert_eq!(escape_inline("a\u{1b}b"), "a b");
         assert_eq!(escape_inline("plain ws-01.txt"), "plain ws-01.txt");
     }
 

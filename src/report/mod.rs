@@ -1,23 +1,50 @@
-//! Rendering: the Markdown run report, and the table and JSON views `git ws-report` prints.
-//! Pure functions over a [`ReportModel`]; writing files is the caller's job.
+//! Rendering: the Markdown run report, the `git ws-report` terminal tables and the JSON —
+//! thin, pure renderers over one [`RunView`](crate::view::RunView). Writing files is the
+//! caller's job. Output is deterministic for the same input.
 //!
-//! Everything that came from agents or files (titles, messages, paths, output tails, hunks,
-//! warnings) goes through [`escape_inline`] or [`fenced`], so it cannot break the Markdown.
-//! Output is deterministic for the same input.
+//! Everything shown in Markdown goes through [`escape_inline`] or [`fenced`], so nothing
+//! that came from agents or files can break it; terminal cells are reduced to one line of
+//! printable text.
 
 mod escape;
+mod json;
 mod markdown;
 mod table;
 
 use crate::consolidate::Consolidated;
 use crate::model::WorkstreamResult;
+use crate::view::{Input, RunView};
 
 pub use escape::{fenced_with, mermaid_name};
-pub use markdown::{
-    fmt_secs, MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TAIL_BYTES,
-    MAX_TAIL_LINES,
-};
-pub use table::render_table;
+pub use json::{json, json_sections};
+pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
+pub use table::{render_table, tables, TABLE_TITLE_COLUMNS};
+
+/// The per-agent table, shared by the report and the terminal: headers and plain cells.
+pub(crate) const AGENT_HEADERS: [&str; 8] = [
+    "Agent",
+    "Workstreams",
+    "Completed",
+    "Failed",
+    "Skipped",
+    "Busy",
+    "Utilisation",
+    "Avg duration",
+];
+
+pub(crate) fn agent_cells(p: &crate::consolidate::AgentPerf) -> Vec<String> {
+    use crate::view::text::duration;
+    vec![
+        p.agent_id.clone(),
+        p.total.to_string(),
+        p.completed.to_string(),
+        p.failed.to_string(),
+        p.skipped.to_string(),
+        duration(p.busy_seconds),
+        format!("{:.1}%", p.utilisation * 100.0),
+        duration(p.avg_duration),
+    ]
+}
 
 /// A Markdown table of plain-text cells (each escaped with [`escape_inline`]).
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
@@ -30,11 +57,29 @@ pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// What a report is rendered from.
+/// What a report is rendered from when there is no database to ask (a run that just
+/// finished: nothing merged yet).
 #[derive(Debug, Clone)]
 pub struct ReportModel<'a> {
     pub consolidated: &'a Consolidated,
     pub results: &'a [WorkstreamResult],
+}
+
+impl ReportModel<'_> {
+    /// The view of this run.
+    pub fn view(&self) -> RunView {
+        let state = if self.consolidated.run.finished_at.is_some() {
+            "finished"
+        } else {
+            "running"
+        };
+        RunView::build(Input {
+            consolidated: self.consolidated,
+            results: self.results,
+            merges: None,
+            state,
+        })
+    }
 }
 
 /// A section of the report (an H2), usable on its own by `git ws-report`.
@@ -96,27 +141,24 @@ impl Section {
 
 /// The full Markdown report (`reports/multi_agent_consolidated_<run_id>.md`).
 pub fn render_markdown(m: &ReportModel<'_>) -> String {
-    let mut out = String::with_capacity(4096 + m.results.len() * 400);
-    markdown::write_title(&mut out, m);
-    for s in Section::ALL {
-        markdown::write_section(&mut out, m, s);
-    }
-    while out.ends_with("\n\n") {
-        out.pop();
-    }
-    out
+    markdown::report(&m.view())
+}
+
+/// The full Markdown report of a view.
+pub fn markdown(v: &RunView) -> String {
+    markdown::report(v)
 }
 
 /// One section of the report as Markdown, starting with its `## ` heading; the same text
-/// [`render_markdown`] contains for it.
-pub fn render_section_markdown(m: &ReportModel<'_>, section: Section) -> String {
+/// [`markdown`] contains for it.
+pub fn markdown_section(v: &RunView, section: Section) -> String {
     let mut out = String::new();
-    markdown::write_section(&mut out, m, section);
+    markdown::write_section(&mut out, v, section);
     out
 }
 
 /// Escape agent-produced text for a Markdown table cell or inline text (pipes, backticks,
-/// HTML, leading `#`/`>`/list markers, newlines).
+/// HTML, leading `#`/`>`/list markers, newlines, terminal escapes).
 pub fn escape_inline(s: &str) -> String {
     escape::escape_inline(s)
 }
@@ -125,3 +167,6 @@ pub fn escape_inline(s: &str) -> String {
 pub fn fenced(s: &str) -> String {
     escape::fenced(s)
 }
+
+#[cfg(test)]
+mod tests;

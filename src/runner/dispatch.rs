@@ -252,6 +252,7 @@ impl<'a> Dispatch<'a> {
         if let Some(w) = self.valid.get(id) {
             res.title = w.title.clone();
             res.source_file = Some(w.file.clone());
+            res.warnings = w.warnings.clone();
         }
         res.errors.push(WsError::new(etype, reason.to_string()));
         res.end_time = Some(Utc::now());

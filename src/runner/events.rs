@@ -7,11 +7,13 @@ use std::time::Duration;
 /// Something that happened during a run.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
-    /// The run is about to dispatch `total` workstreams over `agents` agents.
+    /// The run is about to dispatch `total` workstreams over `agents` agents; `jobs` are
+    /// what it schedules, with their expected durations (for an ETA).
     RunStarted {
         run_id: &'a str,
         total: usize,
         agents: usize,
+        jobs: &'a [crate::plan::Job],
     },
     /// Agent `agent` (1-based) started a workstream.
     WorkstreamStarted { agent: usize, id: &'a str },

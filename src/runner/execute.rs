@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Lines of output kept in the database and the report.
-const TAIL_LINES: usize = 40;
-const TAIL_BYTES: u64 = 16 * 1024;
+/// Lines of output kept in the database and the report, each capped (see
+/// [`crate::view::text::cap_lines`]) so a huge last line cannot push out the error before it.
+const TAIL_LINES: usize = crate::view::text::TAIL_LINES;
+const TAIL_BYTES: u64 = 256 * 1024;
 /// How much of a test log is scanned for the summary line(s).
 const TEST_SCAN_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -39,7 +40,7 @@ pub fn branch_name(run_id: &str, ws_id: &str) -> String {
 
 /// Agent id as stored (`agent-1`).
 pub fn agent_id(k: usize) -> String {
-    format!("agent-{k}")
+    crate::model::agent_name(k)
 }
 
 /// Run one workstream on agent `k` (1-based). Returns the slot (claimed now if `slot` was
@@ -57,6 +58,7 @@ pub async fn execute(
     r.start_time = Some(Utc::now());
     r.title = ws.title.clone();
     r.source_file = Some(ws.file.clone());
+    r.warnings.extend(ws.warnings.iter().cloned());
     r.base = Some(ctx.base.clone());
     let branch = branch_name(&ctx.run_id, &ws.id);
     r.branch = Some(branch.clone());
@@ -142,7 +144,7 @@ pub async fn execute(
     let ending = process::run(&spec, cancel.clone()).await;
     r.command_seconds = Some(t_cmd.elapsed().as_secs_f64());
     r.exit_code = ending.exit_code();
-    r.output_tail = Some(process::tail(&log, TAIL_LINES, TAIL_BYTES)).filter(|t| !t.is_empty());
+    r.output_tail = Some(capped_tail(&log)).filter(|t| !t.is_empty());
     let trace = r.output_tail.clone().unwrap_or_default();
     match &ending {
         Ending::Exited { code: Some(0), .. } => {}
@@ -189,7 +191,7 @@ pub async fn execute(
         let output = process::tail(&test_log, usize::MAX, TEST_SCAN_BYTES);
         let tr = testparse::test_results(test, t_ending.exit_code(), &output);
         if !tr.succeeded() {
-            let tail = process::tail(&test_log, TAIL_LINES, TAIL_BYTES);
+            let tail = capped_tail(&test_log);
             let (etype, msg) = match &t_ending {
                 Ending::TimedOut => (
                     ErrorType::Timeout,
@@ -232,6 +234,12 @@ pub async fn execute(
     finish(r, started, slot)
 }
 
+/// The last lines of a log, each capped.
+fn capped_tail(log: &std::path::Path) -> String {
+    let t = process::tail(log, TAIL_LINES, TAIL_BYTES);
+    crate::view::text::cap_lines(&t, TAIL_LINES, crate::view::text::TAIL_LINE_CHARS)
+}
+
 fn finish(
     mut r: WorkstreamResult,
     started: Instant,
@@ -257,25 +265,9 @@ fn test_message(tr: &TestResults, code: Option<i32>) -> String {
     }
 }
 
-/// `90s`, `30m`, `1h30m`, `250ms`.
+/// `90s`, `30m`, `1h30m`, `250ms`: [`crate::view::text::duration`].
 pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
-    let mut out = String::new();
-    if h > 0 {
-        out.push_str(&format!("{h}h"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    if sec > 0 || out.is_empty() {
-        out.push_str(&format!("{sec}s"));
-    }
-    out
+    crate::view::text::duration(d.as_secs_f64())
 }
 
 #[cfg(test)]

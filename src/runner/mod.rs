@@ -437,6 +437,7 @@ impl Coordinator {
             run_id: &run_id,
             total,
             agents: r.agents,
+            jobs: &jobs,
         });
         for w in &loaded.warnings {
             observer.event(Event::Note(w));
@@ -538,7 +539,8 @@ async fn finalise(f: Finalise) -> RunOutcome {
             }
         }
     };
-    let consolidated = consolidate::consolidate(&info, &all, forecast);
+    let mut consolidated = consolidate::consolidate(&info, &all, forecast);
+    consolidated.notes = rec.notes.clone();
     let state = if interrupted {
         RunState::Interrupted
     } else {

@@ -1,7 +1,7 @@
 //! `git ws-report` against real runs, the merge forecast on real branches, and the
 //! post-merge hook run by a real `git merge`.
 
-use crate::common::Env;
+use crate::common::{result_json, Env};
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -33,10 +33,21 @@ fn report_json(env: &Env, args: &[&str]) -> Value {
 fn forecast_finds_the_conflict_the_clean_overlap_and_ignores_the_rest() {
     let (env, run) = forecast_env();
     let v = report_json(&env, &[&run, "--format", "json"]);
-    assert_eq!(
-        v["conflicts"],
-        json!([{"workstreams": ["a", "b"], "paths": ["src/lib.txt"]}])
+    let conflicts = v["conflicts"].as_array().unwrap();
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(conflicts[0]["workstreams"], json!(["a", "b"]));
+    assert_eq!(conflicts[0]["paths"], json!(["src/lib.txt"]));
+    let hunk = conflicts[0]["hunks"][0]["text"].as_str().unwrap();
+    assert!(
+        hunk.contains("ONE by a") && hunk.contains("one by b"),
+        "{hunk}"
     );
+    let mut pair = [
+        conflicts[0]["merge_first"].as_str().unwrap(),
+        conflicts[0]["then_rebase"].as_str().unwrap(),
+    ];
+    pair.sort();
+    assert_eq!(pair, ["a", "b"]);
     let overlaps = v["overlaps"].as_array().unwrap();
     let paths: Vec<&str> = overlaps
         .iter()
@@ -46,7 +57,7 @@ fn forecast_finds_the_conflict_the_clean_overlap_and_ignores_the_rest() {
     // The clean overlap is reported as such, not as a conflict.
     let recs = v["recommendations"].to_string();
     assert!(recs.contains("a and b conflict in src/lib.txt"), "{recs}");
-    assert!(recs.contains("merge cleanly"), "{recs}");
+    assert!(recs.contains("merges cleanly"), "{recs}");
     assert!(!recs.contains("c and d conflict"), "{recs}");
     // The forecast is persisted, so ws-report does not recompute it.
     let pairs = env.sql(&format!(
@@ -152,13 +163,54 @@ fn listing_summary_sections_and_json_shape() {
         .iter()
         .all(|a| a.get("busy_seconds").is_some() && a.get("total").is_some()));
 
-    // Sections as tables.
+    // Why w2 failed, from JSON alone (schema 2).
+    assert_eq!(v["schema"], json!(2));
+    let w2 = ws.iter().find(|w| w["workstream_id"] == "w2").unwrap();
+    assert_eq!(w2["errors"][0]["type"], json!("CommandFailed"));
+    assert_eq!(w2["exit_code"], json!(4));
+    assert!(w2["start_time"].is_string() && w2["end_time"].is_string());
+    let log = w2["log_path"].as_str().unwrap();
+    assert!(log.ends_with("/w2.log"), "{log}");
+    assert_eq!(w2["output_tail"]["text"], json!("it broke"));
+    assert_eq!(w2["output_tail"]["log_path"], json!(log));
+
+    // Section flags select the same sections in every format.
+    for (flag, key) in [
+        ("--errors", "errors"),
+        ("--agents", "agents"),
+        ("--files", "files"),
+        ("--timeline", "timeline"),
+    ] {
+        let section = report_json(&env, &[&first.run_id(), flag, "--format", "json"]);
+        assert_eq!(section, v[key], "{flag}");
+    }
+    let errors = v["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["workstream_id"], json!("w2"));
+    assert_eq!(errors[0]["output_tail"]["text"], json!("it broke"));
+
+    // Sections as tables: the errors with their output tail.
     let out = env.ws_report(&[&first.run_id(), "--errors"]);
     out.expect(0);
     assert!(out.stdout.contains("CommandFailed"), "{}", out.stdout);
+    assert!(out.stdout.contains("\n    it broke\n"), "{}", out.stdout);
+    assert!(out.stdout.contains(log), "{}", out.stdout);
     let out = env.ws_report(&["latest", "--agents", "--files", "--timeline"]);
     out.expect(0);
     assert!(out.stdout.contains("agent-1") && out.stdout.contains("one.txt"));
+    // Every column of the files table is named.
+    let files = env.ws_report(&["latest", "--files"]);
+    let header: Vec<&str> = files
+        .stdout
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["path", "change", "lines", "workstreams", "overlap"]
+    );
     // Markdown rewrites the report.
     let report = env.repo.join(format!(
         "reports/multi_agent_consolidated_{}.md",
@@ -485,4 +537,92 @@ fn a_merge_in_a_linked_worktree_is_recorded_too() {
     ));
     let head = env.git(&["rev-parse", "integration"]);
     assert_eq!(rows, vec![vec![head.trim().to_string()]]);
+}
+
+#[test]
+fn hostile_agent_output_is_cleaned_capped_and_its_warnings_kept() {
+    let env = Env::new();
+    let long_title = format!("\u{1b}[31mred title\u{1b}[0m {}", "t".repeat(3_000));
+    env.ws(
+        "hostile",
+        json!({
+            "id": "hostile",
+            "title": long_title,
+            "labels": ["not a field"],
+            "command": "printf '\\033[1mbuilding\\033[0m \\033]8;;https://x.test/\\033\\\\docs\\033]8;;\\033\\\\ 10%%\\r100%%\\n'; echo 'error: the real reason' >&2; head -c 14000 /dev/zero | tr '\\0' z >&2; echo >&2; exit 2"
+        }),
+    );
+    let out = env.ws_run(&["--agents", "1"]);
+    out.expect(1);
+    let run = out.run_id();
+    // The load warning is stored with the workstream …
+    let warnings = result_json(&env, &run, "hostile", "warnings").to_string();
+    assert!(
+        warnings.contains("unknown field \\\"labels\\\""),
+        "{warnings}"
+    );
+    // … the stored tail keeps the error line before the huge one, which is capped.
+    let meta = result_json(&env, &run, "hostile", "metadata");
+    let tail = meta["output_tail"].as_str().unwrap();
+    assert!(tail.contains("error: the real reason"), "{tail}");
+    assert!(tail.len() < 2_000, "{}", tail.len());
+    assert!(tail.ends_with("characters cut]"), "{tail}");
+
+    let report = std::fs::read_to_string(
+        env.repo
+            .join(format!("reports/multi_agent_consolidated_{run}.md")),
+    )
+    .unwrap();
+    assert!(!report.contains('\u{1b}') && !report.contains('\r'));
+    assert!(
+        report.contains("\n100%\nerror: the real reason\nzzz"),
+        "{report}"
+    );
+    assert!(
+        report.contains("(1 long line cut); the whole log: "),
+        "{report}"
+    );
+    assert!(
+        report.contains("unknown field \"labels\" (ignored"),
+        "{report}"
+    );
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| hostile |"))
+        .unwrap();
+    assert!(row.chars().count() < 300, "{row}");
+    assert!(report.contains(&format!("- **hostile**: red title {}", "t".repeat(3_000))));
+
+    let v = report_json(&env, &[&run, "--format", "json"]);
+    let w = &v["workstreams"][0];
+    assert_eq!(
+        w["title"],
+        json!(format!("red title {}", "t".repeat(3_000)))
+    );
+    assert_eq!(w["output_tail"]["cut_lines"], json!(1));
+    assert_eq!(v["warnings"][0]["workstream_id"], json!("hostile"));
+    let table = env.ws_report(&[&run]);
+    assert!(
+        table.stdout.lines().all(|l| l.chars().count() < 400),
+        "{}",
+        table.stdout
+    );
+}
+
+#[test]
+fn ws_run_json_is_the_report_run_object() {
+    let env = Env::new();
+    env.ws_cmd("ok", "echo ok > ok.txt");
+    env.ws_cmd("bad", "echo nope >&2; exit 1");
+    let out = env.ws_run(&["--agents", "2", "--format", "json"]);
+    out.expect(1);
+    let ran: Value = serde_json::from_str(&out.stdout).unwrap();
+    let reported = report_json(&env, &[ran["run_id"].as_str().unwrap(), "--format", "json"]);
+    for (key, value) in reported.as_object().unwrap() {
+        assert_eq!(&ran[key], value, "{key}");
+    }
+    for key in ["report_path", "db_path", "exit_code", "interrupted"] {
+        assert!(ran.get(key).is_some(), "{key}");
+    }
+    assert_eq!(ran["exit_code"], json!(1));
 }

@@ -1,28 +1,33 @@
 //! Consolidation: pure functions that turn a run's per-workstream results into totals,
-//! deduplicated files, overlaps, per-agent performance, test totals and recommendations.
+//! deduplicated files, overlaps, per-agent performance, test totals and recommendations
+//! (typed, in [`advice`]).
 //!
 //! Everything here is O(n log n) in the number of results, files and commits, does no I/O
 //! and reads no clock: every time comes from the inputs.
 
+pub mod advice;
+
+pub use advice::{recommend, Advice};
+
 use crate::model::{
-    ChangeKind, ErrorType, Forecast, RunInfo, Status, WorkstreamResult, UNASSIGNED_AGENT,
+    agent_name, agent_number, ChangeKind, ErrorType, FileChange, Forecast, RunInfo, Status,
+    TestResults, WorkstreamResult, UNASSIGNED_AGENT,
 };
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// "Consider a system review" fires when there are at least this many errors …
-pub const REVIEW_MIN_ERRORS: usize = 5;
-/// … and at least this share of the workstreams failed (0..=1) …
-pub const REVIEW_MIN_FAILED_SHARE: f64 = 0.5;
-/// … or when errors of at least this many distinct types occurred.
-pub const REVIEW_MIN_ERROR_TYPES: usize = 3;
+/// "Consider a system review" fires when at least this many workstreams failed …
+pub const REVIEW_MIN_FAILED: usize = 3;
+/// … and they are at least this share of the run (0..=1): a rate, not a count.
+pub const REVIEW_MIN_FAILED_RATE: f64 = 0.5;
+/// Imbalance advice needs enough work to balance: at least this many started workstreams
+/// per agent.
+pub const IMBALANCE_MIN_PER_AGENT: usize = 2;
 /// Imbalance: the busiest agent worked more than this many times the least busy one …
 pub const IMBALANCE_RATIO: f64 = 2.0;
 /// … and the gap is more than this share of the run's wall time.
 pub const IMBALANCE_MIN_WALL_SHARE: f64 = 0.10;
-/// Imbalance: an idle agent counts when another agent ran at least this many workstreams.
-pub const IMBALANCE_IDLE_OTHER_MIN: usize = 2;
 /// Slow agent: only agents with at least this many workstreams are compared …
 pub const SLOW_AGENT_MIN_WORKSTREAMS: usize = 2;
 /// … an agent is slow when its average exceeds this factor times the median of the others'
@@ -80,6 +85,10 @@ pub struct TestTotals {
     pub workstreams_tested: usize,
     /// Of those, how many had tests succeed.
     pub workstreams_passed: usize,
+    /// Of those, how many printed counts that could be parsed; the sums below cover only
+    /// them (0 of N: the counts are unknown, shown as "n/a").
+    #[serde(default)]
+    pub workstreams_counted: usize,
     pub passed: u64,
     pub failed: u64,
     pub skipped: u64,
@@ -147,6 +156,10 @@ pub struct Consolidated {
     /// Workstreams whose tests did not succeed (detail: counts or exit code), sorted by id.
     #[serde(default)]
     pub test_failures: Vec<WsNote>,
+    /// Run-level warnings (not tied to one workstream): database retries, cleanup problems.
+    /// Set by the runner; kept in `execution_summary`.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 impl Consolidated {
@@ -232,14 +245,10 @@ pub fn agent_order(a: &str, b: &str) -> Ordering {
     key(a).cmp(&key(b)).then_with(|| natural_cmp(a, b))
 }
 
-fn agent_number(s: &str) -> Option<usize> {
-    s.strip_prefix("agent-")
-        .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
-        .and_then(|n| n.parse().ok())
-}
-
+/// Whole milliseconds from a to b, counted on microsecond timestamps (what the database
+/// keeps), so a run consolidates to the same wall time in memory and when read back.
 fn seconds_between(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> f64 {
-    let ms = (b - a).num_milliseconds();
+    let ms = (b.timestamp_micros() - a.timestamp_micros()) / 1000;
     (ms.max(0)) as f64 / 1000.0
 }
 
@@ -251,6 +260,7 @@ fn finite(x: f64) -> f64 {
     }
 }
 
+/// Per-file totals while consolidating.
 #[derive(Default)]
 struct FileAcc {
     workstreams: Vec<String>,
@@ -260,6 +270,7 @@ struct FileAcc {
     old_paths: Vec<String>,
 }
 
+/// Per-agent totals while consolidating.
 #[derive(Default)]
 struct AgentAcc {
     total: usize,
@@ -269,39 +280,36 @@ struct AgentAcc {
     busy: f64,
 }
 
-/// Consolidate a run. `results` may be in any order; the output is deterministic.
-pub fn consolidate(
-    run: &RunInfo,
-    results: &[WorkstreamResult],
-    forecast: Forecast,
-) -> Consolidated {
-    let ordered = ordered_results(results);
+/// Everything summed over the results in one pass.
+#[derive(Default)]
+struct Tally<'a> {
+    completed: usize,
+    failed: usize,
+    skipped: usize,
+    total_errors: usize,
+    total_warnings: usize,
+    busy_seconds: f64,
+    overhead: (f64, usize),
+    by_type: BTreeMap<&'static str, usize>,
+    tests: TestTotals,
+    commits: Vec<CommitRef>,
+    files: HashMap<&'a str, FileAcc>,
+    agents: HashMap<&'a str, AgentAcc>,
+    first_start: Option<chrono::DateTime<chrono::Utc>>,
+    last_end: Option<chrono::DateTime<chrono::Utc>>,
+    failed_ws: Vec<WsNote>,
+    skipped_ws: Vec<WsNote>,
+    timed_out: Vec<WsNote>,
+    test_failures: Vec<WsNote>,
+}
 
-    let mut completed = 0;
-    let mut failed = 0;
-    let mut skipped = 0;
-    let mut total_errors = 0;
-    let mut total_warnings = 0;
-    let mut busy_seconds = 0.0;
-    let (mut overhead_sum, mut overhead_n) = (0.0, 0usize);
-    let mut by_type: BTreeMap<&'static str, usize> = BTreeMap::new();
-    let mut tests = TestTotals::default();
-    let mut commits = Vec::new();
-    let mut files: HashMap<&str, FileAcc> = HashMap::new();
-    let mut agents: HashMap<&str, AgentAcc> = HashMap::new();
-    let mut first_start = None;
-    let mut last_end = None;
-    let mut failed_ws = Vec::new();
-    let mut skipped_ws = Vec::new();
-    let mut timed_out = Vec::new();
-    let mut test_failures = Vec::new();
-
-    for r in &ordered {
+impl<'a> Tally<'a> {
+    fn add(&mut self, r: &'a WorkstreamResult) {
         let dur = finite(r.duration_seconds);
-        busy_seconds += dur;
+        self.busy_seconds += dur;
         if let Some(o) = r.overhead_seconds() {
-            overhead_sum += finite(o);
-            overhead_n += 1;
+            self.overhead.0 += finite(o);
+            self.overhead.1 += 1;
         }
         let note = |detail: String| WsNote {
             workstream_id: r.workstream_id.clone(),
@@ -310,67 +318,87 @@ pub fn consolidate(
             duration_seconds: dur,
         };
         match r.status {
-            Status::Completed => completed += 1,
+            Status::Completed => self.completed += 1,
             Status::Failed => {
-                failed += 1;
+                self.failed += 1;
                 let detail = r
                     .errors
                     .first()
-                    .map(|e| e.error_type.as_str().to_string())
-                    .unwrap_or_else(|| "no error recorded".to_string());
-                failed_ws.push(note(detail));
+                    .map_or("no error recorded", |e| e.error_type.as_str());
+                self.failed_ws.push(note(detail.to_string()));
             }
             Status::Skipped => {
-                skipped += 1;
-                let detail = r
-                    .errors
-                    .first()
-                    .map(|e| e.message.clone())
-                    .unwrap_or_default();
-                skipped_ws.push(note(detail));
+                self.skipped += 1;
+                let detail = r.errors.first().map(|e| e.message.clone());
+                self.skipped_ws.push(note(detail.unwrap_or_default()));
             }
         }
-        total_errors += r.errors.len();
-        total_warnings += r.warnings.len();
+        self.total_errors += r.errors.len();
+        self.total_warnings += r.warnings.len();
         for e in &r.errors {
-            *by_type.entry(e.error_type.as_str()).or_default() += 1;
+            *self.by_type.entry(e.error_type.as_str()).or_default() += 1;
         }
         if r.errors.iter().any(|e| e.error_type == ErrorType::Timeout) {
-            timed_out.push(note(format!("after {dur:.1} s")));
+            self.timed_out
+                .push(note(format!("after {}", crate::view::text::duration(dur))));
         }
         if let Some(t) = &r.test_results {
-            tests.workstreams_tested += 1;
-            tests.passed += t.passed.unwrap_or(0);
-            tests.failed += t.failed.unwrap_or(0);
-            tests.skipped += t.skipped.unwrap_or(0);
-            if t.succeeded() {
-                tests.workstreams_passed += 1;
-            } else {
-                let detail = match (t.failed, t.exit_code) {
-                    (Some(n), _) if n > 0 => format!("{n} failed"),
-                    (_, Some(c)) => format!("exit code {c}"),
-                    (_, None) => "no exit code".to_string(),
-                };
-                test_failures.push(note(detail));
+            if let Some(detail) = self.add_tests(t) {
+                self.test_failures.push(note(detail));
             }
         }
         for sha in &r.commits {
-            commits.push(CommitRef {
+            self.commits.push(CommitRef {
                 workstream_id: r.workstream_id.clone(),
                 sha: sha.clone(),
             });
         }
         for f in &r.files {
-            let acc = files.entry(f.path.as_str()).or_default();
-            acc.workstreams.push(r.workstream_id.clone());
-            acc.additions += f.additions;
-            acc.deletions += f.deletions;
-            acc.kinds.push(f.kind);
-            if let Some(old) = &f.old_path {
-                acc.old_paths.push(old.clone());
-            }
+            self.add_file(&r.workstream_id, f);
         }
-        let a = agents.entry(r.agent_id.as_str()).or_default();
+        self.add_agent(r, dur);
+        if let Some(s) = r.start_time {
+            self.first_start = Some(self.first_start.map_or(s, |f| f.min(s)));
+        }
+        if let Some(e) = r.end_time {
+            self.last_end = Some(self.last_end.map_or(e, |l| l.max(e)));
+        }
+    }
+
+    /// Adds one workstream's tests; returns the failure detail when they did not succeed.
+    fn add_tests(&mut self, t: &TestResults) -> Option<String> {
+        let tests = &mut self.tests;
+        tests.workstreams_tested += 1;
+        if t.passed.is_some() || t.failed.is_some() || t.skipped.is_some() {
+            tests.workstreams_counted += 1;
+        }
+        tests.passed += t.passed.unwrap_or(0);
+        tests.failed += t.failed.unwrap_or(0);
+        tests.skipped += t.skipped.unwrap_or(0);
+        if t.succeeded() {
+            tests.workstreams_passed += 1;
+            return None;
+        }
+        Some(match (t.failed, t.exit_code) {
+            (Some(n), _) if n > 0 => format!("{n} failed"),
+            (_, Some(c)) => format!("exit code {c}"),
+            (_, None) => "no exit code".to_string(),
+        })
+    }
+
+    fn add_file(&mut self, workstream_id: &str, f: &'a FileChange) {
+        let acc = self.files.entry(f.path.as_str()).or_default();
+        acc.workstreams.push(workstream_id.to_string());
+        acc.additions += f.additions;
+        acc.deletions += f.deletions;
+        acc.kinds.push(f.kind);
+        if let Some(old) = &f.old_path {
+            acc.old_paths.push(old.clone());
+        }
+    }
+
+    fn add_agent(&mut self, r: &'a WorkstreamResult, dur: f64) {
+        let a = self.agents.entry(r.agent_id.as_str()).or_default();
         a.total += 1;
         a.busy += dur;
         match r.status {
@@ -378,22 +406,12 @@ pub fn consolidate(
             Status::Failed => a.failed += 1,
             Status::Skipped => a.skipped += 1,
         }
-        if let Some(s) = r.start_time {
-            first_start = Some(first_start.map_or(s, |f: chrono::DateTime<chrono::Utc>| f.min(s)));
-        }
-        if let Some(e) = r.end_time {
-            last_end = Some(last_end.map_or(e, |l: chrono::DateTime<chrono::Utc>| l.max(e)));
-        }
     }
+}
 
-    let wall_seconds = match (run.finished_at, first_start, last_end) {
-        (Some(fin), _, _) => seconds_between(run.started_at, fin),
-        (None, Some(s), Some(e)) => seconds_between(s, e),
-        _ => 0.0,
-    };
-
-    // Files, sorted by path; workstream lists sorted and deduplicated.
-    let mut file_list: Vec<FileSummary> = files
+/// Files sorted by path, each with its workstreams sorted and deduplicated.
+fn file_summaries(files: HashMap<&str, FileAcc>) -> Vec<FileSummary> {
+    let mut list: Vec<FileSummary> = files
         .into_iter()
         .map(|(path, mut acc)| {
             acc.workstreams.sort_by(|a, b| natural_cmp(a, b));
@@ -412,18 +430,17 @@ pub fn consolidate(
             }
         })
         .collect();
-    file_list.sort_by(|a, b| a.path.cmp(&b.path));
-    let overlaps = file_list
-        .iter()
-        .filter(|f| f.workstreams.len() > 1)
-        .map(|f| Overlap {
-            path: f.path.clone(),
-            workstreams: f.workstreams.clone(),
-        })
-        .collect();
+    list.sort_by(|a, b| a.path.cmp(&b.path));
+    list
+}
 
-    // Agents: agent-1..agent-N always, then the others.
-    let mut ids: Vec<String> = (1..=run.agents).map(|k| format!("agent-{k}")).collect();
+/// `agent-1`..`agent-N` always (idle ones too), then any other agent ids.
+fn agent_perf(
+    n_agents: usize,
+    mut agents: HashMap<&str, AgentAcc>,
+    wall_seconds: f64,
+) -> Vec<AgentPerf> {
+    let mut ids: Vec<String> = (1..=n_agents).map(agent_name).collect();
     let known: HashSet<String> = ids.iter().cloned().collect();
     let mut others: Vec<&str> = agents
         .keys()
@@ -432,8 +449,7 @@ pub fn consolidate(
         .collect();
     others.sort_by(|a, b| agent_order(a, b));
     ids.extend(others.into_iter().map(str::to_string));
-    let agent_perf = ids
-        .into_iter()
+    ids.into_iter()
         .map(|id| {
             let acc = agents.remove(id.as_str()).unwrap_or_default();
             AgentPerf {
@@ -455,373 +471,78 @@ pub fn consolidate(
                 busy_seconds: acc.busy,
             }
         })
+        .collect()
+}
+
+/// Consolidate a run. `results` may be in any order; the output is deterministic.
+pub fn consolidate(
+    run: &RunInfo,
+    results: &[WorkstreamResult],
+    forecast: Forecast,
+) -> Consolidated {
+    let mut t = Tally::default();
+    for r in ordered_results(results) {
+        t.add(r);
+    }
+    let wall_seconds = match (run.finished_at, t.first_start, t.last_end) {
+        (Some(fin), _, _) => seconds_between(run.started_at, fin),
+        (None, Some(s), Some(e)) => seconds_between(s, e),
+        _ => 0.0,
+    };
+    let files = file_summaries(t.files);
+    let overlaps = files
+        .iter()
+        .filter(|f| f.workstreams.len() > 1)
+        .map(|f| Overlap {
+            path: f.path.clone(),
+            workstreams: f.workstreams.clone(),
+        })
         .collect();
-
     let by_id = |a: &WsNote, b: &WsNote| natural_cmp(&a.workstream_id, &b.workstream_id);
-    failed_ws.sort_by(by_id);
-    skipped_ws.sort_by(by_id);
-    timed_out.sort_by(by_id);
-    test_failures.sort_by(by_id);
-
+    for list in [
+        &mut t.failed_ws,
+        &mut t.skipped_ws,
+        &mut t.timed_out,
+        &mut t.test_failures,
+    ] {
+        list.sort_by(by_id);
+    }
     let mut c = Consolidated {
         run: run.clone(),
         total_workstreams: results.len(),
-        completed,
-        failed,
-        skipped,
-        files: file_list,
-        commits,
-        total_errors,
-        total_warnings,
-        tests,
-        agents: agent_perf,
+        completed: t.completed,
+        failed: t.failed,
+        skipped: t.skipped,
+        files,
+        commits: t.commits,
+        total_errors: t.total_errors,
+        total_warnings: t.total_warnings,
+        tests: t.tests,
+        agents: agent_perf(run.agents, t.agents, wall_seconds),
         overlaps,
         forecast,
         recommendations: Vec::new(),
         wall_seconds,
-        busy_seconds,
-        overhead_seconds: (overhead_n > 0).then(|| overhead_sum / overhead_n as f64),
-        errors_by_type: by_type
+        busy_seconds: t.busy_seconds,
+        overhead_seconds: (t.overhead.1 > 0).then(|| t.overhead.0 / t.overhead.1 as f64),
+        errors_by_type: t
+            .by_type
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        failed_workstreams: failed_ws,
-        skipped_workstreams: skipped_ws,
-        timed_out_workstreams: timed_out,
-        test_failures,
+        failed_workstreams: t.failed_ws,
+        skipped_workstreams: t.skipped_ws,
+        timed_out_workstreams: t.timed_out,
+        test_failures: t.test_failures,
+        notes: Vec::new(),
     };
     c.recommendations = recommendations(&c);
     c
 }
 
-/// "a, b, c and 4 more" for at most [`MAX_NAMES`] items.
-fn name_list<S: AsRef<str>>(items: impl ExactSizeIterator<Item = S>) -> String {
-    let n = items.len();
-    let mut out = String::new();
-    for (i, s) in items.take(MAX_NAMES).enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(s.as_ref());
-    }
-    if n > MAX_NAMES {
-        out.push_str(&format!(" and {} more", n - MAX_NAMES));
-    }
-    out
-}
-
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// The seed's recommendation rules plus overlaps and conflicts, in a fixed order: merge
-/// readiness, system review, failures, timeouts, test failures, skips, conflicts, clean
-/// overlaps, overlaps without a forecast, workload imbalance, slow agents.
+/// The recommendations as sentences (what the database and `recommendations` hold).
 pub fn recommendations(c: &Consolidated) -> Vec<String> {
-    let mut out = Vec::new();
-    let run_id = &c.run.run_id;
-    let fc = &c.forecast;
-    let conflicting: Vec<_> = {
-        let mut v: Vec<_> = fc
-            .pairs
-            .iter()
-            .filter(|p| !p.conflict_paths.is_empty())
-            .collect();
-        v.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
-        v
-    };
-
-    // Merge readiness.
-    if c.total_workstreams == 0 {
-        out.push("Nothing to merge: the run had no workstreams.".to_string());
-    } else if c.all_completed() {
-        if conflicting.is_empty() {
-            out.push(format!(
-                "Ready for merge: all {} completed.",
-                plural(c.total_workstreams, "workstream", "workstreams")
-            ));
-        } else {
-            let order = name_list(fc.merge_order.iter().map(|s| {
-                if s.clean {
-                    s.workstream_id.clone()
-                } else {
-                    format!("{} (rebase first)", s.workstream_id)
-                }
-            }));
-            out.push(format!(
-                "Ready for merge: all {} completed, but {}: merge in this order: {}.",
-                plural(c.total_workstreams, "workstream", "workstreams"),
-                plural(conflicting.len(), "pair conflicts", "pairs conflict"),
-                order
-            ));
-        }
-    }
-
-    // System review.
-    let types = c.errors_by_type.len();
-    let failed_share = if c.total_workstreams > 0 {
-        c.failed as f64 / c.total_workstreams as f64
-    } else {
-        0.0
-    };
-    if (c.total_errors >= REVIEW_MIN_ERRORS && failed_share >= REVIEW_MIN_FAILED_SHARE)
-        || types >= REVIEW_MIN_ERROR_TYPES
-    {
-        let breakdown = c
-            .errors_by_type
-            .iter()
-            .map(|(t, n)| format!("{t} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(format!(
-            "Consider a system review: {} of {} ({}) and {} of {} workstreams failed ({:.0}%).",
-            plural(c.total_errors, "error", "errors"),
-            plural(types, "type", "types"),
-            breakdown,
-            c.failed,
-            c.total_workstreams,
-            failed_share * 100.0
-        ));
-    }
-
-    // Failures.
-    if !c.failed_workstreams.is_empty() {
-        let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
-        for n in &c.failed_workstreams {
-            *kinds.entry(n.detail.as_str()).or_default() += 1;
-        }
-        let kinds = kinds
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(format!(
-            "Review {}: {} ({}).",
-            plural(
-                c.failed_workstreams.len(),
-                "failed workstream",
-                "failed workstreams"
-            ),
-            name_list(c.failed_workstreams.iter().map(|n| &n.workstream_id)),
-            kinds
-        ));
-    }
-
-    // Timeouts.
-    if !c.timed_out_workstreams.is_empty() {
-        out.push(format!(
-            "{} timed out: {}: raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time.",
-            plural(c.timed_out_workstreams.len(), "workstream", "workstreams"),
-            name_list(
-                c.timed_out_workstreams
-                    .iter()
-                    .map(|n| format!("{} ({})", n.workstream_id, n.detail))
-            )
-        ));
-    }
-
-    // Test failures.
-    if !c.test_failures.is_empty() {
-        out.push(format!(
-            "Tests failed in {}: {}.",
-            plural(c.test_failures.len(), "workstream", "workstreams"),
-            name_list(
-                c.test_failures
-                    .iter()
-                    .map(|n| format!("{} ({})", n.workstream_id, n.detail))
-            )
-        ));
-    }
-
-    // Skips.
-    if !c.skipped_workstreams.is_empty() {
-        out.push(format!(
-            "{} skipped ({}): fix what stopped them, then rerun with `git ws-run --rerun-failed {}`.",
-            plural(
-                c.skipped_workstreams.len(),
-                "workstream was",
-                "workstreams were"
-            ),
-            name_list(c.skipped_workstreams.iter().map(|n| &n.workstream_id)),
-            run_id
-        ));
-    }
-
-    // Conflicts, one per pair; the one earlier in the merge order is merged first.
-    let position: HashMap<&str, usize> = fc
-        .merge_order
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.workstream_id.as_str(), i))
-        .collect();
-    let pos = |id: &str| position.get(id).copied().unwrap_or(usize::MAX);
-    for p in conflicting.iter().take(MAX_CONFLICT_LINES) {
-        let (first, second) = if pos(&p.b) < pos(&p.a) {
-            (&p.b, &p.a)
-        } else {
-            (&p.a, &p.b)
-        };
-        out.push(format!(
-            "{} and {} conflict in {}: merge {}, then rebase {}.",
-            p.a,
-            p.b,
-            name_list(p.conflict_paths.iter()),
-            first,
-            second
-        ));
-    }
-    if conflicting.len() > MAX_CONFLICT_LINES {
-        out.push(format!(
-            "{} more conflicting pairs: see the merge forecast in the report.",
-            conflicting.len() - MAX_CONFLICT_LINES
-        ));
-    }
-
-    // Overlaps that merge cleanly.
-    let mut clean: Vec<_> = fc
-        .pairs
-        .iter()
-        .filter(|p| p.conflict_paths.is_empty() && !p.common_paths.is_empty())
-        .collect();
-    clean.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
-    if !clean.is_empty() {
-        out.push(format!(
-            "{} the same files but merge cleanly: {}.",
-            plural(
-                clean.len(),
-                "workstream pair touches",
-                "workstream pairs touch"
-            ),
-            name_list(clean.iter().map(|p| format!(
-                "{} + {} ({})",
-                p.a,
-                p.b,
-                name_list(p.common_paths.iter())
-            )))
-        ));
-    }
-
-    // Overlaps the forecast says nothing about.
-    let covered: HashSet<&str> = fc
-        .pairs
-        .iter()
-        .flat_map(|p| p.common_paths.iter().chain(p.conflict_paths.iter()))
-        .map(String::as_str)
-        .collect();
-    let unforecast: Vec<&Overlap> = c
-        .overlaps
-        .iter()
-        .filter(|o| !covered.contains(o.path.as_str()))
-        .collect();
-    if !unforecast.is_empty() {
-        out.push(format!(
-            "{} touched by more than one workstream: {}.",
-            plural(unforecast.len(), "file was", "files were"),
-            name_list(unforecast.iter().map(|o| format!(
-                "{} ({})",
-                o.path,
-                o.workstreams.join(", ")
-            )))
-        ));
-    }
-
-    // Workload imbalance.
-    let real: Vec<&AgentPerf> = c
-        .agents
-        .iter()
-        .filter(|a| a.agent_id != UNASSIGNED_AGENT)
-        .collect();
-    let workers: Vec<&AgentPerf> = real.iter().copied().filter(|a| a.total > 0).collect();
-    let mut imbalance = None;
-    if workers.len() >= 2 {
-        let max = workers.iter().copied().fold(workers[0], |m, a| {
-            if a.busy_seconds > m.busy_seconds {
-                a
-            } else {
-                m
-            }
-        });
-        let min = workers.iter().copied().fold(workers[0], |m, a| {
-            if a.busy_seconds < m.busy_seconds {
-                a
-            } else {
-                m
-            }
-        });
-        let gap = max.busy_seconds - min.busy_seconds;
-        if max.busy_seconds > IMBALANCE_RATIO * min.busy_seconds
-            && gap > IMBALANCE_MIN_WALL_SHARE * c.wall_seconds
-        {
-            imbalance = Some(format!(
-                "Redistribute workload: {} was busy {:.1} s ({}) but {} only {:.1} s ({}) in a {:.1} s run: split long workstreams so agents finish together.",
-                max.agent_id,
-                max.busy_seconds,
-                plural(max.total, "workstream", "workstreams"),
-                min.agent_id,
-                min.busy_seconds,
-                plural(min.total, "workstream", "workstreams"),
-                c.wall_seconds
-            ));
-        }
-    }
-    if imbalance.is_none() {
-        let idle: Vec<&str> = real
-            .iter()
-            .filter(|a| a.total == 0)
-            .map(|a| a.agent_id.as_str())
-            .collect();
-        let busiest = workers
-            .iter()
-            .copied()
-            .fold(None, |m: Option<&AgentPerf>, a| match m {
-                Some(m) if m.total >= a.total => Some(m),
-                _ => Some(a),
-            });
-        if let Some(b) = busiest {
-            if !idle.is_empty() && b.total >= IMBALANCE_IDLE_OTHER_MIN {
-                imbalance = Some(format!(
-                    "Redistribute workload: {} ran no workstreams while {} ran {}: use `--agents {}` or loosen `depends_on` chains so more can run at once.",
-                    name_list(idle.iter()),
-                    b.agent_id,
-                    b.total,
-                    workers.len()
-                ));
-            }
-        }
-    }
-    out.extend(imbalance);
-
-    // Slow agents.
-    let compared: Vec<&AgentPerf> = real
-        .iter()
-        .copied()
-        .filter(|a| a.total >= SLOW_AGENT_MIN_WORKSTREAMS)
-        .collect();
-    if compared.len() >= 2 {
-        let mut avgs: Vec<f64> = compared.iter().map(|a| a.avg_duration).collect();
-        avgs.sort_by(f64::total_cmp);
-        let m = avgs.len();
-        for a in &compared {
-            // Median of the others: the sorted averages without one copy of this one's.
-            let i = avgs.partition_point(|x| x.total_cmp(&a.avg_duration) == Ordering::Less);
-            let at = |k: usize| if k < i { avgs[k] } else { avgs[k + 1] };
-            let n = m - 1;
-            let median = if n % 2 == 1 {
-                at(n / 2)
-            } else {
-                (at(n / 2 - 1) + at(n / 2)) / 2.0
-            };
-            if a.avg_duration > SLOW_AGENT_FACTOR * median
-                && a.avg_duration - median >= SLOW_AGENT_MIN_GAP_SECS
-            {
-                out.push(format!(
-                    "Investigate slow agent {}: average {:.1} s per workstream vs {:.1} s for the others.",
-                    a.agent_id, a.avg_duration, median
-                ));
-            }
-        }
-    }
-    out
+    recommend(c).iter().map(Advice::text).collect()
 }
 
 #[cfg(test)]
@@ -1028,6 +749,7 @@ mod tests {
             TestTotals {
                 workstreams_tested: 2,
                 workstreams_passed: 1,
+                workstreams_counted: 2,
                 passed: 11,
                 failed: 2,
                 skipped: 1
@@ -1071,11 +793,9 @@ mod tests {
             ["1 file was touched by more than one workstream: src/a.rs (ws-02, ws-10)."]
         );
         assert!(has(&c, "Ready for merge").is_empty());
-        // agent-3 idle while agent-1 ran 2.
-        assert_eq!(
-            has(&c, "Redistribute workload: agent-3 ran no workstreams").len(),
-            1
-        );
+        // agent-3 idle while agent-1 ran 2, but 3 workstreams on 3 agents is not enough
+        // work to balance.
+        assert!(has(&c, "Redistribute").is_empty());
     }
 
     #[test]
@@ -1124,7 +844,7 @@ mod tests {
             c.recommendations,
             [
                 "Ready for merge: all 2 workstreams completed.",
-                "1 workstream pair touches the same files but merge cleanly: ws-01 + ws-02 (x).",
+                "1 workstream pair touches the same files but merges cleanly: ws-01 + ws-02 (x).",
             ]
         );
     }
@@ -1165,44 +885,59 @@ mod tests {
 
     #[test]
     fn system_review_thresholds() {
-        // 5 errors, 3 of 5 failed (60%), 1 type: review.
-        let mut rs = Vec::new();
-        for i in 0..5 {
-            let st = if i < 3 {
-                Status::Failed
-            } else {
-                Status::Completed
-            };
-            let mut r = res(&format!("ws-{i}"), "agent-1", st, i * 10, 10);
-            if i < 3 {
-                r.errors
-                    .push(WsError::new(ErrorType::CommandFailed, "exit 1"));
-            }
-            if i == 0 {
-                r.errors
-                    .push(WsError::new(ErrorType::CommandFailed, "again"));
-                r.errors
-                    .push(WsError::new(ErrorType::CommandFailed, "again"));
-            }
-            rs.push(r);
-        }
-        let c = consolidate(&run(1), &rs, Forecast::default());
+        // n workstreams, the first `failed` of them failed, errors of rotating types.
+        let make = |n: i64, failed: i64| -> Vec<WorkstreamResult> {
+            let types = [
+                ErrorType::CommandFailed,
+                ErrorType::Timeout,
+                ErrorType::TestFailed,
+            ];
+            (0..n)
+                .map(|i| {
+                    let st = if i < failed {
+                        Status::Failed
+                    } else {
+                        Status::Completed
+                    };
+                    let mut r = res(&format!("ws-{i}"), "agent-1", st, i * 10, 10);
+                    if i < failed {
+                        r.errors.push(WsError::new(types[i as usize % 3], "x"));
+                    }
+                    r
+                })
+                .collect()
+        };
+        // 3 of 5 failed (60%): review, with the evidence.
+        let c = consolidate(&run(1), &make(5, 3), Forecast::default());
         assert_eq!(
             has(&c, "Consider a system review"),
-            ["Consider a system review: 5 errors of 1 type (CommandFailed 5) and 3 of 5 workstreams failed (60%)."]
+            ["Consider a system review: 3 of 5 workstreams failed (60%), with 3 errors of 3 types (CommandFailed 1, TestFailed 1, Timeout 1)."]
         );
-        // 4 errors: no review.
-        rs[0].errors.pop();
-        let c = consolidate(&run(1), &rs, Forecast::default());
+        match &recommend(&c)[0] {
+            Advice::SystemReview {
+                failed,
+                total,
+                failed_rate,
+                errors_by_type,
+                ..
+            } => {
+                assert_eq!((*failed, *total, errors_by_type.len()), (3, 5, 3));
+                assert!((failed_rate - 0.6).abs() < 1e-9);
+            }
+            other => panic!("{other:?}"),
+        }
+        // 3 of 24 with three error types: a low rate, no review.
+        let c = consolidate(&run(1), &make(24, 3), Forecast::default());
         assert!(has(&c, "Consider a system review").is_empty());
-        // 3 distinct types: review, whatever the counts.
-        rs[0].errors = vec![WsError::new(ErrorType::Timeout, "t")];
-        rs[1].errors = vec![WsError::new(ErrorType::SpawnError, "s")];
-        let c = consolidate(&run(1), &rs, Forecast::default());
+        // 2 of 3 (67%): too few failures for a rate to mean anything.
+        let c = consolidate(&run(1), &make(3, 2), Forecast::default());
+        assert!(has(&c, "Consider a system review").is_empty());
+        // 12 of 24 (50%): review.
+        let c = consolidate(&run(1), &make(24, 12), Forecast::default());
         assert_eq!(has(&c, "Consider a system review").len(), 1);
         assert_eq!(
-            has(&c, "1 workstream timed out"),
-            ["1 workstream timed out: ws-0 (after 10.0 s): raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time."]
+            has(&c, "4 workstreams timed out"),
+            ["4 workstreams timed out: ws-1 (after 10.0s), ws-4 (after 10.0s), ws-7 (after 10.0s), ws-10 (after 10.0s): raise `timeout_secs` in their workstream files (or `--timeout`) if they need more time."]
         );
     }
 
@@ -1219,6 +954,53 @@ mod tests {
         assert_eq!(
             has(&c, "Review 13"),
             ["Review 13 failed workstreams: ws-01, ws-02, ws-03, ws-04, ws-05, ws-06, ws-07, ws-08, ws-09, ws-10 and 3 more (CommandFailed 13)."]
+        );
+    }
+
+    #[test]
+    fn imbalance_needs_enough_work_to_balance() {
+        // 3 workstreams on 3 agents, very unequal: nothing to redistribute.
+        let rs = vec![
+            res("a", "agent-1", Status::Completed, 0, 60),
+            res("b", "agent-2", Status::Completed, 0, 5),
+            res("c", "agent-3", Status::Completed, 0, 1),
+        ];
+        let c = consolidate(&run(3), &rs, Forecast::default());
+        assert!(
+            has(&c, "Redistribute").is_empty(),
+            "{:?}",
+            c.recommendations
+        );
+        // 6 on 3, one agent idle: enough work, and it says so with the evidence.
+        let rs: Vec<_> = (0..6)
+            .map(|i| {
+                res(
+                    &format!("w{i}"),
+                    &format!("agent-{}", i % 2 + 1),
+                    Status::Completed,
+                    i,
+                    1,
+                )
+            })
+            .collect();
+        let c = consolidate(&run(3), &rs, Forecast::default());
+        assert_eq!(
+            has(&c, "Redistribute"),
+            ["Redistribute workload: agent-3 ran no workstreams while agent-1 ran 3: use `--agents 2` or loosen `depends_on` chains so more can run at once."]
+        );
+        assert!(recommend(&c).iter().any(|a| matches!(
+            a,
+            Advice::IdleAgents { idle, working_agents: 2, .. } if idle == &["agent-3"]
+        )));
+        // Two clean pairs: plural grammar.
+        let f = Forecast {
+            pairs: vec![pair("a", "b", &["x"], &[]), pair("c", "d", &["y"], &[])],
+            merge_order: vec![],
+        };
+        let c = consolidate(&run(1), &[], f);
+        assert_eq!(
+            recommendations(&c)[1],
+            "2 workstream pairs touch the same files but merge cleanly: a + b (x), c + d (y)."
         );
     }
 

@@ -1,0 +1,343 @@
+//! Every renderer on the fixture run (`crate::view::fixture`): whole outputs as insta
+//! snapshots (`cargo insta review` shows a changed rendering as a diff), plus the structural
+//! properties hostile input must never break.
+
+use super::*;
+use crate::view::fixture;
+use crate::view::text::width;
+
+/// Unescaped `|` in a Markdown line.
+fn unescaped_pipes(line: &str) -> usize {
+    let b = line.as_bytes();
+    (0..b.len())
+        .filter(|&i| {
+            b[i] == b'|' && b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0
+        })
+        .count()
+}
+
+/// Lines outside fenced blocks, asserting every fence closes; and the fences' info strings.
+fn outside_fences(md: &str) -> (Vec<&str>, Vec<String>) {
+    let mut outside = Vec::new();
+    let mut infos = Vec::new();
+    let mut open: Option<usize> = None;
+    for line in md.lines() {
+        let ticks = line.bytes().take_while(|&c| c == b'`').count();
+        match open {
+            None if ticks >= 3 => {
+                open = Some(ticks);
+                infos.push(line[ticks..].to_string());
+            }
+            None => outside.push(line),
+            Some(n) if ticks >= n && line[ticks..].trim().is_empty() => open = None,
+            Some(_) => {}
+        }
+    }
+    assert!(open.is_none(), "unclosed fence");
+    (outside, infos)
+}
+
+/// Every table keeps one column count on every row.
+fn assert_tables_intact(md: &str) {
+    let (outside, _) = outside_fences(md);
+    let mut expected: Option<usize> = None;
+    for line in outside {
+        if line.starts_with('|') {
+            let n = unescaped_pipes(line);
+            match expected {
+                None => expected = Some(n),
+                Some(e) => assert_eq!(n, e, "row breaks its table: {line}"),
+            }
+        } else {
+            expected = None;
+        }
+    }
+}
+
+#[test]
+fn markdown_report_snapshot() {
+    let md = markdown(&fixture::view());
+    insta::assert_snapshot!("report", md);
+}
+
+#[test]
+fn markdown_is_hostile_proof() {
+    let md = markdown(&fixture::view());
+    assert_tables_intact(&md);
+    let (outside, infos) = outside_fences(&md);
+    let h2: Vec<&str> = outside
+        .iter()
+        .filter(|l| l.starts_with("## "))
+        .copied()
+        .collect();
+    let want: Vec<String> = Section::ALL
+        .iter()
+        .map(|s| format!("## {}", s.title()))
+        .collect();
+    assert_eq!(h2, want);
+    for l in &outside {
+        if l.starts_with('#') {
+            assert!(l.starts_with("# Multi-agent") || l.starts_with("##"), "{l}");
+        }
+        assert!(!l.contains("</details>") && !l.contains("<script>"), "{l}");
+        assert!(!l.contains("[x](javascript"), "{l}");
+    }
+    assert_eq!(infos, ["text", "text", "text", "text", "diff", "mermaid"]);
+    // Nothing from a terminal survives anywhere, fenced or not.
+    assert!(
+        !md.contains('\u{1b}') && !md.contains('\r'),
+        "escape or CR left"
+    );
+    // No line is longer than a capped tail line (plus its marker) or the full 3,000-char title.
+    let longest = md.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(longest < 3_100, "{longest}");
+    let title_row = md.lines().find(|l| l.starts_with("| ws-05 |")).unwrap();
+    assert!(width(title_row) < 200, "{title_row}");
+    assert!(md.contains(&format!("- **ws-05**: {}", "x".repeat(3_000))));
+    // The real error before the huge last line is shown, and the cut is said.
+    assert!(md.contains("error: the real reason\nzzzz"));
+    assert!(md.contains("(1 long line cut); the whole log: /repo/.state/logs/"));
+}
+
+#[test]
+fn sections_are_the_reports_own() {
+    let v = fixture::view();
+    let md = markdown(&v);
+    for s in Section::ALL {
+        let sec = markdown_section(&v, s);
+        assert!(sec.starts_with(&format!("## {}\n\n", s.title())));
+        assert!(md.contains(sec.trim_end()), "{s:?}");
+    }
+    // Deterministic whatever the order of the results.
+    let mut rs = fixture::results();
+    rs.reverse();
+    let c = fixture::consolidated();
+    let again = RunView::build(crate::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    });
+    assert_eq!(markdown(&again), md);
+}
+
+#[test]
+fn json_snapshot() {
+    insta::assert_snapshot!("json", json(&fixture::view()));
+}
+
+#[test]
+fn json_sections_select_the_same_sections() {
+    let v = fixture::view();
+    let errors: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Errors])).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
+    assert_eq!(errors, all["errors"]);
+    assert!(errors.as_array().unwrap().len() >= 7);
+    let two: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Agents, Section::Timeline])).unwrap();
+    let keys: Vec<&String> = two.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["agents", "timeline"]);
+    assert_eq!(two["timeline"], all["timeline"]);
+    assert_eq!(all["schema"], 2);
+}
+
+#[test]
+fn terminal_tables_snapshots() {
+    let v = fixture::view();
+    insta::assert_snapshot!("table_overview", tables(&v, &[]));
+    insta::assert_snapshot!("table_agents", tables(&v, &[Section::Agents]));
+    insta::assert_snapshot!("table_errors", tables(&v, &[Section::Errors]));
+    insta::assert_snapshot!("table_files", tables(&v, &[Section::Files]));
+    insta::assert_snapshot!("table_timeline", tables(&v, &[Section::Timeline]));
+}
+
+#[test]
+fn terminal_tables_stay_printable_and_aligned() {
+    let v = fixture::view();
+    let all = tables(
+        &v,
+        &[
+            Section::Agents,
+            Section::Errors,
+            Section::Files,
+            Section::Timeline,
+        ],
+    ) + &tables(&v, &[]);
+    assert!(
+        all.chars().all(|c| c == '\n' || !c.is_control()),
+        "control character in a table"
+    );
+    // The files table: every row starts its columns where the header does (CJK included).
+    let files = tables(&v, &[Section::Files]);
+    let mut lines = files.lines();
+    let header = lines.next().unwrap();
+    let col = width(&header[..header.find("change").unwrap()]);
+    for l in lines.skip(1) {
+        let cut: String = l
+            .chars()
+            .scan(0, |w, c| {
+                *w += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                Some((*w, c))
+            })
+            .take_while(|(w, _)| *w <= col)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(width(&cut), col, "misaligned: {l}");
+    }
+}
+
+#[test]
+fn ws_run_closing_summary_snapshots() {
+    use crate::cli::{render_summary, SummaryFormat};
+    let outcome = crate::runner::RunOutcome {
+        run_id: fixture::RUN.into(),
+        consolidated: fixture::consolidated(),
+        results: fixture::results(),
+        db_path: std::path::PathBuf::from("/repo/.state/multi_agent_consolidated.db").into(),
+        report_path: Some(
+            format!("/repo/reports/multi_agent_consolidated_{}.md", fixture::RUN).into(),
+        ),
+        report_error: None,
+        interrupted: false,
+        notes: vec![],
+    };
+    insta::assert_snapshot!(
+        "ws_run_human",
+        render_summary(&outcome, SummaryFormat::Human)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render_summary(&outcome, SummaryFormat::Json)).unwrap();
+    // The run object of `git ws-report RUN --format json` (nothing merged yet), plus the
+    // invocation's own fields.
+    let view: serde_json::Value = serde_json::from_str(&json_sections(
+        &RunView::build(crate::view::Input {
+            consolidated: &outcome.consolidated,
+            results: &outcome.results,
+            merges: None,
+            state: "finished",
+        }),
+        &[],
+    ))
+    .unwrap();
+    for (k, v) in view.as_object().unwrap() {
+        assert_eq!(&json[k], v, "{k}");
+    }
+    assert_eq!(json["exit_code"], 1);
+    assert_eq!(json["interrupted"], false);
+}
+
+#[test]
+fn empty_run() {
+    let mut info = fixture::run_info();
+    info.finished_at = None;
+    let c = crate::consolidate::consolidate(&info, &[], Default::default());
+    let md = render_markdown(&ReportModel {
+        consolidated: &c,
+        results: &[],
+    });
+    assert_tables_intact(&md);
+    insta::assert_snapshot!("empty_report", md);
+}
+
+#[test]
+fn ten_thousand_workstreams_are_capped() {
+    use crate::model::{ChangeKind, ErrorType, FileChange, Status, WorkstreamResult, WsError};
+    let t0 = fixture::t0();
+    let n = 10_000usize;
+    let rs: Vec<WorkstreamResult> = (0..n)
+        .map(|i| {
+            let st = if i % 10 == 0 {
+                Status::Failed
+            } else {
+                Status::Completed
+            };
+            let mut r = WorkstreamResult::new(
+                fixture::RUN,
+                &crate::model::agent_name(i % 4 + 1),
+                &format!("ws-{i}"),
+                st,
+            );
+            r.start_time = Some(t0 + chrono::Duration::seconds((i / 4) as i64));
+            r.end_time = Some(t0 + chrono::Duration::seconds((i / 4) as i64 + 1));
+            r.duration_seconds = 1.0;
+            r.title = Some(format!("task | {i}"));
+            r.files = vec![FileChange {
+                path: format!("f/{}", i / 2),
+                old_path: None,
+                kind: ChangeKind::Modified,
+                additions: 1,
+                deletions: 0,
+            }];
+            r.commits = vec![format!("{i:040x}")];
+            if st == Status::Failed {
+                r.errors
+                    .push(WsError::new(ErrorType::CommandFailed, "boom").with_trace("tail"));
+            }
+            r
+        })
+        .collect();
+    let c = crate::consolidate::consolidate(&fixture::run_info(), &rs, Default::default());
+    let md = render_markdown(&ReportModel {
+        consolidated: &c,
+        results: &rs,
+    });
+    assert_tables_intact(&md);
+    let ws_rows = md
+        .lines()
+        .filter(|l| l.starts_with("| ws-") && l.contains("| task &#124;"))
+        .count();
+    assert_eq!(ws_rows, n);
+    for note in [
+        "_Showing 500 of 5000 files, overlapping files first; the database has them all._",
+        "_Showing 500 of 10000 commits; the database has them all._",
+        "_Showing 200 of 1000 errors; the database has them all._",
+        "_Showing 500 of 10000 started workstreams; the database has them all._",
+    ] {
+        assert!(md.contains(note), "{note}");
+    }
+    let tasks = md
+        .lines()
+        .filter(|l| l.contains(" :done, t") || l.contains(" :crit, t"))
+        .count();
+    assert_eq!(tasks, 500);
+}
+
+/// The report as GitHub renders it: cmark-gfm, when installed, must see every table row
+/// with its header's column count, and no raw HTML from agents.
+#[test]
+fn a_real_gfm_renderer_keeps_the_tables() {
+    let Ok(out) = std::process::Command::new("cmark-gfm")
+        .args(["--extension", "table", "--to", "html"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(markdown(&fixture::view()).as_bytes())?;
+            child.wait_with_output()
+        })
+    else {
+        eprintln!("cmark-gfm is not installed (apt-get install cmark-gfm): checked by the pure table checks only");
+        return;
+    };
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    for table in html.split("<table>").skip(1) {
+        let table = &table[..table.find("</table>").unwrap()];
+        let cols = table[..table.find("</tr>").unwrap()]
+            .matches("</th>")
+            .count();
+        for row in table.split("<tr>").skip(2) {
+            assert_eq!(row.matches("</td>").count(), cols, "{row}");
+        }
+    }
+    assert!(!html.contains("<script>") && !html.contains("</details>"));
+    let headings = html.matches("<h2>").count();
+    assert_eq!(headings, Section::ALL.len());
+    assert_eq!(html.matches("<h1>").count(), 1);
+}
