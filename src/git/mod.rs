@@ -10,6 +10,7 @@ mod slots;
 #[cfg(test)]
 mod tests;
 mod workstream;
+mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
 
