@@ -3,6 +3,8 @@
 //! in process. Nothing outside this module touches git.
 
 pub mod config;
+#[cfg(test)]
+mod differential_tests;
 mod forecast;
 mod include;
 mod repo;
@@ -10,6 +12,7 @@ mod slots;
 #[cfg(test)]
 mod tests;
 mod workstream;
+mod treemerge;
 mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
