@@ -316,10 +316,16 @@ fn ancestors(p: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Directories one side renamed: `old dir → new dir`, by merge-ort's rule. A rename
-/// `a/b/x → c/d/x` votes for `a/b → c/d` (and for the parents while the trailing
-/// components agree) if that directory no longer exists on the side; each old directory
-/// goes where the majority of its files went (a tie: nowhere).
-fn directory_renames(side: &Side<'_>, base: &Base<'_>) -> BTreeMap<String, String> {
+/// `a/b/x → c/d/x` votes for its own directory's move `a/b → c/d` if `a/b` no longer exists
+/// on the side, and for each parent's move while the trailing components agree (`a → c` if
+/// `b` and `d` were equal) if that parent no longer exists on the side and the other side
+/// added a file directly in it. Each old directory goes where most of its files went (a
+/// tie: nowhere). `added_by_other` holds the directories the other side added files in.
+fn directory_renames(
+    side: &Side<'_>,
+    base: &Base<'_>,
+    added_by_other: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
     let mut votes: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     let mut removed: HashMap<String, bool> = HashMap::new();
     let mut is_removed = |d: &str| -> bool {
@@ -332,6 +338,7 @@ fn directory_renames(side: &Side<'_>, base: &Base<'_>) -> BTreeMap<String, Strin
         let mut nd: Vec<&str> = new.split('/').collect();
         od.pop();
         nd.pop();
+        let mut first = true;
         loop {
             if od.is_empty() {
                 break;
@@ -340,11 +347,13 @@ fn directory_renames(side: &Side<'_>, base: &Base<'_>) -> BTreeMap<String, Strin
             if !is_removed(&o) {
                 break;
             }
-            *votes.entry(o).or_default().entry(nd.join("/")).or_default() += 1;
-            if nd.is_empty() {
+            if first || added_by_other.contains(&o) {
+                *votes.entry(o).or_default().entry(nd.join("/")).or_default() += 1;
+            } else if !first {
                 break;
             }
-            if od.pop() != nd.pop() {
+            first = false;
+            if nd.is_empty() || od.pop() != nd.pop() {
                 break;
             }
         }
@@ -358,6 +367,16 @@ fn directory_renames(side: &Side<'_>, base: &Base<'_>) -> BTreeMap<String, Strin
         }
     }
     out
+}
+
+/// The directories a side added files in (added, or renamed into), for
+/// [`directory_renames`] of the other side.
+fn dirs_added_in(side: &Side<'_>, base: &Base<'_>) -> BTreeSet<String> {
+    side.changed
+        .iter()
+        .filter(|(p, e)| e.is_some() && base.get(p).is_none())
+        .filter_map(|(p, _)| p.rfind('/').map(|i| p[..i].to_string()))
+        .collect()
 }
 
 /// The deepest directory of `path` that `renames` moves, and where `path` goes.
@@ -547,8 +566,8 @@ pub(crate) fn merge(
 ) -> Result<Outcome, GitError> {
     let contents = Contents { repo, write };
     // Directory renames; a directory renamed on both sides is left to the file renames.
-    let mut dr_ours = directory_renames(ours, base);
-    let mut dr_theirs = directory_renames(theirs, base);
+    let mut dr_ours = directory_renames(ours, base, &dirs_added_in(theirs, base));
+    let mut dr_theirs = directory_renames(theirs, base, &dirs_added_in(ours, base));
     let both: Vec<String> = dr_ours
         .keys()
         .filter(|d| dr_theirs.contains_key(*d))
@@ -582,7 +601,7 @@ pub(crate) fn merge(
                     let mut it = Item::new(o, mine, None);
                     it.forced = Some((
                         ConflictKind::RenameRename,
-                        vec![old.clone(), new2.clone()],
+                        vec![old.clone()],
                         format!(
                             "{old} renamed to {new} in {} and to {new2} in {}",
                             first.label, second.label
@@ -658,6 +677,7 @@ pub(crate) fn merge(
                     std::mem::swap(&mut it.ours, &mut it.theirs);
                 }
                 it.forced = Some((ConflictKind::RenameRename, Vec::new(), String::new()));
+                it.added_by = Some(if ours_first { 1 } else { 0 });
                 items.insert(new2, it);
             }
             renames_done.push((old.clone(), new.clone()));
