@@ -90,7 +90,10 @@ const LNK: u32 = 0o120000;
 pub(crate) fn base_files() -> Files {
     let mut f = Files::new();
     for i in 0..4 {
-        f.insert(format!("src/mod{i}.py"), (text(40, &format!("mod{i}")), REG));
+        f.insert(
+            format!("src/mod{i}.py"),
+            (text(40, &format!("mod{i}")), REG),
+        );
     }
     let mut log = b"# Changelog\n\n".to_vec();
     for i in (1..=8).rev() {
@@ -99,10 +102,16 @@ pub(crate) fn base_files() -> Files {
     f.insert("CHANGELOG.md".into(), (log, REG));
     f.insert("docs/guide.md".into(), (text(20, "guide"), REG));
     for n in ["a", "b", "c"] {
-        f.insert(format!("lib/util/{n}.txt"), (text(12, &format!("util {n}")), REG));
+        f.insert(
+            format!("lib/util/{n}.txt"),
+            (text(12, &format!("util {n}")), REG),
+        );
     }
     f.insert("data/config.ini".into(), (text(6, "config"), REG));
-    f.insert("bin/run.sh".into(), (b"#!/bin/sh\necho run\n".to_vec(), EXE));
+    f.insert(
+        "bin/run.sh".into(),
+        (b"#!/bin/sh\necho run\n".to_vec(), EXE),
+    );
     let mut bin = vec![0u8, 1, 2, 3, 0, 255];
     bin.extend(std::iter::repeat_n(7u8, 64));
     f.insert("assets/logo.bin".into(), (bin, REG));
@@ -124,8 +133,17 @@ fn text_files(rng: &mut Rng, f: &Files) -> Vec<String> {
         .filter(|(p, (d, m))| *m != LNK && !d.contains(&0) && !p.ends_with(".sh"))
         .map(|(p, _)| p.clone())
         .collect();
-    const HOT: [&str; 4] = ["CHANGELOG.md", "src/mod0.py", "lib/util/a.txt", "docs/guide.md"];
-    let hot: Vec<String> = all.iter().filter(|p| HOT.contains(&p.as_str())).cloned().collect();
+    const HOT: [&str; 4] = [
+        "CHANGELOG.md",
+        "src/mod0.py",
+        "lib/util/a.txt",
+        "docs/guide.md",
+    ];
+    let hot: Vec<String> = all
+        .iter()
+        .filter(|p| HOT.contains(&p.as_str()))
+        .cloned()
+        .collect();
     if rng.below(3) > 0 && !hot.is_empty() {
         hot
     } else {
@@ -156,7 +174,11 @@ pub(crate) fn random_edit(rng: &mut Rng, f: &mut Files, tag: &str) -> String {
             format!("modify {p} at {at}")
         }
         4 => {
-            let p = if rng.below(2) == 0 { "CHANGELOG.md".to_string() } else { rng.pick(&texts).clone() };
+            let p = if rng.below(2) == 0 {
+                "CHANGELOG.md".to_string()
+            } else {
+                rng.pick(&texts).clone()
+            };
             if let Some((d, _)) = f.get_mut(&p) {
                 d.extend(format!("- {tag}: appended\n").bytes());
             }
@@ -207,7 +229,11 @@ pub(crate) fn random_edit(rng: &mut Rng, f: &mut Files, tag: &str) -> String {
             if f.keys().any(|k| k.starts_with(&format!("{p}/"))) || ancestors_taken(f, &p) {
                 return "nothing".into();
             }
-            let content = if rng.below(2) == 0 { text(3, "shared") } else { text(3, tag) };
+            let content = if rng.below(2) == 0 {
+                text(3, "shared")
+            } else {
+                text(3, tag)
+            };
             f.insert(p.clone(), (content, REG));
             format!("add {p}")
         }
@@ -233,7 +259,11 @@ pub(crate) fn random_edit(rng: &mut Rng, f: &mut Files, tag: &str) -> String {
             format!("file/dir {p}")
         }
         11 => {
-            let p = if rng.below(2) == 0 { "bin/run.sh".to_string() } else { rng.pick(&texts).clone() };
+            let p = if rng.below(2) == 0 {
+                "bin/run.sh".to_string()
+            } else {
+                rng.pick(&texts).clone()
+            };
             if let Some((d, m)) = f.get_mut(&p) {
                 *m = if *m == EXE { REG } else { EXE };
                 if rng.below(3) == 0 {
@@ -265,9 +295,20 @@ pub(crate) fn random_edit(rng: &mut Rng, f: &mut Files, tag: &str) -> String {
         }
         15 | 16 => {
             // Directory rename: every file of lib/util moves.
-            let to = if rng.below(2) == 0 { "lib/helpers" } else { "pkg/util" };
-            let moving: Vec<String> = f.keys().filter(|k| k.starts_with("lib/util/")).cloned().collect();
-            if moving.is_empty() || f.keys().any(|k| k.starts_with(&format!("{to}/"))) || ancestors_taken(f, &format!("{to}/x")) {
+            let to = if rng.below(2) == 0 {
+                "lib/helpers"
+            } else {
+                "pkg/util"
+            };
+            let moving: Vec<String> = f
+                .keys()
+                .filter(|k| k.starts_with("lib/util/"))
+                .cloned()
+                .collect();
+            if moving.is_empty()
+                || f.keys().any(|k| k.starts_with(&format!("{to}/")))
+                || ancestors_taken(f, &format!("{to}/x"))
+            {
                 return "nothing".into();
             }
             for k in moving {
@@ -324,16 +365,18 @@ pub(crate) fn git_at(git: &Path, dir: &Path, args: &[&str]) -> std::process::Out
 
 /// git's answer: None when clean, else the conflicting paths, with `path~label` (a file
 /// moved out of a directory's way) read as `path`.
-pub(crate) fn git_merge_tree(
-    git: &Path,
-    dir: &Path,
-    a: &str,
-    b: &str,
-) -> Option<BTreeSet<String>> {
+pub(crate) fn git_merge_tree(git: &Path, dir: &Path, a: &str, b: &str) -> Option<BTreeSet<String>> {
     let out = git_at(
         git,
         dir,
-        &["merge-tree", "--write-tree", "--name-only", "--no-messages", a, b],
+        &[
+            "merge-tree",
+            "--write-tree",
+            "--name-only",
+            "--no-messages",
+            a,
+            b,
+        ],
     );
     let code = out.status.code();
     assert!(
@@ -402,14 +445,22 @@ pub(crate) fn scenario(seed: u64, n: usize) -> Scenario {
         }
         if f == files {
             // Every branch changes something.
-            f.get_mut("CHANGELOG.md").unwrap().0.extend(format!("- {name}\n").bytes());
+            f.get_mut("CHANGELOG.md")
+                .unwrap()
+                .0
+                .extend(format!("- {name}\n").bytes());
             what.push("append CHANGELOG.md".into());
         }
         let tip = commit(&repo, &f, Some(base), &name);
-        repo.reference(&format!("refs/heads/{name}"), tip, true, "gen").unwrap();
+        repo.reference(&format!("refs/heads/{name}"), tip, true, "gen")
+            .unwrap();
         branches.push((name, tip, what.join("; ")));
     }
-    Scenario { dir, base, branches }
+    Scenario {
+        dir,
+        base,
+        branches,
+    }
 }
 
 /// Engine answer for every pair (i < j): None when clean, else the conflicting paths.
@@ -457,7 +508,11 @@ pub(crate) fn compare(s: &Scenario, git: &Path, both_orders: bool) -> Tally {
     for i in 0..tips.len() {
         for j in i + 1..tips.len() {
             let ours = &engine[&(i, j)];
-            let orders: &[(usize, usize)] = if both_orders { &[(i, j), (j, i)] } else { &[(i, j)] };
+            let orders: &[(usize, usize)] = if both_orders {
+                &[(i, j), (j, i)]
+            } else {
+                &[(i, j)]
+            };
             for &(x, y) in orders {
                 let theirs = git_merge_tree(git, s.dir.path(), &tips[x].0, &tips[y].0);
                 t.pairs += 1;
@@ -500,7 +555,11 @@ fn differential_generated_pairs_agree_with_git() {
         t.pairs,
         t.mismatches.join("\n")
     );
-    assert!(t.conflicting > t.pairs / 10, "the generator makes too few conflicts: {}", t.conflicting);
+    assert!(
+        t.conflicting > t.pairs / 10,
+        "the generator makes too few conflicts: {}",
+        t.conflicting
+    );
 }
 
 /// Many seeds, both orders of every pair, every git found. `GIT_WS_DIFF_SEEDS` (default
@@ -508,8 +567,14 @@ fn differential_generated_pairs_agree_with_git() {
 #[test]
 #[ignore]
 fn differential_many_seeds() {
-    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
-    let n: usize = std::env::var("GIT_WS_DIFF_BRANCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let n: usize = std::env::var("GIT_WS_DIFF_BRANCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
     let mut failures = Vec::new();
     for git in gits() {
         let (mut pairs, mut conflicting, mut bad) = (0, 0, 0);
@@ -519,7 +584,11 @@ fn differential_many_seeds() {
             pairs += t.pairs;
             conflicting += t.conflicting;
             bad += t.mismatches.len();
-            failures.extend(t.mismatches.into_iter().map(|m| format!("seed {seed}: {m}")));
+            failures.extend(
+                t.mismatches
+                    .into_iter()
+                    .map(|m| format!("seed {seed}: {m}")),
+            );
         }
         let v = git_at(&git, Path::new("."), &["--version"]);
         eprintln!(

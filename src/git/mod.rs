@@ -6,18 +6,21 @@ pub mod config;
 #[cfg(test)]
 mod differential_tests;
 mod forecast;
+#[cfg(test)]
+mod forecast_tests;
 mod include;
+mod landed;
 mod repo;
 mod slots;
 #[cfg(test)]
 mod tests;
-mod workstream;
 mod treemerge;
+mod workstream;
 mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
 
-use crate::model::{FileChange, Forecast};
+use crate::model::{FileChange, Forecast, MergeForecast};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -143,7 +146,7 @@ pub fn forecast(
     base_sha: &str,
     branches: &[(String, String)],
 ) -> Result<Forecast, GitError> {
-    forecast::forecast(repo, base_sha, branches)
+    forecast::merge_forecast(repo, base_sha, branches).map(|f| Forecast::from_merge_forecast(&f))
 }
 
 /// The commit HEAD points at in the worktree containing `worktree` (full SHA).
@@ -165,5 +168,17 @@ pub fn merged_ws_branches(
     repo: &RepoPaths,
     worktree: &Path,
 ) -> Result<Vec<(String, String)>, GitError> {
-    forecast::merged_ws_branches(repo, worktree)
+    landed::merged_ws_branches(repo, worktree)
+}
+
+/// The merge forecast with clusters and an explained order (see [`MergeForecast`]): the
+/// given branches (workstream id, branch), made from `base_sha`, merged in memory pair by
+/// pair where they may conflict and one after another in the suggested order; nothing is
+/// written to the repository. [`forecast`] is the same in the first shape.
+pub fn merge_forecast(
+    repo: &RepoPaths,
+    base_sha: &str,
+    branches: &[(String, String)],
+) -> Result<MergeForecast, GitError> {
+    forecast::merge_forecast(repo, base_sha, branches)
 }

@@ -26,7 +26,6 @@ use std::path::Path;
 
 const TYPE_MASK: u32 = 0o170000;
 const REGULAR: u32 = 0o100000;
-const SYMLINK: u32 = 0o120000;
 /// git's default `merge.renameLimit` for merge-ort.
 const RENAME_LIMIT: usize = 7000;
 
@@ -250,7 +249,10 @@ impl<'r> Side<'r> {
             renamed_to: BTreeMap::new(),
             renamed_from: BTreeMap::new(),
         };
-        let path = |f: &git2::DiffFile<'_>| f.path_bytes().map(|p| String::from_utf8_lossy(p).into_owned());
+        let path = |f: &git2::DiffFile<'_>| {
+            f.path_bytes()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+        };
         let entry = |f: &git2::DiffFile<'_>| Entry {
             oid: f.id(),
             mode: u32::from(f.mode()),
@@ -369,6 +371,22 @@ fn directory_renames(
     out
 }
 
+/// Directories a side removed that files were renamed out of (every level): where the
+/// other side's new files may be moved by a directory rename. A superset of what
+/// [`merge`] moves, for grouping workstreams that may interact.
+pub(crate) fn renamed_away_dirs(side: &Side<'_>, base: &Base<'_>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for old in side.renamed_to.keys() {
+        for d in ancestors(old) {
+            if out.contains(d) || !(base.is_dir(d) && !dir_at(&side.tree, d)) {
+                break;
+            }
+            out.insert(d.to_string());
+        }
+    }
+    out
+}
+
 /// The directories a side added files in (added, or renamed into), for
 /// [`directory_renames`] of the other side.
 fn dirs_added_in(side: &Side<'_>, base: &Base<'_>) -> BTreeSet<String> {
@@ -471,7 +489,9 @@ impl Contents<'_> {
         }
         let (a, b) = match (a, b) {
             (Some(a), Some(b)) => (a, b),
-            (Some(x), None) | (None, Some(x)) => return Ok((Some(x), Some(ConflictKind::ModifyDelete))),
+            (Some(x), None) | (None, Some(x)) => {
+                return Ok((Some(x), Some(ConflictKind::ModifyDelete)))
+            }
             (None, None) => unreachable!("a == b handled above"),
         };
         if a.kind() != b.kind() {
@@ -505,18 +525,16 @@ impl Contents<'_> {
     }
 }
 
-/// The paths the merge must look at: what the smaller side changed, closed under
-/// "related" (the same path on the other side, rename partners, parent files and child
-/// paths, paths under a directory either side renamed, where such paths move to).
+/// The paths the merge must look at: everything the second side (the one merged in)
+/// changed, closed under "related" (the same path on the first side, rename partners,
+/// parent files and child paths, paths under a directory either side renamed, where such
+/// paths move to). What the first side changed elsewhere stays as it is, unexamined, so a
+/// merge onto a large accumulated result costs what the merged branch changed.
 fn universe(
     sides: [&Side<'_>; 2],
     dir_renames: [&BTreeMap<String, String>; 2],
 ) -> BTreeSet<String> {
-    let (small, big) = if sides[0].changed.len() <= sides[1].changed.len() {
-        (sides[0], sides[1])
-    } else {
-        (sides[1], sides[0])
-    };
+    let (big, small) = (sides[0], sides[1]);
     let mut set: BTreeSet<String> = BTreeSet::new();
     let mut todo: Vec<String> = small.changed.keys().cloned().collect();
     for (i, renames) in dir_renames.iter().enumerate() {
@@ -594,9 +612,7 @@ pub(crate) fn merge(
             let o = base.get(old);
             let mine = first.at(new, base);
             let (mut item, other_new) = match second.renamed_to.get(old) {
-                Some(new2) if new2 == new => {
-                    (Item::new(o, mine, second.at(new, base)), None)
-                }
+                Some(new2) if new2 == new => (Item::new(o, mine, second.at(new, base)), None),
                 Some(new2) => {
                     let mut it = Item::new(o, mine, None);
                     it.forced = Some((
@@ -725,7 +741,9 @@ pub(crate) fn merge(
     }
     let mut location_conflicts: Vec<Conflict> = Vec::new();
     for (from, to) in moves {
-        let occupied = items.get(&to).is_some_and(|t| t.ours.is_some() || t.theirs.is_some())
+        let occupied = items
+            .get(&to)
+            .is_some_and(|t| t.ours.is_some() || t.theirs.is_some())
             || ours.at(&to, base).is_some()
             || theirs.at(&to, base).is_some();
         let mut it = items.remove(&from).expect("listed above");
@@ -738,7 +756,9 @@ pub(crate) fn merge(
                 base: it.base,
                 ours: it.ours,
                 theirs: it.theirs,
-                note: format!("{from} would move into a renamed directory, onto {to}, which is taken"),
+                note: format!(
+                    "{from} would move into a renamed directory, onto {to}, which is taken"
+                ),
             });
             items.insert(from, it);
             continue;
@@ -797,11 +817,7 @@ pub(crate) fn merge(
         let mut files_below = under(&result, p).filter(|q| result[*q].is_some());
         let dir_remains = files_below.next().is_some() || {
             let in_base = base.count_files_under(repo, p);
-            in_base > 0
-                && in_base
-                    > under(&result, p)
-                        .filter(|q| base.get(q).is_some())
-                        .count()
+            in_base > 0 && in_base > under(&result, p).filter(|q| base.get(q).is_some()).count()
         };
         if dir_remains {
             let it = &items[p];
@@ -814,8 +830,16 @@ pub(crate) fn merge(
                 theirs: it.theirs,
                 note: format!(
                     "a file in {}, a directory in {}",
-                    if it.ours.is_some() && it.ours != it.base { &ours.label } else { &theirs.label },
-                    if it.ours.is_some() && it.ours != it.base { &theirs.label } else { &ours.label },
+                    if it.ours.is_some() && it.ours != it.base {
+                        &ours.label
+                    } else {
+                        &theirs.label
+                    },
+                    if it.ours.is_some() && it.ours != it.base {
+                        &theirs.label
+                    } else {
+                        &ours.label
+                    },
                 ),
             });
         }
@@ -831,4 +855,46 @@ pub(crate) fn merge(
         result,
         renames: renames_done,
     })
+}
+
+/// `tree` (the first side's) with a clean merge's results written in. Costs in proportion
+/// to the paths that change.
+pub(crate) fn apply_to_tree<'r>(
+    repo: &'r Repository,
+    tree: &Tree<'r>,
+    outcome: &Outcome,
+    current: impl Fn(&str) -> Option<Entry>,
+) -> Result<Tree<'r>, GitError> {
+    let mut update = git2::build::TreeUpdateBuilder::new();
+    let mut any = false;
+    for (p, e) in &outcome.result {
+        if current(p) == *e {
+            continue;
+        }
+        any = true;
+        match e {
+            Some(e) => {
+                update.upsert(p.as_str(), e.oid, file_mode(e.mode));
+            }
+            None => {
+                update.remove(p.as_str());
+            }
+        }
+    }
+    if !any {
+        return Ok(tree.clone());
+    }
+    let what = || "write the merged tree".to_string();
+    let id = update.create_updated(repo, tree).ctx(what)?;
+    repo.find_tree(id).ctx(what)
+}
+
+fn file_mode(mode: u32) -> git2::FileMode {
+    match mode {
+        0o100755 => git2::FileMode::BlobExecutable,
+        0o120000 => git2::FileMode::Link,
+        0o160000 => git2::FileMode::Commit,
+        0o100664 => git2::FileMode::BlobGroupWritable,
+        _ => git2::FileMode::Blob,
+    }
 }

@@ -165,7 +165,11 @@ mod tests {
         let b = base.replace("line 8\n", "B\n");
         assert_eq!(
             merge(base.as_bytes(), a.as_bytes(), b.as_bytes()),
-            TextMerge::Clean(base.replace("line 2\n", "A\n").replace("line 8\n", "B\n").into_bytes())
+            TextMerge::Clean(
+                base.replace("line 2\n", "A\n")
+                    .replace("line 8\n", "B\n")
+                    .into_bytes()
+            )
         );
         // git treats changes to adjacent lines as a conflict.
         let c = base.replace("line 3\n", "C\n");
@@ -176,7 +180,10 @@ mod tests {
         // Both appending at the end conflicts; the same change on both sides does not.
         let x = format!("{base}x\n");
         let y = format!("{base}y\n");
-        assert_eq!(merge(base.as_bytes(), x.as_bytes(), y.as_bytes()), TextMerge::Conflict);
+        assert_eq!(
+            merge(base.as_bytes(), x.as_bytes(), y.as_bytes()),
+            TextMerge::Conflict
+        );
         assert_eq!(
             merge(base.as_bytes(), x.as_bytes(), x.as_bytes()),
             TextMerge::Clean(x.into_bytes())
@@ -185,7 +192,10 @@ mod tests {
 
     #[test]
     fn empty_inputs_and_binary() {
-        assert_eq!(merge(b"", b"", b"new\n"), TextMerge::Clean(b"new\n".to_vec()));
+        assert_eq!(
+            merge(b"", b"", b"new\n"),
+            TextMerge::Clean(b"new\n".to_vec())
+        );
         assert_eq!(merge(b"", b"a\n", b"b\n"), TextMerge::Conflict);
         assert_eq!(merge(b"x", b"\0y", b"z"), TextMerge::Binary);
         assert!(is_binary(b"a\0b") && !is_binary(b"abc"));
