@@ -2,6 +2,7 @@
 //! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
 //! in process. Nothing outside this module touches git.
 
+pub mod bisect;
 pub mod config;
 #[cfg(test)]
 mod differential_tests;
