@@ -10,6 +10,9 @@ mod forecast;
 #[cfg(test)]
 mod forecast_tests;
 mod include;
+mod integrate;
+#[cfg(test)]
+mod integrate_tests;
 mod landed;
 mod repo;
 mod slots;
@@ -182,4 +185,38 @@ pub fn merge_forecast(
     branches: &[(String, String)],
 ) -> Result<MergeForecast, GitError> {
     forecast::merge_forecast(repo, base_sha, branches)
+}
+
+pub use integrate::{Excluded, ExclusionReason, IntegratedStep, Integration, Objects};
+
+/// Merge `branches` (workstream id, tip SHA) one by one onto the commit `onto`, in memory,
+/// as merge commits naming each workstream and run `run_id`; a branch that conflicts with
+/// what is already integrated is left out (`conflict`, with the paths). Nothing is checked
+/// out and no ref is written; `Objects::InMemory` writes nothing at all (a dry run).
+pub fn integrate(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    objects: Objects,
+) -> Result<Integration, GitError> {
+    integrate::integrate(repo, run_id, onto, branches, objects)
+}
+
+/// [`integrate`], then `test(tip)`; while the tests fail, leave out the first merge that
+/// makes them fail (`breaks-tests`, naming the merge it fails with) and retest (see
+/// [`bisect::bisect`]). Returns the final integration (with `test_runs`) and the bisection.
+pub fn integrate_and_test<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    test: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<(Integration, bisect::Bisection), E> {
+    integrate::integrate_and_test(repo, run_id, onto, branches, test)
+}
+
+/// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).
+pub fn write_integration_branch(repo: &RepoPaths, branch: &str, tip: &str) -> Result<(), GitError> {
+    integrate::write_branch(repo, branch, tip)
 }
