@@ -1,24 +1,72 @@
-//! Which `ws/…` branches a commit has landed (for the post-merge hook).
+//! Which `ws/…` branches HEAD has landed, and how that was seen (for the post-merge hook):
+//! merged (the tip is an ancestor of HEAD), squashed (every file the branch changed is in
+//! HEAD's tree as the branch left it, or in the index while a `git merge --squash` waits to
+//! be committed), or cherry-picked (every commit of the branch has a patch-id among the
+//! commits HEAD gained since the branch forked).
 
 use super::repo::Ctx;
 use super::{GitError, RepoPaths};
-use git2::{Oid, Repository};
+use git2::{DiffOptions, Oid, Repository, Tree};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
+
+/// How a landed branch was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandedBy {
+    /// The branch tip is an ancestor of HEAD (a merge or a fast-forward).
+    Ancestor,
+    /// The branch's changes are all in HEAD's tree (or the staged squash): a squash merge.
+    Tree,
+    /// Every commit of the branch has a patch-id among HEAD's new commits: cherry-picks.
+    PatchId,
+}
+
+impl LandedBy {
+    /// The value to store (`ancestor`, `tree`, `patch-id`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LandedBy::Ancestor => "ancestor",
+            LandedBy::Tree => "tree",
+            LandedBy::PatchId => "patch-id",
+        }
+    }
+}
+
+/// A `ws/…` branch found landed in HEAD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Landed {
+    /// Short name, `ws/<run>/<id>`.
+    pub branch: String,
+    /// Its tip (full SHA).
+    pub tip: String,
+    pub by: LandedBy,
+}
 
 pub(crate) fn merged_ws_branches(
     repo: &RepoPaths,
     worktree: &Path,
 ) -> Result<Vec<(String, String)>, GitError> {
+    Ok(landed_ws_branches(repo, worktree)?
+        .into_iter()
+        .map(|l| (l.branch, l.tip))
+        .collect())
+}
+
+pub(crate) fn landed_ws_branches(
+    repo: &RepoPaths,
+    worktree: &Path,
+) -> Result<Vec<Landed>, GitError> {
     // The worktree the merge happened in (HEAD is per worktree; the branches are shared).
     let main = git2::Repository::discover(worktree)
         .or_else(|_| git2::Repository::open(&repo.root))
         .ctx(|| format!("open the repository at {}", worktree.display()))?;
-    let head = main
+    let head_commit = main
         .head()
         .and_then(|h| h.peel_to_commit())
-        .ctx(|| format!("read HEAD of {}", worktree.display()))?
-        .id();
+        .ctx(|| format!("read HEAD of {}", worktree.display()))?;
+    let head = head_commit.id();
     let mut branches = Vec::new();
     for r in main
         .references_glob("refs/heads/ws/*")
@@ -35,13 +83,146 @@ pub(crate) fn merged_ws_branches(
         return Ok(Vec::new());
     }
     let contained = contained_in(&main, head, branches.iter().map(|b| b.1))?;
-    let mut out: Vec<_> = branches
-        .into_iter()
-        .filter(|(_, tip)| contained.contains(tip))
-        .map(|(name, tip)| (name, tip.to_string()))
-        .collect();
-    out.sort();
+    let mut out = Vec::new();
+    let mut targets: Option<Vec<Tree<'_>>> = None;
+    // HEAD's patch-ids since each fork point, computed once per fork point.
+    let mut head_patches: std::collections::HashMap<Oid, HashSet<Oid>> = Default::default();
+    for (name, tip) in branches {
+        if contained.contains(&tip) {
+            out.push(Landed {
+                branch: name,
+                tip: tip.to_string(),
+                by: LandedBy::Ancestor,
+            });
+            continue;
+        }
+        let Ok(base) = main.merge_base(head, tip) else {
+            continue;
+        };
+        let what = || format!("compare {name} with HEAD");
+        let tip_tree = main.find_commit(tip).and_then(|c| c.tree()).ctx(what)?;
+        let base_tree = main.find_commit(base).and_then(|c| c.tree()).ctx(what)?;
+        let changed = changed_paths(&main, &base_tree, &tip_tree)?;
+        if changed.is_empty() {
+            continue;
+        }
+        // The trees to look in: HEAD's, and the index while a squash merge is staged.
+        let targets = match &mut targets {
+            Some(t) => t,
+            None => targets.insert(landing_trees(&main, &head_commit)?),
+        };
+        let in_tree = |t: &Tree<'_>| changed.iter().all(|p| entry(t, p) == entry(&tip_tree, p));
+        if targets.iter().any(in_tree) {
+            out.push(Landed {
+                branch: name,
+                tip: tip.to_string(),
+                by: LandedBy::Tree,
+            });
+            continue;
+        }
+        let Some(mine) = patch_ids(&main, tip, Some(base), true)? else {
+            continue;
+        };
+        if !head_patches.contains_key(&base) {
+            let set = patch_ids(&main, head, Some(base), false)?.unwrap_or_default();
+            head_patches.insert(base, set.into_iter().collect());
+        }
+        let theirs = &head_patches[&base];
+        if !mine.is_empty() && mine.iter().all(|p| theirs.contains(p)) {
+            out.push(Landed {
+                branch: name,
+                tip: tip.to_string(),
+                by: LandedBy::PatchId,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.branch, &a.tip).cmp(&(&b.branch, &b.tip)));
     Ok(out)
+}
+
+/// HEAD's tree, plus the index's when `git merge --squash` left one staged (SQUASH_MSG).
+fn landing_trees<'r>(
+    main: &'r Repository,
+    head: &git2::Commit<'r>,
+) -> Result<Vec<Tree<'r>>, GitError> {
+    let what = || "read HEAD's tree".to_string();
+    let mut out = vec![head.tree().ctx(what)?];
+    if main.path().join("SQUASH_MSG").is_file() {
+        if let Ok(mut index) = main.index() {
+            if !index.has_conflicts() {
+                if let Ok(id) = index.write_tree() {
+                    if let Ok(t) = main.find_tree(id) {
+                        out.push(t);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn entry(t: &Tree<'_>, path: &str) -> Option<(Oid, i32)> {
+    t.get_path(Path::new(path))
+        .ok()
+        .map(|e| (e.id(), e.filemode()))
+}
+
+fn changed_paths(
+    main: &Repository,
+    from: &Tree<'_>,
+    to: &Tree<'_>,
+) -> Result<Vec<String>, GitError> {
+    let diff = main
+        .diff_tree_to_tree(Some(from), Some(to), Some(&mut DiffOptions::new()))
+        .ctx(|| "diff a ws/ branch".to_string())?;
+    Ok(diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path_bytes(), d.new_file().path_bytes()])
+        .flatten()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect())
+}
+
+/// Patch-ids of the non-merge commits in `hide..tip`, at most 500. For a branch
+/// (`whole`), None if it holds a merge commit or more than 500 commits; for HEAD's side,
+/// merge commits are skipped and the newest 500 taken.
+fn patch_ids(
+    main: &Repository,
+    tip: Oid,
+    hide: Option<Oid>,
+    whole: bool,
+) -> Result<Option<Vec<Oid>>, GitError> {
+    let what = || format!("compute patch-ids of {tip}");
+    let mut walk = main.revwalk().ctx(what)?;
+    walk.push(tip).ctx(what)?;
+    if let Some(h) = hide {
+        walk.hide(h).ctx(what)?;
+    }
+    let mut out = Vec::new();
+    for (n, oid) in walk.enumerate() {
+        if n >= 500 {
+            return Ok(if whole { None } else { Some(out) });
+        }
+        let c = main.find_commit(oid.ctx(what)?).ctx(what)?;
+        if c.parent_count() != 1 {
+            if whole {
+                return Ok(None);
+            }
+            continue;
+        }
+        let parent = c.parent(0).and_then(|p| p.tree()).ctx(what)?;
+        let tree = c.tree().ctx(what)?;
+        let diff = main
+            .diff_tree_to_tree(Some(&parent), Some(&tree), None)
+            .ctx(what)?;
+        if diff.deltas().len() == 0 {
+            continue;
+        }
+        out.push(diff.patchid(None).ctx(what)?);
+    }
+    Ok(Some(out))
 }
 
 /// Which of `tips` are reachable from `head`, in one pass: with `b` the common ancestor of
@@ -79,4 +260,110 @@ fn contained_in(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::differential_tests::git_at;
+    use std::path::PathBuf;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let mut full = vec!["-c", "user.name=T", "-c", "user.email=t@t"];
+        full.extend_from_slice(args);
+        let out = git_at(Path::new("git"), dir, &full);
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn setup() -> (tempfile::TempDir, PathBuf, RepoPaths) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        git(&root, &["init", "-q", "-b", "main"]);
+        std::fs::write(root.join("a.txt"), "one\ntwo\nthree\n").unwrap();
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-qm", "base"]);
+        for (b, file, text) in [
+            ("ws/r/merged", "m.txt", "m\n"),
+            ("ws/r/squashed", "s.txt", "s\n"),
+            ("ws/r/picked", "p.txt", "p\n"),
+            ("ws/r/open", "o.txt", "o\n"),
+        ] {
+            git(&root, &["checkout", "-q", "-b", b, "main"]);
+            std::fs::write(root.join(file), text).unwrap();
+            git(&root, &["add", "-A"]);
+            git(&root, &["commit", "-qm", b]);
+            std::fs::write(root.join(file), format!("{text}more\n")).unwrap();
+            git(&root, &["commit", "-qam", "second"]);
+        }
+        git(&root, &["checkout", "-q", "main"]);
+        let paths = RepoPaths {
+            root: root.clone(),
+            common_dir: root.join(".git"),
+        };
+        (dir, root, paths)
+    }
+
+    fn how(paths: &RepoPaths, root: &Path) -> Vec<(String, LandedBy)> {
+        landed_ws_branches(paths, root)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.branch, l.by))
+            .collect()
+    }
+
+    #[test]
+    fn merges_squashes_and_cherry_picks_are_recognised() {
+        let (_d, root, paths) = setup();
+        assert!(how(&paths, &root).is_empty());
+        git(
+            &root,
+            &["merge", "-q", "--no-ff", "-m", "merge", "ws/r/merged"],
+        );
+        // A squash merge is seen while staged, and once committed.
+        git(&root, &["merge", "-q", "--squash", "ws/r/squashed"]);
+        let staged = how(&paths, &root);
+        assert!(
+            staged.contains(&("ws/r/squashed".to_string(), LandedBy::Tree)),
+            "{staged:?}"
+        );
+        git(&root, &["commit", "-qm", "squashed"]);
+        // Cherry-picks, then a later edit of the same file: the tree no longer matches, the
+        // patch-ids do.
+        let picked = git(&root, &["rev-list", "--reverse", "main..ws/r/picked"]);
+        for c in picked.lines() {
+            git(&root, &["cherry-pick", c]);
+        }
+        std::fs::write(root.join("p.txt"), "changed later\n").unwrap();
+        git(&root, &["commit", "-qam", "later"]);
+        assert_eq!(
+            how(&paths, &root),
+            vec![
+                ("ws/r/merged".to_string(), LandedBy::Ancestor),
+                ("ws/r/picked".to_string(), LandedBy::PatchId),
+                ("ws/r/squashed".to_string(), LandedBy::Tree),
+            ]
+        );
+        // The façade without methods agrees.
+        let names: Vec<String> = merged_ws_branches(&paths, &root)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(names, ["ws/r/merged", "ws/r/picked", "ws/r/squashed"]);
+    }
+
+    #[test]
+    fn a_partial_squash_is_not_landed() {
+        let (_d, root, paths) = setup();
+        // Only one of the branch's two files... here: its file with other content.
+        std::fs::write(root.join("s.txt"), "s\n").unwrap();
+        git(&root, &["add", "-A"]);
+        git(&root, &["commit", "-qm", "partial"]);
+        assert!(how(&paths, &root).is_empty());
+    }
 }

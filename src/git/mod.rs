@@ -166,8 +166,9 @@ pub fn head_of(worktree: &Path) -> Result<String, GitError> {
         })
 }
 
-/// The `ws/…` branches whose tips are contained in the HEAD of the worktree containing
-/// `worktree` (the one a merge happened in), with their tips (for the post-merge hook).
+/// The `ws/…` branches HEAD of the worktree containing `worktree` (the one a merge
+/// happened in) has landed, with their tips (for the post-merge hook): merged, squashed or
+/// cherry-picked, as [`landed_ws_branches`] finds them.
 pub fn merged_ws_branches(
     repo: &RepoPaths,
     worktree: &Path,
@@ -219,4 +220,14 @@ pub fn integrate_and_test<E: From<GitError>>(
 /// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).
 pub fn write_integration_branch(repo: &RepoPaths, branch: &str, tip: &str) -> Result<(), GitError> {
     integrate::write_branch(repo, branch, tip)
+}
+
+pub use landed::{Landed, LandedBy};
+
+/// The `ws/…` branches HEAD of the worktree containing `worktree` has landed, each with how
+/// it was recognised: merged (tip is an ancestor), squashed (its changes are in HEAD's tree,
+/// or staged by `git merge --squash`), or cherry-picked (its commits' patch-ids are among
+/// HEAD's new commits). [`merged_ws_branches`] is the same without the method.
+pub fn landed_ws_branches(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
+    landed::landed_ws_branches(repo, worktree)
 }
