@@ -6,7 +6,7 @@
 
 use super::repo::Ctx;
 use super::{GitError, RepoPaths};
-use git2::{DiffOptions, Oid, Repository, Tree};
+use git2::{Oid, Repository, Tree};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
@@ -82,13 +82,13 @@ pub(crate) fn landed_ws_branches(
     if branches.is_empty() {
         return Ok(Vec::new());
     }
-    let contained = contained_in(&main, head, branches.iter().map(|b| b.1))?;
+    let history = contained_in(&main, head, branches.iter().map(|b| b.1))?;
     let mut out = Vec::new();
     let mut targets: Option<Vec<Tree<'_>>> = None;
     // HEAD's patch-ids since each fork point, computed once per fork point.
     let mut head_patches: std::collections::HashMap<Oid, HashSet<Oid>> = Default::default();
     for (name, tip) in branches {
-        if contained.contains(&tip) {
+        if history.contained.contains(&tip) {
             out.push(Landed {
                 branch: name,
                 tip: tip.to_string(),
@@ -96,12 +96,15 @@ pub(crate) fn landed_ws_branches(
             });
             continue;
         }
-        let Ok(base) = main.merge_base(head, tip) else {
+        let Some(base) = fork_point(&main, head, tip, &history) else {
             continue;
         };
         let what = || format!("compare {name} with HEAD");
         let tip_tree = main.find_commit(tip).and_then(|c| c.tree()).ctx(what)?;
         let base_tree = main.find_commit(base).and_then(|c| c.tree()).ctx(what)?;
+        if tip_tree.id() == base_tree.id() {
+            continue;
+        }
         let changed = changed_paths(&main, &base_tree, &tip_tree)?;
         if changed.is_empty() {
             continue;
@@ -172,17 +175,10 @@ fn changed_paths(
     from: &Tree<'_>,
     to: &Tree<'_>,
 ) -> Result<Vec<String>, GitError> {
-    let diff = main
-        .diff_tree_to_tree(Some(from), Some(to), Some(&mut DiffOptions::new()))
+    let mut out = Vec::new();
+    super::treemerge::tree_changes(main, "", Some(from), Some(to), &mut out)
         .ctx(|| "diff a ws/ branch".to_string())?;
-    Ok(diff
-        .deltas()
-        .flat_map(|d| [d.old_file().path_bytes(), d.new_file().path_bytes()])
-        .flatten()
-        .map(|p| String::from_utf8_lossy(p).into_owned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect())
+    Ok(out.into_iter().map(|(p, _, _)| p).collect())
 }
 
 /// Patch-ids of the non-merge commits in `hide..tip`, at most 500. For a branch
@@ -225,41 +221,75 @@ fn patch_ids(
     Ok(Some(out))
 }
 
+/// HEAD's history since the common ancestor of HEAD and every tip (`b`), walked once.
+struct HeadHistory {
+    /// The tips reachable from HEAD.
+    contained: HashSet<Oid>,
+    /// reach(HEAD) \ reach(b), plus b: where every branch's fork point is.
+    since: Option<HashSet<Oid>>,
+}
+
 /// Which of `tips` are reachable from `head`, in one pass: with `b` the common ancestor of
 /// HEAD and every tip, a tip is contained iff it is `b` or in `reach(head) \ reach(b)`.
 fn contained_in(
     main: &Repository,
     head: Oid,
     tips: impl Iterator<Item = Oid>,
-) -> Result<HashSet<Oid>, GitError> {
+) -> Result<HeadHistory, GitError> {
     let tips: HashSet<Oid> = tips.collect();
     let mut all: Vec<Oid> = vec![head];
     all.extend(tips.iter().copied());
     let Ok(b) = main.merge_base_octopus(&all) else {
         // Unrelated histories: ask per tip.
-        return Ok(tips
-            .into_iter()
-            .filter(|&t| t == head || main.graph_descendant_of(head, t).unwrap_or(false))
-            .collect());
+        return Ok(HeadHistory {
+            contained: tips
+                .into_iter()
+                .filter(|&t| t == head || main.graph_descendant_of(head, t).unwrap_or(false))
+                .collect(),
+            since: None,
+        });
     };
     let what = || "walk the history of HEAD".to_string();
     let mut walk = main.revwalk().ctx(what)?;
     walk.push(head).ctx(what)?;
     walk.hide(b).ctx(what)?;
     let mut found: HashSet<Oid> = HashSet::new();
+    let mut since: HashSet<Oid> = HashSet::from([b]);
     if tips.contains(&b) {
         found.insert(b);
     }
     for oid in walk {
         let oid = oid.ctx(what)?;
+        since.insert(oid);
         if tips.contains(&oid) {
             found.insert(oid);
-            if found.len() == tips.len() {
-                break;
-            }
         }
     }
-    Ok(found)
+    Ok(HeadHistory {
+        contained: found,
+        since: Some(since),
+    })
+}
+
+/// Where `tip` forked from HEAD's history: the first commit of its history (newest first)
+/// that HEAD's walk met; git's merge base when HEAD's history is unknown.
+fn fork_point(main: &Repository, head: Oid, tip: Oid, h: &HeadHistory) -> Option<Oid> {
+    let Some(since) = &h.since else {
+        return main.merge_base(head, tip).ok();
+    };
+    let mut walk = main.revwalk().ok()?;
+    walk.set_sorting(git2::Sort::TIME).ok()?;
+    walk.push(tip).ok()?;
+    for (n, oid) in walk.enumerate() {
+        let oid = oid.ok()?;
+        if since.contains(&oid) {
+            return Some(oid);
+        }
+        if n > 10_000 {
+            break;
+        }
+    }
+    main.merge_base(head, tip).ok()
 }
 
 #[cfg(test)]
