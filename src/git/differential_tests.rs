@@ -600,3 +600,172 @@ fn differential_many_seeds() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The files of a real repository's HEAD (`GIT_WS_DIFF_REPO`), as the base of a scenario.
+fn files_of_head(path: &Path) -> Files {
+    let repo = Repository::open(path).expect("GIT_WS_DIFF_REPO is a git repository");
+    let tree = repo.head().unwrap().peel_to_tree().unwrap();
+    let mut files = Files::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+        if e.kind() == Some(git2::ObjectType::Blob) {
+            let blob = repo.find_blob(e.id()).unwrap();
+            files.insert(
+                format!("{dir}{}", e.name().unwrap()),
+                (blob.content().to_vec(), e.filemode() as u32),
+            );
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .unwrap();
+    files
+}
+
+/// One realistic edit of a real project: change a line in a function, add a function,
+/// add a changelog entry, rename a module, delete or add a file, edit docs.
+fn realistic_edit(rng: &mut Rng, f: &mut Files, tag: &str, hot: &[String]) -> String {
+    let texts: Vec<String> = f
+        .iter()
+        .filter(|(_, (d, m))| *m != LNK && !d.contains(&0) && std::str::from_utf8(d).is_ok())
+        .map(|(p, _)| p.clone())
+        .collect();
+    let pick_file = |rng: &mut Rng| -> String {
+        if rng.below(5) > 0 {
+            rng.pick(hot).clone()
+        } else {
+            rng.pick(&texts).clone()
+        }
+    };
+    match rng.below(10) {
+        0..=3 => {
+            // Change a line right after a `def` (or any line), as a bug fix would.
+            let p = pick_file(rng);
+            let Some((d, _)) = f.get_mut(&p) else { return "nothing".into() };
+            let mut lines = lines_of(d);
+            let defs: Vec<usize> = lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with("def ") || l.starts_with("## ") || l.starts_with("Version "))
+                .map(|(i, _)| i)
+                .collect();
+            if lines.len() < 3 {
+                return "nothing".into();
+            }
+            let at = if defs.is_empty() { rng.below(lines.len()) } else { (rng.pick(&defs) + 1 + rng.below(3)).min(lines.len() - 1) };
+            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
+            lines[at] = format!("{indent}# {tag}: fixed here\n");
+            *d = lines.concat().into_bytes();
+            format!("edit {p}:{at}")
+        }
+        4 => {
+            let p = pick_file(rng);
+            if let Some((d, _)) = f.get_mut(&p) {
+                d.extend(format!("\n\ndef helper_{tag}():\n    return {}\n", rng.below(100)).bytes());
+            }
+            format!("add a function to {p}")
+        }
+        5 => {
+            let p = f
+                .keys()
+                .find(|k| k.to_lowercase().starts_with("changes") || k.to_lowercase().contains("changelog"))
+                .cloned()
+                .unwrap_or_else(|| hot[0].clone());
+            if let Some((d, _)) = f.get_mut(&p) {
+                let mut lines = lines_of(d);
+                let at = lines.iter().position(|l| l.trim_start().starts_with("-")).unwrap_or(0);
+                lines.insert(at, format!("-   {tag}: a changelog entry\n"));
+                *d = lines.concat().into_bytes();
+            }
+            format!("changelog entry in {p}")
+        }
+        6 => {
+            let p = pick_file(rng);
+            let to = format!("{p}.moved");
+            if let Some((mut d, m)) = f.remove(&p) {
+                if rng.below(2) == 0 {
+                    d.extend(format!("# moved by {tag}\n").bytes());
+                }
+                f.insert(to.clone(), (d, m));
+            }
+            format!("rename {p}")
+        }
+        7 => {
+            let p = rng.pick(&texts).clone();
+            f.remove(&p);
+            format!("delete {p}")
+        }
+        8 => {
+            let p = format!("tests/test_{}.py", ["new", "extra", tag][rng.below(3)]);
+            f.insert(p.clone(), (format!("def test_{tag}():\n    assert True\n").into_bytes(), REG));
+            format!("add {p}")
+        }
+        _ => {
+            let p = pick_file(rng);
+            if let Some((d, _)) = f.get_mut(&p) {
+                let mut lines = lines_of(d);
+                if !lines.is_empty() {
+                    let at = rng.below(lines.len());
+                    lines.remove(at);
+                }
+                *d = lines.concat().into_bytes();
+            }
+            format!("remove a line of {p}")
+        }
+    }
+}
+
+/// Generated realistic edits on a real project (`GIT_WS_DIFF_REPO`), every pair compared
+/// with every git found. `GIT_WS_DIFF_BRANCHES` (default 30) branches per scenario,
+/// `GIT_WS_DIFF_SEEDS` (default 3) scenarios.
+#[test]
+#[ignore]
+fn differential_real_repository() {
+    let Ok(src) = std::env::var("GIT_WS_DIFF_REPO") else {
+        eprintln!("GIT_WS_DIFF_REPO not set: skipped");
+        return;
+    };
+    let n: usize = std::env::var("GIT_WS_DIFF_BRANCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let files = files_of_head(Path::new(&src));
+    // The most-edited kind of file: the biggest source files, and the changelog.
+    let mut by_size: Vec<(&String, usize)> = files
+        .iter()
+        .filter(|(p, (d, _))| (p.ends_with(".py") || p.ends_with(".rs") || p.ends_with(".rst") || p.ends_with(".md")) && !d.contains(&0))
+        .map(|(p, (d, _))| (p, d.len()))
+        .collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let hot: Vec<String> = by_size.iter().take(4).map(|(p, _)| (*p).clone()).collect();
+    let mut failures = Vec::new();
+    for seed in 1..=seeds {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let base = commit(&repo, &files, None, "base");
+        let mut rng = Rng::new(seed * 7919);
+        let mut branches = Vec::new();
+        for i in 0..n {
+            let name = format!("r{i}");
+            let mut f = files.clone();
+            let mut what = vec![realistic_edit(&mut rng, &mut f, &name, &hot)];
+            for _ in 0..rng.below(3) {
+                what.push(realistic_edit(&mut rng, &mut f, &name, &hot));
+            }
+            let tip = commit(&repo, &f, Some(base), &name);
+            repo.reference(&format!("refs/heads/{name}"), tip, true, "gen").unwrap();
+            branches.push((name, tip, what.join("; ")));
+        }
+        let s = Scenario { dir, base, branches };
+        for git in gits() {
+            let t = compare(&s, &git, true);
+            let v = git_at(&git, Path::new("."), &["--version"]);
+            eprintln!(
+                "{src} seed {seed}, {}: {} ordered pairs, {} conflicting, {} agree, {} disagree",
+                String::from_utf8_lossy(&v.stdout).trim(),
+                t.pairs,
+                t.conflicting,
+                t.pairs - t.mismatches.len(),
+                t.mismatches.len()
+            );
+            failures.extend(t.mismatches);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -293,12 +293,12 @@ fn fork_point(main: &Repository, head: Oid, tip: Oid, h: &HeadHistory) -> Option
 }
 
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use super::*;
     use crate::git::differential_tests::git_at;
     use std::path::PathBuf;
 
-    fn git(dir: &Path, args: &[&str]) -> String {
+    pub fn git(dir: &Path, args: &[&str]) -> String {
         let mut full = vec!["-c", "user.name=T", "-c", "user.email=t@t"];
         full.extend_from_slice(args);
         let out = git_at(Path::new("git"), dir, &full);
@@ -310,7 +310,7 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    fn setup() -> (tempfile::TempDir, PathBuf, RepoPaths) {
+    pub fn setup() -> (tempfile::TempDir, PathBuf, RepoPaths) {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         git(&root, &["init", "-q", "-b", "main"]);
@@ -338,13 +338,20 @@ mod tests {
         (dir, root, paths)
     }
 
-    fn how(paths: &RepoPaths, root: &Path) -> Vec<(String, LandedBy)> {
+    pub fn how(paths: &RepoPaths, root: &Path) -> Vec<(String, LandedBy)> {
         landed_ws_branches(paths, root)
             .unwrap()
             .into_iter()
             .map(|l| (l.branch, l.by))
             .collect()
     }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
 
     #[test]
     fn merges_squashes_and_cherry_picks_are_recognised() {
@@ -395,5 +402,23 @@ mod tests {
         git(&root, &["add", "-A"]);
         git(&root, &["commit", "-qm", "partial"]);
         assert!(how(&paths, &root).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod squash_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    #[test]
+    fn a_staged_fast_forward_squash_is_seen() {
+        let (_d, root, paths) = setup();
+        git(&root, &["merge", "-q", "--squash", "ws/r/squashed"]);
+        let got: Vec<(String, LandedBy)> = landed_ws_branches(&paths, &root)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.branch, l.by))
+            .collect();
+        assert_eq!(got, vec![("ws/r/squashed".to_string(), LandedBy::Tree)]);
     }
 }
