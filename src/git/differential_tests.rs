@@ -639,19 +639,32 @@ fn realistic_edit(rng: &mut Rng, f: &mut Files, tag: &str, hot: &[String]) -> St
         0..=3 => {
             // Change a line right after a `def` (or any line), as a bug fix would.
             let p = pick_file(rng);
-            let Some((d, _)) = f.get_mut(&p) else { return "nothing".into() };
+            let Some((d, _)) = f.get_mut(&p) else {
+                return "nothing".into();
+            };
             let mut lines = lines_of(d);
             let defs: Vec<usize> = lines
                 .iter()
                 .enumerate()
-                .filter(|(_, l)| l.trim_start().starts_with("def ") || l.starts_with("## ") || l.starts_with("Version "))
+                .filter(|(_, l)| {
+                    l.trim_start().starts_with("def ")
+                        || l.starts_with("## ")
+                        || l.starts_with("Version ")
+                })
                 .map(|(i, _)| i)
                 .collect();
             if lines.len() < 3 {
                 return "nothing".into();
             }
-            let at = if defs.is_empty() { rng.below(lines.len()) } else { (rng.pick(&defs) + 1 + rng.below(3)).min(lines.len() - 1) };
-            let indent: String = lines[at].chars().take_while(|c| c.is_whitespace() && *c != '\n').collect();
+            let at = if defs.is_empty() {
+                rng.below(lines.len())
+            } else {
+                (rng.pick(&defs) + 1 + rng.below(3)).min(lines.len() - 1)
+            };
+            let indent: String = lines[at]
+                .chars()
+                .take_while(|c| c.is_whitespace() && *c != '\n')
+                .collect();
             lines[at] = format!("{indent}# {tag}: fixed here\n");
             *d = lines.concat().into_bytes();
             format!("edit {p}:{at}")
@@ -659,19 +672,27 @@ fn realistic_edit(rng: &mut Rng, f: &mut Files, tag: &str, hot: &[String]) -> St
         4 => {
             let p = pick_file(rng);
             if let Some((d, _)) = f.get_mut(&p) {
-                d.extend(format!("\n\ndef helper_{tag}():\n    return {}\n", rng.below(100)).bytes());
+                d.extend(
+                    format!("\n\ndef helper_{tag}():\n    return {}\n", rng.below(100)).bytes(),
+                );
             }
             format!("add a function to {p}")
         }
         5 => {
             let p = f
                 .keys()
-                .find(|k| k.to_lowercase().starts_with("changes") || k.to_lowercase().contains("changelog"))
+                .find(|k| {
+                    k.to_lowercase().starts_with("changes")
+                        || k.to_lowercase().contains("changelog")
+                })
                 .cloned()
                 .unwrap_or_else(|| hot[0].clone());
             if let Some((d, _)) = f.get_mut(&p) {
                 let mut lines = lines_of(d);
-                let at = lines.iter().position(|l| l.trim_start().starts_with("-")).unwrap_or(0);
+                let at = lines
+                    .iter()
+                    .position(|l| l.trim_start().starts_with("-"))
+                    .unwrap_or(0);
                 lines.insert(at, format!("-   {tag}: a changelog entry\n"));
                 *d = lines.concat().into_bytes();
             }
@@ -695,7 +716,13 @@ fn realistic_edit(rng: &mut Rng, f: &mut Files, tag: &str, hot: &[String]) -> St
         }
         8 => {
             let p = format!("tests/test_{}.py", ["new", "extra", tag][rng.below(3)]);
-            f.insert(p.clone(), (format!("def test_{tag}():\n    assert True\n").into_bytes(), REG));
+            f.insert(
+                p.clone(),
+                (
+                    format!("def test_{tag}():\n    assert True\n").into_bytes(),
+                    REG,
+                ),
+            );
             format!("add {p}")
         }
         _ => {
@@ -723,13 +750,22 @@ fn differential_real_repository() {
         eprintln!("GIT_WS_DIFF_REPO not set: skipped");
         return;
     };
-    let n: usize = std::env::var("GIT_WS_DIFF_BRANCHES").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
-    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let n: usize = std::env::var("GIT_WS_DIFF_BRANCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let files = files_of_head(Path::new(&src));
     // The most-edited kind of file: the biggest source files, and the changelog.
     let mut by_size: Vec<(&String, usize)> = files
         .iter()
-        .filter(|(p, (d, _))| (p.ends_with(".py") || p.ends_with(".rs") || p.ends_with(".rst") || p.ends_with(".md")) && !d.contains(&0))
+        .filter(|(p, (d, _))| {
+            (p.ends_with(".py") || p.ends_with(".rs") || p.ends_with(".rst") || p.ends_with(".md"))
+                && !d.contains(&0)
+        })
         .map(|(p, (d, _))| (p, d.len()))
         .collect();
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
@@ -749,10 +785,15 @@ fn differential_real_repository() {
                 what.push(realistic_edit(&mut rng, &mut f, &name, &hot));
             }
             let tip = commit(&repo, &f, Some(base), &name);
-            repo.reference(&format!("refs/heads/{name}"), tip, true, "gen").unwrap();
+            repo.reference(&format!("refs/heads/{name}"), tip, true, "gen")
+                .unwrap();
             branches.push((name, tip, what.join("; ")));
         }
-        let s = Scenario { dir, base, branches };
+        let s = Scenario {
+            dir,
+            base,
+            branches,
+        };
         for git in gits() {
             let t = compare(&s, &git, true);
             let v = git_at(&git, Path::new("."), &["--version"]);

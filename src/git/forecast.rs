@@ -280,37 +280,80 @@ impl<'r> Forecaster<'_, 'r> {
                     reason,
                 });
             } else {
-                // Which earlier steps it conflicts with, pair by pair.
+                // Which earlier steps it conflicts with, pair by pair: those that touch
+                // a conflicting path (or a file or directory above or below one), at most
+                // PAIRWISE_LIMIT of them, closest in line to its own change first.
+                let paths = outcome.conflict_paths();
+                // The conflicting paths, and where its renames came from.
+                let mut near: Vec<&str> = paths.iter().map(String::as_str).collect();
+                for p in &paths {
+                    if let Some(old) = b.side.renamed_from.get(p) {
+                        near.push(old);
+                    }
+                }
+                let mut candidates: Vec<(u64, usize)> = earlier
+                    .iter()
+                    .filter_map(|&j| {
+                        let d = near
+                            .iter()
+                            .filter_map(|p| distance(&b.touches, &list[j].touches, p))
+                            .min()?;
+                        Some((d, j))
+                    })
+                    .collect();
+                if candidates.is_empty() {
+                    // Related through a rename the earlier step made: every overlapping one.
+                    candidates = earlier.iter().map(|&j| (u64::MAX, j)).collect();
+                }
+                candidates.sort();
+                let unchecked = candidates
+                    .len()
+                    .saturating_sub(MergeForecast::PAIRWISE_LIMIT);
                 let mut partners = BTreeSet::new();
-                for &j in &earlier {
+                for &(_, j) in candidates.iter().take(MergeForecast::PAIRWISE_LIMIT) {
                     let p = self.pair(&mut pairs, i.min(j), i.max(j))?;
                     if !p.conflict_paths.is_empty() {
                         partners.insert(j);
                     }
                 }
-                let paths = outcome.conflict_paths();
+                let checked: BTreeSet<usize> = candidates
+                    .iter()
+                    .take(MergeForecast::PAIRWISE_LIMIT)
+                    .map(|&(_, j)| j)
+                    .collect();
+                let more = if unchecked > 0 {
+                    format!(
+                        " (checked the {} closest of {} overlapping earlier steps)",
+                        checked.len(),
+                        candidates.len()
+                    )
+                } else {
+                    String::new()
+                };
+                let shown = if partners.is_empty() {
+                    &checked
+                } else {
+                    &partners
+                };
                 let reason = if partners.is_empty() {
                     format!(
-                        "needs a rebase: conflicts in {} with the combination of {}, though with none of them alone",
+                        "needs a rebase: conflicts in {} with the combination of {}, though with none of them alone{more}",
                         paths.join(", "),
-                        names(&earlier).join(", ")
+                        names(&checked).join(", ")
                     )
                 } else {
                     format!(
-                        "needs a rebase: conflicts with {} in {}",
+                        "needs a rebase: conflicts with {} in {}{more}",
                         names(&partners).join(", "),
                         paths.join(", ")
                     )
                 };
+                let shown = names(shown);
                 rebase_steps.push(ForecastStep {
                     workstream_id: b.ws.clone(),
                     clean: false,
                     conflict_paths: paths,
-                    partners: if partners.is_empty() {
-                        names(&earlier)
-                    } else {
-                        names(&partners)
-                    },
+                    partners: shown,
                     clusters,
                     overlapping: overlapping[i],
                     change_size: b.change_size,
@@ -324,31 +367,16 @@ impl<'r> Forecaster<'_, 'r> {
             .enumerate()
             .map(|(g, group)| {
                 let m: Vec<usize> = group.members.iter().copied().collect();
-                let mut conflicting = 0;
-                for (k, &x) in m.iter().enumerate() {
-                    for &y in &m[k + 1..] {
-                        if pairs
-                            .get(&(x.min(y), x.max(y)))
-                            .is_some_and(|p| !p.conflict_paths.is_empty())
-                        {
-                            conflicting += 1;
-                        }
-                    }
-                    if m.len() > MergeForecast::PAIRWISE_LIMIT {
-                        break;
-                    }
-                }
-                if m.len() > MergeForecast::PAIRWISE_LIMIT {
-                    // Only the pairs the order needed: count those, without a quadratic scan.
-                    conflicting = pairs
-                        .iter()
-                        .filter(|((x, y), p)| {
-                            !p.conflict_paths.is_empty()
-                                && group.members.contains(x)
-                                && group.members.contains(y)
-                        })
-                        .count();
-                }
+                // Of the pairs merged inside the cluster, the conflicting ones.
+                let conflicting = if m.len() <= MergeForecast::PAIRWISE_LIMIT {
+                    m.iter()
+                        .enumerate()
+                        .flat_map(|(k, &x)| m[k + 1..].iter().map(move |&y| (x.min(y), x.max(y))))
+                        .filter(|key| pairs.get(key).is_some_and(|p| !p.conflict_paths.is_empty()))
+                        .count()
+                } else {
+                    pair_keys_in(&pairs, &group.members)
+                };
                 let mut workstreams: Vec<String> = m.iter().map(|&j| list[j].ws.clone()).collect();
                 workstreams.sort_by(|a, b| natural_cmp(a, b));
                 ForecastCluster {
@@ -499,7 +527,7 @@ impl<'r> Forecaster<'_, 'r> {
         x: usize,
         y: usize,
     ) -> Result<&'p PairForecast, GitError> {
-        if !pairs.contains_key(&(x, y)) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = pairs.entry((x, y)) {
             let (bx, by) = (&self.list[x], &self.list[y]);
             // Name the pair in id order.
             let (a, b) = if natural_cmp(&bx.ws, &by.ws).is_le() {
@@ -534,16 +562,13 @@ impl<'r> Forecaster<'_, 'r> {
                     })
                 })
                 .collect::<Result<Vec<_>, GitError>>()?;
-            pairs.insert(
-                (x, y),
-                PairForecast {
-                    a: a.ws.clone(),
-                    b: b.ws.clone(),
-                    common_paths: common.into_iter().collect(),
-                    conflict_paths: outcome.conflict_paths(),
-                    hunks,
-                },
-            );
+            slot.insert(PairForecast {
+                a: a.ws.clone(),
+                b: b.ws.clone(),
+                common_paths: common.into_iter().collect(),
+                conflict_paths: outcome.conflict_paths(),
+                hunks,
+            });
         }
         Ok(&pairs[&(x, y)])
     }
@@ -604,6 +629,58 @@ impl<'r> Forecaster<'_, 'r> {
         acc.tree = tree;
         Ok(acc)
     }
+}
+
+/// The conflicting pairs computed among `members` (for large clusters: the pairs the
+/// order needed, one pass over the computed pairs).
+fn pair_keys_in(
+    pairs: &BTreeMap<(usize, usize), PairForecast>,
+    members: &BTreeSet<usize>,
+) -> usize {
+    pairs
+        .iter()
+        .filter(|((x, y), p)| {
+            !p.conflict_paths.is_empty() && members.contains(x) && members.contains(y)
+        })
+        .count()
+}
+
+/// How close two branches' changes are on `path` (or a path above or below it): 0 for a
+/// whole-file touch, else the gap in lines between their nearest changed regions; None if
+/// the second branch touches nothing there.
+fn distance(
+    mine: &BTreeMap<String, Touch>,
+    theirs: &BTreeMap<String, Touch>,
+    path: &str,
+) -> Option<u64> {
+    let related = |p: &str| {
+        p == path || p.starts_with(&format!("{path}/")) || path.starts_with(&format!("{p}/"))
+    };
+    let theirs_here: Vec<(&String, &Touch)> = theirs.iter().filter(|(p, _)| related(p)).collect();
+    if theirs_here.is_empty() {
+        return None;
+    }
+    let gap = |a: &Range<u64>, b: &Range<u64>| {
+        if a.end < b.start {
+            b.start - a.end
+        } else {
+            a.start.saturating_sub(b.end)
+        }
+    };
+    let mut best = u64::MAX;
+    for (p, t) in theirs_here {
+        match (mine.get(p.as_str()), t) {
+            (Some(Touch::Lines(x)), Touch::Lines(y)) => {
+                for a in x {
+                    for b in y {
+                        best = best.min(gap(a, b));
+                    }
+                }
+            }
+            _ => best = 0,
+        }
+    }
+    Some(best)
 }
 
 fn plural(n: usize, what: &str) -> String {

@@ -167,7 +167,7 @@ pub fn integrate_and_test<E: From<GitError>>(
             broke_with: with,
         });
     }
-    excluded.extend(fin.excluded.drain(..));
+    excluded.append(&mut fin.excluded);
     fin.excluded = excluded;
     fin.test_runs = bisection.test_runs;
     Ok((fin, bisection))

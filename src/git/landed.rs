@@ -126,9 +126,9 @@ pub(crate) fn landed_ws_branches(
         let Some(mine) = patch_ids(&main, tip, Some(base), true)? else {
             continue;
         };
-        if !head_patches.contains_key(&base) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = head_patches.entry(base) {
             let set = patch_ids(&main, head, Some(base), false)?.unwrap_or_default();
-            head_patches.insert(base, set.into_iter().collect());
+            slot.insert(set.into_iter().collect());
         }
         let theirs = &head_patches[&base];
         if !mine.is_empty() && mine.iter().all(|p| theirs.contains(p)) {
@@ -345,7 +345,6 @@ mod tests_support {
             .map(|l| (l.branch, l.by))
             .collect()
     }
-
 }
 
 #[cfg(test)]

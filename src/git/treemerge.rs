@@ -421,7 +421,7 @@ pub(crate) fn renamed_away_dirs(side: &Side<'_>, base: &Base<'_>) -> BTreeSet<St
     let mut out = BTreeSet::new();
     for old in side.renamed_to.keys() {
         for d in ancestors(old) {
-            if out.contains(d) || !(base.is_dir(d) && !dir_at(&side.tree, d)) {
+            if out.contains(d) || !base.is_dir(d) || dir_at(&side.tree, d) {
                 break;
             }
             out.insert(d.to_string());
@@ -901,35 +901,47 @@ pub(crate) fn merge(
 }
 
 /// `tree` (the first side's) with a clean merge's results written in. Costs in proportion
-/// to the paths that change.
+/// to the paths that change. Removals go first (including a directory where a file
+/// lands), then additions, so a file may replace a directory and the other way round.
 pub(crate) fn apply_to_tree<'r>(
     repo: &'r Repository,
     tree: &Tree<'r>,
     outcome: &Outcome,
     current: impl Fn(&str) -> Option<Entry>,
 ) -> Result<Tree<'r>, GitError> {
-    let mut update = git2::build::TreeUpdateBuilder::new();
-    let mut any = false;
+    let what = || "write the merged tree".to_string();
+    let mut removals = git2::build::TreeUpdateBuilder::new();
+    let mut upserts = git2::build::TreeUpdateBuilder::new();
+    let (mut any_removal, mut any_upsert) = (false, false);
     for (p, e) in &outcome.result {
         if current(p) == *e {
             continue;
         }
-        any = true;
         match e {
             Some(e) => {
-                update.upsert(p.as_str(), e.oid, file_mode(e.mode));
+                if dir_at(tree, p) {
+                    removals.remove(p.as_str());
+                    any_removal = true;
+                }
+                upserts.upsert(p.as_str(), e.oid, file_mode(e.mode));
+                any_upsert = true;
             }
             None => {
-                update.remove(p.as_str());
+                removals.remove(p.as_str());
+                any_removal = true;
             }
         }
     }
-    if !any {
-        return Ok(tree.clone());
+    let mut out = tree.clone();
+    if any_removal {
+        let id = removals.create_updated(repo, &out).ctx(what)?;
+        out = repo.find_tree(id).ctx(what)?;
     }
-    let what = || "write the merged tree".to_string();
-    let id = update.create_updated(repo, tree).ctx(what)?;
-    repo.find_tree(id).ctx(what)
+    if any_upsert {
+        let id = upserts.create_updated(repo, &out).ctx(what)?;
+        out = repo.find_tree(id).ctx(what)?;
+    }
+    Ok(out)
 }
 
 fn file_mode(mode: u32) -> git2::FileMode {
