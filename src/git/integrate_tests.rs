@@ -239,3 +239,44 @@ fn branches_that_break_the_tests_together_are_found_by_bisection() {
         .0
         .contains("checked out"));
 }
+
+#[test]
+fn integrating_in_the_forecast_order_merges_every_clean_step() {
+    // The forecast and the integration share one merge engine: following the forecast's
+    // order, every step it calls clean is merged, and only steps it says need a rebase are
+    // left out.
+    let s = super::differential_tests::scenario(5, 24);
+    let paths = super::RepoPaths {
+        root: s.dir.path().to_path_buf(),
+        common_dir: s.dir.path().join(".git"),
+    };
+    let branches: Vec<(String, String)> = s
+        .branches
+        .iter()
+        .map(|(n, _, _)| (n.clone(), n.clone()))
+        .collect();
+    let f = super::merge_forecast(&paths, &s.base.to_string(), &branches).unwrap();
+    let tips: Vec<(String, String)> = f
+        .merge_order
+        .iter()
+        .map(|step| {
+            let tip = s.branches.iter().find(|b| b.0 == step.workstream_id).unwrap().1;
+            (step.workstream_id.clone(), tip.to_string())
+        })
+        .collect();
+    let it = integrate(&paths, "r", &s.base.to_string(), &tips, Objects::InMemory).unwrap();
+    let clean: Vec<&str> = f
+        .merge_order
+        .iter()
+        .filter(|x| x.clean)
+        .map(|x| x.workstream_id.as_str())
+        .collect();
+    let merged: Vec<&str> = it.merged.iter().map(|x| x.workstream_id.as_str()).collect();
+    assert_eq!(&merged[..clean.len()], &clean[..]);
+    for x in &it.excluded {
+        let step = f.merge_order.iter().find(|s| s.workstream_id == x.workstream_id).unwrap();
+        assert!(!step.clean, "{x:?}");
+        assert_eq!(x.reason, ExclusionReason::Conflict);
+    }
+    assert!(!it.excluded.is_empty(), "the scenario has conflicts");
+}
