@@ -260,7 +260,12 @@ fn integrating_in_the_forecast_order_merges_every_clean_step() {
         .merge_order
         .iter()
         .map(|step| {
-            let tip = s.branches.iter().find(|b| b.0 == step.workstream_id).unwrap().1;
+            let tip = s
+                .branches
+                .iter()
+                .find(|b| b.0 == step.workstream_id)
+                .unwrap()
+                .1;
             (step.workstream_id.clone(), tip.to_string())
         })
         .collect();
@@ -274,7 +279,11 @@ fn integrating_in_the_forecast_order_merges_every_clean_step() {
     let merged: Vec<&str> = it.merged.iter().map(|x| x.workstream_id.as_str()).collect();
     assert_eq!(&merged[..clean.len()], &clean[..]);
     for x in &it.excluded {
-        let step = f.merge_order.iter().find(|s| s.workstream_id == x.workstream_id).unwrap();
+        let step = f
+            .merge_order
+            .iter()
+            .find(|s| s.workstream_id == x.workstream_id)
+            .unwrap();
         assert!(!step.clean, "{x:?}");
         assert_eq!(x.reason, ExclusionReason::Conflict);
     }

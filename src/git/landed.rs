@@ -86,7 +86,8 @@ pub(crate) fn landed_ws_branches(
     let mut out = Vec::new();
     let mut targets: Option<Vec<Tree<'_>>> = None;
     // HEAD's patch-ids since each fork point, computed once per fork point.
-    let mut head_patches: std::collections::HashMap<Oid, HashSet<Oid>> = Default::default();
+    type Patches = (HashSet<Oid>, HashSet<String>);
+    let mut head_patches: std::collections::HashMap<Oid, Patches> = Default::default();
     for (name, tip) in branches {
         if history.contained.contains(&tip) {
             out.push(Landed {
@@ -123,14 +124,19 @@ pub(crate) fn landed_ws_branches(
             });
             continue;
         }
-        let Some(mine) = patch_ids(&main, tip, Some(base), true)? else {
+        // Cherry-picks: only worth computing when HEAD's own new commits touched some of
+        // the branch's files.
+        if let std::collections::hash_map::Entry::Vacant(slot) = head_patches.entry(base) {
+            let (ids, paths) = patch_ids(&main, head, Some(base), false)?.unwrap_or_default();
+            slot.insert((ids.into_iter().collect(), paths));
+        }
+        let (theirs, head_paths) = &head_patches[&base];
+        if !changed.iter().any(|p| head_paths.contains(p)) {
+            continue;
+        }
+        let Some((mine, _)) = patch_ids(&main, tip, Some(base), true)? else {
             continue;
         };
-        if let std::collections::hash_map::Entry::Vacant(slot) = head_patches.entry(base) {
-            let set = patch_ids(&main, head, Some(base), false)?.unwrap_or_default();
-            slot.insert(set.into_iter().collect());
-        }
-        let theirs = &head_patches[&base];
         if !mine.is_empty() && mine.iter().all(|p| theirs.contains(p)) {
             out.push(Landed {
                 branch: name,
@@ -181,15 +187,15 @@ fn changed_paths(
     Ok(out.into_iter().map(|(p, _, _)| p).collect())
 }
 
-/// Patch-ids of the non-merge commits in `hide..tip`, at most 500. For a branch
-/// (`whole`), None if it holds a merge commit or more than 500 commits; for HEAD's side,
-/// merge commits are skipped and the newest 500 taken.
+/// Patch-ids of the non-merge commits in `hide..tip`, at most 500, and the paths they
+/// touch. For a branch (`whole`), None if it holds a merge commit or more than 500 commits;
+/// for HEAD's side, merge commits are skipped and the newest 500 taken.
 fn patch_ids(
     main: &Repository,
     tip: Oid,
     hide: Option<Oid>,
     whole: bool,
-) -> Result<Option<Vec<Oid>>, GitError> {
+) -> Result<Option<(Vec<Oid>, HashSet<String>)>, GitError> {
     let what = || format!("compute patch-ids of {tip}");
     let mut walk = main.revwalk().ctx(what)?;
     walk.push(tip).ctx(what)?;
@@ -197,9 +203,10 @@ fn patch_ids(
         walk.hide(h).ctx(what)?;
     }
     let mut out = Vec::new();
+    let mut paths = HashSet::new();
     for (n, oid) in walk.enumerate() {
         if n >= 500 {
-            return Ok(if whole { None } else { Some(out) });
+            return Ok(if whole { None } else { Some((out, paths)) });
         }
         let c = main.find_commit(oid.ctx(what)?).ctx(what)?;
         if c.parent_count() != 1 {
@@ -216,9 +223,16 @@ fn patch_ids(
         if diff.deltas().len() == 0 {
             continue;
         }
+        for d in diff.deltas() {
+            for f in [d.old_file(), d.new_file()] {
+                if let Some(p) = f.path_bytes() {
+                    paths.insert(String::from_utf8_lossy(p).into_owned());
+                }
+            }
+        }
         out.push(diff.patchid(None).ctx(what)?);
     }
-    Ok(Some(out))
+    Ok(Some((out, paths)))
 }
 
 /// HEAD's history since the common ancestor of HEAD and every tip (`b`), walked once.
