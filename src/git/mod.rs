@@ -140,11 +140,11 @@ pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), Gi
     slots::remove_agent_worktree(repo, slot)
 }
 
-/// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a
-/// common file, merge them in memory (no worktree touched) and record clean or the
-/// conflicting paths with diff3-style hunks (truncated to ~40 lines per path); then merge
-/// the branches onto the base one after another in the given order and say which go in
-/// cleanly and which need a rebase.
+/// Merge forecast in its first shape ([`merge_forecast`] without clusters and
+/// explanations): the pairwise merges computed (with git's answer: clean, or the conflicting
+/// paths with diff3-style hunks, ~40 lines per path) and the suggested order (fewest
+/// overlaps, smallest change, id; those that need a rebase last). In memory; the order of
+/// `branches` does not matter.
 pub fn forecast(
     repo: &RepoPaths,
     base_sha: &str,
