@@ -12,6 +12,9 @@
 //!   own) in a repository of `--files` files: forecast wall time (median), the peak RSS of a
 //!   process that does only the forecast (VmHWM), and the size of what would be stored
 //!   (the forecast as JSON) and rendered, for each N in `--sizes`.
+//! - `pairwise`: the cost of one pairwise merge, side by side: the forecast's engine (what
+//!   `git_ws::git::merge_forecast` runs per pair) against libgit2's `merge_commits` (what
+//!   the first forecast ran for every pair), on 200 pairs of the dense branches, interleaved.
 //! - `integrate`: 45 one-line workstreams (each edits one file and adds one) merged in
 //!   memory onto the base of a `--files` repository, median wall time.
 
@@ -227,6 +230,45 @@ fn dense(o: &Opts) {
     }
 }
 
+fn pairwise(o: &Opts) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, base) = base_repo(tmp.path(), o.files);
+    let n = 21;
+    for (id, _) in branches(n) {
+        dense_branch(&repo, base, &id);
+    }
+    let paths = git::discover(tmp.path()).unwrap();
+    let tips: Vec<git2::Commit<'_>> = branches(n)
+        .iter()
+        .map(|(_, b)| repo.revparse_single(b).unwrap().peel_to_commit().unwrap())
+        .collect();
+    let (mut engine, mut libgit2) = (Vec::new(), Vec::new());
+    for _ in 0..o.reps {
+        // The engine: a forecast of two branches is one pairwise merge plus the order.
+        let t = Instant::now();
+        for k in 0..10 {
+            let two = &branches(n)[2 * k..2 * k + 2];
+            git::merge_forecast(&paths, &base.to_string(), two).unwrap();
+        }
+        engine.push(t.elapsed().as_secs_f64() / 10.0);
+        let t = Instant::now();
+        for k in 0..10 {
+            let idx = repo.merge_commits(&tips[2 * k], &tips[2 * k + 1], None).unwrap();
+            assert!(idx.has_conflicts());
+        }
+        libgit2.push(t.elapsed().as_secs_f64() / 10.0);
+    }
+    let (e, l) = (median(engine), median(libgit2));
+    println!(
+        "## pairwise: one merge of two dense branches in a {}-file repository, median of {}: forecast of the pair {:.2} ms (engine, order included) vs libgit2 merge_commits {:.2} ms: {:.3}x",
+        o.files,
+        o.reps,
+        e * 1000.0,
+        l * 1000.0,
+        e / l
+    );
+}
+
 fn integrate(o: &Opts) {
     let tmp = tempfile::tempdir().unwrap();
     let (repo, base) = base_repo(tmp.path(), o.files);
@@ -291,6 +333,9 @@ fn main() {
     let all = o.sections.is_empty();
     if all || o.sections.iter().any(|s| s == "dense") {
         dense(&o);
+    }
+    if all || o.sections.iter().any(|s| s == "pairwise") {
+        pairwise(&o);
     }
     if all || o.sections.iter().any(|s| s == "integrate") {
         integrate(&o);
