@@ -253,7 +253,9 @@ fn pairwise(o: &Opts) {
         engine.push(t.elapsed().as_secs_f64() / 10.0);
         let t = Instant::now();
         for k in 0..10 {
-            let idx = repo.merge_commits(&tips[2 * k], &tips[2 * k + 1], None).unwrap();
+            let idx = repo
+                .merge_commits(&tips[2 * k], &tips[2 * k + 1], None)
+                .unwrap();
             assert!(idx.has_conflicts());
         }
         libgit2.push(t.elapsed().as_secs_f64() / 10.0);
