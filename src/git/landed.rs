@@ -187,6 +187,9 @@ fn changed_paths(
     Ok(out.into_iter().map(|(p, _, _)| p).collect())
 }
 
+/// Patch-ids, in walk order, and the paths their commits touch.
+type PatchIds = (Vec<Oid>, HashSet<String>);
+
 /// Patch-ids of the non-merge commits in `hide..tip`, at most 500, and the paths they
 /// touch. For a branch (`whole`), None if it holds a merge commit or more than 500 commits;
 /// for HEAD's side, merge commits are skipped and the newest 500 taken.
@@ -195,7 +198,7 @@ fn patch_ids(
     tip: Oid,
     hide: Option<Oid>,
     whole: bool,
-) -> Result<Option<(Vec<Oid>, HashSet<String>)>, GitError> {
+) -> Result<Option<PatchIds>, GitError> {
     let what = || format!("compute patch-ids of {tip}");
     let mut walk = main.revwalk().ctx(what)?;
     walk.push(tip).ctx(what)?;
