@@ -1,5 +1,6 @@
 //! The post-merge hook: installing it into a repository (between marker lines, keeping any
-//! existing hook) and what it does after a merge (record which `ws/…` branches landed).
+//! existing hook) and what it does after a merge (find which `ws/…` branches landed, and
+//! how: merged, squashed or cherry-picked).
 
 use crate::error::Error;
 use crate::git;
@@ -45,6 +46,15 @@ pub fn merged_hook(existing: Option<&str>) -> String {
         }
         None => format!("#!/bin/sh\n{}\n{old}", block()),
     }
+}
+
+/// The `ws/…` branches HEAD of the worktree containing `cwd` has landed, with how each was
+/// recognised ([`git::LandedBy`]: `ancestor`, `tree` for a squash merge, `patch-id` for
+/// cherry-picks): what the hook records. A squash merge is seen as soon as
+/// `git merge --squash` has staged it (the hook runs then), and again once committed.
+pub fn landed_branches(cwd: &Path) -> Result<Vec<git::Landed>, Error> {
+    let repo = git::discover(cwd)?;
+    Ok(git::landed_ws_branches(&repo, cwd)?)
 }
 
 /// Install the post-merge hook into the repository containing `cwd` (honouring

@@ -402,4 +402,101 @@ impl Forecast {
             .map(|(i, s)| (s.workstream_id.as_str(), i))
             .collect()
     }
+
+    /// The forecast in its first shape, for the consumers that still read it: the computed
+    /// pairs, and the suggested order without its explanations.
+    pub fn from_merge_forecast(f: &MergeForecast) -> Forecast {
+        Forecast {
+            pairs: f.pairs.clone(),
+            merge_order: f
+                .merge_order
+                .iter()
+                .map(|s| MergeStep {
+                    workstream_id: s.workstream_id.clone(),
+                    clean: s.clean,
+                    conflict_paths: s.conflict_paths.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Where several workstreams change the same thing, so that any two of them may conflict:
+/// one path (and, when many change one text file, one region of its lines), a file where
+/// another makes a directory, or a directory one of them renames while another adds to
+/// it. Two workstreams that share no cluster merge cleanly with each other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastCluster {
+    /// 1, 2, … in order of path, then line.
+    pub id: usize,
+    pub path: String,
+    /// `lines` (one region of a text file), `file` (the whole file: adds, deletes, renames,
+    /// modes, binary files), `file/directory`, `directory rename`.
+    pub kind: String,
+    /// For `lines`: the first and last base line (1-based) the members change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<(u64, u64)>,
+    /// Members, sorted.
+    pub workstreams: Vec<String>,
+    /// Whether every pair of members was merged (clusters of at most
+    /// [`MergeForecast::PAIRWISE_LIMIT`]); in larger ones only the pairs the merge order
+    /// needed were.
+    pub all_pairs: bool,
+    /// Of the pairs merged, how many conflict.
+    pub conflicting_pairs: usize,
+}
+
+/// One step of the explained merge order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastStep {
+    pub workstream_id: String,
+    /// Merges cleanly onto the base plus every clean step before it.
+    pub clean: bool,
+    /// When not clean: the paths that conflict with what was merged before.
+    pub conflict_paths: Vec<String>,
+    /// When not clean: the earlier steps it conflicts with (its rebase partners). When clean:
+    /// the earlier steps it overlaps and merges cleanly after.
+    pub partners: Vec<String>,
+    /// The clusters it belongs to.
+    pub clusters: Vec<usize>,
+    /// The first sort key: how many other workstreams share a cluster with it (counted once
+    /// per cluster).
+    pub overlapping: usize,
+    /// The second sort key: lines added plus lines removed (a file that is not text counts
+    /// as one line).
+    pub change_size: u64,
+    /// Why it is where it is, in one sentence.
+    pub reason: String,
+}
+
+/// A file touched by more than one workstream (a rename counts at its old and new paths).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastOverlap {
+    pub path: String,
+    pub workstreams: Vec<String>,
+}
+
+/// The merge forecast of a run, in a size linear in the work.
+///
+/// - `clusters`: where workstreams may conflict (see [`ForecastCluster`]).
+/// - `pairs`: the pairwise merges computed, each agreeing with `git merge-tree`: every pair
+///   inside clusters of at most [`MergeForecast::PAIRWISE_LIMIT`] members, plus each step
+///   that needs a rebase against the earlier steps it shares a cluster with. A pair not
+///   listed merges cleanly if its workstreams share no cluster.
+/// - `merge_order`: every workstream once. Sorted by fewest overlapping workstreams, then
+///   smallest change, then id; the branches are merged in that order onto the base (in
+///   memory) and those that conflict with what is already merged move to the end, marked
+///   `clean: false`, in the same order.
+/// - `overlaps`: files touched by more than one workstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeForecast {
+    pub clusters: Vec<ForecastCluster>,
+    pub pairs: Vec<PairForecast>,
+    pub merge_order: Vec<ForecastStep>,
+    pub overlaps: Vec<ForecastOverlap>,
+}
+
+impl MergeForecast {
+    /// Clusters up to this size have every pair merged.
+    pub const PAIRWISE_LIMIT: usize = 12;
 }

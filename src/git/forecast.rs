@@ -1,307 +1,701 @@
-//! The merge forecast (pairwise in-memory merges of workstream branches, diff3-style conflict
-//! hunks, a suggested merge order) and the post-merge query for merged `ws/…` branches.
+//! The merge forecast: which completed workstream branches conflict, grouped into
+//! clusters, and an explained, deterministic merge order. Built on the in-memory merge of
+//! [`super::treemerge`], so each pairwise answer is git's (`git merge-tree`).
+//!
+//! It scales with the work rather than its square: workstreams are grouped into clusters
+//! (the same path, and, when many change one text file, overlapping line regions; a file
+//! where another makes a directory; a renamed directory another adds to). Every pair is
+//! merged only inside small clusters; the order comes from merging the branches one by one
+//! onto an accumulated result, each merge looking only at the paths involved.
 
-use super::repo::{open_main, parse_oid, short, Ctx};
+use super::repo::{open_main, parse_oid, Ctx};
+use super::treemerge::{self, Base, Conflict, ConflictKind, Entry, Outcome, Side};
 use super::{GitError, RepoPaths};
-use crate::model::{ConflictHunk, Forecast, MergeStep, PairForecast};
-use git2::build::TreeUpdateBuilder;
-use git2::{Commit, FileMode, Index, IndexConflict, IndexEntry, Oid, Repository};
-use similar::TextMerge;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::Path;
+use crate::consolidate::natural_cmp;
+use crate::model::{
+    ConflictHunk, ForecastCluster, ForecastOverlap, ForecastStep, MergeForecast, PairForecast,
+};
+use git2::{Oid, Repository};
+use similar::{Algorithm, DiffTag, TextMerge};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 /// Lines of a rendered conflict kept per path.
 const MAX_HUNK_LINES: usize = 40;
 /// Context lines shown around each conflicting region.
 const CONTEXT_LINES: usize = 2;
-const GITLINK_MODE: u32 = 0o160000;
+/// Line regions of one file closer than this are one cluster: git conflicts on adjacent
+/// lines, and a different diff alignment can shift a region by a line or two.
+const LINE_MARGIN: u64 = 3;
 
-struct Tip<'r> {
-    ws: String,
-    commit: Commit<'r>,
+/// How a workstream touches one path.
+#[derive(Debug, Clone)]
+enum Touch {
+    /// Changes these base line ranges (0-based, half-open; an insertion is empty) of a
+    /// text file it keeps as a text file with the same mode.
+    Lines(Vec<Range<u64>>),
+    /// Anything else: add, delete, rename, mode, binary, link, type.
+    Whole,
 }
 
-pub(crate) fn forecast(
+struct Branch<'r> {
+    ws: String,
+    side: Side<'r>,
+    touches: BTreeMap<String, Touch>,
+    change_size: u64,
+}
+
+/// Forecast the merges of `branches` (workstream id, branch name) made from `base_sha`.
+pub(crate) fn merge_forecast(
     repo: &RepoPaths,
     base_sha: &str,
     branches: &[(String, String)],
-) -> Result<Forecast, GitError> {
+) -> Result<MergeForecast, GitError> {
     let main = open_main(repo)?;
-    let base = parse_oid(base_sha)?;
+    // Merged files and trees go to memory, never to the repository.
+    let odb = main.odb().ctx(|| "open the object database".to_string())?;
+    let _mempack = odb
+        .add_new_mempack_backend(1000)
+        .ctx(|| "add an in-memory object store".to_string())?;
+    let base_oid = parse_oid(base_sha)?;
     let base_tree = main
-        .find_commit(base)
+        .find_commit(base_oid)
         .and_then(|c| c.tree())
-        .ctx(|| format!("read base commit {}", short(base)))?;
-    let mut tips = Vec::with_capacity(branches.len());
-    for (ws, branch) in branches {
-        let commit = main
+        .ctx(|| format!("read base commit {base_sha}"))?;
+    let base = Base::new(base_tree.clone());
+    let mut sorted: Vec<&(String, String)> = branches.iter().collect();
+    sorted.sort_by(|a, b| natural_cmp(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+    sorted.dedup_by(|a, b| a.0 == b.0);
+    let mut list: Vec<Branch<'_>> = Vec::with_capacity(sorted.len());
+    for (ws, branch) in sorted {
+        let tree = main
             .revparse_single(&format!("refs/heads/{branch}"))
             .and_then(|o| o.peel_to_commit())
+            .and_then(|c| c.tree())
             .ctx(|| format!("read branch {branch} of workstream {ws}"))?;
-        tips.push(Tip {
+        let side = Side::from_trees(&main, &base_tree, tree, ws)?;
+        let (touches, change_size) = touches(&main, &base, &side)?;
+        list.push(Branch {
             ws: ws.clone(),
-            commit,
+            side,
+            touches,
+            change_size,
         });
     }
-
-    // path → the branches touching it; pairs come only from shared paths.
-    let mut by_path: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    let mut touched = Vec::with_capacity(tips.len());
-    for (i, tip) in tips.iter().enumerate() {
-        let paths = touched_paths(&main, &base_tree, &tip.commit)?;
-        for path in &paths {
-            by_path.entry(path.clone()).or_default().push(i);
-        }
-        touched.push(paths);
+    Forecaster {
+        repo: &main,
+        base: &base,
+        list: &list,
     }
-    let mut shared: BTreeMap<(usize, usize), BTreeSet<String>> = BTreeMap::new();
-    for (path, idxs) in &by_path {
-        for (n, &x) in idxs.iter().enumerate() {
-            for &y in &idxs[n + 1..] {
-                if tips[x].ws == tips[y].ws {
-                    continue;
+    .run()
+}
+
+/// Each changed path's kind of touch, and the size of the change.
+fn touches(
+    repo: &Repository,
+    base: &Base<'_>,
+    side: &Side<'_>,
+) -> Result<(BTreeMap<String, Touch>, u64), GitError> {
+    let mut out = BTreeMap::new();
+    let mut size = 0u64;
+    for (path, now) in &side.changed {
+        let before = base.get(path);
+        let lines = match (before, now) {
+            (Some(b), Some(n)) if b.mode == n.mode && b.mode & 0o170000 == 0o100000 => {
+                let old = read(repo, b.oid)?;
+                let new = read(repo, n.oid)?;
+                match (text(&old), text(&new)) {
+                    (Some(o), Some(n)) => Some(line_changes(o, n)),
+                    _ => None,
                 }
-                let key = if tips[x].ws < tips[y].ws {
-                    (x, y)
-                } else {
-                    (y, x)
-                };
-                shared.entry(key).or_default().insert(path.clone());
+            }
+            _ => None,
+        };
+        match lines {
+            Some((ranges, n)) => {
+                size += n;
+                out.insert(path.clone(), Touch::Lines(ranges));
+            }
+            None => {
+                size += 1;
+                out.insert(path.clone(), Touch::Whole);
             }
         }
     }
+    Ok((out, size))
+}
 
-    let mut pairs = Vec::with_capacity(shared.len());
-    for ((x, y), common) in shared {
-        let (a, b) = (&tips[x], &tips[y]);
-        let index = main
-            .merge_commits(&a.commit, &b.commit, None)
-            .ctx(|| format!("merge workstreams {} and {} in memory", a.ws, b.ws))?;
-        let (conflict_paths, hunks) = describe_conflicts(&main, &index, &a.ws, &b.ws)?;
-        pairs.push(PairForecast {
-            a: a.ws.clone(),
-            b: b.ws.clone(),
-            common_paths: common.into_iter().collect(),
-            conflict_paths,
-            hunks,
-        });
+fn read(repo: &Repository, oid: Oid) -> Result<Vec<u8>, GitError> {
+    Ok(repo
+        .find_blob(oid)
+        .ctx(|| format!("read blob {oid}"))?
+        .content()
+        .to_vec())
+}
+
+fn text(data: &[u8]) -> Option<&str> {
+    if super::xmerge::is_binary(data) {
+        return None;
     }
-    pairs.sort_by(|p, q| (&p.a, &p.b).cmp(&(&q.a, &q.b)));
+    std::str::from_utf8(data).ok()
+}
 
-    // Merge order: accumulate clean merges onto the base, in the given order. A branch whose
-    // paths are disjoint from everything merged so far (no path in common, no path that is
-    // a directory of another) merges cleanly by construction: its files are written onto
-    // the accumulated tree directly, at a cost in proportion to its changes. Only a branch
-    // that overlaps gets a real three-way merge of the whole trees.
-    let mut merge_order = Vec::with_capacity(tips.len());
-    let mut acc = base_tree.clone();
-    let mut merged = MergedPaths::default();
-    for (tip, paths) in tips.iter().zip(&touched) {
-        let what = || format!("merge workstream {} onto the forecast", tip.ws);
-        let tree = tip.commit.tree().ctx(what)?;
-        if !merged.overlaps(paths) {
-            let mut update = TreeUpdateBuilder::new();
-            for p in paths {
-                match tree.get_path(Path::new(p)) {
-                    Ok(e) => {
-                        update.upsert(p.as_str(), e.id(), file_mode(e.filemode()));
-                    }
-                    Err(_) => {
-                        update.remove(p.as_str());
-                    }
-                }
-            }
-            let id = update.create_updated(&main, &acc).ctx(what)?;
-            acc = main.find_tree(id).ctx(what)?;
-            merged.add(paths);
-            merge_order.push(MergeStep {
-                workstream_id: tip.ws.clone(),
-                clean: true,
-                conflict_paths: Vec::new(),
-            });
+/// The base line ranges a change touches, and lines added plus removed.
+fn line_changes(old: &str, new: &str) -> (Vec<Range<u64>>, u64) {
+    let o: Vec<&str> = old.split_inclusive('\n').collect();
+    let n: Vec<&str> = new.split_inclusive('\n').collect();
+    let ops = similar::capture_diff_slices(Algorithm::Histogram, &o, &n);
+    let mut ranges = Vec::new();
+    let mut size = 0u64;
+    for op in ops {
+        let (tag, old_r, new_r) = op.as_tag_tuple();
+        if tag == DiffTag::Equal {
             continue;
         }
-        let mut index = main.merge_trees(&base_tree, &acc, &tree, None).ctx(what)?;
-        if index.has_conflicts() {
-            merge_order.push(MergeStep {
-                workstream_id: tip.ws.clone(),
-                clean: false,
-                conflict_paths: conflict_paths(&index)?,
-            });
-        } else {
-            let id = index.write_tree_to(&main).ctx(what)?;
-            acc = main.find_tree(id).ctx(what)?;
-            merged.add(paths);
-            merge_order.push(MergeStep {
-                workstream_id: tip.ws.clone(),
-                clean: true,
-                conflict_paths: Vec::new(),
-            });
-        }
+        size += (old_r.len() + new_r.len()) as u64;
+        ranges.push(old_r.start as u64..old_r.end as u64);
     }
-    Ok(Forecast { pairs, merge_order })
+    (ranges, size)
 }
 
-/// The paths of the branches merged so far, and their parent directories.
-#[derive(Default)]
-struct MergedPaths {
-    files: HashSet<String>,
-    dirs: HashSet<String>,
+/// A cluster being built: members by index into the branch list.
+struct Group {
+    path: String,
+    kind: &'static str,
+    lines: Option<(u64, u64)>,
+    members: BTreeSet<usize>,
 }
 
-fn parents(p: &str) -> impl Iterator<Item = &str> {
-    p.char_indices()
-        .filter(|&(_, c)| c == '/')
-        .map(move |(i, _)| &p[..i])
+struct Forecaster<'a, 'r> {
+    repo: &'r Repository,
+    base: &'a Base<'r>,
+    list: &'a [Branch<'r>],
 }
 
-impl MergedPaths {
-    /// Whether merging a branch touching `paths` could interact with what was merged: a
-    /// common path, or one branch's file where the other has a directory.
-    fn overlaps(&self, paths: &BTreeSet<String>) -> bool {
-        paths.iter().any(|p| {
-            self.files.contains(p)
-                || self.dirs.contains(p)
-                || parents(p).any(|d| self.files.contains(d))
+impl<'r> Forecaster<'_, 'r> {
+    fn run(&self) -> Result<MergeForecast, GitError> {
+        let list = self.list;
+        // path → the branches touching it (a rename at both its paths).
+        let mut by_path: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, b) in list.iter().enumerate() {
+            for p in b.touches.keys() {
+                by_path.entry(p.as_str()).or_default().push(i);
+            }
+        }
+        let overlaps: Vec<ForecastOverlap> = by_path
+            .iter()
+            .filter(|(_, v)| v.len() > 1)
+            .map(|(p, v)| ForecastOverlap {
+                path: p.to_string(),
+                workstreams: v.iter().map(|&i| list[i].ws.clone()).collect(),
+            })
+            .collect();
+
+        let mut groups = self.groups(&by_path);
+        groups.sort_by(|x, y| {
+            (&x.path, x.lines, x.kind, &x.members).cmp(&(&y.path, y.lines, y.kind, &y.members))
+        });
+        groups.dedup_by(|x, y| x.path == y.path && x.kind == y.kind && x.members == y.members);
+        let mut of_branch: Vec<Vec<usize>> = vec![Vec::new(); list.len()];
+        let mut overlapping = vec![0usize; list.len()];
+        for (g, group) in groups.iter().enumerate() {
+            for &m in &group.members {
+                of_branch[m].push(g);
+                overlapping[m] += group.members.len() - 1;
+            }
+        }
+
+        // Every pair inside the small clusters.
+        let mut pairs: BTreeMap<(usize, usize), PairForecast> = BTreeMap::new();
+        for g in groups
+            .iter()
+            .filter(|g| g.members.len() <= MergeForecast::PAIRWISE_LIMIT)
+        {
+            let m: Vec<usize> = g.members.iter().copied().collect();
+            for (k, &x) in m.iter().enumerate() {
+                for &y in &m[k + 1..] {
+                    self.pair(&mut pairs, x, y)?;
+                }
+            }
+        }
+
+        // The order: fewest overlapping workstreams, smallest change, id.
+        let mut order: Vec<usize> = (0..list.len()).collect();
+        order.sort_by(|&x, &y| {
+            (overlapping[x], list[x].change_size)
+                .cmp(&(overlapping[y], list[y].change_size))
+                .then_with(|| natural_cmp(&list[x].ws, &list[y].ws))
+        });
+        let mut acc = Side {
+            label: "the steps before".to_string(),
+            tree: self.base.tree.clone(),
+            changed: BTreeMap::new(),
+            renamed_to: BTreeMap::new(),
+            renamed_from: BTreeMap::new(),
+        };
+        let mut merged: Vec<bool> = vec![false; list.len()];
+        let mut clean_steps = Vec::new();
+        let mut rebase_steps = Vec::new();
+        for &i in &order {
+            let b = &list[i];
+            let earlier: BTreeSet<usize> = of_branch[i]
+                .iter()
+                .flat_map(|&g| groups[g].members.iter().copied())
+                .filter(|&j| j != i && merged[j])
+                .collect();
+            let names = |set: &BTreeSet<usize>| -> Vec<String> {
+                let mut v: Vec<String> = set.iter().map(|&j| list[j].ws.clone()).collect();
+                v.sort_by(|a, b| natural_cmp(a, b));
+                v
+            };
+            let mut clusters: Vec<usize> = of_branch[i].iter().map(|g| g + 1).collect();
+            clusters.sort();
+            let outcome = treemerge::merge(self.repo, self.base, &acc, &b.side, true)?;
+            if outcome.is_clean() {
+                acc = self.apply(acc, &outcome)?;
+                merged[i] = true;
+                let reason = if of_branch[i].is_empty() {
+                    "changes nothing another workstream changes".to_string()
+                } else if earlier.is_empty() {
+                    format!(
+                        "overlaps {} in clusters {}; merged before them (fewer overlaps or a smaller change)",
+                        plural(overlapping[i], "workstream"),
+                        join_ids(&clusters)
+                    )
+                } else {
+                    format!(
+                        "merges cleanly after {} (clusters {})",
+                        names(&earlier).join(", "),
+                        join_ids(&clusters)
+                    )
+                };
+                clean_steps.push(ForecastStep {
+                    workstream_id: b.ws.clone(),
+                    clean: true,
+                    conflict_paths: Vec::new(),
+                    partners: names(&earlier),
+                    clusters,
+                    overlapping: overlapping[i],
+                    change_size: b.change_size,
+                    reason,
+                });
+            } else {
+                // Which earlier steps it conflicts with, pair by pair: those that touch
+                // a conflicting path (or a file or directory above or below one), at most
+                // PAIRWISE_LIMIT of them, closest in line to its own change first.
+                let paths = outcome.conflict_paths();
+                // The conflicting paths, and where its renames came from.
+                let mut near: Vec<&str> = paths.iter().map(String::as_str).collect();
+                for p in &paths {
+                    if let Some(old) = b.side.renamed_from.get(p) {
+                        near.push(old);
+                    }
+                }
+                let mut candidates: Vec<(u64, usize)> = earlier
+                    .iter()
+                    .filter_map(|&j| {
+                        let d = near
+                            .iter()
+                            .filter_map(|p| distance(&b.touches, &list[j].touches, p))
+                            .min()?;
+                        Some((d, j))
+                    })
+                    .collect();
+                if candidates.is_empty() {
+                    // Related through a rename the earlier step made: every overlapping one.
+                    candidates = earlier.iter().map(|&j| (u64::MAX, j)).collect();
+                }
+                candidates.sort();
+                let unchecked = candidates
+                    .len()
+                    .saturating_sub(MergeForecast::PAIRWISE_LIMIT);
+                let mut partners = BTreeSet::new();
+                for &(_, j) in candidates.iter().take(MergeForecast::PAIRWISE_LIMIT) {
+                    let p = self.pair(&mut pairs, i.min(j), i.max(j))?;
+                    if !p.conflict_paths.is_empty() {
+                        partners.insert(j);
+                    }
+                }
+                let checked: BTreeSet<usize> = candidates
+                    .iter()
+                    .take(MergeForecast::PAIRWISE_LIMIT)
+                    .map(|&(_, j)| j)
+                    .collect();
+                let more = if unchecked > 0 {
+                    format!(
+                        " (checked the {} closest of {} overlapping earlier steps)",
+                        checked.len(),
+                        candidates.len()
+                    )
+                } else {
+                    String::new()
+                };
+                let shown = if partners.is_empty() {
+                    &checked
+                } else {
+                    &partners
+                };
+                let reason = if partners.is_empty() {
+                    format!(
+                        "needs a rebase: conflicts in {} with the combination of {}, though with none of them alone{more}",
+                        paths.join(", "),
+                        names(&checked).join(", ")
+                    )
+                } else {
+                    format!(
+                        "needs a rebase: conflicts with {} in {}{more}",
+                        names(&partners).join(", "),
+                        paths.join(", ")
+                    )
+                };
+                let shown = names(shown);
+                rebase_steps.push(ForecastStep {
+                    workstream_id: b.ws.clone(),
+                    clean: false,
+                    conflict_paths: paths,
+                    partners: shown,
+                    clusters,
+                    overlapping: overlapping[i],
+                    change_size: b.change_size,
+                    reason,
+                });
+            }
+        }
+
+        let clusters = groups
+            .iter()
+            .enumerate()
+            .map(|(g, group)| {
+                let m: Vec<usize> = group.members.iter().copied().collect();
+                // Of the pairs merged inside the cluster, the conflicting ones.
+                let conflicting = if m.len() <= MergeForecast::PAIRWISE_LIMIT {
+                    m.iter()
+                        .enumerate()
+                        .flat_map(|(k, &x)| m[k + 1..].iter().map(move |&y| (x.min(y), x.max(y))))
+                        .filter(|key| pairs.get(key).is_some_and(|p| !p.conflict_paths.is_empty()))
+                        .count()
+                } else {
+                    pair_keys_in(&pairs, &group.members)
+                };
+                let mut workstreams: Vec<String> = m.iter().map(|&j| list[j].ws.clone()).collect();
+                workstreams.sort_by(|a, b| natural_cmp(a, b));
+                ForecastCluster {
+                    id: g + 1,
+                    path: group.path.clone(),
+                    kind: group.kind.to_string(),
+                    lines: group.lines,
+                    workstreams,
+                    all_pairs: m.len() <= MergeForecast::PAIRWISE_LIMIT,
+                    conflicting_pairs: conflicting,
+                }
+            })
+            .collect();
+        let mut pairs: Vec<PairForecast> = pairs.into_values().collect();
+        pairs.sort_by(|p, q| natural_cmp(&p.a, &q.a).then_with(|| natural_cmp(&p.b, &q.b)));
+        let mut merge_order = clean_steps;
+        merge_order.extend(rebase_steps);
+        Ok(MergeForecast {
+            clusters,
+            pairs,
+            merge_order,
+            overlaps,
         })
     }
 
-    fn add(&mut self, paths: &BTreeSet<String>) {
-        for p in paths {
-            self.dirs.extend(parents(p).map(str::to_string));
-            self.files.insert(p.clone());
-        }
-    }
-}
-
-fn file_mode(mode: i32) -> FileMode {
-    match mode {
-        0o100755 => FileMode::BlobExecutable,
-        0o120000 => FileMode::Link,
-        0o160000 => FileMode::Commit,
-        0o040000 => FileMode::Tree,
-        0o100664 => FileMode::BlobGroupWritable,
-        _ => FileMode::Blob,
-    }
-}
-
-/// Every path a branch touches relative to the base (both sides of a rename).
-fn touched_paths(
-    main: &Repository,
-    base_tree: &git2::Tree<'_>,
-    tip: &Commit<'_>,
-) -> Result<BTreeSet<String>, GitError> {
-    let what = || format!("diff the base against {}", short(tip.id()));
-    let tree = tip.tree().ctx(what)?;
-    let diff = main
-        .diff_tree_to_tree(Some(base_tree), Some(&tree), None)
-        .ctx(what)?;
-    let mut paths = BTreeSet::new();
-    for delta in diff.deltas() {
-        for file in [delta.old_file(), delta.new_file()] {
-            if let Some(p) = file.path_bytes() {
-                paths.insert(String::from_utf8_lossy(p).into_owned());
+    /// The clusters, unsorted.
+    fn groups(&self, by_path: &BTreeMap<&str, Vec<usize>>) -> Vec<Group> {
+        let list = self.list;
+        let mut groups = Vec::new();
+        for (path, members) in by_path {
+            if members.len() < 2 {
+                continue;
+            }
+            let all_lines = members
+                .iter()
+                .all(|&i| matches!(list[i].touches[*path], Touch::Lines(_)));
+            if members.len() <= MergeForecast::PAIRWISE_LIMIT || !all_lines {
+                let lines = all_lines.then(|| {
+                    let (mut lo, mut hi) = (u64::MAX, 0);
+                    for &i in members {
+                        if let Touch::Lines(r) = &list[i].touches[*path] {
+                            for r in r {
+                                lo = lo.min(r.start);
+                                hi = hi.max(r.end.max(r.start + 1));
+                            }
+                        }
+                    }
+                    (lo + 1, hi)
+                });
+                groups.push(Group {
+                    path: path.to_string(),
+                    kind: if all_lines { "lines" } else { "file" },
+                    lines,
+                    members: members.iter().copied().collect(),
+                });
+                continue;
+            }
+            // Many workstreams change lines of one text file: one cluster per region where
+            // their changes meet (within LINE_MARGIN lines).
+            let mut spans: Vec<(u64, u64, usize)> = Vec::new();
+            for &i in members {
+                if let Touch::Lines(r) = &list[i].touches[*path] {
+                    spans.extend(r.iter().map(|r| (r.start, r.end.max(r.start), i)));
+                }
+            }
+            spans.sort();
+            let mut cur: Option<Group> = None;
+            let mut reach = 0u64;
+            for (start, end, i) in spans {
+                match &mut cur {
+                    Some(g) if start <= reach + LINE_MARGIN => {
+                        g.members.insert(i);
+                        reach = reach.max(end);
+                        g.lines = Some((g.lines.unwrap().0, reach.max(start + 1)));
+                    }
+                    _ => {
+                        if let Some(g) = cur.take() {
+                            if g.members.len() > 1 {
+                                groups.push(g);
+                            }
+                        }
+                        reach = end;
+                        cur = Some(Group {
+                            path: path.to_string(),
+                            kind: "lines",
+                            lines: Some((start + 1, end.max(start + 1))),
+                            members: BTreeSet::from([i]),
+                        });
+                    }
+                }
+            }
+            if let Some(g) = cur.take() {
+                if g.members.len() > 1 {
+                    groups.push(g);
+                }
             }
         }
+        // A file where others write under it as a directory.
+        for (i, b) in list.iter().enumerate() {
+            for (path, now) in &b.side.changed {
+                if now.is_none() {
+                    continue;
+                }
+                let lo = format!("{path}/");
+                let hi = format!("{path}0");
+                let mut members: BTreeSet<usize> = by_path
+                    .range(lo.as_str()..hi.as_str())
+                    .flat_map(|(_, v)| v.iter().copied())
+                    .filter(|&j| j != i)
+                    .collect();
+                if !members.is_empty() {
+                    members.insert(i);
+                    groups.push(Group {
+                        path: path.clone(),
+                        kind: "file/directory",
+                        lines: None,
+                        members,
+                    });
+                }
+            }
+            // A directory it renamed, where others add.
+            for dir in treemerge::renamed_away_dirs(&b.side, self.base) {
+                let lo = format!("{dir}/");
+                let hi = format!("{dir}0");
+                let mut members: BTreeSet<usize> = by_path
+                    .range(lo.as_str()..hi.as_str())
+                    .flat_map(|(_, v)| v.iter().copied())
+                    .filter(|&j| j != i)
+                    .collect();
+                if !members.is_empty() {
+                    members.insert(i);
+                    groups.push(Group {
+                        path: dir,
+                        kind: "directory rename",
+                        lines: None,
+                        members,
+                    });
+                }
+            }
+        }
+        groups
     }
-    Ok(paths)
+
+    /// The pairwise forecast of branches `x < y`, computed once.
+    fn pair<'p>(
+        &self,
+        pairs: &'p mut BTreeMap<(usize, usize), PairForecast>,
+        x: usize,
+        y: usize,
+    ) -> Result<&'p PairForecast, GitError> {
+        if let std::collections::btree_map::Entry::Vacant(slot) = pairs.entry((x, y)) {
+            let (bx, by) = (&self.list[x], &self.list[y]);
+            // Name the pair in id order.
+            let (a, b) = if natural_cmp(&bx.ws, &by.ws).is_le() {
+                (bx, by)
+            } else {
+                (by, bx)
+            };
+            let outcome = treemerge::merge(self.repo, self.base, &a.side, &b.side, false)?;
+            let mut common: BTreeSet<String> = a
+                .touches
+                .keys()
+                .filter(|p| b.touches.contains_key(*p))
+                .cloned()
+                .collect();
+            common.extend(
+                outcome
+                    .conflicts
+                    .iter()
+                    .filter(|c| {
+                        c.kind == ConflictKind::FileDirectory
+                            || c.kind == ConflictKind::FileLocation
+                    })
+                    .map(|c| c.path.clone()),
+            );
+            let hunks = outcome
+                .conflicts
+                .iter()
+                .map(|c| {
+                    Ok(ConflictHunk {
+                        path: c.path.clone(),
+                        text: self.describe(c, &a.ws, &b.ws)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, GitError>>()?;
+            slot.insert(PairForecast {
+                a: a.ws.clone(),
+                b: b.ws.clone(),
+                common_paths: common.into_iter().collect(),
+                conflict_paths: outcome.conflict_paths(),
+                hunks,
+            });
+        }
+        Ok(&pairs[&(x, y)])
+    }
+
+    /// A conflict for people: a diff3-style hunk for text, a sentence otherwise.
+    fn describe(&self, c: &Conflict, a: &str, b: &str) -> Result<String, GitError> {
+        Ok(match c.kind {
+            ConflictKind::Content | ConflictKind::AddAdd => {
+                let get = |e: Option<Entry>| -> Result<Vec<u8>, GitError> {
+                    e.map_or(Ok(Vec::new()), |e| read(self.repo, e.oid))
+                };
+                let (o, x, y) = (get(c.base)?, get(c.ours)?, get(c.theirs)?);
+                match (text(&o), text(&x), text(&y)) {
+                    (Some(o), Some(x), Some(y)) => render_text_conflict(o, x, y, a, b),
+                    _ => format!("binary file changed in both {a} and {b}"),
+                }
+            }
+            ConflictKind::Binary => format!("binary file changed in both {a} and {b}"),
+            ConflictKind::ModifyDelete => match c.ours {
+                None => format!("deleted in {a}, changed in {b}"),
+                Some(_) => format!("changed in {a}, deleted in {b}"),
+            },
+            ConflictKind::Link => format!("link or submodule changed differently in {a} and {b}"),
+            ConflictKind::Mode => format!("executable bit changed differently in {a} and {b}"),
+            ConflictKind::FileDirectory => {
+                let file_in = if c.ours.is_some() && c.ours != c.base {
+                    a
+                } else {
+                    b
+                };
+                let dir_in = if file_in == a { b } else { a };
+                format!(
+                    "{file_in} has a file {} where {dir_in} has a directory",
+                    c.path
+                )
+            }
+            _ if !c.note.is_empty() => c.note.clone(),
+            k => format!("{} conflict between {a} and {b}", k.label()),
+        })
+    }
+
+    /// The accumulated side after a clean merge of another branch onto it.
+    fn apply(&self, acc: Side<'r>, outcome: &Outcome) -> Result<Side<'r>, GitError> {
+        let mut acc = acc;
+        let tree =
+            treemerge::apply_to_tree(self.repo, &acc.tree, outcome, |p| acc.at(p, self.base))?;
+        for (p, e) in &outcome.result {
+            if *e == self.base.get(p) {
+                acc.changed.remove(p);
+            } else {
+                acc.changed.insert(p.clone(), *e);
+            }
+        }
+        for (old, new) in &outcome.renames {
+            acc.renamed_to.insert(old.clone(), new.clone());
+            acc.renamed_from.insert(new.clone(), old.clone());
+        }
+        acc.tree = tree;
+        Ok(acc)
+    }
 }
 
-fn entry_path(c: &IndexConflict) -> String {
-    let e = c.our.as_ref().or(c.their.as_ref()).or(c.ancestor.as_ref());
-    e.map(|e| String::from_utf8_lossy(&e.path).into_owned())
-        .unwrap_or_default()
+/// The conflicting pairs computed among `members` (for large clusters: the pairs the
+/// order needed, one pass over the computed pairs).
+fn pair_keys_in(
+    pairs: &BTreeMap<(usize, usize), PairForecast>,
+    members: &BTreeSet<usize>,
+) -> usize {
+    pairs
+        .iter()
+        .filter(|((x, y), p)| {
+            !p.conflict_paths.is_empty() && members.contains(x) && members.contains(y)
+        })
+        .count()
 }
 
-fn conflict_paths(index: &Index) -> Result<Vec<String>, GitError> {
-    let mut paths = BTreeSet::new();
-    for c in index
-        .conflicts()
-        .ctx(|| "list merge conflicts".to_string())?
-    {
-        paths.insert(entry_path(&c.ctx(|| "read a merge conflict".to_string())?));
-    }
-    Ok(paths.into_iter().collect())
-}
-
-fn describe_conflicts(
-    main: &Repository,
-    index: &Index,
-    a: &str,
-    b: &str,
-) -> Result<(Vec<String>, Vec<ConflictHunk>), GitError> {
-    if !index.has_conflicts() {
-        return Ok((Vec::new(), Vec::new()));
-    }
-    let mut by_path = BTreeMap::new();
-    for c in index
-        .conflicts()
-        .ctx(|| format!("list conflicts between {a} and {b}"))?
-    {
-        let c = c.ctx(|| format!("read a conflict between {a} and {b}"))?;
-        let path = entry_path(&c);
-        let text = render_conflict(main, &c, a, b)?;
-        by_path.entry(path).or_insert(text);
-    }
-    let paths = by_path.keys().cloned().collect();
-    let hunks = by_path
-        .into_iter()
-        .map(|(path, text)| ConflictHunk { path, text })
-        .collect();
-    Ok((paths, hunks))
-}
-
-fn blob(main: &Repository, e: Option<&IndexEntry>) -> Result<Option<Vec<u8>>, GitError> {
-    match e {
-        None => Ok(None),
-        Some(e) => Ok(Some(
-            main.find_blob(e.id)
-                .ctx(|| format!("read blob {} of {}", e.id, String::from_utf8_lossy(&e.path)))?
-                .content()
-                .to_vec(),
-        )),
-    }
-}
-
-fn render_conflict(
-    main: &Repository,
-    c: &IndexConflict,
-    a: &str,
-    b: &str,
-) -> Result<String, GitError> {
-    let (ours, theirs) = match (&c.our, &c.their) {
-        (None, None) => return Ok("conflict (no content on either side)".to_string()),
-        (None, Some(_)) => return Ok(format!("deleted in {a}, changed in {b}")),
-        (Some(_), None) => return Ok(format!("changed in {a}, deleted in {b}")),
-        (Some(o), Some(t)) => (o, t),
+/// How close two branches' changes are on `path` (or a path above or below it): 0 for a
+/// whole-file touch, else the gap in lines between their nearest changed regions; None if
+/// the second branch touches nothing there.
+fn distance(
+    mine: &BTreeMap<String, Touch>,
+    theirs: &BTreeMap<String, Touch>,
+    path: &str,
+) -> Option<u64> {
+    let related = |p: &str| {
+        p == path || p.starts_with(&format!("{path}/")) || path.starts_with(&format!("{p}/"))
     };
-    if [Some(ours), Some(theirs), c.ancestor.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|e| e.mode == GITLINK_MODE)
-    {
-        return Ok(format!("submodule changed differently in {a} and {b}"));
+    let theirs_here: Vec<(&String, &Touch)> = theirs.iter().filter(|(p, _)| related(p)).collect();
+    if theirs_here.is_empty() {
+        return None;
     }
-    if ours.path != theirs.path {
-        return Ok(format!(
-            "renamed differently: {} in {a}, {} in {b}",
-            String::from_utf8_lossy(&ours.path),
-            String::from_utf8_lossy(&theirs.path)
-        ));
-    }
-    let base = blob(main, c.ancestor.as_ref())?.unwrap_or_default();
-    let o = blob(main, Some(ours))?.unwrap_or_default();
-    let t = blob(main, Some(theirs))?.unwrap_or_default();
-    let as_text = |v: &[u8]| {
-        (!v.contains(&0))
-            .then(|| std::str::from_utf8(v).ok())
-            .flatten()
-            .map(str::to_string)
+    let gap = |a: &Range<u64>, b: &Range<u64>| {
+        if a.end < b.start {
+            b.start - a.end
+        } else {
+            a.start.saturating_sub(b.end)
+        }
     };
-    match (as_text(&base), as_text(&o), as_text(&t)) {
-        (Some(base), Some(o), Some(t)) => Ok(render_text_conflict(&base, &o, &t, a, b)),
-        _ => Ok(format!("binary file changed in both {a} and {b}")),
+    let mut best = u64::MAX;
+    for (p, t) in theirs_here {
+        match (mine.get(p.as_str()), t) {
+            (Some(Touch::Lines(x)), Touch::Lines(y)) => {
+                for a in x {
+                    for b in y {
+                        best = best.min(gap(a, b));
+                    }
+                }
+            }
+            _ => best = 0,
+        }
     }
+    Some(best)
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+fn join_ids(ids: &[usize]) -> String {
+    ids.iter()
+        .map(|i| format!("#{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The conflicting regions of a three-way merge in diff3 style (`<<<<<<< a`, `||||||| base`,
@@ -350,79 +744,4 @@ pub(crate) fn render_text_conflict(
         out.push(format!("… ({more} more lines)"));
     }
     out.join("\n")
-}
-
-pub(crate) fn merged_ws_branches(
-    repo: &RepoPaths,
-    worktree: &Path,
-) -> Result<Vec<(String, String)>, GitError> {
-    // The worktree the merge happened in (HEAD is per worktree; the branches are shared).
-    let main = git2::Repository::discover(worktree)
-        .or_else(|_| git2::Repository::open(&repo.root))
-        .ctx(|| format!("open the repository at {}", worktree.display()))?;
-    let head = main
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .ctx(|| format!("read HEAD of {}", worktree.display()))?
-        .id();
-    let mut branches = Vec::new();
-    for r in main
-        .references_glob("refs/heads/ws/*")
-        .ctx(|| "list ws/ branches".to_string())?
-    {
-        let r = r.ctx(|| "read a ws/ branch".to_string())?;
-        if let (Ok(name), Some(tip)) = (r.name(), r.target()) {
-            if let Some(short_name) = name.strip_prefix("refs/heads/") {
-                branches.push((short_name.to_string(), tip));
-            }
-        }
-    }
-    if branches.is_empty() {
-        return Ok(Vec::new());
-    }
-    let contained = contained_in(&main, head, branches.iter().map(|b| b.1))?;
-    let mut out: Vec<_> = branches
-        .into_iter()
-        .filter(|(_, tip)| contained.contains(tip))
-        .map(|(name, tip)| (name, tip.to_string()))
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-/// Which of `tips` are reachable from `head`, in one pass: with `b` the common ancestor of
-/// HEAD and every tip, a tip is contained iff it is `b` or in `reach(head) \ reach(b)`.
-fn contained_in(
-    main: &Repository,
-    head: Oid,
-    tips: impl Iterator<Item = Oid>,
-) -> Result<HashSet<Oid>, GitError> {
-    let tips: HashSet<Oid> = tips.collect();
-    let mut all: Vec<Oid> = vec![head];
-    all.extend(tips.iter().copied());
-    let Ok(b) = main.merge_base_octopus(&all) else {
-        // Unrelated histories: ask per tip.
-        return Ok(tips
-            .into_iter()
-            .filter(|&t| t == head || main.graph_descendant_of(head, t).unwrap_or(false))
-            .collect());
-    };
-    let what = || "walk the history of HEAD".to_string();
-    let mut walk = main.revwalk().ctx(what)?;
-    walk.push(head).ctx(what)?;
-    walk.hide(b).ctx(what)?;
-    let mut found: HashSet<Oid> = HashSet::new();
-    if tips.contains(&b) {
-        found.insert(b);
-    }
-    for oid in walk {
-        let oid = oid.ctx(what)?;
-        if tips.contains(&oid) {
-            found.insert(oid);
-            if found.len() == tips.len() {
-                break;
-            }
-        }
-    }
-    Ok(found)
 }

@@ -2,18 +2,29 @@
 //! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
 //! in process. Nothing outside this module touches git.
 
+pub mod bisect;
 pub mod config;
+#[cfg(test)]
+mod differential_tests;
 mod forecast;
+#[cfg(test)]
+mod forecast_tests;
 mod include;
+mod integrate;
+#[cfg(test)]
+mod integrate_tests;
+mod landed;
 mod repo;
 mod slots;
 #[cfg(test)]
 mod tests;
+mod treemerge;
 mod workstream;
+mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
 
-use crate::model::{FileChange, Forecast};
+use crate::model::{FileChange, Forecast, MergeForecast};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -129,17 +140,17 @@ pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), Gi
     slots::remove_agent_worktree(repo, slot)
 }
 
-/// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a
-/// common file, merge them in memory (no worktree touched) and record clean or the
-/// conflicting paths with diff3-style hunks (truncated to ~40 lines per path); then merge
-/// the branches onto the base one after another in the given order and say which go in
-/// cleanly and which need a rebase.
+/// Merge forecast in its first shape ([`merge_forecast`] without clusters and
+/// explanations): the pairwise merges computed (with git's answer: clean, or the conflicting
+/// paths with diff3-style hunks, ~40 lines per path) and the suggested order (fewest
+/// overlaps, smallest change, id; those that need a rebase last). In memory; the order of
+/// `branches` does not matter.
 pub fn forecast(
     repo: &RepoPaths,
     base_sha: &str,
     branches: &[(String, String)],
 ) -> Result<Forecast, GitError> {
-    forecast::forecast(repo, base_sha, branches)
+    forecast::merge_forecast(repo, base_sha, branches).map(|f| Forecast::from_merge_forecast(&f))
 }
 
 /// The commit HEAD points at in the worktree containing `worktree` (full SHA).
@@ -155,11 +166,68 @@ pub fn head_of(worktree: &Path) -> Result<String, GitError> {
         })
 }
 
-/// The `ws/…` branches whose tips are contained in the HEAD of the worktree containing
-/// `worktree` (the one a merge happened in), with their tips (for the post-merge hook).
+/// The `ws/…` branches HEAD of the worktree containing `worktree` (the one a merge
+/// happened in) has landed, with their tips (for the post-merge hook): merged, squashed or
+/// cherry-picked, as [`landed_ws_branches`] finds them.
 pub fn merged_ws_branches(
     repo: &RepoPaths,
     worktree: &Path,
 ) -> Result<Vec<(String, String)>, GitError> {
-    forecast::merged_ws_branches(repo, worktree)
+    landed::merged_ws_branches(repo, worktree)
+}
+
+/// The merge forecast with clusters and an explained order (see [`MergeForecast`]): the
+/// given branches (workstream id, branch), made from `base_sha`, merged in memory pair by
+/// pair where they may conflict and one after another in the suggested order; nothing is
+/// written to the repository. [`forecast`] is the same in the first shape.
+pub fn merge_forecast(
+    repo: &RepoPaths,
+    base_sha: &str,
+    branches: &[(String, String)],
+) -> Result<MergeForecast, GitError> {
+    forecast::merge_forecast(repo, base_sha, branches)
+}
+
+pub use integrate::{Excluded, ExclusionReason, IntegratedStep, Integration, Objects};
+
+/// Merge `branches` (workstream id, tip SHA) one by one onto the commit `onto`, in memory,
+/// as merge commits naming each workstream and run `run_id`; a branch that conflicts with
+/// what is already integrated is left out (`conflict`, with the paths). Nothing is checked
+/// out and no ref is written; `Objects::InMemory` writes nothing at all (a dry run).
+pub fn integrate(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    objects: Objects,
+) -> Result<Integration, GitError> {
+    integrate::integrate(repo, run_id, onto, branches, objects)
+}
+
+/// [`integrate`], then `test(tip)`; while the tests fail, leave out the first merge that
+/// makes them fail (`breaks-tests`, naming the merge it fails with) and retest (see
+/// [`bisect::bisect`]). Returns the final integration (with `test_runs`) and the bisection.
+pub fn integrate_and_test<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    test: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<(Integration, bisect::Bisection), E> {
+    integrate::integrate_and_test(repo, run_id, onto, branches, test)
+}
+
+/// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).
+pub fn write_integration_branch(repo: &RepoPaths, branch: &str, tip: &str) -> Result<(), GitError> {
+    integrate::write_branch(repo, branch, tip)
+}
+
+pub use landed::{Landed, LandedBy};
+
+/// The `ws/…` branches HEAD of the worktree containing `worktree` has landed, each with how
+/// it was recognised: merged (tip is an ancestor), squashed (its changes are in HEAD's tree,
+/// or staged by `git merge --squash`), or cherry-picked (its commits' patch-ids are among
+/// HEAD's new commits). [`merged_ws_branches`] is the same without the method.
+pub fn landed_ws_branches(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
+    landed::landed_ws_branches(repo, worktree)
 }
