@@ -3,6 +3,7 @@
 
 mod common;
 mod environments;
+mod pool;
 mod reliability;
 mod report;
 mod run;
