@@ -108,6 +108,17 @@ pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<Ag
     slots::claim(repo, k, base_sha)
 }
 
+/// Claim pool slot `agent-k` only if it exists and is free, repairing it: how a resume takes
+/// back the worktrees of the run that crashed (their caches included) instead of deleting
+/// and re-creating them. `Ok(None)` when there is no such slot or another run holds it.
+pub fn claim_existing_slot(
+    repo: &RepoPaths,
+    k: usize,
+    base_sha: &str,
+) -> Result<Option<AgentSlot>, GitError> {
+    slots::claim_existing(repo, k, base_sha)
+}
+
 /// Options for preparing a worktree for the next workstream.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrepareOptions {

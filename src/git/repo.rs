@@ -164,8 +164,12 @@ pub(crate) fn write_lock() -> MutexGuard<'static, ()> {
 }
 
 /// A failure caused by another process (or libgit2 call) holding one of git's lock files.
+/// (libgit2 reports an existing lock file as `GIT_ELOCKED`; a lock file it may not create
+/// at all, e.g. for lack of permission, is not a collision and is not retried.)
 pub(crate) fn is_lock_collision(e: &git2::Error) -> bool {
-    matches!(e.code(), ErrorCode::Locked | ErrorCode::Modified) || e.message().contains(".lock")
+    matches!(e.code(), ErrorCode::Locked | ErrorCode::Modified)
+        || e.message().contains("failed to lock file")
+        || e.message().contains("is locked")
 }
 
 /// Run `op`, retrying with a short, growing backoff while it fails on a git lock-file

@@ -138,29 +138,58 @@ pub(crate) fn claim(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentS
         let Some(lock) = try_lock_briefly(&d.lock)? else {
             continue;
         };
-        // Not under the in-process write lock: creating a worktree is a full checkout, and
-        // agents populate theirs in parallel. Creation touches no shared ref.
-        let ensured = ensure(repo, &d, base)?;
-        let previous_base = read_state(&d.admin).0;
-        let wt = Repository::open(&d.path).ctx(|| format!("open worktree {}", d.path.display()))?;
-        return Ok(AgentSlot {
-            k,
-            overflow: d.overflow(),
-            name: d.name,
-            path: d.path,
-            created: ensured.created,
-            previous_base,
-            repairs: ensured.repairs,
-            paths: repo.clone(),
-            wt: Some(wt),
-            scan: None,
-            _lock: lock,
-        });
+        return open_claimed(repo, k, d, lock, base);
     }
     Err(GitError(format!(
         "failed to claim a worktree for agent {k}: all {MAX_SLOT_ALTERNATIVES} slots under {} are held by other runs",
         locks.display()
     )))
+}
+
+/// Claim pool slot `agent-k` only if it exists and no one holds it (a resume taking back
+/// the crashed run's worktrees); repaired like any claim.
+pub(crate) fn claim_existing(
+    repo: &RepoPaths,
+    k: usize,
+    base_sha: &str,
+) -> Result<Option<AgentSlot>, GitError> {
+    let base = parse_oid(base_sha)?;
+    let d = SlotDirs::numbered(repo, k, 1);
+    if !d.path.exists() && !d.admin.exists() {
+        return Ok(None);
+    }
+    let Some(lock) = try_lock_briefly(&d.lock)? else {
+        return Ok(None);
+    };
+    open_claimed(repo, k, d, lock, base).map(Some)
+}
+
+/// A slot whose lock we hold: made whole (see [`ensure`]) and opened once.
+fn open_claimed(
+    repo: &RepoPaths,
+    k: usize,
+    d: SlotDirs,
+    lock: fs::File,
+    base: Oid,
+) -> Result<AgentSlot, GitError> {
+    // Not under the in-process write lock: creating a worktree is a full checkout, and
+    // agents populate theirs in parallel. Creation touches no shared ref.
+    let ensured = ensure(repo, &d, base)?;
+    let previous_base = read_state(&d.admin).0;
+    let wt = Repository::open(&d.path).ctx(|| format!("open worktree {}", d.path.display()))?;
+    Ok(AgentSlot {
+        k,
+        overflow: d.overflow(),
+        name: d.name,
+        path: d.path,
+        created: ensured.created,
+        previous_base,
+        repairs: ensured.repairs,
+        paths: repo.clone(),
+        wt: Some(wt),
+        scan: None,
+        _lock: lock,
+    })
 }
 
 /// [`try_lock`], retried for a few milliseconds: a child process forked by another

@@ -253,11 +253,18 @@ impl<'a> Dispatch<'a> {
     pub async fn run(
         self,
         mut work: ReadyWork,
+        initial: Vec<AgentSlot>,
         rec: &mut Recorder,
         observer: &mut dyn Observer,
         cancel: watch::Receiver<bool>,
     ) -> Dispatched {
         let mut slots: Vec<Option<AgentSlot>> = (0..=self.agents).map(|_| None).collect();
+        for s in initial {
+            let k = s.k;
+            if k <= self.agents {
+                slots[k] = Some(s);
+            }
+        }
         let mut idle: Vec<usize> = (1..=self.agents).rev().collect();
         let mut alive: BTreeSet<usize> = (1..=self.agents).collect();
         let mut agent_failures: Vec<usize> = vec![0; self.agents + 1];

@@ -461,6 +461,15 @@ impl Coordinator {
         // The pool: idle worktrees past their expiry go; a crashed run's slots let go of
         // its branches (a resume then reuses them, caches and all).
         setup_notes.extend(sweep_pool(&r.repo, &r.pool).await);
+        // A resume takes back the crashed run's worktrees now, so every one of them is
+        // repaired and, at the end, reset to the base, whether or not an agent needs it.
+        let initial_slots = if let RunMode::Resume(_) = &opts.mode {
+            let (slots, notes) = take_back_slots(&r.repo, &r.base, r.agents).await;
+            setup_notes.extend(notes);
+            slots
+        } else {
+            Vec::new()
+        };
 
         let db = Arc::new(Mutex::new(db));
         let mut rec = Recorder {
@@ -506,7 +515,7 @@ impl Coordinator {
         let dispatch = Dispatch::new(ctx, &loaded, to_run, r.agents, opts.fail_fast);
         dispatch.settle_known_failures(&mut work, &fail_now, &done, &mut rec, observer.as_mut());
         let Dispatched { slots, interrupted } = dispatch
-            .run(work, &mut rec, observer.as_mut(), cancel)
+            .run(work, initial_slots, &mut rec, observer.as_mut(), cancel)
             .await;
 
         // Consolidate everything the run has (including earlier results on resume).
@@ -552,6 +561,14 @@ async fn finalise(f: Finalise) -> RunOutcome {
     } = f;
     let run_id = info.run_id.clone();
     info.finished_at = Some(Utc::now());
+    // The agent worktrees, meanwhile: reset to the base and kept as the pool, or removed
+    // (branches stay either way). Nothing below moves a branch.
+    let releasing = tokio::spawn(let_go_of_slots(
+        slots,
+        r.base.clone(),
+        r.keep_worktrees,
+        r.keep_ignored.clone(),
+    ));
     let fresh: HashSet<String> = rec
         .results
         .iter()
@@ -590,6 +607,15 @@ async fn finalise(f: Finalise) -> RunOutcome {
     } else {
         RunState::Finished
     };
+    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
+    match releasing.await {
+        Ok(notes) => rec.notes.extend(notes),
+        Err(e) => rec
+            .notes
+            .push(format!("failed to let go of the agent worktrees: {e}")),
+    }
+    // Last: the state says `finished` only once everything above is done, so a crash at
+    // any earlier instant leaves a run that `--resume` finishes.
     let written = {
         let mut g = rec.db.lock().unwrap_or_else(|p| p.into_inner());
         g.finish_run(&consolidated, state)
@@ -599,12 +625,6 @@ async fn finalise(f: Finalise) -> RunOutcome {
             "failed to write the run totals to the database: {e}"
         ));
     }
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
-
-    // The agent worktrees: reset to the base and kept as the pool, or removed (branches
-    // stay either way).
-    rec.notes
-        .extend(let_go_of_slots(slots, &r.base, r.keep_worktrees, &r.keep_ignored).await);
     RunOutcome {
         run_id,
         consolidated,
@@ -764,20 +784,46 @@ async fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> Vec<String> {
     }
 }
 
+/// Claim the existing pool slots `agent-1..=agents` (see [`git::claim_existing_slot`]).
+async fn take_back_slots(
+    repo: &RepoPaths,
+    base: &str,
+    agents: usize,
+) -> (Vec<git::AgentSlot>, Vec<String>) {
+    let (repo, base) = (repo.clone(), base.to_string());
+    let res = tokio::task::spawn_blocking(move || {
+        let mut slots = Vec::new();
+        let mut notes = Vec::new();
+        for k in 1..=agents {
+            match git::claim_existing_slot(&repo, k, &base) {
+                Ok(Some(mut s)) => {
+                    notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
+                    slots.push(s);
+                }
+                Ok(None) => {}
+                Err(e) => notes.push(format!("failed to take back agent worktree {k}: {e}")),
+            }
+        }
+        (slots, notes)
+    })
+    .await;
+    res.unwrap_or_else(|e| (Vec::new(), vec![format!("failed to take back the agent worktrees: {e}")]))
+}
+
 /// At the end of a run, every agent at once: reset its worktree to the base and keep it as
 /// the pool, or remove it (`keep` false, and always for overflow slots, so the pool stays
 /// at the largest `--agents` used). Returns a note per failure.
 async fn let_go_of_slots(
     slots: Vec<git::AgentSlot>,
-    base: &str,
+    base: String,
     keep: bool,
-    keep_ignored: &[String],
+    keep_ignored: Vec<String>,
 ) -> Vec<String> {
     let mut tasks = tokio::task::JoinSet::new();
     for slot in slots {
-        let base = base.to_string();
+        let base = base.clone();
         let opts = PrepareOptions {
-            keep_ignored: keep_ignored.to_vec(),
+            keep_ignored: keep_ignored.clone(),
         };
         tasks.spawn_blocking(move || {
             let name = slot.name.clone();

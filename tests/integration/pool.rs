@@ -266,3 +266,248 @@ fn a_broken_pool_is_repaired_not_charged_to_a_workstream() {
     assert!(out.is_ok(), "{out:?}");
     assert_eq!(assert_pool_tidy(&env, 3).len(), 3);
 }
+
+/// A directory nothing can be added to or removed from (`chattr +i` as root, else mode
+/// 0500) until dropped.
+struct Frozen(std::path::PathBuf);
+
+impl Frozen {
+    fn new(dir: std::path::PathBuf) -> Frozen {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let ok = if root {
+            std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(&dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        } else {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o500)).is_ok()
+        };
+        assert!(ok, "failed to make {} unwritable", dir.display());
+        assert!(
+            std::fs::write(dir.join("probe"), "").is_err(),
+            "{} is still writable",
+            dir.display()
+        );
+        Frozen(dir)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+/// Break agent slot `k` for good: its admin dir marked half-made and made unwritable, so
+/// neither the checkout (it writes `index.lock` there) nor the rebuild can succeed.
+fn break_slot(env: &Env, k: usize) -> Frozen {
+    let admin = env.repo.join(format!(".git/worktrees/ws-agent-{k}"));
+    std::fs::write(admin.join("git-ws-creating"), "").unwrap();
+    Frozen::new(admin)
+}
+
+#[test]
+fn a_slot_that_cannot_be_prepared_hands_its_workstream_to_another_agent() {
+    let env = Env::new();
+    trivial(&env, 6);
+    env.ws_run(&["--agents", "3", "-q"]).expect(0);
+    let _frozen = break_slot(&env, 1);
+    let out = env.ws_run(&["--agents", "3"]);
+    out.expect(0);
+    let run = out.run_id();
+    assert!(
+        out.stderr.contains("agent-1 could not prepare a worktree for"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("handing it to another agent"), "{}", out.stderr);
+    assert!(git_errors(&env, &run).is_empty());
+    let agents = env.sql(&format!(
+        "SELECT DISTINCT agent_id FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    assert_eq!(agents, vec![vec!["agent-2"], vec!["agent-3"]]);
+}
+
+#[test]
+fn when_no_agent_can_prepare_a_worktree_the_error_says_whose_fault_it_is() {
+    let env = Env::new();
+    trivial(&env, 4);
+    env.ws_run(&["--agents", "2", "-q"]).expect(0);
+    let frozen = [break_slot(&env, 1), break_slot(&env, 2)];
+    let out = env.ws_run(&["--agents", "2", "-q"]);
+    out.expect(1);
+    let run = out.run_id();
+    let errors = git_errors(&env, &run);
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for e in &errors {
+        assert!(e.contains("a fault of git-ws, not of the workstream"), "{e}");
+        assert!(e.contains("git ws-run --prune-worktrees"), "{e}");
+        assert!(e.contains("git ws-run --rerun-failed"), "{e}");
+    }
+    // Doing what the message says works.
+    drop(frozen);
+    env.ws_run(&["--prune-worktrees"]).expect(0);
+    env.ws_run(&["--rerun-failed", "-q"]).expect(0);
+}
+
+/// A small deterministic generator (xorshift64*), seeded from the clock unless
+/// `GIT_WS_CRASH_SEED` is set; the seed is printed so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env() -> Rng {
+        let seed = std::env::var("GIT_WS_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("crash loop: GIT_WS_CRASH_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}
+
+/// What one kill-and-resume iteration found wrong (empty when all is well).
+fn check_after_crash(env: &Env, run: &str, ids: &[String], agents: usize) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    let got: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    if got != ids.iter().map(String::as_str).collect::<Vec<_>>() {
+        wrong.push(format!("results lost or doubled: {got:?}"));
+    }
+    for r in &rows {
+        if r[1] != "completed" {
+            let errors = env.sql(&format!(
+                "SELECT error_type || ': ' || error_message FROM consolidated_errors WHERE run_id = '{run}' AND workstream_id = '{}'",
+                r[0]
+            ));
+            wrong.push(format!("{} {} because of the crash: {errors:?}", r[0], r[1]));
+        }
+    }
+    let state = env.sql(&format!("SELECT state FROM ws_runs WHERE run_id = '{run}'"));
+    if state != vec![vec!["finished"]] {
+        wrong.push(format!("run state {state:?}"));
+    }
+    let mut branches: Vec<String> = env
+        .git(&["branch", "--list", "--format=%(refname:short)", "ws/*", "git-ws-tmp/*"])
+        .lines()
+        .filter(|b| !b.starts_with("ws/") || b.starts_with(&format!("ws/{run}/")))
+        .map(|b| b.rsplit('/').next().unwrap().to_string())
+        .collect();
+    branches.sort();
+    if branches != ids {
+        wrong.push(format!("branches of {run}: {branches:?}"));
+    }
+    let report = env
+        .repo
+        .join(format!("reports/multi_agent_consolidated_{run}.md"));
+    if !report.is_file() {
+        wrong.push("no report".to_string());
+    }
+    if let Err(e) = std::panic::catch_unwind(|| assert_pool_tidy(env, agents)) {
+        wrong.push(format!("pool: {:?}", e.downcast_ref::<String>()));
+    }
+    wrong
+}
+
+/// SIGKILL the coordinator at a random instant of a run (creating worktrees, checking out,
+/// committing, writing the database, forecasting, writing the report, letting go of the
+/// pool), then `git ws-run --resume latest`: every workstream ends with exactly one final
+/// result, none fails because of the crash, no stray branch, no half-made worktree, at most
+/// `--agents` pool worktrees. Every third iteration starts with no pool, so creation is hit
+/// too. `scripts/stress.sh crash N` runs it N times.
+#[test]
+fn killed_at_a_random_instant_and_resumed_nothing_is_lost_or_doubled() {
+    const AGENTS: usize = 3;
+    let iterations = loops(4);
+    let mut rng = Rng::from_env();
+    let env = Env::new();
+    // Enough files that a checkout takes a moment.
+    for d in 0..20 {
+        for f in 0..15 {
+            env.write(&format!("tree/d{d}/f{f}.txt"), &format!("{d} {f}\n").repeat(20));
+        }
+    }
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "files"]);
+    let ids: Vec<String> = (1..=9).map(|i| format!("w{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        env.ws_cmd(
+            id,
+            &format!("echo {id} > {id}.txt; echo more >> tree/d{i}/f1.txt; sleep 0.0{i}"),
+        );
+    }
+    // How long an undisturbed run takes (cold, then warm).
+    let t = std::time::Instant::now();
+    env.ws_run(&["--agents", "3", "-q"]).expect(0);
+    let cold = t.elapsed();
+    let t = std::time::Instant::now();
+    env.ws_run(&["--agents", "3", "-q"]).expect(0);
+    let warm = t.elapsed();
+    let mut failures = Vec::new();
+    let (mut resumed, mut finished, mut before) = (0, 0, 0);
+    for i in 0..iterations {
+        let cold_start = i % 3 == 0;
+        if cold_start {
+            env.ws_run(&["--prune-worktrees"]).expect(0);
+        }
+        let span = if cold_start { cold } else { warm };
+        let delay = std::time::Duration::from_micros(rng.below(span.as_micros() as u64 * 11 / 10));
+        let runs_before = env.sql("SELECT count(*) FROM ws_runs")[0][0].clone();
+        let child = env.spawn_run(&["--agents", "3", "-q"]);
+        std::thread::sleep(delay);
+        crate::common::signal(child.pid(), libc::SIGKILL);
+        let _ = child.wait(std::time::Duration::from_secs(10));
+        let latest = env.sql("SELECT run_id, state FROM ws_runs ORDER BY rowid DESC LIMIT 1");
+        if env.sql("SELECT count(*) FROM ws_runs")[0][0] == runs_before {
+            before += 1;
+            continue;
+        }
+        let (run, state) = (latest[0][0].clone(), latest[0][1].clone());
+        if state == "running" {
+            resumed += 1;
+            let out = env.ws_run(&["--resume", "latest", "-q"]);
+            if out.code != 0 {
+                failures.push(format!(
+                    "iteration {i} (killed after {delay:?}): resume exited {}: {}",
+                    out.code, out.stderr
+                ));
+                continue;
+            }
+        } else {
+            finished += 1;
+        }
+        for w in check_after_crash(&env, &run, &ids, AGENTS) {
+            failures.push(format!("iteration {i} (killed after {delay:?}, {state}): {w}"));
+        }
+    }
+    // Whatever the last kill left, the next run is clean.
+    let last = one_run(&env, 9, &[]);
+    assert!(last.is_ok(), "{last:?}");
+    assert_pool_tidy(&env, AGENTS);
+    eprintln!(
+        "crash loop: {iterations} kills ({before} before the run was recorded, {resumed} resumed, {finished} after it finished): {} problem(s)",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
