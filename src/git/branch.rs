@@ -183,7 +183,7 @@ impl AgentSlot {
             .map_err(pool)?;
             let exists = wt.find_reference(refname).is_ok();
             if exists {
-                release_elsewhere(&paths, refname, &name, branch)?;
+                release_elsewhere(&paths, refname, &name, branch, &_guard)?;
             }
             // HEAD is detached here, so the branch can be (re)set before it is checked out.
             retry(
@@ -327,6 +327,7 @@ fn release_elsewhere(
     refname: &str,
     ours: &str,
     branch: &str,
+    write_lock: &std::sync::MutexGuard<'static, ()>,
 ) -> Result<(), PrepareError> {
     let Some(other) = checked_out_elsewhere(repo, refname, ours) else {
         return Ok(());
@@ -347,7 +348,7 @@ fn release_elsewhere(
     let d = SlotDirs::new(repo, slot);
     match try_lock(&d.lock) {
         Ok(Some(_held)) => {
-            slots::detach_if_attached(repo, &d).map_err(|error| PrepareError {
+            slots::detach_if_attached(repo, &d, write_lock).map_err(|error| PrepareError {
                 error,
                 pool_fault: true,
             })?;

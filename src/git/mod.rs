@@ -51,7 +51,7 @@ pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
 pub use branch::PrepareError;
 pub use branches::WsBranch;
 pub use repo::Repo;
-pub use slots::{PoolEntry, PoolPolicy, PoolSweep, LOCK_REASON};
+pub use slots::{PoolPolicy, PoolSweep, LOCK_REASON};
 
 /// An agent's slot in the worktree pool, and the handle every git operation of that agent
 /// goes through: the repository is opened once, when the slot is claimed, and the slot
@@ -159,11 +159,6 @@ pub fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
 /// file). Branches and everything else stay.
 pub fn prune_pool(repo: &RepoPaths) -> PoolSweep {
     slots::prune(repo)
-}
-
-/// The pool's worktrees as they are on disk (for `git worktree list`-like reports).
-pub fn pool_entries(repo: &RepoPaths) -> Vec<PoolEntry> {
-    slots::entries(repo)
 }
 
 /// Merge forecast: for every pair of the given branches (workstream id, branch) that touch a

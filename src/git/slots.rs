@@ -56,22 +56,6 @@ pub struct PoolSweep {
     pub failures: Vec<String>,
 }
 
-/// A pool slot as found on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolEntry {
-    /// `agent-1`, `agent-2-2`, …
-    pub slot: String,
-    pub path: PathBuf,
-    /// Another process (a live run) holds it.
-    pub held: bool,
-    /// The base it was last reset to, if recorded.
-    pub base: Option<String>,
-    /// When it was last used, if recorded.
-    pub last_used: Option<SystemTime>,
-    /// Created or removed partway (a crash), or missing a part.
-    pub half_made: bool,
-}
-
 /// The files that make up one slot.
 pub(crate) struct SlotDirs {
     /// `agent-1`, `agent-1-2`.
@@ -540,28 +524,6 @@ fn slot_names(repo: &RepoPaths) -> Vec<String> {
     names
 }
 
-pub(crate) fn entries(repo: &RepoPaths) -> Vec<PoolEntry> {
-    slot_names(repo)
-        .into_iter()
-        .filter_map(|slot| {
-            let d = SlotDirs::new(repo, &slot);
-            if !d.path.exists() && !d.admin.exists() {
-                return None;
-            }
-            let held = matches!(try_lock(&d.lock), Ok(None));
-            let (base, _) = read_state(&d.admin);
-            Some(PoolEntry {
-                last_used: last_used(&d),
-                half_made: half_made(&d),
-                path: d.path,
-                slot,
-                held,
-                base,
-            })
-        })
-        .collect()
-}
-
 /// Days, rounded down, for messages.
 fn days(d: Duration) -> u64 {
     d.as_secs() / 86_400
@@ -612,7 +574,7 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
                 // A lock file without a worktree.
                 let _ = fs::remove_file(&d.lock);
             }
-            None => match detach_if_attached(repo, &d) {
+            None => match detach_if_attached(repo, &d, &write_lock()) {
                 Ok(Some(line)) => out.repaired.push(line),
                 Ok(None) => {}
                 Err(e) => out.failures.push(e.0),
@@ -674,8 +636,13 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
 
 /// A crashed run leaves its slots on its workstreams' branches, and a branch can be checked
 /// out in one worktree only: detach an idle slot's HEAD at the commit it is on (files,
-/// index and caches stay exactly as they are). The caller holds the slot's lock.
-pub(crate) fn detach_if_attached(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<String>, GitError> {
+/// index and caches stay exactly as they are). The caller holds the slot's lock and the
+/// in-process [`write_lock`].
+pub(crate) fn detach_if_attached(
+    repo: &RepoPaths,
+    d: &SlotDirs,
+    _write_lock: &std::sync::MutexGuard<'static, ()>,
+) -> Result<Option<String>, GitError> {
     let head = fs::read_to_string(d.admin.join("HEAD")).unwrap_or_default();
     let Some(target) = head.trim().strip_prefix("ref:").map(str::trim) else {
         return Ok(None);
@@ -683,7 +650,6 @@ pub(crate) fn detach_if_attached(repo: &RepoPaths, d: &SlotDirs) -> Result<Optio
     let target = target.to_string();
     let wt = Repository::open(&d.path).ctx(|| format!("open worktree {}", d.path.display()))?;
     let at = wt.refname_to_id(&target).ok();
-    let _guard = write_lock();
     clear_stale_locks(&d.admin)?;
     match at {
         Some(commit) => retry(

@@ -778,6 +778,32 @@ fn a_branch_checked_out_elsewhere_is_refused() {
     assert!(e.error.0.contains("bad..name"), "{e}");
 }
 
+#[test]
+fn a_branch_left_checked_out_in_an_idle_slot_is_released_there() {
+    let t = repo();
+    let base = t.head();
+    let mut one = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    one.prepare("ws/r/a", &base, &no_opts()).unwrap();
+    // A run that died with ws/r/a checked out in agent-1: the slot is idle.
+    drop(one);
+    let mut two = claim_agent_slot(&t.paths, 2, &base).unwrap();
+    two.prepare("ws/r/a", &base, &no_opts()).unwrap();
+    assert_eq!(
+        git(&two.path, &["symbolic-ref", "HEAD"]),
+        "refs/heads/ws/r/a"
+    );
+    let one_path = t.paths.common_dir.join("ws/agent-1");
+    assert!(git_cmd(&one_path, &["symbolic-ref", "-q", "HEAD"])
+        .stdout
+        .is_empty());
+    // Held by a live run, it is not taken from there (and another agent may do better).
+    let mut held = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    held.prepare("ws/r/b", &base, &no_opts()).unwrap();
+    let e = two.prepare("ws/r/b", &base, &no_opts()).unwrap_err();
+    assert!(e.pool_fault, "{e}");
+    assert!(e.error.0.contains("another git ws-run holds"), "{e}");
+}
+
 // ---------------------------------------------------------------- concurrency
 
 #[test]

@@ -128,8 +128,8 @@ impl ReadyWork {
         self.sched.finish(id, ok)
     }
 
-    /// Everything not started: pending in the scheduler, then handed back. Returns the ids
-    /// and the skips that failing the handed-back ones causes.
+    /// Everything not started: pending in the scheduler, then handed back (failed in the
+    /// scheduler, so nothing waits for them).
     fn drain(&mut self) -> Vec<String> {
         let mut ids = self.sched.drain_pending();
         for (id, _, _) in std::mem::take(&mut self.handed_back) {
@@ -432,5 +432,68 @@ impl<'a> Dispatch<'a> {
         res.errors.push(WsError::new(etype, reason.to_string()));
         res.end_time = Some(Utc::now());
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(ids: &[&str]) -> ReadyWork {
+        ReadyWork::new(Scheduler::new(
+            ids.iter()
+                .map(|id| plan::Job {
+                    id: id.to_string(),
+                    depends_on: vec![],
+                    expected_secs: None,
+                })
+                .collect(),
+        ))
+    }
+
+    fn set(ks: &[usize]) -> BTreeSet<usize> {
+        ks.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_handed_back_workstream_goes_first_to_an_agent_that_has_not_tried_it() {
+        let mut w = work(&["a", "b"]);
+        let first = w.next_for(1).unwrap();
+        w.hand_back(first.clone(), set(&[1]), "broken".into());
+        // Agent 1 tried it: it gets the other one; agent 2 gets the handed-back one.
+        let other = w.next_for(1).unwrap();
+        assert_ne!(other, first);
+        assert_eq!(w.next_for(2), Some(first));
+        assert_eq!(w.next_for(3), None);
+    }
+
+    #[test]
+    fn stranded_when_every_agent_still_working_has_tried_it() {
+        let mut w = work(&["a"]);
+        let id = w.next_for(1).unwrap();
+        w.hand_back(id.clone(), set(&[1, 2]), "e".into());
+        assert!(w.stranded(&set(&[1, 2, 3])).is_empty());
+        assert_eq!(w.stranded(&set(&[1, 2])), vec![(id, "e".to_string())]);
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
+    fn drain_returns_pending_and_handed_back_work() {
+        let mut w = work(&["a", "b", "c"]);
+        let id = w.next_for(1).unwrap();
+        w.hand_back(id.clone(), set(&[1]), "e".into());
+        assert_eq!(w.waiting(), 3);
+        let mut drained = w.drain();
+        drained.sort();
+        assert_eq!(drained, vec!["a", "b", "c"]);
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
+    fn the_pool_failure_message_names_the_fault_and_the_way_out() {
+        let m = pool_failure_message("w1", 3, "failed to lock x");
+        assert!(m.contains("w1 on 3 agent(s)"), "{m}");
+        assert!(m.contains("a fault of git-ws, not of the workstream"), "{m}");
+        assert!(m.contains("git ws-run --prune-worktrees"), "{m}");
     }
 }

@@ -957,6 +957,18 @@ mod tests {
     }
 
     #[test]
+    fn worktree_expiry_reads_durations_days_and_never() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_expiry("14d"), Ok(Some(14 * day)));
+        assert_eq!(parse_expiry("14"), Ok(Some(14 * day)));
+        assert_eq!(parse_expiry("36h"), Ok(Some(Duration::from_secs(36 * 3600))));
+        assert_eq!(parse_expiry(" never "), Ok(None));
+        assert_eq!(parse_expiry("0"), Ok(None));
+        let e = parse_expiry("fortnight").unwrap_err();
+        assert!(e.contains("fortnight") && e.contains("never"), "{e}");
+    }
+
+    #[test]
     fn only_results_that_ran_to_their_own_end_are_final() {
         assert!(is_final(&result(Status::Completed, None)));
         assert!(is_final(&result(

@@ -511,3 +511,71 @@ fn killed_at_a_random_instant_and_resumed_nothing_is_lost_or_doubled() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn prune_branches_deletes_merged_and_old_branches_of_finished_runs_only() {
+    let env = Env::new();
+    let list = |env: &Env| -> Vec<String> {
+        env.git(&["branch", "--list", "--format=%(refname:short)", "ws/*"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    let first = env.ws_run(&["--agents", "2", "-q"]);
+    first.expect(0);
+    let r1 = first.run_id();
+    // a is merged into main; b was merged elsewhere, as the post-merge hook recorded.
+    env.git(&["merge", "-q", "--no-edit", &format!("ws/{r1}/a")]);
+    let b_tip = env.git(&["rev-parse", &format!("ws/{r1}/b")]).trim().to_string();
+    crate::common::sql_exec(
+        &env.db_path(),
+        &format!(
+            "INSERT INTO ws_merges (run_id, workstream_id, branch, tip, merge_commit, merged_at) \
+             VALUES ('{r1}', 'b', 'ws/{r1}/b', '{b_tip}', '{b_tip}', '2026-01-01T00:00:00Z')"
+        ),
+    );
+    // A second run, unmerged; a third that crashed (state `running`).
+    std::fs::remove_file(env.repo.join("workstreams/b.json")).unwrap();
+    env.ws_cmd("a", "echo again > c.txt");
+    let second = env.ws_run(&["--agents", "1", "-q"]);
+    second.expect(0);
+    let r2 = second.run_id();
+    let go = env.scratch("started");
+    env.ws_cmd("a", &format!("touch '{}'; sleep 30", go.display()));
+    let crashed = env.spawn_run(&["--agents", "1", "-q"]);
+    crate::common::wait_until(std::time::Duration::from_secs(10), "the run to start", || {
+        go.exists()
+    });
+    crate::common::signal(crashed.pid(), libc::SIGKILL);
+    crashed.wait(std::time::Duration::from_secs(5));
+    let r3 = env.sql("SELECT run_id FROM ws_runs WHERE state = 'running'")[0][0].clone();
+    assert_eq!(list(&env).len(), 4);
+
+    let out = env.ws_run(&["--prune-branches"]);
+    out.expect(0);
+    assert!(
+        out.stdout
+            .contains(&format!("deleted ws/{r1}/b (was {}; merged)", &b_tip[..12])),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&format!("deleted ws/{r1}/a")), "{}", out.stdout);
+    assert!(out.stdout.contains("deleted 2 ws/ branch(es); kept 2"), "{}", out.stdout);
+    let mut want = vec![format!("ws/{r2}/a"), format!("ws/{r3}/a")];
+    want.sort();
+    assert_eq!(list(&env), want);
+    // Not old enough; then --all: everything of finished runs, never the crashed run's.
+    env.ws_run(&["--prune-branches", "--older-than", "1"]).expect(0);
+    assert_eq!(list(&env).len(), 2);
+    let all = env.ws_run(&["--prune-branches", "--all"]);
+    all.expect(0);
+    assert!(all.stdout.contains("still running"), "{}", all.stdout);
+    assert_eq!(list(&env), vec![format!("ws/{r3}/a")]);
+    // The database keeps the commit SHAs.
+    let head = crate::common::result_json(&env, &r1, "b", "metadata")["head"].clone();
+    assert_eq!(head, serde_json::json!(b_tip));
+    // --older-than and --all belong to --prune-branches.
+    env.ws_run(&["--all"]).expect(2);
+}
