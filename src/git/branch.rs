@@ -747,8 +747,7 @@ struct Committed {
 
 /// Commit everything modified, staged, deleted or untracked (not ignored) on the branch the
 /// worktree's HEAD points at, from one status pass that also lists the ignored paths (kept
-/// as the [`Scan`] for the next prepare). The index is written only when something was
-/// staged.
+/// as the [`Scan`] for the next prepare). The index file is left to the next checkout.
 fn commit_leftovers(
     wt: &Repository,
     worktree: &Path,
@@ -795,8 +794,9 @@ fn commit_leftovers(
         });
     }
     let what = || format!("commit leftover changes in worktree {}", worktree.display());
+    // The status pass above reloaded the index if the agent changed it on disk.
     let mut index = wt.index().ctx(what)?;
-    index.read(true).ctx(what)?;
+    index.read(false).ctx(what)?;
     // Nested repositories (a tool's `git init`) are not this repository's content.
     let mut nested = Vec::new();
     let staged_only = !conflicted && stage_paths(&mut index, worktree, &changed, &mut nested);
@@ -806,10 +806,12 @@ fn commit_leftovers(
         index.read(true).ctx(what)?;
         stage_everything(&mut index, worktree, &mut nested).ctx(what)?;
     }
-    // The tree first: writing it fills the index's tree cache, which the index file then
-    // keeps, so the next workstream's tree is built from the directories that changed.
+    // The tree from the index in memory (which fills its tree cache). The index file is
+    // not written here: the next checkout in this worktree (the next prepare, or the
+    // release at the end of the run) starts from this in-memory index and writes it once.
+    // Should the process die first, the file on disk still shows the agent's changes as
+    // unstaged, and the next prepare takes its general path.
     let tree_id = index.write_tree().ctx(what)?;
-    index.write().ctx(what)?;
     let parent = wt.head().and_then(|h| h.peel_to_commit()).ctx(what)?;
     wt.cleanup_state().ctx(what)?;
     let committed = if tree_id == parent.tree_id() {

@@ -299,9 +299,17 @@ fn leftovers_are_committed_with_a_warning_and_fallback_author() {
     );
     assert_eq!(change(&c, "src/lib.rs").deletions, 10);
     assert_eq!(change(&c, "newdir/sub/a.txt").additions, 3);
-    // The worktree is clean afterwards (the ignored file stays, uncommitted).
-    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    // The files are all committed (the ignored one stays, uncommitted); the index file is
+    // written by the next checkout, here the release at the end of a run, which leaves the
+    // worktree clean and detached at the base.
     assert!(slot.path.join("debug.log").exists());
+    let path = slot.path.clone();
+    slot.release(&base, &no_opts()).unwrap();
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert_eq!(git(&path, &["rev-parse", "HEAD"]), base);
+    assert!(git_cmd(&path, &["symbolic-ref", "-q", "HEAD"])
+        .stdout
+        .is_empty());
 }
 
 #[test]
@@ -535,7 +543,7 @@ fn deleted_worktree_is_read_from_the_branch_and_recreated() {
 fn broken_slot_links_and_stale_locks_are_repaired() {
     let t = repo();
     let base = t.head();
-    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     write(&slot.path, "target/cache", "c\n");
     let gitdir = t.gitdir_of(&slot);
     let path = slot.path.clone();
@@ -727,7 +735,8 @@ fn mid_merge_state_and_option_like_names_are_cleaned() {
     assert!(!gitdir.join("MERGE_HEAD").exists());
 
     // Again mid-merge, then prepare without collecting.
-    git(&slot.path, &["checkout", "-q", "-B", "ws/r/x", "side~1"]);
+    slot.prepare("ws/r/x", &base, &no_opts()).unwrap();
+    git(&slot.path, &["reset", "-q", "--hard", "side~1"]);
     write(
         &slot.path,
         "data.txt",
@@ -955,7 +964,7 @@ fn slots_are_exclusive_across_processes() {
     );
     // Its lock died with it: agent-1 is free again.
     drop(slot);
-    let mut again = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let again = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(again.name, "ws-agent-1");
     assert_eq!(t.branches().len(), 1 + 6);
 }
@@ -1265,6 +1274,60 @@ fn temporary_branches_of_older_versions_are_cleaned_by_the_sweep() {
     assert_eq!(t.branches(), vec!["main"]);
     let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+}
+
+fn prepare_scans() -> usize {
+    super::branch::PREPARE_SCANS.with(|n| n.get())
+}
+
+#[test]
+fn prepare_uses_the_scan_collect_made_unless_the_worktree_changed_since() {
+    let t = repo();
+    let base = t.head();
+    let opts = PrepareOptions {
+        keep_ignored: vec!["target".into()],
+    };
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &opts).unwrap();
+    let scans = prepare_scans();
+    write(&slot.path, "a.txt", "a\n");
+    write(&slot.path, "build/x.o", "ignored\n");
+    write(&slot.path, "target/keep", "cache\n");
+    slot.collect("ws/r/a", &base, "a").unwrap();
+    slot.prepare("ws/r/b", &base, &opts).unwrap();
+    assert_eq!(prepare_scans(), scans, "prepare scanned again after collect");
+    assert!(!slot.path.join("a.txt").exists() && !slot.path.join("build").exists());
+    assert!(slot.path.join("target/keep").exists());
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+
+    // Something touched the worktree after collect (the index file changed): scan.
+    write(&slot.path, "b.txt", "b\n");
+    slot.collect("ws/r/b", &base, "b").unwrap();
+    git(&slot.path, &["update-index", "--refresh"]);
+    write(&slot.path, "later.txt", "after collect\n");
+    slot.prepare("ws/r/c", &base, &opts).unwrap();
+    assert_eq!(prepare_scans(), scans + 1);
+    assert!(!slot.path.join("later.txt").exists());
+
+    // The process died between collect and the next prepare: the index file on disk is
+    // the agent's, not the committed one. The next claim's prepare sorts it out.
+    write(&slot.path, "c.txt", "c\n");
+    write(&slot.path, "README.md", "changed\n");
+    slot.collect("ws/r/c", &base, "c").unwrap();
+    drop(slot);
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/d", &base, &opts).unwrap();
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    assert_eq!(
+        fs::read_to_string(slot.path.join("README.md")).unwrap(),
+        "hello\n"
+    );
+    assert!(!slot.path.join("c.txt").exists());
+    assert_eq!(
+        git(&t.root, &["show", "ws/r/c:README.md"]),
+        "changed",
+        "the work is on its branch"
+    );
 }
 
 fn full_switches() -> usize {
