@@ -183,7 +183,10 @@ pub fn render_pool_prune(p: &crate::git::PoolSweep) -> String {
         let _ = writeln!(s, "{line}");
     }
     for slot in &p.busy {
-        let _ = writeln!(s, "kept agent worktree {slot}: a running git ws-run holds it");
+        let _ = writeln!(
+            s,
+            "kept agent worktree {slot}: a running git ws-run holds it"
+        );
     }
     for f in &p.failures {
         let _ = writeln!(s, "error: {f}");
@@ -207,7 +210,11 @@ pub fn render_branch_prune(p: &runner::BranchPrune) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     for (name, tip, why) in &p.deleted {
-        let _ = writeln!(s, "deleted {name} (was {}; {why})", &tip[..tip.len().min(12)]);
+        let _ = writeln!(
+            s,
+            "deleted {name} (was {}; {why})",
+            &tip[..tip.len().min(12)]
+        );
     }
     for f in &p.failures {
         let _ = writeln!(s, "error: {f}");
@@ -226,7 +233,11 @@ pub fn render_branch_prune(p: &runner::BranchPrune) -> String {
         "deleted {} ws/ branch(es); kept {}{}{}",
         p.deleted.len(),
         p.kept.len(),
-        if kept.is_empty() { String::new() } else { format!(" ({kept})") },
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!(" ({kept})")
+        },
         if p.kept.iter().any(|(_, w)| w == "not merged") {
             "; --older-than DAYS or --all deletes unmerged ones; the database keeps every commit SHA"
         } else {

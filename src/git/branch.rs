@@ -332,13 +332,18 @@ fn release_elsewhere(
     let Some(other) = checked_out_elsewhere(repo, refname, ours) else {
         return Ok(());
     };
-    let busy = |where_: String| PrepareError {
+    let busy = |where_: String| {
+        PrepareError {
         error: GitError(format!(
             "failed to reset branch {branch} to the base: it is checked out in {where_} (check out another branch there, then git ws-run --rerun-failed)"
         )),
         pool_fault: false,
+    }
     };
-    let Some(slot) = other.strip_prefix("ws-").filter(|s| slots::parse_slot(s).is_some()) else {
+    let Some(slot) = other
+        .strip_prefix("ws-")
+        .filter(|s| slots::parse_slot(s).is_some())
+    else {
         return Err(busy(if other == "HEAD" {
             format!("the main worktree {}", repo.root.display())
         } else {
@@ -367,7 +372,11 @@ fn release_elsewhere(
 /// rewriting unchanged files), then removal of every untracked and ignored leftover, and a
 /// check that nothing tracked still differs: the general path when the cheap switch cannot
 /// be used.
-fn full_checkout(wt: &Repository, worktree: &Path, keep_ignored: &[String]) -> Result<(), GitError> {
+fn full_checkout(
+    wt: &Repository,
+    worktree: &Path,
+    keep_ignored: &[String],
+) -> Result<(), GitError> {
     #[cfg(test)]
     FULL_SWITCHES.with(|n| n.set(n.get() + 1));
     let mut co = CheckoutBuilder::new();

@@ -60,7 +60,11 @@ impl Repo {
             .ctx(|| "list local branches".to_string())?
         {
             let (b, _) = b.ctx(|| "read a local branch".to_string())?;
-            let is_ws = b.name().ok().flatten().is_some_and(|n| n.starts_with("ws/"));
+            let is_ws = b
+                .name()
+                .ok()
+                .flatten()
+                .is_some_and(|n| n.starts_with("ws/"));
             if let (false, Some(t)) = (is_ws, b.get().target()) {
                 heads.push(t);
             }

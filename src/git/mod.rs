@@ -4,11 +4,11 @@
 //! repository is opened once per handle: [`Repo`] for the coordinator, [`AgentSlot`] for
 //! each agent.
 
+mod branch;
+pub mod branches;
 pub mod config;
 mod forecast;
 mod include;
-mod branch;
-pub mod branches;
 mod repo;
 mod slots;
 #[cfg(test)]

@@ -404,7 +404,10 @@ fn repair_links(
 /// the base through git2, which writes the files and the index. Files already in the
 /// directory are reused where they match, and ignored ones (build caches) are kept.
 pub(crate) fn build(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<(), GitError> {
-    for dir in [&repo.common_dir.join("worktrees"), &repo.common_dir.join("ws")] {
+    for dir in [
+        &repo.common_dir.join("worktrees"),
+        &repo.common_dir.join("ws"),
+    ] {
         fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
     let marker = d.admin.join(CREATING);
@@ -484,7 +487,9 @@ impl AgentSlot {
     /// branches stay.
     pub fn remove(self) -> Result<(), GitError> {
         let d = self.dirs();
-        let AgentSlot { paths, wt, _lock, .. } = self;
+        let AgentSlot {
+            paths, wt, _lock, ..
+        } = self;
         drop(wt);
         remove_files(&paths, &d)?;
         // Holding the lock: the lock file may go too (see `try_lock`).
@@ -565,7 +570,8 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
         match why {
             Some(why) => match remove_files(repo, &d) {
                 Ok(()) => {
-                    out.removed.push(format!("removed agent worktree {slot}: {why}"));
+                    out.removed
+                        .push(format!("removed agent worktree {slot}: {why}"));
                     let _ = fs::remove_file(&d.lock);
                 }
                 Err(e) => out.failures.push(e.0),
@@ -611,8 +617,10 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
         match remove_files(repo, &d) {
             Ok(()) => {
                 if existed {
-                    out.removed
-                        .push(format!("removed agent worktree {slot} ({})", d.path.display()));
+                    out.removed.push(format!(
+                        "removed agent worktree {slot} ({})",
+                        d.path.display()
+                    ));
                 }
                 let _ = fs::remove_file(&d.lock);
             }

@@ -195,13 +195,32 @@ fn resolve_commit_gives_full_sha_and_names_bad_revs() {
     let t = repo();
     write(&t.root, "second.txt", "2\n");
     let second = commit_all(&t.root, "second");
-    assert_eq!(Repo::open(&t.paths).unwrap().resolve_commit("HEAD").unwrap(), second);
     assert_eq!(
-        Repo::open(&t.paths).unwrap().resolve_commit("HEAD~1").unwrap(),
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("HEAD")
+            .unwrap(),
+        second
+    );
+    assert_eq!(
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("HEAD~1")
+            .unwrap(),
         git(&t.root, &["rev-parse", "HEAD~1"])
     );
-    assert_eq!(Repo::open(&t.paths).unwrap().resolve_commit("main").unwrap(), second);
-    let e = Repo::open(&t.paths).unwrap().resolve_commit("no-such-rev").unwrap_err().0;
+    assert_eq!(
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("main")
+            .unwrap(),
+        second
+    );
+    let e = Repo::open(&t.paths)
+        .unwrap()
+        .resolve_commit("no-such-rev")
+        .unwrap_err()
+        .0;
     assert!(e.contains("'no-such-rev'"), "{e}");
 }
 
@@ -495,13 +514,15 @@ fn kept_worktree_is_reused_by_the_next_claim() {
     assert_eq!(again.path, path);
     assert!(again.path.join("target/keep.bin").exists());
     assert_eq!(t.worktrees(), 2);
-    again.prepare("ws/r2/a",
-        &base,
-        &PrepareOptions {
-            keep_ignored: vec!["target".into()],
-        },
-    )
-    .unwrap();
+    again
+        .prepare(
+            "ws/r2/a",
+            &base,
+            &PrepareOptions {
+                keep_ignored: vec!["target".into()],
+            },
+        )
+        .unwrap();
     assert!(again.path.join("target/keep.bin").exists());
 }
 
@@ -831,11 +852,8 @@ fn concurrent_slots_and_branches_from_threads() {
             let mut collected = Vec::new();
             for n in 0..2 {
                 let branch = format!("ws/conc/{}-{n}", slot.name);
-                slot.prepare(&branch,
-                    &base,
-                    &PrepareOptions::default(),
-                )
-                .unwrap();
+                slot.prepare(&branch, &base, &PrepareOptions::default())
+                    .unwrap();
                 write(&slot.path, &format!("{}-{n}.txt", slot.name), "x\n");
                 collected.push(slot.collect(&branch, &base, &branch).unwrap());
             }
@@ -894,11 +912,8 @@ fn child_process_holds_agent_1() {
     fs::write(signal.join("claimed"), &slot.name).unwrap();
     for n in 0..3 {
         let branch = format!("ws/child/{n}");
-        slot.prepare(&branch,
-            &base,
-            &PrepareOptions::default(),
-        )
-        .unwrap();
+        slot.prepare(&branch, &base, &PrepareOptions::default())
+            .unwrap();
         write(&slot.path, "child.txt", "c\n");
         let c = slot.collect(&branch, &base, "child").unwrap();
         assert_eq!(c.commits.len(), 1);
@@ -946,13 +961,7 @@ fn slots_are_exclusive_across_processes() {
         let branch = format!("ws/parent/{n}");
         slot.prepare(&branch, &base, &no_opts()).unwrap();
         write(&slot.path, "parent.txt", "p\n");
-        assert_eq!(
-            slot.collect(&branch, &base, "p")
-                .unwrap()
-                .commits
-                .len(),
-            1
-        );
+        assert_eq!(slot.collect(&branch, &base, "p").unwrap().commits.len(), 1);
     }
     fs::write(signal.path().join("release"), "").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -1192,7 +1201,9 @@ fn creating_a_worktree_takes_no_shared_lock_and_makes_no_branch() {
     // Locks another process might hold on shared refs and config (what the old creation
     // through a temporary branch needed): creation does not wait for any of them.
     let held = [
-        t.paths.common_dir.join("refs/heads/git-ws-tmp/ws-agent-1.lock"),
+        t.paths
+            .common_dir
+            .join("refs/heads/git-ws-tmp/ws-agent-1.lock"),
         t.paths.common_dir.join("packed-refs.lock"),
         t.paths.common_dir.join("config.lock"),
         t.paths.common_dir.join("HEAD.lock"),
@@ -1203,7 +1214,11 @@ fn creating_a_worktree_takes_no_shared_lock_and_makes_no_branch() {
     }
     let start = std::time::Instant::now();
     let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(slot.created);
     assert_eq!(t.branches(), vec!["main"]);
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
@@ -1295,7 +1310,11 @@ fn prepare_uses_the_scan_collect_made_unless_the_worktree_changed_since() {
     write(&slot.path, "target/keep", "cache\n");
     slot.collect("ws/r/a", &base, "a").unwrap();
     slot.prepare("ws/r/b", &base, &opts).unwrap();
-    assert_eq!(prepare_scans(), scans, "prepare scanned again after collect");
+    assert_eq!(
+        prepare_scans(),
+        scans,
+        "prepare scanned again after collect"
+    );
     assert!(!slot.path.join("a.txt").exists() && !slot.path.join("build").exists());
     assert!(slot.path.join("target/keep").exists());
     assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");

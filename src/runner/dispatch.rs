@@ -401,7 +401,13 @@ impl<'a> Dispatch<'a> {
     }
 
     /// The final result of a workstream no agent could prepare a worktree for.
-    fn pool_failed(&self, ws: &Workstream, k: usize, tried: usize, error: &str) -> WorkstreamResult {
+    fn pool_failed(
+        &self,
+        ws: &Workstream,
+        k: usize,
+        tried: usize,
+        error: &str,
+    ) -> WorkstreamResult {
         let mut res = WorkstreamResult::new(
             &self.ctx.run_id,
             &execute::agent_id(k),
@@ -493,7 +499,10 @@ mod tests {
     fn the_pool_failure_message_names_the_fault_and_the_way_out() {
         let m = pool_failure_message("w1", 3, "failed to lock x");
         assert!(m.contains("w1 on 3 agent(s)"), "{m}");
-        assert!(m.contains("a fault of git-ws, not of the workstream"), "{m}");
+        assert!(
+            m.contains("a fault of git-ws, not of the workstream"),
+            "{m}"
+        );
         assert!(m.contains("git ws-run --prune-worktrees"), "{m}");
     }
 }

@@ -137,7 +137,14 @@ pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
     for b in &branches {
         seen_runs.insert(&b.run_id);
         let f = &facts[&b.run_id];
-        match verdict(f, &b.rest, &b.tip, merged_locally.contains(&b.tip), opts, now) {
+        match verdict(
+            f,
+            &b.rest,
+            &b.tip,
+            merged_locally.contains(&b.tip),
+            opts,
+            now,
+        ) {
             Ok(why) => match repo.delete_branch(&b.name, &b.tip) {
                 Ok(()) => out.deleted.push((b.name.clone(), b.tip.clone(), why)),
                 Err(e) => out.failures.push(e.0),
@@ -182,13 +189,19 @@ mod tests {
     fn merged_by_the_hook_or_reachable_locally_goes() {
         let f = facts(false, 0, &[("a", "t1")]);
         let o = opts(None, false);
-        assert_eq!(verdict(&f, "a", "t1", false, &o, Utc::now()), Ok("merged".into()));
+        assert_eq!(
+            verdict(&f, "a", "t1", false, &o, Utc::now()),
+            Ok("merged".into())
+        );
         // The branch moved after the recorded merge: not merged any more.
         assert_eq!(
             verdict(&f, "a", "t2", false, &o, Utc::now()),
             Err("not merged".into())
         );
-        assert_eq!(verdict(&f, "b", "t3", true, &o, Utc::now()), Ok("merged".into()));
+        assert_eq!(
+            verdict(&f, "b", "t3", true, &o, Utc::now()),
+            Ok("merged".into())
+        );
     }
 
     #[test]

@@ -206,9 +206,8 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     let expiry = match opts.worktree_expiry {
         Some(d) => Some(d),
         None => match config.string("ws.worktreeExpiry") {
-            Some(v) => parse_expiry(&v).map_err(|e| {
-                Error::new(format!("git config ws.worktreeExpiry = {v:?}: {e}"))
-            })?,
+            Some(v) => parse_expiry(&v)
+                .map_err(|e| Error::new(format!("git config ws.worktreeExpiry = {v:?}: {e}")))?,
             None => Some(DEFAULT_WORKTREE_EXPIRY),
         },
     };
@@ -779,7 +778,12 @@ pub fn nothing_to_do(opts: &RunOptions) -> Result<Option<String>, Error> {
 async fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> Vec<String> {
     let (repo, policy) = (repo.clone(), policy.clone());
     match tokio::task::spawn_blocking(move || git::sweep_pool(&repo, &policy)).await {
-        Ok(s) => s.removed.into_iter().chain(s.repaired).chain(s.failures).collect(),
+        Ok(s) => s
+            .removed
+            .into_iter()
+            .chain(s.repaired)
+            .chain(s.failures)
+            .collect(),
         Err(e) => vec![format!("failed to sweep the agent worktree pool: {e}")],
     }
 }
@@ -807,7 +811,12 @@ async fn take_back_slots(
         (slots, notes)
     })
     .await;
-    res.unwrap_or_else(|e| (Vec::new(), vec![format!("failed to take back the agent worktrees: {e}")]))
+    res.unwrap_or_else(|e| {
+        (
+            Vec::new(),
+            vec![format!("failed to take back the agent worktrees: {e}")],
+        )
+    })
 }
 
 /// At the end of a run, every agent at once: reset its worktree to the base and keep it as
@@ -832,7 +841,8 @@ async fn let_go_of_slots(
             } else {
                 slot.remove()
             };
-            res.err().map(|e| format!("failed to let go of agent worktree {name}: {e}"))
+            res.err()
+                .map(|e| format!("failed to let go of agent worktree {name}: {e}"))
         });
     }
     let mut notes = Vec::new();
@@ -961,7 +971,10 @@ mod tests {
         let day = Duration::from_secs(86_400);
         assert_eq!(parse_expiry("14d"), Ok(Some(14 * day)));
         assert_eq!(parse_expiry("14"), Ok(Some(14 * day)));
-        assert_eq!(parse_expiry("36h"), Ok(Some(Duration::from_secs(36 * 3600))));
+        assert_eq!(
+            parse_expiry("36h"),
+            Ok(Some(Duration::from_secs(36 * 3600)))
+        );
         assert_eq!(parse_expiry(" never "), Ok(None));
         assert_eq!(parse_expiry("0"), Ok(None));
         let e = parse_expiry("fortnight").unwrap_err();

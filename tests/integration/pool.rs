@@ -125,20 +125,35 @@ fn listed(env: &Env) -> Vec<Listed> {
 pub fn assert_pool_tidy(env: &Env, max: usize) -> Vec<String> {
     let all = listed(env);
     let pool: Vec<&Listed> = all.iter().skip(1).collect();
-    assert!(pool.len() <= max, "more than {max} pool worktrees: {:?}", env.worktrees());
+    assert!(
+        pool.len() <= max,
+        "more than {max} pool worktrees: {:?}",
+        env.worktrees()
+    );
     for wt in &pool {
         let has = |p: &str| wt.lines.iter().any(|l| l.starts_with(p));
-        assert!(wt.path.contains("/.git/ws/agent-"), "a stray worktree: {}", wt.path);
+        assert!(
+            wt.path.contains("/.git/ws/agent-"),
+            "a stray worktree: {}",
+            wt.path
+        );
         assert!(has("detached"), "not detached: {:?}", wt.lines);
         assert!(has("locked git-ws"), "not locked by git-ws: {:?}", wt.lines);
         assert!(!has("prunable"), "prunable: {:?}", wt.lines);
         let status = env.git(&["-C", &wt.path, "status", "--porcelain"]);
         assert!(status.trim().is_empty(), "{} not clean: {status}", wt.path);
-        let name = std::path::Path::new(&wt.path).file_name().unwrap().to_str().unwrap();
+        let name = std::path::Path::new(&wt.path)
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
         let admin = env.repo.join(".git/worktrees").join(format!("ws-{name}"));
         assert!(!admin.join("git-ws-creating").exists(), "{name} half-made");
     }
-    assert!(env.git(&["branch", "--list", "git-ws-tmp/*"]).trim().is_empty());
+    assert!(env
+        .git(&["branch", "--list", "git-ws-tmp/*"])
+        .trim()
+        .is_empty());
     let mut paths: Vec<String> = pool.iter().map(|w| w.path.clone()).collect();
     paths.sort();
     paths
@@ -175,12 +190,21 @@ fn the_pool_is_kept_reused_and_pruned_on_request() {
     // The next run reuses the pool, caches and all; fewer agents leave the others idle.
     let second = env.ws_run(&["--agents", "1", "-q"]);
     second.expect(0);
-    let warm = env.git(&["ls-tree", "--name-only", "-r", &format!("ws/{}/w1", second.run_id())]);
-    assert!(warm.contains("warm1.txt"), "the cache did not survive: {warm}");
+    let warm = env.git(&[
+        "ls-tree",
+        "--name-only",
+        "-r",
+        &format!("ws/{}/w1", second.run_id()),
+    ]);
+    assert!(
+        warm.contains("warm1.txt"),
+        "the cache did not survive: {warm}"
+    );
     assert_eq!(assert_pool_tidy(&env, 2).len(), 2);
 
     // --remove-worktrees removes this run's worktrees (agent-1 here), not the others.
-    env.ws_run(&["--agents", "1", "-q", "--remove-worktrees"]).expect(0);
+    env.ws_run(&["--agents", "1", "-q", "--remove-worktrees"])
+        .expect(0);
     let left = assert_pool_tidy(&env, 2);
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with("/agent-2"), "{left:?}");
@@ -189,7 +213,11 @@ fn the_pool_is_kept_reused_and_pruned_on_request() {
     let branches_before = env.git(&["branch", "--list", "ws/*"]);
     let pruned = env.ws_run(&["--prune-worktrees"]);
     pruned.expect(0);
-    assert!(pruned.stdout.contains("removed agent worktree agent-2"), "{}", pruned.stdout);
+    assert!(
+        pruned.stdout.contains("removed agent worktree agent-2"),
+        "{}",
+        pruned.stdout
+    );
     assert_eq!(env.worktrees().len(), 1);
     assert!(!env.repo.join(".git/ws").exists());
     assert!(!env.repo.join(".git/worktrees/ws-agent-2").exists());
@@ -206,7 +234,8 @@ fn keep_worktrees_false_in_git_config_removes_them_and_the_flag_wins() {
     env.git(&["config", "ws.keepWorktrees", "false"]);
     env.ws_run(&["--agents", "2", "-q"]).expect(0);
     assert_eq!(env.worktrees().len(), 1);
-    env.ws_run(&["--agents", "2", "-q", "--keep-worktrees"]).expect(0);
+    env.ws_run(&["--agents", "2", "-q", "--keep-worktrees"])
+        .expect(0);
     assert_eq!(assert_pool_tidy(&env, 2).len(), 2);
     env.git(&["config", "ws.keepWorktrees", "maybe"]);
     let bad = env.ws_run(&["--agents", "2", "-q"]);
@@ -230,7 +259,8 @@ fn idle_worktrees_past_the_expiry_are_pruned_at_the_next_run() {
         - 20 * 86_400;
     let base = text.lines().next().unwrap().to_string();
     std::fs::write(&state, format!("{base}\nused {old}\n")).unwrap();
-    env.ws_run(&["--agents", "1", "-q", "--only", "w1"]).expect(0);
+    env.ws_run(&["--agents", "1", "-q", "--only", "w1"])
+        .expect(0);
     let left = assert_pool_tidy(&env, 3);
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(!left.iter().any(|p| p.ends_with("/agent-3")));
@@ -238,7 +268,8 @@ fn idle_worktrees_past_the_expiry_are_pruned_at_the_next_run() {
     env.git(&["config", "ws.worktreeExpiry", "never"]);
     let state = env.repo.join(".git/worktrees/ws-agent-2/git-ws-slot");
     std::fs::write(&state, format!("{base}\nused 1\n")).unwrap();
-    env.ws_run(&["--agents", "1", "-q", "--only", "w1"]).expect(0);
+    env.ws_run(&["--agents", "1", "-q", "--only", "w1"])
+        .expect(0);
     assert_eq!(assert_pool_tidy(&env, 3).len(), 2);
     env.git(&["config", "ws.worktreeExpiry", "fortnight"]);
     let bad = env.ws_run(&["--agents", "1", "-q"]);
@@ -258,7 +289,14 @@ fn a_broken_pool_is_repaired_not_charged_to_a_workstream() {
     std::fs::write(common.join("worktrees/ws-agent-2/git-ws-creating"), "").unwrap();
     std::fs::remove_file(common.join("ws/agent-2/src/lib.txt")).unwrap();
     let admin3 = common.join("worktrees/ws-agent-3");
-    env.git(&["-C", common.join("ws/agent-3").to_str().unwrap(), "checkout", "-q", "-b", "stray"]);
+    env.git(&[
+        "-C",
+        common.join("ws/agent-3").to_str().unwrap(),
+        "checkout",
+        "-q",
+        "-b",
+        "stray",
+    ]);
     std::fs::write(admin3.join("index.lock"), "").unwrap();
     std::fs::write(admin3.join("HEAD.lock"), "").unwrap();
     std::fs::remove_file(admin3.join("locked")).unwrap();
@@ -324,11 +362,16 @@ fn a_slot_that_cannot_be_prepared_hands_its_workstream_to_another_agent() {
     out.expect(0);
     let run = out.run_id();
     assert!(
-        out.stderr.contains("agent-1 could not prepare a worktree for"),
+        out.stderr
+            .contains("agent-1 could not prepare a worktree for"),
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("handing it to another agent"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("handing it to another agent"),
+        "{}",
+        out.stderr
+    );
     assert!(git_errors(&env, &run).is_empty());
     let agents = env.sql(&format!(
         "SELECT DISTINCT agent_id FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
@@ -348,7 +391,10 @@ fn when_no_agent_can_prepare_a_worktree_the_error_says_whose_fault_it_is() {
     let errors = git_errors(&env, &run);
     assert_eq!(errors.len(), 4, "{errors:?}");
     for e in &errors {
-        assert!(e.contains("a fault of git-ws, not of the workstream"), "{e}");
+        assert!(
+            e.contains("a fault of git-ws, not of the workstream"),
+            "{e}"
+        );
         assert!(e.contains("git ws-run --prune-worktrees"), "{e}");
         assert!(e.contains("git ws-run --rerun-failed"), "{e}");
     }
@@ -401,7 +447,10 @@ fn check_after_crash(env: &Env, run: &str, ids: &[String], agents: usize) -> Vec
                 "SELECT error_type || ': ' || error_message FROM consolidated_errors WHERE run_id = '{run}' AND workstream_id = '{}'",
                 r[0]
             ));
-            wrong.push(format!("{} {} because of the crash: {errors:?}", r[0], r[1]));
+            wrong.push(format!(
+                "{} {} because of the crash: {errors:?}",
+                r[0], r[1]
+            ));
         }
     }
     let state = env.sql(&format!("SELECT state FROM ws_runs WHERE run_id = '{run}'"));
@@ -409,7 +458,13 @@ fn check_after_crash(env: &Env, run: &str, ids: &[String], agents: usize) -> Vec
         wrong.push(format!("run state {state:?}"));
     }
     let mut branches: Vec<String> = env
-        .git(&["branch", "--list", "--format=%(refname:short)", "ws/*", "git-ws-tmp/*"])
+        .git(&[
+            "branch",
+            "--list",
+            "--format=%(refname:short)",
+            "ws/*",
+            "git-ws-tmp/*",
+        ])
         .lines()
         .filter(|b| !b.starts_with("ws/") || b.starts_with(&format!("ws/{run}/")))
         .map(|b| b.rsplit('/').next().unwrap().to_string())
@@ -445,7 +500,10 @@ fn killed_at_a_random_instant_and_resumed_nothing_is_lost_or_doubled() {
     // Enough files that a checkout takes a moment.
     for d in 0..20 {
         for f in 0..15 {
-            env.write(&format!("tree/d{d}/f{f}.txt"), &format!("{d} {f}\n").repeat(20));
+            env.write(
+                &format!("tree/d{d}/f{f}.txt"),
+                &format!("{d} {f}\n").repeat(20),
+            );
         }
     }
     env.git(&["add", "-A"]);
@@ -498,7 +556,9 @@ fn killed_at_a_random_instant_and_resumed_nothing_is_lost_or_doubled() {
             finished += 1;
         }
         for w in check_after_crash(&env, &run, &ids, AGENTS) {
-            failures.push(format!("iteration {i} (killed after {delay:?}, {state}): {w}"));
+            failures.push(format!(
+                "iteration {i} (killed after {delay:?}, {state}): {w}"
+            ));
         }
     }
     // Whatever the last kill left, the next run is clean.
@@ -528,7 +588,10 @@ fn prune_branches_deletes_merged_and_old_branches_of_finished_runs_only() {
     let r1 = first.run_id();
     // a is merged into main; b was merged elsewhere, as the post-merge hook recorded.
     env.git(&["merge", "-q", "--no-edit", &format!("ws/{r1}/a")]);
-    let b_tip = env.git(&["rev-parse", &format!("ws/{r1}/b")]).trim().to_string();
+    let b_tip = env
+        .git(&["rev-parse", &format!("ws/{r1}/b")])
+        .trim()
+        .to_string();
     crate::common::sql_exec(
         &env.db_path(),
         &format!(
@@ -545,9 +608,11 @@ fn prune_branches_deletes_merged_and_old_branches_of_finished_runs_only() {
     let go = env.scratch("started");
     env.ws_cmd("a", &format!("touch '{}'; sleep 30", go.display()));
     let crashed = env.spawn_run(&["--agents", "1", "-q"]);
-    crate::common::wait_until(std::time::Duration::from_secs(10), "the run to start", || {
-        go.exists()
-    });
+    crate::common::wait_until(
+        std::time::Duration::from_secs(10),
+        "the run to start",
+        || go.exists(),
+    );
     crate::common::signal(crashed.pid(), libc::SIGKILL);
     crashed.wait(std::time::Duration::from_secs(5));
     let r3 = env.sql("SELECT run_id FROM ws_runs WHERE state = 'running'")[0][0].clone();
@@ -561,13 +626,22 @@ fn prune_branches_deletes_merged_and_old_branches_of_finished_runs_only() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains(&format!("deleted ws/{r1}/a")), "{}", out.stdout);
-    assert!(out.stdout.contains("deleted 2 ws/ branch(es); kept 2"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("deleted ws/{r1}/a")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("deleted 2 ws/ branch(es); kept 2"),
+        "{}",
+        out.stdout
+    );
     let mut want = vec![format!("ws/{r2}/a"), format!("ws/{r3}/a")];
     want.sort();
     assert_eq!(list(&env), want);
     // Not old enough; then --all: everything of finished runs, never the crashed run's.
-    env.ws_run(&["--prune-branches", "--older-than", "1"]).expect(0);
+    env.ws_run(&["--prune-branches", "--older-than", "1"])
+        .expect(0);
     assert_eq!(list(&env).len(), 2);
     let all = env.ws_run(&["--prune-branches", "--all"]);
     all.expect(0);

@@ -2,8 +2,8 @@
 //! and SIGTERM, two runs at once, bad environments and hostile agents — with real
 //! processes and real signals, asserting on the database, branches, worktrees and pids.
 
-use crate::pool::assert_pool_tidy;
 use crate::common::{alive, result_json, signal, sql_exec, status, try_sql, wait_until, Env};
+use crate::pool::assert_pool_tidy;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

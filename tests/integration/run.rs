@@ -411,7 +411,8 @@ fn the_pool_is_reused_by_the_next_run_and_remove_worktrees_removes_it() {
     // The next run reuses the agent worktree, and a.txt from the previous branch is gone
     // from it before the workstream starts.
     env.ws_cmd("a", "test ! -e a.txt && echo again > a.txt");
-    env.ws_run(&["--agents", "1", "--remove-worktrees"]).expect(0);
+    env.ws_run(&["--agents", "1", "--remove-worktrees"])
+        .expect(0);
     assert_eq!(env.worktrees().len(), 1, "{:?}", env.worktrees());
 }
 
