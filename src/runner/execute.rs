@@ -49,7 +49,7 @@ pub enum Executed {
     Done(Box<WorkstreamResult>),
     /// The agent's worktree could not be made ready, for a reason of git-ws's own, even
     /// after repairs and retries: the workstream did not start and goes to another agent.
-    NotStarted { ws: Workstream, error: String },
+    NotStarted { ws: Box<Workstream>, error: String },
 }
 
 /// Run one workstream on agent `k` (1-based). Returns the slot (claimed now if `slot` was
@@ -125,7 +125,7 @@ pub async fn execute(
             return (
                 None,
                 Executed::NotStarted {
-                    ws,
+                    ws: Box::new(ws),
                     error: format!("failed to prepare branch {branch}: {e}"),
                 },
             );
