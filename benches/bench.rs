@@ -11,8 +11,9 @@
 //! Sections: `overhead`, `scale` (the overhead section at `--scale-files`, 50,000 by
 //! default), `parallel`, `db`, `memory`. With no section named, all but `scale` run; `all`
 //! runs every one. Options: `--reps N`, `--files N`, `--scale-files N`, `--scale-reps N`,
-//! `--quick`, `--keep` (keep the temporary directories and print where they are). The same
-//! options can be given in `GIT_WS_BENCH_ARGS` (split on spaces).
+//! `--quick`, `--keep` (keep the temporary directories), `--no-baseline` (skip the
+//! per-task-worktree script), `--old-bin PATH` (an older git-ws-run, run side by side). The
+//! same options can be given in `GIT_WS_BENCH_ARGS` (split on spaces).
 
 use git_ws::consolidate;
 use git_ws::model::{
@@ -38,6 +39,11 @@ struct Opts {
     scale_reps: usize,
     quick: bool,
     keep: bool,
+    /// Skip the per-task-worktree baseline (the overhead figures do not need it).
+    no_baseline: bool,
+    /// An older `git-ws-run` to run side by side with this one (warm runs, with
+    /// `--keep-worktrees`), for before/after figures.
+    old_bin: Option<PathBuf>,
 }
 
 const SECTIONS: [&str; 6] = ["overhead", "scale", "git", "parallel", "db", "memory"];
@@ -55,6 +61,8 @@ fn parse_opts() -> Opts {
         scale_reps: 3,
         quick: false,
         keep: false,
+        no_baseline: false,
+        old_bin: None,
     };
     let mut reps = None;
     let mut files = None;
@@ -69,6 +77,13 @@ fn parse_opts() -> Opts {
             "--bench" => {}
             "--quick" => o.quick = true,
             "--keep" => o.keep = true,
+            "--no-baseline" => o.no_baseline = true,
+            "--old-bin" => {
+                o.old_bin = Some(PathBuf::from(
+                    it.next()
+                        .unwrap_or_else(|| die("--old-bin needs the path of a git-ws-run")),
+                ))
+            }
             "--reps" => reps = Some(num("--reps", it.next()).max(1)),
             "--files" => files = Some(num("--files", it.next()).max(50)),
             "--scale-files" => o.scale_files = num("--scale-files", it.next()).max(50),
@@ -78,7 +93,7 @@ fn parse_opts() -> Opts {
                     "{}",
                     include_str!("bench.rs")
                         .lines()
-                        .take(16)
+                        .take(17)
                         .collect::<Vec<_>>()
                         .join("\n")
                 );
@@ -458,6 +473,7 @@ fn overhead(
     tmp: &Path,
     n_files: usize,
     reps: usize,
+    opts: &Opts,
     sum: &mut Summary,
 ) -> OverheadFigures {
     const N_WS: usize = 45;
@@ -540,7 +556,31 @@ fn overhead(
         dt
     };
 
-    let (mut peers, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut peers, mut cold, mut warm, mut old) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The older git-ws-run, if given: its own database and a clone of the repository, so
+    // its worktrees and history stay apart; warm (it keeps its worktrees).
+    let old_ws = opts.old_bin.as_ref().map(|bin| {
+        let old_repo = root.join("old-repo");
+        env.git(&root, &["clone", "-q", repo.to_str().unwrap(), old_repo.to_str().unwrap()]);
+        env.git(&old_repo, &["config", "gc.auto", "0"]);
+        (bin.clone(), old_repo)
+    });
+    let old_once = |ws_bin: &Path, old_repo: &Path| -> f64 {
+        let mut c = env.cmd(ws_bin);
+        c.current_dir(old_repo)
+            .args(["--agents", "3", "--quiet", "--keep-worktrees", "--workstreams"])
+            .arg(&wsdir)
+            .arg("--db")
+            .arg(root.join("state/old.db"))
+            .arg("--reports-dir")
+            .arg(root.join("old-reports"));
+        let dt = env.timed(c, &[0], "the older git ws-run");
+        delete_branches(env, old_repo, &["refs/heads/ws"]);
+        dt
+    };
+    if let Some((bin, old_repo)) = &old_ws {
+        old_once(bin, old_repo);
+    }
     let mut warm_results = Vec::new();
     let prune = || {
         let mut c = env.cmd(&env.git_ws_run);
@@ -560,7 +600,10 @@ fn overhead(
         // Interleaved, so machine noise hits both sides alike. The cold run comes right
         // after the baseline, which has just added and removed 45 worktrees: on this disk
         // creating files is slow for a while after many were deleted, and both pay that.
-        let p = peers_once();
+        let p = if opts.no_baseline { f64::NAN } else { peers_once() };
+        if let Some((bin, old_repo)) = &old_ws {
+            old.push(old_once(bin, old_repo));
+        }
         prune();
         let (c, res_c) = ws.run(&[]);
         delete_branches(env, &repo, &["refs/heads/ws"]);
@@ -610,6 +653,17 @@ fn overhead(
         mc / mp,
         verdict(mc / mp <= 0.10)
     ));
+    if !old.is_empty() {
+        let mo = median(&old);
+        sum.add(format!(
+            "[{n_files} files] the older git-ws-run side by side (warm, --keep-worktrees): {}{}; overhead per workstream {} (this one: {}, {:.2}x)",
+            secs(mo),
+            spread(&old),
+            secs(per_ws(mo)),
+            secs(per_ws(mw)),
+            per_ws(mw) / per_ws(mo)
+        ));
+    }
     sum.add(format!(
         "[{n_files} files] the 45 commands alone: {} in total, makespan on 3 agents {}",
         secs(cmd_total),
@@ -1278,7 +1332,7 @@ fn main() {
     let mut fraction_runs: Vec<(String, f64, Vec<WorkstreamResult>)> = Vec::new();
     let has = |s: &str| opts.sections.iter().any(|x| x == s);
     if has("overhead") {
-        let f = overhead(&env, tmp.path(), opts.files, opts.reps, &mut sum);
+        let f = overhead(&env, tmp.path(), opts.files, opts.reps, &opts, &mut sum);
         let _ = (&f.peers, &f.cold, f.cmd_makespan, f.files);
         fraction_runs.push((
             format!("{}-file overhead", f.files),
@@ -1292,6 +1346,7 @@ fn main() {
             tmp.path(),
             opts.scale_files,
             opts.scale_reps,
+            &opts,
             &mut sum,
         );
     }
