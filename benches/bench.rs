@@ -79,10 +79,10 @@ fn parse_opts() -> Opts {
             "--keep" => o.keep = true,
             "--no-baseline" => o.no_baseline = true,
             "--old-bin" => {
-                o.old_bin = Some(PathBuf::from(
-                    it.next()
-                        .unwrap_or_else(|| die("--old-bin needs the path of a git-ws-run")),
-                ))
+                o.old_bin =
+                    Some(PathBuf::from(it.next().unwrap_or_else(|| {
+                        die("--old-bin needs the path of a git-ws-run")
+                    })))
             }
             "--reps" => reps = Some(num("--reps", it.next()).max(1)),
             "--files" => files = Some(num("--files", it.next()).max(50)),
@@ -561,14 +561,28 @@ fn overhead(
     // its worktrees and history stay apart; warm (it keeps its worktrees).
     let old_ws = opts.old_bin.as_ref().map(|bin| {
         let old_repo = root.join("old-repo");
-        env.git(&root, &["clone", "-q", repo.to_str().unwrap(), old_repo.to_str().unwrap()]);
+        env.git(
+            &root,
+            &[
+                "clone",
+                "-q",
+                repo.to_str().unwrap(),
+                old_repo.to_str().unwrap(),
+            ],
+        );
         env.git(&old_repo, &["config", "gc.auto", "0"]);
         (bin.clone(), old_repo)
     });
     let old_once = |ws_bin: &Path, old_repo: &Path| -> f64 {
         let mut c = env.cmd(ws_bin);
         c.current_dir(old_repo)
-            .args(["--agents", "3", "--quiet", "--keep-worktrees", "--workstreams"])
+            .args([
+                "--agents",
+                "3",
+                "--quiet",
+                "--keep-worktrees",
+                "--workstreams",
+            ])
             .arg(&wsdir)
             .arg("--db")
             .arg(root.join("state/old.db"))
@@ -600,7 +614,11 @@ fn overhead(
         // Interleaved, so machine noise hits both sides alike. The cold run comes right
         // after the baseline, which has just added and removed 45 worktrees: on this disk
         // creating files is slow for a while after many were deleted, and both pay that.
-        let p = if opts.no_baseline { f64::NAN } else { peers_once() };
+        let p = if opts.no_baseline {
+            f64::NAN
+        } else {
+            peers_once()
+        };
         if let Some((bin, old_repo)) = &old_ws {
             old.push(old_once(bin, old_repo));
         }
