@@ -70,6 +70,11 @@ mod tests {
             "dry\\-run",
             "install\\-hooks",
             "keep\\-worktrees",
+            "remove\\-worktrees",
+            "prune\\-worktrees",
+            "prune\\-branches",
+            "older\\-than",
+            "ws.worktreeExpiry",
         ] {
             assert!(run.contains(flag), "{flag} missing from the man page");
         }

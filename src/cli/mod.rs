@@ -25,7 +25,7 @@ pub enum SummaryFormat {
     name = "git-ws-run",
     bin_name = "git ws-run",
     version,
-    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.keepIgnored."
+    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
 )]
 pub struct RunArgs {
     /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
@@ -61,9 +61,24 @@ pub struct RunArgs {
     /// Stop dispatching after the first failure (NO STOP is the default)
     #[arg(long)]
     pub fail_fast: bool,
-    /// Leave agent worktrees in place after the run (the next run reuses them)
-    #[arg(long)]
+    /// Keep this run's agent worktrees as the pool for the next run (the default; git config ws.keepWorktrees)
+    #[arg(long, conflicts_with = "remove_worktrees")]
     pub keep_worktrees: bool,
+    /// Remove this run's agent worktrees at the end of the run
+    #[arg(long)]
+    pub remove_worktrees: bool,
+    /// Remove every agent worktree of the pool that no live run holds, then exit
+    #[arg(long, conflicts_with_all = ["resume", "rerun_failed", "dry_run", "prune_branches"])]
+    pub prune_worktrees: bool,
+    /// Delete the ws/<run>/… branches of finished runs that are merged, then exit
+    #[arg(long, conflicts_with_all = ["resume", "rerun_failed", "dry_run"])]
+    pub prune_branches: bool,
+    /// With --prune-branches: also delete unmerged branches of runs older than DAYS days
+    #[arg(long, value_name = "DAYS", requires = "prune_branches")]
+    pub older_than: Option<u64>,
+    /// With --prune-branches: delete every branch of every finished run
+    #[arg(long, requires = "prune_branches")]
+    pub all: bool,
     /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
     /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
     #[arg(long, value_name = "PATH|URL")]
@@ -116,12 +131,121 @@ impl RunArgs {
                 .collect(),
             mode,
             fail_fast: self.fail_fast,
-            keep_worktrees: self.keep_worktrees,
+            keep_worktrees: if self.remove_worktrees {
+                Some(false)
+            } else if self.keep_worktrees {
+                Some(true)
+            } else {
+                None
+            },
+            worktree_expiry: None,
             db_path: self.db.clone(),
             reports_dir: self.reports_dir.clone(),
             keep_ignored: None,
         }
     }
+
+    /// `--prune-worktrees` / `--prune-branches`: do it, print what was done, and return the
+    /// exit status; `None` when neither was asked for.
+    pub fn run_maintenance(&self, cwd: &std::path::Path) -> Option<i32> {
+        if self.prune_worktrees {
+            return Some(match runner::prune_worktrees(cwd) {
+                Ok(p) => {
+                    print!("{}", render_pool_prune(&p));
+                    0
+                }
+                Err(e) => fail(&e),
+            });
+        }
+        if self.prune_branches {
+            let opts = runner::PruneBranches {
+                cwd: cwd.to_path_buf(),
+                db_path: self.db.clone(),
+                older_than_days: self.older_than,
+                all: self.all,
+            };
+            return Some(match runner::prune_branches(&opts) {
+                Ok(p) => {
+                    print!("{}", render_branch_prune(&p));
+                    i32::from(!p.failures.is_empty())
+                }
+                Err(e) => fail(&e),
+            });
+        }
+        None
+    }
+}
+
+/// What `--prune-worktrees` did, one line per worktree.
+pub fn render_pool_prune(p: &crate::git::PoolSweep) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for line in p.removed.iter().chain(&p.repaired) {
+        let _ = writeln!(s, "{line}");
+    }
+    for slot in &p.busy {
+        let _ = writeln!(
+            s,
+            "kept agent worktree {slot}: a running git ws-run holds it"
+        );
+    }
+    for f in &p.failures {
+        let _ = writeln!(s, "error: {f}");
+    }
+    let _ = writeln!(
+        s,
+        "pruned {} agent worktree(s){}",
+        p.removed.len(),
+        if p.busy.is_empty() {
+            String::new()
+        } else {
+            format!(", kept {} in use", p.busy.len())
+        }
+    );
+    s
+}
+
+/// What `--prune-branches` did: each deleted branch with its tip, then a summary of what
+/// was kept and why.
+pub fn render_branch_prune(p: &runner::BranchPrune) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (name, tip, why) in &p.deleted {
+        let _ = writeln!(
+            s,
+            "deleted {name} (was {}; {why})",
+            &tip[..tip.len().min(12)]
+        );
+    }
+    for f in &p.failures {
+        let _ = writeln!(s, "error: {f}");
+    }
+    let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, why) in &p.kept {
+        *reasons.entry(why.as_str()).or_default() += 1;
+    }
+    let kept = reasons
+        .iter()
+        .map(|(why, n)| format!("{n} {why}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        s,
+        "deleted {} ws/ branch(es); kept {}{}{}",
+        p.deleted.len(),
+        p.kept.len(),
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!(" ({kept})")
+        },
+        if p.kept.iter().any(|(_, w)| w == "not merged") {
+            "; --older-than DAYS or --all deletes unmerged ones; the database keeps every commit SHA"
+        } else {
+            ""
+        }
+    );
+    s
 }
 
 /// `git ws-run`: returns the process exit status.
@@ -151,6 +275,9 @@ pub fn run_main() -> i32 {
     if let Some(shell) = args.generate_completions {
         print!("{}", docs::completions(shell));
         return 0;
+    }
+    if let Some(code) = args.run_maintenance(&cwd) {
+        return code;
     }
     let opts = args.to_options(cwd);
     if args.install_hooks {

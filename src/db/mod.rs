@@ -261,7 +261,19 @@ impl ConsolidationDatabase {
     /// insert the run rows (`consolidated_runs` with zero totals, `ws_runs` in state
     /// `running`), in one immediate transaction. Returns the id actually used.
     pub fn begin_run(&mut self, info: &RunInfo) -> Result<String, DbError> {
-        queries::begin_run(&mut self.conn, info)
+        self.begin_run_avoiding(info, &|_| false)
+    }
+
+    /// [`begin_run`](Self::begin_run), also skipping every candidate id `taken` says is in
+    /// use outside this database (a repository's `ws/<id>/…` branches or logs written by a
+    /// run recorded in another database), so two databases never hand out the same id in
+    /// one repository.
+    pub fn begin_run_avoiding(
+        &mut self,
+        info: &RunInfo,
+        taken: &dyn Fn(&str) -> bool,
+    ) -> Result<String, DbError> {
+        queries::begin_run(&mut self.conn, info, taken)
             .map_err(|e| self.fail(&format!("start run {}", info.run_id), e))
     }
 

@@ -59,7 +59,7 @@ macro_rules! most_recent_first {
 /// Allocate `info.run_id` (or `-2`, `-3`, … appended) and insert the run's rows. The
 /// `consolidated_runs` insert does nothing on a taken id, so two processes racing for the
 /// same id (PostgreSQL: the second waits for the first to commit) get different ones.
-pub fn begin_run(c: &mut Conn, info: &RunInfo) -> TxResult<String> {
+pub fn begin_run(c: &mut Conn, info: &RunInfo, taken: &dyn Fn(&str) -> bool) -> TxResult<String> {
     on_conn!(c, |c| c.write_tx(|c| {
         let mut n = 1u64;
         let id = loop {
@@ -69,6 +69,9 @@ pub fn begin_run(c: &mut Conn, info: &RunInfo) -> TxResult<String> {
                 format!("{}-{n}", info.run_id)
             };
             n += 1;
+            if taken(&candidate) {
+                continue;
+            }
             let in_ws_runs: i64 = ws_runs::table
                 .filter(ws_runs::run_id.eq(&candidate))
                 .count()

@@ -1,9 +1,39 @@
 //! Settings from git config (`ws.*` keys), read through git2 with the usual precedence
-//! (repository, then global, then system).
+//! (repository, then global, then system). [`Config`] is one snapshot, read once per
+//! command; the free functions are for one-off reads.
 
 use super::RepoPaths;
 
-/// The string value of `key`, if set.
+/// One snapshot of the git config.
+pub struct Config(git2::Config);
+
+impl Config {
+    pub(crate) fn from_snapshot(c: git2::Config) -> Config {
+        Config(c)
+    }
+
+    /// The string value of `key`, if set.
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.0.get_string(key).ok()
+    }
+
+    /// The boolean value of `key` (git's spellings: true/false, yes/no, on/off, 1/0), if
+    /// set; an error sentence naming the key when it is set to something else.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, String> {
+        let Some(raw) = self.string(key) else {
+            return Ok(None);
+        };
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" | "" => Ok(Some(true)),
+            "false" | "no" | "off" | "0" => Ok(Some(false)),
+            _ => Err(format!(
+                "git config {key} = {raw:?} is not a boolean (true or false)"
+            )),
+        }
+    }
+}
+
+/// The string value of `key`, if set (opens the repository for this one read).
 pub fn get_string(repo: &RepoPaths, key: &str) -> Option<String> {
     let r = git2::Repository::open(&repo.root).ok()?;
     let cfg = r.config().ok()?.snapshot().ok()?;

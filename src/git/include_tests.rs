@@ -176,8 +176,8 @@ fn include_copies_with_full_gitignore_semantics_on_a_real_repo() {
     ] {
         write(&t.root, rel, body);
     }
-    let slot = claim_agent_slot(&t.paths, 1, &base2).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base2, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base2).unwrap();
+    slot.prepare("ws/r/a", &base2, &no_opts()).unwrap();
     let read = |rel: &str| fs::read_to_string(slot.path.join(rel)).ok();
     assert_eq!(read("config/app.local").as_deref(), Some("app\n"));
     assert_eq!(read("config/skip.local"), None, "negated");
@@ -221,8 +221,8 @@ fn include_a_listed_directory_keeps_its_tracked_and_unignored_files() {
     write(&t.root, "secrets/staged.pem", "staged\n");
     git(&t.root, &["add", "-f", "secrets/staged.pem"]);
 
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     let read = |rel: &str| fs::read_to_string(slot.path.join(rel)).ok();
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
     assert_eq!(
@@ -246,8 +246,8 @@ fn include_skips_git_and_state_and_reports_bad_patterns() {
     let (t, base) = include_repo("*.log\n.state/\n", "*.log\n");
     write(&t.root, "app.log", "app\n");
     write(&t.root, ".state/logs/run/ws.log", "tool's own\n");
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     assert!(slot.path.join("app.log").exists());
     assert!(!slot.path.join(".state").exists());
 

@@ -1,8 +1,12 @@
-//! Repository façade: every git operation the tool performs (discovery, agent worktrees,
-//! workstream branches, reading commits and diffs, the in-memory merge forecast), on git2
-//! in process. Nothing outside this module touches git.
+//! Repository façade: every git operation the tool performs (discovery, the agent worktree
+//! pool, workstream branches, reading commits and diffs, the in-memory merge forecast,
+//! pruning branches), on git2 in process. Nothing outside this module touches git. The
+//! repository is opened once per handle: [`Repo`] for the coordinator, [`AgentSlot`] for
+//! each agent.
 
 pub mod bisect;
+mod branch;
+pub mod branches;
 pub mod config;
 #[cfg(test)]
 mod differential_tests;
@@ -19,7 +23,6 @@ mod slots;
 #[cfg(test)]
 mod tests;
 mod treemerge;
-mod workstream;
 mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
@@ -56,29 +59,75 @@ pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
     repo::discover(cwd)
 }
 
-/// Resolve a revision (`HEAD`, a branch, a SHA, `HEAD~2`) to a commit's full SHA.
-pub fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
-    repo::resolve_commit(repo, rev)
-}
+pub use branch::PrepareError;
+pub use branches::WsBranch;
+pub use repo::Repo;
+pub use slots::{PoolPolicy, PoolSweep, LOCK_REASON};
 
-/// An agent slot's worktree, held by this process until dropped (an advisory `flock` on a
-/// lock file under `<common_dir>/ws/locks/`, released by the OS if the process dies).
-#[derive(Debug)]
+/// An agent's slot in the worktree pool, and the handle every git operation of that agent
+/// goes through: the repository is opened once, when the slot is claimed, and the slot
+/// remembers what it learned (the last status scan) for the next workstream.
+///
+/// Held by this process until dropped (an advisory lock on `<common_dir>/ws/locks/<slot>.lock`,
+/// released by the OS if the process dies). Dropping it leaves the worktree as it is;
+/// [`AgentSlot::release`] resets it to the base for the next run, [`AgentSlot::remove`]
+/// deletes it.
 pub struct AgentSlot {
+    /// Agent number (1-based).
+    pub k: usize,
     /// Worktree name as git knows it (no `/`), e.g. `ws-agent-1` or `ws-agent-1-2`.
     pub name: String,
     /// `<common_dir>/ws/agent-1` (or `agent-1-2` when another live run holds `agent-1`).
     pub path: PathBuf,
+    /// Whether claiming it created the worktree (a full checkout): a cold start.
+    pub created: bool,
+    /// The base the worktree was last reset to, when it was kept from an earlier run.
+    /// Differs from the run's base when the base changed since.
+    pub previous_base: Option<String>,
+    /// An overflow slot (`agent-k-2`, …), taken because another live run holds `agent-k`;
+    /// removed at the end of the run, so the pool stays at the largest `--agents` used.
+    pub overflow: bool,
+    /// What was repaired when it was claimed (stale locks, links, a half-made worktree).
+    pub repairs: Vec<String>,
+    paths: RepoPaths,
+    /// The worktree's repository, opened once; `None` after it was found broken.
+    wt: Option<git2::Repository>,
+    /// What the last `collect` learned about the worktree (see [`branch::Scan`]).
+    scan: Option<branch::Scan>,
     _lock: std::fs::File,
 }
 
+impl fmt::Debug for AgentSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSlot")
+            .field("k", &self.k)
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("created", &self.created)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Claim the worktree for agent number `k` (1-based): the first of `agent-k`, `agent-k-2`, …
-/// whose lock is free. Creates the worktree (detached at `base_sha`) if missing, repairs it
-/// if it is broken (directory deleted, `.git` file gone, stale lock files such as
-/// `index.lock`), and reuses it otherwise. Safe to call from several threads and processes
-/// at once (creation is serialised and retried on git lock-file collisions).
+/// whose lock is free. Creates the worktree (detached at `base_sha`, without any branch) if
+/// missing, repairs it if it is broken (directory deleted, `.git` file gone, stale lock
+/// files such as `index.lock`, a half-made worktree left by a crash), and reuses it
+/// otherwise, ignored caches included. Safe to call from several threads and processes at
+/// once: creation touches no shared ref.
 pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
-    slots::claim_agent_slot(repo, k, base_sha)
+    slots::claim(repo, k, base_sha)
+}
+
+/// Claim pool slot `agent-k` only if it exists and is free, repairing it: how a resume takes
+/// back the worktrees of the run that crashed (their caches included) instead of deleting
+/// and re-creating them. `Ok(None)` when there is no such slot or another run holds it.
+pub fn claim_existing_slot(
+    repo: &RepoPaths,
+    k: usize,
+    base_sha: &str,
+) -> Result<Option<AgentSlot>, GitError> {
+    slots::claim_existing(repo, k, base_sha)
 }
 
 /// Options for preparing a worktree for the next workstream.
@@ -87,23 +136,6 @@ pub struct PrepareOptions {
     /// Ignored paths (top-level names like `target`, `node_modules`) to keep between
     /// workstreams; everything else untracked or ignored is removed.
     pub keep_ignored: Vec<String>,
-}
-
-/// Create (or force-reset) branch `branch` at `base_sha`, check it out forced in the slot's
-/// worktree, and remove every untracked and ignored file left by the previous workstream
-/// (except `keep_ignored`); then copy the ignored files listed in the main worktree's
-/// `.worktreeinclude` (such as `.env`) into the worktree. Files are rewritten only where
-/// they differ (one status pass over the worktree finds leftovers and edits; a tree diff
-/// finds what differs between the previous tip and the base). Serialised with other
-/// branch/worktree creation and retried on lock-file collisions.
-pub fn prepare_branch(
-    repo: &RepoPaths,
-    worktree: &Path,
-    branch: &str,
-    base_sha: &str,
-    opts: &PrepareOptions,
-) -> Result<(), GitError> {
-    workstream::prepare_branch(repo, worktree, branch, base_sha, opts)
 }
 
 /// What git says a workstream did.
@@ -120,24 +152,24 @@ pub struct Collected {
     pub warnings: Vec<String>,
 }
 
-/// Read the truth after a workstream's command: if the agent moved HEAD off `branch`
-/// (detached or another branch), warn and, when HEAD's commit descends from base, move the
-/// branch there. Then commit any leftovers (modified, staged, untracked; not ignored) on
-/// the branch with a warning (author from git config, falling back to
-/// `git-ws <git-ws@localhost>`), then list commits base..tip and the diff base..tip.
-pub fn collect(
-    repo: &RepoPaths,
-    worktree: &Path,
-    branch: &str,
-    base_sha: &str,
-    workstream_id: &str,
-) -> Result<Collected, GitError> {
-    workstream::collect(repo, worktree, branch, base_sha, workstream_id)
+/// Whether `branch` is a valid git branch name (checked before a workstream starts, so a
+/// workstream id that cannot name a branch is the workstream's problem, not the pool's).
+pub fn valid_branch_name(branch: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
 }
 
-/// Remove an agent worktree (directory and git's metadata); branches stay.
-pub fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), GitError> {
-    slots::remove_agent_worktree(repo, slot)
+/// Sweep the pool at the start of a run: remove idle worktrees past `policy.expiry`,
+/// idle overflow slots and half-made worktrees; detach idle worktrees a crashed run left on
+/// a branch (so any agent may check that branch out again). Slots a live run holds are
+/// never touched.
+pub fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
+    slots::sweep(repo, policy)
+}
+
+/// Remove every pool worktree no live run holds (directory, git's admin dir and its lock
+/// file). Branches and everything else stay.
+pub fn prune_pool(repo: &RepoPaths) -> PoolSweep {
+    slots::prune(repo)
 }
 
 /// Merge forecast in its first shape ([`merge_forecast`] without clusters and

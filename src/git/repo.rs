@@ -94,13 +94,55 @@ pub(crate) fn open_main(repo: &RepoPaths) -> Result<Repository, GitError> {
         .ctx(|| format!("open the repository at {}", repo.common_dir.display()))
 }
 
-pub(crate) fn resolve_commit(repo: &RepoPaths, rev: &str) -> Result<String, GitError> {
-    let main = open_main(repo)?;
-    let commit = main
-        .revparse_single(rev)
-        .and_then(|o| o.peel_to_commit())
-        .ctx(|| format!("resolve revision '{rev}' to a commit"))?;
-    Ok(commit.id().to_string())
+/// The repository, opened once, for the coordinator's own questions: resolving the base,
+/// reading settings, maintaining `ws/…` branches. Each agent has its own handle
+/// ([`super::AgentSlot`]); a `Repo` is `Send` but not `Sync`.
+pub struct Repo {
+    paths: RepoPaths,
+    git: Repository,
+}
+
+impl Repo {
+    /// Open the repository at `paths` (its common dir, so linked worktrees' HEADs never
+    /// matter).
+    pub fn open(paths: &RepoPaths) -> Result<Repo, GitError> {
+        Ok(Repo {
+            git: open_main(paths)?,
+            paths: paths.clone(),
+        })
+    }
+
+    /// [`super::discover`], then open.
+    pub fn discover(cwd: &Path) -> Result<Repo, GitError> {
+        Repo::open(&discover(cwd)?)
+    }
+
+    pub fn paths(&self) -> &RepoPaths {
+        &self.paths
+    }
+
+    pub(crate) fn git(&self) -> &Repository {
+        &self.git
+    }
+
+    /// Resolve a revision (`HEAD`, a branch, a SHA, `HEAD~2`) to a commit's full SHA.
+    pub fn resolve_commit(&self, rev: &str) -> Result<String, GitError> {
+        let commit = self
+            .git
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .ctx(|| format!("resolve revision '{rev}' to a commit"))?;
+        Ok(commit.id().to_string())
+    }
+
+    /// A snapshot of the repository's git config (repository, global, system), read once.
+    pub fn config(&self) -> Result<super::config::Config, GitError> {
+        self.git
+            .config()
+            .and_then(|mut c| c.snapshot())
+            .map(super::config::Config::from_snapshot)
+            .ctx(|| format!("read the git config of {}", self.paths.root.display()))
+    }
 }
 
 pub(crate) fn parse_oid(sha: &str) -> Result<Oid, GitError> {
@@ -122,8 +164,12 @@ pub(crate) fn write_lock() -> MutexGuard<'static, ()> {
 }
 
 /// A failure caused by another process (or libgit2 call) holding one of git's lock files.
+/// (libgit2 reports an existing lock file as `GIT_ELOCKED`; a lock file it may not create
+/// at all, e.g. for lack of permission, is not a collision and is not retried.)
 pub(crate) fn is_lock_collision(e: &git2::Error) -> bool {
-    matches!(e.code(), ErrorCode::Locked | ErrorCode::Modified) || e.message().contains(".lock")
+    matches!(e.code(), ErrorCode::Locked | ErrorCode::Modified)
+        || e.message().contains("failed to lock file")
+        || e.message().contains("is locked")
 }
 
 /// Run `op`, retrying with a short, growing backoff while it fails on a git lock-file

@@ -1,46 +1,128 @@
-//! Agent slots: the `flock`-held claim on `<common_dir>/ws/agent-k`, creating, repairing and
-//! removing the slot's linked worktree (`ws-agent-k`) without leaving branches behind.
+//! The agent worktree pool under `<common_dir>/ws/`: claiming a slot (a file lock per slot),
+//! creating its linked worktree by hand — git's admin files written detached at the base,
+//! then a checkout through git2, with no branch involved — repairing it, keeping it between
+//! runs (locked in git's sense, so `git worktree prune` leaves it alone), and sweeping or
+//! pruning idle slots.
+//!
+//! A slot `agent-k` is: the worktree directory `<common>/ws/agent-k`, git's admin dir
+//! `<common>/worktrees/ws-agent-k` (`HEAD`, `commondir`, `gitdir`, `locked`, plus git-ws's
+//! `git-ws-slot` state file), and the lock file `<common>/ws/locks/agent-k.lock`. A
+//! `git-ws-creating` marker in the admin dir exists from the moment creation (or removal)
+//! starts until it is complete, so a crash at any instant leaves a slot that is either
+//! whole or marked half-made.
 
-use super::repo::{canon, is_lock_collision, open_main, parse_oid, retry, write_lock, Ctx};
+use super::repo::{canon, open_main, parse_oid, retry, short, write_lock, Ctx};
 use super::{AgentSlot, GitError, RepoPaths};
-use git2::{BranchType, Oid, Repository, WorktreeAddOptions, WorktreePruneOptions};
+use git2::build::CheckoutBuilder;
+use git2::{BranchType, Oid, Repository};
 use std::fs;
 use std::io::Write;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 /// How many `agent-k-N` alternatives to try before giving up.
 const MAX_SLOT_ALTERNATIVES: usize = 64;
 
-pub(crate) fn claim_agent_slot(
-    repo: &RepoPaths,
-    k: usize,
-    base_sha: &str,
-) -> Result<AgentSlot, GitError> {
+/// The reason written to a pool worktree's `locked` file: `git worktree list` shows it,
+/// and `git worktree prune` leaves locked worktrees alone.
+pub const LOCK_REASON: &str =
+    "git-ws agent worktree pool (remove with: git ws-run --prune-worktrees)";
+
+/// Marker in the admin dir while a slot is being created or removed.
+const CREATING: &str = "git-ws-creating";
+/// git-ws's state file in the admin dir: the base the worktree was last reset to, and when
+/// it was last used.
+const STATE: &str = "git-ws-slot";
+
+/// What the pool keeps and for how long.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolPolicy {
+    /// Idle worktrees older than this are removed by the sweep at the start of a run;
+    /// `None` keeps them forever.
+    pub expiry: Option<Duration>,
+}
+
+/// What a sweep or prune did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSweep {
+    /// One line per worktree removed, e.g. "removed agent-3 (idle 15 days)".
+    pub removed: Vec<String>,
+    /// Slots a live run holds (left alone).
+    pub busy: Vec<String>,
+    /// One line per other repair (a crashed run's branch released, a legacy branch deleted).
+    pub repaired: Vec<String>,
+    /// Failures, one sentence each (the sweep never stops on one).
+    pub failures: Vec<String>,
+}
+
+/// The files that make up one slot.
+pub(crate) struct SlotDirs {
+    /// `agent-1`, `agent-1-2`.
+    pub slot: String,
+    /// Git's worktree name: `ws-agent-1`.
+    pub name: String,
+    /// `<common>/ws/agent-1`.
+    pub path: PathBuf,
+    /// `<common>/worktrees/ws-agent-1`.
+    pub admin: PathBuf,
+    /// `<common>/ws/locks/agent-1.lock`.
+    pub lock: PathBuf,
+}
+
+impl SlotDirs {
+    pub(crate) fn new(repo: &RepoPaths, slot: &str) -> SlotDirs {
+        let name = format!("ws-{slot}");
+        SlotDirs {
+            path: repo.common_dir.join("ws").join(slot),
+            admin: repo.common_dir.join("worktrees").join(&name),
+            lock: locks_dir(repo).join(format!("{slot}.lock")),
+            slot: slot.to_string(),
+            name,
+        }
+    }
+
+    /// `agent-k` for n = 1, else `agent-k-n`.
+    fn numbered(repo: &RepoPaths, k: usize, n: usize) -> SlotDirs {
+        if n == 1 {
+            SlotDirs::new(repo, &format!("agent-{k}"))
+        } else {
+            SlotDirs::new(repo, &format!("agent-{k}-{n}"))
+        }
+    }
+
+    /// Whether this is an overflow slot (`agent-k-n`).
+    fn overflow(&self) -> bool {
+        parse_slot(&self.slot).is_some_and(|(_, n)| n > 1)
+    }
+}
+
+/// `agent-3` → (3, 1); `agent-3-2` → (3, 2).
+pub(crate) fn parse_slot(slot: &str) -> Option<(usize, usize)> {
+    let rest = slot.strip_prefix("agent-")?;
+    let mut parts = rest.splitn(2, '-');
+    let k = parts.next()?.parse().ok().filter(|&k| k > 0)?;
+    let n = match parts.next() {
+        Some(n) => n.parse().ok().filter(|&n| n > 1)?,
+        None => 1,
+    };
+    Some((k, n))
+}
+
+fn locks_dir(repo: &RepoPaths) -> PathBuf {
+    repo.common_dir.join("ws").join("locks")
+}
+
+pub(crate) fn claim(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
     let base = parse_oid(base_sha)?;
-    let locks = repo.common_dir.join("ws").join("locks");
+    let locks = locks_dir(repo);
     fs::create_dir_all(&locks).ctx(|| format!("create the lock directory {}", locks.display()))?;
     for n in 1..=MAX_SLOT_ALTERNATIVES {
-        let slot = if n == 1 {
-            format!("agent-{k}")
-        } else {
-            format!("agent-{k}-{n}")
-        };
-        let lock_path = locks.join(format!("{slot}.lock"));
-        let Some(lock) = try_flock_briefly(&lock_path)? else {
+        let d = SlotDirs::numbered(repo, k, n);
+        let Some(lock) = try_lock_briefly(&d.lock)? else {
             continue;
         };
-        let name = format!("ws-{slot}");
-        let path = repo.common_dir.join("ws").join(&slot);
-        // Not under the in-process write lock: creating a worktree is a full checkout, and
-        // agents populate theirs in parallel. The shared refs it touches (the temporary
-        // branch) take the lock themselves; lock-file collisions are retried.
-        ensure_worktree(repo, &name, &path, base)?;
-        return Ok(AgentSlot {
-            name,
-            path,
-            _lock: lock,
-        });
+        return open_claimed(repo, k, d, lock, base);
     }
     Err(GitError(format!(
         "failed to claim a worktree for agent {k}: all {MAX_SLOT_ALTERNATIVES} slots under {} are held by other runs",
@@ -48,80 +130,113 @@ pub(crate) fn claim_agent_slot(
     )))
 }
 
-/// [`try_flock`], retried for a few milliseconds: a child process forked by another
+/// Claim pool slot `agent-k` only if it exists and no one holds it (a resume taking back
+/// the crashed run's worktrees); repaired like any claim.
+pub(crate) fn claim_existing(
+    repo: &RepoPaths,
+    k: usize,
+    base_sha: &str,
+) -> Result<Option<AgentSlot>, GitError> {
+    let base = parse_oid(base_sha)?;
+    let d = SlotDirs::numbered(repo, k, 1);
+    if !d.path.exists() && !d.admin.exists() {
+        return Ok(None);
+    }
+    let Some(lock) = try_lock_briefly(&d.lock)? else {
+        return Ok(None);
+    };
+    open_claimed(repo, k, d, lock, base).map(Some)
+}
+
+/// A slot whose lock we hold: made whole (see [`ensure`]) and opened once.
+fn open_claimed(
+    repo: &RepoPaths,
+    k: usize,
+    d: SlotDirs,
+    lock: fs::File,
+    base: Oid,
+) -> Result<AgentSlot, GitError> {
+    // Not under the in-process write lock: creating a worktree is a full checkout, and
+    // agents populate theirs in parallel. Creation touches no shared ref.
+    let ensured = ensure(repo, &d, base)?;
+    let previous_base = read_state(&d.admin).0;
+    let wt = Repository::open(&d.path).ctx(|| format!("open worktree {}", d.path.display()))?;
+    Ok(AgentSlot {
+        k,
+        overflow: d.overflow(),
+        name: d.name,
+        path: d.path,
+        created: ensured.created,
+        previous_base,
+        repairs: ensured.repairs,
+        paths: repo.clone(),
+        wt: Some(wt),
+        scan: None,
+        _lock: lock,
+    })
+}
+
+/// [`try_lock`], retried for a few milliseconds: a child process forked by another
 /// thread of this process shares our lock file's description until it execs, so a slot
 /// just released can look held for an instant. A slot held by another run stays held.
-fn try_flock_briefly(path: &Path) -> Result<Option<fs::File>, GitError> {
+fn try_lock_briefly(path: &Path) -> Result<Option<fs::File>, GitError> {
     for _ in 0..5 {
-        if let Some(f) = try_flock(path)? {
+        if let Some(f) = try_lock(path)? {
             return Ok(Some(f));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    try_flock(path)
+    try_lock(path)
 }
 
-/// Open (creating) `path` and take an exclusive non-blocking `flock`; `None` when another
-/// open file description (another process, or another thread of this one) holds it.
-fn try_flock(path: &Path) -> Result<Option<fs::File>, GitError> {
-    let mut file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(path)
-        .ctx(|| format!("open the lock file {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            return Ok(None);
+/// Open (creating) `path` and take an exclusive non-blocking lock on it; `None` when
+/// another open file description (another process, or another thread of this one) holds
+/// it. The lock is only taken on the file that is at `path` afterwards, so a lock file
+/// may be deleted by whoever holds it (the prune does).
+pub(crate) fn try_lock(path: &Path) -> Result<Option<fs::File>, GitError> {
+    loop {
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .ctx(|| format!("open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(GitError(format!("failed to lock {}: {e}", path.display())))
+            }
         }
-        return Err(GitError(format!(
-            "failed to lock {}: {err}",
-            path.display()
-        )));
+        let ours = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let there = fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        if ours.is_some() && ours == there {
+            // Who holds it, for humans looking at a stuck slot; failure here is harmless.
+            let _ = file
+                .set_len(0)
+                .and_then(|_| writeln!(file, "{}", std::process::id()));
+            return Ok(Some(file));
+        }
+        // Deleted (or replaced) between our open and our lock: lock the new one.
     }
-    // Who holds it, for humans looking at a stuck slot; failure here is harmless.
-    let _ = file
-        .set_len(0)
-        .and_then(|_| writeln!(file, "{}", std::process::id()));
-    Ok(Some(file))
 }
 
-/// The git worktree name for a slot directory: `<common>/ws/agent-1` → `ws-agent-1`.
-pub(crate) fn worktree_name(path: &Path) -> Result<String, GitError> {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .map(|n| format!("ws-{n}"))
-        .ok_or_else(|| {
-            GitError(format!(
-                "failed to name the worktree at {}: not a slot directory",
-                path.display()
-            ))
-        })
-}
-
-/// The worktree's private git dir (`<common>/worktrees/<name>`).
-pub(crate) fn worktree_gitdir(repo: &RepoPaths, name: &str) -> PathBuf {
-    repo.common_dir.join("worktrees").join(name)
-}
-
-/// Remove lock files left in the worktree's git dir (`index.lock`, `HEAD.lock`, …) and a
-/// `locked` marker. Only called while holding the slot's flock, so any lock there is stale.
-pub(crate) fn clear_stale_locks(gitdir: &Path) -> Result<(), GitError> {
-    let Ok(entries) = fs::read_dir(gitdir) else {
-        return Ok(());
+/// Remove lock files left in the worktree's admin dir (`index.lock`, `HEAD.lock`, …); git's
+/// `locked` marker is not one of them. Only called while holding the slot's lock, so any
+/// lock there is stale. Returns how many were removed.
+pub(crate) fn clear_stale_locks(admin: &Path) -> Result<usize, GitError> {
+    let Ok(entries) = fs::read_dir(admin) else {
+        return Ok(0);
     };
+    let mut n = 0;
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.ends_with(".lock") || name == "locked" {
+        if entry.file_name().to_string_lossy().ends_with(".lock") {
             remove_path(&entry.path())?;
+            n += 1;
         }
     }
-    Ok(())
+    Ok(n)
 }
 
 /// Remove a file, symlink or directory tree (never following symlinks); absent is fine.
@@ -143,193 +258,460 @@ pub(crate) fn remove_path(path: &Path) -> Result<(), GitError> {
     }
 }
 
-/// Make sure `path` is a working linked worktree named `name` of this repository: reuse it,
-/// repair its links and stale locks, or recreate it (detached at `base`). The caller holds
-/// the slot's flock and must not hold [`write_lock`]: the steps that touch shared refs take
-/// it themselves, so agents check out their new worktrees in parallel.
-pub(crate) fn ensure_worktree(
+/// Write `contents` to `path` atomically (a temporary file renamed over it).
+fn write_atomic(path: &Path, contents: &str) -> Result<(), GitError> {
+    let tmp = path.with_extension("git-ws-tmp");
+    fs::write(&tmp, contents)
+        .and_then(|_| fs::rename(&tmp, path))
+        .ctx(|| format!("write {}", path.display()))
+}
+
+/// The slot's recorded base and last use.
+fn read_state(admin: &Path) -> (Option<String>, Option<SystemTime>) {
+    let Ok(text) = fs::read_to_string(admin.join(STATE)) else {
+        return (None, None);
+    };
+    let mut base = None;
+    let mut used = None;
+    for line in text.lines() {
+        match line.split_once(' ') {
+            Some(("base", v)) if Oid::from_str(v.trim()).is_ok() => {
+                base = Some(v.trim().to_string())
+            }
+            Some(("used", v)) => {
+                used = v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+            }
+            _ => {}
+        }
+    }
+    (base, used)
+}
+
+/// Record the base the slot was reset to and that it was used now.
+pub(crate) fn write_state(admin: &Path, base: Oid) -> Result<(), GitError> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    write_atomic(&admin.join(STATE), &format!("base {base}\nused {now}\n"))
+}
+
+/// When the slot was last used: the state file, else the admin dir's or the worktree's
+/// modification time.
+fn last_used(d: &SlotDirs) -> Option<SystemTime> {
+    read_state(&d.admin).1.or_else(|| {
+        [&d.admin, &d.path]
+            .iter()
+            .filter_map(|p| fs::metadata(p).and_then(|m| m.modified()).ok())
+            .max()
+    })
+}
+
+/// Whether the slot is missing a part, or a creation or removal did not finish.
+fn half_made(d: &SlotDirs) -> bool {
+    d.admin.join(CREATING).exists()
+        || !d.admin.join("HEAD").is_file()
+        || !d.path.join(".git").is_file()
+}
+
+pub(crate) struct Ensured {
+    pub created: bool,
+    pub repairs: Vec<String>,
+}
+
+/// Make sure the slot is a working linked worktree of this repository: reuse it (clearing
+/// stale locks and fixing its links), finish a half-made one in place, or create it
+/// detached at `base`. The caller holds the slot's lock.
+pub(crate) fn ensure(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<Ensured, GitError> {
+    let mut repairs = Vec::new();
+    if !half_made(d) {
+        let n = clear_stale_locks(&d.admin)?;
+        if n > 0 {
+            repairs.push(format!("removed {n} stale lock file(s) of {}", d.slot));
+        }
+        if repair_links(repo, d, &mut repairs)? {
+            return Ok(Ensured {
+                created: false,
+                repairs,
+            });
+        }
+    }
+    let existed = d.path.is_dir();
+    build(repo, d, base)?;
+    if existed {
+        repairs.push(format!(
+            "repaired the broken worktree {} (checked out again at {})",
+            d.slot,
+            short(base)
+        ));
+    }
+    Ok(Ensured {
+        created: !existed,
+        repairs,
+    })
+}
+
+/// Make sure the admin dir is locked, and the two-way link between the worktree and its
+/// admin dir is right; true when the worktree then opens as a linked worktree of this
+/// repository.
+fn repair_links(
     repo: &RepoPaths,
-    name: &str,
-    path: &Path,
-    base: Oid,
-) -> Result<(), GitError> {
-    let gitdir = worktree_gitdir(repo, name);
-    if gitdir.join("HEAD").is_file() && path.is_dir() && repair_links(repo, &gitdir, path)? {
-        return drop_stale_tmp_branch(repo, name, path, base);
+    d: &SlotDirs,
+    repairs: &mut Vec<String>,
+) -> Result<bool, GitError> {
+    let admin_c = canon(&d.admin);
+    let path_c = canon(&d.path);
+    let locked = d.admin.join("locked");
+    if !locked.is_file() {
+        fs::write(&locked, format!("{LOCK_REASON}\n"))
+            .ctx(|| format!("write {}", locked.display()))?;
     }
-    create_worktree(repo, name, path, &gitdir, base)
-}
-
-fn tmp_branch_name(worktree_name: &str) -> String {
-    format!("git-ws-tmp/{worktree_name}")
-}
-
-/// A crash between adding the worktree and deleting its temporary branch leaves that branch
-/// behind (possibly still checked out in the worktree): detach and delete it.
-fn drop_stale_tmp_branch(
-    repo: &RepoPaths,
-    name: &str,
-    path: &Path,
-    base: Oid,
-) -> Result<(), GitError> {
-    let tmp = tmp_branch_name(name);
-    let refname = format!("refs/heads/{tmp}");
-    if !repo.common_dir.join(&refname).exists() {
-        return Ok(());
-    }
-    let wt = Repository::open(path).ctx(|| format!("open worktree {}", path.display()))?;
-    let on_tmp = wt
-        .find_reference("HEAD")
-        .ok()
-        .and_then(|h| h.symbolic_target().ok().flatten().map(|t| t == refname))
-        .unwrap_or(false);
-    if on_tmp {
-        retry(
-            || format!("detach HEAD in worktree {}", path.display()),
-            || wt.set_head_detached(base),
-        )?;
-    }
-    let _guard = write_lock();
-    delete_branch(&open_main(repo)?, &tmp)
-}
-
-/// Fix the two-way link between the worktree and its git dir if needed; true when the
-/// worktree then opens as a linked worktree of this repository.
-fn repair_links(repo: &RepoPaths, gitdir: &Path, path: &Path) -> Result<bool, GitError> {
-    clear_stale_locks(gitdir)?;
-    let gitdir_c = canon(gitdir);
-    let path_c = canon(path);
-    let dotgit = path.join(".git");
-
+    let dotgit = d.path.join(".git");
     let file_ok = fs::read_to_string(&dotgit)
         .ok()
         .and_then(|s| s.strip_prefix("gitdir:").map(|r| r.trim().to_string()))
-        .map(|target| canon(&path.join(target)) == gitdir_c)
-        .unwrap_or(false);
+        .is_some_and(|target| canon(&d.path.join(target)) == admin_c);
     if !file_ok {
         remove_path(&dotgit)?;
-        fs::write(&dotgit, format!("gitdir: {}\n", gitdir_c.display()))
+        fs::write(&dotgit, format!("gitdir: {}\n", admin_c.display()))
             .ctx(|| format!("write {}", dotgit.display()))?;
+        repairs.push(format!("rewrote the .git file of {}", d.slot));
     }
-    let back = gitdir.join("gitdir");
+    let back = d.admin.join("gitdir");
     let want_back = path_c.join(".git");
-    let back_ok = fs::read_to_string(&back)
-        .map(|s| Path::new(s.trim()) == want_back)
-        .unwrap_or(false);
+    let back_ok = fs::read_to_string(&back).is_ok_and(|s| Path::new(s.trim()) == want_back);
     if !back_ok {
         fs::write(&back, format!("{}\n", want_back.display()))
             .ctx(|| format!("write {}", back.display()))?;
     }
-    let commondir = gitdir.join("commondir");
+    let commondir = d.admin.join("commondir");
     if !commondir.is_file() {
-        fs::write(
-            &commondir,
-            format!("{}\n", canon(&repo.common_dir).display()),
-        )
-        .ctx(|| format!("write {}", commondir.display()))?;
+        fs::write(&commondir, "../..\n").ctx(|| format!("write {}", commondir.display()))?;
     }
-    Ok(match Repository::open(path) {
+    Ok(match Repository::open(&d.path) {
         Ok(wt) => wt.is_worktree() && canon(wt.commondir()) == canon(&repo.common_dir),
         Err(_) => false,
     })
 }
 
-/// Create the worktree from scratch, detached at `base`, through a short-lived branch
-/// (`git_worktree_add` otherwise creates a branch named after the worktree).
-fn create_worktree(
-    repo: &RepoPaths,
-    name: &str,
-    path: &Path,
-    gitdir: &Path,
-    base: Oid,
-) -> Result<(), GitError> {
-    let main = open_main(repo)?;
-    let base_commit = main
-        .find_commit(base)
-        .ctx(|| format!("find base commit {base}"))?;
-    let worktrees = repo.common_dir.join("worktrees");
-    for dir in [&worktrees, &repo.common_dir.join("ws")] {
+/// Create the slot's worktree, or finish a half-made one in place, detached at `base`:
+/// the admin files by hand (the `git-ws-creating` marker first, `locked` next, so neither a
+/// crash nor `git worktree prune` can leave an unmarked half), then a forced checkout of
+/// the base through git2, which writes the files and the index. Files already in the
+/// directory are reused where they match, and ignored ones (build caches) are kept.
+pub(crate) fn build(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<(), GitError> {
+    for dir in [
+        &repo.common_dir.join("worktrees"),
+        &repo.common_dir.join("ws"),
+    ] {
         fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
-    // Whatever is left of a broken worktree goes first (it may have the stale temporary
-    // branch checked out).
-    remove_path(gitdir)?;
-    remove_path(path)?;
-    let tmp_branch = tmp_branch_name(name);
-    {
-        let _guard = write_lock();
-        delete_branch(&main, &tmp_branch)?;
-        retry(
-            || format!("create temporary branch {tmp_branch}"),
-            || main.branch(&tmp_branch, &base_commit, true).map(|_| ()),
-        )?;
+    let marker = d.admin.join(CREATING);
+    if !marker.exists() {
+        // Whatever is in the admin dir belongs to a broken worktree: start it afresh.
+        remove_path(&d.admin)?;
+        fs::create_dir(&d.admin).ctx(|| format!("create {}", d.admin.display()))?;
+        fs::write(&marker, "").ctx(|| format!("write {}", marker.display()))?;
     }
-    let added = (|| {
-        let reference = main
-            .find_reference(&format!("refs/heads/{tmp_branch}"))
-            .ctx(|| format!("find branch {tmp_branch}"))?;
-        let mut attempt = 0;
-        loop {
-            remove_path(gitdir)?;
-            remove_path(path)?;
-            let mut opts = WorktreeAddOptions::new();
-            opts.reference(Some(&reference));
-            match main.worktree(name, path, Some(&opts)) {
-                Ok(_) => break,
-                Err(e) if attempt < 40 && is_lock_collision(&e) => {
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(5 + 5 * attempt));
-                }
-                Err(e) => {
-                    return Err(GitError(format!(
-                        "failed to create worktree {name} at {}: {}",
-                        path.display(),
-                        e.message()
-                    )))
+    clear_stale_locks(&d.admin)?;
+    let admin_c = canon(&d.admin);
+    let write = |name: &str, text: String| {
+        let p = d.admin.join(name);
+        fs::write(&p, text).ctx(|| format!("write {}", p.display()))
+    };
+    write("locked", format!("{LOCK_REASON}\n"))?;
+    write("commondir", "../..\n".to_string())?;
+    // A worktree directory that is a file or a symlink is not ours to reuse.
+    if fs::symlink_metadata(&d.path).is_ok_and(|m| !m.is_dir()) {
+        remove_path(&d.path)?;
+    }
+    fs::create_dir_all(&d.path).ctx(|| format!("create {}", d.path.display()))?;
+    write(
+        "gitdir",
+        format!("{}\n", canon(&d.path).join(".git").display()),
+    )?;
+    write("HEAD", format!("{base}\n"))?;
+    let dotgit = d.path.join(".git");
+    remove_path(&dotgit)?;
+    fs::write(&dotgit, format!("gitdir: {}\n", admin_c.display()))
+        .ctx(|| format!("write {}", dotgit.display()))?;
+
+    let what = || {
+        format!(
+            "check out {} in the new worktree {}",
+            short(base),
+            d.path.display()
+        )
+    };
+    let wt = Repository::open(&d.path).ctx(what)?;
+    let tree = wt.find_commit(base).and_then(|c| c.tree()).ctx(what)?;
+    let mut co = CheckoutBuilder::new();
+    co.force().remove_untracked(true).remove_ignored(false);
+    retry(what, || wt.checkout_tree(tree.as_object(), Some(&mut co)))?;
+    write_state(&d.admin, base)?;
+    remove_path(&marker)
+}
+
+/// Remove a slot's worktree and admin dir (the caller holds its lock). The marker goes in
+/// first, so a crash halfway leaves a slot marked half-made, which the next claim rebuilds
+/// and the next sweep removes.
+pub(crate) fn remove_files(repo: &RepoPaths, d: &SlotDirs) -> Result<(), GitError> {
+    if d.admin.is_dir() {
+        fs::write(d.admin.join(CREATING), "")
+            .ctx(|| format!("mark {} for removal", d.admin.display()))?;
+    }
+    remove_path(&d.path)?;
+    remove_path(&d.admin)?;
+    // Tidy git's directories when they are left empty (ignore failures: not empty).
+    let _ = fs::remove_dir(repo.common_dir.join("worktrees"));
+    Ok(())
+}
+
+impl AgentSlot {
+    /// The slot's files.
+    pub(crate) fn dirs(&self) -> SlotDirs {
+        SlotDirs::new(
+            &self.paths,
+            self.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Remove the worktree (directory and git's admin dir) and let go of the slot;
+    /// branches stay.
+    pub fn remove(self) -> Result<(), GitError> {
+        let d = self.dirs();
+        let AgentSlot {
+            paths, wt, _lock, ..
+        } = self;
+        drop(wt);
+        remove_files(&paths, &d)?;
+        // Holding the lock: the lock file may go too (see `try_lock`).
+        let _ = fs::remove_file(&d.lock);
+        drop(_lock);
+        Ok(())
+    }
+}
+
+/// Every slot name present on disk: worktree directories under `<common>/ws/`, git admin
+/// dirs named `ws-agent-*` and lock files.
+fn slot_names(repo: &RepoPaths) -> Vec<String> {
+    let mut names = Vec::new();
+    let list = |dir: &Path, f: &dyn Fn(&str) -> Option<String>, out: &mut Vec<String>| {
+        if let Ok(rd) = fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if let Some(n) = e.file_name().to_str().and_then(f) {
+                    out.push(n);
                 }
             }
         }
-        let wt = Repository::open(path).ctx(|| format!("open worktree {}", path.display()))?;
-        retry(
-            || format!("detach HEAD in worktree {}", path.display()),
-            || wt.set_head_detached(base),
-        )
-    })();
-    // The temporary branch goes whatever happened (it is no longer checked out anywhere
-    // once HEAD is detached; if the add failed, nothing has it checked out either).
-    let deleted = {
-        let _guard = write_lock();
-        delete_branch(&main, &tmp_branch)
     };
-    added.and(deleted)
+    let plain = |n: &str| parse_slot(n).map(|_| n.to_string());
+    list(&repo.common_dir.join("ws"), &plain, &mut names);
+    list(
+        &repo.common_dir.join("worktrees"),
+        &|n: &str| n.strip_prefix("ws-").and_then(plain),
+        &mut names,
+    );
+    list(
+        &locks_dir(repo),
+        &|n: &str| n.strip_suffix(".lock").and_then(plain),
+        &mut names,
+    );
+    names.sort_by_key(|n| parse_slot(n));
+    names.dedup();
+    names
 }
 
-/// Delete a local branch if it exists (retrying on lock collisions).
-fn delete_branch(main: &Repository, branch: &str) -> Result<(), GitError> {
-    retry(
-        || format!("delete branch {branch}"),
-        || match main.find_branch(branch, BranchType::Local) {
-            Ok(mut b) => b.delete(),
-            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(()),
-            Err(e) => Err(e),
-        },
-    )
+/// Days, rounded down, for messages.
+fn days(d: Duration) -> u64 {
+    d.as_secs() / 86_400
 }
 
-pub(crate) fn remove_agent_worktree(repo: &RepoPaths, slot: AgentSlot) -> Result<(), GitError> {
-    let gitdir = worktree_gitdir(repo, &slot.name);
-    {
-        let _guard = write_lock();
-        let main = open_main(repo)?;
-        if let Ok(wt) = main.find_worktree(&slot.name) {
-            let mut opts = WorktreePruneOptions::new();
-            opts.valid(true).working_tree(true).locked(true);
-            // Pruning fails on half-broken worktrees; the removals below finish the job.
-            let _ = wt.prune(Some(&mut opts));
+pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
+    let mut out = PoolSweep::default();
+    let now = SystemTime::now();
+    for slot in slot_names(repo) {
+        let d = SlotDirs::new(repo, &slot);
+        let lock = match try_lock(&d.lock) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                out.busy.push(slot);
+                continue;
+            }
+            Err(e) => {
+                out.failures.push(e.0);
+                continue;
+            }
+        };
+        let exists = d.path.exists() || d.admin.exists();
+        let idle = last_used(&d).and_then(|t| now.duration_since(t).ok());
+        let why = if !exists {
+            None
+        } else if d.overflow() {
+            Some("an overflow worktree of an earlier concurrent run".to_string())
+        } else if half_made(&d) {
+            Some("half-made (a crash during its creation or removal)".to_string())
+        } else {
+            match (policy.expiry, idle) {
+                (Some(limit), Some(idle)) if idle > limit => Some(format!(
+                    "idle {} days, longer than ws.worktreeExpiry",
+                    days(idle)
+                )),
+                _ => None,
+            }
+        };
+        match why {
+            Some(why) => match remove_files(repo, &d) {
+                Ok(()) => {
+                    out.removed
+                        .push(format!("removed agent worktree {slot}: {why}"));
+                    let _ = fs::remove_file(&d.lock);
+                }
+                Err(e) => out.failures.push(e.0),
+            },
+            None if !exists => {
+                // A lock file without a worktree.
+                let _ = fs::remove_file(&d.lock);
+            }
+            None => match detach_if_attached(repo, &d, &write_lock()) {
+                Ok(Some(line)) => out.repaired.push(line),
+                Ok(None) => {}
+                Err(e) => out.failures.push(e.0),
+            },
         }
-        remove_path(&slot.path)?;
-        remove_path(&gitdir)?;
+        drop(lock);
     }
-    drop(slot);
-    Ok(())
+    match delete_legacy_tmp_branches(repo) {
+        Ok(n) if n > 0 => out.repaired.push(format!(
+            "deleted {n} temporary git-ws-tmp/* branch(es) left by an older git-ws"
+        )),
+        Ok(_) => {}
+        Err(e) => out.failures.push(e.0),
+    }
+    out
+}
+
+pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
+    let mut out = PoolSweep::default();
+    for slot in slot_names(repo) {
+        let d = SlotDirs::new(repo, &slot);
+        let lock = match try_lock(&d.lock) {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                out.busy.push(slot);
+                continue;
+            }
+            Err(e) => {
+                out.failures.push(e.0);
+                continue;
+            }
+        };
+        let existed = d.path.exists() || d.admin.exists();
+        match remove_files(repo, &d) {
+            Ok(()) => {
+                if existed {
+                    out.removed.push(format!(
+                        "removed agent worktree {slot} ({})",
+                        d.path.display()
+                    ));
+                }
+                let _ = fs::remove_file(&d.lock);
+            }
+            Err(e) => out.failures.push(e.0),
+        }
+        drop(lock);
+    }
+    if out.busy.is_empty() {
+        let _ = fs::remove_dir(locks_dir(repo));
+        let _ = fs::remove_dir(repo.common_dir.join("ws"));
+    }
+    if let Ok(n) = delete_legacy_tmp_branches(repo) {
+        if n > 0 {
+            out.repaired.push(format!(
+                "deleted {n} temporary git-ws-tmp/* branch(es) left by an older git-ws"
+            ));
+        }
+    }
+    out
+}
+
+/// A crashed run leaves its slots on its workstreams' branches, and a branch can be checked
+/// out in one worktree only: detach an idle slot's HEAD at the commit it is on (files,
+/// index and caches stay exactly as they are). The caller holds the slot's lock and the
+/// in-process [`write_lock`].
+pub(crate) fn detach_if_attached(
+    repo: &RepoPaths,
+    d: &SlotDirs,
+    _write_lock: &std::sync::MutexGuard<'static, ()>,
+) -> Result<Option<String>, GitError> {
+    let head = fs::read_to_string(d.admin.join("HEAD")).unwrap_or_default();
+    let Some(target) = head.trim().strip_prefix("ref:").map(str::trim) else {
+        return Ok(None);
+    };
+    let target = target.to_string();
+    let wt = Repository::open(&d.path).ctx(|| format!("open worktree {}", d.path.display()))?;
+    let at = wt.refname_to_id(&target).ok();
+    clear_stale_locks(&d.admin)?;
+    match at {
+        Some(commit) => retry(
+            || format!("detach HEAD in worktree {}", d.path.display()),
+            || wt.set_head_detached(commit),
+        )?,
+        // On a branch that no longer exists: point HEAD at the recorded base, or the main
+        // HEAD; the next prepare puts the files right.
+        None => {
+            let fallback = read_state(&d.admin)
+                .0
+                .and_then(|b| Oid::from_str(&b).ok())
+                .or_else(|| open_main(repo).ok()?.head().ok()?.target());
+            if let Some(c) = fallback {
+                retry(
+                    || format!("detach HEAD in worktree {}", d.path.display()),
+                    || wt.set_head_detached(c),
+                )?;
+            }
+        }
+    }
+    Ok(Some(format!(
+        "released {} from agent worktree {} (left there by a run that did not finish)",
+        target.strip_prefix("refs/heads/").unwrap_or(&target),
+        d.slot
+    )))
+}
+
+/// Older versions of git-ws created worktrees through a temporary branch `git-ws-tmp/…`;
+/// a crash could leave one behind. Delete those no worktree has checked out.
+fn delete_legacy_tmp_branches(repo: &RepoPaths) -> Result<usize, GitError> {
+    let has_loose = repo.common_dir.join("refs/heads/git-ws-tmp").exists();
+    let packed = fs::read_to_string(repo.common_dir.join("packed-refs"))
+        .is_ok_and(|s| s.contains("refs/heads/git-ws-tmp/"));
+    if !has_loose && !packed {
+        return Ok(0);
+    }
+    let main = open_main(repo)?;
+    let names: Vec<String> = main
+        .branches(Some(BranchType::Local))
+        .ctx(|| "list branches".to_string())?
+        .filter_map(Result::ok)
+        .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
+        .filter(|n| n.starts_with("git-ws-tmp/"))
+        .collect();
+    let _guard = write_lock();
+    let mut n = 0;
+    for name in names {
+        if let Ok(mut b) = main.find_branch(&name, BranchType::Local) {
+            // Refused while checked out somewhere: then it stays, and so does its worktree.
+            if b.delete().is_ok() {
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
 }

@@ -198,13 +198,32 @@ fn resolve_commit_gives_full_sha_and_names_bad_revs() {
     let t = repo();
     write(&t.root, "second.txt", "2\n");
     let second = commit_all(&t.root, "second");
-    assert_eq!(resolve_commit(&t.paths, "HEAD").unwrap(), second);
     assert_eq!(
-        resolve_commit(&t.paths, "HEAD~1").unwrap(),
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("HEAD")
+            .unwrap(),
+        second
+    );
+    assert_eq!(
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("HEAD~1")
+            .unwrap(),
         git(&t.root, &["rev-parse", "HEAD~1"])
     );
-    assert_eq!(resolve_commit(&t.paths, "main").unwrap(), second);
-    let e = resolve_commit(&t.paths, "no-such-rev").unwrap_err().0;
+    assert_eq!(
+        Repo::open(&t.paths)
+            .unwrap()
+            .resolve_commit("main")
+            .unwrap(),
+        second
+    );
+    let e = Repo::open(&t.paths)
+        .unwrap()
+        .resolve_commit("no-such-rev")
+        .unwrap_err()
+        .0;
     assert!(e.contains("'no-such-rev'"), "{e}");
 }
 
@@ -214,7 +233,7 @@ fn resolve_commit_gives_full_sha_and_names_bad_revs() {
 fn agent_that_commits_itself() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(slot.name, "ws-agent-1");
     assert_eq!(slot.path, t.paths.common_dir.join("ws").join("agent-1"));
     // Created detached at base, no stray branch.
@@ -222,7 +241,7 @@ fn agent_that_commits_itself() {
     assert_eq!(t.branches(), vec!["main"]);
 
     let branch = "ws/run1/ws-01";
-    prepare_branch(&t.paths, &slot.path, branch, &base, &no_opts()).unwrap();
+    slot.prepare(branch, &base, &no_opts()).unwrap();
     assert_eq!(
         git(&slot.path, &["symbolic-ref", "HEAD"]),
         format!("refs/heads/{branch}")
@@ -231,7 +250,7 @@ fn agent_that_commits_itself() {
     write(&slot.path, "data.txt", &numbered(21));
     let c1 = commit_all(&slot.path, "agent work");
 
-    let c = collect(&t.paths, &slot.path, branch, &base, "ws-01").unwrap();
+    let c = slot.collect(branch, &base, "ws-01").unwrap();
     assert_eq!(c.head, c1);
     assert_eq!(c.commits, vec![c1.clone()]);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -255,9 +274,9 @@ fn agent_that_commits_itself() {
 fn leftovers_are_committed_with_a_warning_and_fallback_author() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let branch = "ws/run1/ws-02";
-    prepare_branch(&t.paths, &slot.path, branch, &base, &no_opts()).unwrap();
+    slot.prepare(branch, &base, &no_opts()).unwrap();
     // modified (unstaged), staged, deleted, untracked in new nested dirs, ignored.
     write(
         &slot.path,
@@ -270,7 +289,7 @@ fn leftovers_are_committed_with_a_warning_and_fallback_author() {
     write(&slot.path, "newdir/sub/a.txt", "x\ny\nz\n");
     write(&slot.path, "debug.log", "ignored\n");
 
-    let c = collect(&t.paths, &slot.path, branch, &base, "ws-02").unwrap();
+    let c = slot.collect(branch, &base, "ws-02").unwrap();
     assert_eq!(
         c.warnings,
         vec![format!(
@@ -302,9 +321,17 @@ fn leftovers_are_committed_with_a_warning_and_fallback_author() {
     );
     assert_eq!(change(&c, "src/lib.rs").deletions, 10);
     assert_eq!(change(&c, "newdir/sub/a.txt").additions, 3);
-    // The worktree is clean afterwards (the ignored file stays, uncommitted).
-    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    // The files are all committed (the ignored one stays, uncommitted); the index file is
+    // written by the next checkout, here the release at the end of a run, which leaves the
+    // worktree clean and detached at the base.
     assert!(slot.path.join("debug.log").exists());
+    let path = slot.path.clone();
+    slot.release(&base, &no_opts()).unwrap();
+    assert_eq!(git(&path, &["status", "--porcelain"]), "");
+    assert_eq!(git(&path, &["rev-parse", "HEAD"]), base);
+    assert!(git_cmd(&path, &["symbolic-ref", "-q", "HEAD"])
+        .stdout
+        .is_empty());
 }
 
 #[test]
@@ -313,10 +340,10 @@ fn leftover_commit_uses_the_repository_author() {
     git(&t.root, &["config", "user.name", "Repo Person"]);
     git(&t.root, &["config", "user.email", "repo@example.com"]);
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     write(&slot.path, "x.txt", "x\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("(1 file)"), "{:?}", c.warnings);
     assert_eq!(
@@ -329,8 +356,8 @@ fn leftover_commit_uses_the_repository_author() {
 fn renames_unicode_and_spaces_are_exact() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/ren", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/ren", &base, &no_opts()).unwrap();
     // A plain filesystem move, left uncommitted: still detected as a rename.
     fs::create_dir_all(slot.path.join("moved")).unwrap();
     fs::rename(
@@ -340,7 +367,7 @@ fn renames_unicode_and_spaces_are_exact() {
     .unwrap();
     write(&slot.path, "dir with space/ünïcødé.txt", "ü\n");
     write(&slot.path, "tab\there \"q\".txt", "t\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/ren", &base, "ren").unwrap();
+    let c = slot.collect("ws/r/ren", &base, "ren").unwrap();
     let moved = change(&c, "moved/data2.txt");
     assert_eq!(moved.kind, ChangeKind::Renamed);
     assert_eq!(moved.old_path.as_deref(), Some("data.txt"));
@@ -357,11 +384,11 @@ fn renames_unicode_and_spaces_are_exact() {
 fn binary_files_count_zero_lines() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/bin", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/bin", &base, &no_opts()).unwrap();
     fs::write(slot.path.join("blob.bin"), [0u8, 1, 2, 0, 255, 10, 0]).unwrap();
     commit_all(&slot.path, "binary");
-    let c = collect(&t.paths, &slot.path, "ws/r/bin", &base, "bin").unwrap();
+    let c = slot.collect("ws/r/bin", &base, "bin").unwrap();
     let b = change(&c, "blob.bin");
     assert_eq!(
         (b.kind, b.additions, b.deletions),
@@ -373,11 +400,11 @@ fn binary_files_count_zero_lines() {
 fn switching_workstreams_cleans_previous_files_but_not_unchanged_ones() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let opts = PrepareOptions {
         keep_ignored: vec!["target".to_string()],
     };
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &opts).unwrap();
+    slot.prepare("ws/r/a", &base, &opts).unwrap();
     write(&slot.path, "README.md", "changed by a\n");
     commit_all(&slot.path, "a");
     write(&slot.path, "scratch/deep/x.txt", "untracked\n");
@@ -397,7 +424,7 @@ fn switching_workstreams_cleans_previous_files_but_not_unchanged_ones() {
         .set_modified(old)
         .unwrap();
 
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &opts).unwrap();
+    slot.prepare("ws/r/b", &base, &opts).unwrap();
     assert_eq!(
         git(&slot.path, &["symbolic-ref", "HEAD"]),
         "refs/heads/ws/r/b"
@@ -444,17 +471,17 @@ fn the_users_worktree_index_and_branch_are_untouched() {
     let symref = git(&t.root, &["symbolic-ref", "HEAD"]);
     let index = fs::read(t.root.join(".git/index")).unwrap();
 
-    let slot = claim_agent_slot(&t.paths, 1, &head).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &head).unwrap();
     for (i, b) in ["ws/r/one", "ws/r/two"].iter().enumerate() {
-        prepare_branch(&t.paths, &slot.path, b, &head, &no_opts()).unwrap();
+        slot.prepare(b, &head, &no_opts()).unwrap();
         write(&slot.path, &format!("f{i}.txt"), "x\n");
         commit_all(&slot.path, "c");
         write(&slot.path, "README.md", "agent leftover\n");
-        let c = collect(&t.paths, &slot.path, b, &head, b).unwrap();
+        let c = slot.collect(b, &head, b).unwrap();
         assert_eq!(c.commits.len(), 2);
     }
     assert_eq!(t.worktrees(), 2);
-    remove_agent_worktree(&t.paths, slot).unwrap();
+    slot.remove().unwrap();
 
     assert_eq!(
         git(&t.root, &["status", "--porcelain", "--ignored"]),
@@ -481,25 +508,24 @@ fn the_users_worktree_index_and_branch_are_untouched() {
 fn kept_worktree_is_reused_by_the_next_claim() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 2, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r1/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 2, &base).unwrap();
+    slot.prepare("ws/r1/a", &base, &no_opts()).unwrap();
     write(&slot.path, "target/keep.bin", "cache\n");
     let path = slot.path.clone();
     drop(slot); // --keep-worktrees: no removal
-    let again = claim_agent_slot(&t.paths, 2, &base).unwrap();
+    let mut again = claim_agent_slot(&t.paths, 2, &base).unwrap();
     assert_eq!(again.path, path);
     assert!(again.path.join("target/keep.bin").exists());
     assert_eq!(t.worktrees(), 2);
-    prepare_branch(
-        &t.paths,
-        &again.path,
-        "ws/r2/a",
-        &base,
-        &PrepareOptions {
-            keep_ignored: vec!["target".into()],
-        },
-    )
-    .unwrap();
+    again
+        .prepare(
+            "ws/r2/a",
+            &base,
+            &PrepareOptions {
+                keep_ignored: vec!["target".into()],
+            },
+        )
+        .unwrap();
     assert!(again.path.join("target/keep.bin").exists());
 }
 
@@ -509,13 +535,13 @@ fn kept_worktree_is_reused_by_the_next_claim() {
 fn deleted_worktree_is_read_from_the_branch_and_recreated() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     write(&slot.path, "a.txt", "a\n");
     let c1 = commit_all(&slot.path, "a");
     fs::remove_dir_all(&slot.path).unwrap();
 
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(c.commits, vec![c1]);
     assert_eq!(c.files.len(), 1);
     assert!(
@@ -524,7 +550,7 @@ fn deleted_worktree_is_read_from_the_branch_and_recreated() {
         c.warnings
     );
 
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(
         git(&slot.path, &["symbolic-ref", "HEAD"]),
         "refs/heads/ws/r/b"
@@ -551,7 +577,7 @@ fn broken_slot_links_and_stale_locks_are_repaired() {
     fs::write(gitdir.join("gitdir"), "/nonexistent/.git\n").unwrap();
     fs::write(gitdir.join("index.lock"), "").unwrap();
     fs::write(gitdir.join("HEAD.lock"), "").unwrap();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert!(!gitdir.join("index.lock").exists() && !gitdir.join("HEAD.lock").exists());
     let common = git(
         &slot.path,
@@ -567,20 +593,20 @@ fn broken_slot_links_and_stale_locks_are_repaired() {
         slot.path.join("target/cache").exists(),
         "repair kept the caches"
     );
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
 
     // The agent replaced the `.git` file with a repository of its own.
     write(&slot.path, "mine.txt", "m\n");
     fs::remove_file(slot.path.join(".git")).unwrap();
     git(&slot.path, &["init", "-q"]);
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert!(
         c.warnings[0].contains("is gone or broken"),
         "{:?}",
         c.warnings
     );
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(
         git(&slot.path, &["symbolic-ref", "HEAD"]),
         "refs/heads/ws/r/b"
@@ -594,17 +620,17 @@ fn broken_slot_links_and_stale_locks_are_repaired() {
 fn stale_index_lock_does_not_block_collect_or_prepare() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     write(&slot.path, "a.txt", "a\n");
     let gitdir = t.gitdir_of(&slot);
     fs::write(gitdir.join("index.lock"), "").unwrap();
     fs::write(t.paths.common_dir.join("refs/heads/ws/r/a.lock"), "").unwrap();
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(c.commits.len(), 1);
     fs::write(gitdir.join("index.lock"), "").unwrap();
     fs::write(gitdir.join("HEAD.lock"), "").unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert!(!slot.path.join("a.txt").exists());
     assert_eq!(
         git(&slot.path, &["symbolic-ref", "HEAD"]),
@@ -616,13 +642,13 @@ fn stale_index_lock_does_not_block_collect_or_prepare() {
 fn detached_head_on_top_of_base_moves_the_branch() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     git(&slot.path, &["checkout", "-q", "--detach"]);
     write(&slot.path, "a.txt", "a\n");
     let c1 = commit_all(&slot.path, "detached work");
     write(&slot.path, "b.txt", "left over\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert!(c.warnings[0].contains("HEAD detached"), "{:?}", c.warnings);
     assert!(c.warnings[1].contains("(1 file)"), "{:?}", c.warnings);
     assert_eq!(c.commits.len(), 2);
@@ -637,12 +663,12 @@ fn detached_head_on_top_of_base_moves_the_branch() {
 fn another_branch_on_top_of_base_moves_the_branch() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     git(&slot.path, &["checkout", "-q", "-b", "agent-own"]);
     write(&slot.path, "a.txt", "a\n");
     let c1 = commit_all(&slot.path, "own branch work");
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(
         c.warnings[0].contains("another branch (agent-own)"),
@@ -652,7 +678,7 @@ fn another_branch_on_top_of_base_moves_the_branch() {
     assert_eq!(c.commits, vec![c1.clone()]);
     assert_eq!(git(&t.root, &["rev-parse", "ws/r/a"]), c1);
     // Next prepare works although the agent's branch is still around.
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
 }
 
 #[test]
@@ -660,12 +686,12 @@ fn head_moved_before_base_leaves_the_branch_alone() {
     let t = repo();
     write(&t.root, "second.txt", "2\n");
     let base = commit_all(&t.root, "second");
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
 
     // Detached at an older commit.
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     git(&slot.path, &["checkout", "-q", "--detach", "HEAD~1"]);
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert!(
         c.warnings[0].contains("not on top of the base"),
         "{:?}",
@@ -675,12 +701,12 @@ fn head_moved_before_base_leaves_the_branch_alone() {
     assert!(c.commits.is_empty() && c.files.is_empty());
 
     // `git reset --hard` on the branch itself, after committing.
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     write(&slot.path, "b.txt", "b\n");
     let c1 = commit_all(&slot.path, "b work");
     git(&slot.path, &["reset", "-q", "--hard", "HEAD~2"]);
     write(&slot.path, "after-reset.txt", "x\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/b", &base, "b").unwrap();
+    let c = slot.collect("ws/r/b", &base, "b").unwrap();
     assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
     assert!(c.warnings[0].contains("git reset"), "{:?}", c.warnings);
     assert!(
@@ -697,8 +723,8 @@ fn head_moved_before_base_leaves_the_branch_alone() {
 fn mid_merge_state_and_option_like_names_are_cleaned() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     // The agent makes a conflicting merge and walks away.
     git(&slot.path, &["checkout", "-q", "-b", "side"]);
     write(
@@ -723,7 +749,7 @@ fn mid_merge_state_and_option_like_names_are_cleaned() {
     let gitdir = t.gitdir_of(&slot);
     assert!(gitdir.join("MERGE_HEAD").exists());
 
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert!(
         c.warnings.iter().any(|w| w.contains("uncommitted changes")),
         "{:?}",
@@ -733,7 +759,8 @@ fn mid_merge_state_and_option_like_names_are_cleaned() {
     assert!(!gitdir.join("MERGE_HEAD").exists());
 
     // Again mid-merge, then prepare without collecting.
-    git(&slot.path, &["checkout", "-q", "-B", "ws/r/x", "side~1"]);
+    slot.prepare("ws/r/x", &base, &no_opts()).unwrap();
+    git(&slot.path, &["reset", "-q", "--hard", "side~1"]);
     write(
         &slot.path,
         "data.txt",
@@ -744,7 +771,7 @@ fn mid_merge_state_and_option_like_names_are_cleaned() {
         .status
         .success());
     write(&slot.path, "-rf", "again\n");
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert!(!gitdir.join("MERGE_HEAD").exists());
     assert!(!slot.path.join("-rf").exists());
     assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
@@ -758,12 +785,12 @@ fn mid_merge_state_and_option_like_names_are_cleaned() {
 fn resume_after_crash_with_branch_checked_out_here() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     write(&slot.path, "a.txt", "a\n");
     commit_all(&slot.path, "a");
     // Same branch again: force-reset to base although it is checked out right here.
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     assert_eq!(git(&t.root, &["rev-parse", "ws/r/a"]), base);
     assert!(!slot.path.join("a.txt").exists());
 }
@@ -774,15 +801,40 @@ fn a_branch_checked_out_elsewhere_is_refused() {
     let base = t.head();
     git(&t.root, &["branch", "ws/r/taken"]);
     git(&t.root, &["checkout", "-q", "ws/r/taken"]);
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    let e = prepare_branch(&t.paths, &slot.path, "ws/r/taken", &base, &no_opts())
-        .unwrap_err()
-        .0;
-    assert!(e.starts_with("failed to"), "{e}");
-    let e = prepare_branch(&t.paths, &slot.path, "bad..name", &base, &no_opts())
-        .unwrap_err()
-        .0;
-    assert!(e.contains("bad..name"), "{e}");
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let e = slot.prepare("ws/r/taken", &base, &no_opts()).unwrap_err();
+    assert!(!e.pool_fault, "no agent can fix that: {e}");
+    assert!(e.error.0.starts_with("failed to"), "{e}");
+    assert!(e.error.0.contains("main worktree"), "{e}");
+    let e = slot.prepare("bad..name", &base, &no_opts()).unwrap_err();
+    assert!(!e.pool_fault);
+    assert!(e.error.0.contains("bad..name"), "{e}");
+}
+
+#[test]
+fn a_branch_left_checked_out_in_an_idle_slot_is_released_there() {
+    let t = repo();
+    let base = t.head();
+    let mut one = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    one.prepare("ws/r/a", &base, &no_opts()).unwrap();
+    // A run that died with ws/r/a checked out in agent-1: the slot is idle.
+    drop(one);
+    let mut two = claim_agent_slot(&t.paths, 2, &base).unwrap();
+    two.prepare("ws/r/a", &base, &no_opts()).unwrap();
+    assert_eq!(
+        git(&two.path, &["symbolic-ref", "HEAD"]),
+        "refs/heads/ws/r/a"
+    );
+    let one_path = t.paths.common_dir.join("ws/agent-1");
+    assert!(git_cmd(&one_path, &["symbolic-ref", "-q", "HEAD"])
+        .stdout
+        .is_empty());
+    // Held by a live run, it is not taken from there (and another agent may do better).
+    let mut held = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    held.prepare("ws/r/b", &base, &no_opts()).unwrap();
+    let e = two.prepare("ws/r/b", &base, &no_opts()).unwrap_err();
+    assert!(e.pool_fault, "{e}");
+    assert!(e.error.0.contains("another git ws-run holds"), "{e}");
 }
 
 // ---------------------------------------------------------------- concurrency
@@ -799,20 +851,14 @@ fn concurrent_slots_and_branches_from_threads() {
         let (paths, base, barrier) = (paths.clone(), base.clone(), barrier.clone());
         handles.push(std::thread::spawn(move || {
             barrier.wait();
-            let slot = claim_agent_slot(&paths, k, &base).unwrap();
+            let mut slot = claim_agent_slot(&paths, k, &base).unwrap();
             let mut collected = Vec::new();
             for n in 0..2 {
                 let branch = format!("ws/conc/{}-{n}", slot.name);
-                prepare_branch(
-                    &paths,
-                    &slot.path,
-                    &branch,
-                    &base,
-                    &PrepareOptions::default(),
-                )
-                .unwrap();
+                slot.prepare(&branch, &base, &PrepareOptions::default())
+                    .unwrap();
                 write(&slot.path, &format!("{}-{n}.txt", slot.name), "x\n");
-                collected.push(collect(&paths, &slot.path, &branch, &base, &branch).unwrap());
+                collected.push(slot.collect(&branch, &base, &branch).unwrap());
             }
             barrier.wait(); // both agent-7 claimants hold their slots at once
             (slot.name.clone(), collected, slot)
@@ -844,7 +890,7 @@ fn concurrent_slots_and_branches_from_threads() {
     let branches = t.branches();
     assert_eq!(branches.len(), 1 + 16, "{branches:?}");
     for (_, _, slot) in results {
-        remove_agent_worktree(&t.paths, slot).unwrap();
+        slot.remove().unwrap();
     }
     assert_eq!(t.worktrees(), 1);
 }
@@ -865,20 +911,14 @@ fn child_process_holds_agent_1() {
     hermetic_libgit2();
     let signal = PathBuf::from(signal);
     let paths = discover(Path::new(&root)).unwrap();
-    let slot = claim_agent_slot(&paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&paths, 1, &base).unwrap();
     fs::write(signal.join("claimed"), &slot.name).unwrap();
     for n in 0..3 {
         let branch = format!("ws/child/{n}");
-        prepare_branch(
-            &paths,
-            &slot.path,
-            &branch,
-            &base,
-            &PrepareOptions::default(),
-        )
-        .unwrap();
+        slot.prepare(&branch, &base, &PrepareOptions::default())
+            .unwrap();
         write(&slot.path, "child.txt", "c\n");
-        let c = collect(&paths, &slot.path, &branch, &base, "child").unwrap();
+        let c = slot.collect(&branch, &base, "child").unwrap();
         assert_eq!(c.commits.len(), 1);
     }
     for _ in 0..600 {
@@ -918,19 +958,13 @@ fn slots_are_exclusive_across_processes() {
     }
     assert_eq!(fs::read_to_string(&claimed).unwrap(), "ws-agent-1");
     // The other process holds agent-1: this one gets agent-1-2, and both work at once.
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(slot.name, "ws-agent-1-2");
     for n in 0..3 {
         let branch = format!("ws/parent/{n}");
-        prepare_branch(&t.paths, &slot.path, &branch, &base, &no_opts()).unwrap();
+        slot.prepare(&branch, &base, &no_opts()).unwrap();
         write(&slot.path, "parent.txt", "p\n");
-        assert_eq!(
-            collect(&t.paths, &slot.path, &branch, &base, "p")
-                .unwrap()
-                .commits
-                .len(),
-            1
-        );
+        assert_eq!(slot.collect(&branch, &base, "p").unwrap().commits.len(), 1);
     }
     fs::write(signal.path().join("release"), "").unwrap();
     let out = child.wait_with_output().unwrap();
@@ -1034,12 +1068,12 @@ fn merged_ws_branches_is_fast_with_hundreds_of_branches() {
 fn nested_repository_left_by_agent() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/n", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/n", &base, &no_opts()).unwrap();
     write(&slot.path, "scaffold/file.txt", "s\n");
     git(&slot.path.join("scaffold"), &["init", "-q"]);
     write(&slot.path, "plain.txt", "p\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/n", &base, "n").unwrap();
+    let c = slot.collect("ws/r/n", &base, "n").unwrap();
     assert_eq!(
         c.warnings,
         vec![
@@ -1051,35 +1085,48 @@ fn nested_repository_left_by_agent() {
     assert_eq!(c.files.len(), 1);
     assert_eq!(c.files[0].path, "plain.txt");
     // The next workstream does not inherit it.
-    prepare_branch(&t.paths, &slot.path, "ws/r/m", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/m", &base, &no_opts()).unwrap();
     assert!(!slot.path.join("scaffold").exists());
 }
 
 #[test]
-fn lock_collisions_are_retried_until_the_lock_goes_away() {
+fn creating_a_worktree_takes_no_shared_lock_and_makes_no_branch() {
     let t = repo();
     let base = t.head();
-    // Another process holds the ref lock of the branch git-ws creates while adding a
-    // worktree; it lets go after a moment.
-    let lock = t
-        .paths
-        .common_dir
-        .join("refs/heads/git-ws-tmp/ws-agent-1.lock");
-    fs::create_dir_all(lock.parent().unwrap()).unwrap();
-    fs::write(&lock, "").unwrap();
-    let releaser = {
-        let lock = lock.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            fs::remove_file(lock).unwrap();
-        })
-    };
+    // Locks another process might hold on shared refs and config (what the old creation
+    // through a temporary branch needed): creation does not wait for any of them.
+    let held = [
+        t.paths
+            .common_dir
+            .join("refs/heads/git-ws-tmp/ws-agent-1.lock"),
+        t.paths.common_dir.join("packed-refs.lock"),
+        t.paths.common_dir.join("config.lock"),
+        t.paths.common_dir.join("HEAD.lock"),
+    ];
+    for l in &held {
+        fs::create_dir_all(l.parent().unwrap()).unwrap();
+        fs::write(l, "").unwrap();
+    }
     let start = std::time::Instant::now();
     let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    assert!(start.elapsed() >= Duration::from_millis(250));
-    releaser.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(slot.created);
     assert_eq!(t.branches(), vec!["main"]);
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+    assert_eq!(git(&slot.path, &["status", "--porcelain", "--ignored"]), "");
+    for l in &held {
+        assert!(l.exists(), "{} was touched", l.display());
+        fs::remove_file(l).unwrap();
+    }
+    // Git sees a detached, locked worktree of git-ws's.
+    let list = git(&t.root, &["worktree", "list", "--porcelain"]);
+    assert!(list.contains("detached"), "{list}");
+    assert!(list.contains(&format!("locked {LOCK_REASON}")), "{list}");
+    assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
 }
 
 #[test]
@@ -1114,27 +1161,91 @@ fn retry_gives_up_at_once_on_other_errors() {
 }
 
 #[test]
-fn crash_leftover_temporary_branch_is_cleaned() {
+fn temporary_branches_of_older_versions_are_cleaned_by_the_sweep() {
     let t = repo();
     let base = t.head();
     let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let path = slot.path.clone();
     drop(slot);
-    // As if a crash happened right after `git worktree add` with the temporary branch.
+    // As an older git-ws left it after a crash right after `git worktree add`.
     git(&path, &["checkout", "-q", "-b", "git-ws-tmp/ws-agent-1"]);
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let swept = sweep_pool(&t.paths, &PoolPolicy::default());
+    assert!(swept.failures.is_empty(), "{swept:?}");
     assert_eq!(t.branches(), vec!["main"]);
-    drop(slot);
-    // And when the worktree is broken too.
+    assert_eq!(git(&path, &["rev-parse", "HEAD"]), base);
+    assert!(git_cmd(&path, &["symbolic-ref", "-q", "HEAD"])
+        .stdout
+        .is_empty());
+    // And when the worktree is broken too: the half-made slot goes, then the branch.
     git(&path, &["checkout", "-q", "-b", "git-ws-tmp/ws-agent-1"]);
     fs::remove_dir_all(&path).unwrap();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let swept = sweep_pool(&t.paths, &PoolPolicy::default());
+    assert_eq!(swept.removed.len(), 1, "{swept:?}");
     assert_eq!(t.branches(), vec!["main"]);
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
 }
 
+fn prepare_scans() -> usize {
+    super::branch::PREPARE_SCANS.with(|n| n.get())
+}
+
+#[test]
+fn prepare_uses_the_scan_collect_made_unless_the_worktree_changed_since() {
+    let t = repo();
+    let base = t.head();
+    let opts = PrepareOptions {
+        keep_ignored: vec!["target".into()],
+    };
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &opts).unwrap();
+    let scans = prepare_scans();
+    write(&slot.path, "a.txt", "a\n");
+    write(&slot.path, "build/x.o", "ignored\n");
+    write(&slot.path, "target/keep", "cache\n");
+    slot.collect("ws/r/a", &base, "a").unwrap();
+    slot.prepare("ws/r/b", &base, &opts).unwrap();
+    assert_eq!(
+        prepare_scans(),
+        scans,
+        "prepare scanned again after collect"
+    );
+    assert!(!slot.path.join("a.txt").exists() && !slot.path.join("build").exists());
+    assert!(slot.path.join("target/keep").exists());
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+
+    // Something touched the worktree after collect (the index file changed): scan.
+    write(&slot.path, "b.txt", "b\n");
+    slot.collect("ws/r/b", &base, "b").unwrap();
+    git(&slot.path, &["update-index", "--refresh"]);
+    write(&slot.path, "later.txt", "after collect\n");
+    slot.prepare("ws/r/c", &base, &opts).unwrap();
+    assert_eq!(prepare_scans(), scans + 1);
+    assert!(!slot.path.join("later.txt").exists());
+
+    // The process died between collect and the next prepare: the index file on disk is
+    // the agent's, not the committed one. The next claim's prepare sorts it out.
+    write(&slot.path, "c.txt", "c\n");
+    write(&slot.path, "README.md", "changed\n");
+    slot.collect("ws/r/c", &base, "c").unwrap();
+    drop(slot);
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/d", &base, &opts).unwrap();
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    assert_eq!(
+        fs::read_to_string(slot.path.join("README.md")).unwrap(),
+        "hello\n"
+    );
+    assert!(!slot.path.join("c.txt").exists());
+    assert_eq!(
+        git(&t.root, &["show", "ws/r/c:README.md"]),
+        "changed",
+        "the work is on its branch"
+    );
+}
+
 fn full_switches() -> usize {
-    super::workstream::FULL_SWITCHES.with(|n| n.get())
+    super::branch::FULL_SWITCHES.with(|n| n.get())
 }
 
 fn set_old_mtime(path: &Path) -> SystemTime {
@@ -1152,19 +1263,19 @@ fn set_old_mtime(path: &Path) -> SystemTime {
 fn switching_after_collect_touches_only_the_files_that_differ() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let before = full_switches();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     // The agent edits, adds, deletes; collect commits it all.
     write(&slot.path, "README.md", "changed by a\n");
     write(&slot.path, "src/new.rs", "fn new() {}\n");
     fs::remove_file(slot.path.join("data.txt")).unwrap();
     write(&slot.path, "build/out.o", "ignored\n");
     let old = set_old_mtime(&slot.path.join("src/lib.rs"));
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(c.files.len(), 3, "{:?}", c.files);
 
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(full_switches(), before, "the limited switch fell back");
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
     assert_eq!(
@@ -1203,15 +1314,15 @@ fn switching_after_collect_touches_only_the_files_that_differ() {
 fn staged_leftovers_fall_back_to_the_full_checkout() {
     let t = repo();
     let base = t.head();
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
     // Not collected: a staged edit, a staged new file, an unstaged edit.
     write(&slot.path, "README.md", "staged\n");
     write(&slot.path, "staged-new.txt", "new\n");
     git(&slot.path, &["add", "README.md", "staged-new.txt"]);
     write(&slot.path, "src/lib.rs", "unstaged\n");
     let before = full_switches();
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(full_switches(), before + 1);
     assert_eq!(git(&slot.path, &["status", "--porcelain", "--ignored"]), "");
     assert!(!slot.path.join("staged-new.txt").exists());
@@ -1230,11 +1341,11 @@ fn keep_ignored_keeps_target_and_node_modules_between_workstreams() {
         "target/\nnode_modules/\nbuild/\n*.log\n",
     );
     let base = commit_all(&t.root, "ignore node_modules");
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let opts = PrepareOptions {
         keep_ignored: vec!["target".into(), "node_modules/".into()],
     };
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &opts).unwrap();
+    slot.prepare("ws/r/a", &base, &opts).unwrap();
     write(&slot.path, "target/debug/app", "binary\n");
     write(
         &slot.path,
@@ -1244,7 +1355,7 @@ fn keep_ignored_keeps_target_and_node_modules_between_workstreams() {
     write(&slot.path, "build/out.o", "not kept\n");
     write(&slot.path, "debug.log", "not kept\n");
     write(&slot.path, "src/lib.rs", "edited\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(
         c.files.len(),
         1,
@@ -1252,7 +1363,7 @@ fn keep_ignored_keeps_target_and_node_modules_between_workstreams() {
         c.files
     );
     for opts_now in [&opts, &no_opts()] {
-        prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, opts_now).unwrap();
+        slot.prepare("ws/r/b", &base, opts_now).unwrap();
         let kept = opts_now == &opts;
         assert_eq!(slot.path.join("target/debug/app").exists(), kept);
         assert_eq!(
@@ -1288,9 +1399,10 @@ fn worktreeinclude_copies_ignored_untracked_files_only() {
     write(&t.root, "README.md", "edited locally\n");
     write(&t.root, "../escape", "outside\n");
 
-    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
-    prepare_branch(&t.paths, &slot.path, "ws/r/a", &base, &no_opts()).unwrap();
-    let read = |rel: &str| fs::read_to_string(slot.path.join(rel)).ok();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/a", &base, &no_opts()).unwrap();
+    let slot_path = slot.path.clone();
+    let read = |rel: &str| fs::read_to_string(slot_path.join(rel)).ok();
     assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
     assert_eq!(read("config/app.local").as_deref(), Some("local=1\n"));
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
@@ -1307,12 +1419,12 @@ fn worktreeinclude_copies_ignored_untracked_files_only() {
     // The agent edits the copy; it is not committed, and the next workstream gets a fresh one.
     write(&slot.path, ".env", "TOKEN=changed-by-agent\n");
     write(&slot.path, "src/lib.rs", "work\n");
-    let c = collect(&t.paths, &slot.path, "ws/r/a", &base, "a").unwrap();
+    let c = slot.collect("ws/r/a", &base, "a").unwrap();
     assert_eq!(
         c.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
         vec!["src/lib.rs"]
     );
-    prepare_branch(&t.paths, &slot.path, "ws/r/b", &base, &no_opts()).unwrap();
+    slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
 }

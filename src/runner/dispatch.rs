@@ -1,16 +1,17 @@
 //! The dispatch loop: hands ready workstreams to idle agents, records every result the
-//! moment it is final (through [`Recorder`]), skips the dependents of failures, and winds
-//! down on cancellation or `--fail-fast`.
+//! moment it is final (through [`Recorder`]), skips the dependents of failures, hands a
+//! workstream whose agent could not prepare a worktree to another agent, and winds down on
+//! cancellation or `--fail-fast`.
 
 use super::events::{Event, Observer};
-use super::execute::{self, RunContext};
+use super::execute::{self, Executed, RunContext};
 use crate::db::ConsolidationDatabase;
 use crate::git::AgentSlot;
 use crate::model::{ErrorType, Status, WorkstreamResult, WsError, UNASSIGNED_AGENT};
-use crate::plan::Scheduler;
+use crate::plan::{self, Scheduler};
 use crate::workstream::{Loaded, Workstream};
 use chrono::Utc;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -68,10 +69,87 @@ impl Recorder {
 
 /// What the loop leaves behind.
 pub(super) struct Dispatched {
-    /// The agents' worktrees, to remove (or keep with `--keep-worktrees`).
-    pub slots: Vec<Option<AgentSlot>>,
+    /// The agents' slots, for the end of the run to release (kept as the pool) or remove.
+    pub slots: Vec<AgentSlot>,
     /// Whether the run was cancelled.
     pub interrupted: bool,
+}
+
+/// How many agents may fail to prepare a worktree for one workstream before it is recorded
+/// as failed (a `GitError` that says it was git-ws's fault).
+const MAX_HANDOVERS: usize = 3;
+/// An agent whose worktree failed this many times in a row stops taking work.
+const MAX_AGENT_FAILURES: usize = 2;
+
+/// Where an idle agent's next workstream comes from: first a workstream another agent
+/// handed back (its worktree could not be prepared) that this agent has not tried, then
+/// the scheduler's ready queue. The one place another source of ready work plugs in.
+pub(super) struct ReadyWork {
+    sched: Scheduler,
+    /// Handed back: (workstream id, the agents that tried it, the last error).
+    handed_back: Vec<(String, BTreeSet<usize>, String)>,
+}
+
+impl ReadyWork {
+    pub fn new(sched: Scheduler) -> Self {
+        ReadyWork {
+            sched,
+            handed_back: Vec::new(),
+        }
+    }
+
+    /// The next workstream for agent `k`, if any is ready for it.
+    fn next_for(&mut self, k: usize) -> Option<String> {
+        if let Some(i) = self
+            .handed_back
+            .iter()
+            .position(|(_, tried, _)| !tried.contains(&k))
+        {
+            return Some(self.handed_back.remove(i).0);
+        }
+        self.sched.next_ready()
+    }
+
+    /// A workstream that did not start on agent `k` goes back, for another agent.
+    fn hand_back(&mut self, id: String, tried: BTreeSet<usize>, error: String) {
+        self.handed_back.push((id, tried, error));
+    }
+
+    /// Handed-back workstreams no agent in `alive` may still try.
+    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(String, String)> {
+        let (stuck, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handed_back)
+            .into_iter()
+            .partition(|(_, tried, _)| alive.is_subset(tried));
+        self.handed_back = keep;
+        stuck.into_iter().map(|(id, _, e)| (id, e)).collect()
+    }
+
+    fn finish(&mut self, id: &str, ok: bool) -> Vec<plan::Skip> {
+        self.sched.finish(id, ok)
+    }
+
+    /// Everything not started: pending in the scheduler, then handed back (failed in the
+    /// scheduler, so nothing waits for them).
+    fn drain(&mut self) -> Vec<String> {
+        let mut ids = self.sched.drain_pending();
+        for (id, _, _) in std::mem::take(&mut self.handed_back) {
+            // Its dependents were pending and are drained above already.
+            self.sched.finish(&id, false);
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn waiting(&self) -> usize {
+        self.sched.pending() + self.handed_back.len()
+    }
+}
+
+/// The message recorded when no agent could prepare a worktree for a workstream.
+fn pool_failure_message(id: &str, tried: usize, error: &str) -> String {
+    format!(
+        "git-ws could not prepare a worktree for {id} on {tried} agent(s); this is a fault of git-ws, not of the workstream. Last error: {error}. Run `git ws-run --prune-worktrees`, then `git ws-run --rerun-failed`"
+    )
 }
 
 /// One run's dispatch.
@@ -109,7 +187,7 @@ impl<'a> Dispatch<'a> {
     /// dependents are skipped with the reason.
     pub fn settle_known_failures(
         &self,
-        sched: &mut Scheduler,
+        work: &mut ReadyWork,
         fail_now: &[String],
         done: &HashMap<String, Status>,
         rec: &mut Recorder,
@@ -133,7 +211,7 @@ impl<'a> Dispatch<'a> {
             rec.record(res, observer);
         }
         for id in fail_now {
-            for skip in sched.finish(id, false) {
+            for skip in work.finish(id, false) {
                 rec.record(
                     self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed),
                     observer,
@@ -142,18 +220,56 @@ impl<'a> Dispatch<'a> {
         }
     }
 
+    /// Record a final result and what it settles: dependents skipped, `--fail-fast`.
+    fn settle(
+        &self,
+        res: WorkstreamResult,
+        work: &mut ReadyWork,
+        stop: &mut Option<(String, ErrorType)>,
+        rec: &mut Recorder,
+        observer: &mut dyn Observer,
+    ) {
+        let ok = res.status == Status::Completed;
+        let id = res.workstream_id.clone();
+        rec.record(res, observer);
+        for skip in work.finish(&id, ok) {
+            rec.record(
+                self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed),
+                observer,
+            );
+        }
+        if !ok && self.fail_fast && stop.is_none() {
+            *stop = Some((
+                format!("not started: --fail-fast after {id} failed"),
+                ErrorType::DependencyFailed,
+            ));
+        }
+    }
+
     /// Run until nothing is pending or running. Every workstream the scheduler held ends
-    /// with a recorded result.
+    /// with a recorded result. A workstream whose agent could not prepare a worktree (the
+    /// pool's fault) goes to another agent; only when [`MAX_HANDOVERS`] agents (or every
+    /// agent still working) failed is it recorded as a `GitError`.
     pub async fn run(
         self,
-        mut sched: Scheduler,
+        mut work: ReadyWork,
+        initial: Vec<AgentSlot>,
         rec: &mut Recorder,
         observer: &mut dyn Observer,
         cancel: watch::Receiver<bool>,
     ) -> Dispatched {
         let mut slots: Vec<Option<AgentSlot>> = (0..=self.agents).map(|_| None).collect();
+        for s in initial {
+            let k = s.k;
+            if k <= self.agents {
+                slots[k] = Some(s);
+            }
+        }
         let mut idle: Vec<usize> = (1..=self.agents).rev().collect();
-        let mut running: JoinSet<(usize, Option<AgentSlot>, WorkstreamResult)> = JoinSet::new();
+        let mut alive: BTreeSet<usize> = (1..=self.agents).collect();
+        let mut agent_failures: Vec<usize> = vec![0; self.agents + 1];
+        let mut tried: HashMap<String, BTreeSet<usize>> = HashMap::new();
+        let mut running: JoinSet<(usize, Option<AgentSlot>, Executed)> = JoinSet::new();
         // Why nothing more is started, and the error type its skips carry.
         let mut stop: Option<(String, ErrorType)> = None;
         let mut interrupted = false;
@@ -164,7 +280,7 @@ impl<'a> Dispatch<'a> {
                 interrupted = true;
                 observer.event(Event::Cancelling {
                     running: running.len(),
-                    waiting: sched.pending(),
+                    waiting: work.waiting(),
                     grace: self.ctx.grace,
                 });
                 stop = Some((
@@ -172,26 +288,34 @@ impl<'a> Dispatch<'a> {
                     ErrorType::Cancelled,
                 ));
             }
-            // Dispatch to idle agents.
-            while stop.is_none() && !idle.is_empty() {
-                let Some(id) = sched.next_ready() else { break };
-                let Some(ws) = self.to_run.get(&id).cloned() else {
-                    // A fail-now job can never be dispatched; finish defensively.
-                    sched.finish(&id, false);
-                    continue;
-                };
-                let k = idle.pop().expect("checked non-empty");
-                observer.event(Event::WorkstreamStarted { agent: k, id: &id });
-                let slot = slots[k].take();
-                let ctx = self.ctx.clone();
-                let c = cancel.clone();
-                running.spawn(async move {
-                    let (slot, res) = execute::execute(ctx, k, slot, ws, c).await;
-                    (k, slot, res)
-                });
+            // Dispatch to idle agents (each takes what is ready for it).
+            if stop.is_none() {
+                let mut still_idle = Vec::new();
+                while let Some(k) = idle.pop() {
+                    let Some(id) = work.next_for(k) else {
+                        still_idle.push(k);
+                        continue;
+                    };
+                    let Some(ws) = self.to_run.get(&id).cloned() else {
+                        // A fail-now job can never be dispatched; finish defensively.
+                        work.finish(&id, false);
+                        still_idle.push(k);
+                        continue;
+                    };
+                    observer.event(Event::WorkstreamStarted { agent: k, id: &id });
+                    let slot = slots[k].take();
+                    let ctx = self.ctx.clone();
+                    let c = cancel.clone();
+                    running.spawn(async move {
+                        let (slot, executed) = execute::execute(ctx, k, slot, ws, c).await;
+                        (k, slot, executed)
+                    });
+                }
+                still_idle.reverse();
+                idle = still_idle;
             }
             if let Some((reason, etype)) = &stop {
-                for id in sched.drain_pending() {
+                for id in work.drain() {
                     rec.record(self.skipped(&id, reason, *etype), observer);
                 }
             }
@@ -201,7 +325,7 @@ impl<'a> Dispatch<'a> {
             tokio::select! {
                 joined = running.join_next() => {
                     let Some(joined) = joined else { break };
-                    let (k, slot, res) = match joined {
+                    let (k, mut slot, executed) = match joined {
                         Ok(v) => v,
                         Err(e) => {
                             // A panicking task lost its workstream id; note it and go on.
@@ -209,22 +333,50 @@ impl<'a> Dispatch<'a> {
                             continue;
                         }
                     };
-                    slots[k] = slot;
-                    idle.push(k);
-                    let ok = res.status == Status::Completed;
-                    let id = res.workstream_id.clone();
-                    rec.record(res, observer);
-                    for skip in sched.finish(&id, ok) {
-                        rec.record(
-                            self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed),
-                            observer,
-                        );
+                    if let Some(s) = slot.as_mut() {
+                        rec.notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
                     }
-                    if !ok && self.fail_fast && stop.is_none() {
-                        stop = Some((
-                            format!("not started: --fail-fast after {id} failed"),
-                            ErrorType::DependencyFailed,
-                        ));
+                    slots[k] = slot;
+                    match executed {
+                        Executed::Done(res) => {
+                            agent_failures[k] = 0;
+                            idle.push(k);
+                            tried.remove(&res.workstream_id);
+                            self.settle(*res, &mut work, &mut stop, rec, observer);
+                        }
+                        Executed::NotStarted { ws, error } => {
+                            agent_failures[k] += 1;
+                            rec.notes.push(format!(
+                                "agent-{k} could not prepare a worktree for {}; handing it to another agent: {error}",
+                                ws.id
+                            ));
+                            if agent_failures[k] >= MAX_AGENT_FAILURES && alive.len() > 1 {
+                                alive.remove(&k);
+                                rec.notes.push(format!(
+                                    "agent-{k} stopped taking work: its worktree failed {} times in a row",
+                                    agent_failures[k]
+                                ));
+                            } else {
+                                idle.push(k);
+                            }
+                            let t = tried.entry(ws.id.clone()).or_default();
+                            t.insert(k);
+                            if t.len() >= MAX_HANDOVERS.min(self.agents) {
+                                let res = self.pool_failed(&ws, k, t.len(), &error);
+                                tried.remove(&ws.id);
+                                self.settle(res, &mut work, &mut stop, rec, observer);
+                            } else {
+                                let t = t.clone();
+                                work.hand_back(ws.id.clone(), t, error);
+                            }
+                            for (id, error) in work.stranded(&alive) {
+                                let n = tried.remove(&id).map_or(0, |t| t.len());
+                                if let Some(ws) = self.to_run.get(&id) {
+                                    let res = self.pool_failed(ws, k, n, &error);
+                                    self.settle(res, &mut work, &mut stop, rec, observer);
+                                }
+                            }
+                        }
                     }
                 }
                 _ = cancel_rx.changed(), if !interrupted => {}
@@ -232,7 +384,7 @@ impl<'a> Dispatch<'a> {
         }
 
         // Nothing is left pending silently (a dependency that could never be satisfied).
-        for id in sched.drain_pending() {
+        for id in work.drain() {
             rec.record(
                 self.skipped(
                     &id,
@@ -242,7 +394,37 @@ impl<'a> Dispatch<'a> {
                 observer,
             );
         }
-        Dispatched { slots, interrupted }
+        Dispatched {
+            slots: slots.into_iter().flatten().collect(),
+            interrupted,
+        }
+    }
+
+    /// The final result of a workstream no agent could prepare a worktree for.
+    fn pool_failed(
+        &self,
+        ws: &Workstream,
+        k: usize,
+        tried: usize,
+        error: &str,
+    ) -> WorkstreamResult {
+        let mut res = WorkstreamResult::new(
+            &self.ctx.run_id,
+            &execute::agent_id(k),
+            &ws.id,
+            Status::Failed,
+        );
+        res.title = ws.title.clone();
+        res.source_file = Some(ws.file.clone());
+        res.base = Some(self.ctx.base.clone());
+        res.errors.push(WsError::new(
+            ErrorType::GitError,
+            pool_failure_message(&ws.id, tried, error),
+        ));
+        let now = Utc::now();
+        res.start_time = Some(now);
+        res.end_time = Some(now);
+        res
     }
 
     /// The result of a workstream that never started.
@@ -257,5 +439,71 @@ impl<'a> Dispatch<'a> {
         res.errors.push(WsError::new(etype, reason.to_string()));
         res.end_time = Some(Utc::now());
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn work(ids: &[&str]) -> ReadyWork {
+        ReadyWork::new(Scheduler::new(
+            ids.iter()
+                .map(|id| plan::Job {
+                    id: id.to_string(),
+                    depends_on: vec![],
+                    expected_secs: None,
+                })
+                .collect(),
+        ))
+    }
+
+    fn set(ks: &[usize]) -> BTreeSet<usize> {
+        ks.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_handed_back_workstream_goes_first_to_an_agent_that_has_not_tried_it() {
+        let mut w = work(&["a", "b"]);
+        let first = w.next_for(1).unwrap();
+        w.hand_back(first.clone(), set(&[1]), "broken".into());
+        // Agent 1 tried it: it gets the other one; agent 2 gets the handed-back one.
+        let other = w.next_for(1).unwrap();
+        assert_ne!(other, first);
+        assert_eq!(w.next_for(2), Some(first));
+        assert_eq!(w.next_for(3), None);
+    }
+
+    #[test]
+    fn stranded_when_every_agent_still_working_has_tried_it() {
+        let mut w = work(&["a"]);
+        let id = w.next_for(1).unwrap();
+        w.hand_back(id.clone(), set(&[1, 2]), "e".into());
+        assert!(w.stranded(&set(&[1, 2, 3])).is_empty());
+        assert_eq!(w.stranded(&set(&[1, 2])), vec![(id, "e".to_string())]);
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
+    fn drain_returns_pending_and_handed_back_work() {
+        let mut w = work(&["a", "b", "c"]);
+        let id = w.next_for(1).unwrap();
+        w.hand_back(id.clone(), set(&[1]), "e".into());
+        assert_eq!(w.waiting(), 3);
+        let mut drained = w.drain();
+        drained.sort();
+        assert_eq!(drained, vec!["a", "b", "c"]);
+        assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
+    fn the_pool_failure_message_names_the_fault_and_the_way_out() {
+        let m = pool_failure_message("w1", 3, "failed to lock x");
+        assert!(m.contains("w1 on 3 agent(s)"), "{m}");
+        assert!(
+            m.contains("a fault of git-ws, not of the workstream"),
+            "{m}"
+        );
+        assert!(m.contains("git ws-run --prune-worktrees"), "{m}");
     }
 }

@@ -2,7 +2,7 @@
 //! command (and its test), read what it did from git, and classify the result.
 
 use super::process::{self, Ending, Spec};
-use crate::git::{self, AgentSlot, PrepareOptions, RepoPaths};
+use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
 use crate::model::{ErrorType, Status, TestResults, WorkstreamResult, WsError};
 use crate::testparse;
 use crate::workstream::{Action, Workstream};
@@ -43,16 +43,27 @@ pub fn agent_id(k: usize) -> String {
     crate::model::agent_name(k)
 }
 
+/// How one hand-over of a workstream to an agent ended.
+#[derive(Debug)]
+pub enum Executed {
+    /// The workstream ran (or failed on its own account): its final result.
+    Done(Box<WorkstreamResult>),
+    /// The agent's worktree could not be made ready, for a reason of git-ws's own, even
+    /// after repairs and retries: the workstream did not start and goes to another agent.
+    NotStarted { ws: Box<Workstream>, error: String },
+}
+
 /// Run one workstream on agent `k` (1-based). Returns the slot (claimed now if `slot` was
-/// None and claiming worked) and the final result. Never panics on bad input; every failure
-/// becomes an error on the result.
+/// None and claiming worked; `None` after the pool failed to prepare it) and how it ended.
+/// Never panics on bad input; every failure of the workstream becomes an error on the
+/// result, and every failure of the pool a [`Executed::NotStarted`].
 pub async fn execute(
     ctx: Arc<RunContext>,
     k: usize,
     slot: Option<AgentSlot>,
     ws: Workstream,
     cancel: watch::Receiver<bool>,
-) -> (Option<AgentSlot>, WorkstreamResult) {
+) -> (Option<AgentSlot>, Executed) {
     let started = Instant::now();
     let mut r = WorkstreamResult::new(&ctx.run_id, &agent_id(k), &ws.id, Status::Failed);
     r.start_time = Some(Utc::now());
@@ -62,34 +73,77 @@ pub async fn execute(
     r.base = Some(ctx.base.clone());
     let branch = branch_name(&ctx.run_id, &ws.id);
     r.branch = Some(branch.clone());
+    if !git::valid_branch_name(&branch) {
+        r.branch = None;
+        r.errors.push(WsError::new(
+            ErrorType::GitError,
+            format!(
+                "{}: the workstream id {:?} does not make a valid git branch name ({branch}); rename the id",
+                ws.file, ws.id
+            ),
+        ));
+        return done(r, started, slot);
+    }
 
     // 1. The agent's worktree, on a fresh branch at the base.
     let (slot, prepared) = {
         let ctx = ctx.clone();
         let branch = branch.clone();
         tokio::task::spawn_blocking(move || {
-            let slot = match slot {
+            let mut slot = match slot {
                 Some(s) => s,
                 None => match git::claim_agent_slot(&ctx.repo, k, &ctx.base) {
                     Ok(s) => s,
-                    Err(e) => return (None, Err(e)),
+                    Err(error) => {
+                        return (
+                            None,
+                            Err(PrepareError {
+                                error,
+                                pool_fault: true,
+                            }),
+                        )
+                    }
                 },
             };
-            let res = git::prepare_branch(&ctx.repo, &slot.path, &branch, &ctx.base, &ctx.prepare);
+            let res = slot.prepare(&branch, &ctx.base, &ctx.prepare);
             (Some(slot), res)
         })
         .await
-        .unwrap_or_else(|e| (None, Err(git::GitError(format!("git task panicked: {e}")))))
+        .unwrap_or_else(|e| {
+            (
+                None,
+                Err(PrepareError {
+                    error: git::GitError(format!("git task panicked: {e}")),
+                    pool_fault: true,
+                }),
+            )
+        })
     };
-    let slot_path = slot.as_ref().map(|s| s.path.clone());
-    if let Err(e) = prepared {
-        r.errors.push(WsError::new(
-            ErrorType::GitError,
-            format!("failed to prepare branch {branch}: {e}"),
-        ));
-        return finish(r, started, slot);
+    match prepared {
+        Ok(()) => {}
+        Err(e) if e.pool_fault => {
+            // Let go of the slot: the next claim of it starts with a repair.
+            drop(slot);
+            return (
+                None,
+                Executed::NotStarted {
+                    ws: Box::new(ws),
+                    error: format!("failed to prepare branch {branch}: {e}"),
+                },
+            );
+        }
+        Err(e) => {
+            r.errors.push(WsError::new(
+                ErrorType::GitError,
+                format!("failed to prepare branch {branch}: {e}"),
+            ));
+            return done(r, started, slot);
+        }
     }
-    let worktree = slot_path.expect("prepared implies a slot");
+    let worktree = slot
+        .as_ref()
+        .map(|s| s.path.clone())
+        .expect("prepared implies a slot");
     r.worktree = Some(worktree.display().to_string());
 
     // 2. The command.
@@ -124,7 +178,7 @@ pub async fn execute(
                         ws.file
                     ),
                 ));
-                return finish(r, started, slot);
+                return done(r, started, slot);
             }
         },
     };
@@ -210,14 +264,17 @@ pub async fn execute(
     }
 
     // 4. The truth, from git — also for failed work, so partial work is visible.
-    let collected = {
+    let (slot, collected) = {
         let ctx = ctx.clone();
         let branch = branch.clone();
         let id = ws.id.clone();
-        let wt = worktree.clone();
-        tokio::task::spawn_blocking(move || git::collect(&ctx.repo, &wt, &branch, &ctx.base, &id))
-            .await
-            .unwrap_or_else(|e| Err(git::GitError(format!("git task panicked: {e}"))))
+        let mut slot = slot.expect("prepared implies a slot");
+        tokio::task::spawn_blocking(move || {
+            let c = slot.collect(&branch, &ctx.base, &id);
+            (Some(slot), c)
+        })
+        .await
+        .unwrap_or_else(|e| (None, Err(git::GitError(format!("git task panicked: {e}")))))
     };
     match collected {
         Ok(c) => {
@@ -231,7 +288,7 @@ pub async fn execute(
             format!("failed to read the results of {branch}: {e}"),
         )),
     }
-    finish(r, started, slot)
+    done(r, started, slot)
 }
 
 /// The last lines of a log, each capped.
@@ -240,11 +297,11 @@ fn capped_tail(log: &std::path::Path) -> String {
     crate::view::text::cap_lines(&t, TAIL_LINES, crate::view::text::TAIL_LINE_CHARS)
 }
 
-fn finish(
+fn done(
     mut r: WorkstreamResult,
     started: Instant,
     slot: Option<AgentSlot>,
-) -> (Option<AgentSlot>, WorkstreamResult) {
+) -> (Option<AgentSlot>, Executed) {
     r.end_time = Some(Utc::now());
     r.duration_seconds = started.elapsed().as_secs_f64();
     r.status = if r.errors.is_empty() {
@@ -252,7 +309,7 @@ fn finish(
     } else {
         Status::Failed
     };
-    (slot, r)
+    (slot, Executed::Done(Box::new(r)))
 }
 
 fn test_message(tr: &TestResults, code: Option<i32>) -> String {

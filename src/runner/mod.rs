@@ -5,18 +5,21 @@
 mod dispatch;
 pub mod events;
 pub mod execute;
+mod maintenance;
 pub mod process;
+
+pub use maintenance::{prune_branches, prune_worktrees, BranchPrune, PruneBranches};
 
 use crate::consolidate::{self, Consolidated};
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
-use crate::git::{self, PrepareOptions, RepoPaths};
+use crate::git::{self, PoolPolicy, PrepareOptions, RepoPaths};
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
 use crate::plan::{self, Scheduler};
 use crate::report::{self, ReportModel};
 use crate::workstream::{self, Loaded, Workstream};
 use chrono::Utc;
-use dispatch::{Dispatch, Dispatched, Recorder};
+use dispatch::{Dispatch, Dispatched, ReadyWork, Recorder};
 use events::{Event, NoObserver, Observer};
 use execute::RunContext;
 use std::collections::{HashMap, HashSet};
@@ -35,6 +38,8 @@ pub const DEFAULT_AGENTS: usize = 3;
 pub const DEFAULT_DB: &str = crate::db::DEFAULT_PATH;
 /// Reports directory relative to the main worktree root.
 pub const DEFAULT_REPORTS: &str = "reports";
+/// How long an idle pool worktree is kept (git config `ws.worktreeExpiry`).
+pub const DEFAULT_WORKTREE_EXPIRY: Duration = Duration::from_secs(14 * 86_400);
 
 /// Which run to make.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -49,7 +54,8 @@ pub enum RunMode {
 }
 
 /// Everything a run needs, as the library takes it. `None` fields fall back to git config
-/// (`ws.agents`, `ws.agentCommand`, `ws.keepIgnored`) and then to the defaults.
+/// (`ws.agents`, `ws.agentCommand`, `ws.keepIgnored`, `ws.keepWorktrees`,
+/// `ws.worktreeExpiry`) and then to the defaults.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Where to look for the repository.
@@ -65,7 +71,12 @@ pub struct RunOptions {
     pub only: Vec<String>,
     pub mode: RunMode,
     pub fail_fast: bool,
-    pub keep_worktrees: bool,
+    /// Keep this run's agent worktrees as the pool for the next run (the default), or
+    /// remove them at the end (`Some(false)`, `--remove-worktrees`).
+    pub keep_worktrees: Option<bool>,
+    /// Idle pool worktrees older than this are removed at the start of the run; default
+    /// git config `ws.worktreeExpiry`, else [`DEFAULT_WORKTREE_EXPIRY`].
+    pub worktree_expiry: Option<Duration>,
     /// An SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
     /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`DEFAULT_DB`] at the repo root.
     pub db_path: Option<DbLocation>,
@@ -129,6 +140,9 @@ pub struct Resolved {
     pub db_path: DbLocation,
     pub reports_dir: PathBuf,
     pub keep_ignored: Vec<String>,
+    /// Keep the agent worktrees as the pool after the run.
+    pub keep_worktrees: bool,
+    pub pool: PoolPolicy,
 }
 
 fn abs(cwd: &Path, p: &Path) -> PathBuf {
@@ -140,12 +154,14 @@ fn abs(cwd: &Path, p: &Path) -> PathBuf {
 }
 
 /// Resolve options: find the repository, apply git config and defaults, check the base.
+/// The repository is opened once and its config read once.
 pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
-    let repo = git::discover(&opts.cwd)?;
-    let cfg = |key: &str| git::config::get_string(&repo, key);
+    let handle = git::Repo::discover(&opts.cwd)?;
+    let config = handle.config()?;
+    let repo = handle.paths().clone();
     let agents = match opts.agents {
         Some(n) => n,
-        None => match cfg("ws.agents") {
+        None => match config.string("ws.agents") {
             Some(v) => v.trim().parse().map_err(|_| {
                 Error::new(format!(
                     "git config ws.agents = {v:?} is not a whole number of agents"
@@ -160,16 +176,18 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         ));
     }
     let base_rev = opts.base.clone().unwrap_or_else(|| "HEAD".to_string());
-    let base = git::resolve_commit(&repo, &base_rev)
+    let base = handle
+        .resolve_commit(&base_rev)
         .map_err(|e| Error::new(format!("--base {base_rev}: {e}")))?;
     let agent_cmd = opts
         .agent_cmd
         .clone()
-        .or_else(|| cfg("ws.agentCommand"))
+        .or_else(|| config.string("ws.agentCommand"))
         .filter(|c| !c.trim().is_empty());
     let keep_ignored = match &opts.keep_ignored {
         Some(k) => k.clone(),
-        None => cfg("ws.keepIgnored")
+        None => config
+            .string("ws.keepIgnored")
             .map(|v| {
                 v.split([',', ' '])
                     .map(str::trim)
@@ -178,6 +196,21 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
                     .collect()
             })
             .unwrap_or_default(),
+    };
+    let keep_worktrees = match opts.keep_worktrees {
+        Some(k) => k,
+        None => config
+            .bool("ws.keepWorktrees")
+            .map_err(Error::new)?
+            .unwrap_or(true),
+    };
+    let expiry = match opts.worktree_expiry {
+        Some(d) => Some(d),
+        None => match config.string("ws.worktreeExpiry") {
+            Some(v) => parse_expiry(&v)
+                .map_err(|e| Error::new(format!("git config ws.worktreeExpiry = {v:?}: {e}")))?,
+            None => Some(DEFAULT_WORKTREE_EXPIRY),
+        },
     };
     Ok(Resolved {
         agents,
@@ -199,8 +232,26 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
             .map(|p| abs(&opts.cwd, p))
             .unwrap_or_else(|| repo.root.join(DEFAULT_REPORTS)),
         keep_ignored,
+        keep_worktrees,
+        pool: PoolPolicy { expiry },
         repo,
     })
+}
+
+/// `ws.worktreeExpiry`: a duration (`14d`, `36h`, `90m`; a bare number is days), or
+/// `never` / `off` / `0` for no expiry (`None`).
+pub fn parse_expiry(text: &str) -> Result<Option<Duration>, String> {
+    let t = text.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "never" | "off" | "false" | "0" => return Ok(None),
+        _ => {}
+    }
+    if let Ok(days) = t.parse::<u64>() {
+        return Ok(Some(Duration::from_secs(days.saturating_mul(86_400))));
+    }
+    workstream::parse_duration(t)
+        .map(Some)
+        .map_err(|e| format!("{e}; or never"))
 }
 
 fn load(dir: &Path) -> Result<Loaded, Error> {
@@ -330,8 +381,6 @@ impl Coordinator {
 
         // What to run, under which run id.
         let started_at = Utc::now();
-        // Resume: how many agent slots the interrupted run may have left behind.
-        let mut stale_slots = 0;
         let (run_id, loaded, previous, info) = match &opts.mode {
             RunMode::New | RunMode::RerunFailed(_) => {
                 let (only, rerun_of) = match &opts.mode {
@@ -358,7 +407,7 @@ impl Coordinator {
                     repo_root: r.repo.root.display().to_string(),
                     rerun_of,
                 };
-                let run_id = db.begin_run(&info)?;
+                let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.repo))?;
                 info.run_id = run_id.clone();
                 (run_id, loaded, Vec::new(), info)
             }
@@ -367,7 +416,6 @@ impl Coordinator {
                 let mut info = db
                     .run_info(&run_id)?
                     .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
-                stale_slots = info.agents;
                 // The run's own settings, unless the user overrides the agent count.
                 if opts.agents.is_none() {
                     r.agents = info.agents.max(1);
@@ -402,17 +450,23 @@ impl Coordinator {
             }
             // Processes the dead coordinator left running would write into the worktrees.
             setup_notes.extend(process::reap_orphans(&logs_dir));
-            // Its worktrees may still have its branches checked out (a branch can be
-            // checked out in one worktree only): start from fresh ones.
-            let (repo, base, n) = (r.repo.clone(), r.base.clone(), stale_slots.max(r.agents));
-            let removed = tokio::task::spawn_blocking(move || remove_slots(&repo, &base, n))
-                .await
-                .unwrap_or_else(|e| vec![format!("failed to remove stale agent worktrees: {e}")]);
-            setup_notes.extend(removed);
             db.set_run_state(&run_id, RunState::Running)?;
         } else {
             write_selection(&logs_dir, &loaded);
         }
+
+        // The pool: idle worktrees past their expiry go; a crashed run's slots let go of
+        // its branches (a resume then reuses them, caches and all).
+        setup_notes.extend(sweep_pool(&r.repo, &r.pool).await);
+        // A resume takes back the crashed run's worktrees now, so every one of them is
+        // repaired and, at the end, reset to the base, whether or not an agent needs it.
+        let initial_slots = if let RunMode::Resume(_) = &opts.mode {
+            let (slots, notes) = take_back_slots(&r.repo, &r.base, r.agents).await;
+            setup_notes.extend(notes);
+            slots
+        } else {
+            Vec::new()
+        };
 
         let db = Arc::new(Mutex::new(db));
         let mut rec = Recorder {
@@ -443,7 +497,7 @@ impl Coordinator {
             observer.event(Event::Note(w));
         }
 
-        let mut sched = Scheduler::new(jobs);
+        let mut work = ReadyWork::new(Scheduler::new(jobs));
         let ctx = Arc::new(RunContext {
             run_id: run_id.clone(),
             repo: r.repo.clone(),
@@ -457,9 +511,9 @@ impl Coordinator {
             },
         });
         let dispatch = Dispatch::new(ctx, &loaded, to_run, r.agents, opts.fail_fast);
-        dispatch.settle_known_failures(&mut sched, &fail_now, &done, &mut rec, observer.as_mut());
+        dispatch.settle_known_failures(&mut work, &fail_now, &done, &mut rec, observer.as_mut());
         let Dispatched { slots, interrupted } = dispatch
-            .run(sched, &mut rec, observer.as_mut(), cancel)
+            .run(work, initial_slots, &mut rec, observer.as_mut(), cancel)
             .await;
 
         // Consolidate everything the run has (including earlier results on resume).
@@ -471,7 +525,6 @@ impl Coordinator {
             rec,
             slots,
             interrupted,
-            keep_worktrees: opts.keep_worktrees,
         })
         .await;
         for n in &outcome.notes {
@@ -488,13 +541,13 @@ struct Finalise {
     /// Final results of an earlier attempt of this run (resume).
     kept: Vec<WorkstreamResult>,
     rec: Recorder,
-    slots: Vec<Option<git::AgentSlot>>,
+    slots: Vec<git::AgentSlot>,
     interrupted: bool,
-    keep_worktrees: bool,
 }
 
-/// Merge forecast, consolidation, the run's totals, the report, and removing the agent
-/// worktrees. Problems here never lose a result: they become notes on the outcome.
+/// Merge forecast, consolidation, the run's totals, the report, and letting go of the agent
+/// worktrees (kept as the pool, or removed). Problems here never lose a result: they become
+/// notes on the outcome.
 async fn finalise(f: Finalise) -> RunOutcome {
     let Finalise {
         r,
@@ -503,10 +556,17 @@ async fn finalise(f: Finalise) -> RunOutcome {
         mut rec,
         slots,
         interrupted,
-        keep_worktrees,
     } = f;
     let run_id = info.run_id.clone();
     info.finished_at = Some(Utc::now());
+    // The agent worktrees, meanwhile: reset to the base and kept as the pool, or removed
+    // (branches stay either way). Nothing below moves a branch.
+    let releasing = tokio::spawn(let_go_of_slots(
+        slots,
+        r.base.clone(),
+        r.keep_worktrees,
+        r.keep_ignored.clone(),
+    ));
     let fresh: HashSet<String> = rec
         .results
         .iter()
@@ -546,6 +606,15 @@ async fn finalise(f: Finalise) -> RunOutcome {
     } else {
         RunState::Finished
     };
+    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
+    match releasing.await {
+        Ok(notes) => rec.notes.extend(notes),
+        Err(e) => rec
+            .notes
+            .push(format!("failed to let go of the agent worktrees: {e}")),
+    }
+    // Last: the state says `finished` only once everything above is done, so a crash at
+    // any earlier instant leaves a run that `--resume` finishes.
     let written = {
         let mut g = rec.db.lock().unwrap_or_else(|p| p.into_inner());
         g.finish_run(&consolidated, state)
@@ -554,22 +623,6 @@ async fn finalise(f: Finalise) -> RunOutcome {
         rec.notes.push(format!(
             "failed to write the run totals to the database: {e}"
         ));
-    }
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
-
-    // Clean up agent worktrees (branches stay).
-    if !keep_worktrees {
-        for slot in slots.into_iter().flatten() {
-            let repo = r.repo.clone();
-            let name = slot.name.clone();
-            let res = tokio::task::spawn_blocking(move || git::remove_agent_worktree(&repo, slot))
-                .await
-                .map_err(|e| git::GitError(e.to_string()));
-            if let Ok(Err(e)) | Err(e) = res {
-                rec.notes
-                    .push(format!("failed to remove agent worktree {name}: {e}"));
-            }
-        }
     }
     RunOutcome {
         run_id,
@@ -721,24 +774,96 @@ pub fn nothing_to_do(opts: &RunOptions) -> Result<Option<String>, Error> {
     nothing_to_do_in(&mut db, &opts.mode, &all)
 }
 
-/// Claim agent slots 1..=n (holding each until all are claimed) and remove their
-/// worktrees; returns a note per failure.
-fn remove_slots(repo: &RepoPaths, base: &str, n: usize) -> Vec<String> {
-    let mut notes = Vec::new();
-    let mut held = Vec::new();
-    for k in 1..=n {
-        match git::claim_agent_slot(repo, k, base) {
-            Ok(slot) => held.push(slot),
-            Err(e) => notes.push(format!("failed to recover agent worktree {k}: {e}")),
-        }
+/// Sweep the pool before a run (see [`git::sweep_pool`]); returns a note per thing done.
+async fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> Vec<String> {
+    let (repo, policy) = (repo.clone(), policy.clone());
+    match tokio::task::spawn_blocking(move || git::sweep_pool(&repo, &policy)).await {
+        Ok(s) => s
+            .removed
+            .into_iter()
+            .chain(s.repaired)
+            .chain(s.failures)
+            .collect(),
+        Err(e) => vec![format!("failed to sweep the agent worktree pool: {e}")],
     }
-    for slot in held {
-        let name = slot.name.clone();
-        if let Err(e) = git::remove_agent_worktree(repo, slot) {
-            notes.push(format!("failed to remove agent worktree {name}: {e}"));
+}
+
+/// Claim the existing pool slots `agent-1..=agents` (see [`git::claim_existing_slot`]).
+async fn take_back_slots(
+    repo: &RepoPaths,
+    base: &str,
+    agents: usize,
+) -> (Vec<git::AgentSlot>, Vec<String>) {
+    let (repo, base) = (repo.clone(), base.to_string());
+    let res = tokio::task::spawn_blocking(move || {
+        let mut slots = Vec::new();
+        let mut notes = Vec::new();
+        for k in 1..=agents {
+            match git::claim_existing_slot(&repo, k, &base) {
+                Ok(Some(mut s)) => {
+                    notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
+                    slots.push(s);
+                }
+                Ok(None) => {}
+                Err(e) => notes.push(format!("failed to take back agent worktree {k}: {e}")),
+            }
+        }
+        (slots, notes)
+    })
+    .await;
+    res.unwrap_or_else(|e| {
+        (
+            Vec::new(),
+            vec![format!("failed to take back the agent worktrees: {e}")],
+        )
+    })
+}
+
+/// At the end of a run, every agent at once: reset its worktree to the base and keep it as
+/// the pool, or remove it (`keep` false, and always for overflow slots, so the pool stays
+/// at the largest `--agents` used). Returns a note per failure.
+async fn let_go_of_slots(
+    slots: Vec<git::AgentSlot>,
+    base: String,
+    keep: bool,
+    keep_ignored: Vec<String>,
+) -> Vec<String> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in slots {
+        let base = base.clone();
+        let opts = PrepareOptions {
+            keep_ignored: keep_ignored.clone(),
+        };
+        tasks.spawn_blocking(move || {
+            let name = slot.name.clone();
+            let res = if keep && !slot.overflow {
+                slot.release(&base, &opts)
+            } else {
+                slot.remove()
+            };
+            res.err()
+                .map(|e| format!("failed to let go of agent worktree {name}: {e}"))
+        });
+    }
+    let mut notes = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(Some(note)) => notes.push(note),
+            Ok(None) => {}
+            Err(e) => notes.push(format!("failed to let go of an agent worktree: {e}")),
         }
     }
     notes
+}
+
+/// Whether a run id is already in use in this repository by a run another database
+/// recorded: its logs directory exists or it has `ws/<id>/…` branches.
+fn run_id_taken(repo: &RepoPaths) -> impl Fn(&str) -> bool + '_ {
+    let with_branches: HashSet<String> = git::Repo::open(repo)
+        .and_then(|h| h.ws_branches())
+        .map(|b| b.into_iter().map(|b| b.run_id).collect())
+        .unwrap_or_default();
+    move |id: &str| with_branches.contains(id) || logs_dir_of(&repo.root, id).exists()
 }
 
 /// `.state/logs/<run-id>`: the run's logs, its lock and the list of its workstreams.
@@ -768,32 +893,34 @@ fn read_selection(logs_dir: &Path) -> Option<Vec<String>> {
     serde_json::from_str(&text).ok()
 }
 
-/// An exclusive `flock` on a run's lock file, released when dropped or when the process
-/// dies (even by SIGKILL).
+/// An exclusive lock on a run's lock file, released when dropped or when the process dies
+/// (even by SIGKILL).
 struct RunLock(#[allow(dead_code)] std::fs::File);
 
 impl RunLock {
     /// `Ok(None)` when another process holds it.
     fn try_acquire(path: &Path) -> Result<Option<RunLock>, String> {
-        use std::os::unix::io::AsRawFd;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
             .map_err(|e| format!("failed to open the run lock {}: {e}", path.display()))?;
-        // SAFETY: flock on a descriptor we own for the duration of the call.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Some(RunLock(file)));
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(format!("failed to lock {}: {err}", path.display()))
+        match file.try_lock() {
+            Ok(()) => Ok(Some(RunLock(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(format!("failed to lock {}: {e}", path.display()))
+            }
         }
     }
+}
+
+/// Whether a live `git ws-run` holds run `run_id` (its lock file is locked). A run with
+/// no lock file (never started here, or its logs removed) is not live.
+pub(crate) fn run_is_live(root: &Path, run_id: &str) -> bool {
+    let path = logs_dir_of(root, run_id).join(RUN_LOCK);
+    path.is_file() && matches!(RunLock::try_acquire(&path), Ok(None))
 }
 
 /// The report's path for a run.
@@ -847,6 +974,21 @@ mod tests {
             r.errors.push(WsError::new(t, "why"));
         }
         r
+    }
+
+    #[test]
+    fn worktree_expiry_reads_durations_days_and_never() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(parse_expiry("14d"), Ok(Some(14 * day)));
+        assert_eq!(parse_expiry("14"), Ok(Some(14 * day)));
+        assert_eq!(
+            parse_expiry("36h"),
+            Ok(Some(Duration::from_secs(36 * 3600)))
+        );
+        assert_eq!(parse_expiry(" never "), Ok(None));
+        assert_eq!(parse_expiry("0"), Ok(None));
+        let e = parse_expiry("fortnight").unwrap_err();
+        assert!(e.contains("fortnight") && e.contains("never"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod common;
 mod environments;
 mod pg;
 mod pgcluster;
+mod pool;
 mod reliability;
 mod report;
 mod run;

@@ -403,9 +403,9 @@ fn the_users_head_branch_index_and_worktree_are_untouched() {
         std::fs::read_to_string(env.repo.join("scratch.txt")).unwrap(),
         "untracked\n"
     );
-    // The agent worktrees were removed after the run; the branches stay.
-    let wt = env.git(&["worktree", "list", "--porcelain"]);
-    assert_eq!(wt.matches("worktree ").count(), 1, "{wt}");
+    // The agent worktrees stay as the pool (detached, so the branches are free); the
+    // branches stay.
+    crate::pool::assert_pool_tidy(&env, 2);
     let run = out.run_id();
     assert!(!env
         .git(&["branch", "--list", &format!("ws/{run}/*")])
@@ -413,18 +413,17 @@ fn the_users_head_branch_index_and_worktree_are_untouched() {
 }
 
 #[test]
-fn keep_worktrees_leaves_them_for_the_next_run_and_it_reuses_them() {
+fn the_pool_is_reused_by_the_next_run_and_remove_worktrees_removes_it() {
     let env = Env::new();
     env.ws_cmd("a", "echo a > a.txt");
-    env.ws_run(&["--agents", "1", "--keep-worktrees"]).expect(0);
-    let wt = env.git(&["worktree", "list", "--porcelain"]);
-    assert_eq!(wt.matches("worktree ").count(), 2, "{wt}");
+    env.ws_run(&["--agents", "1"]).expect(0);
+    assert_eq!(env.worktrees().len(), 2, "{:?}", env.worktrees());
     // The next run reuses the agent worktree, and a.txt from the previous branch is gone
     // from it before the workstream starts.
     env.ws_cmd("a", "test ! -e a.txt && echo again > a.txt");
-    env.ws_run(&["--agents", "1"]).expect(0);
-    let wt = env.git(&["worktree", "list", "--porcelain"]);
-    assert_eq!(wt.matches("worktree ").count(), 1, "{wt}");
+    env.ws_run(&["--agents", "1", "--remove-worktrees"])
+        .expect(0);
+    assert_eq!(env.worktrees().len(), 1, "{:?}", env.worktrees());
 }
 
 #[test]
