@@ -65,16 +65,9 @@ pub fn locate(
 pub const DEFAULT_PATH: &str = ".state/multi_agent_consolidated.db";
 
 /// A database failure, one sentence naming the path and what failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct DbError(pub String);
-
-impl fmt::Display for DbError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for DbError {}
 
 /// Lifecycle of a run, kept in the `ws_runs` table beside the seed's `consolidated_runs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

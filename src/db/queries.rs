@@ -15,31 +15,18 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use std::collections::HashMap;
 
-/// A failure inside a transaction: from SQLite, or from decoding what it returned.
-#[derive(Debug)]
+/// A failure inside a transaction: from the database, or from decoding what it returned.
+#[derive(Debug, thiserror::Error)]
 pub enum TxError {
-    Db(diesel::result::Error),
+    #[error(transparent)]
+    Db(#[from] diesel::result::Error),
+    #[error("{0}")]
     Msg(String),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Db(e)
-    }
 }
 
 impl From<String> for TxError {
     fn from(e: String) -> Self {
         TxError::Msg(e)
-    }
-}
-
-impl std::fmt::Display for TxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TxError::Db(e) => write!(f, "{e}"),
-            TxError::Msg(m) => f.write_str(m),
-        }
     }
 }
 

@@ -28,19 +28,14 @@ thread_local! {
 }
 
 /// Why preparing a branch failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
 pub struct PrepareError {
     pub error: GitError,
     /// True when the trouble is the pool's own (a lock collision, a broken or half-made
     /// worktree, a stale ref): another agent may well succeed. False when the branch is
     /// checked out in a worktree git-ws does not own, which no agent can fix.
     pub pool_fault: bool,
-}
-
-impl std::fmt::Display for PrepareError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
 }
 
 /// What the last `collect` learned about the worktree, so the next prepare (or the

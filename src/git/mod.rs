@@ -32,16 +32,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// A git failure, with a sentence saying what failed ("failed to create branch …: …").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct GitError(pub String);
-
-impl fmt::Display for GitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for GitError {}
 
 /// Where a repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
