@@ -626,7 +626,38 @@ pub(crate) fn merge(
     write: bool,
 ) -> Result<Outcome, GitError> {
     let contents = Contents { repo, write };
-    // Directory renames; a directory renamed on both sides is left to the file renames.
+    let (dr_ours, dr_theirs) = one_sided_directory_renames(base, ours, theirs);
+    let paths = universe([ours, theirs], [&dr_ours, &dr_theirs]);
+    let mut pairing = pair_renames(base, ours, theirs, &paths);
+    add_unrenamed_paths(&mut pairing, base, ours, theirs, &paths);
+    let Pairing {
+        mut items,
+        renames_done: mut renames,
+        ..
+    } = pairing;
+    let location_conflicts =
+        follow_directory_renames(&mut items, base, ours, theirs, [&dr_ours, &dr_theirs]);
+    let (result, mut conflicts) = resolve_items(&contents, &items, location_conflicts)?;
+    for c in file_directory_conflicts(repo, base, ours, theirs, &items, &result) {
+        conflicts.retain(|x| x.path != c.path);
+        conflicts.push(c);
+    }
+    conflicts.sort_by(|x, y| x.path.cmp(&y.path));
+    renames.retain(|(_, n)| result.get(n).is_some_and(|e| e.is_some()));
+    Ok(Outcome {
+        conflicts,
+        result,
+        renames,
+    })
+}
+
+/// Directory renames of each side; a directory renamed on both sides is left to the file
+/// renames.
+fn one_sided_directory_renames(
+    base: &Base<'_>,
+    ours: &Side<'_>,
+    theirs: &Side<'_>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let mut dr_ours = directory_renames(ours, base, &dirs_added_in(theirs, base));
     let mut dr_theirs = directory_renames(theirs, base, &dirs_added_in(ours, base));
     let both: Vec<String> = dr_ours
@@ -638,14 +669,29 @@ pub(crate) fn merge(
         dr_ours.remove(d);
         dr_theirs.remove(d);
     }
-    let paths = universe([ours, theirs], [&dr_ours, &dr_theirs]);
+    (dr_ours, dr_theirs)
+}
 
+/// Every path's three versions, as renames pair them up so far.
+struct Pairing {
+    items: BTreeMap<String, Item>,
+    /// Old paths of renames already paired.
+    consumed: BTreeSet<String>,
+    renames_done: Vec<(String, String)>,
+}
+
+/// Pair each rename with the other side's version of the file: ours first, then theirs
+/// (those not already paired with one of ours).
+fn pair_renames(
+    base: &Base<'_>,
+    ours: &Side<'_>,
+    theirs: &Side<'_>,
+    paths: &BTreeSet<String>,
+) -> Pairing {
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut consumed: BTreeSet<String> = BTreeSet::new();
     let mut renames_done: Vec<(String, String)> = Vec::new();
     let mut kept_in_place: Vec<(String, Entry)> = Vec::new();
-
-    // Renames, ours first, then theirs (those not already paired with one of ours).
     for (first, second, ours_first) in [(ours, theirs, true), (theirs, ours, false)] {
         for (old, new) in &first.renamed_to {
             if !paths.contains(old) || consumed.contains(old) {
@@ -743,18 +789,34 @@ pub(crate) fn merge(
             items.insert(new.clone(), item);
         }
     }
-
     for (old, e) in kept_in_place {
         items.insert(old, Item::new(Some(e), Some(e), Some(e)));
     }
-    // A renamed file's old path is gone (unless something else took it).
-    for old in &consumed {
+    Pairing {
+        items,
+        consumed,
+        renames_done,
+    }
+}
+
+/// A renamed file's old path (unless something else took it), and every other path: base,
+/// ours and theirs as they are.
+fn add_unrenamed_paths(
+    pairing: &mut Pairing,
+    base: &Base<'_>,
+    ours: &Side<'_>,
+    theirs: &Side<'_>,
+    paths: &BTreeSet<String>,
+) {
+    let Pairing {
+        items, consumed, ..
+    } = pairing;
+    for old in consumed.iter() {
         if !items.contains_key(old) {
             items.insert(old.clone(), Item::new(base.get(old), None, None));
         }
     }
-    // Every other path: base, ours and theirs as they are.
-    for p in &paths {
+    for p in paths {
         if consumed.contains(p) || items.contains_key(p) {
             continue;
         }
@@ -768,14 +830,23 @@ pub(crate) fn merge(
         }
         items.insert(p.clone(), it);
     }
+}
 
-    // Files one side added (or renamed) into a directory the other side renamed move along,
-    // as a conflict (git's default `merge.directoryRenames=conflict`).
+/// Files one side added (or renamed) into a directory the other side renamed move along,
+/// as a conflict (git's default `merge.directoryRenames=conflict`). Returns the files that
+/// could not move because their new place is taken.
+fn follow_directory_renames(
+    items: &mut BTreeMap<String, Item>,
+    base: &Base<'_>,
+    ours: &Side<'_>,
+    theirs: &Side<'_>,
+    [dr_ours, dr_theirs]: [&BTreeMap<String, String>; 2],
+) -> Vec<Conflict> {
     let mut moves: Vec<(String, String)> = Vec::new();
-    for (p, it) in &items {
+    for (p, it) in items.iter() {
         let renamed_by_other = match it.added_by {
-            Some(0) => &dr_theirs,
-            Some(_) => &dr_ours,
+            Some(0) => dr_theirs,
+            Some(_) => dr_ours,
             None => continue,
         };
         if let Some(to) = relocate(p, renamed_by_other) {
@@ -810,11 +881,22 @@ pub(crate) fn merge(
         items.insert(from.clone(), Item::new(None, None, None));
         items.insert(to, it);
     }
+    location_conflicts
+}
 
-    // Resolve each path.
+/// Each path of the merged tree, `None` where it is deleted.
+type MergedTree = BTreeMap<String, Option<Entry>>;
+
+/// Resolve each path's contents; forced conflicts (renames), collisions and moved files
+/// override what the content merge says.
+fn resolve_items(
+    contents: &Contents<'_>,
+    items: &BTreeMap<String, Item>,
+    location_conflicts: Vec<Conflict>,
+) -> Result<(MergedTree, Vec<Conflict>), GitError> {
     let mut result: BTreeMap<String, Option<Entry>> = BTreeMap::new();
     let mut conflicts: Vec<Conflict> = location_conflicts;
-    for (p, it) in &items {
+    for (p, it) in items {
         let (mut entry, mut kind) = contents.resolve(it.base, it.ours, it.theirs)?;
         let mut also = Vec::new();
         let mut note = String::new();
@@ -850,17 +932,27 @@ pub(crate) fn merge(
             });
         }
     }
+    Ok((result, conflicts))
+}
 
-    // A file where the merged tree still has a directory.
+/// A file where the merged tree still has a directory.
+fn file_directory_conflicts(
+    repo: &Repository,
+    base: &Base<'_>,
+    ours: &Side<'_>,
+    theirs: &Side<'_>,
+    items: &BTreeMap<String, Item>,
+    result: &MergedTree,
+) -> Vec<Conflict> {
     let mut df: Vec<Conflict> = Vec::new();
-    for (p, e) in &result {
+    for (p, e) in result {
         if e.is_none() {
             continue;
         }
-        let mut files_below = under(&result, p).filter(|q| result[*q].is_some());
+        let mut files_below = under(result, p).filter(|q| result[*q].is_some());
         let dir_remains = files_below.next().is_some() || {
             let in_base = base.count_files_under(repo, p);
-            in_base > 0 && in_base > under(&result, p).filter(|q| base.get(q).is_some()).count()
+            in_base > 0 && in_base > under(result, p).filter(|q| base.get(q).is_some()).count()
         };
         if dir_remains {
             let it = &items[p];
@@ -887,17 +979,7 @@ pub(crate) fn merge(
             });
         }
     }
-    for c in df {
-        conflicts.retain(|x| x.path != c.path);
-        conflicts.push(c);
-    }
-    conflicts.sort_by(|x, y| x.path.cmp(&y.path));
-    renames_done.retain(|(_, n)| result.get(n).is_some_and(|e| e.is_some()));
-    Ok(Outcome {
-        conflicts,
-        result,
-        renames: renames_done,
-    })
+    df
 }
 
 /// `tree` (the first side's) with a clean merge's results written in. Costs in proportion
