@@ -422,15 +422,7 @@ fn switch_files_to_base(
         None => {
             #[cfg(test)]
             PREPARE_SCANS.with(|n| n.set(n.get() + 1));
-            let mut so = StatusOptions::new();
-            so.include_untracked(true)
-                .include_ignored(true)
-                .recurse_untracked_dirs(false)
-                .recurse_ignored_dirs(false)
-                .exclude_submodules(false)
-                .renames_head_to_index(false)
-                .renames_index_to_workdir(false);
-            let statuses = wt.statuses(Some(&mut so)).ctx(what)?;
+            let statuses = wt.statuses(Some(&mut leftover_scan())).ctx(what)?;
             let staged = Status::INDEX_NEW
                 | Status::INDEX_MODIFIED
                 | Status::INDEX_DELETED
@@ -545,14 +537,9 @@ fn checked_out_elsewhere(repo: &RepoPaths, refname: &str, ours: &str) -> Option<
         .map(|d| d.file_name().to_string_lossy().into_owned())
 }
 
-/// Remove what the checkout left that is not in the base tree: untracked and ignored files
-/// and directories (except ignored top-level names in `keep_ignored`), nested repositories
-/// included. Errors if a tracked file still differs afterwards.
-fn clean_leftovers(
-    wt: &Repository,
-    worktree: &Path,
-    keep_ignored: &[String],
-) -> Result<(), GitError> {
+/// A status scan that lists untracked and ignored top-level entries (directories once, not
+/// their contents), nested repositories included, without rename detection.
+fn leftover_scan() -> StatusOptions {
     let mut so = StatusOptions::new();
     so.include_untracked(true)
         .include_ignored(true)
@@ -561,8 +548,19 @@ fn clean_leftovers(
         .exclude_submodules(false)
         .renames_head_to_index(false)
         .renames_index_to_workdir(false);
+    so
+}
+
+/// Remove what the checkout left that is not in the base tree: untracked and ignored files
+/// and directories (except ignored top-level names in `keep_ignored`), nested repositories
+/// included. Errors if a tracked file still differs afterwards.
+fn clean_leftovers(
+    wt: &Repository,
+    worktree: &Path,
+    keep_ignored: &[String],
+) -> Result<(), GitError> {
     let statuses = wt
-        .statuses(Some(&mut so))
+        .statuses(Some(&mut leftover_scan()))
         .ctx(|| format!("read the status of worktree {}", worktree.display()))?;
     let mut dirty = Vec::new();
     for entry in statuses.iter() {

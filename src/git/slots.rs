@@ -539,16 +539,8 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
     let now = SystemTime::now();
     for slot in slot_names(repo) {
         let d = SlotDirs::new(repo, &slot);
-        let lock = match try_lock(&d.lock) {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                out.busy.push(slot);
-                continue;
-            }
-            Err(e) => {
-                out.failures.push(e.0);
-                continue;
-            }
+        let Some(lock) = lock_idle_slot(&d, &slot, &mut out) else {
+            continue;
         };
         let exists = d.path.exists() || d.admin.exists();
         let idle = last_used(&d).and_then(|t| now.duration_since(t).ok());
@@ -589,29 +581,44 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
         drop(lock);
     }
     match delete_legacy_tmp_branches(repo) {
-        Ok(n) if n > 0 => out.repaired.push(format!(
-            "deleted {n} temporary git-ws-tmp/* branch(es) left by an older git-ws"
-        )),
-        Ok(_) => {}
+        Ok(n) => out.note_legacy_branches(n),
         Err(e) => out.failures.push(e.0),
     }
     out
+}
+
+/// Take an idle slot's lock; a busy slot (or one whose lock cannot be taken) is noted in
+/// `out` and skipped.
+fn lock_idle_slot(d: &SlotDirs, slot: &str, out: &mut PoolSweep) -> Option<fs::File> {
+    match try_lock(&d.lock) {
+        Ok(Some(l)) => Some(l),
+        Ok(None) => {
+            out.busy.push(slot.to_string());
+            None
+        }
+        Err(e) => {
+            out.failures.push(e.0);
+            None
+        }
+    }
+}
+
+impl PoolSweep {
+    fn note_legacy_branches(&mut self, n: usize) {
+        if n > 0 {
+            self.repaired.push(format!(
+                "deleted {n} temporary git-ws-tmp/* branch(es) left by an older git-ws"
+            ));
+        }
+    }
 }
 
 pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
     let mut out = PoolSweep::default();
     for slot in slot_names(repo) {
         let d = SlotDirs::new(repo, &slot);
-        let lock = match try_lock(&d.lock) {
-            Ok(Some(l)) => l,
-            Ok(None) => {
-                out.busy.push(slot);
-                continue;
-            }
-            Err(e) => {
-                out.failures.push(e.0);
-                continue;
-            }
+        let Some(lock) = lock_idle_slot(&d, &slot, &mut out) else {
+            continue;
         };
         let existed = d.path.exists() || d.admin.exists();
         match remove_files(repo, &d) {
@@ -633,11 +640,7 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
         let _ = fs::remove_dir(repo.common_dir.join("ws"));
     }
     if let Ok(n) = delete_legacy_tmp_branches(repo) {
-        if n > 0 {
-            out.repaired.push(format!(
-                "deleted {n} temporary git-ws-tmp/* branch(es) left by an older git-ws"
-            ));
-        }
+        out.note_legacy_branches(n);
     }
     out
 }
