@@ -69,9 +69,19 @@ impl Meter {
             let line = String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
             self.feed(&line);
         }
-        let (u, w) = metrics::read(&self.metrics);
-        self.metrics_usage = u;
-        self.warnings = w;
+        if let Some(p) = self.parser.as_mut() {
+            p.finish();
+        }
+        // The file as the command left it; if it was stopped mid-write, the last good
+        // reading stands.
+        match metrics::read(&self.metrics) {
+            (Some(u), w) => {
+                self.metrics_usage = Some(u);
+                self.warnings = w;
+            }
+            (None, w) if self.metrics_usage.is_none() => self.warnings = w,
+            (None, _) => {}
+        }
     }
 
     /// The attempt's usage: the preset's output, overlaid by the metrics file.
@@ -99,7 +109,9 @@ impl Meter {
         let total = self.earlier_cost + now;
         (total > max).then(|| {
             format!(
-                "spent ${total:.4}, more than its max_cost_usd of ${max:.4}: stopped",
+                "spent {}, more than its max_cost_usd of {}: stopped",
+                super::usd(total),
+                super::usd(max)
             )
         })
     }
@@ -200,7 +212,7 @@ mod tests {
         assert_eq!(m.poll(), None, "0.25 + 0.50 is within 1.00");
         writeln!(f, "Tokens: 10 sent, 2 received. Cost: $0.30 message, $0.80 session.").unwrap();
         let why = m.poll().unwrap();
-        assert!(why.contains("$1.0500") && why.contains("$1.0000"), "{why}");
+        assert_eq!(why, "spent $1.05, more than its max_cost_usd of $1.00: stopped");
         m.drain();
         let u = m.usage().unwrap();
         assert_eq!((u.input_tokens, u.cost_usd), (Some(20), Some(0.8)));
@@ -214,7 +226,13 @@ mod tests {
         assert_eq!(m.poll(), None);
         std::fs::write(&metrics, r#"{"cost_usd": 0.2, "model": "x"}"#).unwrap();
         assert!(m.poll().is_some());
+        // Stopped mid-write: the last good reading stands.
         std::fs::write(&metrics, r#"{"cost_usd": "#).unwrap();
+        m.drain();
+        assert_eq!(m.usage().unwrap().cost_usd, Some(0.2));
+        assert!(m.warnings().is_empty());
+        // Never a good one: a warning.
+        let mut m = Meter::new(d.path().join("none.log"), None, metrics, 0.0, None);
         m.drain();
         assert!(m.usage().is_none());
         assert!(m.warnings()[0].contains("not valid JSON"));

@@ -206,8 +206,20 @@ pub fn budget_spent(budget_usd: Option<f64>, results: &[WorkstreamResult]) -> Op
     let budget = budget_usd?;
     let spent = spent(results)?;
     (spent >= budget).then(|| {
-        format!("not started: the run's --budget of ${budget:.2} was spent (${spent:.2} recorded)")
+        format!(
+            "not started: the run's --budget of {} was spent ({} recorded)",
+            usd(budget),
+            usd(spent)
+        )
     })
+}
+
+/// Dollars for a message: `$0.015`, `$0.02`, `$1.00` (cents always, at most 4 decimals).
+pub fn usd(x: f64) -> String {
+    let s = format!("{x:.4}");
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "0000"));
+    let frac = frac.trim_end_matches('0');
+    format!("${int}.{frac:0<2}")
 }
 
 /// Cost of a usage, 0 when unknown.
@@ -240,6 +252,10 @@ mod tests {
             budget_spent(Some(1.0), &rs).as_deref(),
             Some("not started: the run's --budget of $1.00 was spent ($1.00 recorded)")
         );
+        assert_eq!(usd(0.015), "$0.015");
+        assert_eq!(usd(0.02), "$0.02");
+        assert_eq!(usd(2.0), "$2.00");
+        assert_eq!(usd(0.12345), "$0.1235");
         assert_eq!(budget_spent(Some(1.0), &[with_cost("x", None)]), None);
     }
 

@@ -16,7 +16,9 @@
 //!   `Cost: $X message, $Y session.` (`request` in older versions) → the last session cost.
 //! - Gemini CLI, `--output-format stream-json`: `init` → `session_id`, `model`; `result` →
 //!   `stats.{input_tokens, output_tokens, cached}` (and `stats.models` keys for the model).
-//!   Gemini reports no cost.
+//!   Gemini reports no cost. Its `--output-format json` (one pretty-printed object, if
+//!   `ws.agentArgs` asks for it) is read at the end: `session_id`, and per model in
+//!   `stats.models` `tokens.{prompt, candidates, cached}`.
 
 use super::Preset;
 use crate::model::Usage;
@@ -38,7 +40,12 @@ pub struct Parser {
     final_result: bool,
     /// Claude stopped itself because of `--max-budget-usd`.
     over_budget: bool,
+    /// Gemini: the output so far (up to [`MAX_WHOLE_BYTES`]), for `--output-format json`.
+    whole: String,
 }
+
+/// Most output kept for parsing it whole at the end (Gemini's pretty-printed JSON).
+const MAX_WHOLE_BYTES: usize = 1024 * 1024;
 
 impl Parser {
     pub fn new(preset: Preset) -> Parser {
@@ -52,6 +59,7 @@ impl Parser {
             message_ids: HashSet::new(),
             final_result: false,
             over_budget: false,
+            whole: String::new(),
         }
     }
 
@@ -59,6 +67,10 @@ impl Parser {
     pub fn line(&mut self, line: &str) {
         if line.len() > MAX_LINE_BYTES {
             return;
+        }
+        if self.preset == Preset::Gemini && self.whole.len() + line.len() < MAX_WHOLE_BYTES {
+            self.whole.push_str(line);
+            self.whole.push('\n');
         }
         match self.preset {
             Preset::Aider => self.aider(line),
@@ -79,6 +91,34 @@ impl Parser {
                 }
             }
         }
+    }
+
+    /// The output has ended: read what only the whole of it says (Gemini's JSON object).
+    pub fn finish(&mut self) {
+        if self.preset != Preset::Gemini || self.seen {
+            return;
+        }
+        let Some(start) = self.whole.find('{') else {
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(self.whole[start..].trim_end()) else {
+            return;
+        };
+        let Some(models) = v["stats"]["models"].as_object() else {
+            return;
+        };
+        let u = &mut self.usage;
+        set_str(&mut u.session_id, &v["session_id"]);
+        for m in models.values() {
+            let t = &m["tokens"];
+            add_u64(&mut u.input_tokens, &t["prompt"]);
+            add_u64(&mut u.output_tokens, &t["candidates"]);
+            add_u64(&mut u.cached_input_tokens, &t["cached"]);
+        }
+        if let Some(m) = one_key(&v["stats"]["models"]) {
+            u.model = Some(m);
+        }
+        self.seen = true;
     }
 
     /// What was reported so far; None when nothing was.
@@ -416,6 +456,120 @@ mod tests {
         assert_eq!(u.cost_usd, Some(0.25));
         assert_eq!((u.input_tokens, u.output_tokens, u.turns), (Some(30), Some(9), Some(4)));
         assert!(p.over_budget());
+    }
+
+    /// A sample from `fixtures/agents/`, fed line by line, then finished.
+    fn sample(p: Preset, file: &str) -> (Parser, String) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/agents")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut parser = feed(p, &text);
+        parser.finish();
+        (parser, text)
+    }
+
+    fn tuple(u: &Usage) -> (Option<f64>, Option<u64>, Option<u64>, Option<u64>, Option<u64>) {
+        (
+            u.cost_usd,
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.turns,
+        )
+    }
+
+    #[test]
+    fn claude_samples() {
+        let (p, _) = sample(Preset::Claude, "claude/stream-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.0412718), Some(15), Some(263), Some(46367), Some(4))
+        );
+        assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("8f3c2a6e-51d4-4b7e-9a0c-2f1e6d3b7c90")
+        );
+        assert!(!p.over_budget());
+        // Streamed so far (before the result line): the same tokens, each message once.
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/agents/claude/stream-json.jsonl"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let streamed = feed(Preset::Claude, &lines[..lines.len() - 1].join("\n"));
+        let u = streamed.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(15), Some(263), Some(46367), None));
+
+        let (p, _) = sample(Preset::Claude, "claude/json.json");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (Some(0.0034675), Some(3), Some(11), Some(13640), Some(1)));
+        assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+
+        let (p, text) = sample(Preset::Claude, "claude/max-budget.jsonl");
+        assert!(p.over_budget());
+        assert_eq!(p.usage().unwrap().cost_usd, Some(0.5217));
+        assert_eq!(Preset::Claude.transient(Some(1), &text), None);
+
+        let (p, text) = sample(Preset::Claude, "claude/overloaded.jsonl");
+        assert_eq!(p.usage().unwrap().cost_usd, Some(0.0));
+        assert!(Preset::Claude.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn codex_samples() {
+        let (p, _) = sample(Preset::Codex, "codex/exec-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(24763), Some(122), Some(24448), Some(1)));
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
+        );
+        let (p, text) = sample(Preset::Codex, "codex/two-turns.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(38328), Some(971), Some(28416), Some(2)));
+        assert_eq!(Preset::Codex.transient(Some(0), &text), None);
+        let (_, text) = sample(Preset::Codex, "codex/rate-limited.jsonl");
+        assert!(Preset::Codex.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn aider_samples() {
+        let (p, _) = sample(Preset::Aider, "aider/message.txt");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (Some(0.02), Some(5400), Some(344), Some(1100), Some(2)));
+        assert_eq!(u.model.as_deref(), Some("anthropic/claude-sonnet-4-20250514"));
+        let (p, _) = sample(Preset::Aider, "aider/chat-history.md");
+        assert_eq!(
+            tuple(&p.usage().unwrap()),
+            (Some(0.000032), Some(144), Some(18), None, Some(2))
+        );
+        let (p, text) = sample(Preset::Aider, "aider/rate-limited.txt");
+        assert_eq!(p.usage().unwrap().model.as_deref(), Some("gpt-4o"));
+        assert!(Preset::Aider.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn gemini_samples() {
+        let (p, _) = sample(Preset::Gemini, "gemini/stream-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(50), Some(200), None, None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.0-flash-exp"));
+        assert_eq!(u.session_id.as_deref(), Some("abc123"));
+        let (p, _) = sample(Preset::Gemini, "gemini/stream-json-models.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(24939), Some(20), Some(21263), None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-pro"));
+        let (p, _) = sample(Preset::Gemini, "gemini/json.json");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(33904), Some(30), Some(21263), None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-flash, gemini-2.5-pro"));
+        let (_, text) = sample(Preset::Gemini, "gemini/rate-limited.jsonl");
+        assert!(Preset::Gemini.transient(Some(1), &text).is_some());
+        assert_eq!(Preset::Gemini.transient(Some(53), &text), None);
     }
 
     #[test]

@@ -465,9 +465,9 @@ async fn run_attempt(
             WsError::new(
                 ErrorType::BudgetExceeded,
                 format!(
-                    "{} stopped itself at its --max-budget-usd (max_cost_usd ${:.4}){}",
+                    "{} stopped itself at its --max-budget-usd (max_cost_usd {}){}",
                     runner.label(),
-                    ws.max_cost_usd.unwrap_or(0.0),
+                    agents::usd(ws.max_cost_usd.unwrap_or(0.0)),
                     code.map(|c| format!(", exit {c}")).unwrap_or_default()
                 ),
             )

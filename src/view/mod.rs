@@ -480,7 +480,7 @@ fn clean_usage(u: &Usage) -> Usage {
     }
 }
 
-/// The run's usage by coding agent (in order of first appearance), or None when no
+/// The run's usage by coding agent (by name), or None when no
 /// workstream reported any.
 fn usage_view(ordered: &[&WorkstreamResult]) -> Option<UsageView> {
     let mut by_agent: Vec<AgentUsageRow> = Vec::new();
@@ -510,6 +510,7 @@ fn usage_view(ordered: &[&WorkstreamResult]) -> Option<UsageView> {
             }),
         }
     }
+    by_agent.sort_by(|a, b| a.agent.cmp(&b.agent));
     let mut total = total?;
     total.extra.clear();
     total.session_id = None;
