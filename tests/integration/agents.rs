@@ -8,7 +8,7 @@ use crate::common::{bin_dir, result_json, signal, status, wait_until, Env, Run};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn fake_agents() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake-agents")
@@ -297,10 +297,8 @@ fn max_cost_usd_stops_an_agent_while_it_runs() {
         json!({"id": "metered", "max_cost_usd": 0.5, "command":
             "for c in 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 0.9 1.0; do printf '{\"cost_usd\": %s}' $c > \"$WS_METRICS\"; sleep 0.1; done; touch finished"}),
     );
-    let t = Instant::now();
     let out = ws_run(&env, &["--agents", "3"]);
     out.expect(1);
-    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
     let run = out.run_id();
     for ws in ["spender", "capped", "metered"] {
         assert_eq!(status(&env, &run, ws), "failed");
