@@ -1204,12 +1204,33 @@ mod tests {
              field \"retries\": -1 is not a whole number from 0 to 20; \
              field \"max_cost_usd\": 0 is not an amount of dollars more than 0"
         );
-        let e = err("c.json", r#"{"id":"c","command":"x","agent":"claude","retries":"2"}"#);
-        assert!(e.message.contains("only a workstream with a \"prompt\" runs an agent"), "{}", e.message);
-        assert!(e.message.contains("field \"retries\": expected a whole number, found a string"), "{}", e.message);
-        let e = err("d.json", r#"{"id":"d","prompt":"x","agent":1,"max_cost_usd":"1"}"#);
+        let e = err(
+            "c.json",
+            r#"{"id":"c","command":"x","agent":"claude","retries":"2"}"#,
+        );
+        assert!(
+            e.message
+                .contains("only a workstream with a \"prompt\" runs an agent"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("field \"retries\": expected a whole number, found a string"),
+            "{}",
+            e.message
+        );
+        let e = err(
+            "d.json",
+            r#"{"id":"d","prompt":"x","agent":1,"max_cost_usd":"1"}"#,
+        );
         assert!(e.message.contains("field \"agent\": expected an agent name (claude, codex, aider, gemini), found a number"), "{}", e.message);
-        assert!(e.message.contains("field \"max_cost_usd\": expected a number of dollars, found a string"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("field \"max_cost_usd\": expected a number of dollars, found a string"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

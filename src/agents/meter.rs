@@ -195,8 +195,11 @@ mod tests {
     fn reads_only_what_was_appended_and_stops_over_budget() {
         let d = tempfile::tempdir().unwrap();
         let log = d.path().join("w.log");
-        std::fs::write(&log, "Tokens: 1 sent, 1 received. Cost: $9.00 message, $9.00 session.\n")
-            .unwrap();
+        std::fs::write(
+            &log,
+            "Tokens: 1 sent, 1 received. Cost: $9.00 message, $9.00 session.\n",
+        )
+        .unwrap();
         let mut m = Meter::new(
             log.clone(),
             Some(Preset::Aider),
@@ -204,15 +207,30 @@ mod tests {
             0.25,
             Some(1.0),
         );
-        assert_eq!(m.poll(), None, "the earlier attempt's lines are not this one's");
+        assert_eq!(
+            m.poll(),
+            None,
+            "the earlier attempt's lines are not this one's"
+        );
         let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-        write!(f, "Tokens: 10 sent, 2 received. Cost: $0.50 message, $0.50 ses").unwrap();
+        write!(
+            f,
+            "Tokens: 10 sent, 2 received. Cost: $0.50 message, $0.50 ses"
+        )
+        .unwrap();
         assert_eq!(m.poll(), None, "half a line waits");
         writeln!(f, "sion.").unwrap();
         assert_eq!(m.poll(), None, "0.25 + 0.50 is within 1.00");
-        writeln!(f, "Tokens: 10 sent, 2 received. Cost: $0.30 message, $0.80 session.").unwrap();
+        writeln!(
+            f,
+            "Tokens: 10 sent, 2 received. Cost: $0.30 message, $0.80 session."
+        )
+        .unwrap();
         let why = m.poll().unwrap();
-        assert_eq!(why, "spent $1.05, more than its max_cost_usd of $1.00: stopped");
+        assert_eq!(
+            why,
+            "spent $1.05, more than its max_cost_usd of $1.00: stopped"
+        );
         m.drain();
         let u = m.usage().unwrap();
         assert_eq!((u.input_tokens, u.cost_usd), (Some(20), Some(0.8)));
@@ -222,7 +240,13 @@ mod tests {
     fn the_metrics_file_counts_and_warns_at_the_end() {
         let d = tempfile::tempdir().unwrap();
         let metrics = d.path().join("m.json");
-        let mut m = Meter::new(d.path().join("none.log"), None, metrics.clone(), 0.0, Some(0.1));
+        let mut m = Meter::new(
+            d.path().join("none.log"),
+            None,
+            metrics.clone(),
+            0.0,
+            Some(0.1),
+        );
         assert_eq!(m.poll(), None);
         std::fs::write(&metrics, r#"{"cost_usd": 0.2, "model": "x"}"#).unwrap();
         assert!(m.poll().is_some());

@@ -159,13 +159,19 @@ mod tests {
         assert!(u.is_none());
         assert!(w[0].contains("not valid JSON"), "{w:?}");
         let (u, w) = parse(b"[1, 2]", "a.json");
-        assert!(u.is_none() && w[0].contains("expected a JSON object"), "{w:?}");
+        assert!(
+            u.is_none() && w[0].contains("expected a JSON object"),
+            "{w:?}"
+        );
         let (u, w) = parse(
             br#"{"cost_usd": -3, "input_tokens": 1.5, "output_tokens": -1, "model": 7, "turns": 2}"#,
             "n.json",
         );
         assert_eq!(w.len(), 4, "{w:?}");
-        assert!(w[0].contains("\"cost_usd\"") && w[0].contains("-3"), "{w:?}");
+        assert!(
+            w[0].contains("\"cost_usd\"") && w[0].contains("-3"),
+            "{w:?}"
+        );
         let u = u.unwrap();
         assert_eq!((u.cost_usd, u.turns), (None, Some(2)));
         let huge = vec![b' '; (MAX_METRICS_BYTES + 1) as usize];

@@ -83,7 +83,9 @@ impl Settings {
     ) -> Result<Settings, Error> {
         let key = |k: &str, v: &str, e: String| Error::new(format!("git config {k} = {v:?}: {e}"));
         let agent = match (&opts.agent, agent_cmd_flag) {
-            (Some(a), _) => Some(Preset::parse(a).map_err(|e| Error::new(format!("--agent: {e}")))?),
+            (Some(a), _) => {
+                Some(Preset::parse(a).map_err(|e| Error::new(format!("--agent: {e}")))?)
+            }
             (None, true) => None,
             (None, false) => match config.string("ws.agent").filter(|a| !a.trim().is_empty()) {
                 Some(a) => Some(Preset::parse(&a).map_err(|e| key("ws.agent", &a, e))?),

@@ -59,10 +59,7 @@ pub async fn notify(
     let json = crate::cli::summary_json(outcome);
     let env = BTreeMap::from([
         ("WS_RUN_ID".to_string(), outcome.run_id.clone()),
-        (
-            "WS_EXIT_CODE".to_string(),
-            outcome.exit_code().to_string(),
-        ),
+        ("WS_EXIT_CODE".to_string(), outcome.exit_code().to_string()),
     ]);
     let spec = Spec {
         argv: vec!["sh".into(), "-c".into(), command.to_string()],

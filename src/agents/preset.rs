@@ -271,8 +271,13 @@ mod tests {
         assert_eq!(Preset::Claude.transient(Some(0), out), None);
         assert_eq!(Preset::Claude.transient(Some(1), "syntax error"), None);
         // Gemini's input error and turn limit are never transient.
-        assert_eq!(Preset::Gemini.transient(Some(42), "RESOURCE_EXHAUSTED"), None);
-        assert!(Preset::Gemini.transient(Some(1), "RESOURCE_EXHAUSTED").is_some());
+        assert_eq!(
+            Preset::Gemini.transient(Some(42), "RESOURCE_EXHAUSTED"),
+            None
+        );
+        assert!(Preset::Gemini
+            .transient(Some(1), "RESOURCE_EXHAUSTED")
+            .is_some());
         assert!(Preset::Codex
             .transient(
                 Some(1),

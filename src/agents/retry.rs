@@ -52,7 +52,11 @@ impl RetryOn {
     /// `timeout,tests`, `timeout`, `none`, `` (nothing).
     pub fn parse(text: &str) -> Result<RetryOn, String> {
         let mut r = RetryOn::default();
-        for part in text.split([',', ' ']).map(str::trim).filter(|p| !p.is_empty()) {
+        for part in text
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             match part.to_ascii_lowercase().as_str() {
                 "timeout" | "timeouts" => r.timeout = true,
                 "test" | "tests" => r.tests = true,
@@ -89,9 +93,7 @@ pub fn retry_reason(
 ) -> Option<String> {
     match f.error_type {
         ErrorType::Timeout if retry_on.timeout => Some("timed out (ws.retryOn timeout)".into()),
-        ErrorType::TestFailed if retry_on.tests => {
-            Some("tests failed (ws.retryOn tests)".into())
-        }
+        ErrorType::TestFailed if retry_on.tests => Some("tests failed (ws.retryOn tests)".into()),
         ErrorType::CommandFailed => preset
             .and_then(|p| p.transient(f.exit_code, f.output))
             .or_else(|| {
@@ -156,10 +158,18 @@ mod tests {
     fn only_transient_failures_are_retried_by_default() {
         assert!(failed(ErrorType::CommandFailed, Some(1), "429 Too Many Requests").is_some());
         assert_eq!(
-            failed(ErrorType::CommandFailed, Some(1), "Connection RESET by peer").as_deref(),
+            failed(
+                ErrorType::CommandFailed,
+                Some(1),
+                "Connection RESET by peer"
+            )
+            .as_deref(),
             Some("output matched ws.transientPattern \"(?i)connection reset\"")
         );
-        assert_eq!(failed(ErrorType::CommandFailed, Some(1), "syntax error"), None);
+        assert_eq!(
+            failed(ErrorType::CommandFailed, Some(1), "syntax error"),
+            None
+        );
         for t in [
             ErrorType::Timeout,
             ErrorType::TestFailed,
@@ -203,6 +213,8 @@ mod tests {
 
     #[test]
     fn bad_patterns_say_why() {
-        assert!(Pattern::new("(unclosed").unwrap_err().contains("regular expression"));
+        assert!(Pattern::new("(unclosed")
+            .unwrap_err()
+            .contains("regular expression"));
     }
 }

@@ -70,9 +70,7 @@ pub async fn ensure(s: &Setup, base: &str, cancel: watch::Receiver<bool>) -> Res
     let ending = process::run(&spec, cancel).await;
     let why = match ending {
         Ending::Exited { code: Some(0), .. } => None,
-        Ending::Exited {
-            code: Some(c), ..
-        } => Some(format!("exited with status {c}")),
+        Ending::Exited { code: Some(c), .. } => Some(format!("exited with status {c}")),
         Ending::Exited { signal, .. } => Some(format!(
             "was killed by signal {}",
             signal.map_or("?".to_string(), |s| s.to_string())

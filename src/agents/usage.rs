@@ -401,7 +401,9 @@ pub fn add(a: Option<&Usage>, b: Option<&Usage>) -> Option<Usage> {
 
 /// The sum of many usages; None when none reported anything.
 pub fn sum<'a>(items: impl IntoIterator<Item = &'a Usage>) -> Option<Usage> {
-    items.into_iter().fold(None, |acc, u| add(acc.as_ref(), Some(u)))
+    items
+        .into_iter()
+        .fold(None, |acc, u| add(acc.as_ref(), Some(u)))
 }
 
 #[cfg(test)]
@@ -454,7 +456,10 @@ mod tests {
         p.line(r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"total_cost_usd":0.25,"num_turns":4,"session_id":"s1","usage":{"input_tokens":30,"output_tokens":9}}"#);
         let u = p.usage().unwrap();
         assert_eq!(u.cost_usd, Some(0.25));
-        assert_eq!((u.input_tokens, u.output_tokens, u.turns), (Some(30), Some(9), Some(4)));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.turns),
+            (Some(30), Some(9), Some(4))
+        );
         assert!(p.over_budget());
     }
 
@@ -469,7 +474,16 @@ mod tests {
         (parser, text)
     }
 
-    fn tuple(u: &Usage) -> (Option<f64>, Option<u64>, Option<u64>, Option<u64>, Option<u64>) {
+    /// (cost, input, output, cached input, turns).
+    type Counts = (
+        Option<f64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    );
+
+    fn tuple(u: &Usage) -> Counts {
         (
             u.cost_usd,
             u.input_tokens,
@@ -506,7 +520,10 @@ mod tests {
 
         let (p, _) = sample(Preset::Claude, "claude/json.json");
         let u = p.usage().unwrap();
-        assert_eq!(tuple(&u), (Some(0.0034675), Some(3), Some(11), Some(13640), Some(1)));
+        assert_eq!(
+            tuple(&u),
+            (Some(0.0034675), Some(3), Some(11), Some(13640), Some(1))
+        );
         assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
 
         let (p, text) = sample(Preset::Claude, "claude/max-budget.jsonl");
@@ -523,14 +540,20 @@ mod tests {
     fn codex_samples() {
         let (p, _) = sample(Preset::Codex, "codex/exec-json.jsonl");
         let u = p.usage().unwrap();
-        assert_eq!(tuple(&u), (None, Some(24763), Some(122), Some(24448), Some(1)));
+        assert_eq!(
+            tuple(&u),
+            (None, Some(24763), Some(122), Some(24448), Some(1))
+        );
         assert_eq!(
             u.session_id.as_deref(),
             Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
         );
         let (p, text) = sample(Preset::Codex, "codex/two-turns.jsonl");
         let u = p.usage().unwrap();
-        assert_eq!(tuple(&u), (None, Some(38328), Some(971), Some(28416), Some(2)));
+        assert_eq!(
+            tuple(&u),
+            (None, Some(38328), Some(971), Some(28416), Some(2))
+        );
         assert_eq!(Preset::Codex.transient(Some(0), &text), None);
         let (_, text) = sample(Preset::Codex, "codex/rate-limited.jsonl");
         assert!(Preset::Codex.transient(Some(1), &text).is_some());
@@ -540,8 +563,14 @@ mod tests {
     fn aider_samples() {
         let (p, _) = sample(Preset::Aider, "aider/message.txt");
         let u = p.usage().unwrap();
-        assert_eq!(tuple(&u), (Some(0.02), Some(5400), Some(344), Some(1100), Some(2)));
-        assert_eq!(u.model.as_deref(), Some("anthropic/claude-sonnet-4-20250514"));
+        assert_eq!(
+            tuple(&u),
+            (Some(0.02), Some(5400), Some(344), Some(1100), Some(2))
+        );
+        assert_eq!(
+            u.model.as_deref(),
+            Some("anthropic/claude-sonnet-4-20250514")
+        );
         let (p, _) = sample(Preset::Aider, "aider/chat-history.md");
         assert_eq!(
             tuple(&p.usage().unwrap()),

@@ -1337,8 +1337,18 @@ fn usage_and_attempts_are_stored_queryable_and_read_back() {
     .get_result(c)
     .unwrap();
     assert_eq!(
-        (row.agent.as_deref(), row.cost_usd, row.cached_input_tokens, row.source.as_str()),
-        (Some("claude"), Some(0.0412718), Some(46_367), "claude+metrics")
+        (
+            row.agent.as_deref(),
+            row.cost_usd,
+            row.cached_input_tokens,
+            row.source.as_str()
+        ),
+        (
+            Some("claude"),
+            Some(0.0412718),
+            Some(46_367),
+            "claude+metrics"
+        )
     );
     // A result without usage leaves no usage row.
     r.usage = None;

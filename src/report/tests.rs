@@ -412,14 +412,26 @@ fn usage_and_retries_in_every_output() {
 
     let md = markdown(&v);
     assert_tables_intact(&md);
-    assert!(md.contains("| Cost (reported by the agents) | $1.75 (3 of "), "{md}");
+    assert!(
+        md.contains("| Cost (reported by the agents) | $1.75 (3 of "),
+        "{md}"
+    );
     assert!(md.contains("| Tokens | 16,000 in / 1,600 out |"), "{md}");
-    assert!(md.contains("| Retried / flaky workstreams | 1 / 1 |"), "{md}");
+    assert!(
+        md.contains("| Retried / flaky workstreams | 1 / 1 |"),
+        "{md}"
+    );
     assert!(md.contains("### Usage per coding agent"));
-    assert!(md.contains("| claude | 2 | \\$1.75 | 13,000 | 1,300 | 4 | claude-sonnet-4-5 |"), "{md}");
+    assert!(
+        md.contains("| claude | 2 | \\$1.75 | 13,000 | 1,300 | 4 | claude-sonnet-4-5 |"),
+        "{md}"
+    );
     assert!(!md.contains("<b>"), "agent text is escaped");
     assert!(md.contains("### Retried workstreams"));
-    let retried = md.lines().find(|l| l.starts_with("- **ws-01** (claude)")).unwrap();
+    let retried = md
+        .lines()
+        .find(|l| l.starts_with("- **ws-01** (claude)"))
+        .unwrap();
     assert_eq!(
         retried,
         "- **ws-01** (claude): 2 attempts, completed (flaky); waited 10.0s; retried after: claude reported overloaded\\_error"
@@ -428,14 +440,20 @@ fn usage_and_retries_in_every_output() {
     assert!(ws_header.ends_with("| Branch | Cost |"), "{ws_header}");
 
     let t = tables(&v, &[]);
-    assert!(t.contains("cost: $1.75 (claude $1.75, codex n/a); tokens: 16,000 in / 1,600 out"), "{t}");
+    assert!(
+        t.contains("cost: $1.75 (claude $1.75, codex n/a); tokens: 16,000 in / 1,600 out"),
+        "{t}"
+    );
     assert!(t.contains("retried: ws-01 (2 attempts, flaky)"), "{t}");
     let a = tables(&v, &[Section::Agents]);
     assert!(a.contains("coding agent  workstreams  cost"), "{a}");
 
     let j: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
     assert_eq!(j["usage"]["by_agent"][0]["agent"], "claude");
-    assert_eq!(j["retries"][0]["reasons"][0], "claude reported overloaded_error");
+    assert_eq!(
+        j["retries"][0]["reasons"][0],
+        "claude reported overloaded_error"
+    );
     let ws01 = j["workstreams"]
         .as_array()
         .unwrap()

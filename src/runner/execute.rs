@@ -8,9 +8,7 @@
 use super::process::{self, Ending, Spec};
 use crate::agents::{self, meter::Meter, retry, setup, Runner};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
-use crate::model::{
-    Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError,
-};
+use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
 use crate::testparse;
 use crate::workstream::{Action, Workstream};
 use chrono::{DateTime, Utc};
@@ -257,7 +255,12 @@ enum Prepared {
 
 /// Claim agent `k`'s slot (when `slot` is None) and put a fresh `branch` at the base in its
 /// worktree. A slot whose worktree was created by this claim forgets its setup.
-async fn prepare(ctx: &Arc<RunContext>, k: usize, slot: Option<AgentSlot>, branch: &str) -> Prepared {
+async fn prepare(
+    ctx: &Arc<RunContext>,
+    k: usize,
+    slot: Option<AgentSlot>,
+    branch: &str,
+) -> Prepared {
     let claimed_now = slot.is_none();
     let (slot, prepared) = {
         let ctx = ctx.clone();
@@ -389,7 +392,10 @@ async fn setup_slot(
             .filter(|(k, _)| keep.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        timeout: ctx.agent_settings.setup_timeout.unwrap_or(ctx.default_timeout),
+        timeout: ctx
+            .agent_settings
+            .setup_timeout
+            .unwrap_or(ctx.default_timeout),
         grace: ctx.grace,
         slot: name.to_string(),
     };

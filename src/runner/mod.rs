@@ -538,7 +538,9 @@ impl Coordinator {
         })
         .await;
         let mut outcome = outcome;
-        outcome.notes.extend(crate::agents::notify::after_run(&outcome).await);
+        outcome
+            .notes
+            .extend(crate::agents::notify::after_run(&outcome).await);
         for n in &outcome.notes {
             observer.event(Event::Note(n));
         }

@@ -500,8 +500,8 @@ fn usage_view(ordered: &[&WorkstreamResult]) -> Option<UsageView> {
         match by_agent.iter_mut().find(|a| a.agent == agent) {
             Some(row) => {
                 row.workstreams += 1;
-                row.usage = crate::agents::usage::add(Some(&row.usage), Some(&lean))
-                    .unwrap_or_default();
+                row.usage =
+                    crate::agents::usage::add(Some(&row.usage), Some(&lean)).unwrap_or_default();
             }
             None => by_agent.push(AgentUsageRow {
                 agent,

@@ -183,7 +183,12 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
     )
     .unwrap();
     assert!(md.contains("### Usage per coding agent"), "{md}");
-    assert!(md.contains("| Cost (reported by the agents) | $0.0200 (4 of 4 workstreams reported usage) |"), "{md}");
+    assert!(
+        md.contains(
+            "| Cost (reported by the agents) | $0.0200 (4 of 4 workstreams reported usage) |"
+        ),
+        "{md}"
+    );
 
     // WS_PORT: one block per slot, from ws.portBase.
     let ports: BTreeSet<(String, String)> = ["by-claude", "by-codex", "by-aider", "by-gemini"]
@@ -240,7 +245,16 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
     ws_run(&env, &["--agents", "1"]).expect(0);
     assert_eq!(
         argv(&env, "p1", 2),
-        words(&["codex", "exec", "--json", "--full-auto", "--model", "gpt-5-codex", "--", "one"])
+        words(&[
+            "codex",
+            "exec",
+            "--json",
+            "--full-auto",
+            "--model",
+            "gpt-5-codex",
+            "--",
+            "one"
+        ])
     );
     // --agent-cmd on the command line beats git config ws.agent.
     let out = ws_run(&env, &["--agents", "1", "--agent-cmd", "cat > prompt.txt"]);
@@ -252,14 +266,19 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
     let bad = ws_run(&env, &["--agent", "cursor"]);
     bad.expect(2);
     assert!(
-        bad.stderr.contains("--agent: unknown agent \"cursor\" (known: claude, codex, aider, gemini)"),
+        bad.stderr
+            .contains("--agent: unknown agent \"cursor\" (known: claude, codex, aider, gemini)"),
         "{}",
         bad.stderr
     );
     env.git(&["config", "ws.agent", "copilot"]);
     let bad = ws_run(&env, &[]);
     bad.expect(2);
-    assert!(bad.stderr.contains("git config ws.agent = \"copilot\""), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("git config ws.agent = \"copilot\""),
+        "{}",
+        bad.stderr
+    );
     let bad = ws_run(&env, &["--agent", "claude", "--agent-cmd", "x"]);
     bad.expect(2);
     let bad = ws_run(&env, &["--budget=-1"]);
@@ -267,11 +286,15 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
     assert!(bad.stderr.contains("--budget"), "{}", bad.stderr);
     // A workstream naming an unknown agent is invalid, the rest still run.
     env.git(&["config", "--unset", "ws.agent"]);
-    env.ws("p2", json!({"id": "p2", "prompt": "two", "agent": "cursor"}));
+    env.ws(
+        "p2",
+        json!({"id": "p2", "prompt": "two", "agent": "cursor"}),
+    );
     let out = ws_run(&env, &["--agents", "1", "--agent", "claude", "--dry-run"]);
     out.expect(1);
     assert!(
-        out.stdout.contains("p2.json: field \"agent\": unknown agent \"cursor\""),
+        out.stdout
+            .contains("p2.json: field \"agent\": unknown agent \"cursor\""),
         "{}",
         out.stdout
     );
@@ -316,15 +339,24 @@ fn max_cost_usd_stops_an_agent_while_it_runs() {
             .unwrap()
     };
     let spent = cost("spender");
-    assert!((0.04..0.2).contains(&spent), "stopped soon after $0.03: {spent}");
+    assert!(
+        (0.04..0.2).contains(&spent),
+        "stopped soon after $0.03: {spent}"
+    );
     assert!(cost("metered") > 0.5 && cost("metered") < 1.0);
     assert_eq!(cost("capped"), 0.01);
     let a = argv(&env, "capped", 1);
-    assert_eq!(a[a.len() - 4..], words(&["--max-budget-usd", "0.005", "--", "cap"])[..]);
+    assert_eq!(
+        a[a.len() - 4..],
+        words(&["--max-budget-usd", "0.005", "--", "cap"])[..]
+    );
     let e = env.sql(&format!(
         "SELECT error_message FROM consolidated_errors WHERE run_id = '{run}' AND workstream_id = 'spender'"
     ));
-    assert!(e[0][0].contains("more than its max_cost_usd of $0.03: stopped"), "{e:?}");
+    assert!(
+        e[0][0].contains("more than its max_cost_usd of $0.03: stopped"),
+        "{e:?}"
+    );
     // Stopped like a timeout: the command never finished.
     let wt = result_json(&env, &run, "metered", "metadata")["worktree"]
         .as_str()
@@ -363,7 +395,12 @@ fn the_run_budget_stops_dispatching_and_skips_the_rest() {
 fn transient_failures_are_retried_from_a_clean_branch_with_backoff() {
     let env = Env::new();
     env.git(&["config", "ws.retryBackoff", "20ms"]);
-    env.git(&["config", "--add", "ws.transientPattern", "(?i)connection reset"]);
+    env.git(&[
+        "config",
+        "--add",
+        "ws.transientPattern",
+        "(?i)connection reset",
+    ]);
     // Codex is rate-limited twice, then works.
     env.ws(
         "flaky",
@@ -394,7 +431,10 @@ fn transient_failures_are_retried_from_a_clean_branch_with_backoff() {
         "slow",
         json!({"id": "slow", "command": "sleep 5", "timeout_secs": 0.3, "retries": 3}),
     );
-    let out = ws_run(&env, &["--agents", "3", "--retries", "1", "--grace", "100ms"]);
+    let out = ws_run(
+        &env,
+        &["--agents", "3", "--retries", "1", "--grace", "100ms"],
+    );
     out.expect(1);
     let run = out.run_id();
     let attempts = |ws: &str| -> Vec<Vec<String>> {
@@ -411,7 +451,10 @@ fn transient_failures_are_retried_from_a_clean_branch_with_backoff() {
     assert_eq!(a[2][1..3], ["completed".to_string(), "-".to_string()]);
     let b1: f64 = a[0][3].parse().unwrap();
     let b2: f64 = a[1][3].parse().unwrap();
-    assert!((0.01..=0.02).contains(&b1) && (0.02..=0.04).contains(&b2), "{a:?}");
+    assert!(
+        (0.01..=0.02).contains(&b1) && (0.02..=0.04).contains(&b2),
+        "{a:?}"
+    );
     assert_eq!(invocations(&env, "flaky"), 3);
 
     assert_eq!(status(&env, &run, "down"), "failed");
@@ -440,7 +483,14 @@ fn transient_failures_are_retried_from_a_clean_branch_with_backoff() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| format!("{}:{}:{}", r["workstream_id"].as_str().unwrap(), r["attempts"], r["flaky"]))
+        .map(|r| {
+            format!(
+                "{}:{}:{}",
+                r["workstream_id"].as_str().unwrap(),
+                r["attempts"],
+                r["flaky"]
+            )
+        })
         .collect();
     assert_eq!(retried.len(), 3, "{retried:?}");
     for want in ["flaky:3:true", "down:2:false", "reset:2:true"] {
@@ -448,8 +498,17 @@ fn transient_failures_are_retried_from_a_clean_branch_with_backoff() {
     }
     assert!(out.stdout.contains("retried: "), "{}", out.stdout);
     let md = env.ws_report(&["latest", "--format", "markdown", "--errors"]);
-    assert!(md.stdout.contains("### Retried workstreams"), "{}", md.stdout);
-    assert!(md.stdout.contains("**flaky** (codex): 3 attempts, completed (flaky)"), "{}", md.stdout);
+    assert!(
+        md.stdout.contains("### Retried workstreams"),
+        "{}",
+        md.stdout
+    );
+    assert!(
+        md.stdout
+            .contains("**flaky** (codex): 3 attempts, completed (flaky)"),
+        "{}",
+        md.stdout
+    );
 }
 
 #[test]
@@ -468,7 +527,10 @@ fn metrics_files_count_and_hostile_ones_only_warn() {
     );
     write("garbage", "\u{1}not json at all");
     write("negative", r#"{"cost_usd": -5, "input_tokens": 10}"#);
-    env.write("m/huge.json", &format!("{{\"pad\": \"{}\"}}", "x".repeat(100_000)));
+    env.write(
+        "m/huge.json",
+        &format!("{{\"pad\": \"{}\"}}", "x".repeat(100_000)),
+    );
     env.ws(
         "huge",
         json!({"id": "huge", "command": "cp m/huge.json \"$WS_METRICS\""}),
@@ -496,9 +558,13 @@ fn metrics_files_count_and_hostile_ones_only_warn() {
         ("negative", "field \"cost_usd\" must be a number of dollars"),
         ("huge", "more than 65536: ignored"),
     ] {
-        let w: Vec<String> = serde_json::from_value(result_json(&env, &run, ws, "warnings")).unwrap();
+        let w: Vec<String> =
+            serde_json::from_value(result_json(&env, &run, ws, "warnings")).unwrap();
         let w = w.join("\n");
-        assert!(w.contains("WS_METRICS file") && w.contains(says), "{ws}: {w}");
+        assert!(
+            w.contains("WS_METRICS file") && w.contains(says),
+            "{ws}: {w}"
+        );
         assert_eq!(status(&env, &run, ws), "completed");
     }
 }
@@ -510,7 +576,10 @@ fn setup_runs_once_per_worktree_and_again_when_the_base_changes() {
     env.git(&[
         "config",
         "ws.setupCommand",
-        &format!("echo \"$WS_AGENT_ID $WS_PORT\" >> '{}'; mkdir -p node_modules", marks.display()),
+        &format!(
+            "echo \"$WS_AGENT_ID $WS_PORT\" >> '{}'; mkdir -p node_modules",
+            marks.display()
+        ),
     ]);
     env.git(&["config", "ws.keepIgnored", "node_modules"]);
     env.write(".gitignore", "node_modules/\n");
@@ -536,8 +605,13 @@ fn setup_runs_once_per_worktree_and_again_when_the_base_changes() {
     env.git(&["add", "-A"]);
     env.git(&["commit", "-qm", "move the base"]);
     env.ws_run(&["--agents", "2"]).expect(0);
-    assert_eq!(runs().len(), 4, "the base changed: setup again, once per worktree");
-    env.ws_run(&["--agents", "2", "--remove-worktrees"]).expect(0);
+    assert_eq!(
+        runs().len(),
+        4,
+        "the base changed: setup again, once per worktree"
+    );
+    env.ws_run(&["--agents", "2", "--remove-worktrees"])
+        .expect(0);
     assert_eq!(runs().len(), 4);
     env.ws_run(&["--agents", "1"]).expect(0);
     assert_eq!(runs().len(), 5, "a new worktree: setup again");
@@ -546,7 +620,11 @@ fn setup_runs_once_per_worktree_and_again_when_the_base_changes() {
 #[test]
 fn a_failing_setup_is_the_slots_failure_not_the_workstreams() {
     let env = Env::new();
-    env.git(&["config", "ws.setupCommand", "echo 'npm ERR! network' >&2; exit 7"]);
+    env.git(&[
+        "config",
+        "ws.setupCommand",
+        "echo 'npm ERR! network' >&2; exit 7",
+    ]);
     env.ws_cmd("w1", "echo never > x");
     let out = env.ws_run(&["--agents", "2"]);
     out.expect(1);
@@ -555,7 +633,10 @@ fn a_failing_setup_is_the_slots_failure_not_the_workstreams() {
         "SELECT error_type, error_message FROM consolidated_errors WHERE run_id = '{run}' AND workstream_id = 'w1'"
     ));
     assert_eq!(e[0][0], "GitError");
-    assert!(e[0][1].contains("a fault of git-ws, not of the workstream"), "{e:?}");
+    assert!(
+        e[0][1].contains("a fault of git-ws, not of the workstream"),
+        "{e:?}"
+    );
     assert!(
         e[0][1].contains("the setup command (ws.setupCommand) exited with status 7"),
         "{e:?}"
@@ -563,7 +644,9 @@ fn a_failing_setup_is_the_slots_failure_not_the_workstreams() {
     let log = env
         .repo
         .join(format!(".state/logs/{run}/setup-agent-1.log"));
-    assert!(std::fs::read_to_string(log).unwrap().contains("npm ERR! network"));
+    assert!(std::fs::read_to_string(log)
+        .unwrap()
+        .contains("npm ERR! network"));
 }
 
 #[test]
@@ -573,7 +656,11 @@ fn the_notify_command_gets_the_runs_json_also_when_interrupted() {
     env.git(&[
         "config",
         "ws.notifyCommand",
-        &format!("cat > '{}'; echo \"$WS_EXIT_CODE\" >> '{}.code'", got.display(), got.display()),
+        &format!(
+            "cat > '{}'; echo \"$WS_EXIT_CODE\" >> '{}.code'",
+            got.display(),
+            got.display()
+        ),
     ]);
     env.ws_cmd("quick", "echo hi > hi.txt");
     let out = env.ws_run(&["--agents", "1", "--format", "json"]);
@@ -589,10 +676,8 @@ fn the_notify_command_gets_the_runs_json_also_when_interrupted() {
     let spawned = env.spawn_run(&["--agents", "1", "--grace", "200ms"]);
     let logs = env.repo.join(".state/logs");
     wait_until(Duration::from_secs(10), "the workstream to start", || {
-        std::fs::read_dir(&logs).is_ok_and(|d| {
-            d.flatten()
-                .any(|r| r.path().join("quick.pgid").exists())
-        })
+        std::fs::read_dir(&logs)
+            .is_ok_and(|d| d.flatten().any(|r| r.path().join("quick.pgid").exists()))
     });
     signal(spawned.pid(), libc::SIGINT);
     let out = spawned.wait(Duration::from_secs(20));
