@@ -739,3 +739,78 @@ fn ports_are_unique_across_concurrent_runs() {
     // agent-1, agent-2 for run A; the overflow slots agent-1-2, agent-2-2 for run B.
     assert_eq!(got, [20000, 20010, 30000, 30640].into());
 }
+
+/// The demo's two prompt workstreams (fixtures/demo): `faq` is run by the `claude` preset,
+/// which finds the demo's scripted Claude Code first on PATH and reads its stream-json usage;
+/// `release-notes` by `--agent-cmd`, whose agent writes a `$WS_METRICS` file. The report
+/// shows the cost per coding agent.
+#[test]
+fn the_demos_prompt_workstreams_show_cost_per_agent() {
+    let Env { tmp, home, .. } = Env::new();
+    let env = Env {
+        repo: tmp.path().join("demo"),
+        tmp,
+        home,
+    };
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo");
+    let made = env
+        .command("sh")
+        .arg(demo.join("make-repo.sh"))
+        .arg(&env.repo)
+        .current_dir(env.tmp.path())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let path = format!(
+        "{}:{}:{}",
+        env.repo.join("agents/bin").display(),
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Run::from(
+        env.command("git")
+            .args(["ws-run", "--agents", "2", "--only", "faq,release-notes"])
+            .args(["--agent-cmd", "sh agents/prompt-agent.sh"])
+            .env("PATH", path)
+            .output()
+            .unwrap(),
+    );
+    out.expect(0);
+    assert!(
+        out.stdout.contains(
+            "\ncost: $0.0859 (agent-cmd $0.0125, claude $0.0734); tokens: 20,520 in / 792 out\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let run = out.run_id();
+    let md = std::fs::read_to_string(
+        env.repo
+            .join(format!("reports/multi_agent_consolidated_{run}.md")),
+    )
+    .unwrap();
+    for row in [
+        "| Cost (reported by the agents) | $0.0859 (2 of 2 workstreams reported usage) |",
+        "| agent-cmd | 1 | \\$0.0125 | 2,100 | 180 | n/a | demo-notes-1 |",
+        "| claude | 1 | \\$0.0734 | 18,420 | 612 | 3 | claude-sonnet-4-5-20250929 |",
+    ] {
+        assert!(md.contains(row), "{row}\n{md}");
+    }
+    let v = report_json(&env);
+    let ws = |id: &str| -> Value {
+        v["workstreams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["workstream_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let faq = ws("faq");
+    assert_eq!(faq["agent"], "claude");
+    assert_eq!(faq["usage"]["session_id"], "demo-session-faq");
+    assert_eq!(faq["usage"]["cached_input_tokens"], 12288);
+    let notes = ws("release-notes");
+    assert_eq!(notes["agent"], "agent-cmd");
+    assert_eq!(notes["usage"]["extra"]["engine"], "scripted", "{notes}");
+}
