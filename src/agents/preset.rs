@@ -8,13 +8,15 @@
 //! | preset | command line |
 //! | --- | --- |
 //! | `claude` | `claude -p --output-format stream-json --verbose --permission-mode acceptEdits [--max-budget-usd USD] -- PROMPT` |
-//! | `codex` | `codex exec --json --full-auto -- PROMPT` |
+//! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
 //! | `aider` | `aider --message=PROMPT --yes-always --no-pretty` |
 //! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --approval-mode auto_edit` |
 //!
-//! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …). The
-//! prompt goes after `--`, or glued to its option with `=`, so a prompt that starts with `-`
-//! is never read as a flag.
+//! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …); when
+//! they hold the preset's own permission option (`--permission-mode`, `--sandbox`,
+//! `--approval-mode`, or an equivalent), the preset's default permission pair is left out, so
+//! the option is never given twice. The prompt goes after `--`, or glued to its option with
+//! `=`, so a prompt that starts with `-` is never read as a flag.
 
 use std::fmt;
 
@@ -76,12 +78,11 @@ impl Preset {
                 "--output-format",
                 "stream-json",
                 "--verbose",
-                "--permission-mode",
-                "acceptEdits",
             ]),
             // Codex "Non-interactive mode": `codex exec`, --json (JSONL events on stdout),
-            // --full-auto (edits allowed in the workspace sandbox).
-            Preset::Codex => s(&["codex", "exec", "--json", "--full-auto"]),
+            // --sandbox workspace-write (edits allowed in the workspace; the documented
+            // replacement of the deprecated --full-auto).
+            Preset::Codex => s(&["codex", "exec", "--json"]),
             // Aider "Scripting aider": --message (one instruction, then exit), --yes-always
             // (answer yes to every confirmation), --no-pretty (plain output).
             Preset::Aider => vec![
@@ -97,10 +98,17 @@ impl Preset {
                 format!("--prompt={prompt}"),
                 "--output-format".to_string(),
                 "stream-json".to_string(),
-                "--approval-mode".to_string(),
-                "auto_edit".to_string(),
             ],
         };
+        let overridden = extra.iter().any(|a| {
+            self.permission_options()
+                .iter()
+                .any(|o| a == o || a.strip_prefix(o).is_some_and(|r| r.starts_with('=')))
+        });
+        if let (false, Some((option, value))) = (overridden, self.default_permission()) {
+            argv.push(option.to_string());
+            argv.push(value.to_string());
+        }
         if let (Preset::Claude, Some(usd)) = (self, max_budget_usd) {
             argv.push("--max-budget-usd".to_string());
             argv.push(format_usd_arg(usd));
@@ -111,6 +119,35 @@ impl Preset {
             argv.push(prompt.to_string());
         }
         argv
+    }
+
+    /// The option and value that let the agent edit files in its worktree without asking,
+    /// and nothing more: Claude Code's `--permission-mode acceptEdits`, Codex's `--sandbox
+    /// workspace-write`, Gemini CLI's `--approval-mode auto_edit`. Aider edits files by
+    /// default (`--yes-always` answers its confirmations).
+    pub fn default_permission(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Preset::Claude => Some(("--permission-mode", "acceptEdits")),
+            Preset::Codex => Some(("--sandbox", "workspace-write")),
+            Preset::Aider => None,
+            Preset::Gemini => Some(("--approval-mode", "auto_edit")),
+        }
+    }
+
+    /// Options in `ws.agentArgs` that set the permission level themselves and so replace
+    /// [`Preset::default_permission`].
+    pub fn permission_options(self) -> &'static [&'static str] {
+        match self {
+            Preset::Claude => &["--permission-mode", "--dangerously-skip-permissions"],
+            Preset::Codex => &[
+                "--sandbox",
+                "-s",
+                "--full-auto",
+                "--dangerously-bypass-approvals-and-sandbox",
+            ],
+            Preset::Aider => &[],
+            Preset::Gemini => &["--approval-mode", "--yolo", "-y"],
+        }
     }
 
     /// Exit codes that mean the agent failed for good (never transient): Gemini CLI's 42
@@ -235,7 +272,7 @@ mod tests {
         );
         assert_eq!(
             Preset::Codex.argv("p", &[], Some(1.0)).join(" "),
-            "codex exec --json --full-auto -- p"
+            "codex exec --json --sandbox workspace-write -- p"
         );
         assert_eq!(
             Preset::Aider.argv("two words", &extra, None),
@@ -251,6 +288,34 @@ mod tests {
         assert_eq!(
             Preset::Gemini.argv("p", &[], None).join(" "),
             "gemini --prompt=p --output-format stream-json --approval-mode auto_edit"
+        );
+    }
+
+    #[test]
+    fn agent_args_with_a_permission_option_replace_the_presets() {
+        let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            Preset::Codex
+                .argv("p", &args(&["--sandbox", "danger-full-access"]), None)
+                .join(" "),
+            "codex exec --json --sandbox danger-full-access -- p"
+        );
+        assert_eq!(
+            Preset::Claude
+                .argv("p", &args(&["--permission-mode=bypassPermissions"]), None)
+                .join(" "),
+            "claude -p --output-format stream-json --verbose --permission-mode=bypassPermissions -- p"
+        );
+        assert_eq!(
+            Preset::Gemini.argv("p", &args(&["--yolo"]), None).join(" "),
+            "gemini --prompt=p --output-format stream-json --yolo"
+        );
+        // Look-alikes do not count.
+        assert_eq!(
+            Preset::Codex
+                .argv("p", &args(&["--sandboxed-tests"]), None)
+                .join(" "),
+            "codex exec --json --sandbox workspace-write --sandboxed-tests -- p"
         );
     }
 

@@ -99,7 +99,15 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
     );
     assert_eq!(
         argv(&env, "by-codex", 1),
-        words(&["codex", "exec", "--json", "--full-auto", "--", PROMPT])
+        words(&[
+            "codex",
+            "exec",
+            "--json",
+            "--sandbox",
+            "workspace-write",
+            "--",
+            PROMPT
+        ])
     );
     assert_eq!(
         argv(&env, "by-aider", 1),
@@ -242,6 +250,12 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
         argv(&env, "p1", 1)[6..],
         words(&["--model", "gpt-5-codex"])[..]
     );
+    // ws.agentArgs with the preset's permission option replaces the preset's default.
+    env.git(&[
+        "config",
+        "ws.agentArgs",
+        "--model gpt-5-codex --sandbox danger-full-access",
+    ]);
     ws_run(&env, &["--agents", "1"]).expect(0);
     assert_eq!(
         argv(&env, "p1", 2),
@@ -249,9 +263,10 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
             "codex",
             "exec",
             "--json",
-            "--full-auto",
             "--model",
             "gpt-5-codex",
+            "--sandbox",
+            "danger-full-access",
             "--",
             "one"
         ])
