@@ -63,6 +63,7 @@
 //! assert!(markdown.contains("## Executive summary"));
 //! ```
 
+pub mod agents;
 pub mod cli;
 pub mod consolidate;
 pub mod db;

@@ -50,10 +50,13 @@ pub enum ErrorType {
     Cancelled,
     SpawnError,
     GitError,
+    /// Stopped because its cost passed `max_cost_usd`, or not started because the run's
+    /// `--budget` was spent.
+    BudgetExceeded,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 8] = [
+    pub const ALL: [ErrorType; 9] = [
         ErrorType::InvalidWorkstream,
         ErrorType::CommandFailed,
         ErrorType::Timeout,
@@ -62,6 +65,7 @@ impl ErrorType {
         ErrorType::Cancelled,
         ErrorType::SpawnError,
         ErrorType::GitError,
+        ErrorType::BudgetExceeded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +78,7 @@ impl ErrorType {
             ErrorType::Cancelled => "Cancelled",
             ErrorType::SpawnError => "SpawnError",
             ErrorType::GitError => "GitError",
+            ErrorType::BudgetExceeded => "BudgetExceeded",
         }
     }
 
@@ -241,6 +246,16 @@ pub struct WorkstreamResult {
     pub command_seconds: Option<f64>,
     /// Wall time of the `test` command.
     pub test_seconds: Option<f64>,
+    /// The coding agent that ran it: a preset (`claude`, `codex`, `aider`, `gemini`),
+    /// `agent-cmd` (the `--agent-cmd` command) or `command` (the workstream's own command);
+    /// None when it never ran.
+    pub agent: Option<String>,
+    /// What the agent reported spending, summed over every attempt; None when nothing
+    /// reported usage.
+    pub usage: Option<Usage>,
+    /// Every attempt at the command, oldest first (more than one when transient failures
+    /// were retried); empty when it never ran.
+    pub attempts: Vec<Attempt>,
 }
 
 impl WorkstreamResult {
@@ -270,6 +285,9 @@ impl WorkstreamResult {
             source_file: None,
             command_seconds: None,
             test_seconds: None,
+            agent: None,
+            usage: None,
+            attempts: Vec::new(),
         }
     }
 
@@ -295,6 +313,9 @@ impl WorkstreamResult {
             "command_seconds": self.command_seconds,
             "test_seconds": self.test_seconds,
             "file_changes": self.files,
+            "agent": self.agent,
+            "usage": self.usage,
+            "attempts": self.attempts,
         })
     }
 }
@@ -499,4 +520,55 @@ pub struct MergeForecast {
 impl MergeForecast {
     /// Clusters up to this size have every pair merged.
     pub const PAIRWISE_LIMIT: usize = 12;
+}
+
+/// What a coding agent reported spending: parsed from a preset's structured output and/or
+/// the `$WS_METRICS` file. Every field is optional: an agent reports what it knows. Token
+/// counts are as the agent reports them (Claude's `input_tokens` excludes cache reads,
+/// Codex's includes them; `cached_input_tokens` says how many were cache reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Who reported it: a preset name, `metrics` (the `$WS_METRICS` file), or both
+    /// (`claude+metrics`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// Anything else the `$WS_METRICS` file said, kept as it was.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One attempt at a workstream's command (and its tests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 1-based.
+    pub attempt: u32,
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    pub duration_seconds: f64,
+    /// `completed`, or the error type that ended it (`CommandFailed`, `Timeout`, …).
+    pub outcome: String,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Why it was retried (the transient failure it was classified as); None for the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_reason: Option<String>,
+    /// How long git-ws waited before the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_seconds: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }

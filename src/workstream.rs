@@ -26,7 +26,7 @@ pub enum Action {
 }
 
 /// A valid workstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Workstream {
     pub id: String,
     pub title: Option<String>,
@@ -40,6 +40,13 @@ pub struct Workstream {
     /// What loading it warned about (unknown fields, …), each naming the file; kept with the
     /// workstream's result so the report shows them.
     pub warnings: Vec<String>,
+    /// `"agent"`: the preset that runs its prompt (else `--agent` / `ws.agent`, then the
+    /// agent command).
+    pub agent: Option<crate::agents::Preset>,
+    /// `"retries"`: retries of transient failures (else `--retries`).
+    pub retries: Option<u32>,
+    /// `"max_cost_usd"`: stop the agent when what it spent passes this.
+    pub max_cost_usd: Option<f64>,
 }
 
 /// A workstream file that did not parse or validate. `message` names the file and the
@@ -55,7 +62,7 @@ pub struct InvalidWorkstream {
 
 /// Result of loading a directory: valid workstreams (sorted by file name), invalid ones,
 /// and warnings (unknown fields, …) each naming its file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Loaded {
     pub valid: Vec<Workstream>,
     pub invalid: Vec<InvalidWorkstream>,
@@ -73,7 +80,7 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The fields a workstream file may have; anything else is warned about and ignored.
-pub const KNOWN_FIELDS: [&str; 8] = [
+pub const KNOWN_FIELDS: [&str; 11] = [
     "id",
     "title",
     "command",
@@ -82,6 +89,9 @@ pub const KNOWN_FIELDS: [&str; 8] = [
     "timeout_secs",
     "depends_on",
     "env",
+    "agent",
+    "retries",
+    "max_cost_usd",
 ];
 
 /// Parse and validate one file's bytes on its own (no cross-file checks).
@@ -366,6 +376,72 @@ fn from_object(
         )),
     }
 
+    let agent = match obj.get("agent") {
+        None => None,
+        Some(Value::String(a)) => match crate::agents::Preset::parse(a) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push(format!("field \"agent\": {e}"));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(format!(
+                "field \"agent\": expected an agent name ({}), found {}",
+                crate::agents::Preset::names(),
+                type_name(other)
+            ));
+            None
+        }
+    };
+    if agent.is_some() && obj.contains_key("command") {
+        problems.push(
+            "field \"agent\": only a workstream with a \"prompt\" runs an agent (this one has a \"command\")"
+                .to_string(),
+        );
+    }
+
+    let retries = match obj.get("retries") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(r) if r <= u64::from(crate::agents::retry::MAX_RETRIES) => Some(r as u32),
+            _ => {
+                problems.push(format!(
+                    "field \"retries\": {n} is not a whole number from 0 to {}",
+                    crate::agents::retry::MAX_RETRIES
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(format!(
+                "field \"retries\": expected a whole number, found {}",
+                type_name(other)
+            ));
+            None
+        }
+    };
+
+    let max_cost_usd = match obj.get("max_cost_usd") {
+        None => None,
+        Some(Value::Number(n)) => match n.as_f64().map(crate::agents::check_budget) {
+            Some(Ok(c)) => Some(c),
+            _ => {
+                problems.push(format!(
+                    "field \"max_cost_usd\": {n} is not an amount of dollars more than 0"
+                ));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(format!(
+                "field \"max_cost_usd\": expected a number of dollars, found {}",
+                type_name(other)
+            ));
+            None
+        }
+    };
+
     match (problems.is_empty(), id, action) {
         (true, Some(id), Some(action)) => Ok((
             Workstream {
@@ -378,6 +454,9 @@ fn from_object(
                 env,
                 file: file.to_string(),
                 warnings: warnings.clone(),
+                agent,
+                retries,
+                max_cost_usd,
             },
             warnings,
         )),
@@ -1067,6 +1146,9 @@ mod tests {
             env: BTreeMap::new(),
             file: file.to_string(),
             warnings: Vec::new(),
+            agent: None,
+            retries: None,
+            max_cost_usd: None,
         }
     }
 
@@ -1101,6 +1183,54 @@ mod tests {
         assert_eq!(w.depends_on, vec!["ws-00".to_string()]);
         assert_eq!(w.env.get("RUST_LOG").map(String::as_str), Some("info"));
         assert_eq!(w.file, "ws-01.json");
+    }
+
+    #[test]
+    fn agent_retries_and_budget_fields() {
+        let (w, warnings) = ok(
+            "a.json",
+            r#"{"id":"a","prompt":"p","agent":"Codex","retries":3,"max_cost_usd":0.5}"#,
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(w.agent, Some(crate::agents::Preset::Codex));
+        assert_eq!((w.retries, w.max_cost_usd), (Some(3), Some(0.5)));
+        let e = err(
+            "b.json",
+            r#"{"id":"b","command":"x","agent":"cursor","retries":-1,"max_cost_usd":0}"#,
+        );
+        assert_eq!(
+            e.message,
+            "b.json: field \"agent\": unknown agent \"cursor\" (known: claude, codex, aider, gemini); \
+             field \"retries\": -1 is not a whole number from 0 to 20; \
+             field \"max_cost_usd\": 0 is not an amount of dollars more than 0"
+        );
+        let e = err(
+            "c.json",
+            r#"{"id":"c","command":"x","agent":"claude","retries":"2"}"#,
+        );
+        assert!(
+            e.message
+                .contains("only a workstream with a \"prompt\" runs an agent"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .contains("field \"retries\": expected a whole number, found a string"),
+            "{}",
+            e.message
+        );
+        let e = err(
+            "d.json",
+            r#"{"id":"d","prompt":"x","agent":1,"max_cost_usd":"1"}"#,
+        );
+        assert!(e.message.contains("field \"agent\": expected an agent name (claude, codex, aider, gemini), found a number"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("field \"max_cost_usd\": expected a number of dollars, found a string"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

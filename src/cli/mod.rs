@@ -25,7 +25,7 @@ pub enum SummaryFormat {
     name = "git-ws-run",
     bin_name = "git ws-run",
     version,
-    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
+    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.agent, ws.agentArgs, ws.retries, ws.retryBackoff, ws.retryOn, ws.transientPattern, ws.portBase, ws.setupCommand, ws.setupTimeout, ws.notifyCommand, ws.notifyTimeout, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
 )]
 pub struct RunArgs {
     /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
@@ -40,6 +40,15 @@ pub struct RunArgs {
     /// Command for workstreams that give a prompt [default: git config ws.agentCommand]
     #[arg(long, value_name = "CMD")]
     pub agent_cmd: Option<String>,
+    /// Coding agent preset for prompt workstreams: claude, codex, aider, gemini [default: git config ws.agent]
+    #[arg(long, value_name = "NAME", conflicts_with = "agent_cmd")]
+    pub agent: Option<String>,
+    /// Stop dispatching once the run's recorded spend reaches USD dollars (the rest is skipped)
+    #[arg(long, value_name = "USD", value_parser = parse_budget)]
+    pub budget: Option<f64>,
+    /// Retry transient failures (rate limits, overload) up to N times with backoff [default: git config ws.retries, else 0]
+    #[arg(long, value_name = "N", value_parser = parse_retries)]
+    pub retries: Option<u32>,
     /// Default per-workstream time limit (90s, 30m, 1h)
     #[arg(long, value_name = "DUR", default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -107,6 +116,23 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     workstream::parse_duration(s)
 }
 
+fn parse_budget(s: &str) -> Result<f64, String> {
+    let usd: f64 = s
+        .trim()
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| format!("{s:?} is not an amount of dollars (e.g. 5 or 2.50)"))?;
+    crate::agents::check_budget(usd)
+}
+
+fn parse_retries(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number of retries"))?;
+    crate::agents::check_retries(n)
+}
+
 impl RunArgs {
     /// The library options these flags describe.
     pub fn to_options(&self, cwd: PathBuf) -> RunOptions {
@@ -142,6 +168,11 @@ impl RunArgs {
             db_path: self.db.clone(),
             reports_dir: self.reports_dir.clone(),
             keep_ignored: None,
+            agent_options: crate::agents::Options {
+                agent: self.agent.clone(),
+                budget_usd: self.budget,
+                retries: self.retries,
+            },
         }
     }
 
@@ -435,10 +466,8 @@ struct RunSummaryJson<'a> {
     exit_code: i32,
 }
 
-/// The closing summary printed on stdout.
-pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
-    use crate::view::text::duration;
-    let view = crate::view::RunView::build(crate::view::Input {
+fn summary_view(o: &RunOutcome) -> crate::view::RunView {
+    crate::view::RunView::build(crate::view::Input {
         consolidated: &o.consolidated,
         results: &o.results,
         merges: None,
@@ -447,19 +476,33 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
         } else {
             "finished"
         },
-    });
+    })
+}
+
+/// `git ws-run --format json`: the run object and what only the finished invocation knows
+/// (also what `ws.notifyCommand` gets on stdin).
+pub fn summary_json(o: &RunOutcome) -> String {
+    summary_json_of(o, &summary_view(o))
+}
+
+fn summary_json_of(o: &RunOutcome, view: &crate::view::RunView) -> String {
+    let v = RunSummaryJson {
+        run: view,
+        interrupted: o.interrupted,
+        report_path: o.report_path.as_deref(),
+        report_error: o.report_error.as_deref(),
+        db_path: &o.db_path,
+        exit_code: o.exit_code(),
+    };
+    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+}
+
+/// The closing summary printed on stdout.
+pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
+    use crate::view::text::duration;
+    let view = summary_view(o);
     match format {
-        SummaryFormat::Json => {
-            let v = RunSummaryJson {
-                run: &view,
-                interrupted: o.interrupted,
-                report_path: o.report_path.as_deref(),
-                report_error: o.report_error.as_deref(),
-                db_path: &o.db_path,
-                exit_code: o.exit_code(),
-            };
-            format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
-        }
+        SummaryFormat::Json => summary_json_of(o, &view),
         SummaryFormat::Human => {
             use std::fmt::Write;
             let mut s = String::new();
@@ -486,6 +529,12 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
                     .map(|o| format!("  overhead: {}/workstream", duration(o)))
                     .unwrap_or_default()
             );
+            if let Some(line) = crate::report::usage_line(&view) {
+                let _ = writeln!(s, "{line}");
+            }
+            if let Some(line) = crate::report::retries_line(&view) {
+                let _ = writeln!(s, "{line}");
+            }
             for r in &view.recommendations {
                 let _ = writeln!(s, "- {r}");
             }

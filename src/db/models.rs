@@ -4,8 +4,8 @@
 //! object, `metadata` is [`WorkstreamResult::metadata_json`].
 
 use super::schema::{
-    agent_results, consolidated_errors, consolidated_runs, ws_commits, ws_forecast_pairs,
-    ws_merge_order, ws_merges, ws_result_files, ws_runs,
+    agent_results, consolidated_errors, consolidated_runs, ws_attempts, ws_commits,
+    ws_forecast_pairs, ws_merge_order, ws_merges, ws_result_files, ws_runs, ws_usage,
 };
 use crate::model::{
     ChangeKind, ConflictHunk, FileChange, MergeStep, PairForecast, RunInfo, Status, TestResults,
@@ -297,6 +297,92 @@ pub struct MergeRow {
     pub merged_at: String,
 }
 
+/// A workstream's usage, all attempts together (`ws_usage`).
+#[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_usage)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct UsageRow {
+    pub run_id: String,
+    pub workstream_id: String,
+    pub agent_id: String,
+    pub agent: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cached_input_tokens: Option<i64>,
+    pub turns: Option<i64>,
+    pub model: Option<String>,
+    pub session_id: Option<String>,
+    pub source: String,
+}
+
+/// One attempt at a workstream's command (`ws_attempts`).
+#[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_attempts)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct AttemptRow {
+    pub run_id: String,
+    pub workstream_id: String,
+    pub attempt: i64,
+    pub agent_id: String,
+    pub agent: Option<String>,
+    pub started_at: Option<String>,
+    pub duration_seconds: f64,
+    pub outcome: String,
+    pub exit_code: Option<i64>,
+    pub retry_reason: Option<String>,
+    pub backoff_seconds: Option<f64>,
+    pub cost_usd: Option<f64>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+}
+
+/// Bound columns of [`AttemptRow`].
+pub const ATTEMPT_COLUMNS: usize = 14;
+
+fn db_count(n: Option<u64>) -> Option<i64> {
+    n.map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// The `ws_usage` row and `ws_attempts` rows of a result.
+fn agent_rows(r: &WorkstreamResult) -> (Option<UsageRow>, Vec<AttemptRow>) {
+    let usage = r.usage.as_ref().map(|u| UsageRow {
+        run_id: r.run_id.clone(),
+        workstream_id: r.workstream_id.clone(),
+        agent_id: r.agent_id.clone(),
+        agent: r.agent.clone(),
+        cost_usd: u.cost_usd,
+        input_tokens: db_count(u.input_tokens),
+        output_tokens: db_count(u.output_tokens),
+        cached_input_tokens: db_count(u.cached_input_tokens),
+        turns: db_count(u.turns),
+        model: u.model.clone(),
+        session_id: u.session_id.clone(),
+        source: u.source.clone(),
+    });
+    let attempts = r
+        .attempts
+        .iter()
+        .map(|a| AttemptRow {
+            run_id: r.run_id.clone(),
+            workstream_id: r.workstream_id.clone(),
+            attempt: i64::from(a.attempt),
+            agent_id: r.agent_id.clone(),
+            agent: r.agent.clone(),
+            started_at: a.started_at.as_ref().map(fmt_ts),
+            duration_seconds: a.duration_seconds,
+            outcome: a.outcome.clone(),
+            exit_code: a.exit_code.map(i64::from),
+            retry_reason: a.retry_reason.clone(),
+            backoff_seconds: a.backoff_seconds,
+            cost_usd: a.usage.as_ref().and_then(|u| u.cost_usd),
+            input_tokens: db_count(a.usage.as_ref().and_then(|u| u.input_tokens)),
+            output_tokens: db_count(a.usage.as_ref().and_then(|u| u.output_tokens)),
+        })
+        .collect();
+    (usage, attempts)
+}
+
 /// The rows one [`WorkstreamResult`] is stored as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResultRows {
@@ -304,6 +390,10 @@ pub struct ResultRows {
     pub errors: Vec<NewError>,
     pub files: Vec<NewResultFile>,
     pub commits: Vec<NewCommit>,
+    /// `ws_usage`, when the result reported usage.
+    pub usage: Option<UsageRow>,
+    /// `ws_attempts`.
+    pub attempts: Vec<AttemptRow>,
 }
 
 fn json<T: Serialize + ?Sized>(v: &T, column: &str) -> Result<String, String> {
@@ -370,11 +460,14 @@ pub fn result_rows(r: &WorkstreamResult) -> Result<ResultRows, String> {
             position: i as i64,
         })
         .collect();
+    let (usage, attempts) = agent_rows(r);
     Ok(ResultRows {
         result,
         errors,
         files,
         commits,
+        usage,
+        attempts,
     })
 }
 
@@ -395,6 +488,9 @@ struct Metadata {
     command_seconds: Option<f64>,
     test_seconds: Option<f64>,
     file_changes: Option<Vec<FileChange>>,
+    agent: Option<String>,
+    usage: Option<crate::model::Usage>,
+    attempts: Option<Vec<crate::model::Attempt>>,
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(
@@ -511,6 +607,9 @@ pub fn result_from_rows(
         source_file: meta.source_file,
         command_seconds: meta.command_seconds,
         test_seconds: meta.test_seconds,
+        agent: meta.agent,
+        usage: meta.usage,
+        attempts: meta.attempts.unwrap_or_default(),
     })
 }
 

@@ -110,6 +110,18 @@ pub fn record_result(c: &mut Conn, r: &WorkstreamResult) -> TxResult<()> {
                 .filter(ws_commits::workstream_id.eq(ws)),
         )
         .execute(c)?;
+        diesel::delete(
+            ws_usage::table
+                .filter(ws_usage::run_id.eq(run))
+                .filter(ws_usage::workstream_id.eq(ws)),
+        )
+        .execute(c)?;
+        diesel::delete(
+            ws_attempts::table
+                .filter(ws_attempts::run_id.eq(run))
+                .filter(ws_attempts::workstream_id.eq(ws)),
+        )
+        .execute(c)?;
         diesel::insert_into(agent_results::table)
             .values(&rows.result)
             .execute(c)?;
@@ -125,6 +137,14 @@ pub fn record_result(c: &mut Conn, r: &WorkstreamResult) -> TxResult<()> {
         }
         for chunk in rows.commits.chunks(chunk_rows(COMMIT_COLUMNS)) {
             diesel::insert_into(ws_commits::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        if let Some(u) = &rows.usage {
+            diesel::insert_into(ws_usage::table).values(u).execute(c)?;
+        }
+        for chunk in rows.attempts.chunks(chunk_rows(ATTEMPT_COLUMNS)) {
+            diesel::insert_into(ws_attempts::table)
                 .values(chunk)
                 .execute(c)?;
         }

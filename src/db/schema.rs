@@ -123,6 +123,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    ws_usage (run_id, workstream_id) {
+        run_id -> Text,
+        workstream_id -> Text,
+        agent_id -> Text,
+        agent -> Nullable<Text>,
+        cost_usd -> Nullable<Double>,
+        input_tokens -> Nullable<BigInt>,
+        output_tokens -> Nullable<BigInt>,
+        cached_input_tokens -> Nullable<BigInt>,
+        turns -> Nullable<BigInt>,
+        model -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        source -> Text,
+    }
+}
+
+diesel::table! {
+    ws_attempts (run_id, workstream_id, attempt) {
+        run_id -> Text,
+        workstream_id -> Text,
+        attempt -> BigInt,
+        agent_id -> Text,
+        agent -> Nullable<Text>,
+        started_at -> Nullable<Text>,
+        duration_seconds -> Double,
+        outcome -> Text,
+        exit_code -> Nullable<BigInt>,
+        retry_reason -> Nullable<Text>,
+        backoff_seconds -> Nullable<Double>,
+        cost_usd -> Nullable<Double>,
+        input_tokens -> Nullable<BigInt>,
+        output_tokens -> Nullable<BigInt>,
+    }
+}
+
 diesel::joinable!(ws_runs -> consolidated_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -135,4 +171,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     ws_forecast_pairs,
     ws_merge_order,
     ws_merges,
+    ws_usage,
+    ws_attempts,
 );

@@ -1272,3 +1272,89 @@ fn open_for_hook_is_none_without_a_file_and_never_creates_one() {
     assert_eq!(db.branch_index().unwrap(), HashMap::new());
     assert_eq!(db.location(), &DbLocation::Sqlite(path.clone()));
 }
+
+#[test]
+fn usage_and_attempts_are_stored_queryable_and_read_back() {
+    use crate::model::{Attempt, Usage};
+    let (_dir, _path, mut db) = fresh();
+    db.begin_run(&info(SEED_RUN, t0())).unwrap();
+    let mut r = full_result(SEED_RUN, "ws-01", "agent-1", 0);
+    r.agent = Some("claude".into());
+    let u = Usage {
+        cost_usd: Some(0.0412718),
+        input_tokens: Some(15),
+        output_tokens: Some(263),
+        cached_input_tokens: Some(46_367),
+        turns: Some(4),
+        model: Some("claude-sonnet-4-5".into()),
+        session_id: Some("s-1".into()),
+        source: "claude+metrics".into(),
+        extra: serde_json::from_str(r#"{"latency_ms": 12}"#).unwrap(),
+    };
+    r.usage = Some(u.clone());
+    r.attempts = vec![
+        Attempt {
+            attempt: 1,
+            started_at: Some(t0()),
+            duration_seconds: 1.5,
+            outcome: "CommandFailed".into(),
+            exit_code: Some(1),
+            retry_reason: Some("claude reported overloaded_error".into()),
+            backoff_seconds: Some(10.0),
+            usage: None,
+        },
+        Attempt {
+            attempt: 2,
+            started_at: Some(t0() + Duration::seconds(12)),
+            duration_seconds: 2.0,
+            outcome: "completed".into(),
+            exit_code: Some(0),
+            retry_reason: None,
+            backoff_seconds: None,
+            usage: Some(u.clone()),
+        },
+    ];
+    db.record_result(&r).unwrap();
+    db.record_result(&r).unwrap();
+    assert_eq!(db.results(SEED_RUN).unwrap(), vec![r.clone()]);
+    let c = db.sqlite();
+    assert_eq!(count(c, "ws_usage", "ws-01"), 1);
+    assert_eq!(count(c, "ws_attempts", "ws-01"), 2);
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        agent: Option<String>,
+        #[diesel(sql_type = Nullable<Double>)]
+        cost_usd: Option<f64>,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        cached_input_tokens: Option<i64>,
+        #[diesel(sql_type = Text)]
+        source: String,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT agent, cost_usd, cached_input_tokens, source FROM ws_usage WHERE workstream_id = 'ws-01'",
+    )
+    .get_result(c)
+    .unwrap();
+    assert_eq!(
+        (
+            row.agent.as_deref(),
+            row.cost_usd,
+            row.cached_input_tokens,
+            row.source.as_str()
+        ),
+        (
+            Some("claude"),
+            Some(0.0412718),
+            Some(46_367),
+            "claude+metrics"
+        )
+    );
+    // A result without usage leaves no usage row.
+    r.usage = None;
+    r.attempts.truncate(1);
+    db.record_result(&r).unwrap();
+    let c = db.sqlite();
+    assert_eq!(count(c, "ws_usage", "ws-01"), 0);
+    assert_eq!(count(c, "ws_attempts", "ws-01"), 1);
+}

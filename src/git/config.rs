@@ -17,6 +17,19 @@ impl Config {
         self.0.get_string(key).ok()
     }
 
+    /// Every value of a multi-valued `key` (`git config --add`), in order; empty if unset.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Ok(mut entries) = self.0.multivar(key, None) {
+            while let Some(Ok(e)) = entries.next() {
+                if let Ok(v) = e.value() {
+                    out.push(v.to_string());
+                }
+            }
+        }
+        out
+    }
+
     /// The boolean value of `key` (git's spellings: true/false, yes/no, on/off, 1/0), if
     /// set; an error sentence naming the key when it is set to something else.
     pub fn bool(&self, key: &str) -> Result<Option<bool>, String> {

@@ -23,6 +23,8 @@ impl Section {
                 "wall_seconds",
                 "busy_seconds",
                 "speedup",
+                "usage",
+                "retries",
             ],
             Section::Agents => &["agents"],
             Section::Workstreams => &["workstreams"],
@@ -36,6 +38,9 @@ impl Section {
         }
     }
 }
+
+/// Run keys present only when there is something to say.
+const OPTIONAL_KEYS: [&str; 2] = ["usage", "retries"];
 
 /// Pretty JSON and a final newline.
 fn pretty(v: &impl serde::Serialize) -> String {
@@ -72,7 +77,12 @@ pub fn json_sections(v: &RunView, sections: &[Section]) -> String {
         many => {
             let mut picked = Map::new();
             for k in many {
-                picked.insert(k.to_string(), all.remove(*k).unwrap_or(Value::Null));
+                // Keys the run leaves out when they are empty (usage, retries) stay out.
+                if let Some(v) = all.remove(*k) {
+                    picked.insert(k.to_string(), v);
+                } else if !OPTIONAL_KEYS.contains(k) {
+                    picked.insert(k.to_string(), Value::Null);
+                }
             }
             pretty(&picked)
         }

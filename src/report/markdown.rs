@@ -138,6 +138,9 @@ fn summary(out: &mut String, v: &RunView) {
         ("Errors", v.total_errors.to_string()),
         ("Warnings", v.total_warnings.to_string()),
         ("Tests passed / failed / skipped", test_totals(v)),
+    ];
+    rows.extend(super::usage::summary_rows(v));
+    rows.extend(vec![
         ("Wall time", duration(v.wall_seconds)),
         ("Busy time (sum of durations)", duration(v.busy_seconds)),
         (
@@ -160,7 +163,7 @@ fn summary(out: &mut String, v: &RunView) {
         ),
         ("Agents", v.agent_count.to_string()),
         ("Started", v.timestamp[..19].replace('T', " ") + " UTC"),
-    ];
+    ]);
     if let Some(f) = v.finished_at {
         rows.push(("Finished", f.format("%Y-%m-%d %H:%M:%S UTC").to_string()));
     }
@@ -180,6 +183,7 @@ fn agents(out: &mut String, v: &RunView) {
         cells[0] = esc(&cells[0]);
         md_row(out, &cells);
     }
+    super::usage::markdown_agents(out, v);
     if v.workstreams.is_empty() {
         return;
     }
@@ -212,12 +216,14 @@ fn workstreams(out: &mut String, v: &RunView) {
         out.push_str("No workstreams.\n");
         return;
     }
-    md_header(
-        out,
-        &[
-            "ID", "Title", "Agent", "Status", "Duration", "Files", "+/-", "Commits", "Branch",
-        ],
-    );
+    let with_cost = v.usage.is_some();
+    let mut headers = vec![
+        "ID", "Title", "Agent", "Status", "Duration", "Files", "+/-", "Commits", "Branch",
+    ];
+    if with_cost {
+        headers.push("Cost");
+    }
+    md_header(out, &headers);
     let mut long_titles = Vec::new();
     for w in &v.workstreams {
         let title = w.title.as_deref().unwrap_or("");
@@ -225,21 +231,22 @@ fn workstreams(out: &mut String, v: &RunView) {
         if shown != title {
             long_titles.push((&w.workstream_id, title));
         }
-        md_row(
-            out,
-            &[
-                esc(&w.workstream_id),
-                esc(&shown),
-                esc(&w.agent_id),
-                status_marker(w.status).to_string(),
-                w.start_time
-                    .map_or("n/a".to_string(), |_| duration(w.duration_seconds)),
-                w.files.len().to_string(),
-                format!("+{} / -{}", w.additions, w.deletions),
-                w.commits_created.len().to_string(),
-                esc(w.branch.as_deref().unwrap_or("")),
-            ],
-        );
+        let mut cells = vec![
+            esc(&w.workstream_id),
+            esc(&shown),
+            esc(&w.agent_id),
+            status_marker(w.status).to_string(),
+            w.start_time
+                .map_or("n/a".to_string(), |_| duration(w.duration_seconds)),
+            w.files.len().to_string(),
+            format!("+{} / -{}", w.additions, w.deletions),
+            w.commits_created.len().to_string(),
+            esc(w.branch.as_deref().unwrap_or("")),
+        ];
+        if with_cost {
+            cells.push(super::usage::cost_cell(w.usage.as_ref()));
+        }
+        md_row(out, &cells);
     }
     if !long_titles.is_empty() {
         out.push_str("\nFull titles:\n\n");
@@ -258,6 +265,7 @@ fn write_tail(out: &mut String, t: &OutputTail) {
 fn errors(out: &mut String, v: &RunView) {
     if v.errors.is_empty() && v.warnings.is_empty() {
         out.push_str("No errors or warnings.\n");
+        super::usage::markdown_retries(out, v);
         return;
     }
     if v.errors_by_type.is_empty() {
@@ -291,6 +299,7 @@ fn errors(out: &mut String, v: &RunView) {
         "errors",
         "",
     );
+    super::usage::markdown_retries(out, v);
     if !v.warnings.is_empty() {
         out.push_str("\n### Warnings\n\n");
         for w in v.warnings.iter().take(MAX_ERROR_DETAILS) {

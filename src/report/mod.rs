@@ -10,6 +10,7 @@ mod escape;
 mod json;
 mod markdown;
 mod table;
+mod usage;
 
 use crate::consolidate::Consolidated;
 use crate::model::WorkstreamResult;
@@ -19,6 +20,7 @@ pub use escape::{fenced_with, mermaid_name};
 pub use json::{json, json_sections};
 pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
 pub use table::{render_table, tables, TABLE_TITLE_COLUMNS};
+pub use usage::{fmt_count, fmt_usd, retries_line, usage_line};
 
 /// The per-agent table, shared by the report and the terminal: headers and plain cells.
 pub(crate) const AGENT_HEADERS: [&str; 8] = [

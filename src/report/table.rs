@@ -128,6 +128,7 @@ fn overview(v: &RunView) -> String {
     if v.tests.workstreams_tested > 0 {
         let _ = writeln!(s, "tests passed / failed / skipped: {}", test_totals(v));
     }
+    super::usage::table_overview(&mut s, v);
     let _ = writeln!(
         s,
         "merged: {} of {} completed branches\n",
@@ -196,6 +197,7 @@ fn agents(s: &mut String, v: &RunView) {
     let headers = super::AGENT_HEADERS.map(str::to_lowercase);
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     s.push_str(&render_table(&headers, &rows));
+    super::usage::table_agents(s, v);
 }
 
 /// The errors table, then each error's output tail (indented), then the warnings.

@@ -341,3 +341,131 @@ fn a_real_gfm_renderer_keeps_the_tables() {
     assert_eq!(headings, Section::ALL.len());
     assert_eq!(html.matches("<h1>").count(), 1);
 }
+
+/// The fixture run with usage on three workstreams (one with a hostile model name) and a
+/// retried, flaky one.
+fn view_with_usage() -> RunView {
+    use crate::model::{Attempt, Usage};
+    let mut rs = fixture::results();
+    let usage = |cost: Option<f64>, input: u64, model: &str| Usage {
+        cost_usd: cost,
+        input_tokens: Some(input),
+        output_tokens: Some(input / 10),
+        turns: Some(2),
+        model: Some(model.into()),
+        source: "test".into(),
+        ..Usage::default()
+    };
+    let attempt = |n: u32, outcome: &str, reason: Option<&str>| Attempt {
+        attempt: n,
+        started_at: None,
+        duration_seconds: 1.0,
+        outcome: outcome.into(),
+        exit_code: None,
+        retry_reason: reason.map(str::to_string),
+        backoff_seconds: reason.map(|_| 10.0),
+        usage: None,
+    };
+    for r in rs.iter_mut() {
+        match r.workstream_id.as_str() {
+            "ws-01" => {
+                r.agent = Some("claude".into());
+                r.usage = Some(usage(Some(0.5), 12_000, "claude-sonnet-4-5"));
+                r.attempts = vec![
+                    attempt(1, "CommandFailed", Some("claude reported overloaded_error")),
+                    attempt(2, "completed", None),
+                ];
+            }
+            "ws-09" => {
+                r.agent = Some("codex".into());
+                r.usage = Some(usage(None, 3_000, "gpt | <b>x</b>"));
+            }
+            "ws-03" => {
+                r.agent = Some("claude".into());
+                r.usage = Some(usage(Some(1.25), 1_000, "claude-sonnet-4-5"));
+            }
+            _ => {}
+        }
+    }
+    let c = fixture::consolidated();
+    RunView::build(crate::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    })
+}
+
+#[test]
+fn usage_and_retries_in_every_output() {
+    let v = view_with_usage();
+    let u = v.usage.as_ref().unwrap();
+    assert_eq!(u.workstreams, 3);
+    assert_eq!(u.total.cost_usd, Some(1.75));
+    assert_eq!(u.total.input_tokens, Some(16_000));
+    let per: Vec<(&str, usize, Option<f64>)> = u
+        .by_agent
+        .iter()
+        .map(|a| (a.agent.as_str(), a.workstreams, a.usage.cost_usd))
+        .collect();
+    assert_eq!(per, vec![("claude", 2, Some(1.75)), ("codex", 1, None)]);
+
+    let md = markdown(&v);
+    assert_tables_intact(&md);
+    assert!(
+        md.contains("| Cost (reported by the agents) | $1.75 (3 of "),
+        "{md}"
+    );
+    assert!(md.contains("| Tokens | 16,000 in / 1,600 out |"), "{md}");
+    assert!(
+        md.contains("| Retried / flaky workstreams | 1 / 1 |"),
+        "{md}"
+    );
+    assert!(md.contains("### Usage per coding agent"));
+    assert!(
+        md.contains("| claude | 2 | \\$1.75 | 13,000 | 1,300 | 4 | claude-sonnet-4-5 |"),
+        "{md}"
+    );
+    assert!(!md.contains("<b>"), "agent text is escaped");
+    assert!(md.contains("### Retried workstreams"));
+    let retried = md
+        .lines()
+        .find(|l| l.starts_with("- **ws-01** (claude)"))
+        .unwrap();
+    assert_eq!(
+        retried,
+        "- **ws-01** (claude): 2 attempts, completed (flaky); waited 10.0s; retried after: claude reported overloaded\\_error"
+    );
+    let ws_header = md.lines().find(|l| l.starts_with("| ID |")).unwrap();
+    assert!(ws_header.ends_with("| Branch | Cost |"), "{ws_header}");
+
+    let t = tables(&v, &[]);
+    assert!(
+        t.contains("cost: $1.75 (claude $1.75, codex n/a); tokens: 16,000 in / 1,600 out"),
+        "{t}"
+    );
+    assert!(t.contains("retried: ws-01 (2 attempts, flaky)"), "{t}");
+    let a = tables(&v, &[Section::Agents]);
+    assert!(a.contains("coding agent  workstreams  cost"), "{a}");
+
+    let j: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
+    assert_eq!(j["usage"]["by_agent"][0]["agent"], "claude");
+    assert_eq!(
+        j["retries"][0]["reasons"][0],
+        "claude reported overloaded_error"
+    );
+    let ws01 = j["workstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workstream_id"] == "ws-01")
+        .unwrap();
+    assert_eq!(ws01["attempts"].as_array().unwrap().len(), 2);
+    let summary: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Summary])).unwrap();
+    assert_eq!(summary["usage"]["total"]["cost_usd"], 1.75);
+    // Without usage the summary has no usage key at all (not null).
+    let plain: serde_json::Value =
+        serde_json::from_str(&json_sections(&fixture::view(), &[Section::Summary])).unwrap();
+    assert!(plain.get("usage").is_none() && plain.get("retries").is_none());
+}

@@ -244,6 +244,12 @@ impl<'a> Dispatch<'a> {
                 ErrorType::DependencyFailed,
             ));
         }
+        if stop.is_none() {
+            let budget = self.ctx.agent_settings.budget_usd;
+            if let Some(why) = crate::agents::budget_spent(budget, &rec.results) {
+                *stop = Some((why, ErrorType::BudgetExceeded));
+            }
+        }
     }
 
     /// Run until nothing is pending or running. Every workstream the scheduler held ends

@@ -1,14 +1,20 @@
-//! Executing one workstream on one agent: prepare its branch in the agent's worktree, run the
-//! command (and its test), read what it did from git, and classify the result.
+//! Executing one workstream on one agent, in named steps: choose who runs it
+//! ([`choose_runner`]); then, once per attempt, claim and prepare the agent's worktree on a
+//! fresh branch at the base ([`prepare`]), run the slot's setup command once per worktree
+//! and base ([`setup_slot`]), run the command with what it spends metered and its tests
+//! ([`run_attempt`]), and retry a transient failure after a backoff ([`retry_wait`]); then
+//! read what it did from git ([`collect`]) and classify the result ([`done`]).
 
 use super::process::{self, Ending, Spec};
+use crate::agents::{self, meter::Meter, retry, setup, Runner};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
-use crate::model::{ErrorType, Status, TestResults, WorkstreamResult, WsError};
+use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
 use crate::testparse;
 use crate::workstream::{Action, Workstream};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -19,6 +25,8 @@ const TAIL_LINES: usize = crate::view::text::TAIL_LINES;
 const TAIL_BYTES: u64 = 256 * 1024;
 /// How much of a test log is scanned for the summary line(s).
 const TEST_SCAN_BYTES: u64 = 4 * 1024 * 1024;
+/// How much of an attempt's output is searched for transient-failure messages.
+const TRANSIENT_SCAN_BYTES: u64 = 256 * 1024;
 
 /// What every workstream of a run shares.
 #[derive(Debug)]
@@ -31,6 +39,8 @@ pub struct RunContext {
     pub default_timeout: Duration,
     pub grace: Duration,
     pub prepare: PrepareOptions,
+    /// Presets, budgets, retries, ports, setup.
+    pub agent_settings: agents::Settings,
 }
 
 /// The branch a workstream runs on.
@@ -49,7 +59,8 @@ pub enum Executed {
     /// The workstream ran (or failed on its own account): its final result.
     Done(Box<WorkstreamResult>),
     /// The agent's worktree could not be made ready, for a reason of git-ws's own, even
-    /// after repairs and retries: the workstream did not start and goes to another agent.
+    /// after repairs and retries (or its setup command failed): the workstream did not
+    /// start and goes to another agent.
     NotStarted { ws: Box<Workstream>, error: String },
 }
 
@@ -62,15 +73,10 @@ pub async fn execute(
     k: usize,
     slot: Option<AgentSlot>,
     ws: Workstream,
-    cancel: watch::Receiver<bool>,
+    mut cancel: watch::Receiver<bool>,
 ) -> (Option<AgentSlot>, Executed) {
     let started = Instant::now();
-    let mut r = WorkstreamResult::new(&ctx.run_id, &agent_id(k), &ws.id, Status::Failed);
-    r.start_time = Some(Utc::now());
-    r.title = ws.title.clone();
-    r.source_file = Some(ws.file.clone());
-    r.warnings.extend(ws.warnings.iter().cloned());
-    r.base = Some(ctx.base.clone());
+    let mut r = new_result(&ctx, k, &ws);
     let branch = branch_name(&ctx.run_id, &ws.id);
     r.branch = Some(branch.clone());
     if !git::valid_branch_name(&branch) {
@@ -84,11 +90,181 @@ pub async fn execute(
         ));
         return done(r, started, slot);
     }
+    let runner = match choose_runner(&ctx, &ws) {
+        Ok(x) => x,
+        Err(message) => {
+            r.errors.push(WsError::new(ErrorType::SpawnError, message));
+            return done(r, started, slot);
+        }
+    };
+    r.agent = Some(runner.label().to_string());
+    let log = ctx.logs_dir.join(format!("{}.log", ws.id));
+    r.log_path = Some(log.display().to_string());
+    let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
 
-    // 1. The agent's worktree, on a fresh branch at the base.
+    let mut slot = slot;
+    let mut spent: Option<Usage> = None;
+    let mut waited = Duration::ZERO;
+    let mut n: u32 = 0;
+    let last = loop {
+        n += 1;
+        // 1. The agent's worktree, on a fresh branch at the base (again for each retry).
+        let s = match prepare(&ctx, k, slot.take(), &branch).await {
+            Prepared::Ready(s) => s,
+            Prepared::PoolFault(error) => {
+                return (
+                    None,
+                    Executed::NotStarted {
+                        ws: Box::new(ws),
+                        error,
+                    },
+                )
+            }
+            Prepared::Failed(s, message) => {
+                r.errors.push(WsError::new(ErrorType::GitError, message));
+                return done(r, started, s);
+            }
+        };
+        r.worktree = Some(s.path.display().to_string());
+        let (name, path) = (slot_name(&s), s.path.clone());
+        let env = command_env(&ctx, k, &ws, &name, &path, &branch, &mut r.warnings);
+        // 1b. The slot's setup command, once per worktree and base.
+        match setup_slot(&ctx, &name, &path, &env, cancel.clone()).await {
+            Ok(ran) => {
+                if ran && ctx.prepare.keep_ignored.is_empty() {
+                    r.warnings.push(format!(
+                        "ws.setupCommand ran in {name}, but git config ws.keepIgnored is empty: ignored files it installed are removed before the next workstream on this agent"
+                    ));
+                }
+            }
+            Err(error) => {
+                // The slot's failure: let go of it, and hand the workstream on.
+                drop(s);
+                return (
+                    None,
+                    Executed::NotStarted {
+                        ws: Box::new(ws),
+                        error,
+                    },
+                );
+            }
+        }
+        slot = Some(s);
+
+        // 2. The command and its tests.
+        let earlier = agents::cost(spent.as_ref());
+        let mut a = run_attempt(&ctx, &ws, &runner, &log, env, n, earlier, cancel.clone()).await;
+        spent = agents::usage::add(spent.as_ref(), a.attempt.usage.as_ref());
+        r.warnings.append(&mut a.warnings);
+
+        // 3. Another attempt, if this one failed for a transient reason.
+        let budget_left = ws
+            .max_cost_usd
+            .is_none_or(|max| agents::cost(spent.as_ref()) < max);
+        let reason = (n <= retries && budget_left && !*cancel.borrow())
+            .then(|| retry_reason(&ctx, &runner, &a, &log))
+            .flatten();
+        let Some(reason) = reason else { break a };
+        let wait = retry::backoff(ctx.agent_settings.retry_backoff, n, retry::jitter());
+        a.attempt.retry_reason = Some(reason.clone());
+        a.attempt.backoff_seconds = Some(wait.as_secs_f64());
+        r.attempts.push(a.attempt);
+        process::log_note(
+            &log,
+            &format!(
+                "\ngit-ws: attempt {n} failed ({reason}); attempt {} in {} from a clean branch",
+                n + 1,
+                human_duration(wait)
+            ),
+        );
+        waited += wait;
+        if !retry_wait(wait, &mut cancel).await {
+            r.errors.push(WsError::new(
+                ErrorType::Cancelled,
+                format!("cancelled: the run was interrupted while waiting to retry ({reason})"),
+            ));
+            r.usage = spent;
+            return collect(&ctx, r, started, slot, &branch).await;
+        }
+    };
+
+    let Outcome {
+        attempt,
+        errors,
+        exit_code,
+        output_tail,
+        command_seconds,
+        test_results,
+        test_seconds,
+        ..
+    } = last;
+    r.errors.extend(errors);
+    r.exit_code = exit_code;
+    r.output_tail = output_tail;
+    // The agent's time: every attempt's command and the waits between them.
+    r.command_seconds = Some(
+        r.attempts.iter().map(|a| a.duration_seconds).sum::<f64>()
+            + command_seconds
+            + waited.as_secs_f64(),
+    );
+    r.test_seconds = test_seconds;
+    r.test_results = test_results;
+    r.attempts.push(attempt);
+    r.usage = spent;
+
+    // 4. The truth, from git — also for failed work, so partial work is visible.
+    collect(&ctx, r, started, slot, &branch).await
+}
+
+/// The result's identity and what is known before anything runs.
+fn new_result(ctx: &RunContext, k: usize, ws: &Workstream) -> WorkstreamResult {
+    let mut r = WorkstreamResult::new(&ctx.run_id, &agent_id(k), &ws.id, Status::Failed);
+    r.start_time = Some(Utc::now());
+    r.title = ws.title.clone();
+    r.source_file = Some(ws.file.clone());
+    r.warnings.extend(ws.warnings.iter().cloned());
+    r.base = Some(ctx.base.clone());
+    r
+}
+
+/// Who runs the workstream: its command; for a prompt, its own `agent`, else `--agent` /
+/// `ws.agent`, else `--agent-cmd` / `ws.agentCommand`.
+pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Runner, String> {
+    match &ws.action {
+        Action::Shell(_) | Action::Argv(_) => Ok(Runner::Command),
+        Action::Prompt(_) => match (ws.agent, ctx.agent_settings.agent, &ctx.agent_cmd) {
+            (Some(p), _, _) | (None, Some(p), _) => Ok(Runner::Preset(p)),
+            (None, None, Some(cmd)) => Ok(Runner::AgentCmd(cmd.clone())),
+            (None, None, None) => Err(format!(
+                "{} gives a \"prompt\" but no agent is set: pass --agent NAME ({}) or --agent-cmd CMD, set git config ws.agent or ws.agentCommand, or give the workstream an \"agent\"",
+                ws.file,
+                agents::Preset::names()
+            )),
+        },
+    }
+}
+
+/// How preparing the worktree went.
+enum Prepared {
+    Ready(AgentSlot),
+    /// git-ws's own fault: the workstream goes to another agent (the sentence says why).
+    PoolFault(String),
+    /// The workstream's fault (its branch cannot be made).
+    Failed(Option<AgentSlot>, String),
+}
+
+/// Claim agent `k`'s slot (when `slot` is None) and put a fresh `branch` at the base in its
+/// worktree. A slot whose worktree was created by this claim forgets its setup.
+async fn prepare(
+    ctx: &Arc<RunContext>,
+    k: usize,
+    slot: Option<AgentSlot>,
+    branch: &str,
+) -> Prepared {
+    let claimed_now = slot.is_none();
     let (slot, prepared) = {
         let ctx = ctx.clone();
-        let branch = branch.clone();
+        let branch = branch.to_string();
         tokio::task::spawn_blocking(move || {
             let mut slot = match slot {
                 Some(s) => s,
@@ -119,156 +295,374 @@ pub async fn execute(
             )
         })
     };
-    match prepared {
-        Ok(()) => {}
-        Err(e) if e.pool_fault => {
-            // Let go of the slot: the next claim of it starts with a repair.
-            drop(slot);
-            return (
-                None,
-                Executed::NotStarted {
-                    ws: Box::new(ws),
-                    error: format!("failed to prepare branch {branch}: {e}"),
-                },
-            );
+    match (prepared, slot) {
+        (Ok(()), Some(s)) => {
+            if claimed_now && s.created {
+                setup::forget(&setup::marker_path(&ctx.repo.common_dir, &slot_name(&s)));
+            }
+            Prepared::Ready(s)
         }
-        Err(e) => {
-            r.errors.push(WsError::new(
-                ErrorType::GitError,
-                format!("failed to prepare branch {branch}: {e}"),
-            ));
-            return done(r, started, slot);
+        (Ok(()), None) => Prepared::PoolFault(format!(
+            "failed to prepare branch {branch}: the worktree was lost"
+        )),
+        // Let go of the slot: the next claim of it starts with a repair.
+        (Err(e), _) if e.pool_fault => {
+            Prepared::PoolFault(format!("failed to prepare branch {branch}: {e}"))
         }
+        (Err(e), s) => Prepared::Failed(s, format!("failed to prepare branch {branch}: {e}")),
     }
-    let worktree = slot
-        .as_ref()
-        .map(|s| s.path.clone())
-        .expect("prepared implies a slot");
-    r.worktree = Some(worktree.display().to_string());
+}
 
-    // 2. The command.
-    let log = ctx.logs_dir.join(format!("{}.log", ws.id));
-    r.log_path = Some(log.display().to_string());
+/// `agent-1`, `agent-1-2`: the slot's directory name.
+fn slot_name(s: &AgentSlot) -> String {
+    s.path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| s.name.clone())
+}
+
+/// The command's environment: `WS_*`, `WS_PORT` (the slot's block of ports), then the
+/// workstream's own `env`.
+fn command_env(
+    ctx: &RunContext,
+    k: usize,
+    ws: &Workstream,
+    slot: &str,
+    worktree: &Path,
+    branch: &str,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("WS_RUN_ID".to_string(), ctx.run_id.clone());
     env.insert("WS_ID".to_string(), ws.id.clone());
     env.insert("WS_AGENT_ID".to_string(), agent_id(k));
     env.insert("WS_BASE".to_string(), ctx.base.clone());
     env.insert("WS_WORKTREE".to_string(), worktree.display().to_string());
-    env.insert("WS_BRANCH".to_string(), branch.clone());
+    env.insert("WS_BRANCH".to_string(), branch.to_string());
     if let Some(t) = &ws.title {
         env.insert("WS_TITLE".to_string(), t.clone());
     }
-    let (argv, stdin) = match &ws.action {
-        Action::Shell(c) => (vec!["sh".to_string(), "-c".to_string(), c.clone()], None),
-        Action::Argv(a) => (a.clone(), None),
-        Action::Prompt(p) => match &ctx.agent_cmd {
-            Some(cmd) => {
-                env.insert("WS_PROMPT".to_string(), p.clone());
-                (
-                    vec!["sh".to_string(), "-c".to_string(), cmd.clone()],
-                    Some(p.clone()),
-                )
-            }
-            None => {
-                r.errors.push(WsError::new(
-                    ErrorType::SpawnError,
-                    format!(
-                        "{} gives a \"prompt\" but no agent command is set: pass --agent-cmd or set git config ws.agentCommand",
-                        ws.file
-                    ),
-                ));
-                return done(r, started, slot);
-            }
-        },
-    };
+    match agents::ports::port_for_slot(ctx.agent_settings.port_base, slot) {
+        Ok(p) => {
+            env.insert("WS_PORT".to_string(), p.to_string());
+        }
+        Err(e) => warnings.push(format!("WS_PORT is not set: {e}")),
+    }
+    env.insert(
+        "WS_METRICS".to_string(),
+        metrics_path(ctx, &ws.id).display().to_string(),
+    );
+    if let Action::Prompt(p) = &ws.action {
+        env.insert("WS_PROMPT".to_string(), p.clone());
+    }
     env.extend(ws.env.clone());
+    env
+}
+
+fn metrics_path(ctx: &RunContext, ws_id: &str) -> PathBuf {
+    ctx.logs_dir.join(format!("{ws_id}.metrics.json"))
+}
+
+/// Run `ws.setupCommand` in the slot if its worktree was created or its base changed since
+/// the last successful setup. `Ok(true)` it ran; `Err` is the slot's failure.
+async fn setup_slot(
+    ctx: &RunContext,
+    name: &str,
+    worktree: &Path,
+    env: &BTreeMap<String, String>,
+    cancel: watch::Receiver<bool>,
+) -> Result<bool, String> {
+    let Some(command) = &ctx.agent_settings.setup_command else {
+        return Ok(false);
+    };
+    let keep = [
+        "WS_RUN_ID",
+        "WS_AGENT_ID",
+        "WS_BASE",
+        "WS_WORKTREE",
+        "WS_PORT",
+    ];
+    let s = setup::Setup {
+        command: command.clone(),
+        marker: setup::marker_path(&ctx.repo.common_dir, name),
+        log: ctx.logs_dir.join(format!("setup-{name}.log")),
+        worktree: worktree.to_path_buf(),
+        env: env
+            .iter()
+            .filter(|(k, _)| keep.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        timeout: ctx
+            .agent_settings
+            .setup_timeout
+            .unwrap_or(ctx.default_timeout),
+        grace: ctx.grace,
+        slot: name.to_string(),
+    };
+    setup::ensure(&s, &ctx.base, cancel).await
+}
+
+/// One attempt's outcome.
+struct Outcome {
+    attempt: Attempt,
+    errors: Vec<WsError>,
+    exit_code: Option<i32>,
+    output_tail: Option<String>,
+    command_seconds: f64,
+    test_results: Option<TestResults>,
+    test_seconds: Option<f64>,
+    warnings: Vec<String>,
+    /// Where this attempt's output starts in the log.
+    log_offset: u64,
+}
+
+/// The command (metered: usage read while it runs, stopped past `max_cost_usd`), then its
+/// tests when it succeeded.
+#[allow(clippy::too_many_arguments)]
+async fn run_attempt(
+    ctx: &RunContext,
+    ws: &Workstream,
+    runner: &Runner,
+    log: &Path,
+    env: BTreeMap<String, String>,
+    n: u32,
+    earlier_cost: f64,
+    cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let started_at: DateTime<Utc> = Utc::now();
+    let t0 = Instant::now();
+    let metrics = metrics_path(ctx, &ws.id);
+    let _ = std::fs::remove_file(&metrics);
+    if n > 1 {
+        process::log_note(log, &format!("git-ws: attempt {n}"));
+    }
+    let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
+    let (argv, stdin) = command_line(ctx, ws, runner, remaining);
     let timeout = ws.timeout.unwrap_or(ctx.default_timeout);
     let spec = Spec {
         argv,
-        cwd: worktree.clone(),
-        env: env.clone(),
+        cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
+        env,
         stdin,
-        log: log.clone(),
+        log: log.to_path_buf(),
         timeout,
         grace: ctx.grace,
         pgid_file: Some(ctx.logs_dir.join(format!("{}.pgid", ws.id))),
     };
-    let t_cmd = Instant::now();
-    let ending = process::run(&spec, cancel.clone()).await;
-    r.command_seconds = Some(t_cmd.elapsed().as_secs_f64());
-    r.exit_code = ending.exit_code();
-    r.output_tail = Some(capped_tail(&log)).filter(|t| !t.is_empty());
-    let trace = r.output_tail.clone().unwrap_or_default();
+    let mut meter = Meter::new(
+        log.to_path_buf(),
+        runner.preset(),
+        metrics,
+        earlier_cost,
+        ws.max_cost_usd,
+    );
+    let log_offset = meter.start_offset();
+    let ending = process::run_watched(&spec, cancel.clone(), Some(&mut meter)).await;
+    meter.drain();
+    let command_seconds = t0.elapsed().as_secs_f64();
+    let usage = meter.usage();
+    let mut warnings: Vec<String> = meter.warnings().to_vec();
+    let output_tail = Some(capped_tail(log)).filter(|t| !t.is_empty());
+    let trace = output_tail.clone().unwrap_or_default();
+    let mut errors = Vec::new();
     match &ending {
         Ending::Exited { code: Some(0), .. } => {}
+        Ending::Exited { code, .. } if meter.agent_over_budget() => errors.push(
+            WsError::new(
+                ErrorType::BudgetExceeded,
+                format!(
+                    "{} stopped itself at its --max-budget-usd (max_cost_usd {}){}",
+                    runner.label(),
+                    agents::usd(ws.max_cost_usd.unwrap_or(0.0)),
+                    code.map(|c| format!(", exit {c}")).unwrap_or_default()
+                ),
+            )
+            .with_trace(trace.clone()),
+        ),
         Ending::Exited { code, signal } => {
             let how = match (code, signal) {
                 (Some(c), _) => format!("exited with status {c}"),
                 (None, Some(s)) => format!("was killed by signal {s}"),
                 (None, None) => "ended abnormally".to_string(),
             };
-            r.errors.push(
+            errors.push(
                 WsError::new(ErrorType::CommandFailed, format!("command {how}"))
                     .with_trace(trace.clone()),
             );
         }
-        Ending::TimedOut => r.errors.push(
+        Ending::TimedOut => errors.push(
             WsError::new(
                 ErrorType::Timeout,
                 format!("timed out after {}", human_duration(timeout)),
             )
             .with_trace(trace.clone()),
         ),
-        Ending::Cancelled => r.errors.push(
+        Ending::Cancelled => errors.push(
             WsError::new(ErrorType::Cancelled, "cancelled: the run was interrupted")
                 .with_trace(trace.clone()),
         ),
-        Ending::SpawnFailed(m) => r
-            .errors
-            .push(WsError::new(ErrorType::SpawnError, m.clone())),
+        Ending::Stopped(reason) => errors.push(
+            WsError::new(ErrorType::BudgetExceeded, reason.clone()).with_trace(trace.clone()),
+        ),
+        Ending::SpawnFailed(m) => errors.push(WsError::new(ErrorType::SpawnError, m.clone())),
     }
 
-    // 3. Its tests, only when the command succeeded.
-    if let (true, Some(test)) = (ending.success(), &ws.test) {
-        let test_log = ctx.logs_dir.join(format!("{}.test.log", ws.id));
-        let spec = Spec {
-            argv: vec!["sh".to_string(), "-c".to_string(), test.clone()],
-            log: test_log.clone(),
-            stdin: None,
-            pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
-            ..spec.clone()
+    let (test_results, test_seconds) = if let (true, Some(test)) = (ending.success(), &ws.test) {
+        let (tr, secs, error) = run_tests(ctx, ws, test, &spec, timeout, cancel).await;
+        errors.extend(error);
+        (Some(tr), Some(secs))
+    } else {
+        (None, None)
+    };
+    if usage.is_none() && runner.preset().is_some() && ending.success() {
+        warnings.push(format!(
+            "{} reported no usage (no structured output in {})",
+            runner.label(),
+            log.display()
+        ));
+    }
+    let outcome = errors
+        .first()
+        .map_or("completed".to_string(), |e| e.error_type.to_string());
+    Outcome {
+        attempt: Attempt {
+            attempt: n,
+            started_at: Some(started_at),
+            duration_seconds: t0.elapsed().as_secs_f64(),
+            outcome,
+            exit_code: ending.exit_code(),
+            retry_reason: None,
+            backoff_seconds: None,
+            usage,
+        },
+        errors,
+        exit_code: ending.exit_code(),
+        output_tail,
+        command_seconds,
+        test_results,
+        test_seconds,
+        warnings,
+        log_offset,
+    }
+}
+
+/// The argv and stdin of the command.
+fn command_line(
+    ctx: &RunContext,
+    ws: &Workstream,
+    runner: &Runner,
+    max_budget_usd: Option<f64>,
+) -> (Vec<String>, Option<String>) {
+    let sh = |c: &str| vec!["sh".to_string(), "-c".to_string(), c.to_string()];
+    match (&ws.action, runner) {
+        (Action::Shell(c), _) => (sh(c), None),
+        (Action::Argv(a), _) => (a.clone(), None),
+        (Action::Prompt(p), Runner::Preset(preset)) => (
+            preset.argv(p, &ctx.agent_settings.agent_args, max_budget_usd),
+            None,
+        ),
+        (Action::Prompt(p), Runner::AgentCmd(cmd)) => (sh(cmd), Some(p.clone())),
+        // Not chosen for a prompt (see `choose_runner`); fail clearly if it ever is.
+        (Action::Prompt(_), Runner::Command) => (
+            sh("echo 'git-ws: no agent runs this prompt' >&2; exit 127"),
+            None,
+        ),
+    }
+}
+
+/// The workstream's `test` in the same worktree: its parsed results, how long it took, and
+/// the error when it did not pass.
+async fn run_tests(
+    ctx: &RunContext,
+    ws: &Workstream,
+    test: &str,
+    command: &Spec,
+    timeout: Duration,
+    cancel: watch::Receiver<bool>,
+) -> (TestResults, f64, Option<WsError>) {
+    let test_log = ctx.logs_dir.join(format!("{}.test.log", ws.id));
+    let spec = Spec {
+        argv: vec!["sh".to_string(), "-c".to_string(), test.to_string()],
+        log: test_log.clone(),
+        stdin: None,
+        pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
+        ..command.clone()
+    };
+    let t = Instant::now();
+    let ending = process::run(&spec, cancel).await;
+    let secs = t.elapsed().as_secs_f64();
+    let output = process::tail(&test_log, usize::MAX, TEST_SCAN_BYTES);
+    let tr = testparse::test_results(test, ending.exit_code(), &output);
+    let error = (!tr.succeeded()).then(|| {
+        let (etype, msg) = match &ending {
+            Ending::TimedOut => (
+                ErrorType::Timeout,
+                format!("tests timed out after {}", human_duration(timeout)),
+            ),
+            Ending::Cancelled => (
+                ErrorType::Cancelled,
+                "tests cancelled: the run was interrupted".to_string(),
+            ),
+            Ending::Stopped(r) => (ErrorType::BudgetExceeded, r.clone()),
+            Ending::SpawnFailed(m) => (ErrorType::SpawnError, m.clone()),
+            Ending::Exited { code, .. } => (ErrorType::TestFailed, test_message(&tr, *code)),
         };
-        let t_test = Instant::now();
-        let t_ending = process::run(&spec, cancel.clone()).await;
-        r.test_seconds = Some(t_test.elapsed().as_secs_f64());
-        let output = process::tail(&test_log, usize::MAX, TEST_SCAN_BYTES);
-        let tr = testparse::test_results(test, t_ending.exit_code(), &output);
-        if !tr.succeeded() {
-            let tail = capped_tail(&test_log);
-            let (etype, msg) = match &t_ending {
-                Ending::TimedOut => (
-                    ErrorType::Timeout,
-                    format!("tests timed out after {}", human_duration(timeout)),
-                ),
-                Ending::Cancelled => (
-                    ErrorType::Cancelled,
-                    "tests cancelled: the run was interrupted".to_string(),
-                ),
-                Ending::SpawnFailed(m) => (ErrorType::SpawnError, m.clone()),
-                Ending::Exited { code, .. } => (ErrorType::TestFailed, test_message(&tr, *code)),
-            };
-            r.errors.push(WsError::new(etype, msg).with_trace(tail));
-        }
-        r.test_results = Some(tr);
-    }
+        WsError::new(etype, msg).with_trace(capped_tail(&test_log))
+    });
+    (tr, secs, error)
+}
 
-    // 4. The truth, from git — also for failed work, so partial work is visible.
+/// Why the attempt should be retried, if it should (see [`retry::retry_reason`]).
+fn retry_reason(ctx: &RunContext, runner: &Runner, a: &Outcome, log: &Path) -> Option<String> {
+    let first = a.errors.first()?;
+    let output = read_from(log, a.log_offset, TRANSIENT_SCAN_BYTES);
+    retry::retry_reason(
+        &retry::Failure {
+            error_type: first.error_type,
+            exit_code: a.exit_code,
+            output: &output,
+        },
+        runner.preset(),
+        &ctx.agent_settings.transient_patterns,
+        ctx.agent_settings.retry_on,
+    )
+}
+
+/// Wait `d` before the next attempt; false when the run was cancelled meanwhile.
+async fn retry_wait(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
+    let sleep = tokio::time::sleep(d);
+    tokio::pin!(sleep);
+    loop {
+        if *cancel.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = &mut sleep => return !*cancel.borrow(),
+            changed = cancel.changed() => {
+                if changed.is_err() {
+                    sleep.await;
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// Read the branch's commits and files from git, then finish the result.
+async fn collect(
+    ctx: &Arc<RunContext>,
+    mut r: WorkstreamResult,
+    started: Instant,
+    slot: Option<AgentSlot>,
+    branch: &str,
+) -> (Option<AgentSlot>, Executed) {
+    let Some(mut slot) = slot else {
+        return done(r, started, None);
+    };
     let (slot, collected) = {
         let ctx = ctx.clone();
-        let branch = branch.clone();
-        let id = ws.id.clone();
-        let mut slot = slot.expect("prepared implies a slot");
+        let branch = branch.to_string();
+        let id = r.workstream_id.clone();
         tokio::task::spawn_blocking(move || {
             let c = slot.collect(&branch, &ctx.base, &id);
             (Some(slot), c)
@@ -292,9 +686,23 @@ pub async fn execute(
 }
 
 /// The last lines of a log, each capped.
-fn capped_tail(log: &std::path::Path) -> String {
+fn capped_tail(log: &Path) -> String {
     let t = process::tail(log, TAIL_LINES, TAIL_BYTES);
     crate::view::text::cap_lines(&t, TAIL_LINES, crate::view::text::TAIL_LINE_CHARS)
+}
+
+/// At most the last `max` bytes of `path` from `offset` on, lossily decoded.
+fn read_from(path: &Path, offset: u64, max: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = offset.max(len.saturating_sub(max));
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = f.take(max).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn done(
@@ -353,5 +761,15 @@ mod tests {
             test_message(&tr, Some(1)),
             "tests failed: 2 failed, 3 passed, 0 skipped (exit 1)"
         );
+    }
+
+    #[test]
+    fn read_from_starts_at_the_offset_and_keeps_the_end() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l");
+        std::fs::write(&p, "first attempt\nsecond attempt\n").unwrap();
+        assert_eq!(read_from(&p, 14, 1000), "second attempt\n");
+        assert_eq!(read_from(&p, 0, 7), "ttempt\n");
+        assert_eq!(read_from(&d.path().join("none"), 0, 10), "");
     }
 }

@@ -84,6 +84,8 @@ pub struct RunOptions {
     pub reports_dir: Option<PathBuf>,
     /// Ignored top-level paths to keep between workstreams on an agent (build caches).
     pub keep_ignored: Option<Vec<String>>,
+    /// `--agent`, `--budget`, `--retries` (the rest from git config: [`crate::agents`]).
+    pub agent_options: crate::agents::Options,
 }
 
 /// What a finished run produced.
@@ -143,6 +145,8 @@ pub struct Resolved {
     /// Keep the agent worktrees as the pool after the run.
     pub keep_worktrees: bool,
     pub pool: PoolPolicy,
+    /// Presets, budgets, retries, ports, setup (flags and git config).
+    pub agent_settings: crate::agents::Settings,
 }
 
 fn abs(cwd: &Path, p: &Path) -> PathBuf {
@@ -234,6 +238,11 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         keep_ignored,
         keep_worktrees,
         pool: PoolPolicy { expiry },
+        agent_settings: crate::agents::Settings::resolve(
+            &opts.agent_options,
+            opts.agent_cmd.is_some(),
+            &config,
+        )?,
         repo,
     })
 }
@@ -509,6 +518,7 @@ impl Coordinator {
             prepare: PrepareOptions {
                 keep_ignored: r.keep_ignored.clone(),
             },
+            agent_settings: r.agent_settings.clone(),
         });
         let dispatch = Dispatch::new(ctx, &loaded, to_run, r.agents, opts.fail_fast);
         dispatch.settle_known_failures(&mut work, &fail_now, &done, &mut rec, observer.as_mut());
@@ -527,6 +537,10 @@ impl Coordinator {
             interrupted,
         })
         .await;
+        let mut outcome = outcome;
+        outcome
+            .notes
+            .extend(crate::agents::notify::after_run(&outcome).await);
         for n in &outcome.notes {
             observer.event(Event::Note(n));
         }

@@ -47,6 +47,8 @@ pub enum Ending {
     TimedOut,
     /// We stopped it because the run was cancelled.
     Cancelled,
+    /// We stopped it because its [`Watch`] said so (the reason), like a timeout.
+    Stopped(String),
     /// It could not be started.
     SpawnFailed(String),
 }
@@ -112,9 +114,27 @@ fn new_tag() -> String {
     )
 }
 
+/// How often a [`Watch`] is polled while its command runs.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Looks at a running command from outside (what it spent, say), every [`WATCH_INTERVAL`]:
+/// `Some(reason)` stops it like a timeout ([`Ending::Stopped`]).
+pub trait Watch: Send {
+    fn poll(&mut self) -> Option<String>;
+}
+
 /// Run `spec` to completion, timeout or cancellation. Never panics; spawn failures are an
 /// [`Ending::SpawnFailed`].
-pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
+pub async fn run(spec: &Spec, cancel: watch::Receiver<bool>) -> Ending {
+    run_watched(spec, cancel, None).await
+}
+
+/// [`run`], with `watcher` polled while the command runs.
+pub async fn run_watched(
+    spec: &Spec,
+    mut cancel: watch::Receiver<bool>,
+    mut watcher: Option<&mut dyn Watch>,
+) -> Ending {
     if spec.argv.is_empty() {
         return Ending::SpawnFailed("empty command".into());
     }
@@ -185,6 +205,9 @@ pub async fn run(spec: &Spec, mut cancel: watch::Receiver<bool>) -> Ending {
         _ = wait_cancel(&mut cancel) => {
             return stop(&mut child, pgid, spec.grace, Ending::Cancelled).await;
         }
+        reason = poll_watch(&mut watcher) => {
+            return stop(&mut child, pgid, spec.grace, Ending::Stopped(reason)).await;
+        }
     };
     // The command is gone; anything it left running in its group goes too.
     if let Some(pg) = pgid {
@@ -218,6 +241,19 @@ impl Drop for Tracked {
         live().remove(&self.pgid);
         if let Some(f) = &self.file {
             let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// Poll the watcher until it says stop; never returns without one.
+async fn poll_watch(w: &mut Option<&mut dyn Watch>) -> String {
+    let Some(w) = w else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(WATCH_INTERVAL).await;
+        if let Some(reason) = w.poll() {
+            return reason;
         }
     }
 }
@@ -491,6 +527,26 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         tx.send(true).unwrap();
         assert_eq!(h.await.unwrap(), Ending::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_watch_stops_the_group_like_a_timeout() {
+        struct After(u32);
+        impl Watch for After {
+            fn poll(&mut self) -> Option<String> {
+                self.0 = self.0.saturating_sub(1);
+                (self.0 == 0).then(|| "enough".to_string())
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "sleep 30", 60_000);
+        let mut w = After(2);
+        let t = std::time::Instant::now();
+        assert_eq!(
+            run_watched(&s, no_cancel(), Some(&mut w)).await,
+            Ending::Stopped("enough".into())
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[tokio::test]

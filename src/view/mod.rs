@@ -21,7 +21,9 @@ use crate::consolidate::{
     TestTotals,
 };
 use crate::db::MergeRecord;
-use crate::model::{ConflictHunk, ErrorType, FileChange, Status, TestResults, WorkstreamResult};
+use crate::model::{
+    Attempt, ConflictHunk, ErrorType, FileChange, Status, TestResults, Usage, WorkstreamResult,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -118,6 +120,48 @@ pub struct RunView {
     pub clean_overlaps: Vec<PairRow>,
     pub merge_order: Vec<MergeStepRow>,
     pub timeline: Timeline,
+    /// What the agents reported spending: the run's total and per coding agent; absent when
+    /// nothing reported usage.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageView>,
+    /// Workstreams that took more than one attempt; absent when none did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryRow>,
+}
+
+/// The run's usage: the total, and per coding agent (`claude`, `codex`, `agent-cmd`, …).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageView {
+    pub total: Usage,
+    /// How many workstreams reported usage.
+    pub workstreams: usize,
+    pub by_agent: Vec<AgentUsageRow>,
+}
+
+/// One coding agent's usage.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentUsageRow {
+    pub agent: String,
+    /// Workstreams it ran that reported usage.
+    pub workstreams: usize,
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// A workstream that was retried: how many attempts, why, and whether it completed in the
+/// end (flaky).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryRow {
+    pub workstream_id: String,
+    pub agent: Option<String>,
+    pub attempts: usize,
+    pub status: Status,
+    /// Completed after a failed attempt.
+    pub flaky: bool,
+    /// Why each retried attempt was retried, in order.
+    pub reasons: Vec<String>,
+    /// Time spent waiting between attempts.
+    pub backoff_seconds: f64,
 }
 
 /// A recommendation: its kind and evidence, and its sentence.
@@ -191,6 +235,15 @@ pub struct WorkstreamRow {
     pub files: Vec<FileChange>,
     pub additions: u64,
     pub deletions: u64,
+    /// The coding agent that ran it (`claude`, …, `agent-cmd`, `command`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// What it reported spending, all attempts together; absent when nothing was reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// Its attempts, when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
 }
 
 /// A file touched in the run.
@@ -325,6 +378,8 @@ impl RunView {
                 .collect(),
             merge_order: merge_order_rows(c),
             timeline: Timeline::build(c, &ordered),
+            usage: usage_view(&ordered),
+            retries: retry_rows(&ordered),
             workstreams,
         }
     }
@@ -399,7 +454,92 @@ fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> Workstre
         files: r.files.clone(),
         additions: r.files.iter().map(|f| f.additions).sum(),
         deletions: r.files.iter().map(|f| f.deletions).sum(),
+        agent: r.agent.clone(),
+        usage: r.usage.as_ref().map(clean_usage),
+        attempts: if r.attempts.len() > 1 {
+            r.attempts
+                .iter()
+                .map(|a| Attempt {
+                    retry_reason: a.retry_reason.as_deref().map(text::one_line),
+                    usage: a.usage.as_ref().map(clean_usage),
+                    ..a.clone()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// A usage with its agent-written text made safe to show.
+fn clean_usage(u: &Usage) -> Usage {
+    Usage {
+        model: u.model.as_deref().map(text::one_line),
+        session_id: u.session_id.as_deref().map(text::one_line),
+        ..u.clone()
+    }
+}
+
+/// The run's usage by coding agent (by name), or None when no
+/// workstream reported any.
+fn usage_view(ordered: &[&WorkstreamResult]) -> Option<UsageView> {
+    let mut by_agent: Vec<AgentUsageRow> = Vec::new();
+    let mut total: Option<Usage> = None;
+    let mut n = 0;
+    for r in ordered {
+        let Some(u) = &r.usage else { continue };
+        let u = clean_usage(u);
+        n += 1;
+        total = crate::agents::usage::add(total.as_ref(), Some(&u));
+        let agent = r.agent.clone().unwrap_or_else(|| "unknown".to_string());
+        let lean = Usage {
+            extra: Default::default(),
+            session_id: None,
+            ..u
+        };
+        match by_agent.iter_mut().find(|a| a.agent == agent) {
+            Some(row) => {
+                row.workstreams += 1;
+                row.usage =
+                    crate::agents::usage::add(Some(&row.usage), Some(&lean)).unwrap_or_default();
+            }
+            None => by_agent.push(AgentUsageRow {
+                agent,
+                workstreams: 1,
+                usage: lean,
+            }),
+        }
+    }
+    by_agent.sort_by(|a, b| a.agent.cmp(&b.agent));
+    let mut total = total?;
+    total.extra.clear();
+    total.session_id = None;
+    Some(UsageView {
+        total,
+        workstreams: n,
+        by_agent,
+    })
+}
+
+/// Workstreams with more than one attempt.
+fn retry_rows(ordered: &[&WorkstreamResult]) -> Vec<RetryRow> {
+    ordered
+        .iter()
+        .filter(|r| r.attempts.len() > 1)
+        .map(|r| RetryRow {
+            workstream_id: r.workstream_id.clone(),
+            agent: r.agent.clone(),
+            attempts: r.attempts.len(),
+            status: r.status,
+            flaky: r.status == Status::Completed,
+            reasons: r
+                .attempts
+                .iter()
+                .filter_map(|a| a.retry_reason.as_deref().map(text::one_line))
+                .collect(),
+            backoff_seconds: r.attempts.iter().filter_map(|a| a.backoff_seconds).sum(),
+        })
+        .collect()
 }
 
 /// The log a test failure's trace came from: `<id>.test.log` beside the command's log.

@@ -2,6 +2,7 @@
 //! `git ws-run` / `git ws-report` through git's dispatch), a real SQLite file, and a real
 //! throwaway PostgreSQL cluster for the PostgreSQL backend.
 
+mod agents;
 mod common;
 mod environments;
 mod pg;

@@ -1,0 +1,356 @@
+//! Agent presets: how each coding agent CLI is started non-interactively with structured
+//! output (the exact command line), which of its failures are transient (rate limits and
+//! overload, by the messages and exit codes its documentation and its own source give), and
+//! which parser reads its output. Pure: no I/O.
+//!
+//! The command lines, with the documentation each flag comes from:
+//!
+//! | preset | command line |
+//! | --- | --- |
+//! | `claude` | `claude -p --output-format stream-json --verbose --permission-mode acceptEdits [--max-budget-usd USD] -- PROMPT` |
+//! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
+//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty` |
+//! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --approval-mode auto_edit` |
+//!
+//! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …); when
+//! they hold the preset's own permission option (`--permission-mode`, `--sandbox`,
+//! `--approval-mode`, or an equivalent), the preset's default permission pair is left out, so
+//! the option is never given twice. The prompt goes after `--`, or glued to its option with
+//! `=`, so a prompt that starts with `-` is never read as a flag.
+
+use std::fmt;
+
+/// A coding agent git-ws knows how to drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Preset {
+    Claude,
+    Codex,
+    Aider,
+    Gemini,
+}
+
+impl Preset {
+    /// Every preset, in the order the documentation lists them.
+    pub const ALL: [Preset; 4] = [Preset::Claude, Preset::Codex, Preset::Aider, Preset::Gemini];
+
+    /// The name users write (`--agent claude`, `"agent": "codex"`) and the program run.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Claude => "claude",
+            Preset::Codex => "codex",
+            Preset::Aider => "aider",
+            Preset::Gemini => "gemini",
+        }
+    }
+
+    /// The preset called `name` (case-insensitive); the error names the known ones.
+    pub fn parse(name: &str) -> Result<Preset, String> {
+        let n = name.trim().to_ascii_lowercase();
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == n)
+            .ok_or_else(|| {
+                format!(
+                    "unknown agent {} (known: {})",
+                    serde_json::to_string(&name.chars().take(60).collect::<String>())
+                        .unwrap_or_default(),
+                    Preset::names()
+                )
+            })
+    }
+
+    /// `claude, codex, aider, gemini`.
+    pub fn names() -> String {
+        Preset::ALL.map(Preset::name).join(", ")
+    }
+
+    /// The full argv: the program, the preset's flags, `extra` (git config `ws.agentArgs`),
+    /// then the prompt. `max_budget_usd` is passed to the agents that enforce a budget
+    /// themselves (Claude Code's `--max-budget-usd`).
+    pub fn argv(self, prompt: &str, extra: &[String], max_budget_usd: Option<f64>) -> Vec<String> {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        let mut argv = match self {
+            // Claude Code CLI reference / "Run Claude Code programmatically": -p (print mode),
+            // --output-format stream-json (needs --verbose), --permission-mode acceptEdits.
+            Preset::Claude => s(&[
+                "claude",
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+            ]),
+            // Codex "Non-interactive mode": `codex exec`, --json (JSONL events on stdout),
+            // --sandbox workspace-write (edits allowed in the workspace; the documented
+            // replacement of the deprecated --full-auto).
+            Preset::Codex => s(&["codex", "exec", "--json"]),
+            // Aider "Scripting aider": --message (one instruction, then exit), --yes-always
+            // (answer yes to every confirmation), --no-pretty (plain output).
+            Preset::Aider => vec![
+                "aider".to_string(),
+                format!("--message={prompt}"),
+                "--yes-always".to_string(),
+                "--no-pretty".to_string(),
+            ],
+            // Gemini CLI "Headless mode": --prompt, --output-format stream-json,
+            // --approval-mode auto_edit.
+            Preset::Gemini => vec![
+                "gemini".to_string(),
+                format!("--prompt={prompt}"),
+                "--output-format".to_string(),
+                "stream-json".to_string(),
+            ],
+        };
+        let overridden = extra.iter().any(|a| {
+            self.permission_options()
+                .iter()
+                .any(|o| a == o || a.strip_prefix(o).is_some_and(|r| r.starts_with('=')))
+        });
+        if let (false, Some((option, value))) = (overridden, self.default_permission()) {
+            argv.push(option.to_string());
+            argv.push(value.to_string());
+        }
+        if let (Preset::Claude, Some(usd)) = (self, max_budget_usd) {
+            argv.push("--max-budget-usd".to_string());
+            argv.push(format_usd_arg(usd));
+        }
+        argv.extend(extra.iter().cloned());
+        if matches!(self, Preset::Claude | Preset::Codex) {
+            argv.push("--".to_string());
+            argv.push(prompt.to_string());
+        }
+        argv
+    }
+
+    /// The option and value that let the agent edit files in its worktree without asking,
+    /// and nothing more: Claude Code's `--permission-mode acceptEdits`, Codex's `--sandbox
+    /// workspace-write`, Gemini CLI's `--approval-mode auto_edit`. Aider edits files by
+    /// default (`--yes-always` answers its confirmations).
+    pub fn default_permission(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Preset::Claude => Some(("--permission-mode", "acceptEdits")),
+            Preset::Codex => Some(("--sandbox", "workspace-write")),
+            Preset::Aider => None,
+            Preset::Gemini => Some(("--approval-mode", "auto_edit")),
+        }
+    }
+
+    /// Options in `ws.agentArgs` that set the permission level themselves and so replace
+    /// [`Preset::default_permission`].
+    pub fn permission_options(self) -> &'static [&'static str] {
+        match self {
+            Preset::Claude => &["--permission-mode", "--dangerously-skip-permissions"],
+            Preset::Codex => &[
+                "--sandbox",
+                "-s",
+                "--full-auto",
+                "--dangerously-bypass-approvals-and-sandbox",
+            ],
+            Preset::Aider => &[],
+            Preset::Gemini => &["--approval-mode", "--yolo", "-y"],
+        }
+    }
+
+    /// Exit codes that mean the agent failed for good (never transient): Gemini CLI's 42
+    /// (input error) and 53 (turn limit exceeded).
+    pub fn permanent_exit_codes(self) -> &'static [i32] {
+        match self {
+            Preset::Gemini => &[42, 53],
+            _ => &[],
+        }
+    }
+
+    /// Messages in the agent's output that mean a rate limit, an overloaded provider or a
+    /// dropped connection: worth another attempt after a pause. Case-sensitive substrings,
+    /// as the tools print them.
+    pub fn transient_markers(self) -> &'static [&'static str] {
+        match self {
+            // Anthropic API errors as Claude Code reports them ("API Error: 529
+            // {"type":"error","error":{"type":"overloaded_error",…}}"), the assistant
+            // message's `error` field (`rate_limit`, `server_error`).
+            Preset::Claude => &[
+                "overloaded_error",
+                "rate_limit_error",
+                "API Error: 429",
+                "API Error: 500",
+                "API Error: 502",
+                "API Error: 503",
+                "API Error: 529",
+                "\"error\":\"rate_limit\"",
+                "\"error\":\"server_error\"",
+            ],
+            // Codex `turn.failed` / `error` events.
+            Preset::Codex => &[
+                "429 Too Many Requests",
+                "exceeded retry limit",
+                "Rate limit reached",
+                "at capacity",
+                "stream disconnected before completion",
+                "503 Service Unavailable",
+                "500 Internal Server Error",
+                "502 Bad Gateway",
+            ],
+            // Aider's retryable litellm exceptions and their descriptions.
+            Preset::Aider => &[
+                "RateLimitError",
+                "The API provider has rate limited you",
+                "servers are down or overloaded",
+                "ServiceUnavailableError",
+                "InternalServerError",
+                "APIConnectionError",
+            ],
+            // Gemini API status codes as the CLI reports them.
+            Preset::Gemini => &[
+                "RESOURCE_EXHAUSTED",
+                "Too Many Requests",
+                "\"code\":429",
+                "status 429",
+                "UNAVAILABLE",
+                "\"code\":503",
+                "model is overloaded",
+            ],
+        }
+    }
+
+    /// Why a failed attempt (exit `code`, `output` its output) looks transient, if it does.
+    pub fn transient(self, code: Option<i32>, output: &str) -> Option<String> {
+        if let Some(c) = code {
+            if c == 0 || self.permanent_exit_codes().contains(&c) {
+                return None;
+            }
+        }
+        self.transient_markers()
+            .iter()
+            .find(|m| output.contains(**m))
+            .map(|m| format!("{} reported {}", self.name(), m.trim_matches('"')))
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A dollar amount as a command-line argument: at most 4 decimals, no trailing zeros.
+fn format_usd_arg(usd: f64) -> String {
+    let s = format!("{:.4}", usd.max(0.0));
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_case_insensitively_and_unknown_names_list_the_known() {
+        for p in Preset::ALL {
+            assert_eq!(Preset::parse(p.name()), Ok(p));
+        }
+        assert_eq!(Preset::parse(" Claude "), Ok(Preset::Claude));
+        let e = Preset::parse("cursor").unwrap_err();
+        assert_eq!(
+            e,
+            "unknown agent \"cursor\" (known: claude, codex, aider, gemini)"
+        );
+    }
+
+    #[test]
+    fn command_lines_are_the_documented_ones() {
+        let extra = vec!["--model".to_string(), "m1".to_string()];
+        assert_eq!(
+            Preset::Claude.argv("-fix it", &extra, Some(0.5)).join(" "),
+            "claude -p --output-format stream-json --verbose --permission-mode acceptEdits --max-budget-usd 0.5 --model m1 -- -fix it"
+        );
+        assert_eq!(
+            Preset::Claude.argv("p", &[], None).join(" "),
+            "claude -p --output-format stream-json --verbose --permission-mode acceptEdits -- p"
+        );
+        assert_eq!(
+            Preset::Codex.argv("p", &[], Some(1.0)).join(" "),
+            "codex exec --json --sandbox workspace-write -- p"
+        );
+        assert_eq!(
+            Preset::Aider.argv("two words", &extra, None),
+            vec![
+                "aider",
+                "--message=two words",
+                "--yes-always",
+                "--no-pretty",
+                "--model",
+                "m1"
+            ]
+        );
+        assert_eq!(
+            Preset::Gemini.argv("p", &[], None).join(" "),
+            "gemini --prompt=p --output-format stream-json --approval-mode auto_edit"
+        );
+    }
+
+    #[test]
+    fn agent_args_with_a_permission_option_replace_the_presets() {
+        let args = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            Preset::Codex
+                .argv("p", &args(&["--sandbox", "danger-full-access"]), None)
+                .join(" "),
+            "codex exec --json --sandbox danger-full-access -- p"
+        );
+        assert_eq!(
+            Preset::Claude
+                .argv("p", &args(&["--permission-mode=bypassPermissions"]), None)
+                .join(" "),
+            "claude -p --output-format stream-json --verbose --permission-mode=bypassPermissions -- p"
+        );
+        assert_eq!(
+            Preset::Gemini.argv("p", &args(&["--yolo"]), None).join(" "),
+            "gemini --prompt=p --output-format stream-json --yolo"
+        );
+        // Look-alikes do not count.
+        assert_eq!(
+            Preset::Codex
+                .argv("p", &args(&["--sandboxed-tests"]), None)
+                .join(" "),
+            "codex exec --json --sandbox workspace-write --sandboxed-tests -- p"
+        );
+    }
+
+    #[test]
+    fn usd_arguments_are_short() {
+        assert_eq!(format_usd_arg(2.0), "2");
+        assert_eq!(format_usd_arg(0.12345), "0.1235");
+        assert_eq!(format_usd_arg(-1.0), "0");
+    }
+
+    #[test]
+    fn transient_needs_a_failure_and_a_known_message() {
+        let out = "{\"type\":\"result\",\"is_error\":true,\"result\":\"API Error: 529 {\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"overloaded_error\\\"}}\"}";
+        assert_eq!(
+            Preset::Claude.transient(Some(1), out).as_deref(),
+            Some("claude reported overloaded_error")
+        );
+        assert_eq!(Preset::Claude.transient(Some(0), out), None);
+        assert_eq!(Preset::Claude.transient(Some(1), "syntax error"), None);
+        // Gemini's input error and turn limit are never transient.
+        assert_eq!(
+            Preset::Gemini.transient(Some(42), "RESOURCE_EXHAUSTED"),
+            None
+        );
+        assert!(Preset::Gemini
+            .transient(Some(1), "RESOURCE_EXHAUSTED")
+            .is_some());
+        assert!(Preset::Codex
+            .transient(
+                Some(1),
+                "{\"type\":\"turn.failed\",\"error\":{\"message\":\"exceeded retry limit, last status: 429 Too Many Requests\"}}"
+            )
+            .is_some());
+        assert!(Preset::Aider
+            .transient(Some(1), "litellm.RateLimitError: slow down")
+            .is_some());
+    }
+}
