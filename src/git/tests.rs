@@ -951,7 +951,8 @@ fn slots_are_exclusive_across_processes() {
         .unwrap();
     let claimed = signal.path().join("claimed");
     for _ in 0..600 {
-        if claimed.exists() {
+        // Written by the child after it is created: wait for its contents.
+        if fs::read_to_string(&claimed).is_ok_and(|s| !s.is_empty()) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1217,8 +1218,8 @@ fn prepare_uses_the_scan_collect_made_unless_the_worktree_changed_since() {
     // Something touched the worktree after collect (the index file changed): scan.
     write(&slot.path, "b.txt", "b\n");
     slot.collect("ws/r/b", &base, "b").unwrap();
-    git(&slot.path, &["update-index", "--refresh"]);
     write(&slot.path, "later.txt", "after collect\n");
+    git(&slot.path, &["add", "later.txt"]);
     slot.prepare("ws/r/c", &base, &opts).unwrap();
     assert_eq!(prepare_scans(), scans + 1);
     assert!(!slot.path.join("later.txt").exists());
