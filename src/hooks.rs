@@ -98,7 +98,10 @@ pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
 }
 
 /// Record `records`, and say in one line what was new (`None`: nothing was).
-pub(crate) fn record_new(db: &mut ConsolidationDatabase, records: &[MergeRecord]) -> Option<String> {
+pub(crate) fn record_new(
+    db: &mut ConsolidationDatabase,
+    records: &[MergeRecord],
+) -> Option<String> {
     // Which of these are new: not yet recorded for their run.
     let mut known: HashMap<String, HashMap<String, MergeRecord>> = HashMap::new();
     for r in records {

@@ -581,6 +581,7 @@ fn integrate_tested(
             keep_ignored: plan.keep_ignored.clone(),
         },
         runs: Vec::new(),
+        seen: HashMap::new(),
     };
     let result = tester.run_all(&mut slot, progress);
     // The slot goes back to the pool at onto (an overflow slot is removed), whatever
@@ -603,7 +604,12 @@ fn claim_slot(repo: &RepoPaths, onto: &str) -> Result<git::AgentSlot, MergeFailu
         match git::claim_existing_slot(repo, k, onto) {
             Ok(Some(slot)) => return Ok(slot),
             Ok(None) => {
-                if !repo.common_dir.join("ws").join(format!("agent-{k}")).exists() {
+                if !repo
+                    .common_dir
+                    .join("ws")
+                    .join(format!("agent-{k}"))
+                    .exists()
+                {
                     break;
                 }
             }
@@ -622,6 +628,9 @@ struct Tester<'a> {
     runtime: tokio::runtime::Runtime,
     prepare: git::PrepareOptions,
     runs: Vec<IntegrationTestRun>,
+    /// Commits already tested in this attempt (different sets of merges can make the same
+    /// commit: branches `onto` already contains add no commit).
+    seen: HashMap<String, bool>,
 }
 
 impl Tester<'_> {
@@ -678,17 +687,16 @@ impl Tester<'_> {
             &onto,
             &plan.ordered,
             |it: &Integration| -> Result<bool, MergeFailure> {
+                if let Some(&passed) = self.seen.get(&it.tip) {
+                    return Ok(passed);
+                }
                 let ids: Vec<String> = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
                 let (passed, ending) = self.test(slot, &it.tip, &ids)?;
                 let last = self.runs.last().expect("just ran");
                 progress(&format!(
-                    "test run {} with {} merge{}{}: {} in {}",
+                    "test run {}: onto + {}: {} in {}",
                     self.runs.len(),
-                    ids.len(),
-                    if ids.len() == 1 { "" } else { "s" },
-                    ids.last()
-                        .map(|w| format!(" (the last {w})"))
-                        .unwrap_or_default(),
+                    merges_text(&ids),
                     verdict(passed, &ending),
                     crate::view::text::duration(last.duration_seconds)
                 ));
@@ -744,6 +752,7 @@ impl Tester<'_> {
             )));
         }
         let passed = ending.success();
+        self.seen.insert(commit.to_string(), passed);
         self.runs.push(IntegrationTestRun {
             commit: commit.to_string(),
             workstreams: workstreams.to_vec(),
@@ -753,7 +762,9 @@ impl Tester<'_> {
             ending: match ending {
                 Ending::TimedOut => Some("timeout".to_string()),
                 Ending::SpawnFailed(_) => Some("spawn-failed".to_string()),
-                Ending::Exited { signal: Some(s), .. } => Some(format!("signal {s}")),
+                Ending::Exited {
+                    signal: Some(s), ..
+                } => Some(format!("signal {s}")),
                 _ => None,
             },
             log_path: Some(log.display().to_string()),
@@ -762,15 +773,21 @@ impl Tester<'_> {
     }
 }
 
+/// "a, b, c" for a few merges; "12 merges (a, b, …, l)" for many.
+fn merges_text(ids: &[String]) -> String {
+    match ids.len() {
+        0 => "nothing".to_string(),
+        1..=4 => ids.join(", "),
+        n => format!("{n} merges ({}, {}, …, {})", ids[0], ids[1], ids[n - 1]),
+    }
+}
+
 fn verdict(passed: bool, ending: &Ending) -> String {
     match ending {
         _ if passed => "pass".to_string(),
         Ending::TimedOut => "FAIL (timed out)".to_string(),
         Ending::SpawnFailed(why) => format!("cannot start ({why})"),
-        Ending::Exited {
-            code: Some(c),
-            ..
-        } => format!("FAIL (exit {c})"),
+        Ending::Exited { code: Some(c), .. } => format!("FAIL (exit {c})"),
         Ending::Exited {
             signal: Some(s), ..
         } => format!("FAIL (signal {s})"),

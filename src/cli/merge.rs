@@ -191,14 +191,15 @@ fn human(o: &MergeOutcome) -> String {
     }
     if !r.merges.is_empty() {
         let _ = writeln!(s, "\n{}:", if r.dry_run { "would merge" } else { "merged" });
+        let mut before = r.onto.as_str();
         for (i, m) in r.merges.iter().enumerate() {
-            let _ = writeln!(
-                s,
-                "  {:>3}. {:<24} {}",
-                i + 1,
-                m.workstream_id,
+            let at = if m.merge_commit == before {
+                "already contained".to_string()
+            } else {
                 short(&m.merge_commit)
-            );
+            };
+            before = &m.merge_commit;
+            let _ = writeln!(s, "  {:>3}. {:<24} {at}", i + 1, m.workstream_id);
         }
     }
     if !r.excluded.is_empty() {
@@ -245,7 +246,7 @@ fn human(o: &MergeOutcome) -> String {
     if r.dry_run {
         s.push_str("\nnothing was written (dry run)\n");
     } else {
-        if r.fast_forwarded.is_none() && !r.merged.is_empty() {
+        if r.fast_forwarded.is_none() && r.tip != r.onto {
             let _ = writeln!(
                 s,
                 "\nnext: git merge --ff-only {}   (or git ws-merge --ff)",

@@ -173,7 +173,9 @@ pub struct Consolidated {
 impl FileSummary {
     /// Only the old path of renames: no workstream changed it other than by moving it away.
     pub fn renamed_away_only(&self) -> bool {
-        !self.renamed_to.is_empty() && self.kinds == [ChangeKind::Renamed] && self.old_paths.is_empty()
+        !self.renamed_to.is_empty()
+            && self.kinds == [ChangeKind::Renamed]
+            && self.old_paths.is_empty()
     }
 }
 

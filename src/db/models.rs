@@ -5,8 +5,8 @@
 
 use super::schema::{
     agent_results, consolidated_errors, consolidated_runs, ws_commits, ws_forecast_clusters,
-    ws_forecast_pairs, ws_integration_steps, ws_integration_tests, ws_integrations,
-    ws_merge_order, ws_merges, ws_result_files, ws_runs,
+    ws_forecast_pairs, ws_integration_steps, ws_integration_tests, ws_integrations, ws_merge_order,
+    ws_merges, ws_result_files, ws_runs,
 };
 use crate::model::{
     ChangeKind, ConflictHunk, FileChange, ForecastCluster, ForecastStep, IntegrationExclusion,

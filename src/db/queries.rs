@@ -190,10 +190,8 @@ pub fn finish_run(c: &mut Conn, k: &Consolidated, state: RunState) -> TxResult<(
             .execute(c)?;
         diesel::delete(ws_merge_order::table.filter(ws_merge_order::run_id.eq(run_id)))
             .execute(c)?;
-        diesel::delete(
-            ws_forecast_clusters::table.filter(ws_forecast_clusters::run_id.eq(run_id)),
-        )
-        .execute(c)?;
+        diesel::delete(ws_forecast_clusters::table.filter(ws_forecast_clusters::run_id.eq(run_id)))
+            .execute(c)?;
         for chunk in clusters.chunks(chunk_rows(CLUSTER_COLUMNS)) {
             diesel::insert_into(ws_forecast_clusters::table)
                 .values(chunk)

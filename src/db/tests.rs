@@ -1291,7 +1291,17 @@ fn forecast_clusters_and_the_explained_order_round_trip() {
         "cluster_id, path, kind, first_line, last_line, workstreams",
         "FROM ws_forecast_clusters ORDER BY cluster_id",
     );
-    assert_eq!(rows[0], ["1", "src/a|b.rs", "lines", "3", "4", "[\"ws-01\",\"ws-03\"]"]);
+    assert_eq!(
+        rows[0],
+        [
+            "1",
+            "src/a|b.rs",
+            "lines",
+            "3",
+            "4",
+            "[\"ws-01\",\"ws-03\"]"
+        ]
+    );
     assert_eq!(rows[1][3], "NULL");
     let order = raw(
         &path,

@@ -60,9 +60,7 @@ pub fn checked_out_in(repo: &RepoPaths, branch: &str) -> Result<Option<PathBuf>,
             return Ok(Some(repo.root.clone()));
         }
     }
-    let names = main
-        .worktrees()
-        .ctx(|| "list the worktrees".to_string())?;
+    let names = main.worktrees().ctx(|| "list the worktrees".to_string())?;
     for name in names.iter().flatten().flatten() {
         let Ok(wt) = main.find_worktree(name) else {
             continue;
@@ -79,8 +77,8 @@ pub fn checked_out_in(repo: &RepoPaths, branch: &str) -> Result<Option<PathBuf>,
 /// Up to `limit` paths with uncommitted changes to tracked files (staged or not) in the
 /// worktree at `worktree`; untracked and ignored files do not count.
 pub fn dirty_paths(worktree: &Path, limit: usize) -> Result<Vec<String>, GitError> {
-    let r = Repository::open(worktree)
-        .ctx(|| format!("open the worktree {}", worktree.display()))?;
+    let r =
+        Repository::open(worktree).ctx(|| format!("open the worktree {}", worktree.display()))?;
     let mut so = StatusOptions::new();
     so.include_untracked(false)
         .include_ignored(false)

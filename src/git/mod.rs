@@ -273,9 +273,8 @@ pub fn branch_tip(repo: &RepoPaths, branch: &str) -> Result<Option<String>, GitE
 
 /// Whether `sha` names a commit this repository has.
 pub fn has_commit(repo: &RepoPaths, sha: &str) -> bool {
-    repo::open_main(repo).is_ok_and(|r| {
-        git2::Oid::from_str(sha).is_ok_and(|oid| r.find_commit(oid).is_ok())
-    })
+    repo::open_main(repo)
+        .is_ok_and(|r| git2::Oid::from_str(sha).is_ok_and(|oid| r.find_commit(oid).is_ok()))
 }
 
 /// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).

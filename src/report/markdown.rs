@@ -316,8 +316,7 @@ fn files(out: &mut String, v: &RunView) {
     let _ = writeln!(
         out,
         "{} unique files; {} touched by more than one workstream.\n",
-        v.total_files_modified,
-        v.overlapping_files
+        v.total_files_modified, v.overlapping_files
     );
     md_header(out, &["Path", "Change", "+/-", "Workstreams", "Overlap"]);
     let rows = capped(&v.files, MAX_TABLE_ROWS, |f| f.overlap);
@@ -482,7 +481,14 @@ fn forecast(out: &mut String, v: &RunView) {
         out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
         md_header(
             out,
-            &["#", "Path", "Kind", "Lines", "Workstreams", "Conflicting pairs"],
+            &[
+                "#",
+                "Path",
+                "Kind",
+                "Lines",
+                "Workstreams",
+                "Conflicting pairs",
+            ],
         );
         let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
         for c in &rows {
@@ -490,7 +496,10 @@ fn forecast(out: &mut String, v: &RunView) {
                 let n = c.workstreams.len();
                 format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
             } else {
-                format!("{} (only the pairs the order needed were merged)", c.conflicting_pairs)
+                format!(
+                    "{} (only the pairs the order needed were merged)",
+                    c.conflicting_pairs
+                )
             };
             md_row(
                 out,
@@ -505,7 +514,13 @@ fn forecast(out: &mut String, v: &RunView) {
                 ],
             );
         }
-        cap_note(out, rows.len(), v.clusters.len(), "clusters", ", conflicting ones first");
+        cap_note(
+            out,
+            rows.len(),
+            v.clusters.len(),
+            "clusters",
+            ", conflicting ones first",
+        );
         out.push('\n');
     }
     if !v.conflicts.is_empty() {
@@ -582,8 +597,7 @@ fn integration(out: &mut String, v: &RunView) {
         return;
     };
     let completed = it.merged.len()
-        + it
-            .excluded
+        + it.excluded
             .iter()
             .filter(|x| x.reason != "not-completed")
             .count();
@@ -596,7 +610,11 @@ fn integration(out: &mut String, v: &RunView) {
         esc(&it.onto_rev),
         esc(&it.branch),
         short_sha(&it.tip),
-        if it.dry_run { " (a plan: nothing written)" } else { "" }
+        if it.dry_run {
+            " (a plan: nothing written)"
+        } else {
+            ""
+        }
     );
     match &it.test_command {
         Some(cmd) => {
@@ -609,7 +627,9 @@ fn integration(out: &mut String, v: &RunView) {
                 if passes { "passes" } else { "fails" }
             );
         }
-        None => out.push_str("\nNot tested (`git ws-merge --test CMD` or git config `ws.integrationTest`).\n"),
+        None => out.push_str(
+            "\nNot tested (`git ws-merge --test CMD` or git config `ws.integrationTest`).\n",
+        ),
     }
     if let Some(b) = &it.fast_forwarded {
         let _ = writeln!(out, "\n`{}` was fast-forwarded to it (`--ff`).", esc(b));
@@ -621,21 +641,27 @@ fn integration(out: &mut String, v: &RunView) {
     );
     if !it.merges.is_empty() {
         md_header(out, &["#", "Workstream", "Merged at"]);
+        let mut before = it.onto.as_str();
         for (i, m) in it.merges.iter().enumerate() {
-            md_row(
-                out,
-                &[
-                    (i + 1).to_string(),
-                    esc(&m.workstream_id),
-                    short_sha(&m.merge_commit),
-                ],
-            );
+            let at = if m.merge_commit == before {
+                "already contained".to_string()
+            } else {
+                short_sha(&m.merge_commit)
+            };
+            before = &m.merge_commit;
+            md_row(out, &[(i + 1).to_string(), esc(&m.workstream_id), at]);
         }
     }
     if !it.excluded.is_empty() {
         out.push_str("\n### Left out\n\n");
         for x in &it.excluded {
-            let _ = write!(out, "- **{}** ({}): {}", esc(&x.workstream_id), esc(&x.reason), esc(&x.detail));
+            let _ = write!(
+                out,
+                "- **{}** ({}): {}",
+                esc(&x.workstream_id),
+                esc(&x.reason),
+                esc(&x.detail)
+            );
             out.push('\n');
             if let Some(t) = x.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
                 out.push('\n');
@@ -646,7 +672,10 @@ fn integration(out: &mut String, v: &RunView) {
     }
     if !it.tests.is_empty() {
         out.push_str("\n### Test runs\n\n");
-        md_header(out, &["#", "Commit", "Merges", "Result", "Exit", "Duration"]);
+        md_header(
+            out,
+            &["#", "Commit", "Merges", "Result", "Exit", "Duration"],
+        );
         for (i, t) in it.tests.iter().enumerate() {
             let merges = if t.workstreams.is_empty() {
                 "none (onto alone)".to_string()

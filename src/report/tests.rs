@@ -281,7 +281,11 @@ fn ten_thousand_workstreams_are_capped() {
             r
         })
         .collect();
-    let c = crate::consolidate::consolidate(&fixture::run_info(), &rs, crate::model::MergeForecast::default());
+    let c = crate::consolidate::consolidate(
+        &fixture::run_info(),
+        &rs,
+        crate::model::MergeForecast::default(),
+    );
     let md = render_markdown(&ReportModel {
         consolidated: &c,
         results: &rs,

@@ -150,8 +150,8 @@ pub fn results() -> Vec<WorkstreamResult> {
 
 /// ws-01 and ws-03 conflict; ws-03 and ws-09 merge cleanly on the CJK file.
 pub fn forecast() -> MergeForecast {
-    let step = |id: &str, clean: bool, partners: &[&str], clusters: &[usize], reason: &str| {
-        ForecastStep {
+    let step =
+        |id: &str, clean: bool, partners: &[&str], clusters: &[usize], reason: &str| ForecastStep {
             workstream_id: id.into(),
             clean,
             conflict_paths: if clean {
@@ -164,8 +164,7 @@ pub fn forecast() -> MergeForecast {
             overlapping: clusters.len(),
             change_size: 3,
             reason: reason.into(),
-        }
-    };
+        };
     MergeForecast {
         clusters: vec![
             ForecastCluster {
@@ -280,9 +279,13 @@ pub fn integration() -> IntegrationRecord {
                 workstream_id: "ws-02".into(),
                 reason: "breaks-tests".into(),
                 paths: vec![],
-                detail: "the tests fail when ws-02 is merged after ws-01; each passes without the other".into(),
+                detail:
+                    "the tests fail when ws-02 is merged after ws-01; each passes without the other"
+                        .into(),
                 broke_with: vec!["ws-01".into()],
-                output_tail: Some("\u{1b}[31mnot ok 3 - `x` | y\u{1b}[0m\n```\n1 passed, 1 failed".into()),
+                output_tail: Some(
+                    "\u{1b}[31mnot ok 3 - `x` | y\u{1b}[0m\n```\n1 passed, 1 failed".into(),
+                ),
             },
             IntegrationExclusion {
                 workstream_id: "ws-05".into(),

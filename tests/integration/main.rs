@@ -4,6 +4,7 @@
 
 mod common;
 mod environments;
+mod merge;
 mod pg;
 mod pgcluster;
 mod pool;
