@@ -587,6 +587,28 @@ fn forecast(out: &mut String, v: &RunView) {
     }
 }
 
+/// `s` as an inline code span that renders it literally (no entities or backslashes, which a
+/// code span would show as typed): fenced by more backticks than any run inside, padded when
+/// it starts or ends with one; control characters become spaces. Not for table cells.
+fn code_span(s: &str) -> String {
+    let (mut longest, mut run) = (0, 0);
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let body: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let pad = if body.starts_with('`') || body.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{body}{pad}{fence}")
+}
+
 fn integration(out: &mut String, v: &RunView) {
     let Some(it) = &v.integration else {
         let _ = writeln!(
@@ -603,12 +625,12 @@ fn integration(out: &mut String, v: &RunView) {
             .count();
     let _ = writeln!(
         out,
-        "{} of {} completed workstreams integrated onto {} ({}) as `{}` at {}{}.",
+        "{} of {} completed workstreams integrated onto {} ({}) as {} at {}{}.",
         it.merged.len(),
         completed,
         short_sha(&it.onto),
         esc(&it.onto_rev),
-        esc(&it.branch),
+        code_span(&it.branch),
         short_sha(&it.tip),
         if it.dry_run {
             " (a plan: nothing written)"
@@ -621,8 +643,8 @@ fn integration(out: &mut String, v: &RunView) {
             let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
             let _ = writeln!(
                 out,
-                "\nTested with `{}`: {}; the tip {}.",
-                esc(cmd),
+                "\nTested with {}: {}; the tip {}.",
+                code_span(cmd),
                 plural(it.test_runs, "test run", "test runs"),
                 if passes { "passes" } else { "fails" }
             );
@@ -632,7 +654,7 @@ fn integration(out: &mut String, v: &RunView) {
         ),
     }
     if let Some(b) = &it.fast_forwarded {
-        let _ = writeln!(out, "\n`{}` was fast-forwarded to it (`--ff`).", esc(b));
+        let _ = writeln!(out, "\n{} was fast-forwarded to it (`--ff`).", code_span(b));
     }
     let _ = writeln!(
         out,
@@ -786,4 +808,17 @@ fn timeline(out: &mut String, v: &RunView) {
         );
     }
     cap_note(out, shown.len(), t.bars.len(), "started workstreams", "");
+}
+
+#[cfg(test)]
+mod code_span_tests {
+    use super::code_span;
+
+    #[test]
+    fn code_spans_show_commands_as_typed() {
+        assert_eq!(code_span("a && b | c_d"), "`a && b | c_d`");
+        assert_eq!(code_span("tee `x`"), "`` tee `x` ``");
+        assert_eq!(code_span("a ``b``"), "``` a ``b`` ```");
+        assert_eq!(code_span("x\ny"), "`x y`");
+    }
 }
