@@ -211,14 +211,14 @@ pub fn forecast() -> MergeForecast {
                 true,
                 &[],
                 &[1],
-                "overlaps 1 workstream in clusters #1; merged before them (fewer overlaps or a smaller change)",
+                "overlaps 1 workstream in cluster #1; merged before it (fewer overlaps or a smaller change)",
             ),
             step(
                 "ws-09",
                 true,
                 &[],
                 &[2],
-                "overlaps 1 workstream in clusters #2; merged before them (fewer overlaps or a smaller change)",
+                "overlaps 1 workstream in cluster #2; merged before it (fewer overlaps or a smaller change)",
             ),
             step(
                 "ws-03",
