@@ -324,7 +324,9 @@ fn integrate(o: &Opts) {
 
 /// A hermetic git / git-ws command in `dir` with the release binaries first on PATH.
 fn tool(dir: &Path, program: &str) -> Command {
-    let bins = Path::new(env!("CARGO_BIN_EXE_git-ws-merge")).parent().unwrap();
+    let bins = Path::new(env!("CARGO_BIN_EXE_git-ws-merge"))
+        .parent()
+        .unwrap();
     let mut c = Command::new(program);
     c.current_dir(dir)
         .env(
@@ -356,7 +358,11 @@ fn run_ok(c: &mut Command) -> (String, f64, i32) {
         "{c:?}: exit {code}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (String::from_utf8_lossy(&out.stdout).into_owned(), secs, code)
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        secs,
+        code,
+    )
 }
 
 fn merge(o: &Opts) {
@@ -395,14 +401,8 @@ fn merge(o: &Opts) {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         merged = v["merged"].as_array().unwrap().len();
         left = v["excluded"].as_array().unwrap().len();
-        let (out, secs, _) = run_ok(tool(&dir, "git").args([
-            "ws-merge",
-            "--format",
-            "json",
-            "-q",
-            "--test",
-            test,
-        ]));
+        let (out, secs, _) =
+            run_ok(tool(&dir, "git").args(["ws-merge", "--format", "json", "-q", "--test", test]));
         tested.push(secs);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         runs = v["test_runs"].as_u64().unwrap() as usize;
@@ -415,7 +415,9 @@ fn merge(o: &Opts) {
             .collect();
         assert_eq!(culprits.len(), 1, "{v}");
     }
-    let bound = git::bisect::max_test_runs(n - 1, 1);
+    // The bisection runs over the merges left after the conflict; one culprit.
+    let merges = merged;
+    let bound = git::bisect::max_test_runs(merges, 1);
     println!(
         "## merge: git ws-merge on a real run of {n} one-line workstreams, {} files (the run itself: {:.2} s), median of {}",
         o.files, run_secs, o.reps
@@ -425,10 +427,9 @@ fn merge(o: &Opts) {
         median(plain)
     );
     println!(
-        "- with --test (one pair breaks the test only together): {:.3} s, {runs} test runs = 1 on onto + {} for the bisection (bound for {} merges and 1 culprit: 1 + 2*ceil(log2 n) + 1 passing run = {bound})",
+        "- with --test (one pair breaks the test only together): {:.3} s, {runs} test runs: 1 on onto alone + {} for {merges} merges (bound: 1 + 2*ceil(log2 {merges}) for the culprit + 1 passing run of the final tip = {bound})",
         median(tested),
         runs - 1,
-        n - 1
     );
 }
 

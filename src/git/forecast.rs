@@ -696,7 +696,11 @@ fn plural(n: usize, what: &str) -> String {
 fn clusters_label(ids: &[usize]) -> String {
     format!(
         "{} {}",
-        if ids.len() == 1 { "cluster" } else { "clusters" },
+        if ids.len() == 1 {
+            "cluster"
+        } else {
+            "clusters"
+        },
         join_ids(ids)
     )
 }
