@@ -543,3 +543,80 @@ fn integrations_are_recorded_in_postgres_too() {
         "nothing in the default SQLite file"
     );
 }
+
+/// The demo (`fixtures/demo/run-demo.sh --no-install`) ends with `git ws-merge --test`: the
+/// version conflict and the docs example that breaks the docs check only together with the
+/// deletion of `src/txt-wrap.sh` are left out, the rest is integrated and its tip passes.
+#[test]
+fn the_demo_ends_with_its_conflict_and_combination_failure_left_out() {
+    let env = Env::new();
+    let demo = env.scratch("demo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/run-demo.sh");
+    let out = Run::from(
+        env.command("sh")
+            .arg(&script)
+            .arg("--no-install")
+            .arg(&demo)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("git ws-merge finished with status 1, as expected"),
+        "{}",
+        out.stdout
+    );
+    // The integration it recorded, as `git ws-report` shows it.
+    let report = Run::from(
+        env.command("git")
+            .current_dir(&demo)
+            .args(["ws-report", "latest", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    let it = &json_of(&report)["integration"];
+    assert_eq!(
+        excluded(it)
+            .into_iter()
+            .filter(|(_, r)| r != "not-completed")
+            .collect::<Vec<_>>(),
+        [
+            ("release-0.2".to_string(), "conflict".to_string()),
+            ("docs-examples".to_string(), "breaks-tests".to_string()),
+        ]
+    );
+    let broke = &it["excluded"][1];
+    assert_eq!(broke["broke_with"], serde_json::json!(["drop-legacy-wrap"]));
+    assert_eq!(it["merged"].as_array().unwrap().len(), 8, "{it}");
+    assert!(
+        it["test_runs"].as_u64().unwrap() <= 1 + 1 + 2 * 4 + 1,
+        "{it}"
+    );
+    // The tip's tree, exported, passes both test scripts.
+    let tip = it["tip"].as_str().unwrap();
+    let tree = env.scratch("demo-tip");
+    std::fs::create_dir_all(&tree).unwrap();
+    let export = env
+        .command("sh")
+        .current_dir(&demo)
+        .arg("-c")
+        .arg(format!(
+            "git archive {tip} | tar -xf - -C '{}'",
+            tree.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(export.success());
+    let tested = env
+        .command("sh")
+        .current_dir(&tree)
+        .args(["-c", "sh tests/run.sh && sh tests/docs.sh"])
+        .output()
+        .unwrap();
+    assert!(
+        tested.status.success(),
+        "the tip {tip} fails the tests: {}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+}
