@@ -5,6 +5,7 @@
 //! cargo bench --bench forecast                          # all sections, 5 repetitions
 //! cargo bench --bench forecast -- dense --sizes 200,500,1000 --reps 3
 //! cargo bench --bench forecast -- integrate --files 5000
+//! cargo bench --bench forecast -- merge --files 5000 --reps 5
 //! ```
 //!
 //! Sections:
@@ -17,6 +18,11 @@
 //!   the first forecast ran for every pair), on 200 pairs of the dense branches, interleaved.
 //! - `integrate`: 45 one-line workstreams (each edits one file and adds one) merged in
 //!   memory onto the base of a `--files` repository, median wall time.
+//! - `merge`: the command itself, `git ws-merge` (release binaries, as processes), on a
+//!   real `git ws-run` of 45 one-line workstreams in a `--files` repository, two of which
+//!   edit the same line (a conflict) and two of which break a test only together: the
+//!   median wall time without `--test`, and with `--test` the number of test runs against
+//!   the bound and the wall time.
 
 use git2::{Oid, Repository, Signature, Time};
 use git_ws::git::{self, Objects};
@@ -316,6 +322,117 @@ fn integrate(o: &Opts) {
     );
 }
 
+/// A hermetic git / git-ws command in `dir` with the release binaries first on PATH.
+fn tool(dir: &Path, program: &str) -> Command {
+    let bins = Path::new(env!("CARGO_BIN_EXE_git-ws-merge"))
+        .parent()
+        .unwrap();
+    let mut c = Command::new(program);
+    c.current_dir(dir)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bins.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("HOME", dir.parent().unwrap())
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "bench")
+        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
+        .env("GIT_COMMITTER_NAME", "bench")
+        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
+        .env_remove("GIT_WS_DATABASE_URL");
+    c
+}
+
+fn run_ok(c: &mut Command) -> (String, f64, i32) {
+    let t = Instant::now();
+    let out = c.output().unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 1,
+        "{c:?}: exit {code}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        secs,
+        code,
+    )
+}
+
+fn merge(o: &Opts) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (repo, _) = base_repo(&dir, o.files);
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .unwrap();
+    drop(repo);
+    std::fs::create_dir_all(dir.join("workstreams")).unwrap();
+    let n = 45;
+    for i in 0..n {
+        let k = (i * 97) % o.files;
+        let path = format!("src/d{}/f{k}.txt", k % 50);
+        let command = match i {
+            // ws-01 and ws-02 rewrite a file nobody else touches: a textual conflict.
+            1 | 2 => format!("printf 'ws-{i:02} was here\\n' > src/d1/f1.txt"),
+            _ => format!("printf 'edited by ws-{i:02}\\n' >> {path} && mkdir -p added && echo new > added/ws-{i:02}.txt"),
+        };
+        std::fs::write(
+            dir.join(format!("workstreams/ws-{i:02}.json")),
+            serde_json::json!({"id": format!("ws-{i:02}"), "command": command}).to_string(),
+        )
+        .unwrap();
+    }
+    let (_, run_secs, _) = run_ok(tool(&dir, "git").args(["ws-run", "--agents", "3", "-q"]));
+    // The test fails only when ws-10 and ws-30 are both merged.
+    let test = "! { [ -e added/ws-10.txt ] && [ -e added/ws-30.txt ]; }";
+    let mut plain = Vec::new();
+    let mut tested = Vec::new();
+    let (mut merged, mut left, mut runs) = (0, 0, 0);
+    for _ in 0..o.reps {
+        let (out, secs, _) = run_ok(tool(&dir, "git").args(["ws-merge", "--format", "json"]));
+        plain.push(secs);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        merged = v["merged"].as_array().unwrap().len();
+        left = v["excluded"].as_array().unwrap().len();
+        let (out, secs, _) =
+            run_ok(tool(&dir, "git").args(["ws-merge", "--format", "json", "-q", "--test", test]));
+        tested.push(secs);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        runs = v["test_runs"].as_u64().unwrap() as usize;
+        let culprits: Vec<&str> = v["excluded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["reason"] == "breaks-tests")
+            .map(|x| x["workstream_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(culprits.len(), 1, "{v}");
+    }
+    // The bisection runs over the merges left after the conflict; one culprit.
+    let merges = merged;
+    let bound = git::bisect::max_test_runs(merges, 1);
+    println!(
+        "## merge: git ws-merge on a real run of {n} one-line workstreams, {} files (the run itself: {:.2} s), median of {}",
+        o.files, run_secs, o.reps
+    );
+    println!(
+        "- without --test: {:.3} s ({merged} merged, {left} left out: the conflict)",
+        median(plain)
+    );
+    println!(
+        "- with --test (one pair breaks the test only together): {:.3} s, {runs} test runs: 1 on onto alone + {} for {merges} merges (bound: 1 + 2*ceil(log2 {merges}) for the culprit + 1 passing run of the final tip = {bound})",
+        median(tested),
+        runs - 1,
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--make") {
@@ -341,5 +458,8 @@ fn main() {
     }
     if all || o.sections.iter().any(|s| s == "integrate") {
         integrate(&o);
+    }
+    if all || o.sections.iter().any(|s| s == "merge") {
+        merge(&o);
     }
 }

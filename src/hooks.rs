@@ -1,9 +1,11 @@
 //! The post-merge hook: installing it into a repository (between marker lines, keeping any
 //! existing hook) and what it does after a merge (find which `ws/…` branches landed, and
-//! how: merged, squashed or cherry-picked).
+//! how: merged, squashed or cherry-picked, and record them with how each was detected).
 
+use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
 use crate::error::Error;
 use crate::git;
+use std::collections::HashMap;
 use std::path::Path;
 
 /// The hook as shipped in `hooks/post-merge`.
@@ -55,6 +57,95 @@ pub fn merged_hook(existing: Option<&str>) -> String {
 pub fn landed_branches(cwd: &Path) -> Result<Vec<git::Landed>, Error> {
     let repo = git::discover(cwd)?;
     Ok(git::landed_ws_branches(&repo, cwd)?)
+}
+
+/// The post-merge hook's work (`git ws-report --record-merges`): record the `ws/…`
+/// branches HEAD of the worktree containing `cwd` has newly landed, each with how it was
+/// detected (`ancestor`, `tree`, `patch-id`), in the database `db` (the flag; else env,
+/// git config, the default). Returns the line to print, if any. Never fails: every problem
+/// ends quietly, or with a one-line note when the database was busy.
+pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
+    let repo = git::discover(cwd).ok()?;
+    let location = crate::db::locate(db, cwd, Some(&repo)).ok()??;
+    let mut db = match ConsolidationDatabase::open_for_hook(&location) {
+        Ok(Some(db)) => db,
+        Ok(None) => return None,
+        Err(_) => return Some("ws: database busy or unreadable; merge not recorded".to_string()),
+    };
+    let index = db.branch_index().ok()?;
+    if index.is_empty() {
+        return None;
+    }
+    let landed = git::landed_ws_branches(&repo, cwd).ok()?;
+    let head = git::head_of(cwd).ok()?;
+    let now = chrono::Utc::now();
+    let records: Vec<MergeRecord> = landed
+        .into_iter()
+        .filter_map(|l| {
+            let (run_id, workstream_id) = index.get(&l.branch)?.clone();
+            Some(MergeRecord {
+                run_id,
+                workstream_id,
+                branch: l.branch,
+                tip: l.tip,
+                merge_commit: head.clone(),
+                merged_at: now,
+                detected_by: Some(l.by.as_str().to_string()),
+            })
+        })
+        .collect();
+    record_new(&mut db, &records)
+}
+
+/// Record `records`, and say in one line what was new (`None`: nothing was).
+pub(crate) fn record_new(
+    db: &mut ConsolidationDatabase,
+    records: &[MergeRecord],
+) -> Option<String> {
+    // Which of these are new: not yet recorded for their run.
+    let mut known: HashMap<String, HashMap<String, MergeRecord>> = HashMap::new();
+    for r in records {
+        if !known.contains_key(&r.run_id) {
+            let m = db.merged(&r.run_id).ok()?;
+            known.insert(r.run_id.clone(), m);
+        }
+    }
+    let mut fresh: Vec<&MergeRecord> = records
+        .iter()
+        .filter(|r| !known[&r.run_id].contains_key(&r.workstream_id))
+        .collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    fresh.sort_by(|a, b| (&a.run_id, &a.workstream_id).cmp(&(&b.run_id, &b.workstream_id)));
+    let new = match db.record_merges(records) {
+        Ok(n) => n,
+        Err(_) => return Some("ws: database busy; merge not recorded".to_string()),
+    };
+    if new == 0 {
+        return None;
+    }
+    let unmerged = db.unmerged_completed_count().unwrap_or(0);
+    let what = match fresh.as_slice() {
+        [one] => format!("{} of {} merged", one.workstream_id, one.run_id),
+        many => {
+            let names: Vec<&str> = many
+                .iter()
+                .take(5)
+                .map(|r| r.workstream_id.as_str())
+                .collect();
+            let more = if many.len() > 5 { ", …" } else { "" };
+            format!(
+                "{} workstreams merged ({}{more})",
+                many.len(),
+                names.join(", ")
+            )
+        }
+    };
+    Some(format!(
+        "ws: {what}; {unmerged} completed branch{} still unmerged",
+        if unmerged == 1 { "" } else { "es" }
+    ))
 }
 
 /// Install the post-merge hook into the repository containing `cwd` (honouring

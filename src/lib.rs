@@ -2,7 +2,8 @@
 //! worktree, and consolidate what they did (read from git itself) into one SQLite database
 //! and one Markdown report per run.
 //!
-//! The binaries `git-ws-run` and `git-ws-report` are thin front ends over this library. The
+//! The binaries `git-ws-run`, `git-ws-report` and `git-ws-merge` are thin front ends over
+//! this library ([`integrate`] lands a run on an integration branch). The
 //! seed design's programmatic usage maps onto [`Coordinator`] (run a configured run and get
 //! the consolidated result) and [`ConsolidationDatabase`] (query what was recorded):
 //!
@@ -53,7 +54,7 @@
 //! };
 //! let ok = WorkstreamResult::new(&run.run_id, "agent-1", "ws-01", Status::Completed);
 //! let bad = WorkstreamResult::new(&run.run_id, "agent-2", "ws-02", Status::Failed);
-//! let c = consolidate(&run, &[ok, bad], Default::default());
+//! let c = consolidate(&run, &[ok, bad], git_ws::model::MergeForecast::default());
 //! assert_eq!((c.completed, c.failed), (1, 1));
 //! assert!(c.recommendations.iter().any(|r| r.contains("ws-02")));
 //! let markdown = git_ws::report::render_markdown(&git_ws::report::ReportModel {
@@ -70,6 +71,7 @@ pub mod db;
 pub mod error;
 pub mod git;
 pub mod hooks;
+pub mod integrate;
 pub mod model;
 pub mod plan;
 pub mod progress;

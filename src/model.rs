@@ -405,14 +405,7 @@ impl Forecast {
     }
 
     fn sorted_pairs(&self, conflicting: bool) -> Vec<&PairForecast> {
-        use crate::consolidate::natural_cmp;
-        let mut v: Vec<&PairForecast> = self
-            .pairs
-            .iter()
-            .filter(|p| p.conflicts() == conflicting && (conflicting || !p.common_paths.is_empty()))
-            .collect();
-        v.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
-        v
+        sorted_pairs(&self.pairs, conflicting)
     }
 
     /// Position (0-based) of each workstream in the suggested merge order.
@@ -520,6 +513,181 @@ pub struct MergeForecast {
 impl MergeForecast {
     /// Clusters up to this size have every pair merged.
     pub const PAIRWISE_LIMIT: usize = 12;
+
+    /// The computed pairs that conflict, in natural order of (a, b).
+    pub fn conflicting(&self) -> Vec<&PairForecast> {
+        sorted_pairs(&self.pairs, true)
+    }
+
+    /// The computed pairs that share paths but merge cleanly, in natural order of (a, b).
+    pub fn clean_overlaps(&self) -> Vec<&PairForecast> {
+        sorted_pairs(&self.pairs, false)
+    }
+
+    /// Position (0-based) of each workstream in the merge order.
+    pub fn positions(&self) -> std::collections::HashMap<&str, usize> {
+        self.merge_order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.workstream_id.as_str(), i))
+            .collect()
+    }
+}
+
+/// The first shape in the new one, for callers that still build a [`Forecast`]: no
+/// clusters or explanations; each step that needs a rebase names as partners the earlier
+/// steps it conflicts with pairwise.
+impl From<Forecast> for MergeForecast {
+    fn from(f: Forecast) -> MergeForecast {
+        let positions = f.positions();
+        let merge_order = f
+            .merge_order
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut partners: Vec<(usize, String)> = f
+                    .pairs
+                    .iter()
+                    .filter(|p| !s.clean && p.conflicts())
+                    .filter_map(|p| {
+                        let other = if p.a == s.workstream_id {
+                            &p.b
+                        } else if p.b == s.workstream_id {
+                            &p.a
+                        } else {
+                            return None;
+                        };
+                        let j = *positions.get(other.as_str())?;
+                        (j < i).then(|| (j, other.clone()))
+                    })
+                    .collect();
+                partners.sort();
+                partners.dedup();
+                ForecastStep {
+                    workstream_id: s.workstream_id.clone(),
+                    clean: s.clean,
+                    conflict_paths: s.conflict_paths.clone(),
+                    partners: partners.into_iter().map(|(_, w)| w).collect(),
+                    clusters: Vec::new(),
+                    overlapping: 0,
+                    change_size: 0,
+                    reason: String::new(),
+                }
+            })
+            .collect();
+        MergeForecast {
+            clusters: Vec::new(),
+            pairs: f.pairs,
+            merge_order,
+            overlaps: Vec::new(),
+        }
+    }
+}
+
+fn sorted_pairs(pairs: &[PairForecast], conflicting: bool) -> Vec<&PairForecast> {
+    use crate::consolidate::natural_cmp;
+    let mut v: Vec<&PairForecast> = pairs
+        .iter()
+        .filter(|p| p.conflicts() == conflicting && (conflicting || !p.common_paths.is_empty()))
+        .collect();
+    v.sort_by(|x, y| natural_cmp(&x.a, &y.a).then_with(|| natural_cmp(&x.b, &y.b)));
+    v
+}
+
+/// What `git ws-merge` did with a run (the JSON object it prints, and `integration` in
+/// `git ws-report`): the run's completed branches merged in the forecast's order onto
+/// `onto`, as branch `branch` at `tip`, and what was left out and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationRecord {
+    pub run_id: String,
+    /// The commit integrated onto (full SHA).
+    pub onto: String,
+    /// What `--onto` said (`HEAD`, `main`, a SHA).
+    pub onto_rev: String,
+    /// The integration branch (`ws/<run-id>/integration`, or `--into`).
+    pub branch: String,
+    /// The branch's tip (full SHA): the last merge commit, or `onto` when nothing merged.
+    pub tip: String,
+    /// The test command (`--test`, git config `ws.integrationTest`); null when untested.
+    pub test_command: Option<String>,
+    /// Every run of the test command, the one on `onto` included (0 without a test).
+    pub test_runs: usize,
+    /// The workstreams integrated, in merge order.
+    pub merged: Vec<String>,
+    /// The same, with each branch tip merged and the merge commit made.
+    pub merges: Vec<IntegrationMerge>,
+    /// The workstreams left out: conflicts and test breakers in the order met, then those
+    /// whose branch is missing, then those that did not complete.
+    pub excluded: Vec<IntegrationExclusion>,
+    /// Each run of the test command, in order.
+    pub tests: Vec<IntegrationTestRun>,
+    /// The branch `--ff` fast-forwarded to `tip`, if any.
+    pub fast_forwarded: Option<String>,
+    /// A plan (`--dry-run`): nothing was written, `tip` exists only in memory.
+    pub dry_run: bool,
+    /// When the integration finished (UTC).
+    pub integrated_at: DateTime<Utc>,
+}
+
+impl IntegrationRecord {
+    /// Whether every completed branch was integrated: nothing left out but workstreams
+    /// that did not complete.
+    pub fn all_integrated(&self) -> bool {
+        self.excluded
+            .iter()
+            .all(|x| x.reason == IntegrationExclusion::NOT_COMPLETED)
+    }
+}
+
+/// One merge of an integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationMerge {
+    pub workstream_id: String,
+    /// The branch tip merged (full SHA).
+    pub tip: String,
+    /// The integration's tip after this merge (full SHA): the merge commit, or the commit
+    /// before it when the branch was already contained.
+    pub merge_commit: String,
+}
+
+/// A workstream `git ws-merge` left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationExclusion {
+    pub workstream_id: String,
+    /// `conflict`, `breaks-tests`, `missing-branch` or `not-completed`.
+    pub reason: String,
+    /// For `conflict`: the conflicting paths.
+    pub paths: Vec<String>,
+    /// One sentence: what it conflicts or breaks the tests with, or why it did not complete.
+    pub detail: String,
+    /// For `breaks-tests`: the workstreams it broke the tests with (empty: on its own).
+    pub broke_with: Vec<String>,
+    /// For `breaks-tests`: the last lines of the failing test run's output.
+    pub output_tail: Option<String>,
+}
+
+impl IntegrationExclusion {
+    pub const CONFLICT: &'static str = "conflict";
+    pub const BREAKS_TESTS: &'static str = "breaks-tests";
+    pub const MISSING_BRANCH: &'static str = "missing-branch";
+    pub const NOT_COMPLETED: &'static str = "not-completed";
+}
+
+/// One run of the integration's test command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntegrationTestRun {
+    /// The commit tested (full SHA): `onto`, or an integration of some of the merges.
+    pub commit: String,
+    /// The workstreams merged into it, in order (empty: `onto` alone).
+    pub workstreams: Vec<String>,
+    pub passed: bool,
+    /// The exit code (null: killed after the time limit, or by a signal).
+    pub exit_code: Option<i32>,
+    pub duration_seconds: f64,
+    /// Why it ended, when not by exiting: `timeout`.
+    pub ending: Option<String>,
+    /// The log file of this run.
+    pub log_path: Option<String>,
 }
 
 /// What a coding agent reported spending: parsed from a preset's structured output and/or

@@ -1,19 +1,22 @@
 //! Man pages (clap_mangen) and shell completions (clap_complete, plus the `_git_ws_run` /
-//! `_git_ws_report` shims git's bash completion looks for), generated from the clap
-//! definitions so they never drift from the flags.
+//! `_git_ws_report` / `_git_ws_merge` shims git's bash completion looks for), generated from
+//! the clap definitions so they never drift from the flags.
 
+use super::merge::MergeArgs;
 use super::report::ReportArgs;
 use super::RunArgs;
 use clap::CommandFactory;
 use std::path::Path;
 
-/// Write `git-ws-run.1` and `git-ws-report.1` into `dir`; returns the paths written.
+/// Write `git-ws-run.1`, `git-ws-report.1` and `git-ws-merge.1` into `dir`; returns the
+/// paths written.
 pub fn write_man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
     for (name, cmd) in [
         ("git-ws-run", RunArgs::command()),
         ("git-ws-report", ReportArgs::command()),
+        ("git-ws-merge", MergeArgs::command()),
     ] {
         let cmd = cmd.name(name);
         let path = dir.join(format!("{name}.1"));
@@ -32,6 +35,7 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut RunArgs::command(), "git-ws-run", &mut out);
     clap_complete::generate(shell, &mut ReportArgs::command(), "git-ws-report", &mut out);
+    clap_complete::generate(shell, &mut MergeArgs::command(), "git-ws-merge", &mut out);
     let mut s = String::from_utf8_lossy(&out).into_owned();
     if shell == clap_complete::Shell::Bash {
         s.push_str(BASH_SHIMS);
@@ -42,7 +46,7 @@ pub fn completions(shell: clap_complete::Shell) -> String {
 /// git's bash completion calls `_git_<sub>` for `git <sub>`, with COMP_WORDS starting at
 /// `git`: hand clap's functions the words as if `git-ws-run` had been typed.
 const BASH_SHIMS: &str = r#"
-# git subcommand shims: `git ws-run <TAB>` and `git ws-report <TAB>`.
+# git subcommand shims: `git ws-run <TAB>`, `git ws-report <TAB>`, `git ws-merge <TAB>`.
 __git_ws_delegate() {
     local fn="$1" bin="$2"
     local -a words=("$bin" "${COMP_WORDS[@]:2}")
@@ -53,6 +57,7 @@ __git_ws_delegate() {
 }
 _git_ws_run() { __git_ws_delegate _git__ws__run git-ws-run; }
 _git_ws_report() { __git_ws_delegate _git__ws__report git-ws-report; }
+_git_ws_merge() { __git_ws_delegate _git__ws__merge git-ws-merge; }
 "#;
 
 #[cfg(test)]
@@ -81,12 +86,19 @@ mod tests {
         assert!(run.contains(".TH git-ws-run"), "{}", &run[..200]);
         let report = std::fs::read_to_string(&paths[1]).unwrap();
         assert!(report.contains("timeline"));
+        let merge = std::fs::read_to_string(&paths[2]).unwrap();
+        assert!(merge.contains(".TH git-ws-merge"));
+        for flag in ["onto", "into", "dry\\-run", "ws.integrationTest", "timeout"] {
+            assert!(merge.contains(flag), "{flag} missing from git-ws-merge.1");
+        }
     }
 
     #[test]
     fn bash_completion_has_the_git_shims() {
         let s = completions(clap_complete::Shell::Bash);
         assert!(s.contains("_git_ws_run()"));
+        assert!(s.contains("_git_ws_merge()"));
+        assert!(s.contains("_git__ws__merge()"));
         assert!(s.contains("_git__ws__run()"));
         assert!(s.contains("--rerun-failed"));
     }

@@ -1,7 +1,9 @@
-//! Command-line front ends: clap definitions for `git ws-run` and `git ws-report`, their
-//! conversion into library options, signal handling, and the closing summary.
+//! Command-line front ends: clap definitions for `git ws-run`, `git ws-report` and
+//! `git ws-merge`, their conversion into library options, signal handling, and the closing
+//! summary.
 
 pub mod docs;
+pub mod merge;
 pub mod report;
 
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_NOTHING_RAN};
@@ -104,7 +106,7 @@ pub struct RunArgs {
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
-    /// Write the man pages (git-ws-run.1, git-ws-report.1) into DIR, then exit
+    /// Write the man pages (git-ws-run.1, git-ws-report.1, git-ws-merge.1) into DIR, then exit
     #[arg(long, value_name = "DIR", hide_short_help = true)]
     pub generate_man: Option<PathBuf>,
     /// Print shell completions for SHELL (bash includes the `git ws-run` shims), then exit

@@ -2,13 +2,12 @@
 //! database, as tables, JSON or Markdown; `--record-merges` is what the post-merge hook runs.
 
 use crate::consolidate;
-use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord, RunState, RunSummary};
+use crate::db::{ConsolidationDatabase, DbLocation, RunState, RunSummary};
 use crate::error::{Error, EXIT_NOTHING_RAN};
 use crate::report::{self, render_table, Section};
 use crate::view::{Input, RunView};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Output format.
@@ -45,6 +44,9 @@ pub struct ReportArgs {
     /// Print the execution timeline
     #[arg(long)]
     pub timeline: bool,
+    /// Print the integration (what `git ws-merge` merged and left out)
+    #[arg(long)]
+    pub integration: bool,
     /// Output format (`markdown` without section flags rewrites the report file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
@@ -85,7 +87,6 @@ pub fn report_main() -> i32 {
 struct Paths {
     db: DbLocation,
     reports: PathBuf,
-    repo: Option<crate::git::RepoPaths>,
 }
 
 fn paths(args: &ReportArgs) -> Result<Paths, Error> {
@@ -102,7 +103,7 @@ fn paths(args: &ReportArgs) -> Result<Paths, Error> {
             None => cwd.join(crate::runner::DEFAULT_REPORTS),
         },
     };
-    Ok(Paths { db, reports, repo })
+    Ok(Paths { db, reports })
 }
 
 /// Produce the output for these arguments.
@@ -120,6 +121,7 @@ pub fn run(args: &ReportArgs) -> Result<String, Error> {
         (args.errors, Section::Errors),
         (args.files, Section::Files),
         (args.timeline, Section::Timeline),
+        (args.integration, Section::Integration),
     ]
     .into_iter()
     .filter_map(|(on, s)| on.then_some(s))
@@ -235,88 +237,19 @@ pub fn load_view(db: &mut ConsolidationDatabase, run_id: &str) -> Result<RunView
         .and_then(|s| s.execution_summary.get("notes").cloned())
         .and_then(|n| serde_json::from_value(n).ok())
         .unwrap_or_default();
-    Ok(RunView::build(Input {
+    let mut view = RunView::build(Input {
         consolidated: &consolidated,
         results: &results,
         merges: Some(&merged),
         state: state.as_str(),
-    }))
+    });
+    view.set_integration(db.latest_integration(run_id)?);
+    Ok(view)
 }
 
-/// The post-merge hook's work: record newly merged `ws/…` branches. Returns the line to
-/// print, if any. Never fails: every problem ends quietly (or with a one-line note).
+/// The post-merge hook's work: record newly landed `ws/…` branches (see
+/// [`crate::hooks::record_merges`]). Returns the line to print, if any. Never fails.
 pub fn record_merges(args: &ReportArgs) -> Option<String> {
-    let p = paths(args).ok()?;
-    let repo = p.repo?;
-    let mut db = match ConsolidationDatabase::open_for_hook(&p.db) {
-        Ok(Some(db)) => db,
-        Ok(None) => return None,
-        Err(_) => return Some("ws: database busy or unreadable; merge not recorded".to_string()),
-    };
-    let index = db.branch_index().ok()?;
-    if index.is_empty() {
-        return None;
-    }
     let cwd = std::env::current_dir().ok()?;
-    let merged = crate::git::merged_ws_branches(&repo, &cwd).ok()?;
-    let head = crate::git::head_of(&cwd).ok()?;
-    let now = chrono::Utc::now();
-    let records: Vec<MergeRecord> = merged
-        .into_iter()
-        .filter_map(|(branch, tip)| {
-            let (run_id, workstream_id) = index.get(&branch)?.clone();
-            Some(MergeRecord {
-                run_id,
-                workstream_id,
-                branch,
-                tip,
-                merge_commit: head.clone(),
-                merged_at: now,
-            })
-        })
-        .collect();
-    // Which of these are new: not yet recorded for their run.
-    let mut known: HashMap<String, HashMap<String, MergeRecord>> = HashMap::new();
-    for r in &records {
-        if !known.contains_key(&r.run_id) {
-            let m = db.merged(&r.run_id).ok()?;
-            known.insert(r.run_id.clone(), m);
-        }
-    }
-    let mut fresh: Vec<&MergeRecord> = records
-        .iter()
-        .filter(|r| !known[&r.run_id].contains_key(&r.workstream_id))
-        .collect();
-    if fresh.is_empty() {
-        return None;
-    }
-    fresh.sort_by(|a, b| (&a.run_id, &a.workstream_id).cmp(&(&b.run_id, &b.workstream_id)));
-    let new = match db.record_merges(&records) {
-        Ok(n) => n,
-        Err(_) => return Some("ws: database busy; merge not recorded".to_string()),
-    };
-    if new == 0 {
-        return None;
-    }
-    let unmerged = db.unmerged_completed_count().unwrap_or(0);
-    let what = match fresh.as_slice() {
-        [one] => format!("{} of {} merged", one.workstream_id, one.run_id),
-        many => {
-            let names: Vec<&str> = many
-                .iter()
-                .take(5)
-                .map(|r| r.workstream_id.as_str())
-                .collect();
-            let more = if many.len() > 5 { ", …" } else { "" };
-            format!(
-                "{} workstreams merged ({}{more})",
-                many.len(),
-                names.join(", ")
-            )
-        }
-    };
-    Some(format!(
-        "ws: {what}; {unmerged} completed branch{} still unmerged",
-        if unmerged == 1 { "" } else { "es" }
-    ))
+    crate::hooks::record_merges(&cwd, args.db.as_ref())
 }

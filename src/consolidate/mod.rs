@@ -10,7 +10,7 @@ pub mod advice;
 pub use advice::{recommend, Advice};
 
 use crate::model::{
-    agent_name, agent_number, ChangeKind, ErrorType, FileChange, Forecast, RunInfo, Status,
+    agent_name, agent_number, ChangeKind, ErrorType, FileChange, MergeForecast, RunInfo, Status,
     TestResults, WorkstreamResult, UNASSIGNED_AGENT,
 };
 use serde::{Deserialize, Serialize};
@@ -40,10 +40,13 @@ pub const MAX_NAMES: usize = 10;
 /// At most this many "A and B conflict" lines; the rest are summarised in one line.
 pub const MAX_CONFLICT_LINES: usize = 20;
 
-/// A file touched by at least one workstream, deduplicated across agents.
+/// A file touched by at least one workstream, deduplicated across agents. A rename counts
+/// at both its paths: under its new path (with `old_paths`) and under its old path (kind
+/// `renamed`, with `renamed_to`), so a rename on one side and an edit of the old path on
+/// the other show up as an overlap.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileSummary {
-    /// The path after the change (a rename counts under its new path).
+    /// The path.
     pub path: String,
     /// Workstream ids that touched it, sorted (natural order: ws-2 before ws-10).
     pub workstreams: Vec<String>,
@@ -55,6 +58,9 @@ pub struct FileSummary {
     /// Paths it was renamed from, sorted and distinct.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub old_paths: Vec<String>,
+    /// Paths it was renamed to (a workstream moved it away), sorted and distinct.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed_to: Vec<String>,
 }
 
 /// A file touched by more than one workstream.
@@ -132,7 +138,9 @@ pub struct Consolidated {
     pub agents: Vec<AgentPerf>,
     /// Sorted by path.
     pub overlaps: Vec<Overlap>,
-    pub forecast: Forecast,
+    /// The merge forecast of the completed branches (clusters, computed pairs, explained
+    /// order).
+    pub forecast: MergeForecast,
     pub recommendations: Vec<String>,
     /// Run wall time: first start to last end (or finished_at - started_at).
     pub wall_seconds: f64,
@@ -162,7 +170,22 @@ pub struct Consolidated {
     pub notes: Vec<String>,
 }
 
+impl FileSummary {
+    /// Only the old path of renames: no workstream changed it other than by moving it away.
+    pub fn renamed_away_only(&self) -> bool {
+        !self.renamed_to.is_empty()
+            && self.kinds == [ChangeKind::Renamed]
+            && self.old_paths.is_empty()
+    }
+}
+
 impl Consolidated {
+    /// Unique files modified (`total_files_modified`): a rename counts once, under its new
+    /// path, although `files` lists its old path too.
+    pub fn files_modified(&self) -> usize {
+        self.files.iter().filter(|f| !f.renamed_away_only()).count()
+    }
+
     /// Whether every workstream completed.
     pub fn all_completed(&self) -> bool {
         self.failed == 0 && self.skipped == 0
@@ -268,6 +291,7 @@ struct FileAcc {
     deletions: u64,
     kinds: Vec<ChangeKind>,
     old_paths: Vec<String>,
+    renamed_to: Vec<String>,
 }
 
 /// Per-agent totals while consolidating.
@@ -394,6 +418,11 @@ impl<'a> Tally<'a> {
         acc.kinds.push(f.kind);
         if let Some(old) = &f.old_path {
             acc.old_paths.push(old.clone());
+            // The old path is touched too: removed by the rename.
+            let from = self.files.entry(old.as_str()).or_default();
+            from.workstreams.push(workstream_id.to_string());
+            from.kinds.push(ChangeKind::Renamed);
+            from.renamed_to.push(f.path.clone());
         }
     }
 
@@ -420,6 +449,8 @@ fn file_summaries(files: HashMap<&str, FileAcc>) -> Vec<FileSummary> {
             acc.kinds.dedup();
             acc.old_paths.sort();
             acc.old_paths.dedup();
+            acc.renamed_to.sort();
+            acc.renamed_to.dedup();
             FileSummary {
                 path: path.to_string(),
                 workstreams: acc.workstreams,
@@ -427,6 +458,7 @@ fn file_summaries(files: HashMap<&str, FileAcc>) -> Vec<FileSummary> {
                 deletions: acc.deletions,
                 kinds: acc.kinds,
                 old_paths: acc.old_paths,
+                renamed_to: acc.renamed_to,
             }
         })
         .collect();
@@ -474,12 +506,15 @@ fn agent_perf(
         .collect()
 }
 
-/// Consolidate a run. `results` may be in any order; the output is deterministic.
+/// Consolidate a run. `results` may be in any order; the output is deterministic. The
+/// forecast is [`crate::git::merge_forecast`]'s (a first-shape [`crate::model::Forecast`]
+/// converts).
 pub fn consolidate(
     run: &RunInfo,
     results: &[WorkstreamResult],
-    forecast: Forecast,
+    forecast: impl Into<MergeForecast>,
 ) -> Consolidated {
+    let forecast = forecast.into();
     let mut t = Tally::default();
     for r in ordered_results(results) {
         t.add(r);
@@ -569,14 +604,16 @@ mod tests {
         b.test_seconds = Some(0.2);
         // Never ran: not counted.
         let skipped = WorkstreamResult::new("r", "unassigned", "c", Status::Skipped);
-        let c = consolidate(&run, &[a, b, skipped], Default::default());
+        let c = consolidate(&run, &[a, b, skipped], MergeForecast::default());
         let o = c.overhead_seconds.unwrap();
         assert!((o - 0.2).abs() < 1e-9, "{o}");
-        let none = consolidate(&run, &[], Default::default());
+        let none = consolidate(&run, &[], MergeForecast::default());
         assert_eq!(none.overhead_seconds, None);
     }
     use super::*;
-    use crate::model::{ConflictHunk, FileChange, MergeStep, PairForecast, TestResults, WsError};
+    use crate::model::{
+        ConflictHunk, FileChange, Forecast, MergeStep, PairForecast, TestResults, WsError,
+    };
     use chrono::{DateTime, Duration, TimeZone, Utc};
 
     fn t0() -> DateTime<Utc> {
@@ -721,13 +758,18 @@ mod tests {
             ]
         );
         let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(paths, ["README.md", "src/a.rs", "src/b.rs"]);
-        let a_rs = &c.files[1];
+        // A rename counts at its old path too.
+        assert_eq!(paths, ["README.md", "old/b.rs", "src/a.rs", "src/b.rs"]);
+        assert_eq!(c.files[1].renamed_to, ["src/b.rs"]);
+        assert_eq!(c.files[1].kinds, [ChangeKind::Renamed]);
+        assert_eq!(c.files[1].workstreams, ["ws-10"]);
+        assert_eq!(c.files[1].additions + c.files[1].deletions, 0);
+        let a_rs = &c.files[2];
         assert_eq!(a_rs.workstreams, ["ws-02", "ws-10"]);
         assert_eq!((a_rs.additions, a_rs.deletions), (5, 3));
         assert_eq!(a_rs.kinds, [ChangeKind::Modified]);
-        assert_eq!(c.files[2].old_paths, ["old/b.rs"]);
-        assert_eq!(c.files[2].kinds, [ChangeKind::Renamed]);
+        assert_eq!(c.files[3].old_paths, ["old/b.rs"]);
+        assert_eq!(c.files[3].kinds, [ChangeKind::Renamed]);
         assert_eq!(c.overlaps.len(), 1);
         assert_eq!(c.overlaps[0].path, "src/a.rs");
         let shas: Vec<(&str, &str)> = c
@@ -796,6 +838,30 @@ mod tests {
         // agent-3 idle while agent-1 ran 2, but 3 workstreams on 3 agents is not enough
         // work to balance.
         assert!(has(&c, "Redistribute").is_empty());
+    }
+
+    #[test]
+    fn a_rename_and_an_edit_of_its_old_path_overlap() {
+        let mut mv = res("mv", "agent-1", Status::Completed, 0, 1);
+        mv.files = vec![FileChange {
+            old_path: Some("docs/HACKING.txt".into()),
+            ..file("docs/CONTRIBUTING.md", ChangeKind::Renamed, 1, 1)
+        }];
+        let mut ed = res("ed", "agent-2", Status::Completed, 0, 1);
+        ed.files = vec![file("docs/HACKING.txt", ChangeKind::Modified, 2, 0)];
+        let c = consolidate(&run(2), &[mv, ed], MergeForecast::default());
+        assert_eq!(
+            c.overlaps,
+            [Overlap {
+                path: "docs/HACKING.txt".into(),
+                workstreams: vec!["ed".into(), "mv".into()],
+            }]
+        );
+        let old = &c.files[1];
+        assert_eq!(old.path, "docs/HACKING.txt");
+        assert_eq!(old.kinds, [ChangeKind::Modified, ChangeKind::Renamed]);
+        assert_eq!(old.renamed_to, ["docs/CONTRIBUTING.md"]);
+        assert_eq!((old.additions, old.deletions), (2, 0));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub use backend::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use location::{DbLocation, PgUrl};
 
 use crate::consolidate::Consolidated;
-use crate::model::{Forecast, RunInfo, WorkstreamResult};
+use crate::model::{IntegrationRecord, MergeForecast, RunInfo, WorkstreamResult};
 use backend::Conn;
 use chrono::{DateTime, Utc};
 use diesel_migrations::EmbeddedMigrations;
@@ -103,6 +103,10 @@ pub struct MergeRecord {
     /// `HEAD` (full SHA) after the merge that made the tip reachable.
     pub merge_commit: String,
     pub merged_at: DateTime<Utc>,
+    /// How it was recognised: `ancestor` (merged or fast-forwarded), `tree` (squashed),
+    /// `patch-id` (cherry-picked); `None` for merges recorded before this was kept.
+    #[serde(default)]
+    pub detected_by: Option<String>,
 }
 
 /// One run as listed by `get_all_runs` / returned by `get_run_summary`.
@@ -325,7 +329,7 @@ impl ConsolidationDatabase {
     }
 
     /// The stored forecast of a run (empty if none).
-    pub fn forecast(&mut self, run_id: &str) -> Result<Forecast, DbError> {
+    pub fn forecast(&mut self, run_id: &str) -> Result<MergeForecast, DbError> {
         queries::forecast(&mut self.conn, run_id)
             .map_err(|e| self.fail(&format!("read the forecast of run {run_id}"), e))
     }
@@ -402,5 +406,27 @@ impl ConsolidationDatabase {
     /// Branch name → (run id, workstream id) for every completed result with a branch.
     pub fn branch_index(&mut self) -> Result<HashMap<String, (String, String)>, DbError> {
         queries::branch_index(&mut self.conn).map_err(|e| self.fail("read the branch index", e))
+    }
+
+    /// Record one `git ws-merge` (its `ws_integrations` row, its steps and its test runs)
+    /// in one transaction; returns the new row's id.
+    pub fn record_integration(&mut self, it: &IntegrationRecord) -> Result<i64, DbError> {
+        queries::record_integration(&mut self.conn, it)
+            .map_err(|e| self.fail(&format!("record the integration of run {}", it.run_id), e))
+    }
+
+    /// The run's most recent integration, if it was ever integrated.
+    pub fn latest_integration(
+        &mut self,
+        run_id: &str,
+    ) -> Result<Option<IntegrationRecord>, DbError> {
+        queries::latest_integration(&mut self.conn, run_id)
+            .map_err(|e| self.fail(&format!("read the integration of run {run_id}"), e))
+    }
+
+    /// How many integrations of the run were recorded.
+    pub fn integration_count(&mut self, run_id: &str) -> Result<usize, DbError> {
+        queries::integration_count(&mut self.conn, run_id)
+            .map_err(|e| self.fail(&format!("count the integrations of run {run_id}"), e))
     }
 }

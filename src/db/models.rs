@@ -5,11 +5,13 @@
 
 use super::schema::{
     agent_results, consolidated_errors, consolidated_runs, ws_attempts, ws_commits,
-    ws_forecast_pairs, ws_merge_order, ws_merges, ws_result_files, ws_runs, ws_usage,
+    ws_forecast_clusters, ws_forecast_pairs, ws_integration_steps, ws_integration_tests,
+    ws_integrations, ws_merge_order, ws_merges, ws_result_files, ws_runs, ws_usage,
 };
 use crate::model::{
-    ChangeKind, ConflictHunk, FileChange, MergeStep, PairForecast, RunInfo, Status, TestResults,
-    WorkstreamResult, WsError,
+    ChangeKind, ConflictHunk, FileChange, ForecastCluster, ForecastStep, IntegrationExclusion,
+    IntegrationMerge, IntegrationRecord, IntegrationTestRun, MergeForecast, PairForecast, RunInfo,
+    Status, TestResults, WorkstreamResult, WsError,
 };
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Timelike, Utc};
 use diesel::prelude::*;
@@ -280,10 +282,33 @@ pub struct MergeOrderRow {
     pub workstream_id: String,
     pub clean: i64,
     pub conflict_paths: String,
+    pub partners: String,
+    pub clusters: String,
+    pub overlapping: i64,
+    pub change_size: i64,
+    pub reason: String,
 }
 
 /// Bound columns of [`MergeOrderRow`].
-pub const MERGE_ORDER_COLUMNS: usize = 5;
+pub const MERGE_ORDER_COLUMNS: usize = 10;
+
+#[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_forecast_clusters)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct ClusterRow {
+    pub run_id: String,
+    pub cluster_id: i64,
+    pub path: String,
+    pub kind: String,
+    pub first_line: Option<i64>,
+    pub last_line: Option<i64>,
+    pub workstreams: String,
+    pub all_pairs: i64,
+    pub conflicting_pairs: i64,
+}
+
+/// Bound columns of [`ClusterRow`].
+pub const CLUSTER_COLUMNS: usize = 9;
 
 #[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
 #[diesel(table_name = ws_merges)]
@@ -295,6 +320,204 @@ pub struct MergeRow {
     pub tip: String,
     pub merge_commit: String,
     pub merged_at: String,
+    pub detected_by: Option<String>,
+}
+
+#[derive(Insertable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_integrations)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct NewIntegration {
+    pub run_id: String,
+    pub branch: String,
+    pub onto_rev: String,
+    pub onto: String,
+    pub tip: String,
+    pub test_command: Option<String>,
+    pub test_runs: i64,
+    pub merged_count: i64,
+    pub excluded_count: i64,
+    pub fast_forwarded: Option<String>,
+    pub integrated_at: String,
+}
+
+#[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_integrations)]
+pub struct IntegrationRow {
+    pub id: i64,
+    pub run_id: String,
+    pub branch: String,
+    pub onto_rev: String,
+    pub onto: String,
+    pub tip: String,
+    pub test_command: Option<String>,
+    pub test_runs: i64,
+    pub merged_count: i64,
+    pub excluded_count: i64,
+    pub fast_forwarded: Option<String>,
+    pub integrated_at: String,
+}
+
+#[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_integration_steps)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct IntegrationStepRow {
+    pub integration_id: i64,
+    pub position: i64,
+    pub workstream_id: String,
+    pub outcome: String,
+    pub tip: Option<String>,
+    pub merge_commit: Option<String>,
+    pub reason: Option<String>,
+    pub paths: String,
+    pub detail: String,
+    pub broke_with: String,
+    pub output_tail: Option<String>,
+}
+
+/// Bound columns of [`IntegrationStepRow`].
+pub const INTEGRATION_STEP_COLUMNS: usize = 11;
+
+#[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
+#[diesel(table_name = ws_integration_tests)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct IntegrationTestRow {
+    pub integration_id: i64,
+    pub position: i64,
+    pub commit_sha: String,
+    pub workstreams: String,
+    pub passed: i64,
+    pub exit_code: Option<i64>,
+    pub duration_seconds: f64,
+    pub ending: Option<String>,
+    pub log_path: Option<String>,
+}
+
+/// Bound columns of [`IntegrationTestRow`].
+pub const INTEGRATION_TEST_COLUMNS: usize = 9;
+
+/// Merged steps first (merge order), then the excluded ones: the rows of one integration.
+pub fn integration_rows(
+    id: i64,
+    r: &IntegrationRecord,
+) -> Result<(Vec<IntegrationStepRow>, Vec<IntegrationTestRow>), String> {
+    let col = |c: &str| format!("ws_integration_steps.{c}");
+    let mut steps = Vec::new();
+    for m in &r.merges {
+        steps.push(IntegrationStepRow {
+            integration_id: id,
+            position: steps.len() as i64,
+            workstream_id: m.workstream_id.clone(),
+            outcome: "merged".to_string(),
+            tip: Some(m.tip.clone()),
+            merge_commit: Some(m.merge_commit.clone()),
+            reason: None,
+            paths: "[]".to_string(),
+            detail: String::new(),
+            broke_with: "[]".to_string(),
+            output_tail: None,
+        });
+    }
+    for x in &r.excluded {
+        steps.push(IntegrationStepRow {
+            integration_id: id,
+            position: steps.len() as i64,
+            workstream_id: x.workstream_id.clone(),
+            outcome: "excluded".to_string(),
+            tip: None,
+            merge_commit: None,
+            reason: Some(x.reason.clone()),
+            paths: json(&x.paths, &col("paths"))?,
+            detail: x.detail.clone(),
+            broke_with: json(&x.broke_with, &col("broke_with"))?,
+            output_tail: x.output_tail.clone(),
+        });
+    }
+    let tests = r
+        .tests
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            Ok(IntegrationTestRow {
+                integration_id: id,
+                position: i as i64,
+                commit_sha: t.commit.clone(),
+                workstreams: json(&t.workstreams, "ws_integration_tests.workstreams")?,
+                passed: i64::from(t.passed),
+                exit_code: t.exit_code.map(i64::from),
+                duration_seconds: t.duration_seconds,
+                ending: t.ending.clone(),
+                log_path: t.log_path.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((steps, tests))
+}
+
+/// Rebuild an integration from its rows (steps and tests in position order).
+pub fn integration_from_rows(
+    row: &IntegrationRow,
+    steps: &[IntegrationStepRow],
+    tests: &[IntegrationTestRow],
+) -> Result<IntegrationRecord, String> {
+    let bad = |col: &str, e: serde_json::Error| format!("bad {col} of integration {}: {e}", row.id);
+    let mut merges = Vec::new();
+    let mut excluded = Vec::new();
+    for s in steps {
+        if s.outcome == "merged" {
+            merges.push(IntegrationMerge {
+                workstream_id: s.workstream_id.clone(),
+                tip: s.tip.clone().unwrap_or_default(),
+                merge_commit: s.merge_commit.clone().unwrap_or_default(),
+            });
+        } else {
+            excluded.push(IntegrationExclusion {
+                workstream_id: s.workstream_id.clone(),
+                reason: s.reason.clone().unwrap_or_default(),
+                paths: serde_json::from_str(&s.paths)
+                    .map_err(|e| bad("ws_integration_steps.paths", e))?,
+                detail: s.detail.clone(),
+                broke_with: serde_json::from_str(&s.broke_with)
+                    .map_err(|e| bad("ws_integration_steps.broke_with", e))?,
+                output_tail: s.output_tail.clone(),
+            });
+        }
+    }
+    let tests = tests
+        .iter()
+        .map(|t| {
+            Ok(IntegrationTestRun {
+                commit: t.commit_sha.clone(),
+                workstreams: serde_json::from_str(&t.workstreams)
+                    .map_err(|e| bad("ws_integration_tests.workstreams", e))?,
+                passed: t.passed != 0,
+                exit_code: t.exit_code.and_then(|c| i32::try_from(c).ok()),
+                duration_seconds: t.duration_seconds,
+                ending: t.ending.clone(),
+                log_path: t.log_path.clone(),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(IntegrationRecord {
+        run_id: row.run_id.clone(),
+        onto: row.onto.clone(),
+        onto_rev: row.onto_rev.clone(),
+        branch: row.branch.clone(),
+        tip: row.tip.clone(),
+        test_command: row.test_command.clone(),
+        test_runs: row.test_runs.max(0) as usize,
+        merged: merges.iter().map(|m| m.workstream_id.clone()).collect(),
+        merges,
+        excluded,
+        tests,
+        fast_forwarded: row.fast_forwarded.clone(),
+        dry_run: false,
+        integrated_at: parse_ts(&row.integrated_at).ok_or_else(|| {
+            format!(
+                "bad ws_integrations.integrated_at {:?} of integration {}",
+                row.integrated_at, row.id
+            )
+        })?,
+    })
 }
 
 /// A workstream's usage, all attempts together (`ws_usage`).
@@ -613,11 +836,11 @@ pub fn result_from_rows(
     })
 }
 
+/// The rows a run's forecast is stored as: computed pairs, the explained order, clusters.
+pub type ForecastRows = (Vec<ForecastPairRow>, Vec<MergeOrderRow>, Vec<ClusterRow>);
+
 /// Forecast rows of a run.
-pub fn forecast_rows(
-    run_id: &str,
-    f: &crate::model::Forecast,
-) -> Result<(Vec<ForecastPairRow>, Vec<MergeOrderRow>), String> {
+pub fn forecast_rows(run_id: &str, f: &MergeForecast) -> Result<ForecastRows, String> {
     let pairs = f
         .pairs
         .iter()
@@ -644,17 +867,41 @@ pub fn forecast_rows(
                 workstream_id: s.workstream_id.clone(),
                 clean: s.clean as i64,
                 conflict_paths: json(&s.conflict_paths, "ws_merge_order.conflict_paths")?,
+                partners: json(&s.partners, "ws_merge_order.partners")?,
+                clusters: json(&s.clusters, "ws_merge_order.clusters")?,
+                overlapping: s.overlapping as i64,
+                change_size: i64::try_from(s.change_size).unwrap_or(i64::MAX),
+                reason: s.reason.clone(),
             })
         })
         .collect::<Result<_, String>>()?;
-    Ok((pairs, order))
+    let clusters = f
+        .clusters
+        .iter()
+        .map(|c| {
+            Ok(ClusterRow {
+                run_id: run_id.to_string(),
+                cluster_id: c.id as i64,
+                path: c.path.clone(),
+                kind: c.kind.clone(),
+                first_line: c.lines.map(|l| l.0 as i64),
+                last_line: c.lines.map(|l| l.1 as i64),
+                workstreams: json(&c.workstreams, "ws_forecast_clusters.workstreams")?,
+                all_pairs: c.all_pairs as i64,
+                conflicting_pairs: c.conflicting_pairs as i64,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok((pairs, order, clusters))
 }
 
-/// Rebuild a forecast from its rows (pairs in id order, steps in position order).
+/// Rebuild a forecast from its rows (pairs in id order, steps in position order, clusters
+/// by id). `overlaps` is not stored: the run's overlaps come from its files.
 pub fn forecast_from_rows(
     pairs: &[ForecastPairRow],
     order: &[MergeOrderRow],
-) -> Result<crate::model::Forecast, String> {
+    clusters: &[ClusterRow],
+) -> Result<MergeForecast, String> {
     let bad = |col: &str, e: serde_json::Error| format!("bad {col}: {e}");
     let pairs = pairs
         .iter()
@@ -674,15 +921,45 @@ pub fn forecast_from_rows(
     let merge_order = order
         .iter()
         .map(|s| {
-            Ok(MergeStep {
+            Ok(ForecastStep {
                 workstream_id: s.workstream_id.clone(),
                 clean: s.clean != 0,
                 conflict_paths: serde_json::from_str(&s.conflict_paths)
                     .map_err(|e| bad("ws_merge_order.conflict_paths", e))?,
+                partners: serde_json::from_str(&s.partners)
+                    .map_err(|e| bad("ws_merge_order.partners", e))?,
+                clusters: serde_json::from_str(&s.clusters)
+                    .map_err(|e| bad("ws_merge_order.clusters", e))?,
+                overlapping: s.overlapping.max(0) as usize,
+                change_size: s.change_size.max(0) as u64,
+                reason: s.reason.clone(),
             })
         })
         .collect::<Result<_, String>>()?;
-    Ok(crate::model::Forecast { pairs, merge_order })
+    let clusters = clusters
+        .iter()
+        .map(|c| {
+            Ok(ForecastCluster {
+                id: c.cluster_id.max(0) as usize,
+                path: c.path.clone(),
+                kind: c.kind.clone(),
+                lines: c
+                    .first_line
+                    .zip(c.last_line)
+                    .map(|(a, b)| (a.max(0) as u64, b.max(0) as u64)),
+                workstreams: serde_json::from_str(&c.workstreams)
+                    .map_err(|e| bad("ws_forecast_clusters.workstreams", e))?,
+                all_pairs: c.all_pairs != 0,
+                conflicting_pairs: c.conflicting_pairs.max(0) as usize,
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    Ok(MergeForecast {
+        clusters,
+        pairs,
+        merge_order,
+        overlaps: Vec::new(),
+    })
 }
 
 /// Edit distance (Levenshtein, by character) between two ids.

@@ -8,7 +8,7 @@ use super::models::*;
 use super::schema::*;
 use super::{MergeRecord, RunState, RunSummary};
 use crate::consolidate::Consolidated;
-use crate::model::{Forecast, RunInfo, WorkstreamResult};
+use crate::model::{IntegrationRecord, MergeForecast, RunInfo, WorkstreamResult};
 use chrono::{NaiveDateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
@@ -159,7 +159,7 @@ pub fn finish_run(c: &mut Conn, k: &Consolidated, state: RunState) -> TxResult<(
         .map_err(|e| format!("failed to encode consolidated_runs.execution_summary: {e}"))?;
     let recommendations = serde_json::to_string(&k.recommendations)
         .map_err(|e| format!("failed to encode consolidated_runs.recommendations: {e}"))?;
-    let (pairs, order) = forecast_rows(run_id, &k.forecast)?;
+    let (pairs, order, clusters) = forecast_rows(run_id, &k.forecast)?;
     let finished_at = match state {
         RunState::Running => None,
         _ => Some(fmt_ts(&k.run.finished_at.unwrap_or_else(Utc::now))),
@@ -171,7 +171,7 @@ pub fn finish_run(c: &mut Conn, k: &Consolidated, state: RunState) -> TxResult<(
                 consolidated_runs::completed_count.eq(k.completed as i64),
                 consolidated_runs::failed_count.eq(k.failed as i64),
                 consolidated_runs::skipped_count.eq(k.skipped as i64),
-                consolidated_runs::total_files_modified.eq(k.files.len() as i64),
+                consolidated_runs::total_files_modified.eq(k.files_modified() as i64),
                 consolidated_runs::total_commits.eq(k.commits.len() as i64),
                 consolidated_runs::total_errors.eq(k.total_errors as i64),
                 consolidated_runs::total_warnings.eq(k.total_warnings as i64),
@@ -197,6 +197,13 @@ pub fn finish_run(c: &mut Conn, k: &Consolidated, state: RunState) -> TxResult<(
             .execute(c)?;
         diesel::delete(ws_merge_order::table.filter(ws_merge_order::run_id.eq(run_id)))
             .execute(c)?;
+        diesel::delete(ws_forecast_clusters::table.filter(ws_forecast_clusters::run_id.eq(run_id)))
+            .execute(c)?;
+        for chunk in clusters.chunks(chunk_rows(CLUSTER_COLUMNS)) {
+            diesel::insert_into(ws_forecast_clusters::table)
+                .values(chunk)
+                .execute(c)?;
+        }
         for chunk in pairs.chunks(chunk_rows(FORECAST_PAIR_COLUMNS)) {
             diesel::insert_into(ws_forecast_pairs::table)
                 .values(chunk)
@@ -352,7 +359,7 @@ pub fn results(c: &mut Conn, run_id: &str) -> TxResult<Vec<WorkstreamResult>> {
 }
 
 /// The stored forecast of a run.
-pub fn forecast(c: &mut Conn, run_id: &str) -> TxResult<Forecast> {
+pub fn forecast(c: &mut Conn, run_id: &str) -> TxResult<MergeForecast> {
     on_conn!(c, |c| {
         let pairs: Vec<ForecastPairRow> = ws_forecast_pairs::table
             .filter(ws_forecast_pairs::run_id.eq(run_id))
@@ -364,7 +371,12 @@ pub fn forecast(c: &mut Conn, run_id: &str) -> TxResult<Forecast> {
             .order(ws_merge_order::position.asc())
             .select(MergeOrderRow::as_select())
             .load(c)?;
-        Ok(forecast_from_rows(&pairs, &order)?)
+        let clusters: Vec<ClusterRow> = ws_forecast_clusters::table
+            .filter(ws_forecast_clusters::run_id.eq(run_id))
+            .order(ws_forecast_clusters::cluster_id.asc())
+            .select(ClusterRow::as_select())
+            .load(c)?;
+        Ok(forecast_from_rows(&pairs, &order, &clusters)?)
     })
 }
 
@@ -516,6 +528,7 @@ pub fn record_merges(c: &mut Conn, merges: &[MergeRecord]) -> TxResult<usize> {
                 tip: m.tip.clone(),
                 merge_commit: m.merge_commit.clone(),
                 merged_at: fmt_ts(&m.merged_at),
+                detected_by: m.detected_by.clone(),
             })
             .collect();
         c.write_tx(|c| {
@@ -553,6 +566,7 @@ pub fn merged(c: &mut Conn, run_id: &str) -> TxResult<HashMap<String, MergeRecor
                         tip: r.tip,
                         merge_commit: r.merge_commit,
                         merged_at,
+                        detected_by: r.detected_by,
                     },
                 ))
             })
@@ -607,5 +621,79 @@ pub fn branch_index(c: &mut Conn) -> TxResult<HashMap<String, (String, String)>>
             .into_iter()
             .map(|r| (r.branch, (r.run_id, r.workstream_id)))
             .collect())
+    })
+}
+
+// ---------------------------------------------------------------- integrations (issue 10)
+
+/// Insert one integration with its steps and test runs; returns its id.
+pub fn record_integration(c: &mut Conn, it: &IntegrationRecord) -> TxResult<i64> {
+    let row = NewIntegration {
+        run_id: it.run_id.clone(),
+        branch: it.branch.clone(),
+        onto_rev: it.onto_rev.clone(),
+        onto: it.onto.clone(),
+        tip: it.tip.clone(),
+        test_command: it.test_command.clone(),
+        test_runs: it.test_runs as i64,
+        merged_count: it.merged.len() as i64,
+        excluded_count: it.excluded.len() as i64,
+        fast_forwarded: it.fast_forwarded.clone(),
+        integrated_at: fmt_ts(&it.integrated_at),
+    };
+    on_conn!(c, |c| c.write_tx(|c| {
+        let id: i64 = diesel::insert_into(ws_integrations::table)
+            .values(&row)
+            .returning(ws_integrations::id)
+            .get_result(c)?;
+        let (steps, tests) = integration_rows(id, it)?;
+        for chunk in steps.chunks(chunk_rows(INTEGRATION_STEP_COLUMNS)) {
+            diesel::insert_into(ws_integration_steps::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        for chunk in tests.chunks(chunk_rows(INTEGRATION_TEST_COLUMNS)) {
+            diesel::insert_into(ws_integration_tests::table)
+                .values(chunk)
+                .execute(c)?;
+        }
+        Ok(id)
+    }))
+}
+
+/// The most recent integration of a run, with its steps and test runs.
+pub fn latest_integration(c: &mut Conn, run_id: &str) -> TxResult<Option<IntegrationRecord>> {
+    on_conn!(c, |c| {
+        let row: Option<IntegrationRow> = ws_integrations::table
+            .filter(ws_integrations::run_id.eq(run_id))
+            .order(ws_integrations::id.desc())
+            .select(IntegrationRow::as_select())
+            .first(c)
+            .optional()?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let steps: Vec<IntegrationStepRow> = ws_integration_steps::table
+            .filter(ws_integration_steps::integration_id.eq(row.id))
+            .order(ws_integration_steps::position.asc())
+            .select(IntegrationStepRow::as_select())
+            .load(c)?;
+        let tests: Vec<IntegrationTestRow> = ws_integration_tests::table
+            .filter(ws_integration_tests::integration_id.eq(row.id))
+            .order(ws_integration_tests::position.asc())
+            .select(IntegrationTestRow::as_select())
+            .load(c)?;
+        Ok(Some(integration_from_rows(&row, &steps, &tests)?))
+    })
+}
+
+/// How many integrations of a run were recorded.
+pub fn integration_count(c: &mut Conn, run_id: &str) -> TxResult<usize> {
+    on_conn!(c, |c| {
+        let n: i64 = ws_integrations::table
+            .filter(ws_integrations::run_id.eq(run_id))
+            .count()
+            .get_result(c)?;
+        Ok(n.max(0) as usize)
     })
 }

@@ -108,6 +108,11 @@ diesel::table! {
         workstream_id -> Text,
         clean -> BigInt,
         conflict_paths -> Text,
+        partners -> Text,
+        clusters -> Text,
+        overlapping -> BigInt,
+        change_size -> BigInt,
+        reason -> Text,
     }
 }
 
@@ -120,6 +125,73 @@ diesel::table! {
         tip -> Text,
         merge_commit -> Text,
         merged_at -> Text,
+        detected_by -> Nullable<Text>,
+    }
+}
+
+// Issue 10 (migrations 2026-12-01-000010): forecast clusters and `git ws-merge`'s
+// integrations.
+
+diesel::table! {
+    ws_forecast_clusters (run_id, cluster_id) {
+        run_id -> Text,
+        cluster_id -> BigInt,
+        path -> Text,
+        kind -> Text,
+        first_line -> Nullable<BigInt>,
+        last_line -> Nullable<BigInt>,
+        workstreams -> Text,
+        all_pairs -> BigInt,
+        conflicting_pairs -> BigInt,
+    }
+}
+
+diesel::table! {
+    ws_integrations (id) {
+        id -> BigInt,
+        run_id -> Text,
+        branch -> Text,
+        onto_rev -> Text,
+        onto -> Text,
+        tip -> Text,
+        test_command -> Nullable<Text>,
+        test_runs -> BigInt,
+        merged_count -> BigInt,
+        excluded_count -> BigInt,
+        fast_forwarded -> Nullable<Text>,
+        integrated_at -> Text,
+    }
+}
+
+diesel::table! {
+    ws_integration_steps (id) {
+        id -> BigInt,
+        integration_id -> BigInt,
+        position -> BigInt,
+        workstream_id -> Text,
+        outcome -> Text,
+        tip -> Nullable<Text>,
+        merge_commit -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        paths -> Text,
+        detail -> Text,
+        broke_with -> Text,
+        output_tail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_integration_tests (id) {
+        id -> BigInt,
+        integration_id -> BigInt,
+        position -> BigInt,
+        commit_sha -> Text,
+        workstreams -> Text,
+        passed -> BigInt,
+        exit_code -> Nullable<BigInt>,
+        duration_seconds -> Double,
+        ending -> Nullable<Text>,
+        log_path -> Nullable<Text>,
     }
 }
 
@@ -173,4 +245,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     ws_merges,
     ws_usage,
     ws_attempts,
+    ws_forecast_clusters,
+    ws_integrations,
+    ws_integration_steps,
+    ws_integration_tests,
 );

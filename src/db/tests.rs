@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::model::{
-    ChangeKind, ConflictHunk, ErrorType, FileChange, MergeStep, PairForecast, Status, TestResults,
-    WsError,
+    ChangeKind, ConflictHunk, ErrorType, FileChange, Forecast, MergeStep, PairForecast, Status,
+    TestResults, WsError,
 };
 use backend::{applied_versions, known_versions, VersionRow};
 use chrono::{Duration, TimeZone};
@@ -535,8 +535,11 @@ fn a_result_reads_back_exactly_as_recorded() {
     );
     assert_eq!(db.run_info(SEED_RUN).unwrap(), Some(run));
     assert_eq!(db.run_info("nope").unwrap(), None);
-    assert_eq!(db.forecast(SEED_RUN).unwrap(), sample_forecast());
-    assert_eq!(db.forecast("nope").unwrap(), Forecast::default());
+    assert_eq!(
+        db.forecast(SEED_RUN).unwrap(),
+        MergeForecast::from(sample_forecast())
+    );
+    assert_eq!(db.forecast("nope").unwrap(), MergeForecast::default());
 }
 
 #[test]
@@ -1128,11 +1131,13 @@ fn merges_are_recorded_once_and_counted() {
         tip: sha(2),
         merge_commit: sha(77),
         merged_at: t0() + Duration::days(1),
+        detected_by: Some("ancestor".into()),
     };
     assert_eq!(db.record_merges(std::slice::from_ref(&m)).unwrap(), 1);
     let mut m3 = m.clone();
     m3.workstream_id = "ws-03".into();
     m3.branch = format!("ws/{SEED_RUN}/ws-03");
+    m3.detected_by = Some("patch-id".into());
     assert_eq!(db.record_merges(&[m.clone(), m3.clone()]).unwrap(), 1);
     assert_eq!(db.record_merges(&[m.clone(), m3.clone()]).unwrap(), 0);
     assert_eq!(
@@ -1357,4 +1362,105 @@ fn usage_and_attempts_are_stored_queryable_and_read_back() {
     let c = db.sqlite();
     assert_eq!(count(c, "ws_usage", "ws-01"), 0);
     assert_eq!(count(c, "ws_attempts", "ws-01"), 1);
+}
+
+#[test]
+fn forecast_clusters_and_the_explained_order_round_trip() {
+    let (_dir, path, mut db) = fresh();
+    seed_run(&mut db);
+    let mut c = consolidated(&info(SEED_RUN, t0()), &[]);
+    c.forecast = crate::view::fixture::forecast();
+    db.finish_run(&c, RunState::Finished).unwrap();
+    assert_eq!(db.forecast(SEED_RUN).unwrap(), c.forecast);
+    let rows = raw(
+        &path,
+        "cluster_id, path, kind, first_line, last_line, workstreams",
+        "FROM ws_forecast_clusters ORDER BY cluster_id",
+    );
+    assert_eq!(
+        rows[0],
+        [
+            "1",
+            "src/a|b.rs",
+            "lines",
+            "3",
+            "4",
+            "[\"ws-01\",\"ws-03\"]"
+        ]
+    );
+    assert_eq!(rows[1][3], "NULL");
+    let order = raw(
+        &path,
+        "workstream_id, partners, clusters, reason",
+        "FROM ws_merge_order ORDER BY position",
+    );
+    assert_eq!(order[2][..3], ["ws-03", "[\"ws-01\"]", "[1,2]"]);
+    assert!(order[2][3].starts_with("needs a rebase"), "{order:?}");
+}
+
+#[test]
+fn integrations_round_trip_latest_first() {
+    let (_dir, path, mut db) = fresh();
+    seed_run(&mut db);
+    assert_eq!(db.latest_integration(SEED_RUN).unwrap(), None);
+    let first = crate::view::fixture::integration();
+    let mut it = first.clone();
+    it.run_id = SEED_RUN.into();
+    let id1 = db.record_integration(&it).unwrap();
+    let mut second = it.clone();
+    second.excluded.truncate(1);
+    second.tests.clear();
+    second.test_runs = 0;
+    second.test_command = None;
+    second.fast_forwarded = Some("main".into());
+    let id2 = db.record_integration(&second).unwrap();
+    assert!(id2 > id1);
+    assert_eq!(db.latest_integration(SEED_RUN).unwrap(), Some(second));
+    assert_eq!(db.integration_count(SEED_RUN).unwrap(), 2);
+    let steps = raw(
+        &path,
+        "position, workstream_id, outcome, reason, broke_with",
+        &format!("FROM ws_integration_steps WHERE integration_id = {id1} ORDER BY position"),
+    );
+    assert_eq!(
+        steps,
+        [
+            ["0", "ws-01", "merged", "NULL", "[]"],
+            ["1", "ws-09", "merged", "NULL", "[]"],
+            ["2", "ws-03", "excluded", "conflict", "[]"],
+            ["3", "ws-02", "excluded", "breaks-tests", "[\"ws-01\"]"],
+            ["4", "ws-05", "excluded", "not-completed", "[]"],
+        ]
+    );
+    let tests = raw(
+        &path,
+        "COUNT(*), SUM(passed)",
+        &format!("FROM ws_integration_tests WHERE integration_id = {id1}"),
+    );
+    assert_eq!(tests, [["3", "2"]]);
+}
+
+/// `SELECT cols rest` on the file at `path`, every value as text (`NULL` for null).
+fn raw(path: &std::path::Path, cols: &str, rest: &str) -> Vec<Vec<String>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        row: String,
+    }
+    let mut c = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+    let rows: Vec<Row> = diesel::sql_query(format!("SELECT json_array({cols}) AS row {rest}"))
+        .load(&mut c)
+        .unwrap();
+    rows.into_iter()
+        .map(|r| {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&r.row).unwrap();
+            v.into_iter()
+                .map(|x| match x {
+                    serde_json::Value::Null => "NULL".to_string(),
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
 }

@@ -292,10 +292,18 @@ impl AgentSlot {
     /// and the base and time recorded. On failure the slot is still let go; the next claim
     /// repairs it.
     pub fn release(mut self, base_sha: &str, opts: &PrepareOptions) -> Result<(), GitError> {
-        let base = parse_oid(base_sha)?;
+        self.check_out(base_sha, opts)?;
+        slots::write_state(&self.dirs().admin, parse_oid(base_sha)?)
+    }
+
+    /// Check out commit `sha` detached in the slot's worktree, the files at that commit and
+    /// nothing else (untracked and ignored files removed, except the `keep_ignored`
+    /// caches), no branch involved: how `git ws-merge` tests an integration. Only the paths
+    /// that differ from what is checked out are rewritten.
+    pub fn check_out(&mut self, sha: &str, opts: &PrepareOptions) -> Result<(), GitError> {
+        let base = parse_oid(sha)?;
         let scan = self.scan.take();
         let worktree = self.path.clone();
-        let d = self.dirs();
         let wt = self.worktree_repo(base)?;
         let switched = switch_files_to_base(wt, &worktree, base, &opts.keep_ignored, scan)?;
         {
@@ -310,7 +318,7 @@ impl AgentSlot {
         if !switched {
             full_checkout(wt, &worktree, &opts.keep_ignored)?;
         }
-        slots::write_state(&d.admin, base)
+        Ok(())
     }
 }
 

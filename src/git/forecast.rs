@@ -258,15 +258,16 @@ impl<'r> Forecaster<'_, 'r> {
                     "changes nothing another workstream changes".to_string()
                 } else if earlier.is_empty() {
                     format!(
-                        "overlaps {} in clusters {}; merged before them (fewer overlaps or a smaller change)",
+                        "overlaps {} in {}; merged before {} (fewer overlaps or a smaller change)",
                         plural(overlapping[i], "workstream"),
-                        join_ids(&clusters)
+                        clusters_label(&clusters),
+                        if overlapping[i] == 1 { "it" } else { "them" }
                     )
                 } else {
                     format!(
-                        "merges cleanly after {} (clusters {})",
+                        "merges cleanly after {} ({})",
                         names(&earlier).join(", "),
-                        join_ids(&clusters)
+                        clusters_label(&clusters)
                     )
                 };
                 clean_steps.push(ForecastStep {
@@ -689,6 +690,19 @@ fn plural(n: usize, what: &str) -> String {
     } else {
         format!("{n} {what}s")
     }
+}
+
+/// `cluster #1` or `clusters #1, #2`.
+fn clusters_label(ids: &[usize]) -> String {
+    format!(
+        "{} {}",
+        if ids.len() == 1 {
+            "cluster"
+        } else {
+            "clusters"
+        },
+        join_ids(ids)
+    )
 }
 
 fn join_ids(ids: &[usize]) -> String {

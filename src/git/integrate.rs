@@ -127,6 +127,18 @@ pub fn integrate_and_test<E: From<GitError>>(
     branches: &[(String, String)],
     mut test: impl FnMut(&str) -> Result<bool, E>,
 ) -> Result<(Integration, Bisection), E> {
+    integrate_and_test_each(repo, run_id, onto, branches, |it| test(&it.tip))
+}
+
+/// [`integrate_and_test`], with the whole integration under test handed to `test` (its
+/// tip, and which merges it holds).
+pub fn integrate_and_test_each<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    mut test: impl FnMut(&Integration) -> Result<bool, E>,
+) -> Result<(Integration, Bisection), E> {
     let first = integrate(repo, run_id, onto, branches, Objects::Write)?;
     let merged: Vec<(String, String)> = first
         .merged
@@ -141,7 +153,7 @@ pub fn integrate_and_test<E: From<GitError>>(
             // built, so it cannot pass.
             return Ok(false);
         }
-        test(&it.tip)
+        test(&it)
     })?;
     let kept: Vec<(String, String)> = bisection.kept.iter().map(|&i| merged[i].clone()).collect();
     let mut fin = integrate(repo, run_id, onto, &kept, Objects::Write)?;
@@ -253,7 +265,9 @@ impl<'r> Engine<'r> {
         })
     }
 
-    /// Merge one branch; Some(exclusion) when it conflicts.
+    /// Merge one branch; Some(exclusion) when it conflicts. A branch the integration
+    /// already contains (landed earlier, e.g. `onto` was fast-forwarded to an earlier
+    /// integration) is a step without a new commit.
     fn merge(&mut self, ws: &str, tip: &str) -> Result<Option<Excluded>, GitError> {
         let repo = self.repo;
         let tip_oid = parse_oid(tip)?;
@@ -261,6 +275,15 @@ impl<'r> Engine<'r> {
             .find_commit(tip_oid)
             .ctx(|| format!("read the tip {tip} of workstream {ws}"))?;
         let what = || format!("merge workstream {ws}");
+        let acc_id = self.acc.id();
+        if acc_id == tip_oid || repo.graph_descendant_of(acc_id, tip_oid).ctx(what)? {
+            self.merged.push(IntegratedStep {
+                workstream_id: ws.to_string(),
+                tip: tip.to_string(),
+                merge_commit: acc_id.to_string(),
+            });
+            return Ok(None);
+        }
         let bases: Vec<Oid> = match repo.merge_bases(self.acc.id(), tip_oid) {
             Ok(b) => b.iter().copied().collect(),
             Err(e) if e.code() == git2::ErrorCode::NotFound => Vec::new(),

@@ -17,6 +17,7 @@ mod include;
 mod integrate;
 #[cfg(test)]
 mod integrate_tests;
+mod land;
 mod landed;
 mod repo;
 mod slots;
@@ -240,6 +241,33 @@ pub fn integrate_and_test<E: From<GitError>>(
     test: impl FnMut(&str) -> Result<bool, E>,
 ) -> Result<(Integration, bisect::Bisection), E> {
     integrate::integrate_and_test(repo, run_id, onto, branches, test)
+}
+
+/// [`integrate_and_test`], with the whole integration under test handed to `test` (its
+/// tip, and which merges it holds), for callers that record each test run.
+pub fn integrate_and_test_each<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    test: impl FnMut(&Integration) -> Result<bool, E>,
+) -> Result<(Integration, bisect::Bisection), E> {
+    integrate::integrate_and_test_each(repo, run_id, onto, branches, test)
+}
+
+pub use land::{checked_out_in, dirty_paths, fast_forward, resolve_onto, Onto};
+
+/// The full SHA branch `refs/heads/<branch>` points at, if it exists.
+pub fn branch_tip(repo: &RepoPaths, branch: &str) -> Result<Option<String>, GitError> {
+    let main = repo::open_main(repo)?;
+    let tip = main.refname_to_id(&format!("refs/heads/{branch}")).ok();
+    Ok(tip.map(|t| t.to_string()))
+}
+
+/// Whether `sha` names a commit this repository has.
+pub fn has_commit(repo: &RepoPaths, sha: &str) -> bool {
+    repo::open_main(repo)
+        .is_ok_and(|r| git2::Oid::from_str(sha).is_ok_and(|oid| r.find_commit(oid).is_ok()))
 }
 
 /// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).

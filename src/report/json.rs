@@ -32,7 +32,8 @@ impl Section {
             Section::Files => &["files"],
             Section::Commits => &["commits"],
             Section::Tests => &["tests"],
-            Section::Forecast => &["conflicts", "clean_overlaps", "merge_order"],
+            Section::Forecast => &["clusters", "conflicts", "clean_overlaps", "merge_order"],
+            Section::Integration => &["integration"],
             Section::Recommendations => &["advice"],
             Section::Timeline => &["timeline"],
         }

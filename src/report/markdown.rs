@@ -88,6 +88,7 @@ pub(super) fn write_section(out: &mut String, v: &RunView, s: Section) {
         Section::Commits => commits(out, v),
         Section::Tests => tests(out, v),
         Section::Forecast => forecast(out, v),
+        Section::Integration => integration(out, v),
         Section::Recommendations => recommendations(out, v),
         Section::Timeline => timeline(out, v),
     }
@@ -324,8 +325,7 @@ fn files(out: &mut String, v: &RunView) {
     let _ = writeln!(
         out,
         "{} unique files; {} touched by more than one workstream.\n",
-        v.files.len(),
-        v.overlapping_files
+        v.total_files_modified, v.overlapping_files
     );
     md_header(out, &["Path", "Change", "+/-", "Workstreams", "Overlap"]);
     let rows = capped(&v.files, MAX_TABLE_ROWS, |f| f.overlap);
@@ -334,6 +334,9 @@ fn files(out: &mut String, v: &RunView) {
         let mut path = esc(&f.path);
         if !f.old_paths.is_empty() {
             let _ = write!(path, " (from {})", esc_list(&f.old_paths));
+        }
+        if !f.renamed_to.is_empty() {
+            let _ = write!(path, " (renamed to {})", esc_list(&f.renamed_to));
         }
         let kinds: Vec<&str> = f.kinds.iter().map(|k| k.as_str()).collect();
         md_row(
@@ -472,7 +475,7 @@ fn tests(out: &mut String, v: &RunView) {
 }
 
 fn forecast(out: &mut String, v: &RunView) {
-    if v.conflicts.is_empty() && v.clean_overlaps.is_empty() {
+    if v.clusters.is_empty() && v.conflicts.is_empty() && v.clean_overlaps.is_empty() {
         out.push_str("No overlapping workstreams.\n");
         if v.overlapping_files > 0 {
             let _ = writeln!(
@@ -481,6 +484,53 @@ fn forecast(out: &mut String, v: &RunView) {
                 plural(v.overlapping_files, "file was", "files were")
             );
         }
+    }
+    if !v.clusters.is_empty() {
+        out.push_str("### Clusters\n\n");
+        out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
+        md_header(
+            out,
+            &[
+                "#",
+                "Path",
+                "Kind",
+                "Lines",
+                "Workstreams",
+                "Conflicting pairs",
+            ],
+        );
+        let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
+        for c in &rows {
+            let pairs = if c.all_pairs {
+                let n = c.workstreams.len();
+                format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
+            } else {
+                format!(
+                    "{} (only the pairs the order needed were merged)",
+                    c.conflicting_pairs
+                )
+            };
+            md_row(
+                out,
+                &[
+                    c.id.to_string(),
+                    esc(&c.path),
+                    esc(&c.kind),
+                    c.lines
+                        .map_or_else(String::new, |(a, b)| format!("{a}–{b}")),
+                    esc_list(&c.workstreams),
+                    pairs,
+                ],
+            );
+        }
+        cap_note(
+            out,
+            rows.len(),
+            v.clusters.len(),
+            "clusters",
+            ", conflicting ones first",
+        );
+        out.push('\n');
     }
     if !v.conflicts.is_empty() {
         out.push_str("### Conflicts\n");
@@ -518,9 +568,12 @@ fn forecast(out: &mut String, v: &RunView) {
     }
     if !v.merge_order.is_empty() {
         out.push_str("### Suggested merge order\n\n");
-        for s in &v.merge_order {
+        out.push_str("Fewest overlapping workstreams first, then the smallest change, then the id; those that need a rebase last.\n\n");
+        for s in v.merge_order.iter().take(MAX_TABLE_ROWS) {
             let _ = write!(out, "{}. {}: ", s.position, esc(&s.workstream_id));
-            if s.clean {
+            if !s.reason.is_empty() {
+                out.push_str(&esc(&s.reason));
+            } else if s.clean {
                 out.push_str("clean");
             } else {
                 out.push_str("needs rebase");
@@ -532,6 +585,148 @@ fn forecast(out: &mut String, v: &RunView) {
                 }
             }
             out.push('\n');
+        }
+        cap_note(
+            out,
+            v.merge_order.len().min(MAX_TABLE_ROWS),
+            v.merge_order.len(),
+            "steps",
+            "",
+        );
+    }
+}
+
+/// `s` as an inline code span that renders it literally (no entities or backslashes, which a
+/// code span would show as typed): fenced by more backticks than any run inside, padded when
+/// it starts or ends with one; control characters become spaces. Not for table cells.
+fn code_span(s: &str) -> String {
+    let (mut longest, mut run) = (0, 0);
+    for c in s.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    let body: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let pad = if body.starts_with('`') || body.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{body}{pad}{fence}")
+}
+
+fn integration(out: &mut String, v: &RunView) {
+    let Some(it) = &v.integration else {
+        let _ = writeln!(
+            out,
+            "Not integrated yet: `git ws-merge {}` merges the completed branches in the suggested order onto one branch, leaving out conflicts; with `--test CMD` it also leaves out what breaks the tests.",
+            esc(&v.run_id)
+        );
+        return;
+    };
+    let completed = it.merged.len()
+        + it.excluded
+            .iter()
+            .filter(|x| x.reason != "not-completed")
+            .count();
+    let _ = writeln!(
+        out,
+        "{} of {} completed workstreams integrated onto {} ({}) as {} at {}{}.",
+        it.merged.len(),
+        completed,
+        short_sha(&it.onto),
+        esc(&it.onto_rev),
+        code_span(&it.branch),
+        short_sha(&it.tip),
+        if it.dry_run {
+            " (a plan: nothing written)"
+        } else {
+            ""
+        }
+    );
+    match &it.test_command {
+        Some(cmd) => {
+            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let _ = writeln!(
+                out,
+                "\nTested with {}: {}; the tip {}.",
+                code_span(cmd),
+                plural(it.test_runs, "test run", "test runs"),
+                if passes { "passes" } else { "fails" }
+            );
+        }
+        None => out.push_str(
+            "\nNot tested (`git ws-merge --test CMD` or git config `ws.integrationTest`).\n",
+        ),
+    }
+    if let Some(b) = &it.fast_forwarded {
+        let _ = writeln!(out, "\n{} was fast-forwarded to it (`--ff`).", code_span(b));
+    }
+    let _ = writeln!(
+        out,
+        "\n_Integrated {}._\n",
+        crate::view::micros::text(&it.integrated_at)
+    );
+    if !it.merges.is_empty() {
+        md_header(out, &["#", "Workstream", "Merged at"]);
+        let mut before = it.onto.as_str();
+        for (i, m) in it.merges.iter().enumerate() {
+            let at = if m.merge_commit == before {
+                "already contained".to_string()
+            } else {
+                short_sha(&m.merge_commit)
+            };
+            before = &m.merge_commit;
+            md_row(out, &[(i + 1).to_string(), esc(&m.workstream_id), at]);
+        }
+    }
+    if !it.excluded.is_empty() {
+        out.push_str("\n### Left out\n\n");
+        for x in &it.excluded {
+            let _ = write!(
+                out,
+                "- **{}** ({}): {}",
+                esc(&x.workstream_id),
+                esc(&x.reason),
+                esc(&x.detail)
+            );
+            out.push('\n');
+            if let Some(t) = x.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
+                out.push('\n');
+                out.push_str(&fenced_with("text", t));
+                out.push('\n');
+            }
+        }
+    }
+    if !it.tests.is_empty() {
+        out.push_str("\n### Test runs\n\n");
+        md_header(
+            out,
+            &["#", "Commit", "Merges", "Result", "Exit", "Duration"],
+        );
+        for (i, t) in it.tests.iter().enumerate() {
+            let merges = if t.workstreams.is_empty() {
+                "none (onto alone)".to_string()
+            } else {
+                esc_list(&t.workstreams)
+            };
+            md_row(
+                out,
+                &[
+                    (i + 1).to_string(),
+                    short_sha(&t.commit),
+                    merges,
+                    if t.passed { "pass" } else { "**FAIL**" }.to_string(),
+                    t.exit_code
+                        .map(|c| c.to_string())
+                        .or_else(|| t.ending.clone())
+                        .unwrap_or_else(|| "n/a".to_string()),
+                    duration(t.duration_seconds),
+                ],
+            );
         }
     }
 }
@@ -622,4 +817,17 @@ fn timeline(out: &mut String, v: &RunView) {
         );
     }
     cap_note(out, shown.len(), t.bars.len(), "started workstreams", "");
+}
+
+#[cfg(test)]
+mod code_span_tests {
+    use super::code_span;
+
+    #[test]
+    fn code_spans_show_commands_as_typed() {
+        assert_eq!(code_span("a && b | c_d"), "`a && b | c_d`");
+        assert_eq!(code_span("tee `x`"), "`` tee `x` ``");
+        assert_eq!(code_span("a ``b``"), "``` a ``b`` ```");
+        assert_eq!(code_span("x\ny"), "`x y`");
+    }
 }

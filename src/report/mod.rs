@@ -101,8 +101,11 @@ pub enum Section {
     Commits,
     /// Test totals and per-workstream test results.
     Tests,
-    /// Merge forecast: conflicts with hunks, clean overlaps, suggested merge order.
+    /// Merge forecast: clusters, conflicts with hunks, clean overlaps, the explained merge
+    /// order.
     Forecast,
+    /// What `git ws-merge` merged onto the integration branch and what it left out.
+    Integration,
     /// The recommendations.
     Recommendations,
     /// Mermaid gantt chart and timeline table.
@@ -111,7 +114,7 @@ pub enum Section {
 
 impl Section {
     /// Every section, in report order.
-    pub const ALL: [Section; 10] = [
+    pub const ALL: [Section; 11] = [
         Section::Summary,
         Section::Agents,
         Section::Workstreams,
@@ -120,6 +123,7 @@ impl Section {
         Section::Commits,
         Section::Tests,
         Section::Forecast,
+        Section::Integration,
         Section::Recommendations,
         Section::Timeline,
     ];
@@ -135,6 +139,7 @@ impl Section {
             Section::Commits => "Commits",
             Section::Tests => "Test results",
             Section::Forecast => "Merge forecast",
+            Section::Integration => "Integration",
             Section::Recommendations => "Recommendations",
             Section::Timeline => "Execution timeline",
         }

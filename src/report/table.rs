@@ -131,9 +131,10 @@ fn overview(v: &RunView) -> String {
     super::usage::table_overview(&mut s, v);
     let _ = writeln!(
         s,
-        "merged: {} of {} completed branches\n",
+        "merged: {} of {} completed branches",
         v.merged_count, v.completed_count
     );
+    let _ = writeln!(s, "{}\n", integration_line(v));
     let rows: Vec<Vec<String>> = v
         .workstreams
         .iter()
@@ -182,6 +183,41 @@ fn overview(v: &RunView) -> String {
         }
     }
     s
+}
+
+/// "integration: ws/<run>/integration at 1a2b3c4 (onto 5d6e7f8): 3 merged, 2 left out
+/// (b: conflict, c: breaks-tests); 5 test runs", or how to make one.
+fn integration_line(v: &RunView) -> String {
+    let Some(it) = &v.integration else {
+        return format!("integration: none yet (git ws-merge {})", v.run_id);
+    };
+    let short = |s: &str| s.chars().take(7).collect::<String>();
+    let left: Vec<String> = it
+        .excluded
+        .iter()
+        .filter(|x| x.reason != "not-completed")
+        .map(|x| format!("{}: {}", x.workstream_id, x.reason))
+        .collect();
+    let mut line = format!(
+        "integration: {} at {} (onto {}): {} merged, {} left out",
+        it.branch,
+        short(&it.tip),
+        short(&it.onto),
+        it.merged.len(),
+        left.len()
+    );
+    if !left.is_empty() {
+        let _ = write!(line, " ({})", left.join(", "));
+    }
+    if it.test_command.is_some() {
+        let _ = write!(
+            line,
+            "; {} test run{}",
+            it.test_runs,
+            if it.test_runs == 1 { "" } else { "s" }
+        );
+    }
+    one_line(&line)
 }
 
 fn first_line(s: &str) -> String {

@@ -82,7 +82,10 @@ fn markdown_is_hostile_proof() {
         assert!(!l.contains("</details>") && !l.contains("<script>"), "{l}");
         assert!(!l.contains("[x](javascript"), "{l}");
     }
-    assert_eq!(infos, ["text", "text", "text", "text", "diff", "mermaid"]);
+    assert_eq!(
+        infos,
+        ["text", "text", "text", "text", "diff", "text", "mermaid"]
+    );
     // Nothing from a terminal survives anywhere, fenced or not.
     assert!(
         !md.contains('\u{1b}') && !md.contains('\r'),
@@ -112,12 +115,13 @@ fn sections_are_the_reports_own() {
     let mut rs = fixture::results();
     rs.reverse();
     let c = fixture::consolidated();
-    let again = RunView::build(crate::view::Input {
+    let mut again = RunView::build(crate::view::Input {
         consolidated: &c,
         results: &rs,
         merges: Some(&fixture::merges()),
         state: "finished",
     });
+    again.set_integration(Some(fixture::integration()));
     assert_eq!(markdown(&again), md);
 }
 
@@ -231,7 +235,7 @@ fn ws_run_closing_summary_snapshots() {
 fn empty_run() {
     let mut info = fixture::run_info();
     info.finished_at = None;
-    let c = crate::consolidate::consolidate(&info, &[], Default::default());
+    let c = crate::consolidate::consolidate(&info, &[], crate::model::MergeForecast::default());
     let md = render_markdown(&ReportModel {
         consolidated: &c,
         results: &[],
@@ -277,7 +281,11 @@ fn ten_thousand_workstreams_are_capped() {
             r
         })
         .collect();
-    let c = crate::consolidate::consolidate(&fixture::run_info(), &rs, Default::default());
+    let c = crate::consolidate::consolidate(
+        &fixture::run_info(),
+        &rs,
+        crate::model::MergeForecast::default(),
+    );
     let md = render_markdown(&ReportModel {
         consolidated: &c,
         results: &rs,

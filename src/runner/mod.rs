@@ -602,7 +602,7 @@ async fn finalise(f: Finalise) -> RunOutcome {
             .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
             .collect();
         let (repo, base) = (r.repo.clone(), r.base.clone());
-        let res = tokio::task::spawn_blocking(move || git::forecast(&repo, &base, &branches))
+        let res = tokio::task::spawn_blocking(move || git::merge_forecast(&repo, &base, &branches))
             .await
             .map_err(|e| git::GitError(e.to_string()));
         match res {

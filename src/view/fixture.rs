@@ -7,8 +7,9 @@
 use crate::consolidate::{consolidate, Consolidated};
 use crate::db::MergeRecord;
 use crate::model::{
-    ChangeKind, ConflictHunk, ErrorType, FileChange, Forecast, MergeStep, PairForecast, RunInfo,
-    Status, TestResults, WorkstreamResult, WsError, UNASSIGNED_AGENT,
+    ChangeKind, ConflictHunk, ErrorType, FileChange, ForecastCluster, ForecastStep,
+    IntegrationExclusion, IntegrationMerge, IntegrationRecord, IntegrationTestRun, MergeForecast,
+    PairForecast, RunInfo, Status, TestResults, WorkstreamResult, WsError, UNASSIGNED_AGENT,
 };
 use crate::view::{Input, RunView};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -148,8 +149,43 @@ pub fn results() -> Vec<WorkstreamResult> {
 }
 
 /// ws-01 and ws-03 conflict; ws-03 and ws-09 merge cleanly on the CJK file.
-pub fn forecast() -> Forecast {
-    Forecast {
+pub fn forecast() -> MergeForecast {
+    let step =
+        |id: &str, clean: bool, partners: &[&str], clusters: &[usize], reason: &str| ForecastStep {
+            workstream_id: id.into(),
+            clean,
+            conflict_paths: if clean {
+                vec![]
+            } else {
+                vec!["src/a|b.rs".into()]
+            },
+            partners: partners.iter().map(|p| p.to_string()).collect(),
+            clusters: clusters.to_vec(),
+            overlapping: clusters.len(),
+            change_size: 3,
+            reason: reason.into(),
+        };
+    MergeForecast {
+        clusters: vec![
+            ForecastCluster {
+                id: 1,
+                path: "src/a|b.rs".into(),
+                kind: "lines".into(),
+                lines: Some((3, 4)),
+                workstreams: vec!["ws-01".into(), "ws-03".into()],
+                all_pairs: true,
+                conflicting_pairs: 1,
+            },
+            ForecastCluster {
+                id: 2,
+                path: "日本語.md".into(),
+                kind: "file".into(),
+                lines: None,
+                workstreams: vec!["ws-03".into(), "ws-09".into()],
+                all_pairs: true,
+                conflicting_pairs: 0,
+            },
+        ],
         pairs: vec![
             PairForecast {
                 a: "ws-01".into(),
@@ -170,22 +206,104 @@ pub fn forecast() -> Forecast {
             },
         ],
         merge_order: vec![
-            MergeStep {
-                workstream_id: "ws-01".into(),
-                clean: true,
-                conflict_paths: vec![],
-            },
-            MergeStep {
-                workstream_id: "ws-09".into(),
-                clean: true,
-                conflict_paths: vec![],
-            },
-            MergeStep {
+            step(
+                "ws-01",
+                true,
+                &[],
+                &[1],
+                "overlaps 1 workstream in cluster #1; merged before it (fewer overlaps or a smaller change)",
+            ),
+            step(
+                "ws-09",
+                true,
+                &[],
+                &[2],
+                "overlaps 1 workstream in cluster #2; merged before it (fewer overlaps or a smaller change)",
+            ),
+            step(
+                "ws-03",
+                false,
+                &["ws-01"],
+                &[1, 2],
+                "needs a rebase: conflicts with ws-01 in src/a|b.rs",
+            ),
+        ],
+        overlaps: vec![],
+    }
+}
+
+/// What `git ws-merge --test` recorded: ws-01 and ws-09 merged; ws-03 left out for its
+/// conflict; ws-02 broke the tests (its output hostile); the failed ones not completed.
+pub fn integration() -> IntegrationRecord {
+    let merges = vec![
+        IntegrationMerge {
+            workstream_id: "ws-01".into(),
+            tip: "a".repeat(40),
+            merge_commit: "1".repeat(40),
+        },
+        IntegrationMerge {
+            workstream_id: "ws-09".into(),
+            tip: "f".repeat(40),
+            merge_commit: "2".repeat(40),
+        },
+    ];
+    let test = |commit: &str, ws: &[&str], passed: bool, exit: i32| IntegrationTestRun {
+        commit: commit.repeat(40),
+        workstreams: ws.iter().map(|w| w.to_string()).collect(),
+        passed,
+        exit_code: Some(exit),
+        duration_seconds: 1.25,
+        ending: None,
+        log_path: Some(format!("/repo/.state/logs/{RUN}/integration/test-1.log")),
+    };
+    IntegrationRecord {
+        run_id: RUN.into(),
+        onto: "0123456789abcdef0123456789abcdef01234567".into(),
+        onto_rev: "HEAD".into(),
+        branch: format!("ws/{RUN}/integration"),
+        tip: "2".repeat(40),
+        test_command: Some("sh tests/run.sh | tee `x`".into()),
+        test_runs: 3,
+        merged: vec!["ws-01".into(), "ws-09".into()],
+        merges,
+        excluded: vec![
+            IntegrationExclusion {
                 workstream_id: "ws-03".into(),
-                clean: false,
-                conflict_paths: vec!["src/a|b.rs".into()],
+                reason: "conflict".into(),
+                paths: vec!["src/a|b.rs".into()],
+                detail: "conflicts with ws-01 in src/a|b.rs".into(),
+                broke_with: vec![],
+                output_tail: None,
+            },
+            IntegrationExclusion {
+                workstream_id: "ws-02".into(),
+                reason: "breaks-tests".into(),
+                paths: vec![],
+                detail:
+                    "the tests fail when ws-02 is merged after ws-01; each passes without the other"
+                        .into(),
+                broke_with: vec!["ws-01".into()],
+                output_tail: Some(
+                    "\u{1b}[31mnot ok 3 - `x` | y\u{1b}[0m\n```\n1 passed, 1 failed".into(),
+                ),
+            },
+            IntegrationExclusion {
+                workstream_id: "ws-05".into(),
+                reason: "not-completed".into(),
+                paths: vec![],
+                detail: "failed (Timeout)".into(),
+                broke_with: vec![],
+                output_tail: None,
             },
         ],
+        tests: vec![
+            test("0", &[], true, 0),
+            test("3", &["ws-01", "ws-02", "ws-09"], false, 1),
+            test("2", &["ws-01", "ws-09"], true, 0),
+        ],
+        fast_forwarded: None,
+        dry_run: false,
+        integrated_at: t0() + Duration::seconds(90),
     }
 }
 
@@ -218,6 +336,7 @@ pub fn merges() -> HashMap<String, MergeRecord> {
             tip: "a".repeat(40),
             merge_commit: "e".repeat(40),
             merged_at: t0() + Duration::seconds(60),
+            detected_by: Some("ancestor".into()),
         },
     )])
 }
@@ -225,10 +344,12 @@ pub fn merges() -> HashMap<String, MergeRecord> {
 /// The fixture's view.
 pub fn view() -> RunView {
     let (c, rs, m) = (consolidated(), results(), merges());
-    RunView::build(Input {
+    let mut v = RunView::build(Input {
         consolidated: &c,
         results: &rs,
         merges: Some(&m),
         state: "finished",
-    })
+    });
+    v.set_integration(Some(integration()));
+    v
 }

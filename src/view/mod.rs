@@ -22,7 +22,8 @@ use crate::consolidate::{
 };
 use crate::db::MergeRecord;
 use crate::model::{
-    Attempt, ConflictHunk, ErrorType, FileChange, Status, TestResults, Usage, WorkstreamResult,
+    Attempt, ConflictHunk, ErrorType, FileChange, ForecastCluster, IntegrationRecord, Status,
+    TestResults, Usage, WorkstreamResult,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -119,7 +120,11 @@ pub struct RunView {
     pub conflicts: Vec<ConflictRow>,
     pub clean_overlaps: Vec<PairRow>,
     pub merge_order: Vec<MergeStepRow>,
+    /// Where the completed branches may conflict (see [`ForecastCluster`]).
+    pub clusters: Vec<ForecastCluster>,
     pub timeline: Timeline,
+    /// What `git ws-merge` last did with the run; null when it was never integrated.
+    pub integration: Option<IntegrationRecord>,
     /// What the agents reported spending: the run's total and per coding agent; absent when
     /// nothing reported usage.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +223,8 @@ pub struct WorkstreamRow {
     pub merged: bool,
     /// When merged: the merge commit the post-merge hook saw.
     pub merge_commit: Option<String>,
+    /// When merged: how the hook recognised it (`ancestor`, `tree`, `patch-id`).
+    pub merge_detected_by: Option<String>,
     pub title: Option<String>,
     pub source_file: Option<String>,
     #[serde(with = "micros::option")]
@@ -290,7 +297,7 @@ pub struct ConflictRow {
     pub then_rebase: String,
 }
 
-/// One step of the suggested merge order.
+/// One step of the suggested merge order, with why it is there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MergeStepRow {
     /// 1-based.
@@ -298,8 +305,19 @@ pub struct MergeStepRow {
     pub workstream_id: String,
     pub clean: bool,
     pub conflict_paths: Vec<String>,
-    /// Earlier steps it conflicts with.
+    /// Earlier steps it conflicts with (needs a rebase after them).
     pub rebase_after: Vec<String>,
+    /// When clean: the earlier steps it overlaps and merges cleanly after; when not: the
+    /// earlier steps it conflicts with.
+    pub partners: Vec<String>,
+    /// The clusters it belongs to.
+    pub clusters: Vec<usize>,
+    /// How many other workstreams share a cluster with it (the first sort key).
+    pub overlapping: usize,
+    /// Lines added plus removed (the second sort key).
+    pub change_size: u64,
+    /// Why it is where it is, in one sentence.
+    pub reason: String,
 }
 
 impl RunView {
@@ -335,7 +353,7 @@ impl RunView {
             completed_count: c.completed,
             failed_count: c.failed,
             skipped_count: c.skipped,
-            total_files_modified: c.files.len(),
+            total_files_modified: c.files_modified(),
             overlapping_files: c.overlaps.len(),
             total_commits: c.commits.len(),
             total_errors: c.total_errors,
@@ -377,11 +395,27 @@ impl RunView {
                 })
                 .collect(),
             merge_order: merge_order_rows(c),
+            clusters: c.forecast.clusters.clone(),
             timeline: Timeline::build(c, &ordered),
             usage: usage_view(&ordered),
             retries: retry_rows(&ordered),
             workstreams,
+            integration: None,
         }
+    }
+
+    /// Attach what `git ws-merge` recorded (test output cleaned like every agent text).
+    pub fn set_integration(&mut self, integration: Option<IntegrationRecord>) {
+        self.integration = integration.map(|mut it| {
+            for x in &mut it.excluded {
+                x.detail = text::clean(&x.detail);
+                x.output_tail = x.output_tail.as_deref().map(text::clean);
+            }
+            if let Some(t) = &it.test_command {
+                it.test_command = Some(text::one_line(t));
+            }
+            it
+        });
     }
 
     /// The conflicting pairs' count.
@@ -425,6 +459,7 @@ fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> Workstre
         branch: r.branch.clone(),
         merged: merge.is_some(),
         merge_commit: merge.map(|m| m.merge_commit.clone()),
+        merge_detected_by: merge.and_then(|m| m.detected_by.clone()),
         title: r.title.as_deref().map(text::one_line),
         source_file: r.source_file.clone(),
         start_time: r.start_time,
@@ -645,41 +680,28 @@ fn conflict_rows(c: &Consolidated) -> Vec<ConflictRow> {
         .collect()
 }
 
-/// Each step with the earlier steps it conflicts with.
+/// Each step, explained: the forecast names its partners (for a step that needs a rebase,
+/// the earlier steps it conflicts with).
 fn merge_order_rows(c: &Consolidated) -> Vec<MergeStepRow> {
-    let fc = &c.forecast;
-    let positions = fc.positions();
-    let mut partners: HashMap<&str, Vec<&str>> = HashMap::new();
-    for p in fc.pairs.iter().filter(|p| p.conflicts()) {
-        partners.entry(&p.a).or_default().push(&p.b);
-        partners.entry(&p.b).or_default().push(&p.a);
-    }
-    fc.merge_order
+    c.forecast
+        .merge_order
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let mut after: Vec<&str> = partners
-                .get(s.workstream_id.as_str())
-                .map(|v| {
-                    v.iter()
-                        .copied()
-                        .filter(|p| positions.get(p).is_some_and(|&j| j < i))
-                        .collect()
-                })
-                .unwrap_or_default();
-            after.sort_by_key(|a| positions[a]);
-            after.dedup();
-            MergeStepRow {
-                position: i + 1,
-                workstream_id: s.workstream_id.clone(),
-                clean: s.clean,
-                conflict_paths: s.conflict_paths.clone(),
-                rebase_after: if s.clean {
-                    Vec::new()
-                } else {
-                    after.into_iter().map(str::to_string).collect()
-                },
-            }
+        .map(|(i, s)| MergeStepRow {
+            position: i + 1,
+            workstream_id: s.workstream_id.clone(),
+            clean: s.clean,
+            conflict_paths: s.conflict_paths.clone(),
+            rebase_after: if s.clean {
+                Vec::new()
+            } else {
+                s.partners.clone()
+            },
+            partners: s.partners.clone(),
+            clusters: s.clusters.clone(),
+            overlapping: s.overlapping,
+            change_size: s.change_size,
+            reason: text::clean(&s.reason),
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 mod agents;
 mod common;
 mod environments;
+mod merge;
 mod pg;
 mod pgcluster;
 mod pool;

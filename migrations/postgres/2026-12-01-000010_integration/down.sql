@@ -1,0 +1,11 @@
+DROP TABLE ws_integration_tests;
+DROP TABLE ws_integration_steps;
+DROP INDEX ws_integrations_run_id;
+DROP TABLE ws_integrations;
+ALTER TABLE ws_merges DROP COLUMN detected_by;
+DROP TABLE ws_forecast_clusters;
+ALTER TABLE ws_merge_order DROP COLUMN reason;
+ALTER TABLE ws_merge_order DROP COLUMN change_size;
+ALTER TABLE ws_merge_order DROP COLUMN overlapping;
+ALTER TABLE ws_merge_order DROP COLUMN clusters;
+ALTER TABLE ws_merge_order DROP COLUMN partners;

@@ -1,0 +1,262 @@
+//! `git ws-merge`: its clap definition, the conversion into [`MergeOptions`], and the
+//! human and JSON output of what it did.
+
+use crate::error::EXIT_NOTHING_RAN;
+use crate::integrate::{self, MergeOptions, MergeOutcome};
+use crate::view::text::{duration, one_line, truncate};
+use clap::{Parser, ValueEnum};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MergeFormat {
+    Human,
+    Json,
+}
+
+/// Land a run: merge its completed workstream branches, in the merge forecast's order and
+/// in memory, onto one integration branch, leaving out those that conflict; with --test,
+/// test the combination and leave out (by bisection) each merge that breaks it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "git-ws-merge",
+    bin_name = "git ws-merge",
+    version,
+    after_help = "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\nSettings: git config ws.integrationTest (the test command), ws.keepIgnored (caches kept in the test worktree), ws.database."
+)]
+pub struct MergeArgs {
+    /// Run id to integrate (`latest` works)
+    #[arg(default_value = "latest")]
+    pub run: String,
+    /// Commit to integrate onto
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub onto: String,
+    /// Branch to create or reset [default: ws/<run-id>/integration]
+    #[arg(long, value_name = "BRANCH")]
+    pub into: Option<String>,
+    /// Test command (run by `sh -c` in a pool worktree); a merge that makes it fail is left
+    /// out [default: git config ws.integrationTest]
+    #[arg(long, value_name = "CMD", conflicts_with = "no_test")]
+    pub test: Option<String>,
+    /// Do not test, even if ws.integrationTest is set
+    #[arg(long)]
+    pub no_test: bool,
+    /// Time limit of one test run (90s, 30m, 1h); then its process group is stopped
+    #[arg(long, value_name = "DUR", default_value = "30m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a test run
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Print the plan and what would be merged and left out; write nothing (no tests run)
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fast-forward --onto's local branch to the integration (its worktree too, when it is
+    /// checked out there and clean); refused for a dirty worktree
+    #[arg(long)]
+    pub ff: bool,
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: MergeFormat,
+    /// No progress lines on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
+    /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
+    #[arg(long, value_name = "PATH|URL")]
+    pub db: Option<crate::db::DbLocation>,
+    /// Reports directory (the run's report is rewritten) [default: reports/ at the
+    /// repository root]
+    #[arg(long, value_name = "DIR")]
+    pub reports_dir: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::workstream::parse_duration(s)
+}
+
+impl MergeArgs {
+    /// The library options these flags describe.
+    pub fn to_options(&self, cwd: PathBuf) -> MergeOptions {
+        MergeOptions {
+            cwd,
+            run: self.run.clone(),
+            onto: self.onto.clone(),
+            into: self.into.clone(),
+            test: if self.no_test {
+                Some(String::new())
+            } else {
+                self.test.clone()
+            },
+            timeout: self.timeout,
+            grace: self.grace,
+            dry_run: self.dry_run,
+            ff: self.ff,
+            db: self.db.clone(),
+            reports_dir: self.reports_dir.clone(),
+        }
+    }
+}
+
+/// `git ws-merge`: returns the process exit status.
+pub fn merge_main() -> i32 {
+    let args = MergeArgs::parse();
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("git ws-merge: failed to read the current directory: {e}");
+            return EXIT_NOTHING_RAN;
+        }
+    };
+    let opts = args.to_options(cwd);
+    let quiet = args.quiet;
+    let mut progress = |line: &str| {
+        if !quiet {
+            eprintln!("git ws-merge: {line}");
+        }
+    };
+    match integrate::merge(&opts, &mut progress) {
+        Ok(outcome) => {
+            print!("{}", render(&outcome, args.format));
+            for n in &outcome.notes {
+                eprintln!("git ws-merge: {n}");
+            }
+            outcome.exit_code()
+        }
+        Err(e) => {
+            eprintln!("git ws-merge: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// What `git ws-merge` prints on stdout.
+pub fn render(o: &MergeOutcome, format: MergeFormat) -> String {
+    match format {
+        MergeFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&o.record).unwrap_or_default();
+            s.push('\n');
+            s
+        }
+        MergeFormat::Human => human(o),
+    }
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(10).collect()
+}
+
+fn human(o: &MergeOutcome) -> String {
+    let r = &o.record;
+    let mut s = String::new();
+    let left = r
+        .excluded
+        .iter()
+        .filter(|x| x.reason != "not-completed")
+        .count();
+    let _ = writeln!(
+        s,
+        "{}{}: {} (onto {} {}): {} merged, {} left out{}",
+        if r.dry_run { "dry run: " } else { "" },
+        r.run_id,
+        r.branch,
+        short(&r.onto),
+        r.onto_rev,
+        r.merged.len(),
+        left,
+        match &r.test_command {
+            Some(cmd) if r.dry_run => format!("; would test with `{}`", one_line(cmd)),
+            Some(cmd) => format!(
+                "; tested with `{}` ({} test run{})",
+                one_line(cmd),
+                r.test_runs,
+                if r.test_runs == 1 { "" } else { "s" }
+            ),
+            None => String::new(),
+        }
+    );
+    let _ = writeln!(s, "tip: {}", r.tip);
+    if r.dry_run && !o.order.is_empty() {
+        s.push_str("\nplan (the merge forecast's order):\n");
+        for (i, step) in o.order.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  {:>3}. {:<24} {}",
+                i + 1,
+                step.workstream_id,
+                truncate(&one_line(&step.reason), 110)
+            );
+        }
+    }
+    if !r.merges.is_empty() {
+        let _ = writeln!(s, "\n{}:", if r.dry_run { "would merge" } else { "merged" });
+        let mut before = r.onto.as_str();
+        for (i, m) in r.merges.iter().enumerate() {
+            let at = if m.merge_commit == before {
+                "already contained".to_string()
+            } else {
+                short(&m.merge_commit)
+            };
+            before = &m.merge_commit;
+            let _ = writeln!(s, "  {:>3}. {:<24} {at}", i + 1, m.workstream_id);
+        }
+    }
+    if !r.excluded.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n{}:",
+            if r.dry_run {
+                "would leave out"
+            } else {
+                "left out"
+            }
+        );
+        for x in &r.excluded {
+            let _ = writeln!(
+                s,
+                "  {:<24} {:<14} {}",
+                x.workstream_id,
+                x.reason,
+                truncate(&one_line(&x.detail), 120)
+            );
+            if let Some(t) = &x.output_tail {
+                let lines: Vec<&str> = t.lines().collect();
+                for l in &lines[lines.len().saturating_sub(6)..] {
+                    let _ = writeln!(s, "  {:<24} | {}", "", truncate(&one_line(l), 110));
+                }
+            }
+        }
+    }
+    if !r.tests.is_empty() {
+        let total: f64 = r.tests.iter().map(|t| t.duration_seconds).sum();
+        let _ = writeln!(
+            s,
+            "\ntest runs: {} in {} (the first on the onto commit alone)",
+            r.tests.len(),
+            duration(total)
+        );
+    }
+    if let Some(b) = &r.fast_forwarded {
+        let _ = writeln!(s, "\nfast-forwarded {b} to {}", short(&r.tip));
+    }
+    if let Some(line) = &o.merges_line {
+        let _ = writeln!(s, "{line}");
+    }
+    if r.dry_run {
+        s.push_str("\nnothing was written (dry run)\n");
+    } else {
+        if r.fast_forwarded.is_none() && r.tip != r.onto {
+            let _ = writeln!(
+                s,
+                "\nnext: git merge --ff-only {}   (or git ws-merge --ff)",
+                r.branch
+            );
+        }
+        if let Some(p) = &o.report_path {
+            let _ = writeln!(s, "report:   {}", p.display());
+        }
+        let _ = writeln!(s, "database: {}", o.db.display());
+    }
+    s
+}

@@ -1,0 +1,800 @@
+//! `git ws-merge`: land a run's work on one integration branch. Resolves the run and
+//! `--onto`, refuses what it must not touch (before anything is written), takes the run's
+//! completed branches in the forecast's order, merges them in memory onto `onto`
+//! ([`git::integrate`]), and with a test command tests the combination in a pool worktree,
+//! leaving out by bisection each merge that breaks it ([`git::integrate_and_test_each`]).
+//! Then it writes the branch, optionally fast-forwards `--onto`'s branch (`--ff`), records
+//! the attempt with its steps and test runs, and rewrites the run's report.
+//!
+//! Exit statuses ([`MergeOutcome::exit_code`], [`MergeFailure::exit_code`]): 0 every
+//! completed branch integrated (and the tests pass), 1 a completed branch was left out, 2
+//! nothing written (usage, unknown run, `--onto` that does not resolve, a test command that
+//! cannot start, tests that fail on `onto` itself, a state it refuses to touch), 130
+//! interrupted.
+
+use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
+use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
+use crate::git::{self, ExclusionReason, Integration, Objects, RepoPaths};
+use crate::model::{
+    ErrorType, ForecastStep, IntegrationExclusion, IntegrationMerge, IntegrationRecord,
+    IntegrationTestRun, Status, WorkstreamResult,
+};
+use crate::runner::process::{self, Ending, Spec};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The git config key for the default test command.
+pub const TEST_CONFIG_KEY: &str = "ws.integrationTest";
+
+/// Lines of a failing test run's output kept with the merge it is blamed on.
+const TAIL_LINES: usize = 30;
+const TAIL_BYTES: u64 = 16 * 1024;
+
+/// What `git ws-merge` is asked to do.
+#[derive(Debug, Clone)]
+pub struct MergeOptions {
+    /// Where the command runs (the repository is discovered from here; `--onto HEAD` is
+    /// this worktree's HEAD).
+    pub cwd: PathBuf,
+    /// Run id, or `latest`.
+    pub run: String,
+    /// The revision to integrate onto (`HEAD`).
+    pub onto: String,
+    /// The branch to create or reset; `None`: `ws/<run-id>/integration`.
+    pub into: Option<String>,
+    /// The test command; `None`: git config [`TEST_CONFIG_KEY`]; empty: no test.
+    pub test: Option<String>,
+    /// Time limit of one test run; then SIGTERM to its process group, `grace`, SIGKILL.
+    pub timeout: Duration,
+    pub grace: Duration,
+    /// Print the plan; write nothing.
+    pub dry_run: bool,
+    /// Fast-forward `--onto`'s local branch to the integration (and the clean worktree it
+    /// is checked out in).
+    pub ff: bool,
+    /// Database (flag); `None`: env, git config, the default.
+    pub db: Option<DbLocation>,
+    /// Reports directory; `None`: `reports/` at the repository root.
+    pub reports_dir: Option<PathBuf>,
+}
+
+impl MergeOptions {
+    /// The defaults for run `run` from `cwd`.
+    pub fn new(cwd: PathBuf, run: &str) -> MergeOptions {
+        MergeOptions {
+            cwd,
+            run: run.to_string(),
+            onto: "HEAD".to_string(),
+            into: None,
+            test: None,
+            timeout: crate::runner::DEFAULT_TIMEOUT,
+            grace: crate::runner::DEFAULT_GRACE,
+            dry_run: false,
+            ff: false,
+            db: None,
+            reports_dir: None,
+        }
+    }
+}
+
+/// What `git ws-merge` did (or, for a dry run, would do).
+#[derive(Debug, Clone)]
+pub struct MergeOutcome {
+    /// The JSON object: what was merged and left out.
+    pub record: IntegrationRecord,
+    /// The forecast's explained order the merges followed.
+    pub order: Vec<ForecastStep>,
+    /// The run's report, rewritten with the Integration section.
+    pub report_path: Option<PathBuf>,
+    /// Where it was recorded.
+    pub db: DbLocation,
+    /// What the post-merge bookkeeping of `--ff` said (`ws: 3 workstreams merged …`).
+    pub merges_line: Option<String>,
+    /// Problems after the branch was written (report, `--ff`), one sentence each.
+    pub notes: Vec<String>,
+    /// `--ff` was asked for and could not be done.
+    pub ff_failed: bool,
+}
+
+impl MergeOutcome {
+    /// 0 every completed branch integrated (tests passing); 1 something was left out (or
+    /// `--ff` failed after the branch was written).
+    pub fn exit_code(&self) -> i32 {
+        if self.record.all_integrated() && !self.ff_failed {
+            EXIT_OK
+        } else {
+            EXIT_FAILURES
+        }
+    }
+}
+
+/// Why `git ws-merge` stopped without integrating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeFailure {
+    /// Nothing was written: a usage error, an unknown run, an `--onto` that does not
+    /// resolve, a test command that cannot start, tests failing on `onto`, a state it
+    /// refuses to touch (exit 2).
+    Refused(Error),
+    /// Ctrl-C while testing (exit 130); the test's process group was stopped.
+    Interrupted(String),
+}
+
+impl MergeFailure {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            MergeFailure::Refused(e) => e.exit_code(),
+            MergeFailure::Interrupted(_) => EXIT_INTERRUPTED,
+        }
+    }
+}
+
+impl std::fmt::Display for MergeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MergeFailure::Refused(e) => write!(f, "{e}"),
+            MergeFailure::Interrupted(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<Error> for MergeFailure {
+    fn from(e: Error) -> Self {
+        MergeFailure::Refused(e)
+    }
+}
+
+impl From<git::GitError> for MergeFailure {
+    fn from(e: git::GitError) -> Self {
+        MergeFailure::Refused(e.into())
+    }
+}
+
+impl From<crate::db::DbError> for MergeFailure {
+    fn from(e: crate::db::DbError) -> Self {
+        MergeFailure::Refused(e.into())
+    }
+}
+
+/// Everything resolved before anything is written.
+struct Plan {
+    repo: RepoPaths,
+    db: ConsolidationDatabase,
+    location: DbLocation,
+    run_id: String,
+    onto: git::Onto,
+    branch: String,
+    test: Option<String>,
+    keep_ignored: Vec<String>,
+    /// `--ff`: the branch to move.
+    ff_branch: Option<String>,
+    /// (workstream id, tip) in the forecast's order.
+    ordered: Vec<(String, String)>,
+    order: Vec<ForecastStep>,
+    /// Completed workstreams whose branch is gone.
+    missing: Vec<IntegrationExclusion>,
+    not_completed: Vec<IntegrationExclusion>,
+    /// Workstream id → its branch name.
+    branches: HashMap<String, String>,
+}
+
+/// Run `git ws-merge`. `progress` gets one line per step worth telling (test runs).
+pub fn merge(
+    opts: &MergeOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<MergeOutcome, MergeFailure> {
+    let mut plan = plan(opts)?;
+    let integrated_at = now_micros();
+    if opts.dry_run {
+        let it = git::integrate(
+            &plan.repo,
+            &plan.run_id,
+            &plan.onto.sha,
+            &plan.ordered,
+            Objects::InMemory,
+        )?;
+        let record = record(&plan, opts, it, Vec::new(), integrated_at, true);
+        return Ok(MergeOutcome {
+            record,
+            order: plan.order,
+            report_path: None,
+            db: plan.location,
+            merges_line: None,
+            notes: Vec::new(),
+            ff_failed: false,
+        });
+    }
+    let (it, tests) = match plan.test.clone() {
+        Some(cmd) => integrate_tested(&plan, opts, &cmd, progress)?,
+        None => (
+            git::integrate(
+                &plan.repo,
+                &plan.run_id,
+                &plan.onto.sha,
+                &plan.ordered,
+                Objects::Write,
+            )?,
+            Vec::new(),
+        ),
+    };
+    git::write_integration_branch(&plan.repo, &plan.branch, &it.tip)?;
+    let mut record = record(&plan, opts, it, tests, integrated_at, false);
+    let mut notes = Vec::new();
+    let mut ff_failed = false;
+    let mut merges_line = None;
+    if let Some(b) = plan.ff_branch.clone() {
+        let message = format!("git-ws-merge: fast-forward to {}", plan.branch);
+        match git::fast_forward(&plan.repo, &b, &plan.onto.sha, &record.tip, &message) {
+            Ok(_) => {
+                if record.tip != plan.onto.sha {
+                    record.fast_forwarded = Some(b.clone());
+                }
+                merges_line = record_landed(&mut plan, &record);
+            }
+            Err(e) => {
+                ff_failed = true;
+                notes.push(e.0);
+            }
+        }
+    }
+    plan.db.record_integration(&record)?;
+    let reports = match &opts.reports_dir {
+        Some(d) if d.is_absolute() => d.clone(),
+        Some(d) => opts.cwd.join(d),
+        None => plan.repo.root.join(crate::runner::DEFAULT_REPORTS),
+    };
+    let report_path = match rewrite_report(&mut plan.db, &plan.run_id, &reports) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            notes.push(e.to_string());
+            None
+        }
+    };
+    Ok(MergeOutcome {
+        record,
+        order: plan.order,
+        report_path,
+        db: plan.location,
+        merges_line,
+        notes,
+        ff_failed,
+    })
+}
+
+/// Resolve everything and refuse what must not be touched; writes nothing.
+fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
+    let repo = git::discover(&opts.cwd)?;
+    let config = git::Repo::open(&repo)?.config()?;
+    let location = crate::db::locate(opts.db.as_ref(), &opts.cwd, Some(&repo))?
+        .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(crate::db::DEFAULT_PATH)));
+    let mut db = ConsolidationDatabase::open_existing(&location)?;
+    let run_id = db.resolve_run_id(&opts.run)?;
+    if crate::runner::run_is_live(&repo.root, &run_id) {
+        return Err(Error::new(format!(
+            "refusing to integrate run {run_id}: a git ws-run is still running it; wait for it to finish"
+        ))
+        .into());
+    }
+    let info = db
+        .run_info(&run_id)?
+        .ok_or_else(|| Error::new(format!("no run {run_id}")))?;
+    let onto = git::resolve_onto(&opts.cwd, &opts.onto)
+        .map_err(|e| Error::new(format!("--onto {}: {e}", opts.onto)))?;
+    let branch = opts
+        .into
+        .clone()
+        .unwrap_or_else(|| format!("ws/{run_id}/integration"));
+    if !git::valid_branch_name(&branch) {
+        return Err(Error::new(format!("--into {branch}: not a valid branch name")).into());
+    }
+    if onto.branch.as_deref() == Some(branch.as_str()) {
+        return Err(Error::new(format!(
+            "--into {branch} is the --onto branch itself: integrate onto it with another --into, then move it with --ff"
+        ))
+        .into());
+    }
+    if let Some(wt) = git::checked_out_in(&repo, &branch)? {
+        return Err(Error::new(format!(
+            "refusing to reset {branch}: it is checked out in {}; switch that worktree to another branch, or pass --into BRANCH",
+            wt.display()
+        ))
+        .into());
+    }
+    let test = opts
+        .test
+        .clone()
+        .or_else(|| config.string(TEST_CONFIG_KEY))
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let ff_branch = if opts.ff {
+        let Some(b) = onto.branch.clone() else {
+            return Err(Error::new(format!(
+                "--ff needs --onto to name a local branch (or HEAD on one); {} is not one",
+                opts.onto
+            ))
+            .into());
+        };
+        if let Some(wt) = git::checked_out_in(&repo, &b)? {
+            let dirty = git::dirty_paths(&wt, 5)?;
+            if !dirty.is_empty() {
+                return Err(Error::new(format!(
+                    "refusing --ff: {b} is checked out in {} with uncommitted changes ({}); commit or stash them, or leave out --ff",
+                    wt.display(),
+                    dirty.join(", ")
+                ))
+                .into());
+            }
+        }
+        Some(b)
+    } else {
+        None
+    };
+    let keep_ignored = config
+        .string("ws.keepIgnored")
+        .map(|v| {
+            v.split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let results = db.results(&run_id)?;
+    let mut not_completed = Vec::new();
+    let mut missing = Vec::new();
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    let mut tips: HashMap<String, String> = HashMap::new();
+    let mut branches = HashMap::new();
+    for r in &results {
+        if r.status != Status::Completed {
+            not_completed.push(not_completed_entry(r));
+            continue;
+        }
+        let Some(b) = r.branch.clone() else {
+            missing.push(missing_entry(&r.workstream_id, None));
+            continue;
+        };
+        match git::branch_tip(&repo, &b)? {
+            Some(tip) => {
+                tips.insert(r.workstream_id.clone(), tip);
+                branches.insert(r.workstream_id.clone(), b.clone());
+                candidates.push((r.workstream_id.clone(), b));
+            }
+            None => missing.push(missing_entry(&r.workstream_id, Some(&b))),
+        }
+    }
+    let by_id = |a: &IntegrationExclusion, b: &IntegrationExclusion| {
+        crate::consolidate::natural_cmp(&a.workstream_id, &b.workstream_id)
+    };
+    not_completed.sort_by(by_id);
+    missing.sort_by(by_id);
+    // The order: the forecast's, recomputed from the branches as they are now.
+    let base = if !info.base.is_empty() && git::has_commit(&repo, &info.base) {
+        info.base.clone()
+    } else {
+        onto.sha.clone()
+    };
+    let forecast = git::merge_forecast(&repo, &base, &candidates)?;
+    let ordered = forecast
+        .merge_order
+        .iter()
+        .filter_map(|s| Some((s.workstream_id.clone(), tips.get(&s.workstream_id)?.clone())))
+        .collect();
+    Ok(Plan {
+        repo,
+        db,
+        location,
+        run_id,
+        onto,
+        branch,
+        test,
+        keep_ignored,
+        ff_branch,
+        ordered,
+        order: forecast.merge_order,
+        missing,
+        not_completed,
+        branches,
+    })
+}
+
+fn missing_entry(ws: &str, branch: Option<&str>) -> IntegrationExclusion {
+    IntegrationExclusion {
+        workstream_id: ws.to_string(),
+        reason: IntegrationExclusion::MISSING_BRANCH.to_string(),
+        paths: Vec::new(),
+        detail: match branch {
+            Some(b) => format!("its branch {b} no longer exists"),
+            None => "no branch was recorded for it".to_string(),
+        },
+        broke_with: Vec::new(),
+        output_tail: None,
+    }
+}
+
+fn not_completed_entry(r: &WorkstreamResult) -> IntegrationExclusion {
+    let first = r.errors.first();
+    let detail = match (r.status, first) {
+        (Status::Skipped, Some(e)) => format!("skipped: {}", e.message),
+        (Status::Skipped, None) => "skipped".to_string(),
+        (_, Some(e)) if e.error_type == ErrorType::InvalidWorkstream => {
+            format!("invalid workstream file: {}", e.message)
+        }
+        (_, Some(e)) => format!("failed: {}: {}", e.error_type, e.message),
+        (_, None) => "failed".to_string(),
+    };
+    IntegrationExclusion {
+        workstream_id: r.workstream_id.clone(),
+        reason: IntegrationExclusion::NOT_COMPLETED.to_string(),
+        paths: Vec::new(),
+        detail: crate::view::text::truncate(&crate::view::text::one_line(&detail), 300),
+        broke_with: Vec::new(),
+        output_tail: None,
+    }
+}
+
+fn now_micros() -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+}
+
+/// The JSON object of an integration.
+fn record(
+    plan: &Plan,
+    opts: &MergeOptions,
+    it: Integration,
+    tests: Vec<IntegrationTestRun>,
+    integrated_at: chrono::DateTime<chrono::Utc>,
+    dry_run: bool,
+) -> IntegrationRecord {
+    let merges: Vec<IntegrationMerge> = it
+        .merged
+        .iter()
+        .map(|s| IntegrationMerge {
+            workstream_id: s.workstream_id.clone(),
+            tip: s.tip.clone(),
+            merge_commit: s.merge_commit.clone(),
+        })
+        .collect();
+    let mut excluded: Vec<IntegrationExclusion> = it
+        .excluded
+        .iter()
+        .map(|x| IntegrationExclusion {
+            workstream_id: x.workstream_id.clone(),
+            reason: x.reason.as_str().to_string(),
+            paths: x.paths.clone(),
+            detail: x.detail.clone(),
+            broke_with: x.broke_with.clone(),
+            output_tail: (x.reason == ExclusionReason::BreaksTests)
+                .then(|| culprit_tail(&tests, &x.workstream_id))
+                .flatten(),
+        })
+        .collect();
+    excluded.extend(plan.missing.iter().cloned());
+    excluded.extend(plan.not_completed.iter().cloned());
+    IntegrationRecord {
+        run_id: plan.run_id.clone(),
+        onto: plan.onto.sha.clone(),
+        onto_rev: opts.onto.clone(),
+        branch: plan.branch.clone(),
+        tip: it.tip,
+        test_command: plan.test.clone(),
+        test_runs: tests.len(),
+        merged: merges.iter().map(|m| m.workstream_id.clone()).collect(),
+        merges,
+        excluded,
+        tests,
+        fast_forwarded: None,
+        dry_run,
+        integrated_at,
+    }
+}
+
+/// The output of the last failing test run that ended with `ws` merged: the smallest
+/// combination it was found to break.
+fn culprit_tail(tests: &[IntegrationTestRun], ws: &str) -> Option<String> {
+    let t = tests
+        .iter()
+        .rev()
+        .find(|t| !t.passed && t.workstreams.last().map(String::as_str) == Some(ws))?;
+    let log = t.log_path.as_deref()?;
+    let tail = process::tail(Path::new(log), TAIL_LINES, TAIL_BYTES);
+    (!tail.trim().is_empty()).then_some(tail)
+}
+
+/// With `--ff`: the merged workstreams are now in the onto branch; record them as the
+/// post-merge hook would (`ancestor`), since no `git merge` ran.
+fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> {
+    let now = chrono::Utc::now();
+    let records: Vec<MergeRecord> = record
+        .merges
+        .iter()
+        .filter_map(|m| {
+            Some(MergeRecord {
+                run_id: plan.run_id.clone(),
+                workstream_id: m.workstream_id.clone(),
+                branch: plan.branches.get(&m.workstream_id)?.clone(),
+                tip: m.tip.clone(),
+                merge_commit: record.tip.clone(),
+                merged_at: now,
+                detected_by: Some(git::LandedBy::Ancestor.as_str().to_string()),
+            })
+        })
+        .collect();
+    crate::hooks::record_new(&mut plan.db, &records)
+}
+
+/// Rewrite the run's Markdown report from the database (now with the Integration section).
+fn rewrite_report(
+    db: &mut ConsolidationDatabase,
+    run_id: &str,
+    reports: &Path,
+) -> Result<PathBuf, Error> {
+    let view = crate::cli::report::load_view(db, run_id)?;
+    let path = crate::runner::report_path(reports, run_id);
+    std::fs::create_dir_all(reports)
+        .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))
+        .map_err(|e| {
+            Error::new(format!(
+                "failed to write the report {}: {e}",
+                path.display()
+            ))
+        })?;
+    Ok(path)
+}
+
+/// Test `onto`, then integrate and bisect with the test command, in a pool worktree.
+fn integrate_tested(
+    plan: &Plan,
+    opts: &MergeOptions,
+    cmd: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Integration, Vec<IntegrationTestRun>), MergeFailure> {
+    let logs = plan
+        .repo
+        .root
+        .join(".state")
+        .join("logs")
+        .join(&plan.run_id)
+        .join(format!(
+            "integration-{}",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f")
+        ));
+    std::fs::create_dir_all(&logs).map_err(|e| {
+        Error::new(format!(
+            "failed to create the log directory {}: {e}",
+            logs.display()
+        ))
+    })?;
+    let mut slot = claim_slot(&plan.repo, &plan.onto.sha)?;
+    let mut tester = Tester {
+        cmd: cmd.to_string(),
+        opts,
+        plan,
+        logs,
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(format!("failed to start the runtime: {e}")))?,
+        prepare: git::PrepareOptions {
+            keep_ignored: plan.keep_ignored.clone(),
+        },
+        runs: Vec::new(),
+        seen: HashMap::new(),
+    };
+    let result = tester.run_all(&mut slot, progress);
+    // The slot goes back to the pool at onto (an overflow slot is removed), whatever
+    // happened.
+    let back = if slot.overflow {
+        slot.remove()
+    } else {
+        slot.release(&plan.onto.sha, &tester.prepare)
+    };
+    if let Err(e) = back {
+        progress(&format!("warning: {e}"));
+    }
+    let it = result?;
+    Ok((it, tester.runs))
+}
+
+/// A free pool worktree: an existing idle one (warm caches), else a new one.
+fn claim_slot(repo: &RepoPaths, onto: &str) -> Result<git::AgentSlot, MergeFailure> {
+    for k in 1..=64 {
+        match git::claim_existing_slot(repo, k, onto) {
+            Ok(Some(slot)) => return Ok(slot),
+            Ok(None) => {
+                if !repo
+                    .common_dir
+                    .join("ws")
+                    .join(format!("agent-{k}"))
+                    .exists()
+                {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(git::claim_agent_slot(repo, 1, onto)?)
+}
+
+/// Runs the test command on commits, recording each run.
+struct Tester<'a> {
+    cmd: String,
+    opts: &'a MergeOptions,
+    plan: &'a Plan,
+    logs: PathBuf,
+    runtime: tokio::runtime::Runtime,
+    prepare: git::PrepareOptions,
+    runs: Vec<IntegrationTestRun>,
+    /// Commits already tested in this attempt (different sets of merges can make the same
+    /// commit: branches `onto` already contains add no commit).
+    seen: HashMap<String, bool>,
+}
+
+impl Tester<'_> {
+    fn run_all(
+        &mut self,
+        slot: &mut git::AgentSlot,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Integration, MergeFailure> {
+        let plan = self.plan;
+        let onto = plan.onto.sha.clone();
+        let (passed, ending) = self.test(slot, &onto, &[])?;
+        let last = self.runs.last().expect("just ran");
+        progress(&format!(
+            "test run 1 on {} ({}) alone: {} in {}",
+            short(&onto),
+            self.opts.onto,
+            verdict(passed, &ending),
+            crate::view::text::duration(last.duration_seconds)
+        ));
+        if let Ending::SpawnFailed(why) = &ending {
+            return Err(Error::new(format!(
+                "failed to start the test command `{}`: {why}",
+                self.cmd
+            ))
+            .into());
+        }
+        let log = last.log_path.clone().unwrap_or_default();
+        if let Some(code @ (126 | 127)) = ending.exit_code() {
+            return Err(Error::new(format!(
+                "the test command `{}` cannot start (exit {code}: {}); see {log}:\n{}",
+                self.cmd,
+                if code == 127 {
+                    "command not found"
+                } else {
+                    "not executable"
+                },
+                process::tail(Path::new(&log), 5, 2048)
+            ))
+            .into());
+        }
+        if !passed {
+            return Err(Error::new(format!(
+                "the tests fail on the --onto commit {} ({}) itself ({}), so no merge can be blamed: fix the tests or the test command, or pick another --onto; nothing was written. The log: {log}\n{}",
+                short(&onto),
+                self.opts.onto,
+                verdict(passed, &ending),
+                process::tail(Path::new(&log), 10, 4096)
+            ))
+            .into());
+        }
+        let (it, _) = git::integrate_and_test_each(
+            &plan.repo,
+            &plan.run_id,
+            &onto,
+            &plan.ordered,
+            |it: &Integration| -> Result<bool, MergeFailure> {
+                if let Some(&passed) = self.seen.get(&it.tip) {
+                    return Ok(passed);
+                }
+                let ids: Vec<String> = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
+                let (passed, ending) = self.test(slot, &it.tip, &ids)?;
+                let last = self.runs.last().expect("just ran");
+                progress(&format!(
+                    "test run {}: onto + {}: {} in {}",
+                    self.runs.len(),
+                    merges_text(&ids),
+                    verdict(passed, &ending),
+                    crate::view::text::duration(last.duration_seconds)
+                ));
+                Ok(passed)
+            },
+        )?;
+        Ok(it)
+    }
+
+    /// Check out `commit` in the slot and run the test command there.
+    fn test(
+        &mut self,
+        slot: &mut git::AgentSlot,
+        commit: &str,
+        workstreams: &[String],
+    ) -> Result<(bool, Ending), MergeFailure> {
+        slot.check_out(commit, &self.prepare)?;
+        let n = self.runs.len() + 1;
+        let log = self.logs.join(format!("test-{n}.log"));
+        let env = BTreeMap::from([
+            ("WS_RUN_ID".to_string(), self.plan.run_id.clone()),
+            ("WS_WORKTREE".to_string(), slot.path.display().to_string()),
+            ("WS_ONTO".to_string(), self.plan.onto.sha.clone()),
+            ("WS_INTEGRATION_COMMIT".to_string(), commit.to_string()),
+        ]);
+        let spec = Spec {
+            argv: vec!["sh".to_string(), "-c".to_string(), self.cmd.clone()],
+            cwd: slot.path.clone(),
+            env,
+            stdin: None,
+            log: log.clone(),
+            timeout: self.opts.timeout,
+            grace: self.opts.grace,
+            pgid_file: Some(self.logs.join(format!("test-{n}.pgid"))),
+        };
+        let started = Instant::now();
+        let ending = self.runtime.block_on(async {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let run = process::run(&spec, rx);
+            tokio::pin!(run);
+            tokio::select! {
+                e = &mut run => e,
+                _ = tokio::signal::ctrl_c() => {
+                    let _ = tx.send(true);
+                    run.await
+                }
+            }
+        });
+        if ending == Ending::Cancelled {
+            return Err(MergeFailure::Interrupted(format!(
+                "interrupted while testing {}: the test command was stopped; nothing was written",
+                short(commit)
+            )));
+        }
+        let passed = ending.success();
+        self.seen.insert(commit.to_string(), passed);
+        self.runs.push(IntegrationTestRun {
+            commit: commit.to_string(),
+            workstreams: workstreams.to_vec(),
+            passed,
+            exit_code: ending.exit_code(),
+            duration_seconds: started.elapsed().as_secs_f64(),
+            ending: match ending {
+                Ending::TimedOut => Some("timeout".to_string()),
+                Ending::SpawnFailed(_) => Some("spawn-failed".to_string()),
+                Ending::Exited {
+                    signal: Some(s), ..
+                } => Some(format!("signal {s}")),
+                _ => None,
+            },
+            log_path: Some(log.display().to_string()),
+        });
+        Ok((passed, ending))
+    }
+}
+
+/// "a, b, c" for a few merges; "12 merges (a, b, …, l)" for many.
+fn merges_text(ids: &[String]) -> String {
+    match ids.len() {
+        0 => "nothing".to_string(),
+        1..=4 => ids.join(", "),
+        n => format!("{n} merges ({}, {}, …, {})", ids[0], ids[1], ids[n - 1]),
+    }
+}
+
+fn verdict(passed: bool, ending: &Ending) -> String {
+    match ending {
+        _ if passed => "pass".to_string(),
+        Ending::TimedOut => "FAIL (timed out)".to_string(),
+        Ending::SpawnFailed(why) => format!("cannot start ({why})"),
+        Ending::Exited { code: Some(c), .. } => format!("FAIL (exit {c})"),
+        Ending::Exited {
+            signal: Some(s), ..
+        } => format!("FAIL (signal {s})"),
+        _ => "FAIL".to_string(),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}

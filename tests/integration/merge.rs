@@ -1,0 +1,622 @@
+//! `git ws-merge` on real runs: a textual conflict left out, a pair of branches that each
+//! pass the tests but break them together found by bisection with real test processes, a
+//! failed workstream not integrated; the integration branch's tree really passes the tests,
+//! the user's HEAD, index and worktree are untouched, the JSON, the database rows and the
+//! report agree, a second run is idempotent, the post-merge hook records the fast-forward
+//! merge, `--ff`, `--dry-run`, and bad input (exit 2, nothing written).
+
+use crate::common::{Env, Run};
+use serde_json::Value;
+use std::path::Path;
+
+/// A shell project: `lib.sh` defines `greet`, `main.sh` calls it, `test.sh` runs main.sh and
+/// every `*-check.sh`. Workstreams: `docs` (clean), `readme-a` / `readme-b` (the same line:
+/// a textual conflict), `rename` (renames `greet` to `say_hello` and its caller) and
+/// `caller` (a new caller of `greet`): each passes the tests alone, together they fail.
+/// `broken` fails. Returns the run id.
+fn scenario() -> (Env, String) {
+    scenario_with(&[])
+}
+
+/// [`scenario`], with extra `git ws-run` arguments (`--db URL`).
+fn scenario_with(run_args: &[&str]) -> (Env, String) {
+    let env = Env::new();
+    env.write("lib.sh", "greet() { echo \"hello $1\"; }\n");
+    env.write("main.sh", ". ./lib.sh\ngreet world\n");
+    env.write(
+        "test.sh",
+        "set -e\nsh main.sh >/dev/null\nfor c in *-check.sh; do [ -e \"$c\" ] || continue; sh \"$c\" >/dev/null; done\necho 'all checks pass'\n",
+    );
+    env.write("README.md", "# Project\n\nA line everyone edits.\n");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "shell project"]);
+    let test = "sh test.sh";
+    env.ws_cmd(
+        "docs",
+        "mkdir -p docs && echo 'run main.sh' > docs/usage.md",
+    );
+    env.ws_cmd(
+        "readme-a",
+        "printf '# Project\\n\\nA says so.\\n' > README.md",
+    );
+    env.ws_cmd(
+        "readme-b",
+        "printf '# Project\\n\\nB says otherwise.\\n' > README.md",
+    );
+    env.ws(
+        "rename",
+        serde_json::json!({"id": "rename", "test": test, "command":
+            "printf 'say_hello() { echo \"hello $1\"; }\\n' > lib.sh && printf '. ./lib.sh\\nsay_hello world\\n' > main.sh"}),
+    );
+    env.ws(
+        "caller",
+        serde_json::json!({"id": "caller", "test": test, "command":
+            "printf '. ./lib.sh\\ngreet extra\\n' > extra-check.sh"}),
+    );
+    env.ws_cmd("broken", "echo 'cannot do it' >&2; exit 3");
+    let mut args = vec!["--agents", "2", "-q"];
+    args.extend_from_slice(run_args);
+    let out = env.ws_run(&args);
+    out.expect(1);
+    let run = out.run_id();
+    (env, run)
+}
+
+impl Env {
+    /// `git ws-merge ARGS` through git's own dispatch.
+    pub fn ws_merge(&self, args: &[&str]) -> Run {
+        let out = self
+            .command("git")
+            .arg("ws-merge")
+            .args(args)
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+}
+
+fn json_of(out: &Run) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+fn ids(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect()
+}
+
+/// (workstream, reason) of each exclusion.
+fn excluded(v: &Value) -> Vec<(String, String)> {
+    v["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["workstream_id"].as_str().unwrap().to_string(),
+                x["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Run `sh test.sh` on the tree of `rev`, exported into a scratch directory.
+fn tests_pass_on(env: &Env, rev: &str, dir: &Path) -> bool {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let archive = env.scratch("tree.tar");
+    env.git(&["archive", "-o", archive.to_str().unwrap(), rev]);
+    let untar = env
+        .command("tar")
+        .args([
+            "-xf",
+            archive.to_str().unwrap(),
+            "-C",
+            dir.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(untar.success());
+    env.command("sh")
+        .arg("test.sh")
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// What must not change in the user's repository: HEAD, the index's entries, the worktree's
+/// status (with a local edit and an untracked file of the user's in it).
+fn user_state(env: &Env) -> (String, String, String) {
+    (
+        env.git(&["rev-parse", "HEAD"]),
+        env.git(&["ls-files", "--stage"]),
+        env.git(&["status", "--porcelain", "--untracked-files=all"]),
+    )
+}
+
+fn count(env: &Env, sql: &str) -> usize {
+    env.sql(sql)[0][0].parse().unwrap()
+}
+
+#[test]
+fn integrates_leaves_out_the_conflict_and_the_combination_that_breaks_the_tests() {
+    let (env, run) = scenario();
+    // The user is in the middle of something: a local edit and an untracked file.
+    env.write("README.md", "# Project\n\nmy local edit\n");
+    env.write("notes.txt", "mine\n");
+    let before = user_state(&env);
+
+    let out = env.ws_merge(&[&run, "--test", "sh test.sh", "--format", "json"]);
+    out.expect(1);
+    let v = json_of(&out);
+    let branch = format!("ws/{run}/integration");
+    assert_eq!(v["run_id"], run.as_str());
+    assert_eq!(v["branch"], branch.as_str());
+    assert_eq!(v["onto"], env.git(&["rev-parse", "HEAD"]).trim());
+    assert_eq!(v["test_command"], "sh test.sh");
+    let tip = v["tip"].as_str().unwrap().to_string();
+    assert_eq!(tip.len(), 40);
+    assert_eq!(env.git(&["rev-parse", &branch]).trim(), tip);
+
+    // Merged in the forecast's order; the conflict, the test breaker and the failure out.
+    let merged = ids(&v["merged"]);
+    let order: Vec<String> = env
+        .sql(&format!(
+            "SELECT workstream_id FROM ws_merge_order WHERE run_id = '{run}' ORDER BY position"
+        ))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let in_order: Vec<&str> = order
+        .iter()
+        .map(String::as_str)
+        .filter(|w| merged.contains(w))
+        .collect();
+    assert_eq!(merged, in_order, "merged in the forecast's order");
+    assert_eq!(merged.len(), 3, "{merged:?}");
+    assert!(merged.contains(&"docs"));
+    let x = excluded(&v);
+    assert_eq!(x.len(), 3, "{x:?}");
+    let conflict = &v["excluded"][0];
+    assert_eq!(conflict["reason"], "conflict");
+    assert_eq!(conflict["paths"], serde_json::json!(["README.md"]));
+    let loser = conflict["workstream_id"].as_str().unwrap();
+    assert!(loser == "readme-a" || loser == "readme-b");
+    assert!(merged.contains(&if loser == "readme-a" {
+        "readme-b"
+    } else {
+        "readme-a"
+    }));
+    let breaker = &v["excluded"][1];
+    assert_eq!(breaker["reason"], "breaks-tests");
+    let (culprit, partner) = (
+        breaker["workstream_id"].as_str().unwrap(),
+        breaker["broke_with"][0].as_str().unwrap(),
+    );
+    let mut pair = [culprit, partner];
+    pair.sort();
+    assert_eq!(pair, ["caller", "rename"], "{breaker}");
+    assert!(merged.contains(&partner));
+    assert!(
+        breaker["output_tail"]
+            .as_str()
+            .unwrap()
+            .contains("greet: not found"),
+        "{breaker}"
+    );
+    assert_eq!(x[2], ("broken".to_string(), "not-completed".to_string()));
+    assert!(v["excluded"][2]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("CommandFailed"));
+    // Test runs: the onto commit first, then the bisection, within the bound.
+    let runs = v["test_runs"].as_u64().unwrap() as usize;
+    let tests = v["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), runs);
+    assert_eq!(tests[0]["workstreams"], serde_json::json!([]));
+    // 4 merges, one culprit: 1 + 2*ceil(log2 4) + 1 passing run, + the onto run.
+    assert!(runs <= 1 + (1 + 2 * 2) + 1, "{runs} test runs");
+    eprintln!("bisection: {runs} test runs for 4 merges and one culprit");
+
+    // The integration branch's tree really passes; the user's repository is as it was.
+    assert!(tests_pass_on(&env, &branch, &env.scratch("check")));
+    assert_eq!(user_state(&env), before);
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join("README.md")).unwrap(),
+        "# Project\n\nmy local edit\n"
+    );
+
+    // The JSON, the database rows and the report agree.
+    let report = env.ws_report(&[&run, "--format", "json"]);
+    report.expect(0);
+    let rv = json_of(&report);
+    assert_eq!(
+        rv["integration"], v,
+        "ws-report's integration is ws-merge's object"
+    );
+    let rows = env.sql(&format!(
+        "SELECT branch, onto, tip, test_command, test_runs, merged_count, excluded_count \
+         FROM ws_integrations WHERE run_id = '{run}'"
+    ));
+    assert_eq!(
+        rows,
+        vec![vec![
+            branch.clone(),
+            v["onto"].as_str().unwrap().to_string(),
+            tip.clone(),
+            "sh test.sh".to_string(),
+            runs.to_string(),
+            "3".to_string(),
+            "3".to_string()
+        ]]
+    );
+    let steps = env.sql(&format!(
+        "SELECT s.workstream_id, s.outcome, COALESCE(s.reason, '') FROM ws_integration_steps s \
+         JOIN ws_integrations i ON i.id = s.integration_id WHERE i.run_id = '{run}' ORDER BY s.position"
+    ));
+    let mut want: Vec<Vec<String>> = merged
+        .iter()
+        .map(|w| vec![w.to_string(), "merged".into(), String::new()])
+        .collect();
+    want.extend(
+        x.iter()
+            .map(|(w, r)| vec![w.clone(), "excluded".into(), r.clone()]),
+    );
+    assert_eq!(steps, want);
+    let md = std::fs::read_to_string(
+        env.repo
+            .join(format!("reports/multi_agent_consolidated_{run}.md")),
+    )
+    .unwrap();
+    let section = md.split("## Integration").nth(1).unwrap();
+    assert!(
+        section.contains("3 of 5 completed workstreams integrated"),
+        "{section}"
+    );
+    assert!(section.contains(&format!("**{culprit}** (breaks-tests)")));
+    assert!(section.contains(&format!("**{loser}** (conflict)")));
+    assert!(section.contains("greet: not found"));
+    let table = env.ws_report(&[&run]);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("integration: {branch} at {} ", &tip[..7])),
+        "{}",
+        table.stdout
+    );
+
+    // A second run recomputes the same integration.
+    let again = env.ws_merge(&[&run, "--test", "sh test.sh", "--format", "json"]);
+    again.expect(1);
+    let w = json_of(&again);
+    for key in ["tip", "merged", "excluded", "onto", "branch"] {
+        assert_eq!(w[key], v[key], "{key}");
+    }
+    assert_eq!(
+        count(
+            &env,
+            &format!("SELECT COUNT(*) FROM ws_integrations WHERE run_id = '{run}'")
+        ),
+        2
+    );
+    assert_eq!(user_state(&env), before);
+}
+
+#[test]
+fn the_post_merge_hook_records_the_fast_forward_merge_and_ff_moves_a_clean_branch() {
+    let (env, run) = scenario();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    let out = env.ws_merge(&[&run, "--format", "json"]);
+    // Untested: only the conflict and the failure are left out.
+    out.expect(1);
+    let v = json_of(&out);
+    assert_eq!(v["test_runs"], 0);
+    assert_eq!(v["test_command"], Value::Null);
+    let merged: Vec<String> = ids(&v["merged"]).iter().map(|s| s.to_string()).collect();
+    assert_eq!(merged.len(), 4, "{merged:?}");
+    let branch = format!("ws/{run}/integration");
+    let m = env
+        .command("git")
+        .args(["merge", "--ff-only", &branch])
+        .output()
+        .unwrap();
+    assert!(m.status.success());
+    let said = String::from_utf8_lossy(&m.stderr);
+    assert!(said.contains("ws: 4 workstreams merged"), "{said}");
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, detected_by, merge_commit FROM ws_merges WHERE run_id = '{run}' ORDER BY workstream_id"
+    ));
+    let mut want: Vec<Vec<String>> = merged
+        .iter()
+        .map(|w| {
+            vec![
+                w.clone(),
+                "ancestor".into(),
+                v["tip"].as_str().unwrap().into(),
+            ]
+        })
+        .collect();
+    want.sort();
+    assert_eq!(rows, want);
+    let listed = json_of(&env.ws_report(&[&run, "--format", "json"]));
+    let by: Vec<&Value> = listed["workstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["merged"] == true)
+        .map(|w| &w["merge_detected_by"])
+        .collect();
+    assert_eq!(by.len(), 4);
+    assert!(by.iter().all(|b| *b == "ancestor"));
+
+    // Integrating again onto the new HEAD: every merged branch is already contained.
+    let again = json_of(&env.ws_merge(&[&run, "--format", "json"]));
+    assert_eq!(again["tip"], v["tip"]);
+    assert_eq!(again["merged"], v["merged"]);
+
+    // --ff moves the checked-out branch and its clean worktree; refused when it is dirty.
+    env.git(&["reset", "-q", "--hard", "HEAD~4"]);
+    let start = env.git(&["rev-parse", "HEAD"]);
+    env.write("lib.sh", "dirty\n");
+    let refused = env.ws_merge(&[&run, "--ff"]);
+    refused.expect(2);
+    assert!(
+        refused.stderr.contains("uncommitted changes (lib.sh)"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.git(&["rev-parse", "HEAD"]), start);
+    env.git(&["checkout", "-q", "lib.sh"]);
+    let ff = env.ws_merge(&[&run, "--ff", "--format", "json"]);
+    ff.expect(1);
+    let f = json_of(&ff);
+    assert_eq!(f["fast_forwarded"], "main");
+    assert_eq!(
+        env.git(&["rev-parse", "HEAD"]).trim(),
+        f["tip"].as_str().unwrap()
+    );
+    assert_eq!(
+        env.git(&["status", "--porcelain", "--untracked-files=no"]),
+        ""
+    );
+    assert!(
+        env.repo.join("docs/usage.md").is_file(),
+        "the worktree followed"
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error_with_nothing_written() {
+    let (env, run) = scenario();
+    let branch = format!("ws/{run}/integration");
+    let refs = || env.git(&["for-each-ref", "--format=%(refname)"]);
+    let before = refs();
+    let integrations = || count(&env, "SELECT COUNT(*) FROM ws_integrations");
+    let unchanged = |out: &Run, needle: &str| {
+        out.expect(2);
+        assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+        assert_eq!(out.stdout, "");
+        assert_eq!(refs(), before, "no ref written");
+        assert_eq!(integrations(), 0, "no integration recorded");
+    };
+    let typo = format!("{}x", &run[..run.len() - 1]);
+    unchanged(&env.ws_merge(&[&typo]), &format!("closest: {run}"));
+    unchanged(
+        &env.ws_merge(&[&run, "--onto", "no-such-rev"]),
+        "--onto no-such-rev: failed to resolve",
+    );
+    unchanged(
+        &env.ws_merge(&[&run, "--test", "no-such-test-command-xyz"]),
+        "cannot start (exit 127: command not found)",
+    );
+    unchanged(
+        &env.ws_merge(&[&run, "--test", "echo broken base; exit 1"]),
+        "the tests fail on the --onto commit",
+    );
+    unchanged(
+        &env.ws_merge(&[&run, "--onto", "HEAD~0^{tree}", "--ff"]),
+        "--onto HEAD~0^{tree}",
+    );
+    unchanged(
+        &env.ws_merge(&[&run, "--onto", "HEAD~0", "--ff"]),
+        "--ff needs --onto to name a local branch",
+    );
+    unchanged(
+        &env.ws_merge(&[&run, "--into", "bad..name"]),
+        "not a valid branch name",
+    );
+    // A test run past its time limit fails (its process group is stopped): on onto, exit 2.
+    let started = std::time::Instant::now();
+    unchanged(
+        &env.ws_merge(&[
+            &run,
+            "--test",
+            "sleep 30",
+            "--timeout",
+            "1s",
+            "--grace",
+            "1s",
+        ]),
+        "timed out",
+    );
+    assert!(started.elapsed().as_secs() < 20);
+    // The integration branch checked out in a worktree is not reset under it.
+    env.git(&["branch", &branch, "HEAD"]);
+    let linked = env.scratch("linked");
+    env.git(&["worktree", "add", "-q", linked.to_str().unwrap(), &branch]);
+    let before = refs();
+    let out = env.ws_merge(&[&run]);
+    out.expect(2);
+    assert!(
+        out.stderr.contains("it is checked out in"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(refs(), before);
+    assert_eq!(integrations(), 0);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_writes_nothing() {
+    let (env, run) = scenario();
+    let objects = || {
+        env.git(&["count-objects", "-v"])
+            .lines()
+            .filter(|l| l.starts_with("count:") || l.starts_with("in-pack:"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (before_refs, before_objects) = (env.git(&["for-each-ref"]), objects());
+    let out = env.ws_merge(&[&run, "--dry-run", "--test", "sh test.sh"]);
+    out.expect(1);
+    assert!(out.stdout.starts_with("dry run: "), "{}", out.stdout);
+    assert!(out.stdout.contains("plan (the merge forecast's order):"));
+    assert!(out.stdout.contains("would test with `sh test.sh`"));
+    assert!(out.stdout.contains("nothing was written"));
+    assert_eq!(env.git(&["for-each-ref"]), before_refs);
+    assert_eq!(objects(), before_objects, "no object written");
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM ws_integrations"), 0);
+    // The plan's tip is the one a real run makes (the commits are deterministic).
+    let plan = json_of(&env.ws_merge(&[&run, "--dry-run", "--format", "json"]));
+    assert_eq!(plan["dry_run"], true);
+    let real = json_of(&env.ws_merge(&[&run, "--format", "json"]));
+    assert_eq!(plan["tip"], real["tip"]);
+    assert_eq!(plan["merged"], real["merged"]);
+}
+
+#[test]
+fn integrations_are_recorded_in_postgres_too() {
+    let Some(cluster) = crate::pgcluster::cluster() else {
+        return;
+    };
+    let url = cluster.database("merge_recording");
+    let (env, run) = scenario_with(&["--db", &url]);
+    let out = env.ws_merge(&[
+        &run,
+        "--db",
+        &url,
+        "--test",
+        "sh test.sh",
+        "--format",
+        "json",
+    ]);
+    out.expect(1);
+    let v = json_of(&out);
+    assert_eq!(
+        excluded(&v)
+            .iter()
+            .map(|x| x.1.as_str())
+            .collect::<Vec<_>>(),
+        ["conflict", "breaks-tests", "not-completed"]
+    );
+    let report = json_of(&env.ws_report(&[&run, "--db", &url, "--format", "json"]));
+    assert_eq!(report["integration"], v);
+    let q = |sql: &str| crate::pgcluster::psql(&url, sql).unwrap();
+    let rows = q(&format!(
+        "SELECT tip, test_runs, merged_count, excluded_count FROM ws_integrations WHERE run_id = '{run}'"
+    ));
+    assert_eq!(
+        rows,
+        vec![vec![
+            v["tip"].as_str().unwrap().to_string(),
+            v["test_runs"].to_string(),
+            "3".to_string(),
+            "3".to_string()
+        ]]
+    );
+    let tests = q("SELECT COUNT(*), SUM(passed) FROM ws_integration_tests");
+    assert_eq!(tests[0][0], v["test_runs"].to_string());
+    // The forecast's clusters and explained order are stored there too.
+    let clusters = q(&format!(
+        "SELECT path FROM ws_forecast_clusters WHERE run_id = '{run}' ORDER BY cluster_id"
+    ));
+    assert!(clusters.iter().any(|r| r[0] == "README.md"), "{clusters:?}");
+    let reasons = q(&format!(
+        "SELECT COUNT(*) FROM ws_merge_order WHERE run_id = '{run}' AND reason <> ''"
+    ));
+    assert_eq!(reasons, vec![vec!["5".to_string()]]);
+    assert!(
+        !env.db_path().exists(),
+        "nothing in the default SQLite file"
+    );
+}
+
+/// The demo (`fixtures/demo/run-demo.sh --no-install`) ends with `git ws-merge --test`: the
+/// version conflict and the docs example that breaks the docs check only together with the
+/// deletion of `src/txt-wrap.sh` are left out, the rest is integrated and its tip passes.
+#[test]
+fn the_demo_ends_with_its_conflict_and_combination_failure_left_out() {
+    let env = Env::new();
+    let demo = env.scratch("demo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/run-demo.sh");
+    let out = Run::from(
+        env.command("sh")
+            .arg(&script)
+            .arg("--no-install")
+            .arg(&demo)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("git ws-merge finished with status 1, as expected"),
+        "{}",
+        out.stdout
+    );
+    // The integration it recorded, as `git ws-report` shows it.
+    let report = Run::from(
+        env.command("git")
+            .current_dir(&demo)
+            .args(["ws-report", "latest", "--format", "json"])
+            .output()
+            .unwrap(),
+    );
+    let it = &json_of(&report)["integration"];
+    assert_eq!(
+        excluded(it)
+            .into_iter()
+            .filter(|(_, r)| r != "not-completed")
+            .collect::<Vec<_>>(),
+        [
+            ("release-0.2".to_string(), "conflict".to_string()),
+            ("docs-examples".to_string(), "breaks-tests".to_string()),
+        ]
+    );
+    let broke = &it["excluded"][1];
+    assert_eq!(broke["broke_with"], serde_json::json!(["drop-legacy-wrap"]));
+    assert_eq!(it["merged"].as_array().unwrap().len(), 9, "{it}");
+    assert!(
+        it["test_runs"].as_u64().unwrap() <= 1 + 1 + 2 * 4 + 1,
+        "{it}"
+    );
+    // The tip's tree, exported, passes both test scripts.
+    let tip = it["tip"].as_str().unwrap();
+    let tree = env.scratch("demo-tip");
+    std::fs::create_dir_all(&tree).unwrap();
+    let export = env
+        .command("sh")
+        .current_dir(&demo)
+        .arg("-c")
+        .arg(format!(
+            "git archive {tip} | tar -xf - -C '{}'",
+            tree.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(export.success());
+    let tested = env
+        .command("sh")
+        .current_dir(&tree)
+        .args(["-c", "sh tests/run.sh && sh tests/docs.sh"])
+        .output()
+        .unwrap();
+    assert!(
+        tested.status.success(),
+        "the tip {tip} fails the tests: {}",
+        String::from_utf8_lossy(&tested.stdout)
+    );
+}
