@@ -176,13 +176,56 @@ impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
     }
 }
 
-/// Validate the fields of a parsed top-level object.
+/// Validate the fields of a parsed top-level object: each field in its own step, every
+/// problem collected (not just the first).
 fn from_object(
     file: &str,
     mut obj: Map<String, Value>,
 ) -> Result<(Workstream, Vec<String>), InvalidWorkstream> {
     // `null` counts as absent.
     obj.retain(|_, v| !v.is_null());
+    let warnings = unknown_field_warnings(file, &obj);
+    let mut problems: Vec<String> = Vec::new();
+    let id = id_field(&obj, &mut problems);
+    let title = string_field(&obj, "title", false, &mut problems);
+    let action = action_field(&obj, &mut problems);
+    let test = string_field(&obj, "test", true, &mut problems);
+    let timeout = timeout_field(&obj, &mut problems);
+    let depends_on = depends_on_field(&obj, id.as_deref(), &mut problems);
+    let env = env_field(&obj, &mut problems);
+    let agent = agent_field(&obj, &mut problems);
+    let retries = retries_field(&obj, &mut problems);
+    let max_cost_usd = max_cost_field(&obj, &mut problems);
+    match (problems.is_empty(), id, action) {
+        (true, Some(id), Some(action)) => Ok((
+            Workstream {
+                id,
+                title,
+                action,
+                test,
+                timeout,
+                depends_on,
+                env,
+                file: file.to_string(),
+                warnings: warnings.clone(),
+                agent,
+                retries,
+                max_cost_usd,
+            },
+            warnings,
+        )),
+        (_, id, _) => Err(InvalidWorkstream {
+            file: file.to_string(),
+            id,
+            message: format!("{file}: {}", problems.join("; ")),
+        }),
+    }
+}
+
+type Problems = Vec<String>;
+
+/// A warning for each field git-ws does not know, with the closest known name.
+fn unknown_field_warnings(file: &str, obj: &Map<String, Value>) -> Vec<String> {
     let mut warnings = Vec::new();
     for key in obj.keys() {
         if !KNOWN_FIELDS.contains(&key.as_str()) {
@@ -196,10 +239,11 @@ fn from_object(
             ));
         }
     }
+    warnings
+}
 
-    let mut problems: Vec<String> = Vec::new();
-
-    let id = match obj.get("id") {
+fn id_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<String> {
+    match obj.get("id") {
         None => {
             problems.push("field \"id\": missing (every workstream needs an id)".to_string());
             None
@@ -218,11 +262,28 @@ fn from_object(
             ));
             None
         }
-    };
+    }
+}
 
-    let title = string_field(&obj, "title", false, &mut problems);
+/// `command` (a shell string or an argv array) or `prompt`: exactly one of them.
+fn action_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<Action> {
+    let command = command_field(obj, problems);
+    let prompt = string_field(obj, "prompt", true, problems).map(Action::Prompt);
+    match (obj.contains_key("command"), obj.contains_key("prompt")) {
+        (true, true) => {
+            problems.push("needs exactly one of \"command\" and \"prompt\" (found both)".into());
+            None
+        }
+        (false, false) => {
+            problems.push("needs exactly one of \"command\" and \"prompt\" (found neither)".into());
+            None
+        }
+        _ => command.or(prompt),
+    }
+}
 
-    let command = match obj.get("command") {
+fn command_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<Action> {
+    match obj.get("command") {
         None => None,
         Some(Value::String(s)) => {
             if s.trim().is_empty() {
@@ -269,25 +330,11 @@ fn from_object(
             ));
             None
         }
-    };
+    }
+}
 
-    let prompt = string_field(&obj, "prompt", true, &mut problems).map(Action::Prompt);
-
-    let action = match (obj.contains_key("command"), obj.contains_key("prompt")) {
-        (true, true) => {
-            problems.push("needs exactly one of \"command\" and \"prompt\" (found both)".into());
-            None
-        }
-        (false, false) => {
-            problems.push("needs exactly one of \"command\" and \"prompt\" (found neither)".into());
-            None
-        }
-        _ => command.or(prompt),
-    };
-
-    let test = string_field(&obj, "test", true, &mut problems);
-
-    let timeout = match obj.get("timeout_secs") {
+fn timeout_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<Duration> {
+    match obj.get("timeout_secs") {
         None => None,
         Some(Value::Number(n)) => match n.as_f64() {
             Some(secs) => match secs_to_duration(secs) {
@@ -311,8 +358,15 @@ fn from_object(
             ));
             None
         }
-    };
+    }
+}
 
+/// `depends_on`: valid ids, not the workstream itself, each once.
+fn depends_on_field(
+    obj: &Map<String, Value>,
+    id: Option<&str>,
+    problems: &mut Problems,
+) -> Vec<String> {
     let mut depends_on: Vec<String> = Vec::new();
     match obj.get("depends_on") {
         None => {}
@@ -323,7 +377,7 @@ fn from_object(
                     Value::String(dep) => {
                         if let Err(e) = validate_id(dep) {
                             problems.push(format!("field \"depends_on\": {e}"));
-                        } else if Some(dep) == id.as_ref() {
+                        } else if Some(dep.as_str()) == id {
                             problems.push(format!(
                                 "field \"depends_on\": a workstream cannot depend on itself ({})",
                                 quote(dep)
@@ -344,7 +398,10 @@ fn from_object(
             type_name(other)
         )),
     }
+    depends_on
+}
 
+fn env_field(obj: &Map<String, Value>, problems: &mut Problems) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     match obj.get("env") {
         None => {}
@@ -375,7 +432,11 @@ fn from_object(
             type_name(other)
         )),
     }
+    env
+}
 
+/// `agent`: a preset name, only with a `prompt`.
+fn agent_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<crate::agents::Preset> {
     let agent = match obj.get("agent") {
         None => None,
         Some(Value::String(a)) => match crate::agents::Preset::parse(a) {
@@ -400,8 +461,11 @@ fn from_object(
                 .to_string(),
         );
     }
+    agent
+}
 
-    let retries = match obj.get("retries") {
+fn retries_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<u32> {
+    match obj.get("retries") {
         None => None,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(r) if r <= u64::from(crate::agents::retry::MAX_RETRIES) => Some(r as u32),
@@ -420,9 +484,11 @@ fn from_object(
             ));
             None
         }
-    };
+    }
+}
 
-    let max_cost_usd = match obj.get("max_cost_usd") {
+fn max_cost_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<f64> {
+    match obj.get("max_cost_usd") {
         None => None,
         Some(Value::Number(n)) => match n.as_f64().map(crate::agents::check_budget) {
             Some(Ok(c)) => Some(c),
@@ -440,31 +506,6 @@ fn from_object(
             ));
             None
         }
-    };
-
-    match (problems.is_empty(), id, action) {
-        (true, Some(id), Some(action)) => Ok((
-            Workstream {
-                id,
-                title,
-                action,
-                test,
-                timeout,
-                depends_on,
-                env,
-                file: file.to_string(),
-                warnings: warnings.clone(),
-                agent,
-                retries,
-                max_cost_usd,
-            },
-            warnings,
-        )),
-        (_, id, _) => Err(InvalidWorkstream {
-            file: file.to_string(),
-            id,
-            message: format!("{file}: {}", problems.join("; ")),
-        }),
     }
 }
 
