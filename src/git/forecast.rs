@@ -166,6 +166,29 @@ struct Group {
     members: BTreeSet<usize>,
 }
 
+/// Which clusters each branch is in, and how many other branches it overlaps.
+struct Membership {
+    of_branch: Vec<Vec<usize>>,
+    overlapping: Vec<usize>,
+}
+
+impl Membership {
+    fn of(groups: &[Group], branches: usize) -> Self {
+        let mut of_branch: Vec<Vec<usize>> = vec![Vec::new(); branches];
+        let mut overlapping = vec![0usize; branches];
+        for (g, group) in groups.iter().enumerate() {
+            for &m in &group.members {
+                of_branch[m].push(g);
+                overlapping[m] += group.members.len() - 1;
+            }
+        }
+        Membership {
+            of_branch,
+            overlapping,
+        }
+    }
+}
+
 struct Forecaster<'a, 'r> {
     repo: &'r Repository,
     base: &'a Base<'r>,
@@ -190,20 +213,12 @@ impl<'r> Forecaster<'_, 'r> {
                 workstreams: v.iter().map(|&i| list[i].ws.clone()).collect(),
             })
             .collect();
-
         let mut groups = self.groups(&by_path);
         groups.sort_by(|x, y| {
             (&x.path, x.lines, x.kind, &x.members).cmp(&(&y.path, y.lines, y.kind, &y.members))
         });
         groups.dedup_by(|x, y| x.path == y.path && x.kind == y.kind && x.members == y.members);
-        let mut of_branch: Vec<Vec<usize>> = vec![Vec::new(); list.len()];
-        let mut overlapping = vec![0usize; list.len()];
-        for (g, group) in groups.iter().enumerate() {
-            for &m in &group.members {
-                of_branch[m].push(g);
-                overlapping[m] += group.members.len() - 1;
-            }
-        }
+        let m = Membership::of(&groups, list.len());
 
         // Every pair inside the small clusters.
         let mut pairs: BTreeMap<(usize, usize), PairForecast> = BTreeMap::new();
@@ -211,19 +226,39 @@ impl<'r> Forecaster<'_, 'r> {
             .iter()
             .filter(|g| g.members.len() <= MergeForecast::PAIRWISE_LIMIT)
         {
-            let m: Vec<usize> = g.members.iter().copied().collect();
-            for (k, &x) in m.iter().enumerate() {
-                for &y in &m[k + 1..] {
+            let mm: Vec<usize> = g.members.iter().copied().collect();
+            for (k, &x) in mm.iter().enumerate() {
+                for &y in &mm[k + 1..] {
                     self.pair(&mut pairs, x, y)?;
                 }
             }
         }
+        let merge_order = self.merge_order(&groups, &m, &mut pairs)?;
+        let clusters = self.cluster_rows(&groups, &pairs);
+        let mut pairs: Vec<PairForecast> = pairs.into_values().collect();
+        pairs.sort_by(|p, q| natural_cmp(&p.a, &q.a).then_with(|| natural_cmp(&p.b, &q.b)));
+        Ok(MergeForecast {
+            clusters,
+            pairs,
+            merge_order,
+            overlaps,
+        })
+    }
 
-        // The order: fewest overlapping workstreams, smallest change, id.
+    /// The order: fewest overlapping workstreams, smallest change, id; each merged in memory
+    /// onto the steps before it. Clean steps first, then those that need a rebase, each
+    /// with its reason.
+    fn merge_order(
+        &self,
+        groups: &[Group],
+        m: &Membership,
+        pairs: &mut BTreeMap<(usize, usize), PairForecast>,
+    ) -> Result<Vec<ForecastStep>, GitError> {
+        let list = self.list;
         let mut order: Vec<usize> = (0..list.len()).collect();
         order.sort_by(|&x, &y| {
-            (overlapping[x], list[x].change_size)
-                .cmp(&(overlapping[y], list[y].change_size))
+            (m.overlapping[x], list[x].change_size)
+                .cmp(&(m.overlapping[y], list[y].change_size))
                 .then_with(|| natural_cmp(&list[x].ws, &list[y].ws))
         });
         let mut acc = Side {
@@ -238,132 +273,173 @@ impl<'r> Forecaster<'_, 'r> {
         let mut rebase_steps = Vec::new();
         for &i in &order {
             let b = &list[i];
-            let earlier: BTreeSet<usize> = of_branch[i]
+            let earlier: BTreeSet<usize> = m.of_branch[i]
                 .iter()
                 .flat_map(|&g| groups[g].members.iter().copied())
                 .filter(|&j| j != i && merged[j])
                 .collect();
-            let names = |set: &BTreeSet<usize>| -> Vec<String> {
-                let mut v: Vec<String> = set.iter().map(|&j| list[j].ws.clone()).collect();
-                v.sort_by(|a, b| natural_cmp(a, b));
-                v
-            };
-            let mut clusters: Vec<usize> = of_branch[i].iter().map(|g| g + 1).collect();
+            let mut clusters: Vec<usize> = m.of_branch[i].iter().map(|g| g + 1).collect();
             clusters.sort();
             let outcome = treemerge::merge(self.repo, self.base, &acc, &b.side, true)?;
             if outcome.is_clean() {
                 acc = self.apply(acc, &outcome)?;
                 merged[i] = true;
-                let reason = if of_branch[i].is_empty() {
-                    "changes nothing another workstream changes".to_string()
-                } else if earlier.is_empty() {
-                    format!(
-                        "overlaps {} in {}; merged before {} (fewer overlaps or a smaller change)",
-                        plural(overlapping[i], "workstream"),
-                        clusters_label(&clusters),
-                        if overlapping[i] == 1 { "it" } else { "them" }
-                    )
-                } else {
-                    format!(
-                        "merges cleanly after {} ({})",
-                        names(&earlier).join(", "),
-                        clusters_label(&clusters)
-                    )
-                };
-                clean_steps.push(ForecastStep {
-                    workstream_id: b.ws.clone(),
-                    clean: true,
-                    conflict_paths: Vec::new(),
-                    partners: names(&earlier),
-                    clusters,
-                    overlapping: overlapping[i],
-                    change_size: b.change_size,
-                    reason,
-                });
+                clean_steps.push(self.clean_step(i, m, &earlier, clusters));
             } else {
-                // Which earlier steps it conflicts with, pair by pair: those that touch
-                // a conflicting path (or a file or directory above or below one), at most
-                // PAIRWISE_LIMIT of them, closest in line to its own change first.
                 let paths = outcome.conflict_paths();
-                // The conflicting paths, and where its renames came from.
-                let mut near: Vec<&str> = paths.iter().map(String::as_str).collect();
-                for p in &paths {
-                    if let Some(old) = b.side.renamed_from.get(p) {
-                        near.push(old);
-                    }
-                }
-                let mut candidates: Vec<(u64, usize)> = earlier
-                    .iter()
-                    .filter_map(|&j| {
-                        let d = near
-                            .iter()
-                            .filter_map(|p| distance(&b.touches, &list[j].touches, p))
-                            .min()?;
-                        Some((d, j))
-                    })
-                    .collect();
-                if candidates.is_empty() {
-                    // Related through a rename the earlier step made: every overlapping one.
-                    candidates = earlier.iter().map(|&j| (u64::MAX, j)).collect();
-                }
-                candidates.sort();
-                let unchecked = candidates
-                    .len()
-                    .saturating_sub(MergeForecast::PAIRWISE_LIMIT);
-                let mut partners = BTreeSet::new();
-                for &(_, j) in candidates.iter().take(MergeForecast::PAIRWISE_LIMIT) {
-                    let p = self.pair(&mut pairs, i.min(j), i.max(j))?;
-                    if !p.conflict_paths.is_empty() {
-                        partners.insert(j);
-                    }
-                }
-                let checked: BTreeSet<usize> = candidates
-                    .iter()
-                    .take(MergeForecast::PAIRWISE_LIMIT)
-                    .map(|&(_, j)| j)
-                    .collect();
-                let more = if unchecked > 0 {
-                    format!(
-                        " (checked the {} closest of {} overlapping earlier steps)",
-                        checked.len(),
-                        candidates.len()
-                    )
-                } else {
-                    String::new()
-                };
-                let shown = if partners.is_empty() {
-                    &checked
-                } else {
-                    &partners
-                };
-                let reason = if partners.is_empty() {
-                    format!(
-                        "needs a rebase: conflicts in {} with the combination of {}, though with none of them alone{more}",
-                        paths.join(", "),
-                        names(&checked).join(", ")
-                    )
-                } else {
-                    format!(
-                        "needs a rebase: conflicts with {} in {}{more}",
-                        names(&partners).join(", "),
-                        paths.join(", ")
-                    )
-                };
-                let shown = names(shown);
-                rebase_steps.push(ForecastStep {
-                    workstream_id: b.ws.clone(),
-                    clean: false,
-                    conflict_paths: paths,
-                    partners: shown,
-                    clusters,
-                    overlapping: overlapping[i],
-                    change_size: b.change_size,
-                    reason,
-                });
+                rebase_steps.push(self.rebase_step(i, m, &earlier, clusters, paths, pairs)?);
             }
         }
+        clean_steps.extend(rebase_steps);
+        Ok(clean_steps)
+    }
 
-        let clusters = groups
+    /// Sorted workstream ids of `set`.
+    fn names(&self, set: &BTreeSet<usize>) -> Vec<String> {
+        let mut v: Vec<String> = set.iter().map(|&j| self.list[j].ws.clone()).collect();
+        v.sort_by(|a, b| natural_cmp(a, b));
+        v
+    }
+
+    /// A step that merged cleanly onto the steps before it, and why it is where it is.
+    fn clean_step(
+        &self,
+        i: usize,
+        m: &Membership,
+        earlier: &BTreeSet<usize>,
+        clusters: Vec<usize>,
+    ) -> ForecastStep {
+        let b = &self.list[i];
+        let reason = if m.of_branch[i].is_empty() {
+            "changes nothing another workstream changes".to_string()
+        } else if earlier.is_empty() {
+            format!(
+                "overlaps {} in {}; merged before {} (fewer overlaps or a smaller change)",
+                plural(m.overlapping[i], "workstream"),
+                clusters_label(&clusters),
+                if m.overlapping[i] == 1 { "it" } else { "them" }
+            )
+        } else {
+            format!(
+                "merges cleanly after {} ({})",
+                self.names(earlier).join(", "),
+                clusters_label(&clusters)
+            )
+        };
+        ForecastStep {
+            workstream_id: b.ws.clone(),
+            clean: true,
+            conflict_paths: Vec::new(),
+            partners: self.names(earlier),
+            clusters,
+            overlapping: m.overlapping[i],
+            change_size: b.change_size,
+            reason,
+        }
+    }
+
+    /// A step that conflicts with the steps before it: which of them it conflicts with, pair
+    /// by pair, for its reason.
+    fn rebase_step(
+        &self,
+        i: usize,
+        m: &Membership,
+        earlier: &BTreeSet<usize>,
+        clusters: Vec<usize>,
+        paths: Vec<String>,
+        pairs: &mut BTreeMap<(usize, usize), PairForecast>,
+    ) -> Result<ForecastStep, GitError> {
+        let list = self.list;
+        let b = &list[i];
+        let names = |set: &BTreeSet<usize>| self.names(set);
+        // Which earlier steps it conflicts with, pair by pair: those that touch
+        // a conflicting path (or a file or directory above or below one), at most
+        // PAIRWISE_LIMIT of them, closest in line to its own change first.
+        // The conflicting paths, and where its renames came from.
+        let mut near: Vec<&str> = paths.iter().map(String::as_str).collect();
+        for p in &paths {
+            if let Some(old) = b.side.renamed_from.get(p) {
+                near.push(old);
+            }
+        }
+        let mut candidates: Vec<(u64, usize)> = earlier
+            .iter()
+            .filter_map(|&j| {
+                let d = near
+                    .iter()
+                    .filter_map(|p| distance(&b.touches, &list[j].touches, p))
+                    .min()?;
+                Some((d, j))
+            })
+            .collect();
+        if candidates.is_empty() {
+            // Related through a rename the earlier step made: every overlapping one.
+            candidates = earlier.iter().map(|&j| (u64::MAX, j)).collect();
+        }
+        candidates.sort();
+        let unchecked = candidates
+            .len()
+            .saturating_sub(MergeForecast::PAIRWISE_LIMIT);
+        let mut partners = BTreeSet::new();
+        for &(_, j) in candidates.iter().take(MergeForecast::PAIRWISE_LIMIT) {
+            let p = self.pair(pairs, i.min(j), i.max(j))?;
+            if !p.conflict_paths.is_empty() {
+                partners.insert(j);
+            }
+        }
+        let checked: BTreeSet<usize> = candidates
+            .iter()
+            .take(MergeForecast::PAIRWISE_LIMIT)
+            .map(|&(_, j)| j)
+            .collect();
+        let more = if unchecked > 0 {
+            format!(
+                " (checked the {} closest of {} overlapping earlier steps)",
+                checked.len(),
+                candidates.len()
+            )
+        } else {
+            String::new()
+        };
+        let shown = if partners.is_empty() {
+            &checked
+        } else {
+            &partners
+        };
+        let reason = if partners.is_empty() {
+            format!(
+                "needs a rebase: conflicts in {} with the combination of {}, though with none of them alone{more}",
+                paths.join(", "),
+                names(&checked).join(", ")
+            )
+        } else {
+            format!(
+                "needs a rebase: conflicts with {} in {}{more}",
+                names(&partners).join(", "),
+                paths.join(", ")
+            )
+        };
+        let shown = names(shown);
+        Ok(ForecastStep {
+            workstream_id: b.ws.clone(),
+            clean: false,
+            conflict_paths: paths,
+            partners: shown,
+            clusters,
+            overlapping: m.overlapping[i],
+            change_size: b.change_size,
+            reason,
+        })
+    }
+
+    /// The clusters as stored and shown, each with how many of its pairs conflict.
+    fn cluster_rows(
+        &self,
+        groups: &[Group],
+        pairs: &BTreeMap<(usize, usize), PairForecast>,
+    ) -> Vec<ForecastCluster> {
+        let list = self.list;
+        groups
             .iter()
             .enumerate()
             .map(|(g, group)| {
@@ -376,7 +452,7 @@ impl<'r> Forecaster<'_, 'r> {
                         .filter(|key| pairs.get(key).is_some_and(|p| !p.conflict_paths.is_empty()))
                         .count()
                 } else {
-                    pair_keys_in(&pairs, &group.members)
+                    pair_keys_in(pairs, &group.members)
                 };
                 let mut workstreams: Vec<String> = m.iter().map(|&j| list[j].ws.clone()).collect();
                 workstreams.sort_by(|a, b| natural_cmp(a, b));
@@ -390,17 +466,7 @@ impl<'r> Forecaster<'_, 'r> {
                     conflicting_pairs: conflicting,
                 }
             })
-            .collect();
-        let mut pairs: Vec<PairForecast> = pairs.into_values().collect();
-        pairs.sort_by(|p, q| natural_cmp(&p.a, &q.a).then_with(|| natural_cmp(&p.b, &q.b)));
-        let mut merge_order = clean_steps;
-        merge_order.extend(rebase_steps);
-        Ok(MergeForecast {
-            clusters,
-            pairs,
-            merge_order,
-            overlaps,
-        })
+            .collect()
     }
 
     /// The clusters, unsorted.
