@@ -280,55 +280,14 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         .ok_or_else(|| Error::new(format!("no run {run_id}")))?;
     let onto = git::resolve_onto(&opts.cwd, &opts.onto)
         .map_err(|e| Error::new(format!("--onto {}: {e}", opts.onto)))?;
-    let branch = opts
-        .into
-        .clone()
-        .unwrap_or_else(|| format!("ws/{run_id}/integration"));
-    if !git::valid_branch_name(&branch) {
-        return Err(Error::new(format!("--into {branch}: not a valid branch name")).into());
-    }
-    if onto.branch.as_deref() == Some(branch.as_str()) {
-        return Err(Error::new(format!(
-            "--into {branch} is the --onto branch itself: integrate onto it with another --into, then move it with --ff"
-        ))
-        .into());
-    }
-    if let Some(wt) = git::checked_out_in(&repo, &branch)? {
-        return Err(Error::new(format!(
-            "refusing to reset {branch}: it is checked out in {}; switch that worktree to another branch, or pass --into BRANCH",
-            wt.display()
-        ))
-        .into());
-    }
+    let branch = integration_branch(opts, &repo, &run_id, &onto)?;
     let test = opts
         .test
         .clone()
         .or_else(|| config.string(TEST_CONFIG_KEY))
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    let ff_branch = if opts.ff {
-        let Some(b) = onto.branch.clone() else {
-            return Err(Error::new(format!(
-                "--ff needs --onto to name a local branch (or HEAD on one); {} is not one",
-                opts.onto
-            ))
-            .into());
-        };
-        if let Some(wt) = git::checked_out_in(&repo, &b)? {
-            let dirty = git::dirty_paths(&wt, 5)?;
-            if !dirty.is_empty() {
-                return Err(Error::new(format!(
-                    "refusing --ff: {b} is checked out in {} with uncommitted changes ({}); commit or stash them, or leave out --ff",
-                    wt.display(),
-                    dirty.join(", ")
-                ))
-                .into());
-            }
-        }
-        Some(b)
-    } else {
-        None
-    };
+    let ff_branch = ff_branch(opts, &repo, &onto)?;
     let keep_ignored = config
         .string("ws.keepIgnored")
         .map(|v| {
@@ -340,35 +299,13 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         })
         .unwrap_or_default();
 
-    let results = db.results(&run_id)?;
-    let mut not_completed = Vec::new();
-    let mut missing = Vec::new();
-    let mut candidates: Vec<(String, String)> = Vec::new();
-    let mut tips: HashMap<String, String> = HashMap::new();
-    let mut branches = HashMap::new();
-    for r in &results {
-        if r.status != Status::Completed {
-            not_completed.push(not_completed_entry(r));
-            continue;
-        }
-        let Some(b) = r.branch.clone() else {
-            missing.push(missing_entry(&r.workstream_id, None));
-            continue;
-        };
-        match git::branch_tip(&repo, &b)? {
-            Some(tip) => {
-                tips.insert(r.workstream_id.clone(), tip);
-                branches.insert(r.workstream_id.clone(), b.clone());
-                candidates.push((r.workstream_id.clone(), b));
-            }
-            None => missing.push(missing_entry(&r.workstream_id, Some(&b))),
-        }
-    }
-    let by_id = |a: &IntegrationExclusion, b: &IntegrationExclusion| {
-        crate::consolidate::natural_cmp(&a.workstream_id, &b.workstream_id)
-    };
-    not_completed.sort_by(by_id);
-    missing.sort_by(by_id);
+    let Candidates {
+        not_completed,
+        missing,
+        candidates,
+        tips,
+        branches,
+    } = candidates(&repo, &db.results(&run_id)?)?;
     // The order: the forecast's, recomputed from the branches as they are now.
     let base = if !info.base.is_empty() && git::has_commit(&repo, &info.base) {
         info.base.clone()
@@ -395,6 +332,120 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         order: forecast.merge_order,
         missing,
         not_completed,
+        branches,
+    })
+}
+
+/// `--into`, or `ws/<run>/integration`: a valid branch name, not the `--onto` branch, not
+/// checked out anywhere (it is reset).
+fn integration_branch(
+    opts: &MergeOptions,
+    repo: &git::RepoPaths,
+    run_id: &str,
+    onto: &git::Onto,
+) -> Result<String, MergeFailure> {
+    let branch = opts
+        .into
+        .clone()
+        .unwrap_or_else(|| format!("ws/{run_id}/integration"));
+    if !git::valid_branch_name(&branch) {
+        return Err(Error::new(format!("--into {branch}: not a valid branch name")).into());
+    }
+    if onto.branch.as_deref() == Some(branch.as_str()) {
+        return Err(Error::new(format!(
+            "--into {branch} is the --onto branch itself: integrate onto it with another --into, then move it with --ff"
+        ))
+        .into());
+    }
+    if let Some(wt) = git::checked_out_in(repo, &branch)? {
+        return Err(Error::new(format!(
+            "refusing to reset {branch}: it is checked out in {}; switch that worktree to another branch, or pass --into BRANCH",
+            wt.display()
+        ))
+        .into());
+    }
+    Ok(branch)
+}
+
+/// With `--ff`, the local branch `--onto` names, unless it is checked out with
+/// uncommitted changes.
+fn ff_branch(
+    opts: &MergeOptions,
+    repo: &git::RepoPaths,
+    onto: &git::Onto,
+) -> Result<Option<String>, MergeFailure> {
+    Ok(if opts.ff {
+        let Some(b) = onto.branch.clone() else {
+            return Err(Error::new(format!(
+                "--ff needs --onto to name a local branch (or HEAD on one); {} is not one",
+                opts.onto
+            ))
+            .into());
+        };
+        if let Some(wt) = git::checked_out_in(repo, &b)? {
+            let dirty = git::dirty_paths(&wt, 5)?;
+            if !dirty.is_empty() {
+                return Err(Error::new(format!(
+                        "refusing --ff: {b} is checked out in {} with uncommitted changes ({}); commit or stash them, or leave out --ff",
+                        wt.display(),
+                        dirty.join(", ")
+                    ))
+                    .into());
+            }
+        }
+        Some(b)
+    } else {
+        None
+    })
+}
+
+/// The run's results sorted out: completed ones with a branch (the candidates, their tips
+/// and branches), and the rest as exclusions.
+struct Candidates {
+    not_completed: Vec<IntegrationExclusion>,
+    missing: Vec<IntegrationExclusion>,
+    candidates: Vec<(String, String)>,
+    tips: HashMap<String, String>,
+    branches: HashMap<String, String>,
+}
+
+fn candidates(
+    repo: &git::RepoPaths,
+    results: &[WorkstreamResult],
+) -> Result<Candidates, MergeFailure> {
+    let mut not_completed = Vec::new();
+    let mut missing = Vec::new();
+    let mut candidates: Vec<(String, String)> = Vec::new();
+    let mut tips: HashMap<String, String> = HashMap::new();
+    let mut branches = HashMap::new();
+    for r in results {
+        if r.status != Status::Completed {
+            not_completed.push(not_completed_entry(r));
+            continue;
+        }
+        let Some(b) = r.branch.clone() else {
+            missing.push(missing_entry(&r.workstream_id, None));
+            continue;
+        };
+        match git::branch_tip(repo, &b)? {
+            Some(tip) => {
+                tips.insert(r.workstream_id.clone(), tip);
+                branches.insert(r.workstream_id.clone(), b.clone());
+                candidates.push((r.workstream_id.clone(), b));
+            }
+            None => missing.push(missing_entry(&r.workstream_id, Some(&b))),
+        }
+    }
+    let by_id = |a: &IntegrationExclusion, b: &IntegrationExclusion| {
+        crate::consolidate::natural_cmp(&a.workstream_id, &b.workstream_id)
+    };
+    not_completed.sort_by(by_id);
+    missing.sort_by(by_id);
+    Ok(Candidates {
+        not_completed,
+        missing,
+        candidates,
+        tips,
         branches,
     })
 }
