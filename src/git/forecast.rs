@@ -125,6 +125,17 @@ fn touches(
     Ok((out, size))
 }
 
+/// The branches other than `i` that touch a path below the directory `dir`.
+fn others_below(by_path: &BTreeMap<&str, Vec<usize>>, dir: &str, i: usize) -> BTreeSet<usize> {
+    let lo = format!("{dir}/");
+    let hi = format!("{dir}0");
+    by_path
+        .range(lo.as_str()..hi.as_str())
+        .flat_map(|(_, v)| v.iter().copied())
+        .filter(|&j| j != i)
+        .collect()
+}
+
 fn read(repo: &Repository, oid: Oid) -> Result<Vec<u8>, GitError> {
     Ok(repo
         .find_blob(oid)
@@ -547,13 +558,7 @@ impl<'r> Forecaster<'_, 'r> {
                 if now.is_none() {
                     continue;
                 }
-                let lo = format!("{path}/");
-                let hi = format!("{path}0");
-                let mut members: BTreeSet<usize> = by_path
-                    .range(lo.as_str()..hi.as_str())
-                    .flat_map(|(_, v)| v.iter().copied())
-                    .filter(|&j| j != i)
-                    .collect();
+                let mut members = others_below(by_path, path, i);
                 if !members.is_empty() {
                     members.insert(i);
                     groups.push(Group {
@@ -566,13 +571,7 @@ impl<'r> Forecaster<'_, 'r> {
             }
             // A directory it renamed, where others add.
             for dir in treemerge::renamed_away_dirs(&b.side, self.base) {
-                let lo = format!("{dir}/");
-                let hi = format!("{dir}0");
-                let mut members: BTreeSet<usize> = by_path
-                    .range(lo.as_str()..hi.as_str())
-                    .flat_map(|(_, v)| v.iter().copied())
-                    .filter(|&j| j != i)
-                    .collect();
+                let mut members = others_below(by_path, &dir, i);
                 if !members.is_empty() {
                     members.insert(i);
                     groups.push(Group {
