@@ -114,6 +114,9 @@ pub enum Completion {
     },
 }
 
+/// `consolidated_at`, `consolidator`, `consolidation_token`, `consolidation_expires`.
+type ConsolidationRow = (Option<String>, Option<String>, i64, Option<i64>);
+
 /// Who consolidates a shared run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConsolidationClaim {
@@ -174,9 +177,9 @@ impl Clock for PgConnection {
     const NOW_MS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 }
 
-fn now_ms<C: Clock>(c: &mut C) -> QueryResult<i64>
+fn now_ms<C>(c: &mut C) -> QueryResult<i64>
 where
-    C: Connection,
+    C: Connection + Clock,
     diesel::dsl::select<diesel::expression::SqlLiteral<BigInt>>:
         diesel::query_dsl::LoadQuery<'static, C, i64>,
 {
@@ -873,17 +876,16 @@ impl ConsolidationDatabase {
             let unfinished = unfinished_count(conn, run_id)?;
             on_conn_fn!(conn, |c| -> TxResult<ConsolidationClaim> {
                 let now = now_ms(c)?;
-                let row: Option<(Option<String>, Option<String>, i64, Option<i64>)> =
-                    ws_queue_runs::table
-                        .filter(ws_queue_runs::run_id.eq(run_id))
-                        .select((
-                            ws_queue_runs::consolidated_at,
-                            ws_queue_runs::consolidator,
-                            ws_queue_runs::consolidation_token,
-                            ws_queue_runs::consolidation_expires,
-                        ))
-                        .first(c)
-                        .optional()?;
+                let row: Option<ConsolidationRow> = ws_queue_runs::table
+                    .filter(ws_queue_runs::run_id.eq(run_id))
+                    .select((
+                        ws_queue_runs::consolidated_at,
+                        ws_queue_runs::consolidator,
+                        ws_queue_runs::consolidation_token,
+                        ws_queue_runs::consolidation_expires,
+                    ))
+                    .first(c)
+                    .optional()?;
                 let Some((done_at, holder, token, expires)) = row else {
                     return Err(TxError::Msg(format!("run {run_id} is not a shared run")));
                 };

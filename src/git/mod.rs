@@ -18,6 +18,7 @@ mod integrate;
 #[cfg(test)]
 mod integrate_tests;
 mod landed;
+pub mod remote;
 mod repo;
 mod slots;
 #[cfg(test)]
@@ -61,7 +62,7 @@ pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
 
 pub use branch::PrepareError;
 pub use branches::WsBranch;
-pub use repo::Repo;
+pub use repo::{uncommitted_changes, Repo};
 pub use slots::{PoolPolicy, PoolSweep, LOCK_REASON};
 
 /// An agent's slot in the worktree pool, and the handle every git operation of that agent
