@@ -7,6 +7,7 @@ mod environments;
 mod pg;
 mod pgcluster;
 mod pool;
+mod queue;
 mod reliability;
 mod report;
 mod run;
