@@ -285,3 +285,78 @@ fn three_clones_share_a_run_and_a_killed_workers_claims_are_rerun_once_its_lease
     rep.expect(0);
     assert!(rep.stdout.contains(&run), "{}", rep.stdout);
 }
+
+/// Ctrl-C on a joiner gives its running workstreams back to the queue (not failed, not
+/// waiting for a lease): the coordinator runs them, and each still has one final result.
+#[test]
+fn ctrl_c_on_a_joiner_gives_its_claims_back_and_the_coordinator_runs_them() {
+    let Some(url) = pgcluster::cluster().map(|c| c.database("queue_ctrl_c")) else {
+        return;
+    };
+    let wss: Vec<_> = (1..=4)
+        .map(|i| {
+            let id = format!("ws-{i}");
+            let cmd = format!("sleep 1; echo {i} > f{i}.txt");
+            (id.clone(), serde_json::json!({"id": id, "command": cmd}))
+        })
+        .collect();
+    let (_src, bare) = origin(&wss);
+    // A long lease: only the give-back can free the joiner's claims in time.
+    let a = clone_of(&bare, "a", "60s");
+    let b = clone_of(&bare, "b", "60s");
+    let common = ["--db", &url, "--remote", "origin"];
+    let coord = spawn(
+        &a,
+        &[&common[..], &["--agents", "1", "--worker", "a"]].concat(),
+    );
+    wait_until(Duration::from_secs(60), "the shared run", || {
+        !try_q(&url, "SELECT run_id FROM ws_queue_runs").is_empty()
+    });
+    let joiner = spawn(
+        &b,
+        &[
+            &common[..],
+            &["--agents", "2", "--join", "latest", "--worker", "b"],
+        ]
+        .concat(),
+    );
+    wait_until(Duration::from_secs(60), "worker b's claims", || {
+        try_q(
+            &url,
+            "SELECT 1 FROM ws_queue WHERE worker = 'b' AND state = 'claimed'",
+        )
+        .len()
+            == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    signal(joiner.pid(), libc::SIGINT);
+    let joiner = joiner.wait(Duration::from_secs(60));
+    assert_eq!(joiner.code, 130, "{}", joiner.stderr);
+    assert!(
+        joiner.stdout.contains("gave 2 back to the queue"),
+        "{}",
+        joiner.stdout
+    );
+    let coord = coord.wait(Duration::from_secs(120));
+    assert_eq!(coord.code, 0, "{}", coord.stderr);
+    let run = coord.run_id();
+    let tries = attempts(&url, &run);
+    let released: Vec<_> = tries
+        .iter()
+        .filter(|(_, l)| l.iter().any(|t| t.2 == "released"))
+        .collect();
+    assert_eq!(released.len(), 2, "{tries:?}");
+    for (ws, list) in &released {
+        assert_eq!(list.len(), 2, "{ws}: {list:?}");
+        assert_eq!((list[0].1.as_str(), list[0].2.as_str()), ("b", "released"));
+        assert_eq!((list[1].1.as_str(), list[1].2.as_str()), ("a", "completed"));
+    }
+    let rows = q(
+        &url,
+        &format!(
+            "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+        ),
+    );
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r[1] == "completed"), "{rows:?}");
+}
