@@ -255,15 +255,37 @@ fn three_clones_share_a_run_and_a_killed_workers_claims_are_rerun_once_its_lease
         &format!("SELECT consolidations, consolidated_at IS NOT NULL FROM ws_queue_runs WHERE run_id = '{run}'"),
     );
     assert_eq!(cons, vec![vec!["1", "t"]]);
-    let reports: Vec<_> = [&a, &b, &c]
-        .iter()
-        .map(|e| {
+    // The consolidator wrote the report; the coordinator rendered the same stored run into
+    // its own clone (as `git ws-report RUN --format markdown` would); the dead worker none.
+    let consolidator = q(
+        &url,
+        &format!("SELECT consolidator FROM ws_queue_runs WHERE run_id = '{run}'"),
+    )[0][0]
+        .clone();
+    assert!(
+        ["a", "c"].contains(&consolidator.as_str()),
+        "{consolidator}"
+    );
+    let report_of = |e: &Env| {
+        std::fs::read_to_string(
             e.repo
-                .join(format!("reports/multi_agent_consolidated_{run}.md"))
-        })
-        .filter(|p| p.is_file())
-        .collect();
-    assert_eq!(reports.len(), 1, "{reports:?}");
+                .join(format!("reports/multi_agent_consolidated_{run}.md")),
+        )
+        .ok()
+    };
+    let (ra, rc) = (report_of(&a), report_of(&c));
+    assert!(report_of(&b).is_none());
+    let ra = ra.expect("the coordinator's report");
+    assert!(ra.contains("24"), "{ra}");
+    if consolidator == "c" {
+        assert_eq!(
+            rc.as_deref(),
+            Some(ra.as_str()),
+            "one report, the same in both clones"
+        );
+    } else {
+        assert!(rc.is_none());
+    }
     let totals = q(
         &url,
         &format!(
