@@ -594,8 +594,15 @@ fn prepare_start(
     r: &Resolved,
 ) -> Result<(ConsolidationDatabase, Start, Option<String>), Error> {
     if let RunMode::Join(spec) = &opts.mode {
-        // A worker runs the definitions stored in the queue, not its own files.
-        let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
+        // A worker runs the definitions stored in the queue, not its own files. A worker
+        // waiting for the first run (`latest`) may meet a PostgreSQL database no run has
+        // written yet: it creates the tables, as the coordinator would.
+        let waits = spec == "latest" && r.db_path.sqlite_path().is_none();
+        let mut db = if waits {
+            ConsolidationDatabase::open(&r.db_path)?
+        } else {
+            ConsolidationDatabase::open_existing(&r.db_path)?
+        };
         let nothing = queue::nothing_to_join(&mut db, spec)?;
         return Ok((db, Start::Join { spec: spec.clone() }, nothing));
     }

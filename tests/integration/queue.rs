@@ -310,6 +310,7 @@ fn three_clones_share_a_run_and_a_killed_workers_claims_are_rerun_once_its_lease
 
 /// Ctrl-C on a joiner gives its running workstreams back to the queue (not failed, not
 /// waiting for a lease): the coordinator runs them, and each still has one final result.
+/// The joiner is started first, before any run exists, and waits for one.
 #[test]
 fn ctrl_c_on_a_joiner_gives_its_claims_back_and_the_coordinator_runs_them() {
     let Some(url) = pgcluster::cluster().map(|c| c.database("queue_ctrl_c")) else {
@@ -327,13 +328,7 @@ fn ctrl_c_on_a_joiner_gives_its_claims_back_and_the_coordinator_runs_them() {
     let a = clone_of(&bare, "a", "60s");
     let b = clone_of(&bare, "b", "60s");
     let common = ["--db", &url, "--remote", "origin"];
-    let coord = spawn(
-        &a,
-        &[&common[..], &["--agents", "1", "--worker", "a"]].concat(),
-    );
-    wait_until(Duration::from_secs(60), "the shared run", || {
-        !try_q(&url, "SELECT run_id FROM ws_queue_runs").is_empty()
-    });
+    // The joiner starts first, on a database no run has written yet: it waits.
     let joiner = spawn(
         &b,
         &[
@@ -341,6 +336,13 @@ fn ctrl_c_on_a_joiner_gives_its_claims_back_and_the_coordinator_runs_them() {
             &["--agents", "2", "--join", "latest", "--worker", "b"],
         ]
         .concat(),
+    );
+    wait_until(Duration::from_secs(60), "the joiner waiting", || {
+        joiner.stderr().contains("waiting for one")
+    });
+    let coord = spawn(
+        &a,
+        &[&common[..], &["--agents", "1", "--worker", "a"]].concat(),
     );
     wait_until(Duration::from_secs(60), "worker b's claims", || {
         try_q(
