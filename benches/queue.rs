@@ -81,7 +81,7 @@ fn skip(id: &str, _file: &str, _def: &str, _why: &str) -> WorkstreamResult {
 
 /// Claim and complete everything in `run_id` as `worker`; (claim, complete) seconds each.
 fn drain(url: &str, run_id: &str, worker: &str, start: &Barrier) -> (Vec<f64>, Vec<f64>) {
-    let mut db = ConsolidationDatabase::open_existing(&DbLocation::parse(url).unwrap()).unwrap();
+    let mut db = ConsolidationDatabase::open_existing(DbLocation::parse(url).unwrap()).unwrap();
     let agent = format!("agent-1@{worker}");
     let (mut claims, mut completes) = (Vec::new(), Vec::new());
     start.wait();
