@@ -263,46 +263,6 @@ impl Cluster {
         c
     }
 
-    /// Stop the server at once (`pg_ctl stop -m immediate`, like a crash): every
-    /// connection breaks. For clusters of a test's own ([`start_own`]).
-    pub fn stop(&self) {
-        let out = self
-            .tool("pg_ctl")
-            .args(["-D", self.root.join("data").to_str().unwrap()])
-            .args(["-m", "immediate", "-w", "stop"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("run pg_ctl stop");
-        assert!(
-            out.status.success(),
-            "pg_ctl stop: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Start a stopped server again, on the same port.
-    pub fn start_again(&self) {
-        let out = self
-            .tool("pg_ctl")
-            .args(["-D", self.root.join("data").to_str().unwrap(), "-l"])
-            .arg(self.root.join("log"))
-            .arg("-o")
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
-                self.port,
-                self.root.display()
-            ))
-            .args(["-w", "-t", "60", "start"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("run pg_ctl start");
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DB`.
     pub fn url(&self, db: &str) -> String {
         format!(
