@@ -6,6 +6,9 @@
 #   scripts/stress.sh crash 200        # 200 SIGKILLs of the coordinator at random instants,
 #                                      # each followed by `git ws-run --resume latest`
 #   scripts/stress.sh all 100          # all three
+#   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
+#                                      # one worker SIGKILLed holding claims, one joiner
+#                                      # interrupted (tests/integration/queue.rs)
 #
 # Each loop counts every failure and reports them all at the end, e.g.
 #   "fresh repositories: 0 spurious failure(s) in 100 runs"
@@ -19,9 +22,25 @@ case "$what" in
     consecutive) filters="pool::consecutive_runs" ;;
     crash) filters="pool::killed_at" ;;
     all) filters="pool::fresh_repositories pool::consecutive_runs pool::killed_at" ;;
-    *) echo "usage: $0 [fresh|consecutive|crash|all] [N]" >&2; exit 2 ;;
+    queue) filters="" ;;
+    *) echo "usage: $0 [fresh|consecutive|crash|all|queue] [N]" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
+if [ "$what" = queue ]; then
+    failed=0
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        i=$((i + 1))
+        if ! GIT_WS_REQUIRE_PG=1 cargo test --release --test integration -- --test-threads 2 queue:: \
+            >/tmp/git-ws-stress-queue.log 2>&1; then
+            failed=$((failed + 1))
+            grep -E "panicked|assertion|left|right" /tmp/git-ws-stress-queue.log | head -8
+        fi
+    done
+    echo "shared runs: $failed failure(s) in $n iterations of tests/integration/queue.rs"
+    [ "$failed" -eq 0 ]
+    exit
+fi
 for f in $filters; do
     GIT_WS_LOOPS=$n cargo test --release --test integration -- --nocapture --test-threads 1 "$f" 2>&1 |
         grep -E "spurious failure|crash loop|^test |panicked|test result"

@@ -204,8 +204,19 @@ pub fn agent_name(k: usize) -> String {
     format!("agent-{k}")
 }
 
-/// The slot number of an [`agent_name`] id (`agent-3` → 3); None for any other id.
+/// The id of agent `k` of a worker in a run several machines share: `agent-k@NAME`
+/// ([`agent_name`] when there is no worker name).
+pub fn worker_agent_name(k: usize, worker: Option<&str>) -> String {
+    match worker {
+        Some(w) => format!("agent-{k}@{w}"),
+        None => agent_name(k),
+    }
+}
+
+/// The slot number of an [`agent_name`] or [`worker_agent_name`] id (`agent-3` and
+/// `agent-3@host-12` → 3); None for any other id.
 pub fn agent_number(id: &str) -> Option<usize> {
+    let id = id.split_once('@').map_or(id, |(a, _)| a);
     id.strip_prefix("agent-")
         .filter(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
         .and_then(|n| n.parse().ok())

@@ -27,7 +27,7 @@ pub enum SummaryFormat {
     name = "git-ws-run",
     bin_name = "git ws-run",
     version,
-    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.agent, ws.agentArgs, ws.retries, ws.retryBackoff, ws.retryOn, ws.transientPattern, ws.portBase, ws.setupCommand, ws.setupTimeout, ws.notifyCommand, ws.notifyTimeout, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
+    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.agent, ws.agentArgs, ws.retries, ws.retryBackoff, ws.retryOn, ws.transientPattern, ws.portBase, ws.setupCommand, ws.setupTimeout, ws.notifyCommand, ws.notifyTimeout, ws.database, ws.lease, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
 )]
 pub struct RunArgs {
     /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
@@ -97,6 +97,18 @@ pub struct RunArgs {
     /// Reports directory [default: reports/ at the repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
+    /// Share the run through this git remote (and a PostgreSQL --db): other clones join it
+    /// with --join; also the remote a joining worker fetches the base from and pushes to
+    #[arg(long, value_name = "NAME")]
+    pub remote: Option<String>,
+    /// Work on a shared run (`latest`: the most recent one still open, waiting for one):
+    /// claim and run its workstreams until none are left
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["resume", "rerun_failed", "only", "dry_run"], requires = "remote")]
+    pub join: Option<String>,
+    /// This process's name in a shared run: agent ids become agent-K@NAME [default:
+    /// HOSTNAME-PID]
+    #[arg(long, value_name = "NAME")]
+    pub worker: Option<String>,
     /// Closing summary format on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: SummaryFormat,
@@ -138,9 +150,10 @@ fn parse_retries(s: &str) -> Result<u32, String> {
 impl RunArgs {
     /// The library options these flags describe.
     pub fn to_options(&self, cwd: PathBuf) -> RunOptions {
-        let mode = match (&self.resume, &self.rerun_failed) {
-            (Some(r), _) => RunMode::Resume(r.clone()),
-            (None, Some(r)) => RunMode::RerunFailed(r.clone()),
+        let mode = match (&self.resume, &self.rerun_failed, &self.join) {
+            (_, _, Some(j)) => RunMode::Join(j.clone()),
+            (Some(r), _, _) => RunMode::Resume(r.clone()),
+            (None, Some(r), _) => RunMode::RerunFailed(r.clone()),
             _ => RunMode::New,
         };
         RunOptions {
@@ -175,6 +188,9 @@ impl RunArgs {
                 budget_usd: self.budget,
                 retries: self.retries,
             },
+            remote: self.remote.clone(),
+            worker: self.worker.clone(),
+            lease: None,
         }
     }
 
@@ -345,14 +361,6 @@ pub fn run_main() -> i32 {
     };
     let format = args.format;
     let quiet = args.quiet;
-    match runner::nothing_to_do(&opts) {
-        Ok(Some(why)) => {
-            eprintln!("git ws-run: {why}");
-            return 0;
-        }
-        Ok(None) => {}
-        Err(e) => return fail(&e),
-    }
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         // Installed before the run starts, so an early Ctrl-C winds down instead of killing.
@@ -362,10 +370,20 @@ pub fn run_main() -> i32 {
             }
             None => std::mem::forget(tx),
         }
-        let coordinator = Coordinator::new(opts)
+        // Resolved, loaded and planned once; then run.
+        let prepared = match Coordinator::new(opts)
             .observer(crate::progress::for_stderr(quiet))
-            .cancel_on(rx);
-        match coordinator.run().await {
+            .cancel_on(rx)
+            .prepare()
+        {
+            Ok(p) => p,
+            Err(e) => return fail(&e),
+        };
+        if let Some(why) = prepared.nothing_to_do() {
+            eprintln!("git ws-run: {why}");
+            return 0;
+        }
+        match prepared.execute().await {
             Ok(outcome) => {
                 print!("{}", render_summary(&outcome, format));
                 if let Some(e) = &outcome.report_error {
@@ -466,6 +484,20 @@ struct RunSummaryJson<'a> {
     report_error: Option<&'a str>,
     db_path: &'a crate::db::DbLocation,
     exit_code: i32,
+    /// For a process that worked on a shared run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<WorkerJson<'a>>,
+}
+
+/// What one process did in a shared run (`git ws-run --format json`).
+#[derive(serde::Serialize)]
+struct WorkerJson<'a> {
+    name: &'a str,
+    recorded: Vec<&'a str>,
+    returned: &'a [String],
+    rejected: &'a [String],
+    consolidated_here: bool,
+    run_finished: bool,
 }
 
 fn summary_view(o: &RunOutcome) -> crate::view::RunView {
@@ -495,6 +527,14 @@ fn summary_json_of(o: &RunOutcome, view: &crate::view::RunView) -> String {
         report_error: o.report_error.as_deref(),
         db_path: &o.db_path,
         exit_code: o.exit_code(),
+        worker: o.shared.as_ref().map(|w| WorkerJson {
+            name: &w.worker,
+            recorded: w.ran.iter().map(|r| r.workstream_id.as_str()).collect(),
+            returned: &w.returned,
+            rejected: &w.rejected,
+            consolidated_here: w.consolidated_here,
+            run_finished: w.run_finished,
+        }),
     };
     format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
 }
@@ -508,6 +548,9 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
         SummaryFormat::Human => {
             use std::fmt::Write;
             let mut s = String::new();
+            if let Some(w) = o.shared.as_ref().filter(|w| !w.run_finished) {
+                return render_worker(o, w);
+            }
             let _ = writeln!(
                 s,
                 "{}: {} completed, {} failed, {} skipped of {} in {} on {} agents{}",
@@ -549,7 +592,58 @@ pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
                 }
             }
             let _ = writeln!(s, "database: {}", o.db_path.display());
+            if let Some(w) = &o.shared {
+                let _ = writeln!(
+                    s,
+                    "worker:   {} recorded {} of them{}",
+                    w.worker,
+                    w.ran.len(),
+                    if w.consolidated_here {
+                        " and consolidated the run"
+                    } else {
+                        ""
+                    }
+                );
+            }
             s
         }
     }
+}
+
+/// The closing summary of a worker that left a shared run before it finished.
+fn render_worker(o: &RunOutcome, w: &runner::SharedOutcome) -> String {
+    use std::fmt::Write;
+    let completed = w
+        .ran
+        .iter()
+        .filter(|r| r.status == crate::model::Status::Completed)
+        .count();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: worker {} recorded {} workstream(s): {} completed, {} failed{}{}{}",
+        o.run_id,
+        w.worker,
+        w.ran.len(),
+        completed,
+        w.ran.len() - completed,
+        if w.returned.is_empty() {
+            String::new()
+        } else {
+            format!("; gave {} back to the queue", w.returned.len())
+        },
+        if w.rejected.is_empty() {
+            String::new()
+        } else {
+            format!("; {} late result(s) refused", w.rejected.len())
+        },
+        if o.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "the run goes on with the other workers (one of them consolidates it): git ws-report {}",
+        o.run_id
+    );
+    let _ = writeln!(s, "database: {}", o.db_path.display());
+    s
 }

@@ -131,7 +131,7 @@ pub fn run(args: &ReportArgs) -> Result<String, Error> {
         ReportFormat::Table => Ok(report::tables(&view, &sections)),
         ReportFormat::Markdown if sections.is_empty() => {
             let path = crate::runner::report_path(&p.reports, &run_id);
-            std::fs::create_dir_all(&p.reports)
+            crate::runner::make_reports_dir(&p.reports)
                 .and_then(|_| std::fs::write(&path, report::markdown(&view)))
                 .map_err(|e| {
                     Error::new(format!(

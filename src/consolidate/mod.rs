@@ -466,12 +466,15 @@ fn file_summaries(files: HashMap<&str, FileAcc>) -> Vec<FileSummary> {
     list
 }
 
-/// `agent-1`..`agent-N` always (idle ones too), then any other agent ids.
+/// `agent-1`..`agent-N` always (idle ones too), then any other agent ids. A run several
+/// machines shared (agent ids `agent-K@WORKER`) lists the agents that worked.
 fn agent_perf(
     n_agents: usize,
     mut agents: HashMap<&str, AgentAcc>,
     wall_seconds: f64,
 ) -> Vec<AgentPerf> {
+    let shared = agents.keys().any(|k| k.contains('@'));
+    let n_agents = if shared { 0 } else { n_agents };
     let mut ids: Vec<String> = (1..=n_agents).map(agent_name).collect();
     let known: HashSet<String> = ids.iter().cloned().collect();
     let mut others: Vec<&str> = agents

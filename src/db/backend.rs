@@ -85,6 +85,9 @@ pub trait Dialect: Connection + Sized {
 
 impl Dialect for SqliteConnection {
     fn write_tx<T>(&mut self, f: impl FnOnce(&mut Self) -> TxResult<T>) -> TxResult<T> {
+        if in_transaction(self) {
+            return self.transaction(f);
+        }
         self.immediate_transaction(f)
     }
 
@@ -108,6 +111,9 @@ impl Dialect for SqliteConnection {
 
 impl Dialect for PgConnection {
     fn write_tx<T>(&mut self, f: impl FnOnce(&mut Self) -> TxResult<T>) -> TxResult<T> {
+        if in_transaction(self) {
+            return self.transaction(f);
+        }
         self.build_transaction().read_write().run(f)
     }
 
@@ -125,6 +131,18 @@ impl Dialect for PgConnection {
     const MIGRATIONS_TABLE: &'static str =
         "SELECT CAST(to_regclass('__diesel_schema_migrations') AS TEXT) AS version \
          WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL";
+}
+
+/// Whether `c` is inside a transaction already: a write transaction started inside another
+/// one (the shared queue's, which records a result as part of its own) becomes a savepoint.
+fn in_transaction<C>(c: &mut C) -> bool
+where
+    C: Connection<TransactionManager = diesel::connection::AnsiTransactionManager>,
+{
+    use diesel::connection::TransactionManager;
+    diesel::connection::AnsiTransactionManager::transaction_manager_status_mut(c)
+        .transaction_depth()
+        .is_ok_and(|d| d.is_some())
 }
 
 #[derive(QueryableByName)]

@@ -9,6 +9,7 @@ pub mod location;
 mod models;
 mod postgres;
 mod queries;
+pub mod queue;
 pub mod schema;
 mod sqlite;
 #[cfg(test)]
@@ -16,6 +17,10 @@ mod tests;
 
 pub use backend::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
 pub use location::{DbLocation, PgUrl};
+pub use queue::{
+    Attempt, Claim, ClaimOutcome, Completion, ConsolidationClaim, QueueCounts, QueueItem,
+    QueueSettings, SharedRun,
+};
 
 use crate::consolidate::Consolidated;
 use crate::model::{IntegrationRecord, MergeForecast, RunInfo, WorkstreamResult};

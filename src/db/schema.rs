@@ -231,6 +231,73 @@ diesel::table! {
     }
 }
 
+// The shared queue (migration 2026-12-01-000020_queue).
+
+diesel::table! {
+    ws_queue_runs (run_id) {
+        run_id -> Text,
+        remote -> Text,
+        base -> Text,
+        settings -> Text,
+        created_at -> Text,
+        consolidator -> Nullable<Text>,
+        consolidation_token -> BigInt,
+        consolidation_expires -> Nullable<BigInt>,
+        consolidated_at -> Nullable<Text>,
+        consolidations -> BigInt,
+    }
+}
+
+diesel::table! {
+    ws_queue (run_id, workstream_id) {
+        run_id -> Text,
+        workstream_id -> Text,
+        seq -> BigInt,
+        file -> Text,
+        definition -> Text,
+        priority -> Double,
+        expected_secs -> Nullable<Double>,
+        blocked -> BigInt,
+        state -> Text,
+        attempt -> BigInt,
+        worker -> Nullable<Text>,
+        agent_id -> Nullable<Text>,
+        lease_expires -> Nullable<BigInt>,
+        status -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_queue_deps (run_id, workstream_id, depends_on) {
+        run_id -> Text,
+        workstream_id -> Text,
+        depends_on -> Text,
+    }
+}
+
+diesel::table! {
+    ws_queue_attempts (run_id, workstream_id, attempt) {
+        run_id -> Text,
+        workstream_id -> Text,
+        attempt -> BigInt,
+        worker -> Text,
+        agent_id -> Text,
+        claimed_at -> Text,
+        ended_at -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_queue_workers (run_id, worker) {
+        run_id -> Text,
+        worker -> Text,
+        agents -> BigInt,
+        joined_at -> Text,
+        left_at -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(ws_runs -> consolidated_runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -249,4 +316,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     ws_integrations,
     ws_integration_steps,
     ws_integration_tests,
+    ws_queue_runs,
+    ws_queue,
+    ws_queue_deps,
+    ws_queue_attempts,
+    ws_queue_workers,
 );

@@ -19,6 +19,7 @@ mod integrate;
 mod integrate_tests;
 mod land;
 mod landed;
+pub mod remote;
 mod repo;
 mod slots;
 #[cfg(test)]
@@ -28,7 +29,7 @@ mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
 
-use crate::model::{FileChange, Forecast, MergeForecast};
+use crate::model::{FileChange, MergeForecast};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -55,7 +56,7 @@ pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
 
 pub use branch::PrepareError;
 pub use branches::WsBranch;
-pub use repo::Repo;
+pub use repo::{uncommitted_changes, Repo};
 pub use slots::{PoolPolicy, PoolSweep, LOCK_REASON};
 
 /// An agent's slot in the worktree pool, and the handle every git operation of that agent
@@ -166,19 +167,6 @@ pub fn prune_pool(repo: &RepoPaths) -> PoolSweep {
     slots::prune(repo)
 }
 
-/// Merge forecast in its first shape ([`merge_forecast`] without clusters and
-/// explanations): the pairwise merges computed (with git's answer: clean, or the conflicting
-/// paths with diff3-style hunks, ~40 lines per path) and the suggested order (fewest
-/// overlaps, smallest change, id; those that need a rebase last). In memory; the order of
-/// `branches` does not matter.
-pub fn forecast(
-    repo: &RepoPaths,
-    base_sha: &str,
-    branches: &[(String, String)],
-) -> Result<Forecast, GitError> {
-    forecast::merge_forecast(repo, base_sha, branches).map(|f| Forecast::from_merge_forecast(&f))
-}
-
 /// The commit HEAD points at in the worktree containing `worktree` (full SHA).
 pub fn head_of(worktree: &Path) -> Result<String, GitError> {
     git2::Repository::discover(worktree)
@@ -205,7 +193,7 @@ pub fn merged_ws_branches(
 /// The merge forecast with clusters and an explained order (see [`MergeForecast`]): the
 /// given branches (workstream id, branch), made from `base_sha`, merged in memory pair by
 /// pair where they may conflict and one after another in the suggested order; nothing is
-/// written to the repository. [`forecast`] is the same in the first shape.
+/// written to the repository.
 pub fn merge_forecast(
     repo: &RepoPaths,
     base_sha: &str,

@@ -145,6 +145,38 @@ impl Repo {
     }
 }
 
+/// The uncommitted changes to tracked files (staged or not) of the worktree containing
+/// `worktree`: how many paths, and the first `limit` of them. Untracked files are not
+/// counted.
+pub fn uncommitted_changes(
+    worktree: &Path,
+    limit: usize,
+) -> Result<(usize, Vec<String>), GitError> {
+    let git = Repository::discover(worktree)
+        .ctx(|| format!("open the repository containing {}", worktree.display()))?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true);
+    let statuses = git
+        .statuses(Some(&mut opts))
+        .ctx(|| format!("read the status of {}", worktree.display()))?;
+    let mut paths = Vec::new();
+    let mut n = 0;
+    for e in statuses.iter() {
+        if e.status().is_empty() || e.status().contains(git2::Status::IGNORED) {
+            continue;
+        }
+        n += 1;
+        if paths.len() < limit {
+            if let Ok(p) = e.path() {
+                paths.push(p.to_string());
+            }
+        }
+    }
+    Ok((n, paths))
+}
+
 pub(crate) fn parse_oid(sha: &str) -> Result<Oid, GitError> {
     Oid::from_str(sha).map_err(|e| {
         GitError(format!(

@@ -205,6 +205,7 @@ fn ws_run_closing_summary_snapshots() {
         report_error: None,
         interrupted: false,
         notes: vec![],
+        shared: None,
     };
     insta::assert_snapshot!(
         "ws_run_human",

@@ -1,70 +1,63 @@
-//! The dispatch loop: hands ready workstreams to idle agents, records every result the
-//! moment it is final (through [`Recorder`]), skips the dependents of failures, hands a
-//! workstream whose agent could not prepare a worktree to another agent, and winds down on
-//! cancellation or `--fail-fast`.
+//! The dispatch loop: hands ready workstreams to idle agents from a source of ready work
+//! ([`WorkSource`]: the in-memory scheduler of a local run, [`LocalWork`], or the shared
+//! queue of a run several machines work on, `super::queue::QueueWork`), reports every final
+//! result as an event (the recorder and the display consume them), hands a workstream whose
+//! agent could not prepare a worktree to another agent, stops single workstreams when their
+//! source says so (a lost lease), and winds down on cancellation or `--fail-fast`.
 
 use super::events::{Event, Observer};
 use super::execute::{self, Executed, RunContext};
-use crate::db::ConsolidationDatabase;
 use crate::git::AgentSlot;
 use crate::model::{ErrorType, Status, WorkstreamResult, WsError, UNASSIGNED_AGENT};
-use crate::plan::{self, Scheduler};
+use crate::plan::Scheduler;
 use crate::workstream::{Loaded, Workstream};
 use chrono::Utc;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-/// Writes each result to the database the moment it is final, and keeps it in memory.
-pub(super) struct Recorder {
-    pub db: Arc<Mutex<ConsolidationDatabase>>,
-    pub results: Vec<WorkstreamResult>,
+/// What a result a source was given settles.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    /// Final results to report, in order (the result itself, then what it skipped).
+    pub records: Vec<WorkstreamResult>,
+    /// Stop starting work (`--fail-fast`), with the reason and error type of the skips.
+    pub stop: Option<(String, ErrorType)>,
     pub notes: Vec<String>,
 }
 
-impl Recorder {
-    pub fn record(&mut self, res: WorkstreamResult, observer: &mut dyn Observer) {
-        observer.event(Event::WorkstreamFinished { result: &res });
-        // The write is synchronous (diesel); on a multi-threaded runtime let the other tasks
-        // move to another worker while it (and any retry after a lock) waits.
-        let multi_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi_thread {
-            tokio::task::block_in_place(|| self.write(&res));
-        } else {
-            self.write(&res);
-        }
-        self.results.push(res);
-    }
+/// A future the loop waits on beside its running workstreams.
+pub(super) type Wake = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-    /// Write one result, retrying twice if the database stays locked past its busy timeout.
-    fn write(&mut self, res: &WorkstreamResult) {
-        let mut last_err = None;
-        for attempt in 0..3 {
-            let r = {
-                let mut g = self.db.lock().unwrap_or_else(|p| p.into_inner());
-                g.record_result(res)
-            };
-            match r {
-                Ok(()) => {
-                    last_err = None;
-                    break;
-                }
-                Err(e) => {
-                    last_err = Some(e);
-                    std::thread::sleep(Duration::from_millis(200 * (attempt + 1)));
-                }
-            }
-        }
-        if let Some(e) = last_err {
-            self.notes.push(format!(
-                "failed to record {} in the database (kept in the report): {e}",
-                res.workstream_id
-            ));
-        }
-    }
+/// Where idle agents' work comes from, and where what they did goes back: the one place a
+/// run's kind (local, or shared through a queue) shows in the loop.
+pub(super) trait WorkSource: Send {
+    /// The next workstream for idle agent `k`, if one is ready for it now.
+    fn next_for(&mut self, k: usize) -> impl Future<Output = Option<Workstream>> + Send;
+    /// A workstream that did not start on agent `k` goes back, for another agent here.
+    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String);
+    /// Handed-back workstreams no agent in `alive` may still try.
+    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)>;
+    /// A workstream that ran here ended with `res`; `interrupted`: the run is winding down.
+    fn settle(&mut self, res: WorkstreamResult, interrupted: bool) -> Settled;
+    /// Nothing more starts here: the results that settles (local: every waiting
+    /// workstream, skipped with `reason`).
+    fn drain(&mut self, reason: &str, etype: ErrorType) -> Vec<WorkstreamResult>;
+    /// Workstreams waiting to start (for the cancellation message).
+    fn waiting(&self) -> usize;
+    /// Whether the loop may end once nothing runs here.
+    fn exhausted(&self) -> bool;
+    /// Resolves when there may be new work or news (never, for a local run).
+    fn wake(&self) -> Wake;
+    /// Running workstreams to stop now (`None`: all of them), each with why.
+    fn take_stops(&mut self) -> Vec<(Option<String>, String)>;
+    /// Notes gathered since the last call.
+    fn take_notes(&mut self) -> Vec<String>;
+    /// At the very end: results for what could never start.
+    fn leftovers(&mut self) -> Vec<WorkstreamResult>;
 }
 
 /// What the loop leaves behind.
@@ -73,6 +66,8 @@ pub(super) struct Dispatched {
     pub slots: Vec<AgentSlot>,
     /// Whether the run was cancelled.
     pub interrupted: bool,
+    /// Problems that did not stop the run (hand-overs, repairs, …).
+    pub notes: Vec<String>,
 }
 
 /// How many agents may fail to prepare a worktree for one workstream before it is recorded
@@ -81,67 +76,249 @@ const MAX_HANDOVERS: usize = 3;
 /// An agent whose worktree failed this many times in a row stops taking work.
 const MAX_AGENT_FAILURES: usize = 2;
 
-/// Where an idle agent's next workstream comes from: first a workstream another agent
-/// handed back (its worktree could not be prepared) that this agent has not tried, then
-/// the scheduler's ready queue. The one place another source of ready work plugs in.
-pub(super) struct ReadyWork {
-    sched: Scheduler,
-    /// Handed back: (workstream id, the agents that tried it, the last error).
-    handed_back: Vec<(String, BTreeSet<usize>, String)>,
+/// The result of a workstream that never started.
+pub(super) fn skipped_result(
+    run_id: &str,
+    id: &str,
+    ws: Option<&Workstream>,
+    reason: &str,
+    etype: ErrorType,
+) -> WorkstreamResult {
+    let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, id, Status::Skipped);
+    if let Some(w) = ws {
+        res.title = w.title.clone();
+        res.source_file = Some(w.file.clone());
+        res.warnings = w.warnings.clone();
+    }
+    res.errors.push(WsError::new(etype, reason.to_string()));
+    res.end_time = Some(Utc::now());
+    res
 }
 
-impl ReadyWork {
-    pub fn new(sched: Scheduler) -> Self {
-        ReadyWork {
+/// The ready work of a local run: first a workstream another agent handed back (its
+/// worktree could not be prepared) that this agent has not tried, then the scheduler's
+/// ready queue. Settles results in memory: the dependents of a failure are skipped with the
+/// reason, `--fail-fast` stops the rest.
+pub(super) struct LocalWork {
+    run_id: String,
+    sched: Scheduler,
+    /// The workstreams this run executes, by id.
+    to_run: HashMap<String, Workstream>,
+    /// Every valid workstream by id, for the titles and files of skipped ones.
+    valid: HashMap<String, Workstream>,
+    fail_fast: bool,
+    /// Handed back: (workstream, the agents that tried it, the last error).
+    handed_back: Vec<(Workstream, BTreeSet<usize>, String)>,
+    /// `--budget`: once the recorded spend reaches it, nothing more starts.
+    budget_usd: Option<f64>,
+    /// What the run's results so far spent (earlier attempts of a resumed run included).
+    spent: Vec<WorkstreamResult>,
+}
+
+impl LocalWork {
+    pub fn new(
+        run_id: &str,
+        sched: Scheduler,
+        loaded: &Loaded,
+        to_run: Vec<Workstream>,
+        fail_fast: bool,
+    ) -> Self {
+        LocalWork {
+            run_id: run_id.to_string(),
             sched,
+            to_run: to_run.into_iter().map(|w| (w.id.clone(), w)).collect(),
+            valid: loaded
+                .valid
+                .iter()
+                .map(|w| (w.id.clone(), w.clone()))
+                .collect(),
+            fail_fast,
             handed_back: Vec::new(),
+            budget_usd: None,
+            spent: Vec::new(),
         }
     }
 
-    /// The next workstream for agent `k`, if any is ready for it.
-    fn next_for(&mut self, k: usize) -> Option<String> {
+    /// Stop starting work once the recorded spend (counting `earlier` results) reaches
+    /// `budget_usd`.
+    pub fn with_budget(mut self, budget_usd: Option<f64>, earlier: &[WorkstreamResult]) -> Self {
+        self.budget_usd = budget_usd;
+        if budget_usd.is_some() {
+            self.spent = earlier
+                .iter()
+                .filter(|r| r.usage.is_some())
+                .cloned()
+                .collect();
+        }
+        self
+    }
+
+    fn skipped(&self, id: &str, reason: &str, etype: ErrorType) -> WorkstreamResult {
+        skipped_result(&self.run_id, id, self.valid.get(id), reason, etype)
+    }
+
+    /// Before anything runs: the invalid files (unless an earlier attempt of this run
+    /// already holds a final result for them) as failed results, and the `fail_now` jobs
+    /// failed so their dependents are skipped with the reason.
+    pub fn known_failures(
+        &mut self,
+        loaded: &Loaded,
+        fail_now: &[String],
+        done: &HashMap<String, Status>,
+    ) -> Vec<WorkstreamResult> {
+        let mut out = invalid_results(&self.run_id, loaded, done);
+        for id in fail_now {
+            for skip in self.sched.finish(id, false) {
+                out.push(self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed));
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    fn next_id(&mut self, k: usize) -> Option<String> {
         if let Some(i) = self
             .handed_back
             .iter()
             .position(|(_, tried, _)| !tried.contains(&k))
         {
-            return Some(self.handed_back.remove(i).0);
+            return Some(self.handed_back.remove(i).0.id);
         }
         self.sched.next_ready()
     }
+}
 
-    /// A workstream that did not start on agent `k` goes back, for another agent.
-    fn hand_back(&mut self, id: String, tried: BTreeSet<usize>, error: String) {
-        self.handed_back.push((id, tried, error));
+/// The failed results of a run's invalid workstream files (keyed by id, or by file name
+/// when no id could be read), except those `done` already holds.
+pub(super) fn invalid_results(
+    run_id: &str,
+    loaded: &Loaded,
+    done: &HashMap<String, Status>,
+) -> Vec<WorkstreamResult> {
+    let mut out = Vec::new();
+    for inv in &loaded.invalid {
+        let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
+        if done.contains_key(&ws_id) {
+            continue;
+        }
+        let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, &ws_id, Status::Failed);
+        res.source_file = Some(inv.file.clone());
+        res.errors.push(WsError::new(
+            ErrorType::InvalidWorkstream,
+            inv.message.clone(),
+        ));
+        let now = Utc::now();
+        res.start_time = Some(now);
+        res.end_time = Some(now);
+        out.push(res);
+    }
+    out
+}
+
+impl WorkSource for LocalWork {
+    fn next_for(&mut self, k: usize) -> impl Future<Output = Option<Workstream>> + Send {
+        let next = loop {
+            if let Some(i) = self
+                .handed_back
+                .iter()
+                .position(|(_, tried, _)| !tried.contains(&k))
+            {
+                break Some(self.handed_back.remove(i).0);
+            }
+            let Some(id) = self.sched.next_ready() else {
+                break None;
+            };
+            match self.to_run.get(&id) {
+                Some(ws) => break Some(ws.clone()),
+                // A fail-now job can never be dispatched; finish it defensively.
+                None => {
+                    self.sched.finish(&id, false);
+                }
+            }
+        };
+        std::future::ready(next)
     }
 
-    /// Handed-back workstreams no agent in `alive` may still try.
-    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(String, String)> {
+    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String) {
+        self.handed_back.push((ws, tried, error));
+    }
+
+    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)> {
         let (stuck, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handed_back)
             .into_iter()
             .partition(|(_, tried, _)| alive.is_subset(tried));
         self.handed_back = keep;
-        stuck.into_iter().map(|(id, _, e)| (id, e)).collect()
+        stuck.into_iter().map(|(ws, _, e)| (ws, e)).collect()
     }
 
-    fn finish(&mut self, id: &str, ok: bool) -> Vec<plan::Skip> {
-        self.sched.finish(id, ok)
+    fn settle(&mut self, res: WorkstreamResult, _interrupted: bool) -> Settled {
+        let ok = res.status == Status::Completed;
+        let id = res.workstream_id.clone();
+        let mut records = vec![res];
+        for skip in self.sched.finish(&id, ok) {
+            records.push(self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed));
+        }
+        if self.budget_usd.is_some() && records[0].usage.is_some() {
+            self.spent.push(records[0].clone());
+        }
+        let stop = (!ok && self.fail_fast)
+            .then(|| {
+                (
+                    format!("not started: --fail-fast after {id} failed"),
+                    ErrorType::DependencyFailed,
+                )
+            })
+            .or_else(|| {
+                crate::agents::budget_spent(self.budget_usd, &self.spent)
+                    .map(|why| (why, ErrorType::BudgetExceeded))
+            });
+        Settled {
+            records,
+            stop,
+            notes: Vec::new(),
+        }
     }
 
     /// Everything not started: pending in the scheduler, then handed back (failed in the
     /// scheduler, so nothing waits for them).
-    fn drain(&mut self) -> Vec<String> {
+    fn drain(&mut self, reason: &str, etype: ErrorType) -> Vec<WorkstreamResult> {
         let mut ids = self.sched.drain_pending();
-        for (id, _, _) in std::mem::take(&mut self.handed_back) {
+        for (ws, _, _) in std::mem::take(&mut self.handed_back) {
             // Its dependents were pending and are drained above already.
-            self.sched.finish(&id, false);
-            ids.push(id);
+            self.sched.finish(&ws.id, false);
+            ids.push(ws.id);
         }
-        ids
+        ids.iter()
+            .map(|id| self.skipped(id, reason, etype))
+            .collect()
     }
 
     fn waiting(&self) -> usize {
         self.sched.pending() + self.handed_back.len()
+    }
+
+    fn exhausted(&self) -> bool {
+        true
+    }
+
+    fn wake(&self) -> Wake {
+        Box::pin(std::future::pending())
+    }
+
+    fn take_stops(&mut self) -> Vec<(Option<String>, String)> {
+        Vec::new()
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Nothing is left pending silently (a dependency that could never be satisfied).
+    fn leftovers(&mut self) -> Vec<WorkstreamResult> {
+        self.drain(
+            "never became ready: its dependencies did not complete",
+            ErrorType::DependencyFailed,
+        )
     }
 }
 
@@ -152,134 +329,58 @@ fn pool_failure_message(id: &str, tried: usize, error: &str) -> String {
     )
 }
 
-/// One run's dispatch.
-pub(super) struct Dispatch<'a> {
+/// One run's dispatch over `agents` agents.
+pub(super) struct Dispatch {
     ctx: Arc<RunContext>,
-    loaded: &'a Loaded,
-    /// The workstreams this run executes, by id.
-    to_run: HashMap<String, Workstream>,
-    /// Every valid workstream by id, for titles and files of skipped ones.
-    valid: HashMap<&'a str, &'a Workstream>,
     agents: usize,
-    fail_fast: bool,
 }
 
-impl<'a> Dispatch<'a> {
-    pub fn new(
-        ctx: Arc<RunContext>,
-        loaded: &'a Loaded,
-        to_run: Vec<Workstream>,
-        agents: usize,
-        fail_fast: bool,
-    ) -> Self {
-        Dispatch {
-            ctx,
-            loaded,
-            to_run: to_run.into_iter().map(|w| (w.id.clone(), w)).collect(),
-            valid: loaded.valid.iter().map(|w| (w.id.as_str(), w)).collect(),
-            agents,
-            fail_fast,
-        }
+/// The agents' state inside the loop.
+struct Agents {
+    slots: Vec<Option<AgentSlot>>,
+    idle: Vec<usize>,
+    alive: BTreeSet<usize>,
+    failures: Vec<usize>,
+}
+
+impl Dispatch {
+    pub fn new(ctx: Arc<RunContext>, agents: usize) -> Self {
+        Dispatch { ctx, agents }
     }
 
-    /// Before anything runs: record invalid files (unless an earlier attempt of this run
-    /// already holds a final result for them) and fail the `fail_now` jobs so their
-    /// dependents are skipped with the reason.
-    pub fn settle_known_failures(
-        &self,
-        work: &mut ReadyWork,
-        fail_now: &[String],
-        done: &HashMap<String, Status>,
-        rec: &mut Recorder,
-        observer: &mut dyn Observer,
-    ) {
-        let run_id = &self.ctx.run_id;
-        for inv in &self.loaded.invalid {
-            let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
-            if done.contains_key(&ws_id) {
-                continue;
-            }
-            let mut res = WorkstreamResult::new(run_id, UNASSIGNED_AGENT, &ws_id, Status::Failed);
-            res.source_file = Some(inv.file.clone());
-            res.errors.push(WsError::new(
-                ErrorType::InvalidWorkstream,
-                inv.message.clone(),
-            ));
-            let now = Utc::now();
-            res.start_time = Some(now);
-            res.end_time = Some(now);
-            rec.record(res, observer);
-        }
-        for id in fail_now {
-            for skip in work.finish(id, false) {
-                rec.record(
-                    self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed),
-                    observer,
-                );
-            }
-        }
-    }
-
-    /// Record a final result and what it settles: dependents skipped, `--fail-fast`.
-    fn settle(
-        &self,
-        res: WorkstreamResult,
-        work: &mut ReadyWork,
-        stop: &mut Option<(String, ErrorType)>,
-        rec: &mut Recorder,
-        observer: &mut dyn Observer,
-    ) {
-        let ok = res.status == Status::Completed;
-        let id = res.workstream_id.clone();
-        rec.record(res, observer);
-        for skip in work.finish(&id, ok) {
-            rec.record(
-                self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed),
-                observer,
-            );
-        }
-        if !ok && self.fail_fast && stop.is_none() {
-            *stop = Some((
-                format!("not started: --fail-fast after {id} failed"),
-                ErrorType::DependencyFailed,
-            ));
-        }
-        if stop.is_none() {
-            let budget = self.ctx.agent_settings.budget_usd;
-            if let Some(why) = crate::agents::budget_spent(budget, &rec.results) {
-                *stop = Some((why, ErrorType::BudgetExceeded));
-            }
-        }
-    }
-
-    /// Run until nothing is pending or running. Every workstream the scheduler held ends
-    /// with a recorded result. A workstream whose agent could not prepare a worktree (the
-    /// pool's fault) goes to another agent; only when [`MAX_HANDOVERS`] agents (or every
-    /// agent still working) failed is it recorded as a `GitError`.
-    pub async fn run(
+    /// Run until nothing is running and the source is exhausted (or the run stops). Every
+    /// workstream the source hands out ends with a settled result. A workstream whose agent
+    /// could not prepare a worktree (the pool's fault) goes to another agent; only when
+    /// [`MAX_HANDOVERS`] agents (or every agent still working) failed is it recorded as a
+    /// `GitError`.
+    pub async fn run<S: WorkSource>(
         self,
-        mut work: ReadyWork,
+        work: &mut S,
         initial: Vec<AgentSlot>,
-        rec: &mut Recorder,
         observer: &mut dyn Observer,
         cancel: watch::Receiver<bool>,
     ) -> Dispatched {
-        let mut slots: Vec<Option<AgentSlot>> = (0..=self.agents).map(|_| None).collect();
+        let mut agents = Agents {
+            slots: (0..=self.agents).map(|_| None).collect(),
+            idle: (1..=self.agents).rev().collect(),
+            alive: (1..=self.agents).collect(),
+            failures: vec![0; self.agents + 1],
+        };
         for s in initial {
             let k = s.k;
             if k <= self.agents {
-                slots[k] = Some(s);
+                agents.slots[k] = Some(s);
             }
         }
-        let mut idle: Vec<usize> = (1..=self.agents).rev().collect();
-        let mut alive: BTreeSet<usize> = (1..=self.agents).collect();
-        let mut agent_failures: Vec<usize> = vec![0; self.agents + 1];
         let mut tried: HashMap<String, BTreeSet<usize>> = HashMap::new();
         let mut running: JoinSet<(usize, Option<AgentSlot>, Executed)> = JoinSet::new();
+        // Each running workstream's own stop switch (a lost lease stops just that one).
+        let mut switches: HashMap<String, watch::Sender<bool>> = HashMap::new();
         // Why nothing more is started, and the error type its skips carry.
         let mut stop: Option<(String, ErrorType)> = None;
+        let mut notes: Vec<String> = Vec::new();
         let mut interrupted = false;
-        let mut cancel_rx = cancel.clone();
+        let mut cancel_rx = cancel;
 
         loop {
             if *cancel_rx.borrow() && !interrupted {
@@ -293,117 +394,163 @@ impl<'a> Dispatch<'a> {
                     "not started: the run was interrupted".to_string(),
                     ErrorType::Cancelled,
                 ));
-            }
-            // Dispatch to idle agents (each takes what is ready for it).
-            if stop.is_none() {
-                let mut still_idle = Vec::new();
-                while let Some(k) = idle.pop() {
-                    let Some(id) = work.next_for(k) else {
-                        still_idle.push(k);
-                        continue;
-                    };
-                    let Some(ws) = self.to_run.get(&id).cloned() else {
-                        // A fail-now job can never be dispatched; finish defensively.
-                        work.finish(&id, false);
-                        still_idle.push(k);
-                        continue;
-                    };
-                    observer.event(Event::WorkstreamStarted { agent: k, id: &id });
-                    let slot = slots[k].take();
-                    let ctx = self.ctx.clone();
-                    let c = cancel.clone();
-                    running.spawn(async move {
-                        let (slot, executed) = execute::execute(ctx, k, slot, ws, c).await;
-                        (k, slot, executed)
-                    });
+                for s in switches.values() {
+                    let _ = s.send(true);
                 }
-                still_idle.reverse();
-                idle = still_idle;
+            }
+            for (which, why) in work.take_stops() {
+                for (id, s) in &switches {
+                    if which.as_deref().is_none_or(|w| w == id) {
+                        let _ = s.send(true);
+                    }
+                }
+                observer.event(Event::Note(&why));
+                notes.push(why);
+            }
+            if stop.is_none() {
+                self.start_idle(work, &mut agents, &mut running, &mut switches, observer)
+                    .await;
             }
             if let Some((reason, etype)) = &stop {
-                for id in work.drain() {
-                    rec.record(self.skipped(&id, reason, *etype), observer);
+                for res in work.drain(reason, *etype) {
+                    observer.event(Event::WorkstreamFinished { result: &res });
                 }
             }
-            if running.is_empty() {
+            notes.extend(work.take_notes());
+            if running.is_empty() && (stop.is_some() || work.exhausted()) {
                 break;
             }
+            let wake = work.wake();
             tokio::select! {
-                joined = running.join_next() => {
-                    let Some(joined) = joined else { break };
+                joined = running.join_next(), if !running.is_empty() => {
+                    let Some(joined) = joined else { continue };
                     let (k, mut slot, executed) = match joined {
                         Ok(v) => v,
                         Err(e) => {
                             // A panicking task lost its workstream id; note it and go on.
-                            rec.notes.push(format!("an agent task failed unexpectedly: {e}"));
+                            notes.push(format!("an agent task failed unexpectedly: {e}"));
                             continue;
                         }
                     };
                     if let Some(s) = slot.as_mut() {
-                        rec.notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
+                        notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
                     }
-                    slots[k] = slot;
-                    match executed {
+                    agents.slots[k] = slot;
+                    let settled = match executed {
                         Executed::Done(res) => {
-                            agent_failures[k] = 0;
-                            idle.push(k);
+                            agents.failures[k] = 0;
+                            agents.idle.push(k);
                             tried.remove(&res.workstream_id);
-                            self.settle(*res, &mut work, &mut stop, rec, observer);
+                            switches.remove(&res.workstream_id);
+                            work.settle(*res, interrupted)
                         }
                         Executed::NotStarted { ws, error } => {
-                            agent_failures[k] += 1;
-                            rec.notes.push(format!(
-                                "agent-{k} could not prepare a worktree for {}; handing it to another agent: {error}",
-                                ws.id
-                            ));
-                            if agent_failures[k] >= MAX_AGENT_FAILURES && alive.len() > 1 {
-                                alive.remove(&k);
-                                rec.notes.push(format!(
-                                    "agent-{k} stopped taking work: its worktree failed {} times in a row",
-                                    agent_failures[k]
-                                ));
-                            } else {
-                                idle.push(k);
-                            }
-                            let t = tried.entry(ws.id.clone()).or_default();
-                            t.insert(k);
-                            if t.len() >= MAX_HANDOVERS.min(self.agents) {
-                                let res = self.pool_failed(&ws, k, t.len(), &error);
-                                tried.remove(&ws.id);
-                                self.settle(res, &mut work, &mut stop, rec, observer);
-                            } else {
-                                let t = t.clone();
-                                work.hand_back(ws.id.clone(), t, error);
-                            }
-                            for (id, error) in work.stranded(&alive) {
-                                let n = tried.remove(&id).map_or(0, |t| t.len());
-                                if let Some(ws) = self.to_run.get(&id) {
-                                    let res = self.pool_failed(ws, k, n, &error);
-                                    self.settle(res, &mut work, &mut stop, rec, observer);
-                                }
-                            }
+                            switches.remove(&ws.id);
+                            self.not_started(k, *ws, error, &mut agents, &mut tried, work, &mut notes, interrupted)
                         }
+                    };
+                    for res in &settled.records {
+                        observer.event(Event::WorkstreamFinished { result: res });
+                    }
+                    notes.extend(settled.notes);
+                    if stop.is_none() {
+                        stop = settled.stop;
                     }
                 }
                 _ = cancel_rx.changed(), if !interrupted => {}
+                _ = wake => {}
             }
         }
 
-        // Nothing is left pending silently (a dependency that could never be satisfied).
-        for id in work.drain() {
-            rec.record(
-                self.skipped(
-                    &id,
-                    "never became ready: its dependencies did not complete",
-                    ErrorType::DependencyFailed,
-                ),
-                observer,
-            );
+        for res in work.leftovers() {
+            observer.event(Event::WorkstreamFinished { result: &res });
         }
+        notes.extend(work.take_notes());
         Dispatched {
-            slots: slots.into_iter().flatten().collect(),
+            slots: agents.slots.into_iter().flatten().collect(),
             interrupted,
+            notes,
         }
+    }
+
+    /// Give every idle agent the next workstream ready for it.
+    async fn start_idle<S: WorkSource>(
+        &self,
+        work: &mut S,
+        agents: &mut Agents,
+        running: &mut JoinSet<(usize, Option<AgentSlot>, Executed)>,
+        switches: &mut HashMap<String, watch::Sender<bool>>,
+        observer: &mut dyn Observer,
+    ) {
+        let mut still_idle = Vec::new();
+        while let Some(k) = agents.idle.pop() {
+            let Some(ws) = work.next_for(k).await else {
+                still_idle.push(k);
+                continue;
+            };
+            observer.event(Event::WorkstreamStarted {
+                agent: k,
+                id: &ws.id,
+            });
+            let (switch, stopped) = watch::channel(false);
+            switches.insert(ws.id.clone(), switch);
+            let slot = agents.slots[k].take();
+            let ctx = self.ctx.clone();
+            running.spawn(async move {
+                let (slot, executed) = execute::execute(ctx, k, slot, ws, stopped).await;
+                (k, slot, executed)
+            });
+        }
+        still_idle.reverse();
+        agents.idle = still_idle;
+    }
+
+    /// Agent `k` could not prepare a worktree for `ws`: hand it to another agent, or, when
+    /// enough have tried, settle it as the pool's failure.
+    #[allow(clippy::too_many_arguments)]
+    fn not_started<S: WorkSource>(
+        &self,
+        k: usize,
+        ws: Workstream,
+        error: String,
+        agents: &mut Agents,
+        tried: &mut HashMap<String, BTreeSet<usize>>,
+        work: &mut S,
+        notes: &mut Vec<String>,
+        interrupted: bool,
+    ) -> Settled {
+        agents.failures[k] += 1;
+        notes.push(format!(
+            "agent-{k} could not prepare a worktree for {}; handing it to another agent: {error}",
+            ws.id
+        ));
+        if agents.failures[k] >= MAX_AGENT_FAILURES && agents.alive.len() > 1 {
+            agents.alive.remove(&k);
+            notes.push(format!(
+                "agent-{k} stopped taking work: its worktree failed {} times in a row",
+                agents.failures[k]
+            ));
+        } else {
+            agents.idle.push(k);
+        }
+        let mut settled = Settled::default();
+        let t = tried.entry(ws.id.clone()).or_default();
+        t.insert(k);
+        if t.len() >= MAX_HANDOVERS.min(self.agents) {
+            let n = t.len();
+            tried.remove(&ws.id);
+            let res = self.pool_failed(&ws, k, n, &error);
+            merge(&mut settled, work.settle(res, interrupted));
+        } else {
+            let t = t.clone();
+            work.hand_back(ws, t, error);
+        }
+        for (ws, error) in work.stranded(&agents.alive) {
+            let n = tried.remove(&ws.id).map_or(0, |t| t.len());
+            let res = self.pool_failed(&ws, k, n, &error);
+            merge(&mut settled, work.settle(res, interrupted));
+        }
+        settled
     }
 
     /// The final result of a workstream no agent could prepare a worktree for.
@@ -416,7 +563,7 @@ impl<'a> Dispatch<'a> {
     ) -> WorkstreamResult {
         let mut res = WorkstreamResult::new(
             &self.ctx.run_id,
-            &execute::agent_id(k),
+            &self.ctx.agent_id(k),
             &ws.id,
             Status::Failed,
         );
@@ -432,28 +579,45 @@ impl<'a> Dispatch<'a> {
         res.end_time = Some(now);
         res
     }
+}
 
-    /// The result of a workstream that never started.
-    fn skipped(&self, id: &str, reason: &str, etype: ErrorType) -> WorkstreamResult {
-        let mut res =
-            WorkstreamResult::new(&self.ctx.run_id, UNASSIGNED_AGENT, id, Status::Skipped);
-        if let Some(w) = self.valid.get(id) {
-            res.title = w.title.clone();
-            res.source_file = Some(w.file.clone());
-            res.warnings = w.warnings.clone();
-        }
-        res.errors.push(WsError::new(etype, reason.to_string()));
-        res.end_time = Some(Utc::now());
-        res
+fn merge(into: &mut Settled, more: Settled) {
+    into.records.extend(more.records);
+    into.notes.extend(more.notes);
+    if into.stop.is_none() {
+        into.stop = more.stop;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan;
+    use crate::workstream::Action;
 
-    fn work(ids: &[&str]) -> ReadyWork {
-        ReadyWork::new(Scheduler::new(
+    fn ws(id: &str) -> Workstream {
+        Workstream {
+            id: id.to_string(),
+            title: None,
+            action: Action::Shell("true".into()),
+            test: None,
+            timeout: None,
+            depends_on: Vec::new(),
+            env: Default::default(),
+            file: format!("{id}.json"),
+            warnings: Vec::new(),
+            agent: None,
+            retries: None,
+            max_cost_usd: None,
+        }
+    }
+
+    fn work(ids: &[&str]) -> LocalWork {
+        let loaded = Loaded {
+            valid: ids.iter().map(|id| ws(id)).collect(),
+            ..Loaded::default()
+        };
+        let sched = Scheduler::new(
             ids.iter()
                 .map(|id| plan::Job {
                     id: id.to_string(),
@@ -461,7 +625,9 @@ mod tests {
                     expected_secs: None,
                 })
                 .collect(),
-        ))
+        );
+        let to_run = loaded.valid.clone();
+        LocalWork::new("run", sched, &loaded, to_run, false)
     }
 
     fn set(ks: &[usize]) -> BTreeSet<usize> {
@@ -471,35 +637,80 @@ mod tests {
     #[test]
     fn a_handed_back_workstream_goes_first_to_an_agent_that_has_not_tried_it() {
         let mut w = work(&["a", "b"]);
-        let first = w.next_for(1).unwrap();
-        w.hand_back(first.clone(), set(&[1]), "broken".into());
+        let first = w.next_id(1).unwrap();
+        w.hand_back(ws(&first), set(&[1]), "broken".into());
         // Agent 1 tried it: it gets the other one; agent 2 gets the handed-back one.
-        let other = w.next_for(1).unwrap();
+        let other = w.next_id(1).unwrap();
         assert_ne!(other, first);
-        assert_eq!(w.next_for(2), Some(first));
-        assert_eq!(w.next_for(3), None);
+        assert_eq!(w.next_id(2), Some(first));
+        assert_eq!(w.next_id(3), None);
     }
 
     #[test]
     fn stranded_when_every_agent_still_working_has_tried_it() {
         let mut w = work(&["a"]);
-        let id = w.next_for(1).unwrap();
-        w.hand_back(id.clone(), set(&[1, 2]), "e".into());
+        let id = w.next_id(1).unwrap();
+        w.hand_back(ws(&id), set(&[1, 2]), "e".into());
         assert!(w.stranded(&set(&[1, 2, 3])).is_empty());
-        assert_eq!(w.stranded(&set(&[1, 2])), vec![(id, "e".to_string())]);
+        let stuck = w.stranded(&set(&[1, 2]));
+        assert_eq!(stuck.len(), 1);
+        assert_eq!((stuck[0].0.id.as_str(), stuck[0].1.as_str()), ("a", "e"));
         assert_eq!(w.waiting(), 0);
     }
 
     #[test]
     fn drain_returns_pending_and_handed_back_work() {
         let mut w = work(&["a", "b", "c"]);
-        let id = w.next_for(1).unwrap();
-        w.hand_back(id.clone(), set(&[1]), "e".into());
+        let id = w.next_id(1).unwrap();
+        w.hand_back(ws(&id), set(&[1]), "e".into());
         assert_eq!(w.waiting(), 3);
-        let mut drained = w.drain();
-        drained.sort();
-        assert_eq!(drained, vec!["a", "b", "c"]);
+        let drained = w.drain("stop", ErrorType::Cancelled);
+        let mut ids: Vec<&str> = drained.iter().map(|r| r.workstream_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        assert!(drained.iter().all(|r| r.status == Status::Skipped
+            && r.errors[0].error_type == ErrorType::Cancelled
+            && r.source_file.is_some()));
         assert_eq!(w.waiting(), 0);
+    }
+
+    #[test]
+    fn a_failure_settles_its_dependents_and_fail_fast_stops() {
+        let loaded = Loaded {
+            valid: vec![
+                ws("a"),
+                Workstream {
+                    depends_on: vec!["a".into()],
+                    ..ws("b")
+                },
+            ],
+            ..Loaded::default()
+        };
+        let jobs = plan::jobs_from(&loaded.valid, &HashMap::new());
+        let mut w = LocalWork::new(
+            "run",
+            Scheduler::new(jobs),
+            &loaded,
+            loaded.valid.clone(),
+            true,
+        );
+        assert_eq!(w.next_id(1).as_deref(), Some("a"));
+        let res = WorkstreamResult::new("run", "agent-1", "a", Status::Failed);
+        let s = w.settle(res, false);
+        let got: Vec<(&str, Status)> = s
+            .records
+            .iter()
+            .map(|r| (r.workstream_id.as_str(), r.status))
+            .collect();
+        assert_eq!(got, [("a", Status::Failed), ("b", Status::Skipped)]);
+        assert_eq!(s.records[1].errors[0].message, "dependency a failed");
+        assert_eq!(
+            s.stop,
+            Some((
+                "not started: --fail-fast after a failed".to_string(),
+                ErrorType::DependencyFailed
+            ))
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Run events: what the coordinator reports while it works. The progress display and any
-//! library user consume the same stream through [`Observer`].
+//! Run events: what the coordinator reports while it works. The progress display, any
+//! library user and the recorder (which writes each final result to the database) consume
+//! the same stream through [`Observer`].
 
 use crate::model::WorkstreamResult;
 use std::time::Duration;
@@ -42,4 +43,14 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {
     fn event(&mut self, _: Event<'_>) {}
+}
+
+/// Two consumers of the same events, in order: what records the run, then the display.
+pub struct Tee<'a>(pub &'a mut dyn Observer, pub &'a mut dyn Observer);
+
+impl Observer for Tee<'_> {
+    fn event(&mut self, event: Event<'_>) {
+        self.0.event(event);
+        self.1.event(event);
+    }
 }

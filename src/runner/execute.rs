@@ -41,6 +41,15 @@ pub struct RunContext {
     pub prepare: PrepareOptions,
     /// Presets, budgets, retries, ports, setup.
     pub agent_settings: agents::Settings,
+    /// The worker's name in a run several machines share: agent ids become `agent-K@NAME`.
+    pub worker: Option<String>,
+}
+
+impl RunContext {
+    /// The id of agent `k` as stored and given to commands (`WS_AGENT_ID`).
+    pub fn agent_id(&self, k: usize) -> String {
+        crate::model::worker_agent_name(k, self.worker.as_deref())
+    }
 }
 
 /// The branch a workstream runs on.
@@ -218,7 +227,7 @@ pub async fn execute(
 
 /// The result's identity and what is known before anything runs.
 fn new_result(ctx: &RunContext, k: usize, ws: &Workstream) -> WorkstreamResult {
-    let mut r = WorkstreamResult::new(&ctx.run_id, &agent_id(k), &ws.id, Status::Failed);
+    let mut r = WorkstreamResult::new(&ctx.run_id, &ctx.agent_id(k), &ws.id, Status::Failed);
     r.start_time = Some(Utc::now());
     r.title = ws.title.clone();
     r.source_file = Some(ws.file.clone());
@@ -335,7 +344,7 @@ fn command_env(
     let mut env = BTreeMap::new();
     env.insert("WS_RUN_ID".to_string(), ctx.run_id.clone());
     env.insert("WS_ID".to_string(), ws.id.clone());
-    env.insert("WS_AGENT_ID".to_string(), agent_id(k));
+    env.insert("WS_AGENT_ID".to_string(), ctx.agent_id(k));
     env.insert("WS_BASE".to_string(), ctx.base.clone());
     env.insert("WS_WORKTREE".to_string(), worktree.display().to_string());
     env.insert("WS_BRANCH".to_string(), branch.to_string());

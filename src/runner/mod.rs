@@ -1,30 +1,38 @@
 //! The coordinator: resolves a run's options against the repository, dispatches workstreams
-//! to N agent slots from a dependency-aware queue (NO STOP by default), records each result
+//! to N agent slots from a source of ready work (NO STOP by default), records each result
 //! as it finishes, then forecasts merges, consolidates, and writes the totals and the report.
+//! A run is local (the in-memory scheduler, [`dispatch::LocalWork`]) or shared by several
+//! processes through a database queue and a git remote ([`queue`]): one dispatch loop for
+//! both.
 
 mod dispatch;
 pub mod events;
 pub mod execute;
+mod finish;
+pub mod lease;
 mod maintenance;
 pub mod process;
+mod queue;
+pub mod record;
 
+pub use finish::{make_reports_dir, report_path, REPORTS_GITIGNORE};
 pub use maintenance::{prune_branches, prune_worktrees, BranchPrune, PruneBranches};
 
-use crate::consolidate::{self, Consolidated};
+use crate::consolidate::Consolidated;
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
 use crate::git::{self, PoolPolicy, PrepareOptions, RepoPaths};
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
 use crate::plan::{self, Scheduler};
-use crate::report::{self, ReportModel};
 use crate::workstream::{self, Loaded, Workstream};
 use chrono::Utc;
-use dispatch::{Dispatch, Dispatched, ReadyWork, Recorder};
-use events::{Event, NoObserver, Observer};
+use dispatch::{Dispatch, Dispatched, LocalWork};
+use events::{Event, NoObserver, Observer, Tee};
 use execute::RunContext;
+use record::{Db, Recorder};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -51,6 +59,9 @@ pub enum RunMode {
     Resume(String),
     /// A new run of the workstreams that failed or were skipped in this run (`latest` works).
     RerunFailed(String),
+    /// Work on a run shared through the database and a git remote (`latest`: the most
+    /// recent shared run still open; waits for one to be started if there is none).
+    Join(String),
 }
 
 /// Everything a run needs, as the library takes it. `None` fields fall back to git config
@@ -84,6 +95,17 @@ pub struct RunOptions {
     pub reports_dir: Option<PathBuf>,
     /// Ignored top-level paths to keep between workstreams on an agent (build caches).
     pub keep_ignored: Option<Vec<String>>,
+    /// Share the run through this git remote (and the database): a new run is put in a
+    /// queue other clones can `--join`; a joining worker pushes its branches there.
+    /// Needed by [`RunMode::Join`].
+    pub remote: Option<String>,
+    /// This process's name in a shared run (agent ids `agent-K@NAME`); default
+    /// `HOSTNAME-PID`.
+    pub worker: Option<String>,
+    /// How long a claim of a shared run lasts without a heartbeat; default git config
+    /// `ws.lease`, else [`lease::DEFAULT_LEASE`]. The run's coordinator decides it for every
+    /// worker.
+    pub lease: Option<Duration>,
     /// `--agent`, `--budget`, `--retries` (the rest from git config: [`crate::agents`]).
     pub agent_options: crate::agents::Options,
 }
@@ -101,14 +123,39 @@ pub struct RunOutcome {
     pub interrupted: bool,
     /// Problems that did not stop the run (database writes retried, cleanup failures).
     pub notes: Vec<String>,
+    /// For a process that worked on a shared run: what it did there.
+    pub shared: Option<SharedOutcome>,
+}
+
+/// What one process (coordinator or joining worker) did in a shared run.
+#[derive(Debug, Clone, Default)]
+pub struct SharedOutcome {
+    /// Its worker name.
+    pub worker: String,
+    /// The results it recorded (accepted as final).
+    pub ran: Vec<WorkstreamResult>,
+    /// Workstreams it gave back to the queue (Ctrl-C, or a lost lease).
+    pub returned: Vec<String>,
+    /// Late results of its own the database refused (another worker had taken over).
+    pub rejected: Vec<String>,
+    /// Whether this process did the run's one consolidation.
+    pub consolidated_here: bool,
+    /// Whether the run was consolidated when this process ended (then `consolidated` and
+    /// `results` are the whole run's; otherwise what the database had so far).
+    pub run_finished: bool,
 }
 
 impl RunOutcome {
-    /// 0 all completed, 1 something failed or was skipped, 130 interrupted.
+    /// 0 all completed, 1 something failed or was skipped, 130 interrupted. A worker that
+    /// left a shared run before it finished answers for the workstreams it ran.
     pub fn exit_code(&self) -> i32 {
+        let all_completed = match &self.shared {
+            Some(s) if !s.run_finished => s.ran.iter().all(|r| r.status == Status::Completed),
+            _ => self.consolidated.all_completed(),
+        };
         if self.interrupted {
             EXIT_INTERRUPTED
-        } else if self.consolidated.all_completed() {
+        } else if all_completed {
             EXIT_OK
         } else {
             EXIT_FAILURES
@@ -145,6 +192,10 @@ pub struct Resolved {
     /// Keep the agent worktrees as the pool after the run.
     pub keep_worktrees: bool,
     pub pool: PoolPolicy,
+    /// Whether `--agents` was given (a resume keeps the run's own count otherwise).
+    pub agents_given: bool,
+    /// How a shared run is reached, when it is one (`--remote`, `--join`).
+    pub shared: Option<lease::Shared>,
     /// Presets, budgets, retries, ports, setup (flags and git config).
     pub agent_settings: crate::agents::Settings,
 }
@@ -238,6 +289,8 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         keep_ignored,
         keep_worktrees,
         pool: PoolPolicy { expiry },
+        agents_given: opts.agents.is_some(),
+        shared: lease::resolve_shared(opts, &config, &repo)?,
         agent_settings: crate::agents::Settings::resolve(
             &opts.agent_options,
             opts.agent_cmd.is_some(),
@@ -331,7 +384,9 @@ pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
 }
 
 /// Runs a configured run and returns the consolidated result (the seed's
-/// `MultiAgentWorkstreamCoordinator`).
+/// `MultiAgentWorkstreamCoordinator`): [`Coordinator::prepare`] resolves the settings,
+/// loads the workstreams, opens the database and plans; [`Prepared::execute`] runs it.
+/// [`Coordinator::run`] does both.
 pub struct Coordinator {
     opts: RunOptions,
     observer: Box<dyn Observer>,
@@ -359,11 +414,16 @@ impl Coordinator {
         self
     }
 
-    /// Run to the end. Errors only when nothing could run (exit 2).
-    pub async fn run(self) -> Result<RunOutcome, Error> {
+    /// Everything that can be decided before a run starts, once: resolve the options
+    /// against the repository and git config, read and validate the workstreams, open the
+    /// database (creating it only for a new run), read the history and decide what runs.
+    /// Nothing is written to the repository and no run is started; an error here means
+    /// nothing ran (exit 2). [`Prepared::nothing_to_do`] says when a resume or rerun has
+    /// nothing to do.
+    pub fn prepare(self) -> Result<Prepared, Error> {
         let Coordinator {
             opts,
-            mut observer,
+            observer,
             cancel,
         } = self;
         let cancel = cancel.unwrap_or_else(|| {
@@ -371,176 +431,167 @@ impl Coordinator {
             std::mem::forget(tx);
             rx
         });
-        let mut r = resolve(&opts)?;
-        // Everything that can be checked without writing is checked before the database
-        // is opened, so a bad invocation leaves no trace.
-        let all = load(&r.workstreams_dir)?;
-        let mut db = if opts.mode == RunMode::New {
-            select(all.clone(), &opts.only)?;
-            ConsolidationDatabase::open(&r.db_path)?
-        } else {
-            // Resume and rerun read an earlier run: never create a database for them.
-            let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
-            if let Some(why) = nothing_to_do_in(&mut db, &opts.mode, &all)? {
-                return Err(Error::new(why));
-            }
-            db
-        };
-        hide_state_dir(&r.repo.root);
+        let r = resolve(&opts)?;
+        let (db, start, nothing) = prepare_start(&opts, &r)?;
+        Ok(Prepared {
+            opts,
+            r,
+            db,
+            start,
+            nothing,
+            observer,
+            cancel,
+        })
+    }
 
-        // What to run, under which run id.
-        let started_at = Utc::now();
-        let (run_id, loaded, previous, info) = match &opts.mode {
-            RunMode::New | RunMode::RerunFailed(_) => {
-                let (only, rerun_of) = match &opts.mode {
-                    RunMode::RerunFailed(spec) => {
-                        let src = db.resolve_run_id(spec)?;
-                        (not_completed(&mut db, &src)?, Some(src))
-                    }
-                    _ => (opts.only.clone(), None),
-                };
-                let loaded = if rerun_of.is_some() {
-                    // Ids that no longer exist (or were invalid files) are simply not rerun.
-                    let (sel, _unknown) = workstream::select_only(all, &only);
-                    sel
-                } else {
-                    select(all, &only)?
-                };
-                let mut info = RunInfo {
-                    run_id: format!("ma-run-{}", started_at.format("%Y%m%d-%H%M%S")),
-                    started_at,
-                    finished_at: None,
-                    agents: r.agents,
-                    base: r.base.clone(),
-                    base_rev: r.base_rev.clone(),
-                    repo_root: r.repo.root.display().to_string(),
-                    rerun_of,
-                };
-                let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.repo))?;
-                info.run_id = run_id.clone();
-                (run_id, loaded, Vec::new(), info)
-            }
-            RunMode::Resume(spec) => {
-                let run_id = db.resolve_run_id(spec)?;
-                let mut info = db
-                    .run_info(&run_id)?
-                    .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
-                // The run's own settings, unless the user overrides the agent count.
-                if opts.agents.is_none() {
-                    r.agents = info.agents.max(1);
-                }
-                info.agents = r.agents;
-                info.finished_at = None;
-                r.base = info.base.clone();
-                let previous = db.results(&run_id)?;
-                // The workstreams the run was started with, if it said (else all of them).
-                let loaded = match read_selection(&logs_dir_of(&r.repo.root, &run_id)) {
-                    Some(ids) => workstream::select_only(all, &ids).0,
-                    None => all,
-                };
-                (run_id, loaded, previous, info)
-            }
-        };
-        let logs_dir = logs_dir_of(&r.repo.root, &run_id);
-        let _ = std::fs::create_dir_all(&logs_dir);
-        // Held for the whole run: tells a `--resume` that this run is alive.
-        let run_lock = RunLock::try_acquire(&logs_dir.join(RUN_LOCK));
-        let mut setup_notes = Vec::new();
-        if let RunMode::Resume(_) = &opts.mode {
-            match &run_lock {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    return Err(Error::new(format!(
-                        "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
-                        logs_dir.join(RUN_LOCK).display()
-                    )))
-                }
-                Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
-            }
-            // Processes the dead coordinator left running would write into the worktrees.
-            setup_notes.extend(process::reap_orphans(&logs_dir));
-            db.set_run_state(&run_id, RunState::Running)?;
-        } else {
-            write_selection(&logs_dir, &loaded);
+    /// Prepare, then execute. Errors only when nothing could run (exit 2), including "nothing
+    /// to resume/rerun".
+    pub async fn run(self) -> Result<RunOutcome, Error> {
+        self.prepare()?.execute().await
+    }
+}
+
+/// What a prepared run starts from.
+enum Start {
+    /// A new run of `loaded` (`rerun_of`: the run whose failures it runs again).
+    New {
+        loaded: Loaded,
+        rerun_of: Option<String>,
+    },
+    /// Finish run `run_id`: `previous` holds what it recorded.
+    Resume {
+        run_id: String,
+        info: RunInfo,
+        previous: Vec<WorkstreamResult>,
+        loaded: Loaded,
+    },
+    /// Work on a shared run (`latest`: the most recent open one, waiting for one if need be).
+    Join { spec: String },
+}
+
+/// A run resolved, loaded and planned, ready to [`execute`](Prepared::execute).
+pub struct Prepared {
+    opts: RunOptions,
+    r: Resolved,
+    db: ConsolidationDatabase,
+    start: Start,
+    nothing: Option<String>,
+    observer: Box<dyn Observer>,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Prepared {
+    /// The settings resolved against the repository.
+    pub fn resolved(&self) -> &Resolved {
+        &self.r
+    }
+
+    /// `Some(why)` when a resume or rerun has nothing to do (the command line says why and
+    /// exits 0; [`execute`](Prepared::execute) returns the sentence as an error).
+    pub fn nothing_to_do(&self) -> Option<&str> {
+        self.nothing.as_deref()
+    }
+
+    /// Run it: locally, as the coordinator of a run shared through `--remote`, or as a
+    /// worker joining one.
+    pub async fn execute(self) -> Result<RunOutcome, Error> {
+        if let Some(why) = self.nothing {
+            return Err(Error::new(why));
         }
+        match (&self.start, &self.r.shared) {
+            (Start::Join { .. }, _) => queue::join(self).await,
+            (Start::New { .. }, Some(_)) => queue::coordinate(self).await,
+            _ => self.run_local().await,
+        }
+    }
 
-        // The pool: idle worktrees past their expiry go; a crashed run's slots let go of
-        // its branches (a resume then reuses them, caches and all).
-        setup_notes.extend(sweep_pool(&r.repo, &r.pool).await);
-        // A resume takes back the crashed run's worktrees now, so every one of them is
-        // repaired and, at the end, reset to the base, whether or not an agent needs it.
-        let initial_slots = if let RunMode::Resume(_) = &opts.mode {
-            let (slots, notes) = take_back_slots(&r.repo, &r.base, r.agents).await;
-            setup_notes.extend(notes);
-            slots
-        } else {
-            Vec::new()
-        };
+    /// A run on this machine only: begin it, take the logs and the pool, dispatch from the
+    /// in-memory scheduler with every result recorded as it ends, then consolidate.
+    async fn run_local(self) -> Result<RunOutcome, Error> {
+        let Prepared {
+            opts,
+            mut r,
+            mut db,
+            start,
+            mut observer,
+            cancel,
+            ..
+        } = self;
+        hide_state_dir(&r.repo.root);
+        let resuming = matches!(start, Start::Resume { .. });
+        let uncommitted = (!resuming).then(|| warn_uncommitted(&opts.cwd, &r.base));
+        let history = db.expected_durations().unwrap_or_default();
+        let begun = begin(&mut db, &mut r, start)?;
+        let (logs_dir, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
+        let initial_slots = ready_pool(&r, resuming, &mut notes).await;
 
-        let db = Arc::new(Mutex::new(db));
-        let mut rec = Recorder {
-            db: db.clone(),
-            results: Vec::new(),
-            notes: setup_notes,
-        };
-
-        let history = {
-            let mut g = db.lock().unwrap_or_else(|p| p.into_inner());
-            g.expected_durations().unwrap_or_default()
-        };
+        let db = Db::spawn(db);
+        let mut recorder = Recorder::start(db.clone());
         let WorkPlan {
             done,
             to_run,
             jobs,
             fail_now,
             total,
-        } = work_plan(&loaded, &previous, &history);
-        let kept = previous;
+        } = work_plan(&begun.loaded, &begun.previous, &history);
         observer.event(Event::RunStarted {
-            run_id: &run_id,
+            run_id: &begun.run_id,
             total,
             agents: r.agents,
             jobs: &jobs,
         });
-        for w in &loaded.warnings {
+        for w in &begun.loaded.warnings {
             observer.event(Event::Note(w));
         }
+        if let Some(warn) = uncommitted {
+            if let Some(w) = warn.await.ok().flatten() {
+                observer.event(Event::Note(&w));
+                notes.push(w);
+            }
+        }
 
-        let mut work = ReadyWork::new(Scheduler::new(jobs));
-        let ctx = Arc::new(RunContext {
-            run_id: run_id.clone(),
-            repo: r.repo.clone(),
-            base: r.base.clone(),
-            logs_dir,
-            agent_cmd: r.agent_cmd.clone(),
-            default_timeout: r.timeout,
-            grace: r.grace,
-            prepare: PrepareOptions {
-                keep_ignored: r.keep_ignored.clone(),
-            },
-            agent_settings: r.agent_settings.clone(),
-        });
-        let dispatch = Dispatch::new(ctx, &loaded, to_run, r.agents, opts.fail_fast);
-        dispatch.settle_known_failures(&mut work, &fail_now, &done, &mut rec, observer.as_mut());
-        let Dispatched { slots, interrupted } = dispatch
-            .run(work, initial_slots, &mut rec, observer.as_mut(), cancel)
-            .await;
+        let ctx = Arc::new(run_context(&r, &begun.run_id, logs_dir, None, r.timeout));
+        let mut work = LocalWork::new(
+            &begun.run_id,
+            Scheduler::new(jobs),
+            &begun.loaded,
+            to_run,
+            opts.fail_fast,
+        )
+        .with_budget(r.agent_settings.budget_usd, &begun.previous);
+        let known = work.known_failures(&begun.loaded, &fail_now, &done);
+        let Dispatched {
+            slots,
+            interrupted,
+            notes: dispatch_notes,
+        } = {
+            let mut events = Tee(&mut recorder, observer.as_mut());
+            for res in &known {
+                events.event(Event::WorkstreamFinished { result: res });
+            }
+            Dispatch::new(ctx, r.agents)
+                .run(&mut work, initial_slots, &mut events, cancel)
+                .await
+        };
+        let (results, write_notes) = recorder.finish().await;
+        notes.extend(dispatch_notes);
+        notes.extend(write_notes);
 
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
-        let outcome = finalise(Finalise {
+        let mut outcome = finish::finish_local(finish::Local {
             r,
-            info,
-            kept,
-            rec,
+            info: begun.info,
+            kept: begun.previous,
+            results,
+            notes,
             slots,
             interrupted,
+            db,
         })
         .await;
-        let mut outcome = outcome;
-        outcome
-            .notes
-            .extend(crate::agents::notify::after_run(&outcome).await);
+        let notified = crate::agents::notify::after_run(&outcome).await;
+        outcome.notes.extend(notified);
         for n in &outcome.notes {
             observer.event(Event::Note(n));
         }
@@ -548,106 +599,241 @@ impl Coordinator {
     }
 }
 
-/// Everything the last phase of a run needs.
-struct Finalise {
-    r: Resolved,
-    info: RunInfo,
-    /// Final results of an earlier attempt of this run (resume).
-    kept: Vec<WorkstreamResult>,
-    rec: Recorder,
-    slots: Vec<git::AgentSlot>,
-    interrupted: bool,
-}
-
-/// Merge forecast, consolidation, the run's totals, the report, and letting go of the agent
-/// worktrees (kept as the pool, or removed). Problems here never lose a result: they become
-/// notes on the outcome.
-async fn finalise(f: Finalise) -> RunOutcome {
-    let Finalise {
-        r,
-        mut info,
-        kept,
-        mut rec,
-        slots,
-        interrupted,
-    } = f;
-    let run_id = info.run_id.clone();
-    info.finished_at = Some(Utc::now());
-    // The agent worktrees, meanwhile: reset to the base and kept as the pool, or removed
-    // (branches stay either way). Nothing below moves a branch.
-    let releasing = tokio::spawn(let_go_of_slots(
-        slots,
-        r.base.clone(),
-        r.keep_worktrees,
-        r.keep_ignored.clone(),
-    ));
-    let fresh: HashSet<String> = rec
-        .results
-        .iter()
-        .map(|x| x.workstream_id.clone())
-        .collect();
-    let mut all = kept;
-    all.retain(|x| !fresh.contains(&x.workstream_id));
-    all.extend(rec.results.iter().cloned());
-    all.sort_by(consolidate::result_order);
-
-    let forecast = {
-        let mut completed: Vec<&WorkstreamResult> = all
-            .iter()
-            .filter(|x| x.status == Status::Completed && !x.files.is_empty())
-            .collect();
-        completed.sort_by_key(|x| x.end_time);
-        let branches: Vec<(String, String)> = completed
-            .iter()
-            .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
-            .collect();
-        let (repo, base) = (r.repo.clone(), r.base.clone());
-        let res = tokio::task::spawn_blocking(move || git::merge_forecast(&repo, &base, &branches))
-            .await
-            .map_err(|e| git::GitError(e.to_string()));
-        match res {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) | Err(e) => {
-                rec.notes.push(format!("failed to forecast merges: {e}"));
-                Default::default()
-            }
-        }
-    };
-    let mut consolidated = consolidate::consolidate(&info, &all, forecast);
-    consolidated.notes = rec.notes.clone();
-    let state = if interrupted {
-        RunState::Interrupted
-    } else {
-        RunState::Finished
-    };
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
-    match releasing.await {
-        Ok(notes) => rec.notes.extend(notes),
-        Err(e) => rec
-            .notes
-            .push(format!("failed to let go of the agent worktrees: {e}")),
+/// Open the database and decide what the run starts from; `Some(why)` when a resume or a
+/// rerun has nothing to do.
+fn prepare_start(
+    opts: &RunOptions,
+    r: &Resolved,
+) -> Result<(ConsolidationDatabase, Start, Option<String>), Error> {
+    if let RunMode::Join(spec) = &opts.mode {
+        // A worker runs the definitions stored in the queue, not its own files. A worker
+        // waiting for the first run (`latest`) may meet a PostgreSQL database no run has
+        // written yet: it creates the tables, as the coordinator would.
+        let waits = spec == "latest" && r.db_path.sqlite_path().is_none();
+        let mut db = if waits {
+            ConsolidationDatabase::open(&r.db_path)?
+        } else {
+            ConsolidationDatabase::open_existing(&r.db_path)?
+        };
+        let nothing = queue::nothing_to_join(&mut db, spec)?;
+        return Ok((db, Start::Join { spec: spec.clone() }, nothing));
     }
-    // Last: the state says `finished` only once everything above is done, so a crash at
-    // any earlier instant leaves a run that `--resume` finishes.
-    let written = {
-        let mut g = rec.db.lock().unwrap_or_else(|p| p.into_inner());
-        g.finish_run(&consolidated, state)
-    };
-    if let Err(e) = written {
-        rec.notes.push(format!(
-            "failed to write the run totals to the database: {e}"
+    // Everything that can be checked without writing is checked before the database is
+    // opened, so a bad invocation leaves no trace.
+    let all = load(&r.workstreams_dir)?;
+    if opts.mode == RunMode::New {
+        let loaded = select(all, &opts.only)?;
+        let db = ConsolidationDatabase::open(&r.db_path)?;
+        return Ok((
+            db,
+            Start::New {
+                loaded,
+                rerun_of: None,
+            },
+            None,
         ));
     }
-    RunOutcome {
-        run_id,
-        consolidated,
-        results: all,
-        db_path: r.db_path,
-        report_path,
-        report_error,
-        interrupted,
-        notes: rec.notes,
+    // Resume and rerun read an earlier run: never create a database for them.
+    let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
+    if let Some(why) = nothing_to_do_in(&mut db, &opts.mode, &all)? {
+        let start = Start::New {
+            loaded: Loaded::default(),
+            rerun_of: None,
+        };
+        return Ok((db, start, Some(why)));
     }
+    let start = match &opts.mode {
+        RunMode::RerunFailed(spec) => {
+            let src = db.resolve_run_id(spec)?;
+            let only = not_completed(&mut db, &src)?;
+            // Ids that no longer exist (or were invalid files) are simply not rerun.
+            let (loaded, _unknown) = workstream::select_only(all, &only);
+            Start::New {
+                loaded,
+                rerun_of: Some(src),
+            }
+        }
+        RunMode::Resume(spec) => {
+            let run_id = db.resolve_run_id(spec)?;
+            if db.shared_run(&run_id)?.is_some() {
+                return Err(Error::new(format!(
+                    "--resume {run_id}: it is a shared run; join it instead: git ws-run --join {run_id} --remote NAME"
+                )));
+            }
+            let info = db
+                .run_info(&run_id)?
+                .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
+            let previous = db.results(&run_id)?;
+            // The workstreams the run was started with, if it said (else all of them).
+            let loaded = match read_selection(&logs_dir_of(&r.repo.root, &run_id)) {
+                Some(ids) => workstream::select_only(all, &ids).0,
+                None => all,
+            };
+            Start::Resume {
+                run_id,
+                info,
+                previous,
+                loaded,
+            }
+        }
+        RunMode::New | RunMode::Join(_) => unreachable!("handled above"),
+    };
+    Ok((db, start, None))
+}
+
+/// A run begun: its id and facts, what it runs, and what an earlier attempt recorded.
+struct Begun {
+    run_id: String,
+    info: RunInfo,
+    loaded: Loaded,
+    previous: Vec<WorkstreamResult>,
+}
+
+/// Allocate the run's id and write its rows (a new run), or take over the resumed run's
+/// settings. The first write of a run.
+fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Result<Begun, Error> {
+    match start {
+        Start::New { loaded, rerun_of } => {
+            let started_at = Utc::now();
+            let mut info = RunInfo {
+                run_id: format!("ma-run-{}", started_at.format("%Y%m%d-%H%M%S")),
+                started_at,
+                finished_at: None,
+                agents: r.agents,
+                base: r.base.clone(),
+                base_rev: r.base_rev.clone(),
+                repo_root: r.repo.root.display().to_string(),
+                rerun_of,
+            };
+            let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.repo))?;
+            info.run_id = run_id.clone();
+            Ok(Begun {
+                run_id,
+                info,
+                loaded,
+                previous: Vec::new(),
+            })
+        }
+        Start::Resume {
+            run_id,
+            mut info,
+            previous,
+            loaded,
+        } => {
+            // The run's own settings, unless the user overrides the agent count.
+            if !r.agents_given {
+                r.agents = info.agents.max(1);
+            }
+            info.agents = r.agents;
+            info.finished_at = None;
+            r.base = info.base.clone();
+            Ok(Begun {
+                run_id,
+                info,
+                loaded,
+                previous,
+            })
+        }
+        Start::Join { .. } => unreachable!("a worker does not begin a run"),
+    }
+}
+
+/// The run's logs directory and its lock (held for the whole run: it tells a `--resume`
+/// that this run is alive). A resume is refused while another process holds the lock; it
+/// kills what the dead coordinator left running and marks the run running again. A new
+/// run writes the ids it runs, for a later resume.
+fn take_logs(
+    r: &Resolved,
+    begun: &Begun,
+    resuming: bool,
+    db: &mut ConsolidationDatabase,
+) -> Result<(PathBuf, Option<RunLock>, Vec<String>), Error> {
+    let run_id = &begun.run_id;
+    let logs_dir = logs_dir_of(&r.repo.root, run_id);
+    let _ = std::fs::create_dir_all(&logs_dir);
+    let run_lock = RunLock::try_acquire(&logs_dir.join(RUN_LOCK));
+    let mut notes = Vec::new();
+    if resuming {
+        let lock = match run_lock {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                return Err(Error::new(format!(
+                "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
+                logs_dir.join(RUN_LOCK).display()
+            )))
+            }
+            Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
+        };
+        // Processes the dead coordinator left running would write into the worktrees.
+        notes.extend(process::reap_orphans(&logs_dir));
+        db.set_run_state(run_id, RunState::Running)?;
+        return Ok((logs_dir, Some(lock), notes));
+    }
+    write_selection(&logs_dir, &begun.loaded);
+    Ok((logs_dir, run_lock.ok().flatten(), notes))
+}
+
+/// The pool: idle worktrees past their expiry go; a crashed run's slots let go of its
+/// branches. A resume takes back the crashed run's worktrees now, so every one of them is
+/// repaired and, at the end, reset to the base, whether or not an agent needs it.
+async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Vec<git::AgentSlot> {
+    notes.extend(sweep_pool(&r.repo, &r.pool).await);
+    if !resuming {
+        return Vec::new();
+    }
+    let (slots, more) = take_back_slots(&r.repo, &r.base, r.agents).await;
+    notes.extend(more);
+    slots
+}
+
+/// What every workstream of a run shares.
+fn run_context(
+    r: &Resolved,
+    run_id: &str,
+    logs_dir: PathBuf,
+    worker: Option<String>,
+    timeout: Duration,
+) -> RunContext {
+    RunContext {
+        run_id: run_id.to_string(),
+        repo: r.repo.clone(),
+        base: r.base.clone(),
+        logs_dir,
+        agent_cmd: r.agent_cmd.clone(),
+        default_timeout: timeout,
+        grace: r.grace,
+        prepare: PrepareOptions {
+            keep_ignored: r.keep_ignored.clone(),
+        },
+        agent_settings: r.agent_settings.clone(),
+        worker,
+    }
+}
+
+/// In the background: the warning about uncommitted changes in the user's worktree, which
+/// the agents will not see (the base is a commit), if there are any.
+fn warn_uncommitted(cwd: &Path, base: &str) -> tokio::task::JoinHandle<Option<String>> {
+    let (cwd, base) = (cwd.to_path_buf(), base.to_string());
+    tokio::task::spawn_blocking(move || {
+        let (n, paths) = git::uncommitted_changes(&cwd, 3).ok()?;
+        uncommitted_warning(n, &paths, &base)
+    })
+}
+
+/// The one warning about uncommitted changes (pure).
+fn uncommitted_warning(n: usize, paths: &[String], base: &str) -> Option<String> {
+    if n == 0 {
+        return None;
+    }
+    let mut list = paths.join(", ");
+    if n > paths.len() {
+        list.push_str(", …");
+    }
+    Some(format!(
+        "your worktree has uncommitted changes ({n} file{}: {list}) that the base {} does not include: the agents will not see them (commit them first to include them)",
+        if n == 1 { "" } else { "s" },
+        &base[..base.len().min(12)]
+    ))
 }
 
 /// What a run (or a resumed run) executes. Pure.
@@ -744,7 +930,7 @@ fn nothing_to_do_in(
     all: &Loaded,
 ) -> Result<Option<String>, Error> {
     match mode {
-        RunMode::New => Ok(None),
+        RunMode::New | RunMode::Join(_) => Ok(None),
         RunMode::RerunFailed(spec) => {
             let src = db.resolve_run_id(spec)?;
             let ids = not_completed(db, &src)?;
@@ -776,16 +962,16 @@ fn nothing_to_do_in(
 }
 
 /// For `--resume` and `--rerun-failed`: `Some(why)` when there is nothing to do (the
-/// command line then says why and exits 0 without starting a run). `Coordinator::run`
-/// returns the same sentence as an error.
+/// command line then says why and exits 0 without starting a run). The same as
+/// [`Prepared::nothing_to_do`], for callers that do not go on to run.
 pub fn nothing_to_do(opts: &RunOptions) -> Result<Option<String>, Error> {
-    if opts.mode == RunMode::New {
+    if matches!(opts.mode, RunMode::New | RunMode::Join(_)) {
         return Ok(None);
     }
-    let r = resolve(opts)?;
-    let all = load(&r.workstreams_dir)?;
-    let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
-    nothing_to_do_in(&mut db, &opts.mode, &all)
+    Ok(Coordinator::new(opts.clone())
+        .prepare()?
+        .nothing_to_do()
+        .map(str::to_string))
 }
 
 /// Sweep the pool before a run (see [`git::sweep_pool`]); returns a note per thing done.
@@ -831,43 +1017,6 @@ async fn take_back_slots(
             vec![format!("failed to take back the agent worktrees: {e}")],
         )
     })
-}
-
-/// At the end of a run, every agent at once: reset its worktree to the base and keep it as
-/// the pool, or remove it (`keep` false, and always for overflow slots, so the pool stays
-/// at the largest `--agents` used). Returns a note per failure.
-async fn let_go_of_slots(
-    slots: Vec<git::AgentSlot>,
-    base: String,
-    keep: bool,
-    keep_ignored: Vec<String>,
-) -> Vec<String> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for slot in slots {
-        let base = base.clone();
-        let opts = PrepareOptions {
-            keep_ignored: keep_ignored.clone(),
-        };
-        tasks.spawn_blocking(move || {
-            let name = slot.name.clone();
-            let res = if keep && !slot.overflow {
-                slot.release(&base, &opts)
-            } else {
-                slot.remove()
-            };
-            res.err()
-                .map(|e| format!("failed to let go of agent worktree {name}: {e}"))
-        });
-    }
-    let mut notes = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        match done {
-            Ok(Some(note)) => notes.push(note),
-            Ok(None) => {}
-            Err(e) => notes.push(format!("failed to let go of an agent worktree: {e}")),
-        }
-    }
-    notes
 }
 
 /// Whether a run id is already in use in this repository by a run another database
@@ -935,34 +1084,6 @@ impl RunLock {
 pub(crate) fn run_is_live(root: &Path, run_id: &str) -> bool {
     let path = logs_dir_of(root, run_id).join(RUN_LOCK);
     path.is_file() && matches!(RunLock::try_acquire(&path), Ok(None))
-}
-
-/// The report's path for a run.
-pub fn report_path(reports_dir: &Path, run_id: &str) -> PathBuf {
-    reports_dir.join(format!("multi_agent_consolidated_{run_id}.md"))
-}
-
-fn write_report(
-    dir: &Path,
-    c: &Consolidated,
-    results: &[WorkstreamResult],
-) -> (Option<PathBuf>, Option<String>) {
-    let text = report::render_markdown(&ReportModel {
-        consolidated: c,
-        results,
-    });
-    let path = report_path(dir, &c.run.run_id);
-    let res = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, text));
-    match res {
-        Ok(()) => (Some(path), None),
-        Err(e) => (
-            None,
-            Some(format!(
-                "failed to write the report {}: {e}",
-                path.display()
-            )),
-        ),
-    }
 }
 
 /// Keep `.state/` out of `git status` without touching the user's `.gitignore`.

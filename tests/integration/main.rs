@@ -9,6 +9,7 @@ mod merge;
 mod pg;
 mod pgcluster;
 mod pool;
+mod queue;
 mod reliability;
 mod report;
 mod run;

@@ -5,7 +5,7 @@
 use crate::common::Env;
 
 /// The queries from fixtures/seed-queries.sql, split on the `-- ` headings.
-fn seed_queries() -> Vec<(String, String)> {
+pub fn seed_queries() -> Vec<(String, String)> {
     let text = include_str!("../../fixtures/seed-queries.sql");
     let mut out = Vec::new();
     let mut title = String::new();
