@@ -582,7 +582,7 @@ fn rewrite_report(
     run_id: &str,
     reports: &Path,
 ) -> Result<PathBuf, Error> {
-    let view = crate::cli::report::load_view(db, run_id)?;
+    let view = db.run_view(run_id)?;
     let path = crate::runner::report_path(reports, run_id);
     std::fs::create_dir_all(reports)
         .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))

@@ -65,6 +65,7 @@
 //! ```
 
 pub mod agents;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod consolidate;
 pub mod db;
@@ -74,6 +75,7 @@ pub mod hooks;
 pub mod integrate;
 pub mod model;
 pub mod plan;
+#[cfg(feature = "cli")]
 pub mod progress;
 pub mod report;
 pub mod runner;

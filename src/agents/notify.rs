@@ -56,7 +56,7 @@ pub async fn notify(
     outcome: &RunOutcome,
     timeout: Duration,
 ) -> Option<String> {
-    let json = crate::cli::summary_json(outcome);
+    let json = crate::report::summary_json(outcome);
     let env = BTreeMap::from([
         ("WS_RUN_ID".to_string(), outcome.run_id.clone()),
         ("WS_EXIT_CODE".to_string(), outcome.exit_code().to_string()),

@@ -1,11 +1,9 @@
 //! `git ws-report`: lists recorded runs and prints a run's summary and sections from the
 //! database, as tables, JSON or Markdown; `--record-merges` is what the post-merge hook runs.
 
-use crate::consolidate;
 use crate::db::{ConsolidationDatabase, DbLocation, RunState, RunSummary};
 use crate::error::{Error, EXIT_NOTHING_RAN};
 use crate::report::{self, render_table, Section};
-use crate::view::{Input, RunView};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -115,7 +113,7 @@ pub fn run(args: &ReportArgs) -> Result<String, Error> {
         return Ok(render_list(&runs, args.format));
     };
     let run_id = db.resolve_run_id(spec)?;
-    let view = load_view(&mut db, &run_id)?;
+    let view = db.run_view(&run_id)?;
     let sections: Vec<Section> = [
         (args.agents, Section::Agents),
         (args.errors, Section::Errors),
@@ -218,33 +216,6 @@ fn render_list(runs: &[RunSummary], format: ReportFormat) -> String {
     } else {
         render_table(&HEADERS, &rows)
     }
-}
-
-/// Everything recorded about one run, consolidated afresh from its rows (so an unfinished
-/// run shows what it has so far), with its merges, state and run-level warnings.
-pub fn load_view(db: &mut ConsolidationDatabase, run_id: &str) -> Result<RunView, Error> {
-    let info = db
-        .run_info(run_id)?
-        .ok_or_else(|| Error::new(format!("no run {run_id}")))?;
-    let results = db.results(run_id)?;
-    let forecast = db.forecast(run_id)?;
-    let merged = db.merged(run_id)?;
-    let summary = db.get_run_summary(run_id)?;
-    let state = summary.as_ref().map_or(RunState::Running, |s| s.state);
-    let mut consolidated = consolidate::consolidate(&info, &results, forecast);
-    // The run's own warnings were kept with its totals.
-    consolidated.notes = summary
-        .and_then(|s| s.execution_summary.get("notes").cloned())
-        .and_then(|n| serde_json::from_value(n).ok())
-        .unwrap_or_default();
-    let mut view = RunView::build(Input {
-        consolidated: &consolidated,
-        results: &results,
-        merges: Some(&merged),
-        state: state.as_str(),
-    });
-    view.set_integration(db.latest_integration(run_id)?);
-    Ok(view)
 }
 
 /// The post-merge hook's work: record newly landed `ws/…` branches (see

@@ -10,6 +10,7 @@ mod models;
 mod postgres;
 mod queries;
 pub mod queue;
+mod run_view;
 pub mod schema;
 mod sqlite;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 mod escape;
 mod json;
 mod markdown;
+mod summary;
 mod table;
 mod usage;
 
@@ -19,6 +20,7 @@ use crate::view::{Input, RunView};
 pub use escape::{fenced_with, mermaid_name};
 pub use json::{json, json_sections};
 pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
+pub use summary::{summary_json, summary_text};
 pub use table::{render_table, tables, TABLE_TITLE_COLUMNS};
 pub use usage::{fmt_count, fmt_usd, retries_line, usage_line};
 

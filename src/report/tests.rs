@@ -193,7 +193,6 @@ fn terminal_tables_stay_printable_and_aligned() {
 
 #[test]
 fn ws_run_closing_summary_snapshots() {
-    use crate::cli::{render_summary, SummaryFormat};
     let outcome = crate::runner::RunOutcome {
         run_id: fixture::RUN.into(),
         consolidated: fixture::consolidated(),
@@ -207,12 +206,8 @@ fn ws_run_closing_summary_snapshots() {
         notes: vec![],
         shared: None,
     };
-    insta::assert_snapshot!(
-        "ws_run_human",
-        render_summary(&outcome, SummaryFormat::Human)
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&render_summary(&outcome, SummaryFormat::Json)).unwrap();
+    insta::assert_snapshot!("ws_run_human", super::summary_text(&outcome));
+    let json: serde_json::Value = serde_json::from_str(&super::summary_json(&outcome)).unwrap();
     // The run object of `git ws-report RUN --format json` (nothing merged yet), plus the
     // invocation's own fields.
     let view: serde_json::Value = serde_json::from_str(&json_sections(
