@@ -6,10 +6,10 @@
 
 pub mod backend;
 pub mod location;
-mod models;
 mod postgres;
 mod queries;
 pub mod queue;
+mod rows;
 mod run_view;
 pub mod schema;
 mod sqlite;
@@ -371,7 +371,7 @@ impl ConsolidationDatabase {
                     "no run {spec} in {db}: the database has no runs yet"
                 ))
             } else {
-                let near = models::closest(spec, &known, 3).join(", ");
+                let near = rows::closest(spec, &known, 3).join(", ");
                 DbError(format!("no run {spec} in {db}; closest: {near}"))
             }
         })

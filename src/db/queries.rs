@@ -4,7 +4,7 @@
 //! and unique constraints (PostgreSQL) instead of failing.
 
 use super::backend::{on_conn, Conn, Dialect};
-use super::models::*;
+use super::rows::*;
 use super::schema::*;
 use super::{MergeRecord, RunState, RunSummary};
 use crate::consolidate::Consolidated;

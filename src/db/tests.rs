@@ -1058,9 +1058,9 @@ fn resolve_run_id_handles_latest_exact_and_near_misses() {
 
 #[test]
 fn closest_ranks_by_edit_distance_then_prefix_then_recency() {
-    assert_eq!(models::edit_distance("kitten", "sitting"), 3);
-    assert_eq!(models::edit_distance("", "abc"), 3);
-    assert_eq!(models::edit_distance("same", "same"), 0);
+    assert_eq!(rows::edit_distance("kitten", "sitting"), 3);
+    assert_eq!(rows::edit_distance("", "abc"), 3);
+    assert_eq!(rows::edit_distance("same", "same"), 0);
     let known: Vec<String> = ["run-b1", "run-a1", "xun-a2", "zzzzzzzz"]
         .iter()
         .map(|s| s.to_string())
@@ -1068,12 +1068,12 @@ fn closest_ranks_by_edit_distance_then_prefix_then_recency() {
     // run-b1 and run-a1 are both one edit away; the more recent (first) wins the tie;
     // xun-a2 is two away.
     assert_eq!(
-        models::closest("run-c1", &known, 3),
+        rows::closest("run-c1", &known, 3),
         vec!["run-b1", "run-a1", "xun-a2"]
     );
     // Equal distance: the longer common prefix first.
     let known: Vec<String> = vec!["xb".into(), "ab".into()];
-    assert_eq!(models::closest("aa", &known, 1), vec!["ab"]);
+    assert_eq!(rows::closest("aa", &known, 1), vec!["ab"]);
 }
 
 #[test]
