@@ -86,19 +86,9 @@ pub async fn execute(
 ) -> (Option<AgentSlot>, Executed) {
     let started = Instant::now();
     let mut r = new_result(&ctx, k, &ws);
-    let branch = branch_name(&ctx.run_id, &ws.id);
-    r.branch = Some(branch.clone());
-    if !git::valid_branch_name(&branch) {
-        r.branch = None;
-        r.errors.push(WsError::new(
-            ErrorType::GitError,
-            format!(
-                "{}: the workstream id {:?} does not make a valid git branch name ({branch}); rename the id",
-                ws.file, ws.id
-            ),
-        ));
+    let Some(branch) = branch_of(&ctx, &ws, &mut r) else {
         return done(r, started, slot);
-    }
+    };
     let runner = match choose_runner(&ctx, &ws) {
         Ok(x) => x,
         Err(message) => {
@@ -117,10 +107,11 @@ pub async fn execute(
     let mut n: u32 = 0;
     let last = loop {
         n += 1;
-        // 1. The agent's worktree, on a fresh branch at the base (again for each retry).
-        let s = match prepare(&ctx, k, slot.take(), &branch).await {
-            Prepared::Ready(s) => s,
-            Prepared::PoolFault(error) => {
+        // 1. The agent's worktree, on a fresh branch at the base (again for each retry), and
+        // the slot's setup command, once per worktree and base.
+        let (s, env) = match ready_slot(&ctx, k, slot.take(), &ws, &branch, &cancel, &mut r).await {
+            Ok(x) => x,
+            Err(NoStart::HandOver(error)) => {
                 return (
                     None,
                     Executed::NotStarted {
@@ -129,35 +120,11 @@ pub async fn execute(
                     },
                 )
             }
-            Prepared::Failed(s, message) => {
+            Err(NoStart::Failed(s, message)) => {
                 r.errors.push(WsError::new(ErrorType::GitError, message));
-                return done(r, started, s);
+                return done(r, started, s.map(|s| *s));
             }
         };
-        r.worktree = Some(s.path.display().to_string());
-        let (name, path) = (slot_name(&s), s.path.clone());
-        let env = command_env(&ctx, k, &ws, &name, &path, &branch, &mut r.warnings);
-        // 1b. The slot's setup command, once per worktree and base.
-        match setup_slot(&ctx, &name, &path, &env, cancel.clone()).await {
-            Ok(ran) => {
-                if ran && ctx.prepare.keep_ignored.is_empty() {
-                    r.warnings.push(format!(
-                        "ws.setupCommand ran in {name}, but git config ws.keepIgnored is empty: ignored files it installed are removed before the next workstream on this agent"
-                    ));
-                }
-            }
-            Err(error) => {
-                // The slot's failure: let go of it, and hand the workstream on.
-                drop(s);
-                return (
-                    None,
-                    Executed::NotStarted {
-                        ws: Box::new(ws),
-                        error,
-                    },
-                );
-            }
-        }
         slot = Some(s);
 
         // 2. The command and its tests.
@@ -197,32 +164,70 @@ pub async fn execute(
         }
     };
 
-    let Outcome {
-        attempt,
-        errors,
-        exit_code,
-        output_tail,
-        command_seconds,
-        test_results,
-        test_seconds,
-        ..
-    } = last;
-    r.errors.extend(errors);
-    r.exit_code = exit_code;
-    r.output_tail = output_tail;
-    // The agent's time: every attempt's command and the waits between them.
-    r.command_seconds = Some(
-        r.attempts.iter().map(|a| a.duration_seconds).sum::<f64>()
-            + command_seconds
-            + waited.as_secs_f64(),
-    );
-    r.test_seconds = test_seconds;
-    r.test_results = test_results;
-    r.attempts.push(attempt);
+    last.record_into(&mut r, waited);
     r.usage = spent;
 
     // 4. The truth, from git — also for failed work, so partial work is visible.
     collect(&ctx, r, started, slot, &branch).await
+}
+
+/// The workstream's branch `ws/<run>/<id>`, or `None` with the error on `r` when the id
+/// does not make a valid branch name.
+fn branch_of(ctx: &RunContext, ws: &Workstream, r: &mut WorkstreamResult) -> Option<String> {
+    let branch = branch_name(&ctx.run_id, &ws.id);
+    if !git::valid_branch_name(&branch) {
+        r.errors.push(WsError::new(
+            ErrorType::GitError,
+            format!(
+                "{}: the workstream id {:?} does not make a valid git branch name ({branch}); rename the id",
+                ws.file, ws.id
+            ),
+        ));
+        return None;
+    }
+    r.branch = Some(branch.clone());
+    Some(branch)
+}
+
+/// Why an attempt could not start.
+enum NoStart {
+    /// The pool's fault, or the slot's setup command's: another agent gets the workstream.
+    HandOver(String),
+    /// The workstream's own (its branch cannot be made): a failed result.
+    Failed(Option<Box<AgentSlot>>, String),
+}
+
+/// Agent `k`'s worktree on a fresh `branch` at the base, its setup command run if it is
+/// due, and the command's environment.
+async fn ready_slot(
+    ctx: &Arc<RunContext>,
+    k: usize,
+    slot: Option<AgentSlot>,
+    ws: &Workstream,
+    branch: &str,
+    cancel: &watch::Receiver<bool>,
+    r: &mut WorkstreamResult,
+) -> Result<(AgentSlot, BTreeMap<String, String>), NoStart> {
+    let s = match prepare(ctx, k, slot, branch).await {
+        Prepared::Ready(s) => s,
+        Prepared::PoolFault(error) => return Err(NoStart::HandOver(error)),
+        Prepared::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
+    };
+    r.worktree = Some(s.path.display().to_string());
+    let (name, path) = (slot_name(&s), s.path.clone());
+    let env = command_env(ctx, k, ws, &name, &path, branch, &mut r.warnings);
+    match setup_slot(ctx, &name, &path, &env, cancel.clone()).await {
+        Ok(ran) => {
+            if ran && ctx.prepare.keep_ignored.is_empty() {
+                r.warnings.push(format!(
+                    "ws.setupCommand ran in {name}, but git config ws.keepIgnored is empty: ignored files it installed are removed before the next workstream on this agent"
+                ));
+            }
+            Ok((s, env))
+        }
+        // The slot's failure: let go of it (dropped here), and hand the workstream on.
+        Err(error) => Err(NoStart::HandOver(error)),
+    }
 }
 
 /// The result's identity and what is known before anything runs.
@@ -423,6 +428,24 @@ struct Outcome {
     warnings: Vec<String>,
     /// Where this attempt's output starts in the log.
     log_offset: u64,
+}
+
+impl Outcome {
+    /// The last attempt's outcome onto the result: its errors, exit code, output, tests,
+    /// and the agent's time (every attempt's command and the waits between them).
+    fn record_into(self, r: &mut WorkstreamResult, waited: Duration) {
+        r.errors.extend(self.errors);
+        r.exit_code = self.exit_code;
+        r.output_tail = self.output_tail;
+        r.command_seconds = Some(
+            r.attempts.iter().map(|a| a.duration_seconds).sum::<f64>()
+                + self.command_seconds
+                + waited.as_secs_f64(),
+        );
+        r.test_seconds = self.test_seconds;
+        r.test_results = self.test_results;
+        r.attempts.push(self.attempt);
+    }
 }
 
 /// The command (metered: usage read while it runs, stopped past `max_cost_usd`), then its
