@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench queue                 # 1000 queued, 3 whole-run reps per worker count
 //! cargo bench --bench queue -- --quick      # smoke test
+//! cargo bench --bench queue -- makespan --sleep 8 --reps 1   # only the makespan, longer tasks
 //! ```
 //!
 //! 1. Claim latency with 1,000 workstreams queued: one client claiming (and completing)
@@ -109,12 +110,29 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let (n_queued, reps, n_ws, sleep) = if quick {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let (n_queued, mut reps, n_ws, mut sleep) = if quick {
         (200, 1, 6, 0.5)
     } else {
         (1000, 3, 24, 1.0)
     };
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|v| {
+                v.parse::<f64>()
+                    .unwrap_or_else(|_| panic!("{flag} takes a number, not {v:?}"))
+            })
+    };
+    if let Some(s) = value("--sleep") {
+        sleep = s;
+    }
+    if let Some(r) = value("--reps") {
+        reps = r as usize;
+    }
+    let makespan_only = args.iter().any(|a| a == "makespan");
     let cluster = match pgcluster::start_own(true) {
         Ok(c) => c,
         Err(e) => {
@@ -128,7 +146,8 @@ fn main() {
     );
 
     // 1. Claim latency with n_queued queued.
-    for clients in [1usize, 6] {
+    let claim_clients: &[usize] = if makespan_only { &[] } else { &[1, 6] };
+    for &clients in claim_clients {
         let url = cluster.database(&format!("bench_claim_{clients}"));
         let run_id = format!("ma-run-bench-{clients}");
         queued_run(&url, &run_id, n_queued);
