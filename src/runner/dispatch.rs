@@ -32,15 +32,30 @@ pub(super) struct Settled {
 /// A future the loop waits on beside its running workstreams.
 pub(super) type Wake = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// A workstream handed back: the agents that tried it, and the last error.
+pub(super) type HandedBack = (Workstream, BTreeSet<usize>, String);
+
 /// Where idle agents' work comes from, and where what they did goes back: the one place a
 /// run's kind (local, or shared through a queue) shows in the loop.
 pub(super) trait WorkSource: Send {
     /// The next workstream for idle agent `k`, if one is ready for it now.
     fn next_for(&mut self, k: usize) -> impl Future<Output = Option<Workstream>> + Send;
+    /// Workstreams that did not start because an agent's worktree could not be prepared:
+    /// each with the agents that tried it and the last error.
+    fn handed_back(&mut self) -> &mut Vec<HandedBack>;
     /// A workstream that did not start on agent `k` goes back, for another agent here.
-    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String);
+    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String) {
+        self.handed_back().push((ws, tried, error));
+    }
     /// Handed-back workstreams no agent in `alive` may still try.
-    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)>;
+    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)> {
+        let list = self.handed_back();
+        let (stuck, keep): (Vec<_>, Vec<_>) = std::mem::take(list)
+            .into_iter()
+            .partition(|(_, tried, _)| alive.is_subset(tried));
+        *list = keep;
+        stuck.into_iter().map(|(ws, _, e)| (ws, e)).collect()
+    }
     /// A workstream that ran here ended with `res`; `interrupted`: the run is winding down.
     fn settle(&mut self, res: WorkstreamResult, interrupted: bool) -> Settled;
     /// Nothing more starts here: the results that settles (local: every waiting
@@ -239,16 +254,8 @@ impl WorkSource for LocalWork {
         std::future::ready(next)
     }
 
-    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String) {
-        self.handed_back.push((ws, tried, error));
-    }
-
-    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)> {
-        let (stuck, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handed_back)
-            .into_iter()
-            .partition(|(_, tried, _)| alive.is_subset(tried));
-        self.handed_back = keep;
-        stuck.into_iter().map(|(ws, _, e)| (ws, e)).collect()
+    fn handed_back(&mut self) -> &mut Vec<HandedBack> {
+        &mut self.handed_back
     }
 
     fn settle(&mut self, res: WorkstreamResult, _interrupted: bool) -> Settled {

@@ -15,7 +15,7 @@
 //! its lease expires.
 
 use super::dispatch::{
-    invalid_results, skipped_result, Dispatch, Dispatched, Settled, Wake, WorkSource,
+    invalid_results, skipped_result, Dispatch, Dispatched, HandedBack, Settled, Wake, WorkSource,
 };
 use super::events::{Event, Observer, Tee};
 use super::execute::RunContext;
@@ -943,16 +943,8 @@ impl WorkSource for QueueWork {
         }
     }
 
-    fn hand_back(&mut self, ws: Workstream, tried: BTreeSet<usize>, error: String) {
-        self.handed_back.push((ws, tried, error));
-    }
-
-    fn stranded(&mut self, alive: &BTreeSet<usize>) -> Vec<(Workstream, String)> {
-        let (stuck, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.handed_back)
-            .into_iter()
-            .partition(|(_, tried, _)| alive.is_subset(tried));
-        self.handed_back = keep;
-        stuck.into_iter().map(|(ws, _, e)| (ws, e)).collect()
+    fn handed_back(&mut self) -> &mut Vec<HandedBack> {
+        &mut self.handed_back
     }
 
     fn settle(&mut self, res: WorkstreamResult, interrupted: bool) -> Settled {
