@@ -205,8 +205,13 @@ pub fn spent(results: &[WorkstreamResult]) -> Option<f64> {
 /// `Some(reason)` once the recorded spend reaches `--budget`: the dispatch loop then starts
 /// nothing more and skips the rest with this reason (`BudgetExceeded`).
 pub fn budget_spent(budget_usd: Option<f64>, results: &[WorkstreamResult]) -> Option<String> {
+    budget_reached(budget_usd, spent(results))
+}
+
+/// [`budget_spent`] for a spend already summed (`None`: nothing reported a cost).
+pub fn budget_reached(budget_usd: Option<f64>, spent: Option<f64>) -> Option<String> {
     let budget = budget_usd?;
-    let spent = spent(results)?;
+    let spent = spent?;
     (spent >= budget).then(|| {
         format!(
             "not started: the run's --budget of {} was spent ({} recorded)",

@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 /// How long one push or fetch may take before it is stopped.
 pub const GIT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Environment variables that would point the `git` program at another repository.
-const GIT_ENV_TO_CLEAR: [&str; 6] = [
+/// Environment variables git sets for hooks and subcommands that would point a child's git
+/// (the `git` program, or a workstream's command) at another repository.
+pub const GIT_ENV_TO_CLEAR: [&str; 6] = [
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",

@@ -126,8 +126,9 @@ pub(super) struct LocalWork {
     handed_back: Vec<(Workstream, BTreeSet<usize>, String)>,
     /// `--budget`: once the recorded spend reaches it, nothing more starts.
     budget_usd: Option<f64>,
-    /// What the run's results so far spent (earlier attempts of a resumed run included).
-    spent: Vec<WorkstreamResult>,
+    /// What the run's results so far spent, in dollars (earlier attempts of a resumed run
+    /// included); `None` while nothing reported a cost.
+    spent: Option<f64>,
 }
 
 impl LocalWork {
@@ -150,7 +151,7 @@ impl LocalWork {
             fail_fast,
             handed_back: Vec::new(),
             budget_usd: None,
-            spent: Vec::new(),
+            spent: None,
         }
     }
 
@@ -158,13 +159,7 @@ impl LocalWork {
     /// `budget_usd`.
     pub fn with_budget(mut self, budget_usd: Option<f64>, earlier: &[WorkstreamResult]) -> Self {
         self.budget_usd = budget_usd;
-        if budget_usd.is_some() {
-            self.spent = earlier
-                .iter()
-                .filter(|r| r.usage.is_some())
-                .cloned()
-                .collect();
-        }
+        self.spent = crate::agents::spent(earlier);
         self
     }
 
@@ -265,8 +260,8 @@ impl WorkSource for LocalWork {
         for skip in self.sched.finish(&id, ok) {
             records.push(self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed));
         }
-        if self.budget_usd.is_some() && records[0].usage.is_some() {
-            self.spent.push(records[0].clone());
+        if let Some(cost) = records[0].usage.as_ref().and_then(|u| u.cost_usd) {
+            self.spent = Some(self.spent.unwrap_or(0.0) + cost);
         }
         let stop = (!ok && self.fail_fast)
             .then(|| {
@@ -276,7 +271,7 @@ impl WorkSource for LocalWork {
                 )
             })
             .or_else(|| {
-                crate::agents::budget_spent(self.budget_usd, &self.spent)
+                crate::agents::budget_reached(self.budget_usd, self.spent)
                     .map(|why| (why, ErrorType::BudgetExceeded))
             });
         Settled {

@@ -57,11 +57,6 @@ pub fn branch_name(run_id: &str, ws_id: &str) -> String {
     format!("ws/{run_id}/{ws_id}")
 }
 
-/// Agent id as stored (`agent-1`).
-pub fn agent_id(k: usize) -> String {
-    crate::model::agent_name(k)
-}
-
 /// How one hand-over of a workstream to an agent ended.
 #[derive(Debug)]
 pub enum Executed {

@@ -5,6 +5,7 @@
 //! too; the live commands are kept (a second Ctrl-C kills them all at once) and written to a
 //! pgid file each, so a resume can kill what a coordinator killed by SIGKILL left behind.
 
+use crate::git::remote::GIT_ENV_TO_CLEAR;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -65,17 +66,6 @@ impl Ending {
         }
     }
 }
-
-/// Environment variables git sets for hooks and subcommands that would point a child's git
-/// at the wrong repository.
-const GIT_ENV_TO_CLEAR: [&str; 6] = [
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_INDEX_FILE",
-    "GIT_PREFIX",
-    "GIT_COMMON_DIR",
-    "GIT_OBJECT_DIRECTORY",
-];
 
 /// Set in every command's environment to a value unique to that command. Everything the
 /// command starts inherits it, also what leaves the process group (`setsid`, double fork),
