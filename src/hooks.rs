@@ -66,7 +66,7 @@ pub fn landed_branches(cwd: &Path) -> Result<Vec<git::Landed>, Error> {
 /// ends quietly, or with a one-line note when the database was busy.
 pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
     let repo = git::discover(cwd).ok()?;
-    let location = crate::db::locate(db, cwd, Some(&repo)).ok()??;
+    let location = crate::workspace::locate_db(db, cwd, Some(&repo)).ok()??;
     let mut db = match ConsolidationDatabase::open_for_hook(&location) {
         Ok(Some(db)) => db,
         Ok(None) => return None,

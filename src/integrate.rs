@@ -265,7 +265,7 @@ pub fn merge(
 fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let repo = git::discover(&opts.cwd)?;
     let config = git::Repo::open(&repo)?.config()?;
-    let location = crate::db::locate(opts.db.as_ref(), &opts.cwd, Some(&repo))?
+    let location = crate::workspace::locate_db(opts.db.as_ref(), &opts.cwd, Some(&repo))?
         .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(crate::db::DEFAULT_PATH)));
     let mut db = ConsolidationDatabase::open_existing(&location)?;
     let run_id = db.resolve_run_id(&opts.run)?;
@@ -479,7 +479,7 @@ fn not_completed_entry(r: &WorkstreamResult) -> IntegrationExclusion {
         workstream_id: r.workstream_id.clone(),
         reason: IntegrationExclusion::NOT_COMPLETED.to_string(),
         paths: Vec::new(),
-        detail: crate::view::text::truncate(&crate::view::text::one_line(&detail), 300),
+        detail: crate::text::truncate(&crate::text::one_line(&detail), 300),
         broke_with: Vec::new(),
         output_tail: None,
     }
@@ -699,7 +699,7 @@ impl Tester<'_> {
             short(&onto),
             self.opts.onto,
             verdict(passed, &ending),
-            crate::view::text::duration(last.duration_seconds)
+            crate::text::duration(last.duration_seconds)
         ));
         if let Ending::SpawnFailed(why) = &ending {
             return Err(Error::new(format!(
@@ -749,7 +749,7 @@ impl Tester<'_> {
                     self.runs.len(),
                     merges_text(&ids),
                     verdict(passed, &ending),
-                    crate::view::text::duration(last.duration_seconds)
+                    crate::text::duration(last.duration_seconds)
                 ));
                 Ok(passed)
             },

@@ -64,24 +64,23 @@
 //! assert!(markdown.contains("## Executive summary"));
 //! ```
 
-pub mod agents;
+pub mod agent_io;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod consolidate;
-pub mod db;
 pub mod error;
-pub mod git;
 pub mod hooks;
 pub mod integrate;
-pub mod model;
-pub mod plan;
 #[cfg(feature = "cli")]
 pub mod progress;
-pub mod report;
 pub mod runner;
-pub mod testparse;
-pub mod view;
-pub mod workstream;
+pub mod summary;
+pub mod workspace;
+
+// The layers below, under the names the runtime and the library API use: the pure core
+// (`ws_core`), git (`ws_git`) and the database (`ws_db`).
+pub use ws_core::{agents, consolidate, model, plan, report, testparse, text, view, workstream};
+pub use ws_db as db;
+pub use ws_git as git;
 
 pub use db::ConsolidationDatabase;
 pub use runner::{Coordinator, RunOptions, RunOutcome};

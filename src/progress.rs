@@ -5,7 +5,7 @@
 use crate::model::{agent_name, agent_number, Status, WorkstreamResult};
 use crate::plan::Job;
 use crate::runner::events::{Event, Observer};
-use crate::view::text::{duration, one_line};
+use crate::text::{duration, one_line};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};

@@ -3,7 +3,7 @@
 
 use crate::error::EXIT_NOTHING_RAN;
 use crate::integrate::{self, MergeOptions, MergeOutcome};
-use crate::view::text::{duration, one_line, truncate};
+use crate::text::{duration, one_line, truncate};
 use clap::{Parser, ValueEnum};
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -463,10 +463,10 @@ pub fn render_dry_run(d: &runner::DryRun) -> String {
             let _ = writeln!(
                 s,
                 "  +{:>7}  {:<9} {:<24} ~{}",
-                crate::view::text::duration(step.start_secs),
+                crate::text::duration(step.start_secs),
                 crate::model::agent_name(step.agent),
                 step.id,
-                crate::view::text::duration(step.expected_secs)
+                crate::text::duration(step.expected_secs)
             );
         }
     }
@@ -476,7 +476,7 @@ pub fn render_dry_run(d: &runner::DryRun) -> String {
 /// The closing summary printed on stdout.
 pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
     match format {
-        SummaryFormat::Json => crate::report::summary_json(o),
-        SummaryFormat::Human => crate::report::summary_text(o),
+        SummaryFormat::Json => crate::summary::summary_json(o),
+        SummaryFormat::Human => crate::summary::summary_text(o),
     }
 }

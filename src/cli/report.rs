@@ -91,9 +91,10 @@ fn paths(args: &ReportArgs) -> Result<Paths, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::new(format!("failed to read the current directory: {e}")))?;
     let repo = crate::git::discover(&cwd).ok();
-    let db = crate::db::locate(args.db.as_ref(), &cwd, repo.as_ref())?.ok_or_else(|| {
-        Error::new("not inside a git repository: pass --db PATH|URL or run from the repository")
-    })?;
+    let db =
+        crate::workspace::locate_db(args.db.as_ref(), &cwd, repo.as_ref())?.ok_or_else(|| {
+            Error::new("not inside a git repository: pass --db PATH|URL or run from the repository")
+        })?;
     let reports = match &args.reports_dir {
         Some(p) => cwd.join(p),
         None => match &repo {

@@ -6,7 +6,8 @@
 //! read what it did from git ([`collect`]) and classify the result ([`done`]).
 
 use super::process::{self, Ending, Spec};
-use crate::agents::{self, meter::Meter, retry, setup, Runner};
+use crate::agent_io::{meter::Meter, setup};
+use crate::agents::{self, retry, Runner};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
 use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
 use crate::testparse;
@@ -20,8 +21,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// Lines of output kept in the database and the report, each capped (see
-/// [`crate::view::text::cap_lines`]) so a huge last line cannot push out the error before it.
-const TAIL_LINES: usize = crate::view::text::TAIL_LINES;
+/// [`crate::text::cap_lines`]) so a huge last line cannot push out the error before it.
+const TAIL_LINES: usize = crate::text::TAIL_LINES;
 const TAIL_BYTES: u64 = 256 * 1024;
 /// How much of a test log is scanned for the summary line(s).
 const TEST_SCAN_BYTES: u64 = 4 * 1024 * 1024;
@@ -715,7 +716,7 @@ async fn collect(
 /// The last lines of a log, each capped.
 fn capped_tail(log: &Path) -> String {
     let t = process::tail(log, TAIL_LINES, TAIL_BYTES);
-    crate::view::text::cap_lines(&t, TAIL_LINES, crate::view::text::TAIL_LINE_CHARS)
+    crate::text::cap_lines(&t, TAIL_LINES, crate::text::TAIL_LINE_CHARS)
 }
 
 /// At most the last `max` bytes of `path` from `offset` on, lossily decoded.
@@ -757,9 +758,9 @@ fn test_message(tr: &TestResults, code: Option<i32>) -> String {
     }
 }
 
-/// `90s`, `30m`, `1h30m`, `250ms`: [`crate::view::text::duration`].
+/// `90s`, `30m`, `1h30m`, `250ms`: [`crate::text::duration`].
 pub fn human_duration(d: Duration) -> String {
-    crate::view::text::duration(d.as_secs_f64())
+    crate::text::duration(d.as_secs_f64())
 }
 
 #[cfg(test)]

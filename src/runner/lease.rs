@@ -73,7 +73,7 @@ pub fn resolve_shared(
     if lease < MIN_LEASE {
         return Err(Error::new(format!(
             "the lease ({}) must be at least {}ms",
-            crate::view::text::duration(lease.as_secs_f64()),
+            crate::text::duration(lease.as_secs_f64()),
             MIN_LEASE.as_millis()
         )));
     }

@@ -92,8 +92,9 @@ fn verdict(
 pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
     let repo = Repo::discover(&opts.cwd)?;
     let root = repo.paths().root.clone();
-    let db_path = crate::db::locate(opts.db_path.as_ref(), &opts.cwd, Some(repo.paths()))?
-        .unwrap_or_else(|| crate::db::DbLocation::Sqlite(root.join(DEFAULT_DB)));
+    let db_path =
+        crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(repo.paths()))?
+            .unwrap_or_else(|| crate::db::DbLocation::Sqlite(root.join(DEFAULT_DB)));
     let mut db = if db_path.exists() {
         Some(ConsolidationDatabase::open_existing(&db_path)?)
     } else {

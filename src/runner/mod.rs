@@ -279,7 +279,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         agent_cmd,
         timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
         grace: opts.grace.unwrap_or(DEFAULT_GRACE),
-        db_path: crate::db::locate(opts.db_path.as_ref(), &opts.cwd, Some(&repo))?
+        db_path: crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(&repo))?
             .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(DEFAULT_DB))),
         reports_dir: opts
             .reports_dir
@@ -291,7 +291,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         pool: PoolPolicy { expiry },
         agents_given: opts.agents.is_some(),
         shared: lease::resolve_shared(opts, &config, &repo)?,
-        agent_settings: crate::agents::Settings::resolve(
+        agent_settings: crate::agent_io::resolve_settings(
             &opts.agent_options,
             opts.agent_cmd.is_some(),
             &config,
@@ -590,7 +590,7 @@ impl Prepared {
             db,
         })
         .await;
-        let notified = crate::agents::notify::after_run(&outcome).await;
+        let notified = crate::agent_io::notify::after_run(&outcome).await;
         outcome.notes.extend(notified);
         for n in &outcome.notes {
             observer.event(Event::Note(n));

@@ -590,7 +590,7 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
     notes.append(&mut outcome.notes);
     outcome.notes = notes;
     outcome.shared = Some(shared_out);
-    let notified = crate::agents::notify::after_run(&outcome).await;
+    let notified = crate::agent_io::notify::after_run(&outcome).await;
     outcome.notes.extend(notified);
     for n in &outcome.notes {
         observer.event(Event::Note(n));
@@ -1019,8 +1019,8 @@ impl WorkSource for QueueWork {
                         None,
                         format!(
                             "cannot reach the database for {} (longer than the {} lease): stopping the {} running workstream(s) here, which other workers take over; last error: {e}",
-                            crate::view::text::duration(silent.as_secs_f64().round()),
-                            crate::view::text::duration(self.w.lease.as_secs_f64()),
+                            crate::text::duration(silent.as_secs_f64().round()),
+                            crate::text::duration(self.w.lease.as_secs_f64()),
                             held.len()
                         ),
                     ));

@@ -1,0 +1,632 @@
+//! Reading usage (cost, tokens, turns, model, session) from each preset's structured output,
+//! line by line as it streams, and adding usages up. Pure: the caller feeds lines.
+//!
+//! Fields read, by agent (everything else in the output is ignored):
+//!
+//! - Claude Code, `--output-format stream-json`: `system`/`init` → `session_id`, `model`;
+//!   `assistant` → `message.usage.{input_tokens, output_tokens, cache_read_input_tokens}`
+//!   summed once per `message.id` while running; `result` → `total_cost_usd`, `num_turns`,
+//!   `session_id`, `usage.{input_tokens, output_tokens, cache_read_input_tokens}`,
+//!   `modelUsage` keys (the model), `subtype` (`error_max_budget_usd`), `is_error`.
+//! - Codex CLI, `exec --json`: `thread.started` → `thread_id` (the session);
+//!   `turn.completed` → `usage.{input_tokens, cached_input_tokens, output_tokens}`, summed
+//!   over turns, one turn each. Codex reports no cost.
+//! - Aider (plain text): `Model: NAME with …` / `Main model: NAME with …`; each
+//!   `Tokens: N sent, [N cache write, N cache hit,] N received.` (summed; one turn each);
+//!   `Cost: $X message, $Y session.` (`request` in older versions) → the last session cost.
+//! - Gemini CLI, `--output-format stream-json`: `init` → `session_id`, `model`; `result` →
+//!   `stats.{input_tokens, output_tokens, cached}` (and `stats.models` keys for the model).
+//!   Gemini reports no cost. Its `--output-format json` (one pretty-printed object, if
+//!   `ws.agentArgs` asks for it) is read at the end: `session_id`, and per model in
+//!   `stats.models` `tokens.{prompt, candidates, cached}`.
+
+use super::Preset;
+use crate::model::Usage;
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// Longest line parsed as JSON; longer lines (huge tool outputs) are skipped.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Streaming state of one attempt's output for one preset.
+#[derive(Debug, Clone)]
+pub struct Parser {
+    preset: Preset,
+    usage: Usage,
+    /// Any usage field seen at all.
+    seen: bool,
+    /// Claude: assistant message ids already counted; the final result replaces the sums.
+    message_ids: HashSet<String>,
+    final_result: bool,
+    /// Claude stopped itself because of `--max-budget-usd`.
+    over_budget: bool,
+    /// Gemini: the output so far (up to [`MAX_WHOLE_BYTES`]), for `--output-format json`.
+    whole: String,
+}
+
+/// Most output kept for parsing it whole at the end (Gemini's pretty-printed JSON).
+const MAX_WHOLE_BYTES: usize = 1024 * 1024;
+
+impl Parser {
+    pub fn new(preset: Preset) -> Parser {
+        Parser {
+            preset,
+            usage: Usage {
+                source: preset.name().to_string(),
+                ..Usage::default()
+            },
+            seen: false,
+            message_ids: HashSet::new(),
+            final_result: false,
+            over_budget: false,
+            whole: String::new(),
+        }
+    }
+
+    /// Feed one line of output (without its newline).
+    pub fn line(&mut self, line: &str) {
+        if line.len() > MAX_LINE_BYTES {
+            return;
+        }
+        if self.preset == Preset::Gemini && self.whole.len() + line.len() < MAX_WHOLE_BYTES {
+            self.whole.push_str(line);
+            self.whole.push('\n');
+        }
+        match self.preset {
+            Preset::Aider => self.aider(line),
+            _ => {
+                let t = line.trim();
+                if !t.starts_with('{') {
+                    return;
+                }
+                let Ok(Value::Object(v)) = serde_json::from_str::<Value>(t) else {
+                    return;
+                };
+                let v = Value::Object(v);
+                match self.preset {
+                    Preset::Claude => self.claude(&v),
+                    Preset::Codex => self.codex(&v),
+                    Preset::Gemini => self.gemini(&v),
+                    Preset::Aider => {}
+                }
+            }
+        }
+    }
+
+    /// The output has ended: read what only the whole of it says (Gemini's JSON object).
+    pub fn finish(&mut self) {
+        if self.preset != Preset::Gemini || self.seen {
+            return;
+        }
+        let Some(start) = self.whole.find('{') else {
+            return;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(self.whole[start..].trim_end()) else {
+            return;
+        };
+        let Some(models) = v["stats"]["models"].as_object() else {
+            return;
+        };
+        let u = &mut self.usage;
+        set_str(&mut u.session_id, &v["session_id"]);
+        for m in models.values() {
+            let t = &m["tokens"];
+            add_u64(&mut u.input_tokens, &t["prompt"]);
+            add_u64(&mut u.output_tokens, &t["candidates"]);
+            add_u64(&mut u.cached_input_tokens, &t["cached"]);
+        }
+        if let Some(m) = one_key(&v["stats"]["models"]) {
+            u.model = Some(m);
+        }
+        self.seen = true;
+    }
+
+    /// What was reported so far; None when nothing was.
+    pub fn usage(&self) -> Option<Usage> {
+        self.seen.then(|| self.usage.clone())
+    }
+
+    /// Whether the agent stopped itself for its budget (Claude Code's result subtype
+    /// `error_max_budget_usd`).
+    pub fn over_budget(&self) -> bool {
+        self.over_budget
+    }
+
+    fn claude(&mut self, v: &Value) {
+        let u = &mut self.usage;
+        match v["type"].as_str() {
+            Some("system") if v["subtype"] == "init" => {
+                set_str(&mut u.session_id, &v["session_id"]);
+                set_str(&mut u.model, &v["model"]);
+                self.seen |= u.model.is_some() || u.session_id.is_some();
+            }
+            Some("assistant") if !self.final_result => {
+                let m = &v["message"];
+                set_str(&mut u.session_id, &v["session_id"]);
+                if u.model.is_none() {
+                    set_str(&mut u.model, &m["model"]);
+                }
+                let id = m["id"].as_str().unwrap_or_default().to_string();
+                // Parallel tool uses repeat a message with the same id and usage.
+                if !id.is_empty() && !self.message_ids.insert(id) {
+                    return;
+                }
+                let us = &m["usage"];
+                if us.is_object() {
+                    add_u64(&mut u.input_tokens, &us["input_tokens"]);
+                    add_u64(&mut u.output_tokens, &us["output_tokens"]);
+                    add_u64(&mut u.cached_input_tokens, &us["cache_read_input_tokens"]);
+                    self.seen = true;
+                }
+            }
+            Some("result") => {
+                self.final_result = true;
+                self.seen = true;
+                if v["subtype"] == "error_max_budget_usd" {
+                    self.over_budget = true;
+                }
+                set_str(&mut u.session_id, &v["session_id"]);
+                if let Some(c) = usd(&v["total_cost_usd"]) {
+                    u.cost_usd = Some(c);
+                }
+                if let Some(n) = count(&v["num_turns"]) {
+                    u.turns = Some(n);
+                }
+                let us = &v["usage"];
+                if us.is_object() {
+                    u.input_tokens = count(&us["input_tokens"]).or(u.input_tokens);
+                    u.output_tokens = count(&us["output_tokens"]).or(u.output_tokens);
+                    u.cached_input_tokens =
+                        count(&us["cache_read_input_tokens"]).or(u.cached_input_tokens);
+                }
+                if let Some(m) = one_key(&v["modelUsage"]) {
+                    u.model = Some(m);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn codex(&mut self, v: &Value) {
+        let u = &mut self.usage;
+        match v["type"].as_str() {
+            Some("thread.started") => {
+                set_str(&mut u.session_id, &v["thread_id"]);
+                self.seen |= u.session_id.is_some();
+            }
+            Some("turn.completed") => {
+                let us = &v["usage"];
+                add_u64(&mut u.input_tokens, &us["input_tokens"]);
+                add_u64(&mut u.cached_input_tokens, &us["cached_input_tokens"]);
+                add_u64(&mut u.output_tokens, &us["output_tokens"]);
+                u.turns = Some(u.turns.unwrap_or(0) + 1);
+                self.seen = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn gemini(&mut self, v: &Value) {
+        let u = &mut self.usage;
+        match v["type"].as_str() {
+            Some("init") => {
+                set_str(&mut u.session_id, &v["session_id"]);
+                set_str(&mut u.model, &v["model"]);
+                self.seen |= u.model.is_some() || u.session_id.is_some();
+            }
+            Some("result") => {
+                let st = &v["stats"];
+                if st.is_object() {
+                    u.input_tokens = count(&st["input_tokens"]).or(u.input_tokens);
+                    u.output_tokens = count(&st["output_tokens"]).or(u.output_tokens);
+                    u.cached_input_tokens = count(&st["cached"]).or(u.cached_input_tokens);
+                    if let Some(m) = one_key(&st["models"]) {
+                        u.model = Some(m);
+                    }
+                    self.seen = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn aider(&mut self, line: &str) {
+        let u = &mut self.usage;
+        let l = line.trim_start_matches(['>', ' ']).trim_end();
+        for prefix in ["Main model: ", "Model: "] {
+            if let Some(rest) = l.strip_prefix(prefix) {
+                if let Some((name, _)) = rest.split_once(" with ") {
+                    u.model = Some(name.trim().to_string());
+                    self.seen = true;
+                }
+            }
+        }
+        if let Some(i) = l.find("Tokens: ") {
+            let rest = &l[i + "Tokens: ".len()..];
+            let tokens = rest.split_once("Cost:").map_or(rest, |(t, _)| t);
+            let (mut sent, mut received) = (None, None);
+            for part in tokens.split(',') {
+                let part = part.trim().trim_end_matches('.').trim();
+                if let Some(n) = part.strip_suffix(" sent") {
+                    sent = aider_count(n);
+                } else if let Some(n) = part.strip_suffix(" received") {
+                    received = aider_count(n);
+                } else if let Some(n) = part.strip_suffix(" cache hit") {
+                    if let Some(n) = aider_count(n) {
+                        u.cached_input_tokens = Some(u.cached_input_tokens.unwrap_or(0) + n);
+                    }
+                }
+            }
+            if sent.is_some() || received.is_some() {
+                u.input_tokens = Some(u.input_tokens.unwrap_or(0) + sent.unwrap_or(0));
+                u.output_tokens = Some(u.output_tokens.unwrap_or(0) + received.unwrap_or(0));
+                u.turns = Some(u.turns.unwrap_or(0) + 1);
+                self.seen = true;
+            }
+        }
+        if let Some(i) = l.find("Cost: $") {
+            // "Cost: $0.0013 message, $0.0104 session." — the session total, cumulative.
+            let rest = &l[i..];
+            if let Some(j) = rest.find(" session") {
+                let before = &rest[..j];
+                if let Some(k) = before.rfind('$') {
+                    if let Ok(c) = before[k + 1..].trim().parse::<f64>() {
+                        if c.is_finite() && c >= 0.0 {
+                            u.cost_usd = Some(c);
+                            self.seen = true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Aider's token counts: `797`, `2.3k`, `12k` (rounded by aider: an estimate).
+fn aider_count(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.strip_suffix('k') {
+        Some(n) => (n, 1000.0),
+        None => (s, 1.0),
+    };
+    let v: f64 = num.trim().parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| (v * mult).round() as u64)
+}
+
+fn set_str(slot: &mut Option<String>, v: &Value) {
+    if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
+        *slot = Some(s.chars().take(200).collect());
+    }
+}
+
+fn count(v: &Value) -> Option<u64> {
+    v.as_u64()
+}
+
+fn usd(v: &Value) -> Option<f64> {
+    v.as_f64().filter(|c| c.is_finite() && *c >= 0.0)
+}
+
+fn add_u64(slot: &mut Option<u64>, v: &Value) {
+    if let Some(n) = count(v) {
+        *slot = Some(slot.unwrap_or(0).saturating_add(n));
+    }
+}
+
+/// The only key of an object (a per-model breakdown with one model).
+fn one_key(v: &Value) -> Option<String> {
+    let o = v.as_object()?;
+    match o.len() {
+        1 => o.keys().next().cloned(),
+        0 => None,
+        _ => Some(o.keys().cloned().collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// `a` then `b` on top: the fields `b` has win, the rest stay (the `$WS_METRICS` file
+/// overrides what the output said, field by field). Sources are joined with `+`.
+pub fn overlay(a: Option<Usage>, b: Option<Usage>) -> Option<Usage> {
+    match (a, b) {
+        (None, x) | (x, None) => x,
+        (Some(mut a), Some(b)) => {
+            a.cost_usd = b.cost_usd.or(a.cost_usd);
+            a.input_tokens = b.input_tokens.or(a.input_tokens);
+            a.output_tokens = b.output_tokens.or(a.output_tokens);
+            a.cached_input_tokens = b.cached_input_tokens.or(a.cached_input_tokens);
+            a.turns = b.turns.or(a.turns);
+            a.model = b.model.or(a.model);
+            a.session_id = b.session_id.or(a.session_id);
+            a.source = join_sources(&a.source, &b.source);
+            a.extra.extend(b.extra);
+            Some(a)
+        }
+    }
+}
+
+fn join_sources(a: &str, b: &str) -> String {
+    let mut parts: Vec<&str> = a.split('+').chain(b.split('+')).collect();
+    parts.retain(|p| !p.is_empty());
+    let mut seen = HashSet::new();
+    parts.retain(|p| seen.insert(*p));
+    parts.join("+")
+}
+
+/// The sum of two usages (attempts of one workstream, workstreams of one agent, a run):
+/// counts and costs add up, a field known on one side only is kept; models and sessions
+/// are kept when they agree (models are listed, `a, b`, when they differ).
+pub fn add(a: Option<&Usage>, b: Option<&Usage>) -> Option<Usage> {
+    match (a, b) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+        (Some(a), Some(b)) => {
+            let f = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (None, None) => None,
+                (x, y) => Some(x.unwrap_or(0.0) + y.unwrap_or(0.0)),
+            };
+            let n = |x: Option<u64>, y: Option<u64>| match (x, y) {
+                (None, None) => None,
+                (x, y) => Some(x.unwrap_or(0).saturating_add(y.unwrap_or(0))),
+            };
+            let model = match (&a.model, &b.model) {
+                (Some(x), Some(y)) if x != y => {
+                    let mut m: Vec<&str> = x.split(", ").chain(y.split(", ")).collect();
+                    m.sort_unstable();
+                    m.dedup();
+                    Some(m.join(", "))
+                }
+                (x, y) => x.clone().or(y.clone()),
+            };
+            let session_id = match (&a.session_id, &b.session_id) {
+                (Some(x), Some(y)) if x != y => None,
+                (x, y) => x.clone().or(y.clone()),
+            };
+            let mut extra = a.extra.clone();
+            for (k, v) in &b.extra {
+                extra.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            Some(Usage {
+                cost_usd: f(a.cost_usd, b.cost_usd),
+                input_tokens: n(a.input_tokens, b.input_tokens),
+                output_tokens: n(a.output_tokens, b.output_tokens),
+                cached_input_tokens: n(a.cached_input_tokens, b.cached_input_tokens),
+                turns: n(a.turns, b.turns),
+                model,
+                session_id,
+                source: join_sources(&a.source, &b.source),
+                extra,
+            })
+        }
+    }
+}
+
+/// The sum of many usages; None when none reported anything.
+pub fn sum<'a>(items: impl IntoIterator<Item = &'a Usage>) -> Option<Usage> {
+    items
+        .into_iter()
+        .fold(None, |acc, u| add(acc.as_ref(), Some(u)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(p: Preset, text: &str) -> Parser {
+        let mut parser = Parser::new(p);
+        for l in text.lines() {
+            parser.line(l);
+        }
+        parser
+    }
+
+    #[test]
+    fn aider_text_lines() {
+        let p = feed(
+            Preset::Aider,
+            "Aider v0.86.1\nMain model: anthropic/claude-sonnet-4 with diff edit format, prompt cache\n\
+             > Tokens: 797 sent, 74 received. Cost: $0.0013 request, $0.0013 session.\n\
+             Tokens: 2.3k sent, 1.1k cache hit, 12k received. Cost: $0.05 message, $0.0513 session.\n",
+        );
+        let u = p.usage().unwrap();
+        assert_eq!(u.model.as_deref(), Some("anthropic/claude-sonnet-4"));
+        assert_eq!(u.input_tokens, Some(797 + 2300));
+        assert_eq!(u.output_tokens, Some(74 + 12_000));
+        assert_eq!(u.cached_input_tokens, Some(1100));
+        assert_eq!(u.turns, Some(2));
+        assert_eq!(u.cost_usd, Some(0.0513));
+    }
+
+    #[test]
+    fn garbage_reports_nothing() {
+        for p in Preset::ALL {
+            let parser = feed(p, "hello\n{not json\n[1,2]\n{\"type\":\"unknown\"}\n");
+            assert_eq!(parser.usage(), None, "{p}");
+        }
+    }
+
+    #[test]
+    fn claude_counts_a_message_once_and_the_result_wins() {
+        let text = r#"{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}
+{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-4-5","usage":{"input_tokens":10,"output_tokens":5}},"session_id":"s1"}
+{"type":"assistant","message":{"id":"m1","model":"claude-sonnet-4-5","usage":{"input_tokens":10,"output_tokens":5}},"session_id":"s1"}
+{"type":"assistant","message":{"id":"m2","usage":{"input_tokens":7,"output_tokens":3,"cache_read_input_tokens":100}},"session_id":"s1"}"#;
+        let mut p = feed(Preset::Claude, text);
+        let u = p.usage().unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (Some(17), Some(8)));
+        assert_eq!(u.cost_usd, None);
+        p.line(r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"total_cost_usd":0.25,"num_turns":4,"session_id":"s1","usage":{"input_tokens":30,"output_tokens":9}}"#);
+        let u = p.usage().unwrap();
+        assert_eq!(u.cost_usd, Some(0.25));
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.turns),
+            (Some(30), Some(9), Some(4))
+        );
+        assert!(p.over_budget());
+    }
+
+    /// A sample from `fixtures/agents/`, fed line by line, then finished.
+    fn sample(p: Preset, file: &str) -> (Parser, String) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join("fixtures/agents")
+            .join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut parser = feed(p, &text);
+        parser.finish();
+        (parser, text)
+    }
+
+    /// (cost, input, output, cached input, turns).
+    type Counts = (
+        Option<f64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+        Option<u64>,
+    );
+
+    fn tuple(u: &Usage) -> Counts {
+        (
+            u.cost_usd,
+            u.input_tokens,
+            u.output_tokens,
+            u.cached_input_tokens,
+            u.turns,
+        )
+    }
+
+    #[test]
+    fn claude_samples() {
+        let (p, _) = sample(Preset::Claude, "claude/stream-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.0412718), Some(15), Some(263), Some(46367), Some(4))
+        );
+        assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("8f3c2a6e-51d4-4b7e-9a0c-2f1e6d3b7c90")
+        );
+        assert!(!p.over_budget());
+        // Streamed so far (before the result line): the same tokens, each message once.
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join("fixtures/agents/claude/stream-json.jsonl"),
+        )
+        .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let streamed = feed(Preset::Claude, &lines[..lines.len() - 1].join("\n"));
+        let u = streamed.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(15), Some(263), Some(46367), None));
+
+        let (p, _) = sample(Preset::Claude, "claude/json.json");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.0034675), Some(3), Some(11), Some(13640), Some(1))
+        );
+        assert_eq!(u.model.as_deref(), Some("claude-sonnet-4-5-20250929"));
+
+        let (p, text) = sample(Preset::Claude, "claude/max-budget.jsonl");
+        assert!(p.over_budget());
+        assert_eq!(p.usage().unwrap().cost_usd, Some(0.5217));
+        assert_eq!(Preset::Claude.transient(Some(1), &text), None);
+
+        let (p, text) = sample(Preset::Claude, "claude/overloaded.jsonl");
+        assert_eq!(p.usage().unwrap().cost_usd, Some(0.0));
+        assert!(Preset::Claude.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn codex_samples() {
+        let (p, _) = sample(Preset::Codex, "codex/exec-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (None, Some(24763), Some(122), Some(24448), Some(1))
+        );
+        assert_eq!(
+            u.session_id.as_deref(),
+            Some("0199a213-81c0-7800-8aa1-bbab2a035a53")
+        );
+        let (p, text) = sample(Preset::Codex, "codex/two-turns.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (None, Some(38328), Some(971), Some(28416), Some(2))
+        );
+        assert_eq!(Preset::Codex.transient(Some(0), &text), None);
+        let (_, text) = sample(Preset::Codex, "codex/rate-limited.jsonl");
+        assert!(Preset::Codex.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn aider_samples() {
+        let (p, _) = sample(Preset::Aider, "aider/message.txt");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.02), Some(5400), Some(344), Some(1100), Some(2))
+        );
+        assert_eq!(
+            u.model.as_deref(),
+            Some("anthropic/claude-sonnet-4-20250514")
+        );
+        let (p, _) = sample(Preset::Aider, "aider/chat-history.md");
+        assert_eq!(
+            tuple(&p.usage().unwrap()),
+            (Some(0.000032), Some(144), Some(18), None, Some(2))
+        );
+        let (p, text) = sample(Preset::Aider, "aider/rate-limited.txt");
+        assert_eq!(p.usage().unwrap().model.as_deref(), Some("gpt-4o"));
+        assert!(Preset::Aider.transient(Some(1), &text).is_some());
+    }
+
+    #[test]
+    fn gemini_samples() {
+        let (p, _) = sample(Preset::Gemini, "gemini/stream-json.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(50), Some(200), None, None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.0-flash-exp"));
+        assert_eq!(u.session_id.as_deref(), Some("abc123"));
+        let (p, _) = sample(Preset::Gemini, "gemini/stream-json-models.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(24939), Some(20), Some(21263), None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-pro"));
+        let (p, _) = sample(Preset::Gemini, "gemini/json.json");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(33904), Some(30), Some(21263), None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-flash, gemini-2.5-pro"));
+        let (_, text) = sample(Preset::Gemini, "gemini/rate-limited.jsonl");
+        assert!(Preset::Gemini.transient(Some(1), &text).is_some());
+        assert_eq!(Preset::Gemini.transient(Some(53), &text), None);
+    }
+
+    #[test]
+    fn sums_keep_what_is_known() {
+        let a = Usage {
+            cost_usd: Some(0.5),
+            input_tokens: Some(10),
+            model: Some("m1".into()),
+            source: "claude".into(),
+            ..Usage::default()
+        };
+        let b = Usage {
+            output_tokens: Some(3),
+            model: Some("m2".into()),
+            source: "metrics".into(),
+            ..Usage::default()
+        };
+        let s = sum([&a, &b, &a]).unwrap();
+        assert_eq!(s.cost_usd, Some(1.0));
+        assert_eq!(s.input_tokens, Some(20));
+        assert_eq!(s.output_tokens, Some(3));
+        assert_eq!(s.model.as_deref(), Some("m1, m2"));
+        assert_eq!(s.source, "claude+metrics");
+        assert_eq!(sum(std::iter::empty()), None);
+        let o = overlay(Some(a.clone()), Some(b)).unwrap();
+        assert_eq!(o.model.as_deref(), Some("m2"));
+        assert_eq!(o.cost_usd, Some(0.5));
+    }
+}

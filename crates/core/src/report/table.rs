@@ -1,0 +1,388 @@
+//! Terminal output of `git ws-report`: plain-text aligned tables (widths in terminal
+//! columns, so CJK text lines up) over a [`RunView`], and the Markdown table rows the report
+//! uses (cells there are escaped by the caller).
+
+use super::markdown::test_totals;
+use super::Section;
+use crate::model::Status;
+use crate::text::{duration, one_line, truncate, width};
+use crate::view::RunView;
+use std::fmt::Write as _;
+
+/// Titles in terminal tables are cut to this many columns.
+pub const TABLE_TITLE_COLUMNS: usize = 40;
+/// Error messages in terminal tables are cut to this many columns.
+const MESSAGE_COLUMNS: usize = 120;
+
+/// A plain-text table with aligned columns (widths counted in terminal columns), a dashed
+/// rule under the headers and two spaces between columns; no trailing spaces. Cells are
+/// reduced to one line of printable text. Rows shorter than the headers are padded with
+/// empty cells; extra cells are dropped.
+pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let n = headers.len();
+    let clean: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            (0..n)
+                .map(|i| r.get(i).map(|c| one_line(c)).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let header_cells: Vec<String> = headers.iter().map(|h| one_line(h)).collect();
+    let mut widths: Vec<usize> = header_cells.iter().map(|h| width(h)).collect();
+    for r in &clean {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(width(c));
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            l.push_str(c);
+            if i + 1 < cells.len() {
+                l.extend(std::iter::repeat_n(' ', widths[i] - width(c)));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &header_cells);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&mut out, &rule);
+    for r in &clean {
+        line(&mut out, r);
+    }
+    out
+}
+
+/// Write a Markdown table header and its delimiter row.
+pub(crate) fn md_header(out: &mut String, headers: &[&str]) {
+    md_row(out, headers);
+    out.push('|');
+    for _ in headers {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+}
+
+/// Write one Markdown table row; cells must already be escaped.
+pub(crate) fn md_row<S: AsRef<str>>(out: &mut String, cells: &[S]) {
+    out.push('|');
+    for c in cells {
+        let _ = write!(out, " {} |", c.as_ref());
+    }
+    out.push('\n');
+}
+
+/// The terminal view: the summary and workstreams, or the requested sections.
+pub fn tables(v: &RunView, sections: &[Section]) -> String {
+    if sections.is_empty() {
+        return overview(v);
+    }
+    let mut s = String::new();
+    for (i, section) in sections.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        match section {
+            Section::Agents => agents(&mut s, v),
+            Section::Errors => errors(&mut s, v),
+            Section::Files => files(&mut s, v),
+            Section::Timeline => timeline(&mut s, v),
+            other => s.push_str(&super::markdown_section(v, *other)),
+        }
+    }
+    s
+}
+
+fn overview(v: &RunView) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} ({}{})",
+        v.run_id,
+        v.state,
+        v.rerun_of
+            .as_ref()
+            .map(|r| format!(", rerun of {r}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        s,
+        "{} workstreams: {} completed, {} failed, {} skipped; {} files, {} commits, {} errors, {} warnings; {} on {} agents",
+        v.total_workstreams,
+        v.completed_count,
+        v.failed_count,
+        v.skipped_count,
+        v.total_files_modified,
+        v.total_commits,
+        v.total_errors,
+        v.total_warnings,
+        duration(v.wall_seconds),
+        v.agent_count
+    );
+    if v.tests.workstreams_tested > 0 {
+        let _ = writeln!(s, "tests passed / failed / skipped: {}", test_totals(v));
+    }
+    super::usage::table_overview(&mut s, v);
+    let _ = writeln!(
+        s,
+        "merged: {} of {} completed branches",
+        v.merged_count, v.completed_count
+    );
+    let _ = writeln!(s, "{}\n", integration_line(v));
+    let rows: Vec<Vec<String>> = v
+        .workstreams
+        .iter()
+        .map(|w| {
+            vec![
+                w.workstream_id.clone(),
+                truncate(w.title.as_deref().unwrap_or(""), TABLE_TITLE_COLUMNS),
+                w.agent_id.clone(),
+                w.status.to_string(),
+                w.start_time
+                    .map_or("n/a".to_string(), |_| duration(w.duration_seconds)),
+                w.files.len().to_string(),
+                w.commits_created.len().to_string(),
+                if w.merged {
+                    "merged".into()
+                } else if w.status == Status::Completed {
+                    "unmerged".into()
+                } else {
+                    String::new()
+                },
+                w.errors
+                    .first()
+                    .map(|e| first_line(&format!("{}: {}", e.error_type, e.message)))
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    s.push_str(&render_table(
+        &[
+            "workstream",
+            "title",
+            "agent",
+            "status",
+            "duration",
+            "files",
+            "commits",
+            "merge",
+            "error",
+        ],
+        &rows,
+    ));
+    if !v.recommendations.is_empty() {
+        s.push_str("\nrecommendations:\n");
+        for r in &v.recommendations {
+            let _ = writeln!(s, "- {}", one_line(r));
+        }
+    }
+    s
+}
+
+/// "integration: ws/<run>/integration at 1a2b3c4 (onto 5d6e7f8): 3 merged, 2 left out
+/// (b: conflict, c: breaks-tests); 5 test runs", or how to make one.
+fn integration_line(v: &RunView) -> String {
+    let Some(it) = &v.integration else {
+        return format!("integration: none yet (git ws-merge {})", v.run_id);
+    };
+    let short = |s: &str| s.chars().take(7).collect::<String>();
+    let left: Vec<String> = it
+        .excluded
+        .iter()
+        .filter(|x| x.reason != "not-completed")
+        .map(|x| format!("{}: {}", x.workstream_id, x.reason))
+        .collect();
+    let mut line = format!(
+        "integration: {} at {} (onto {}): {} merged, {} left out",
+        it.branch,
+        short(&it.tip),
+        short(&it.onto),
+        it.merged.len(),
+        left.len()
+    );
+    if !left.is_empty() {
+        let _ = write!(line, " ({})", left.join(", "));
+    }
+    if it.test_command.is_some() {
+        let _ = write!(
+            line,
+            "; {} test run{}",
+            it.test_runs,
+            if it.test_runs == 1 { "" } else { "s" }
+        );
+    }
+    one_line(&line)
+}
+
+fn first_line(s: &str) -> String {
+    truncate(&one_line(s.lines().next().unwrap_or("")), MESSAGE_COLUMNS)
+}
+
+fn agents(s: &mut String, v: &RunView) {
+    let rows: Vec<Vec<String>> = v
+        .agents
+        .iter()
+        .map(|a| super::agent_cells(&a.perf))
+        .collect();
+    let headers = super::AGENT_HEADERS.map(str::to_lowercase);
+    let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+    s.push_str(&render_table(&headers, &rows));
+    super::usage::table_agents(s, v);
+}
+
+/// The errors table, then each error's output tail (indented), then the warnings.
+fn errors(s: &mut String, v: &RunView) {
+    if v.errors.is_empty() {
+        s.push_str("no errors\n");
+    } else {
+        let rows: Vec<Vec<String>> = v
+            .errors
+            .iter()
+            .map(|e| {
+                vec![
+                    e.workstream_id.clone(),
+                    e.agent_id.clone(),
+                    e.error_type.to_string(),
+                    first_line(&e.message),
+                ]
+            })
+            .collect();
+        s.push_str(&render_table(
+            &["workstream", "agent", "type", "message"],
+            &rows,
+        ));
+    }
+    for e in &v.errors {
+        let Some(t) = &e.output_tail else { continue };
+        let _ = writeln!(
+            s,
+            "\n{} ({}): {}",
+            e.workstream_id,
+            e.error_type,
+            one_line(&t.caption())
+        );
+        for l in t.text.lines() {
+            let _ = writeln!(s, "    {}", l.replace('\t', "    "));
+        }
+    }
+    if !v.warnings.is_empty() {
+        s.push_str("\nwarnings:\n");
+        for w in &v.warnings {
+            let who = w.workstream_id.as_deref().unwrap_or("run");
+            let _ = writeln!(s, "- {who}: {}", one_line(&w.message));
+        }
+    }
+}
+
+fn files(s: &mut String, v: &RunView) {
+    if v.files.is_empty() {
+        s.push_str("no files modified\n");
+        return;
+    }
+    let rows: Vec<Vec<String>> = v
+        .files
+        .iter()
+        .map(|f| {
+            let file = &f.file;
+            let mut path = file.path.clone();
+            if !file.old_paths.is_empty() {
+                let _ = write!(path, " (from {})", file.old_paths.join(", "));
+            }
+            let kinds: Vec<&str> = file.kinds.iter().map(|k| k.as_str()).collect();
+            vec![
+                path,
+                kinds.join(", "),
+                format!("+{} -{}", file.additions, file.deletions),
+                file.workstreams.join(", "),
+                if f.overlap { "yes" } else { "" }.to_string(),
+            ]
+        })
+        .collect();
+    s.push_str(&render_table(
+        &["path", "change", "lines", "workstreams", "overlap"],
+        &rows,
+    ));
+}
+
+fn timeline(s: &mut String, v: &RunView) {
+    let t = &v.timeline;
+    let rows: Vec<Vec<String>> = t
+        .bars
+        .iter()
+        .map(|b| {
+            vec![
+                format!("+{}", duration(b.start_offset_seconds)),
+                format!("+{}", duration(b.end_offset_seconds)),
+                duration(b.duration_seconds),
+                b.agent_id.clone(),
+                b.workstream_id.clone(),
+                b.status.to_string(),
+            ]
+        })
+        .collect();
+    s.push_str(&render_table(
+        &["start", "end", "duration", "agent", "workstream", "status"],
+        &rows,
+    ));
+    if !t.not_started.is_empty() {
+        s.push_str("\nnot started:\n");
+        for n in &t.not_started {
+            let _ = writeln!(s, "- {}: {}", n.workstream_id, one_line(&n.reason));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligned_columns_without_trailing_spaces() {
+        let t = render_table(
+            &["Agent", "Done", "Busy"],
+            &[
+                vec!["agent-1".into(), "3".into(), "12.0s".into()],
+                vec!["agent-10".into(), "12".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "Agent     Done  Busy\n\
+             --------  ----  -----\n\
+             agent-1   3     12.0s\n\
+             agent-10  12\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_line_up_and_escapes_vanish() {
+        let t = render_table(
+            &["path", "n"],
+            &[
+                vec!["日本語.md".into(), "1".into()],
+                vec!["\u{1b}[31mred\u{1b}[0m\nx".into(), "2".into()],
+            ],
+        );
+        assert_eq!(
+            t,
+            "path       n\n\
+             ---------  -\n\
+             日本語.md  1\n\
+             red x      2\n"
+        );
+    }
+
+    #[test]
+    fn markdown_rows() {
+        let mut s = String::new();
+        md_header(&mut s, &["a", "b"]);
+        md_row(&mut s, &["1", ""]);
+        assert_eq!(s, "| a | b |\n| --- | --- |\n| 1 |  |\n");
+    }
+}

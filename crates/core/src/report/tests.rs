@@ -1,0 +1,439 @@
+//! Every renderer on the fixture run (`crate::view::fixture`): whole outputs as insta
+//! snapshots (`cargo insta review` shows a changed rendering as a diff), plus the structural
+//! properties hostile input must never break.
+
+use super::*;
+use crate::text::width;
+use crate::view::fixture;
+
+/// Unescaped `|` in a Markdown line.
+fn unescaped_pipes(line: &str) -> usize {
+    let b = line.as_bytes();
+    (0..b.len())
+        .filter(|&i| {
+            b[i] == b'|' && b[..i].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0
+        })
+        .count()
+}
+
+/// Lines outside fenced blocks, asserting every fence closes; and the fences' info strings.
+fn outside_fences(md: &str) -> (Vec<&str>, Vec<String>) {
+    let mut outside = Vec::new();
+    let mut infos = Vec::new();
+    let mut open: Option<usize> = None;
+    for line in md.lines() {
+        let ticks = line.bytes().take_while(|&c| c == b'`').count();
+        match open {
+            None if ticks >= 3 => {
+                open = Some(ticks);
+                infos.push(line[ticks..].to_string());
+            }
+            None => outside.push(line),
+            Some(n) if ticks >= n && line[ticks..].trim().is_empty() => open = None,
+            Some(_) => {}
+        }
+    }
+    assert!(open.is_none(), "unclosed fence");
+    (outside, infos)
+}
+
+/// Every table keeps one column count on every row.
+fn assert_tables_intact(md: &str) {
+    let (outside, _) = outside_fences(md);
+    let mut expected: Option<usize> = None;
+    for line in outside {
+        if line.starts_with('|') {
+            let n = unescaped_pipes(line);
+            match expected {
+                None => expected = Some(n),
+                Some(e) => assert_eq!(n, e, "row breaks its table: {line}"),
+            }
+        } else {
+            expected = None;
+        }
+    }
+}
+
+#[test]
+fn markdown_report_snapshot() {
+    let md = markdown(&fixture::view());
+    insta::assert_snapshot!("report", md);
+}
+
+#[test]
+fn markdown_is_hostile_proof() {
+    let md = markdown(&fixture::view());
+    assert_tables_intact(&md);
+    let (outside, infos) = outside_fences(&md);
+    let h2: Vec<&str> = outside
+        .iter()
+        .filter(|l| l.starts_with("## "))
+        .copied()
+        .collect();
+    let want: Vec<String> = Section::ALL
+        .iter()
+        .map(|s| format!("## {}", s.title()))
+        .collect();
+    assert_eq!(h2, want);
+    for l in &outside {
+        if l.starts_with('#') {
+            assert!(l.starts_with("# Multi-agent") || l.starts_with("##"), "{l}");
+        }
+        assert!(!l.contains("</details>") && !l.contains("<script>"), "{l}");
+        assert!(!l.contains("[x](javascript"), "{l}");
+    }
+    assert_eq!(
+        infos,
+        ["text", "text", "text", "text", "diff", "text", "mermaid"]
+    );
+    // Nothing from a terminal survives anywhere, fenced or not.
+    assert!(
+        !md.contains('\u{1b}') && !md.contains('\r'),
+        "escape or CR left"
+    );
+    // No line is longer than a capped tail line (plus its marker) or the full 3,000-char title.
+    let longest = md.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(longest < 3_100, "{longest}");
+    let title_row = md.lines().find(|l| l.starts_with("| ws-05 |")).unwrap();
+    assert!(width(title_row) < 200, "{title_row}");
+    assert!(md.contains(&format!("- **ws-05**: {}", "x".repeat(3_000))));
+    // The real error before the huge last line is shown, and the cut is said.
+    assert!(md.contains("error: the real reason\nzzzz"));
+    assert!(md.contains("(1 long line cut); the whole log: /repo/.state/logs/"));
+}
+
+#[test]
+fn sections_are_the_reports_own() {
+    let v = fixture::view();
+    let md = markdown(&v);
+    for s in Section::ALL {
+        let sec = markdown_section(&v, s);
+        assert!(sec.starts_with(&format!("## {}\n\n", s.title())));
+        assert!(md.contains(sec.trim_end()), "{s:?}");
+    }
+    // Deterministic whatever the order of the results.
+    let mut rs = fixture::results();
+    rs.reverse();
+    let c = fixture::consolidated();
+    let mut again = RunView::build(crate::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    });
+    again.set_integration(Some(fixture::integration()));
+    assert_eq!(markdown(&again), md);
+}
+
+#[test]
+fn json_snapshot() {
+    insta::assert_snapshot!("json", json(&fixture::view()));
+}
+
+#[test]
+fn json_sections_select_the_same_sections() {
+    let v = fixture::view();
+    let errors: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Errors])).unwrap();
+    let all: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
+    assert_eq!(errors, all["errors"]);
+    assert!(errors.as_array().unwrap().len() >= 7);
+    let two: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Agents, Section::Timeline])).unwrap();
+    let keys: Vec<&String> = two.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["agents", "timeline"]);
+    assert_eq!(two["timeline"], all["timeline"]);
+    assert_eq!(all["schema"], 2);
+}
+
+#[test]
+fn terminal_tables_snapshots() {
+    let v = fixture::view();
+    insta::assert_snapshot!("table_overview", tables(&v, &[]));
+    insta::assert_snapshot!("table_agents", tables(&v, &[Section::Agents]));
+    insta::assert_snapshot!("table_errors", tables(&v, &[Section::Errors]));
+    insta::assert_snapshot!("table_files", tables(&v, &[Section::Files]));
+    insta::assert_snapshot!("table_timeline", tables(&v, &[Section::Timeline]));
+}
+
+#[test]
+fn terminal_tables_stay_printable_and_aligned() {
+    let v = fixture::view();
+    let all = tables(
+        &v,
+        &[
+            Section::Agents,
+            Section::Errors,
+            Section::Files,
+            Section::Timeline,
+        ],
+    ) + &tables(&v, &[]);
+    assert!(
+        all.chars().all(|c| c == '\n' || !c.is_control()),
+        "control character in a table"
+    );
+    // The files table: every row starts its columns where the header does (CJK included).
+    let files = tables(&v, &[Section::Files]);
+    let mut lines = files.lines();
+    let header = lines.next().unwrap();
+    let col = width(&header[..header.find("change").unwrap()]);
+    for l in lines.skip(1) {
+        let cut: String = l
+            .chars()
+            .scan(0, |w, c| {
+                *w += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+                Some((*w, c))
+            })
+            .take_while(|(w, _)| *w <= col)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(width(&cut), col, "misaligned: {l}");
+    }
+}
+
+#[test]
+fn empty_run() {
+    let mut info = fixture::run_info();
+    info.finished_at = None;
+    let c = crate::consolidate::consolidate(&info, &[], crate::model::MergeForecast::default());
+    let md = render_markdown(&ReportModel {
+        consolidated: &c,
+        results: &[],
+    });
+    assert_tables_intact(&md);
+    insta::assert_snapshot!("empty_report", md);
+}
+
+#[test]
+fn ten_thousand_workstreams_are_capped() {
+    use crate::model::{ChangeKind, ErrorType, FileChange, Status, WorkstreamResult, WsError};
+    let t0 = fixture::t0();
+    let n = 10_000usize;
+    let rs: Vec<WorkstreamResult> = (0..n)
+        .map(|i| {
+            let st = if i % 10 == 0 {
+                Status::Failed
+            } else {
+                Status::Completed
+            };
+            let mut r = WorkstreamResult::new(
+                fixture::RUN,
+                &crate::model::agent_name(i % 4 + 1),
+                &format!("ws-{i}"),
+                st,
+            );
+            r.start_time = Some(t0 + chrono::Duration::seconds((i / 4) as i64));
+            r.end_time = Some(t0 + chrono::Duration::seconds((i / 4) as i64 + 1));
+            r.duration_seconds = 1.0;
+            r.title = Some(format!("task | {i}"));
+            r.files = vec![FileChange {
+                path: format!("f/{}", i / 2),
+                old_path: None,
+                kind: ChangeKind::Modified,
+                additions: 1,
+                deletions: 0,
+            }];
+            r.commits = vec![format!("{i:040x}")];
+            if st == Status::Failed {
+                r.errors
+                    .push(WsError::new(ErrorType::CommandFailed, "boom").with_trace("tail"));
+            }
+            r
+        })
+        .collect();
+    let c = crate::consolidate::consolidate(
+        &fixture::run_info(),
+        &rs,
+        crate::model::MergeForecast::default(),
+    );
+    let md = render_markdown(&ReportModel {
+        consolidated: &c,
+        results: &rs,
+    });
+    assert_tables_intact(&md);
+    let ws_rows = md
+        .lines()
+        .filter(|l| l.starts_with("| ws-") && l.contains("| task &#124;"))
+        .count();
+    assert_eq!(ws_rows, n);
+    for note in [
+        "_Showing 500 of 5000 files, overlapping files first; the database has them all._",
+        "_Showing 500 of 10000 commits; the database has them all._",
+        "_Showing 200 of 1000 errors; the database has them all._",
+        "_Showing 500 of 10000 started workstreams; the database has them all._",
+    ] {
+        assert!(md.contains(note), "{note}");
+    }
+    let tasks = md
+        .lines()
+        .filter(|l| l.contains(" :done, t") || l.contains(" :crit, t"))
+        .count();
+    assert_eq!(tasks, 500);
+}
+
+/// The report as GitHub renders it: cmark-gfm, when installed, must see every table row
+/// with its header's column count, and no raw HTML from agents.
+#[test]
+fn a_real_gfm_renderer_keeps_the_tables() {
+    let Ok(out) = std::process::Command::new("cmark-gfm")
+        .args(["--extension", "table", "--to", "html"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("piped")
+                .write_all(markdown(&fixture::view()).as_bytes())?;
+            child.wait_with_output()
+        })
+    else {
+        eprintln!("cmark-gfm is not installed (apt-get install cmark-gfm): checked by the pure table checks only");
+        return;
+    };
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).unwrap();
+    for table in html.split("<table>").skip(1) {
+        let table = &table[..table.find("</table>").unwrap()];
+        let cols = table[..table.find("</tr>").unwrap()]
+            .matches("</th>")
+            .count();
+        for row in table.split("<tr>").skip(2) {
+            assert_eq!(row.matches("</td>").count(), cols, "{row}");
+        }
+    }
+    assert!(!html.contains("<script>") && !html.contains("</details>"));
+    let headings = html.matches("<h2>").count();
+    assert_eq!(headings, Section::ALL.len());
+    assert_eq!(html.matches("<h1>").count(), 1);
+}
+
+/// The fixture run with usage on three workstreams (one with a hostile model name) and a
+/// retried, flaky one.
+fn view_with_usage() -> RunView {
+    use crate::model::{Attempt, Usage};
+    let mut rs = fixture::results();
+    let usage = |cost: Option<f64>, input: u64, model: &str| Usage {
+        cost_usd: cost,
+        input_tokens: Some(input),
+        output_tokens: Some(input / 10),
+        turns: Some(2),
+        model: Some(model.into()),
+        source: "test".into(),
+        ..Usage::default()
+    };
+    let attempt = |n: u32, outcome: &str, reason: Option<&str>| Attempt {
+        attempt: n,
+        started_at: None,
+        duration_seconds: 1.0,
+        outcome: outcome.into(),
+        exit_code: None,
+        retry_reason: reason.map(str::to_string),
+        backoff_seconds: reason.map(|_| 10.0),
+        usage: None,
+    };
+    for r in rs.iter_mut() {
+        match r.workstream_id.as_str() {
+            "ws-01" => {
+                r.agent = Some("claude".into());
+                r.usage = Some(usage(Some(0.5), 12_000, "claude-sonnet-4-5"));
+                r.attempts = vec![
+                    attempt(1, "CommandFailed", Some("claude reported overloaded_error")),
+                    attempt(2, "completed", None),
+                ];
+            }
+            "ws-09" => {
+                r.agent = Some("codex".into());
+                r.usage = Some(usage(None, 3_000, "gpt | <b>x</b>"));
+            }
+            "ws-03" => {
+                r.agent = Some("claude".into());
+                r.usage = Some(usage(Some(1.25), 1_000, "claude-sonnet-4-5"));
+            }
+            _ => {}
+        }
+    }
+    let c = fixture::consolidated();
+    RunView::build(crate::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    })
+}
+
+#[test]
+fn usage_and_retries_in_every_output() {
+    let v = view_with_usage();
+    let u = v.usage.as_ref().unwrap();
+    assert_eq!(u.workstreams, 3);
+    assert_eq!(u.total.cost_usd, Some(1.75));
+    assert_eq!(u.total.input_tokens, Some(16_000));
+    let per: Vec<(&str, usize, Option<f64>)> = u
+        .by_agent
+        .iter()
+        .map(|a| (a.agent.as_str(), a.workstreams, a.usage.cost_usd))
+        .collect();
+    assert_eq!(per, vec![("claude", 2, Some(1.75)), ("codex", 1, None)]);
+
+    let md = markdown(&v);
+    assert_tables_intact(&md);
+    assert!(
+        md.contains("| Cost (reported by the agents) | $1.75 (3 of "),
+        "{md}"
+    );
+    assert!(md.contains("| Tokens | 16,000 in / 1,600 out |"), "{md}");
+    assert!(
+        md.contains("| Retried / flaky workstreams | 1 / 1 |"),
+        "{md}"
+    );
+    assert!(md.contains("### Usage per coding agent"));
+    assert!(
+        md.contains("| claude | 2 | \\$1.75 | 13,000 | 1,300 | 4 | claude-sonnet-4-5 |"),
+        "{md}"
+    );
+    assert!(!md.contains("<b>"), "agent text is escaped");
+    assert!(md.contains("### Retried workstreams"));
+    let retried = md
+        .lines()
+        .find(|l| l.starts_with("- **ws-01** (claude)"))
+        .unwrap();
+    assert_eq!(
+        retried,
+        "- **ws-01** (claude): 2 attempts, completed (flaky); waited 10.0s; retried after: claude reported overloaded\\_error"
+    );
+    let ws_header = md.lines().find(|l| l.starts_with("| ID |")).unwrap();
+    assert!(ws_header.ends_with("| Branch | Cost |"), "{ws_header}");
+
+    let t = tables(&v, &[]);
+    assert!(
+        t.contains("cost: $1.75 (claude $1.75, codex n/a); tokens: 16,000 in / 1,600 out"),
+        "{t}"
+    );
+    assert!(t.contains("retried: ws-01 (2 attempts, flaky)"), "{t}");
+    let a = tables(&v, &[Section::Agents]);
+    assert!(a.contains("coding agent  workstreams  cost"), "{a}");
+
+    let j: serde_json::Value = serde_json::from_str(&json(&v)).unwrap();
+    assert_eq!(j["usage"]["by_agent"][0]["agent"], "claude");
+    assert_eq!(
+        j["retries"][0]["reasons"][0],
+        "claude reported overloaded_error"
+    );
+    let ws01 = j["workstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["workstream_id"] == "ws-01")
+        .unwrap();
+    assert_eq!(ws01["attempts"].as_array().unwrap().len(), 2);
+    let summary: serde_json::Value =
+        serde_json::from_str(&json_sections(&v, &[Section::Summary])).unwrap();
+    assert_eq!(summary["usage"]["total"]["cost_usd"], 1.75);
+    // Without usage the summary has no usage key at all (not null).
+    let plain: serde_json::Value =
+        serde_json::from_str(&json_sections(&fixture::view(), &[Section::Summary])).unwrap();
+    assert!(plain.get("usage").is_none() && plain.get("retries").is_none());
+}

@@ -1,0 +1,316 @@
+//! Hardening of text that came from agents (titles, messages, output tails, warnings) and
+//! the few display formats every renderer shares: terminal escapes stripped, carriage
+//! returns resolved, long lines capped, widths counted in terminal columns, durations.
+
+use std::cmp::Ordering;
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+
+/// Output tails keep at most this many last lines …
+pub const TAIL_LINES: usize = 40;
+/// … each cut to at most this many characters, so one huge line cannot push out the real
+/// error printed just before it.
+pub const TAIL_LINE_CHARS: usize = 400;
+
+/// What ends a line [`cap_lines`] cut: `… [N characters cut]`.
+const CUT_SUFFIX: &str = " characters cut]";
+const CUT_PREFIX: &str = " … [";
+
+/// Text as a terminal would show it, without the terminal: ANSI/OSC/DCS escape sequences
+/// removed (OSC-8 hyperlinks keep their visible text), `\r\n` read as `\n`, a bare `\r`
+/// overwriting its line the way progress bars use it, and other control characters except
+/// newline and tab dropped.
+pub fn clean(s: &str) -> String {
+    // Most text has nothing to clean.
+    if !s
+        .chars()
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{FEFF}')
+    {
+        return s.to_string();
+    }
+    let stripped = console::strip_ansi_codes(s);
+    let mut out = String::with_capacity(stripped.len());
+    for (i, line) in stripped.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        // What is left visible after the last carriage return that something followed.
+        let visible = line
+            .rsplit('\r')
+            .find(|seg| !seg.is_empty())
+            .unwrap_or_default();
+        out.extend(
+            visible
+                .chars()
+                .filter(|&c| c == '\t' || !c.is_control())
+                .map(|c| if c == '\u{FEFF}' { ' ' } else { c }),
+        );
+    }
+    out
+}
+
+/// [`clean`] text on one line: every run of whitespace (newlines and tabs included)
+/// becomes one space, and the ends are trimmed.
+pub fn one_line(s: &str) -> String {
+    let c = clean(s);
+    let tidy = !c.starts_with(' ')
+        && !c.ends_with(' ')
+        && !c.contains("  ")
+        && !c.contains(|ch: char| ch.is_whitespace() && ch != ' ');
+    if tidy {
+        return c;
+    }
+    c.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Display width in terminal columns (CJK characters count two).
+pub fn width(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to at most `max` terminal columns, ending in `…` when cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if width(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        let cw = c.width().unwrap_or(0);
+        if w + cw + 1 > max {
+            break;
+        }
+        w += cw;
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// The last `max_lines` lines of `s`, each longer than `max_chars` characters cut to its
+/// first `max_chars` and marked `… [N characters cut]`. Used when the tail is captured and
+/// again when it is shown, so it is idempotent.
+pub fn cap_lines(s: &str, max_lines: usize, max_chars: usize) -> String {
+    let trimmed = s.trim_end_matches(['\n', '\r']);
+    if trimmed.is_empty() || max_lines == 0 {
+        return String::new();
+    }
+    let lines: Vec<&str> = trimmed.split('\n').collect();
+    if lines.len() <= max_lines && lines.iter().all(|l| l.len() <= max_chars) {
+        return trimmed.to_string();
+    }
+    let from = lines.len().saturating_sub(max_lines);
+    let mut out = String::with_capacity(trimmed.len().min(max_lines * (max_chars + 32)));
+    for (i, line) in lines[from..].iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        match line.char_indices().nth(max_chars) {
+            Some((cut, _)) if !is_cut(line) => {
+                let rest = line[cut..].chars().count();
+                out.push_str(&line[..cut]);
+                out.push_str(CUT_PREFIX);
+                out.push_str(&rest.to_string());
+                out.push_str(CUT_SUFFIX);
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Whether a line already carries the mark of [`cap_lines`].
+fn is_cut(line: &str) -> bool {
+    line.ends_with(CUT_SUFFIX) && line.contains(CUT_PREFIX)
+}
+
+/// The last lines of a command's output, made safe to show: cleaned, at most
+/// [`TAIL_LINES`] lines of at most [`TAIL_LINE_CHARS`] characters each.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutputTail {
+    pub text: String,
+    /// Lines in `text`.
+    pub lines: usize,
+    /// Lines that were cut to [`TAIL_LINE_CHARS`] characters (marked in `text`).
+    pub cut_lines: usize,
+    /// The whole output.
+    pub log_path: Option<String>,
+}
+
+impl OutputTail {
+    /// None when nothing visible is left.
+    pub fn new(raw: &str, log_path: Option<&str>) -> Option<OutputTail> {
+        let text = cap_lines(&clean(raw), TAIL_LINES, TAIL_LINE_CHARS);
+        if text.trim().is_empty() {
+            return None;
+        }
+        let lines = text.split('\n').count();
+        let cut_lines = text.split('\n').filter(|l| is_cut(l)).count();
+        Some(OutputTail {
+            text,
+            lines,
+            cut_lines,
+            log_path: log_path.map(str::to_string),
+        })
+    }
+
+    /// "last 12 lines of output (2 long lines cut); the whole log: PATH" — plain text.
+    pub fn caption(&self) -> String {
+        let mut s = format!(
+            "last {} line{} of output",
+            self.lines,
+            if self.lines == 1 { "" } else { "s" }
+        );
+        if self.cut_lines > 0 {
+            s.push_str(&format!(
+                " ({} long line{} cut)",
+                self.cut_lines,
+                if self.cut_lines == 1 { "" } else { "s" }
+            ));
+        }
+        if let Some(p) = &self.log_path {
+            s.push_str("; the whole log: ");
+            s.push_str(p);
+        }
+        s
+    }
+}
+
+/// A duration the way the flags take it: `0ms`, `250ms`, `12.3s`, `1m30s`, `30m`, `1h5s`. The one
+/// duration format of every output.
+pub fn duration(secs: f64) -> String {
+    let secs = if secs.is_finite() { secs.max(0.0) } else { 0.0 };
+    if secs < 1.0 {
+        return format!("{}ms", (secs * 1000.0).round() as u64);
+    }
+    if secs < 59.95 {
+        return format!("{secs:.1}s");
+    }
+    let t = secs.round() as u64;
+    let (h, m, s) = (t / 3600, t / 60 % 60, t % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// `n` with the singular or plural noun: `1 workstream`, `3 workstreams`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Natural order for ids: digit runs compare as numbers (`ws-2` < `ws-10`), ties broken by
+/// byte order so the order is total (`ws-01` < `ws-1`).
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < x.len() && j < y.len() {
+        if x[i].is_ascii_digit() && y[j].is_ascii_digit() {
+            let (si, sj) = (i, j);
+            while i < x.len() && x[i].is_ascii_digit() {
+                i += 1;
+            }
+            while j < y.len() && y[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = trim_zeros(&x[si..i]);
+            let nb = trim_zeros(&y[sj..j]);
+            let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            if x[i] != y[j] {
+                return x[i].cmp(&y[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (x.len() - i).cmp(&(y.len() - j)).then_with(|| a.cmp(b))
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let n = d.iter().take_while(|&&c| c == b'0').count();
+    &d[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_stripped_and_carriage_returns_resolved() {
+        assert_eq!(clean("\u{1b}[31mred title \u{1b}[0m"), "red title ");
+        // OSC-8 hyperlink, both terminators: the visible text stays.
+        assert_eq!(
+            clean("see \u{1b}]8;;https://x.test/\u{1b}\\the docs\u{1b}]8;;\u{1b}\\ now"),
+            "see the docs now"
+        );
+        assert_eq!(clean("\u{1b}]0;window title\u{7}after"), "after");
+        assert_eq!(clean("a\r\nb\r\n"), "a\nb\n");
+        assert_eq!(clean("10%\r50%\r100%\ndone\r"), "100%\ndone");
+        assert_eq!(clean("bell\u{7} nul\0 tab\tkept"), "bell nul tab\tkept");
+        assert_eq!(clean("lone \u{1b} escape"), "lone  escape");
+        assert_eq!(one_line("  a\n\tb  \r\n c "), "a b c");
+    }
+
+    #[test]
+    fn widths_count_columns_and_truncation_respects_them() {
+        assert_eq!(width("日本語"), 6);
+        assert_eq!(truncate("日本語テキスト", 7), "日本語…");
+        assert_eq!(truncate("short", 10), "short");
+        assert_eq!(truncate("abcdefghij", 5), "abcd…");
+        assert_eq!(width(&truncate(&"x".repeat(3000), 80)), 80);
+    }
+
+    #[test]
+    fn huge_last_line_cannot_hide_the_error_before_it() {
+        let raw = format!(
+            "compiling\nerror: the real reason\n{}\n",
+            "z".repeat(14_000)
+        );
+        let t = cap_lines(&raw, 40, 400);
+        assert!(t.contains("error: the real reason"), "{t}");
+        assert!(
+            t.ends_with(" … [13600 characters cut]"),
+            "{}",
+            &t[t.len() - 40..]
+        );
+        assert!(t.len() < 500);
+        // Idempotent: capping again changes nothing.
+        assert_eq!(cap_lines(&t, 40, 400), t);
+        let many: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let t = cap_lines(&many, 3, 400);
+        assert_eq!(t, "line 97\nline 98\nline 99");
+        let tail = OutputTail::new(&raw, Some("/l/x.log")).unwrap();
+        assert_eq!((tail.lines, tail.cut_lines), (3, 1));
+        assert_eq!(
+            tail.caption(),
+            "last 3 lines of output (1 long line cut); the whole log: /l/x.log"
+        );
+        assert_eq!(OutputTail::new("\u{1b}[0m\n\n", None), None);
+    }
+
+    #[test]
+    fn one_duration_format() {
+        assert_eq!(duration(0.0), "0ms");
+        assert_eq!(duration(0.25), "250ms");
+        assert_eq!(duration(12.34), "12.3s");
+        assert_eq!(duration(59.94), "59.9s");
+        assert_eq!(duration(59.96), "1m");
+        assert_eq!(duration(90.0), "1m30s");
+        assert_eq!(duration(1800.0), "30m");
+        assert_eq!(duration(3605.0), "1h5s");
+        assert_eq!(duration(3723.4), "1h2m3s");
+        assert_eq!(duration(f64::NAN), "0ms");
+        assert_eq!(plural(1, "pair", "pairs"), "1 pair");
+    }
+}

@@ -1,0 +1,279 @@
+//! Repository façade: every git operation the tool performs (discovery, the agent worktree
+//! pool, workstream branches, reading commits and diffs, the in-memory merge forecast,
+//! pruning branches), on git2 in process. Nothing outside this crate touches git2. The
+//! repository is opened once per handle: [`Repo`] for the coordinator, [`AgentSlot`] for
+//! each agent.
+//!
+//! **May depend on:** `ws-core` (the model and text helpers), git2, and small helpers
+//! (similar, ignore, libc, serde). **May not depend on:** the database crate, tokio, clap,
+//! or the runtime above it. Process spawning stays in the runtime, except for the one git
+//! subprocess helper in [`remote`] and merge drivers.
+
+pub mod bisect;
+mod branch;
+pub mod branches;
+pub mod config;
+#[cfg(test)]
+mod differential_tests;
+mod forecast;
+#[cfg(test)]
+mod forecast_tests;
+mod include;
+mod integrate;
+#[cfg(test)]
+mod integrate_tests;
+mod land;
+mod landed;
+pub mod remote;
+mod repo;
+mod slots;
+#[cfg(test)]
+mod tests;
+mod treemerge;
+mod xmerge;
+
+pub use include::WORKTREE_INCLUDE;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use ws_core::model::{FileChange, MergeForecast};
+
+/// A git failure, with a sentence saying what failed ("failed to create branch …: …").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct GitError(pub String);
+
+/// Where a repository lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoPaths {
+    /// Root of the main worktree (where `.state/`, `reports/` and `workstreams/` live),
+    /// whichever worktree the command was started from.
+    pub root: PathBuf,
+    /// The git common dir (`<root>/.git` for a normal repository).
+    pub common_dir: PathBuf,
+}
+
+/// Find the repository containing `cwd`. Errors, each one clear sentence: not a git
+/// repository; a bare repository; a repository with no commits.
+pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
+    repo::discover(cwd)
+}
+
+pub use branch::PrepareError;
+pub use branches::WsBranch;
+pub use repo::{uncommitted_changes, Repo};
+pub use slots::{PoolPolicy, PoolSweep, LOCK_REASON};
+
+/// An agent's slot in the worktree pool, and the handle every git operation of that agent
+/// goes through: the repository is opened once, when the slot is claimed, and the slot
+/// remembers what it learned (the last status scan) for the next workstream.
+///
+/// Held by this process until dropped (an advisory lock on `<common_dir>/ws/locks/<slot>.lock`,
+/// released by the OS if the process dies). Dropping it leaves the worktree as it is;
+/// [`AgentSlot::release`] resets it to the base for the next run, [`AgentSlot::remove`]
+/// deletes it.
+pub struct AgentSlot {
+    /// Agent number (1-based).
+    pub k: usize,
+    /// Worktree name as git knows it (no `/`), e.g. `ws-agent-1` or `ws-agent-1-2`.
+    pub name: String,
+    /// `<common_dir>/ws/agent-1` (or `agent-1-2` when another live run holds `agent-1`).
+    pub path: PathBuf,
+    /// Whether claiming it created the worktree (a full checkout): a cold start.
+    pub created: bool,
+    /// The base the worktree was last reset to, when it was kept from an earlier run.
+    /// Differs from the run's base when the base changed since.
+    pub previous_base: Option<String>,
+    /// An overflow slot (`agent-k-2`, …), taken because another live run holds `agent-k`;
+    /// removed at the end of the run, so the pool stays at the largest `--agents` used.
+    pub overflow: bool,
+    /// What was repaired when it was claimed (stale locks, links, a half-made worktree).
+    pub repairs: Vec<String>,
+    paths: RepoPaths,
+    /// The worktree's repository, opened once; `None` after it was found broken.
+    wt: Option<git2::Repository>,
+    /// What the last `collect` learned about the worktree (see [`branch::Scan`]).
+    scan: Option<branch::Scan>,
+    _lock: std::fs::File,
+}
+
+impl fmt::Debug for AgentSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentSlot")
+            .field("k", &self.k)
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("created", &self.created)
+            .field("overflow", &self.overflow)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Claim the worktree for agent number `k` (1-based): the first of `agent-k`, `agent-k-2`, …
+/// whose lock is free. Creates the worktree (detached at `base_sha`, without any branch) if
+/// missing, repairs it if it is broken (directory deleted, `.git` file gone, stale lock
+/// files such as `index.lock`, a half-made worktree left by a crash), and reuses it
+/// otherwise, ignored caches included. Safe to call from several threads and processes at
+/// once: creation touches no shared ref.
+pub fn claim_agent_slot(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
+    slots::claim(repo, k, base_sha)
+}
+
+/// Claim pool slot `agent-k` only if it exists and is free, repairing it: how a resume takes
+/// back the worktrees of the run that crashed (their caches included) instead of deleting
+/// and re-creating them. `Ok(None)` when there is no such slot or another run holds it.
+pub fn claim_existing_slot(
+    repo: &RepoPaths,
+    k: usize,
+    base_sha: &str,
+) -> Result<Option<AgentSlot>, GitError> {
+    slots::claim_existing(repo, k, base_sha)
+}
+
+/// Options for preparing a worktree for the next workstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Ignored paths (top-level names like `target`, `node_modules`) to keep between
+    /// workstreams; everything else untracked or ignored is removed.
+    pub keep_ignored: Vec<String>,
+}
+
+/// What git says a workstream did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Branch tip after the workstream (after any auto-commit).
+    pub head: String,
+    /// base..tip, oldest first, full SHAs.
+    pub commits: Vec<String>,
+    /// Diff base..tip with renames detected; paths exact (unicode, spaces).
+    pub files: Vec<FileChange>,
+    /// e.g. "uncommitted changes (3 files) were committed on ws/…/ws-02 by git-ws";
+    /// "the agent left HEAD on another branch; …".
+    pub warnings: Vec<String>,
+}
+
+/// Whether `branch` is a valid git branch name (checked before a workstream starts, so a
+/// workstream id that cannot name a branch is the workstream's problem, not the pool's).
+pub fn valid_branch_name(branch: &str) -> bool {
+    git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+}
+
+/// Sweep the pool at the start of a run: remove idle worktrees past `policy.expiry`,
+/// idle overflow slots and half-made worktrees; detach idle worktrees a crashed run left on
+/// a branch (so any agent may check that branch out again). Slots a live run holds are
+/// never touched.
+pub fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
+    slots::sweep(repo, policy)
+}
+
+/// Remove every pool worktree no live run holds (directory, git's admin dir and its lock
+/// file). Branches and everything else stay.
+pub fn prune_pool(repo: &RepoPaths) -> PoolSweep {
+    slots::prune(repo)
+}
+
+/// The commit HEAD points at in the worktree containing `worktree` (full SHA).
+pub fn head_of(worktree: &Path) -> Result<String, GitError> {
+    git2::Repository::discover(worktree)
+        .and_then(|r| r.head()?.peel_to_commit().map(|c| c.id().to_string()))
+        .map_err(|e| {
+            GitError(format!(
+                "failed to read HEAD of {}: {}",
+                worktree.display(),
+                e.message()
+            ))
+        })
+}
+
+/// The `ws/…` branches HEAD of the worktree containing `worktree` (the one a merge
+/// happened in) has landed, with their tips (for the post-merge hook): merged, squashed or
+/// cherry-picked, as [`landed_ws_branches`] finds them.
+pub fn merged_ws_branches(
+    repo: &RepoPaths,
+    worktree: &Path,
+) -> Result<Vec<(String, String)>, GitError> {
+    landed::merged_ws_branches(repo, worktree)
+}
+
+/// The merge forecast with clusters and an explained order (see [`MergeForecast`]): the
+/// given branches (workstream id, branch), made from `base_sha`, merged in memory pair by
+/// pair where they may conflict and one after another in the suggested order; nothing is
+/// written to the repository.
+pub fn merge_forecast(
+    repo: &RepoPaths,
+    base_sha: &str,
+    branches: &[(String, String)],
+) -> Result<MergeForecast, GitError> {
+    forecast::merge_forecast(repo, base_sha, branches)
+}
+
+pub use integrate::{Excluded, ExclusionReason, IntegratedStep, Integration, Objects};
+
+/// Merge `branches` (workstream id, tip SHA) one by one onto the commit `onto`, in memory,
+/// as merge commits naming each workstream and run `run_id`; a branch that conflicts with
+/// what is already integrated is left out (`conflict`, with the paths). Nothing is checked
+/// out and no ref is written; `Objects::InMemory` writes nothing at all (a dry run).
+pub fn integrate(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    objects: Objects,
+) -> Result<Integration, GitError> {
+    integrate::integrate(repo, run_id, onto, branches, objects)
+}
+
+/// [`integrate`], then `test(tip)`; while the tests fail, leave out the first merge that
+/// makes them fail (`breaks-tests`, naming the merge it fails with) and retest (see
+/// [`bisect::bisect`]). Returns the final integration (with `test_runs`) and the bisection.
+pub fn integrate_and_test<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    test: impl FnMut(&str) -> Result<bool, E>,
+) -> Result<(Integration, bisect::Bisection), E> {
+    integrate::integrate_and_test(repo, run_id, onto, branches, test)
+}
+
+/// [`integrate_and_test`], with the whole integration under test handed to `test` (its
+/// tip, and which merges it holds), for callers that record each test run.
+pub fn integrate_and_test_each<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    test: impl FnMut(&Integration) -> Result<bool, E>,
+) -> Result<(Integration, bisect::Bisection), E> {
+    integrate::integrate_and_test_each(repo, run_id, onto, branches, test)
+}
+
+pub use land::{checked_out_in, dirty_paths, fast_forward, resolve_onto, Onto};
+
+/// The full SHA branch `refs/heads/<branch>` points at, if it exists.
+pub fn branch_tip(repo: &RepoPaths, branch: &str) -> Result<Option<String>, GitError> {
+    let main = repo::open_main(repo)?;
+    let tip = main.refname_to_id(&format!("refs/heads/{branch}")).ok();
+    Ok(tip.map(|t| t.to_string()))
+}
+
+/// Whether `sha` names a commit this repository has.
+pub fn has_commit(repo: &RepoPaths, sha: &str) -> bool {
+    repo::open_main(repo)
+        .is_ok_and(|r| git2::Oid::from_str(sha).is_ok_and(|oid| r.find_commit(oid).is_ok()))
+}
+
+/// Create or reset branch `branch` at `tip` (refused while it is checked out somewhere).
+pub fn write_integration_branch(repo: &RepoPaths, branch: &str, tip: &str) -> Result<(), GitError> {
+    integrate::write_branch(repo, branch, tip)
+}
+
+pub use landed::{Landed, LandedBy};
+
+/// The `ws/…` branches HEAD of the worktree containing `worktree` has landed, each with how
+/// it was recognised: merged (tip is an ancestor), squashed (its changes are in HEAD's tree,
+/// or staged by `git merge --squash`), or cherry-picked (its commits' patch-ids are among
+/// HEAD's new commits). [`merged_ws_branches`] is the same without the method.
+pub fn landed_ws_branches(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
+    landed::landed_ws_branches(repo, worktree)
+}

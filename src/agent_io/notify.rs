@@ -1,0 +1,91 @@
+//! `ws.notifyCommand`: run once at the end of every run — finished or interrupted — with the
+//! run's JSON (the object `git ws-run --format json` prints) on stdin, `sh -c` in the main
+//! worktree, its output in `.state/logs/<run-id>/notify.log`, a time limit of
+//! `ws.notifyTimeout` (default 60s). Its failure is a note on the run, never a failure of
+//! the run.
+
+use crate::runner::process::{self, Ending, Spec};
+use crate::runner::RunOutcome;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Default time limit of the notify command.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run the notify command configured for the repository of `outcome`, if any; returns
+/// notes (why it failed).
+pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
+    let root = Path::new(&outcome.consolidated.run.repo_root);
+    let Ok(handle) = crate::git::Repo::discover(root) else {
+        return Vec::new();
+    };
+    let Ok(config) = handle.config() else {
+        return Vec::new();
+    };
+    let Some(command) = config
+        .string("ws.notifyCommand")
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return Vec::new();
+    };
+    let timeout = match config.string("ws.notifyTimeout") {
+        Some(t) => match crate::workstream::parse_duration(t.trim()) {
+            Ok(d) => d,
+            Err(e) => {
+                return vec![format!(
+                    "did not run ws.notifyCommand: git config ws.notifyTimeout = {t:?}: {e}"
+                )]
+            }
+        },
+        None => DEFAULT_TIMEOUT,
+    };
+    let logs = root.join(".state").join("logs").join(&outcome.run_id);
+    let _ = std::fs::create_dir_all(&logs);
+    notify(&command, root, &logs.join("notify.log"), outcome, timeout)
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Run `command` with the run's JSON on stdin. `Some(note)` when it failed.
+pub async fn notify(
+    command: &str,
+    cwd: &Path,
+    log: &Path,
+    outcome: &RunOutcome,
+    timeout: Duration,
+) -> Option<String> {
+    let json = crate::summary::summary_json(outcome);
+    let env = BTreeMap::from([
+        ("WS_RUN_ID".to_string(), outcome.run_id.clone()),
+        ("WS_EXIT_CODE".to_string(), outcome.exit_code().to_string()),
+    ]);
+    let spec = Spec {
+        argv: vec!["sh".into(), "-c".into(), command.to_string()],
+        cwd: cwd.to_path_buf(),
+        env,
+        stdin: Some(json),
+        log: log.to_path_buf(),
+        timeout,
+        grace: Duration::from_secs(2),
+        pgid_file: None,
+    };
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let why = match process::run(&spec, rx).await {
+        Ending::Exited { code: Some(0), .. } => return None,
+        Ending::Exited { code: Some(c), .. } => format!("exited with status {c}"),
+        Ending::Exited { .. } => "was killed by a signal".to_string(),
+        Ending::TimedOut => format!(
+            "timed out after {}",
+            crate::text::duration(timeout.as_secs_f64())
+        ),
+        Ending::Cancelled => "was cancelled".to_string(),
+        Ending::Stopped(r) => r,
+        Ending::SpawnFailed(m) => m,
+    };
+    Some(format!(
+        "the notify command (ws.notifyCommand) {why} (log: {})",
+        log.display()
+    ))
+}

@@ -1,0 +1,218 @@
+//! `git ws-run`'s closing summary (terminal text, and the JSON that `--format json` prints
+//! and `ws.notifyCommand` reads): renderers over the run's view and what only the finished
+//! invocation knows.
+
+use crate::runner::RunOutcome;
+
+/// `git ws-run --format json`: the run object `git ws-report RUN --format json` prints, plus
+/// what only the finished invocation knows.
+#[derive(serde::Serialize)]
+struct RunSummaryJson<'a> {
+    #[serde(flatten)]
+    run: &'a crate::view::RunView,
+    interrupted: bool,
+    report_path: Option<&'a std::path::Path>,
+    report_error: Option<&'a str>,
+    db_path: &'a crate::db::DbLocation,
+    exit_code: i32,
+    /// For a process that worked on a shared run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    worker: Option<WorkerJson<'a>>,
+}
+
+/// What one process did in a shared run (`git ws-run --format json`).
+#[derive(serde::Serialize)]
+struct WorkerJson<'a> {
+    name: &'a str,
+    recorded: Vec<&'a str>,
+    returned: &'a [String],
+    rejected: &'a [String],
+    consolidated_here: bool,
+    run_finished: bool,
+}
+
+fn summary_view(o: &RunOutcome) -> crate::view::RunView {
+    crate::view::RunView::build(crate::view::Input {
+        consolidated: &o.consolidated,
+        results: &o.results,
+        merges: None,
+        state: if o.interrupted {
+            "interrupted"
+        } else {
+            "finished"
+        },
+    })
+}
+
+/// `git ws-run --format json`: the run object and what only the finished invocation knows
+/// (also what `ws.notifyCommand` gets on stdin).
+pub fn summary_json(o: &RunOutcome) -> String {
+    summary_json_of(o, &summary_view(o))
+}
+
+fn summary_json_of(o: &RunOutcome, view: &crate::view::RunView) -> String {
+    let v = RunSummaryJson {
+        run: view,
+        interrupted: o.interrupted,
+        report_path: o.report_path.as_deref(),
+        report_error: o.report_error.as_deref(),
+        db_path: &o.db_path,
+        exit_code: o.exit_code(),
+        worker: o.shared.as_ref().map(|w| WorkerJson {
+            name: &w.worker,
+            recorded: w.ran.iter().map(|r| r.workstream_id.as_str()).collect(),
+            returned: &w.returned,
+            rejected: &w.rejected,
+            consolidated_here: w.consolidated_here,
+            run_finished: w.run_finished,
+        }),
+    };
+    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+}
+
+/// `git ws-run`'s closing summary for a terminal: the totals, usage, advice and where the
+/// report and database are (a worker that left a shared run early: what it did).
+pub fn summary_text(o: &RunOutcome) -> String {
+    use crate::text::duration;
+    use std::fmt::Write;
+    let view = summary_view(o);
+    let mut s = String::new();
+    if let Some(w) = o.shared.as_ref().filter(|w| !w.run_finished) {
+        return render_worker(o, w);
+    }
+    let _ = writeln!(
+        s,
+        "{}: {} completed, {} failed, {} skipped of {} in {} on {} agents{}",
+        view.run_id,
+        view.completed_count,
+        view.failed_count,
+        view.skipped_count,
+        view.total_workstreams,
+        duration(view.wall_seconds),
+        view.agent_count,
+        if o.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "files: {}  commits: {}  errors: {}  warnings: {}{}",
+        view.total_files_modified,
+        view.total_commits,
+        view.total_errors,
+        view.total_warnings,
+        view.overhead_seconds_per_workstream
+            .map(|o| format!("  overhead: {}/workstream", duration(o)))
+            .unwrap_or_default()
+    );
+    if let Some(line) = crate::report::usage_line(&view) {
+        let _ = writeln!(s, "{line}");
+    }
+    if let Some(line) = crate::report::retries_line(&view) {
+        let _ = writeln!(s, "{line}");
+    }
+    for r in &view.recommendations {
+        let _ = writeln!(s, "- {r}");
+    }
+    match &o.report_path {
+        Some(p) => {
+            let _ = writeln!(s, "report:   {}", p.display());
+        }
+        None => {
+            let _ = writeln!(s, "report:   not written");
+        }
+    }
+    let _ = writeln!(s, "database: {}", o.db_path.display());
+    if let Some(w) = &o.shared {
+        let _ = writeln!(
+            s,
+            "worker:   {} recorded {} of them{}",
+            w.worker,
+            w.ran.len(),
+            if w.consolidated_here {
+                " and consolidated the run"
+            } else {
+                ""
+            }
+        );
+    }
+    s
+}
+
+/// The closing summary of a worker that left a shared run before it finished.
+fn render_worker(o: &RunOutcome, w: &crate::runner::SharedOutcome) -> String {
+    use std::fmt::Write;
+    let completed = w
+        .ran
+        .iter()
+        .filter(|r| r.status == crate::model::Status::Completed)
+        .count();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{}: worker {} recorded {} workstream(s): {} completed, {} failed{}{}{}",
+        o.run_id,
+        w.worker,
+        w.ran.len(),
+        completed,
+        w.ran.len() - completed,
+        if w.returned.is_empty() {
+            String::new()
+        } else {
+            format!("; gave {} back to the queue", w.returned.len())
+        },
+        if w.rejected.is_empty() {
+            String::new()
+        } else {
+            format!("; {} late result(s) refused", w.rejected.len())
+        },
+        if o.interrupted { " (interrupted)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "the run goes on with the other workers (one of them consolidates it): git ws-report {}",
+        o.run_id
+    );
+    let _ = writeln!(s, "database: {}", o.db_path.display());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::fixture;
+
+    #[test]
+    fn ws_run_closing_summary_snapshots() {
+        let outcome = crate::runner::RunOutcome {
+            run_id: fixture::RUN.into(),
+            consolidated: fixture::consolidated(),
+            results: fixture::results(),
+            db_path: std::path::PathBuf::from("/repo/.state/multi_agent_consolidated.db").into(),
+            report_path: Some(
+                format!("/repo/reports/multi_agent_consolidated_{}.md", fixture::RUN).into(),
+            ),
+            report_error: None,
+            interrupted: false,
+            notes: vec![],
+            shared: None,
+        };
+        insta::assert_snapshot!("ws_run_human", summary_text(&outcome));
+        let json: serde_json::Value = serde_json::from_str(&summary_json(&outcome)).unwrap();
+        // The run object of `git ws-report RUN --format json` (nothing merged yet), plus the
+        // invocation's own fields.
+        let view: serde_json::Value = serde_json::from_str(&crate::report::json_sections(
+            &crate::view::RunView::build(crate::view::Input {
+                consolidated: &outcome.consolidated,
+                results: &outcome.results,
+                merges: None,
+                state: "finished",
+            }),
+            &[],
+        ))
+        .unwrap();
+        for (k, v) in view.as_object().unwrap() {
+            assert_eq!(&json[k], v, "{k}");
+        }
+        assert_eq!(json["exit_code"], 1);
+        assert_eq!(json["interrupted"], false);
+    }
+}
