@@ -5,6 +5,7 @@
 mod agents;
 mod common;
 mod environments;
+mod layers;
 mod merge;
 mod pg;
 mod pgcluster;
