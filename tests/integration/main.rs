@@ -15,3 +15,4 @@ mod reliability;
 mod report;
 mod run;
 mod sql;
+mod test_files;
