@@ -108,7 +108,8 @@ fn quote(arg: &str) -> String {
     }
 }
 
-/// The first index of `items` that `pred` holds for, pushing `new()` when none does.
+/// The 1-based index of the first of `items` that `pred` holds for, pushing `new` when none
+/// does.
 fn label_of(items: &mut Vec<String>, pred: impl Fn(&str) -> bool, new: &str) -> usize {
     match items.iter().position(|x| pred(x)) {
         Some(i) => i + 1,
@@ -153,6 +154,7 @@ impl Snap {
             .status
             .code()
             .map_or_else(|| format!("signal {:?}", out.status), |c| c.to_string());
+        self.refresh_commits();
         let line: Vec<String> = args.iter().map(|a| quote(a)).collect();
         let line = self.normalise(&line.join(" "));
         // Each stream on its own, so a table ending a stream ends there.
@@ -178,6 +180,7 @@ impl Snap {
     fn file(&mut self, rel: &str) -> String {
         let text = std::fs::read_to_string(self.env.repo.join(rel))
             .unwrap_or_else(|e| panic!("{rel}: {e}"));
+        self.refresh_commits();
         self.normalise(&text)
     }
 
@@ -187,7 +190,7 @@ impl Snap {
     }
 
     /// Refresh the list of every commit object in the repository (reachable or not: a merge
-    /// tested and left out is still printed).
+    /// tested and left out is still printed). Called after each command, before redacting.
     fn refresh_commits(&mut self) {
         let out = self
             .env
@@ -208,7 +211,6 @@ impl Snap {
 
     /// Redact `text` (see the module documentation), re-aligning plain-text tables.
     fn normalise(&mut self, text: &str) -> String {
-        self.refresh_commits();
         let p = patterns();
         let lines: Vec<&str> = text.split('\n').collect();
         let mut out: Vec<String> = Vec::with_capacity(lines.len());
