@@ -358,19 +358,30 @@ impl Snap {
         s = replace(&p.date, &s, |_| "[DATE]".into());
         s = replace(&p.stamp, &s, |_| "[STAMP]".into());
         s = replace(&p.epoch, &s, |_| "[EPOCH]".into());
-        let (known, commits) = (&self.known, &mut self.commits);
-        s = replace(&p.hex, &s, |hex| {
-            match known.iter().find(|c| c.starts_with(hex)) {
-                Some(full) => format!("[C{}]", label_of(commits, |c| c == full, full)),
-                // An id of a commit never written (a dry run's); all-digit ones too, or one run
-                // in a hundred would print a number here.
-                None => "[SHA?]".into(),
-            }
-        });
+        // Measured times first: their digits after the point would read as an abbreviated id.
         s = replace(&p.json_time, &s, |m| {
             let key = m.split_once(": ").map_or(m, |(k, _)| k);
             format!("{key}: [NUM]")
         });
+        let (known, commits) = (&self.known, &mut self.commits);
+        let mut ids = String::with_capacity(s.len());
+        let mut last = 0;
+        for m in p.hex.find_iter(&s) {
+            let hex = &s[m.range()];
+            ids.push_str(&s[last..m.start()]);
+            last = m.end();
+            let decimal = s[..m.start()].ends_with('.') || s[m.end()..].starts_with('.');
+            ids.push_str(&match known.iter().find(|c| c.starts_with(hex)) {
+                Some(full) => format!("[C{}]", label_of(commits, |c| c == full, full)),
+                // Part of a decimal number, not an id.
+                None if decimal && hex.bytes().all(|b| b.is_ascii_digit()) => hex.to_string(),
+                // An id of a commit never written (a dry run's); all-digit ones too, or one run
+                // in a hundred would print a number here.
+                None => "[SHA?]".into(),
+            });
+        }
+        ids.push_str(&s[last..]);
+        s = ids;
         s = replace(&p.json_axis, &s, |m| {
             let key = m.split_once(": ").map_or(m, |(k, _)| k);
             format!(r#"{key}: "[AXIS]""#)
@@ -587,5 +598,37 @@ fn ws_merge_leaves_out_the_conflict_and_what_breaks_the_tests() {
     insta::assert_snapshot!(
         "ws_merge_test_fails_on_onto",
         s.git(&["ws-merge", "--test", "exit 1"])
+    );
+}
+
+#[test]
+fn redaction_is_stable_for_what_varies_and_keeps_the_rest() {
+    let mut s = Snap::new(Env::new());
+    s.refresh_commits();
+    let head = s.env.git(&["rev-parse", "HEAD"]).trim().to_string();
+    // Two runs of one table: the durations differ in width, the redacted tables do not.
+    let table = |busy: &str, id: &str| {
+        let w = busy.len().max(4);
+        format!(
+            "agent    busy{}  utilisation  run\n-------  {}  -----------  {}\nagent-1  {busy}  85.0%        {id}\n",
+            " ".repeat(w - 4),
+            "-".repeat(w),
+            "-".repeat(id.len()),
+        )
+    };
+    let a = s.normalise(&table("52ms", "ma-run-20261207-071658"));
+    let b = s.normalise(&table("1.05s", "ma-run-20261207-071658"));
+    assert_eq!(a, b);
+    assert_eq!(
+        a,
+        "agent    busy   utilisation  run\n-------  -----  -----------  ------\nagent-1  [DUR]  [PCT]        [RUN1]\n"
+    );
+    let text = format!(
+        "{head} {} ma-run-20261207-071658-2 abcdef1234 1234567890 \"wall_seconds\": 0.0153970629, 3.14159265 (50.0%) in 1m5s",
+        &head[..10]
+    );
+    assert_eq!(
+        s.normalise(&text),
+        "[C1] [C1] [RUN2] [SHA?] [SHA?] \"wall_seconds\": [NUM], 3.14159265 (50.0%) in [DUR]"
     );
 }
