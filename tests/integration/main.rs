@@ -3,6 +3,7 @@
 //! throwaway PostgreSQL cluster for the PostgreSQL backend.
 
 mod agents;
+mod cli_snapshots;
 mod common;
 mod environments;
 mod layers;
@@ -15,3 +16,4 @@ mod reliability;
 mod report;
 mod run;
 mod sql;
+mod test_files;
