@@ -8,129 +8,189 @@ use std::collections::{HashMap, VecDeque};
 /// Tarjan's SCC algorithm (iterative: chains of 10,000 must not overflow the stack), then one
 /// breadth-first search per cycle found, reused for every member of that cycle.
 pub(super) fn find_cycles(ws: &[Workstream]) -> Vec<Option<String>> {
-    let n = ws.len();
+    let adj = dependency_graph(ws);
+    let components = Components::find(&adj);
+    let mut result: Vec<Option<String>> = vec![None; ws.len()];
+    for start in 0..ws.len() {
+        if result[start].is_some() || !components.on_cycle(&adj, start) {
+            continue;
+        }
+        let path = shortest_cycle(&adj, &components.of, start);
+        name_cycle_members(ws, &path, &mut result);
+    }
+    result
+}
+
+/// Each workstream's dependencies, as indices into `ws` (ids outside `ws` left out).
+fn dependency_graph(ws: &[Workstream]) -> Vec<Vec<usize>> {
     let index_of: HashMap<&str, usize> = ws
         .iter()
         .enumerate()
         .map(|(i, w)| (w.id.as_str(), i))
         .collect();
-    let adj: Vec<Vec<usize>> = ws
-        .iter()
+    ws.iter()
         .map(|w| {
             w.depends_on
                 .iter()
                 .filter_map(|d| index_of.get(d.as_str()).copied())
                 .collect()
         })
-        .collect();
+        .collect()
+}
 
-    let mut comp = vec![usize::MAX; n];
-    let mut comp_count = 0;
-    let mut index = vec![usize::MAX; n];
-    let mut low = vec![0usize; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut next_index = 0;
-    for root in 0..n {
-        if index[root] != usize::MAX {
-            continue;
+/// The strongly connected components of a graph: `of[v]` is v's, `size[c]` how many
+/// members component `c` has.
+struct Components {
+    of: Vec<usize>,
+    size: Vec<usize>,
+}
+
+impl Components {
+    fn find(adj: &[Vec<usize>]) -> Components {
+        let mut tarjan = Tarjan::new(adj.len());
+        for root in 0..adj.len() {
+            if tarjan.index[root] == UNVISITED {
+                tarjan.visit(adj, root);
+            }
         }
+        let mut size = vec![0usize; tarjan.comp_count];
+        for &c in &tarjan.comp {
+            size[c] += 1;
+        }
+        Components {
+            of: tarjan.comp,
+            size,
+        }
+    }
+
+    /// Whether `v` lies on a cycle: it shares its component, or depends on itself.
+    fn on_cycle(&self, adj: &[Vec<usize>], v: usize) -> bool {
+        self.size[self.of[v]] >= 2 || adj[v].contains(&v)
+    }
+}
+
+const UNVISITED: usize = usize::MAX;
+
+/// Tarjan's algorithm, iterative: its own call stack instead of recursion.
+struct Tarjan {
+    comp: Vec<usize>,
+    comp_count: usize,
+    index: Vec<usize>,
+    low: Vec<usize>,
+    on_stack: Vec<bool>,
+    stack: Vec<usize>,
+    next_index: usize,
+}
+
+impl Tarjan {
+    fn new(n: usize) -> Tarjan {
+        Tarjan {
+            comp: vec![usize::MAX; n],
+            comp_count: 0,
+            index: vec![UNVISITED; n],
+            low: vec![0usize; n],
+            on_stack: vec![false; n],
+            stack: Vec::new(),
+            next_index: 0,
+        }
+    }
+
+    /// First visit of `v`: number it and push it.
+    fn enter(&mut self, v: usize) {
+        self.index[v] = self.next_index;
+        self.low[v] = self.next_index;
+        self.next_index += 1;
+        self.stack.push(v);
+        self.on_stack[v] = true;
+    }
+
+    /// Depth-first from `root`, assigning the components of everything it reaches.
+    fn visit(&mut self, adj: &[Vec<usize>], root: usize) {
+        // (vertex, next edge to follow)
         let mut call: Vec<(usize, usize)> = vec![(root, 0)];
-        index[root] = next_index;
-        low[root] = next_index;
-        next_index += 1;
-        stack.push(root);
-        on_stack[root] = true;
+        self.enter(root);
         while let Some(&mut (v, ref mut edge)) = call.last_mut() {
             if let Some(&w) = adj[v].get(*edge) {
                 *edge += 1;
-                if index[w] == usize::MAX {
-                    index[w] = next_index;
-                    low[w] = next_index;
-                    next_index += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
+                if self.index[w] == UNVISITED {
+                    self.enter(w);
                     call.push((w, 0));
-                } else if on_stack[w] {
-                    low[v] = low[v].min(index[w]);
+                } else if self.on_stack[w] {
+                    self.low[v] = self.low[v].min(self.index[w]);
                 }
             } else {
                 call.pop();
                 if let Some(&(u, _)) = call.last() {
-                    low[u] = low[u].min(low[v]);
+                    self.low[u] = self.low[u].min(self.low[v]);
                 }
-                if low[v] == index[v] {
-                    while let Some(x) = stack.pop() {
-                        on_stack[x] = false;
-                        comp[x] = comp_count;
-                        if x == v {
-                            break;
-                        }
-                    }
-                    comp_count += 1;
+                if self.low[v] == self.index[v] {
+                    self.close_component(v);
                 }
             }
         }
-    }
-    let mut comp_size = vec![0usize; comp_count];
-    for &c in &comp {
-        comp_size[c] += 1;
     }
 
-    let mut result: Vec<Option<String>> = vec![None; n];
-    for start in 0..n {
-        if result[start].is_some() {
-            continue;
-        }
-        let self_loop = adj[start].contains(&start);
-        if comp_size[comp[start]] < 2 && !self_loop {
-            continue;
-        }
-        // Shortest path start -> ... -> start inside the component.
-        let path = if self_loop {
-            vec![start]
-        } else {
-            let mut parent: HashMap<usize, usize> = HashMap::new();
-            let mut queue = VecDeque::from([start]);
-            let mut end = None;
-            'bfs: while let Some(v) = queue.pop_front() {
-                for &w in &adj[v] {
-                    if comp[w] != comp[start] {
-                        continue;
-                    }
-                    if w == start {
-                        end = Some(v);
-                        break 'bfs;
-                    }
-                    if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(w) {
-                        e.insert(v);
-                        queue.push_back(w);
-                    }
-                }
+    /// `v` is the root of a component: pop its members off the stack.
+    fn close_component(&mut self, v: usize) {
+        while let Some(x) = self.stack.pop() {
+            self.on_stack[x] = false;
+            self.comp[x] = self.comp_count;
+            if x == v {
+                break;
             }
-            let mut path = Vec::new();
-            let mut cur = end.unwrap_or(start);
-            while cur != start {
-                path.push(cur);
-                cur = parent[&cur];
+        }
+        self.comp_count += 1;
+    }
+}
+
+/// The shortest path `start -> ... -> start` inside `start`'s component (breadth-first), as
+/// the members in order from `start`; just `[start]` when it depends on itself.
+fn shortest_cycle(adj: &[Vec<usize>], comp: &[usize], start: usize) -> Vec<usize> {
+    if adj[start].contains(&start) {
+        return vec![start];
+    }
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut queue = VecDeque::from([start]);
+    let mut end = None;
+    'bfs: while let Some(v) = queue.pop_front() {
+        for &w in &adj[v] {
+            if comp[w] != comp[start] {
+                continue;
             }
-            path.push(start);
-            path.reverse();
-            path
-        };
-        for k in 0..path.len() {
-            let member = path[k];
-            if result[member].is_none() {
-                let rotated: Vec<&str> = path[k..]
-                    .iter()
-                    .chain(&path[..k])
-                    .map(|&i| ws[i].id.as_str())
-                    .collect();
-                result[member] = Some(render_cycle(&rotated));
+            if w == start {
+                end = Some(v);
+                break 'bfs;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(w) {
+                e.insert(v);
+                queue.push_back(w);
             }
         }
     }
-    result
+    let mut path = Vec::new();
+    let mut cur = end.unwrap_or(start);
+    while cur != start {
+        path.push(cur);
+        cur = parent[&cur];
+    }
+    path.push(start);
+    path.reverse();
+    path
+}
+
+/// Give every member of the cycle `path` that has none yet the cycle rendered from itself.
+fn name_cycle_members(ws: &[Workstream], path: &[usize], result: &mut [Option<String>]) {
+    for k in 0..path.len() {
+        let member = path[k];
+        if result[member].is_none() {
+            let rotated: Vec<&str> = path[k..]
+                .iter()
+                .chain(&path[..k])
+                .map(|&i| ws[i].id.as_str())
+                .collect();
+            result[member] = Some(render_cycle(&rotated));
+        }
+    }
 }
 
 /// `a -> b -> a`; long cycles are shortened to the first eight ids.

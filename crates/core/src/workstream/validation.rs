@@ -23,65 +23,82 @@ pub fn validate_set(
     invalid: Vec<InvalidWorkstream>,
     warnings: Vec<String>,
 ) -> Loaded {
-    enum Entry {
-        Valid(Workstream),
-        Invalid(InvalidWorkstream),
+    let mut rejected = Vec::new();
+    let (holders, valid) = claim_ids(by_file(parsed, invalid), &mut rejected);
+    let valid = reject_unknown_dependencies(valid, &holders, &mut rejected);
+    let valid = reject_cycles(valid, &mut rejected);
+    rejected.sort_by(|a, b| a.file.cmp(&b.file));
+    Loaded {
+        valid,
+        invalid: rejected,
+        warnings,
     }
-    impl Entry {
-        fn file(&self) -> &str {
-            match self {
-                Entry::Valid(w) => &w.file,
-                Entry::Invalid(i) => &i.file,
-            }
+}
+
+/// One file of the set, valid or not, while the set is checked.
+enum Entry {
+    Valid(Workstream),
+    Invalid(InvalidWorkstream),
+}
+
+impl Entry {
+    fn file(&self) -> &str {
+        match self {
+            Entry::Valid(w) => &w.file,
+            Entry::Invalid(i) => &i.file,
         }
     }
+
+    /// The id the file claims: a valid workstream's, an invalid one's when it was readable.
+    fn id(&self) -> Option<&str> {
+        match self {
+            Entry::Valid(w) => Some(&w.id),
+            Entry::Invalid(i) => i.id.as_deref(),
+        }
+    }
+}
+
+/// Who holds each id, keyed by the id in ASCII lower case: the id as written and its file.
+type Holders = HashMap<String, (String, String)>;
+
+/// Every file of the set, valid or not, sorted by file name.
+fn by_file(parsed: Vec<Workstream>, invalid: Vec<InvalidWorkstream>) -> Vec<Entry> {
     let mut entries: Vec<Entry> = parsed
         .into_iter()
         .map(Entry::Valid)
         .chain(invalid.into_iter().map(Entry::Invalid))
         .collect();
     entries.sort_by(|a, b| a.file().cmp(b.file()));
+    entries
+}
 
-    // 1. Duplicate ids: the first file (by name) holds the id.
-    let mut holders: HashMap<String, (String, String)> = HashMap::new(); // lower id -> (id, file)
-    let mut valid: Vec<Workstream> = Vec::new();
-    let mut out_invalid: Vec<InvalidWorkstream> = Vec::new();
+/// Step 1, duplicate ids: the first file (by name) holds the id, valid or not; a later file
+/// with the same id (ignoring case) becomes invalid and loses its id. Returns the holders
+/// and the workstreams still valid; the invalid ones go to `rejected`.
+fn claim_ids(
+    entries: Vec<Entry>,
+    rejected: &mut Vec<InvalidWorkstream>,
+) -> (Holders, Vec<Workstream>) {
+    let mut holders = Holders::new();
+    let mut valid = Vec::new();
     for entry in entries {
-        let (id, file) = match &entry {
-            Entry::Valid(w) => (Some(w.id.clone()), w.file.clone()),
-            Entry::Invalid(i) => (i.id.clone(), i.file.clone()),
-        };
-        let Some(id) = id else {
+        let Some(id) = entry.id().map(str::to_string) else {
             if let Entry::Invalid(i) = entry {
-                out_invalid.push(i);
+                rejected.push(i);
             }
             continue;
         };
         let lower = id.to_ascii_lowercase();
-        let duplicate = holders.get(&lower).map(|(first_id, first_file)| {
-            if *first_id == id {
-                format!(
-                    "field \"id\": duplicate id {} (already used by {first_file})",
-                    quote(&id)
-                )
-            } else {
-                format!(
-                    "field \"id\": duplicate id {} (differs only in case from {} in {first_file})",
-                    quote(&id),
-                    quote(first_id)
-                )
-            }
-        });
-        match (entry, duplicate) {
+        match (entry, duplicate_reason(&holders, &id)) {
             (Entry::Valid(w), None) => {
-                holders.insert(lower, (id, file));
+                holders.insert(lower, (id, w.file.clone()));
                 valid.push(w);
             }
             (Entry::Invalid(i), None) => {
-                holders.insert(lower, (id, file));
-                out_invalid.push(i);
+                holders.insert(lower, (id, i.file.clone()));
+                rejected.push(i);
             }
-            (Entry::Valid(w), Some(reason)) => out_invalid.push(InvalidWorkstream {
+            (Entry::Valid(w), Some(reason)) => rejected.push(InvalidWorkstream {
                 message: format!("{}: {reason}", w.file),
                 file: w.file,
                 id: None,
@@ -89,34 +106,43 @@ pub fn validate_set(
             (Entry::Invalid(mut i), Some(reason)) => {
                 i.id = None;
                 i.message = format!("{}; {reason}", i.message);
-                out_invalid.push(i);
+                rejected.push(i);
             }
         }
     }
+    (holders, valid)
+}
 
-    // 2. Dependencies on ids nobody holds.
+/// Why `id` cannot be held again, when an earlier file holds it (or the same id in another
+/// case).
+fn duplicate_reason(holders: &Holders, id: &str) -> Option<String> {
+    let (first_id, first_file) = holders.get(&id.to_ascii_lowercase())?;
+    Some(if first_id == id {
+        format!(
+            "field \"id\": duplicate id {} (already used by {first_file})",
+            quote(id)
+        )
+    } else {
+        format!(
+            "field \"id\": duplicate id {} (differs only in case from {} in {first_file})",
+            quote(id),
+            quote(first_id)
+        )
+    })
+}
+
+/// Step 2, dependencies on ids nobody holds: such a workstream becomes invalid (keeping its
+/// id); the rest stay valid.
+fn reject_unknown_dependencies(
+    valid: Vec<Workstream>,
+    holders: &Holders,
+    rejected: &mut Vec<InvalidWorkstream>,
+) -> Vec<Workstream> {
     let exact: HashSet<&str> = holders.values().map(|(id, _)| id.as_str()).collect();
-    let mut unknown_dep: Vec<Option<String>> = Vec::with_capacity(valid.len());
-    for w in &valid {
-        let problems: Vec<String> = w
-            .depends_on
-            .iter()
-            .filter(|d| !exact.contains(d.as_str()))
-            .map(|d| match holders.get(&d.to_ascii_lowercase()) {
-                Some((real, _)) => format!(
-                    "field \"depends_on\": unknown workstream {} (did you mean {}?)",
-                    quote(d),
-                    quote(real)
-                ),
-                None => format!("field \"depends_on\": unknown workstream {}", quote(d)),
-            })
-            .collect();
-        unknown_dep.push((!problems.is_empty()).then(|| problems.join("; ")));
-    }
     let mut still_valid = Vec::with_capacity(valid.len());
-    for (w, problem) in valid.into_iter().zip(unknown_dep) {
-        match problem {
-            Some(p) => out_invalid.push(InvalidWorkstream {
+    for w in valid {
+        match unknown_dependencies(&w, &exact, holders) {
+            Some(p) => rejected.push(InvalidWorkstream {
                 message: format!("{}: {p}", w.file),
                 file: w.file,
                 id: Some(w.id),
@@ -124,28 +150,48 @@ pub fn validate_set(
             None => still_valid.push(w),
         }
     }
-    let valid = still_valid;
+    still_valid
+}
 
-    // 3. Cycles among the valid ones.
+/// What is wrong with `w`'s dependencies, each unknown id with the id it probably meant (the
+/// same id in another case).
+fn unknown_dependencies(
+    w: &Workstream,
+    exact: &HashSet<&str>,
+    holders: &Holders,
+) -> Option<String> {
+    let problems: Vec<String> = w
+        .depends_on
+        .iter()
+        .filter(|d| !exact.contains(d.as_str()))
+        .map(|d| match holders.get(&d.to_ascii_lowercase()) {
+            Some((real, _)) => format!(
+                "field \"depends_on\": unknown workstream {} (did you mean {}?)",
+                quote(d),
+                quote(real)
+            ),
+            None => format!("field \"depends_on\": unknown workstream {}", quote(d)),
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// Step 3, cycles among the valid ones: every member of a cycle becomes invalid (keeping
+/// its id); those merely depending on a cycle stay valid.
+fn reject_cycles(valid: Vec<Workstream>, rejected: &mut Vec<InvalidWorkstream>) -> Vec<Workstream> {
     let cycles = find_cycles(&valid);
-    let mut final_valid = Vec::with_capacity(valid.len());
-    for (i, w) in valid.into_iter().enumerate() {
-        match &cycles[i] {
-            Some(cycle) => out_invalid.push(InvalidWorkstream {
+    let mut acyclic = Vec::with_capacity(valid.len());
+    for (w, cycle) in valid.into_iter().zip(cycles) {
+        match cycle {
+            Some(cycle) => rejected.push(InvalidWorkstream {
                 message: format!("{}: field \"depends_on\": dependency cycle {cycle}", w.file),
                 file: w.file,
                 id: Some(w.id),
             }),
-            None => final_valid.push(w),
+            None => acyclic.push(w),
         }
     }
-
-    out_invalid.sort_by(|a, b| a.file.cmp(&b.file));
-    Loaded {
-        valid: final_valid,
-        invalid: out_invalid,
-        warnings,
-    }
+    acyclic
 }
 
 #[cfg(test)]
