@@ -4,9 +4,9 @@
 use super::escape::{escape_inline as esc, escape_with_code_spans, fenced_with, mermaid_name};
 use super::table::{md_header, md_row};
 use super::Section;
-use crate::model::Status;
+use crate::model::{ForecastCluster, Status};
 use crate::text::{duration, plural, truncate};
-use crate::view::{OutputTail, RunView, TestsRow};
+use crate::view::{MergeStepRow, OutputTail, RunView, TestsRow};
 use std::fmt::Write as _;
 
 /// Long tables (files, commits, tests, timeline) show at most this many rows.
@@ -476,123 +476,161 @@ fn tests(out: &mut String, v: &RunView) {
 
 fn forecast(out: &mut String, v: &RunView) {
     if v.clusters.is_empty() && v.conflicts.is_empty() && v.clean_overlaps.is_empty() {
-        out.push_str("No overlapping workstreams.\n");
-        if v.overlapping_files > 0 {
-            let _ = writeln!(
-                out,
-                "\n{} touched by more than one workstream, but the forecast merges only completed branches and found no overlap among them.",
-                plural(v.overlapping_files, "file was", "files were")
-            );
-        }
+        no_overlaps(out, v);
     }
-    if !v.clusters.is_empty() {
-        out.push_str("### Clusters\n\n");
-        out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
-        md_header(
+    clusters(out, v);
+    conflicts(out, v);
+    clean_overlaps(out, v);
+    merge_order(out, v);
+}
+
+/// The forecast found nothing to say about overlaps, and why when files were shared.
+fn no_overlaps(out: &mut String, v: &RunView) {
+    out.push_str("No overlapping workstreams.\n");
+    if v.overlapping_files > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} touched by more than one workstream, but the forecast merges only completed branches and found no overlap among them.",
+            plural(v.overlapping_files, "file was", "files were")
+        );
+    }
+}
+
+/// Where completed branches change the same thing, one row per cluster.
+fn clusters(out: &mut String, v: &RunView) {
+    if v.clusters.is_empty() {
+        return;
+    }
+    out.push_str("### Clusters\n\n");
+    out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
+    md_header(
+        out,
+        &[
+            "#",
+            "Path",
+            "Kind",
+            "Lines",
+            "Workstreams",
+            "Conflicting pairs",
+        ],
+    );
+    let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
+    for c in &rows {
+        md_row(
             out,
             &[
-                "#",
-                "Path",
-                "Kind",
-                "Lines",
-                "Workstreams",
-                "Conflicting pairs",
+                c.id.to_string(),
+                esc(&c.path),
+                esc(&c.kind),
+                c.lines
+                    .map_or_else(String::new, |(a, b)| format!("{a}–{b}")),
+                esc_list(&c.workstreams),
+                conflicting_pairs(c),
             ],
         );
-        let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
-        for c in &rows {
-            let pairs = if c.all_pairs {
-                let n = c.workstreams.len();
-                format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
-            } else {
-                format!(
-                    "{} (only the pairs the order needed were merged)",
-                    c.conflicting_pairs
-                )
-            };
-            md_row(
-                out,
-                &[
-                    c.id.to_string(),
-                    esc(&c.path),
-                    esc(&c.kind),
-                    c.lines
-                        .map_or_else(String::new, |(a, b)| format!("{a}–{b}")),
-                    esc_list(&c.workstreams),
-                    pairs,
-                ],
-            );
-        }
-        cap_note(
+    }
+    cap_note(
+        out,
+        rows.len(),
+        v.clusters.len(),
+        "clusters",
+        ", conflicting ones first",
+    );
+    out.push('\n');
+}
+
+/// "2 of 3", or how many conflicted when only the pairs the order needed were merged.
+fn conflicting_pairs(c: &ForecastCluster) -> String {
+    if c.all_pairs {
+        let n = c.workstreams.len();
+        format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
+    } else {
+        format!(
+            "{} (only the pairs the order needed were merged)",
+            c.conflicting_pairs
+        )
+    }
+}
+
+/// Each conflicting pair with its hunks, up to [`MAX_CONFLICT_DETAILS`].
+fn conflicts(out: &mut String, v: &RunView) {
+    if v.conflicts.is_empty() {
+        return;
+    }
+    out.push_str("### Conflicts\n");
+    for p in v.conflicts.iter().take(MAX_CONFLICT_DETAILS) {
+        let _ = writeln!(
             out,
-            rows.len(),
-            v.clusters.len(),
-            "clusters",
-            ", conflicting ones first",
+            "\n**{}** and **{}** conflict in {}.",
+            esc(&p.workstreams[0]),
+            esc(&p.workstreams[1]),
+            esc_list(&p.paths)
         );
-        out.push('\n');
+        for h in &p.hunks {
+            let _ = writeln!(out, "\n{}:\n", esc(&h.path));
+            out.push_str(&fenced_with("diff", &h.text));
+        }
     }
-    if !v.conflicts.is_empty() {
-        out.push_str("### Conflicts\n");
-        for p in v.conflicts.iter().take(MAX_CONFLICT_DETAILS) {
-            let _ = writeln!(
-                out,
-                "\n**{}** and **{}** conflict in {}.",
-                esc(&p.workstreams[0]),
-                esc(&p.workstreams[1]),
-                esc_list(&p.paths)
-            );
-            for h in &p.hunks {
-                let _ = writeln!(out, "\n{}:\n", esc(&h.path));
-                out.push_str(&fenced_with("diff", &h.text));
-            }
-        }
-        if v.conflicts.len() > MAX_CONFLICT_DETAILS {
-            let _ = writeln!(
-                out,
-                "\n_{} more conflicting pairs are not shown._",
-                v.conflicts.len() - MAX_CONFLICT_DETAILS
-            );
-        }
-        out.push('\n');
-    }
-    if !v.clean_overlaps.is_empty() {
-        out.push_str("### Overlaps that merge cleanly\n\n");
-        md_header(out, &["Workstreams", "Common paths"]);
-        let rows = capped(&v.clean_overlaps, MAX_TABLE_ROWS, |_| false);
-        for p in &rows {
-            md_row(out, &[esc_list(&p.workstreams), esc_list(&p.paths)]);
-        }
-        cap_note(out, rows.len(), v.clean_overlaps.len(), "clean pairs", "");
-        out.push('\n');
-    }
-    if !v.merge_order.is_empty() {
-        out.push_str("### Suggested merge order\n\n");
-        out.push_str("Fewest overlapping workstreams first, then the smallest change, then the id; those that need a rebase last.\n\n");
-        for s in v.merge_order.iter().take(MAX_TABLE_ROWS) {
-            let _ = write!(out, "{}. {}: ", s.position, esc(&s.workstream_id));
-            if !s.reason.is_empty() {
-                out.push_str(&esc(&s.reason));
-            } else if s.clean {
-                out.push_str("clean");
-            } else {
-                out.push_str("needs rebase");
-                if !s.rebase_after.is_empty() {
-                    let _ = write!(out, " after {}", esc_list(&s.rebase_after));
-                }
-                if !s.conflict_paths.is_empty() {
-                    let _ = write!(out, " (conflicts in {})", esc_list(&s.conflict_paths));
-                }
-            }
-            out.push('\n');
-        }
-        cap_note(
+    if v.conflicts.len() > MAX_CONFLICT_DETAILS {
+        let _ = writeln!(
             out,
-            v.merge_order.len().min(MAX_TABLE_ROWS),
-            v.merge_order.len(),
-            "steps",
-            "",
+            "\n_{} more conflicting pairs are not shown._",
+            v.conflicts.len() - MAX_CONFLICT_DETAILS
         );
+    }
+    out.push('\n');
+}
+
+/// Pairs that touch the same paths but merge cleanly.
+fn clean_overlaps(out: &mut String, v: &RunView) {
+    if v.clean_overlaps.is_empty() {
+        return;
+    }
+    out.push_str("### Overlaps that merge cleanly\n\n");
+    md_header(out, &["Workstreams", "Common paths"]);
+    let rows = capped(&v.clean_overlaps, MAX_TABLE_ROWS, |_| false);
+    for p in &rows {
+        md_row(out, &[esc_list(&p.workstreams), esc_list(&p.paths)]);
+    }
+    cap_note(out, rows.len(), v.clean_overlaps.len(), "clean pairs", "");
+    out.push('\n');
+}
+
+/// The suggested merge order, each step with why it is there.
+fn merge_order(out: &mut String, v: &RunView) {
+    if v.merge_order.is_empty() {
+        return;
+    }
+    out.push_str("### Suggested merge order\n\n");
+    out.push_str("Fewest overlapping workstreams first, then the smallest change, then the id; those that need a rebase last.\n\n");
+    for s in v.merge_order.iter().take(MAX_TABLE_ROWS) {
+        let _ = write!(out, "{}. {}: ", s.position, esc(&s.workstream_id));
+        merge_step(out, s);
+        out.push('\n');
+    }
+    cap_note(
+        out,
+        v.merge_order.len().min(MAX_TABLE_ROWS),
+        v.merge_order.len(),
+        "steps",
+        "",
+    );
+}
+
+/// One step's explanation: its reason, else clean, else what it must be rebased after.
+fn merge_step(out: &mut String, s: &MergeStepRow) {
+    if !s.reason.is_empty() {
+        out.push_str(&esc(&s.reason));
+    } else if s.clean {
+        out.push_str("clean");
+    } else {
+        out.push_str("needs rebase");
+        if !s.rebase_after.is_empty() {
+            let _ = write!(out, " after {}", esc_list(&s.rebase_after));
+        }
+        if !s.conflict_paths.is_empty() {
+            let _ = write!(out, " (conflicts in {})", esc_list(&s.conflict_paths));
+        }
     }
 }
 
