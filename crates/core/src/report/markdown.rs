@@ -1,9 +1,10 @@
 //! The Markdown run report: one writer per section over a [`RunView`], each appending to
 //! one `String`.
 
+use super::cells::{agent_cells, md_header, md_row, test_totals, AGENT_HEADERS};
 use super::escape::{escape_inline as esc, escape_with_code_spans, fenced_with, mermaid_name};
-use super::table::{md_header, md_row};
-use super::Section;
+use super::section::Section;
+use super::usage;
 use crate::model::{ForecastCluster, Status};
 use crate::text::{duration, plural, truncate};
 use crate::view::{MergeStepRow, OutputTail, RunView, TestsRow};
@@ -95,25 +96,6 @@ pub(super) fn write_section(out: &mut String, v: &RunView, s: Section) {
     out.push('\n');
 }
 
-/// "34 / 1 / 0 (4 of 5 tested workstreams passing)", with n/a for counts nobody printed.
-pub(super) fn test_totals(v: &RunView) -> String {
-    let t = &v.tests;
-    let counts = if t.workstreams_counted == 0 {
-        "n/a".to_string()
-    } else {
-        format!("{} / {} / {}", t.passed, t.failed, t.skipped)
-    };
-    let mut s = format!(
-        "{counts} ({} of {} tested workstreams passing",
-        t.workstreams_passed, t.workstreams_tested
-    );
-    if t.workstreams_counted < t.workstreams_tested && t.workstreams_counted > 0 {
-        let _ = write!(s, "; counts from {} of them", t.workstreams_counted);
-    }
-    s.push(')');
-    s
-}
-
 fn summary(out: &mut String, v: &RunView) {
     let t = v.total_workstreams;
     let mut rows: Vec<(&str, String)> = vec![
@@ -140,7 +122,7 @@ fn summary(out: &mut String, v: &RunView) {
         ("Warnings", v.total_warnings.to_string()),
         ("Tests passed / failed / skipped", test_totals(v)),
     ];
-    rows.extend(super::usage::summary_rows(v));
+    rows.extend(usage::summary_rows(v));
     rows.extend(vec![
         ("Wall time", duration(v.wall_seconds)),
         ("Busy time (sum of durations)", duration(v.busy_seconds)),
@@ -178,13 +160,13 @@ fn summary(out: &mut String, v: &RunView) {
 }
 
 fn agents(out: &mut String, v: &RunView) {
-    md_header(out, &super::AGENT_HEADERS);
+    md_header(out, &AGENT_HEADERS);
     for a in &v.agents {
-        let mut cells = super::agent_cells(&a.perf);
+        let mut cells = agent_cells(&a.perf);
         cells[0] = esc(&cells[0]);
         md_row(out, &cells);
     }
-    super::usage::markdown_agents(out, v);
+    usage::markdown_agents(out, v);
     if v.workstreams.is_empty() {
         return;
     }
@@ -245,7 +227,7 @@ fn workstreams(out: &mut String, v: &RunView) {
             esc(w.branch.as_deref().unwrap_or("")),
         ];
         if with_cost {
-            cells.push(super::usage::cost_cell(w.usage.as_ref()));
+            cells.push(usage::cost_cell(w.usage.as_ref()));
         }
         md_row(out, &cells);
     }
@@ -266,7 +248,7 @@ fn write_tail(out: &mut String, t: &OutputTail) {
 fn errors(out: &mut String, v: &RunView) {
     if v.errors.is_empty() && v.warnings.is_empty() {
         out.push_str("No errors or warnings.\n");
-        super::usage::markdown_retries(out, v);
+        usage::markdown_retries(out, v);
         return;
     }
     if v.errors_by_type.is_empty() {
@@ -300,7 +282,7 @@ fn errors(out: &mut String, v: &RunView) {
         "errors",
         "",
     );
-    super::usage::markdown_retries(out, v);
+    usage::markdown_retries(out, v);
     if !v.warnings.is_empty() {
         out.push_str("\n### Warnings\n\n");
         for w in v.warnings.iter().take(MAX_ERROR_DETAILS) {
