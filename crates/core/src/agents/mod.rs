@@ -3,6 +3,9 @@
 //! retries of transient failures ([`retry`]) and the per-slot port (`WS_PORT`: [`ports`]).
 //! [`Settings`] is what a run resolved from its flags and git config (resolved by the
 //! runtime, which also runs the meter, the setup and the notify commands).
+//!
+//! Its files import only those before them: `preset`, `ports`, `metrics` → `retry`,
+//! `usage` (which know the presets) → this file.
 
 pub mod metrics;
 pub mod ports;

@@ -1,6 +1,6 @@
 //! go test summaries: `-v`, plain and `-json`.
 
-use super::{Counts, Field, Found, Runner};
+use super::counts::{Counts, Field, Found, Runner};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 

@@ -1,7 +1,7 @@
 //! JavaScript runners: jest, vitest, mocha (spec and dot reporters), node's test runner
 //! (spec reporter). Their TAP reporters are read by the TAP parser.
 
-use super::{apply, count_items, number, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, number, Counts, Field, Found, Runner};
 
 /// jest: `Tests:       1 failed, 1 skipped, 1 todo, 3 passed, 6 total` at column 0, right
 /// after `Test Suites: …`. Todo tests count as skipped; each `● Test suite failed to run`

@@ -1,6 +1,6 @@
 //! pytest summaries.
 
-use super::{apply, count_items, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, Counts, Field, Found, Runner};
 
 /// The pytest words and what they count. pytest leaves out categories with no tests, so a
 /// summary starts every category at 0.

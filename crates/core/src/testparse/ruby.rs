@@ -1,6 +1,6 @@
 //! RSpec summaries.
 
-use super::{count_items, Counts, Field, Found, Runner};
+use super::counts::{count_items, Counts, Field, Found, Runner};
 
 /// RSpec: `6 examples, 1 failure, 3 pending` (and `, 1 error occurred outside of
 /// examples` for files that failed to load) within two lines after

@@ -1,6 +1,6 @@
 //! cargo test (libtest) and cargo-nextest summaries.
 
-use super::{apply, count_items, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, Counts, Field, Found, Runner};
 
 /// libtest: each test binary (and the doc-tests) prints `running N tests` … `test result:
 /// ok. 3 passed; 0 failed; 1 ignored; 0 measured; 2 filtered out; finished in 0.00s` at

@@ -1,6 +1,6 @@
 //! TAP streams and Perl's `prove` harness summary.
 
-use super::{Counts, Field, Found, Runner};
+use super::counts::{Counts, Field, Found, Runner};
 
 /// A raw TAP stream (Test::More, `node --test --test-reporter=tap`, mocha's TAP reporter):
 /// test points `ok 1 - name`, `not ok 2 - name`, with `# SKIP` / `# TODO` directives.
