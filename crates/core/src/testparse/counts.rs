@@ -1,12 +1,15 @@
-//! What every parser shares: the runners it can recognise, the counts it reads, the summary
+//! What every parser shares: the harnesses it can recognise, the counts it reads, the summary
 //! it found (with the lines its run spans) and the word tables that turn `3 passed` into
 //! a count.
 
 use std::ops::AddAssign;
 
-/// The test runners whose summaries are recognised.
+/// The test harnesses whose closing summaries are recognised: the part of a test runner
+/// that prints the counts (libtest, nextest, pytest, …), a TAP stream and its `prove`
+/// harness, or the harness-neutral plain line. Its [`as_str`](Harness::as_str) is what
+/// `TestResults::runner` records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Runner {
+pub enum Harness {
     /// `cargo test` (libtest, doc-tests included).
     Libtest,
     /// `cargo nextest run`.
@@ -29,28 +32,28 @@ pub enum Runner {
     Plain,
 }
 
-impl Runner {
+impl Harness {
     pub fn as_str(self) -> &'static str {
         match self {
-            Runner::Libtest => "cargo-test",
-            Runner::Nextest => "nextest",
-            Runner::Pytest => "pytest",
-            Runner::GoTest => "go-test",
-            Runner::Jest => "jest",
-            Runner::Vitest => "vitest",
-            Runner::Mocha => "mocha",
-            Runner::NodeTest => "node-test",
-            Runner::Rspec => "rspec",
-            Runner::Tap => "tap",
-            Runner::Prove => "prove",
-            Runner::Plain => "plain",
+            Harness::Libtest => "cargo-test",
+            Harness::Nextest => "nextest",
+            Harness::Pytest => "pytest",
+            Harness::GoTest => "go-test",
+            Harness::Jest => "jest",
+            Harness::Vitest => "vitest",
+            Harness::Mocha => "mocha",
+            Harness::NodeTest => "node-test",
+            Harness::Rspec => "rspec",
+            Harness::Tap => "tap",
+            Harness::Prove => "prove",
+            Harness::Plain => "plain",
         }
     }
 
     /// Whether one run of this runner prints several summaries that add up (test binaries,
     /// packages, TAP streams) rather than one closing summary.
     pub(super) fn sums_its_summaries(self) -> bool {
-        matches!(self, Runner::Libtest | Runner::GoTest | Runner::Tap)
+        matches!(self, Harness::Libtest | Harness::GoTest | Harness::Tap)
     }
 }
 
@@ -137,7 +140,7 @@ pub(super) enum Field {
 /// One summary found in the output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Found {
-    pub(super) runner: Runner,
+    pub(super) harness: Harness,
     /// Line of the summary itself (where it ends).
     pub(super) line: usize,
     /// Lines `start..=end` that belong to this run: anything of another runner strictly
@@ -148,9 +151,9 @@ pub(super) struct Found {
 }
 
 impl Found {
-    pub(super) fn new(runner: Runner, start: usize, line: usize, counts: Counts) -> Found {
+    pub(super) fn new(harness: Harness, start: usize, line: usize, counts: Counts) -> Found {
         Found {
-            runner,
+            harness,
             line,
             start: start.min(line),
             end: line,
@@ -159,7 +162,7 @@ impl Found {
     }
 
     pub(super) fn encloses(&self, other: &Found) -> bool {
-        self.runner != other.runner && self.start < other.line && other.line < self.end
+        self.harness != other.harness && self.start < other.line && other.line < self.end
     }
 }
 

@@ -17,7 +17,7 @@
 //!   result lines (one per test binary and doc-tests), go's packages and TAP streams are
 //!   summed.
 //! - Summaries of different runners (a script running `cargo test` then `pytest`) are
-//!   summed, and [`Summary::runners`] names each.
+//!   summed, and [`Summary::harnesses`] names each.
 //! - The plain `N passed, N failed[, N skipped]` line (one word and a colon may precede it)
 //!   is the fallback: it counts only when no runner's summary was found; the last one wins.
 //! - A count the output does not tell is `None`, never 0: a runner that omits zero counts
@@ -39,7 +39,7 @@ mod tap;
 #[cfg(test)]
 mod corpus;
 
-pub use counts::{Counts, Runner};
+pub use counts::{Counts, Harness};
 
 use crate::model::TestResults;
 use counts::{count_items, Found};
@@ -47,15 +47,15 @@ use counts::{count_items, Found};
 /// What a test command's output said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The runners whose summaries were counted, in order of first appearance.
-    pub runners: Vec<Runner>,
+    /// The harnesses whose summaries were counted, in order of first appearance.
+    pub harnesses: Vec<Harness>,
     pub counts: Counts,
 }
 
 impl Summary {
     /// `cargo-test`, or `cargo-test+pytest` when several runners were summed.
-    pub fn runner_label(&self) -> String {
-        self.runners
+    pub fn label(&self) -> String {
+        self.harnesses
             .iter()
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
@@ -83,7 +83,7 @@ pub fn parse(output: &str) -> Option<Summary> {
     let summary = combine(found);
     summary.or_else(|| {
         plain(&lines).map(|counts| Summary {
-            runners: vec![Runner::Plain],
+            harnesses: vec![Harness::Plain],
             counts,
         })
     })
@@ -104,7 +104,7 @@ pub fn test_results(command: &str, exit_code: Option<i32>, output: &str) -> Test
         xfailed: c.xfailed,
         xpassed: c.xpassed,
         warnings: c.warnings,
-        runner: summary.map(|s| s.runner_label()),
+        runner: summary.map(|s| s.label()),
     }
 }
 
@@ -124,28 +124,28 @@ fn combine(found: Vec<Found>) -> Option<Summary> {
         .iter()
         .filter(|f| !found.iter().any(|g| g.encloses(f)))
         .collect();
-    let mut per_runner: Vec<(usize, Runner, Counts)> = Vec::new();
+    let mut per_harness: Vec<(usize, Harness, Counts)> = Vec::new();
     for f in kept {
-        match per_runner.iter_mut().find(|(_, r, _)| *r == f.runner) {
-            Some((_, _, c)) if f.runner.sums_its_summaries() => *c += f.counts,
+        match per_harness.iter_mut().find(|(_, r, _)| *r == f.harness) {
+            Some((_, _, c)) if f.harness.sums_its_summaries() => *c += f.counts,
             Some((first, _, c)) => {
                 // Later summary of the same runner: it replaces the earlier one.
                 *first = (*first).min(f.line);
                 *c = f.counts;
             }
-            None => per_runner.push((f.line, f.runner, f.counts)),
+            None => per_harness.push((f.line, f.harness, f.counts)),
         }
     }
-    if per_runner.is_empty() {
+    if per_harness.is_empty() {
         return None;
     }
-    per_runner.sort_by_key(|(first, _, _)| *first);
+    per_harness.sort_by_key(|(first, _, _)| *first);
     let mut counts = Counts::default();
-    for (_, _, c) in &per_runner {
+    for (_, _, c) in &per_harness {
         counts += *c;
     }
     Some(Summary {
-        runners: per_runner.iter().map(|(_, r, _)| *r).collect(),
+        harnesses: per_harness.iter().map(|(_, r, _)| *r).collect(),
         counts,
     })
 }
@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn plain_line_with_optional_prefix_and_skipped() {
         let s = parse("blah\n7 passed, 2 failed\n").unwrap();
-        assert_eq!(s.runners, vec![Runner::Plain]);
+        assert_eq!(s.harnesses, vec![Harness::Plain]);
         assert_eq!(s.counts, counts(7, 2, None));
         let s = parse("tests: 7 passed, 0 failed, 3 skipped\n").unwrap();
         assert_eq!(s.counts, counts(7, 0, Some(3)));
@@ -228,8 +228,8 @@ mod tests {
                    test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n\
                    3 passed, 1 xfailed in 0.05s\n";
         let s = parse(out).unwrap();
-        assert_eq!(s.runners, vec![Runner::Libtest, Runner::Pytest]);
-        assert_eq!(s.runner_label(), "cargo-test+pytest");
+        assert_eq!(s.harnesses, vec![Harness::Libtest, Harness::Pytest]);
+        assert_eq!(s.label(), "cargo-test+pytest");
         assert_eq!(s.counts.passed, Some(5));
         assert_eq!(s.counts.deselected, Some(1));
         assert_eq!(s.counts.xfailed, Some(1));
