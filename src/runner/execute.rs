@@ -7,7 +7,7 @@
 
 use super::process::{self, Ending, Spec};
 use crate::agent_io::{meter::Meter, setup};
-use crate::agents::{self, retry, Runner};
+use crate::agents::{self, retry, Driver};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
 use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
 use crate::testparse;
@@ -239,12 +239,12 @@ fn new_result(ctx: &RunContext, k: usize, ws: &Workstream) -> WorkstreamResult {
 
 /// Who runs the workstream: its command; for a prompt, its own `agent`, else `--agent` /
 /// `ws.agent`, else `--agent-cmd` / `ws.agentCommand`.
-pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Runner, String> {
+pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Driver, String> {
     match &ws.action {
-        Action::Shell(_) | Action::Argv(_) => Ok(Runner::Command),
+        Action::Shell(_) | Action::Argv(_) => Ok(Driver::Command),
         Action::Prompt(_) => match (ws.agent, ctx.agent_settings.agent, &ctx.agent_cmd) {
-            (Some(p), _, _) | (None, Some(p), _) => Ok(Runner::Preset(p)),
-            (None, None, Some(cmd)) => Ok(Runner::AgentCmd(cmd.clone())),
+            (Some(p), _, _) | (None, Some(p), _) => Ok(Driver::Preset(p)),
+            (None, None, Some(cmd)) => Ok(Driver::AgentCmd(cmd.clone())),
             (None, None, None) => Err(format!(
                 "{} gives a \"prompt\" but no agent is set: pass --agent NAME ({}) or --agent-cmd CMD, set git config ws.agent or ws.agentCommand, or give the workstream an \"agent\"",
                 ws.file,
@@ -450,7 +450,7 @@ impl Outcome {
 async fn run_attempt(
     ctx: &RunContext,
     ws: &Workstream,
-    runner: &Runner,
+    runner: &Driver,
     log: &Path,
     env: BTreeMap<String, String>,
     n: u32,
@@ -578,20 +578,20 @@ async fn run_attempt(
 fn command_line(
     ctx: &RunContext,
     ws: &Workstream,
-    runner: &Runner,
+    runner: &Driver,
     max_budget_usd: Option<f64>,
 ) -> (Vec<String>, Option<String>) {
     let sh = |c: &str| vec!["sh".to_string(), "-c".to_string(), c.to_string()];
     match (&ws.action, runner) {
         (Action::Shell(c), _) => (sh(c), None),
         (Action::Argv(a), _) => (a.clone(), None),
-        (Action::Prompt(p), Runner::Preset(preset)) => (
+        (Action::Prompt(p), Driver::Preset(preset)) => (
             preset.argv(p, &ctx.agent_settings.agent_args, max_budget_usd),
             None,
         ),
-        (Action::Prompt(p), Runner::AgentCmd(cmd)) => (sh(cmd), Some(p.clone())),
+        (Action::Prompt(p), Driver::AgentCmd(cmd)) => (sh(cmd), Some(p.clone())),
         // Not chosen for a prompt (see `choose_runner`); fail clearly if it ever is.
-        (Action::Prompt(_), Runner::Command) => (
+        (Action::Prompt(_), Driver::Command) => (
             sh("echo 'git-ws: no agent runs this prompt' >&2; exit 127"),
             None,
         ),
@@ -641,7 +641,7 @@ async fn run_tests(
 }
 
 /// Why the attempt should be retried, if it should (see [`retry::retry_reason`]).
-fn retry_reason(ctx: &RunContext, runner: &Runner, a: &Outcome, log: &Path) -> Option<String> {
+fn retry_reason(ctx: &RunContext, runner: &Driver, a: &Outcome, log: &Path) -> Option<String> {
     let first = a.errors.first()?;
     let output = read_from(log, a.log_offset, TRANSIENT_SCAN_BYTES);
     retry::retry_reason(

@@ -7,14 +7,20 @@
 //! is a value in and a value out, so it is unit-tested in microseconds; the few reads of a
 //! file (workstream files, an agent's `WS_METRICS` file) take a path and return values.
 //!
-//! - [`model`]: the records a run produces (results, errors, usage, merges).
-//! - [`text`]: hardening and formatting of text and durations that every layer shares.
-//! - [`workstream`]: workstream files, parsed and validated; [`plan`]: their order.
-//! - [`consolidate`]: totals, overlaps, recommendations.
-//! - [`testparse`]: test runner output into counts.
-//! - [`agents`]: agent presets, usage parsing, retry and budget rules.
-//! - [`view`]: the one typed view of a run; [`report`]: its renderers (Markdown, tables,
-//!   JSON).
+//! The modules, bottom first; each imports only the ones before it, and inside a folder
+//! module each file only the files before it (`layers_test.rs` reads the sources and fails
+//! on an import that runs up, so the order cannot grow a circle):
+//!
+//! 1. [`text`]: hardening and formatting of text and durations that every layer shares,
+//!    and the duration grammar of the flags and files.
+//! 2. [`model`]: the records a run produces (results, errors, usage, merges).
+//! 3. [`agents`]: agent presets, usage parsing, retry and budget rules.
+//! 4. [`testparse`]: test runner output into counts.
+//! 5. [`workstream`]: workstream files, parsed and validated.
+//! 6. [`plan`]: their order.
+//! 7. [`consolidate`]: totals, overlaps, recommendations.
+//! 8. [`view`]: the one typed view of a run.
+//! 9. [`report`]: its renderers (Markdown, tables, JSON).
 
 pub mod agents;
 pub mod consolidate;
@@ -25,3 +31,6 @@ pub mod testparse;
 pub mod text;
 pub mod view;
 pub mod workstream;
+
+#[cfg(test)]
+mod layers_test;

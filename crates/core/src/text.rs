@@ -1,8 +1,11 @@
 //! Hardening of text that came from agents (titles, messages, output tails, warnings) and
 //! the few display formats every renderer shares: terminal escapes stripped, carriage
-//! returns resolved, long lines capped, widths counted in terminal columns, durations.
+//! returns resolved, long lines capped, widths counted in terminal columns, durations
+//! shown and read ([`duration`], [`parse_duration`]), user text quoted for a message
+//! ([`quote`]). The bottom of the core: it imports no other module of it.
 
 use std::cmp::Ordering;
+use std::time::Duration;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Output tails keep at most this many last lines …
@@ -242,6 +245,118 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
     &d[n..]
 }
 
+/// Longest accepted time limit (a workstream's `timeout_secs`, [`parse_duration`]): 365 days. Larger values
+/// are certainly mistakes, and they would overflow deadline arithmetic.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A user-supplied string for a message: JSON-quoted (control characters escaped) and cut to
+/// 60 characters so a huge value cannot make a huge message.
+pub fn quote(s: &str) -> String {
+    const MAX: usize = 60;
+    match s.char_indices().nth(MAX) {
+        None => serde_json::to_string(s).unwrap_or_default(),
+        Some((cut, _)) => {
+            let q = serde_json::to_string(&s[..cut]).unwrap_or_default();
+            format!("{}…\"", &q[..q.len() - 1])
+        }
+    }
+}
+
+/// Seconds (from JSON or a duration string) to a Duration: positive, at least 1 ms, at most
+/// [`MAX_TIMEOUT`]. The error completes a sentence about the value ("… must be positive").
+pub(crate) fn secs_to_duration(secs: f64) -> Result<Duration, String> {
+    if secs.is_nan() || secs <= 0.0 {
+        return Err("must be positive".to_string());
+    }
+    if secs > MAX_TIMEOUT.as_secs_f64() {
+        return Err(format!(
+            "is too long (at most {} seconds = 365 days)",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    let d = Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+    if d < Duration::from_millis(1) {
+        return Err("is too short (at least 1 ms)".to_string());
+    }
+    Ok(d)
+}
+
+/// Parse a duration: a sequence of `<number><unit>` parts (`90s`, `30m`, `2h`, `1h30m`,
+/// `1h 30m`, `500ms`, `1d`), units `ms`, `s`, `m`, `h`, `d`; numbers may have a decimal part
+/// (`1.5s`, `0.5h`); a bare number is seconds (`90`, `2.5`). The total must be positive, at
+/// least 1 ms and at most [`MAX_TIMEOUT`] (365 days).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = |reason: &str| format!("invalid duration {}: {reason}", quote(s));
+    let text = s.trim();
+    if text.is_empty() {
+        return Err(
+            "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)".to_string(),
+        );
+    }
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let mut total = 0.0f64;
+    let mut parts = 0;
+    while pos < bytes.len() {
+        while pos < bytes.len() && bytes[pos] == b' ' {
+            pos += 1;
+        }
+        let num_start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+            pos += 1;
+        }
+        if pos < bytes.len() && bytes[pos] == b'.' {
+            pos += 1;
+            let frac_start = pos;
+            while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+                pos += 1;
+            }
+            if pos == frac_start {
+                return Err(bad("expected digits after '.'"));
+            }
+        }
+        if pos == num_start || bytes[num_start] == b'.' {
+            return Err(bad(
+                "expected a number (e.g. 90s, 30m, 2h, 1h30m, 500ms or a bare number of seconds)",
+            ));
+        }
+        let number: f64 = text[num_start..pos]
+            .parse()
+            .map_err(|_| bad("number out of range"))?;
+        while pos < bytes.len() && bytes[pos] == b' ' {
+            pos += 1;
+        }
+        let unit_start = pos;
+        while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
+            pos += 1;
+        }
+        let unit = &text[unit_start..pos];
+        let scale = match unit {
+            "" if parts == 0 && pos == bytes.len() => 1.0,
+            "" => return Err(bad("every number needs a unit (ms, s, m, h or d)")),
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            other => {
+                return Err(bad(&format!(
+                    "unknown unit {} (use ms, s, m, h or d)",
+                    quote(other)
+                )))
+            }
+        };
+        total += number * scale;
+        parts += 1;
+        if pos < bytes.len() && !bytes[pos].is_ascii_digit() && bytes[pos] != b' ' {
+            return Err(bad(&format!(
+                "unexpected {} (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)",
+                quote(&text[pos..].chars().take(1).collect::<String>())
+            )));
+        }
+    }
+    secs_to_duration(total).map_err(|e| bad(&e))
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,5 +427,44 @@ mod tests {
         assert_eq!(duration(3723.4), "1h2m3s");
         assert_eq!(duration(f64::NAN), "0ms");
         assert_eq!(plural(1, "pair", "pairs"), "1 pair");
+    }
+
+    #[test]
+    fn duration_grammar() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs_f64());
+        assert_eq!(secs("90s"), Ok(90.0));
+        assert_eq!(secs("30m"), Ok(1800.0));
+        assert_eq!(secs("2h"), Ok(7200.0));
+        assert_eq!(secs("1h30m"), Ok(5400.0));
+        assert_eq!(secs("1h 30m"), Ok(5400.0));
+        assert_eq!(secs(" 90 s "), Ok(90.0));
+        assert_eq!(secs("500ms"), Ok(0.5));
+        assert_eq!(secs("1.5s"), Ok(1.5));
+        assert_eq!(secs("0.5h"), Ok(1800.0));
+        assert_eq!(secs("1d"), Ok(86400.0));
+        assert_eq!(secs("90"), Ok(90.0));
+        assert_eq!(secs("2.5"), Ok(2.5));
+        assert_eq!(secs("1m30s500ms"), Ok(90.5));
+        for (input, reason) in [
+            ("", "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)"),
+            ("0", "invalid duration \"0\": must be positive"),
+            ("0s", "invalid duration \"0s\": must be positive"),
+            ("0ms", "invalid duration \"0ms\": must be positive"),
+            ("5x", "invalid duration \"5x\": unknown unit \"x\" (use ms, s, m, h or d)"),
+            ("1h30", "invalid duration \"1h30\": every number needs a unit (ms, s, m, h or d)"),
+            ("-5s", "invalid duration \"-5s\": expected a number (e.g. 90s, 30m, 2h, 1h30m, 500ms or a bare number of seconds)"),
+            ("s", "invalid duration \"s\": expected a number (e.g. 90s, 30m, 2h, 1h30m, 500ms or a bare number of seconds)"),
+            ("1.s", "invalid duration \"1.s\": expected digits after '.'"),
+            (".5s", "invalid duration \".5s\": expected a number (e.g. 90s, 30m, 2h, 1h30m, 500ms or a bare number of seconds)"),
+            ("5s!", "invalid duration \"5s!\": unexpected \"!\" (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)"),
+            ("400d", "invalid duration \"400d\": is too long (at most 31536000 seconds = 365 days)"),
+            ("0.1ms", "invalid duration \"0.1ms\": is too short (at least 1 ms)"),
+        ] {
+            assert_eq!(parse_duration(input), Err(reason.to_string()), "for {input:?}");
+        }
+        let huge = format!("{}s", "9".repeat(400));
+        assert!(parse_duration(&huge).unwrap_err().contains("too long"));
+        assert!(parse_duration("nan").is_err());
+        assert!(parse_duration("inf").is_err());
     }
 }

@@ -3,6 +3,9 @@
 //! retries of transient failures ([`retry`]) and the per-slot port (`WS_PORT`: [`ports`]).
 //! [`Settings`] is what a run resolved from its flags and git config (resolved by the
 //! runtime, which also runs the meter, the setup and the notify commands).
+//!
+//! Its files import only those before them: `preset`, `ports`, `metrics` → `retry`,
+//! `usage` (which know the presets) → this file.
 
 pub mod metrics;
 pub mod ports;
@@ -87,9 +90,11 @@ pub fn check_retries(n: u32) -> Result<u32, String> {
     }
 }
 
-/// Who runs a workstream.
+/// What drives a workstream: a preset agent, the configured agent command, or the
+/// workstream's own command. (Named apart from the runtime's `runner`, which schedules
+/// workstreams, and from `testparse::Harness`, which prints test summaries.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Runner {
+pub enum Driver {
     /// A preset agent with the prompt.
     Preset(Preset),
     /// `--agent-cmd` / `ws.agentCommand` with the prompt on stdin.
@@ -98,19 +103,19 @@ pub enum Runner {
     Command,
 }
 
-impl Runner {
+impl Driver {
     /// The label results and reports group usage by.
     pub fn label(&self) -> &str {
         match self {
-            Runner::Preset(p) => p.name(),
-            Runner::AgentCmd(_) => "agent-cmd",
-            Runner::Command => "command",
+            Driver::Preset(p) => p.name(),
+            Driver::AgentCmd(_) => "agent-cmd",
+            Driver::Command => "command",
         }
     }
 
     pub fn preset(&self) -> Option<Preset> {
         match self {
-            Runner::Preset(p) => Some(*p),
+            Driver::Preset(p) => Some(*p),
             _ => None,
         }
     }

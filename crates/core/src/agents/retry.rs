@@ -3,7 +3,7 @@
 //! tests only when `ws.retryOn` says so), and how long to wait before it (exponential
 //! backoff with jitter from a base, git config `ws.retryBackoff`). Pure.
 
-use super::Preset;
+use super::preset::Preset;
 use crate::model::ErrorType;
 use regex_automata::meta::Regex;
 use std::time::Duration;

@@ -20,7 +20,7 @@
 //!   `ws.agentArgs` asks for it) is read at the end: `session_id`, and per model in
 //!   `stats.models` `tokens.{prompt, candidates, cached}`.
 
-use super::Preset;
+use super::preset::Preset;
 use crate::model::Usage;
 use serde_json::Value;
 use std::collections::HashSet;

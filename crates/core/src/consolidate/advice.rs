@@ -1,19 +1,36 @@
 //! Recommendations: typed advice computed from a consolidated run, each value carrying the
-//! evidence it rests on, and the one sentence each renders to. Thresholds are named
-//! constants in the parent module; every rule is a small named step of [`recommend`].
+//! evidence it rests on, and the one sentence each renders to. Thresholds are the named
+//! constants below; every rule is a small named step of [`recommend`].
 
-use super::{AgentPerf, Consolidated, Overlap, WsNote};
+use super::consolidated::{AgentPerf, Consolidated, Overlap, WsNote};
 use crate::model::{PairForecast, UNASSIGNED_AGENT};
 use crate::text::plural;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
-use super::{
-    IMBALANCE_MIN_PER_AGENT, IMBALANCE_MIN_WALL_SHARE, IMBALANCE_RATIO, MAX_CONFLICT_LINES,
-    MAX_NAMES, REVIEW_MIN_FAILED, REVIEW_MIN_FAILED_RATE, SLOW_AGENT_FACTOR,
-    SLOW_AGENT_MIN_GAP_SECS, SLOW_AGENT_MIN_WORKSTREAMS,
-};
+/// "Consider a system review" fires when at least this many workstreams failed …
+pub const REVIEW_MIN_FAILED: usize = 3;
+/// … and they are at least this share of the run (0..=1): a rate, not a count.
+pub const REVIEW_MIN_FAILED_RATE: f64 = 0.5;
+/// Imbalance advice needs enough work to balance: at least this many started workstreams
+/// per agent.
+pub const IMBALANCE_MIN_PER_AGENT: usize = 2;
+/// Imbalance: the busiest agent worked more than this many times the least busy one …
+pub const IMBALANCE_RATIO: f64 = 2.0;
+/// … and the gap is more than this share of the run's wall time.
+pub const IMBALANCE_MIN_WALL_SHARE: f64 = 0.10;
+/// Slow agent: only agents with at least this many workstreams are compared …
+pub const SLOW_AGENT_MIN_WORKSTREAMS: usize = 2;
+/// … an agent is slow when its average exceeds this factor times the median of the others'
+/// averages …
+pub const SLOW_AGENT_FACTOR: f64 = 2.0;
+/// … and exceeds it by at least this many seconds (so sub-second noise is not "slow").
+pub const SLOW_AGENT_MIN_GAP_SECS: f64 = 1.0;
+/// Recommendations list at most this many names before "and N more".
+pub const MAX_NAMES: usize = 10;
+/// At most this many "A and B conflict" lines; the rest are summarised in one line.
+pub const MAX_CONFLICT_LINES: usize = 20;
 
 /// A workstream named by a piece of advice, with a short detail (an error type, a count)
 /// and how long it ran.

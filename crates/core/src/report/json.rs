@@ -1,6 +1,6 @@
 //! JSON: the serde serialisation of a [`RunView`] (`"schema": 2`), whole or by section.
 
-use super::Section;
+use super::section::Section;
 use crate::view::RunView;
 use serde_json::{Map, Value};
 

@@ -1,12 +1,13 @@
 //! The Markdown run report: one writer per section over a [`RunView`], each appending to
 //! one `String`.
 
+use super::cells::{agent_cells, md_header, md_row, test_totals, AGENT_HEADERS};
 use super::escape::{escape_inline as esc, escape_with_code_spans, fenced_with, mermaid_name};
-use super::table::{md_header, md_row};
-use super::Section;
-use crate::model::Status;
+use super::section::Section;
+use super::usage;
+use crate::model::{ForecastCluster, Status};
 use crate::text::{duration, plural, truncate};
-use crate::view::{OutputTail, RunView, TestsRow};
+use crate::view::{MergeStepRow, OutputTail, RunView, TestsRow};
 use std::fmt::Write as _;
 
 /// Long tables (files, commits, tests, timeline) show at most this many rows.
@@ -95,25 +96,6 @@ pub(super) fn write_section(out: &mut String, v: &RunView, s: Section) {
     out.push('\n');
 }
 
-/// "34 / 1 / 0 (4 of 5 tested workstreams passing)", with n/a for counts nobody printed.
-pub(super) fn test_totals(v: &RunView) -> String {
-    let t = &v.tests;
-    let counts = if t.workstreams_counted == 0 {
-        "n/a".to_string()
-    } else {
-        format!("{} / {} / {}", t.passed, t.failed, t.skipped)
-    };
-    let mut s = format!(
-        "{counts} ({} of {} tested workstreams passing",
-        t.workstreams_passed, t.workstreams_tested
-    );
-    if t.workstreams_counted < t.workstreams_tested && t.workstreams_counted > 0 {
-        let _ = write!(s, "; counts from {} of them", t.workstreams_counted);
-    }
-    s.push(')');
-    s
-}
-
 fn summary(out: &mut String, v: &RunView) {
     let t = v.total_workstreams;
     let mut rows: Vec<(&str, String)> = vec![
@@ -140,7 +122,7 @@ fn summary(out: &mut String, v: &RunView) {
         ("Warnings", v.total_warnings.to_string()),
         ("Tests passed / failed / skipped", test_totals(v)),
     ];
-    rows.extend(super::usage::summary_rows(v));
+    rows.extend(usage::summary_rows(v));
     rows.extend(vec![
         ("Wall time", duration(v.wall_seconds)),
         ("Busy time (sum of durations)", duration(v.busy_seconds)),
@@ -178,13 +160,13 @@ fn summary(out: &mut String, v: &RunView) {
 }
 
 fn agents(out: &mut String, v: &RunView) {
-    md_header(out, &super::AGENT_HEADERS);
+    md_header(out, &AGENT_HEADERS);
     for a in &v.agents {
-        let mut cells = super::agent_cells(&a.perf);
+        let mut cells = agent_cells(&a.perf);
         cells[0] = esc(&cells[0]);
         md_row(out, &cells);
     }
-    super::usage::markdown_agents(out, v);
+    usage::markdown_agents(out, v);
     if v.workstreams.is_empty() {
         return;
     }
@@ -245,7 +227,7 @@ fn workstreams(out: &mut String, v: &RunView) {
             esc(w.branch.as_deref().unwrap_or("")),
         ];
         if with_cost {
-            cells.push(super::usage::cost_cell(w.usage.as_ref()));
+            cells.push(usage::cost_cell(w.usage.as_ref()));
         }
         md_row(out, &cells);
     }
@@ -266,7 +248,7 @@ fn write_tail(out: &mut String, t: &OutputTail) {
 fn errors(out: &mut String, v: &RunView) {
     if v.errors.is_empty() && v.warnings.is_empty() {
         out.push_str("No errors or warnings.\n");
-        super::usage::markdown_retries(out, v);
+        usage::markdown_retries(out, v);
         return;
     }
     if v.errors_by_type.is_empty() {
@@ -300,7 +282,7 @@ fn errors(out: &mut String, v: &RunView) {
         "errors",
         "",
     );
-    super::usage::markdown_retries(out, v);
+    usage::markdown_retries(out, v);
     if !v.warnings.is_empty() {
         out.push_str("\n### Warnings\n\n");
         for w in v.warnings.iter().take(MAX_ERROR_DETAILS) {
@@ -476,123 +458,161 @@ fn tests(out: &mut String, v: &RunView) {
 
 fn forecast(out: &mut String, v: &RunView) {
     if v.clusters.is_empty() && v.conflicts.is_empty() && v.clean_overlaps.is_empty() {
-        out.push_str("No overlapping workstreams.\n");
-        if v.overlapping_files > 0 {
-            let _ = writeln!(
-                out,
-                "\n{} touched by more than one workstream, but the forecast merges only completed branches and found no overlap among them.",
-                plural(v.overlapping_files, "file was", "files were")
-            );
-        }
+        no_overlaps(out, v);
     }
-    if !v.clusters.is_empty() {
-        out.push_str("### Clusters\n\n");
-        out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
-        md_header(
+    clusters(out, v);
+    conflicts(out, v);
+    clean_overlaps(out, v);
+    merge_order(out, v);
+}
+
+/// The forecast found nothing to say about overlaps, and why when files were shared.
+fn no_overlaps(out: &mut String, v: &RunView) {
+    out.push_str("No overlapping workstreams.\n");
+    if v.overlapping_files > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} touched by more than one workstream, but the forecast merges only completed branches and found no overlap among them.",
+            plural(v.overlapping_files, "file was", "files were")
+        );
+    }
+}
+
+/// Where completed branches change the same thing, one row per cluster.
+fn clusters(out: &mut String, v: &RunView) {
+    if v.clusters.is_empty() {
+        return;
+    }
+    out.push_str("### Clusters\n\n");
+    out.push_str("Where completed branches change the same thing; two workstreams that share no cluster merge cleanly.\n\n");
+    md_header(
+        out,
+        &[
+            "#",
+            "Path",
+            "Kind",
+            "Lines",
+            "Workstreams",
+            "Conflicting pairs",
+        ],
+    );
+    let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
+    for c in &rows {
+        md_row(
             out,
             &[
-                "#",
-                "Path",
-                "Kind",
-                "Lines",
-                "Workstreams",
-                "Conflicting pairs",
+                c.id.to_string(),
+                esc(&c.path),
+                esc(&c.kind),
+                c.lines
+                    .map_or_else(String::new, |(a, b)| format!("{a}–{b}")),
+                esc_list(&c.workstreams),
+                conflicting_pairs(c),
             ],
         );
-        let rows = capped(&v.clusters, MAX_TABLE_ROWS, |c| c.conflicting_pairs > 0);
-        for c in &rows {
-            let pairs = if c.all_pairs {
-                let n = c.workstreams.len();
-                format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
-            } else {
-                format!(
-                    "{} (only the pairs the order needed were merged)",
-                    c.conflicting_pairs
-                )
-            };
-            md_row(
-                out,
-                &[
-                    c.id.to_string(),
-                    esc(&c.path),
-                    esc(&c.kind),
-                    c.lines
-                        .map_or_else(String::new, |(a, b)| format!("{a}–{b}")),
-                    esc_list(&c.workstreams),
-                    pairs,
-                ],
-            );
-        }
-        cap_note(
+    }
+    cap_note(
+        out,
+        rows.len(),
+        v.clusters.len(),
+        "clusters",
+        ", conflicting ones first",
+    );
+    out.push('\n');
+}
+
+/// "2 of 3", or how many conflicted when only the pairs the order needed were merged.
+fn conflicting_pairs(c: &ForecastCluster) -> String {
+    if c.all_pairs {
+        let n = c.workstreams.len();
+        format!("{} of {}", c.conflicting_pairs, n * (n - 1) / 2)
+    } else {
+        format!(
+            "{} (only the pairs the order needed were merged)",
+            c.conflicting_pairs
+        )
+    }
+}
+
+/// Each conflicting pair with its hunks, up to [`MAX_CONFLICT_DETAILS`].
+fn conflicts(out: &mut String, v: &RunView) {
+    if v.conflicts.is_empty() {
+        return;
+    }
+    out.push_str("### Conflicts\n");
+    for p in v.conflicts.iter().take(MAX_CONFLICT_DETAILS) {
+        let _ = writeln!(
             out,
-            rows.len(),
-            v.clusters.len(),
-            "clusters",
-            ", conflicting ones first",
+            "\n**{}** and **{}** conflict in {}.",
+            esc(&p.workstreams[0]),
+            esc(&p.workstreams[1]),
+            esc_list(&p.paths)
         );
-        out.push('\n');
+        for h in &p.hunks {
+            let _ = writeln!(out, "\n{}:\n", esc(&h.path));
+            out.push_str(&fenced_with("diff", &h.text));
+        }
     }
-    if !v.conflicts.is_empty() {
-        out.push_str("### Conflicts\n");
-        for p in v.conflicts.iter().take(MAX_CONFLICT_DETAILS) {
-            let _ = writeln!(
-                out,
-                "\n**{}** and **{}** conflict in {}.",
-                esc(&p.workstreams[0]),
-                esc(&p.workstreams[1]),
-                esc_list(&p.paths)
-            );
-            for h in &p.hunks {
-                let _ = writeln!(out, "\n{}:\n", esc(&h.path));
-                out.push_str(&fenced_with("diff", &h.text));
-            }
-        }
-        if v.conflicts.len() > MAX_CONFLICT_DETAILS {
-            let _ = writeln!(
-                out,
-                "\n_{} more conflicting pairs are not shown._",
-                v.conflicts.len() - MAX_CONFLICT_DETAILS
-            );
-        }
-        out.push('\n');
-    }
-    if !v.clean_overlaps.is_empty() {
-        out.push_str("### Overlaps that merge cleanly\n\n");
-        md_header(out, &["Workstreams", "Common paths"]);
-        let rows = capped(&v.clean_overlaps, MAX_TABLE_ROWS, |_| false);
-        for p in &rows {
-            md_row(out, &[esc_list(&p.workstreams), esc_list(&p.paths)]);
-        }
-        cap_note(out, rows.len(), v.clean_overlaps.len(), "clean pairs", "");
-        out.push('\n');
-    }
-    if !v.merge_order.is_empty() {
-        out.push_str("### Suggested merge order\n\n");
-        out.push_str("Fewest overlapping workstreams first, then the smallest change, then the id; those that need a rebase last.\n\n");
-        for s in v.merge_order.iter().take(MAX_TABLE_ROWS) {
-            let _ = write!(out, "{}. {}: ", s.position, esc(&s.workstream_id));
-            if !s.reason.is_empty() {
-                out.push_str(&esc(&s.reason));
-            } else if s.clean {
-                out.push_str("clean");
-            } else {
-                out.push_str("needs rebase");
-                if !s.rebase_after.is_empty() {
-                    let _ = write!(out, " after {}", esc_list(&s.rebase_after));
-                }
-                if !s.conflict_paths.is_empty() {
-                    let _ = write!(out, " (conflicts in {})", esc_list(&s.conflict_paths));
-                }
-            }
-            out.push('\n');
-        }
-        cap_note(
+    if v.conflicts.len() > MAX_CONFLICT_DETAILS {
+        let _ = writeln!(
             out,
-            v.merge_order.len().min(MAX_TABLE_ROWS),
-            v.merge_order.len(),
-            "steps",
-            "",
+            "\n_{} more conflicting pairs are not shown._",
+            v.conflicts.len() - MAX_CONFLICT_DETAILS
         );
+    }
+    out.push('\n');
+}
+
+/// Pairs that touch the same paths but merge cleanly.
+fn clean_overlaps(out: &mut String, v: &RunView) {
+    if v.clean_overlaps.is_empty() {
+        return;
+    }
+    out.push_str("### Overlaps that merge cleanly\n\n");
+    md_header(out, &["Workstreams", "Common paths"]);
+    let rows = capped(&v.clean_overlaps, MAX_TABLE_ROWS, |_| false);
+    for p in &rows {
+        md_row(out, &[esc_list(&p.workstreams), esc_list(&p.paths)]);
+    }
+    cap_note(out, rows.len(), v.clean_overlaps.len(), "clean pairs", "");
+    out.push('\n');
+}
+
+/// The suggested merge order, each step with why it is there.
+fn merge_order(out: &mut String, v: &RunView) {
+    if v.merge_order.is_empty() {
+        return;
+    }
+    out.push_str("### Suggested merge order\n\n");
+    out.push_str("Fewest overlapping workstreams first, then the smallest change, then the id; those that need a rebase last.\n\n");
+    for s in v.merge_order.iter().take(MAX_TABLE_ROWS) {
+        let _ = write!(out, "{}. {}: ", s.position, esc(&s.workstream_id));
+        merge_step(out, s);
+        out.push('\n');
+    }
+    cap_note(
+        out,
+        v.merge_order.len().min(MAX_TABLE_ROWS),
+        v.merge_order.len(),
+        "steps",
+        "",
+    );
+}
+
+/// One step's explanation: its reason, else clean, else what it must be rebased after.
+fn merge_step(out: &mut String, s: &MergeStepRow) {
+    if !s.reason.is_empty() {
+        out.push_str(&esc(&s.reason));
+    } else if s.clean {
+        out.push_str("clean");
+    } else {
+        out.push_str("needs rebase");
+        if !s.rebase_after.is_empty() {
+            let _ = write!(out, " after {}", esc_list(&s.rebase_after));
+        }
+        if !s.conflict_paths.is_empty() {
+            let _ = write!(out, " (conflicts in {})", esc_list(&s.conflict_paths));
+        }
     }
 }
 

@@ -1,14 +1,20 @@
 //! Rendering: the Markdown run report, the `git ws-report` terminal tables and the JSON —
-//! thin, pure renderers over one [`RunView`](crate::view::RunView). Writing files is the
-//! caller's job. Output is deterministic for the same input.
+//! thin, pure renderers over one [`RunView`]. Writing files is the caller's job. Output is
+//! deterministic for the same input.
 //!
 //! Everything shown in Markdown goes through [`escape_inline`] or [`fenced`], so nothing
 //! that came from agents or files can break it; terminal cells are reduced to one line of
 //! printable text.
+//!
+//! The files import only those before them: `escape`, `section` → `cells` (table layouts
+//! and cells every renderer shares) → `usage` → `markdown` → `table` (which shows the
+//! sections it has no table for as Markdown) → `json` → this file, the public face.
 
+mod cells;
 mod escape;
 mod json;
 mod markdown;
+mod section;
 mod table;
 mod usage;
 
@@ -16,45 +22,21 @@ use crate::consolidate::Consolidated;
 use crate::model::WorkstreamResult;
 use crate::view::{Input, RunView};
 
+pub use cells::render_table;
 pub use escape::{fenced_with, mermaid_name};
 pub use json::{json, json_sections};
 pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
-pub use table::{render_table, tables, TABLE_TITLE_COLUMNS};
+pub use section::Section;
+pub use table::{tables, TABLE_TITLE_COLUMNS};
 pub use usage::{fmt_count, fmt_usd, retries_line, usage_line};
-
-/// The per-agent table, shared by the report and the terminal: headers and plain cells.
-pub(crate) const AGENT_HEADERS: [&str; 8] = [
-    "Agent",
-    "Workstreams",
-    "Completed",
-    "Failed",
-    "Skipped",
-    "Busy",
-    "Utilisation",
-    "Avg duration",
-];
-
-pub(crate) fn agent_cells(p: &crate::consolidate::AgentPerf) -> Vec<String> {
-    use crate::text::duration;
-    vec![
-        p.agent_id.clone(),
-        p.total.to_string(),
-        p.completed.to_string(),
-        p.failed.to_string(),
-        p.skipped.to_string(),
-        duration(p.busy_seconds),
-        format!("{:.1}%", p.utilisation * 100.0),
-        duration(p.avg_duration),
-    ]
-}
 
 /// A Markdown table of plain-text cells (each escaped with [`escape_inline`]).
 pub fn markdown_table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::new();
-    table::md_header(&mut out, headers);
+    cells::md_header(&mut out, headers);
     for r in rows {
-        let cells: Vec<String> = r.iter().map(|c| escape_inline(c)).collect();
-        table::md_row(&mut out, &cells);
+        let escaped: Vec<String> = r.iter().map(|c| escape_inline(c)).collect();
+        cells::md_row(&mut out, &escaped);
     }
     out
 }
@@ -81,68 +63,6 @@ impl ReportModel<'_> {
             merges: None,
             state,
         })
-    }
-}
-
-/// A section of the report (an H2), usable on its own by `git ws-report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Section {
-    /// Executive summary: totals, rates, times, speed-up, base, agents.
-    Summary,
-    /// Per-agent breakdown and each agent's workstreams.
-    Agents,
-    /// One row per workstream.
-    Workstreams,
-    /// Error counts by type, each error with its output tail, warnings.
-    Errors,
-    /// Files modified, with the workstreams that touched each and overlaps flagged.
-    Files,
-    /// Every commit created.
-    Commits,
-    /// Test totals and per-workstream test results.
-    Tests,
-    /// Merge forecast: clusters, conflicts with hunks, clean overlaps, the explained merge
-    /// order.
-    Forecast,
-    /// What `git ws-merge` merged onto the integration branch and what it left out.
-    Integration,
-    /// The recommendations.
-    Recommendations,
-    /// Mermaid gantt chart and timeline table.
-    Timeline,
-}
-
-impl Section {
-    /// Every section, in report order.
-    pub const ALL: [Section; 11] = [
-        Section::Summary,
-        Section::Agents,
-        Section::Workstreams,
-        Section::Errors,
-        Section::Files,
-        Section::Commits,
-        Section::Tests,
-        Section::Forecast,
-        Section::Integration,
-        Section::Recommendations,
-        Section::Timeline,
-    ];
-
-    /// The section's H2 heading text.
-    pub fn title(self) -> &'static str {
-        match self {
-            Section::Summary => "Executive summary",
-            Section::Agents => "Per-agent breakdown",
-            Section::Workstreams => "Workstreams",
-            Section::Errors => "Error analysis",
-            Section::Files => "Files modified",
-            Section::Commits => "Commits",
-            Section::Tests => "Test results",
-            Section::Forecast => "Merge forecast",
-            Section::Integration => "Integration",
-            Section::Recommendations => "Recommendations",
-            Section::Timeline => "Execution timeline",
-        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! Terminal output of `git ws-report`: plain-text aligned tables (widths in terminal
-//! columns, so CJK text lines up) over a [`RunView`], and the Markdown table rows the report
-//! uses (cells there are escaped by the caller).
+//! columns, so CJK text lines up) over a [`RunView`]; a section without a table of its own
+//! is shown as its Markdown.
 
-use super::markdown::test_totals;
-use super::Section;
+use super::cells::{agent_cells, render_table, test_totals, AGENT_HEADERS};
+use super::markdown;
+use super::section::Section;
+use super::usage;
 use crate::model::Status;
-use crate::text::{duration, one_line, truncate, width};
+use crate::text::{duration, one_line, truncate};
 use crate::view::RunView;
 use std::fmt::Write as _;
 
@@ -13,70 +15,6 @@ use std::fmt::Write as _;
 pub const TABLE_TITLE_COLUMNS: usize = 40;
 /// Error messages in terminal tables are cut to this many columns.
 const MESSAGE_COLUMNS: usize = 120;
-
-/// A plain-text table with aligned columns (widths counted in terminal columns), a dashed
-/// rule under the headers and two spaces between columns; no trailing spaces. Cells are
-/// reduced to one line of printable text. Rows shorter than the headers are padded with
-/// empty cells; extra cells are dropped.
-pub fn render_table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let n = headers.len();
-    let clean: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            (0..n)
-                .map(|i| r.get(i).map(|c| one_line(c)).unwrap_or_default())
-                .collect()
-        })
-        .collect();
-    let header_cells: Vec<String> = headers.iter().map(|h| one_line(h)).collect();
-    let mut widths: Vec<usize> = header_cells.iter().map(|h| width(h)).collect();
-    for r in &clean {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(width(c));
-        }
-    }
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[String]| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i > 0 {
-                l.push_str("  ");
-            }
-            l.push_str(c);
-            if i + 1 < cells.len() {
-                l.extend(std::iter::repeat_n(' ', widths[i] - width(c)));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut out, &header_cells);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(&mut out, &rule);
-    for r in &clean {
-        line(&mut out, r);
-    }
-    out
-}
-
-/// Write a Markdown table header and its delimiter row.
-pub(crate) fn md_header(out: &mut String, headers: &[&str]) {
-    md_row(out, headers);
-    out.push('|');
-    for _ in headers {
-        out.push_str(" --- |");
-    }
-    out.push('\n');
-}
-
-/// Write one Markdown table row; cells must already be escaped.
-pub(crate) fn md_row<S: AsRef<str>>(out: &mut String, cells: &[S]) {
-    out.push('|');
-    for c in cells {
-        let _ = write!(out, " {} |", c.as_ref());
-    }
-    out.push('\n');
-}
 
 /// The terminal view: the summary and workstreams, or the requested sections.
 pub fn tables(v: &RunView, sections: &[Section]) -> String {
@@ -93,7 +31,7 @@ pub fn tables(v: &RunView, sections: &[Section]) -> String {
             Section::Errors => errors(&mut s, v),
             Section::Files => files(&mut s, v),
             Section::Timeline => timeline(&mut s, v),
-            other => s.push_str(&super::markdown_section(v, *other)),
+            other => markdown::write_section(&mut s, v, *other),
         }
     }
     s
@@ -128,7 +66,7 @@ fn overview(v: &RunView) -> String {
     if v.tests.workstreams_tested > 0 {
         let _ = writeln!(s, "tests passed / failed / skipped: {}", test_totals(v));
     }
-    super::usage::table_overview(&mut s, v);
+    usage::table_overview(&mut s, v);
     let _ = writeln!(
         s,
         "merged: {} of {} completed branches",
@@ -225,15 +163,11 @@ fn first_line(s: &str) -> String {
 }
 
 fn agents(s: &mut String, v: &RunView) {
-    let rows: Vec<Vec<String>> = v
-        .agents
-        .iter()
-        .map(|a| super::agent_cells(&a.perf))
-        .collect();
-    let headers = super::AGENT_HEADERS.map(str::to_lowercase);
+    let rows: Vec<Vec<String>> = v.agents.iter().map(|a| agent_cells(&a.perf)).collect();
+    let headers = AGENT_HEADERS.map(str::to_lowercase);
     let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
     s.push_str(&render_table(&headers, &rows));
-    super::usage::table_agents(s, v);
+    usage::table_agents(s, v);
 }
 
 /// The errors table, then each error's output tail (indented), then the warnings.
@@ -335,54 +269,5 @@ fn timeline(s: &mut String, v: &RunView) {
         for n in &t.not_started {
             let _ = writeln!(s, "- {}: {}", n.workstream_id, one_line(&n.reason));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aligned_columns_without_trailing_spaces() {
-        let t = render_table(
-            &["Agent", "Done", "Busy"],
-            &[
-                vec!["agent-1".into(), "3".into(), "12.0s".into()],
-                vec!["agent-10".into(), "12".into()],
-            ],
-        );
-        assert_eq!(
-            t,
-            "Agent     Done  Busy\n\
-             --------  ----  -----\n\
-             agent-1   3     12.0s\n\
-             agent-10  12\n"
-        );
-    }
-
-    #[test]
-    fn wide_characters_line_up_and_escapes_vanish() {
-        let t = render_table(
-            &["path", "n"],
-            &[
-                vec!["日本語.md".into(), "1".into()],
-                vec!["\u{1b}[31mred\u{1b}[0m\nx".into(), "2".into()],
-            ],
-        );
-        assert_eq!(
-            t,
-            "path       n\n\
-             ---------  -\n\
-             日本語.md  1\n\
-             red x      2\n"
-        );
-    }
-
-    #[test]
-    fn markdown_rows() {
-        let mut s = String::new();
-        md_header(&mut s, &["a", "b"]);
-        md_row(&mut s, &["1", ""]);
-        assert_eq!(s, "| a | b |\n| --- | --- |\n| 1 |  |\n");
     }
 }

@@ -2,8 +2,8 @@
 //! and a per-agent table in Markdown, lines and a table in the terminal, one line in the
 //! closing summary. Nothing at all when nothing reported usage (never a row of zeros).
 
+use super::cells::{md_header, md_row, render_table};
 use super::escape::escape_inline as esc;
-use super::table::{md_header, md_row, render_table};
 use crate::model::Usage;
 use crate::text::{duration, one_line};
 use crate::view::{RetryRow, RunView};

@@ -17,7 +17,7 @@ fn check(file: &str, runners: Option<&str>, expected: Counts) {
         .unwrap_or_else(|e| panic!("failed to read {}: {e}", path.display()));
     let got = parse(&text);
     assert_eq!(
-        got.as_ref().map(|s| s.runner_label()).as_deref(),
+        got.as_ref().map(|s| s.label()).as_deref(),
         runners,
         "{file}: runners"
     );

@@ -1,6 +1,6 @@
 //! go test summaries: `-v`, plain and `-json`.
 
-use super::{Counts, Field, Found, Runner};
+use super::counts::{Counts, Field, Found, Harness};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
@@ -69,7 +69,7 @@ pub(super) fn go_test(lines: &[&str]) -> Vec<Found> {
             if failed_pkg && c.failed == Some(0) {
                 c.errors = Some(1);
             }
-            found.push(Found::new(Runner::GoTest, start.take().unwrap_or(i), i, c));
+            found.push(Found::new(Harness::GoTest, start.take().unwrap_or(i), i, c));
             pkg = Counts::default();
         }
     }
@@ -117,7 +117,7 @@ fn json_event(l: &str, i: usize, packages: &mut HashMap<String, JsonPackage>) ->
     c.errors = Some(u64::from(field == Field::Failed && c.failed == Some(0)));
     let start = pkg.start;
     packages.remove(&package);
-    Some(Found::new(Runner::GoTest, start, i, c))
+    Some(Found::new(Harness::GoTest, start, i, c))
 }
 
 /// `--- PASS: TestX (0.00s)` (indented for subtests) → (Passed, "TestX").

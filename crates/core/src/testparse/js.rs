@@ -1,7 +1,7 @@
 //! JavaScript runners: jest, vitest, mocha (spec and dot reporters), node's test runner
 //! (spec reporter). Their TAP reporters are read by the TAP parser.
 
-use super::{apply, count_items, number, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, number, Counts, Field, Found, Harness};
 
 /// jest: `Tests:       1 failed, 1 skipped, 1 todo, 3 passed, 6 total` at column 0, right
 /// after `Test Suites: …`. Todo tests count as skipped; each `● Test suite failed to run`
@@ -40,7 +40,7 @@ pub(super) fn jest(lines: &[&str]) -> Vec<Found> {
         }
         c.errors = Some(suite_errors);
         found.push(Found::new(
-            Runner::Jest,
+            Harness::Jest,
             start.take().unwrap_or(i - 1),
             i,
             c,
@@ -104,7 +104,7 @@ pub(super) fn vitest(lines: &[&str]) -> Vec<Found> {
         c.errors = Some(unhandled + failed_suites);
         let end = if unhandled > 0 { i + 1 } else { i };
         found.push(Found::new(
-            Runner::Vitest,
+            Harness::Vitest,
             start.take().unwrap_or(i - 1),
             end,
             c,
@@ -141,7 +141,7 @@ pub(super) fn mocha(lines: &[&str]) -> Vec<Found> {
             }
             end = j;
         }
-        found.push(Found::new(Runner::Mocha, i, end, c));
+        found.push(Found::new(Harness::Mocha, i, end, c));
     }
     found
 }
@@ -185,7 +185,7 @@ pub(super) fn node_test(lines: &[&str]) -> Vec<Found> {
             i += 1;
         }
         if seen >= 2 {
-            found.push(Found::new(Runner::NodeTest, start, i - 1, c));
+            found.push(Found::new(Harness::NodeTest, start, i - 1, c));
         }
     }
     found

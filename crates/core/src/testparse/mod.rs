@@ -17,14 +17,18 @@
 //!   result lines (one per test binary and doc-tests), go's packages and TAP streams are
 //!   summed.
 //! - Summaries of different runners (a script running `cargo test` then `pytest`) are
-//!   summed, and [`Summary::runners`] names each.
+//!   summed, and [`Summary::harnesses`] names each.
 //! - The plain `N passed, N failed[, N skipped]` line (one word and a colon may precede it)
 //!   is the fallback: it counts only when no runner's summary was found; the last one wins.
 //! - A count the output does not tell is `None`, never 0: a runner that omits zero counts
 //!   (pytest, jest, mocha, …) gets 0 for what it left out, but a category the runner has no
 //!   notion of (xfailed in libtest) or does not print (passed tests in non-verbose go test)
 //!   stays `None`. When runners are summed, `None` adds as nothing.
+//!
+//! Its files import only those before them: `counts` (what every parser shares) → one file
+//! per language's runners → this file, which combines what they found.
 
+mod counts;
 mod go;
 mod js;
 mod python;
@@ -35,184 +39,27 @@ mod tap;
 #[cfg(test)]
 mod corpus;
 
+pub use counts::{Counts, Harness};
+
 use crate::model::TestResults;
-use std::ops::AddAssign;
-
-/// The test runners whose summaries are recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Runner {
-    /// `cargo test` (libtest, doc-tests included).
-    Libtest,
-    /// `cargo nextest run`.
-    Nextest,
-    Pytest,
-    /// `go test`, plain, `-v` or `-json`.
-    GoTest,
-    Jest,
-    Vitest,
-    /// mocha's spec and dot reporters (its TAP reporter is read as TAP).
-    Mocha,
-    /// `node --test` with the spec reporter (its TAP reporter is read as TAP).
-    NodeTest,
-    Rspec,
-    /// A raw TAP stream (Perl's Test::More, `node --test --test-reporter=tap`, mocha's TAP).
-    Tap,
-    /// Perl's `prove` harness summary.
-    Prove,
-    /// The language-neutral `N passed, N failed` line.
-    Plain,
-}
-
-impl Runner {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Runner::Libtest => "cargo-test",
-            Runner::Nextest => "nextest",
-            Runner::Pytest => "pytest",
-            Runner::GoTest => "go-test",
-            Runner::Jest => "jest",
-            Runner::Vitest => "vitest",
-            Runner::Mocha => "mocha",
-            Runner::NodeTest => "node-test",
-            Runner::Rspec => "rspec",
-            Runner::Tap => "tap",
-            Runner::Prove => "prove",
-            Runner::Plain => "plain",
-        }
-    }
-
-    /// Whether one run of this runner prints several summaries that add up (test binaries,
-    /// packages, TAP streams) rather than one closing summary.
-    fn sums_its_summaries(self) -> bool {
-        matches!(self, Runner::Libtest | Runner::GoTest | Runner::Tap)
-    }
-}
-
-/// Test counts. `None` = the output does not say.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    pub passed: Option<u64>,
-    pub failed: Option<u64>,
-    /// Tests that were selected but not run: skipped, ignored, pending, todo.
-    pub skipped: Option<u64>,
-    /// Problems outside any one test: collection/import errors, suites that failed to load,
-    /// packages that failed to build, test binaries that crashed, unhandled errors.
-    pub errors: Option<u64>,
-    /// Tests left out by a filter (`pytest -k/-m`, libtest's "filtered out").
-    pub deselected: Option<u64>,
-    /// Expected failures (pytest xfail, vitest `test.fails`).
-    pub xfailed: Option<u64>,
-    /// Tests expected to fail that passed (pytest xpass).
-    pub xpassed: Option<u64>,
-    pub warnings: Option<u64>,
-}
-
-impl Counts {
-    /// Every count this runner reports, starting at 0 (for runners that omit zero counts).
-    fn zero(fields: &[Field]) -> Counts {
-        let mut c = Counts::default();
-        for f in fields {
-            *c.field(*f) = Some(0);
-        }
-        c
-    }
-
-    fn field(&mut self, f: Field) -> &mut Option<u64> {
-        match f {
-            Field::Passed => &mut self.passed,
-            Field::Failed => &mut self.failed,
-            Field::Skipped => &mut self.skipped,
-            Field::Errors => &mut self.errors,
-            Field::Deselected => &mut self.deselected,
-            Field::Xfailed => &mut self.xfailed,
-            Field::Xpassed => &mut self.xpassed,
-            Field::Warnings => &mut self.warnings,
-        }
-    }
-
-    /// Add `n` to a field (a `None` field becomes `Some(n)`).
-    fn add(&mut self, f: Field, n: u64) {
-        let slot = self.field(f);
-        *slot = Some(slot.unwrap_or(0) + n);
-    }
-}
-
-impl AddAssign for Counts {
-    fn add_assign(&mut self, o: Counts) {
-        fn sum(a: &mut Option<u64>, b: Option<u64>) {
-            if let Some(b) = b {
-                *a = Some(a.unwrap_or(0) + b);
-            }
-        }
-        sum(&mut self.passed, o.passed);
-        sum(&mut self.failed, o.failed);
-        sum(&mut self.skipped, o.skipped);
-        sum(&mut self.errors, o.errors);
-        sum(&mut self.deselected, o.deselected);
-        sum(&mut self.xfailed, o.xfailed);
-        sum(&mut self.xpassed, o.xpassed);
-        sum(&mut self.warnings, o.warnings);
-    }
-}
-
-/// A count's meaning, for the parsers' word tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Passed,
-    Failed,
-    Skipped,
-    Errors,
-    Deselected,
-    Xfailed,
-    Xpassed,
-    Warnings,
-}
+use counts::{count_items, Found};
 
 /// What a test command's output said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    /// The runners whose summaries were counted, in order of first appearance.
-    pub runners: Vec<Runner>,
+    /// The harnesses whose summaries were counted, in order of first appearance.
+    pub harnesses: Vec<Harness>,
     pub counts: Counts,
 }
 
 impl Summary {
     /// `cargo-test`, or `cargo-test+pytest` when several runners were summed.
-    pub fn runner_label(&self) -> String {
-        self.runners
+    pub fn label(&self) -> String {
+        self.harnesses
             .iter()
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join("+")
-    }
-}
-
-/// One summary found in the output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Found {
-    runner: Runner,
-    /// Line of the summary itself (where it ends).
-    line: usize,
-    /// Lines `start..=end` that belong to this run: anything of another runner strictly
-    /// inside is this run's captured output.
-    start: usize,
-    end: usize,
-    counts: Counts,
-}
-
-impl Found {
-    fn new(runner: Runner, start: usize, line: usize, counts: Counts) -> Found {
-        Found {
-            runner,
-            line,
-            start: start.min(line),
-            end: line,
-            counts,
-        }
-    }
-
-    fn encloses(&self, other: &Found) -> bool {
-        self.runner != other.runner && self.start < other.line && other.line < self.end
     }
 }
 
@@ -236,7 +83,7 @@ pub fn parse(output: &str) -> Option<Summary> {
     let summary = combine(found);
     summary.or_else(|| {
         plain(&lines).map(|counts| Summary {
-            runners: vec![Runner::Plain],
+            harnesses: vec![Harness::Plain],
             counts,
         })
     })
@@ -257,7 +104,7 @@ pub fn test_results(command: &str, exit_code: Option<i32>, output: &str) -> Test
         xfailed: c.xfailed,
         xpassed: c.xpassed,
         warnings: c.warnings,
-        runner: summary.map(|s| s.runner_label()),
+        runner: summary.map(|s| s.label()),
     }
 }
 
@@ -277,61 +124,30 @@ fn combine(found: Vec<Found>) -> Option<Summary> {
         .iter()
         .filter(|f| !found.iter().any(|g| g.encloses(f)))
         .collect();
-    let mut per_runner: Vec<(usize, Runner, Counts)> = Vec::new();
+    let mut per_harness: Vec<(usize, Harness, Counts)> = Vec::new();
     for f in kept {
-        match per_runner.iter_mut().find(|(_, r, _)| *r == f.runner) {
-            Some((_, _, c)) if f.runner.sums_its_summaries() => *c += f.counts,
+        match per_harness.iter_mut().find(|(_, r, _)| *r == f.harness) {
+            Some((_, _, c)) if f.harness.sums_its_summaries() => *c += f.counts,
             Some((first, _, c)) => {
                 // Later summary of the same runner: it replaces the earlier one.
                 *first = (*first).min(f.line);
                 *c = f.counts;
             }
-            None => per_runner.push((f.line, f.runner, f.counts)),
+            None => per_harness.push((f.line, f.harness, f.counts)),
         }
     }
-    if per_runner.is_empty() {
+    if per_harness.is_empty() {
         return None;
     }
-    per_runner.sort_by_key(|(first, _, _)| *first);
+    per_harness.sort_by_key(|(first, _, _)| *first);
     let mut counts = Counts::default();
-    for (_, _, c) in &per_runner {
+    for (_, _, c) in &per_harness {
         counts += *c;
     }
     Some(Summary {
-        runners: per_runner.iter().map(|(_, r, _)| *r).collect(),
+        harnesses: per_harness.iter().map(|(_, r, _)| *r).collect(),
         counts,
     })
-}
-
-/// `<n> <words>` items split by `sep`, every item a count: `3 passed; 1 failed` with `;`.
-/// `None` when any item is not `<number> <words>`.
-fn count_items<'a>(s: &'a str, sep: &str) -> Option<Vec<(u64, &'a str)>> {
-    s.split(sep)
-        .map(|item| {
-            let (n, word) = item.trim().split_once(' ')?;
-            Some((n.parse().ok()?, word.trim()))
-        })
-        .collect()
-}
-
-/// Apply `(n, word)` items to counts through a word table; `None` on an unknown word.
-fn apply(
-    counts: &mut Counts,
-    items: &[(u64, &str)],
-    table: &[(&str, Option<Field>)],
-) -> Option<()> {
-    for (n, word) in items {
-        let (_, field) = table.iter().find(|(w, _)| w == word)?;
-        if let Some(f) = field {
-            counts.add(*f, *n);
-        }
-    }
-    Some(())
-}
-
-/// A whole line that is a number: `  12 ` → 12.
-fn number(s: &str) -> Option<u64> {
-    s.trim().parse().ok()
 }
 
 /// The plain line: `N passed, N failed` alone on a line, `, N skipped` optional, one word
@@ -378,7 +194,7 @@ mod tests {
     #[test]
     fn plain_line_with_optional_prefix_and_skipped() {
         let s = parse("blah\n7 passed, 2 failed\n").unwrap();
-        assert_eq!(s.runners, vec![Runner::Plain]);
+        assert_eq!(s.harnesses, vec![Harness::Plain]);
         assert_eq!(s.counts, counts(7, 2, None));
         let s = parse("tests: 7 passed, 0 failed, 3 skipped\n").unwrap();
         assert_eq!(s.counts, counts(7, 0, Some(3)));
@@ -412,8 +228,8 @@ mod tests {
                    test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 1 filtered out; finished in 0.00s\n\
                    3 passed, 1 xfailed in 0.05s\n";
         let s = parse(out).unwrap();
-        assert_eq!(s.runners, vec![Runner::Libtest, Runner::Pytest]);
-        assert_eq!(s.runner_label(), "cargo-test+pytest");
+        assert_eq!(s.harnesses, vec![Harness::Libtest, Harness::Pytest]);
+        assert_eq!(s.label(), "cargo-test+pytest");
         assert_eq!(s.counts.passed, Some(5));
         assert_eq!(s.counts.deselected, Some(1));
         assert_eq!(s.counts.xfailed, Some(1));

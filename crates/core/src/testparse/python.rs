@@ -1,6 +1,6 @@
 //! pytest summaries.
 
-use super::{apply, count_items, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, Counts, Field, Found, Harness};
 
 /// The pytest words and what they count. pytest leaves out categories with no tests, so a
 /// summary starts every category at 0.
@@ -44,7 +44,7 @@ pub(super) fn pytest(lines: &[&str]) -> Vec<Found> {
             start = Some(i);
         } else if let Some(counts) = summary(inner) {
             found.push(Found::new(
-                Runner::Pytest,
+                Harness::Pytest,
                 start.take().unwrap_or(i),
                 i,
                 counts,

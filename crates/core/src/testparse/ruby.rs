@@ -1,6 +1,6 @@
 //! RSpec summaries.
 
-use super::{count_items, Counts, Field, Found, Runner};
+use super::counts::{count_items, Counts, Field, Found, Harness};
 
 /// RSpec: `6 examples, 1 failure, 3 pending` (and `, 1 error occurred outside of
 /// examples` for files that failed to load) within two lines after
@@ -14,7 +14,7 @@ pub(super) fn rspec(lines: &[&str]) -> Vec<Found> {
         }
         for (j, next) in lines.iter().enumerate().skip(i + 1).take(2) {
             if let Some(c) = summary(next.trim()) {
-                found.push(Found::new(Runner::Rspec, i, j, c));
+                found.push(Found::new(Harness::Rspec, i, j, c));
                 break;
             }
         }

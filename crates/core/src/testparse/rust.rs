@@ -1,6 +1,6 @@
 //! cargo test (libtest) and cargo-nextest summaries.
 
-use super::{apply, count_items, Counts, Field, Found, Runner};
+use super::counts::{apply, count_items, Counts, Field, Found, Harness};
 
 /// libtest: each test binary (and the doc-tests) prints `running N tests` … `test result:
 /// ok. 3 passed; 0 failed; 1 ignored; 0 measured; 2 filtered out; finished in 0.00s` at
@@ -20,11 +20,11 @@ pub(super) fn libtest(lines: &[&str]) -> Vec<Found> {
             match open.last() {
                 // A result line with no `running` before it (the start of the output was
                 // cut off): nothing to check it against, take it.
-                None => found.push(Found::new(Runner::Libtest, i, i, counts)),
+                None => found.push(Found::new(Harness::Libtest, i, i, counts)),
                 Some(&(start, n)) if n == total => {
                     open.pop();
                     if open.is_empty() {
-                        found.push(Found::new(Runner::Libtest, start, i, counts));
+                        found.push(Found::new(Harness::Libtest, start, i, counts));
                     }
                 }
                 // A line that looks like a result but does not close the block.
@@ -38,7 +38,7 @@ pub(super) fn libtest(lines: &[&str]) -> Vec<Found> {
                     errors: Some(1),
                     ..Counts::default()
                 };
-                found.push(Found::new(Runner::Libtest, start, i, counts));
+                found.push(Found::new(Harness::Libtest, start, i, counts));
             }
         }
     }
@@ -99,7 +99,7 @@ pub(super) fn nextest(lines: &[&str]) -> Vec<Found> {
             start = Some(i);
         } else if let Some(counts) = summary(t) {
             found.push(Found::new(
-                Runner::Nextest,
+                Harness::Nextest,
                 start.take().unwrap_or(i),
                 i,
                 counts,

@@ -1,6 +1,6 @@
 //! TAP streams and Perl's `prove` harness summary.
 
-use super::{Counts, Field, Found, Runner};
+use super::counts::{Counts, Field, Found, Harness};
 
 /// A raw TAP stream (Test::More, `node --test --test-reporter=tap`, mocha's TAP reporter):
 /// test points `ok 1 - name`, `not ok 2 - name`, with `# SKIP` / `# TODO` directives.
@@ -88,7 +88,7 @@ impl Stream {
     }
 
     fn finish(self) -> Option<Found> {
-        (self.points > 0).then(|| Found::new(Runner::Tap, self.start, self.end, self.counts))
+        (self.points > 0).then(|| Found::new(Harness::Tap, self.start, self.end, self.counts))
     }
 }
 
@@ -170,7 +170,7 @@ pub(super) fn prove(lines: &[&str]) -> Vec<Found> {
             ..Counts::default()
         };
         found.push(Found::new(
-            Runner::Prove,
+            Harness::Prove,
             start.take().unwrap_or(i),
             i + 1,
             c,

@@ -7,10 +7,14 @@
 //! here ([`text::clean`]), once, so no renderer can forget to. A later field (a run's
 //! `integration`, a workstream's `usage`) is one field on [`RunView`] or [`WorkstreamRow`]
 //! and one line in [`RunView::build`].
+//!
+//! Its files import only those before them: `micros` (times in JSON) → `timeline` → this
+//! file → `fixture` (a whole run for tests).
 
 #[cfg(any(test, feature = "fixture"))]
 #[doc(hidden)]
 pub mod fixture;
+pub(crate) mod micros;
 mod timeline;
 
 pub use crate::text::OutputTail;
@@ -32,35 +36,6 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Version of the JSON contract (`"schema"`); 2 is a superset of the first.
 pub const SCHEMA: u32 = 2;
-
-/// Times in JSON: RFC 3339, UTC, microseconds (what the database keeps), so a run reads the
-/// same from `git ws-run` and from `git ws-report`.
-pub(crate) mod micros {
-    use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::Serializer;
-
-    pub fn text(t: &DateTime<Utc>) -> String {
-        t.to_rfc3339_opts(SecondsFormat::Micros, true)
-    }
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&text(t))
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn serialize<S: Serializer>(
-            t: &Option<DateTime<Utc>>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.serialize_str(&text(t)),
-                None => s.serialize_none(),
-            }
-        }
-    }
-}
 
 /// What a view is built from.
 #[derive(Debug, Clone, Copy)]

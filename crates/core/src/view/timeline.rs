@@ -63,7 +63,7 @@ pub struct Bar {
     pub start_offset_seconds: f64,
     pub end_offset_seconds: f64,
     pub duration_seconds: f64,
-    /// Where the chart draws it (epoch ms), at least [`MIN_BAR_SHARE`] of the span wide.
+    /// Where the chart draws it (epoch ms), at least `MIN_BAR_SHARE` of the span wide.
     #[serde(skip)]
     pub chart_ms: (i64, i64),
 }
