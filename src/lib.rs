@@ -78,9 +78,10 @@ pub mod workspace;
 
 // The layers below, under the names the runtime and the library API use: the pure core
 // (`ws_core`), git (`ws_git`) and the database (`ws_db`).
-pub use ws_core::{agents, consolidate, model, plan, report, testparse, text, view, workstream};
+pub use ws_core::{agents, consolidate, model, plan, testparse, text, view, workstream};
 pub use ws_db as db;
 pub use ws_git as git;
+pub use ws_report as report;
 
 pub use db::ConsolidationDatabase;
 pub use runner::{Coordinator, RunOptions, RunOutcome};

@@ -222,7 +222,22 @@ fn crates_depend_down_only() {
             &["diesel", "tokio", "clap", "indicatif"],
         ),
         ("db", &["ws-core"], &["git2", "tokio", "clap", "indicatif"]),
+        (
+            "report",
+            &["ws-core"],
+            &["git2", "diesel", "tokio", "clap", "indicatif"],
+        ),
     ];
+    let dirs: Vec<String> = fs::read_dir(root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for d in &dirs {
+        assert!(
+            allowed.iter().any(|(a, _, _)| a == d),
+            "crates/{d} has no place in the layers (crates_depend_down_only)"
+        );
+    }
     for (dir, layers, banned) in allowed {
         let toml = fs::read_to_string(root().join("crates").join(dir).join("Cargo.toml")).unwrap();
         let deps = toml.split("[dependencies]").nth(1).unwrap_or("");

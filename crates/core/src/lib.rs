@@ -19,14 +19,12 @@
 //! 5. [`workstream`]: workstream files, parsed and validated.
 //! 6. [`plan`]: their order.
 //! 7. [`consolidate`]: totals, overlaps, recommendations.
-//! 8. [`view`]: the one typed view of a run.
-//! 9. [`report`]: its renderers (Markdown, tables, JSON).
+//! 8. [`view`]: the one typed view of a run (its renderers are the `ws-report` crate).
 
 pub mod agents;
 pub mod consolidate;
 pub mod model;
 pub mod plan;
-pub mod report;
 pub mod testparse;
 pub mod text;
 pub mod view;

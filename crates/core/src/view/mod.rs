@@ -1,7 +1,7 @@
 //! The typed view of one run: every row any output shows, built once from a run's
 //! consolidation, its results and what the database knows besides (merges, state). The
 //! Markdown report, the `git ws-report` tables and the JSON are thin renderers over it
-//! (`crate::report`); the JSON is its serde serialisation (`"schema": 2`).
+//! (the `ws-report` crate); the JSON is its serde serialisation (`"schema": 2`).
 //!
 //! Text that came from agents (titles, messages, output tails, warnings, hunks) is cleaned
 //! here ([`text::clean`]), once, so no renderer can forget to. A later field (a run's
@@ -14,7 +14,7 @@
 #[cfg(any(test, feature = "fixture"))]
 #[doc(hidden)]
 pub mod fixture;
-pub(crate) mod micros;
+pub mod micros;
 mod timeline;
 
 pub use crate::text::OutputTail;

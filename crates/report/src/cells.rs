@@ -2,10 +2,10 @@
 //! table rows, the per-agent cells, the test totals. Shared by the Markdown report, the
 //! terminal tables and the usage lines, so none of them imports another for these.
 
-use crate::consolidate::AgentPerf;
-use crate::text::{duration, one_line, width};
-use crate::view::RunView;
 use std::fmt::Write as _;
+use ws_core::consolidate::AgentPerf;
+use ws_core::text::{duration, one_line, width};
+use ws_core::view::RunView;
 
 /// A plain-text table with aligned columns (widths counted in terminal columns), a dashed
 /// rule under the headers and two spaces between columns; no trailing spaces. Cells are

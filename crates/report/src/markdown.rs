@@ -5,10 +5,10 @@ use super::cells::{agent_cells, md_header, md_row, test_totals, AGENT_HEADERS};
 use super::escape::{escape_inline as esc, escape_with_code_spans, fenced_with, mermaid_name};
 use super::section::Section;
 use super::usage;
-use crate::model::{ForecastCluster, Status};
-use crate::text::{duration, plural, truncate};
-use crate::view::{MergeStepRow, OutputTail, RunView, TestsRow};
 use std::fmt::Write as _;
+use ws_core::model::{ForecastCluster, Status};
+use ws_core::text::{duration, plural, truncate};
+use ws_core::view::{MergeStepRow, OutputTail, RunView, TestsRow};
 
 /// Long tables (files, commits, tests, timeline) show at most this many rows.
 pub const MAX_TABLE_ROWS: usize = 500;
@@ -688,7 +688,7 @@ fn integration(out: &mut String, v: &RunView) {
     let _ = writeln!(
         out,
         "\n_Integrated {}._\n",
-        crate::view::micros::text(&it.integrated_at)
+        ws_core::view::micros::text(&it.integrated_at)
     );
     if !it.merges.is_empty() {
         md_header(out, &["#", "Workstream", "Merged at"]);

@@ -8,7 +8,12 @@
 //!
 //! The files import only those before them: `escape`, `section` → `cells` (table layouts
 //! and cells every renderer shares) → `usage` → `markdown` → `table` (which shows the
-//! sections it has no table for as Markdown) → `json` → this file, the public face.
+//! sections it has no table for as Markdown) → `json` → this file, the public face
+//! (`layers_test.rs` fails on an import that runs up that order).
+//!
+//! **May depend on:** `ws-core` (the view, the model, text helpers) and serde_json.
+//! **May not depend on:** git, the database, tokio, clap, or the runtime above it. It is its
+//! own crate so that a change to a renderer rebuilds neither the git nor the database crate.
 
 mod cells;
 mod escape;
@@ -18,9 +23,9 @@ mod section;
 mod table;
 mod usage;
 
-use crate::consolidate::Consolidated;
-use crate::model::WorkstreamResult;
-use crate::view::{Input, RunView};
+use ws_core::consolidate::Consolidated;
+use ws_core::model::WorkstreamResult;
+use ws_core::view::{Input, RunView};
 
 pub use cells::render_table;
 pub use escape::{fenced_with, mermaid_name};
@@ -95,5 +100,7 @@ pub fn fenced(s: &str) -> String {
     escape::fenced(s)
 }
 
+#[cfg(test)]
+mod layers_test;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,10 @@ use super::cells::{agent_cells, render_table, test_totals, AGENT_HEADERS};
 use super::markdown;
 use super::section::Section;
 use super::usage;
-use crate::model::Status;
-use crate::text::{duration, one_line, truncate};
-use crate::view::RunView;
 use std::fmt::Write as _;
+use ws_core::model::Status;
+use ws_core::text::{duration, one_line, truncate};
+use ws_core::view::RunView;
 
 /// Titles in terminal tables are cut to this many columns.
 pub const TABLE_TITLE_COLUMNS: usize = 40;

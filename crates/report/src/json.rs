@@ -1,8 +1,8 @@
 //! JSON: the serde serialisation of a [`RunView`] (`"schema": 2`), whole or by section.
 
 use super::section::Section;
-use crate::view::RunView;
 use serde_json::{Map, Value};
+use ws_core::view::RunView;
 
 impl Section {
     /// The run object's keys this section shows, in JSON.

@@ -95,7 +95,7 @@ pub fn fenced(s: &str) -> String {
     fenced_with("", s)
 }
 
-/// [`fenced`](crate::report::fenced) with an info string (e.g. `diff`, `text`); the info string is reduced to
+/// [`fenced`](crate::fenced) with an info string (e.g. `diff`, `text`); the info string is reduced to
 /// letters, digits, `-` and `_`.
 pub fn fenced_with(info: &str, s: &str) -> String {
     let mut longest = 0;

@@ -1,10 +1,10 @@
-//! Every renderer on the fixture run (`crate::view::fixture`): whole outputs as insta
+//! Every renderer on the fixture run (`ws_core::view::fixture`): whole outputs as insta
 //! snapshots (`cargo insta review` shows a changed rendering as a diff), plus the structural
 //! properties hostile input must never break.
 
 use super::*;
-use crate::text::width;
-use crate::view::fixture;
+use ws_core::text::width;
+use ws_core::view::fixture;
 
 /// Unescaped `|` in a Markdown line.
 fn unescaped_pipes(line: &str) -> usize {
@@ -115,7 +115,7 @@ fn sections_are_the_reports_own() {
     let mut rs = fixture::results();
     rs.reverse();
     let c = fixture::consolidated();
-    let mut again = RunView::build(crate::view::Input {
+    let mut again = RunView::build(ws_core::view::Input {
         consolidated: &c,
         results: &rs,
         merges: Some(&fixture::merges()),
@@ -195,7 +195,7 @@ fn terminal_tables_stay_printable_and_aligned() {
 fn empty_run() {
     let mut info = fixture::run_info();
     info.finished_at = None;
-    let c = crate::consolidate::consolidate(&info, &[], crate::model::MergeForecast::default());
+    let c = ws_core::consolidate::consolidate(&info, &[], ws_core::model::MergeForecast::default());
     let md = render_markdown(&ReportModel {
         consolidated: &c,
         results: &[],
@@ -206,7 +206,7 @@ fn empty_run() {
 
 #[test]
 fn ten_thousand_workstreams_are_capped() {
-    use crate::model::{ChangeKind, ErrorType, FileChange, Status, WorkstreamResult, WsError};
+    use ws_core::model::{ChangeKind, ErrorType, FileChange, Status, WorkstreamResult, WsError};
     let t0 = fixture::t0();
     let n = 10_000usize;
     let rs: Vec<WorkstreamResult> = (0..n)
@@ -218,7 +218,7 @@ fn ten_thousand_workstreams_are_capped() {
             };
             let mut r = WorkstreamResult::new(
                 fixture::RUN,
-                &crate::model::agent_name(i % 4 + 1),
+                &ws_core::model::agent_name(i % 4 + 1),
                 &format!("ws-{i}"),
                 st,
             );
@@ -241,10 +241,10 @@ fn ten_thousand_workstreams_are_capped() {
             r
         })
         .collect();
-    let c = crate::consolidate::consolidate(
+    let c = ws_core::consolidate::consolidate(
         &fixture::run_info(),
         &rs,
-        crate::model::MergeForecast::default(),
+        ws_core::model::MergeForecast::default(),
     );
     let md = render_markdown(&ReportModel {
         consolidated: &c,
@@ -313,7 +313,7 @@ fn a_real_gfm_renderer_keeps_the_tables() {
 /// The fixture run with usage on three workstreams (one with a hostile model name) and a
 /// retried, flaky one.
 fn view_with_usage() -> RunView {
-    use crate::model::{Attempt, Usage};
+    use ws_core::model::{Attempt, Usage};
     let mut rs = fixture::results();
     let usage = |cost: Option<f64>, input: u64, model: &str| Usage {
         cost_usd: cost,
@@ -356,7 +356,7 @@ fn view_with_usage() -> RunView {
         }
     }
     let c = fixture::consolidated();
-    RunView::build(crate::view::Input {
+    RunView::build(ws_core::view::Input {
         consolidated: &c,
         results: &rs,
         merges: Some(&fixture::merges()),

@@ -4,10 +4,10 @@
 
 use super::cells::{md_header, md_row, render_table};
 use super::escape::escape_inline as esc;
-use crate::model::Usage;
-use crate::text::{duration, one_line};
-use crate::view::{RetryRow, RunView};
 use std::fmt::Write as _;
+use ws_core::model::Usage;
+use ws_core::text::{duration, one_line};
+use ws_core::view::{RetryRow, RunView};
 
 /// `$0.4213` under a dollar, `$12.35` from one up.
 pub fn fmt_usd(x: f64) -> String {
