@@ -19,7 +19,7 @@ use crate::model::{
     ErrorType, ForecastStep, IntegrationExclusion, IntegrationMerge, IntegrationRecord,
     IntegrationTestRun, Status, WorkstreamResult,
 };
-use crate::runner::process::{self, Ending, Spec};
+use crate::process::{self, Ending, Spec};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -64,12 +64,26 @@
 //! assert!(markdown.contains("## Executive summary"));
 //! ```
 
+// Module order, bottom to top: each module imports only from the ones above it in this
+// list (and from the layer crates), never from one below it.
+//
+//   ws_core, ws_git, ws_db  the layers (re-exported below under their old names)
+//   error                    the error type and the exit codes
+//   process                  process supervision (process groups, time limits, logs)
+//   outcome                  what a finished run produced
+//   summary                  the closing summary over an outcome
+//   agent_io                 the agent runtime: usage meter, setup and notify commands
+//   runner                   the run engine: dispatch, execute, queue, lease, record, finish
+//   hooks, integrate         the post-merge hook; git ws-merge
+//   progress, cli            (feature `cli`) the progress display; clap and the front ends
 pub mod agent_io;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
 pub mod hooks;
 pub mod integrate;
+pub mod outcome;
+pub mod process;
 #[cfg(feature = "cli")]
 pub mod progress;
 pub mod runner;

@@ -4,8 +4,8 @@
 //! `ws.notifyTimeout` (default 60s). Its failure is a note on the run, never a failure of
 //! the run.
 
-use crate::runner::process::{self, Ending, Spec};
-use crate::runner::RunOutcome;
+use crate::outcome::RunOutcome;
+use crate::process::{self, Ending, Spec};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

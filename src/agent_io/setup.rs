@@ -4,7 +4,7 @@
 //! a newly created worktree loses its marker, so setup runs again. A failure is the slot's
 //! (the caller hands the workstream to another agent), never a workstream's.
 
-use crate::runner::process::{self, Ending, Spec};
+use crate::process::{self, Ending, Spec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -424,7 +424,7 @@ async fn watch_signals((mut int, mut term): SignalStreams, tx: tokio::sync::watc
         if count == 1 {
             let _ = tx.send(true);
         } else {
-            let killed = runner::process::kill_all_groups();
+            let killed = crate::process::kill_all_groups();
             eprintln!(
                 "git ws-run: interrupted again: killed {killed} running command(s), exiting now; the run stays unfinished: git ws-run --resume RUN finishes it"
             );

@@ -5,11 +5,11 @@
 //! ([`run_attempt`]), and retry a transient failure after a backoff ([`retry_wait`]); then
 //! read what it did from git ([`collect`]) and classify the result ([`done`]).
 
-use super::process::{self, Ending, Spec};
 use crate::agent_io::{meter::Meter, setup};
 use crate::agents::{self, retry, Runner};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
 use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
+use crate::process::{self, Ending, Spec};
 use crate::testparse;
 use crate::workstream::{Action, Workstream};
 use chrono::{DateTime, Utc};
