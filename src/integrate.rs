@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The git config key for the default test command.
-pub const TEST_CONFIG_KEY: &str = "ws.integrationTest";
+pub const TEST_CONFIG_KEY: &str = crate::config::INTEGRATION_TEST;
 
 /// Lines of a failing test run's output kept with the merge it is blamed on.
 const TAIL_LINES: usize = 30;
@@ -264,7 +264,7 @@ pub fn merge(
 /// Resolve everything and refuse what must not be touched; writes nothing.
 fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let repo = git::discover(&opts.cwd)?;
-    let config = git::Repo::open(&repo)?.config()?;
+    let config = crate::config::Config::read(&git::Repo::open(&repo)?.config()?);
     let location = crate::workspace::locate_db(opts.db.as_ref(), &opts.cwd, Some(&repo))?
         .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(crate::db::DEFAULT_PATH)));
     let mut db = ConsolidationDatabase::open_existing(&location)?;
@@ -284,20 +284,11 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let test = opts
         .test
         .clone()
-        .or_else(|| config.string(TEST_CONFIG_KEY))
+        .or_else(|| config.integration_test())
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
     let ff_branch = ff_branch(opts, &repo, &onto)?;
-    let keep_ignored = config
-        .string("ws.keepIgnored")
-        .map(|v| {
-            v.split([',', ' '])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let keep_ignored = config.keep_ignored();
 
     let Candidates {
         not_completed,

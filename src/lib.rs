@@ -79,6 +79,7 @@
 pub mod agent_io;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod integrate;

@@ -19,7 +19,7 @@ pub fn locate_db(
     let config = match (flag, env.as_deref().map(str::trim)) {
         // Only read git config when it can matter.
         (None, None | Some("")) => {
-            repo.and_then(|r| ws_git::config::get_string(r, ws_db::location::CONFIG_KEY))
+            repo.and_then(|r| ws_git::config::get_string(r, crate::config::DATABASE))
         }
         _ => None,
     };

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Default time limit of the notify command.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::config::DEFAULT_NOTIFY_TIMEOUT as DEFAULT_TIMEOUT;
 
 /// Run the notify command configured for the repository of `outcome`, if any; returns
 /// notes (why it failed).
@@ -23,22 +23,13 @@ pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
     let Ok(config) = handle.config() else {
         return Vec::new();
     };
-    let Some(command) = config
-        .string("ws.notifyCommand")
-        .filter(|c| !c.trim().is_empty())
-    else {
+    let config = crate::config::Config::read(&config);
+    let Some(command) = config.notify_command() else {
         return Vec::new();
     };
-    let timeout = match config.string("ws.notifyTimeout") {
-        Some(t) => match crate::workstream::parse_duration(t.trim()) {
-            Ok(d) => d,
-            Err(e) => {
-                return vec![format!(
-                    "did not run ws.notifyCommand: git config ws.notifyTimeout = {t:?}: {e}"
-                )]
-            }
-        },
-        None => DEFAULT_TIMEOUT,
+    let timeout = match config.notify_timeout() {
+        Ok(d) => d,
+        Err(e) => return vec![format!("did not run ws.notifyCommand: {e}")],
     };
     let logs = root.join(".state").join("logs").join(&outcome.run_id);
     let _ = std::fs::create_dir_all(&logs);

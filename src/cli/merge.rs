@@ -24,7 +24,7 @@ pub enum MergeFormat {
     name = "git-ws-merge",
     bin_name = "git ws-merge",
     version,
-    after_help = "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\nSettings: git config ws.integrationTest (the test command), ws.keepIgnored (caches kept in the test worktree), ws.database."
+    after_help = merge_after_help()
 )]
 pub struct MergeArgs {
     /// Run id to integrate (`latest` works)
@@ -70,6 +70,15 @@ pub struct MergeArgs {
     /// repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
+}
+
+/// The end of `git ws-merge --help`: what it never touches, exit statuses, the settings
+/// (from [`crate::config::KEYS`]).
+fn merge_after_help() -> String {
+    format!(
+        "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\n{}",
+        crate::config::help_line(crate::config::Command::Merge)
+    )
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

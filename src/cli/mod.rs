@@ -27,7 +27,7 @@ pub enum SummaryFormat {
     name = "git-ws-run",
     bin_name = "git ws-run",
     version,
-    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.agent, ws.agentArgs, ws.retries, ws.retryBackoff, ws.retryOn, ws.transientPattern, ws.portBase, ws.setupCommand, ws.setupTimeout, ws.notifyCommand, ws.notifyTimeout, ws.database, ws.lease, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
+    after_help = run_after_help()
 )]
 pub struct RunArgs {
     /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
@@ -124,6 +124,15 @@ pub struct RunArgs {
     /// Print shell completions for SHELL (bash includes the `git ws-run` shims), then exit
     #[arg(long, value_name = "SHELL", hide_short_help = true)]
     pub generate_completions: Option<clap_complete::Shell>,
+}
+
+/// The end of `git ws-run --help`: exit statuses, the settings (from [`crate::config::KEYS`])
+/// and where the pool is.
+fn run_after_help() -> String {
+    format!(
+        "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\n{}\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them.",
+        crate::config::help_line(crate::config::Command::Run)
+    )
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -8,8 +8,7 @@ use crate::error::Error;
 use crate::git::{self, RepoPaths};
 use std::time::{Duration, Instant};
 
-/// How long a claim lasts without a heartbeat (git config `ws.lease`).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub use crate::config::DEFAULT_LEASE;
 /// The shortest lease accepted (tests use a couple of seconds).
 pub const MIN_LEASE: Duration = Duration::from_millis(500);
 /// The longest pause between two retries of the database.
@@ -32,7 +31,7 @@ pub struct Shared {
 /// `--join` comes with one, `--worker` is a usable name, the lease is long enough.
 pub fn resolve_shared(
     opts: &RunOptions,
-    config: &git::config::Config,
+    config: &crate::config::Config,
     repo: &RepoPaths,
 ) -> Result<Option<Shared>, Error> {
     let join = matches!(opts.mode, RunMode::Join(_));
@@ -64,11 +63,7 @@ pub fn resolve_shared(
     };
     let lease = match opts.lease {
         Some(l) => l,
-        None => match config.string("ws.lease") {
-            Some(v) => crate::workstream::parse_duration(v.trim())
-                .map_err(|e| Error::new(format!("git config ws.lease = {v:?}: {e}")))?,
-            None => DEFAULT_LEASE,
-        },
+        None => config.lease()?,
     };
     if lease < MIN_LEASE {
         return Err(Error::new(format!(

@@ -15,10 +15,12 @@ pub use crate::process;
 mod queue;
 pub mod record;
 
+pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::outcome::{RunOutcome, SharedOutcome};
 pub use finish::{make_reports_dir, report_path, REPORTS_GITIGNORE};
 pub use maintenance::{prune_branches, prune_worktrees, BranchPrune, PruneBranches};
 
+use crate::config::Config;
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
 use crate::error::Error;
 use crate::git::{self, PoolPolicy, PrepareOptions, RepoPaths};
@@ -40,14 +42,10 @@ use tokio::sync::watch;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default grace period between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// Default agent count.
-pub const DEFAULT_AGENTS: usize = 3;
 /// Database path relative to the main worktree root.
 pub const DEFAULT_DB: &str = crate::db::DEFAULT_PATH;
 /// Reports directory relative to the main worktree root.
 pub const DEFAULT_REPORTS: &str = "reports";
-/// How long an idle pool worktree is kept (git config `ws.worktreeExpiry`).
-pub const DEFAULT_WORKTREE_EXPIRY: Duration = Duration::from_secs(14 * 86_400);
 
 /// Which run to make.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -159,18 +157,11 @@ fn abs(cwd: &Path, p: &Path) -> PathBuf {
 /// The repository is opened once and its config read once.
 pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     let handle = git::Repo::discover(&opts.cwd)?;
-    let config = handle.config()?;
+    let config = Config::read(&handle.config()?);
     let repo = handle.paths().clone();
     let agents = match opts.agents {
         Some(n) => n,
-        None => match config.string("ws.agents") {
-            Some(v) => v.trim().parse().map_err(|_| {
-                Error::new(format!(
-                    "git config ws.agents = {v:?} is not a whole number of agents"
-                ))
-            })?,
-            None => DEFAULT_AGENTS,
-        },
+        None => config.agents()?.unwrap_or(DEFAULT_AGENTS),
     };
     if agents == 0 {
         return Err(Error::new(
@@ -184,35 +175,19 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     let agent_cmd = opts
         .agent_cmd
         .clone()
-        .or_else(|| config.string("ws.agentCommand"))
+        .or_else(|| config.agent_command())
         .filter(|c| !c.trim().is_empty());
     let keep_ignored = match &opts.keep_ignored {
         Some(k) => k.clone(),
-        None => config
-            .string("ws.keepIgnored")
-            .map(|v| {
-                v.split([',', ' '])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        None => config.keep_ignored(),
     };
     let keep_worktrees = match opts.keep_worktrees {
         Some(k) => k,
-        None => config
-            .bool("ws.keepWorktrees")
-            .map_err(Error::new)?
-            .unwrap_or(true),
+        None => config.keep_worktrees()?,
     };
     let expiry = match opts.worktree_expiry {
         Some(d) => Some(d),
-        None => match config.string("ws.worktreeExpiry") {
-            Some(v) => parse_expiry(&v)
-                .map_err(|e| Error::new(format!("git config ws.worktreeExpiry = {v:?}: {e}")))?,
-            None => Some(DEFAULT_WORKTREE_EXPIRY),
-        },
+        None => config.worktree_expiry()?,
     };
     Ok(Resolved {
         agents,
@@ -238,29 +213,9 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         pool: PoolPolicy { expiry },
         agents_given: opts.agents.is_some(),
         shared: lease::resolve_shared(opts, &config, &repo)?,
-        agent_settings: crate::agent_io::resolve_settings(
-            &opts.agent_options,
-            opts.agent_cmd.is_some(),
-            &config,
-        )?,
+        agent_settings: config.agent_settings(&opts.agent_options, opts.agent_cmd.is_some())?,
         repo,
     })
-}
-
-/// `ws.worktreeExpiry`: a duration (`14d`, `36h`, `90m`; a bare number is days), or
-/// `never` / `off` / `0` for no expiry (`None`).
-pub fn parse_expiry(text: &str) -> Result<Option<Duration>, String> {
-    let t = text.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "never" | "off" | "false" | "0" => return Ok(None),
-        _ => {}
-    }
-    if let Ok(days) = t.parse::<u64>() {
-        return Ok(Some(Duration::from_secs(days.saturating_mul(86_400))));
-    }
-    workstream::parse_duration(t)
-        .map(Some)
-        .map_err(|e| format!("{e}; or never"))
 }
 
 fn load(dir: &Path) -> Result<Loaded, Error> {
@@ -1056,21 +1011,6 @@ mod tests {
             r.errors.push(WsError::new(t, "why"));
         }
         r
-    }
-
-    #[test]
-    fn worktree_expiry_reads_durations_days_and_never() {
-        let day = Duration::from_secs(86_400);
-        assert_eq!(parse_expiry("14d"), Ok(Some(14 * day)));
-        assert_eq!(parse_expiry("14"), Ok(Some(14 * day)));
-        assert_eq!(
-            parse_expiry("36h"),
-            Ok(Some(Duration::from_secs(36 * 3600)))
-        );
-        assert_eq!(parse_expiry(" never "), Ok(None));
-        assert_eq!(parse_expiry("0"), Ok(None));
-        let e = parse_expiry("fortnight").unwrap_err();
-        assert!(e.contains("fortnight") && e.contains("never"), "{e}");
     }
 
     #[test]
