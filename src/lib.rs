@@ -83,6 +83,7 @@ pub mod config;
 pub mod error;
 pub mod hooks;
 pub mod integrate;
+pub mod layout;
 pub mod outcome;
 pub mod process;
 #[cfg(feature = "cli")]

@@ -6,6 +6,7 @@
 
 use crate::outcome::RunOutcome;
 use crate::process::{self, Ending, Spec};
+use crate::workspace::Workspace;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -17,23 +18,21 @@ pub use crate::config::DEFAULT_NOTIFY_TIMEOUT as DEFAULT_TIMEOUT;
 /// notes (why it failed).
 pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
     let root = Path::new(&outcome.consolidated.run.repo_root);
-    let Ok(handle) = crate::git::Repo::discover(root) else {
+    // The run's repository as recorded (for a worker that joined a shared run from another
+    // clone: the coordinator's, which is only found on the coordinator's machine).
+    let Ok(ws) = Workspace::discover(root) else {
         return Vec::new();
     };
-    let Ok(config) = handle.config() else {
+    let Some(command) = ws.config.notify_command() else {
         return Vec::new();
     };
-    let config = crate::config::Config::read(&config);
-    let Some(command) = config.notify_command() else {
-        return Vec::new();
-    };
-    let timeout = match config.notify_timeout() {
+    let timeout = match ws.config.notify_timeout() {
         Ok(d) => d,
         Err(e) => return vec![format!("did not run ws.notifyCommand: {e}")],
     };
-    let logs = root.join(".state").join("logs").join(&outcome.run_id);
-    let _ = std::fs::create_dir_all(&logs);
-    notify(&command, root, &logs.join("notify.log"), outcome, timeout)
+    let logs = ws.layout.run_logs(&outcome.run_id);
+    logs.create();
+    notify(&command, root, &logs.notify(), outcome, timeout)
         .await
         .into_iter()
         .collect()

@@ -3,7 +3,9 @@
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState, RunSummary};
 use crate::error::{Error, EXIT_NOTHING_RAN};
+use crate::layout::Reports;
 use crate::report::{self, render_table, Section};
+use crate::workspace::Workspace;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -84,23 +86,21 @@ pub fn report_main() -> i32 {
 
 struct Paths {
     db: DbLocation,
-    reports: PathBuf,
+    reports: Reports,
 }
 
 fn paths(args: &ReportArgs) -> Result<Paths, Error> {
     let cwd = std::env::current_dir()
         .map_err(|e| Error::new(format!("failed to read the current directory: {e}")))?;
-    let repo = crate::git::discover(&cwd).ok();
+    let ws = Workspace::discover(&cwd).ok();
     let db =
-        crate::workspace::locate_db(args.db.as_ref(), &cwd, repo.as_ref())?.ok_or_else(|| {
+        crate::workspace::locate_db(args.db.as_ref(), &cwd, ws.as_ref())?.ok_or_else(|| {
             Error::new("not inside a git repository: pass --db PATH|URL or run from the repository")
         })?;
-    let reports = match &args.reports_dir {
-        Some(p) => cwd.join(p),
-        None => match &repo {
-            Some(r) => r.root.join(crate::runner::DEFAULT_REPORTS),
-            None => cwd.join(crate::runner::DEFAULT_REPORTS),
-        },
+    let reports = match (&args.reports_dir, &ws) {
+        (Some(p), _) => Reports::at(cwd.join(p)),
+        (None, Some(w)) => w.layout.reports().clone(),
+        (None, None) => Reports::default_in(&cwd),
     };
     Ok(Paths { db, reports })
 }
@@ -129,8 +129,9 @@ pub fn run(args: &ReportArgs) -> Result<String, Error> {
         ReportFormat::Json => Ok(report::json_sections(&view, &sections)),
         ReportFormat::Table => Ok(report::tables(&view, &sections)),
         ReportFormat::Markdown if sections.is_empty() => {
-            let path = crate::runner::report_path(&p.reports, &run_id);
-            crate::runner::make_reports_dir(&p.reports)
+            let path = p.reports.file(&run_id);
+            p.reports
+                .make_dir()
                 .and_then(|_| std::fs::write(&path, report::markdown(&view)))
                 .map_err(|e| {
                     Error::new(format!(

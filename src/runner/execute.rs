@@ -8,6 +8,7 @@
 use crate::agent_io::{meter::Meter, setup};
 use crate::agents::{self, retry, Runner};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
+use crate::layout::{Layout, RunLogs};
 use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
 use crate::process::{self, Ending, Spec};
 use crate::testparse;
@@ -34,8 +35,11 @@ const TRANSIENT_SCAN_BYTES: u64 = 256 * 1024;
 pub struct RunContext {
     pub run_id: String,
     pub repo: RepoPaths,
+    /// Where the pool's setup markers are.
+    pub layout: Layout,
     pub base: String,
-    pub logs_dir: PathBuf,
+    /// The run's logs directory.
+    pub logs: RunLogs,
     pub agent_cmd: Option<String>,
     pub default_timeout: Duration,
     pub grace: Duration,
@@ -93,7 +97,7 @@ pub async fn execute(
         }
     };
     r.agent = Some(runner.label().to_string());
-    let log = ctx.logs_dir.join(format!("{}.log", ws.id));
+    let log = ctx.logs.workstream(&ws.id);
     r.log_path = Some(log.display().to_string());
     let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
 
@@ -308,7 +312,7 @@ async fn prepare(
     match (prepared, slot) {
         (Ok(()), Some(s)) => {
             if claimed_now && s.created {
-                setup::forget(&setup::marker_path(&ctx.repo.common_dir, &slot_name(&s)));
+                setup::forget(&ctx.layout.setup_marker(&slot_name(&s)));
             }
             Prepared::Ready(s)
         }
@@ -360,17 +364,13 @@ fn command_env(
     }
     env.insert(
         "WS_METRICS".to_string(),
-        metrics_path(ctx, &ws.id).display().to_string(),
+        ctx.logs.metrics(&ws.id).display().to_string(),
     );
     if let Action::Prompt(p) = &ws.action {
         env.insert("WS_PROMPT".to_string(), p.clone());
     }
     env.extend(ws.env.clone());
     env
-}
-
-fn metrics_path(ctx: &RunContext, ws_id: &str) -> PathBuf {
-    ctx.logs_dir.join(format!("{ws_id}.metrics.json"))
 }
 
 /// Run `ws.setupCommand` in the slot if its worktree was created or its base changed since
@@ -394,8 +394,8 @@ async fn setup_slot(
     ];
     let s = setup::Setup {
         command: command.clone(),
-        marker: setup::marker_path(&ctx.repo.common_dir, name),
-        log: ctx.logs_dir.join(format!("setup-{name}.log")),
+        marker: ctx.layout.setup_marker(name),
+        log: ctx.logs.setup(name),
         worktree: worktree.to_path_buf(),
         env: env
             .iter()
@@ -459,7 +459,7 @@ async fn run_attempt(
 ) -> Outcome {
     let started_at: DateTime<Utc> = Utc::now();
     let t0 = Instant::now();
-    let metrics = metrics_path(ctx, &ws.id);
+    let metrics = ctx.logs.metrics(&ws.id);
     let _ = std::fs::remove_file(&metrics);
     if n > 1 {
         process::log_note(log, &format!("git-ws: attempt {n}"));
@@ -475,7 +475,7 @@ async fn run_attempt(
         log: log.to_path_buf(),
         timeout,
         grace: ctx.grace,
-        pgid_file: Some(ctx.logs_dir.join(format!("{}.pgid", ws.id))),
+        pgid_file: Some(ctx.logs.pgid(&ws.id)),
     };
     let mut meter = Meter::new(
         log.to_path_buf(),
@@ -608,12 +608,12 @@ async fn run_tests(
     timeout: Duration,
     cancel: watch::Receiver<bool>,
 ) -> (TestResults, f64, Option<WsError>) {
-    let test_log = ctx.logs_dir.join(format!("{}.test.log", ws.id));
+    let test_log = ctx.logs.test(&ws.id);
     let spec = Spec {
         argv: vec!["sh".to_string(), "-c".to_string(), test.to_string()],
         log: test_log.clone(),
         stdin: None,
-        pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
+        pgid_file: Some(ctx.logs.test_pgid(&ws.id)),
         ..command.clone()
     };
     let t = Instant::now();

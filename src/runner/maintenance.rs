@@ -2,18 +2,19 @@
 //! worktree pool) and `git ws-run --prune-branches` (the `ws/<run-id>/…` branches of
 //! finished runs). Neither touches the database, which keeps every result and commit SHA.
 
-use super::{run_is_live, DEFAULT_DB};
+use super::run_is_live;
 use crate::db::{ConsolidationDatabase, RunState};
 use crate::error::Error;
 use crate::git::{self, PoolSweep, Repo};
+use crate::workspace::Workspace;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Remove every pool worktree no live run holds (see [`git::prune_pool`]).
 pub fn prune_worktrees(cwd: &Path) -> Result<PoolSweep, Error> {
-    let repo = git::discover(cwd)?;
-    Ok(git::prune_pool(&repo))
+    let ws = Workspace::discover(cwd)?;
+    Ok(git::prune_pool(&ws.repo))
 }
 
 /// What `--prune-branches` may delete.
@@ -91,10 +92,8 @@ fn verdict(
 /// branch checked out somewhere.
 pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
     let repo = Repo::discover(&opts.cwd)?;
-    let root = repo.paths().root.clone();
-    let db_path =
-        crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(repo.paths()))?
-            .unwrap_or_else(|| crate::db::DbLocation::Sqlite(root.join(DEFAULT_DB)));
+    let ws = Workspace::of(&opts.cwd, &repo)?;
+    let db_path = ws.database(opts.db_path.as_ref())?;
     let mut db = if db_path.exists() {
         Some(ConsolidationDatabase::open_existing(&db_path)?)
     } else {
@@ -110,7 +109,7 @@ pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
             continue;
         }
         let mut f = RunFacts {
-            live: run_is_live(&root, &b.run_id),
+            live: run_is_live(&ws.layout, &b.run_id),
             started: started_from_id(&b.run_id),
             merged: HashMap::new(),
         };

@@ -16,16 +16,17 @@ mod queue;
 pub mod record;
 
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
+pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
 pub use crate::outcome::{RunOutcome, SharedOutcome};
-pub use finish::{make_reports_dir, report_path, REPORTS_GITIGNORE};
 pub use maintenance::{prune_branches, prune_worktrees, BranchPrune, PruneBranches};
 
-use crate::config::Config;
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
 use crate::error::Error;
 use crate::git::{self, PoolPolicy, PrepareOptions, RepoPaths};
+use crate::layout::{Layout, RunLogs};
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
 use crate::plan::{self, Scheduler};
+use crate::workspace::Workspace;
 use crate::workstream::{self, Loaded, Workstream};
 use chrono::Utc;
 use dispatch::{Dispatch, Dispatched, LocalWork};
@@ -42,10 +43,6 @@ use tokio::sync::watch;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default grace period between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// Database path relative to the main worktree root.
-pub const DEFAULT_DB: &str = crate::db::DEFAULT_PATH;
-/// Reports directory relative to the main worktree root.
-pub const DEFAULT_REPORTS: &str = "reports";
 
 /// Which run to make.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -123,7 +120,8 @@ pub struct DryRun {
 /// Settings resolved against the repository.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub repo: RepoPaths,
+    /// The repository, its config and its layout (the reports where `--reports-dir` says).
+    pub ws: Workspace,
     pub agents: usize,
     pub workstreams_dir: PathBuf,
     pub base_rev: String,
@@ -132,7 +130,6 @@ pub struct Resolved {
     pub timeout: Duration,
     pub grace: Duration,
     pub db_path: DbLocation,
-    pub reports_dir: PathBuf,
     pub keep_ignored: Vec<String>,
     /// Keep the agent worktrees as the pool after the run.
     pub keep_worktrees: bool,
@@ -145,20 +142,16 @@ pub struct Resolved {
     pub agent_settings: crate::agents::Settings,
 }
 
-fn abs(cwd: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        cwd.join(p)
-    }
-}
-
 /// Resolve options: find the repository, apply git config and defaults, check the base.
 /// The repository is opened once and its config read once.
 pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     let handle = git::Repo::discover(&opts.cwd)?;
-    let config = Config::read(&handle.config()?);
-    let repo = handle.paths().clone();
+    let mut ws = Workspace::of(&opts.cwd, &handle)?;
+    if let Some(dir) = &opts.reports_dir {
+        let dir = ws.abs(dir);
+        ws.layout = ws.layout.with_reports_dir(dir);
+    }
+    let config = &ws.config;
     let agents = match opts.agents {
         Some(n) => n,
         None => config.agents()?.unwrap_or(DEFAULT_AGENTS),
@@ -194,27 +187,21 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         workstreams_dir: opts
             .workstreams_dir
             .as_deref()
-            .map(|p| abs(&opts.cwd, p))
-            .unwrap_or_else(|| repo.root.join("workstreams")),
+            .map(|p| ws.abs(p))
+            .unwrap_or_else(|| ws.layout.default_workstreams_dir()),
         base_rev,
         base,
         agent_cmd,
         timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
         grace: opts.grace.unwrap_or(DEFAULT_GRACE),
-        db_path: crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(&repo))?
-            .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(DEFAULT_DB))),
-        reports_dir: opts
-            .reports_dir
-            .as_deref()
-            .map(|p| abs(&opts.cwd, p))
-            .unwrap_or_else(|| repo.root.join(DEFAULT_REPORTS)),
+        db_path: ws.database(opts.db_path.as_ref())?,
         keep_ignored,
         keep_worktrees,
         pool: PoolPolicy { expiry },
         agents_given: opts.agents.is_some(),
-        shared: lease::resolve_shared(opts, &config, &repo)?,
+        shared: lease::resolve_shared(opts, config, &ws.repo)?,
         agent_settings: config.agent_settings(&opts.agent_options, opts.agent_cmd.is_some())?,
-        repo,
+        ws,
     })
 }
 
@@ -276,7 +263,7 @@ pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
         .collect();
     let plan = plan::simulate(&runnable, r.agents);
     Ok(DryRun {
-        repo_root: r.repo.root.clone(),
+        repo_root: r.ws.repo.root.clone(),
         base: r.base,
         agents: r.agents,
         loaded,
@@ -419,12 +406,12 @@ impl Prepared {
             cancel,
             ..
         } = self;
-        hide_state_dir(&r.repo.root);
+        r.ws.layout.hide_state_dir();
         let resuming = matches!(start, Start::Resume { .. });
         let uncommitted = (!resuming).then(|| warn_uncommitted(&opts.cwd, &r.base));
         let history = db.expected_durations().unwrap_or_default();
         let begun = begin(&mut db, &mut r, start)?;
-        let (logs_dir, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
+        let (logs, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
         let initial_slots = ready_pool(&r, resuming, &mut notes).await;
 
         let db = Db::spawn(db);
@@ -452,7 +439,7 @@ impl Prepared {
             }
         }
 
-        let ctx = Arc::new(run_context(&r, &begun.run_id, logs_dir, None, r.timeout));
+        let ctx = Arc::new(run_context(&r, &begun.run_id, logs, None, r.timeout));
         let mut work = LocalWork::new(
             &begun.run_id,
             Scheduler::new(jobs),
@@ -567,7 +554,7 @@ fn prepare_start(
                 .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
             let previous = db.results(&run_id)?;
             // The workstreams the run was started with, if it said (else all of them).
-            let loaded = match read_selection(&logs_dir_of(&r.repo.root, &run_id)) {
+            let loaded = match read_selection(&r.ws.layout.run_logs(&run_id)) {
                 Some(ids) => workstream::select_only(all, &ids).0,
                 None => all,
             };
@@ -604,10 +591,10 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 agents: r.agents,
                 base: r.base.clone(),
                 base_rev: r.base_rev.clone(),
-                repo_root: r.repo.root.display().to_string(),
+                repo_root: r.ws.repo.root.display().to_string(),
                 rerun_of,
             };
-            let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.repo))?;
+            let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.ws))?;
             info.run_id = run_id.clone();
             Ok(Begun {
                 run_id,
@@ -649,11 +636,11 @@ fn take_logs(
     begun: &Begun,
     resuming: bool,
     db: &mut ConsolidationDatabase,
-) -> Result<(PathBuf, Option<RunLock>, Vec<String>), Error> {
+) -> Result<(RunLogs, Option<RunLock>, Vec<String>), Error> {
     let run_id = &begun.run_id;
-    let logs_dir = logs_dir_of(&r.repo.root, run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
-    let run_lock = RunLock::try_acquire(&logs_dir.join(RUN_LOCK));
+    let logs = r.ws.layout.run_logs(run_id);
+    logs.create();
+    let run_lock = RunLock::try_acquire(&logs.lock());
     let mut notes = Vec::new();
     if resuming {
         let lock = match run_lock {
@@ -661,29 +648,29 @@ fn take_logs(
             Ok(None) => {
                 return Err(Error::new(format!(
                 "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
-                logs_dir.join(RUN_LOCK).display()
+                logs.lock().display()
             )))
             }
             Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
         };
         // Processes the dead coordinator left running would write into the worktrees.
-        notes.extend(process::reap_orphans(&logs_dir));
+        notes.extend(process::reap_orphans(logs.dir()));
         db.set_run_state(run_id, RunState::Running)?;
-        return Ok((logs_dir, Some(lock), notes));
+        return Ok((logs, Some(lock), notes));
     }
-    write_selection(&logs_dir, &begun.loaded);
-    Ok((logs_dir, run_lock.ok().flatten(), notes))
+    write_selection(&logs, &begun.loaded);
+    Ok((logs, run_lock.ok().flatten(), notes))
 }
 
 /// The pool: idle worktrees past their expiry go; a crashed run's slots let go of its
 /// branches. A resume takes back the crashed run's worktrees now, so every one of them is
 /// repaired and, at the end, reset to the base, whether or not an agent needs it.
 async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Vec<git::AgentSlot> {
-    notes.extend(sweep_pool(&r.repo, &r.pool).await);
+    notes.extend(sweep_pool(&r.ws.repo, &r.pool).await);
     if !resuming {
         return Vec::new();
     }
-    let (slots, more) = take_back_slots(&r.repo, &r.base, r.agents).await;
+    let (slots, more) = take_back_slots(&r.ws.repo, &r.base, r.agents).await;
     notes.extend(more);
     slots
 }
@@ -692,15 +679,16 @@ async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Ve
 fn run_context(
     r: &Resolved,
     run_id: &str,
-    logs_dir: PathBuf,
+    logs: RunLogs,
     worker: Option<String>,
     timeout: Duration,
 ) -> RunContext {
     RunContext {
         run_id: run_id.to_string(),
-        repo: r.repo.clone(),
+        repo: r.ws.repo.clone(),
+        layout: r.ws.layout.clone(),
         base: r.base.clone(),
-        logs_dir,
+        logs,
         agent_cmd: r.agent_cmd.clone(),
         default_timeout: timeout,
         grace: r.grace,
@@ -923,25 +911,16 @@ async fn take_back_slots(
 
 /// Whether a run id is already in use in this repository by a run another database
 /// recorded: its logs directory exists or it has `ws/<id>/…` branches.
-fn run_id_taken(repo: &RepoPaths) -> impl Fn(&str) -> bool + '_ {
-    let with_branches: HashSet<String> = git::Repo::open(repo)
+fn run_id_taken(ws: &Workspace) -> impl Fn(&str) -> bool + '_ {
+    let with_branches: HashSet<String> = git::Repo::open(&ws.repo)
         .and_then(|h| h.ws_branches())
         .map(|b| b.into_iter().map(|b| b.run_id).collect())
         .unwrap_or_default();
-    move |id: &str| with_branches.contains(id) || logs_dir_of(&repo.root, id).exists()
+    move |id: &str| with_branches.contains(id) || ws.layout.run_logs(id).exists()
 }
 
-/// `.state/logs/<run-id>`: the run's logs, its lock and the list of its workstreams.
-fn logs_dir_of(root: &Path, run_id: &str) -> PathBuf {
-    root.join(".state").join("logs").join(run_id)
-}
-
-/// Lock file in a run's logs directory, held by the coordinator running it.
-const RUN_LOCK: &str = "run.lock";
-/// The ids a run was started with, so `--resume` runs the same selection.
-const SELECTION_FILE: &str = "workstreams.json";
-
-fn write_selection(logs_dir: &Path, loaded: &Loaded) {
+/// Write the ids a run was started with, so `--resume` runs the same selection.
+fn write_selection(logs: &RunLogs, loaded: &Loaded) {
     let ids: Vec<&str> = loaded
         .valid
         .iter()
@@ -949,12 +928,12 @@ fn write_selection(logs_dir: &Path, loaded: &Loaded) {
         .chain(loaded.invalid.iter().filter_map(|i| i.id.as_deref()))
         .collect();
     if let Ok(text) = serde_json::to_string(&ids) {
-        let _ = std::fs::write(logs_dir.join(SELECTION_FILE), text);
+        let _ = std::fs::write(logs.selection(), text);
     }
 }
 
-fn read_selection(logs_dir: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(logs_dir.join(SELECTION_FILE)).ok()?;
+fn read_selection(logs: &RunLogs) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(logs.selection()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -983,21 +962,9 @@ impl RunLock {
 
 /// Whether a live `git ws-run` holds run `run_id` (its lock file is locked). A run with
 /// no lock file (never started here, or its logs removed) is not live.
-pub(crate) fn run_is_live(root: &Path, run_id: &str) -> bool {
-    let path = logs_dir_of(root, run_id).join(RUN_LOCK);
+pub(crate) fn run_is_live(layout: &Layout, run_id: &str) -> bool {
+    let path = layout.run_logs(run_id).lock();
     path.is_file() && matches!(RunLock::try_acquire(&path), Ok(None))
-}
-
-/// Keep `.state/` out of `git status` without touching the user's `.gitignore`.
-fn hide_state_dir(root: &Path) {
-    let state = root.join(".state");
-    let gi = state.join(".gitignore");
-    if !gi.exists() && std::fs::create_dir_all(&state).is_ok() {
-        let _ = std::fs::write(
-            gi,
-            "# written by git-ws: run state, logs and the database\n*\n",
-        );
-    }
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use super::finish::{self, let_go_of_slots, write_report};
 use super::lease::{self, Contact, ContactNews, Shared};
 use super::record::Db;
 use super::{
-    begin, hide_state_dir, logs_dir_of, ready_pool, run_context, warn_uncommitted, work_plan,
-    write_selection, Prepared, Resolved, RunOptions, RunOutcome, SharedOutcome, Start, WorkPlan,
+    begin, ready_pool, run_context, warn_uncommitted, work_plan, write_selection, Prepared,
+    Resolved, RunOptions, RunOutcome, SharedOutcome, Start, WorkPlan,
 };
 use crate::consolidate;
 use crate::db::{
@@ -32,12 +32,12 @@ use crate::db::{
 };
 use crate::error::Error;
 use crate::git::{self, remote, RepoPaths};
+use crate::layout::RunLogs;
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult, WsError};
 use crate::plan::Scheduler;
 use crate::workstream::{self, Loaded, Workstream};
 use chrono::Utc;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,18 +130,18 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         ..
     } = p;
     let shared = r.shared.clone().expect("a shared run");
-    hide_state_dir(&r.repo.root);
+    r.ws.layout.hide_state_dir();
     let uncommitted = warn_uncommitted(&opts.cwd, &r.base);
     let history = db.expected_durations().unwrap_or_default();
     let begun = begin(&mut db, &mut r, start)?;
     let run_id = begun.run_id.clone();
-    let logs_dir = logs_dir_of(&r.repo.root, &run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
-    write_selection(&logs_dir, &begun.loaded);
+    let logs = r.ws.layout.run_logs(&run_id);
+    logs.create();
+    write_selection(&logs, &begun.loaded);
 
     // The base, for every worker to fetch.
     if shared.remote != "." {
-        let (repo, remote_name) = (r.repo.clone(), shared.remote.clone());
+        let (repo, remote_name) = (r.ws.repo.clone(), shared.remote.clone());
         let spec = format!("{}:{}", r.base, remote::base_ref(&run_id));
         let pushed =
             tokio::task::spawn_blocking(move || remote::push(&repo, &remote_name, &[spec]))
@@ -201,7 +201,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         observer,
         cancel,
         notes,
-        logs_dir,
+        logs,
         coordinator: true,
         total: items.len(),
     })
@@ -358,7 +358,7 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
     // The run's base, from the remote.
     r.base = run.base.clone();
     if shared.remote != "." {
-        let (repo, remote_name) = (r.repo.clone(), shared.remote.clone());
+        let (repo, remote_name) = (r.ws.repo.clone(), shared.remote.clone());
         let base = remote::base_ref(&run_id);
         let spec = format!("+{base}:{base}");
         let fetched =
@@ -372,7 +372,7 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
             )));
         }
     }
-    if !remote::has_commit(&r.repo, &run.base) {
+    if !remote::has_commit(&r.ws.repo, &run.base) {
         return Err(Error::new(format!(
             "failed to join {run_id}: its base {} is not in this repository (is remote {} the run's remote, {}?)",
             &run.base[..run.base.len().min(12)],
@@ -380,7 +380,7 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
             run.remote
         )));
     }
-    hide_state_dir(&r.repo.root);
+    r.ws.layout.hide_state_dir();
     let id = run_id.clone();
     let info = db
         .call(move |db| db.run_info(&id))
@@ -388,8 +388,8 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
         .ok_or_else(|| Error::new(format!("--join: no run {run_id}")))?;
     let id = run_id.clone();
     let counts = db.call(move |db| db.queue_counts(&id)).await?;
-    let logs_dir = logs_dir_of(&r.repo.root, &run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
+    let logs = r.ws.layout.run_logs(&run_id);
+    logs.create();
     run_worker(WorkerRun {
         opts,
         r,
@@ -401,7 +401,7 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
         observer,
         cancel,
         notes: Vec::new(),
-        logs_dir,
+        logs,
         coordinator: false,
         total: counts.unfinished().max(0) as usize,
     })
@@ -423,7 +423,7 @@ struct WorkerRun {
     observer: Box<dyn Observer>,
     cancel: watch::Receiver<bool>,
     notes: Vec<String>,
-    logs_dir: PathBuf,
+    logs: RunLogs,
     /// The process that started the run: it waits for the consolidation.
     coordinator: bool,
     /// Workstreams for the progress display.
@@ -443,7 +443,7 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
         mut observer,
         cancel,
         mut notes,
-        logs_dir,
+        logs,
         coordinator,
         total,
         ..
@@ -451,7 +451,7 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
     let lease = Duration::from_millis(settings.lease_ms.max(1) as u64);
     let worker = Worker {
         db: db.clone(),
-        repo: r.repo.clone(),
+        repo: r.ws.repo.clone(),
         remote: shared.remote.clone(),
         run_id: run_id.clone(),
         name: shared.worker.clone(),
@@ -486,7 +486,7 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
     let ctx = Arc::new(run_context(
         &r,
         &run_id,
-        logs_dir,
+        logs,
         Some(worker.name.clone()),
         timeout,
     ));
@@ -1262,7 +1262,7 @@ async fn consolidate_shared(
     notes.extend(note);
     let mut consolidated = consolidate::consolidate(info, &results, forecast);
     consolidated.notes = notes.clone();
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &results);
+    let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &results);
     let totals = consolidated.clone();
     let finished =
         w.db.call(move |db| db.finish_consolidation(token, &totals))
@@ -1361,7 +1361,7 @@ async fn load_finished(w: &Worker, r: &Resolved) -> Result<RunOutcome, Error> {
         .and_then(|s| s.execution_summary.get("notes").cloned())
         .and_then(|n| serde_json::from_value(n).ok())
         .unwrap_or_default();
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &results);
+    let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &results);
     Ok(RunOutcome {
         run_id: w.run_id.clone(),
         consolidated,
