@@ -1,8 +1,8 @@
 //! `git ws-merge`: its clap definition, the conversion into [`MergeOptions`], and the
 //! human and JSON output of what it did.
 
+use crate::commands::merge::{self, MergeOptions, MergeOutcome};
 use crate::error::EXIT_NOTHING_RAN;
-use crate::integrate::{self, MergeOptions, MergeOutcome};
 use crate::text::{duration, one_line, truncate};
 use clap::{Parser, ValueEnum};
 use std::fmt::Write as _;
@@ -125,7 +125,7 @@ pub fn merge_main() -> i32 {
             eprintln!("git ws-merge: {line}");
         }
     };
-    match integrate::merge(&opts, &mut progress) {
+    match merge::merge(&opts, &mut progress) {
         Ok(outcome) => {
             print!("{}", render(&outcome, args.format));
             for n in &outcome.notes {

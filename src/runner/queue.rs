@@ -24,7 +24,7 @@ use super::lease::{self, Contact, ContactNews, Shared};
 use super::record::Db;
 use super::{
     begin, ready_pool, run_context, warn_uncommitted, work_plan, write_selection, Prepared,
-    Resolved, RunOptions, RunOutcome, SharedOutcome, Start, WorkPlan,
+    Resolved, RunOutcome, SharedOutcome, Start, WorkPlan,
 };
 use crate::consolidate;
 use crate::db::{
@@ -121,7 +121,6 @@ impl Worker {
 /// on it and wait for its consolidation.
 pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
     let Prepared {
-        opts,
         mut r,
         mut db,
         start,
@@ -131,7 +130,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
     } = p;
     let shared = r.shared.clone().expect("a shared run");
     r.ws.layout.hide_state_dir();
-    let uncommitted = warn_uncommitted(&opts.cwd, &r.base);
+    let uncommitted = warn_uncommitted(&r.ws.cwd, &r.base);
     let history = db.expected_durations().unwrap_or_default();
     let begun = begin(&mut db, &mut r, start)?;
     let run_id = begun.run_id.clone();
@@ -158,7 +157,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
 
     let settings = QueueSettings {
         timeout_secs: r.timeout.as_secs_f64(),
-        fail_fast: opts.fail_fast,
+        fail_fast: r.fail_fast,
         lease_ms: lease_ms(shared.lease),
     };
     let (items, settled) = queue_items(&r, &run_id, &begun.loaded, &history);
@@ -191,7 +190,6 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         observer.event(Event::WorkstreamFinished { result: res });
     }
     run_worker(WorkerRun {
-        opts,
         r,
         db: Db::spawn(db),
         run_id,
@@ -283,7 +281,7 @@ async fn find_run(db: &Db, spec: &str) -> Result<Option<String>, Error> {
 
 /// Why `--join SPEC` has nothing to do, if it has not: the run finished. An error when the
 /// run is not a shared one.
-pub(super) fn nothing_to_join(
+pub(crate) fn nothing_to_join(
     db: &mut crate::db::ConsolidationDatabase,
     spec: &str,
 ) -> Result<Option<String>, Error> {
@@ -306,7 +304,6 @@ pub(super) fn nothing_to_join(
 /// every workstream has its final result.
 pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
     let Prepared {
-        opts,
         mut r,
         db,
         start,
@@ -391,7 +388,6 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
     let logs = r.ws.layout.run_logs(&run_id);
     logs.create();
     run_worker(WorkerRun {
-        opts,
         r,
         db,
         run_id,
@@ -412,8 +408,6 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
 // One worker
 
 struct WorkerRun {
-    #[allow(dead_code)]
-    opts: RunOptions,
     r: Resolved,
     db: Db,
     run_id: String,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// The hook as shipped in `hooks/post-merge`.
-pub const POST_MERGE: &str = include_str!("../hooks/post-merge");
+pub const POST_MERGE: &str = include_str!("../../hooks/post-merge");
 const BEGIN: &str = "# >>> git-ws post-merge >>>";
 const END: &str = "# <<< git-ws post-merge <<<";
 

@@ -564,7 +564,7 @@ fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> 
             })
         })
         .collect();
-    crate::hooks::record_new(&mut plan.db, &records)
+    super::hooks::record_new(&mut plan.db, &records)
 }
 
 /// Rewrite the run's Markdown report from the database (now with the Integration section).
