@@ -209,9 +209,9 @@ async fn ready_slot(
     r: &mut WorkstreamResult,
 ) -> Result<(AgentSlot, BTreeMap<String, String>), NoStart> {
     let s = match prepare(ctx, k, slot, branch).await {
-        Prepared::Ready(s) => s,
-        Prepared::PoolFault(error) => return Err(NoStart::HandOver(error)),
-        Prepared::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
+        Preparation::Ready(s) => s,
+        Preparation::PoolFault(error) => return Err(NoStart::HandOver(error)),
+        Preparation::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
     };
     r.worktree = Some(s.path.display().to_string());
     let (name, path) = (slot_name(&s), s.path.clone());
@@ -259,7 +259,7 @@ pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Runner, String
 }
 
 /// How preparing the worktree went.
-enum Prepared {
+enum Preparation {
     Ready(AgentSlot),
     /// git-ws's own fault: the workstream goes to another agent (the sentence says why).
     PoolFault(String),
@@ -274,7 +274,7 @@ async fn prepare(
     k: usize,
     slot: Option<AgentSlot>,
     branch: &str,
-) -> Prepared {
+) -> Preparation {
     let claimed_now = slot.is_none();
     let (slot, prepared) = {
         let ctx = ctx.clone();
@@ -314,16 +314,16 @@ async fn prepare(
             if claimed_now && s.created {
                 setup::forget(&ctx.layout.setup_marker(&slot_name(&s)));
             }
-            Prepared::Ready(s)
+            Preparation::Ready(s)
         }
-        (Ok(()), None) => Prepared::PoolFault(format!(
+        (Ok(()), None) => Preparation::PoolFault(format!(
             "failed to prepare branch {branch}: the worktree was lost"
         )),
         // Let go of the slot: the next claim of it starts with a repair.
         (Err(e), _) if e.pool_fault => {
-            Prepared::PoolFault(format!("failed to prepare branch {branch}: {e}"))
+            Preparation::PoolFault(format!("failed to prepare branch {branch}: {e}"))
         }
-        (Err(e), s) => Prepared::Failed(s, format!("failed to prepare branch {branch}: {e}")),
+        (Err(e), s) => Preparation::Failed(s, format!("failed to prepare branch {branch}: {e}")),
     }
 }
 
