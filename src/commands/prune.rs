@@ -47,7 +47,8 @@ pub struct PruneBranches {
     /// Where to look for the repository.
     pub cwd: PathBuf,
     /// The run database: an SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
-    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`crate::layout::DEFAULT_DB`] at the repo root.
+    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`crate::layout::DEFAULT_DB`]
+    /// at the repo root.
     pub db_path: Option<crate::db::DbLocation>,
     /// Also delete unmerged branches of runs that started more than this many days ago.
     pub older_than_days: Option<u64>,

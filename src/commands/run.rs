@@ -65,9 +65,11 @@ pub struct RunOptions {
     /// git config `ws.worktreeExpiry`, else [`crate::config::DEFAULT_WORKTREE_EXPIRY`].
     pub worktree_expiry: Option<Duration>,
     /// An SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
-    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`crate::layout::DEFAULT_DB`] at the repo root.
+    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`crate::layout::DEFAULT_DB`]
+    /// at the repo root.
     pub db_path: Option<DbLocation>,
-    /// Relative paths are relative to `cwd`; default [`crate::layout::DEFAULT_REPORTS`] at the repo root.
+    /// Relative paths are relative to `cwd`; default [`crate::layout::DEFAULT_REPORTS`] at
+    /// the repo root.
     pub reports_dir: Option<PathBuf>,
     /// Ignored top-level paths to keep between workstreams on an agent (build caches).
     pub keep_ignored: Option<Vec<String>>,
