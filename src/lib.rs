@@ -3,9 +3,10 @@
 //! and one Markdown report per run.
 //!
 //! The binaries `git-ws-run`, `git-ws-report` and `git-ws-merge` are thin front ends over
-//! this library ([`integrate`] lands a run on an integration branch). The
-//! seed design's programmatic usage maps onto [`Coordinator`] (run a configured run and get
-//! the consolidated result) and [`ConsolidationDatabase`] (query what was recorded):
+//! this library, which has one module per command in [`commands`] ([`commands::merge`]
+//! lands a run on an integration branch). The seed design's programmatic usage maps onto
+//! [`Coordinator`] (run a configured run and get the consolidated result) and
+//! [`ConsolidationDatabase`] (query what was recorded):
 //!
 //! ```no_run
 //! use git_ws::{ConsolidationDatabase, Coordinator, RunOptions};
@@ -64,12 +65,30 @@
 //! assert!(markdown.contains("## Executive summary"));
 //! ```
 
+// Module order, bottom to top: each module imports only from the ones above it in this
+// list (and from the layer crates), never from one below it.
+//
+//   ws_core, ws_git, ws_db  the layers (re-exported below under their old names)
+//   error                    the error type and the exit codes
+//   config                   every ws.* git config key: its default, its meaning, its reader
+//   layout                   every path the tool uses (.state/, logs, reports, pool)
+//   workspace                the repository a command works in: paths, config, layout
+//   process                  process supervision (process groups, time limits, logs)
+//   outcome                  what a finished run produced
+//   summary                  the closing summary over an outcome
+//   agent_io                 the agent runtime: usage meter, setup and notify commands
+//   runner                   the run engine: dispatch, execute, queue, lease, record, finish
+//   commands                 one module per command: run, merge, report, prune, hooks
+//   progress, cli            (feature `cli`) the progress display; clap and the front ends
 pub mod agent_io;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod commands;
+pub mod config;
 pub mod error;
-pub mod hooks;
-pub mod integrate;
+pub mod layout;
+pub mod outcome;
+pub mod process;
 #[cfg(feature = "cli")]
 pub mod progress;
 pub mod runner;
@@ -83,8 +102,13 @@ pub use ws_db as db;
 pub use ws_git as git;
 pub use ws_report as report;
 
+pub use commands::run::{Coordinator, RunOptions};
 pub use db::ConsolidationDatabase;
-pub use runner::{Coordinator, RunOptions, RunOutcome};
+pub use outcome::RunOutcome;
+
+// The old homes of two commands, kept as public paths.
+pub use commands::hooks;
+pub use commands::merge as integrate;
 
 /// The seed design's name for the coordinator.
 pub type MultiAgentWorkstreamCoordinator = Coordinator;

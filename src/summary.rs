@@ -2,7 +2,7 @@
 //! and `ws.notifyCommand` reads): renderers over the run's view and what only the finished
 //! invocation knows.
 
-use crate::runner::RunOutcome;
+use crate::outcome::RunOutcome;
 
 /// `git ws-run --format json`: the run object `git ws-report RUN --format json` prints, plus
 /// what only the finished invocation knows.
@@ -138,7 +138,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
 }
 
 /// The closing summary of a worker that left a shared run before it finished.
-fn render_worker(o: &RunOutcome, w: &crate::runner::SharedOutcome) -> String {
+fn render_worker(o: &RunOutcome, w: &crate::outcome::SharedOutcome) -> String {
     use std::fmt::Write;
     let completed = w
         .ran
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn ws_run_closing_summary_snapshots() {
-        let outcome = crate::runner::RunOutcome {
+        let outcome = crate::outcome::RunOutcome {
             run_id: fixture::RUN.into(),
             consolidated: fixture::consolidated(),
             results: fixture::results(),

@@ -1,11 +1,11 @@
 //! Watching what an attempt spends while it runs: new lines of its log go to its preset's
 //! parser, and the `$WS_METRICS` file is re-read when it changes. When the workstream's
 //! spend (earlier attempts included) passes its `max_cost_usd`, the command is stopped,
-//! like a timeout. Polled by [`crate::runner::process::run_watched`].
+//! like a timeout. Polled by [`crate::process::run_watched`].
 
 use crate::agents::{metrics, usage, Preset};
 use crate::model::Usage;
-use crate::runner::process::Watch;
+use crate::process::Watch;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::SystemTime;

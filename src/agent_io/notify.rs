@@ -4,45 +4,35 @@
 //! `ws.notifyTimeout` (default 60s). Its failure is a note on the run, never a failure of
 //! the run.
 
-use crate::runner::process::{self, Ending, Spec};
-use crate::runner::RunOutcome;
+use crate::outcome::RunOutcome;
+use crate::process::{self, Ending, Spec};
+use crate::workspace::Workspace;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 /// Default time limit of the notify command.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub use crate::config::DEFAULT_NOTIFY_TIMEOUT as DEFAULT_TIMEOUT;
 
 /// Run the notify command configured for the repository of `outcome`, if any; returns
 /// notes (why it failed).
 pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
     let root = Path::new(&outcome.consolidated.run.repo_root);
-    let Ok(handle) = crate::git::Repo::discover(root) else {
+    // The run's repository as recorded (for a worker that joined a shared run from another
+    // clone: the coordinator's, which is only found on the coordinator's machine).
+    let Ok(ws) = Workspace::discover(root) else {
         return Vec::new();
     };
-    let Ok(config) = handle.config() else {
+    let Some(command) = ws.config.notify_command() else {
         return Vec::new();
     };
-    let Some(command) = config
-        .string("ws.notifyCommand")
-        .filter(|c| !c.trim().is_empty())
-    else {
-        return Vec::new();
+    let timeout = match ws.config.notify_timeout() {
+        Ok(d) => d,
+        Err(e) => return vec![format!("did not run ws.notifyCommand: {e}")],
     };
-    let timeout = match config.string("ws.notifyTimeout") {
-        Some(t) => match crate::workstream::parse_duration(t.trim()) {
-            Ok(d) => d,
-            Err(e) => {
-                return vec![format!(
-                    "did not run ws.notifyCommand: git config ws.notifyTimeout = {t:?}: {e}"
-                )]
-            }
-        },
-        None => DEFAULT_TIMEOUT,
-    };
-    let logs = root.join(".state").join("logs").join(&outcome.run_id);
-    let _ = std::fs::create_dir_all(&logs);
-    notify(&command, root, &logs.join("notify.log"), outcome, timeout)
+    let logs = ws.layout.run_logs(&outcome.run_id);
+    logs.create();
+    notify(&command, root, &logs.notify(), outcome, timeout)
         .await
         .into_iter()
         .collect()

@@ -4,7 +4,7 @@
 //! a newly created worktree loses its marker, so setup runs again. A failure is the slot's
 //! (the caller hands the workstream to another agent), never a workstream's.
 
-use crate::runner::process::{self, Ending, Spec};
+use crate::process::{self, Ending, Spec};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,7 +17,7 @@ pub struct Setup {
     /// `agent-1`, `agent-1-2`.
     pub slot: String,
     pub worktree: PathBuf,
-    /// `<common dir>/ws/setup/<slot>`.
+    /// `<common dir>/ws/setup/<slot>` ([`crate::layout::Layout::setup_marker`]).
     pub marker: PathBuf,
     pub log: PathBuf,
     pub env: BTreeMap<String, String>,
@@ -33,11 +33,6 @@ pub fn marker_text(base: &str, command: &str) -> String {
 /// Whether setup must run: no marker, or one for another base or command.
 pub fn needed(marker: Option<&str>, base: &str, command: &str) -> bool {
     marker != Some(marker_text(base, command).as_str())
-}
-
-/// The marker path of a slot.
-pub fn marker_path(common_dir: &Path, slot: &str) -> PathBuf {
-    common_dir.join("ws").join("setup").join(slot)
 }
 
 /// Forget a slot's setup (its worktree was just created).

@@ -1,8 +1,8 @@
 //! `git ws-merge`: its clap definition, the conversion into [`MergeOptions`], and the
 //! human and JSON output of what it did.
 
+use crate::commands::merge::{self, MergeOptions, MergeOutcome};
 use crate::error::EXIT_NOTHING_RAN;
-use crate::integrate::{self, MergeOptions, MergeOutcome};
 use crate::text::{duration, one_line, truncate};
 use clap::{Parser, ValueEnum};
 use std::fmt::Write as _;
@@ -24,7 +24,7 @@ pub enum MergeFormat {
     name = "git-ws-merge",
     bin_name = "git ws-merge",
     version,
-    after_help = "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\nSettings: git config ws.integrationTest (the test command), ws.keepIgnored (caches kept in the test worktree), ws.database."
+    after_help = merge_after_help()
 )]
 pub struct MergeArgs {
     /// Run id to integrate (`latest` works)
@@ -72,6 +72,15 @@ pub struct MergeArgs {
     pub reports_dir: Option<PathBuf>,
 }
 
+/// The end of `git ws-merge --help`: what it never touches, exit statuses, the settings
+/// (from [`crate::config::KEYS`]).
+fn merge_after_help() -> String {
+    format!(
+        "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\n{}",
+        crate::config::help_line(crate::config::Command::Merge)
+    )
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::workstream::parse_duration(s)
 }
@@ -116,7 +125,7 @@ pub fn merge_main() -> i32 {
             eprintln!("git ws-merge: {line}");
         }
     };
-    match integrate::merge(&opts, &mut progress) {
+    match merge::merge(&opts, &mut progress) {
         Ok(outcome) => {
             print!("{}", render(&outcome, args.format));
             for n in &outcome.notes {

@@ -6,8 +6,10 @@ pub mod docs;
 pub mod merge;
 pub mod report;
 
+use crate::commands::prune::{self, BranchPrune, Prune, PruneBranches, Pruned};
+use crate::commands::run::{self as run_cmd, DryRun, Ran, RunMode, RunOptions};
 use crate::error::{Error, EXIT_INTERRUPTED, EXIT_NOTHING_RAN};
-use crate::runner::{self, Coordinator, RunMode, RunOptions, RunOutcome};
+use crate::outcome::RunOutcome;
 use crate::workstream;
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ pub enum SummaryFormat {
     name = "git-ws-run",
     bin_name = "git ws-run",
     version,
-    after_help = "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\nSettings: git config ws.agents, ws.agentCommand, ws.agent, ws.agentArgs, ws.retries, ws.retryBackoff, ws.retryOn, ws.transientPattern, ws.portBase, ws.setupCommand, ws.setupTimeout, ws.notifyCommand, ws.notifyTimeout, ws.database, ws.lease, ws.keepIgnored, ws.keepWorktrees, ws.worktreeExpiry.\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them."
+    after_help = run_after_help()
 )]
 pub struct RunArgs {
     /// Parallel agents, each in its own git worktree [default: git config ws.agents, else 3]
@@ -126,6 +128,15 @@ pub struct RunArgs {
     pub generate_completions: Option<clap_complete::Shell>,
 }
 
+/// The end of `git ws-run --help`: exit statuses, the settings (from [`crate::config::KEYS`])
+/// and where the pool is.
+fn run_after_help() -> String {
+    format!(
+        "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\n{}\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them.",
+        crate::config::help_line(crate::config::Command::Run)
+    )
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     workstream::parse_duration(s)
 }
@@ -194,34 +205,36 @@ impl RunArgs {
         }
     }
 
-    /// `--prune-worktrees` / `--prune-branches`: do it, print what was done, and return the
-    /// exit status; `None` when neither was asked for.
-    pub fn run_maintenance(&self, cwd: &std::path::Path) -> Option<i32> {
+    /// What `--prune-worktrees` / `--prune-branches` ask for, if either.
+    pub fn to_prune(&self, cwd: &std::path::Path) -> Option<Prune> {
         if self.prune_worktrees {
-            return Some(match runner::prune_worktrees(cwd) {
-                Ok(p) => {
-                    print!("{}", render_pool_prune(&p));
-                    0
-                }
-                Err(e) => fail(&e),
-            });
+            return Some(Prune::Worktrees(cwd.to_path_buf()));
         }
-        if self.prune_branches {
-            let opts = runner::PruneBranches {
+        self.prune_branches.then(|| {
+            Prune::Branches(PruneBranches {
                 cwd: cwd.to_path_buf(),
                 db_path: self.db.clone(),
                 older_than_days: self.older_than,
                 all: self.all,
-            };
-            return Some(match runner::prune_branches(&opts) {
-                Ok(p) => {
-                    print!("{}", render_branch_prune(&p));
-                    i32::from(!p.failures.is_empty())
-                }
-                Err(e) => fail(&e),
-            });
-        }
-        None
+            })
+        })
+    }
+
+    /// `--prune-worktrees` / `--prune-branches`: do it, print what was done, and return the
+    /// exit status; `None` when neither was asked for.
+    pub fn run_maintenance(&self, cwd: &std::path::Path) -> Option<i32> {
+        let what = self.to_prune(cwd)?;
+        Some(match prune::prune(&what) {
+            Ok(Pruned::Worktrees(p)) => {
+                print!("{}", render_pool_prune(&p));
+                0
+            }
+            Ok(Pruned::Branches(p)) => {
+                print!("{}", render_branch_prune(&p));
+                i32::from(!p.failures.is_empty())
+            }
+            Err(e) => fail(&e),
+        })
     }
 }
 
@@ -256,7 +269,7 @@ pub fn render_pool_prune(p: &crate::git::PoolSweep) -> String {
 
 /// What `--prune-branches` did: each deleted branch with its tip, then a summary of what
 /// was kept and why.
-pub fn render_branch_prune(p: &runner::BranchPrune) -> String {
+pub fn render_branch_prune(p: &BranchPrune) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     for (name, tip, why) in &p.deleted {
@@ -330,7 +343,7 @@ pub fn run_main() -> i32 {
     }
     let opts = args.to_options(cwd);
     if args.install_hooks {
-        return match crate::hooks::install(&opts.cwd) {
+        return match crate::commands::hooks::install(&opts.cwd) {
             Ok(msg) => {
                 println!("{msg}");
                 0
@@ -339,7 +352,7 @@ pub fn run_main() -> i32 {
         };
     }
     if args.dry_run {
-        return match runner::dry_run(&opts) {
+        return match run_cmd::dry_run(&opts) {
             Ok(d) => {
                 print!("{}", render_dry_run(&d));
                 if d.loaded.invalid.is_empty() {
@@ -371,20 +384,12 @@ pub fn run_main() -> i32 {
             None => std::mem::forget(tx),
         }
         // Resolved, loaded and planned once; then run.
-        let prepared = match Coordinator::new(opts)
-            .observer(crate::progress::for_stderr(quiet))
-            .cancel_on(rx)
-            .prepare()
-        {
-            Ok(p) => p,
-            Err(e) => return fail(&e),
-        };
-        if let Some(why) = prepared.nothing_to_do() {
-            eprintln!("git ws-run: {why}");
-            return 0;
-        }
-        match prepared.execute().await {
-            Ok(outcome) => {
+        match run_cmd::run(opts, crate::progress::for_stderr(quiet), rx).await {
+            Ok(Ran::NothingToDo(why)) => {
+                eprintln!("git ws-run: {why}");
+                0
+            }
+            Ok(Ran::Run(outcome)) => {
                 print!("{}", render_summary(&outcome, format));
                 if let Some(e) = &outcome.report_error {
                     eprintln!("git ws-run: {e}");
@@ -424,7 +429,7 @@ async fn watch_signals((mut int, mut term): SignalStreams, tx: tokio::sync::watc
         if count == 1 {
             let _ = tx.send(true);
         } else {
-            let killed = runner::process::kill_all_groups();
+            let killed = crate::process::kill_all_groups();
             eprintln!(
                 "git ws-run: interrupted again: killed {killed} running command(s), exiting now; the run stays unfinished: git ws-run --resume RUN finishes it"
             );
@@ -434,7 +439,7 @@ async fn watch_signals((mut int, mut term): SignalStreams, tx: tokio::sync::watc
 }
 
 /// The dry run's output: problems first, then the plan.
-pub fn render_dry_run(d: &runner::DryRun) -> String {
+pub fn render_dry_run(d: &DryRun) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(

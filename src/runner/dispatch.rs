@@ -345,6 +345,64 @@ struct Agents {
     failures: Vec<usize>,
 }
 
+/// What a running workstream's task gives back: its agent, the agent's slot, how it ended.
+type Joined = (usize, Option<AgentSlot>, Executed);
+
+/// The loop's state from one turn to the next.
+struct Turns {
+    agents: Agents,
+    /// Workstream id → the agents that could not prepare a worktree for it.
+    tried: HashMap<String, BTreeSet<usize>>,
+    running: JoinSet<Joined>,
+    /// Each running workstream's own stop switch (a lost lease stops just that one).
+    switches: HashMap<String, watch::Sender<bool>>,
+    /// Why nothing more is started, and the error type its skips carry.
+    stop: Option<(String, ErrorType)>,
+    notes: Vec<String>,
+    interrupted: bool,
+}
+
+impl Turns {
+    /// `agents` idle agents, those with a slot in `initial` holding it already.
+    fn new(agents: usize, initial: Vec<AgentSlot>) -> Turns {
+        let mut a = Agents {
+            slots: (0..=agents).map(|_| None).collect(),
+            idle: (1..=agents).rev().collect(),
+            alive: (1..=agents).collect(),
+            failures: vec![0; agents + 1],
+        };
+        for s in initial {
+            let k = s.k;
+            if k <= agents {
+                a.slots[k] = Some(s);
+            }
+        }
+        Turns {
+            agents: a,
+            tried: HashMap::new(),
+            running: JoinSet::new(),
+            switches: HashMap::new(),
+            stop: None,
+            notes: Vec::new(),
+            interrupted: false,
+        }
+    }
+
+    /// Stop the running workstreams the source says to stop (a lost lease: that one; lost
+    /// contact with the database: all of them), saying why.
+    fn apply_stops<S: WorkSource>(&mut self, work: &mut S, observer: &mut dyn Observer) {
+        for (which, why) in work.take_stops() {
+            for (id, s) in &self.switches {
+                if which.as_deref().is_none_or(|w| w == id) {
+                    let _ = s.send(true);
+                }
+            }
+            observer.event(Event::Note(&why));
+            self.notes.push(why);
+        }
+    }
+}
+
 impl Dispatch {
     pub fn new(ctx: Arc<RunContext>, agents: usize) -> Self {
         Dispatch { ctx, agents }
@@ -360,118 +418,62 @@ impl Dispatch {
         work: &mut S,
         initial: Vec<AgentSlot>,
         observer: &mut dyn Observer,
-        cancel: watch::Receiver<bool>,
+        mut cancel: watch::Receiver<bool>,
     ) -> Dispatched {
-        let mut agents = Agents {
-            slots: (0..=self.agents).map(|_| None).collect(),
-            idle: (1..=self.agents).rev().collect(),
-            alive: (1..=self.agents).collect(),
-            failures: vec![0; self.agents + 1],
-        };
-        for s in initial {
-            let k = s.k;
-            if k <= self.agents {
-                agents.slots[k] = Some(s);
-            }
-        }
-        let mut tried: HashMap<String, BTreeSet<usize>> = HashMap::new();
-        let mut running: JoinSet<(usize, Option<AgentSlot>, Executed)> = JoinSet::new();
-        // Each running workstream's own stop switch (a lost lease stops just that one).
-        let mut switches: HashMap<String, watch::Sender<bool>> = HashMap::new();
-        // Why nothing more is started, and the error type its skips carry.
-        let mut stop: Option<(String, ErrorType)> = None;
-        let mut notes: Vec<String> = Vec::new();
-        let mut interrupted = false;
-        let mut cancel_rx = cancel;
-
+        let mut t = Turns::new(self.agents, initial);
         loop {
-            if *cancel_rx.borrow() && !interrupted {
-                interrupted = true;
-                observer.event(Event::Cancelling {
-                    running: running.len(),
-                    waiting: work.waiting(),
-                    grace: self.ctx.grace,
-                });
-                stop = Some((
-                    "not started: the run was interrupted".to_string(),
-                    ErrorType::Cancelled,
-                ));
-                for s in switches.values() {
-                    let _ = s.send(true);
-                }
+            if *cancel.borrow() && !t.interrupted {
+                self.wind_down(&mut t, work, observer);
             }
-            for (which, why) in work.take_stops() {
-                for (id, s) in &switches {
-                    if which.as_deref().is_none_or(|w| w == id) {
-                        let _ = s.send(true);
-                    }
-                }
-                observer.event(Event::Note(&why));
-                notes.push(why);
+            t.apply_stops(work, observer);
+            if t.stop.is_none() {
+                self.start_idle(work, &mut t, observer).await;
             }
-            if stop.is_none() {
-                self.start_idle(work, &mut agents, &mut running, &mut switches, observer)
-                    .await;
-            }
-            if let Some((reason, etype)) = &stop {
+            if let Some((reason, etype)) = &t.stop {
                 for res in work.drain(reason, *etype) {
                     observer.event(Event::WorkstreamFinished { result: &res });
                 }
             }
-            notes.extend(work.take_notes());
-            if running.is_empty() && (stop.is_some() || work.exhausted()) {
+            t.notes.extend(work.take_notes());
+            if t.running.is_empty() && (t.stop.is_some() || work.exhausted()) {
                 break;
             }
             let wake = work.wake();
-            tokio::select! {
-                joined = running.join_next(), if !running.is_empty() => {
-                    let Some(joined) = joined else { continue };
-                    let (k, mut slot, executed) = match joined {
-                        Ok(v) => v,
-                        Err(e) => {
-                            // A panicking task lost its workstream id; note it and go on.
-                            notes.push(format!("an agent task failed unexpectedly: {e}"));
-                            continue;
-                        }
-                    };
-                    if let Some(s) = slot.as_mut() {
-                        notes.extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
-                    }
-                    agents.slots[k] = slot;
-                    let settled = match executed {
-                        Executed::Done(res) => {
-                            agents.failures[k] = 0;
-                            agents.idle.push(k);
-                            tried.remove(&res.workstream_id);
-                            switches.remove(&res.workstream_id);
-                            work.settle(*res, interrupted)
-                        }
-                        Executed::NotStarted { ws, error } => {
-                            switches.remove(&ws.id);
-                            self.not_started(k, *ws, error, &mut agents, &mut tried, work, &mut notes, interrupted)
-                        }
-                    };
-                    for res in &settled.records {
-                        observer.event(Event::WorkstreamFinished { result: res });
-                    }
-                    notes.extend(settled.notes);
-                    if stop.is_none() {
-                        stop = settled.stop;
-                    }
-                }
-                _ = cancel_rx.changed(), if !interrupted => {}
-                _ = wake => {}
+            let joined = tokio::select! {
+                joined = t.running.join_next(), if !t.running.is_empty() => joined,
+                _ = cancel.changed(), if !t.interrupted => None,
+                _ = wake => None,
+            };
+            if let Some(joined) = joined {
+                self.finished(joined, &mut t, work, observer);
             }
         }
-
         for res in work.leftovers() {
             observer.event(Event::WorkstreamFinished { result: &res });
         }
-        notes.extend(work.take_notes());
+        t.notes.extend(work.take_notes());
         Dispatched {
-            slots: agents.slots.into_iter().flatten().collect(),
-            interrupted,
-            notes,
+            slots: t.agents.slots.into_iter().flatten().collect(),
+            interrupted: t.interrupted,
+            notes: t.notes,
+        }
+    }
+
+    /// Ctrl-C or SIGTERM: nothing more starts (what waits is skipped as cancelled), and every
+    /// running workstream is told to stop.
+    fn wind_down<S: WorkSource>(&self, t: &mut Turns, work: &S, observer: &mut dyn Observer) {
+        t.interrupted = true;
+        observer.event(Event::Cancelling {
+            running: t.running.len(),
+            waiting: work.waiting(),
+            grace: self.ctx.grace,
+        });
+        t.stop = Some((
+            "not started: the run was interrupted".to_string(),
+            ErrorType::Cancelled,
+        ));
+        for s in t.switches.values() {
+            let _ = s.send(true);
         }
     }
 
@@ -479,13 +481,11 @@ impl Dispatch {
     async fn start_idle<S: WorkSource>(
         &self,
         work: &mut S,
-        agents: &mut Agents,
-        running: &mut JoinSet<(usize, Option<AgentSlot>, Executed)>,
-        switches: &mut HashMap<String, watch::Sender<bool>>,
+        t: &mut Turns,
         observer: &mut dyn Observer,
     ) {
         let mut still_idle = Vec::new();
-        while let Some(k) = agents.idle.pop() {
+        while let Some(k) = t.agents.idle.pop() {
             let Some(ws) = work.next_for(k).await else {
                 still_idle.push(k);
                 continue;
@@ -495,40 +495,83 @@ impl Dispatch {
                 id: &ws.id,
             });
             let (switch, stopped) = watch::channel(false);
-            switches.insert(ws.id.clone(), switch);
-            let slot = agents.slots[k].take();
+            t.switches.insert(ws.id.clone(), switch);
+            let slot = t.agents.slots[k].take();
             let ctx = self.ctx.clone();
-            running.spawn(async move {
+            t.running.spawn(async move {
                 let (slot, executed) = execute::execute(ctx, k, slot, ws, stopped).await;
                 (k, slot, executed)
             });
         }
         still_idle.reverse();
-        agents.idle = still_idle;
+        t.agents.idle = still_idle;
+    }
+
+    /// A workstream's task ended: its agent gets its slot back, and the result is settled
+    /// with the source (or, when the agent could not prepare a worktree, the workstream is
+    /// handed to another agent); what that settles is reported.
+    fn finished<S: WorkSource>(
+        &self,
+        joined: Result<Joined, tokio::task::JoinError>,
+        t: &mut Turns,
+        work: &mut S,
+        observer: &mut dyn Observer,
+    ) {
+        let (k, mut slot, executed) = match joined {
+            Ok(v) => v,
+            Err(e) => {
+                // A panicking task lost its workstream id; note it and go on.
+                t.notes
+                    .push(format!("an agent task failed unexpectedly: {e}"));
+                return;
+            }
+        };
+        if let Some(s) = slot.as_mut() {
+            t.notes
+                .extend(s.repairs.drain(..).map(|r| format!("agent-{k}: {r}")));
+        }
+        t.agents.slots[k] = slot;
+        let settled = match executed {
+            Executed::Done(res) => {
+                t.agents.failures[k] = 0;
+                t.agents.idle.push(k);
+                t.tried.remove(&res.workstream_id);
+                t.switches.remove(&res.workstream_id);
+                work.settle(*res, t.interrupted)
+            }
+            Executed::NotStarted { ws, error } => {
+                t.switches.remove(&ws.id);
+                self.not_started(k, *ws, error, t, work)
+            }
+        };
+        for res in &settled.records {
+            observer.event(Event::WorkstreamFinished { result: res });
+        }
+        t.notes.extend(settled.notes);
+        if t.stop.is_none() {
+            t.stop = settled.stop;
+        }
     }
 
     /// Agent `k` could not prepare a worktree for `ws`: hand it to another agent, or, when
     /// enough have tried, settle it as the pool's failure.
-    #[allow(clippy::too_many_arguments)]
     fn not_started<S: WorkSource>(
         &self,
         k: usize,
         ws: Workstream,
         error: String,
-        agents: &mut Agents,
-        tried: &mut HashMap<String, BTreeSet<usize>>,
+        t: &mut Turns,
         work: &mut S,
-        notes: &mut Vec<String>,
-        interrupted: bool,
     ) -> Settled {
+        let agents = &mut t.agents;
         agents.failures[k] += 1;
-        notes.push(format!(
+        t.notes.push(format!(
             "agent-{k} could not prepare a worktree for {}; handing it to another agent: {error}",
             ws.id
         ));
         if agents.failures[k] >= MAX_AGENT_FAILURES && agents.alive.len() > 1 {
             agents.alive.remove(&k);
-            notes.push(format!(
+            t.notes.push(format!(
                 "agent-{k} stopped taking work: its worktree failed {} times in a row",
                 agents.failures[k]
             ));
@@ -536,21 +579,21 @@ impl Dispatch {
             agents.idle.push(k);
         }
         let mut settled = Settled::default();
-        let t = tried.entry(ws.id.clone()).or_default();
-        t.insert(k);
-        if t.len() >= MAX_HANDOVERS.min(self.agents) {
-            let n = t.len();
-            tried.remove(&ws.id);
+        let tried = t.tried.entry(ws.id.clone()).or_default();
+        tried.insert(k);
+        if tried.len() >= MAX_HANDOVERS.min(self.agents) {
+            let n = tried.len();
+            t.tried.remove(&ws.id);
             let res = self.pool_failed(&ws, k, n, &error);
-            merge(&mut settled, work.settle(res, interrupted));
+            merge(&mut settled, work.settle(res, t.interrupted));
         } else {
-            let t = t.clone();
-            work.hand_back(ws, t, error);
+            let tried = tried.clone();
+            work.hand_back(ws, tried, error);
         }
-        for (ws, error) in work.stranded(&agents.alive) {
-            let n = tried.remove(&ws.id).map_or(0, |t| t.len());
+        for (ws, error) in work.stranded(&t.agents.alive) {
+            let n = t.tried.remove(&ws.id).map_or(0, |t| t.len());
             let res = self.pool_failed(&ws, k, n, &error);
-            merge(&mut settled, work.settle(res, interrupted));
+            merge(&mut settled, work.settle(res, t.interrupted));
         }
         settled
     }

@@ -5,11 +5,12 @@
 //! ([`run_attempt`]), and retry a transient failure after a backoff ([`retry_wait`]); then
 //! read what it did from git ([`collect`]) and classify the result ([`done`]).
 
-use super::process::{self, Ending, Spec};
 use crate::agent_io::{meter::Meter, setup};
 use crate::agents::{self, retry, Driver};
 use crate::git::{self, AgentSlot, PrepareError, PrepareOptions, RepoPaths};
+use crate::layout::{Layout, RunLogs};
 use crate::model::{Attempt, ErrorType, Status, TestResults, Usage, WorkstreamResult, WsError};
+use crate::process::{self, Ending, Spec};
 use crate::testparse;
 use crate::workstream::{Action, Workstream};
 use chrono::{DateTime, Utc};
@@ -34,8 +35,11 @@ const TRANSIENT_SCAN_BYTES: u64 = 256 * 1024;
 pub struct RunContext {
     pub run_id: String,
     pub repo: RepoPaths,
+    /// Where the pool's setup markers are.
+    pub layout: Layout,
     pub base: String,
-    pub logs_dir: PathBuf,
+    /// The run's logs directory.
+    pub logs: RunLogs,
     pub agent_cmd: Option<String>,
     pub default_timeout: Duration,
     pub grace: Duration,
@@ -93,7 +97,7 @@ pub async fn execute(
         }
     };
     r.agent = Some(runner.label().to_string());
-    let log = ctx.logs_dir.join(format!("{}.log", ws.id));
+    let log = ctx.logs.workstream(&ws.id);
     r.log_path = Some(log.display().to_string());
     let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
 
@@ -205,9 +209,9 @@ async fn ready_slot(
     r: &mut WorkstreamResult,
 ) -> Result<(AgentSlot, BTreeMap<String, String>), NoStart> {
     let s = match prepare(ctx, k, slot, branch).await {
-        Prepared::Ready(s) => s,
-        Prepared::PoolFault(error) => return Err(NoStart::HandOver(error)),
-        Prepared::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
+        Preparation::Ready(s) => s,
+        Preparation::PoolFault(error) => return Err(NoStart::HandOver(error)),
+        Preparation::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
     };
     r.worktree = Some(s.path.display().to_string());
     let (name, path) = (slot_name(&s), s.path.clone());
@@ -255,7 +259,7 @@ pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Driver, String
 }
 
 /// How preparing the worktree went.
-enum Prepared {
+enum Preparation {
     Ready(AgentSlot),
     /// git-ws's own fault: the workstream goes to another agent (the sentence says why).
     PoolFault(String),
@@ -270,7 +274,7 @@ async fn prepare(
     k: usize,
     slot: Option<AgentSlot>,
     branch: &str,
-) -> Prepared {
+) -> Preparation {
     let claimed_now = slot.is_none();
     let (slot, prepared) = {
         let ctx = ctx.clone();
@@ -308,18 +312,18 @@ async fn prepare(
     match (prepared, slot) {
         (Ok(()), Some(s)) => {
             if claimed_now && s.created {
-                setup::forget(&setup::marker_path(&ctx.repo.common_dir, &slot_name(&s)));
+                setup::forget(&ctx.layout.setup_marker(&slot_name(&s)));
             }
-            Prepared::Ready(s)
+            Preparation::Ready(s)
         }
-        (Ok(()), None) => Prepared::PoolFault(format!(
+        (Ok(()), None) => Preparation::PoolFault(format!(
             "failed to prepare branch {branch}: the worktree was lost"
         )),
         // Let go of the slot: the next claim of it starts with a repair.
         (Err(e), _) if e.pool_fault => {
-            Prepared::PoolFault(format!("failed to prepare branch {branch}: {e}"))
+            Preparation::PoolFault(format!("failed to prepare branch {branch}: {e}"))
         }
-        (Err(e), s) => Prepared::Failed(s, format!("failed to prepare branch {branch}: {e}")),
+        (Err(e), s) => Preparation::Failed(s, format!("failed to prepare branch {branch}: {e}")),
     }
 }
 
@@ -360,17 +364,13 @@ fn command_env(
     }
     env.insert(
         "WS_METRICS".to_string(),
-        metrics_path(ctx, &ws.id).display().to_string(),
+        ctx.logs.metrics(&ws.id).display().to_string(),
     );
     if let Action::Prompt(p) = &ws.action {
         env.insert("WS_PROMPT".to_string(), p.clone());
     }
     env.extend(ws.env.clone());
     env
-}
-
-fn metrics_path(ctx: &RunContext, ws_id: &str) -> PathBuf {
-    ctx.logs_dir.join(format!("{ws_id}.metrics.json"))
 }
 
 /// Run `ws.setupCommand` in the slot if its worktree was created or its base changed since
@@ -394,8 +394,8 @@ async fn setup_slot(
     ];
     let s = setup::Setup {
         command: command.clone(),
-        marker: setup::marker_path(&ctx.repo.common_dir, name),
-        log: ctx.logs_dir.join(format!("setup-{name}.log")),
+        marker: ctx.layout.setup_marker(name),
+        log: ctx.logs.setup(name),
         worktree: worktree.to_path_buf(),
         env: env
             .iter()
@@ -459,28 +459,11 @@ async fn run_attempt(
 ) -> Outcome {
     let started_at: DateTime<Utc> = Utc::now();
     let t0 = Instant::now();
-    let metrics = metrics_path(ctx, &ws.id);
-    let _ = std::fs::remove_file(&metrics);
-    if n > 1 {
-        process::log_note(log, &format!("git-ws: attempt {n}"));
-    }
-    let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
-    let (argv, stdin) = command_line(ctx, ws, runner, remaining);
-    let timeout = ws.timeout.unwrap_or(ctx.default_timeout);
-    let spec = Spec {
-        argv,
-        cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
-        env,
-        stdin,
-        log: log.to_path_buf(),
-        timeout,
-        grace: ctx.grace,
-        pgid_file: Some(ctx.logs_dir.join(format!("{}.pgid", ws.id))),
-    };
+    let spec = attempt_spec(ctx, ws, runner, log, env, n, earlier_cost);
     let mut meter = Meter::new(
         log.to_path_buf(),
         runner.preset(),
-        metrics,
+        ctx.logs.metrics(&ws.id),
         earlier_cost,
         ws.max_cost_usd,
     );
@@ -488,67 +471,20 @@ async fn run_attempt(
     let ending = process::run_watched(&spec, cancel.clone(), Some(&mut meter)).await;
     meter.drain();
     let command_seconds = t0.elapsed().as_secs_f64();
-    let usage = meter.usage();
-    let mut warnings: Vec<String> = meter.warnings().to_vec();
     let output_tail = Some(capped_tail(log)).filter(|t| !t.is_empty());
     let trace = output_tail.clone().unwrap_or_default();
-    let mut errors = Vec::new();
-    match &ending {
-        Ending::Exited { code: Some(0), .. } => {}
-        Ending::Exited { code, .. } if meter.agent_over_budget() => errors.push(
-            WsError::new(
-                ErrorType::BudgetExceeded,
-                format!(
-                    "{} stopped itself at its --max-budget-usd (max_cost_usd {}){}",
-                    runner.label(),
-                    agents::usd(ws.max_cost_usd.unwrap_or(0.0)),
-                    code.map(|c| format!(", exit {c}")).unwrap_or_default()
-                ),
-            )
-            .with_trace(trace.clone()),
-        ),
-        Ending::Exited { code, signal } => {
-            let how = match (code, signal) {
-                (Some(c), _) => format!("exited with status {c}"),
-                (None, Some(s)) => format!("was killed by signal {s}"),
-                (None, None) => "ended abnormally".to_string(),
-            };
-            errors.push(
-                WsError::new(ErrorType::CommandFailed, format!("command {how}"))
-                    .with_trace(trace.clone()),
-            );
+    let over_budget = meter.agent_over_budget();
+    let mut errors = command_errors(&ending, over_budget, runner, ws, spec.timeout, &trace);
+    let (test_results, test_seconds) = match (ending.success(), &ws.test) {
+        (true, Some(test)) => {
+            let (tr, secs, error) = run_tests(ctx, ws, test, &spec, spec.timeout, cancel).await;
+            errors.extend(error);
+            (Some(tr), Some(secs))
         }
-        Ending::TimedOut => errors.push(
-            WsError::new(
-                ErrorType::Timeout,
-                format!("timed out after {}", human_duration(timeout)),
-            )
-            .with_trace(trace.clone()),
-        ),
-        Ending::Cancelled => errors.push(
-            WsError::new(ErrorType::Cancelled, "cancelled: the run was interrupted")
-                .with_trace(trace.clone()),
-        ),
-        Ending::Stopped(reason) => errors.push(
-            WsError::new(ErrorType::BudgetExceeded, reason.clone()).with_trace(trace.clone()),
-        ),
-        Ending::SpawnFailed(m) => errors.push(WsError::new(ErrorType::SpawnError, m.clone())),
-    }
-
-    let (test_results, test_seconds) = if let (true, Some(test)) = (ending.success(), &ws.test) {
-        let (tr, secs, error) = run_tests(ctx, ws, test, &spec, timeout, cancel).await;
-        errors.extend(error);
-        (Some(tr), Some(secs))
-    } else {
-        (None, None)
+        _ => (None, None),
     };
-    if usage.is_none() && runner.preset().is_some() && ending.success() {
-        warnings.push(format!(
-            "{} reported no usage (no structured output in {})",
-            runner.label(),
-            log.display()
-        ));
-    }
+    let usage = meter.usage();
+    let warnings = meter_warnings(&meter, usage.is_none(), runner, &ending, log);
     let outcome = errors
         .first()
         .map_or("completed".to_string(), |e| e.error_type.to_string());
@@ -572,6 +508,98 @@ async fn run_attempt(
         warnings,
         log_offset,
     }
+}
+
+/// The attempt's command as the process supervisor takes it; its metrics file cleared and,
+/// from the second attempt on, a line in the log saying which attempt follows.
+fn attempt_spec(
+    ctx: &RunContext,
+    ws: &Workstream,
+    runner: &Runner,
+    log: &Path,
+    env: BTreeMap<String, String>,
+    n: u32,
+    earlier_cost: f64,
+) -> Spec {
+    let _ = std::fs::remove_file(ctx.logs.metrics(&ws.id));
+    if n > 1 {
+        process::log_note(log, &format!("git-ws: attempt {n}"));
+    }
+    let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
+    let (argv, stdin) = command_line(ctx, ws, runner, remaining);
+    Spec {
+        argv,
+        cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
+        env,
+        stdin,
+        log: log.to_path_buf(),
+        timeout: ws.timeout.unwrap_or(ctx.default_timeout),
+        grace: ctx.grace,
+        pgid_file: Some(ctx.logs.pgid(&ws.id)),
+    }
+}
+
+/// The errors of a command that ended so (none when it exited 0), each with the output's
+/// tail as its trace. `over_budget`: the agent stopped itself at its own budget flag. Pure.
+fn command_errors(
+    ending: &Ending,
+    over_budget: bool,
+    runner: &Runner,
+    ws: &Workstream,
+    timeout: Duration,
+    trace: &str,
+) -> Vec<WsError> {
+    let error = match ending {
+        Ending::Exited { code: Some(0), .. } => return Vec::new(),
+        Ending::Exited { code, .. } if over_budget => WsError::new(
+            ErrorType::BudgetExceeded,
+            format!(
+                "{} stopped itself at its --max-budget-usd (max_cost_usd {}){}",
+                runner.label(),
+                agents::usd(ws.max_cost_usd.unwrap_or(0.0)),
+                code.map(|c| format!(", exit {c}")).unwrap_or_default()
+            ),
+        ),
+        Ending::Exited { code, signal } => {
+            let how = match (code, signal) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (None, Some(s)) => format!("was killed by signal {s}"),
+                (None, None) => "ended abnormally".to_string(),
+            };
+            WsError::new(ErrorType::CommandFailed, format!("command {how}"))
+        }
+        Ending::TimedOut => WsError::new(
+            ErrorType::Timeout,
+            format!("timed out after {}", human_duration(timeout)),
+        ),
+        Ending::Cancelled => {
+            WsError::new(ErrorType::Cancelled, "cancelled: the run was interrupted")
+        }
+        Ending::Stopped(reason) => WsError::new(ErrorType::BudgetExceeded, reason.clone()),
+        // Nothing ran: no output to show.
+        Ending::SpawnFailed(m) => return vec![WsError::new(ErrorType::SpawnError, m.clone())],
+    };
+    vec![error.with_trace(trace.to_string())]
+}
+
+/// What the meter warned about, and that a preset reported no usage although its command
+/// succeeded (`no_usage`: the meter read none).
+fn meter_warnings(
+    meter: &Meter,
+    no_usage: bool,
+    runner: &Runner,
+    ending: &Ending,
+    log: &Path,
+) -> Vec<String> {
+    let mut warnings: Vec<String> = meter.warnings().to_vec();
+    if no_usage && runner.preset().is_some() && ending.success() {
+        warnings.push(format!(
+            "{} reported no usage (no structured output in {})",
+            runner.label(),
+            log.display()
+        ));
+    }
+    warnings
 }
 
 /// The argv and stdin of the command.
@@ -608,12 +636,12 @@ async fn run_tests(
     timeout: Duration,
     cancel: watch::Receiver<bool>,
 ) -> (TestResults, f64, Option<WsError>) {
-    let test_log = ctx.logs_dir.join(format!("{}.test.log", ws.id));
+    let test_log = ctx.logs.test(&ws.id);
     let spec = Spec {
         argv: vec!["sh".to_string(), "-c".to_string(), test.to_string()],
         log: test_log.clone(),
         stdin: None,
-        pgid_file: Some(ctx.logs_dir.join(format!("{}.test.pgid", ws.id))),
+        pgid_file: Some(ctx.logs.test_pgid(&ws.id)),
         ..command.clone()
     };
     let t = Instant::now();

@@ -1,6 +1,6 @@
 //! The end of a run, in named steps: let go of the agent worktrees (kept as the pool, or
 //! removed), gather every result, forecast the merges of the completed branches, consolidate,
-//! write the report (keeping a `reports/` directory the tool created out of `git status`)
+//! write the report (keeping a reports directory the tool created out of `git status`)
 //! and, last, the run's totals and state. Problems here never lose a result: they become
 //! notes on the outcome.
 
@@ -9,11 +9,12 @@ use super::{Resolved, RunOutcome};
 use crate::consolidate::{self, Consolidated};
 use crate::db::RunState;
 use crate::git::{self, PrepareOptions, RepoPaths};
+use crate::layout::Reports;
 use crate::model::{MergeForecast, RunInfo, Status, WorkstreamResult};
 use crate::report::{self, ReportModel};
 use chrono::Utc;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Everything the last phase of a local run needs.
 pub(super) struct Local {
@@ -52,7 +53,7 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         r.keep_ignored.clone(),
     ));
     let all = merged_results(kept, results);
-    let (forecast, note) = forecast(&r.repo, &r.base, &all).await;
+    let (forecast, note) = forecast(&r.ws.repo, &r.base, &all).await;
     notes.extend(note);
     let mut consolidated = consolidate::consolidate(&info, &all, forecast);
     consolidated.notes = notes.clone();
@@ -61,7 +62,7 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
     } else {
         RunState::Finished
     };
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &all);
+    let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &all);
     match releasing.await {
         Ok(more) => notes.extend(more),
         Err(e) => notes.push(format!("failed to let go of the agent worktrees: {e}")),
@@ -166,14 +167,9 @@ pub(super) async fn let_go_of_slots(
     notes
 }
 
-/// The report's path for a run.
-pub fn report_path(reports_dir: &Path, run_id: &str) -> PathBuf {
-    reports_dir.join(format!("multi_agent_consolidated_{run_id}.md"))
-}
-
 /// Write the run's Markdown report; its path, or why it could not be written.
 pub(super) fn write_report(
-    dir: &Path,
+    reports: &Reports,
     c: &Consolidated,
     results: &[WorkstreamResult],
 ) -> (Option<PathBuf>, Option<String>) {
@@ -181,8 +177,8 @@ pub(super) fn write_report(
         consolidated: c,
         results,
     });
-    let path = report_path(dir, &c.run.run_id);
-    let res = make_reports_dir(dir).and_then(|_| std::fs::write(&path, text));
+    let path = reports.file(&c.run.run_id);
+    let res = reports.make_dir().and_then(|_| std::fs::write(&path, text));
     match res {
         Ok(()) => (Some(path), None),
         Err(e) => (
@@ -195,40 +191,9 @@ pub(super) fn write_report(
     }
 }
 
-/// What a reports directory git-ws creates says about itself: ignore everything here, so it
-/// stays out of `git status` (as `.state/` does). A directory the user made is left as it is.
-pub const REPORTS_GITIGNORE: &str =
-    "# written by git-ws: run reports (delete this file to commit them)\n*\n";
-
-/// Create the reports directory if it does not exist, with its own `.gitignore`.
-pub fn make_reports_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
-    // Best effort: the report matters more than keeping `git status` quiet.
-    let _ = std::fs::write(dir.join(".gitignore"), REPORTS_GITIGNORE);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_reports_directory_the_tool_creates_ignores_itself_and_an_existing_one_is_left_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let made = tmp.path().join("a/reports");
-        make_reports_dir(&made).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(made.join(".gitignore")).unwrap(),
-            REPORTS_GITIGNORE
-        );
-        let own = tmp.path().join("mine");
-        std::fs::create_dir(&own).unwrap();
-        make_reports_dir(&own).unwrap();
-        assert!(!own.join(".gitignore").exists());
-    }
 
     #[test]
     fn this_attempt_replaces_the_earlier_results_of_the_same_workstreams() {

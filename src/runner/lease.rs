@@ -1,15 +1,11 @@
-//! The settings and rules of a run shared by several processes, apart from any I/O: which
-//! remote and worker name a process uses, how long a lease lasts and how often it is
+//! The rules of a run shared by several processes, apart from any I/O: how a process reaches
+//! it ([`Shared`]), which worker names are valid, how long a lease lasts and how often it is
 //! renewed, how long to wait before retrying the database, and when a worker that cannot
 //! reach the database must assume its leases are gone.
 
-use super::{RunMode, RunOptions};
-use crate::error::Error;
-use crate::git::{self, RepoPaths};
 use std::time::{Duration, Instant};
 
-/// How long a claim lasts without a heartbeat (git config `ws.lease`).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub use crate::config::DEFAULT_LEASE;
 /// The shortest lease accepted (tests use a couple of seconds).
 pub const MIN_LEASE: Duration = Duration::from_millis(500);
 /// The longest pause between two retries of the database.
@@ -26,63 +22,6 @@ pub struct Shared {
     pub worker: String,
     /// The lease this process would give a new shared run (a worker follows the run's).
     pub lease: Duration,
-}
-
-/// The shared-run settings of `opts`, checked: `--remote` names a configured remote,
-/// `--join` comes with one, `--worker` is a usable name, the lease is long enough.
-pub fn resolve_shared(
-    opts: &RunOptions,
-    config: &git::config::Config,
-    repo: &RepoPaths,
-) -> Result<Option<Shared>, Error> {
-    let join = matches!(opts.mode, RunMode::Join(_));
-    let Some(remote) = &opts.remote else {
-        if join {
-            return Err(Error::new(
-                "--join needs --remote NAME: the git remote the shared run's base and branches go through",
-            ));
-        }
-        if let Some(w) = &opts.worker {
-            return Err(Error::new(format!(
-                "--worker {w}: a worker name is for a shared run (--remote NAME, or --join RUN)"
-            )));
-        }
-        return Ok(None);
-    };
-    if matches!(opts.mode, RunMode::Resume(_)) {
-        return Err(Error::new(
-            "--resume cannot be combined with --remote: a shared run is finished by joining it (git ws-run --join RUN --remote NAME)",
-        ));
-    }
-    let remote_url = git::remote::remote_url(repo, remote)?;
-    let worker = match &opts.worker {
-        Some(w) => {
-            validate_worker_name(w).map_err(|e| Error::new(format!("--worker {w:?}: {e}")))?;
-            w.clone()
-        }
-        None => default_worker_name(),
-    };
-    let lease = match opts.lease {
-        Some(l) => l,
-        None => match config.string("ws.lease") {
-            Some(v) => crate::workstream::parse_duration(v.trim())
-                .map_err(|e| Error::new(format!("git config ws.lease = {v:?}: {e}")))?,
-            None => DEFAULT_LEASE,
-        },
-    };
-    if lease < MIN_LEASE {
-        return Err(Error::new(format!(
-            "the lease ({}) must be at least {}ms",
-            crate::text::duration(lease.as_secs_f64()),
-            MIN_LEASE.as_millis()
-        )));
-    }
-    Ok(Some(Shared {
-        remote: remote.clone(),
-        remote_url,
-        worker,
-        lease,
-    }))
 }
 
 /// `HOSTNAME-PID`, made of the characters a worker name may hold.

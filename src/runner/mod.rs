@@ -1,33 +1,37 @@
-//! The coordinator: resolves a run's options against the repository, dispatches workstreams
-//! to N agent slots from a source of ready work (NO STOP by default), records each result
-//! as it finishes, then forecasts merges, consolidates, and writes the totals and the report.
-//! A run is local (the in-memory scheduler, [`dispatch::LocalWork`]) or shared by several
+//! The run engine `commands::run` drives: given a run resolved and planned ([`Prepared`]),
+//! it begins the run, takes its logs and the agent worktree pool, dispatches workstreams to
+//! N agent slots from a source of ready work (NO STOP by default), records each result as it
+//! finishes, then forecasts merges, consolidates, and writes the totals and the report. A
+//! run is local (the in-memory scheduler, [`dispatch::LocalWork`]) or shared by several
 //! processes through a database queue and a git remote ([`queue`]): one dispatch loop for
-//! both.
+//! both. The options, their resolution and the choice of what a run starts from are the
+//! command's ([`crate::commands::run`]).
 
 mod dispatch;
 pub mod events;
 pub mod execute;
 mod finish;
 pub mod lease;
-mod maintenance;
-pub mod process;
+pub use crate::process;
 mod queue;
 pub mod record;
 
-pub use finish::{make_reports_dir, report_path, REPORTS_GITIGNORE};
-pub use maintenance::{prune_branches, prune_worktrees, BranchPrune, PruneBranches};
+pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
+pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
+pub use crate::outcome::{RunOutcome, SharedOutcome};
+pub(crate) use queue::nothing_to_join;
 
-use crate::consolidate::Consolidated;
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
-use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
+use crate::error::Error;
 use crate::git::{self, PoolPolicy, PrepareOptions, RepoPaths};
+use crate::layout::{Layout, RunLogs};
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult};
 use crate::plan::{self, Scheduler};
-use crate::workstream::{self, Loaded, Workstream};
+use crate::workspace::Workspace;
+use crate::workstream::{Loaded, Workstream};
 use chrono::Utc;
 use dispatch::{Dispatch, Dispatched, LocalWork};
-use events::{Event, NoObserver, Observer, Tee};
+use events::{Event, Observer, Tee};
 use execute::RunContext;
 use record::{Db, Recorder};
 use std::collections::{HashMap, HashSet};
@@ -40,145 +44,12 @@ use tokio::sync::watch;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Default grace period between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// Default agent count.
-pub const DEFAULT_AGENTS: usize = 3;
-/// Database path relative to the main worktree root.
-pub const DEFAULT_DB: &str = crate::db::DEFAULT_PATH;
-/// Reports directory relative to the main worktree root.
-pub const DEFAULT_REPORTS: &str = "reports";
-/// How long an idle pool worktree is kept (git config `ws.worktreeExpiry`).
-pub const DEFAULT_WORKTREE_EXPIRY: Duration = Duration::from_secs(14 * 86_400);
-
-/// Which run to make.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum RunMode {
-    /// A new run of the selected workstreams.
-    #[default]
-    New,
-    /// Finish an interrupted run: run only what has no final result.
-    Resume(String),
-    /// A new run of the workstreams that failed or were skipped in this run (`latest` works).
-    RerunFailed(String),
-    /// Work on a run shared through the database and a git remote (`latest`: the most
-    /// recent shared run still open; waits for one to be started if there is none).
-    Join(String),
-}
-
-/// Everything a run needs, as the library takes it. `None` fields fall back to git config
-/// (`ws.agents`, `ws.agentCommand`, `ws.keepIgnored`, `ws.keepWorktrees`,
-/// `ws.worktreeExpiry`) and then to the defaults.
-#[derive(Debug, Clone, Default)]
-pub struct RunOptions {
-    /// Where to look for the repository.
-    pub cwd: PathBuf,
-    pub agents: Option<usize>,
-    /// Relative paths are relative to `cwd`; default `workstreams/` at the repo root.
-    pub workstreams_dir: Option<PathBuf>,
-    /// Default `HEAD`.
-    pub base: Option<String>,
-    pub agent_cmd: Option<String>,
-    pub timeout: Option<Duration>,
-    pub grace: Option<Duration>,
-    pub only: Vec<String>,
-    pub mode: RunMode,
-    pub fail_fast: bool,
-    /// Keep this run's agent worktrees as the pool for the next run (the default), or
-    /// remove them at the end (`Some(false)`, `--remove-worktrees`).
-    pub keep_worktrees: Option<bool>,
-    /// Idle pool worktrees older than this are removed at the start of the run; default
-    /// git config `ws.worktreeExpiry`, else [`DEFAULT_WORKTREE_EXPIRY`].
-    pub worktree_expiry: Option<Duration>,
-    /// An SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
-    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`DEFAULT_DB`] at the repo root.
-    pub db_path: Option<DbLocation>,
-    /// Relative paths are relative to `cwd`; default [`DEFAULT_REPORTS`] at the repo root.
-    pub reports_dir: Option<PathBuf>,
-    /// Ignored top-level paths to keep between workstreams on an agent (build caches).
-    pub keep_ignored: Option<Vec<String>>,
-    /// Share the run through this git remote (and the database): a new run is put in a
-    /// queue other clones can `--join`; a joining worker pushes its branches there.
-    /// Needed by [`RunMode::Join`].
-    pub remote: Option<String>,
-    /// This process's name in a shared run (agent ids `agent-K@NAME`); default
-    /// `HOSTNAME-PID`.
-    pub worker: Option<String>,
-    /// How long a claim of a shared run lasts without a heartbeat; default git config
-    /// `ws.lease`, else [`lease::DEFAULT_LEASE`]. The run's coordinator decides it for every
-    /// worker.
-    pub lease: Option<Duration>,
-    /// `--agent`, `--budget`, `--retries` (the rest from git config: [`crate::agents`]).
-    pub agent_options: crate::agents::Options,
-}
-
-/// What a finished run produced.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    pub run_id: String,
-    pub consolidated: Consolidated,
-    pub results: Vec<WorkstreamResult>,
-    pub db_path: DbLocation,
-    pub report_path: Option<PathBuf>,
-    /// Why the report could not be written, if it could not.
-    pub report_error: Option<String>,
-    pub interrupted: bool,
-    /// Problems that did not stop the run (database writes retried, cleanup failures).
-    pub notes: Vec<String>,
-    /// For a process that worked on a shared run: what it did there.
-    pub shared: Option<SharedOutcome>,
-}
-
-/// What one process (coordinator or joining worker) did in a shared run.
-#[derive(Debug, Clone, Default)]
-pub struct SharedOutcome {
-    /// Its worker name.
-    pub worker: String,
-    /// The results it recorded (accepted as final).
-    pub ran: Vec<WorkstreamResult>,
-    /// Workstreams it gave back to the queue (Ctrl-C, or a lost lease).
-    pub returned: Vec<String>,
-    /// Late results of its own the database refused (another worker had taken over).
-    pub rejected: Vec<String>,
-    /// Whether this process did the run's one consolidation.
-    pub consolidated_here: bool,
-    /// Whether the run was consolidated when this process ended (then `consolidated` and
-    /// `results` are the whole run's; otherwise what the database had so far).
-    pub run_finished: bool,
-}
-
-impl RunOutcome {
-    /// 0 all completed, 1 something failed or was skipped, 130 interrupted. A worker that
-    /// left a shared run before it finished answers for the workstreams it ran.
-    pub fn exit_code(&self) -> i32 {
-        let all_completed = match &self.shared {
-            Some(s) if !s.run_finished => s.ran.iter().all(|r| r.status == Status::Completed),
-            _ => self.consolidated.all_completed(),
-        };
-        if self.interrupted {
-            EXIT_INTERRUPTED
-        } else if all_completed {
-            EXIT_OK
-        } else {
-            EXIT_FAILURES
-        }
-    }
-}
-
-/// A dry run's findings: every problem, and the plan.
-#[derive(Debug, Clone)]
-pub struct DryRun {
-    pub repo_root: PathBuf,
-    pub base: String,
-    pub agents: usize,
-    pub loaded: Loaded,
-    pub plan: Vec<plan::PlannedStep>,
-    /// Workstreams that would be skipped because a dependency is invalid.
-    pub skips: Vec<plan::Skip>,
-}
 
 /// Settings resolved against the repository.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub repo: RepoPaths,
+    /// The repository, its config and its layout (the reports where `--reports-dir` says).
+    pub ws: Workspace,
     pub agents: usize,
     pub workstreams_dir: PathBuf,
     pub base_rev: String,
@@ -187,7 +58,6 @@ pub struct Resolved {
     pub timeout: Duration,
     pub grace: Duration,
     pub db_path: DbLocation,
-    pub reports_dir: PathBuf,
     pub keep_ignored: Vec<String>,
     /// Keep the agent worktrees as the pool after the run.
     pub keep_worktrees: bool,
@@ -198,261 +68,12 @@ pub struct Resolved {
     pub shared: Option<lease::Shared>,
     /// Presets, budgets, retries, ports, setup (flags and git config).
     pub agent_settings: crate::agents::Settings,
-}
-
-fn abs(cwd: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        cwd.join(p)
-    }
-}
-
-/// Resolve options: find the repository, apply git config and defaults, check the base.
-/// The repository is opened once and its config read once.
-pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
-    let handle = git::Repo::discover(&opts.cwd)?;
-    let config = handle.config()?;
-    let repo = handle.paths().clone();
-    let agents = match opts.agents {
-        Some(n) => n,
-        None => match config.string("ws.agents") {
-            Some(v) => v.trim().parse().map_err(|_| {
-                Error::new(format!(
-                    "git config ws.agents = {v:?} is not a whole number of agents"
-                ))
-            })?,
-            None => DEFAULT_AGENTS,
-        },
-    };
-    if agents == 0 {
-        return Err(Error::new(
-            "--agents must be at least 1 (got 0)".to_string(),
-        ));
-    }
-    let base_rev = opts.base.clone().unwrap_or_else(|| "HEAD".to_string());
-    let base = handle
-        .resolve_commit(&base_rev)
-        .map_err(|e| Error::new(format!("--base {base_rev}: {e}")))?;
-    let agent_cmd = opts
-        .agent_cmd
-        .clone()
-        .or_else(|| config.string("ws.agentCommand"))
-        .filter(|c| !c.trim().is_empty());
-    let keep_ignored = match &opts.keep_ignored {
-        Some(k) => k.clone(),
-        None => config
-            .string("ws.keepIgnored")
-            .map(|v| {
-                v.split([',', ' '])
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
-    };
-    let keep_worktrees = match opts.keep_worktrees {
-        Some(k) => k,
-        None => config
-            .bool("ws.keepWorktrees")
-            .map_err(Error::new)?
-            .unwrap_or(true),
-    };
-    let expiry = match opts.worktree_expiry {
-        Some(d) => Some(d),
-        None => match config.string("ws.worktreeExpiry") {
-            Some(v) => parse_expiry(&v)
-                .map_err(|e| Error::new(format!("git config ws.worktreeExpiry = {v:?}: {e}")))?,
-            None => Some(DEFAULT_WORKTREE_EXPIRY),
-        },
-    };
-    Ok(Resolved {
-        agents,
-        workstreams_dir: opts
-            .workstreams_dir
-            .as_deref()
-            .map(|p| abs(&opts.cwd, p))
-            .unwrap_or_else(|| repo.root.join("workstreams")),
-        base_rev,
-        base,
-        agent_cmd,
-        timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
-        grace: opts.grace.unwrap_or(DEFAULT_GRACE),
-        db_path: crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(&repo))?
-            .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(DEFAULT_DB))),
-        reports_dir: opts
-            .reports_dir
-            .as_deref()
-            .map(|p| abs(&opts.cwd, p))
-            .unwrap_or_else(|| repo.root.join(DEFAULT_REPORTS)),
-        keep_ignored,
-        keep_worktrees,
-        pool: PoolPolicy { expiry },
-        agents_given: opts.agents.is_some(),
-        shared: lease::resolve_shared(opts, &config, &repo)?,
-        agent_settings: crate::agent_io::resolve_settings(
-            &opts.agent_options,
-            opts.agent_cmd.is_some(),
-            &config,
-        )?,
-        repo,
-    })
-}
-
-/// `ws.worktreeExpiry`: a duration (`14d`, `36h`, `90m`; a bare number is days), or
-/// `never` / `off` / `0` for no expiry (`None`).
-pub fn parse_expiry(text: &str) -> Result<Option<Duration>, String> {
-    let t = text.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "never" | "off" | "false" | "0" => return Ok(None),
-        _ => {}
-    }
-    if let Ok(days) = t.parse::<u64>() {
-        return Ok(Some(Duration::from_secs(days.saturating_mul(86_400))));
-    }
-    workstream::parse_duration(t)
-        .map(Some)
-        .map_err(|e| format!("{e}; or never"))
-}
-
-fn load(dir: &Path) -> Result<Loaded, Error> {
-    if !dir.is_dir() {
-        return Err(Error::new(format!(
-            "failed to read workstreams: {} is not a directory (create it with one JSON file per workstream, or pass --workstreams DIR)",
-            dir.display()
-        )));
-    }
-    workstream::load_dir(dir).map_err(|e| {
-        Error::new(format!(
-            "failed to read workstreams directory {}: {e}",
-            dir.display()
-        ))
-    })
-}
-
-fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
-    if only.is_empty() {
-        return Ok(loaded);
-    }
-    let (sel, unknown) = workstream::select_only(loaded, only);
-    if !unknown.is_empty() {
-        return Err(Error::new(format!(
-            "--only: unknown workstream id(s): {}",
-            unknown.join(", ")
-        )));
-    }
-    Ok(sel)
-}
-
-/// Validate everything and compute the plan; touches neither the repository nor the
-/// database (history is read only if the database already exists).
-pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
-    let r = resolve(opts)?;
-    let loaded = select(load(&r.workstreams_dir)?, &opts.only)?;
-    let history = if r.db_path.exists() {
-        ConsolidationDatabase::open_existing(&r.db_path)
-            .and_then(|mut db| db.expected_durations())
-            .unwrap_or_default()
-    } else {
-        HashMap::new()
-    };
-    let WorkPlan { jobs, fail_now, .. } = work_plan(&loaded, &[], &history);
-    let mut sched = Scheduler::new(jobs.clone());
-    let mut skips = Vec::new();
-    for id in &fail_now {
-        skips.extend(sched.finish(id, false));
-    }
-    let gone: HashSet<&str> = fail_now
-        .iter()
-        .map(String::as_str)
-        .chain(skips.iter().map(|s| s.id.as_str()))
-        .collect();
-    let runnable: Vec<plan::Job> = jobs
-        .into_iter()
-        .filter(|j| !gone.contains(j.id.as_str()))
-        .collect();
-    let plan = plan::simulate(&runnable, r.agents);
-    Ok(DryRun {
-        repo_root: r.repo.root.clone(),
-        base: r.base,
-        agents: r.agents,
-        loaded,
-        plan,
-        skips,
-    })
-}
-
-/// Runs a configured run and returns the consolidated result (the seed's
-/// `MultiAgentWorkstreamCoordinator`): [`Coordinator::prepare`] resolves the settings,
-/// loads the workstreams, opens the database and plans; [`Prepared::execute`] runs it.
-/// [`Coordinator::run`] does both.
-pub struct Coordinator {
-    opts: RunOptions,
-    observer: Box<dyn Observer>,
-    cancel: Option<watch::Receiver<bool>>,
-}
-
-impl Coordinator {
-    pub fn new(opts: RunOptions) -> Self {
-        Coordinator {
-            opts,
-            observer: Box::new(NoObserver),
-            cancel: None,
-        }
-    }
-
-    /// Receive progress events.
-    pub fn observer(mut self, o: Box<dyn Observer>) -> Self {
-        self.observer = o;
-        self
-    }
-
-    /// Wind the run down when this becomes `true` (Ctrl-C handling lives in the binary).
-    pub fn cancel_on(mut self, rx: watch::Receiver<bool>) -> Self {
-        self.cancel = Some(rx);
-        self
-    }
-
-    /// Everything that can be decided before a run starts, once: resolve the options
-    /// against the repository and git config, read and validate the workstreams, open the
-    /// database (creating it only for a new run), read the history and decide what runs.
-    /// Nothing is written to the repository and no run is started; an error here means
-    /// nothing ran (exit 2). [`Prepared::nothing_to_do`] says when a resume or rerun has
-    /// nothing to do.
-    pub fn prepare(self) -> Result<Prepared, Error> {
-        let Coordinator {
-            opts,
-            observer,
-            cancel,
-        } = self;
-        let cancel = cancel.unwrap_or_else(|| {
-            let (tx, rx) = watch::channel(false);
-            std::mem::forget(tx);
-            rx
-        });
-        let r = resolve(&opts)?;
-        let (db, start, nothing) = prepare_start(&opts, &r)?;
-        Ok(Prepared {
-            opts,
-            r,
-            db,
-            start,
-            nothing,
-            observer,
-            cancel,
-        })
-    }
-
-    /// Prepare, then execute. Errors only when nothing could run (exit 2), including "nothing
-    /// to resume/rerun".
-    pub async fn run(self) -> Result<RunOutcome, Error> {
-        self.prepare()?.execute().await
-    }
+    /// `--fail-fast`: stop dispatching after the first failure.
+    pub fail_fast: bool,
 }
 
 /// What a prepared run starts from.
-enum Start {
+pub(crate) enum Start {
     /// A new run of `loaded` (`rerun_of`: the run whose failures it runs again).
     New {
         loaded: Loaded,
@@ -471,7 +92,6 @@ enum Start {
 
 /// A run resolved, loaded and planned, ready to [`execute`](Prepared::execute).
 pub struct Prepared {
-    opts: RunOptions,
     r: Resolved,
     db: ConsolidationDatabase,
     start: Start,
@@ -481,6 +101,25 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A run `commands::run` resolved, loaded and planned.
+    pub(crate) fn new(
+        r: Resolved,
+        db: ConsolidationDatabase,
+        start: Start,
+        nothing: Option<String>,
+        observer: Box<dyn Observer>,
+        cancel: watch::Receiver<bool>,
+    ) -> Prepared {
+        Prepared {
+            r,
+            db,
+            start,
+            nothing,
+            observer,
+            cancel,
+        }
+    }
+
     /// The settings resolved against the repository.
     pub fn resolved(&self) -> &Resolved {
         &self.r
@@ -509,7 +148,6 @@ impl Prepared {
     /// in-memory scheduler with every result recorded as it ends, then consolidate.
     async fn run_local(self) -> Result<RunOutcome, Error> {
         let Prepared {
-            opts,
             mut r,
             mut db,
             start,
@@ -517,12 +155,12 @@ impl Prepared {
             cancel,
             ..
         } = self;
-        hide_state_dir(&r.repo.root);
+        r.ws.layout.hide_state_dir();
         let resuming = matches!(start, Start::Resume { .. });
-        let uncommitted = (!resuming).then(|| warn_uncommitted(&opts.cwd, &r.base));
+        let uncommitted = (!resuming).then(|| warn_uncommitted(&r.ws.cwd, &r.base));
         let history = db.expected_durations().unwrap_or_default();
         let begun = begin(&mut db, &mut r, start)?;
-        let (logs_dir, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
+        let (logs, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
         let initial_slots = ready_pool(&r, resuming, &mut notes).await;
 
         let db = Db::spawn(db);
@@ -550,13 +188,13 @@ impl Prepared {
             }
         }
 
-        let ctx = Arc::new(run_context(&r, &begun.run_id, logs_dir, None, r.timeout));
+        let ctx = Arc::new(run_context(&r, &begun.run_id, logs, None, r.timeout));
         let mut work = LocalWork::new(
             &begun.run_id,
             Scheduler::new(jobs),
             &begun.loaded,
             to_run,
-            opts.fail_fast,
+            r.fail_fast,
         )
         .with_budget(r.agent_settings.budget_usd, &begun.previous);
         let known = work.known_failures(&begun.loaded, &fail_now, &done);
@@ -599,88 +237,6 @@ impl Prepared {
     }
 }
 
-/// Open the database and decide what the run starts from; `Some(why)` when a resume or a
-/// rerun has nothing to do.
-fn prepare_start(
-    opts: &RunOptions,
-    r: &Resolved,
-) -> Result<(ConsolidationDatabase, Start, Option<String>), Error> {
-    if let RunMode::Join(spec) = &opts.mode {
-        // A worker runs the definitions stored in the queue, not its own files. A worker
-        // waiting for the first run (`latest`) may meet a PostgreSQL database no run has
-        // written yet: it creates the tables, as the coordinator would.
-        let waits = spec == "latest" && r.db_path.sqlite_path().is_none();
-        let mut db = if waits {
-            ConsolidationDatabase::open(&r.db_path)?
-        } else {
-            ConsolidationDatabase::open_existing(&r.db_path)?
-        };
-        let nothing = queue::nothing_to_join(&mut db, spec)?;
-        return Ok((db, Start::Join { spec: spec.clone() }, nothing));
-    }
-    // Everything that can be checked without writing is checked before the database is
-    // opened, so a bad invocation leaves no trace.
-    let all = load(&r.workstreams_dir)?;
-    if opts.mode == RunMode::New {
-        let loaded = select(all, &opts.only)?;
-        let db = ConsolidationDatabase::open(&r.db_path)?;
-        return Ok((
-            db,
-            Start::New {
-                loaded,
-                rerun_of: None,
-            },
-            None,
-        ));
-    }
-    // Resume and rerun read an earlier run: never create a database for them.
-    let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
-    if let Some(why) = nothing_to_do_in(&mut db, &opts.mode, &all)? {
-        let start = Start::New {
-            loaded: Loaded::default(),
-            rerun_of: None,
-        };
-        return Ok((db, start, Some(why)));
-    }
-    let start = match &opts.mode {
-        RunMode::RerunFailed(spec) => {
-            let src = db.resolve_run_id(spec)?;
-            let only = not_completed(&mut db, &src)?;
-            // Ids that no longer exist (or were invalid files) are simply not rerun.
-            let (loaded, _unknown) = workstream::select_only(all, &only);
-            Start::New {
-                loaded,
-                rerun_of: Some(src),
-            }
-        }
-        RunMode::Resume(spec) => {
-            let run_id = db.resolve_run_id(spec)?;
-            if db.shared_run(&run_id)?.is_some() {
-                return Err(Error::new(format!(
-                    "--resume {run_id}: it is a shared run; join it instead: git ws-run --join {run_id} --remote NAME"
-                )));
-            }
-            let info = db
-                .run_info(&run_id)?
-                .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
-            let previous = db.results(&run_id)?;
-            // The workstreams the run was started with, if it said (else all of them).
-            let loaded = match read_selection(&logs_dir_of(&r.repo.root, &run_id)) {
-                Some(ids) => workstream::select_only(all, &ids).0,
-                None => all,
-            };
-            Start::Resume {
-                run_id,
-                info,
-                previous,
-                loaded,
-            }
-        }
-        RunMode::New | RunMode::Join(_) => unreachable!("handled above"),
-    };
-    Ok((db, start, None))
-}
-
 /// A run begun: its id and facts, what it runs, and what an earlier attempt recorded.
 struct Begun {
     run_id: String,
@@ -702,10 +258,10 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 agents: r.agents,
                 base: r.base.clone(),
                 base_rev: r.base_rev.clone(),
-                repo_root: r.repo.root.display().to_string(),
+                repo_root: r.ws.repo.root.display().to_string(),
                 rerun_of,
             };
-            let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.repo))?;
+            let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.ws))?;
             info.run_id = run_id.clone();
             Ok(Begun {
                 run_id,
@@ -747,11 +303,11 @@ fn take_logs(
     begun: &Begun,
     resuming: bool,
     db: &mut ConsolidationDatabase,
-) -> Result<(PathBuf, Option<RunLock>, Vec<String>), Error> {
+) -> Result<(RunLogs, Option<RunLock>, Vec<String>), Error> {
     let run_id = &begun.run_id;
-    let logs_dir = logs_dir_of(&r.repo.root, run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
-    let run_lock = RunLock::try_acquire(&logs_dir.join(RUN_LOCK));
+    let logs = r.ws.layout.run_logs(run_id);
+    logs.create();
+    let run_lock = RunLock::try_acquire(&logs.lock());
     let mut notes = Vec::new();
     if resuming {
         let lock = match run_lock {
@@ -759,29 +315,29 @@ fn take_logs(
             Ok(None) => {
                 return Err(Error::new(format!(
                 "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
-                logs_dir.join(RUN_LOCK).display()
+                logs.lock().display()
             )))
             }
             Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
         };
         // Processes the dead coordinator left running would write into the worktrees.
-        notes.extend(process::reap_orphans(&logs_dir));
+        notes.extend(process::reap_orphans(logs.dir()));
         db.set_run_state(run_id, RunState::Running)?;
-        return Ok((logs_dir, Some(lock), notes));
+        return Ok((logs, Some(lock), notes));
     }
-    write_selection(&logs_dir, &begun.loaded);
-    Ok((logs_dir, run_lock.ok().flatten(), notes))
+    write_selection(&logs, &begun.loaded);
+    Ok((logs, run_lock.ok().flatten(), notes))
 }
 
 /// The pool: idle worktrees past their expiry go; a crashed run's slots let go of its
 /// branches. A resume takes back the crashed run's worktrees now, so every one of them is
 /// repaired and, at the end, reset to the base, whether or not an agent needs it.
 async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Vec<git::AgentSlot> {
-    notes.extend(sweep_pool(&r.repo, &r.pool).await);
+    notes.extend(sweep_pool(&r.ws.repo, &r.pool).await);
     if !resuming {
         return Vec::new();
     }
-    let (slots, more) = take_back_slots(&r.repo, &r.base, r.agents).await;
+    let (slots, more) = take_back_slots(&r.ws.repo, &r.base, r.agents).await;
     notes.extend(more);
     slots
 }
@@ -790,15 +346,16 @@ async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Ve
 fn run_context(
     r: &Resolved,
     run_id: &str,
-    logs_dir: PathBuf,
+    logs: RunLogs,
     worker: Option<String>,
     timeout: Duration,
 ) -> RunContext {
     RunContext {
         run_id: run_id.to_string(),
-        repo: r.repo.clone(),
+        repo: r.ws.repo.clone(),
+        layout: r.ws.layout.clone(),
         base: r.base.clone(),
-        logs_dir,
+        logs,
         agent_cmd: r.agent_cmd.clone(),
         default_timeout: timeout,
         grace: r.grace,
@@ -901,6 +458,32 @@ fn work_plan(
     }
 }
 
+/// What a dry run of `loaded` on `agents` agents would do: the simulated plan (with the
+/// expected durations of `history`), and the workstreams it would skip because a dependency
+/// is invalid. Pure.
+pub(crate) fn simulate(
+    loaded: &Loaded,
+    history: &HashMap<String, f64>,
+    agents: usize,
+) -> (Vec<plan::PlannedStep>, Vec<plan::Skip>) {
+    let WorkPlan { jobs, fail_now, .. } = work_plan(loaded, &[], history);
+    let mut sched = Scheduler::new(jobs.clone());
+    let mut skips = Vec::new();
+    for id in &fail_now {
+        skips.extend(sched.finish(id, false));
+    }
+    let gone: HashSet<&str> = fail_now
+        .iter()
+        .map(String::as_str)
+        .chain(skips.iter().map(|s| s.id.as_str()))
+        .collect();
+    let runnable: Vec<plan::Job> = jobs
+        .into_iter()
+        .filter(|j| !gone.contains(j.id.as_str()))
+        .collect();
+    (plan::simulate(&runnable, agents), skips)
+}
+
 /// Whether a recorded result is final, so `--resume` keeps it: the workstream ran to an
 /// end of its own (completed, or failed). Not final: anything stopped or never started
 /// because the run was interrupted (`Cancelled`), and skips, which are decided again from
@@ -911,67 +494,6 @@ pub fn is_final(r: &WorkstreamResult) -> bool {
             .errors
             .iter()
             .any(|e| e.error_type == ErrorType::Cancelled)
-}
-
-/// The workstreams of a run that did not complete (what `--rerun-failed` runs again).
-fn not_completed(db: &mut ConsolidationDatabase, run_id: &str) -> Result<Vec<String>, Error> {
-    Ok(db
-        .results(run_id)?
-        .into_iter()
-        .filter(|x| x.status != Status::Completed)
-        .map(|x| x.workstream_id)
-        .collect())
-}
-
-/// Why `--resume`/`--rerun-failed` have nothing to do, if they have not.
-fn nothing_to_do_in(
-    db: &mut ConsolidationDatabase,
-    mode: &RunMode,
-    all: &Loaded,
-) -> Result<Option<String>, Error> {
-    match mode {
-        RunMode::New | RunMode::Join(_) => Ok(None),
-        RunMode::RerunFailed(spec) => {
-            let src = db.resolve_run_id(spec)?;
-            let ids = not_completed(db, &src)?;
-            if ids.is_empty() {
-                return Ok(Some(format!(
-                    "nothing to rerun: every workstream of {src} completed"
-                )));
-            }
-            let (sel, _) = workstream::select_only(all.clone(), &ids);
-            Ok((sel.valid.is_empty() && sel.invalid.is_empty()).then(|| {
-                format!(
-                    "nothing to rerun: the workstreams that did not complete in {src} ({}) are no longer in the workstreams directory",
-                    ids.join(", ")
-                )
-            }))
-        }
-        RunMode::Resume(spec) => {
-            let run_id = db.resolve_run_id(spec)?;
-            let finished = db
-                .get_run_summary(&run_id)?
-                .is_some_and(|s| s.state == RunState::Finished);
-            Ok(finished.then(|| {
-                format!(
-                    "nothing to resume: {run_id} finished (git ws-run --rerun-failed {run_id} runs its failed and skipped workstreams again)"
-                )
-            }))
-        }
-    }
-}
-
-/// For `--resume` and `--rerun-failed`: `Some(why)` when there is nothing to do (the
-/// command line then says why and exits 0 without starting a run). The same as
-/// [`Prepared::nothing_to_do`], for callers that do not go on to run.
-pub fn nothing_to_do(opts: &RunOptions) -> Result<Option<String>, Error> {
-    if matches!(opts.mode, RunMode::New | RunMode::Join(_)) {
-        return Ok(None);
-    }
-    Ok(Coordinator::new(opts.clone())
-        .prepare()?
-        .nothing_to_do()
-        .map(str::to_string))
 }
 
 /// Sweep the pool before a run (see [`git::sweep_pool`]); returns a note per thing done.
@@ -1021,25 +543,16 @@ async fn take_back_slots(
 
 /// Whether a run id is already in use in this repository by a run another database
 /// recorded: its logs directory exists or it has `ws/<id>/…` branches.
-fn run_id_taken(repo: &RepoPaths) -> impl Fn(&str) -> bool + '_ {
-    let with_branches: HashSet<String> = git::Repo::open(repo)
+fn run_id_taken(ws: &Workspace) -> impl Fn(&str) -> bool + '_ {
+    let with_branches: HashSet<String> = git::Repo::open(&ws.repo)
         .and_then(|h| h.ws_branches())
         .map(|b| b.into_iter().map(|b| b.run_id).collect())
         .unwrap_or_default();
-    move |id: &str| with_branches.contains(id) || logs_dir_of(&repo.root, id).exists()
+    move |id: &str| with_branches.contains(id) || ws.layout.run_logs(id).exists()
 }
 
-/// `.state/logs/<run-id>`: the run's logs, its lock and the list of its workstreams.
-fn logs_dir_of(root: &Path, run_id: &str) -> PathBuf {
-    root.join(".state").join("logs").join(run_id)
-}
-
-/// Lock file in a run's logs directory, held by the coordinator running it.
-const RUN_LOCK: &str = "run.lock";
-/// The ids a run was started with, so `--resume` runs the same selection.
-const SELECTION_FILE: &str = "workstreams.json";
-
-fn write_selection(logs_dir: &Path, loaded: &Loaded) {
+/// Write the ids a run was started with, so `--resume` runs the same selection.
+fn write_selection(logs: &RunLogs, loaded: &Loaded) {
     let ids: Vec<&str> = loaded
         .valid
         .iter()
@@ -1047,12 +560,12 @@ fn write_selection(logs_dir: &Path, loaded: &Loaded) {
         .chain(loaded.invalid.iter().filter_map(|i| i.id.as_deref()))
         .collect();
     if let Ok(text) = serde_json::to_string(&ids) {
-        let _ = std::fs::write(logs_dir.join(SELECTION_FILE), text);
+        let _ = std::fs::write(logs.selection(), text);
     }
 }
 
-fn read_selection(logs_dir: &Path) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(logs_dir.join(SELECTION_FILE)).ok()?;
+pub(crate) fn read_selection(logs: &RunLogs) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(logs.selection()).ok()?;
     serde_json::from_str(&text).ok()
 }
 
@@ -1081,21 +594,9 @@ impl RunLock {
 
 /// Whether a live `git ws-run` holds run `run_id` (its lock file is locked). A run with
 /// no lock file (never started here, or its logs removed) is not live.
-pub(crate) fn run_is_live(root: &Path, run_id: &str) -> bool {
-    let path = logs_dir_of(root, run_id).join(RUN_LOCK);
+pub(crate) fn run_is_live(layout: &Layout, run_id: &str) -> bool {
+    let path = layout.run_logs(run_id).lock();
     path.is_file() && matches!(RunLock::try_acquire(&path), Ok(None))
-}
-
-/// Keep `.state/` out of `git status` without touching the user's `.gitignore`.
-fn hide_state_dir(root: &Path) {
-    let state = root.join(".state");
-    let gi = state.join(".gitignore");
-    if !gi.exists() && std::fs::create_dir_all(&state).is_ok() {
-        let _ = std::fs::write(
-            gi,
-            "# written by git-ws: run state, logs and the database\n*\n",
-        );
-    }
 }
 
 #[cfg(test)]
@@ -1109,21 +610,6 @@ mod tests {
             r.errors.push(WsError::new(t, "why"));
         }
         r
-    }
-
-    #[test]
-    fn worktree_expiry_reads_durations_days_and_never() {
-        let day = Duration::from_secs(86_400);
-        assert_eq!(parse_expiry("14d"), Ok(Some(14 * day)));
-        assert_eq!(parse_expiry("14"), Ok(Some(14 * day)));
-        assert_eq!(
-            parse_expiry("36h"),
-            Ok(Some(Duration::from_secs(36 * 3600)))
-        );
-        assert_eq!(parse_expiry(" never "), Ok(None));
-        assert_eq!(parse_expiry("0"), Ok(None));
-        let e = parse_expiry("fortnight").unwrap_err();
-        assert!(e.contains("fortnight") && e.contains("never"), "{e}");
     }
 
     #[test]

@@ -23,8 +23,8 @@ use super::finish::{self, let_go_of_slots, write_report};
 use super::lease::{self, Contact, ContactNews, Shared};
 use super::record::Db;
 use super::{
-    begin, hide_state_dir, logs_dir_of, ready_pool, run_context, warn_uncommitted, work_plan,
-    write_selection, Prepared, Resolved, RunOptions, RunOutcome, SharedOutcome, Start, WorkPlan,
+    begin, ready_pool, run_context, warn_uncommitted, work_plan, write_selection, Prepared,
+    Resolved, RunOutcome, SharedOutcome, Start, WorkPlan,
 };
 use crate::consolidate;
 use crate::db::{
@@ -32,12 +32,12 @@ use crate::db::{
 };
 use crate::error::Error;
 use crate::git::{self, remote, RepoPaths};
+use crate::layout::RunLogs;
 use crate::model::{ErrorType, RunInfo, Status, WorkstreamResult, WsError};
 use crate::plan::Scheduler;
 use crate::workstream::{self, Loaded, Workstream};
 use chrono::Utc;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -121,7 +121,6 @@ impl Worker {
 /// on it and wait for its consolidation.
 pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
     let Prepared {
-        opts,
         mut r,
         mut db,
         start,
@@ -130,18 +129,18 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         ..
     } = p;
     let shared = r.shared.clone().expect("a shared run");
-    hide_state_dir(&r.repo.root);
-    let uncommitted = warn_uncommitted(&opts.cwd, &r.base);
+    r.ws.layout.hide_state_dir();
+    let uncommitted = warn_uncommitted(&r.ws.cwd, &r.base);
     let history = db.expected_durations().unwrap_or_default();
     let begun = begin(&mut db, &mut r, start)?;
     let run_id = begun.run_id.clone();
-    let logs_dir = logs_dir_of(&r.repo.root, &run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
-    write_selection(&logs_dir, &begun.loaded);
+    let logs = r.ws.layout.run_logs(&run_id);
+    logs.create();
+    write_selection(&logs, &begun.loaded);
 
     // The base, for every worker to fetch.
     if shared.remote != "." {
-        let (repo, remote_name) = (r.repo.clone(), shared.remote.clone());
+        let (repo, remote_name) = (r.ws.repo.clone(), shared.remote.clone());
         let spec = format!("{}:{}", r.base, remote::base_ref(&run_id));
         let pushed =
             tokio::task::spawn_blocking(move || remote::push(&repo, &remote_name, &[spec]))
@@ -158,7 +157,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
 
     let settings = QueueSettings {
         timeout_secs: r.timeout.as_secs_f64(),
-        fail_fast: opts.fail_fast,
+        fail_fast: r.fail_fast,
         lease_ms: lease_ms(shared.lease),
     };
     let (items, settled) = queue_items(&r, &run_id, &begun.loaded, &history);
@@ -191,7 +190,6 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         observer.event(Event::WorkstreamFinished { result: res });
     }
     run_worker(WorkerRun {
-        opts,
         r,
         db: Db::spawn(db),
         run_id,
@@ -201,7 +199,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         observer,
         cancel,
         notes,
-        logs_dir,
+        logs,
         coordinator: true,
         total: items.len(),
     })
@@ -283,7 +281,7 @@ async fn find_run(db: &Db, spec: &str) -> Result<Option<String>, Error> {
 
 /// Why `--join SPEC` has nothing to do, if it has not: the run finished. An error when the
 /// run is not a shared one.
-pub(super) fn nothing_to_join(
+pub(crate) fn nothing_to_join(
     db: &mut crate::db::ConsolidationDatabase,
     spec: &str,
 ) -> Result<Option<String>, Error> {
@@ -306,7 +304,6 @@ pub(super) fn nothing_to_join(
 /// every workstream has its final result.
 pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
     let Prepared {
-        opts,
         mut r,
         db,
         start,
@@ -319,10 +316,63 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
     };
     let shared = r.shared.clone().expect("--join has a remote");
     let db = Db::spawn(db);
+    let run_id = wait_for_run(&db, &spec, &cancel, observer.as_mut()).await?;
+    let id = run_id.clone();
+    let run = db
+        .call(move |db| db.shared_run(&id))
+        .await?
+        .ok_or_else(|| {
+            Error::new(format!(
+                "--join {run_id}: it is not a shared run (start one with git ws-run --remote NAME)"
+            ))
+        })?;
+    if run.consolidated_at.is_some() {
+        return Err(Error::new(format!(
+            "nothing to join: {run_id} finished (git ws-report {run_id} shows it)"
+        )));
+    }
+    // The run's base, from the remote.
+    r.base = run.base.clone();
+    fetch_base(&r.ws.repo, &shared, &run).await?;
+    r.ws.layout.hide_state_dir();
+    let id = run_id.clone();
+    let info = db
+        .call(move |db| db.run_info(&id))
+        .await?
+        .ok_or_else(|| Error::new(format!("--join: no run {run_id}")))?;
+    let id = run_id.clone();
+    let counts = db.call(move |db| db.queue_counts(&id)).await?;
+    let logs = r.ws.layout.run_logs(&run_id);
+    logs.create();
+    run_worker(WorkerRun {
+        r,
+        db,
+        run_id,
+        info,
+        settings: run.settings,
+        shared,
+        observer,
+        cancel,
+        notes: Vec::new(),
+        logs,
+        coordinator: false,
+        total: counts.unfinished().max(0) as usize,
+    })
+    .await
+}
+
+/// `--join SPEC`: the run to join, once there is one (`latest` waits for a shared run to be
+/// started, saying so once; Ctrl-C stops the wait).
+async fn wait_for_run(
+    db: &Db,
+    spec: &str,
+    cancel: &watch::Receiver<bool>,
+    observer: &mut dyn Observer,
+) -> Result<String, Error> {
     let mut said = false;
-    let run_id = loop {
-        if let Some(id) = find_run(&db, &spec).await? {
-            break id;
+    loop {
+        if let Some(id) = find_run(db, spec).await? {
+            return Ok(id);
         }
         if !said {
             observer.event(Event::Note(
@@ -340,26 +390,16 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
                 "interrupted while waiting for a shared run to join",
             ));
         }
-    };
-    let id = run_id.clone();
-    let run = db
-        .call(move |db| db.shared_run(&id))
-        .await?
-        .ok_or_else(|| {
-            Error::new(format!(
-                "--join {run_id}: it is not a shared run (start one with git ws-run --remote NAME)"
-            ))
-        })?;
-    if run.consolidated_at.is_some() {
-        return Err(Error::new(format!(
-            "nothing to join: {run_id} finished (git ws-report {run_id} shows it)"
-        )));
     }
-    // The run's base, from the remote.
-    r.base = run.base.clone();
+}
+
+/// Fetch the base of shared run `run` from the remote (unless the remote is this
+/// repository), and check it is here.
+async fn fetch_base(repo: &RepoPaths, shared: &Shared, run: &SharedRun) -> Result<(), Error> {
+    let run_id = &run.run_id;
     if shared.remote != "." {
-        let (repo, remote_name) = (r.repo.clone(), shared.remote.clone());
-        let base = remote::base_ref(&run_id);
+        let (repo, remote_name) = (repo.clone(), shared.remote.clone());
+        let base = remote::base_ref(run_id);
         let spec = format!("+{base}:{base}");
         let fetched =
             tokio::task::spawn_blocking(move || remote::fetch(&repo, &remote_name, &[spec]))
@@ -372,7 +412,7 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
             )));
         }
     }
-    if !remote::has_commit(&r.repo, &run.base) {
+    if !remote::has_commit(repo, &run.base) {
         return Err(Error::new(format!(
             "failed to join {run_id}: its base {} is not in this repository (is remote {} the run's remote, {}?)",
             &run.base[..run.base.len().min(12)],
@@ -380,40 +420,13 @@ pub(super) async fn join(p: Prepared) -> Result<RunOutcome, Error> {
             run.remote
         )));
     }
-    hide_state_dir(&r.repo.root);
-    let id = run_id.clone();
-    let info = db
-        .call(move |db| db.run_info(&id))
-        .await?
-        .ok_or_else(|| Error::new(format!("--join: no run {run_id}")))?;
-    let id = run_id.clone();
-    let counts = db.call(move |db| db.queue_counts(&id)).await?;
-    let logs_dir = logs_dir_of(&r.repo.root, &run_id);
-    let _ = std::fs::create_dir_all(&logs_dir);
-    run_worker(WorkerRun {
-        opts,
-        r,
-        db,
-        run_id,
-        info,
-        settings: run.settings,
-        shared,
-        observer,
-        cancel,
-        notes: Vec::new(),
-        logs_dir,
-        coordinator: false,
-        total: counts.unfinished().max(0) as usize,
-    })
-    .await
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
 // One worker
 
 struct WorkerRun {
-    #[allow(dead_code)]
-    opts: RunOptions,
     r: Resolved,
     db: Db,
     run_id: String,
@@ -423,7 +436,7 @@ struct WorkerRun {
     observer: Box<dyn Observer>,
     cancel: watch::Receiver<bool>,
     notes: Vec<String>,
-    logs_dir: PathBuf,
+    logs: RunLogs,
     /// The process that started the run: it waits for the consolidation.
     coordinator: bool,
     /// Workstreams for the progress display.
@@ -437,83 +450,178 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
         r,
         db,
         run_id,
-        mut info,
+        info,
         settings,
         shared,
         mut observer,
         cancel,
-        mut notes,
-        logs_dir,
+        notes,
+        logs,
         coordinator,
         total,
-        ..
     } = w;
-    let lease = Duration::from_millis(settings.lease_ms.max(1) as u64);
-    let worker = Worker {
-        db: db.clone(),
-        repo: r.repo.clone(),
-        remote: shared.remote.clone(),
-        run_id: run_id.clone(),
-        name: shared.worker.clone(),
-        lease,
-        settings: settings.clone(),
-        claims: Arc::new(Mutex::new(HashMap::new())),
-        notify: Arc::new(Notify::new()),
-        run_done: Arc::new(AtomicBool::new(false)),
-    };
-    let (id, name, agents) = (run_id.clone(), worker.name.clone(), r.agents);
-    db.call(move |db| db.register_worker(&id, &name, agents))
-        .await?;
+    let worker = Worker::new(db, &r, &run_id, &shared, settings);
+    worker.register(r.agents).await?;
     observer.event(Event::RunStarted {
         run_id: &run_id,
         total,
         agents: r.agents,
         jobs: &[],
     });
-
-    // The heartbeat: renews the claims (and the consolidation while it is held).
-    let consolidation: Arc<Mutex<Option<i64>>> = Arc::new(Mutex::new(None));
-    let (news_tx, news_rx) = mpsc::unbounded_channel();
-    let (stop_beat, beat_stopped) = watch::channel(false);
-    let beat = tokio::spawn(heartbeat(
-        worker.clone(),
-        consolidation.clone(),
-        news_tx,
-        beat_stopped,
-    ));
-
-    let timeout = Duration::from_secs_f64(settings.timeout_secs.max(0.001));
+    let (beat, news) = Heartbeat::start(&worker);
+    let timeout = Duration::from_secs_f64(worker.settings.timeout_secs.max(0.001));
     let ctx = Arc::new(run_context(
         &r,
         &run_id,
-        logs_dir,
+        logs,
         Some(worker.name.clone()),
         timeout,
     ));
-    let mut work = QueueWork::new(worker.clone(), ctx.clone(), news_rx);
-    let mut completer = Completer::start(worker.clone());
-    let mut shared_out = SharedOutcome {
-        worker: worker.name.clone(),
-        ..SharedOutcome::default()
+    let mut shift = Shift {
+        work: QueueWork::new(worker.clone(), ctx.clone(), news),
+        completer: Completer::start(worker.clone()),
+        consolidation: beat.consolidation.clone(),
+        w: worker,
+        r,
+        info,
+        observer,
+        cancel,
+        coordinator,
+        notes,
+        ctx,
     };
-    let mut interrupted = false;
-    let mut finished: Option<RunOutcome> = None;
-    loop {
-        let initial = ready_pool(&r, false, &mut notes).await;
+    let ended = shift.work_until_done().await;
+    beat.stop().await;
+    Ok(shift.clock_out(ended).await)
+}
+
+impl Worker {
+    /// Worker `shared.worker` of run `run_id`, under the run's queue settings.
+    fn new(db: Db, r: &Resolved, run_id: &str, shared: &Shared, settings: QueueSettings) -> Worker {
+        Worker {
+            db,
+            repo: r.ws.repo.clone(),
+            remote: shared.remote.clone(),
+            run_id: run_id.to_string(),
+            name: shared.worker.clone(),
+            lease: Duration::from_millis(settings.lease_ms.max(1) as u64),
+            settings,
+            claims: Arc::new(Mutex::new(HashMap::new())),
+            notify: Arc::new(Notify::new()),
+            run_done: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sign this worker up for the run, with its agent count.
+    async fn register(&self, agents: usize) -> Result<(), Error> {
+        let (id, name) = (self.run_id.clone(), self.name.clone());
+        self.db
+            .call(move |db| db.register_worker(&id, &name, agents))
+            .await?;
+        Ok(())
+    }
+}
+
+/// The heartbeat task ([`heartbeat`]): renews the claims, and the consolidation while it is
+/// held.
+struct Heartbeat {
+    /// The consolidation's token while this worker holds it.
+    consolidation: Arc<Mutex<Option<i64>>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Heartbeat {
+    /// Start beating for `w`; the receiver gets its news (lost claims, lost contact).
+    fn start(w: &Worker) -> (Heartbeat, mpsc::UnboundedReceiver<News>) {
+        let consolidation = Arc::new(Mutex::new(None));
+        let (news_tx, news_rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(heartbeat(
+            w.clone(),
+            consolidation.clone(),
+            news_tx,
+            stopped,
+        ));
+        let beat = Heartbeat {
+            consolidation,
+            stop,
+            task,
+        };
+        (beat, news_rx)
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// How a worker's time on a shared run ended.
+#[derive(Default)]
+struct Ended {
+    interrupted: bool,
+    /// The whole run, consolidated, when it finished while this worker was on it.
+    finished: Option<RunOutcome>,
+    /// Whether this worker did the consolidation.
+    consolidated_here: bool,
+}
+
+/// One worker's time on a shared run: what its turns of dispatching and consolidating
+/// share.
+struct Shift {
+    w: Worker,
+    r: Resolved,
+    info: RunInfo,
+    observer: Box<dyn Observer>,
+    cancel: watch::Receiver<bool>,
+    /// The process that started the run: it waits for the consolidation.
+    coordinator: bool,
+    notes: Vec<String>,
+    ctx: Arc<RunContext>,
+    work: QueueWork,
+    completer: Completer,
+    /// The consolidation's token while this worker holds it (the heartbeat renews it).
+    consolidation: Arc<Mutex<Option<i64>>>,
+}
+
+impl Shift {
+    /// Turns of dispatching (until the queue has nothing more for this worker) and of asking
+    /// for the consolidation, until the run is finished, this worker leaves it, or Ctrl-C.
+    async fn work_until_done(&mut self) -> Ended {
+        loop {
+            if self.dispatch_turn().await {
+                return Ended {
+                    interrupted: true,
+                    ..Ended::default()
+                };
+            }
+            // Every result of this worker recorded before asking who consolidates.
+            self.completer.flush().await;
+            if let Some(ended) = self.consolidation_turn().await {
+                return ended;
+            }
+        }
+    }
+
+    /// One turn of the dispatch loop over the queue, then the agents' worktrees let go of
+    /// (the branches must not stay checked out here while the consolidation fetches).
+    /// Whether the run was interrupted.
+    async fn dispatch_turn(&mut self) -> bool {
+        let initial = ready_pool(&self.r, false, &mut self.notes).await;
         let Dispatched {
             slots,
-            interrupted: stopped,
-            notes: more,
+            interrupted,
+            notes,
         } = {
-            let mut events = Tee(&mut completer, observer.as_mut());
-            Dispatch::new(ctx.clone(), r.agents)
-                .run(&mut work, initial, &mut events, cancel.clone())
+            let mut events = Tee(&mut self.completer, self.observer.as_mut());
+            Dispatch::new(self.ctx.clone(), self.r.agents)
+                .run(&mut self.work, initial, &mut events, self.cancel.clone())
                 .await
         };
-        notes.extend(more);
-        interrupted |= stopped;
-        // The branches must not stay checked out here while the consolidation fetches.
-        notes.extend(
+        self.notes.extend(notes);
+        let r = &self.r;
+        self.notes.extend(
             let_go_of_slots(
                 slots,
                 r.base.clone(),
@@ -522,80 +630,117 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
             )
             .await,
         );
-        if interrupted {
-            break;
-        }
-        // Every result of this worker recorded before asking who consolidates.
-        completer.flush().await;
-        match take_consolidation(&worker, coordinator, &cancel, observer.as_mut()).await {
-            Turn::Mine(token) => {
-                *lock(&consolidation) = Some(token);
-                observer.event(Event::Consolidating);
-                let out = consolidate_shared(&worker, &r, &mut info, token, &mut notes).await;
-                *lock(&consolidation) = None;
-                shared_out.consolidated_here = out.is_some();
-                finished = out;
-                if finished.is_none() && coordinator {
-                    // Another worker finished it after all: read it.
-                    finished = load_finished(&worker, &r).await.ok();
-                }
-                break;
-            }
-            Turn::Done => {
-                finished = load_finished(&worker, &r).await.ok();
-                break;
-            }
-            Turn::Leave => break,
-            Turn::Interrupted => {
-                interrupted = true;
-                break;
-            }
-            Turn::Again => continue,
-        }
+        interrupted
     }
-    let _ = stop_beat.send(true);
-    let _ = beat.await;
-    let done = completer.finish().await;
-    notes.extend(work.finish().await);
-    notes.extend(done.notes);
-    shared_out.ran = done.accepted;
-    shared_out.rejected = done.rejected;
-    shared_out.returned = std::mem::take(&mut work.returned);
-    let (id, name) = (run_id.clone(), worker.name.clone());
-    let _ = db.call(move |db| db.leave(&id, &name)).await;
 
-    shared_out.run_finished = finished.is_some();
-    let mut outcome = match finished {
-        Some(o) => o,
-        None => {
-            // Left before the end: the run so far, as the database has it.
-            let (id, inf) = (run_id.clone(), info.clone());
-            let results = db.call(move |db| db.results(&id)).await.unwrap_or_default();
-            let consolidated =
-                consolidate::consolidate(&inf, &results, crate::model::MergeForecast::default());
-            RunOutcome {
-                run_id: run_id.clone(),
-                consolidated,
-                results,
-                db_path: r.db_path.clone(),
-                report_path: None,
-                report_error: None,
-                interrupted,
-                notes: Vec::new(),
-                shared: None,
+    /// Ask who consolidates the run and act on the answer: consolidate it here, read it
+    /// back when another worker did, or leave. `None`: workstreams became unfinished again
+    /// (given back): work on.
+    async fn consolidation_turn(&mut self) -> Option<Ended> {
+        let turn = take_consolidation(
+            &self.w,
+            self.coordinator,
+            &self.cancel,
+            self.observer.as_mut(),
+        )
+        .await;
+        Some(match turn {
+            Turn::Mine(token) => {
+                *lock(&self.consolidation) = Some(token);
+                self.observer.event(Event::Consolidating);
+                let out =
+                    consolidate_shared(&self.w, &self.r, &mut self.info, token, &mut self.notes)
+                        .await;
+                *lock(&self.consolidation) = None;
+                let consolidated_here = out.is_some();
+                let finished = match out {
+                    // Another worker finished it after all: read it.
+                    None if self.coordinator => load_finished(&self.w, &self.r).await.ok(),
+                    out => out,
+                };
+                Ended {
+                    interrupted: false,
+                    finished,
+                    consolidated_here,
+                }
             }
-        }
-    };
-    outcome.interrupted = interrupted;
-    notes.append(&mut outcome.notes);
-    outcome.notes = notes;
-    outcome.shared = Some(shared_out);
-    let notified = crate::agent_io::notify::after_run(&outcome).await;
-    outcome.notes.extend(notified);
-    for n in &outcome.notes {
-        observer.event(Event::Note(n));
+            Turn::Done => Ended {
+                finished: load_finished(&self.w, &self.r).await.ok(),
+                ..Ended::default()
+            },
+            Turn::Leave => Ended::default(),
+            Turn::Interrupted => Ended {
+                interrupted: true,
+                ..Ended::default()
+            },
+            Turn::Again => return None,
+        })
     }
-    Ok(outcome)
+
+    /// Leave the run: every result recorded, the claims handed back here returned to the
+    /// queue, the worker signed off; then the outcome (the whole run's when it finished,
+    /// else the run so far), with the notify command run and every note shown.
+    async fn clock_out(self, ended: Ended) -> RunOutcome {
+        let Shift {
+            w,
+            r,
+            info,
+            mut observer,
+            mut notes,
+            mut work,
+            completer,
+            ..
+        } = self;
+        let done = completer.finish().await;
+        notes.extend(work.finish().await);
+        notes.extend(done.notes);
+        let shared = SharedOutcome {
+            worker: w.name.clone(),
+            ran: done.accepted,
+            returned: std::mem::take(&mut work.returned),
+            rejected: done.rejected,
+            consolidated_here: ended.consolidated_here,
+            run_finished: ended.finished.is_some(),
+        };
+        let (id, name) = (w.run_id.clone(), w.name.clone());
+        let _ = w.db.call(move |db| db.leave(&id, &name)).await;
+        let mut outcome = match ended.finished {
+            Some(o) => o,
+            None => run_so_far(&w, &r, &info, ended.interrupted).await,
+        };
+        outcome.interrupted = ended.interrupted;
+        notes.append(&mut outcome.notes);
+        outcome.notes = notes;
+        outcome.shared = Some(shared);
+        let notified = crate::agent_io::notify::after_run(&outcome).await;
+        outcome.notes.extend(notified);
+        for n in &outcome.notes {
+            observer.event(Event::Note(n));
+        }
+        outcome
+    }
+}
+
+/// A worker left before the end: the run so far, as the database has it.
+async fn run_so_far(w: &Worker, r: &Resolved, info: &RunInfo, interrupted: bool) -> RunOutcome {
+    let (id, inf) = (w.run_id.clone(), info.clone());
+    let results =
+        w.db.call(move |db| db.results(&id))
+            .await
+            .unwrap_or_default();
+    let consolidated =
+        consolidate::consolidate(&inf, &results, crate::model::MergeForecast::default());
+    RunOutcome {
+        run_id: w.run_id.clone(),
+        consolidated,
+        results,
+        db_path: r.db_path.clone(),
+        report_path: None,
+        report_error: None,
+        interrupted,
+        notes: Vec::new(),
+        shared: None,
+    }
 }
 
 /// Whose turn it is to consolidate, from this worker's point of view.
@@ -1262,7 +1407,7 @@ async fn consolidate_shared(
     notes.extend(note);
     let mut consolidated = consolidate::consolidate(info, &results, forecast);
     consolidated.notes = notes.clone();
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &results);
+    let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &results);
     let totals = consolidated.clone();
     let finished =
         w.db.call(move |db| db.finish_consolidation(token, &totals))
@@ -1361,7 +1506,7 @@ async fn load_finished(w: &Worker, r: &Resolved) -> Result<RunOutcome, Error> {
         .and_then(|s| s.execution_summary.get("notes").cloned())
         .and_then(|n| serde_json::from_value(n).ok())
         .unwrap_or_default();
-    let (report_path, report_error) = write_report(&r.reports_dir, &consolidated, &results);
+    let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &results);
     Ok(RunOutcome {
         run_id: w.run_id.clone(),
         consolidated,

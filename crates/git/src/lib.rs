@@ -53,6 +53,19 @@ pub struct RepoPaths {
     pub common_dir: PathBuf,
 }
 
+impl RepoPaths {
+    /// `<common dir>/ws`: the agent worktree pool (the worktrees, their lock files in
+    /// `locks/`, the setup markers in `setup/`). Every pool path starts here.
+    pub fn pool_dir(&self) -> PathBuf {
+        self.common_dir.join("ws")
+    }
+
+    /// The worktree of pool slot `slot` (`agent-1`, `agent-1-2`).
+    pub fn pool_slot_dir(&self, slot: &str) -> PathBuf {
+        self.pool_dir().join(slot)
+    }
+}
+
 /// Find the repository containing `cwd`. Errors, each one clear sentence: not a git
 /// repository; a bare repository; a repository with no commits.
 pub fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {

@@ -74,7 +74,7 @@ impl SlotDirs {
     pub(crate) fn new(repo: &RepoPaths, slot: &str) -> SlotDirs {
         let name = format!("ws-{slot}");
         SlotDirs {
-            path: repo.common_dir.join("ws").join(slot),
+            path: repo.pool_slot_dir(slot),
             admin: repo.common_dir.join("worktrees").join(&name),
             lock: locks_dir(repo).join(format!("{slot}.lock")),
             slot: slot.to_string(),
@@ -110,7 +110,7 @@ pub(crate) fn parse_slot(slot: &str) -> Option<(usize, usize)> {
 }
 
 fn locks_dir(repo: &RepoPaths) -> PathBuf {
-    repo.common_dir.join("ws").join("locks")
+    repo.pool_dir().join("locks")
 }
 
 pub(crate) fn claim(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
@@ -404,10 +404,7 @@ fn repair_links(
 /// the base through git2, which writes the files and the index. Files already in the
 /// directory are reused where they match, and ignored ones (build caches) are kept.
 pub(crate) fn build(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<(), GitError> {
-    for dir in [
-        &repo.common_dir.join("worktrees"),
-        &repo.common_dir.join("ws"),
-    ] {
+    for dir in [&repo.common_dir.join("worktrees"), &repo.pool_dir()] {
         fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
     }
     let marker = d.admin.join(CREATING);
@@ -513,7 +510,7 @@ fn slot_names(repo: &RepoPaths) -> Vec<String> {
         }
     };
     let plain = |n: &str| parse_slot(n).map(|_| n.to_string());
-    list(&repo.common_dir.join("ws"), &plain, &mut names);
+    list(&repo.pool_dir(), &plain, &mut names);
     list(
         &repo.common_dir.join("worktrees"),
         &|n: &str| n.strip_prefix("ws-").and_then(plain),
@@ -637,7 +634,7 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
     }
     if out.busy.is_empty() {
         let _ = fs::remove_dir(locks_dir(repo));
-        let _ = fs::remove_dir(repo.common_dir.join("ws"));
+        let _ = fs::remove_dir(repo.pool_dir());
     }
     if let Ok(n) = delete_legacy_tmp_branches(repo) {
         out.note_legacy_branches(n);

@@ -5,11 +5,12 @@
 use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
 use crate::error::Error;
 use crate::git;
+use crate::workspace::Workspace;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// The hook as shipped in `hooks/post-merge`.
-pub const POST_MERGE: &str = include_str!("../hooks/post-merge");
+pub const POST_MERGE: &str = include_str!("../../hooks/post-merge");
 const BEGIN: &str = "# >>> git-ws post-merge >>>";
 const END: &str = "# <<< git-ws post-merge <<<";
 
@@ -65,8 +66,8 @@ pub fn landed_branches(cwd: &Path) -> Result<Vec<git::Landed>, Error> {
 /// git config, the default). Returns the line to print, if any. Never fails: every problem
 /// ends quietly, or with a one-line note when the database was busy.
 pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
-    let repo = git::discover(cwd).ok()?;
-    let location = crate::workspace::locate_db(db, cwd, Some(&repo)).ok()??;
+    let ws = Workspace::discover(cwd).ok()?;
+    let location = ws.database(db).ok()?;
     let mut db = match ConsolidationDatabase::open_for_hook(&location) {
         Ok(Some(db)) => db,
         Ok(None) => return None,
@@ -76,7 +77,7 @@ pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
     if index.is_empty() {
         return None;
     }
-    let landed = git::landed_ws_branches(&repo, cwd).ok()?;
+    let landed = git::landed_ws_branches(&ws.repo, cwd).ok()?;
     let head = git::head_of(cwd).ok()?;
     let now = chrono::Utc::now();
     let records: Vec<MergeRecord> = landed
@@ -151,8 +152,8 @@ pub(crate) fn record_new(
 /// Install the post-merge hook into the repository containing `cwd` (honouring
 /// `core.hooksPath`). Returns a one-line description of what was done.
 pub fn install(cwd: &Path) -> Result<String, Error> {
-    let repo = git::discover(cwd)?;
-    let dir = git::config::hooks_dir(&repo);
+    let ws = Workspace::discover(cwd)?;
+    let dir = git::config::hooks_dir(&ws.repo);
     std::fs::create_dir_all(&dir).map_err(|e| {
         Error::new(format!(
             "failed to create hooks directory {}: {e}",

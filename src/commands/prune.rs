@@ -1,19 +1,44 @@
-//! Keeping a repository tidy between runs: `git ws-run --prune-worktrees` (the agent
-//! worktree pool) and `git ws-run --prune-branches` (the `ws/<run-id>/…` branches of
-//! finished runs). Neither touches the database, which keeps every result and commit SHA.
+//! Keeping a repository tidy between runs, the command: `git ws-run --prune-worktrees` (the
+//! agent worktree pool) and `git ws-run --prune-branches` (the `ws/<run-id>/…` branches of
+//! finished runs), both through [`prune`]. Neither touches the database, which keeps every
+//! result and commit SHA.
 
-use super::{run_is_live, DEFAULT_DB};
 use crate::db::{ConsolidationDatabase, RunState};
 use crate::error::Error;
 use crate::git::{self, PoolSweep, Repo};
+use crate::runner::run_is_live;
+use crate::workspace::Workspace;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+/// What to prune.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prune {
+    /// The pool of the repository containing this directory.
+    Worktrees(PathBuf),
+    Branches(PruneBranches),
+}
+
+/// What was pruned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pruned {
+    Worktrees(PoolSweep),
+    Branches(BranchPrune),
+}
+
+/// `git ws-run --prune-worktrees` / `--prune-branches`.
+pub fn prune(what: &Prune) -> Result<Pruned, Error> {
+    Ok(match what {
+        Prune::Worktrees(cwd) => Pruned::Worktrees(prune_worktrees(cwd)?),
+        Prune::Branches(opts) => Pruned::Branches(prune_branches(opts)?),
+    })
+}
+
 /// Remove every pool worktree no live run holds (see [`git::prune_pool`]).
 pub fn prune_worktrees(cwd: &Path) -> Result<PoolSweep, Error> {
-    let repo = git::discover(cwd)?;
-    Ok(git::prune_pool(&repo))
+    let ws = Workspace::discover(cwd)?;
+    Ok(git::prune_pool(&ws.repo))
 }
 
 /// What `--prune-branches` may delete.
@@ -22,7 +47,8 @@ pub struct PruneBranches {
     /// Where to look for the repository.
     pub cwd: PathBuf,
     /// The run database: an SQLite path (relative to `cwd`) or a PostgreSQL URL; default env
-    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`DEFAULT_DB`] at the repo root.
+    /// `GIT_WS_DATABASE_URL`, git config `ws.database`, else [`crate::layout::DEFAULT_DB`]
+    /// at the repo root.
     pub db_path: Option<crate::db::DbLocation>,
     /// Also delete unmerged branches of runs that started more than this many days ago.
     pub older_than_days: Option<u64>,
@@ -91,10 +117,8 @@ fn verdict(
 /// branch checked out somewhere.
 pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
     let repo = Repo::discover(&opts.cwd)?;
-    let root = repo.paths().root.clone();
-    let db_path =
-        crate::workspace::locate_db(opts.db_path.as_ref(), &opts.cwd, Some(repo.paths()))?
-            .unwrap_or_else(|| crate::db::DbLocation::Sqlite(root.join(DEFAULT_DB)));
+    let ws = Workspace::of(&opts.cwd, &repo)?;
+    let db_path = ws.database(opts.db_path.as_ref())?;
     let mut db = if db_path.exists() {
         Some(ConsolidationDatabase::open_existing(&db_path)?)
     } else {
@@ -110,7 +134,7 @@ pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
             continue;
         }
         let mut f = RunFacts {
-            live: run_is_live(&root, &b.run_id),
+            live: run_is_live(&ws.layout, &b.run_id),
             started: started_from_id(&b.run_id),
             merged: HashMap::new(),
         };

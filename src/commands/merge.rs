@@ -14,18 +14,20 @@
 
 use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
-use crate::git::{self, ExclusionReason, Integration, Objects, RepoPaths};
+use crate::git::{self, ExclusionReason, Integration, Objects};
+use crate::layout::{IntegrationLogs, Reports};
 use crate::model::{
     ErrorType, ForecastStep, IntegrationExclusion, IntegrationMerge, IntegrationRecord,
     IntegrationTestRun, Status, WorkstreamResult,
 };
-use crate::runner::process::{self, Ending, Spec};
+use crate::process::{self, Ending, Spec};
+use crate::workspace::Workspace;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The git config key for the default test command.
-pub const TEST_CONFIG_KEY: &str = "ws.integrationTest";
+pub const TEST_CONFIG_KEY: &str = crate::config::INTEGRATION_TEST;
 
 /// Lines of a failing test run's output kept with the merge it is blamed on.
 const TAIL_LINES: usize = 30;
@@ -158,7 +160,7 @@ impl From<crate::db::DbError> for MergeFailure {
 
 /// Everything resolved before anything is written.
 struct Plan {
-    repo: RepoPaths,
+    ws: Workspace,
     db: ConsolidationDatabase,
     location: DbLocation,
     run_id: String,
@@ -187,7 +189,7 @@ pub fn merge(
     let integrated_at = now_micros();
     if opts.dry_run {
         let it = git::integrate(
-            &plan.repo,
+            &plan.ws.repo,
             &plan.run_id,
             &plan.onto.sha,
             &plan.ordered,
@@ -208,7 +210,7 @@ pub fn merge(
         Some(cmd) => integrate_tested(&plan, opts, &cmd, progress)?,
         None => (
             git::integrate(
-                &plan.repo,
+                &plan.ws.repo,
                 &plan.run_id,
                 &plan.onto.sha,
                 &plan.ordered,
@@ -217,14 +219,14 @@ pub fn merge(
             Vec::new(),
         ),
     };
-    git::write_integration_branch(&plan.repo, &plan.branch, &it.tip)?;
+    git::write_integration_branch(&plan.ws.repo, &plan.branch, &it.tip)?;
     let mut record = record(&plan, opts, it, tests, integrated_at, false);
     let mut notes = Vec::new();
     let mut ff_failed = false;
     let mut merges_line = None;
     if let Some(b) = plan.ff_branch.clone() {
         let message = format!("git-ws-merge: fast-forward to {}", plan.branch);
-        match git::fast_forward(&plan.repo, &b, &plan.onto.sha, &record.tip, &message) {
+        match git::fast_forward(&plan.ws.repo, &b, &plan.onto.sha, &record.tip, &message) {
             Ok(_) => {
                 if record.tip != plan.onto.sha {
                     record.fast_forwarded = Some(b.clone());
@@ -239,9 +241,8 @@ pub fn merge(
     }
     plan.db.record_integration(&record)?;
     let reports = match &opts.reports_dir {
-        Some(d) if d.is_absolute() => d.clone(),
-        Some(d) => opts.cwd.join(d),
-        None => plan.repo.root.join(crate::runner::DEFAULT_REPORTS),
+        Some(d) => Reports::at(plan.ws.abs(d)),
+        None => plan.ws.layout.reports().clone(),
     };
     let report_path = match rewrite_report(&mut plan.db, &plan.run_id, &reports) {
         Ok(p) => Some(p),
@@ -263,13 +264,12 @@ pub fn merge(
 
 /// Resolve everything and refuse what must not be touched; writes nothing.
 fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
-    let repo = git::discover(&opts.cwd)?;
-    let config = git::Repo::open(&repo)?.config()?;
-    let location = crate::workspace::locate_db(opts.db.as_ref(), &opts.cwd, Some(&repo))?
-        .unwrap_or_else(|| DbLocation::Sqlite(repo.root.join(crate::db::DEFAULT_PATH)));
+    let ws = Workspace::discover(&opts.cwd)?;
+    let (repo, config) = (&ws.repo, &ws.config);
+    let location = ws.database(opts.db.as_ref())?;
     let mut db = ConsolidationDatabase::open_existing(&location)?;
     let run_id = db.resolve_run_id(&opts.run)?;
-    if crate::runner::run_is_live(&repo.root, &run_id) {
+    if crate::runner::run_is_live(&ws.layout, &run_id) {
         return Err(Error::new(format!(
             "refusing to integrate run {run_id}: a git ws-run is still running it; wait for it to finish"
         ))
@@ -280,24 +280,15 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         .ok_or_else(|| Error::new(format!("no run {run_id}")))?;
     let onto = git::resolve_onto(&opts.cwd, &opts.onto)
         .map_err(|e| Error::new(format!("--onto {}: {e}", opts.onto)))?;
-    let branch = integration_branch(opts, &repo, &run_id, &onto)?;
+    let branch = integration_branch(opts, repo, &run_id, &onto)?;
     let test = opts
         .test
         .clone()
-        .or_else(|| config.string(TEST_CONFIG_KEY))
+        .or_else(|| config.integration_test())
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
-    let ff_branch = ff_branch(opts, &repo, &onto)?;
-    let keep_ignored = config
-        .string("ws.keepIgnored")
-        .map(|v| {
-            v.split([',', ' '])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+    let ff_branch = ff_branch(opts, repo, &onto)?;
+    let keep_ignored = config.keep_ignored();
 
     let Candidates {
         not_completed,
@@ -305,21 +296,21 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         candidates,
         tips,
         branches,
-    } = candidates(&repo, &db.results(&run_id)?)?;
+    } = candidates(repo, &db.results(&run_id)?)?;
     // The order: the forecast's, recomputed from the branches as they are now.
-    let base = if !info.base.is_empty() && git::has_commit(&repo, &info.base) {
+    let base = if !info.base.is_empty() && git::has_commit(repo, &info.base) {
         info.base.clone()
     } else {
         onto.sha.clone()
     };
-    let forecast = git::merge_forecast(&repo, &base, &candidates)?;
+    let forecast = git::merge_forecast(repo, &base, &candidates)?;
     let ordered = forecast
         .merge_order
         .iter()
         .filter_map(|s| Some((s.workstream_id.clone(), tips.get(&s.workstream_id)?.clone())))
         .collect();
     Ok(Plan {
-        repo,
+        ws,
         db,
         location,
         run_id,
@@ -573,18 +564,19 @@ fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> 
             })
         })
         .collect();
-    crate::hooks::record_new(&mut plan.db, &records)
+    super::hooks::record_new(&mut plan.db, &records)
 }
 
 /// Rewrite the run's Markdown report from the database (now with the Integration section).
 fn rewrite_report(
     db: &mut ConsolidationDatabase,
     run_id: &str,
-    reports: &Path,
+    reports: &Reports,
 ) -> Result<PathBuf, Error> {
     let view = db.run_view(run_id)?;
-    let path = crate::runner::report_path(reports, run_id);
-    std::fs::create_dir_all(reports)
+    let path = reports.file(run_id);
+    // Created without the `.gitignore` a run gives a reports directory it creates.
+    std::fs::create_dir_all(reports.dir())
         .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))
         .map_err(|e| {
             Error::new(format!(
@@ -602,23 +594,15 @@ fn integrate_tested(
     cmd: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Integration, Vec<IntegrationTestRun>), MergeFailure> {
-    let logs = plan
-        .repo
-        .root
-        .join(".state")
-        .join("logs")
-        .join(&plan.run_id)
-        .join(format!(
-            "integration-{}",
-            chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f")
-        ));
-    std::fs::create_dir_all(&logs).map_err(|e| {
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f").to_string();
+    let logs = plan.ws.layout.run_logs(&plan.run_id).integration(&stamp);
+    std::fs::create_dir_all(logs.dir()).map_err(|e| {
         Error::new(format!(
             "failed to create the log directory {}: {e}",
-            logs.display()
+            logs.dir().display()
         ))
     })?;
-    let mut slot = claim_slot(&plan.repo, &plan.onto.sha)?;
+    let mut slot = claim_slot(&plan.ws, &plan.onto.sha)?;
     let mut tester = Tester {
         cmd: cmd.to_string(),
         opts,
@@ -650,24 +634,19 @@ fn integrate_tested(
 }
 
 /// A free pool worktree: an existing idle one (warm caches), else a new one.
-fn claim_slot(repo: &RepoPaths, onto: &str) -> Result<git::AgentSlot, MergeFailure> {
+fn claim_slot(ws: &Workspace, onto: &str) -> Result<git::AgentSlot, MergeFailure> {
     for k in 1..=64 {
-        match git::claim_existing_slot(repo, k, onto) {
+        match git::claim_existing_slot(&ws.repo, k, onto) {
             Ok(Some(slot)) => return Ok(slot),
             Ok(None) => {
-                if !repo
-                    .common_dir
-                    .join("ws")
-                    .join(format!("agent-{k}"))
-                    .exists()
-                {
+                if !ws.layout.pool_slot(k).exists() {
                     break;
                 }
             }
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(git::claim_agent_slot(repo, 1, onto)?)
+    Ok(git::claim_agent_slot(&ws.repo, 1, onto)?)
 }
 
 /// Runs the test command on commits, recording each run.
@@ -675,7 +654,7 @@ struct Tester<'a> {
     cmd: String,
     opts: &'a MergeOptions,
     plan: &'a Plan,
-    logs: PathBuf,
+    logs: IntegrationLogs,
     runtime: tokio::runtime::Runtime,
     prepare: git::PrepareOptions,
     runs: Vec<IntegrationTestRun>,
@@ -733,7 +712,7 @@ impl Tester<'_> {
             .into());
         }
         let (it, _) = git::integrate_and_test_each(
-            &plan.repo,
+            &plan.ws.repo,
             &plan.run_id,
             &onto,
             &plan.ordered,
@@ -766,7 +745,7 @@ impl Tester<'_> {
     ) -> Result<(bool, Ending), MergeFailure> {
         slot.check_out(commit, &self.prepare)?;
         let n = self.runs.len() + 1;
-        let log = self.logs.join(format!("test-{n}.log"));
+        let log = self.logs.test(n);
         let env = BTreeMap::from([
             ("WS_RUN_ID".to_string(), self.plan.run_id.clone()),
             ("WS_WORKTREE".to_string(), slot.path.display().to_string()),
@@ -781,7 +760,7 @@ impl Tester<'_> {
             log: log.clone(),
             timeout: self.opts.timeout,
             grace: self.opts.grace,
-            pgid_file: Some(self.logs.join(format!("test-{n}.pgid"))),
+            pgid_file: Some(self.logs.test_pgid(n)),
         };
         let started = Instant::now();
         let ending = self.runtime.block_on(async {

@@ -1,0 +1,62 @@
+//! What a finished `git ws-run` produced ([`RunOutcome`], with [`SharedOutcome`] for a
+//! process that worked on a shared run) and its exit status. Below the runner that makes it
+//! and the closing summary and notify command that read it.
+
+use crate::consolidate::Consolidated;
+use crate::db::DbLocation;
+use crate::error::{EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
+use crate::model::{Status, WorkstreamResult};
+use std::path::PathBuf;
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub run_id: String,
+    pub consolidated: Consolidated,
+    pub results: Vec<WorkstreamResult>,
+    pub db_path: DbLocation,
+    pub report_path: Option<PathBuf>,
+    /// Why the report could not be written, if it could not.
+    pub report_error: Option<String>,
+    pub interrupted: bool,
+    /// Problems that did not stop the run (database writes retried, cleanup failures).
+    pub notes: Vec<String>,
+    /// For a process that worked on a shared run: what it did there.
+    pub shared: Option<SharedOutcome>,
+}
+
+/// What one process (coordinator or joining worker) did in a shared run.
+#[derive(Debug, Clone, Default)]
+pub struct SharedOutcome {
+    /// Its worker name.
+    pub worker: String,
+    /// The results it recorded (accepted as final).
+    pub ran: Vec<WorkstreamResult>,
+    /// Workstreams it gave back to the queue (Ctrl-C, or a lost lease).
+    pub returned: Vec<String>,
+    /// Late results of its own the database refused (another worker had taken over).
+    pub rejected: Vec<String>,
+    /// Whether this process did the run's one consolidation.
+    pub consolidated_here: bool,
+    /// Whether the run was consolidated when this process ended (then `consolidated` and
+    /// `results` are the whole run's; otherwise what the database had so far).
+    pub run_finished: bool,
+}
+
+impl RunOutcome {
+    /// 0 all completed, 1 something failed or was skipped, 130 interrupted. A worker that
+    /// left a shared run before it finished answers for the workstreams it ran.
+    pub fn exit_code(&self) -> i32 {
+        let all_completed = match &self.shared {
+            Some(s) if !s.run_finished => s.ran.iter().all(|r| r.status == Status::Completed),
+            _ => self.consolidated.all_completed(),
+        };
+        if self.interrupted {
+            EXIT_INTERRUPTED
+        } else if all_completed {
+            EXIT_OK
+        } else {
+            EXIT_FAILURES
+        }
+    }
+}
