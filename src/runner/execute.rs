@@ -1,5 +1,5 @@
 //! Executing one workstream on one agent, in named steps: choose who runs it
-//! ([`choose_runner`]); then, once per attempt, claim and prepare the agent's worktree on a
+//! ([`choose_driver`]); then, once per attempt, claim and prepare the agent's worktree on a
 //! fresh branch at the base ([`prepare`]), run the slot's setup command once per worktree
 //! and base ([`setup_slot`]), run the command with what it spends metered and its tests
 //! ([`run_attempt`]), and retry a transient failure after a backoff ([`retry_wait`]); then
@@ -89,14 +89,14 @@ pub async fn execute(
     let Some(branch) = branch_of(&ctx, &ws, &mut r) else {
         return done(r, started, slot);
     };
-    let runner = match choose_runner(&ctx, &ws) {
+    let driver = match choose_driver(&ctx, &ws) {
         Ok(x) => x,
         Err(message) => {
             r.errors.push(WsError::new(ErrorType::SpawnError, message));
             return done(r, started, slot);
         }
     };
-    r.agent = Some(runner.label().to_string());
+    r.agent = Some(driver.label().to_string());
     let log = ctx.logs.workstream(&ws.id);
     r.log_path = Some(log.display().to_string());
     let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
@@ -129,7 +129,7 @@ pub async fn execute(
 
         // 2. The command and its tests.
         let earlier = agents::cost(spent.as_ref());
-        let mut a = run_attempt(&ctx, &ws, &runner, &log, env, n, earlier, cancel.clone()).await;
+        let mut a = run_attempt(&ctx, &ws, &driver, &log, env, n, earlier, cancel.clone()).await;
         spent = agents::usage::add(spent.as_ref(), a.attempt.usage.as_ref());
         r.warnings.append(&mut a.warnings);
 
@@ -138,7 +138,7 @@ pub async fn execute(
             .max_cost_usd
             .is_none_or(|max| agents::cost(spent.as_ref()) < max);
         let reason = (n <= retries && budget_left && !*cancel.borrow())
-            .then(|| retry_reason(&ctx, &runner, &a, &log))
+            .then(|| retry_reason(&ctx, &driver, &a, &log))
             .flatten();
         let Some(reason) = reason else { break a };
         let wait = retry::backoff(ctx.agent_settings.retry_backoff, n, retry::jitter());
@@ -243,7 +243,7 @@ fn new_result(ctx: &RunContext, k: usize, ws: &Workstream) -> WorkstreamResult {
 
 /// Who runs the workstream: its command; for a prompt, its own `agent`, else `--agent` /
 /// `ws.agent`, else `--agent-cmd` / `ws.agentCommand`.
-pub fn choose_runner(ctx: &RunContext, ws: &Workstream) -> Result<Driver, String> {
+pub fn choose_driver(ctx: &RunContext, ws: &Workstream) -> Result<Driver, String> {
     match &ws.action {
         Action::Shell(_) | Action::Argv(_) => Ok(Driver::Command),
         Action::Prompt(_) => match (ws.agent, ctx.agent_settings.agent, &ctx.agent_cmd) {
@@ -450,7 +450,7 @@ impl Outcome {
 async fn run_attempt(
     ctx: &RunContext,
     ws: &Workstream,
-    runner: &Driver,
+    driver: &Driver,
     log: &Path,
     env: BTreeMap<String, String>,
     n: u32,
@@ -459,10 +459,10 @@ async fn run_attempt(
 ) -> Outcome {
     let started_at: DateTime<Utc> = Utc::now();
     let t0 = Instant::now();
-    let spec = attempt_spec(ctx, ws, runner, log, env, n, earlier_cost);
+    let spec = attempt_spec(ctx, ws, driver, log, env, n, earlier_cost);
     let mut meter = Meter::new(
         log.to_path_buf(),
-        runner.preset(),
+        driver.preset(),
         ctx.logs.metrics(&ws.id),
         earlier_cost,
         ws.max_cost_usd,
@@ -474,7 +474,7 @@ async fn run_attempt(
     let output_tail = Some(capped_tail(log)).filter(|t| !t.is_empty());
     let trace = output_tail.clone().unwrap_or_default();
     let over_budget = meter.agent_over_budget();
-    let mut errors = command_errors(&ending, over_budget, runner, ws, spec.timeout, &trace);
+    let mut errors = command_errors(&ending, over_budget, driver, ws, spec.timeout, &trace);
     let (test_results, test_seconds) = match (ending.success(), &ws.test) {
         (true, Some(test)) => {
             let (tr, secs, error) = run_tests(ctx, ws, test, &spec, spec.timeout, cancel).await;
@@ -484,7 +484,7 @@ async fn run_attempt(
         _ => (None, None),
     };
     let usage = meter.usage();
-    let warnings = meter_warnings(&meter, usage.is_none(), runner, &ending, log);
+    let warnings = meter_warnings(&meter, usage.is_none(), driver, &ending, log);
     let outcome = errors
         .first()
         .map_or("completed".to_string(), |e| e.error_type.to_string());
@@ -515,7 +515,7 @@ async fn run_attempt(
 fn attempt_spec(
     ctx: &RunContext,
     ws: &Workstream,
-    runner: &Runner,
+    driver: &Driver,
     log: &Path,
     env: BTreeMap<String, String>,
     n: u32,
@@ -526,7 +526,7 @@ fn attempt_spec(
         process::log_note(log, &format!("git-ws: attempt {n}"));
     }
     let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
-    let (argv, stdin) = command_line(ctx, ws, runner, remaining);
+    let (argv, stdin) = command_line(ctx, ws, driver, remaining);
     Spec {
         argv,
         cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
@@ -544,7 +544,7 @@ fn attempt_spec(
 fn command_errors(
     ending: &Ending,
     over_budget: bool,
-    runner: &Runner,
+    driver: &Driver,
     ws: &Workstream,
     timeout: Duration,
     trace: &str,
@@ -555,7 +555,7 @@ fn command_errors(
             ErrorType::BudgetExceeded,
             format!(
                 "{} stopped itself at its --max-budget-usd (max_cost_usd {}){}",
-                runner.label(),
+                driver.label(),
                 agents::usd(ws.max_cost_usd.unwrap_or(0.0)),
                 code.map(|c| format!(", exit {c}")).unwrap_or_default()
             ),
@@ -587,15 +587,15 @@ fn command_errors(
 fn meter_warnings(
     meter: &Meter,
     no_usage: bool,
-    runner: &Runner,
+    driver: &Driver,
     ending: &Ending,
     log: &Path,
 ) -> Vec<String> {
     let mut warnings: Vec<String> = meter.warnings().to_vec();
-    if no_usage && runner.preset().is_some() && ending.success() {
+    if no_usage && driver.preset().is_some() && ending.success() {
         warnings.push(format!(
             "{} reported no usage (no structured output in {})",
-            runner.label(),
+            driver.label(),
             log.display()
         ));
     }
@@ -606,11 +606,11 @@ fn meter_warnings(
 fn command_line(
     ctx: &RunContext,
     ws: &Workstream,
-    runner: &Driver,
+    driver: &Driver,
     max_budget_usd: Option<f64>,
 ) -> (Vec<String>, Option<String>) {
     let sh = |c: &str| vec!["sh".to_string(), "-c".to_string(), c.to_string()];
-    match (&ws.action, runner) {
+    match (&ws.action, driver) {
         (Action::Shell(c), _) => (sh(c), None),
         (Action::Argv(a), _) => (a.clone(), None),
         (Action::Prompt(p), Driver::Preset(preset)) => (
@@ -618,7 +618,7 @@ fn command_line(
             None,
         ),
         (Action::Prompt(p), Driver::AgentCmd(cmd)) => (sh(cmd), Some(p.clone())),
-        // Not chosen for a prompt (see `choose_runner`); fail clearly if it ever is.
+        // Not chosen for a prompt (see `choose_driver`); fail clearly if it ever is.
         (Action::Prompt(_), Driver::Command) => (
             sh("echo 'git-ws: no agent runs this prompt' >&2; exit 127"),
             None,
@@ -669,7 +669,7 @@ async fn run_tests(
 }
 
 /// Why the attempt should be retried, if it should (see [`retry::retry_reason`]).
-fn retry_reason(ctx: &RunContext, runner: &Driver, a: &Outcome, log: &Path) -> Option<String> {
+fn retry_reason(ctx: &RunContext, driver: &Driver, a: &Outcome, log: &Path) -> Option<String> {
     let first = a.errors.first()?;
     let output = read_from(log, a.log_offset, TRANSIENT_SCAN_BYTES);
     retry::retry_reason(
@@ -678,7 +678,7 @@ fn retry_reason(ctx: &RunContext, runner: &Driver, a: &Outcome, log: &Path) -> O
             exit_code: a.exit_code,
             output: &output,
         },
-        runner.preset(),
+        driver.preset(),
         &ctx.agent_settings.transient_patterns,
         ctx.agent_settings.retry_on,
     )
