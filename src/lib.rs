@@ -2,6 +2,14 @@
 //! worktree, and consolidate what they did (read from git itself) into one SQLite database
 //! and one Markdown report per run.
 //!
+//! This is the top of the workspace: the runtime (processes, the run engine, the agent
+//! runtime, hooks, progress) and one module per command, over the layer crates. **May
+//! depend on:** every layer — `ws-core` (the pure core), `ws-report` (renderers), `ws-git`
+//! (git) and `ws-db` (the database) — and tokio, clap and indicatif (the last two behind
+//! the `cli` feature). **Nothing depends on it**, so the layers never see the runtime: a
+//! layer that needs something from here takes it as a value (the database its location,
+//! git its paths).
+//!
 //! The binaries `git-ws-run`, `git-ws-report` and `git-ws-merge` are thin front ends over
 //! this library, which has one module per command in [`commands`] ([`commands::merge`]
 //! lands a run on an integration branch). The seed design's programmatic usage maps onto
@@ -68,7 +76,8 @@
 // Module order, bottom to top: each module imports only from the ones above it in this
 // list (and from the layer crates), never from one below it.
 //
-//   ws_core, ws_git, ws_db  the layers (re-exported below under their old names)
+//   ws_core, ws_report,      the layers (re-exported below under their old names)
+//   ws_git, ws_db
 //   error                    the error type and the exit codes
 //   config                   every ws.* git config key: its default, its meaning, its reader
 //   layout                   every path the tool uses (.state/, logs, reports, pool)
@@ -96,7 +105,7 @@ pub mod summary;
 pub mod workspace;
 
 // The layers below, under the names the runtime and the library API use: the pure core
-// (`ws_core`), git (`ws_git`) and the database (`ws_db`).
+// (`ws_core`), the renderers (`ws_report`), git (`ws_git`) and the database (`ws_db`).
 pub use ws_core::{agents, consolidate, model, plan, testparse, text, view, workstream};
 pub use ws_db as db;
 pub use ws_git as git;
