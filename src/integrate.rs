@@ -233,7 +233,7 @@ pub fn merge(
             }
             Err(e) => {
                 ff_failed = true;
-                notes.push(e.0);
+                notes.push(e.to_string());
             }
         }
     }

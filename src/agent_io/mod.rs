@@ -10,6 +10,7 @@ pub mod setup;
 use crate::agents::{check_budget, check_retries, ports, retry, Options, Preset, Settings};
 use crate::error::Error;
 use std::time::Duration;
+use ws_core::Invalid;
 
 /// Resolve `opts` against git config. `agent_cmd_flag`: `--agent-cmd` was given on the
 /// command line (it then beats git config `ws.agent`). Errors name the flag or key.
@@ -18,7 +19,7 @@ pub fn resolve_settings(
     agent_cmd_flag: bool,
     config: &crate::git::config::Config,
 ) -> Result<Settings, Error> {
-    let key = |k: &str, v: &str, e: String| Error::new(format!("git config {k} = {v:?}: {e}"));
+    let key = |k: &str, v: &str, e: Invalid| Error::new(format!("git config {k} = {v:?}: {e}"));
     let agent = match (&opts.agent, agent_cmd_flag) {
         (Some(a), _) => Some(Preset::parse(a).map_err(|e| Error::new(format!("--agent: {e}")))?),
         (None, true) => None,
@@ -36,7 +37,7 @@ pub fn resolve_settings(
             Some(v) => v
                 .trim()
                 .parse::<u32>()
-                .map_err(|_| "not a whole number".to_string())
+                .map_err(|_| Invalid::new("not a whole number"))
                 .and_then(check_retries)
                 .map_err(|e| key("ws.retries", &v, e))?,
             None => 0,

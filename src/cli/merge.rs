@@ -73,7 +73,7 @@ pub struct MergeArgs {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::workstream::parse_duration(s)
+    crate::workstream::parse_duration(s).map_err(String::from)
 }
 
 impl MergeArgs {

@@ -15,9 +15,13 @@
 //! - [`agents`]: agent presets, usage parsing, retry and budget rules.
 //! - [`view`]: the one typed view of a run; [`report`]: its renderers (Markdown, tables,
 //!   JSON).
+//!
+//! What the core refuses crosses the crate boundary as [`Invalid`], never as a bare
+//! `String`.
 
 pub mod agents;
 pub mod consolidate;
+mod invalid;
 pub mod model;
 pub mod plan;
 pub mod report;
@@ -25,3 +29,5 @@ pub mod testparse;
 pub mod text;
 pub mod view;
 pub mod workstream;
+
+pub use invalid::Invalid;

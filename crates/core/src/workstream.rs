@@ -6,6 +6,7 @@
 //! file are reported together, separated by `; `. Nothing here panics on any input: see the
 //! fuzz tests at the bottom.
 
+use crate::Invalid;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -601,31 +602,31 @@ fn secs_to_duration(secs: f64) -> Result<Duration, String> {
 /// not `.` or `..`. Because ids become branch names (`ws/<run>/<id>`) and file names, ids
 /// that git refuses as a ref component are rejected too: starting or ending with `.`,
 /// containing `..`, or ending with `.lock`.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err("the id must not be empty".to_string());
+        return Err(Invalid::new("the id must not be empty"));
     }
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (letters, digits, '.', '_', '-' only)",
             quote(id)
-        ));
+        )));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (too long: {} characters; at most {MAX_ID_LEN})",
             quote(id),
             id.len()
-        ));
+        )));
     }
     if id.starts_with('.') || id.ends_with('.') || id.contains("..") || id.ends_with(".lock") {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (it must not start or end with '.', contain \"..\" or end with \".lock\")",
             quote(id)
-        ));
+        )));
     }
     Ok(())
 }
@@ -944,13 +945,13 @@ fn render_cycle(ids: &[&str]) -> String {
 /// `1h 30m`, `500ms`, `1d`), units `ms`, `s`, `m`, `h`, `d`; numbers may have a decimal part
 /// (`1.5s`, `0.5h`); a bare number is seconds (`90`, `2.5`). The total must be positive, at
 /// least 1 ms and at most [`MAX_TIMEOUT`] (365 days).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = |reason: &str| format!("invalid duration {}: {reason}", quote(s));
+pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+    let bad = |reason: &str| Invalid::new(format!("invalid duration {}: {reason}", quote(s)));
     let text = s.trim();
     if text.is_empty() {
-        return Err(
-            "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)".to_string(),
-        );
+        return Err(Invalid::new(
+            "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)",
+        ));
     }
     let bytes = text.as_bytes();
     let mut pos = 0;
@@ -1411,6 +1412,7 @@ mod tests {
         assert!(validate_id(&"a".repeat(100)).is_ok());
         assert!(validate_id(&"a".repeat(101))
             .unwrap_err()
+            .as_str()
             .contains("too long"));
         for id in ["ws-01", "A.b_c-9", "v1.2", "-x", "_"] {
             assert_eq!(validate_id(id), Ok(()), "{id}");
@@ -1564,7 +1566,11 @@ mod tests {
 
     #[test]
     fn duration_grammar() {
-        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs_f64());
+        let secs = |s: &str| {
+            parse_duration(s)
+                .map(|d| d.as_secs_f64())
+                .map_err(String::from)
+        };
         assert_eq!(secs("90s"), Ok(90.0));
         assert_eq!(secs("30m"), Ok(1800.0));
         assert_eq!(secs("2h"), Ok(7200.0));
@@ -1593,10 +1599,17 @@ mod tests {
             ("400d", "invalid duration \"400d\": is too long (at most 31536000 seconds = 365 days)"),
             ("0.1ms", "invalid duration \"0.1ms\": is too short (at least 1 ms)"),
         ] {
-            assert_eq!(parse_duration(input), Err(reason.to_string()), "for {input:?}");
+            assert_eq!(
+                parse_duration(input),
+                Err(Invalid::new(reason)),
+                "for {input:?}"
+            );
         }
         let huge = format!("{}s", "9".repeat(400));
-        assert!(parse_duration(&huge).unwrap_err().contains("too long"));
+        assert!(parse_duration(&huge)
+            .unwrap_err()
+            .as_str()
+            .contains("too long"));
         assert!(parse_duration("nan").is_err());
         assert!(parse_duration("inf").is_err());
     }
