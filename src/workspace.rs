@@ -32,5 +32,5 @@ pub fn locate_db(
         root,
         root.map(|r| r.join(ws_db::DEFAULT_PATH)),
     )
-    .map_err(DbError)
+    .map_err(DbError::Location)
 }

@@ -11,7 +11,8 @@
 //! clock, so the workers' clocks never matter.
 
 use super::backend::{on_conn, Conn};
-use super::queries::{self, TxError, TxResult};
+use super::error::{TxError, TxResult};
+use super::queries;
 use super::rows::fmt_ts;
 use super::schema::{ws_queue, ws_queue_attempts, ws_queue_deps, ws_queue_runs, ws_queue_workers};
 use super::{ConsolidationDatabase, DbError, RunState};
