@@ -2,7 +2,7 @@
 //! database, as tables, JSON or Markdown; `--record-merges` is what the post-merge hook runs.
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState, RunSummary};
-use crate::error::{Error, EXIT_NOTHING_RAN};
+use crate::error::Error;
 use crate::report::{self, render_table, Section};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -77,7 +77,7 @@ pub fn report_main() -> i32 {
         }
         Err(e) => {
             eprintln!("git ws-report: {e}");
-            EXIT_NOTHING_RAN
+            e.exit_code()
         }
     }
 }

@@ -757,10 +757,10 @@ fn take_logs(
         let lock = match run_lock {
             Ok(Some(l)) => l,
             Ok(None) => {
-                return Err(Error::new(format!(
-                "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
-                logs_dir.join(RUN_LOCK).display()
-            )))
+                return Err(Error::ResumeWhileRunning {
+                    run_id: run_id.clone(),
+                    lock: logs_dir.join(RUN_LOCK),
+                })
             }
             Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
         };
