@@ -689,6 +689,30 @@ fn recording_a_result_again_replaces_every_row_of_it() {
     assert_eq!(db.results(SEED_RUN).unwrap(), vec![again]);
 }
 
+/// A PostgreSQL server nobody listens for is `Connect` with `Unreachable`, its sentence
+/// naming the URL with the password hidden (port 1 refuses at once, no server needed).
+#[test]
+fn an_unreachable_server_is_a_connect_failure() {
+    let url = "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2";
+    let err = ConsolidationDatabase::open(DbLocation::parse(url).unwrap())
+        .err()
+        .unwrap();
+    match &err {
+        DbError::Connect { db, failure, .. } => {
+            assert_eq!(*failure, ConnectFailure::Unreachable, "{err}");
+            assert!(!db.contains("hunter2"), "{db}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with("failed to open database postgres://u:***@127.0.0.1:1/db"),
+        "{text}"
+    );
+    assert!(text.contains(": the server is unreachable: "), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
 /// A database that cannot grow is SQLite's `SQLITE_FULL`, exactly as a full disk reports
 /// it ("database or disk is full"): `max_page_count` caps the file at its size.
 #[test]
