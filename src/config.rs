@@ -8,6 +8,7 @@ use crate::agents::{check_budget, check_retries, ports, retry, Options, Preset, 
 use crate::error::Error;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use ws_core::Invalid;
 
 /// The commands that read git config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +368,7 @@ impl Config {
     /// `--agent-cmd` was given on the command line (it then beats `ws.agent`). Errors name
     /// the flag or key.
     pub fn agent_settings(&self, opts: &Options, agent_cmd_flag: bool) -> Result<Settings, Error> {
-        let key = |k: &str, v: &str, e: String| Error::new(format!("git config {k} = {v:?}: {e}"));
+        let key = |k: &str, v: &str, e: Invalid| Error::new(format!("git config {k} = {v:?}: {e}"));
         let agent = match (&opts.agent, agent_cmd_flag) {
             (Some(a), _) => {
                 Some(Preset::parse(a).map_err(|e| Error::new(format!("--agent: {e}")))?)
@@ -387,7 +388,7 @@ impl Config {
                 Some(v) => v
                     .trim()
                     .parse::<u32>()
-                    .map_err(|_| "not a whole number".to_string())
+                    .map_err(|_| Invalid::new("not a whole number"))
                     .and_then(check_retries)
                     .map_err(|e| key(RETRIES, v, e))?,
                 None => 0,

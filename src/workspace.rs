@@ -84,5 +84,5 @@ pub fn locate_db(
         root,
         ws.and_then(|w| w.layout.default_db().sqlite_path().map(Path::to_path_buf)),
     )
-    .map_err(DbError)
+    .map_err(DbError::Location)
 }

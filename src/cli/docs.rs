@@ -1,6 +1,7 @@
 //! Man pages (clap_mangen) and shell completions (clap_complete, plus the `_git_ws_run` /
 //! `_git_ws_report` / `_git_ws_merge` shims git's bash completion looks for), generated from
-//! the clap definitions so they never drift from the flags.
+//! the clap definitions so they never drift from the flags. Each man page's EXIT STATUS
+//! section is written from [`crate::error::exit_statuses`].
 
 use super::merge::MergeArgs;
 use super::report::ReportArgs;
@@ -22,10 +23,29 @@ pub fn write_man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         let path = dir.join(format!("{name}.1"));
         let mut buf = Vec::new();
         clap_mangen::Man::new(cmd).render(&mut buf)?;
-        std::fs::write(&path, buf)?;
+        let page = with_exit_status(&String::from_utf8_lossy(&buf), name);
+        std::fs::write(&path, page)?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// `page` with an EXIT STATUS section (the documented codes of binary `name`) before its
+/// VERSION section, or at its end.
+fn with_exit_status(page: &str, name: &str) -> String {
+    use clap_mangen::roff::{bold, roman, Roff};
+    let mut roff = Roff::new();
+    roff.control("SH", ["EXIT STATUS"]);
+    for s in crate::error::exit_statuses(name) {
+        roff.control("TP", []);
+        roff.text([bold(s.code.to_string())]);
+        roff.text([roman(s.meaning)]);
+    }
+    let section = roff.to_roff();
+    match page.find("\n.SH VERSION") {
+        Some(i) => format!("{}\n{section}{}", &page[..i], &page[i + 1..]),
+        None => format!("{page}{section}"),
+    }
 }
 
 /// Completion script for `shell` covering both commands. For bash it includes the shims
@@ -88,6 +108,26 @@ mod tests {
         assert!(report.contains("timeline"));
         let merge = std::fs::read_to_string(&paths[2]).unwrap();
         assert!(merge.contains(".TH git-ws-merge"));
+        for (page, name) in [
+            (&run, "git-ws-run"),
+            (&report, "git-ws-report"),
+            (&merge, "git-ws-merge"),
+        ] {
+            let section = page
+                .split(".SH \"EXIT STATUS\"\n")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{name}.1 has no EXIT STATUS section"));
+            let section = section.split("\n.SH ").next().unwrap();
+            let statuses = crate::error::exit_statuses(name);
+            assert!(!statuses.is_empty());
+            for s in statuses {
+                assert!(
+                    section.contains(&format!("\\fB{}\\fR", s.code)),
+                    "{name}.1: exit {} missing from {section}",
+                    s.code
+                );
+            }
+        }
         for flag in ["onto", "into", "dry\\-run", "ws.integrationTest", "timeout"] {
             assert!(merge.contains(flag), "{flag} missing from git-ws-merge.1");
         }

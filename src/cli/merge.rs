@@ -82,7 +82,7 @@ fn merge_after_help() -> String {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::workstream::parse_duration(s)
+    crate::workstream::parse_duration(s).map_err(String::from)
 }
 
 impl MergeArgs {

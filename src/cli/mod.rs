@@ -138,7 +138,7 @@ fn run_after_help() -> String {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    workstream::parse_duration(s)
+    workstream::parse_duration(s).map_err(String::from)
 }
 
 fn parse_budget(s: &str) -> Result<f64, String> {
@@ -147,7 +147,7 @@ fn parse_budget(s: &str) -> Result<f64, String> {
         .trim_start_matches('$')
         .parse()
         .map_err(|_| format!("{s:?} is not an amount of dollars (e.g. 5 or 2.50)"))?;
-    crate::agents::check_budget(usd)
+    crate::agents::check_budget(usd).map_err(String::from)
 }
 
 fn parse_retries(s: &str) -> Result<u32, String> {
@@ -155,7 +155,7 @@ fn parse_retries(s: &str) -> Result<u32, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a whole number of retries"))?;
-    crate::agents::check_retries(n)
+    crate::agents::check_retries(n).map_err(String::from)
 }
 
 impl RunArgs {

@@ -85,7 +85,7 @@ pub fn report_main() -> i32 {
         }
         Err(e) => {
             eprintln!("git ws-report: {e}");
-            EXIT_NOTHING_RAN
+            e.exit_code()
         }
     }
 }

@@ -235,7 +235,7 @@ pub fn merge(
             }
             Err(e) => {
                 ff_failed = true;
-                notes.push(e.0);
+                notes.push(e.to_string());
             }
         }
     }
@@ -270,10 +270,7 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let mut db = ConsolidationDatabase::open_existing(&location)?;
     let run_id = db.resolve_run_id(&opts.run)?;
     if crate::runner::run_is_live(&ws.layout, &run_id) {
-        return Err(Error::new(format!(
-            "refusing to integrate run {run_id}: a git ws-run is still running it; wait for it to finish"
-        ))
-        .into());
+        return Err(Error::MergeWhileRunning { run_id }.into());
     }
     let info = db
         .run_info(&run_id)?

@@ -170,7 +170,7 @@ pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
         ) {
             Ok(why) => match repo.delete_branch(&b.name, &b.tip) {
                 Ok(()) => out.deleted.push((b.name.clone(), b.tip.clone(), why)),
-                Err(e) => out.failures.push(e.0),
+                Err(e) => out.failures.push(e.to_string()),
             },
             Err(why) => out.kept.push((b.name.clone(), why)),
         }

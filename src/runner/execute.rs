@@ -303,7 +303,7 @@ async fn prepare(
             (
                 None,
                 Err(PrepareError {
-                    error: git::GitError(format!("git task panicked: {e}")),
+                    error: git::GitError::Other(format!("git task panicked: {e}")),
                     pool_fault: true,
                 }),
             )
@@ -724,7 +724,12 @@ async fn collect(
             (Some(slot), c)
         })
         .await
-        .unwrap_or_else(|e| (None, Err(git::GitError(format!("git task panicked: {e}")))))
+        .unwrap_or_else(|e| {
+            (
+                None,
+                Err(git::GitError::Other(format!("git task panicked: {e}"))),
+            )
+        })
     };
     match collected {
         Ok(c) => {

@@ -120,7 +120,7 @@ pub(super) async fn forecast(
     let (repo, base) = (repo.clone(), base.to_string());
     let res = tokio::task::spawn_blocking(move || git::merge_forecast(&repo, &base, &branches))
         .await
-        .map_err(|e| git::GitError(e.to_string()));
+        .map_err(|e| git::GitError::Other(e.to_string()));
     match res {
         Ok(Ok(f)) => (f, None),
         Ok(Err(e)) | Err(e) => (

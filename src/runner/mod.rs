@@ -313,10 +313,10 @@ fn take_logs(
         let lock = match run_lock {
             Ok(Some(l)) => l,
             Ok(None) => {
-                return Err(Error::new(format!(
-                "failed to resume {run_id}: another git ws-run is still running it (it holds {})",
-                logs.lock().display()
-            )))
+                return Err(Error::ResumeWhileRunning {
+                    run_id: run_id.clone(),
+                    lock: logs.lock(),
+                })
             }
             Err(e) => return Err(Error::new(format!("failed to resume {run_id}: {e}"))),
         };

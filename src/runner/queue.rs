@@ -93,7 +93,7 @@ impl Worker {
             let (repo, remote, specs) = (self.repo.clone(), self.remote.clone(), refspecs.clone());
             let res = tokio::task::spawn_blocking(move || remote::push(&repo, &remote, &specs))
                 .await
-                .unwrap_or_else(|e| Err(git::GitError(e.to_string())));
+                .unwrap_or_else(|e| Err(git::GitError::Other(e.to_string())));
             match res {
                 Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
@@ -110,7 +110,7 @@ impl Worker {
         let (repo, remote) = (self.repo.clone(), self.remote.clone());
         tokio::task::spawn_blocking(move || remote::fetch(&repo, &remote, &refspecs))
             .await
-            .unwrap_or_else(|e| Err(git::GitError(e.to_string())))
+            .unwrap_or_else(|e| Err(git::GitError::Other(e.to_string())))
     }
 }
 
@@ -145,7 +145,7 @@ pub(super) async fn coordinate(p: Prepared) -> Result<RunOutcome, Error> {
         let pushed =
             tokio::task::spawn_blocking(move || remote::push(&repo, &remote_name, &[spec]))
                 .await
-                .unwrap_or_else(|e| Err(git::GitError(e.to_string())));
+                .unwrap_or_else(|e| Err(git::GitError::Other(e.to_string())));
         if let Err(e) = pushed {
             let _ = db.set_run_state(&run_id, RunState::Interrupted);
             return Err(Error::new(format!(
@@ -404,7 +404,7 @@ async fn fetch_base(repo: &RepoPaths, shared: &Shared, run: &SharedRun) -> Resul
         let fetched =
             tokio::task::spawn_blocking(move || remote::fetch(&repo, &remote_name, &[spec]))
                 .await
-                .unwrap_or_else(|e| Err(git::GitError(e.to_string())));
+                .unwrap_or_else(|e| Err(git::GitError::Other(e.to_string())));
         if let Err(e) = fetched {
             return Err(Error::new(format!(
                 "failed to fetch the base of {run_id} from remote {}: {e}",
@@ -1462,7 +1462,7 @@ async fn repair_branches(w: &Worker, results: &[WorkstreamResult]) -> Vec<String
         let (repo, b, h) = (w.repo.clone(), branch.clone(), head.clone());
         let set = tokio::task::spawn_blocking(move || git::write_integration_branch(&repo, &b, &h))
             .await
-            .unwrap_or_else(|e| Err(git::GitError(e.to_string())));
+            .unwrap_or_else(|e| Err(git::GitError::Other(e.to_string())));
         match set {
             Ok(()) => specs.push(format!("+{head}:refs/heads/{branch}")),
             Err(e) => notes.push(format!(

@@ -78,7 +78,8 @@ impl Db {
         let job: Job = Box::new(move |conn: &mut Conn| {
             let _ = reply.send(conn.with(f));
         });
-        let gone = || DbError("failed to use the database: its thread has stopped".to_string());
+        let gone =
+            || DbError::Other("failed to use the database: its thread has stopped".to_string());
         self.tx.send(job).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }

@@ -3,6 +3,7 @@
 //! throwaway PostgreSQL cluster for the PostgreSQL backend.
 
 mod agents;
+mod boundaries;
 mod cli_snapshots;
 mod common;
 mod environments;

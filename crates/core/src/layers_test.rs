@@ -13,6 +13,7 @@ use std::path::Path;
 
 /// The modules of ws-core, bottom first: each may import only the ones before it.
 const LAYERS: &[&str] = &[
+    "invalid",
     "text",
     "model",
     "agents",

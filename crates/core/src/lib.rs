@@ -20,9 +20,13 @@
 //! 6. [`plan`]: their order.
 //! 7. [`consolidate`]: totals, overlaps, recommendations.
 //! 8. [`view`]: the one typed view of a run (its renderers are the `ws-report` crate).
+//!
+//! What the core refuses crosses the crate boundary as [`Invalid`], never as a bare
+//! `String`.
 
 pub mod agents;
 pub mod consolidate;
+mod invalid;
 pub mod model;
 pub mod plan;
 pub mod testparse;
@@ -32,3 +36,4 @@ pub mod workstream;
 
 #[cfg(test)]
 mod layers_test;
+pub use invalid::Invalid;

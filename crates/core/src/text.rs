@@ -4,6 +4,7 @@
 //! shown and read ([`duration`], [`parse_duration`]), user text quoted for a message
 //! ([`quote`]). The bottom of the core: it imports no other module of it.
 
+use crate::Invalid;
 use std::cmp::Ordering;
 use std::time::Duration;
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
@@ -285,13 +286,13 @@ pub(crate) fn secs_to_duration(secs: f64) -> Result<Duration, String> {
 /// `1h 30m`, `500ms`, `1d`), units `ms`, `s`, `m`, `h`, `d`; numbers may have a decimal part
 /// (`1.5s`, `0.5h`); a bare number is seconds (`90`, `2.5`). The total must be positive, at
 /// least 1 ms and at most [`MAX_TIMEOUT`] (365 days).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = |reason: &str| format!("invalid duration {}: {reason}", quote(s));
+pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
+    let bad = |reason: &str| Invalid::new(format!("invalid duration {}: {reason}", quote(s)));
     let text = s.trim();
     if text.is_empty() {
-        return Err(
-            "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)".to_string(),
-        );
+        return Err(Invalid::new(
+            "invalid duration \"\": empty (expected e.g. 90s, 30m, 2h, 1h30m or 500ms)",
+        ));
     }
     let bytes = text.as_bytes();
     let mut pos = 0;
@@ -431,7 +432,11 @@ mod tests {
 
     #[test]
     fn duration_grammar() {
-        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs_f64());
+        let secs = |s: &str| {
+            parse_duration(s)
+                .map(|d| d.as_secs_f64())
+                .map_err(String::from)
+        };
         assert_eq!(secs("90s"), Ok(90.0));
         assert_eq!(secs("30m"), Ok(1800.0));
         assert_eq!(secs("2h"), Ok(7200.0));
@@ -460,10 +465,17 @@ mod tests {
             ("400d", "invalid duration \"400d\": is too long (at most 31536000 seconds = 365 days)"),
             ("0.1ms", "invalid duration \"0.1ms\": is too short (at least 1 ms)"),
         ] {
-            assert_eq!(parse_duration(input), Err(reason.to_string()), "for {input:?}");
+            assert_eq!(
+                parse_duration(input),
+                Err(Invalid::new(reason)),
+                "for {input:?}"
+            );
         }
         let huge = format!("{}s", "9".repeat(400));
-        assert!(parse_duration(&huge).unwrap_err().contains("too long"));
+        assert!(parse_duration(&huge)
+            .unwrap_err()
+            .as_str()
+            .contains("too long"));
         assert!(parse_duration("nan").is_err());
         assert!(parse_duration("inf").is_err());
     }

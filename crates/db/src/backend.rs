@@ -7,7 +7,7 @@
 //! PostgreSQL-only work (a queue claimed with `FOR UPDATE SKIP LOCKED`, say) matches
 //! `Conn::Postgres` directly and uses the native `PgConnection`.
 
-use super::queries::{TxError, TxResult};
+use super::error::{MigrationError, TxError, TxResult};
 use diesel::connection::SimpleConnection;
 use diesel::migration::{Migration, MigrationSource};
 use diesel::pg::{Pg, PgConnection};
@@ -85,10 +85,12 @@ pub trait Dialect: Connection + Sized {
 
 impl Dialect for SqliteConnection {
     fn write_tx<T>(&mut self, f: impl FnOnce(&mut Self) -> TxResult<T>) -> TxResult<T> {
-        if in_transaction(self) {
-            return self.transaction(f);
-        }
-        self.immediate_transaction(f)
+        keep_first_error(self, f, |c, g| {
+            if in_transaction(c) {
+                return c.transaction(g);
+            }
+            c.immediate_transaction(g)
+        })
     }
 
     const INSERTION_ORDER: &'static str = "consolidated_runs.rowid";
@@ -111,10 +113,12 @@ impl Dialect for SqliteConnection {
 
 impl Dialect for PgConnection {
     fn write_tx<T>(&mut self, f: impl FnOnce(&mut Self) -> TxResult<T>) -> TxResult<T> {
-        if in_transaction(self) {
-            return self.transaction(f);
-        }
-        self.build_transaction().read_write().run(f)
+        keep_first_error(self, f, |c, g| {
+            if in_transaction(c) {
+                return c.transaction(g);
+            }
+            c.build_transaction().read_write().run(g)
+        })
     }
 
     const INSERTION_ORDER: &'static str = "consolidated_runs.run_id";
@@ -131,6 +135,31 @@ impl Dialect for PgConnection {
     const MIGRATIONS_TABLE: &'static str =
         "SELECT CAST(to_regclass('__diesel_schema_migrations') AS TEXT) AS version \
          WHERE to_regclass('__diesel_schema_migrations') IS NOT NULL";
+}
+
+/// Run `body` through `tx` (a transaction) and return `body`'s own error when it fails,
+/// even if the rollback that follows fails too. diesel returns the rollback's error then,
+/// and SQLite rolls a transaction back by itself on `SQLITE_FULL` ("database or disk is
+/// full"), so its `ROLLBACK` fails with "no transaction is active" and the cause would be
+/// lost.
+fn keep_first_error<C, T>(
+    c: &mut C,
+    body: impl FnOnce(&mut C) -> TxResult<T>,
+    tx: impl FnOnce(&mut C, &mut dyn FnMut(&mut C) -> TxResult<T>) -> TxResult<T>,
+) -> TxResult<T> {
+    let mut body = Some(body);
+    let mut failed = None;
+    let res = tx(c, &mut |c| {
+        let body = body.take().expect("a transaction body runs once");
+        body(c).map_err(|e| {
+            failed = Some(e);
+            TxError::Msg("the transaction failed".to_string())
+        })
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => res,
+    }
 }
 
 /// Whether `c` is inside a transaction already: a write transaction started inside another
@@ -173,12 +202,12 @@ pub fn applied_versions(conn: &mut Conn) -> QueryResult<BTreeSet<String>> {
 
 fn versions<DB: diesel::backend::Backend>(
     m: &EmbeddedMigrations,
-) -> Result<BTreeSet<String>, String>
+) -> Result<BTreeSet<String>, MigrationError>
 where
     EmbeddedMigrations: MigrationSource<DB>,
 {
     let migrations: Vec<Box<dyn Migration<DB>>> = MigrationSource::<DB>::migrations(m)
-        .map_err(|e| format!("failed to read the embedded migrations: {e}"))?;
+        .map_err(|e| MigrationError::Embedded(e.to_string()))?;
     Ok(migrations
         .iter()
         .map(|m| m.name().version().to_string())
@@ -186,7 +215,7 @@ where
 }
 
 /// Versions of the migrations embedded in this binary for this connection's backend.
-pub fn known_versions(conn: &Conn) -> Result<BTreeSet<String>, String> {
+pub fn known_versions(conn: &Conn) -> Result<BTreeSet<String>, MigrationError> {
     match conn {
         Conn::Sqlite(_) => versions::<Sqlite>(&SQLITE_MIGRATIONS),
         Conn::Postgres(_) => versions::<Pg>(&POSTGRES_MIGRATIONS),
@@ -195,20 +224,19 @@ pub fn known_versions(conn: &Conn) -> Result<BTreeSet<String>, String> {
 
 /// Refuse a database whose recorded migrations this binary does not have: written by a
 /// newer git-ws, or (none of ours applied) by some other program.
-pub fn check_applied(applied: &BTreeSet<String>, known: &BTreeSet<String>) -> Result<(), String> {
+pub fn check_applied(
+    applied: &BTreeSet<String>,
+    known: &BTreeSet<String>,
+) -> Result<(), MigrationError> {
     let unknown: Vec<&String> = applied.iter().filter(|v| !known.contains(*v)).collect();
     let Some(newest) = unknown.last() else {
         return Ok(());
     };
+    let version = newest.to_string();
     if applied.iter().any(|v| known.contains(v)) || known.iter().all(|k| k < *newest) {
-        Err(format!(
-            "it was written by a newer git-ws (schema version {newest}); upgrade git-ws"
-        ))
+        Err(MigrationError::Newer { version })
     } else {
-        Err(format!(
-            "it is not a git-ws database (it records schema migrations git-ws does not have, \
-             e.g. {newest})"
-        ))
+        Err(MigrationError::Foreign { version })
     }
 }
 
@@ -223,7 +251,7 @@ pub fn migrate(conn: &mut Conn, known: &BTreeSet<String>) -> TxResult<()> {
     {
         c.run_pending_migrations(m)
             .map(|_| ())
-            .map_err(|e| TxError::Msg(format!("failed to migrate: {e}")))
+            .map_err(|e| TxError::Migration(MigrationError::Failed(e.to_string())))
     }
     match conn {
         Conn::Sqlite(c) => c.write_tx(|c| {
@@ -254,15 +282,24 @@ mod tests {
         assert!(check_applied(&set(&["20261120000001"]), &known).is_ok());
         assert!(check_applied(&known, &known).is_ok());
         let e = check_applied(&set(&["20261120000001", "20270101000000"]), &known).unwrap_err();
+        assert_eq!(
+            e,
+            MigrationError::Newer {
+                version: "20270101000000".into()
+            }
+        );
         assert!(
-            e.contains("newer git-ws (schema version 20270101000000)"),
+            e.to_string()
+                .contains("newer git-ws (schema version 20270101000000)"),
             "{e}"
         );
         // Only a later version, none of ours: still a newer git-ws (it squashed migrations).
         let e = check_applied(&set(&["20270101000000"]), &known).unwrap_err();
-        assert!(e.contains("newer git-ws"), "{e}");
+        assert!(matches!(e, MigrationError::Newer { .. }), "{e}");
+        assert!(e.to_string().contains("newer git-ws"), "{e}");
         let e = check_applied(&set(&["20190101000000"]), &known).unwrap_err();
-        assert!(e.contains("not a git-ws database"), "{e}");
+        assert!(matches!(e, MigrationError::Foreign { .. }), "{e}");
+        assert!(e.to_string().contains("not a git-ws database"), "{e}");
     }
 
     #[test]

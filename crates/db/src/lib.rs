@@ -10,6 +10,7 @@
 //! never reads git config: the caller hands it a [`DbLocation`].
 
 pub mod backend;
+mod error;
 pub mod location;
 mod postgres;
 mod queries;
@@ -22,6 +23,7 @@ mod sqlite;
 mod tests;
 
 pub use backend::{POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+pub use error::{ConnectFailure, DbError, MigrationError};
 pub use location::{DbLocation, PgUrl};
 pub use queue::{
     Attempt, Claim, ClaimOutcome, Completion, ConsolidationClaim, QueueCounts, QueueItem,
@@ -30,7 +32,7 @@ pub use queue::{
 
 use backend::Conn;
 use diesel_migrations::EmbeddedMigrations;
-use queries::TxError;
+use error::{says_disk_full, TxError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt;
@@ -44,11 +46,6 @@ pub const MIGRATIONS: EmbeddedMigrations = SQLITE_MIGRATIONS;
 
 /// The default database, relative to the main worktree's root.
 pub const DEFAULT_PATH: &str = ".state/multi_agent_consolidated.db";
-
-/// A database failure, one sentence naming the path and what failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DbError(pub String);
 
 /// Lifecycle of a run, kept in the `ws_runs` table beside the seed's `consolidated_runs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,11 +148,20 @@ impl ConsolidationDatabase {
     }
 
     fn open_with(location: DbLocation, purpose: Purpose) -> Result<Option<Self>, DbError> {
+        let db = || location.display().to_string();
         let fail = |why: &dyn fmt::Display| {
-            DbError(format!(
-                "failed to open database {}: {why}",
-                location.display()
-            ))
+            let why = why.to_string();
+            DbError::failed(format!("failed to open database {}: {why}", db()), &why)
+        };
+        let nothing = |why| DbError::NothingRecorded { db: db(), why };
+        let schema = |cause: MigrationError| {
+            let full = matches!(&cause, MigrationError::Failed(m) if says_disk_full(m));
+            let e = DbError::Migration { db: db(), cause };
+            if full {
+                DbError::DiskFull(e.to_string())
+            } else {
+                e
+            }
         };
         let busy = match purpose {
             Purpose::Hook => HOOK_BUSY_TIMEOUT,
@@ -169,7 +175,7 @@ impl ConsolidationDatabase {
                         Purpose::Create => {}
                         Purpose::Hook => return Ok(None),
                         Purpose::Existing => {
-                            return Err(fail(&"no such file (no run has been recorded here yet)"))
+                            return Err(nothing("no such file (no run has been recorded here yet)"))
                         }
                     },
                     Err(e) => return Err(fail(&e)),
@@ -180,16 +186,16 @@ impl ConsolidationDatabase {
                 Conn::Postgres(postgres::connect(url, purpose == Purpose::Hook)?)
             }
         };
-        let known = backend::known_versions(&conn).map_err(|e| fail(&e))?;
+        let known = backend::known_versions(&conn).map_err(schema)?;
         let applied = backend::applied_versions(&mut conn).map_err(|e| fail(&e))?;
-        backend::check_applied(&applied, &known).map_err(|e| fail(&e))?;
+        backend::check_applied(&applied, &known).map_err(schema)?;
         if applied.is_empty() && matches!(location, DbLocation::Postgres(_)) {
             match purpose {
                 Purpose::Create => {}
                 Purpose::Hook => return Ok(None),
                 Purpose::Existing => {
-                    return Err(fail(
-                        &"it has no git-ws tables (no run has been recorded here yet)",
+                    return Err(nothing(
+                        "it has no git-ws tables (no run has been recorded here yet)",
                     ))
                 }
             }
@@ -197,7 +203,10 @@ impl ConsolidationDatabase {
         if !known.is_subset(&applied) {
             // One writer at a time: a second process opening a fresh database waits here,
             // then finds nothing pending.
-            backend::migrate(&mut conn, &known).map_err(|e| fail(&e))?;
+            backend::migrate(&mut conn, &known).map_err(|e| match e {
+                TxError::Migration(cause) => schema(cause),
+                other => fail(&other),
+            })?;
         }
         Ok(Some(ConsolidationDatabase { conn, location }))
     }
@@ -213,10 +222,12 @@ impl ConsolidationDatabase {
     }
 
     fn fail(&self, what: &str, e: impl fmt::Display) -> DbError {
-        DbError(format!(
-            "failed to {what} in database {}: {e}",
+        let cause = e.to_string();
+        let sentence = format!(
+            "failed to {what} in database {}: {cause}",
             self.location.display()
-        ))
+        );
+        DbError::failed(sentence, &cause)
     }
 
     /// Allocate the run id (`info.run_id`, or with `-2`, `-3`, … appended if taken) and
@@ -323,16 +334,13 @@ impl ConsolidationDatabase {
             Ok(Err(queries::run_ids(c, None)?))
         })()
         .map_err(|e| self.fail(&format!("look up run {spec}"), e))?;
-        found.map_err(|known| {
-            let db = self.location.display();
-            if known.is_empty() {
-                DbError(format!(
-                    "no run {spec} in {db}: the database has no runs yet"
-                ))
-            } else {
-                let near = rows::closest(spec, &known, 3).join(", ");
-                DbError(format!("no run {spec} in {db}; closest: {near}"))
-            }
+        found.map_err(|known| DbError::NoSuchRun {
+            run: spec.to_string(),
+            db: Some(self.location.display().to_string()),
+            closest: rows::closest(spec, &known, 3)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         })
     }
 

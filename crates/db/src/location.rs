@@ -7,6 +7,7 @@ use serde::{Serialize, Serializer};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use ws_core::Invalid;
 
 /// The environment variable naming the database (a path or a `postgres://` URL).
 pub const ENV_VAR: &str = "GIT_WS_DATABASE_URL";
@@ -20,25 +21,28 @@ pub struct PgUrl(String);
 
 impl PgUrl {
     /// Accept a `postgres://` or `postgresql://` URL; libpq checks the rest when connecting.
-    pub fn parse(s: &str) -> Result<PgUrl, String> {
+    pub fn parse(s: &str) -> Result<PgUrl, Invalid> {
         let lower = s.to_ascii_lowercase();
         let Some(rest) = ["postgres://", "postgresql://"]
             .iter()
             .find_map(|p| lower.strip_prefix(p).map(|_| &s[p.len()..]))
         else {
-            return Err("a PostgreSQL URL starts with postgres:// or postgresql://".into());
+            return Err(Invalid::new(
+                "a PostgreSQL URL starts with postgres:// or postgresql://",
+            ));
         };
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("a URL cannot contain spaces or control characters".into());
+            return Err(Invalid::new(
+                "a URL cannot contain spaces or control characters",
+            ));
         }
         let (authority, _) = split_authority(rest);
         let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         if host.is_empty() && !rest.contains("host=") {
-            return Err(
+            return Err(Invalid::new(
                 "the URL names no host (postgres://USER@HOST:PORT/DATABASE); git-ws does not \
-                 guess one"
-                    .into(),
-            );
+                 guess one",
+            ));
         }
         Ok(PgUrl(s.to_string()))
     }
@@ -138,9 +142,9 @@ pub enum DbLocation {
 impl DbLocation {
     /// `postgres://…` / `postgresql://…` is PostgreSQL, any other `scheme://` is refused,
     /// anything else is an SQLite path.
-    pub fn parse(s: &str) -> Result<DbLocation, String> {
+    pub fn parse(s: &str) -> Result<DbLocation, Invalid> {
         if s.is_empty() {
-            return Err("empty database path".into());
+            return Err(Invalid::new("empty database path"));
         }
         let lower = s.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
@@ -155,10 +159,10 @@ impl DbLocation {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
             if looks_like_scheme {
-                return Err(format!(
+                return Err(Invalid::new(format!(
                     "unsupported database URL scheme {scheme}:// (give an SQLite file path or a \
                      postgres:// URL)"
-                ));
+                )));
             }
         }
         Ok(DbLocation::Sqlite(PathBuf::from(s)))
@@ -207,8 +211,8 @@ impl fmt::Display for DisplayLocation<'_> {
 }
 
 impl FromStr for DbLocation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
         DbLocation::parse(s)
     }
 }
@@ -260,16 +264,17 @@ pub fn resolve(
     cwd: &Path,
     repo_root: Option<&Path>,
     default: Option<PathBuf>,
-) -> Result<Option<DbLocation>, String> {
+) -> Result<Option<DbLocation>, Invalid> {
     if let Some(l) = flag {
         return Ok(Some(l.clone().relative_to(cwd)));
     }
     if let Some(v) = env.map(str::trim).filter(|v| !v.is_empty()) {
-        let l = DbLocation::parse(v).map_err(|e| format!("{ENV_VAR}: {e}"))?;
+        let l = DbLocation::parse(v).map_err(|e| Invalid::new(format!("{ENV_VAR}: {e}")))?;
         return Ok(Some(l.relative_to(cwd)));
     }
     if let Some(v) = config.map(str::trim).filter(|v| !v.is_empty()) {
-        let l = DbLocation::parse(v).map_err(|e| format!("git config {CONFIG_KEY}: {e}"))?;
+        let l = DbLocation::parse(v)
+            .map_err(|e| Invalid::new(format!("git config {CONFIG_KEY}: {e}")))?;
         return Ok(Some(l.relative_to(repo_root.unwrap_or(cwd))));
     }
     Ok(default.map(DbLocation::Sqlite))
@@ -303,12 +308,13 @@ mod tests {
         );
         let e = DbLocation::parse("mysql://u@h/db").unwrap_err();
         assert!(
-            e.contains("unsupported database URL scheme mysql://"),
+            e.as_str()
+                .contains("unsupported database URL scheme mysql://"),
             "{e}"
         );
         assert!(DbLocation::parse("").is_err());
         let e = DbLocation::parse("postgres:///db").unwrap_err();
-        assert!(e.contains("no host"), "{e}");
+        assert!(e.as_str().contains("no host"), "{e}");
         assert!(DbLocation::parse("postgres://h/db?host=/run/pg").is_ok());
         assert!(DbLocation::parse("postgres://u@h/d b").is_err());
     }
@@ -391,8 +397,11 @@ mod tests {
         );
         assert_eq!(resolve(None, None, None, cwd, None, None).unwrap(), None);
         let e = resolve(None, Some("redis://x"), None, cwd, Some(root), None).unwrap_err();
-        assert!(e.starts_with("GIT_WS_DATABASE_URL: unsupported"), "{e}");
+        assert!(
+            e.as_str().starts_with("GIT_WS_DATABASE_URL: unsupported"),
+            "{e}"
+        );
         let e = resolve(None, None, Some("postgres://"), cwd, Some(root), None).unwrap_err();
-        assert!(e.starts_with("git config ws.database: "), "{e}");
+        assert!(e.as_str().starts_with("git config ws.database: "), "{e}");
     }
 }

@@ -4,8 +4,8 @@
 //! wrong (server unreachable, authentication failed, database missing) and names the URL
 //! with its password hidden.
 
+use super::error::{ConnectFailure, DbError};
 use super::location::PgUrl;
-use super::DbError;
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -18,7 +18,10 @@ const HOOK_CONNECT_TIMEOUT_SECS: u32 = 2;
 /// Connect to `url` and configure the session. `hook`: give up quickly (connect within
 /// 2 s, wait at most 50 ms for a lock) so a merge is never held up.
 pub fn connect(url: &PgUrl, hook: bool) -> Result<PgConnection, DbError> {
-    let fail = |why: String| DbError(format!("failed to open database {url}: {why}"));
+    let fail = |why: String| {
+        let sentence = format!("failed to open database {url}: {why}");
+        DbError::failed(sentence, &why)
+    };
     let mut target = url.clone();
     if !target.has_param("connect_timeout") {
         let secs = if hook {
@@ -31,8 +34,14 @@ pub fn connect(url: &PgUrl, hook: bool) -> Result<PgConnection, DbError> {
     if !target.has_param("application_name") {
         target = target.with_param("application_name", "git-ws");
     }
-    let mut conn = PgConnection::establish(target.secret())
-        .map_err(|e| fail(describe_failure(&scrub(&e.to_string(), url))))?;
+    let mut conn = PgConnection::establish(target.secret()).map_err(|e| {
+        let libpq = scrub(&e.to_string(), url);
+        DbError::Connect {
+            db: url.to_string(),
+            failure: classify(&libpq),
+            detail: describe_failure(&libpq),
+        }
+    })?;
     let mut session = String::from("SET TIME ZONE 'UTC'; SET client_min_messages = warning;");
     if hook {
         session.push_str(" SET lock_timeout = '50ms'; SET statement_timeout = '2s';");
@@ -58,9 +67,17 @@ fn one_line(msg: &str) -> String {
 /// A connection failure as reported by libpq, prefixed with what it means. Pure.
 pub fn describe_failure(libpq: &str) -> String {
     let msg = one_line(libpq);
-    let m = msg.to_ascii_lowercase();
+    match classify(&msg).meaning() {
+        Some(kind) => format!("{kind}: {msg}"),
+        None => msg,
+    }
+}
+
+/// What a libpq connection failure means. Pure.
+pub fn classify(libpq: &str) -> ConnectFailure {
+    let m = one_line(libpq).to_ascii_lowercase();
     let any = |needles: &[&str]| needles.iter().any(|n| m.contains(n));
-    let kind = if any(&[
+    if any(&[
         "password authentication failed",
         "no password supplied",
         "authentication failed",
@@ -68,9 +85,9 @@ pub fn describe_failure(libpq: &str) -> String {
         "pg_hba.conf rejects",
     ]) || (m.contains("role \"") && m.contains("does not exist"))
     {
-        "authentication failed"
+        ConnectFailure::Authentication
     } else if m.contains("database \"") && m.contains("does not exist") {
-        "the database does not exist (create it first, e.g. with createdb)"
+        ConnectFailure::NoSuchDatabase
     } else if any(&[
         "connection refused",
         "could not connect",
@@ -83,10 +100,9 @@ pub fn describe_failure(libpq: &str) -> String {
         "the database system is starting up",
         "the database system is shutting down",
     ]) {
-        "the server is unreachable"
+        ConnectFailure::Unreachable
     } else if m.contains("ssl support is not compiled in") {
-        "TLS is not available in this build of git-ws (its libpq has no OpenSSL; see the \
-         README's Database section)"
+        ConnectFailure::NoTls
     } else if any(&[
         "invalid uri",
         "invalid connection option",
@@ -96,11 +112,10 @@ pub fn describe_failure(libpq: &str) -> String {
         "invalid percent-encoded",
         "invalid value",
     ]) {
-        "the URL is not valid"
+        ConnectFailure::BadUrl
     } else {
-        return msg;
-    };
-    format!("{kind}: {msg}")
+        ConnectFailure::Other
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +140,11 @@ mod tests {
             let got = describe_failure(msg);
             assert!(got.starts_with(want), "{want:?} for {msg:?}: got {got:?}");
             assert!(!got.contains('\n'), "{got:?}");
+            let kind = classify(msg).meaning().unwrap_or_default();
+            assert!(
+                kind.starts_with(want),
+                "{want:?} for {msg:?}: classified {kind:?}"
+            );
             n += 1;
         }
         assert!(n >= 5, "{n} samples");
@@ -132,6 +152,7 @@ mod tests {
             describe_failure("something else\n\tentirely"),
             "something else entirely"
         );
+        assert_eq!(classify("something else"), ConnectFailure::Other);
     }
 
     #[test]

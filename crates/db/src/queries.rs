@@ -4,6 +4,7 @@
 //! and unique constraints (PostgreSQL) instead of failing.
 
 use super::backend::{on_conn, Conn, Dialect};
+use super::error::{TxError, TxResult};
 use super::rows::*;
 use super::schema::*;
 use super::{MergeRecord, RunState, RunSummary};
@@ -14,23 +15,6 @@ use diesel::sql_types::{BigInt, Text};
 use std::collections::HashMap;
 use ws_core::consolidate::Consolidated;
 use ws_core::model::{IntegrationRecord, MergeForecast, RunInfo, WorkstreamResult};
-
-/// A failure inside a transaction: from the database, or from decoding what it returned.
-#[derive(Debug, thiserror::Error)]
-pub enum TxError {
-    #[error(transparent)]
-    Db(#[from] diesel::result::Error),
-    #[error("{0}")]
-    Msg(String),
-}
-
-impl From<String> for TxError {
-    fn from(e: String) -> Self {
-        TxError::Msg(e)
-    }
-}
-
-pub type TxResult<T> = Result<T, TxError>;
 
 /// Most recent first: `created_at`, then the start timestamp, then insertion order.
 macro_rules! most_recent_first {

@@ -11,7 +11,8 @@
 //! clock, so the workers' clocks never matter.
 
 use super::backend::{on_conn, Conn};
-use super::queries::{self, TxError, TxResult};
+use super::error::{TxError, TxResult};
+use super::queries;
 use super::rows::fmt_ts;
 use super::schema::{ws_queue, ws_queue_attempts, ws_queue_deps, ws_queue_runs, ws_queue_workers};
 use super::{ConsolidationDatabase, DbError, RunState};
@@ -380,6 +381,184 @@ fn skips_after_failure(
     sched.finish(failed, false)
 }
 
+// ---------------------------------------------------------------------------------------
+// The steps of a fenced completion (`ConsolidationDatabase::complete`), each inside its one
+// transaction.
+
+/// The fencing check: mark the workstream done with the result's status if `attempt`
+/// still holds its claim. `false`: the claim is no longer this attempt's.
+fn settle_claim(conn: &mut Conn, result: &WorkstreamResult, attempt: i64) -> TxResult<bool> {
+    let (run_id, ws) = (result.run_id.as_str(), result.workstream_id.as_str());
+    let n = on_conn!(conn, |c| diesel::update(
+        ws_queue::table
+            .filter(ws_queue::run_id.eq(run_id))
+            .filter(ws_queue::workstream_id.eq(ws))
+            .filter(ws_queue::attempt.eq(attempt))
+            .filter(ws_queue::state.eq(CLAIMED)),
+    )
+    .set((
+        ws_queue::state.eq(DONE),
+        ws_queue::status.eq(result.status.as_str()),
+        ws_queue::lease_expires.eq(None::<i64>),
+    ))
+    .execute(c))?;
+    Ok(n > 0)
+}
+
+/// A late result: its attempt's outcome becomes `rejected`, and who holds the workstream
+/// now (with which attempt) is reported; nothing else is written.
+fn reject_late(
+    conn: &mut Conn,
+    run_id: &str,
+    ws: &str,
+    attempt: i64,
+    stamp: &str,
+) -> TxResult<Completion> {
+    let (holder, current) = on_conn_fn!(conn, |c| -> TxResult<(Option<String>, i64)> {
+        set_outcome!(run_id, ws, attempt, "rejected", stamp).execute(c)?;
+        let row: Option<(Option<String>, i64)> = ws_queue::table
+            .filter(ws_queue::run_id.eq(run_id))
+            .filter(ws_queue::workstream_id.eq(ws))
+            .select((ws_queue::worker, ws_queue::attempt))
+            .first(c)
+            .optional()?;
+        Ok(row.unwrap_or((None, 0)))
+    })?;
+    Ok(Completion::Rejected {
+        holder,
+        attempt: current,
+    })
+}
+
+/// The accepted result: its attempt's outcome, and the result itself.
+fn record_final(
+    conn: &mut Conn,
+    result: &WorkstreamResult,
+    attempt: i64,
+    stamp: &str,
+) -> TxResult<()> {
+    let (run_id, ws) = (result.run_id.as_str(), result.workstream_id.as_str());
+    on_conn!(conn, |c| set_outcome!(
+        run_id,
+        ws,
+        attempt,
+        result.status.as_str(),
+        stamp
+    )
+    .execute(c))?;
+    queries::record_result(conn, result)
+}
+
+/// A completed workstream: each of its dependents waits for one dependency less.
+fn unblock_dependents(conn: &mut Conn, run_id: &str, ws: &str) -> TxResult<()> {
+    on_conn!(conn, |c| {
+        let dependents = ws_queue_deps::table
+            .filter(ws_queue_deps::run_id.eq(run_id))
+            .filter(ws_queue_deps::depends_on.eq(ws))
+            .select(ws_queue_deps::workstream_id);
+        diesel::update(
+            ws_queue::table
+                .filter(ws_queue::run_id.eq(run_id))
+                .filter(ws_queue::workstream_id.eq_any(dependents)),
+        )
+        .set(ws_queue::blocked.eq(ws_queue::blocked - 1))
+        .execute(c)
+    })?;
+    Ok(())
+}
+
+/// A workstream that did not complete: skip its queued dependents, transitively (with
+/// `fail_fast`, everything still queued), each recorded through `skip`. Returns the ids
+/// skipped.
+fn skip_after_failure(
+    conn: &mut Conn,
+    run_id: &str,
+    failed: &str,
+    fail_fast: bool,
+    skip: SkipResult<'_>,
+) -> TxResult<Vec<String>> {
+    let (queued, edges) = queued_with_edges(conn, run_id)?;
+    let ids: HashSet<String> = queued.iter().map(|q| q.0.clone()).collect();
+    let defs: HashMap<&str, (&str, &str)> = queued
+        .iter()
+        .map(|(id, f, d)| (id.as_str(), (f.as_str(), d.as_str())))
+        .collect();
+    let mut skipped = Vec::new();
+    for (id, reason) in skips_for(failed, &ids, &edges, fail_fast) {
+        if take_queued(conn, run_id, &id)? {
+            let (file, def) = defs.get(id.as_str()).copied().unwrap_or(("", ""));
+            queries::record_result(conn, &skip(&id, file, def, &reason))?;
+            skipped.push(id);
+        }
+    }
+    Ok(skipped)
+}
+
+/// A queued workstream: id, file, definition.
+type Queued = (String, String, String);
+/// A dependency edge: workstream, the one it depends on.
+type Edge = (String, String);
+
+/// The run's queued workstreams and every dependency edge.
+fn queued_with_edges(conn: &mut Conn, run_id: &str) -> TxResult<(Vec<Queued>, Vec<Edge>)> {
+    on_conn_fn!(conn, |c| -> TxResult<_> {
+        let queued: Vec<Queued> = ws_queue::table
+            .filter(ws_queue::run_id.eq(run_id))
+            .filter(ws_queue::state.eq(QUEUED))
+            .select((
+                ws_queue::workstream_id,
+                ws_queue::file,
+                ws_queue::definition,
+            ))
+            .load(c)?;
+        let edges: Vec<Edge> = ws_queue_deps::table
+            .filter(ws_queue_deps::run_id.eq(run_id))
+            .select((ws_queue_deps::workstream_id, ws_queue_deps::depends_on))
+            .load(c)?;
+        Ok((queued, edges))
+    })
+}
+
+/// What a failure of `failed` skips among the `queued` ids, with the reasons: its
+/// dependents, transitively, then (with `fail_fast`) the rest in id order. Pure.
+fn skips_for(
+    failed: &str,
+    queued: &HashSet<String>,
+    edges: &[Edge],
+    fail_fast: bool,
+) -> Vec<(String, String)> {
+    let mut skips: Vec<(String, String)> = skips_after_failure(failed, queued, edges)
+        .into_iter()
+        .map(|s| (s.id, s.reason))
+        .collect();
+    if fail_fast {
+        let mut rest: Vec<&String> = queued
+            .iter()
+            .filter(|id| !skips.iter().any(|(s, _)| s == *id))
+            .collect();
+        rest.sort();
+        let why = format!("not started: --fail-fast after {failed} failed");
+        skips.extend(rest.into_iter().map(|id| (id.clone(), why.clone())));
+    }
+    skips
+}
+
+/// Settle queued workstream `id` as skipped; `false` when it is no longer queued.
+fn take_queued(conn: &mut Conn, run_id: &str, id: &str) -> TxResult<bool> {
+    let n = on_conn!(conn, |c| diesel::update(
+        ws_queue::table
+            .filter(ws_queue::run_id.eq(run_id))
+            .filter(ws_queue::workstream_id.eq(id))
+            .filter(ws_queue::state.eq(QUEUED)),
+    )
+    .set((
+        ws_queue::state.eq(DONE),
+        ws_queue::status.eq(Status::Skipped.as_str()),
+    ))
+    .execute(c))?;
+    Ok(n == 1)
+}
+
 impl ConsolidationDatabase {
     fn queue_fail(&self, what: &str, e: impl std::fmt::Display) -> DbError {
         self.fail(what, e)
@@ -699,117 +878,18 @@ impl ConsolidationDatabase {
     ) -> Result<Completion, DbError> {
         let run_id = result.run_id.as_str();
         let ws = result.workstream_id.as_str();
-        let status = result.status;
         let stamp = fmt_ts(&Utc::now());
         in_write_tx(&mut self.conn, |conn| {
-            let n = on_conn!(conn, |c| diesel::update(
-                ws_queue::table
-                    .filter(ws_queue::run_id.eq(run_id))
-                    .filter(ws_queue::workstream_id.eq(ws))
-                    .filter(ws_queue::attempt.eq(attempt))
-                    .filter(ws_queue::state.eq(CLAIMED)),
-            )
-            .set((
-                ws_queue::state.eq(DONE),
-                ws_queue::status.eq(status.as_str()),
-                ws_queue::lease_expires.eq(None::<i64>),
-            ))
-            .execute(c))?;
-            if n == 0 {
-                let (holder, current) =
-                    on_conn_fn!(conn, |c| -> TxResult<(Option<String>, i64)> {
-                        set_outcome!(run_id, ws, attempt, "rejected", &stamp).execute(c)?;
-                        let row: Option<(Option<String>, i64)> = ws_queue::table
-                            .filter(ws_queue::run_id.eq(run_id))
-                            .filter(ws_queue::workstream_id.eq(ws))
-                            .select((ws_queue::worker, ws_queue::attempt))
-                            .first(c)
-                            .optional()?;
-                        Ok(row.unwrap_or((None, 0)))
-                    })?;
-                return Ok(Completion::Rejected {
-                    holder,
-                    attempt: current,
-                });
+            if !settle_claim(conn, result, attempt)? {
+                return reject_late(conn, run_id, ws, attempt, &stamp);
             }
-            on_conn!(conn, |c| set_outcome!(
-                run_id,
-                ws,
-                attempt,
-                status.as_str(),
-                &stamp
-            )
-            .execute(c))?;
-            queries::record_result(conn, result)?;
-            let mut skipped = Vec::new();
-            if status == Status::Completed {
-                on_conn!(conn, |c| {
-                    let dependents = ws_queue_deps::table
-                        .filter(ws_queue_deps::run_id.eq(run_id))
-                        .filter(ws_queue_deps::depends_on.eq(ws))
-                        .select(ws_queue_deps::workstream_id);
-                    diesel::update(
-                        ws_queue::table
-                            .filter(ws_queue::run_id.eq(run_id))
-                            .filter(ws_queue::workstream_id.eq_any(dependents)),
-                    )
-                    .set(ws_queue::blocked.eq(ws_queue::blocked - 1))
-                    .execute(c)
-                })?;
+            record_final(conn, result, attempt, &stamp)?;
+            let skipped = if result.status == Status::Completed {
+                unblock_dependents(conn, run_id, ws)?;
+                Vec::new()
             } else {
-                let (queued, edges) = on_conn_fn!(conn, |c| -> TxResult<_> {
-                    let queued: Vec<(String, String, String)> = ws_queue::table
-                        .filter(ws_queue::run_id.eq(run_id))
-                        .filter(ws_queue::state.eq(QUEUED))
-                        .select((
-                            ws_queue::workstream_id,
-                            ws_queue::file,
-                            ws_queue::definition,
-                        ))
-                        .load(c)?;
-                    let edges: Vec<(String, String)> = ws_queue_deps::table
-                        .filter(ws_queue_deps::run_id.eq(run_id))
-                        .select((ws_queue_deps::workstream_id, ws_queue_deps::depends_on))
-                        .load(c)?;
-                    Ok((queued, edges))
-                })?;
-                let ids: HashSet<String> = queued.iter().map(|q| q.0.clone()).collect();
-                let mut skips: Vec<(String, String)> = skips_after_failure(ws, &ids, &edges)
-                    .into_iter()
-                    .map(|s| (s.id, s.reason))
-                    .collect();
-                if fail_fast {
-                    let mut rest: Vec<&String> = ids
-                        .iter()
-                        .filter(|id| !skips.iter().any(|(s, _)| s == *id))
-                        .collect();
-                    rest.sort();
-                    let why = format!("not started: --fail-fast after {ws} failed");
-                    skips.extend(rest.into_iter().map(|id| (id.clone(), why.clone())));
-                }
-                let defs: HashMap<&str, (&str, &str)> = queued
-                    .iter()
-                    .map(|(id, f, d)| (id.as_str(), (f.as_str(), d.as_str())))
-                    .collect();
-                for (id, reason) in &skips {
-                    let n = on_conn!(conn, |c| diesel::update(
-                        ws_queue::table
-                            .filter(ws_queue::run_id.eq(run_id))
-                            .filter(ws_queue::workstream_id.eq(id))
-                            .filter(ws_queue::state.eq(QUEUED)),
-                    )
-                    .set((
-                        ws_queue::state.eq(DONE),
-                        ws_queue::status.eq(Status::Skipped.as_str()),
-                    ))
-                    .execute(c))?;
-                    if n == 1 {
-                        let (file, def) = defs.get(id.as_str()).copied().unwrap_or(("", ""));
-                        queries::record_result(conn, &skip(id, file, def, reason))?;
-                        skipped.push(id.clone());
-                    }
-                }
-            }
+                skip_after_failure(conn, run_id, ws, fail_fast, skip)?
+            };
             Ok(Completion::Accepted {
                 skipped,
                 unfinished: unfinished_count(conn, run_id)?,

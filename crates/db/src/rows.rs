@@ -127,7 +127,7 @@ impl WsRunRow {
         }
     }
 
-    pub fn to_info(&self) -> Result<RunInfo, String> {
+    pub(crate) fn to_info(&self) -> Result<RunInfo, String> {
         let started_at = parse_ts(&self.started_at)
             .ok_or_else(|| format!("bad ws_runs.started_at {:?}", self.started_at))?;
         let finished_at = match &self.finished_at {
@@ -396,7 +396,7 @@ pub struct IntegrationTestRow {
 pub const INTEGRATION_TEST_COLUMNS: usize = 9;
 
 /// Merged steps first (merge order), then the excluded ones: the rows of one integration.
-pub fn integration_rows(
+pub(crate) fn integration_rows(
     id: i64,
     r: &IntegrationRecord,
 ) -> Result<(Vec<IntegrationStepRow>, Vec<IntegrationTestRow>), String> {
@@ -454,7 +454,7 @@ pub fn integration_rows(
 }
 
 /// Rebuild an integration from its rows (steps and tests in position order).
-pub fn integration_from_rows(
+pub(crate) fn integration_from_rows(
     row: &IntegrationRow,
     steps: &[IntegrationStepRow],
     tests: &[IntegrationTestRow],
@@ -624,7 +624,7 @@ fn json<T: Serialize + ?Sized>(v: &T, column: &str) -> Result<String, String> {
 }
 
 /// Split a result into its rows.
-pub fn result_rows(r: &WorkstreamResult) -> Result<ResultRows, String> {
+pub(crate) fn result_rows(r: &WorkstreamResult) -> Result<ResultRows, String> {
     let paths: Vec<&str> = r.files.iter().map(|f| f.path.as_str()).collect();
     let test_results = match &r.test_results {
         Some(t) => Some(json(t, "agent_results.test_results")?),
@@ -735,7 +735,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(
 /// Rebuild a result from its `agent_results` row, its `consolidated_errors` rows (in id
 /// order; they carry the stack traces) and its `ws_result_files` rows (used when the
 /// metadata has no `file_changes`).
-pub fn result_from_rows(
+pub(crate) fn result_from_rows(
     row: &AgentResultRow,
     error_rows: &[ErrorRow],
     file_rows: &[ResultFileRow],
@@ -840,7 +840,7 @@ pub fn result_from_rows(
 pub type ForecastRows = (Vec<ForecastPairRow>, Vec<MergeOrderRow>, Vec<ClusterRow>);
 
 /// Forecast rows of a run.
-pub fn forecast_rows(run_id: &str, f: &MergeForecast) -> Result<ForecastRows, String> {
+pub(crate) fn forecast_rows(run_id: &str, f: &MergeForecast) -> Result<ForecastRows, String> {
     let pairs = f
         .pairs
         .iter()
@@ -897,7 +897,7 @@ pub fn forecast_rows(run_id: &str, f: &MergeForecast) -> Result<ForecastRows, St
 
 /// Rebuild a forecast from its rows (pairs in id order, steps in position order, clusters
 /// by id). `overlaps` is not stored: the run's overlaps come from its files.
-pub fn forecast_from_rows(
+pub(crate) fn forecast_from_rows(
     pairs: &[ForecastPairRow],
     order: &[MergeOrderRow],
     clusters: &[ClusterRow],

@@ -10,9 +10,11 @@ impl ConsolidationDatabase {
     /// unfinished run shows what it has so far), with its merges, state, run-level warnings
     /// and latest integration.
     pub fn run_view(&mut self, run_id: &str) -> Result<RunView, DbError> {
-        let info = self
-            .run_info(run_id)?
-            .ok_or_else(|| DbError(format!("no run {run_id}")))?;
+        let info = self.run_info(run_id)?.ok_or_else(|| DbError::NoSuchRun {
+            run: run_id.to_string(),
+            db: None,
+            closest: Vec::new(),
+        })?;
         let results = self.results(run_id)?;
         let forecast = self.forecast(run_id)?;
         let merged = self.merged(run_id)?;

@@ -2,7 +2,7 @@
 //! create parent directories, and set the per-connection PRAGMAs (`busy_timeout`, WAL,
 //! `synchronous = NORMAL`, foreign keys).
 
-use super::DbError;
+use super::error::DbError;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sqlite::SqliteConnection;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub(super) const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// `Ok` for a missing or empty file or one that starts with the SQLite header.
-pub fn check_file(path: &Path) -> Result<(), String> {
+pub(crate) fn check_file(path: &Path) -> Result<(), String> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -58,16 +58,21 @@ fn set_wal(conn: &mut SqliteConnection, busy: Duration) -> QueryResult<()> {
 /// waits for another connection's lock. Errors name the path.
 pub fn connect(path: &Path, busy: Duration) -> Result<SqliteConnection, DbError> {
     let fail = |why: &dyn std::fmt::Display| {
-        DbError(format!("failed to open database {}: {why}", path.display()))
+        let why = why.to_string();
+        DbError::failed(
+            format!("failed to open database {}: {why}", path.display()),
+            &why,
+        )
     };
     check_file(path).map_err(|e| fail(&e))?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| {
-            DbError(format!(
+            let sentence = format!(
                 "failed to create directory {} for database {}: {e}",
                 parent.display(),
                 path.display()
-            ))
+            );
+            DbError::failed(sentence, &e.to_string())
         })?;
     }
     let text = path

@@ -689,6 +689,67 @@ fn recording_a_result_again_replaces_every_row_of_it() {
     assert_eq!(db.results(SEED_RUN).unwrap(), vec![again]);
 }
 
+/// A PostgreSQL server nobody listens for is `Connect` with `Unreachable`, its sentence
+/// naming the URL with the password hidden (port 1 refuses at once, no server needed).
+#[test]
+fn an_unreachable_server_is_a_connect_failure() {
+    let url = "postgres://u:hunter2@127.0.0.1:1/db?connect_timeout=2";
+    let err = ConsolidationDatabase::open(DbLocation::parse(url).unwrap())
+        .err()
+        .unwrap();
+    match &err {
+        DbError::Connect { db, failure, .. } => {
+            assert_eq!(*failure, ConnectFailure::Unreachable, "{err}");
+            assert!(!db.contains("hunter2"), "{db}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.starts_with("failed to open database postgres://u:***@127.0.0.1:1/db"),
+        "{text}"
+    );
+    assert!(text.contains(": the server is unreachable: "), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+/// A database that cannot grow is SQLite's `SQLITE_FULL`, exactly as a full disk reports
+/// it ("database or disk is full"): `max_page_count` caps the file at its size.
+#[test]
+fn a_full_database_is_disk_full() {
+    let (_dir, path, mut db) = fresh();
+    seed_run(&mut db);
+    #[derive(QueryableByName)]
+    struct Pages {
+        #[diesel(sql_type = BigInt)]
+        page_count: i64,
+    }
+    let pages: Pages = diesel::sql_query("PRAGMA page_count")
+        .get_result(db.sqlite())
+        .unwrap();
+    db.sqlite()
+        .batch_execute(&format!("PRAGMA max_page_count = {};", pages.page_count))
+        .unwrap();
+    let mut big = full_result(SEED_RUN, "ws-big", "agent-1", 0);
+    big.warnings = (0..400)
+        .map(|i| format!("{i} {}", "x".repeat(1000)))
+        .collect();
+    let err = db.record_result(&big).unwrap_err();
+    assert!(matches!(err, DbError::DiskFull(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "failed to record result ws-big of run {SEED_RUN} in database {}: database or disk is full",
+            path.display()
+        )
+    );
+    // Once there is room again, the same connection writes.
+    db.sqlite()
+        .batch_execute("PRAGMA max_page_count = 1073741823;")
+        .unwrap();
+    db.record_result(&big).unwrap();
+}
+
 #[test]
 fn a_result_for_an_unknown_run_is_refused_by_the_foreign_key() {
     let (_dir, path, mut db) = fresh();
@@ -696,10 +757,10 @@ fn a_result_for_an_unknown_run_is_refused_by_the_foreign_key() {
         .record_result(&full_result("no-such-run", "ws-01", "agent-1", 0))
         .unwrap_err();
     assert!(err
-        .0
+        .to_string()
         .starts_with("failed to record result ws-01 of run no-such-run in database "));
-    assert!(err.0.contains(&path.display().to_string()));
-    assert!(err.0.contains("FOREIGN KEY"), "{err}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
 }
 
 #[test]
@@ -779,11 +840,11 @@ fn finish_run_writes_totals_summary_and_state() {
     unknown.run.run_id = "ma-run-nope".into();
     let err = db.finish_run(&unknown, RunState::Finished).unwrap_err();
     assert!(
-        err.0
+        err.to_string()
             .starts_with("failed to finish run ma-run-nope in database "),
         "{err}"
     );
-    assert!(err.0.ends_with("no run ma-run-nope"), "{err}");
+    assert!(err.to_string().ends_with("no run ma-run-nope"), "{err}");
 }
 
 #[test]
@@ -888,14 +949,14 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
         std::fs::write(&path, &bytes).unwrap();
         let err = ConsolidationDatabase::open(&path).err().unwrap();
         assert_eq!(
-            err.0,
+            err.to_string(),
             format!(
                 "failed to open database {}: not an SQLite database",
                 path.display()
             )
         );
         let err = ConsolidationDatabase::open_existing(&path).err().unwrap();
-        assert!(err.0.ends_with("not an SQLite database"));
+        assert!(err.to_string().ends_with("not an SQLite database"));
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}");
         assert!(!dir.path().join(format!("{name}-wal")).exists());
         assert!(!dir.path().join(format!("{name}-journal")).exists());
@@ -909,7 +970,7 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
     assert!(std::fs::read(&empty).unwrap().starts_with(SQLITE_HEADER));
     // A directory is refused with a reason.
     let err = ConsolidationDatabase::open(dir.path()).err().unwrap();
-    assert!(err.0.ends_with("it is a directory"), "{err}");
+    assert!(err.to_string().ends_with("it is a directory"), "{err}");
 }
 
 #[test]
@@ -922,8 +983,18 @@ fn a_database_from_a_newer_git_ws_is_refused_and_left_untouched() {
     drop(db);
     let before = std::fs::read(&path).unwrap();
     let err = ConsolidationDatabase::open(&path).err().unwrap();
+    assert!(
+        matches!(
+            &err,
+            DbError::Migration {
+                cause: MigrationError::Newer { version },
+                ..
+            } if version == "99990101000000"
+        ),
+        "{err:?}"
+    );
     assert_eq!(
-        err.0,
+        err.to_string(),
         format!(
             "failed to open database {}: it was written by a newer git-ws (schema version \
              99990101000000); upgrade git-ws",
@@ -938,8 +1009,9 @@ fn open_existing_names_a_missing_path_and_open_creates_parents() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a").join("b").join("x.db");
     let err = ConsolidationDatabase::open_existing(&path).err().unwrap();
+    assert!(matches!(err, DbError::NothingRecorded { .. }), "{err:?}");
     assert!(
-        err.0
+        err.to_string()
             .starts_with(&format!("failed to open database {}: ", path.display())),
         "{err}"
     );
@@ -1023,8 +1095,12 @@ fn a_database_written_by_the_seed_prototype_is_adopted() {
 fn resolve_run_id_handles_latest_exact_and_near_misses() {
     let (_dir, path, mut db) = fresh();
     let err = db.resolve_run_id("latest").unwrap_err();
+    assert!(
+        matches!(&err, DbError::NoSuchRun { run, closest, .. } if run == "latest" && closest.is_empty()),
+        "{err:?}"
+    );
     assert_eq!(
-        err.0,
+        err.to_string(),
         format!(
             "no run latest in {}: the database has no runs yet",
             path.display()
@@ -1051,8 +1127,12 @@ fn resolve_run_id_handles_latest_exact_and_near_misses() {
         "ma-run-20241202-190500"
     );
     let err = db.resolve_run_id("ma-run-20241202-1905").unwrap_err();
+    assert!(
+        matches!(&err, DbError::NoSuchRun { closest, .. } if closest.len() == 3),
+        "{err:?}"
+    );
     assert_eq!(
-        err.0,
+        err.to_string(),
         format!(
             "no run ma-run-20241202-1905 in {}; closest: ma-run-20241202-190500, \
              ma-run-20241202-190000, ma-run-20241203-080000",

@@ -84,29 +84,35 @@ impl AgentSlot {
             error,
             pool_fault: false,
         })?;
-        let mut failures: Vec<String> = Vec::new();
+        let mut failures: Vec<GitError> = Vec::new();
         for attempt in 0..PREPARE_ATTEMPTS {
             if attempt > 0 {
                 if let Err(e) = self.repair(attempt, base) {
-                    failures.push(e.0);
+                    failures.push(e);
                     continue;
                 }
             }
             match self.prepare_once(branch, &refname, base, opts) {
                 Ok(()) => return Ok(()),
                 Err(e) if !e.pool_fault => return Err(e),
-                Err(e) => failures.push(e.error.0),
+                Err(e) => failures.push(e.error),
             }
         }
-        let last = failures.pop().unwrap_or_default();
-        Err(pool(GitError(if failures.is_empty() {
-            last
-        } else {
-            format!(
-                "{last} (tried {PREPARE_ATTEMPTS} times with repairs in between; earlier: {})",
-                failures.join("; ")
-            )
-        })))
+        let last = failures
+            .pop()
+            .unwrap_or_else(|| GitError::Other(String::new()));
+        if failures.is_empty() {
+            return Err(pool(last));
+        }
+        let earlier: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        let sentence = format!(
+            "{last} (tried {PREPARE_ATTEMPTS} times with repairs in between; earlier: {})",
+            earlier.join("; ")
+        );
+        Err(pool(GitError::failed(
+            sentence,
+            matches!(last, GitError::DiskFull(_)),
+        )))
     }
 
     /// Before retry `attempt`: forget what the handle knew, clear stale locks and repair the
@@ -337,7 +343,7 @@ fn release_elsewhere(
     };
     let busy = |where_: String| {
         PrepareError {
-        error: GitError(format!(
+        error: GitError::Other(format!(
             "failed to reset branch {branch} to the base: it is checked out in {where_} (check out another branch there, then git ws-run --rerun-failed)"
         )),
         pool_fault: false,
@@ -363,7 +369,7 @@ fn release_elsewhere(
             Ok(())
         }
         _ => Err(PrepareError {
-            error: GitError(format!(
+            error: GitError::Other(format!(
                 "failed to reset branch {branch} to the base: it is checked out in agent worktree {slot}, which another git ws-run holds"
             )),
             pool_fault: true,
@@ -586,7 +592,7 @@ fn clean_leftovers(
         }
     }
     if let Some(first) = dirty.first() {
-        return Err(GitError(format!(
+        return Err(GitError::Other(format!(
             "failed to reset worktree {} to the base: {} path(s) still differ (first: {first})",
             worktree.display(),
             dirty.len()
@@ -608,7 +614,7 @@ fn branch_refname(branch: &str) -> Result<String, GitError> {
     if git2::Reference::is_valid_name(&refname) {
         Ok(refname)
     } else {
-        Err(GitError(format!(
+        Err(GitError::Other(format!(
             "failed to use branch name '{branch}': not a valid git branch name"
         )))
     }

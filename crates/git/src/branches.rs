@@ -86,13 +86,13 @@ impl Repo {
             .ctx(|| format!("find branch {name}"))?;
         let now = b.get().target().map(|o| o.to_string());
         if now.as_deref() != Some(tip) {
-            return Err(GitError(format!(
+            return Err(GitError::Other(format!(
                 "failed to delete branch {name}: it moved (now at {}) since it was listed",
                 now.unwrap_or_default()
             )));
         }
         if b.is_head() {
-            return Err(GitError(format!(
+            return Err(GitError::Other(format!(
                 "failed to delete branch {name}: it is checked out"
             )));
         }

@@ -3,6 +3,7 @@
 //! command; the free functions are for one-off reads.
 
 use super::RepoPaths;
+use ws_core::Invalid;
 
 /// One snapshot of the git config.
 pub struct Config(git2::Config);
@@ -32,16 +33,16 @@ impl Config {
 
     /// The boolean value of `key` (git's spellings: true/false, yes/no, on/off, 1/0), if
     /// set; an error sentence naming the key when it is set to something else.
-    pub fn bool(&self, key: &str) -> Result<Option<bool>, String> {
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, Invalid> {
         let Some(raw) = self.string(key) else {
             return Ok(None);
         };
         match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" | "" => Ok(Some(true)),
             "false" | "no" | "off" | "0" => Ok(Some(false)),
-            _ => Err(format!(
+            _ => Err(Invalid::new(format!(
                 "git config {key} = {raw:?} is not a boolean (true or false)"
-            )),
+            ))),
         }
     }
 }

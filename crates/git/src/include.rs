@@ -9,6 +9,7 @@
 //! worktree's index or the agent's); a tracked path in the agent's worktree is never
 //! overwritten. `.git` and the tool's own `.state/` are never walked.
 
+use super::error::io_disk_full;
 use super::repo::Ctx;
 use super::slots::remove_path;
 use super::{GitError, RepoPaths};
@@ -29,7 +30,12 @@ pub(crate) fn copy_worktree_includes(repo: &RepoPaths, worktree: &Path) -> Resul
     let text = match fs::read_to_string(&list) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(GitError(format!("failed to read {}: {e}", list.display()))),
+        Err(e) => {
+            return Err(GitError::Other(format!(
+                "failed to read {}: {e}",
+                list.display()
+            )))
+        }
     };
     let include = Include::parse(&list, &text)?;
     if include.matcher.is_empty() {
@@ -84,7 +90,7 @@ impl Include {
             builder
                 .add_line(Some(list.to_path_buf()), line)
                 .map_err(|e| {
-                    GitError(format!(
+                    GitError::Other(format!(
                         "invalid pattern on line {} of {}: {e}",
                         n + 1,
                         list.display()
@@ -102,7 +108,7 @@ impl Include {
         }
         let matcher = builder
             .build()
-            .map_err(|e| GitError(format!("invalid patterns in {}: {e}", list.display())))?;
+            .map_err(|e| GitError::Other(format!("invalid patterns in {}: {e}", list.display())))?;
         Ok(Include {
             matcher,
             anchored_prefixes,
@@ -222,11 +228,12 @@ fn copy_tree(
         return Ok(());
     }
     let fail = |e: std::io::Error| {
-        GitError(format!(
+        let sentence = format!(
             "failed to copy {} into the agent worktree {} (listed in {WORKTREE_INCLUDE}): {e}",
             src.display(),
             to.display()
-        ))
+        );
+        GitError::failed(sentence, io_disk_full(&e))
     };
     if let Ok(existing) = fs::symlink_metadata(&dst) {
         let same = existing.file_type() == meta.file_type()

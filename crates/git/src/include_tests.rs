@@ -88,7 +88,7 @@ fn include_invalid_pattern_names_the_file_and_line() {
     .err()
     .unwrap();
     assert!(
-        err.0.contains("line 3") && err.0.contains("/repo/.worktreeinclude"),
+        err.to_string().contains("line 3") && err.to_string().contains("/repo/.worktreeinclude"),
         "{err}"
     );
 }
@@ -255,7 +255,7 @@ fn include_skips_git_and_state_and_reports_bad_patterns() {
     write(&t.root, ".worktreeinclude", "*.log\nsecrets/{a\n");
     let err = copy_worktree_includes(&t.paths, &slot.path).unwrap_err();
     assert!(
-        err.0.contains(".worktreeinclude") && err.0.contains("line 2"),
+        err.to_string().contains(".worktreeinclude") && err.to_string().contains("line 2"),
         "{err}"
     );
 }

@@ -193,13 +193,13 @@ pub fn write_branch(repo: &RepoPaths, branch: &str, tip: &str) -> Result<(), Git
     let oid = parse_oid(tip)?;
     let name = format!("refs/heads/{branch}");
     if !git2::Reference::is_valid_name(&name) {
-        return Err(GitError(format!(
+        return Err(GitError::Other(format!(
             "failed to write branch {branch}: not a valid branch name"
         )));
     }
     if let Ok(b) = main.find_branch(branch, git2::BranchType::Local) {
         if b.is_head() || checked_out_elsewhere(&main, &name) {
-            return Err(GitError(format!(
+            return Err(GitError::Other(format!(
                 "failed to write branch {branch}: it is checked out in a worktree"
             )));
         }

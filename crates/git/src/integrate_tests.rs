@@ -236,7 +236,7 @@ fn branches_that_break_the_tests_together_are_found_by_bisection() {
     // The checked-out branch is refused.
     assert!(write_integration_branch(&t.paths(), "main", &it.tip)
         .unwrap_err()
-        .0
+        .to_string()
         .contains("checked out"));
 }
 

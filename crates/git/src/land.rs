@@ -114,7 +114,7 @@ pub fn fast_forward(
         .refname_to_id(&refname)
         .ctx(|| format!("read branch {branch}"))?;
     if now != from_oid {
-        return Err(GitError(format!(
+        return Err(GitError::Other(format!(
             "failed to {}: {branch} moved to {} since the integration started from {}",
             what(),
             &now.to_string()[..10],
@@ -125,7 +125,7 @@ pub fn fast_forward(
         return Ok(None);
     }
     if !main.graph_descendant_of(to_oid, from_oid).ctx(what)? {
-        return Err(GitError(format!(
+        return Err(GitError::Other(format!(
             "failed to {}: not a fast-forward",
             what()
         )));
@@ -134,7 +134,7 @@ pub fn fast_forward(
     if let Some(wt_path) = &worktree {
         let dirty = dirty_paths(wt_path, 5)?;
         if !dirty.is_empty() {
-            return Err(GitError(format!(
+            return Err(GitError::Other(format!(
                 "failed to {}: it is checked out in {} with uncommitted changes ({})",
                 what(),
                 wt_path.display(),

@@ -15,6 +15,7 @@ pub mod branches;
 pub mod config;
 #[cfg(test)]
 mod differential_tests;
+mod error;
 mod forecast;
 #[cfg(test)]
 mod forecast_tests;
@@ -38,10 +39,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use ws_core::model::{FileChange, MergeForecast};
 
-/// A git failure, with a sentence saying what failed ("failed to create branch …: …").
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct GitError(pub String);
+pub use error::GitError;
 
 /// Where a repository lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +188,7 @@ pub fn head_of(worktree: &Path) -> Result<String, GitError> {
     git2::Repository::discover(worktree)
         .and_then(|r| r.head()?.peel_to_commit().map(|c| c.id().to_string()))
         .map_err(|e| {
-            GitError(format!(
+            GitError::Other(format!(
                 "failed to read HEAD of {}: {}",
                 worktree.display(),
                 e.message()

@@ -35,7 +35,7 @@ pub const GIT_ENV_TO_CLEAR: [&str; 6] = [
 /// after `timeout`. Its stdout, or an error naming the command and git's own message.
 pub fn run_git(dir: &Path, args: &[&str], timeout: Duration) -> Result<String, GitError> {
     let what = format!("git {}", args.join(" "));
-    let fail = |why: String| GitError(format!("failed to run {what}: {why}"));
+    let fail = |why: String| GitError::Other(format!("failed to run {what}: {why}"));
     let mut cmd = Command::new("git");
     cmd.args(args)
         .current_dir(dir)
@@ -108,7 +108,7 @@ pub fn remote_url(repo: &RepoPaths, name: &str) -> Result<String, GitError> {
     }
     let git = open_main(repo)?;
     let remote = git.find_remote(name).map_err(|_| {
-        GitError(format!(
+        GitError::Other(format!(
             "--remote {name}: this repository has no remote named {name} (git remote add {name} URL)"
         ))
     })?;
@@ -116,7 +116,7 @@ pub fn remote_url(repo: &RepoPaths, name: &str) -> Result<String, GitError> {
         .url()
         .ok()
         .map(str::to_string)
-        .ok_or_else(|| GitError(format!("--remote {name}: the remote has no URL")))
+        .ok_or_else(|| GitError::Other(format!("--remote {name}: the remote has no URL")))
 }
 
 /// `git push --atomic REMOTE REFSPEC…`: all or none.
@@ -220,8 +220,12 @@ mod tests {
     fn git_failures_name_the_command_and_say_what_git_said() {
         let dir = tempfile::tempdir().unwrap();
         let e = run_git(dir.path(), &["rev-parse", "HEAD"], GIT_TIMEOUT).unwrap_err();
-        assert!(e.0.starts_with("failed to run git rev-parse HEAD: "), "{e}");
-        assert!(e.0.contains("not a git repository"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("failed to run git rev-parse HEAD: "),
+            "{e}"
+        );
+        assert!(e.to_string().contains("not a git repository"), "{e}");
         let out = run_git(dir.path(), &["--version"], GIT_TIMEOUT).unwrap();
         assert!(out.starts_with("git version"), "{out}");
     }

@@ -1,6 +1,7 @@
 //! Shared plumbing for the git façade: discovery, opening repositories, error wrapping, the
 //! in-process write lock and the retry loop for git lock-file collisions.
 
+use super::error::{git2_disk_full, io_disk_full};
 use super::{GitError, RepoPaths};
 use git2::{ErrorCode, Oid, Repository};
 use std::path::{Path, PathBuf};
@@ -14,13 +15,16 @@ pub(crate) trait Ctx<T> {
 
 impl<T> Ctx<T> for Result<T, git2::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
-        self.map_err(|e| GitError(format!("failed to {}: {}", what(), e.message())))
+        self.map_err(|e| {
+            let disk_full = git2_disk_full(&e);
+            GitError::failed(format!("failed to {}: {}", what(), e.message()), disk_full)
+        })
     }
 }
 
 impl<T> Ctx<T> for std::io::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, GitError> {
-        self.map_err(|e| GitError(format!("failed to {}: {e}", what())))
+        self.map_err(|e| GitError::failed(format!("failed to {}: {e}", what()), io_disk_full(&e)))
     }
 }
 
@@ -37,12 +41,11 @@ pub(crate) fn canon(p: &Path) -> PathBuf {
 pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
     let repo = Repository::discover(cwd).map_err(|e| {
         if e.code() == ErrorCode::NotFound {
-            GitError(format!(
-                "failed to find a git repository: {} is not inside a git repository",
-                cwd.display()
-            ))
+            GitError::NotARepository {
+                cwd: cwd.to_path_buf(),
+            }
         } else {
-            GitError(format!(
+            GitError::Other(format!(
                 "failed to open the git repository containing {}: {}",
                 cwd.display(),
                 e.message()
@@ -62,23 +65,15 @@ pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
         (Some(root), _) => root,
         // A linked worktree of a bare repository: its own root is the only one there is.
         (None, Some(wd)) if !repo.is_bare() => clean_path(wd),
-        _ => {
-            return Err(GitError(format!(
-                "failed to use the repository at {}: it is a bare repository, and git-ws needs a working tree",
-                common_dir.display()
-            )))
-        }
+        _ => return Err(GitError::BareRepository { common_dir }),
     };
     match repo.head() {
         Ok(_) => {}
         Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
-            return Err(GitError(format!(
-                "failed to use the repository at {}: it has no commits yet (make a first commit)",
-                root.display()
-            )))
+            return Err(GitError::UnbornHead { root })
         }
         Err(e) => {
-            return Err(GitError(format!(
+            return Err(GitError::Other(format!(
                 "failed to read HEAD of the repository at {}: {}",
                 root.display(),
                 e.message()
@@ -179,7 +174,7 @@ pub fn uncommitted_changes(
 
 pub(crate) fn parse_oid(sha: &str) -> Result<Oid, GitError> {
     Oid::from_str(sha).map_err(|e| {
-        GitError(format!(
+        GitError::Other(format!(
             "failed to parse commit id '{sha}': {}",
             e.message()
         ))
@@ -225,7 +220,11 @@ pub(crate) fn retry<T>(
                 std::thread::sleep(Duration::from_millis(delay_ms + jitter));
                 delay_ms = (delay_ms * 2).min(150);
             }
-            Err(e) => return Err(GitError(format!("failed to {}: {}", what(), e.message()))),
+            Err(e) => {
+                let disk_full = git2_disk_full(&e);
+                let sentence = format!("failed to {}: {}", what(), e.message());
+                return Err(GitError::failed(sentence, disk_full));
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 //! starts until it is complete, so a crash at any instant leaves a slot that is either
 //! whole or marked half-made.
 
+use super::error::io_disk_full;
 use super::repo::{canon, open_main, parse_oid, retry, short, write_lock, Ctx};
 use super::{AgentSlot, GitError, RepoPaths};
 use git2::build::CheckoutBuilder;
@@ -124,10 +125,11 @@ pub(crate) fn claim(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentS
         };
         return open_claimed(repo, k, d, lock, base);
     }
-    Err(GitError(format!(
-        "failed to claim a worktree for agent {k}: all {MAX_SLOT_ALTERNATIVES} slots under {} are held by other runs",
-        locks.display()
-    )))
+    Err(GitError::SlotsBusy {
+        agent: k,
+        tried: MAX_SLOT_ALTERNATIVES,
+        locks,
+    })
 }
 
 /// Claim pool slot `agent-k` only if it exists and no one holds it (a resume taking back
@@ -206,7 +208,9 @@ pub(crate) fn try_lock(path: &Path) -> Result<Option<fs::File>, GitError> {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Ok(None),
             Err(fs::TryLockError::Error(e)) => {
-                return Err(GitError(format!("failed to lock {}: {e}", path.display())))
+                let disk_full = io_disk_full(&e);
+                let sentence = format!("failed to lock {}: {e}", path.display());
+                return Err(GitError::failed(sentence, disk_full));
             }
         }
         let ours = file.metadata().ok().map(|m| (m.dev(), m.ino()));
@@ -250,7 +254,7 @@ pub(crate) fn remove_path(path: &Path) -> Result<(), GitError> {
         fs::remove_file(path)
     };
     match res {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(GitError(format!(
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(GitError::Other(format!(
             "failed to remove {}: {e}",
             path.display()
         ))),
@@ -563,7 +567,7 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
                         .push(format!("removed agent worktree {slot}: {why}"));
                     let _ = fs::remove_file(&d.lock);
                 }
-                Err(e) => out.failures.push(e.0),
+                Err(e) => out.failures.push(e.to_string()),
             },
             None if !exists => {
                 // A lock file without a worktree.
@@ -572,14 +576,14 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
             None => match detach_if_attached(repo, &d, &write_lock()) {
                 Ok(Some(line)) => out.repaired.push(line),
                 Ok(None) => {}
-                Err(e) => out.failures.push(e.0),
+                Err(e) => out.failures.push(e.to_string()),
             },
         }
         drop(lock);
     }
     match delete_legacy_tmp_branches(repo) {
         Ok(n) => out.note_legacy_branches(n),
-        Err(e) => out.failures.push(e.0),
+        Err(e) => out.failures.push(e.to_string()),
     }
     out
 }
@@ -594,7 +598,7 @@ fn lock_idle_slot(d: &SlotDirs, slot: &str, out: &mut PoolSweep) -> Option<fs::F
             None
         }
         Err(e) => {
-            out.failures.push(e.0);
+            out.failures.push(e.to_string());
             None
         }
     }
@@ -628,7 +632,7 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
                 }
                 let _ = fs::remove_file(&d.lock);
             }
-            Err(e) => out.failures.push(e.0),
+            Err(e) => out.failures.push(e.to_string()),
         }
         drop(lock);
     }

@@ -170,7 +170,12 @@ fn discover_errors_are_one_clear_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain");
     fs::create_dir(&plain).unwrap();
-    let not_repo = discover(&plain).unwrap_err().0;
+    let not_repo = discover(&plain).unwrap_err();
+    assert!(
+        matches!(&not_repo, GitError::NotARepository { cwd } if *cwd == plain),
+        "{not_repo:?}"
+    );
+    let not_repo = not_repo.to_string();
     assert!(
         not_repo.contains("not inside a git repository"),
         "{not_repo}"
@@ -179,18 +184,63 @@ fn discover_errors_are_one_clear_sentence() {
     let bare = dir.path().join("bare.git");
     fs::create_dir(&bare).unwrap();
     git(&bare, &["init", "-q", "--bare"]);
-    let bare = discover(&bare).unwrap_err().0;
+    let bare = discover(&bare).unwrap_err();
+    assert!(matches!(bare, GitError::BareRepository { .. }), "{bare:?}");
+    let bare = bare.to_string();
     assert!(bare.contains("bare repository"), "{bare}");
 
     let empty = dir.path().join("empty");
     fs::create_dir(&empty).unwrap();
     git(&empty, &["init", "-q"]);
-    let unborn = discover(&empty).unwrap_err().0;
+    let unborn = discover(&empty).unwrap_err();
+    assert!(
+        matches!(&unborn, GitError::UnbornHead { root } if *root == empty),
+        "{unborn:?}"
+    );
+    let unborn = unborn.to_string();
     assert!(unborn.contains("no commits yet"), "{unborn}");
     for msg in [not_repo, bare, unborn] {
         assert!(msg.starts_with("failed to"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
     }
+}
+
+#[test]
+fn a_claim_with_every_slot_held_is_slots_busy() {
+    let t = repo();
+    let base = t.head();
+    // Other runs hold agent-2 and all its overflow slots (their lock files, nothing else).
+    let held: Vec<fs::File> = (1..=64)
+        .map(|n| {
+            let slot = if n == 1 {
+                "agent-2".to_string()
+            } else {
+                format!("agent-2-{n}")
+            };
+            let lock = slots::SlotDirs::new(&t.paths, &slot).lock;
+            fs::create_dir_all(lock.parent().unwrap()).unwrap();
+            slots::try_lock(&lock).unwrap().expect("free")
+        })
+        .collect();
+    let e = claim_agent_slot(&t.paths, 2, &base).unwrap_err();
+    let locks = t.paths.common_dir.join("ws").join("locks");
+    assert_eq!(
+        e,
+        GitError::SlotsBusy {
+            agent: 2,
+            tried: 64,
+            locks: locks.clone()
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "failed to claim a worktree for agent 2: all 64 slots under {} are held by other runs",
+            locks.display()
+        )
+    );
+    drop(held);
+    assert_eq!(claim_agent_slot(&t.paths, 2, &base).unwrap().k, 2);
 }
 
 #[test]
@@ -223,7 +273,7 @@ fn resolve_commit_gives_full_sha_and_names_bad_revs() {
         .unwrap()
         .resolve_commit("no-such-rev")
         .unwrap_err()
-        .0;
+        .to_string();
     assert!(e.contains("'no-such-rev'"), "{e}");
 }
 
@@ -804,11 +854,11 @@ fn a_branch_checked_out_elsewhere_is_refused() {
     let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     let e = slot.prepare("ws/r/taken", &base, &no_opts()).unwrap_err();
     assert!(!e.pool_fault, "no agent can fix that: {e}");
-    assert!(e.error.0.starts_with("failed to"), "{e}");
-    assert!(e.error.0.contains("main worktree"), "{e}");
+    assert!(e.error.to_string().starts_with("failed to"), "{e}");
+    assert!(e.error.to_string().contains("main worktree"), "{e}");
     let e = slot.prepare("bad..name", &base, &no_opts()).unwrap_err();
     assert!(!e.pool_fault);
-    assert!(e.error.0.contains("bad..name"), "{e}");
+    assert!(e.error.to_string().contains("bad..name"), "{e}");
 }
 
 #[test]
@@ -834,7 +884,10 @@ fn a_branch_left_checked_out_in_an_idle_slot_is_released_there() {
     held.prepare("ws/r/b", &base, &no_opts()).unwrap();
     let e = two.prepare("ws/r/b", &base, &no_opts()).unwrap_err();
     assert!(e.pool_fault, "{e}");
-    assert!(e.error.0.contains("another git ws-run holds"), "{e}");
+    assert!(
+        e.error.to_string().contains("another git ws-run holds"),
+        "{e}"
+    );
 }
 
 // ---------------------------------------------------------------- concurrency
@@ -1141,7 +1194,10 @@ fn retry_gives_up_at_once_on_other_errors() {
         },
     )
     .unwrap_err();
-    assert_eq!((calls, e.0.as_str()), (1, "failed to do the thing: boom"));
+    assert_eq!(
+        (calls, e.to_string().as_str()),
+        (1, "failed to do the thing: boom")
+    );
     let mut calls = 0;
     let ok = repo::retry(
         || "lock".to_string(),

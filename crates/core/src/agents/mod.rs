@@ -16,6 +16,7 @@ pub mod usage;
 pub use preset::Preset;
 
 use crate::model::{Usage, WorkstreamResult};
+use crate::Invalid;
 use std::time::Duration;
 
 /// What the command line says about agents (`--agent`, `--budget`, `--retries`); the rest
@@ -73,20 +74,25 @@ impl Default for Settings {
 }
 
 /// A dollar amount for a budget: finite and more than 0.
-pub fn check_budget(usd: f64) -> Result<f64, String> {
+pub fn check_budget(usd: f64) -> Result<f64, Invalid> {
     if usd.is_finite() && usd > 0.0 {
         Ok(usd)
     } else {
-        Err(format!("{usd} is not an amount of dollars more than 0"))
+        Err(Invalid::new(format!(
+            "{usd} is not an amount of dollars more than 0"
+        )))
     }
 }
 
 /// A number of retries: at most [`retry::MAX_RETRIES`].
-pub fn check_retries(n: u32) -> Result<u32, String> {
+pub fn check_retries(n: u32) -> Result<u32, Invalid> {
     if n <= retry::MAX_RETRIES {
         Ok(n)
     } else {
-        Err(format!("{n} is more than {} retries", retry::MAX_RETRIES))
+        Err(Invalid::new(format!(
+            "{n} is more than {} retries",
+            retry::MAX_RETRIES
+        )))
     }
 }
 
@@ -195,6 +201,6 @@ mod tests {
         assert!(check_budget(0.0).is_err());
         assert!(check_budget(f64::NAN).is_err());
         assert_eq!(check_budget(2.5), Ok(2.5));
-        assert!(check_retries(21).unwrap_err().contains("20"));
+        assert!(check_retries(21).unwrap_err().as_str().contains("20"));
     }
 }

@@ -8,6 +8,8 @@
 //! holds `agent-k`) gets `base + 10·(OVERFLOW_FIRST + 64·(k−1) + n−2)`, above every primary
 //! slot's block.
 
+use crate::Invalid;
+
 /// Ports per slot.
 pub const BLOCK: u16 = 10;
 /// Default base (git config `ws.portBase`).
@@ -19,13 +21,14 @@ const OVERFLOW_PER_AGENT: u32 = 64;
 
 /// The block of slot `slot` (`agent-3`, `agent-3-2`): `Ok(first port)`, or why there is
 /// none (a block past port 65535, a name that is not a slot's).
-pub fn port_for_slot(base: u16, slot: &str) -> Result<u16, String> {
-    let (k, n) = parse_slot(slot).ok_or_else(|| format!("{slot:?} is not an agent slot"))?;
+pub fn port_for_slot(base: u16, slot: &str) -> Result<u16, Invalid> {
+    let (k, n) =
+        parse_slot(slot).ok_or_else(|| Invalid::new(format!("{slot:?} is not an agent slot")))?;
     let index = if n == 1 {
         if k > OVERFLOW_FIRST {
-            return Err(format!(
+            return Err(Invalid::new(format!(
                 "{slot}: only agents 1 to {OVERFLOW_FIRST} get a port block"
-            ));
+            )));
         }
         k - 1
     } else {
@@ -33,9 +36,9 @@ pub fn port_for_slot(base: u16, slot: &str) -> Result<u16, String> {
     };
     let first = u32::from(base) + u32::from(BLOCK) * index;
     if first + u32::from(BLOCK) - 1 > u32::from(u16::MAX) {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{slot}: its block of {BLOCK} ports would start at {first}, past 65535 (lower git config ws.portBase)"
-        ));
+        )));
     }
     Ok(first as u16)
 }
@@ -52,13 +55,13 @@ fn parse_slot(slot: &str) -> Option<(u32, u32)> {
 }
 
 /// Parse git config `ws.portBase`: a port from 1024 to 65526.
-pub fn parse_base(text: &str) -> Result<u16, String> {
+pub fn parse_base(text: &str) -> Result<u16, Invalid> {
     match text.trim().parse::<u16>() {
         Ok(p) if (1024..=u16::MAX - BLOCK + 1).contains(&p) => Ok(p),
-        _ => Err(format!(
+        _ => Err(Invalid::new(format!(
             "{text:?} is not a port from 1024 to {}",
             u16::MAX - BLOCK + 1
-        )),
+        ))),
     }
 }
 
@@ -97,7 +100,7 @@ mod tests {
 
     #[test]
     fn out_of_range_and_bad_names_say_so() {
-        let e = port_for_slot(65000, "agent-100").unwrap_err();
+        let e = String::from(port_for_slot(65000, "agent-100").unwrap_err());
         assert!(e.contains("past 65535") && e.contains("ws.portBase"), "{e}");
         assert!(port_for_slot(20000, "agent-0").is_err());
         assert!(port_for_slot(20000, "main").is_err());

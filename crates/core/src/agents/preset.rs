@@ -18,6 +18,7 @@
 //! the option is never given twice. The prompt goes after `--`, or glued to its option with
 //! `=`, so a prompt that starts with `-` is never read as a flag.
 
+use crate::Invalid;
 use std::fmt;
 
 /// A coding agent git-ws knows how to drive.
@@ -44,18 +45,18 @@ impl Preset {
     }
 
     /// The preset called `name` (case-insensitive); the error names the known ones.
-    pub fn parse(name: &str) -> Result<Preset, String> {
+    pub fn parse(name: &str) -> Result<Preset, Invalid> {
         let n = name.trim().to_ascii_lowercase();
         Preset::ALL
             .into_iter()
             .find(|p| p.name() == n)
             .ok_or_else(|| {
-                format!(
+                Invalid::new(format!(
                     "unknown agent {} (known: {})",
                     serde_json::to_string(&name.chars().take(60).collect::<String>())
                         .unwrap_or_default(),
                     Preset::names()
-                )
+                ))
             })
     }
 

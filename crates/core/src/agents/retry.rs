@@ -5,6 +5,7 @@
 
 use super::preset::Preset;
 use crate::model::ErrorType;
+use crate::Invalid;
 use regex_automata::meta::Regex;
 use std::time::Duration;
 
@@ -24,7 +25,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// Compile `text` (byte-oriented: `(?i)` folds ASCII case, `\w` is ASCII).
-    pub fn new(text: &str) -> Result<Pattern, String> {
+    pub fn new(text: &str) -> Result<Pattern, Invalid> {
         use regex_automata::util::syntax;
         Regex::builder()
             .syntax(syntax::Config::new().unicode(false).utf8(false))
@@ -33,7 +34,7 @@ impl Pattern {
                 text: text.to_string(),
                 re,
             })
-            .map_err(|e| format!("not a valid regular expression: {e}"))
+            .map_err(|e| Invalid::new(format!("not a valid regular expression: {e}")))
     }
 
     pub fn is_match(&self, haystack: &str) -> bool {
@@ -50,7 +51,7 @@ pub struct RetryOn {
 
 impl RetryOn {
     /// `timeout,tests`, `timeout`, `none`, `` (nothing).
-    pub fn parse(text: &str) -> Result<RetryOn, String> {
+    pub fn parse(text: &str) -> Result<RetryOn, Invalid> {
         let mut r = RetryOn::default();
         for part in text
             .split([',', ' '])
@@ -62,9 +63,9 @@ impl RetryOn {
                 "test" | "tests" => r.tests = true,
                 "none" => {}
                 other => {
-                    return Err(format!(
+                    return Err(Invalid::new(format!(
                         "unknown failure {other:?} (use timeout, tests or none)"
-                    ))
+                    )))
                 }
             }
         }
@@ -193,7 +194,10 @@ mod tests {
         assert!(retry_reason(&f(ErrorType::TestFailed), None, &[], on).is_some());
         assert!(retry_reason(&f(ErrorType::BudgetExceeded), None, &[], on).is_none());
         assert_eq!(RetryOn::parse("none"), Ok(RetryOn::default()));
-        assert!(RetryOn::parse("crashes").unwrap_err().contains("crashes"));
+        assert!(RetryOn::parse("crashes")
+            .unwrap_err()
+            .as_str()
+            .contains("crashes"));
     }
 
     #[test]
@@ -215,6 +219,7 @@ mod tests {
     fn bad_patterns_say_why() {
         assert!(Pattern::new("(unclosed")
             .unwrap_err()
+            .as_str()
             .contains("regular expression"));
     }
 }

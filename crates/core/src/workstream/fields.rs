@@ -4,6 +4,7 @@
 
 use super::{Action, InvalidWorkstream, Workstream, KNOWN_FIELDS, MAX_ID_LEN};
 use crate::text::{quote, secs_to_duration};
+use crate::Invalid;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -401,31 +402,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
 /// not `.` or `..`. Because ids become branch names (`ws/<run>/<id>`) and file names, ids
 /// that git refuses as a ref component are rejected too: starting or ending with `.`,
 /// containing `..`, or ending with `.lock`.
-pub fn validate_id(id: &str) -> Result<(), String> {
+pub fn validate_id(id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err("the id must not be empty".to_string());
+        return Err(Invalid::new("the id must not be empty"));
     }
     if !id
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (letters, digits, '.', '_', '-' only)",
             quote(id)
-        ));
+        )));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (too long: {} characters; at most {MAX_ID_LEN})",
             quote(id),
             id.len()
-        ));
+        )));
     }
     if id.starts_with('.') || id.ends_with('.') || id.contains("..") || id.ends_with(".lock") {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "{} is not a valid id (it must not start or end with '.', contain \"..\" or end with \".lock\")",
             quote(id)
-        ));
+        )));
     }
     Ok(())
 }
@@ -613,6 +614,7 @@ mod tests {
         assert!(validate_id(&"a".repeat(100)).is_ok());
         assert!(validate_id(&"a".repeat(101))
             .unwrap_err()
+            .as_str()
             .contains("too long"));
         for id in ["ws-01", "A.b_c-9", "v1.2", "-x", "_"] {
             assert_eq!(validate_id(id), Ok(()), "{id}");
