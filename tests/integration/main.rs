@@ -8,6 +8,7 @@ mod common;
 mod environments;
 mod layers;
 mod merge;
+mod model_server;
 mod pg;
 mod pgcluster;
 mod pool;
