@@ -493,8 +493,23 @@ async fn run_attempt(
     let output_tail = Some(capped_tail(log)).filter(|t| !t.is_empty());
     let trace = output_tail.clone().unwrap_or_default();
     let mut errors = Vec::new();
+    // What a preset agent's own output says went wrong (agents::failure): a failure behind
+    // an exit 0, and the CLI's words for the message.
+    let reported = runner.preset().and_then(|p| {
+        agents::failure::reported(p, &read_from(log, log_offset, TRANSIENT_SCAN_BYTES))
+    });
     match &ending {
-        Ending::Exited { code: Some(0), .. } => {}
+        Ending::Exited { code: Some(0), .. } => {
+            if let Some(r) = reported.as_ref().filter(|r| r.failed) {
+                errors.push(
+                    WsError::new(
+                        ErrorType::CommandFailed,
+                        format!("{} exited 0 but failed: {}", runner.label(), r.message),
+                    )
+                    .with_trace(trace.clone()),
+                );
+            }
+        }
         Ending::Exited { code, .. } if meter.agent_over_budget() => errors.push(
             WsError::new(
                 ErrorType::BudgetExceeded,
@@ -513,9 +528,13 @@ async fn run_attempt(
                 (None, Some(s)) => format!("was killed by signal {s}"),
                 (None, None) => "ended abnormally".to_string(),
             };
+            let said = reported.as_ref().map(|r| format!(": {}", r.message));
             errors.push(
-                WsError::new(ErrorType::CommandFailed, format!("command {how}"))
-                    .with_trace(trace.clone()),
+                WsError::new(
+                    ErrorType::CommandFailed,
+                    format!("command {how}{}", said.unwrap_or_default()),
+                )
+                .with_trace(trace.clone()),
             );
         }
         Ending::TimedOut => errors.push(
@@ -535,7 +554,8 @@ async fn run_attempt(
         Ending::SpawnFailed(m) => errors.push(WsError::new(ErrorType::SpawnError, m.clone())),
     }
 
-    let (test_results, test_seconds) = if let (true, Some(test)) = (ending.success(), &ws.test) {
+    let passed = ending.success() && errors.is_empty();
+    let (test_results, test_seconds) = if let (true, Some(test)) = (passed, &ws.test) {
         let (tr, secs, error) = run_tests(ctx, ws, test, &spec, timeout, cancel).await;
         errors.extend(error);
         (Some(tr), Some(secs))
