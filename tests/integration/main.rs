@@ -13,6 +13,7 @@ mod pg;
 mod pgcluster;
 mod pool;
 mod queue;
+mod real_agents;
 mod reliability;
 mod report;
 mod run;
