@@ -466,6 +466,17 @@ async fn run_attempt(
     }
     let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
     let (argv, stdin) = command_line(ctx, ws, runner, remaining);
+    // What the preset's CLI needs in its environment (agents::Preset::env), unless set.
+    let mut env = env;
+    if let Some(p) = runner.preset() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        for (k, v) in p.env(root) {
+            if std::env::var_os(k).is_none() {
+                env.entry(k.to_string()).or_insert_with(|| v.to_string());
+            }
+        }
+    }
     let timeout = ws.timeout.unwrap_or(ctx.default_timeout);
     let spec = Spec {
         argv,

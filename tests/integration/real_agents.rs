@@ -133,9 +133,8 @@ impl Setup {
                     .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
                     .env("DISABLE_AUTOUPDATER", "1")
                     .env("CLAUDE_CODE_MAX_RETRIES", "0")
-                    // bypassPermissions as root (the preset's Preset::env, until the runtime
-                    // sets it).
-                    .env("IS_SANDBOX", "1");
+                    // git-ws sets it for the preset as root (Preset::env), not the test.
+                    .env_remove("IS_SANDBOX");
             }
             "codex" => {
                 c.env("CODEX_HOME", self.env.home.join(".codex"))
@@ -413,4 +412,96 @@ fn gemini_429_is_retried_and_401_fails_at_once() {
 #[test]
 fn aider_429_is_retried_and_401_fails_at_once() {
     a_429_is_retried_and_a_401_fails_at_once("aider", "AuthenticationError");
+}
+
+/// Stopped by its own budget (`max_cost_usd` → `--max-budget-usd`), Claude Code's result
+/// says 0 tokens in `usage`; what it spent is read from `modelUsage`.
+#[test]
+fn claude_budget_stop_keeps_its_tokens() {
+    let Some(s) = Setup::new("claude") else {
+        return;
+    };
+    s.server.script(
+        "claude-budget",
+        Script::new(vec![
+            Action::Write {
+                path: "one.txt".into(),
+                content: "1\n".into(),
+            },
+            Action::Write {
+                path: "two.txt".into(),
+                content: "2\n".into(),
+            },
+        ])
+        .usage(1234, 56),
+    );
+    s.env.ws(
+        "budget",
+        json!({"id": "budget", "prompt": "WS-SCRIPT:claude-budget", "max_cost_usd": 0.001}),
+    );
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 1, "{}", s.context(&out));
+    let run = out.run_id();
+    let errors = result_json(&s.env, &run, "budget", "errors");
+    assert_eq!(errors[0]["type"], "BudgetExceeded", "{}", s.context(&out));
+    let served = s.server.served("claude-budget");
+    assert_eq!(
+        s.recorded_tokens(&run, "budget"),
+        (
+            served.input_tokens.to_string(),
+            served.output_tokens.to_string()
+        ),
+        "{served:?}\n{}",
+        s.context(&out)
+    );
+    assert!(served.input_tokens > 0);
+}
+
+/// Killed on its timeout while waiting for a slow response, an agent's tokens so far are
+/// kept: Claude Code's from the `message_delta` events (its assistant events say 1), aider's
+/// from each message's `Tokens:` line. (Codex CLI and Gemini CLI report usage only at the
+/// end of a turn: killed, they report none.)
+fn a_timeout_still_counts_the_tokens(agent: &'static str) {
+    let Some(s) = Setup::new(agent) else { return };
+    // Two responses: the first answers at once, the second never in time.
+    let name = format!("{agent}-slow");
+    s.server.script(
+        &name,
+        Script::new(vec![Action::Edit {
+            path: "src/lib.txt".into(),
+            old: "three".into(),
+            new: "THREE".into(),
+        }])
+        .usage(900, 40)
+        .fault(Fault::Pass, 1)
+        .fault(Fault::Slow(std::time::Duration::from_secs(120)), 1),
+    );
+    // Long enough for the CLI to start on a busy machine (aider takes 5-15 s).
+    let timeout = if agent == "aider" { 45 } else { 20 };
+    s.env.ws(
+        "slow",
+        json!({"id": "slow", "prompt": format!("WS-SCRIPT:{name}"), "timeout_secs": timeout}),
+    );
+    let out = s.ws_run(&["--agents", "1", "--grace", "1s"]);
+    assert_eq!(out.code, 1, "{}", s.context(&out));
+    let run = out.run_id();
+    let errors = result_json(&s.env, &run, "slow", "errors");
+    assert_eq!(errors[0]["type"], "Timeout", "{}", s.context(&out));
+    // The first response's numbers (the second was counted by the server, never sent).
+    assert_eq!(
+        s.recorded_tokens(&run, "slow"),
+        ("900".to_string(), "40".to_string()),
+        "{}",
+        s.context(&out)
+    );
+}
+
+#[test]
+fn claude_timeout_still_counts_the_tokens() {
+    a_timeout_still_counts_the_tokens("claude");
+}
+
+#[test]
+fn aider_timeout_still_counts_the_tokens() {
+    a_timeout_still_counts_the_tokens("aider");
 }

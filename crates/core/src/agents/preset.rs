@@ -17,7 +17,7 @@
 //! - Claude: `bypassPermissions`, because agent worktrees live under the git dir
 //!   (`.git/ws/agent-k`) and Claude Code refuses every write under a `.git` directory in
 //!   `acceptEdits` mode ("a sensitive file"), then exits 0. Run as root it also needs
-//!   `IS_SANDBOX=1` in its environment ([`Preset::env`]). `--include-partial-messages`
+//!   `IS_SANDBOX=1` in its environment ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
 //!   streams the API's `message_delta` events: the only place the output tokens of each
 //!   message are given before the final `result` (a run killed on a timeout has none).
 //! - Gemini: `--skip-trust`, because headless Gemini CLI exits 55 in a folder it does not
@@ -172,12 +172,16 @@ impl Preset {
         }
     }
 
-    /// Environment the agent needs besides the caller's (`root`: git-ws runs as root).
-    /// Claude Code refuses `bypassPermissions` as root unless `IS_SANDBOX=1` says it runs
-    /// contained ("--dangerously-skip-permissions cannot be used with root/sudo privileges").
+    /// Environment the agent needs, unless the caller's environment sets it (`root`: git-ws
+    /// runs as root). Claude Code refuses `bypassPermissions` as root unless `IS_SANDBOX=1`
+    /// says it runs contained ("--dangerously-skip-permissions cannot be used with root/sudo
+    /// privileges"). aider is Python: its output to a file is block-buffered, so without
+    /// `PYTHONUNBUFFERED=1` its `Tokens:` lines arrive only at exit (the meter sees nothing
+    /// while it runs, and a timeout loses them).
     pub fn env(self, root: bool) -> &'static [(&'static str, &'static str)] {
         match (self, root) {
             (Preset::Claude, true) => &[("IS_SANDBOX", "1")],
+            (Preset::Aider, _) => &[("PYTHONUNBUFFERED", "1")],
             _ => &[],
         }
     }
@@ -393,6 +397,7 @@ mod tests {
     fn environment_and_own_files() {
         assert_eq!(Preset::Claude.env(true), &[("IS_SANDBOX", "1")]);
         assert!(Preset::Claude.env(false).is_empty());
+        assert_eq!(Preset::Aider.env(false), &[("PYTHONUNBUFFERED", "1")]);
         assert!(Preset::Codex.env(true).is_empty());
         assert_eq!(Preset::Aider.own_files(), &[".aider*"]);
         assert!(Preset::Gemini.own_files().is_empty());
