@@ -474,8 +474,22 @@ async fn run_attempt(
     let output_tail = Some(capped_tail(log)).filter(|t| !t.is_empty());
     let trace = output_tail.clone().unwrap_or_default();
     let over_budget = meter.agent_over_budget();
-    let mut errors = command_errors(&ending, over_budget, driver, ws, spec.timeout, &trace);
-    let (test_results, test_seconds) = match (ending.success(), &ws.test) {
+    // What a preset agent's own output says went wrong (agents::failure): a failure behind
+    // an exit 0, and the CLI's words for the message.
+    let reported = driver.preset().and_then(|p| {
+        agents::failure::reported(p, &read_from(log, log_offset, TRANSIENT_SCAN_BYTES))
+    });
+    let mut errors = command_errors(
+        &ending,
+        over_budget,
+        reported.as_ref(),
+        driver,
+        ws,
+        spec.timeout,
+        &trace,
+    );
+    let passed = ending.success() && errors.is_empty();
+    let (test_results, test_seconds) = match (passed, &ws.test) {
         (true, Some(test)) => {
             let (tr, secs, error) = run_tests(ctx, ws, test, &spec, spec.timeout, cancel).await;
             errors.extend(error);
@@ -527,6 +541,17 @@ fn attempt_spec(
     }
     let remaining = ws.max_cost_usd.map(|m| (m - earlier_cost).max(0.0));
     let (argv, stdin) = command_line(ctx, ws, driver, remaining);
+    // What the preset's CLI needs in its environment (agents::Preset::env), unless set.
+    let mut env = env;
+    if let Some(p) = driver.preset() {
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        for (k, v) in p.env(root) {
+            if std::env::var_os(k).is_none() {
+                env.entry(k.to_string()).or_insert_with(|| v.to_string());
+            }
+        }
+    }
     Spec {
         argv,
         cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
@@ -539,18 +564,27 @@ fn attempt_spec(
     }
 }
 
-/// The errors of a command that ended so (none when it exited 0), each with the output's
-/// tail as its trace. `over_budget`: the agent stopped itself at its own budget flag. Pure.
+/// The errors of a command that ended so (none when it exited 0, unless the preset's own
+/// output reported a failure), each with the output's tail as its trace. `over_budget`: the
+/// agent stopped itself at its own budget flag; `reported`: what the agent's output said
+/// went wrong (its words end the message). Pure.
 fn command_errors(
     ending: &Ending,
     over_budget: bool,
+    reported: Option<&agents::failure::Reported>,
     driver: &Driver,
     ws: &Workstream,
     timeout: Duration,
     trace: &str,
 ) -> Vec<WsError> {
     let error = match ending {
-        Ending::Exited { code: Some(0), .. } => return Vec::new(),
+        Ending::Exited { code: Some(0), .. } => match reported.filter(|r| r.failed) {
+            Some(r) => WsError::new(
+                ErrorType::CommandFailed,
+                format!("{} exited 0 but failed: {}", driver.label(), r.message),
+            ),
+            None => return Vec::new(),
+        },
         Ending::Exited { code, .. } if over_budget => WsError::new(
             ErrorType::BudgetExceeded,
             format!(
@@ -566,7 +600,11 @@ fn command_errors(
                 (None, Some(s)) => format!("was killed by signal {s}"),
                 (None, None) => "ended abnormally".to_string(),
             };
-            WsError::new(ErrorType::CommandFailed, format!("command {how}"))
+            let said = reported.map(|r| format!(": {}", r.message));
+            WsError::new(
+                ErrorType::CommandFailed,
+                format!("command {how}{}", said.unwrap_or_default()),
+            )
         }
         Ending::TimedOut => WsError::new(
             ErrorType::Timeout,

@@ -91,8 +91,9 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "--output-format",
             "stream-json",
             "--verbose",
+            "--include-partial-messages",
             "--permission-mode",
-            "acceptEdits",
+            "bypassPermissions",
             "--",
             PROMPT
         ])
@@ -115,7 +116,10 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "aider",
             &format!("--message={PROMPT}"),
             "--yes-always",
-            "--no-pretty"
+            "--no-pretty",
+            "--no-stream",
+            "--no-check-update",
+            "--no-analytics"
         ])
     );
     assert_eq!(
@@ -125,6 +129,7 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             &format!("--prompt={PROMPT}"),
             "--output-format",
             "stream-json",
+            "--skip-trust",
             "--approval-mode",
             "auto_edit"
         ])
@@ -247,7 +252,7 @@ fn agent_flag_and_config_pick_the_preset_and_bad_names_are_refused() {
     ws_run(&env, &["--agents", "1", "--agent", "gemini"]).expect(0);
     assert_eq!(argv(&env, "p1", 1)[0], "gemini");
     assert_eq!(
-        argv(&env, "p1", 1)[6..],
+        argv(&env, "p1", 1)[7..],
         words(&["--model", "gpt-5-codex"])[..]
     );
     // ws.agentArgs with the preset's permission option replaces the preset's default.

@@ -29,7 +29,9 @@ const LAYERS: &[&str] = &[
 const FOLDERS: &[(&str, &[&str])] = &[
     (
         "agents",
-        &["preset", "ports", "metrics", "retry", "usage", "mod"],
+        &[
+            "preset", "ports", "metrics", "retry", "usage", "failure", "mod",
+        ],
     ),
     (
         "testparse",

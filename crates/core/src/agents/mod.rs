@@ -1,12 +1,14 @@
 //! Coding agents as first-class citizens, the pure part: presets for Claude Code, Codex CLI,
 //! Aider and Gemini CLI ([`preset`]), what they spend ([`usage`], [`metrics`]), budgets,
-//! retries of transient failures ([`retry`]) and the per-slot port (`WS_PORT`: [`ports`]).
+//! retries of transient failures ([`retry`]), the failures they report while exiting 0
+//! ([`failure`]) and the per-slot port (`WS_PORT`: [`ports`]).
 //! [`Settings`] is what a run resolved from its flags and git config (resolved by the
 //! runtime, which also runs the meter, the setup and the notify commands).
 //!
 //! Its files import only those before them: `preset`, `ports`, `metrics` → `retry`,
-//! `usage` (which know the presets) → this file.
+//! `usage` (which know the presets) → `failure` → this file.
 
+pub mod failure;
 pub mod metrics;
 pub mod ports;
 pub mod preset;

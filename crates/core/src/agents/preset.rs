@@ -1,16 +1,30 @@
 //! Agent presets: how each coding agent CLI is started non-interactively with structured
 //! output (the exact command line), which of its failures are transient (rate limits and
-//! overload, by the messages and exit codes its documentation and its own source give), and
+//! overload, by the messages its real output carries: samples in `fixtures/agents/`), and
 //! which parser reads its output. Pure: no I/O.
 //!
-//! The command lines, with the documentation each flag comes from:
+//! The command lines, checked end to end against the real CLIs (Claude Code 2.1.332, Codex
+//! CLI 0.171.0, Gemini CLI 0.61.0, aider 0.86.2; `tests/integration/real_agents.rs`):
 //!
 //! | preset | command line |
 //! | --- | --- |
-//! | `claude` | `claude -p --output-format stream-json --verbose --permission-mode acceptEdits [--max-budget-usd USD] -- PROMPT` |
+//! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions [--max-budget-usd USD] -- PROMPT` |
 //! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
-//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty` |
-//! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --approval-mode auto_edit` |
+//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics` |
+//! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --skip-trust --approval-mode auto_edit` |
+//!
+//! Why each flag that is not obvious:
+//! - Claude: `bypassPermissions`, because agent worktrees live under the git dir
+//!   (`.git/ws/agent-k`) and Claude Code refuses every write under a `.git` directory in
+//!   `acceptEdits` mode ("a sensitive file"), then exits 0. Run as root it also needs
+//!   `IS_SANDBOX=1` in its environment ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
+//!   streams the API's `message_delta` events: the only place the output tokens of each
+//!   message are given before the final `result` (a run killed on a timeout has none).
+//! - Gemini: `--skip-trust`, because headless Gemini CLI exits 55 in a folder it does not
+//!   trust, and every pool worktree is new to it.
+//! - aider: `--no-stream`, so that its token counts are the API's own (streamed, aider
+//!   estimates them); `--no-check-update` and `--no-analytics` keep it off the network at
+//!   start-up (with `--yes-always` aider would answer yes when it asks to turn analytics on).
 //!
 //! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …); when
 //! they hold the preset's own permission option (`--permission-mode`, `--sandbox`,
@@ -72,33 +86,40 @@ impl Preset {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
         let mut argv = match self {
             // Claude Code CLI reference / "Run Claude Code programmatically": -p (print mode),
-            // --output-format stream-json (needs --verbose), --permission-mode acceptEdits.
+            // --output-format stream-json (needs --verbose), the API's stream events
+            // (--include-partial-messages: each message's final output tokens).
             Preset::Claude => s(&[
                 "claude",
                 "-p",
                 "--output-format",
                 "stream-json",
                 "--verbose",
+                "--include-partial-messages",
             ]),
             // Codex "Non-interactive mode": `codex exec`, --json (JSONL events on stdout),
             // --sandbox workspace-write (edits allowed in the workspace; the documented
             // replacement of the deprecated --full-auto).
             Preset::Codex => s(&["codex", "exec", "--json"]),
             // Aider "Scripting aider": --message (one instruction, then exit), --yes-always
-            // (answer yes to every confirmation), --no-pretty (plain output).
+            // (answer yes to every confirmation), --no-pretty (plain output); --no-stream
+            // (the API's token counts), no update check, no analytics.
             Preset::Aider => vec![
                 "aider".to_string(),
                 format!("--message={prompt}"),
                 "--yes-always".to_string(),
                 "--no-pretty".to_string(),
+                "--no-stream".to_string(),
+                "--no-check-update".to_string(),
+                "--no-analytics".to_string(),
             ],
-            // Gemini CLI "Headless mode": --prompt, --output-format stream-json,
-            // --approval-mode auto_edit.
+            // Gemini CLI "Headless mode": --prompt, --output-format stream-json, trust for
+            // this session (--skip-trust), --approval-mode auto_edit.
             Preset::Gemini => vec![
                 "gemini".to_string(),
                 format!("--prompt={prompt}"),
                 "--output-format".to_string(),
                 "stream-json".to_string(),
+                "--skip-trust".to_string(),
             ],
         };
         let overridden = extra.iter().any(|a| {
@@ -122,13 +143,14 @@ impl Preset {
         argv
     }
 
-    /// The option and value that let the agent edit files in its worktree without asking,
-    /// and nothing more: Claude Code's `--permission-mode acceptEdits`, Codex's `--sandbox
-    /// workspace-write`, Gemini CLI's `--approval-mode auto_edit`. Aider edits files by
+    /// The option and value that let the agent edit files in its worktree without asking:
+    /// Codex's `--sandbox workspace-write`, Gemini CLI's `--approval-mode auto_edit`, and
+    /// Claude Code's `--permission-mode bypassPermissions` (its `acceptEdits` refuses every
+    /// file under a `.git` directory, where the agent worktrees are). Aider edits files by
     /// default (`--yes-always` answers its confirmations).
     pub fn default_permission(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Preset::Claude => Some(("--permission-mode", "acceptEdits")),
+            Preset::Claude => Some(("--permission-mode", "bypassPermissions")),
             Preset::Codex => Some(("--sandbox", "workspace-write")),
             Preset::Aider => None,
             Preset::Gemini => Some(("--approval-mode", "auto_edit")),
@@ -151,6 +173,31 @@ impl Preset {
         }
     }
 
+    /// Environment the agent needs, unless the caller's environment sets it (`root`: git-ws
+    /// runs as root). Claude Code refuses `bypassPermissions` as root unless `IS_SANDBOX=1`
+    /// says it runs contained ("--dangerously-skip-permissions cannot be used with root/sudo
+    /// privileges"). aider is Python: its output to a file is block-buffered, so without
+    /// `PYTHONUNBUFFERED=1` its `Tokens:` lines arrive only at exit (the meter sees nothing
+    /// while it runs, and a timeout loses them).
+    pub fn env(self, root: bool) -> &'static [(&'static str, &'static str)] {
+        match (self, root) {
+            (Preset::Claude, true) => &[("IS_SANDBOX", "1")],
+            (Preset::Aider, _) => &[("PYTHONUNBUFFERED", "1")],
+            _ => &[],
+        }
+    }
+
+    /// Files the agent writes into its worktree for itself, never part of the work (git
+    /// pathspec globs, for an exclude in the slot): aider's chat and input history, its
+    /// tag cache, and the `.gitignore` line it adds for them unless run with
+    /// `--no-gitignore`.
+    pub fn own_files(self) -> &'static [&'static str] {
+        match self {
+            Preset::Aider => &[".aider*"],
+            _ => &[],
+        }
+    }
+
     /// Exit codes that mean the agent failed for good (never transient): Gemini CLI's 42
     /// (input error) and 53 (turn limit exceeded).
     pub fn permanent_exit_codes(self) -> &'static [i32] {
@@ -162,12 +209,12 @@ impl Preset {
 
     /// Messages in the agent's output that mean a rate limit, an overloaded provider or a
     /// dropped connection: worth another attempt after a pause. Case-sensitive substrings,
-    /// as the tools print them.
+    /// as the tools print them (samples in `fixtures/agents/<agent>/`).
     pub fn transient_markers(self) -> &'static [&'static str] {
         match self {
-            // Anthropic API errors as Claude Code reports them ("API Error: 529
-            // {"type":"error","error":{"type":"overloaded_error",…}}"), the assistant
-            // message's `error` field (`rate_limit`, `server_error`).
+            // Anthropic API errors as Claude Code reports them: older "API Error: 529
+            // {…overloaded_error…}", 2.1.x "API Error: Request rejected (429) · …" with
+            // `api_error_status`, and the assistant message's `error` field.
             Preset::Claude => &[
                 "overloaded_error",
                 "rate_limit_error",
@@ -176,15 +223,24 @@ impl Preset {
                 "API Error: 502",
                 "API Error: 503",
                 "API Error: 529",
+                "Request rejected (429)",
+                "\"api_error_status\":429",
+                "\"api_error_status\":500",
+                "\"api_error_status\":502",
+                "\"api_error_status\":503",
+                "\"api_error_status\":529",
                 "\"error\":\"rate_limit\"",
                 "\"error\":\"server_error\"",
             ],
-            // Codex `turn.failed` / `error` events.
+            // Codex `turn.failed` / `error` events (0.171: "exceeded retry limit, last status:
+            // 429 Too Many Requests", a 503 "Selected model is at capacity", a 500 "We're
+            // currently experiencing high demand").
             Preset::Codex => &[
                 "429 Too Many Requests",
                 "exceeded retry limit",
                 "Rate limit reached",
                 "at capacity",
+                "experiencing high demand",
                 "stream disconnected before completion",
                 "503 Service Unavailable",
                 "500 Internal Server Error",
@@ -199,30 +255,38 @@ impl Preset {
                 "InternalServerError",
                 "APIConnectionError",
             ],
-            // Gemini API status codes as the CLI reports them.
+            // Gemini API status codes as the CLI reports them: the JSON error, and 0.61's
+            // `RetryableQuotaError` printed by node with `code: 429` / `status: 429`.
             Preset::Gemini => &[
                 "RESOURCE_EXHAUSTED",
+                "RetryableQuotaError",
                 "Too Many Requests",
                 "\"code\":429",
+                "code: 429",
+                "status: 429",
                 "status 429",
                 "UNAVAILABLE",
                 "\"code\":503",
+                "code: 503",
+                "status: 503",
                 "model is overloaded",
             ],
         }
     }
 
     /// Why a failed attempt (exit `code`, `output` its output) looks transient, if it does.
+    /// Asked only about attempts that failed: an exit 0 counts too, since aider exits 0
+    /// after its own retries of a rate limit ([`super::failure`] tells that it failed).
     pub fn transient(self, code: Option<i32>, output: &str) -> Option<String> {
         if let Some(c) = code {
-            if c == 0 || self.permanent_exit_codes().contains(&c) {
+            if self.permanent_exit_codes().contains(&c) {
                 return None;
             }
         }
         self.transient_markers()
             .iter()
             .find(|m| output.contains(**m))
-            .map(|m| format!("{} reported {}", self.name(), m.trim_matches('"')))
+            .map(|m| format!("{} reported {}", self.name(), m.replace('"', "")))
     }
 }
 
@@ -265,11 +329,11 @@ mod tests {
         let extra = vec!["--model".to_string(), "m1".to_string()];
         assert_eq!(
             Preset::Claude.argv("-fix it", &extra, Some(0.5)).join(" "),
-            "claude -p --output-format stream-json --verbose --permission-mode acceptEdits --max-budget-usd 0.5 --model m1 -- -fix it"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions --max-budget-usd 0.5 --model m1 -- -fix it"
         );
         assert_eq!(
             Preset::Claude.argv("p", &[], None).join(" "),
-            "claude -p --output-format stream-json --verbose --permission-mode acceptEdits -- p"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions -- p"
         );
         assert_eq!(
             Preset::Codex.argv("p", &[], Some(1.0)).join(" "),
@@ -282,13 +346,16 @@ mod tests {
                 "--message=two words",
                 "--yes-always",
                 "--no-pretty",
+                "--no-stream",
+                "--no-check-update",
+                "--no-analytics",
                 "--model",
                 "m1"
             ]
         );
         assert_eq!(
             Preset::Gemini.argv("p", &[], None).join(" "),
-            "gemini --prompt=p --output-format stream-json --approval-mode auto_edit"
+            "gemini --prompt=p --output-format stream-json --skip-trust --approval-mode auto_edit"
         );
     }
 
@@ -305,11 +372,11 @@ mod tests {
             Preset::Claude
                 .argv("p", &args(&["--permission-mode=bypassPermissions"]), None)
                 .join(" "),
-            "claude -p --output-format stream-json --verbose --permission-mode=bypassPermissions -- p"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode=bypassPermissions -- p"
         );
         assert_eq!(
             Preset::Gemini.argv("p", &args(&["--yolo"]), None).join(" "),
-            "gemini --prompt=p --output-format stream-json --yolo"
+            "gemini --prompt=p --output-format stream-json --skip-trust --yolo"
         );
         // Look-alikes do not count.
         assert_eq!(
@@ -328,13 +395,22 @@ mod tests {
     }
 
     #[test]
-    fn transient_needs_a_failure_and_a_known_message() {
+    fn environment_and_own_files() {
+        assert_eq!(Preset::Claude.env(true), &[("IS_SANDBOX", "1")]);
+        assert!(Preset::Claude.env(false).is_empty());
+        assert_eq!(Preset::Aider.env(false), &[("PYTHONUNBUFFERED", "1")]);
+        assert!(Preset::Codex.env(true).is_empty());
+        assert_eq!(Preset::Aider.own_files(), &[".aider*"]);
+        assert!(Preset::Gemini.own_files().is_empty());
+    }
+
+    #[test]
+    fn transient_needs_a_known_message() {
         let out = "{\"type\":\"result\",\"is_error\":true,\"result\":\"API Error: 529 {\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"overloaded_error\\\"}}\"}";
         assert_eq!(
             Preset::Claude.transient(Some(1), out).as_deref(),
             Some("claude reported overloaded_error")
         );
-        assert_eq!(Preset::Claude.transient(Some(0), out), None);
         assert_eq!(Preset::Claude.transient(Some(1), "syntax error"), None);
         // Gemini's input error and turn limit are never transient.
         assert_eq!(

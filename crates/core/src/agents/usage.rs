@@ -4,16 +4,26 @@
 //! Fields read, by agent (everything else in the output is ignored):
 //!
 //! - Claude Code, `--output-format stream-json`: `system`/`init` → `session_id`, `model`;
-//!   `assistant` → `message.usage.{input_tokens, output_tokens, cache_read_input_tokens}`
-//!   summed once per `message.id` while running; `result` → `total_cost_usd`, `num_turns`,
-//!   `session_id`, `usage.{input_tokens, output_tokens, cache_read_input_tokens}`,
-//!   `modelUsage` keys (the model), `subtype` (`error_max_budget_usd`), `is_error`.
+//!   while running, per API message id: `assistant` → `message.usage.{input_tokens,
+//!   output_tokens, cache_read_input_tokens}`, and with `--include-partial-messages` the
+//!   `stream_event`s `message_start` (the same) and `message_delta` → `usage.output_tokens`,
+//!   the message's final count (an `assistant` event is written before it and says 1), so a
+//!   run killed before its result still counts what it got; `result` → `total_cost_usd`,
+//!   `num_turns`, `session_id`, `usage.{input_tokens, output_tokens,
+//!   cache_read_input_tokens}` (or, when that is all zeros, as in a result stopped by
+//!   `--max-budget-usd`, the sum of `modelUsage.*.{inputTokens, outputTokens,
+//!   cacheReadInputTokens}`), `modelUsage` keys (the model), `subtype`
+//!   (`error_max_budget_usd`), `is_error`.
 //! - Codex CLI, `exec --json`: `thread.started` → `thread_id` (the session);
 //!   `turn.completed` → `usage.{input_tokens, cached_input_tokens, output_tokens}`, summed
 //!   over turns, one turn each. Codex reports no cost.
 //! - Aider (plain text): `Model: NAME with …` / `Main model: NAME with …`; each
 //!   `Tokens: N sent, [N cache write, N cache hit,] N received.` (summed; one turn each);
 //!   `Cost: $X message, $Y session.` (`request` in older versions) → the last session cost.
+//!   aider rounds what it prints: counts from 1,000 on (`2.6k`), costs to two decimals from
+//!   $0.01 on and to about two significant digits below. The fields read from rounded text
+//!   are listed in the usage's `extra.rounded` (`["cost_usd", "input_tokens", …]`). With
+//!   `--no-stream` (the preset's) the counts are the API's; streamed, aider estimates them.
 //! - Gemini CLI, `--output-format stream-json`: `init` → `session_id`, `model`; `result` →
 //!   `stats.{input_tokens, output_tokens, cached}` (and `stats.models` keys for the model).
 //!   Gemini reports no cost. Its `--output-format json` (one pretty-printed object, if
@@ -23,7 +33,15 @@
 use super::preset::Preset;
 use crate::model::Usage;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// One Claude API message's tokens.
+#[derive(Debug, Clone, Copy, Default)]
+struct MessageUsage {
+    input: Option<u64>,
+    output: Option<u64>,
+    cached: Option<u64>,
+}
 
 /// Longest line parsed as JSON; longer lines (huge tool outputs) are skipped.
 pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
@@ -35,8 +53,12 @@ pub struct Parser {
     usage: Usage,
     /// Any usage field seen at all.
     seen: bool,
-    /// Claude: assistant message ids already counted; the final result replaces the sums.
-    message_ids: HashSet<String>,
+    /// Claude: usage per API message id while running; the final result replaces the sums.
+    messages: HashMap<String, MessageUsage>,
+    /// Claude: the message being streamed (`message_start` seen, its `message_delta` not).
+    current: Option<String>,
+    /// Aider: fields read from rounded numbers.
+    rounded: BTreeSet<&'static str>,
     final_result: bool,
     /// Claude stopped itself because of `--max-budget-usd`.
     over_budget: bool,
@@ -56,7 +78,9 @@ impl Parser {
                 ..Usage::default()
             },
             seen: false,
-            message_ids: HashSet::new(),
+            messages: HashMap::new(),
+            current: None,
+            rounded: BTreeSet::new(),
             final_result: false,
             over_budget: false,
             whole: String::new(),
@@ -121,9 +145,17 @@ impl Parser {
         self.seen = true;
     }
 
-    /// What was reported so far; None when nothing was.
+    /// What was reported so far; None when nothing was. Aider's fields read from rounded
+    /// numbers are listed in `extra.rounded`.
     pub fn usage(&self) -> Option<Usage> {
-        self.seen.then(|| self.usage.clone())
+        self.seen.then(|| {
+            let mut u = self.usage.clone();
+            if !self.rounded.is_empty() {
+                let fields: Vec<String> = self.rounded.iter().map(|f| f.to_string()).collect();
+                u.extra.insert("rounded".to_string(), Value::from(fields));
+            }
+            u
+        })
     }
 
     /// Whether the agent stopped itself for its budget (Claude Code's result subtype
@@ -133,30 +165,40 @@ impl Parser {
     }
 
     fn claude(&mut self, v: &Value) {
-        let u = &mut self.usage;
         match v["type"].as_str() {
             Some("system") if v["subtype"] == "init" => {
+                let u = &mut self.usage;
                 set_str(&mut u.session_id, &v["session_id"]);
                 set_str(&mut u.model, &v["model"]);
                 self.seen |= u.model.is_some() || u.session_id.is_some();
             }
             Some("assistant") if !self.final_result => {
                 let m = &v["message"];
-                set_str(&mut u.session_id, &v["session_id"]);
-                if u.model.is_none() {
-                    set_str(&mut u.model, &m["model"]);
+                set_str(&mut self.usage.session_id, &v["session_id"]);
+                if self.usage.model.is_none() {
+                    set_str(&mut self.usage.model, &m["model"]);
                 }
-                let id = m["id"].as_str().unwrap_or_default().to_string();
-                // Parallel tool uses repeat a message with the same id and usage.
-                if !id.is_empty() && !self.message_ids.insert(id) {
-                    return;
+                if m["usage"].is_object() {
+                    let id = m["id"].as_str().map(str::to_string);
+                    self.claude_message(id, &m["usage"], false);
                 }
-                let us = &m["usage"];
-                if us.is_object() {
-                    add_u64(&mut u.input_tokens, &us["input_tokens"]);
-                    add_u64(&mut u.output_tokens, &us["output_tokens"]);
-                    add_u64(&mut u.cached_input_tokens, &us["cache_read_input_tokens"]);
-                    self.seen = true;
+            }
+            Some("stream_event") if !self.final_result => {
+                let e = &v["event"];
+                match e["type"].as_str() {
+                    Some("message_start") if e["message"]["usage"].is_object() => {
+                        let id = e["message"]["id"].as_str().map(str::to_string);
+                        self.current.clone_from(&id);
+                        self.claude_message(id, &e["message"]["usage"], false);
+                    }
+                    Some("message_delta") if e["usage"].is_object() => {
+                        let id = v["api_message_id"]
+                            .as_str()
+                            .map(str::to_string)
+                            .or_else(|| self.current.clone());
+                        self.claude_message(id, &e["usage"], true);
+                    }
+                    _ => {}
                 }
             }
             Some("result") => {
@@ -165,6 +207,7 @@ impl Parser {
                 if v["subtype"] == "error_max_budget_usd" {
                     self.over_budget = true;
                 }
+                let u = &mut self.usage;
                 set_str(&mut u.session_id, &v["session_id"]);
                 if let Some(c) = usd(&v["total_cost_usd"]) {
                     u.cost_usd = Some(c);
@@ -173,11 +216,32 @@ impl Parser {
                     u.turns = Some(n);
                 }
                 let us = &v["usage"];
-                if us.is_object() {
-                    u.input_tokens = count(&us["input_tokens"]).or(u.input_tokens);
-                    u.output_tokens = count(&us["output_tokens"]).or(u.output_tokens);
-                    u.cached_input_tokens =
-                        count(&us["cache_read_input_tokens"]).or(u.cached_input_tokens);
+                let empty = ["input_tokens", "output_tokens", "cache_read_input_tokens"]
+                    .iter()
+                    .all(|k| count(&us[*k]).unwrap_or(0) == 0);
+                let per_model = v["modelUsage"].as_object().filter(|m| {
+                    m.values().any(|x| {
+                        count(&x["inputTokens"]).unwrap_or(0)
+                            + count(&x["outputTokens"]).unwrap_or(0)
+                            > 0
+                    })
+                });
+                match (per_model, us.is_object()) {
+                    // Stopped by its budget: `usage` is all zeros, `modelUsage` has them.
+                    (Some(models), _) if empty => {
+                        let sum =
+                            |k: &str| models.values().filter_map(|x| count(&x[k])).sum::<u64>();
+                        u.input_tokens = Some(sum("inputTokens"));
+                        u.output_tokens = Some(sum("outputTokens"));
+                        u.cached_input_tokens = Some(sum("cacheReadInputTokens"));
+                    }
+                    (_, true) => {
+                        u.input_tokens = count(&us["input_tokens"]).or(u.input_tokens);
+                        u.output_tokens = count(&us["output_tokens"]).or(u.output_tokens);
+                        u.cached_input_tokens =
+                            count(&us["cache_read_input_tokens"]).or(u.cached_input_tokens);
+                    }
+                    _ => {}
                 }
                 if let Some(m) = one_key(&v["modelUsage"]) {
                     u.model = Some(m);
@@ -185,6 +249,35 @@ impl Parser {
             }
             _ => {}
         }
+    }
+
+    /// Claude: one message's usage as streamed (`id` None: a message of its own). An
+    /// `assistant` event repeats a message (once per content block, and for parallel tool
+    /// uses) with the usage of its start; a `message_delta` (`last`) gives the final output
+    /// count.
+    fn claude_message(&mut self, id: Option<String>, us: &Value, last: bool) {
+        let key = id.unwrap_or_else(|| format!("#{}", self.messages.len()));
+        let m = self.messages.entry(key).or_default();
+        let output = count(&us["output_tokens"]);
+        m.input = m.input.max(count(&us["input_tokens"]));
+        m.cached = m.cached.max(count(&us["cache_read_input_tokens"]));
+        m.output = if last {
+            output.or(m.output)
+        } else {
+            m.output.max(output)
+        };
+        let sum = |f: fn(&MessageUsage) -> Option<u64>| {
+            self.messages
+                .values()
+                .filter_map(f)
+                .fold(None, |a: Option<u64>, n| {
+                    Some(a.unwrap_or(0).saturating_add(n))
+                })
+        };
+        self.usage.input_tokens = sum(|m| m.input);
+        self.usage.output_tokens = sum(|m| m.output);
+        self.usage.cached_input_tokens = sum(|m| m.cached);
+        self.seen = true;
     }
 
     fn codex(&mut self, v: &Value) {
@@ -247,13 +340,25 @@ impl Parser {
             let (mut sent, mut received) = (None, None);
             for part in tokens.split(',') {
                 let part = part.trim().trim_end_matches('.').trim();
+                let rounded = part.ends_with("k sent")
+                    || part.ends_with("k received")
+                    || part.ends_with("k cache hit");
                 if let Some(n) = part.strip_suffix(" sent") {
                     sent = aider_count(n);
+                    if rounded {
+                        self.rounded.insert("input_tokens");
+                    }
                 } else if let Some(n) = part.strip_suffix(" received") {
                     received = aider_count(n);
+                    if rounded {
+                        self.rounded.insert("output_tokens");
+                    }
                 } else if let Some(n) = part.strip_suffix(" cache hit") {
                     if let Some(n) = aider_count(n) {
                         u.cached_input_tokens = Some(u.cached_input_tokens.unwrap_or(0) + n);
+                    }
+                    if rounded {
+                        self.rounded.insert("cached_input_tokens");
                     }
                 }
             }
@@ -273,6 +378,7 @@ impl Parser {
                     if let Ok(c) = before[k + 1..].trim().parse::<f64>() {
                         if c.is_finite() && c >= 0.0 {
                             u.cost_usd = Some(c);
+                            self.rounded.insert("cost_usd");
                             self.seen = true;
                         }
                     }
@@ -601,6 +707,95 @@ mod tests {
         let (_, text) = sample(Preset::Gemini, "gemini/rate-limited.jsonl");
         assert!(Preset::Gemini.transient(Some(1), &text).is_some());
         assert_eq!(Preset::Gemini.transient(Some(53), &text), None);
+    }
+
+    /// Samples printed by the real CLIs against the scripted model server of the
+    /// integration tests (Claude Code 2.1.332, Codex CLI 0.171.0, Gemini CLI 0.61.0, aider
+    /// 0.86.2), every response reporting 1000 input and 50 output tokens.
+    #[test]
+    fn real_cli_samples_give_the_servers_numbers() {
+        // Read, Edit, final text: three responses.
+        let (p, text) = sample(Preset::Claude, "claude/edit-partial-messages.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.015), Some(3000), Some(150), Some(0), Some(3))
+        );
+        assert_eq!(u.model.as_deref(), Some("claude-opus-5-5"));
+        // Before the result, the message_delta events already give the output tokens (each
+        // assistant event says 1).
+        let lines: Vec<&str> = text.lines().collect();
+        let streamed = feed(Preset::Claude, &lines[..lines.len() - 1].join("\n"));
+        assert_eq!(
+            tuple(&streamed.usage().unwrap()),
+            (None, Some(3000), Some(150), Some(0), None)
+        );
+        // Killed on a timeout while waiting for its second response: the first one counts.
+        let (p, _) = sample(Preset::Claude, "claude/killed-mid-turn.jsonl");
+        assert_eq!(
+            tuple(&p.usage().unwrap()),
+            (None, Some(1000), Some(50), Some(0), None)
+        );
+        // Stopped by --max-budget-usd: `usage` is all zeros, `modelUsage` has the tokens.
+        let (p, _) = sample(Preset::Claude, "claude/max-budget-model-usage.jsonl");
+        assert!(p.over_budget());
+        assert_eq!(
+            tuple(&p.usage().unwrap()),
+            (Some(0.005), Some(1000), Some(50), Some(0), Some(1))
+        );
+
+        let (p, _) = sample(Preset::Codex, "codex/edit.jsonl");
+        assert_eq!(
+            tuple(&p.usage().unwrap()),
+            (None, Some(2000), Some(100), Some(0), Some(1))
+        );
+        let (p, _) = sample(Preset::Gemini, "gemini/create.jsonl");
+        let u = p.usage().unwrap();
+        assert_eq!(tuple(&u), (None, Some(2000), Some(100), Some(0), None));
+        assert_eq!(u.model.as_deref(), Some("gemini-2.5-pro"));
+        // aider prints 1000 as "1.0k" and its costs rounded: said so.
+        let (p, _) = sample(Preset::Aider, "aider/edit-no-stream.txt");
+        let u = p.usage().unwrap();
+        assert_eq!(
+            tuple(&u),
+            (Some(0.006), Some(2000), Some(100), None, Some(2))
+        );
+        assert_eq!(
+            u.extra["rounded"],
+            serde_json::json!(["cost_usd", "input_tokens"])
+        );
+        assert_eq!(u.model.as_deref(), Some("openai/gpt-4o"));
+    }
+
+    #[test]
+    fn real_cli_rate_limits_are_transient_and_rejected_keys_are_not() {
+        for (p, file, transient) in [
+            (Preset::Claude, "claude/rate-limited-429.jsonl", true),
+            (Preset::Claude, "claude/auth-failed-401.jsonl", false),
+            (Preset::Codex, "codex/rate-limited-429.jsonl", true),
+            (Preset::Codex, "codex/at-capacity-503.jsonl", true),
+            (Preset::Codex, "codex/auth-failed-401.jsonl", false),
+            (Preset::Gemini, "gemini/rate-limited-429.txt", true),
+            (Preset::Gemini, "gemini/overloaded-503.txt", true),
+            (Preset::Gemini, "gemini/auth-failed-401.txt", false),
+            (Preset::Aider, "aider/rate-limit-exhausted.txt", true),
+            (Preset::Aider, "aider/auth-failed-401.txt", false),
+        ] {
+            let (_, text) = sample(p, file);
+            // aider exits 0 either way; the others 1 (gemini: whatever node made of it).
+            let code = if p == Preset::Aider { 0 } else { 1 };
+            assert_eq!(
+                p.transient(Some(code), &text).is_some(),
+                transient,
+                "{file}: {:?}",
+                p.transient(Some(code), &text)
+            );
+        }
+        let (_, text) = sample(Preset::Gemini, "gemini/rate-limited-429.txt");
+        assert_eq!(
+            Preset::Gemini.transient(Some(1), &text).as_deref(),
+            Some("gemini reported RetryableQuotaError")
+        );
     }
 
     #[test]
