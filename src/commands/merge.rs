@@ -185,6 +185,15 @@ pub fn merge(
     opts: &MergeOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MergeOutcome, MergeFailure> {
+    if !opts.dry_run {
+        // What a killed git-ws left running (a test of a killed `git ws-merge`, say) goes
+        // first, whatever happens next: nothing runs beside it.
+        if let Ok(ws) = Workspace::discover(&opts.cwd) {
+            for note in process::reap_abandoned(&ws.layout.procs_dir()) {
+                progress(&note);
+            }
+        }
+    }
     let mut plan = plan(opts)?;
     let integrated_at = now_micros();
     if opts.dry_run {
@@ -761,6 +770,7 @@ impl Tester<'_> {
             timeout: self.opts.timeout,
             grace: self.opts.grace,
             pgid_file: Some(self.logs.test_pgid(n)),
+            procs_dir: Some(self.plan.ws.layout.procs_dir()),
         };
         let started = Instant::now();
         let ending = self.runtime.block_on(async {
