@@ -6,6 +6,7 @@ mod agents;
 mod cli_snapshots;
 mod common;
 mod environments;
+mod kills;
 mod layers;
 mod merge;
 mod pg;
