@@ -187,7 +187,13 @@ pub async fn run_watched(
     unsafe {
         cmd.pre_exec(move || {
             // Dies with the thread that forked it: a runtime worker or the main thread.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
             // The tool died before the line above: do not run orphaned.
             if libc::getppid() != parent {
                 libc::raise(libc::SIGKILL);
@@ -912,7 +918,10 @@ mod tests {
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("/w"), "{lines:?}");
         ours.wait().unwrap();
-        assert!(alive(opg), "a process that is not the one recorded was killed");
+        assert!(
+            alive(opg),
+            "a process that is not the one recorded was killed"
+        );
         assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
         other.kill().unwrap();
         other.wait().unwrap();

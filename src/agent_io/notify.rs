@@ -40,9 +40,9 @@ pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
         outcome,
         timeout,
     )
-        .await
-        .into_iter()
-        .collect()
+    .await
+    .into_iter()
+    .collect()
 }
 
 /// Run `command` with the run's JSON on stdin. `Some(note)` when it failed.

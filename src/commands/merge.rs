@@ -378,7 +378,12 @@ fn unfinished(
     let mut ids: Vec<String> = selected
         .unwrap_or_default()
         .into_iter()
-        .chain(results.iter().filter(|r| cancelled(r)).map(|r| r.workstream_id.clone()))
+        .chain(
+            results
+                .iter()
+                .filter(|r| cancelled(r))
+                .map(|r| r.workstream_id.clone()),
+        )
         .filter(|id| !recorded.contains(id.as_str()))
         .collect();
     ids.sort_by(|a, b| crate::consolidate::natural_cmp(a, b));

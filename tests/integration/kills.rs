@@ -104,7 +104,9 @@ fn spawn(env: &Env, tool: &str, args: &[&str], mark: &str, extra: &[(&str, &str)
 /// `git ws-<tool> ARGS` through git's dispatch, to the end, with `KILL_MARK=mark`.
 fn run(env: &Env, tool: &str, args: &[&str], mark: &str, extra: &[(&str, &str)]) -> Run {
     let mut c = env.command("git");
-    c.arg(format!("ws-{tool}")).args(args).env("KILL_MARK", mark);
+    c.arg(format!("ws-{tool}"))
+        .args(args)
+        .env("KILL_MARK", mark);
     for (k, v) in extra {
         c.env(k, v);
     }
@@ -171,16 +173,30 @@ fn a_run_killed_mid_run_is_refused_by_ws_merge_unless_incomplete() {
         "{err}"
     );
     assert!(
-        !env.git(&["branch", "--list", "ws/*/integration"]).contains("integration"),
+        !env.git(&["branch", "--list", "ws/*/integration"])
+            .contains("integration"),
         "a refused merge wrote a branch"
     );
-    assert!(left.is_empty(), "left running after ws-merge started: {left:?}");
+    assert!(
+        left.is_empty(),
+        "left running after ws-merge started: {left:?}"
+    );
 
-    let out = run(&env, "merge", &["--incomplete", "--format", "json"], "next", &[]);
+    let out = run(
+        &env,
+        "merge",
+        &["--incomplete", "--format", "json"],
+        "next",
+        &[],
+    );
     out.expect(1);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["incomplete"], true, "{json}");
-    assert_eq!(json["without_result"], serde_json::json!(["slow"]), "{json}");
+    assert_eq!(
+        json["without_result"],
+        serde_json::json!(["slow"]),
+        "{json}"
+    );
     assert_eq!(json["merged"], serde_json::json!(["fast"]), "{json}");
     let slow = json["excluded"]
         .as_array()
@@ -203,7 +219,8 @@ fn a_run_killed_mid_run_is_refused_by_ws_merge_unless_incomplete() {
     )
     .unwrap();
     assert!(
-        md.contains("**Incomplete run**") && md.contains("without a result, so not integrated: slow"),
+        md.contains("**Incomplete run**")
+            && md.contains("without a result, so not integrated: slow"),
         "{md}"
     );
 }
@@ -233,7 +250,13 @@ fn ws_run_kill_loop(iterations: usize) -> (usize, usize, Vec<String>) {
         if !left_after_kill(&mark).is_empty() {
             left_by_kill += 1;
         }
-        let next = run(&env, "run", &["--agents", "2", "-q"], "next", &[("FAST", "1")]);
+        let next = run(
+            &env,
+            "run",
+            &["--agents", "2", "-q"],
+            "next",
+            &[("FAST", "1")],
+        );
         let left = marked(&mark);
         kill_marked(&mark);
         if next.code != 0 {
