@@ -96,7 +96,7 @@ impl Layout {
 
     /// The process registry (`<common dir>/ws/procs`): a file per command a git-ws tool is
     /// running now, so that the next tool kills what a killed one left running
-    /// ([`crate::process::reap_abandoned`]).
+    /// ([`crate::process::reap_abandoned`]); removed when its last file goes.
     pub fn procs_dir(&self) -> PathBuf {
         self.repo.pool_dir().join("procs")
     }

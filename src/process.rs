@@ -296,7 +296,6 @@ struct Registered {
 
 impl Registered {
     fn new(dir: &Path, tag: &str, cwd: &Path) -> Option<Registered> {
-        std::fs::create_dir_all(dir).ok()?;
         let me = std::process::id() as i32;
         let text = format!(
             "owner {me} {}\ntag {tag}\ncwd {}\n",
@@ -307,7 +306,11 @@ impl Registered {
             path: dir.join(format!("{tag}.pgid")),
             text,
         };
-        r.write(&r.text).then_some(r)
+        // The directory goes when its last file does (see Drop): another tool may remove
+        // it between our create and our write, so try again.
+        (0..5)
+            .any(|_| std::fs::create_dir_all(dir).is_ok() && r.write(&r.text))
+            .then_some(r)
     }
 
     fn set_group(&self, pgid: i32) {
@@ -327,6 +330,10 @@ impl Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        // Only when empty: no trace is left behind once nothing runs.
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
     }
 }
 
@@ -439,6 +446,7 @@ pub fn reap_abandoned(dir: &Path) -> Vec<String> {
         }
         let _ = std::fs::remove_file(&path);
     }
+    let _ = std::fs::remove_dir(dir);
     // SIGKILL is not instant: wait until they are gone before anything runs beside them.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while std::time::Instant::now() < deadline
@@ -881,13 +889,16 @@ mod tests {
         assert!(reap_abandoned(&procs).is_empty());
         tx.send(true).unwrap();
         assert_eq!(h.await.unwrap(), Ending::Cancelled);
-        assert!(std::fs::read_dir(&procs).unwrap().next().is_none());
+        assert!(!procs.exists(), "the registry goes with its last entry");
     }
 
     #[test]
     fn reap_abandoned_kills_a_dead_tools_group_and_only_if_it_is_the_same() {
         use std::os::unix::process::CommandExt;
-        let d = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("procs");
+        std::fs::create_dir(&procs).unwrap();
+        let d = procs.as_path();
         let spawn = |tag: &str| {
             std::process::Command::new("sleep")
                 .arg("30")
@@ -902,7 +913,7 @@ mod tests {
         let pg = ours.id() as i32;
         let start = start_time(pg).unwrap();
         std::fs::write(
-            d.path().join("a.pgid"),
+            d.join("a.pgid"),
             format!("{dead_owner}tag reg-x\ncwd /w\ngroup {pg} {start}\n"),
         )
         .unwrap();
@@ -910,11 +921,11 @@ mod tests {
         let mut other = spawn("reg-b");
         let opg = other.id() as i32;
         std::fs::write(
-            d.path().join("b.pgid"),
+            d.join("b.pgid"),
             format!("{dead_owner}tag reg-y\ncwd /w\ngroup {opg} 1\n"),
         )
         .unwrap();
-        let lines = reap_abandoned(d.path());
+        let lines = reap_abandoned(d);
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("/w"), "{lines:?}");
         ours.wait().unwrap();
@@ -922,7 +933,7 @@ mod tests {
             alive(opg),
             "a process that is not the one recorded was killed"
         );
-        assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+        assert!(!d.exists(), "the registry goes with its last entry");
         other.kill().unwrap();
         other.wait().unwrap();
     }
