@@ -364,3 +364,58 @@ fn ws_merge_killed_at_random_instants_leaves_nothing_running_and_tests_never_ove
     assert!(orphans.is_empty(), "{orphans:#?}");
     assert!(overlaps.is_empty(), "{overlaps:#?}");
 }
+
+/// A run interrupted by Ctrl-C (consolidated, state `interrupted`, its running and waiting
+/// workstreams `Cancelled`) did not finish either: `git ws-merge` refuses it naming them;
+/// `--incomplete --dry-run` shows what it would integrate.
+#[test]
+fn an_interrupted_run_is_refused_by_ws_merge_naming_the_cancelled_workstreams() {
+    let env = Env::new();
+    env.ws_cmd("done", "echo done > done.txt");
+    let started = env.scratch("started");
+    env.ws_cmd(
+        "stopped",
+        &format!("touch '{}'; sleep 30", started.display()),
+    );
+    env.ws(
+        "waiting",
+        serde_json::json!({"id": "waiting", "command": "echo w > w.txt", "depends_on": ["stopped"]}),
+    );
+    let run = env.spawn_run(&["--agents", "2", "--grace", "300ms", "-q"]);
+    let db = env.db_path();
+    wait_until(
+        Duration::from_secs(30),
+        "done's result and stopped to run",
+        || {
+            started.exists()
+                && try_sql(
+                    &db,
+                    "SELECT count(*) FROM agent_results WHERE workstream_id = 'done'",
+                )
+                .is_some_and(|r| r[0][0] == "1")
+        },
+    );
+    signal(run.pid(), libc::SIGINT);
+    let out = run.wait(Duration::from_secs(10));
+    out.expect(130);
+    let run_id = out.run_id();
+
+    let out = env.ws_merge(&[]);
+    out.expect(2);
+    let err = out.stderr.trim();
+    assert!(
+        err.contains("was interrupted before every workstream had a result")
+            && err.contains("2 workstreams have no result (stopped, waiting)")
+            && err.contains(&format!("git ws-run --resume {run_id}")),
+        "{err}"
+    );
+    let out = env.ws_merge(&["--incomplete", "--dry-run", "--format", "json"]);
+    out.expect(1);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["merged"], serde_json::json!(["done"]), "{json}");
+    assert_eq!(
+        json["without_result"],
+        serde_json::json!(["stopped", "waiting"]),
+        "{json}"
+    );
+}
