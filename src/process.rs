@@ -381,15 +381,17 @@ fn has_tag(pid: i32, tag: &str) -> bool {
 
 /// Kill the commands in the process registry `dir` whose tool is gone (killed, say, by
 /// SIGKILL): every process carrying the command's tag, and its process group if the group
-/// is still the one started (its leader has the recorded start time, or a member carries
-/// the tag). Waits (up to a few seconds) until they are gone, so nothing runs beside what
-/// the caller starts next. Files of live tools are left alone. Returns a line per command
-/// found alive.
-pub fn reap_abandoned(dir: &Path) -> Vec<String> {
+/// is still the one started: its leader has the recorded start time, or the leader is gone
+/// and members remain (a group id is not handed out again while the group has members).
+/// Waits (up to a few seconds) until they are gone, so nothing runs beside what the caller
+/// starts next. Files of live tools are left alone. Returns a line per command found alive;
+/// `Err(sentence)` when some survived SIGKILL (a process stuck in the kernel, say).
+pub fn reap_abandoned(dir: &Path) -> Result<Vec<String>, String> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return found;
+        return Ok(found);
     };
+    let mut places = Vec::new();
     let mut groups = Vec::new();
     let mut tags = Vec::new();
     for entry in entries.flatten() {
@@ -424,7 +426,9 @@ pub fn reap_abandoned(dir: &Path) -> Vec<String> {
             let start = g.get(1).and_then(|s| s.parse::<u64>().ok());
             if let Some(pgid) = pgid.filter(|&p| p > 1) {
                 let members = group_members(pgid);
-                let same = start.is_some() && start_time(pgid) == start
+                let leader = start_time(pgid);
+                let same = start.is_some() && leader == start
+                    || leader.is_none() && !members.is_empty()
                     || tag
                         .as_deref()
                         .is_some_and(|t| members.iter().any(|&m| has_tag(m, t)));
@@ -440,6 +444,7 @@ pub fn reap_abandoned(dir: &Path) -> Vec<String> {
         }
         if n > 0 {
             let cwd = field("cwd").map(|c| c.join(" ")).unwrap_or_default();
+            places.push(cwd.clone());
             found.push(format!(
                 "killed {n} process(es) left running in {cwd} by a git-ws that was killed"
             ));
@@ -454,7 +459,13 @@ pub fn reap_abandoned(dir: &Path) -> Vec<String> {
     {
         std::thread::sleep(Duration::from_millis(10));
     }
-    found
+    if groups.iter().any(|&g| group_alive(g)) || tags.iter().any(|t| kill_tagged(t) > 0) {
+        return Err(format!(
+            "processes a killed git-ws left running in {} are still there 5 s after SIGKILL; nothing was started beside them: try again once they are gone",
+            places.join(", ")
+        ));
+    }
+    Ok(found)
 }
 
 /// Poll the watcher until it says stop; never returns without one.
@@ -886,7 +897,7 @@ mod tests {
         }
         assert!(text.contains("owner ") && text.contains("group "), "{text}");
         // Our own entry: a sweep leaves it alone while we live.
-        assert!(reap_abandoned(&procs).is_empty());
+        assert!(reap_abandoned(&procs).unwrap().is_empty());
         tx.send(true).unwrap();
         assert_eq!(h.await.unwrap(), Ending::Cancelled);
         assert!(!procs.exists(), "the registry goes with its last entry");
@@ -925,7 +936,7 @@ mod tests {
             format!("{dead_owner}tag reg-y\ncwd /w\ngroup {opg} 1\n"),
         )
         .unwrap();
-        let lines = reap_abandoned(d);
+        let lines = reap_abandoned(d).unwrap();
         assert_eq!(lines.len(), 1, "{lines:?}");
         assert!(lines[0].contains("/w"), "{lines:?}");
         ours.wait().unwrap();
@@ -936,6 +947,38 @@ mod tests {
         assert!(!d.exists(), "the registry goes with its last entry");
         other.kill().unwrap();
         other.wait().unwrap();
+    }
+
+    #[test]
+    fn reap_abandoned_kills_a_group_whose_leader_is_gone_but_not_its_members() {
+        use std::os::unix::process::CommandExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("procs");
+        std::fs::create_dir(&procs).unwrap();
+        let pidfile = tmp.path().join("member.pid");
+        // The leader (sh) exits at once; its untagged background sleep stays in the group.
+        let mut leader = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("sleep 30 & echo $! > '{}'", pidfile.display()))
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pg = leader.id() as i32;
+        let start = start_time(pg).unwrap_or(1);
+        leader.wait().unwrap();
+        let member = read_pid(&pidfile);
+        assert!(alive(member));
+        std::fs::write(
+            procs.join("c.pgid"),
+            format!("owner 1 999999999999\ntag none\ncwd /w\ngroup {pg} {start}\n"),
+        )
+        .unwrap();
+        let lines = reap_abandoned(&procs).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            !alive(member),
+            "the member {member} of the dead tool's group survived"
+        );
     }
 
     #[test]

@@ -200,7 +200,8 @@ pub fn merge(
         // What a killed git-ws left running (a test of a killed `git ws-merge`, say) goes
         // first, whatever happens next: nothing runs beside it.
         if let Ok(ws) = Workspace::discover(&opts.cwd) {
-            for note in process::reap_abandoned(&ws.layout.procs_dir()) {
+            let killed = process::reap_abandoned(&ws.layout.procs_dir()).map_err(Error::new)?;
+            for note in killed {
                 progress(&note);
             }
         }
