@@ -6,6 +6,11 @@
 #   scripts/stress.sh crash 200        # 200 SIGKILLs of the coordinator at random instants,
 #                                      # each followed by `git ws-run --resume latest`
 #   scripts/stress.sh all 100          # all three
+#   scripts/stress.sh kills 20         # 20 SIGKILLs of git-ws-run and 20 of
+#                                      # git-ws-merge --test 'sh probe.sh' at random instants,
+#                                      # each followed by the next command: counts what of
+#                                      # the killed one still runs and overlapping test runs
+#                                      # (tests/integration/kills.rs; "faults" is an alias)
 #   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
 #                                      # one worker SIGKILLed holding claims, one joiner
 #                                      # interrupted (tests/integration/queue.rs)
@@ -13,7 +18,9 @@
 # Each loop counts every failure and reports them all at the end, e.g.
 #   "fresh repositories: 0 spurious failure(s) in 100 runs"
 #   "crash loop: 200 kills (…): 0 problem(s)"
-# The crash loop prints its GIT_WS_CRASH_SEED; set it to replay the same kill instants.
+#   "ws-merge kill loop: 20 kills: 0 orphans, 0 overlapping tests (…)"
+# The crash and kill loops print their GIT_WS_CRASH_SEED; set it to replay the same kill
+# instants. STRESS_PROFILE=dev uses the debug build instead of a release one.
 set -eu
 what=${1:-all}
 n=${2:-100}
@@ -22,8 +29,9 @@ case "$what" in
     consecutive) filters="pool::consecutive_runs" ;;
     crash) filters="pool::killed_at" ;;
     all) filters="pool::fresh_repositories pool::consecutive_runs pool::killed_at" ;;
+    kills|faults) filters="kills::ws_run_killed kills::ws_merge_killed" ;;
     queue) filters="" ;;
-    *) echo "usage: $0 [fresh|consecutive|crash|all|queue] [N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fresh|consecutive|crash|all|kills|queue] [N]" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
 if [ "$what" = queue ]; then
@@ -42,6 +50,6 @@ if [ "$what" = queue ]; then
     exit
 fi
 for f in $filters; do
-    GIT_WS_LOOPS=$n cargo test --release --test integration -- --nocapture --test-threads 1 "$f" 2>&1 |
-        grep -E "spurious failure|crash loop|^test |panicked|test result"
+    GIT_WS_LOOPS=$n cargo test --profile "${STRESS_PROFILE:-release}" --test integration -- --nocapture --test-threads 1 "$f" 2>&1 |
+        grep -E "spurious failure|crash loop|kill loop|^test |panicked|test result"
 done

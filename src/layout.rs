@@ -94,6 +94,13 @@ impl Layout {
         self.repo.pool_slot_dir(&format!("agent-{k}"))
     }
 
+    /// The process registry (`<common dir>/ws/procs`): a file per command a git-ws tool is
+    /// running now, so that the next tool kills what a killed one left running
+    /// ([`crate::process::reap_abandoned`]); removed when its last file goes.
+    pub fn procs_dir(&self) -> PathBuf {
+        self.repo.pool_dir().join("procs")
+    }
+
     /// The marker of pool slot `slot`'s setup command: the base and command it last
     /// succeeded for (`<common dir>/ws/setup/<slot>`).
     pub fn setup_marker(&self, slot: &str) -> PathBuf {

@@ -4,6 +4,18 @@
 //! Every command carries a unique tag in its environment, so what leaves the group is found
 //! too; the live commands are kept (a second Ctrl-C kills them all at once) and written to a
 //! pgid file each, so a resume can kill what a coordinator killed by SIGKILL left behind.
+//!
+//! Nothing outlives the tool, even when it is killed with SIGKILL:
+//! - the command itself gets SIGKILL from the kernel when the thread that started it dies
+//!   (`PR_SET_PDEATHSIG`; commands are started on the runtime's worker threads or the main
+//!   thread, which live as long as the tool runs);
+//! - what it started (grandchildren, which the parent-death signal does not reach) is
+//!   recorded in the repository's process registry ([`crate::layout::Layout::procs_dir`]):
+//!   one file per live command with its group, its tag, the leader's start time and the
+//!   recording tool's pid and start time. Every `git ws-run` and `git ws-merge` sweeps the
+//!   registry when it starts ([`reap_abandoned`]) — before it claims any worktree — and
+//!   kills the commands of tools that are gone, after checking that each process is still
+//!   the one started (its tag, or the leader's start time from `/proc/<pid>/stat`).
 
 use crate::git::remote::GIT_ENV_TO_CLEAR;
 use std::collections::BTreeMap;
@@ -34,6 +46,10 @@ pub struct Spec {
     /// Holds the command's process group id while it may be alive, so that a coordinator
     /// killed with SIGKILL leaves a trace [`reap_orphans`] can act on. Removed at the end.
     pub pgid_file: Option<PathBuf>,
+    /// The repository's process registry ([`crate::layout::Layout::procs_dir`]): while the
+    /// command may be alive a file there says whose it is, so that the next `git ws-run` or
+    /// `git ws-merge` kills it if this tool died ([`reap_abandoned`]).
+    pub procs_dir: Option<PathBuf>,
 }
 
 /// How a supervised command ended.
@@ -166,6 +182,31 @@ pub async fn run_watched(
     cmd.envs(&spec.env);
     let tag = new_tag();
     cmd.env(TAG_VAR, &tag);
+    let parent = std::process::id() as i32;
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid, raise).
+    unsafe {
+        cmd.pre_exec(move || {
+            // Dies with the thread that forked it: a runtime worker or the main thread.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            // The tool died before the line above: do not run orphaned.
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
+    // Recorded before the spawn (by its tag), so a SIGKILL of this tool at any instant
+    // leaves a trace; completed with the group once it is known.
+    let registered = spec
+        .procs_dir
+        .as_deref()
+        .and_then(|d| Registered::new(d, &tag, &spec.cwd));
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -173,7 +214,10 @@ pub async fn run_watched(
         }
     };
     let pgid = child.id().map(|p| p as i32);
-    let _tracked = pgid.map(|pg| Tracked::new(pg, tag, spec.pgid_file.clone()));
+    if let (Some(r), Some(pg)) = (&registered, pgid) {
+        r.set_group(pg);
+    }
+    let _tracked = pgid.map(|pg| Tracked::new(pg, tag, spec.pgid_file.clone(), registered));
     if let (Some(input), Some(mut stdin)) = (spec.stdin.clone(), child.stdin.take()) {
         // Feed stdin concurrently so a child that never reads cannot block us.
         tokio::spawn(async move {
@@ -213,15 +257,22 @@ struct Tracked {
     pgid: i32,
     tag: String,
     file: Option<PathBuf>,
+    /// Its entry in the registry, removed last.
+    _registered: Option<Registered>,
 }
 
 impl Tracked {
-    fn new(pgid: i32, tag: String, file: Option<PathBuf>) -> Tracked {
+    fn new(pgid: i32, tag: String, file: Option<PathBuf>, reg: Option<Registered>) -> Tracked {
         live().insert(pgid, tag.clone());
         if let Some(f) = &file {
             let _ = std::fs::write(f, format!("{pgid} {tag}\n"));
         }
-        Tracked { pgid, tag, file }
+        Tracked {
+            pgid,
+            tag,
+            file,
+            _registered: reg,
+        }
     }
 }
 
@@ -233,6 +284,188 @@ impl Drop for Tracked {
             let _ = std::fs::remove_file(f);
         }
     }
+}
+
+/// A command's file in the process registry: `<tag>.pgid`, lines `owner <pid> <start>`,
+/// `tag <tag>`, `cwd <dir>`, then `group <pgid> <leader start>` once started. Written
+/// atomically (a temporary file renamed), removed when dropped.
+struct Registered {
+    path: PathBuf,
+    text: String,
+}
+
+impl Registered {
+    fn new(dir: &Path, tag: &str, cwd: &Path) -> Option<Registered> {
+        let me = std::process::id() as i32;
+        let text = format!(
+            "owner {me} {}\ntag {tag}\ncwd {}\n",
+            start_time(me)?,
+            cwd.display()
+        );
+        let r = Registered {
+            path: dir.join(format!("{tag}.pgid")),
+            text,
+        };
+        // The directory goes when its last file does (see Drop): another tool may remove
+        // it between our create and our write, so try again.
+        (0..5)
+            .any(|_| std::fs::create_dir_all(dir).is_ok() && r.write(&r.text))
+            .then_some(r)
+    }
+
+    fn set_group(&self, pgid: i32) {
+        if let Some(start) = start_time(pgid) {
+            self.write(&format!("{}group {pgid} {start}\n", self.text));
+        }
+    }
+
+    fn write(&self, text: &str) -> bool {
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .is_ok()
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        // Only when empty: no trace is left behind once nothing runs.
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// A process's start time (clock ticks since boot, field 22 of `/proc/<pid>/stat`): with
+/// the pid, it names one process for good. `None` when there is no such process (or it is
+/// a zombie).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    // After the comm: state (field 3) … starttime (field 22).
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The pids whose process group is `pgid` and that are not zombies.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let mut fields = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = fields.next();
+            let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+            pgrp == Some(pgid) && state != Some("Z")
+        })
+        .collect()
+}
+
+fn has_tag(pid: i32, tag: &str) -> bool {
+    let marker = format!("{TAG_VAR}={tag}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()))
+}
+
+/// Kill the commands in the process registry `dir` whose tool is gone (killed, say, by
+/// SIGKILL): every process carrying the command's tag, and its process group if the group
+/// is still the one started: its leader has the recorded start time, or the leader is gone
+/// and members remain (a group id is not handed out again while the group has members).
+/// Waits (up to a few seconds) until they are gone, so nothing runs beside what the caller
+/// starts next. Files of live tools are left alone. Returns a line per command found alive;
+/// `Err(sentence)` when some survived SIGKILL (a process stuck in the kernel, say).
+pub fn reap_abandoned(dir: &Path) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(found);
+    };
+    let mut places = Vec::new();
+    let mut groups = Vec::new();
+    let mut tags = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let ext = path.extension().and_then(|e| e.to_str());
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+        };
+        let owner_alive = field("owner").is_some_and(|o| {
+            let pid = o.first().and_then(|p| p.parse::<i32>().ok());
+            let start = o.get(1).and_then(|s| s.parse::<u64>().ok());
+            pid.is_some() && pid.and_then(start_time) == start
+        });
+        if owner_alive {
+            continue;
+        }
+        if ext == Some("tmp") {
+            // A half-written entry of a dead tool: its complete twin (if any) says the rest.
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if ext != Some("pgid") {
+            continue;
+        }
+        let tag = field("tag").and_then(|t| t.first().map(|t| t.to_string()));
+        let mut n = tag.as_deref().map_or(0, kill_tagged);
+        if let Some(g) = field("group") {
+            let pgid = g.first().and_then(|p| p.parse::<i32>().ok());
+            let start = g.get(1).and_then(|s| s.parse::<u64>().ok());
+            if let Some(pgid) = pgid.filter(|&p| p > 1) {
+                let members = group_members(pgid);
+                let leader = start_time(pgid);
+                let same = start.is_some() && leader == start
+                    || leader.is_none() && !members.is_empty()
+                    || tag
+                        .as_deref()
+                        .is_some_and(|t| members.iter().any(|&m| has_tag(m, t)));
+                if same && !members.is_empty() {
+                    killpg(pgid, libc::SIGKILL);
+                    n = n.max(members.len());
+                    groups.push(pgid);
+                }
+            }
+        }
+        if let Some(t) = tag.clone() {
+            tags.push(t);
+        }
+        if n > 0 {
+            let cwd = field("cwd").map(|c| c.join(" ")).unwrap_or_default();
+            places.push(cwd.clone());
+            found.push(format!(
+                "killed {n} process(es) left running in {cwd} by a git-ws that was killed"
+            ));
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    let _ = std::fs::remove_dir(dir);
+    // SIGKILL is not instant: wait until they are gone before anything runs beside them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline
+        && (groups.iter().any(|&g| group_alive(g)) || tags.iter().any(|t| kill_tagged(t) > 0))
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if groups.iter().any(|&g| group_alive(g)) || tags.iter().any(|t| kill_tagged(t) > 0) {
+        return Err(format!(
+            "processes a killed git-ws left running in {} are still there 5 s after SIGKILL; nothing was started beside them: try again once they are gone",
+            places.join(", ")
+        ));
+    }
+    Ok(found)
 }
 
 /// Poll the watcher until it says stop; never returns without one.
@@ -374,7 +607,8 @@ fn kill_tagged(tag: &str) -> usize {
     {
         let tagged = std::fs::read(format!("/proc/{pid}/environ"))
             .is_ok_and(|env| env.split(|&b| b == 0).any(|kv| kv == marker.as_bytes()));
-        if tagged {
+        // A zombie is already dead (and counted when it was killed).
+        if tagged && start_time(pid).is_some() {
             // SAFETY: kill has no memory-safety preconditions.
             if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
                 n += 1;
@@ -436,6 +670,7 @@ mod tests {
             timeout: Duration::from_millis(timeout_ms),
             grace: Duration::from_millis(300),
             pgid_file: Some(dir.join("cmd.pgid")),
+            procs_dir: Some(dir.join("procs")),
         }
     }
 
@@ -630,6 +865,120 @@ mod tests {
         let pid = read_pid(&pidfile);
         std::thread::sleep(Duration::from_millis(50));
         assert!(!alive(pid), "escaped {pid} survived");
+    }
+
+    #[test]
+    fn start_time_names_a_live_process() {
+        let me = std::process::id() as i32;
+        assert!(start_time(me).is_some());
+        assert_eq!(start_time(me), start_time(me));
+        assert_eq!(start_time(i32::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn the_registry_entry_lives_as_long_as_the_command() {
+        let d = tempfile::tempdir().unwrap();
+        let s = spec(d.path(), "sleep 30", 60_000);
+        let procs = s.procs_dir.clone().unwrap();
+        let (tx, rx) = watch::channel(false);
+        let h = tokio::spawn(async move { run(&s, rx).await });
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = std::fs::read_dir(&procs)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .collect();
+            if text.contains("group ") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(text.contains("owner ") && text.contains("group "), "{text}");
+        // Our own entry: a sweep leaves it alone while we live.
+        assert!(reap_abandoned(&procs).unwrap().is_empty());
+        tx.send(true).unwrap();
+        assert_eq!(h.await.unwrap(), Ending::Cancelled);
+        assert!(!procs.exists(), "the registry goes with its last entry");
+    }
+
+    #[test]
+    fn reap_abandoned_kills_a_dead_tools_group_and_only_if_it_is_the_same() {
+        use std::os::unix::process::CommandExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("procs");
+        std::fs::create_dir(&procs).unwrap();
+        let d = procs.as_path();
+        let spawn = |tag: &str| {
+            std::process::Command::new("sleep")
+                .arg("30")
+                .env(TAG_VAR, tag)
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        // An owner that is gone: pid 1 with a start time it does not have.
+        let dead_owner = "owner 1 999999999999\n";
+        let mut ours = spawn("reg-a");
+        let pg = ours.id() as i32;
+        let start = start_time(pg).unwrap();
+        std::fs::write(
+            d.join("a.pgid"),
+            format!("{dead_owner}tag reg-x\ncwd /w\ngroup {pg} {start}\n"),
+        )
+        .unwrap();
+        // Same group id, wrong start time, no member with the tag: a stranger, left alone.
+        let mut other = spawn("reg-b");
+        let opg = other.id() as i32;
+        std::fs::write(
+            d.join("b.pgid"),
+            format!("{dead_owner}tag reg-y\ncwd /w\ngroup {opg} 1\n"),
+        )
+        .unwrap();
+        let lines = reap_abandoned(d).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("/w"), "{lines:?}");
+        ours.wait().unwrap();
+        assert!(
+            alive(opg),
+            "a process that is not the one recorded was killed"
+        );
+        assert!(!d.exists(), "the registry goes with its last entry");
+        other.kill().unwrap();
+        other.wait().unwrap();
+    }
+
+    #[test]
+    fn reap_abandoned_kills_a_group_whose_leader_is_gone_but_not_its_members() {
+        use std::os::unix::process::CommandExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let procs = tmp.path().join("procs");
+        std::fs::create_dir(&procs).unwrap();
+        let pidfile = tmp.path().join("member.pid");
+        // The leader (sh) exits at once; its untagged background sleep stays in the group.
+        let mut leader = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("sleep 30 & echo $! > '{}'", pidfile.display()))
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pg = leader.id() as i32;
+        let start = start_time(pg).unwrap_or(1);
+        leader.wait().unwrap();
+        let member = read_pid(&pidfile);
+        assert!(alive(member));
+        std::fs::write(
+            procs.join("c.pgid"),
+            format!("owner 1 999999999999\ntag none\ncwd /w\ngroup {pg} {start}\n"),
+        )
+        .unwrap();
+        let lines = reap_abandoned(&procs).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            !alive(member),
+            "the member {member} of the dead tool's group survived"
+        );
     }
 
     #[test]

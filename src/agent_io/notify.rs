@@ -32,10 +32,17 @@ pub async fn after_run(outcome: &RunOutcome) -> Vec<String> {
     };
     let logs = ws.layout.run_logs(&outcome.run_id);
     logs.create();
-    notify(&command, root, &logs.notify(), outcome, timeout)
-        .await
-        .into_iter()
-        .collect()
+    notify(
+        &command,
+        root,
+        &logs.notify(),
+        Some(ws.layout.procs_dir()),
+        outcome,
+        timeout,
+    )
+    .await
+    .into_iter()
+    .collect()
 }
 
 /// Run `command` with the run's JSON on stdin. `Some(note)` when it failed.
@@ -43,6 +50,7 @@ pub async fn notify(
     command: &str,
     cwd: &Path,
     log: &Path,
+    procs_dir: Option<std::path::PathBuf>,
     outcome: &RunOutcome,
     timeout: Duration,
 ) -> Option<String> {
@@ -60,6 +68,7 @@ pub async fn notify(
         timeout,
         grace: Duration::from_secs(2),
         pgid_file: None,
+        procs_dir,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let why = match process::run(&spec, rx).await {

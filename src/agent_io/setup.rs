@@ -23,6 +23,8 @@ pub struct Setup {
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
     pub grace: Duration,
+    /// The process registry ([`crate::layout::Layout::procs_dir`]).
+    pub procs_dir: Option<PathBuf>,
 }
 
 /// The marker's text for a base and command.
@@ -61,6 +63,7 @@ pub async fn ensure(s: &Setup, base: &str, cancel: watch::Receiver<bool>) -> Res
         timeout: s.timeout,
         grace: s.grace,
         pgid_file: Some(s.log.with_extension("pgid")),
+        procs_dir: s.procs_dir.clone(),
     };
     let ending = process::run(&spec, cancel).await;
     let why = match ending {

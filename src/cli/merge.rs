@@ -56,6 +56,12 @@ pub struct MergeArgs {
     /// checked out there and clean); refused for a dirty worktree
     #[arg(long)]
     pub ff: bool,
+    /// Integrate a run that did not finish (still marked running, its coordinator dead, or
+    /// interrupted) anyway: what has a result is integrated, the workstreams without one
+    /// are left out as no-result, and the JSON and the report say "incomplete" [default:
+    /// such a run is refused, exit 2]
+    #[arg(long)]
+    pub incomplete: bool,
     /// Output format on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: MergeFormat,
@@ -76,7 +82,7 @@ pub struct MergeArgs {
 /// (from [`crate::config::KEYS`]).
 fn merge_after_help() -> String {
     format!(
-        "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch); 2 nothing written: bad usage, unknown run, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\n{}",
+        "Your worktree, index and HEAD are never touched (only --ff moves --onto's branch, and the clean worktree it is checked out in). The tests run in a worktree of the agent pool (<git common dir>/ws/agent-N).\nOnly finished runs are integrated: a run still running, whose coordinator died or that was interrupted before every workstream had a result is refused (finish it with git ws-run --resume RUN, or pass --incomplete).\nExit status: 0 every completed branch integrated (and the tests pass); 1 a completed branch was left out (conflict, breaks-tests, missing-branch), or --incomplete left out workstreams without a result; 2 nothing written: bad usage, unknown run, an unfinished run without --incomplete, --onto that does not resolve, a test command that cannot start, tests failing on --onto itself, a branch it refuses to reset or move; 130 interrupted.\n{}",
         crate::config::help_line(crate::config::Command::Merge)
     )
 }
@@ -104,6 +110,7 @@ impl MergeArgs {
             ff: self.ff,
             db: self.db.clone(),
             reports_dir: self.reports_dir.clone(),
+            incomplete: self.incomplete,
         }
     }
 }
@@ -186,6 +193,17 @@ fn human(o: &MergeOutcome) -> String {
         }
     );
     let _ = writeln!(s, "tip: {}", r.tip);
+    if r.incomplete {
+        let _ = writeln!(
+            s,
+            "incomplete: the run did not finish (--incomplete); without a result: {}",
+            if r.without_result.is_empty() {
+                "none".to_string()
+            } else {
+                r.without_result.join(", ")
+            }
+        );
+    }
     if r.dry_run && !o.order.is_empty() {
         s.push_str("\nplan (the merge forecast's order):\n");
         for (i, step) in o.order.iter().enumerate() {

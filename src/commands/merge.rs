@@ -6,9 +6,15 @@
 //! Then it writes the branch, optionally fast-forwards `--onto`'s branch (`--ff`), records
 //! the attempt with its steps and test runs, and rewrites the run's report.
 //!
+//! Only finished runs are integrated: a run that is still running, whose coordinator died,
+//! or that was interrupted before every workstream had a result is refused (exit 2, naming
+//! the workstreams without a result and `git ws-run --resume`), unless `--incomplete` says
+//! to integrate what exists; the record then says `incomplete` and lists them.
+//!
 //! Exit statuses ([`MergeOutcome::exit_code`], [`MergeFailure::exit_code`]): 0 every
-//! completed branch integrated (and the tests pass), 1 a completed branch was left out, 2
-//! nothing written (usage, unknown run, `--onto` that does not resolve, a test command that
+//! completed branch integrated (and the tests pass), 1 a completed branch was left out (or
+//! an `--incomplete` run had workstreams without a result), 2 nothing written (usage,
+//! unknown run, an unfinished run, `--onto` that does not resolve, a test command that
 //! cannot start, tests that fail on `onto` itself, a state it refuses to touch), 130
 //! interrupted.
 
@@ -59,6 +65,8 @@ pub struct MergeOptions {
     pub db: Option<DbLocation>,
     /// Reports directory; `None`: `reports/` at the repository root.
     pub reports_dir: Option<PathBuf>,
+    /// Integrate a run that did not finish (`--incomplete`): what has a result, saying so.
+    pub incomplete: bool,
 }
 
 impl MergeOptions {
@@ -76,6 +84,7 @@ impl MergeOptions {
             ff: false,
             db: None,
             reports_dir: None,
+            incomplete: false,
         }
     }
 }
@@ -178,6 +187,8 @@ struct Plan {
     not_completed: Vec<IntegrationExclusion>,
     /// Workstream id → its branch name.
     branches: HashMap<String, String>,
+    /// `--incomplete` on a run that did not finish: the workstreams without a final result.
+    without_result: Option<Vec<String>>,
 }
 
 /// Run `git ws-merge`. `progress` gets one line per step worth telling (test runs).
@@ -185,6 +196,16 @@ pub fn merge(
     opts: &MergeOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MergeOutcome, MergeFailure> {
+    if !opts.dry_run {
+        // What a killed git-ws left running (a test of a killed `git ws-merge`, say) goes
+        // first, whatever happens next: nothing runs beside it.
+        if let Ok(ws) = Workspace::discover(&opts.cwd) {
+            let killed = process::reap_abandoned(&ws.layout.procs_dir()).map_err(Error::new)?;
+            for note in killed {
+                progress(&note);
+            }
+        }
+    }
     let mut plan = plan(opts)?;
     let integrated_at = now_micros();
     if opts.dry_run {
@@ -275,6 +296,13 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let info = db
         .run_info(&run_id)?
         .ok_or_else(|| Error::new(format!("no run {run_id}")))?;
+    let results = db.results(&run_id)?;
+    let without_result = unfinished(&ws, &info, &results);
+    if let Some(ids) = &without_result {
+        if !opts.incomplete {
+            return Err(Error::new(refusal(&run_id, &info, ids)).into());
+        }
+    }
     let onto = git::resolve_onto(&opts.cwd, &opts.onto)
         .map_err(|e| Error::new(format!("--onto {}: {e}", opts.onto)))?;
     let branch = integration_branch(opts, repo, &run_id, &onto)?;
@@ -293,7 +321,7 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         candidates,
         tips,
         branches,
-    } = candidates(repo, &db.results(&run_id)?)?;
+    } = candidates(repo, &results, without_result.as_deref().unwrap_or(&[]))?;
     // The order: the forecast's, recomputed from the branches as they are now.
     let base = if !info.base.is_empty() && git::has_commit(repo, &info.base) {
         info.base.clone()
@@ -321,7 +349,61 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         missing,
         not_completed,
         branches,
+        without_result,
     })
+}
+
+/// `Some(ids)` when the run did not finish — it is still marked running (a live run was
+/// refused before; so its coordinator died, or it runs on another machine), or workstreams
+/// it selected have no final result (never recorded, or cancelled by an interruption) —
+/// with the workstreams without a final result (maybe none). `None`: a finished run.
+fn unfinished(
+    ws: &Workspace,
+    info: &crate::model::RunInfo,
+    results: &[WorkstreamResult],
+) -> Option<Vec<String>> {
+    let cancelled = |r: &WorkstreamResult| {
+        r.errors
+            .iter()
+            .any(|e| e.error_type == ErrorType::Cancelled)
+    };
+    let recorded: std::collections::HashSet<&str> = results
+        .iter()
+        .filter(|r| !cancelled(r))
+        .map(|r| r.workstream_id.as_str())
+        .collect();
+    let selected = crate::runner::read_selection(&ws.layout.run_logs(&info.run_id));
+    let mut ids: Vec<String> = selected
+        .unwrap_or_default()
+        .into_iter()
+        .chain(
+            results
+                .iter()
+                .filter(|r| cancelled(r))
+                .map(|r| r.workstream_id.clone()),
+        )
+        .filter(|id| !recorded.contains(id.as_str()))
+        .collect();
+    ids.sort_by(|a, b| crate::consolidate::natural_cmp(a, b));
+    ids.dedup();
+    (info.finished_at.is_none() || !ids.is_empty()).then_some(ids)
+}
+
+/// The one sentence refusing an unfinished run.
+fn refusal(run_id: &str, info: &crate::model::RunInfo, ids: &[String]) -> String {
+    let why = if info.finished_at.is_none() {
+        "has not finished (no git ws-run is running it here: its coordinator died, or it runs on another machine)"
+    } else {
+        "was interrupted before every workstream had a result"
+    };
+    let which = match ids.len() {
+        0 => "every workstream has a result, but the run was never consolidated".to_string(),
+        1 => format!("{} has no result", ids[0]),
+        n => format!("{n} workstreams have no result ({})", ids.join(", ")),
+    };
+    format!(
+        "refusing to integrate run {run_id}: it {why}; {which}. Finish it with `git ws-run --resume {run_id}`, or pass --incomplete to integrate what exists"
+    )
 }
 
 /// `--into`, or `ws/<run>/integration`: a valid branch name, not the `--onto` branch, not
@@ -400,13 +482,27 @@ struct Candidates {
 fn candidates(
     repo: &git::RepoPaths,
     results: &[WorkstreamResult],
+    without_result: &[String],
 ) -> Result<Candidates, MergeFailure> {
     let mut not_completed = Vec::new();
     let mut missing = Vec::new();
     let mut candidates: Vec<(String, String)> = Vec::new();
     let mut tips: HashMap<String, String> = HashMap::new();
     let mut branches = HashMap::new();
+    for id in without_result {
+        not_completed.push(IntegrationExclusion {
+            workstream_id: id.clone(),
+            reason: IntegrationExclusion::NO_RESULT.to_string(),
+            paths: Vec::new(),
+            detail: "no result: the run did not finish (integrated with --incomplete)".to_string(),
+            broke_with: Vec::new(),
+            output_tail: None,
+        });
+    }
     for r in results {
+        if without_result.contains(&r.workstream_id) {
+            continue;
+        }
         if r.status != Status::Completed {
             not_completed.push(not_completed_entry(r));
             continue;
@@ -527,6 +623,8 @@ fn record(
         fast_forwarded: None,
         dry_run,
         integrated_at,
+        incomplete: plan.without_result.is_some(),
+        without_result: plan.without_result.clone().unwrap_or_default(),
     }
 }
 
@@ -758,6 +856,7 @@ impl Tester<'_> {
             timeout: self.opts.timeout,
             grace: self.opts.grace,
             pgid_file: Some(self.logs.test_pgid(n)),
+            procs_dir: Some(self.plan.ws.layout.procs_dir()),
         };
         let started = Instant::now();
         let ending = self.runtime.block_on(async {

@@ -408,6 +408,7 @@ async fn setup_slot(
             .unwrap_or(ctx.default_timeout),
         grace: ctx.grace,
         slot: name.to_string(),
+        procs_dir: Some(ctx.layout.procs_dir()),
     };
     setup::ensure(&s, &ctx.base, cancel).await
 }
@@ -561,6 +562,7 @@ fn attempt_spec(
         timeout: ws.timeout.unwrap_or(ctx.default_timeout),
         grace: ctx.grace,
         pgid_file: Some(ctx.logs.pgid(&ws.id)),
+        procs_dir: Some(ctx.layout.procs_dir()),
     }
 }
 

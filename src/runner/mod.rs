@@ -329,10 +329,15 @@ fn take_logs(
     Ok((logs, run_lock.ok().flatten(), notes))
 }
 
-/// The pool: idle worktrees past their expiry go; a crashed run's slots let go of its
-/// branches. A resume takes back the crashed run's worktrees now, so every one of them is
+/// The pool: first, what a killed git-ws tool left running is killed (before any slot is
+/// claimed, so nothing of it runs beside an agent); idle worktrees past their expiry go; a
+/// crashed run's slots let go of its branches. A resume takes back the crashed run's worktrees now, so every one of them is
 /// repaired and, at the end, reset to the base, whether or not an agent needs it.
 async fn ready_pool(r: &Resolved, resuming: bool, notes: &mut Vec<String>) -> Vec<git::AgentSlot> {
+    match process::reap_abandoned(&r.ws.layout.procs_dir()) {
+        Ok(killed) => notes.extend(killed),
+        Err(e) => notes.push(e),
+    }
     notes.extend(sweep_pool(&r.ws.repo, &r.pool).await);
     if !resuming {
         return Vec::new();

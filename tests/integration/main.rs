@@ -7,6 +7,7 @@ mod boundaries;
 mod cli_snapshots;
 mod common;
 mod environments;
+mod kills;
 mod layers;
 mod merge;
 mod model_server;

@@ -118,14 +118,21 @@ fn sigkill_mid_run_then_resume_runs_only_what_has_no_final_result() {
         ),
         "running"
     );
-    // Known limitation: the commands of a coordinator killed by SIGKILL keep running (they
-    // are in their own process groups). The resume kills them.
+    // The commands die with the coordinator (a parent-death signal); what they started
+    // and that left their process group keeps running until the next git-ws starts: the
+    // resume kills it.
     let sleepers: Vec<i32> = ["b-slow1", "b-slow2", "b-slow1.escaped", "b-slow2.escaped"]
         .iter()
         .map(|id| read_pid(&pids.join(id)))
         .collect();
-    for &pid in &sleepers {
-        assert!(alive(pid), "sleeper {pid} still running after the crash");
+    wait_until(SECS_5, "the commands to die with the coordinator", || {
+        !alive(sleepers[0]) && !alive(sleepers[1])
+    });
+    for &pid in &sleepers[2..] {
+        assert!(
+            alive(pid),
+            "escaped sleeper {pid} still running after the crash"
+        );
     }
     assert_eq!(
         env.worktrees().len(),

@@ -638,6 +638,15 @@ pub struct IntegrationRecord {
     pub dry_run: bool,
     /// When the integration finished (UTC).
     pub integrated_at: DateTime<Utc>,
+    /// Integrated with `--incomplete`: the run had not finished (it was running, its
+    /// coordinator died, or it was interrupted), so [`Self::without_result`] were not
+    /// there to integrate. Absent from the JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
+    /// The workstreams of an incomplete run without a final result (left out as
+    /// `no-result`). Absent from the JSON when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_result: Vec<String>,
 }
 
 impl IntegrationRecord {
@@ -665,7 +674,7 @@ pub struct IntegrationMerge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationExclusion {
     pub workstream_id: String,
-    /// `conflict`, `breaks-tests`, `missing-branch` or `not-completed`.
+    /// `conflict`, `breaks-tests`, `missing-branch`, `not-completed` or `no-result`.
     pub reason: String,
     /// For `conflict`: the conflicting paths.
     pub paths: Vec<String>,
@@ -682,6 +691,8 @@ impl IntegrationExclusion {
     pub const BREAKS_TESTS: &'static str = "breaks-tests";
     pub const MISSING_BRANCH: &'static str = "missing-branch";
     pub const NOT_COMPLETED: &'static str = "not-completed";
+    /// The run did not finish and the workstream has no final result (`--incomplete`).
+    pub const NO_RESULT: &'static str = "no-result";
 }
 
 /// One run of the integration's test command.

@@ -497,6 +497,11 @@ pub(crate) fn integration_from_rows(
             })
         })
         .collect::<Result<_, String>>()?;
+    let without_result: Vec<String> = excluded
+        .iter()
+        .filter(|x| x.reason == IntegrationExclusion::NO_RESULT)
+        .map(|x| x.workstream_id.clone())
+        .collect();
     Ok(IntegrationRecord {
         run_id: row.run_id.clone(),
         onto: row.onto.clone(),
@@ -511,6 +516,8 @@ pub(crate) fn integration_from_rows(
         tests,
         fast_forwarded: row.fast_forwarded.clone(),
         dry_run: false,
+        incomplete: !without_result.is_empty(),
+        without_result,
         integrated_at: parse_ts(&row.integrated_at).ok_or_else(|| {
             format!(
                 "bad ws_integrations.integrated_at {:?} of integration {}",

@@ -650,7 +650,7 @@ fn integration(out: &mut String, v: &RunView) {
     let completed = it.merged.len()
         + it.excluded
             .iter()
-            .filter(|x| x.reason != "not-completed")
+            .filter(|x| x.reason != "not-completed" && x.reason != "no-result")
             .count();
     let _ = writeln!(
         out,
@@ -667,6 +667,24 @@ fn integration(out: &mut String, v: &RunView) {
             ""
         }
     );
+    if it.incomplete {
+        let _ = writeln!(
+            out,
+            "\n**Incomplete run**: integrated with `--incomplete` before the run finished; {}.",
+            if it.without_result.is_empty() {
+                "every workstream had a result, but the run was never consolidated".to_string()
+            } else {
+                format!(
+                    "without a result, so not integrated: {}",
+                    it.without_result
+                        .iter()
+                        .map(|w| esc(w))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
     match &it.test_command {
         Some(cmd) => {
             let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);

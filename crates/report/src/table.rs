@@ -147,6 +147,9 @@ fn integration_line(v: &RunView) -> String {
     if !left.is_empty() {
         let _ = write!(line, " ({})", left.join(", "));
     }
+    if it.incomplete {
+        line.push_str("; incomplete run (--incomplete)");
+    }
     if it.test_command.is_some() {
         let _ = write!(
             line,

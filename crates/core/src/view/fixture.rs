@@ -296,6 +296,8 @@ pub fn integration() -> IntegrationRecord {
                 output_tail: None,
             },
         ],
+        incomplete: false,
+        without_result: vec![],
         tests: vec![
             test("0", &[], true, 0),
             test("3", &["ws-01", "ws-02", "ws-09"], false, 1),
