@@ -84,6 +84,17 @@ impl Layout {
         }
     }
 
+    /// `.state/spool/<run-id>.jsonl`: results of run `run_id` the database refused, kept
+    /// until a later `git ws-run` on that database records them (JSON lines).
+    pub fn spool(&self, run_id: &str) -> PathBuf {
+        self.spool_dir().join(format!("{run_id}.jsonl"))
+    }
+
+    /// `.state/spool/`: every run's spool file.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir().join("spool")
+    }
+
     /// Where reports go.
     pub fn reports(&self) -> &Reports {
         &self.reports
