@@ -147,8 +147,12 @@ impl Reports {
             return Ok(());
         }
         std::fs::create_dir_all(&self.dir)?;
-        // Best effort: the report matters more than keeping `git status` quiet.
-        let _ = std::fs::write(self.dir.join(".gitignore"), REPORTS_GITIGNORE);
+        // Best effort: the report matters more than keeping `git status` quiet. On a full
+        // disk, no empty file is left behind.
+        let gi = self.dir.join(".gitignore");
+        if std::fs::write(&gi, REPORTS_GITIGNORE).is_err() {
+            let _ = std::fs::remove_file(gi);
+        }
         Ok(())
     }
 }
