@@ -113,6 +113,38 @@ fn all_three_completed() -> Vec<(String, String)> {
         .collect()
 }
 
+/// For `scripts/stress.sh faults N`: one line of counts per test run in the file
+/// `GIT_WS_FAULT_COUNTS` names (if set), written before anything is asserted: results lost
+/// (not in the database at the end), completed without a record (not in the database yet
+/// not named as unrecorded, or an exit 0 with one missing), finished branches moved, and
+/// workstreams run more than once.
+fn tally(test: &str, lost: usize, completed_without_record: usize, moved: usize, reran: usize) {
+    let Ok(path) = std::env::var("GIT_WS_FAULT_COUNTS") else {
+        return;
+    };
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(
+        f,
+        "{test} {lost} {completed_without_record} {moved} {reran}"
+    )
+    .unwrap();
+}
+
+/// Workstreams missing from `db`'s results of `run`, of the three.
+fn missing(db: &Path, run: &str) -> Vec<String> {
+    let have: Vec<String> = recorded(db, run).into_iter().map(|(id, _)| id).collect();
+    ["ws-1", "ws-2", "ws-3"]
+        .iter()
+        .filter(|id| !have.iter().any(|h| h == *id))
+        .map(|id| id.to_string())
+        .collect()
+}
+
 /// No report file of 0 bytes anywhere in `dir`.
 fn no_empty_report(dir: &Path) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -153,8 +185,18 @@ fn full_disk(spool_lost: bool) {
         "--reports-dir",
         reports_s,
     ]);
-    first.expect(3);
     let run = sql(&db, "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let gone = missing(&db, &run);
+    let unnamed = gone
+        .iter()
+        .filter(|id| {
+            !first
+                .stderr
+                .contains(&format!("{id} (completed): its work is on branch"))
+        })
+        .count();
+    let first_cwr = if first.code == 0 { gone.len() } else { unnamed };
+    first.expect(3);
     for id in ["ws-2", "ws-3"] {
         assert!(
             first.stderr.contains(&format!(
@@ -186,6 +228,21 @@ fn full_disk(spool_lost: bool) {
         "--reports-dir",
         reports_s,
     ]);
+    tally(
+        if spool_lost {
+            "full-disk-no-spool"
+        } else {
+            "full-disk"
+        },
+        missing(&db, &run).len(),
+        first_cwr,
+        before
+            .iter()
+            .zip(tips(&env, &run))
+            .filter(|(a, b)| **a != *b)
+            .count(),
+        runs(&marker).len().saturating_sub(3),
+    );
     again.expect(0);
     assert_eq!(
         recorded(&db, &run),
@@ -226,6 +283,15 @@ fn the_sqlite_file_removed_mid_run_loses_nothing() {
     let d = db.display();
     three_in_a_chain(&env, &marker, &format!("rm -f {d} {d}-wal {d}-shm"));
     let out = env.ws_run(&["-q", "--agents", "1"]);
+    let run = sql(&db, "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let gone = missing(&db, &run).len();
+    tally(
+        "removed",
+        gone,
+        if out.code == 0 { gone } else { 0 },
+        0,
+        runs(&marker).len().saturating_sub(3),
+    );
     out.expect(0);
     assert!(
         out.stderr
@@ -233,7 +299,6 @@ fn the_sqlite_file_removed_mid_run_loses_nothing() {
         "{}",
         out.stderr
     );
-    let run = sql(&db, "SELECT run_id FROM consolidated_runs")[0][0].clone();
     assert_eq!(recorded(&db, &run), all_three_completed());
     assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
     assert_eq!(sql(&db, "SELECT state FROM ws_runs")[0][0], "finished");
@@ -275,8 +340,16 @@ fn the_sqlite_file_locked_mid_run_loses_nothing() {
     }
     holder.wait().unwrap();
     let out = run.wait(Duration::from_secs(60));
-    out.expect(0);
     let id = sql(&env.db_path(), "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let gone = missing(&env.db_path(), &id).len();
+    tally(
+        "locked",
+        gone,
+        if out.code == 0 { gone } else { 0 },
+        0,
+        runs(&marker).len().saturating_sub(3),
+    );
+    out.expect(0);
     assert_eq!(recorded(&env.db_path(), &id), all_three_completed());
     assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
 }
