@@ -534,8 +534,8 @@ fn running_at_crash(logs: &RunLogs, loaded: &Loaded) -> HashSet<String> {
 }
 
 /// `--resume`: the workstreams that finished in the dead attempt but whose result never
-/// reached the database, rebuilt from git. A workstream qualifies when it has no final
-/// result, nothing of it was running when the coordinator died, and its branch
+/// reached the database, rebuilt from git. A workstream qualifies when it has no recorded
+/// result at all, nothing of it was running when the coordinator died, and its branch
 /// `ws/<run>/<id>` exists and has moved from the base: its commits and files are read from
 /// the branch, its status is completed (failed when its test log shows failures), and its
 /// log is pointed at. Nothing is written to git: the branch stays where it is.
@@ -545,17 +545,18 @@ async fn adopt_from_git(
     logs: &RunLogs,
     was_running: &HashSet<String>,
 ) -> Vec<WorkstreamResult> {
-    let final_ids: HashSet<&str> = begun
+    // Any recorded result, final or not (a cancelled workstream's branch may hold partial
+    // work), rules adoption out: only what the database never heard of is adopted.
+    let known: HashSet<&str> = begun
         .previous
         .iter()
-        .filter(|x| is_final(x))
         .map(|x| x.workstream_id.as_str())
         .collect();
     let candidates: Vec<Workstream> = begun
         .loaded
         .valid
         .iter()
-        .filter(|w| !final_ids.contains(w.id.as_str()) && !was_running.contains(&w.id))
+        .filter(|w| !known.contains(w.id.as_str()) && !was_running.contains(&w.id))
         .cloned()
         .collect();
     let (repo, base, run_id, logs) = (

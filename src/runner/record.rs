@@ -96,7 +96,7 @@ impl Db {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let mut conn = Conn {
             db: Some(db),
-            file: location.sqlite_path().and_then(|p| file_identity(p)),
+            file: location.sqlite_path().and_then(file_identity),
             location: location.clone(),
             recreated: false,
         };
