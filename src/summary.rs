@@ -86,9 +86,13 @@ pub fn summary_text(o: &RunOutcome) -> String {
     }
     let _ = writeln!(
         s,
-        "{}: {} completed, {} failed, {} skipped of {} in {} on {} agents{}",
+        "{}: {} completed{}, {} failed, {} skipped of {} in {} on {} agents{}",
         view.run_id,
         view.completed_count,
+        match o.unrecorded.len() {
+            0 => String::new(),
+            n => format!(" ({n} result(s) NOT RECORDED)"),
+        },
         view.failed_count,
         view.skipped_count,
         view.total_workstreams,

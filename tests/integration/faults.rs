@@ -207,6 +207,21 @@ fn full_disk(spool_lost: bool) {
         );
     }
     assert!(first.stderr.contains("NOT RECORDED"), "{}", first.stderr);
+    // Said while it happened, -q or not, and the summary does not count them as recorded.
+    assert!(
+        first
+            .stderr
+            .contains("warning: failed to record ws-2 in the database"),
+        "{}",
+        first.stderr
+    );
+    assert!(
+        first
+            .stdout
+            .contains("3 completed (2 result(s) NOT RECORDED)"),
+        "{}",
+        first.stdout
+    );
     assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
     no_empty_report(&reports);
     let before = tips(&env, &run);
@@ -352,4 +367,52 @@ fn the_sqlite_file_locked_mid_run_loses_nothing() {
     out.expect(0);
     assert_eq!(recorded(&env.db_path(), &id), all_three_completed());
     assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
+}
+
+/// A coordinator SIGKILLed while the second workstream runs, after that workstream already
+/// committed part of its work: `--resume` does not adopt the half-done branch as completed
+/// (its process-group file says it was running) but runs it again; the finished first one
+/// is kept as recorded and its branch does not move.
+#[test]
+fn resume_after_a_crash_does_not_adopt_a_workstream_that_was_still_running() {
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let started = env.scratch("ws-2-started");
+    // The first time only: commit part of the work, then hang until killed.
+    three_in_a_chain(
+        &env,
+        &marker,
+        &format!(
+            "if [ ! -e {s} ]; then touch {s}; git add -A; git commit -qm half; sleep 60; fi",
+            s = started.display()
+        ),
+    );
+    let run = env.spawn_run(&["-q", "--agents", "1"]);
+    wait_until(Duration::from_secs(30), "ws-2 to start", || {
+        started.exists()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    signal(run.pid(), libc::SIGKILL);
+    let _ = run.wait(Duration::from_secs(10));
+    let id = sql(&env.db_path(), "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let ws1 = env.git(&["rev-parse", &format!("ws/{id}/ws-1")]);
+    let again = env.ws_run(&["-q", "--resume", &id]);
+    again.expect(0);
+    assert!(
+        !again
+            .stderr
+            .contains("ws-2 finished before the run stopped"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(recorded(&env.db_path(), &id), all_three_completed());
+    assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-2", "ws-3"]);
+    assert_eq!(env.git(&["rev-parse", &format!("ws/{id}/ws-1")]), ws1);
+    let warnings = sql(
+        &env.db_path(),
+        &format!(
+            "SELECT warnings FROM agent_results WHERE run_id = '{id}' AND workstream_id = 'ws-2'"
+        ),
+    );
+    assert!(!warnings[0][0].contains("adopted"), "{warnings:?}");
 }
