@@ -207,7 +207,9 @@ fn full_disk(spool_lost: bool) {
         );
     }
     assert!(first.stderr.contains("NOT RECORDED"), "{}", first.stderr);
-    // Said while it happened, -q or not, and the summary does not count them as recorded.
+    // Said while it happened, -q or not, and the summary does not count them as recorded
+    // (ws-1 too when ws-2 filled the disk before its result was written: a race the tool
+    // reports correctly either way).
     assert!(
         first
             .stderr
@@ -216,9 +218,10 @@ fn full_disk(spool_lost: bool) {
         first.stderr
     );
     assert!(
-        first
-            .stdout
-            .contains("3 completed (2 result(s) NOT RECORDED)"),
+        first.stdout.contains(&format!(
+            "3 completed ({} result(s) NOT RECORDED)",
+            gone.len()
+        )),
         "{}",
         first.stdout
     );
