@@ -10,7 +10,11 @@
 #                                      # git-ws-merge --test 'sh probe.sh' at random instants,
 #                                      # each followed by the next command: counts what of
 #                                      # the killed one still runs and overlapping test runs
-#                                      # (tests/integration/kills.rs; "faults" is an alias)
+#                                      # (tests/integration/kills.rs)
+#   scripts/stress.sh faults 10        # 10 rounds of the fault tests (tests/integration/
+#                                      # faults.rs: a full disk under the database and the
+#                                      # reports, the SQLite file removed, locked), with counts:
+#                                      # "0 lost, 0 completed-without-record, 0 moved branches"
 #   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
 #                                      # one worker SIGKILLed holding claims, one joiner
 #                                      # interrupted (tests/integration/queue.rs)
@@ -29,11 +33,37 @@ case "$what" in
     consecutive) filters="pool::consecutive_runs" ;;
     crash) filters="pool::killed_at" ;;
     all) filters="pool::fresh_repositories pool::consecutive_runs pool::killed_at" ;;
-    kills|faults) filters="kills::ws_run_killed kills::ws_merge_killed" ;;
-    queue) filters="" ;;
-    *) echo "usage: $0 [fresh|consecutive|crash|all|kills|queue] [N]" >&2; exit 2 ;;
+    kills) filters="kills::ws_run_killed kills::ws_merge_killed" ;;
+    queue|faults) filters="" ;;
+    *) echo "usage: $0 [fresh|consecutive|crash|all|kills|queue|faults] [N]" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
+if [ "$what" = faults ]; then
+    # Debug build (the one `cargo test` keeps warm). The tests mount a tmpfs: run as root;
+    # CI=true makes a test that cannot mount fail instead of skip.
+    counts=$(mktemp)
+    log=$(mktemp)
+    failed=0
+    i=0
+    while [ "$i" -lt "$n" ]; do
+        i=$((i + 1))
+        if ! GIT_WS_FAULT_COUNTS=$counts cargo test --test integration -- --test-threads 2 faults:: \
+            >"$log" 2>&1; then
+            failed=$((failed + 1))
+            grep -E "panicked|assertion|left|right" "$log" | head -8
+        fi
+    done
+    awk -v n="$n" -v failed="$failed" '
+        { runs++; lost += $2; cwr += $3; moved += $4; rerun += $5 }
+        END {
+            printf "faults: %d round(s), %d fault run(s): %d lost, %d completed-without-record, %d moved branches, %d re-run, %d failed round(s)\n",
+                n, runs, lost, cwr, moved, rerun, failed
+            exit (lost + cwr + moved + rerun + failed > 0)
+        }' "$counts"
+    status=$?
+    rm -f "$counts" "$log"
+    exit "$status"
+fi
 if [ "$what" = queue ]; then
     failed=0
     i=0

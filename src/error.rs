@@ -19,6 +19,9 @@ pub const EXIT_FAILURES: i32 = 1;
 pub const EXIT_NOTHING_RAN: i32 = 2;
 /// Exit status: interrupted by Ctrl-C/SIGTERM after consolidating what ran.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status: the run ended with a result the database never took (full disk, database
+/// gone); the results are in the spool file and the work on its branch.
+pub const EXIT_UNRECORDED: i32 = 3;
 
 /// An error that stops a command before it could do its work: bad input, or one of the
 /// layers' typed errors, or a run another process still holds. The exit status of each
@@ -115,6 +118,13 @@ pub const RUN_EXIT_STATUS: &[ExitStatus] = &[
                   with no commits, no workstreams directory, a database that cannot be used \
                   (not SQLite, from a newer git-ws, unreachable, full), a run another git \
                   ws-run still holds (--resume)",
+    },
+    ExitStatus {
+        code: EXIT_UNRECORDED,
+        meaning: "a finished workstream's result could not be recorded in the database (full \
+                  disk, database gone), even after retries: stderr names each one and its \
+                  branch; the result is kept in .state/spool/ and the next git ws-run on \
+                  that database (--resume RUN) records it",
     },
     ExitStatus {
         code: EXIT_INTERRUPTED,
@@ -311,7 +321,13 @@ mod tests {
         let codes: Vec<i32> = rows[1..].iter().map(|r| r[0].parse().unwrap()).collect();
         assert_eq!(
             codes,
-            [EXIT_OK, EXIT_FAILURES, EXIT_NOTHING_RAN, EXIT_INTERRUPTED]
+            [
+                EXIT_OK,
+                EXIT_FAILURES,
+                EXIT_NOTHING_RAN,
+                EXIT_UNRECORDED,
+                EXIT_INTERRUPTED
+            ]
         );
         for row in &rows[1..] {
             let code: i32 = row[0].parse().unwrap();

@@ -84,6 +84,17 @@ impl Layout {
         }
     }
 
+    /// `.state/spool/<run-id>.jsonl`: results of run `run_id` the database refused, kept
+    /// until a later `git ws-run` on that database records them (JSON lines).
+    pub fn spool(&self, run_id: &str) -> PathBuf {
+        self.spool_dir().join(format!("{run_id}.jsonl"))
+    }
+
+    /// `.state/spool/`: every run's spool file.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.state_dir().join("spool")
+    }
+
     /// Where reports go.
     pub fn reports(&self) -> &Reports {
         &self.reports
@@ -143,8 +154,12 @@ impl Reports {
             return Ok(());
         }
         std::fs::create_dir_all(&self.dir)?;
-        // Best effort: the report matters more than keeping `git status` quiet.
-        let _ = std::fs::write(self.dir.join(".gitignore"), REPORTS_GITIGNORE);
+        // Best effort: the report matters more than keeping `git status` quiet. On a full
+        // disk, no empty file is left behind.
+        let gi = self.dir.join(".gitignore");
+        if std::fs::write(&gi, REPORTS_GITIGNORE).is_err() {
+            let _ = std::fs::remove_file(gi);
+        }
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::consolidate::Consolidated;
 use crate::db::DbLocation;
-use crate::error::{EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
+use crate::error::{EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNRECORDED};
 use crate::model::{Status, WorkstreamResult};
 use std::path::PathBuf;
 
@@ -23,6 +23,21 @@ pub struct RunOutcome {
     pub notes: Vec<String>,
     /// For a process that worked on a shared run: what it did there.
     pub shared: Option<SharedOutcome>,
+    /// Results the database never took (full disk, database gone): the run exits
+    /// [`EXIT_UNRECORDED`] and says where their work is.
+    pub unrecorded: Vec<Unrecorded>,
+}
+
+/// A finished workstream whose result is not in the database: where its work and its
+/// result are.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Unrecorded {
+    pub workstream_id: String,
+    pub status: Status,
+    /// Its branch `ws/<run>/<id>`, which holds its commits.
+    pub branch: Option<String>,
+    /// The spool file that holds the result, if it could be written.
+    pub spool: Option<PathBuf>,
 }
 
 /// What one process (coordinator or joining worker) did in a shared run.
@@ -44,9 +59,13 @@ pub struct SharedOutcome {
 }
 
 impl RunOutcome {
-    /// 0 all completed, 1 something failed or was skipped, 130 interrupted. A worker that
-    /// left a shared run before it finished answers for the workstreams it ran.
+    /// 3 a result is not recorded (before anything else: never 0 for work not kept), 130
+    /// interrupted, 0 all completed, 1 something failed or was skipped. A worker that left
+    /// a shared run before it finished answers for the workstreams it ran.
     pub fn exit_code(&self) -> i32 {
+        if !self.unrecorded.is_empty() {
+            return EXIT_UNRECORDED;
+        }
         let all_completed = match &self.shared {
             Some(s) if !s.run_finished => s.ran.iter().all(|r| r.status == Status::Completed),
             _ => self.consolidated.all_completed(),

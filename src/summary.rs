@@ -15,6 +15,9 @@ struct RunSummaryJson<'a> {
     report_error: Option<&'a str>,
     db_path: &'a crate::db::DbLocation,
     exit_code: i32,
+    /// Results the database never took, and where their work is.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    unrecorded: &'a [crate::outcome::Unrecorded],
     /// For a process that worked on a shared run.
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<WorkerJson<'a>>,
@@ -58,6 +61,7 @@ fn summary_json_of(o: &RunOutcome, view: &crate::view::RunView) -> String {
         report_error: o.report_error.as_deref(),
         db_path: &o.db_path,
         exit_code: o.exit_code(),
+        unrecorded: &o.unrecorded,
         worker: o.shared.as_ref().map(|w| WorkerJson {
             name: &w.worker,
             recorded: w.ran.iter().map(|r| r.workstream_id.as_str()).collect(),
@@ -82,9 +86,13 @@ pub fn summary_text(o: &RunOutcome) -> String {
     }
     let _ = writeln!(
         s,
-        "{}: {} completed, {} failed, {} skipped of {} in {} on {} agents{}",
+        "{}: {} completed{}, {} failed, {} skipped of {} in {} on {} agents{}",
         view.run_id,
         view.completed_count,
+        match o.unrecorded.len() {
+            0 => String::new(),
+            n => format!(" ({n} result(s) NOT RECORDED)"),
+        },
         view.failed_count,
         view.skipped_count,
         view.total_workstreams,
@@ -92,6 +100,9 @@ pub fn summary_text(o: &RunOutcome) -> String {
         view.agent_count,
         if o.interrupted { " (interrupted)" } else { "" }
     );
+    for line in unrecorded_lines(o) {
+        let _ = writeln!(s, "{line}");
+    }
     let _ = writeln!(
         s,
         "files: {}  commits: {}  errors: {}  warnings: {}{}",
@@ -135,6 +146,38 @@ pub fn summary_text(o: &RunOutcome) -> String {
         );
     }
     s
+}
+
+/// What the run could not record, one line each, and how to record it (empty when all is
+/// recorded): in the closing summary, and on stderr whatever `-q` says.
+pub fn unrecorded_lines(o: &RunOutcome) -> Vec<String> {
+    if o.unrecorded.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "NOT RECORDED: {} result(s) never reached the database {}:",
+        o.unrecorded.len(),
+        o.db_path.display()
+    )];
+    for u in &o.unrecorded {
+        lines.push(format!(
+            "  {} ({}): its work is on branch {}{}",
+            crate::text::clean(&u.workstream_id),
+            u.status,
+            u.branch.as_deref().unwrap_or("(none)"),
+            u.spool
+                .as_ref()
+                .map(|p| format!(", its result in {}", p.display()))
+                .unwrap_or_else(
+                    || ", its result in memory only (the spool could not be written)".into()
+                )
+        ));
+    }
+    lines.push(format!(
+        "  once the database can be written again: git ws-run --resume {} records them without running them again",
+        o.run_id
+    ));
+    lines
 }
 
 /// The closing summary of a worker that left a shared run before it finished.
@@ -194,6 +237,7 @@ mod tests {
             interrupted: false,
             notes: vec![],
             shared: None,
+            unrecorded: Vec::new(),
         };
         insta::assert_snapshot!("ws_run_human", summary_text(&outcome));
         let json: serde_json::Value = serde_json::from_str(&summary_json(&outcome)).unwrap();

@@ -394,6 +394,10 @@ pub fn run_main() -> i32 {
                 if let Some(e) = &outcome.report_error {
                     eprintln!("git ws-run: {e}");
                 }
+                // Never quiet: results not kept are said on stderr, even with -q.
+                for line in crate::summary::unrecorded_lines(&outcome) {
+                    eprintln!("git ws-run: {line}");
+                }
                 outcome.exit_code()
             }
             Err(e) => fail(&e),

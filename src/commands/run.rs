@@ -379,7 +379,8 @@ fn prepare_start(
     let all = load(&r.workstreams_dir)?;
     if opts.mode == RunMode::New {
         let loaded = select(all, &opts.only)?;
-        let db = ConsolidationDatabase::open(&r.db_path)?;
+        let mut db = ConsolidationDatabase::open(&r.db_path)?;
+        replay_spool(r, &mut db);
         return Ok((
             db,
             Start::New {
@@ -391,6 +392,7 @@ fn prepare_start(
     }
     // Resume and rerun read an earlier run: never create a database for them.
     let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
+    replay_spool(r, &mut db);
     if let Some(why) = nothing_to_do_in(&mut db, &opts.mode, &all)? {
         let start = Start::New {
             loaded: Loaded::default(),
@@ -435,6 +437,14 @@ fn prepare_start(
         RunMode::New | RunMode::Join(_) => unreachable!("handled above"),
     };
     Ok((db, start, None))
+}
+
+/// Record the results an earlier run kept in `.state/spool/` because this database refused
+/// them, before anything reads the database (a `--resume` then sees them as final).
+fn replay_spool(r: &Resolved, db: &mut ConsolidationDatabase) {
+    for note in crate::runner::spool::replay(&r.ws.layout, db) {
+        eprintln!("git ws-run: {note}");
+    }
 }
 
 /// The workstreams of a run that did not complete (what `--rerun-failed` runs again).

@@ -11,6 +11,7 @@ use crate::db::RunState;
 use crate::git::{self, PrepareOptions, RepoPaths};
 use crate::layout::Reports;
 use crate::model::{MergeForecast, RunInfo, Status, WorkstreamResult};
+use crate::outcome::Unrecorded;
 use crate::report::{self, ReportModel};
 use chrono::Utc;
 use std::collections::HashSet;
@@ -28,6 +29,9 @@ pub(super) struct Local {
     pub slots: Vec<git::AgentSlot>,
     pub interrupted: bool,
     pub db: Db,
+    /// Results the database never took, and the spool file that holds them.
+    pub unrecorded: Vec<WorkstreamResult>,
+    pub spool: Option<PathBuf>,
 }
 
 /// Finish a local run: the pool let go of, the forecast, the consolidation, the report and
@@ -43,6 +47,8 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         slots,
         interrupted,
         db,
+        unrecorded,
+        spool,
     } = f;
     info.finished_at = Some(Utc::now());
     // The agent worktrees, meanwhile (branches stay either way; nothing below moves one).
@@ -57,7 +63,11 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
     notes.extend(note);
     let mut consolidated = consolidate::consolidate(&info, &all, forecast);
     consolidated.notes = notes.clone();
-    let state = if interrupted {
+    // A run with a result missing from the database is not finished there: it stays
+    // `running`, so `git ws-merge` refuses it and `--resume` records what is missing.
+    let state = if !unrecorded.is_empty() {
+        RunState::Running
+    } else if interrupted {
         RunState::Interrupted
     } else {
         RunState::Finished
@@ -83,6 +93,15 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         interrupted,
         notes,
         shared: None,
+        unrecorded: unrecorded
+            .into_iter()
+            .map(|x| Unrecorded {
+                workstream_id: x.workstream_id,
+                status: x.status,
+                branch: x.branch,
+                spool: spool.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -178,14 +197,22 @@ pub(super) fn write_report(
         results,
     });
     let path = reports.file(&c.run.run_id);
-    let res = reports.make_dir().and_then(|_| std::fs::write(&path, text));
+    // Through a temporary file and a rename: a failed write leaves the old report or none.
+    let res = reports
+        .make_dir()
+        .and_then(|_| super::spool::write_atomic(&path, text.as_bytes()));
     match res {
         Ok(()) => (Some(path), None),
         Err(e) => (
             None,
             Some(format!(
-                "failed to write the report {}: {e}",
-                path.display()
+                "failed to write the report {}: {e} ({})",
+                path.display(),
+                if path.is_file() {
+                    "the previous report is left as it was"
+                } else {
+                    "no report was written"
+                }
             )),
         ),
     }

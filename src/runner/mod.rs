@@ -15,6 +15,7 @@ pub mod lease;
 pub use crate::process;
 mod queue;
 pub mod record;
+pub(crate) mod spool;
 
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
@@ -159,12 +160,47 @@ impl Prepared {
         let resuming = matches!(start, Start::Resume { .. });
         let uncommitted = (!resuming).then(|| warn_uncommitted(&r.ws.cwd, &r.base));
         let history = db.expected_durations().unwrap_or_default();
-        let begun = begin(&mut db, &mut r, start)?;
+        let mut begun = begin(&mut db, &mut r, start)?;
+        // Before the dead coordinator's processes are reaped (and their pgid files go):
+        // which workstreams were still running when it died.
+        let was_running = if resuming {
+            running_at_crash(&r.ws.layout.run_logs(&begun.run_id), &begun.loaded)
+        } else {
+            HashSet::new()
+        };
         let (logs, _lock, mut notes) = take_logs(&r, &begun, resuming, &mut db)?;
+        let adopted = if resuming {
+            adopt_from_git(&r, &begun, &logs, &was_running).await
+        } else {
+            Vec::new()
+        };
         let initial_slots = ready_pool(&r, resuming, &mut notes).await;
 
         let db = Db::spawn(db);
-        let mut recorder = Recorder::start(db.clone());
+        let recorder = Recorder::start(
+            db.clone(),
+            record::SpoolTo {
+                layout: r.ws.layout.clone(),
+                run: begun.info.clone(),
+                kept: begun.previous.clone(),
+            },
+        );
+        // Finished workstreams the database never heard of: recorded as they were, kept as
+        // final results, never run again.
+        for a in adopted {
+            let note = format!(
+                "{} finished before the run stopped but its result was never recorded: adopted from its branch {} ({} commit{}), not run again",
+                a.workstream_id,
+                a.branch.as_deref().unwrap_or("?"),
+                a.commits.len(),
+                if a.commits.len() == 1 { "" } else { "s" }
+            );
+            observer.event(Event::Note(&note));
+            notes.push(note);
+            recorder.adopt(a.clone());
+            begun.previous.push(a);
+        }
+        let mut recorder = recorder;
         let WorkPlan {
             done,
             to_run,
@@ -211,9 +247,9 @@ impl Prepared {
                 .run(&mut work, initial_slots, &mut events, cancel)
                 .await
         };
-        let (results, write_notes) = recorder.finish().await;
+        let (results, written) = recorder.finish().await;
         notes.extend(dispatch_notes);
-        notes.extend(write_notes);
+        notes.extend(written.notes);
 
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
@@ -226,6 +262,8 @@ impl Prepared {
             slots,
             interrupted,
             db,
+            unrecorded: written.unrecorded,
+            spool: written.spool,
         })
         .await;
         let notified = crate::agent_io::notify::after_run(&outcome).await;
@@ -487,6 +525,113 @@ pub(crate) fn simulate(
         .filter(|j| !gone.contains(j.id.as_str()))
         .collect();
     (plan::simulate(&runnable, agents), skips)
+}
+
+/// The workstreams of `loaded` whose command or test was still running when the run's
+/// coordinator died: their process-group files are still in the run's logs.
+fn running_at_crash(logs: &RunLogs, loaded: &Loaded) -> HashSet<String> {
+    loaded
+        .valid
+        .iter()
+        .filter(|w| logs.pgid(&w.id).exists() || logs.test_pgid(&w.id).exists())
+        .map(|w| w.id.clone())
+        .collect()
+}
+
+/// `--resume`: the workstreams that finished in the dead attempt but whose result never
+/// reached the database, rebuilt from git. A workstream qualifies when it has no recorded
+/// result at all, nothing of it was running when the coordinator died, and its branch
+/// `ws/<run>/<id>` exists and has moved from the base: its commits and files are read from
+/// the branch, its status is completed (failed when its test log shows failures), and its
+/// log is pointed at. Nothing is written to git: the branch stays where it is.
+async fn adopt_from_git(
+    r: &Resolved,
+    begun: &Begun,
+    logs: &RunLogs,
+    was_running: &HashSet<String>,
+) -> Vec<WorkstreamResult> {
+    // Any recorded result, final or not (a cancelled workstream's branch may hold partial
+    // work), rules adoption out: only what the database never heard of is adopted.
+    let known: HashSet<&str> = begun
+        .previous
+        .iter()
+        .map(|x| x.workstream_id.as_str())
+        .collect();
+    let candidates: Vec<Workstream> = begun
+        .loaded
+        .valid
+        .iter()
+        .filter(|w| !known.contains(w.id.as_str()) && !was_running.contains(&w.id))
+        .cloned()
+        .collect();
+    let (repo, base, run_id, logs) = (
+        r.ws.repo.clone(),
+        r.base.clone(),
+        begun.run_id.clone(),
+        logs.clone(),
+    );
+    let agents = r.agents;
+    tokio::task::spawn_blocking(move || {
+        candidates
+            .iter()
+            .filter_map(|w| adopt_one(&repo, &base, &run_id, &logs, agents, w))
+            .collect()
+    })
+    .await
+    .unwrap_or_default()
+}
+
+fn adopt_one(
+    repo: &RepoPaths,
+    base: &str,
+    run_id: &str,
+    logs: &RunLogs,
+    agents: usize,
+    w: &Workstream,
+) -> Option<WorkstreamResult> {
+    let branch = execute::branch_name(run_id, &w.id);
+    let c = git::read_branch(repo, &branch, base).ok().flatten()?;
+    if c.head == base || c.commits.is_empty() {
+        return None;
+    }
+    let agent = if agents == 1 { "agent-1" } else { "agent-?" };
+    let mut res = WorkstreamResult::new(run_id, agent, &w.id, Status::Completed);
+    res.title = w.title.clone();
+    res.source_file = Some(w.file.clone());
+    res.base = Some(base.to_string());
+    res.branch = Some(branch.clone());
+    res.head = Some(c.head);
+    res.commits = c.commits;
+    res.files = c.files;
+    let log = logs.workstream(&w.id);
+    let ended = std::fs::metadata(&log)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(chrono::DateTime::<Utc>::from);
+    if log.is_file() {
+        res.log_path = Some(log.display().to_string());
+    }
+    res.end_time = ended;
+    res.warnings.push(format!(
+        "adopted by --resume: the workstream finished but its result never reached the database; commits and files were read from {branch}, times and exit code are not known"
+    ));
+    if let Some(test) = &w.test {
+        let test_log = logs.test(&w.id);
+        let out = process::tail(&test_log, usize::MAX, 64 * 1024);
+        let tr = crate::testparse::test_results(test, None, &out);
+        if tr.failed.is_some_and(|f| f > 0) {
+            res.status = Status::Failed;
+            res.errors.push(crate::model::WsError::new(
+                ErrorType::TestFailed,
+                format!(
+                    "tests failed (read from {} by --resume)",
+                    test_log.display()
+                ),
+            ));
+        }
+        res.test_results = Some(tr);
+    }
+    Some(res)
 }
 
 /// Whether a recorded result is final, so `--resume` keeps it: the workstream ran to an

@@ -740,6 +740,7 @@ async fn run_so_far(w: &Worker, r: &Resolved, info: &RunInfo, interrupted: bool)
         interrupted,
         notes: Vec::new(),
         shared: None,
+        unrecorded: Vec::new(),
     }
 }
 
@@ -1423,6 +1424,7 @@ async fn consolidate_shared(
             interrupted: false,
             notes: Vec::new(),
             shared: None,
+            unrecorded: Vec::new(),
         }),
         Ok(false) => {
             notes.push("another worker finished the consolidation".to_string());
@@ -1517,5 +1519,6 @@ async fn load_finished(w: &Worker, r: &Resolved) -> Result<RunOutcome, Error> {
         interrupted: false,
         notes: Vec::new(),
         shared: None,
+        unrecorded: Vec::new(),
     })
 }

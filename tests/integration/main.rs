@@ -7,6 +7,7 @@ mod boundaries;
 mod cli_snapshots;
 mod common;
 mod environments;
+mod faults;
 mod kills;
 mod layers;
 mod merge;

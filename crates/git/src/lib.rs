@@ -268,6 +268,29 @@ pub fn branch_tip(repo: &RepoPaths, branch: &str) -> Result<Option<String>, GitE
     Ok(tip.map(|t| t.to_string()))
 }
 
+/// What branch `branch` holds beyond `base_sha`, read from the main repository without a
+/// worktree or any write: its tip, commits (oldest first) and files. `Ok(None)` when there is
+/// no such branch. How `--resume` adopts a finished workstream whose result was never
+/// recorded, instead of running it again.
+pub fn read_branch(
+    repo: &RepoPaths,
+    branch: &str,
+    base_sha: &str,
+) -> Result<Option<Collected>, GitError> {
+    let main = repo::open_main(repo)?;
+    let Ok(tip) = main.refname_to_id(&format!("refs/heads/{branch}")) else {
+        return Ok(None);
+    };
+    let base = git2::Oid::from_str(base_sha)
+        .map_err(|e| GitError::Other(format!("failed to read the base {base_sha}: {e}")))?;
+    Ok(Some(Collected {
+        head: tip.to_string(),
+        commits: branch::commits_between(&main, base, tip)?,
+        files: branch::diff_files(&main, base, tip)?,
+        warnings: Vec::new(),
+    }))
+}
+
 /// Whether `sha` names a commit this repository has.
 pub fn has_commit(repo: &RepoPaths, sha: &str) -> bool {
     repo::open_main(repo)
