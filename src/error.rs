@@ -81,6 +81,7 @@ impl Error {
                 | DbError::Other(_) => EXIT_NOTHING_RAN,
                 DbError::Migration { cause, .. } => match cause {
                     MigrationError::Newer { .. }
+                    | MigrationError::Older { .. }
                     | MigrationError::Foreign { .. }
                     | MigrationError::Failed(_)
                     | MigrationError::Embedded(_) => EXIT_NOTHING_RAN,

@@ -59,7 +59,7 @@ fn paths(opts: &ReportOptions) -> Result<Paths, Error> {
 /// `git ws-report`: the output for these options.
 pub fn report(opts: &ReportOptions) -> Result<String, Error> {
     let p = paths(opts)?;
-    let mut db = ConsolidationDatabase::open_existing(&p.db)?;
+    let mut db = ConsolidationDatabase::open_read_only(&p.db)?;
     let Some(spec) = &opts.run else {
         let runs = db.get_all_runs(opts.limit)?;
         return Ok(render_list(&runs, opts.format));

@@ -7,6 +7,7 @@ mod boundaries;
 mod cli_snapshots;
 mod common;
 mod environments;
+mod inputs;
 mod layers;
 mod merge;
 mod pg;

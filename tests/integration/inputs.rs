@@ -1,0 +1,82 @@
+//! Hostile and odd inputs: readers that only read, identities that cannot collide, run ids
+//! and names that are validated or cleaned before they reach a path, a ref or a terminal,
+//! and repositories in unusual states.
+
+use crate::common::{sql_exec, Env};
+use std::path::Path;
+
+/// Every file in `dir` with its bytes, sorted. SQLite's `-shm` (shared memory where every
+/// reader of a WAL database marks what it reads) is listed without its bytes.
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let bytes = if name.ends_with("-shm") {
+                Vec::new()
+            } else {
+                std::fs::read(&p).unwrap()
+            };
+            (name, bytes)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_reader_refuses_an_empty_or_foreign_database_and_writes_nothing() {
+    let env = Env::new();
+    let dir = env.scratch("dbs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("e.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = dir.join("foreign.db");
+    std::fs::write(&foreign, b"").unwrap();
+    sql_exec(
+        &foreign,
+        "CREATE TABLE notes (t TEXT); INSERT INTO notes VALUES ('mine');",
+    );
+    let before = files_in(&dir);
+    for db in [&empty, &foreign] {
+        let out = env.ws_report(&["--db", db.to_str().unwrap()]);
+        out.expect(2);
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+        assert!(out.stderr.contains("no git-ws tables"), "{}", out.stderr);
+        let out = env.ws_report(&["latest", "--db", db.to_str().unwrap(), "--format", "json"]);
+        out.expect(2);
+    }
+    assert!(
+        files_in(&dir) == before,
+        "a reader changed {}",
+        dir.display()
+    );
+    // A real run's database is read without a byte or a file changing beside it.
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_run(&[]).expect(0);
+    let state = env.db_path().parent().unwrap().to_path_buf();
+    let before = files_in(&state);
+    env.ws_report(&[]).expect(0);
+    env.ws_report(&["latest", "--format", "json"]).expect(0);
+    let names = |v: &[(String, Vec<u8>)]| -> Vec<(String, usize)> {
+        v.iter().map(|(n, b)| (n.clone(), b.len())).collect()
+    };
+    let after = files_in(&state);
+    assert!(
+        after == before,
+        "a reader changed .state/: {:?} -> {:?}",
+        names(&before),
+        names(&after)
+    );
+}
+
+#[test]
+fn a_reader_pointed_at_the_null_device_leaves_no_journal() {
+    let env = Env::new();
+    let out = env.ws_report(&["--db", "/dev/null"]);
+    out.expect(2);
+    assert!(!Path::new("/dev/null-journal").exists());
+    assert!(!Path::new("/dev/null-wal").exists());
+}
