@@ -80,3 +80,47 @@ fn a_reader_pointed_at_the_null_device_leaves_no_journal() {
     assert!(!Path::new("/dev/null-journal").exists());
     assert!(!Path::new("/dev/null-wal").exists());
 }
+
+#[test]
+fn an_invalid_file_and_a_workstream_with_its_name_as_id_are_both_counted() {
+    let env = Env::new();
+    env.write("workstreams/broken.json", "{ this is not json");
+    env.ws(
+        "ok",
+        serde_json::json!({"id": "broken.json", "command": "echo b > b.txt"}),
+    );
+    env.ws_cmd("other", "echo o > o.txt");
+    let out = env.ws_run(&["--agents", "1"]);
+    let run = out.run_id();
+    assert!(
+        out.stdout.contains("2 completed, 1 failed"),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' \
+         ORDER BY workstream_id"
+    ));
+    assert_eq!(
+        rows,
+        vec![
+            vec!["broken.json".to_string(), "completed".to_string()],
+            vec!["file:broken.json".to_string(), "failed".to_string()],
+            vec!["other".to_string(), "completed".to_string()],
+        ]
+    );
+    let out = env.ws_report(&[&run, "--format", "json"]);
+    out.expect(0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["total_workstreams"], 3);
+    assert_eq!(v["completed_count"], 2);
+    assert_eq!(v["failed_count"], 1);
+    let text = v.to_string();
+    assert!(text.contains("\"file:broken.json\""), "{text}");
+    let md = env.ws_report(&[&run, "--format", "markdown"]);
+    md.expect(0);
+    let report = std::fs::read_to_string(md.stdout.trim()).unwrap();
+    assert!(report.contains("file:broken.json"), "{report}");
+    assert!(report.contains("| Workstreams | 3 |"), "{report}");
+}

@@ -257,4 +257,22 @@ mod tests {
         );
         assert_eq!(unknown, vec!["zz".to_string(), "f.json".to_string()]);
     }
+
+    #[test]
+    fn an_invalid_file_and_a_valid_id_named_like_it_have_different_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("broken.json"), "{ not json").unwrap();
+        std::fs::write(
+            p.join("ok.json"),
+            r#"{"id": "broken.json", "command": "true"}"#,
+        )
+        .unwrap();
+        let loaded = load_dir(p).unwrap();
+        assert_eq!(loaded.valid[0].id, "broken.json");
+        let key = loaded.invalid[0].key();
+        assert_eq!(key, "file:broken.json");
+        assert!(super::super::validate_id(&key).is_err());
+        assert_ne!(key, loaded.valid[0].id);
+    }
 }
