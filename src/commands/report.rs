@@ -71,6 +71,7 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
         Format::Json => Ok(report::json_sections(&view, sections)),
         Format::Table => Ok(report::tables(&view, sections)),
         Format::Markdown if sections.is_empty() => {
+            crate::workstream::validate_run_id(&run_id)?;
             let path = p.reports.file(&run_id);
             p.reports
                 .make_dir()

@@ -124,3 +124,42 @@ fn an_invalid_file_and_a_workstream_with_its_name_as_id_are_both_counted() {
     assert!(report.contains("file:broken.json"), "{report}");
     assert!(report.contains("| Workstreams | 3 |"), "{report}");
 }
+
+#[test]
+fn a_crafted_run_id_in_the_database_never_becomes_a_path() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_run(&[]).expect(0);
+    let target = env.scratch("owned");
+    let crafted = format!(
+        "x/{}{}",
+        "../".repeat(30),
+        target.to_str().unwrap().trim_start_matches('/')
+    );
+    sql_exec(
+        &env.db_path(),
+        &format!(
+            "CREATE TEMP TABLE t AS SELECT * FROM consolidated_runs; UPDATE t SET run_id = '{crafted}'; \
+             INSERT INTO consolidated_runs SELECT * FROM t; \
+             CREATE TEMP TABLE u AS SELECT * FROM ws_runs; UPDATE u SET run_id = '{crafted}'; \
+             INSERT INTO ws_runs SELECT * FROM u;"
+        ),
+    );
+    let reports = env.repo.join("reports");
+    let before = files_in(&reports);
+    for args in [
+        vec![crafted.as_str(), "--format", "markdown"],
+        vec![crafted.as_str(), "--format", "json"],
+    ] {
+        let out = env.ws_report(&args);
+        out.expect(2);
+        assert!(
+            out.stderr.contains("is not a valid run id"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+    }
+    assert!(!env.scratch("owned.md").exists());
+    assert!(files_in(&reports) == before);
+}

@@ -348,8 +348,21 @@ impl ConsolidationDatabase {
     }
 
     /// `latest` → the most recent run; an exact id → itself; otherwise an error naming up
-    /// to three closest known ids.
+    /// to three closest known ids. The id found must pass
+    /// [`validate_run_id`](ws_core::workstream::validate_run_id) (a crafted row in a shared
+    /// database must not become a path or a ref): else an error, nothing used.
     pub fn resolve_run_id(&mut self, spec: &str) -> Result<String, DbError> {
+        let id = self.find_run_id(spec)?;
+        ws_core::workstream::validate_run_id(&id).map_err(|e| {
+            DbError::Other(format!(
+                "failed to use a run of database {}: {e}",
+                self.location.display()
+            ))
+        })?;
+        Ok(id)
+    }
+
+    fn find_run_id(&mut self, spec: &str) -> Result<String, DbError> {
         let c = &mut self.conn;
         let found = (|| -> Result<Result<String, Vec<String>>, TxError> {
             if spec == "latest" {

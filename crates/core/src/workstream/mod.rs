@@ -19,7 +19,7 @@ mod parse;
 mod validation;
 
 pub use crate::text::{parse_duration, MAX_TIMEOUT};
-pub use fields::validate_id;
+pub use fields::{validate_id, validate_run_id};
 pub use loading::{load_dir, select_only};
 pub use parse::parse_workstream;
 pub use validation::validate_set;
