@@ -163,3 +163,60 @@ fn a_crafted_run_id_in_the_database_never_becomes_a_path() {
     assert!(!env.scratch("owned.md").exists());
     assert!(files_in(&reports) == before);
 }
+
+/// Whether `s` holds a character no terminal or report line may receive from user input.
+fn hostile_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    })
+}
+
+#[test]
+fn hostile_file_names_and_titles_are_cleaned_in_every_output_but_json() {
+    let env = Env::new();
+    let name = "evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{202E}nosj.\u{200B}x.json";
+    env.write(&format!("workstreams/{name}"), "{ not json");
+    let title = format!("title \u{202E}\u{1b}[31mred\u{2066} {}", "t".repeat(3_000));
+    env.ws(
+        "ok",
+        serde_json::json!({"id": "ok", "title": title, "command": "echo o > o.txt"}),
+    );
+    let dry = env.ws_run(&["--dry-run"]);
+    assert_eq!(hostile_char(&dry.stdout), None, "{:?}", dry.stdout);
+    assert_eq!(hostile_char(&dry.stderr), None, "{:?}", dry.stderr);
+    assert!(dry.stdout.contains("evil"), "{}", dry.stdout);
+    let out = env.ws_run(&["--agents", "1"]);
+    out.expect(1);
+    let run = out.run_id();
+    assert_eq!(hostile_char(&out.stdout), None, "summary: {:?}", out.stdout);
+    assert_eq!(
+        hostile_char(&out.stderr),
+        None,
+        "progress: {:?}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("evil"), "{}", out.stderr);
+    for (format, sections) in [
+        ("table", vec![]),
+        ("table", vec!["--agents", "--errors", "--timeline"]),
+        ("markdown", vec!["--agents", "--errors", "--timeline"]),
+    ] {
+        let mut args = vec![run.as_str(), "--format", format];
+        args.extend(sections);
+        let r = env.ws_report(&args);
+        r.expect(0);
+        assert_eq!(hostile_char(&r.stdout), None, "{format}: {:?}", r.stdout);
+        let longest = r.stdout.lines().map(|l| l.chars().count()).max().unwrap();
+        assert!(longest < 500, "{format}: a line of {longest} characters");
+    }
+    let md = env.ws_report(&[&run, "--format", "markdown"]);
+    let report = std::fs::read_to_string(md.stdout.trim()).unwrap();
+    assert_eq!(hostile_char(&report), None);
+    assert!(report.lines().all(|l| l.chars().count() < 500));
+    // The database keeps the file name as it is.
+    let rows = env.sql(&format!(
+        "SELECT workstream_id FROM agent_results WHERE run_id = '{run}' AND status = 'failed'"
+    ));
+    assert_eq!(rows, vec![vec![format!("file:{name}")]]);
+}
