@@ -220,3 +220,37 @@ fn hostile_file_names_and_titles_are_cleaned_in_every_output_but_json() {
     ));
     assert_eq!(rows, vec![vec![format!("file:{name}")]]);
 }
+
+#[test]
+fn a_symlink_in_workstreams_leaving_the_repository_is_refused_and_the_others_run() {
+    let env = Env::new();
+    let secret = env.scratch("secret.json");
+    std::fs::write(&secret, r#"{"id": "stolen", "command": "echo s > s.txt"}"#).unwrap();
+    std::fs::create_dir_all(env.repo.join("workstreams")).unwrap();
+    std::os::unix::fs::symlink(&secret, env.repo.join("workstreams/x.json")).unwrap();
+    env.ws_cmd("ok", "echo o > o.txt");
+    let out = env.ws_run(&["--agents", "1"]);
+    out.expect(1);
+    assert!(
+        out.stdout.contains("1 completed, 1 failed"),
+        "{}",
+        out.stdout
+    );
+    let run = out.run_id();
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    assert_eq!(
+        rows,
+        vec![
+            vec!["file:x.json".to_string(), "failed".to_string()],
+            vec!["ok".to_string(), "completed".to_string()],
+        ]
+    );
+    let errors = env.sql(&format!(
+        "SELECT error_message FROM consolidated_errors WHERE run_id = '{run}'"
+    ));
+    let text = format!("{errors:?}");
+    assert!(text.contains("x.json: a symbolic link to "), "{text}");
+    assert!(text.contains("outside the repository"), "{text}");
+}

@@ -20,7 +20,7 @@ mod validation;
 
 pub use crate::text::{parse_duration, MAX_TIMEOUT};
 pub use fields::{validate_id, validate_run_id};
-pub use loading::{load_dir, select_only};
+pub use loading::{load_dir, load_dir_within, select_only};
 pub use parse::parse_workstream;
 pub use validation::validate_set;
 
