@@ -68,6 +68,7 @@ impl Error {
                 GitError::NotARepository { .. }
                 | GitError::BareRepository { .. }
                 | GitError::UnbornHead { .. }
+                | GitError::BranchWithoutCommits { .. }
                 | GitError::SlotsBusy { .. }
                 | GitError::DiskFull(_)
                 | GitError::Other(_) => EXIT_NOTHING_RAN,
@@ -181,6 +182,10 @@ mod tests {
             GitError::NotARepository { cwd: p() },
             GitError::BareRepository { common_dir: p() },
             GitError::UnbornHead { root: p() },
+            GitError::BranchWithoutCommits {
+                root: p(),
+                branch: "x".into(),
+            },
             GitError::SlotsBusy {
                 agent: 1,
                 tried: 64,
@@ -192,6 +197,9 @@ mod tests {
         let migration = [
             MigrationError::Newer {
                 version: "2".into(),
+            },
+            MigrationError::Older {
+                version: "0".into(),
             },
             MigrationError::Foreign {
                 version: "1".into(),

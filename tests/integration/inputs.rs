@@ -254,3 +254,80 @@ fn a_symlink_in_workstreams_leaving_the_repository_is_refused_and_the_others_run
     assert!(text.contains("x.json: a symbolic link to "), "{text}");
     assert!(text.contains("outside the repository"), "{text}");
 }
+
+/// `git ws-report` in a repository in an odd state: exit 2 and one sentence naming the
+/// state, never "not inside a git repository".
+fn says_the_situation(env: &Env, wanted: &str) {
+    let out = env.ws_report(&[]);
+    out.expect(2);
+    assert!(!out.stderr.contains("not inside"), "{}", out.stderr);
+    assert!(out.stderr.contains(wanted), "{}", out.stderr);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn odd_repositories_get_a_sentence_naming_their_state() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_run(&[]).expect(0);
+    env.ws_report(&[]).expect(0);
+    // An orphan branch.
+    env.git(&["checkout", "-q", "--orphan", "x"]);
+    says_the_situation(&env, "the current branch x has no commits");
+    // The current branch deleted.
+    env.git(&["checkout", "-q", "-f", "main"]);
+    env.git(&["update-ref", "-d", "refs/heads/main"]);
+    says_the_situation(&env, "the current branch main has no commits");
+    // core.bare set in a repository with a working tree.
+    let env = Env::new();
+    env.git(&["config", "core.bare", "true"]);
+    says_the_situation(&env, "bare repository");
+    // A repository without any commit says so too.
+    let empty = env.scratch("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = env
+        .command("git")
+        .current_dir(&empty)
+        .args(["init", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = env
+        .command("git")
+        .current_dir(&empty)
+        .arg("ws-report")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("no commits yet"), "{stderr}");
+}
+
+#[test]
+fn ws_merge_ff_clashing_with_an_untracked_file_names_it() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo from-a > new.txt");
+    let out = env.ws_run(&[]);
+    out.expect(0);
+    let run = out.run_id();
+    env.write("new.txt", "mine, untracked\n");
+    let start = env.git(&["rev-parse", "HEAD"]);
+    let out = env
+        .command("git")
+        .args(["ws-merge", &run, "--ff"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The integration branch is made; the fast-forward is what failed (exit 1).
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("would overwrite a file that is not committed there (new.txt)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("conflict prevents checkout"), "{stderr}");
+    assert_eq!(env.git(&["rev-parse", "HEAD"]), start);
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join("new.txt")).unwrap(),
+        "mine, untracked\n"
+    );
+}
