@@ -165,6 +165,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         Some(d) => Some(d),
         None => config.worktree_expiry()?,
     };
+    crate::logcap::set_limit(config.max_log_bytes()?);
     Ok(Resolved {
         agents,
         workstreams_dir: opts

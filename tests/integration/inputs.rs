@@ -331,3 +331,31 @@ fn ws_merge_ff_clashing_with_an_untracked_file_names_it() {
         "mine, untracked\n"
     );
 }
+
+#[test]
+fn a_huge_output_leaves_a_capped_log_with_its_head_and_tail() {
+    let env = Env::new();
+    env.git(&["config", "ws.maxLogBytes", "64k"]);
+    env.ws_cmd(
+        "loud",
+        "echo FIRST-LINE; head -c 2000000 /dev/zero | tr '\\0' 'x'; echo; echo LAST-LINE; echo a > a.txt",
+    );
+    let out = env.ws_run(&["--agents", "1"]);
+    out.expect(0);
+    let run = out.run_id();
+    let log = env.repo.join(format!(".state/logs/{run}/loud.log"));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.len() < 70_000, "{} bytes", text.len());
+    assert!(text.contains("FIRST-LINE"));
+    assert!(text.contains("LAST-LINE"));
+    assert!(
+        text.contains("bytes of output cut here"),
+        "{}",
+        &text[..200]
+    );
+    // A value that is not a byte count is refused before anything runs.
+    env.git(&["config", "ws.maxLogBytes", "lots"]);
+    let out = env.ws_run(&["--agents", "1"]);
+    out.expect(2);
+    assert!(out.stderr.contains("ws.maxLogBytes"), "{}", out.stderr);
+}
