@@ -224,11 +224,9 @@ impl ConsolidationDatabase {
                 }
             }
         }
-        if purpose == Purpose::Read {
-            if !known.is_subset(&applied) {
-                let version = applied.last().cloned().unwrap_or_default();
-                return Err(schema(MigrationError::Older { version }));
-            }
+        if purpose == Purpose::Read && !known.is_subset(&applied) {
+            let version = applied.last().cloned().unwrap_or_default();
+            return Err(schema(MigrationError::Older { version }));
         }
         if !known.is_subset(&applied) {
             // One writer at a time: a second process opening a fresh database waits here,
