@@ -210,7 +210,7 @@ impl ConsolidationDatabase {
         backend::check_applied(&applied, &known).map_err(schema)?;
         if applied.is_empty() && purpose == Purpose::Read {
             return Err(nothing(
-                "it has no git-ws tables (empty, or not a git-ws database)",
+                "it has no git-ws tables (no run has been recorded here yet)",
             ));
         }
         if applied.is_empty() && matches!(location, DbLocation::Postgres(_)) {

@@ -1601,11 +1601,11 @@ fn a_reader_refuses_empty_foreign_newer_and_older_databases_writing_nothing() {
     for (path, says) in [
         (
             &empty,
-            "it has no git-ws tables (empty, or not a git-ws database)",
+            "it has no git-ws tables (no run has been recorded here yet)",
         ),
         (
             &foreign,
-            "it has no git-ws tables (empty, or not a git-ws database)",
+            "it has no git-ws tables (no run has been recorded here yet)",
         ),
         (&newer, "it was written by a newer git-ws"),
         (&older, "it was written by an older git-ws"),
