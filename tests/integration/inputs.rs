@@ -214,6 +214,15 @@ fn hostile_file_names_and_titles_are_cleaned_in_every_output_but_json() {
     let report = std::fs::read_to_string(md.stdout.trim()).unwrap();
     assert_eq!(hostile_char(&report), None);
     assert!(report.lines().all(|l| l.chars().count() < 500));
+    // The JSON keeps the raw text, escaped as JSON: the whole title, the file's key.
+    let json = env.ws_report(&[&run, "--format", "json"]);
+    json.expect(0);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let ws = v["workstreams"].as_array().unwrap();
+    assert!(ws.iter().any(|w| w["title"] == serde_json::json!(title)));
+    assert!(ws
+        .iter()
+        .any(|w| w["workstream_id"] == serde_json::json!(format!("file:{name}"))));
     // The database keeps the file name as it is.
     let rows = env.sql(&format!(
         "SELECT workstream_id FROM agent_results WHERE run_id = '{run}' AND status = 'failed'"

@@ -212,10 +212,10 @@ fn workstreams(out: &mut String, v: &RunView) {
     md_header(out, &headers);
     let mut long_titles = Vec::new();
     for w in &v.workstreams {
-        let title = w.title.as_deref().unwrap_or("");
-        let shown = truncate(title, MAX_TITLE_COLUMNS);
+        let title = ws_core::text::one_line(w.title.as_deref().unwrap_or(""));
+        let shown = truncate(&title, MAX_TITLE_COLUMNS);
         if shown != title {
-            long_titles.push((&w.workstream_id, title));
+            long_titles.push((&w.workstream_id, title.clone()));
         }
         let mut cells = vec![
             esc(&w.workstream_id),
