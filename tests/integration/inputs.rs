@@ -368,3 +368,38 @@ fn a_huge_output_leaves_a_capped_log_with_its_head_and_tail() {
     out.expect(2);
     assert!(out.stderr.contains("ws.maxLogBytes"), "{}", out.stderr);
 }
+
+#[test]
+fn ws_merge_dry_run_reads_the_database_without_migrating_it() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    let out = env.ws_run(&[]);
+    out.expect(0);
+    let run = out.run_id();
+    let state = env.db_path().parent().unwrap().to_path_buf();
+    let before = files_in(&state);
+    env.command("git")
+        .args(["ws-merge", &run, "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(files_in(&state) == before, "a dry run changed .state/");
+    // A schema one migration behind: a reader says so and leaves it as it is.
+    sql_exec(
+        &env.db_path(),
+        "DELETE FROM __diesel_schema_migrations WHERE version = \
+         (SELECT MAX(version) FROM __diesel_schema_migrations);",
+    );
+    let before = files_in(&state);
+    let out = env
+        .command("git")
+        .args(["ws-merge", &run, "--dry-run"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("written by an older git-ws"), "{stderr}");
+    let report = env.ws_report(&[]);
+    report.expect(2);
+    assert!(report.stderr.contains("older git-ws"), "{}", report.stderr);
+    assert!(files_in(&state) == before, "a reader migrated .state/");
+}
