@@ -131,6 +131,9 @@ corpus! {
         passed: 1, failed: 2, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest9_q_subtests_fail: "pytest9-q-subtests-fail.txt" => PYTEST, {
         passed: 1, failed: 2, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    // Longer than a minute: the duration gains `(0:01:01)`.
+    pytest9_q_slow: "pytest9-q-slow.txt" => PYTEST, {
+        passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest9_q_subtests: "pytest9-q-subtests.txt" => PYTEST, {
         passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest_color: "pytest-color.txt" => PYTEST, {
