@@ -51,6 +51,7 @@ pub const KEEP_IGNORED: &str = "ws.keepIgnored";
 pub const KEEP_WORKTREES: &str = "ws.keepWorktrees";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
+pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
 
 /// Default agent count (`ws.agents`).
 pub const DEFAULT_AGENTS: usize = 3;
@@ -157,6 +158,12 @@ pub const KEYS: &[KeyDoc] = &[
         NOTIFY_TIMEOUT,
         "`60s`",
         "time limit of the notify command",
+        RUN,
+    ),
+    key(
+        MAX_LOG_BYTES,
+        "`10m`",
+        "cap of one command's output in its log (`k`, `m`, `g` suffixes): the first and last halves are kept, with a line saying how much was cut",
         RUN,
     ),
     key(
@@ -353,6 +360,15 @@ impl Config {
         self.get(NOTIFY_COMMAND)
             .filter(|c| !c.trim().is_empty())
             .map(str::to_string)
+    }
+
+    /// `ws.maxLogBytes`, default [`crate::logcap::DEFAULT_MAX_LOG_BYTES`].
+    pub fn max_log_bytes(&self) -> Result<u64, Error> {
+        match self.get(MAX_LOG_BYTES) {
+            Some(v) => crate::logcap::parse_limit(v)
+                .map_err(|e| Error::new(format!("git config {MAX_LOG_BYTES}: {e}"))),
+            None => Ok(crate::logcap::DEFAULT_MAX_LOG_BYTES),
+        }
     }
 
     /// `ws.notifyTimeout`, default [`DEFAULT_NOTIFY_TIMEOUT`].

@@ -71,6 +71,7 @@ impl Error {
                 GitError::NotARepository { .. }
                 | GitError::BareRepository { .. }
                 | GitError::UnbornHead { .. }
+                | GitError::BranchWithoutCommits { .. }
                 | GitError::SlotsBusy { .. }
                 | GitError::DiskFull(_)
                 | GitError::Other(_) => EXIT_NOTHING_RAN,
@@ -84,6 +85,7 @@ impl Error {
                 | DbError::Other(_) => EXIT_NOTHING_RAN,
                 DbError::Migration { cause, .. } => match cause {
                     MigrationError::Newer { .. }
+                    | MigrationError::Older { .. }
                     | MigrationError::Foreign { .. }
                     | MigrationError::Failed(_)
                     | MigrationError::Embedded(_) => EXIT_NOTHING_RAN,
@@ -190,6 +192,10 @@ mod tests {
             GitError::NotARepository { cwd: p() },
             GitError::BareRepository { common_dir: p() },
             GitError::UnbornHead { root: p() },
+            GitError::BranchWithoutCommits {
+                root: p(),
+                branch: "x".into(),
+            },
             GitError::SlotsBusy {
                 agent: 1,
                 tried: 64,
@@ -201,6 +207,9 @@ mod tests {
         let migration = [
             MigrationError::Newer {
                 version: "2".into(),
+            },
+            MigrationError::Older {
+                version: "0".into(),
             },
             MigrationError::Foreign {
                 version: "1".into(),
@@ -260,7 +269,7 @@ mod tests {
     #[test]
     fn every_variant_has_its_documented_exit_status() {
         let all = every_variant();
-        assert_eq!(all.len(), 20, "one case per variant");
+        assert_eq!(all.len(), 22, "one case per variant");
         for (e, code) in &all {
             assert_eq!(e.exit_code(), *code, "{e:?}");
             // Stopping before anything ran is documented as 2 for every command.

@@ -82,6 +82,7 @@
 //   config                   every ws.* git config key: its default, its meaning, its reader
 //   layout                   every path the tool uses (.state/, logs, reports, pool)
 //   workspace                the repository a command works in: paths, config, layout
+//   logcap                   the size cap of command logs (ws.maxLogBytes)
 //   process                  process supervision (process groups, time limits, logs)
 //   outcome                  what a finished run produced
 //   summary                  the closing summary over an outcome
@@ -96,6 +97,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod layout;
+pub mod logcap;
 pub mod outcome;
 pub mod process;
 #[cfg(feature = "cli")]

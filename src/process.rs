@@ -135,8 +135,20 @@ pub async fn run(spec: &Spec, cancel: watch::Receiver<bool>) -> Ending {
     run_watched(spec, cancel, None).await
 }
 
-/// [`run`], with `watcher` polled while the command runs.
+/// [`run`], with `watcher` polled while the command runs. What it wrote to its log is then
+/// capped to [`crate::logcap::limit`] (`ws.maxLogBytes`).
 pub async fn run_watched(
+    spec: &Spec,
+    cancel: watch::Receiver<bool>,
+    watcher: Option<&mut dyn Watch>,
+) -> Ending {
+    let from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
+    let ending = run_uncapped(spec, cancel, watcher).await;
+    crate::logcap::cap(&spec.log, from, crate::logcap::limit());
+    ending
+}
+
+async fn run_uncapped(
     spec: &Spec,
     mut cancel: watch::Receiver<bool>,
     mut watcher: Option<&mut dyn Watch>,

@@ -114,9 +114,10 @@ pub fn for_stderr(quiet: bool) -> Box<dyn Observer> {
 /// One line per event, for logs and CI.
 pub struct Plain;
 
-/// One line summarising a finished workstream.
+/// One line summarising a finished workstream (its id cleaned: an invalid file's key holds
+/// its file name).
 pub fn result_line(r: &WorkstreamResult) -> String {
-    let mut s = format!("{} {}", r.workstream_id, r.status);
+    let mut s = format!("{} {}", one_line(&r.workstream_id), r.status);
     if r.status != Status::Skipped {
         s.push_str(&format!(" in {}", duration(r.duration_seconds)));
         s.push_str(&format!(
@@ -170,7 +171,7 @@ impl Observer for Plain {
             }
             Event::Note(n) => format!("ws: warning: {n}"),
         };
-        let _ = writeln!(std::io::stderr(), "{line}");
+        let _ = writeln!(std::io::stderr(), "{}", crate::text::clean(&line));
     }
 }
 
@@ -185,6 +186,7 @@ pub struct Bars {
 
 impl Bars {
     fn println(&self, s: &str) {
+        let s = crate::text::clean(s);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(s);
@@ -246,7 +248,7 @@ impl Observer for Bars {
                         ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg} {elapsed}")
                             .expect("valid template"),
                     );
-                    pb.set_message(id.to_string());
+                    pb.set_message(one_line(id));
                 }
             }
             Event::WorkstreamFinished { result } => {

@@ -129,19 +129,19 @@ pub fn merge_main() -> i32 {
     let quiet = args.quiet;
     let mut progress = |line: &str| {
         if !quiet {
-            eprintln!("git ws-merge: {line}");
+            eprintln!("git ws-merge: {}", crate::text::clean(line));
         }
     };
     match merge::merge(&opts, &mut progress) {
         Ok(outcome) => {
             print!("{}", render(&outcome, args.format));
             for n in &outcome.notes {
-                eprintln!("git ws-merge: {n}");
+                eprintln!("git ws-merge: {}", crate::text::clean(n));
             }
             outcome.exit_code()
         }
         Err(e) => {
-            eprintln!("git ws-merge: {e}");
+            eprintln!("git ws-merge: {}", crate::text::clean(&e.to_string()));
             e.exit_code()
         }
     }
@@ -155,7 +155,7 @@ pub fn render(o: &MergeOutcome, format: MergeFormat) -> String {
             s.push('\n');
             s
         }
-        MergeFormat::Human => human(o),
+        MergeFormat::Human => crate::text::clean(&human(o)),
     }
 }
 

@@ -406,7 +406,7 @@ pub fn run_main() -> i32 {
 }
 
 fn fail(e: &Error) -> i32 {
-    eprintln!("git ws-run: {e}");
+    eprintln!("git ws-run: {}", crate::text::clean(&e.to_string()));
     e.exit_code()
 }
 
@@ -479,13 +479,13 @@ pub fn render_dry_run(d: &DryRun) -> String {
             );
         }
     }
-    s
+    crate::text::clean(&s)
 }
 
 /// The closing summary printed on stdout.
 pub fn render_summary(o: &RunOutcome, format: SummaryFormat) -> String {
     match format {
         SummaryFormat::Json => crate::summary::summary_json(o),
-        SummaryFormat::Human => crate::summary::summary_text(o),
+        SummaryFormat::Human => crate::text::clean(&crate::summary::summary_text(o)),
     }
 }

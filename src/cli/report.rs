@@ -84,7 +84,7 @@ pub fn report_main() -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("git ws-report: {e}");
+            eprintln!("git ws-report: {}", crate::text::clean(&e.to_string()));
             e.exit_code()
         }
     }

@@ -288,7 +288,11 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let ws = Workspace::discover(&opts.cwd)?;
     let (repo, config) = (&ws.repo, &ws.config);
     let location = ws.database(opts.db.as_ref())?;
-    let mut db = ConsolidationDatabase::open_existing(&location)?;
+    let mut db = if opts.dry_run {
+        ConsolidationDatabase::open_read_only(&location)?
+    } else {
+        ConsolidationDatabase::open_existing(&location)?
+    };
     let run_id = db.resolve_run_id(&opts.run)?;
     if crate::runner::run_is_live(&ws.layout, &run_id) {
         return Err(Error::MergeWhileRunning { run_id }.into());

@@ -44,10 +44,23 @@ struct Paths {
 
 fn paths(opts: &ReportOptions) -> Result<Paths, Error> {
     let cwd = &opts.cwd;
-    let ws = Workspace::discover(cwd).ok();
-    let db = crate::workspace::locate_db(opts.db.as_ref(), cwd, ws.as_ref())?.ok_or_else(|| {
-        Error::new("not inside a git repository: pass --db PATH|URL or run from the repository")
-    })?;
+    let found = Workspace::discover(cwd);
+    let ws = found.as_ref().ok();
+    let db =
+        match crate::workspace::locate_db(opts.db.as_ref(), cwd, ws)? {
+            Some(db) => db,
+            // A repository in an odd state (bare, an orphan or deleted current branch, no
+            // commits) says so; only outside any repository is it "not inside".
+            None => match found {
+                Err(Error::Git(e)) if !matches!(e, crate::git::GitError::NotARepository { .. }) => {
+                    return Err(Error::Git(e))
+                }
+                _ => return Err(Error::new(
+                    "not inside a git repository: pass --db PATH|URL or run from the repository",
+                )),
+            },
+        };
+    let ws = ws.cloned();
     let reports = match (&opts.reports_dir, &ws) {
         (Some(p), _) => Reports::at(cwd.join(p)),
         (None, Some(w)) => w.layout.reports().clone(),
@@ -59,7 +72,7 @@ fn paths(opts: &ReportOptions) -> Result<Paths, Error> {
 /// `git ws-report`: the output for these options.
 pub fn report(opts: &ReportOptions) -> Result<String, Error> {
     let p = paths(opts)?;
-    let mut db = ConsolidationDatabase::open_existing(&p.db)?;
+    let mut db = ConsolidationDatabase::open_read_only(&p.db)?;
     let Some(spec) = &opts.run else {
         let runs = db.get_all_runs(opts.limit)?;
         return Ok(render_list(&runs, opts.format));
@@ -71,6 +84,7 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
         Format::Json => Ok(report::json_sections(&view, sections)),
         Format::Table => Ok(report::tables(&view, sections)),
         Format::Markdown if sections.is_empty() => {
+            crate::workstream::validate_run_id(&run_id)?;
             let path = p.reports.file(&run_id);
             p.reports
                 .make_dir()

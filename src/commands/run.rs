@@ -165,6 +165,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         Some(d) => Some(d),
         None => config.worktree_expiry()?,
     };
+    crate::logcap::set_limit(config.max_log_bytes()?);
     Ok(Resolved {
         agents,
         workstreams_dir: opts
@@ -189,14 +190,22 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     })
 }
 
-fn load(dir: &Path) -> Result<Loaded, Error> {
+/// Load the workstreams directory; symbolic links in it may point anywhere in the
+/// repository (`root`) when the directory is inside it, else only inside the directory.
+fn load(dir: &Path, root: &Path) -> Result<Loaded, Error> {
     if !dir.is_dir() {
         return Err(Error::new(format!(
             "failed to read workstreams: {} is not a directory (create it with one JSON file per workstream, or pass --workstreams DIR)",
             dir.display()
         )));
     }
-    workstream::load_dir(dir).map_err(|e| {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let within = if canonical(dir).starts_with(canonical(root)) {
+        root
+    } else {
+        dir
+    };
+    workstream::load_dir_within(dir, within).map_err(|e| {
         Error::new(format!(
             "failed to read workstreams directory {}: {e}",
             dir.display()
@@ -222,9 +231,9 @@ fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
 /// database (history is read only if the database already exists).
 pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
     let r = resolve(opts)?;
-    let loaded = select(load(&r.workstreams_dir)?, &opts.only)?;
+    let loaded = select(load(&r.workstreams_dir, &r.ws.repo.root)?, &opts.only)?;
     let history = if r.db_path.exists() {
-        ConsolidationDatabase::open_existing(&r.db_path)
+        ConsolidationDatabase::open_read_only(&r.db_path)
             .and_then(|mut db| db.expected_durations())
             .unwrap_or_default()
     } else {
@@ -376,7 +385,7 @@ fn prepare_start(
     }
     // Everything that can be checked without writing is checked before the database is
     // opened, so a bad invocation leaves no trace.
-    let all = load(&r.workstreams_dir)?;
+    let all = load(&r.workstreams_dir, &r.ws.repo.root)?;
     if opts.mode == RunMode::New {
         let loaded = select(all, &opts.only)?;
         let mut db = ConsolidationDatabase::open(&r.db_path)?;

@@ -198,8 +198,9 @@ impl LocalWork {
     }
 }
 
-/// The failed results of a run's invalid workstream files (keyed by id, or by file name
-/// when no id could be read), except those `done` already holds.
+/// The failed results of a run's invalid workstream files (keyed by
+/// [`InvalidWorkstream::key`](crate::workstream::InvalidWorkstream::key)), except those
+/// `done` already holds.
 pub(super) fn invalid_results(
     run_id: &str,
     loaded: &Loaded,
@@ -207,7 +208,7 @@ pub(super) fn invalid_results(
 ) -> Vec<WorkstreamResult> {
     let mut out = Vec::new();
     for inv in &loaded.invalid {
-        let ws_id = inv.id.clone().unwrap_or_else(|| inv.file.clone());
+        let ws_id = inv.key();
         if done.contains_key(&ws_id) {
             continue;
         }

@@ -8,6 +8,7 @@ mod cli_snapshots;
 mod common;
 mod environments;
 mod faults;
+mod inputs;
 mod kills;
 mod layers;
 mod merge;

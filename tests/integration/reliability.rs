@@ -855,8 +855,13 @@ fn hostile_agent_writes_100_megabytes_of_output() {
         &tail[tail.len() - 100..]
     );
     assert!(tail.len() <= 16 * 1024, "{}", tail.len());
+    // The log is capped at ws.maxLogBytes (10 MiB by default), its end kept.
     let log = PathBuf::from(meta["log_path"].as_str().unwrap());
-    assert!(std::fs::metadata(log).unwrap().len() > 100_000_000);
+    let len = std::fs::metadata(&log).unwrap().len();
+    assert!((10_000_000..=10_600_000).contains(&len), "{len}");
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(text.contains("bytes of output cut here"));
+    assert!(text.trim_end().ends_with("the-last-line"));
 }
 
 #[test]

@@ -591,14 +591,21 @@ fn hostile_agent_output_is_cleaned_capped_and_its_warnings_kept() {
         .find(|l| l.starts_with("| hostile |"))
         .unwrap();
     assert!(row.chars().count() < 300, "{row}");
-    assert!(report.contains(&format!("- **hostile**: red title {}", "t".repeat(3_000))));
+    // The list of full titles caps it too, saying how long it is; the JSON has it whole.
+    let full = report
+        .lines()
+        .find(|l| l.starts_with("- **hostile**: red title "))
+        .unwrap();
+    assert!(full.chars().count() < 400, "{full}");
+    assert!(
+        full.ends_with("(3010 characters; the full title is in the JSON)_"),
+        "{full}"
+    );
 
     let v = report_json(&env, &[&run, "--format", "json"]);
     let w = &v["workstreams"][0];
-    assert_eq!(
-        w["title"],
-        json!(format!("red title {}", "t".repeat(3_000)))
-    );
+    // The JSON keeps the title as written, escapes and all (escaped as JSON).
+    assert_eq!(w["title"], json!(long_title));
     assert_eq!(w["output_tail"]["cut_lines"], json!(1));
     assert_eq!(v["warnings"][0]["workstream_id"], json!("hostile"));
     let table = env.ws_report(&[&run]);

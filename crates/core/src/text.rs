@@ -19,15 +19,32 @@ pub const TAIL_LINE_CHARS: usize = 400;
 const CUT_SUFFIX: &str = " characters cut]";
 const CUT_PREFIX: &str = " … [";
 
+/// Characters that change how the text around them is shown without being seen: the
+/// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, which
+/// can make a file name read backwards) and the zero-width ones (U+200B–U+200D, U+2060,
+/// U+FEFF, which make two different names look alike). [`clean`] drops them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+    )
+}
+
 /// Text as a terminal would show it, without the terminal: ANSI/OSC/DCS escape sequences
 /// removed (OSC-8 hyperlinks keep their visible text), `\r\n` read as `\n`, a bare `\r`
-/// overwriting its line the way progress bars use it, and other control characters except
-/// newline and tab dropped.
+/// overwriting its line the way progress bars use it, other control characters except
+/// newline and tab dropped, and the invisible characters of [`is_invisible`] dropped. The
+/// one sanitiser of user-controlled text (file names, ids, titles, output tails, git
+/// messages) on its way to a terminal, the report or a table.
 pub fn clean(s: &str) -> String {
     // Most text has nothing to clean.
     if !s
         .chars()
-        .any(|c| (c.is_control() && c != '\n' && c != '\t') || c == '\u{FEFF}')
+        .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_invisible(c))
     {
         return s.to_string();
     }
@@ -46,8 +63,7 @@ pub fn clean(s: &str) -> String {
         out.extend(
             visible
                 .chars()
-                .filter(|&c| c == '\t' || !c.is_control())
-                .map(|c| if c == '\u{FEFF}' { ' ' } else { c }),
+                .filter(|&c| (c == '\t' || !c.is_control()) && !is_invisible(c)),
         );
     }
     out
@@ -361,6 +377,21 @@ pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_drops_escapes_bidi_overrides_and_zero_width_characters() {
+        let hostile =
+            "evil\u{1b}]0;owned\u{7}\u{1b}[2Jname\u{202E}nosj.\u{200B}x\u{2066}\u{FEFF}.json";
+        assert_eq!(clean(hostile), "evilnamenosj.x.json");
+        assert_eq!(one_line(hostile), "evilnamenosj.x.json");
+        for c in [
+            '\u{202A}', '\u{202D}', '\u{2069}', '\u{200C}', '\u{200D}', '\u{2060}',
+        ] {
+            assert_eq!(clean(&format!("a{c}b")), "ab", "{:?}", c);
+        }
+        // Ordinary non-ASCII text is kept.
+        assert_eq!(clean("café — 日本"), "café — 日本");
+    }
 
     #[test]
     fn escapes_are_stripped_and_carriage_returns_resolved() {

@@ -82,6 +82,12 @@ pub enum MigrationError {
     /// It records a migration newer than every one this binary has.
     #[error("it was written by a newer git-ws (schema version {version}); upgrade git-ws")]
     Newer { version: String },
+    /// A reader found migrations this binary has and the database lacks: readers never
+    /// migrate, a writing command (`git ws-run`) upgrades it.
+    #[error(
+        "it was written by an older git-ws (schema version {version}); a reader does not upgrade it, the next `git ws-run` will"
+    )]
+    Older { version: String },
     /// It records migrations this binary does not have and none of ours.
     #[error(
         "it is not a git-ws database (it records schema migrations git-ws does not have, e.g. {version})"

@@ -118,6 +118,10 @@ enum Purpose {
     Existing,
     /// The post-merge hook: short waits; "nothing here" is not an error.
     Hook,
+    /// A reader (`git ws-report`, `git ws-merge --dry-run`): open read-only, never create,
+    /// never migrate; a database without git-ws's tables or with a schema other than this
+    /// binary's is refused, the file left byte-identical.
+    Read,
 }
 
 impl ConsolidationDatabase {
@@ -147,6 +151,14 @@ impl ConsolidationDatabase {
         Self::open_with(db.into(), Purpose::Existing).map(|o| o.expect("opened"))
     }
 
+    /// Open a database that has recorded runs for reading only: SQLite read-only (no
+    /// journal, no WAL switch, no migration), PostgreSQL in read-only transactions. Errors,
+    /// one sentence naming the path or URL, with nothing written: no such file, no git-ws
+    /// tables (an empty or foreign file), a schema newer or older than this binary's.
+    pub fn open_read_only(db: impl Into<DbLocation>) -> Result<Self, DbError> {
+        Self::open_with(db.into(), Purpose::Read).map(|o| o.expect("opened"))
+    }
+
     fn open_with(location: DbLocation, purpose: Purpose) -> Result<Option<Self>, DbError> {
         let db = || location.display().to_string();
         let fail = |why: &dyn fmt::Display| {
@@ -174,13 +186,20 @@ impl ConsolidationDatabase {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => match purpose {
                         Purpose::Create => {}
                         Purpose::Hook => return Ok(None),
-                        Purpose::Existing => {
+                        Purpose::Existing | Purpose::Read => {
                             return Err(nothing("no such file (no run has been recorded here yet)"))
                         }
                     },
                     Err(e) => return Err(fail(&e)),
                 }
-                Conn::Sqlite(sqlite::connect(path, busy)?)
+                if purpose == Purpose::Read {
+                    Conn::Sqlite(sqlite::connect_read_only(path, busy)?)
+                } else {
+                    Conn::Sqlite(sqlite::connect(path, busy)?)
+                }
+            }
+            DbLocation::Postgres(url) if purpose == Purpose::Read => {
+                Conn::Postgres(postgres::connect_read_only(url)?)
             }
             DbLocation::Postgres(url) => {
                 Conn::Postgres(postgres::connect(url, purpose == Purpose::Hook)?)
@@ -189,9 +208,14 @@ impl ConsolidationDatabase {
         let known = backend::known_versions(&conn).map_err(schema)?;
         let applied = backend::applied_versions(&mut conn).map_err(|e| fail(&e))?;
         backend::check_applied(&applied, &known).map_err(schema)?;
+        if applied.is_empty() && purpose == Purpose::Read {
+            return Err(nothing(
+                "it has no git-ws tables (no run has been recorded here yet)",
+            ));
+        }
         if applied.is_empty() && matches!(location, DbLocation::Postgres(_)) {
             match purpose {
-                Purpose::Create => {}
+                Purpose::Create | Purpose::Read => {}
                 Purpose::Hook => return Ok(None),
                 Purpose::Existing => {
                     return Err(nothing(
@@ -199,6 +223,10 @@ impl ConsolidationDatabase {
                     ))
                 }
             }
+        }
+        if purpose == Purpose::Read && !known.is_subset(&applied) {
+            let version = applied.last().cloned().unwrap_or_default();
+            return Err(schema(MigrationError::Older { version }));
         }
         if !known.is_subset(&applied) {
             // One writer at a time: a second process opening a fresh database waits here,
@@ -318,8 +346,21 @@ impl ConsolidationDatabase {
     }
 
     /// `latest` → the most recent run; an exact id → itself; otherwise an error naming up
-    /// to three closest known ids.
+    /// to three closest known ids. The id found must pass
+    /// [`validate_run_id`](ws_core::workstream::validate_run_id) (a crafted row in a shared
+    /// database must not become a path or a ref): else an error, nothing used.
     pub fn resolve_run_id(&mut self, spec: &str) -> Result<String, DbError> {
+        let id = self.find_run_id(spec)?;
+        ws_core::workstream::validate_run_id(&id).map_err(|e| {
+            DbError::Other(format!(
+                "failed to use a run of database {}: {e}",
+                self.location.display()
+            ))
+        })?;
+        Ok(id)
+    }
+
+    fn find_run_id(&mut self, spec: &str) -> Result<String, DbError> {
         let c = &mut self.conn;
         let found = (|| -> Result<Result<String, Vec<String>>, TxError> {
             if spec == "latest" {

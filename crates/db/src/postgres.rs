@@ -18,6 +18,16 @@ const HOOK_CONNECT_TIMEOUT_SECS: u32 = 2;
 /// Connect to `url` and configure the session. `hook`: give up quickly (connect within
 /// 2 s, wait at most 50 ms for a lock) so a merge is never held up.
 pub fn connect(url: &PgUrl, hook: bool) -> Result<PgConnection, DbError> {
+    connect_as(url, hook, false)
+}
+
+/// [`connect`] for a reader: every transaction of the session is read-only
+/// (`default_transaction_read_only`), so nothing can be written or migrated.
+pub fn connect_read_only(url: &PgUrl) -> Result<PgConnection, DbError> {
+    connect_as(url, false, true)
+}
+
+fn connect_as(url: &PgUrl, hook: bool, read_only: bool) -> Result<PgConnection, DbError> {
     let fail = |why: String| {
         let sentence = format!("failed to open database {url}: {why}");
         DbError::failed(sentence, &why)
@@ -45,6 +55,9 @@ pub fn connect(url: &PgUrl, hook: bool) -> Result<PgConnection, DbError> {
     let mut session = String::from("SET TIME ZONE 'UTC'; SET client_min_messages = warning;");
     if hook {
         session.push_str(" SET lock_timeout = '50ms'; SET statement_timeout = '2s';");
+    }
+    if read_only {
+        session.push_str(" SET default_transaction_read_only = on;");
     }
     conn.batch_execute(&session)
         .map_err(|e| fail(one_line(&scrub(&e.to_string(), url))))?;

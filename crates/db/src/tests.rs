@@ -1549,3 +1549,110 @@ fn raw(path: &std::path::Path, cols: &str, rest: &str) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// Every file beside `path`'s (the database, its `-wal`, `-shm`, `-journal`), with a hash
+/// of its bytes.
+fn files_beside(path: &std::path::Path) -> Vec<(String, u64)> {
+    use std::hash::{Hash, Hasher};
+    let mut v: Vec<(String, u64)> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            std::fs::read(&p).unwrap_or_default().hash(&mut h);
+            (name, h.finish())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_reader_refuses_empty_foreign_newer_and_older_databases_writing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Empty: no tables.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    // Foreign: an SQLite file of someone else's.
+    let foreign = dir.path().join("foreign.db");
+    {
+        let mut c = SqliteConnection::establish(foreign.to_str().unwrap()).unwrap();
+        diesel::sql_query("CREATE TABLE notes (t TEXT)")
+            .execute(&mut c)
+            .unwrap();
+    }
+    // Newer: a migration this binary lacks.
+    let (_d1, newer, mut db) = fresh();
+    seed_run(&mut db);
+    diesel::sql_query("INSERT INTO __diesel_schema_migrations (version) VALUES ('99990101000000')")
+        .execute(db.sqlite())
+        .unwrap();
+    drop(db);
+    // Older: one of this binary's migrations missing.
+    let (_d2, older, mut db) = fresh();
+    diesel::sql_query(
+        "DELETE FROM __diesel_schema_migrations WHERE version = \
+         (SELECT MAX(version) FROM __diesel_schema_migrations)",
+    )
+    .execute(db.sqlite())
+    .unwrap();
+    drop(db);
+    for (path, says) in [
+        (
+            &empty,
+            "it has no git-ws tables (no run has been recorded here yet)",
+        ),
+        (
+            &foreign,
+            "it has no git-ws tables (no run has been recorded here yet)",
+        ),
+        (&newer, "it was written by a newer git-ws"),
+        (&older, "it was written by an older git-ws"),
+    ] {
+        let before = files_beside(path);
+        let err = ConsolidationDatabase::open_read_only(path).err().unwrap();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "failed to open database {}: {says}",
+                path.display()
+            )),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(files_beside(path), before, "{}", path.display());
+    }
+    // The null device reads as empty, and no journal appears beside it.
+    let err = ConsolidationDatabase::open_read_only(std::path::Path::new("/dev/null"))
+        .err()
+        .unwrap();
+    assert!(matches!(err, DbError::NothingRecorded { .. }), "{err:?}");
+    assert!(!std::path::Path::new("/dev/null-journal").exists());
+}
+
+#[test]
+fn a_reader_reads_a_recorded_run_and_cannot_write() {
+    let (dir, path, mut db) = fresh();
+    let (info, _) = seed_run(&mut db);
+    drop(db);
+    let before = files_beside(&path);
+    let mut db = ConsolidationDatabase::open_read_only(&path).unwrap();
+    assert_eq!(db.get_all_runs(10).unwrap().len(), 1);
+    assert!(db.set_run_state(&info.run_id, RunState::Finished).is_err());
+    drop(db);
+    assert_eq!(files_beside(&path), before);
+    // Beside a live writer, the reader sees what it committed.
+    let mut writer = ConsolidationDatabase::open(&path).unwrap();
+    writer
+        .set_run_state(&info.run_id, RunState::Running)
+        .unwrap();
+    let mut db = ConsolidationDatabase::open_read_only(&path).unwrap();
+    assert_eq!(db.get_all_runs(10).unwrap()[0].state, RunState::Running);
+    drop((db, writer));
+    // A path with URI characters in it is still a path.
+    let odd = dir.path().join("a?b#c%d.db");
+    std::fs::copy(&path, &odd).unwrap();
+    let mut db = ConsolidationDatabase::open_read_only(&odd).unwrap();
+    assert_eq!(db.get_all_runs(10).unwrap().len(), 1);
+}

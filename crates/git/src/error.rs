@@ -25,6 +25,13 @@ pub enum GitError {
         root.display()
     )]
     UnbornHead { root: PathBuf },
+    /// HEAD names a branch with no commit in a repository that has commits elsewhere: a
+    /// new orphan branch (`git checkout --orphan`) or a current branch that was deleted.
+    #[error(
+        "failed to use the repository at {}: the current branch {branch} has no commits (a new orphan branch, or a branch that was deleted); check out a branch that has commits",
+        root.display()
+    )]
+    BranchWithoutCommits { root: PathBuf, branch: String },
     /// Every pool slot of agent `agent` (`agent-k`, `agent-k-2`, …) is held by another
     /// live run.
     #[error(

@@ -143,10 +143,36 @@ pub fn fast_forward(
         }
         let wt = Repository::open(wt_path).ctx(what)?;
         let target = wt.find_commit(to_oid).ctx(what)?;
+        // The paths that block the checkout (an untracked file the target adds, …), named
+        // in the error instead of libgit2's bare count.
+        let clashes = std::cell::RefCell::new(Vec::<String>::new());
         let mut co = CheckoutBuilder::new();
         co.safe();
-        wt.checkout_tree(target.as_object(), Some(&mut co))
-            .ctx(|| format!("update the files of {}", wt_path.display()))?;
+        co.notify_on(git2::CheckoutNotificationType::CONFLICT);
+        co.notify(|_, path, _, _, _| {
+            if let Some(p) = path {
+                clashes.borrow_mut().push(p.display().to_string());
+            }
+            true
+        });
+        let done = wt.checkout_tree(target.as_object(), Some(&mut co));
+        drop(co);
+        if let Err(e) = done {
+            let clashes = clashes.into_inner();
+            if !clashes.is_empty() {
+                return Err(GitError::Other(format!(
+                    "failed to {}: checking it out in {} would overwrite {} that {} not committed there ({}); move {} away or commit {}",
+                    what(),
+                    wt_path.display(),
+                    if clashes.len() == 1 { "a file" } else { "files" },
+                    if clashes.len() == 1 { "is" } else { "are" },
+                    clashes.join(", "),
+                    if clashes.len() == 1 { "it" } else { "them" },
+                    if clashes.len() == 1 { "it" } else { "them" },
+                )));
+            }
+            return Err(e).ctx(|| format!("update the files of {}", wt_path.display()));
+        }
     }
     main.reference_matching(&refname, to_oid, true, from_oid, message)
         .ctx(what)?;

@@ -70,7 +70,7 @@ pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
     match repo.head() {
         Ok(_) => {}
         Err(e) if e.code() == ErrorCode::UnbornBranch || e.code() == ErrorCode::NotFound => {
-            return Err(GitError::UnbornHead { root })
+            return Err(unborn(&repo, root))
         }
         Err(e) => {
             return Err(GitError::Other(format!(
@@ -81,6 +81,27 @@ pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
         }
     }
     Ok(RepoPaths { root, common_dir })
+}
+
+/// Why HEAD has no commit: a repository with no commit at all, or a current branch without
+/// one while other refs have commits (an orphan branch, a deleted current branch).
+fn unborn(repo: &Repository, root: PathBuf) -> GitError {
+    let has_commits = repo
+        .references()
+        .is_ok_and(|mut refs| refs.any(|r| r.is_ok_and(|r| r.target().is_some())));
+    let branch = repo.find_reference("HEAD").ok().and_then(|h| {
+        let target: &str = h.symbolic_target().ok().flatten()?;
+        Some(
+            target
+                .strip_prefix("refs/heads/")
+                .unwrap_or(target)
+                .to_string(),
+        )
+    });
+    match branch {
+        Some(branch) if has_commits => GitError::BranchWithoutCommits { root, branch },
+        _ => GitError::UnbornHead { root },
+    }
 }
 
 /// Open the main repository (its common dir, so linked worktrees' HEADs never matter).

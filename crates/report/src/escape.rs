@@ -63,6 +63,7 @@ pub fn escape_inline(s: &str) -> String {
             }
             '\n' => out.push_str("<br>"),
             c if c.is_control() => out.push(' '),
+            c if ws_core::text::is_invisible(c) => {}
             c => out.push(c),
         }
     }
@@ -82,7 +83,11 @@ pub fn escape_with_code_spans(s: &str) -> String {
             out.push_str(&escape_inline(part));
         } else {
             out.push('`');
-            out.extend(part.chars().map(|c| if c.is_control() { ' ' } else { c }));
+            out.extend(
+                part.chars()
+                    .filter(|&c| !ws_core::text::is_invisible(c))
+                    .map(|c| if c.is_control() { ' ' } else { c }),
+            );
             out.push('`');
         }
     }
@@ -113,7 +118,11 @@ pub fn fenced_with(info: &str, s: &str) -> String {
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
-    let body = s.replace('\0', "\u{FFFD}");
+    let body: String = s
+        .chars()
+        .filter(|&c| !ws_core::text::is_invisible(c))
+        .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+        .collect();
     let mut out = String::with_capacity(body.len() + 2 * fence.len() + info.len() + 3);
     out.push_str(&fence);
     out.push_str(&info);

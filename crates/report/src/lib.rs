@@ -30,7 +30,10 @@ use ws_core::view::{Input, RunView};
 pub use cells::render_table;
 pub use escape::{fenced_with, mermaid_name};
 pub use json::{json, json_sections};
-pub use markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS, MAX_TITLE_COLUMNS};
+pub use markdown::{
+    MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_FULL_TITLE_COLUMNS, MAX_TABLE_ROWS,
+    MAX_TITLE_COLUMNS,
+};
 pub use section::Section;
 pub use table::{tables, TABLE_TITLE_COLUMNS};
 pub use usage::{fmt_count, fmt_usd, retries_line, usage_line};

@@ -18,6 +18,9 @@ pub const MAX_ERROR_DETAILS: usize = 200;
 pub const MAX_CONFLICT_DETAILS: usize = 100;
 /// Titles in the workstreams table are cut to this many columns (the full text follows it).
 pub const MAX_TITLE_COLUMNS: usize = 60;
+/// A title in the report's list of full titles is cut to this many columns too (the JSON
+/// has every character), so no title makes a line of thousands.
+pub const MAX_FULL_TITLE_COLUMNS: usize = 300;
 
 fn pct(n: usize, total: usize) -> String {
     if total == 0 {
@@ -209,10 +212,10 @@ fn workstreams(out: &mut String, v: &RunView) {
     md_header(out, &headers);
     let mut long_titles = Vec::new();
     for w in &v.workstreams {
-        let title = w.title.as_deref().unwrap_or("");
-        let shown = truncate(title, MAX_TITLE_COLUMNS);
+        let title = ws_core::text::one_line(w.title.as_deref().unwrap_or(""));
+        let shown = truncate(&title, MAX_TITLE_COLUMNS);
         if shown != title {
-            long_titles.push((&w.workstream_id, title));
+            long_titles.push((&w.workstream_id, title.clone()));
         }
         let mut cells = vec![
             esc(&w.workstream_id),
@@ -234,7 +237,18 @@ fn workstreams(out: &mut String, v: &RunView) {
     if !long_titles.is_empty() {
         out.push_str("\nFull titles:\n\n");
         for (id, title) in long_titles.iter().take(MAX_ERROR_DETAILS) {
-            let _ = writeln!(out, "- **{}**: {}", esc(id), esc(title));
+            let shown = truncate(title, MAX_FULL_TITLE_COLUMNS);
+            if shown == *title {
+                let _ = writeln!(out, "- **{}**: {}", esc(id), esc(title));
+            } else {
+                let _ = writeln!(
+                    out,
+                    "- **{}**: {} _({} characters; the full title is in the JSON)_",
+                    esc(id),
+                    esc(&shown),
+                    title.chars().count()
+                );
+            }
         }
     }
 }

@@ -79,7 +79,10 @@ fn overview(v: &RunView) -> String {
         .map(|w| {
             vec![
                 w.workstream_id.clone(),
-                truncate(w.title.as_deref().unwrap_or(""), TABLE_TITLE_COLUMNS),
+                truncate(
+                    &one_line(w.title.as_deref().unwrap_or("")),
+                    TABLE_TITLE_COLUMNS,
+                ),
                 w.agent_id.clone(),
                 w.status.to_string(),
                 w.start_time

@@ -91,12 +91,18 @@ fn markdown_is_hostile_proof() {
         !md.contains('\u{1b}') && !md.contains('\r'),
         "escape or CR left"
     );
-    // No line is longer than a capped tail line (plus its marker) or the full 3,000-char title.
+    // No line is longer than a capped tail line (plus its marker): the 3,000-character title
+    // is capped in the table and in the list of full titles, which says how long it is.
     let longest = md.lines().map(|l| l.chars().count()).max().unwrap();
-    assert!(longest < 3_100, "{longest}");
+    assert!(longest < 500, "{longest}");
     let title_row = md.lines().find(|l| l.starts_with("| ws-05 |")).unwrap();
     assert!(width(title_row) < 200, "{title_row}");
-    assert!(md.contains(&format!("- **ws-05**: {}", "x".repeat(3_000))));
+    let full = md.lines().find(|l| l.starts_with("- **ws-05**: ")).unwrap();
+    assert!(width(full) < MAX_FULL_TITLE_COLUMNS + 80, "{full}");
+    assert!(
+        full.ends_with("_(3000 characters; the full title is in the JSON)_"),
+        "{full}"
+    );
     // The real error before the huge last line is shown, and the cut is said.
     assert!(md.contains("error: the real reason\nzzzz"));
     assert!(md.contains("(1 long line cut); the whole log: /repo/.state/logs/"));
@@ -436,4 +442,31 @@ fn usage_and_retries_in_every_output() {
     let plain: serde_json::Value =
         serde_json::from_str(&json_sections(&fixture::view(), &[Section::Summary])).unwrap();
     assert!(plain.get("usage").is_none() && plain.get("retries").is_none());
+}
+
+#[test]
+fn bidi_overrides_zero_width_and_escapes_reach_no_rendering() {
+    let hostile = "evil\u{1b}]0;owned\u{7}\u{1b}[2J\u{202E}nosj.\u{200B}\u{2066}x\u{FEFF}";
+    let mut rs = fixture::results();
+    rs[0].workstream_id = format!("file:{hostile}.json");
+    rs[0].title = Some(format!("{hostile} {}", "t".repeat(3_000)));
+    let c = fixture::consolidated();
+    let v = RunView::build(ws_core::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    });
+    let md = markdown(&v);
+    let all = tables(&v, &[]) + &tables(&v, &[Section::Workstreams]);
+    for (what, out) in [("markdown", &md), ("tables", &all)] {
+        for c in [
+            '\u{1b}', '\u{7}', '\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}',
+        ] {
+            assert!(!out.contains(c), "{what} keeps {c:?}");
+        }
+        let longest = out.lines().map(width).max().unwrap();
+        assert!(longest < 500, "{what}: a line of {longest} columns");
+    }
+    assert!(md.contains("nosj."), "the visible text stays");
 }

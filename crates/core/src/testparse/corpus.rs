@@ -109,6 +109,33 @@ corpus! {
         passed: 0, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest_q_no_tests: "pytest-q-no-tests.txt" => PYTEST, {
         passed: 0, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    // pytest 9 on small suites: all passing (with a pyproject.toml), passing and skipping,
+    // one failing; each with and without -q.
+    pytest9_pass: "pytest9-pass.txt" => PYTEST, {
+        passed: 3, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_q_pass: "pytest9-q-pass.txt" => PYTEST, {
+        passed: 3, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_skip: "pytest9-skip.txt" => PYTEST, {
+        passed: 3, failed: 0, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_q_skip: "pytest9-q-skip.txt" => PYTEST, {
+        passed: 3, failed: 0, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_fail: "pytest9-fail.txt" => PYTEST, {
+        passed: 3, failed: 1, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_q_fail: "pytest9-q-fail.txt" => PYTEST, {
+        passed: 3, failed: 1, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    // pytest 9's built-in subtests: `-q` adds "3 subtests passed", which is not 3 more tests.
+    pytest9_subtests: "pytest9-subtests.txt" => PYTEST, {
+        passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    // A failing subtest counts in `failed` (with its test), a skipped one in `skipped` with -q.
+    pytest9_subtests_fail: "pytest9-subtests-fail.txt" => PYTEST, {
+        passed: 1, failed: 2, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_q_subtests_fail: "pytest9-q-subtests-fail.txt" => PYTEST, {
+        passed: 1, failed: 2, skipped: 1, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    // Longer than a minute: the duration gains `(0:01:01)`.
+    pytest9_q_slow: "pytest9-q-slow.txt" => PYTEST, {
+        passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
+    pytest9_q_subtests: "pytest9-q-subtests.txt" => PYTEST, {
+        passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest_color: "pytest-color.txt" => PYTEST, {
         passed: 6, failed: 1, skipped: 1, errors: 1, deselected: 0, xfailed: 1, xpassed: 1, warnings: 1 }
 

@@ -3,7 +3,9 @@
 use super::counts::{apply, count_items, Counts, Field, Found, Harness};
 
 /// The pytest words and what they count. pytest leaves out categories with no tests, so a
-/// summary starts every category at 0.
+/// summary starts every category at 0. pytest 9's built-in subtests add `N subtests passed`
+/// (with `-q`): not tests of their own (a failing or skipped subtest is already counted in
+/// `failed` or `skipped`), so they count for nothing.
 const WORDS: &[(&str, Option<Field>)] = &[
     ("passed", Some(Field::Passed)),
     ("failed", Some(Field::Failed)),
@@ -17,6 +19,12 @@ const WORDS: &[(&str, Option<Field>)] = &[
     ("warnings", Some(Field::Warnings)),
     ("rerun", None),
     ("reruns", None),
+    ("subtest passed", None),
+    ("subtests passed", None),
+    ("subtest failed", None),
+    ("subtests failed", None),
+    ("subtest skipped", None),
+    ("subtests skipped", None),
 ];
 
 const ALL: &[Field] = &[
@@ -95,6 +103,9 @@ mod tests {
         let c = summary("2 passed, 1 warning in 61.23s (0:01:01)").unwrap();
         assert_eq!(c.warnings, Some(1));
         assert_eq!(summary("no tests ran in 0.01s").unwrap().passed, Some(0));
+        // pytest 9, -q, with subtests.
+        let c = summary("2 failed, 1 passed, 1 skipped, 2 subtests passed in 0.02s").unwrap();
+        assert_eq!((c.passed, c.failed, c.skipped), (Some(1), Some(2), Some(1)));
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Markdown report, the `git ws-report` tables and the JSON are thin renderers over it
 //! (the `ws-report` crate); the JSON is its serde serialisation (`"schema": 2`).
 //!
-//! Text that came from agents (titles, messages, output tails, warnings, hunks) is cleaned
-//! here ([`text::clean`]), once, so no renderer can forget to. A later field (a run's
+//! Text that came from agents (messages, output tails, warnings, hunks) is cleaned here
+//! ([`text::clean`]), once, so no renderer can forget to. Titles stay raw for the JSON;
+//! the Markdown and table renderers clean and cap them. A later field (a run's
 //! `integration`, a workstream's `usage`) is one field on [`RunView`] or [`WorkstreamRow`]
 //! and one line in [`RunView::build`].
 //!
@@ -201,6 +202,8 @@ pub struct WorkstreamRow {
     pub merge_commit: Option<String>,
     /// When merged: how the hook recognised it (`ancestor`, `tree`, `patch-id`).
     pub merge_detected_by: Option<String>,
+    /// As the workstream file gives it (the JSON keeps every character); renderers show it
+    /// through [`text::one_line`], capped.
     pub title: Option<String>,
     pub source_file: Option<String>,
     #[serde(with = "micros::option")]
@@ -436,7 +439,8 @@ fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> Workstre
         merged: merge.is_some(),
         merge_commit: merge.map(|m| m.merge_commit.clone()),
         merge_detected_by: merge.and_then(|m| m.detected_by.clone()),
-        title: r.title.as_deref().map(text::one_line),
+        // Raw, as the JSON keeps it; every other rendering cleans and caps it.
+        title: r.title.clone(),
         source_file: r.source_file.clone(),
         start_time: r.start_time,
         end_time: r.end_time,

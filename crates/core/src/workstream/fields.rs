@@ -431,6 +431,24 @@ pub fn validate_id(id: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Check a run id before it becomes a path (`.state/logs/<run>/`, the report
+/// `multi_agent_consolidated_<run>.md`) or a ref (`ws/<run>/<id>`): the rules of
+/// [`validate_id`] (ASCII letters, digits, `.`, `_`, `-`; no `..`, no leading or trailing
+/// `.`, no `.lock`; at most 100 characters), which every id git-ws hands out
+/// (`ma-run-YYYYMMDD-HHMMSS`, with `-2`, `-3`, … when taken) satisfies. A run id read from a
+/// database (which anyone with access to a shared one can write) goes through this first.
+pub fn validate_run_id(run_id: &str) -> Result<(), Invalid> {
+    validate_id(run_id).map_err(|e| {
+        Invalid::new(format!(
+            "{} is not a valid run id, refusing to use it as a file name or a branch name ({})",
+            quote(run_id),
+            e.to_string()
+                .split_once(" (")
+                .map_or("", |(_, why)| why.trim_end_matches(')'))
+        ))
+    })
+}
+
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`, and not `WS_*` (set by git-ws).
 pub(super) fn validate_env_name(key: &str) -> Result<(), String> {
     let mut bytes = key.bytes();
@@ -459,6 +477,24 @@ pub(super) fn validate_env_name(key: &str) -> Result<(), String> {
 mod tests {
     use super::super::test_util::{err, ok};
     use super::*;
+
+    #[test]
+    fn run_ids_that_would_climb_out_of_a_directory_are_refused() {
+        assert_eq!(validate_run_id("ma-run-20261207-082957"), Ok(()));
+        assert_eq!(validate_run_id("ma-run-20261207-082957-2"), Ok(()));
+        for bad in [
+            "x/../../../tmp/owned",
+            "..",
+            "a/b",
+            "",
+            "x\u{1b}[2J",
+            "ref.lock",
+        ] {
+            let e = validate_run_id(bad).unwrap_err().to_string();
+            assert!(e.contains("is not a valid run id"), "{e}");
+            assert!(!e.contains('\u{1b}'), "{e}");
+        }
+    }
 
     #[test]
     fn parses_the_documented_example() {

@@ -11,8 +11,17 @@ use std::path::Path;
 /// Read every `*.json` file in `dir` (not recursive), parse and validate them all.
 /// Errors only when the directory itself cannot be read. Hidden files, subdirectories and
 /// other names are ignored; a file that cannot be read, is not a regular file or is larger
-/// than [`MAX_FILE_BYTES`] becomes an [`InvalidWorkstream`].
+/// than [`MAX_FILE_BYTES`] becomes an [`InvalidWorkstream`]; so does a symbolic link whose
+/// target is outside `dir` (see [`load_dir_within`]).
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
+    load_dir_within(dir, dir)
+}
+
+/// [`load_dir`], where a symbolic link may point anywhere inside `root` (the repository,
+/// when `dir` is in it): a link whose target (all links resolved) is outside `root` is
+/// refused as an invalid file naming where it points, and is never read.
+pub fn load_dir_within(dir: &Path, root: &Path) -> std::io::Result<Loaded> {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -45,6 +54,13 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
         };
         if !utf8_name {
             invalid.push(reject("file name is not valid UTF-8".to_string()));
+            continue;
+        }
+        if let Some(outside) = link_outside(&path, &root) {
+            invalid.push(reject(format!(
+                "a symbolic link to {}, outside the repository; refusing to read it",
+                outside.display()
+            )));
             continue;
         }
         if !meta.is_file() {
@@ -80,6 +96,20 @@ pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
         }
     }
     Ok(validate_set(parsed, invalid, warnings))
+}
+
+/// Where `path` leads when it is a symbolic link whose resolved target is not inside
+/// `root` (canonical); `None` for a plain file or a link that stays inside.
+fn link_outside(path: &Path, root: &Path) -> Option<std::path::PathBuf> {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return None;
+    }
+    match std::fs::canonicalize(path) {
+        Ok(target) if target.starts_with(root) => None,
+        Ok(target) => Some(target),
+        Err(_) => std::fs::read_link(path).ok(),
+    }
 }
 
 /// Keep only the workstreams whose id is in `only` (plus nothing else: dependencies outside
@@ -256,5 +286,57 @@ mod tests {
             vec!["b.json: unknown field \"y\" (ignored)".to_string()]
         );
         assert_eq!(unknown, vec!["zz".to_string(), "f.json".to_string()]);
+    }
+
+    #[test]
+    fn an_invalid_file_and_a_valid_id_named_like_it_have_different_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::write(p.join("broken.json"), "{ not json").unwrap();
+        std::fs::write(
+            p.join("ok.json"),
+            r#"{"id": "broken.json", "command": "true"}"#,
+        )
+        .unwrap();
+        let loaded = load_dir(p).unwrap();
+        assert_eq!(loaded.valid[0].id, "broken.json");
+        let key = loaded.invalid[0].key();
+        assert_eq!(key, "file:broken.json");
+        assert!(super::super::validate_id(&key).is_err());
+        assert_ne!(key, loaded.valid[0].id);
+    }
+
+    #[test]
+    fn a_symlink_leaving_the_root_is_refused_and_one_inside_is_read() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(
+            outside.path().join("secret.json"),
+            r#"{"id":"s","command":"true"}"#,
+        )
+        .unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let dir = repo.path().join("workstreams");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(
+            repo.path().join("shared.json"),
+            r#"{"id":"in","command":"true"}"#,
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.json"), dir.join("x.json")).unwrap();
+        std::os::unix::fs::symlink("../shared.json", dir.join("in.json")).unwrap();
+        std::fs::write(dir.join("ok.json"), r#"{"id":"ok","command":"true"}"#).unwrap();
+        let loaded = load_dir_within(&dir, repo.path()).unwrap();
+        let ids: Vec<&str> = loaded.valid.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["in", "ok"]);
+        assert_eq!(loaded.invalid.len(), 1);
+        let msg = &loaded.invalid[0].message;
+        assert!(msg.starts_with("x.json: a symbolic link to "), "{msg}");
+        assert!(
+            msg.ends_with("secret.json, outside the repository; refusing to read it"),
+            "{msg}"
+        );
+        // Without a wider root, the directory itself is the limit.
+        let loaded = load_dir(&dir).unwrap();
+        assert_eq!(loaded.invalid.len(), 2, "{:?}", loaded.invalid);
     }
 }

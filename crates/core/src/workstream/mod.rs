@@ -19,8 +19,8 @@ mod parse;
 mod validation;
 
 pub use crate::text::{parse_duration, MAX_TIMEOUT};
-pub use fields::validate_id;
-pub use loading::{load_dir, select_only};
+pub use fields::{validate_id, validate_run_id};
+pub use loading::{load_dir, load_dir_within, select_only};
 pub use parse::parse_workstream;
 pub use validation::validate_set;
 
@@ -68,9 +68,26 @@ pub struct Workstream {
 pub struct InvalidWorkstream {
     pub file: String,
     /// The id if one could be read and is itself valid and unique across the directory (so it
-    /// can key a database row), else None (use the file name instead).
+    /// can key a database row), else None (see [`InvalidWorkstream::key`]).
     pub id: Option<String>,
     pub message: String,
+}
+
+/// What the key of an invalid file without a usable id starts with. `:` is never part of a
+/// valid id ([`validate_id`]), so `file:broken.json` cannot collide with a workstream whose
+/// id is `broken.json`.
+pub const INVALID_FILE_KEY_PREFIX: &str = "file:";
+
+impl InvalidWorkstream {
+    /// The workstream id its failed result is recorded under: its id, else
+    /// `file:<file name>`, a form no valid id can take, so an invalid file and a valid
+    /// workstream never share a row, a line of the summary or of the report.
+    pub fn key(&self) -> String {
+        match &self.id {
+            Some(id) => id.clone(),
+            None => format!("{INVALID_FILE_KEY_PREFIX}{}", self.file),
+        }
+    }
 }
 
 /// Result of loading a directory: valid workstreams (sorted by file name), invalid ones,
