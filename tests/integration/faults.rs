@@ -419,3 +419,62 @@ fn resume_after_a_crash_does_not_adopt_a_workstream_that_was_still_running() {
     );
     assert!(!warnings[0][0].contains("adopted"), "{warnings:?}");
 }
+
+/// The run's logs (`.state/logs`) on a 600 KB tmpfs, the database and the reports elsewhere;
+/// the second of three workstreams prints 2 MB into its log, which fills the disk (the
+/// command ignores its write error and exits 0), and the third then runs with no space left
+/// for its log. Every result is recorded as completed, nothing runs twice, the report is
+/// written whole, and the full log keeps what fit (not 0 bytes).
+/// (Today the run exits 0 and says nothing about the cut log: the command writes its log
+/// itself, so git-ws never sees the write fail.)
+#[test]
+fn a_full_disk_under_the_logs_loses_no_result() {
+    let env = Env::new();
+    let Some(_fs) = Tmpfs::mount(env.repo.join(".state/logs"), "600k") else {
+        return;
+    };
+    let marker = env.scratch("marker");
+    three_in_a_chain(
+        &env,
+        &marker,
+        "head -c 2000000 /dev/zero | tr '\\0' x; echo; true",
+    );
+    let out = env.ws_run(&["-q", "--agents", "1"]);
+    let db = env.db_path();
+    let run = sql(&db, "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let gone = missing(&db, &run).len();
+    tally(
+        "full-logs",
+        gone,
+        if out.code == 0 { gone } else { 0 },
+        0,
+        runs(&marker).len().saturating_sub(3),
+    );
+    assert!(
+        out.code == 0 || out.code == 3,
+        "exit {}\n{}",
+        out.code,
+        out.stderr
+    );
+    assert_eq!(recorded(&db, &run), all_three_completed(), "{}", out.stderr);
+    assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
+    let reports = env.repo.join("reports");
+    no_empty_report(&reports);
+    let report =
+        std::fs::read_to_string(reports.join(format!("multi_agent_consolidated_{run}.md")))
+            .unwrap();
+    for id in ["ws-1", "ws-2", "ws-3"] {
+        assert!(report.contains(id), "{report}");
+    }
+    let log = env.repo.join(format!(".state/logs/{run}/ws-2.log"));
+    assert!(
+        std::fs::metadata(&log).unwrap().len() > 0,
+        "ws-2's log is empty"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.repo.join(format!(".state/logs/{run}/workstreams.json")))
+            .unwrap()
+            .trim(),
+        r#"["ws-1","ws-2","ws-3"]"#
+    );
+}
