@@ -51,6 +51,11 @@ impl Drop for Tmpfs {
 /// Three workstreams in a chain (so one agent runs them in order), each appending its id to
 /// `marker` and committing a file; `middle` is what the second one also does.
 fn three_in_a_chain(env: &Env, marker: &Path, middle: &str) {
+    three_in_a_chain_then(env, marker, middle, "true");
+}
+
+/// [`three_in_a_chain`], the third one also doing `last`.
+fn three_in_a_chain_then(env: &Env, marker: &Path, middle: &str, last: &str) {
     let m = marker.display();
     env.ws(
         "ws-1",
@@ -64,7 +69,7 @@ fn three_in_a_chain(env: &Env, marker: &Path, middle: &str) {
     env.ws(
         "ws-3",
         json!({"id": "ws-3", "depends_on": ["ws-2"],
-               "command": format!("echo ws-3 >> {m}; echo three > three.txt")}),
+               "command": format!("echo ws-3 >> {m}; echo three > three.txt; {last}")}),
     );
     env.git(&["add", "-A"]);
     env.git(&["commit", "-q", "-m", "workstreams"]);
@@ -477,4 +482,142 @@ fn a_full_disk_under_the_logs_loses_no_result() {
             .trim(),
         r#"["ws-1","ws-2","ws-3"]"#
     );
+}
+
+/// A durable PostgreSQL cluster of this test's own (it is stopped and started), or `None` (the test
+/// skips) when there are no PostgreSQL binaries, unless `GIT_WS_REQUIRE_PG=1`.
+fn own_cluster() -> Option<crate::pgcluster::Cluster> {
+    use crate::pgcluster;
+    if pgcluster::find_bindir().is_none() {
+        assert!(
+            !pgcluster::required(),
+            "GIT_WS_REQUIRE_PG=1 and there are no PostgreSQL binaries"
+        );
+        eprintln!("skipping: no PostgreSQL binaries (GIT_WS_REQUIRE_PG=1 makes this a failure)");
+        return None;
+    }
+    // Durable (PostgreSQL's default fsync and synchronous_commit): with the suite's fast
+    // settings an immediate stop loses commits already acknowledged, which no client can
+    // see or help.
+    Some(pgcluster::start_own(true).expect("start a throwaway PostgreSQL cluster"))
+}
+
+/// `(workstream_id, status)` of `run`'s results in PostgreSQL.
+fn pg_recorded(url: &str, run: &str) -> Vec<(String, String)> {
+    crate::pgcluster::psql(
+        url,
+        &format!(
+            "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY workstream_id"
+        ),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone()))
+    .collect()
+}
+
+/// PostgreSQL stopped (`pg_ctl stop -m immediate`) while the second of three workstreams
+/// runs. `back`: started again 2 s later, while the recorder still retries: every result is
+/// recorded, exit 0. Otherwise: exit 3 naming the unrecorded workstreams and their
+/// branches; with the cluster started again, `--resume` records them from the spool without
+/// running anything again and moves no branch.
+fn postgres_stopped(back: bool) {
+    let Some(cluster) = own_cluster() else {
+        return;
+    };
+    let url = cluster.database("stopped");
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let started = env.scratch("ws-2-started");
+    // The third one takes 4 s, so the recorder is still retrying ws-2 when the cluster is
+    // back (its start after an immediate stop takes up to a few seconds).
+    three_in_a_chain_then(
+        &env,
+        &marker,
+        &format!("touch {}; sleep 1", started.display()),
+        if back { "sleep 4" } else { "true" },
+    );
+    let run = env.spawn_run(&["-q", "--agents", "1", "--db", &url]);
+    wait_until(Duration::from_secs(30), "ws-2 to start", || {
+        started.exists()
+    });
+    cluster.stop();
+    if back {
+        std::thread::sleep(Duration::from_secs(2));
+        cluster.restart(true);
+    }
+    let out = run.wait(Duration::from_secs(120));
+    let id = out.run_id();
+    if !back {
+        cluster.restart(true);
+    }
+    let have = pg_recorded(&url, &id);
+    let gone = 3 - have.len();
+    let unnamed = ["ws-1", "ws-2", "ws-3"]
+        .iter()
+        .filter(|ws| !have.iter().any(|(h, _)| h == *ws))
+        .filter(|ws| {
+            !out.stderr
+                .contains(&format!("{ws} (completed): its work is on branch"))
+        })
+        .count();
+    let first_cwr = if out.code == 0 { gone } else { unnamed };
+    if back {
+        tally(
+            "pg-stopped-back",
+            gone,
+            first_cwr,
+            0,
+            runs(&marker).len().saturating_sub(3),
+        );
+        out.expect(0);
+        assert_eq!(have, all_three_completed(), "{}", out.stderr);
+        assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"]);
+        return;
+    }
+    let before = tips(&env, &id);
+    let again = env.ws_run(&["-q", "--agents", "1", "--resume", &id, "--db", &url]);
+    tally(
+        "pg-stopped-gone",
+        3 - pg_recorded(&url, &id).len(),
+        first_cwr,
+        before
+            .iter()
+            .zip(tips(&env, &id))
+            .filter(|(a, b)| **a != *b)
+            .count(),
+        runs(&marker).len().saturating_sub(3),
+    );
+    out.expect(3);
+    assert!(out.stderr.contains("NOT RECORDED"), "{}", out.stderr);
+    for ws in ["ws-2", "ws-3"] {
+        assert!(
+            out.stderr.contains(&format!(
+                "{ws} (completed): its work is on branch ws/{id}/{ws}"
+            )),
+            "stderr names {ws} and its branch:\n{}",
+            out.stderr
+        );
+    }
+    assert!(have.len() < 3, "PostgreSQL was down, yet: {have:?}");
+    again.expect(0);
+    assert_eq!(
+        pg_recorded(&url, &id),
+        all_three_completed(),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"], "nothing ran twice");
+    assert_eq!(tips(&env, &id), before, "no finished branch moved");
+    assert!(!env.repo.join(format!(".state/spool/{id}.jsonl")).exists());
+}
+
+#[test]
+fn postgres_stopped_mid_run_and_started_again_loses_nothing() {
+    postgres_stopped(true);
+}
+
+#[test]
+fn postgres_stopped_for_good_exits_3_and_resume_records_from_the_spool() {
+    postgres_stopped(false);
 }

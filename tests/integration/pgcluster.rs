@@ -263,6 +263,50 @@ impl Cluster {
         c
     }
 
+    /// Stop the server at once (`pg_ctl stop -m immediate`), as a crash would.
+    pub fn stop(&self) {
+        let out = self
+            .tool("pg_ctl")
+            .args(["-D", self.root.join("data").to_str().unwrap()])
+            .args(["-w", "stop", "-m", "immediate"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("run pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start a stopped server again on the same port (`durable`: as [`start_own`]).
+    pub fn restart(&self, durable: bool) {
+        let speed = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
+        let out = self
+            .tool("pg_ctl")
+            .args(["-D", self.root.join("data").to_str().unwrap(), "-l"])
+            .arg(self.root.join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed}",
+                self.port,
+                self.root.display()
+            ))
+            .args(["-w", "-t", "60", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("run pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `postgres://postgres:PASSWORD@127.0.0.1:PORT/DB`.
     pub fn url(&self, db: &str) -> String {
         format!(
