@@ -621,3 +621,92 @@ fn postgres_stopped_mid_run_and_started_again_loses_nothing() {
 fn postgres_stopped_for_good_exits_3_and_resume_records_from_the_spool() {
     postgres_stopped(false);
 }
+
+/// `git-ws-run` SIGKILLed as soon as it says it is consolidating (24 workstreams that each
+/// change a file, so the merge forecast takes a moment): every result is already in the
+/// database, the run stays `running`, `git ws-merge` refuses it (exit 2), and `--resume`
+/// finishes it, running nothing again, and writes the report.
+#[test]
+fn the_consolidator_killed_mid_consolidation_is_finished_by_resume() {
+    const N: usize = 24;
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let ids: Vec<String> = (1..=N).map(|i| format!("ws-{i:02}")).collect();
+    for id in &ids {
+        env.ws_cmd(
+            id,
+            &format!("echo {id} >> {}; echo {id} > {id}.txt", marker.display()),
+        );
+    }
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "workstreams"]);
+    let run = env.spawn_run(&["--agents", "3"]);
+    let start = std::time::Instant::now();
+    while !run.stderr().contains("ws: consolidating") {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no consolidation line:\n{}",
+            run.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal(run.pid(), libc::SIGKILL);
+    let _ = run.wait(Duration::from_secs(10));
+    let db = env.db_path();
+    let id = sql(&db, "SELECT run_id FROM ws_runs")[0][0].clone();
+    let state = sql(&db, "SELECT state FROM ws_runs")[0][0].clone();
+    let have = sql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM agent_results WHERE run_id = '{id}' AND status = 'completed'"
+        ),
+    )[0][0]
+        .parse::<usize>()
+        .unwrap();
+    let tips_of = |env: &Env| -> Vec<String> {
+        ids.iter()
+            .map(|ws| env.git(&["rev-parse", &format!("ws/{id}/{ws}")]))
+            .collect()
+    };
+    let before = tips_of(&env);
+    let merge = env.ws_merge(&[&id]);
+    let again = env.ws_run(&["-q", "--resume", &id]);
+    let ran = runs(&marker);
+    let after = sql(
+        &db,
+        &format!(
+            "SELECT count(*) FROM agent_results WHERE run_id = '{id}' AND status = 'completed'"
+        ),
+    )[0][0]
+        .parse::<usize>()
+        .unwrap();
+    tally(
+        "killed-consolidating",
+        N - after,
+        0,
+        before
+            .iter()
+            .zip(tips_of(&env))
+            .filter(|(a, b)| **a != *b)
+            .count(),
+        ran.len().saturating_sub(N),
+    );
+    assert_eq!(have, N, "every result was recorded before consolidating");
+    assert_eq!(state, "running", "the killed run is not finished");
+    merge.expect(2);
+    assert!(
+        merge.stderr.contains(&format!("git ws-run --resume {id}")),
+        "{}",
+        merge.stderr
+    );
+    again.expect(0);
+    assert_eq!(after, N);
+    assert_eq!(ran, ids, "nothing ran twice");
+    assert_eq!(tips_of(&env), before, "no finished branch moved");
+    assert_eq!(sql(&db, "SELECT state FROM ws_runs")[0][0], "finished");
+    let report = env
+        .repo
+        .join(format!("reports/multi_agent_consolidated_{id}.md"));
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.contains("ws-24"), "{text}");
+}
