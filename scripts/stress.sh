@@ -13,7 +13,9 @@
 #                                      # (tests/integration/kills.rs)
 #   scripts/stress.sh faults 10        # 10 rounds of the fault tests (tests/integration/
 #                                      # faults.rs: a full disk under the database and the
-#                                      # reports, the SQLite file removed, locked), with counts:
+#                                      # reports and under the logs, the SQLite file removed,
+#                                      # locked, PostgreSQL stopped, the coordinator killed
+#                                      # while consolidating), with counts:
 #                                      # "0 lost, 0 completed-without-record, 0 moved branches"
 #   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
 #                                      # one worker SIGKILLed holding claims, one joiner

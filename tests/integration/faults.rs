@@ -1,7 +1,9 @@
 //! Faults under a running `git ws-run` (issue 17, items 1, 2 and 10): a full disk under the
 //! database and the reports (a real 600 KB tmpfs, mounted by the test: it needs root; outside
 //! CI a test that cannot mount skips with a message, with `CI=true` it fails), the SQLite
-//! file removed mid-run, and the SQLite file locked mid-run by another connection. In every
+//! file removed mid-run, the SQLite file locked mid-run by another connection, a full disk
+//! under the logs, PostgreSQL stopped mid-run (a cluster of the test's own, started again or
+//! not), and the coordinator SIGKILLed while it consolidates. In every
 //! case nothing finished is lost, nothing is counted as recorded that is not, no workstream
 //! runs twice (a marker file each command appends to) and no finished branch moves.
 //! `scripts/stress.sh faults N` loops these tests.
