@@ -23,6 +23,24 @@ pub fn limit() -> u64 {
     LIMIT.load(Ordering::Relaxed)
 }
 
+/// Whether the filesystem holding `path` has (nearly) no space left for an unprivileged
+/// writer, under [`NEARLY_FULL`]: a command that wrote its log there may have had its output
+/// cut (it writes the log itself, so git-ws never sees the write fail).
+pub fn disk_full(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a plain struct statvfs fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    rc == 0 && (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) < NEARLY_FULL
+}
+
+/// Free space under which [`disk_full`] says a log may have been cut: a failed write can
+/// leave a few blocks free (a larger write refused whole, a file removed since).
+pub const NEARLY_FULL: u64 = 64 * 1024;
+
 /// Read `ws.maxLogBytes`: a byte count with an optional `k`, `m` or `g` suffix (1024s, as
 /// git's own integer settings), at least [`MIN_MAX_LOG_BYTES`]. Pure.
 pub fn parse_limit(s: &str) -> Result<u64, String> {

@@ -813,6 +813,13 @@ fn done(
 ) -> (Option<AgentSlot>, Executed) {
     r.end_time = Some(Utc::now());
     r.duration_seconds = started.elapsed().as_secs_f64();
+    if let Some(log) = r.log_path.as_deref() {
+        if crate::logcap::disk_full(Path::new(log)) {
+            r.warnings.push(format!(
+                "no space left on the disk under {log}: the log may be cut (the result is not)"
+            ));
+        }
+    }
     r.status = if r.errors.is_empty() {
         Status::Completed
     } else {

@@ -431,9 +431,9 @@ fn resume_after_a_crash_does_not_adopt_a_workstream_that_was_still_running() {
 /// the second of three workstreams prints 2 MB into its log, which fills the disk (the
 /// command ignores its write error and exits 0), and the third then runs with no space left
 /// for its log. Every result is recorded as completed, nothing runs twice, the report is
-/// written whole, and the full log keeps what fit (not 0 bytes).
-/// (Today the run exits 0 and says nothing about the cut log: the command writes its log
-/// itself, so git-ws never sees the write fail.)
+/// written whole, the full log keeps what fit (not 0 bytes), and the workstreams that ended
+/// with the disk full carry a warning that their log may be cut (the command writes its log
+/// itself, so git-ws never sees the write fail). The run exits 0: its results are whole.
 #[test]
 fn a_full_disk_under_the_logs_loses_no_result() {
     let env = Env::new();
@@ -478,6 +478,16 @@ fn a_full_disk_under_the_logs_loses_no_result() {
         std::fs::metadata(&log).unwrap().len() > 0,
         "ws-2's log is empty"
     );
+    // The two that ended with the disk full say their log may be cut; ws-1 does not.
+    for (ws, cut) in [("ws-1", false), ("ws-2", true), ("ws-3", true)] {
+        let w = sql(
+            &db,
+            &format!(
+                "SELECT warnings FROM agent_results WHERE run_id = '{run}' AND workstream_id = '{ws}'"
+            ),
+        );
+        assert_eq!(w[0][0].contains("the log may be cut"), cut, "{ws}: {w:?}");
+    }
     assert_eq!(
         std::fs::read_to_string(env.repo.join(format!(".state/logs/{run}/workstreams.json")))
             .unwrap()
