@@ -371,16 +371,8 @@ fn group_members(pgid: i32) -> Vec<i32> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            let mut fields = stat
-                .rsplit_once(')')
-                .map_or("", |(_, r)| r)
-                .split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
-            pgrp == Some(pgid) && state != Some("Z")
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| live_in_group(&stat, pgid))
         })
         .collect()
 }
@@ -562,18 +554,22 @@ fn group_alive(pgid: i32) -> bool {
                 .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
         })
         .any(|e| {
-            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-                return false;
-            };
-            // "pid (comm) S ppid pgrp …": comm may contain spaces, so split after the last ')'.
-            let mut fields = stat
-                .rsplit_once(')')
-                .map_or("", |(_, r)| r)
-                .split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
-            pgrp == Some(pgid) && state != Some("Z")
+            std::fs::read_to_string(e.path().join("stat"))
+                .is_ok_and(|stat| live_in_group(&stat, pgid))
         })
+}
+
+/// Whether the `/proc/<pid>/stat` text `stat` is of a live (not zombie) member of process
+/// group `pgid`. "pid (comm) S ppid pgrp …": comm may contain spaces, so split after the
+/// last ')'.
+fn live_in_group(stat: &str, pgid: i32) -> bool {
+    let mut fields = stat
+        .rsplit_once(')')
+        .map_or("", |(_, r)| r)
+        .split_whitespace();
+    let state = fields.next();
+    let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+    pgrp == Some(pgid) && state != Some("Z")
 }
 
 /// Kill what a dead coordinator left running: for every `*.pgid` file in `dir` (written by
@@ -671,6 +667,15 @@ pub fn log_note(path: &Path, note: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_member_is_read_past_a_command_name_with_spaces_and_zombies_are_not_live() {
+        let stat = |state: &str| format!("4242 (sh -c x) y) {state} 1 777 777 0 -1");
+        assert!(live_in_group(&stat("S"), 777));
+        assert!(!live_in_group(&stat("S"), 778));
+        assert!(!live_in_group(&stat("Z"), 777));
+        assert!(!live_in_group("garbage", 777));
+    }
 
     fn spec(dir: &Path, script: &str, timeout_ms: u64) -> Spec {
         Spec {
