@@ -423,3 +423,39 @@ pub fn try_sql(db: &Path, query: &str) -> Option<Vec<Vec<String>>> {
         ok.then_some(rows)
     }
 }
+
+/// Iterations of a loop: `GIT_WS_LOOPS` if set, else `default`.
+pub fn loops(default: usize) -> usize {
+    std::env::var("GIT_WS_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small deterministic generator for the kill loops (xorshift64*), seeded from
+/// `GIT_WS_CRASH_SEED` or the clock; the seed is printed (after `what`) so a failure can be
+/// replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(what: &str) -> (Rng, u64) {
+        let seed = std::env::var("GIT_WS_CRASH_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what}: GIT_WS_CRASH_SEED={seed}");
+        (Rng(seed | 1), seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}

@@ -7,44 +7,10 @@
 //! Every process a tool starts in these tests carries `KILL_MARK=<test>-<seed>-<iteration>`
 //! in its environment (inherited from the tool's), so a scan of `/proc` finds what is left.
 
-use crate::common::{bin_dir, signal, try_sql, wait_until, Env, Run};
+use crate::common::{bin_dir, loops, signal, try_sql, wait_until, Env, Rng, Run};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// Iterations of a loop: `GIT_WS_LOOPS` if set, else `default`.
-fn loops(default: usize) -> usize {
-    std::env::var("GIT_WS_LOOPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// xorshift64*, seeded from `GIT_WS_CRASH_SEED` or the clock; the seed is printed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(what: &str) -> (Rng, u64) {
-        let seed = std::env::var("GIT_WS_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("{what}: GIT_WS_CRASH_SEED={seed}");
-        (Rng(seed | 1), seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
 
 /// Live (non-zombie) processes whose environment holds `KILL_MARK=mark`: (pid, command line).
 fn marked(mark: &str) -> Vec<(i32, String)> {

@@ -4,15 +4,7 @@
 //! nothing a `--resume` cannot finish. Iteration counts come from `GIT_WS_LOOPS` (the suite
 //! runs short loops; `scripts/stress.sh` runs long ones).
 
-use crate::common::Env;
-
-/// Iterations of a loop: `GIT_WS_LOOPS` if set, else `default`.
-fn loops(default: usize) -> usize {
-    std::env::var("GIT_WS_LOOPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use crate::common::{loops, Env, Rng};
 
 /// Trivial workstreams `w1..=n`, each writing its own file.
 fn trivial(env: &Env, n: usize) {
@@ -404,33 +396,6 @@ fn when_no_agent_can_prepare_a_worktree_the_error_says_whose_fault_it_is() {
     env.ws_run(&["--rerun-failed", "-q"]).expect(0);
 }
 
-/// A small deterministic generator (xorshift64*), seeded from the clock unless
-/// `GIT_WS_CRASH_SEED` is set; the seed is printed so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("GIT_WS_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("crash loop: GIT_WS_CRASH_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
-    }
-}
-
 /// What one kill-and-resume iteration found wrong (empty when all is well).
 fn check_after_crash(env: &Env, run: &str, ids: &[String], agents: usize) -> Vec<String> {
     let mut wrong = Vec::new();
@@ -495,7 +460,7 @@ fn check_after_crash(env: &Env, run: &str, ids: &[String], agents: usize) -> Vec
 fn killed_at_a_random_instant_and_resumed_nothing_is_lost_or_doubled() {
     const AGENTS: usize = 3;
     let iterations = loops(4);
-    let mut rng = Rng::from_env();
+    let (mut rng, _) = Rng::from_env("crash loop");
     let env = Env::new();
     // Enough files that a checkout takes a moment.
     for d in 0..20 {
