@@ -261,11 +261,7 @@ fn full_disk(spool_lost: bool) {
         },
         missing(&db, &run).len(),
         first_cwr,
-        before
-            .iter()
-            .zip(tips(&env, &run))
-            .filter(|(a, b)| **a != *b)
-            .count(),
+        moved(&before, &tips(&env, &run)),
         runs(&marker).len().saturating_sub(3),
     );
     again.expect(0);
@@ -593,11 +589,7 @@ fn postgres_stopped(back: bool) {
         "pg-stopped-gone",
         3 - pg_recorded(&url, &id).len(),
         first_cwr,
-        before
-            .iter()
-            .zip(tips(&env, &id))
-            .filter(|(a, b)| **a != *b)
-            .count(),
+        moved(&before, &tips(&env, &id)),
         runs(&marker).len().saturating_sub(3),
     );
     out.expect(3);
@@ -696,11 +688,7 @@ fn the_consolidator_killed_mid_consolidation_is_finished_by_resume() {
         "killed-consolidating",
         N - after,
         0,
-        before
-            .iter()
-            .zip(tips_of(&env))
-            .filter(|(a, b)| **a != *b)
-            .count(),
+        moved(&before, &tips_of(&env)),
         ran.len().saturating_sub(N),
     );
     assert_eq!(have, N, "every result was recorded before consolidating");
@@ -721,4 +709,9 @@ fn the_consolidator_killed_mid_consolidation_is_finished_by_resume() {
         .join(format!("reports/multi_agent_consolidated_{id}.md"));
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(text.contains("ws-24"), "{text}");
+}
+
+/// How many of the branch tips `before` differ from `after` (finished branches moved).
+fn moved(before: &[String], after: &[String]) -> usize {
+    before.iter().zip(after).filter(|(a, b)| a != b).count()
 }
