@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Sections: `overhead`, `scale` (the overhead section at `--scale-files`, 50,000 by
-//! default), `git`, `include` (`.worktreeinclude` on prepare), `parallel`, `db`, `memory`. With no section named, all but `scale` run; `all`
+//! default), `git`, `include` (`.worktreeinclude` on prepare), `parallel`, `db`, `html` (the HTML page and diff renderers), `memory`. With no section named, all but `scale` run; `all`
 //! runs every one. Options: `--reps N`, `--files N`, `--scale-files N`, `--scale-reps N`,
 //! `--quick`, `--keep` (keep the temporary directories), `--no-baseline` (skip the
 //! per-task-worktree script), `--old-bin PATH` (an older git-ws-run, run side by side). The
@@ -46,8 +46,8 @@ struct Opts {
     old_bin: Option<PathBuf>,
 }
 
-const SECTIONS: [&str; 7] = [
-    "overhead", "scale", "git", "include", "parallel", "db", "memory",
+const SECTIONS: [&str; 8] = [
+    "overhead", "scale", "git", "include", "parallel", "db", "html", "memory",
 ];
 
 fn parse_opts() -> Opts {
@@ -1244,6 +1244,72 @@ fn db_and_report(
 /// ru_maxrss KiB from wait4).
 // The child is reaped with wait4 (for its rusage), not Child::wait.
 #[allow(clippy::zombie_processes)]
+/// The HTML renderers: a 1,000-workstream run page and a 10,000-line file's diff, each
+/// rendered server-side as `git ws-review` and `--format html` do.
+fn html_render(opts: &Opts, sum: &mut Summary) {
+    let n = 1_000;
+    let t0 = chrono::Utc::now();
+    let mut rng = Rng(1_000);
+    let info = run_info("ma-run-bench-html", t0);
+    let results: Vec<WorkstreamResult> = (0..n)
+        .map(|i| synthetic_result(&mut rng, &info.run_id, i, 3, n * 2, t0))
+        .collect();
+    let c = consolidate::consolidate(&info, &results, Forecast::default());
+    let view = ReportModel {
+        consolidated: &c,
+        results: &results,
+    }
+    .view();
+    let reps = opts.reps.max(5);
+    let (mut tp, mut len) = (Vec::new(), 0);
+    for _ in 0..reps {
+        let t = Instant::now();
+        let page = report::render_html(&view);
+        tp.push(t.elapsed().as_secs_f64());
+        len = page.len();
+    }
+    sum.add(format!(
+        "HTML page of a {n}-workstream run: {} median of {reps}, spread {} ({} KB) (target < 200 ms: {})",
+        secs(median(&tp)),
+        spread(&tp),
+        len / 1024,
+        verdict(median(&tp) < 0.2)
+    ));
+    let old: String = (0..10_000)
+        .map(|i| format!("    let value_{i} = compute({i}, \"text\");\n"))
+        .collect();
+    let new: String = (0..10_000)
+        .map(|i| {
+            if i % 50 == 0 {
+                format!("    let value_{i} = compute_more({i}, \"other text\");\n")
+            } else {
+                format!("    let value_{i} = compute({i}, \"text\");\n")
+            }
+        })
+        .collect();
+    let mut td = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let d = report::diff_html(
+            "src/big.rs",
+            Some(&old),
+            Some(&new),
+            report::DiffLayout::SideBySide,
+        );
+        td.push(t.elapsed().as_secs_f64());
+        len = d.len();
+    }
+    sum.add(format!(
+        "HTML diff of a 10,000-line file (200 changed lines, side by side, word-level): {} median of {reps}, spread {} ({} KB) (target < 100 ms: {})",
+        secs(median(&td)),
+        spread(&td),
+        len / 1024,
+        verdict(median(&td) < 0.1)
+    ));
+}
+
+// The child is reaped by `wait4` below (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
 fn run_with_rss(mut c: Command) -> (f64, u64, u64, i32) {
     let t = Instant::now();
     let child = c
@@ -1450,6 +1516,9 @@ fn main() {
             println!("  (run the overhead or parallel section too to relate persistence to a run's wall time)");
         }
         db_and_report(&env, tmp.path(), &opts, &fraction_runs, &mut sum);
+    }
+    if has("html") {
+        html_render(&opts, &mut sum);
     }
     if has("memory") {
         memory(&env, tmp.path(), &opts, &mut sum);

@@ -52,6 +52,7 @@ pub const KEEP_WORKTREES: &str = "ws.keepWorktrees";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
+pub const HTML_REPORT: &str = "ws.htmlReport";
 
 /// Default agent count (`ws.agents`).
 pub const DEFAULT_AGENTS: usize = 3;
@@ -165,6 +166,12 @@ pub const KEYS: &[KeyDoc] = &[
         "`10m`",
         "cap of one command's output in its log (`k`, `m`, `g` suffixes): the first and last halves are kept, with a line saying how much was cut",
         RUN,
+    ),
+    key(
+        HTML_REPORT,
+        "`true`",
+        "write `multi_agent_consolidated_<run-id>.html` (one self-contained page, no script) beside each Markdown report",
+        RUN_MERGE,
     ),
     key(
         DATABASE,
@@ -314,14 +321,24 @@ impl Config {
 
     /// `ws.keepWorktrees` (git's boolean spellings), default `true`.
     pub fn keep_worktrees(&self) -> Result<bool, Error> {
-        let Some(raw) = self.get(KEEP_WORKTREES) else {
-            return Ok(true);
+        self.boolean(KEEP_WORKTREES, true)
+    }
+
+    /// `ws.htmlReport`: write the HTML page beside each Markdown report, default true.
+    pub fn html_report(&self) -> Result<bool, Error> {
+        self.boolean(HTML_REPORT, true)
+    }
+
+    /// A boolean key as git spells booleans; `default` when unset.
+    fn boolean(&self, key: &'static str, default: bool) -> Result<bool, Error> {
+        let Some(raw) = self.get(key) else {
+            return Ok(default);
         };
         match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" | "" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
             _ => Err(Error::new(format!(
-                "git config {KEEP_WORKTREES} = {raw:?} is not a boolean (true or false)"
+                "git config {key} = {raw:?} is not a boolean (true or false)"
             ))),
         }
     }
@@ -564,7 +581,7 @@ mod tests {
         assert!(!run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
-            "Settings: git config ws.database, ws.keepIgnored, ws.integrationTest."
+            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.integrationTest."
         );
     }
 

@@ -43,7 +43,13 @@ impl Layout {
 
     /// The same layout with the reports in `dir` (`--reports-dir`, made absolute).
     pub fn with_reports_dir(mut self, dir: PathBuf) -> Layout {
-        self.reports = Reports::at(dir);
+        self.reports = Reports::at(dir).with_html(self.reports.html);
+        self
+    }
+
+    /// The same layout, writing the HTML page beside each report or not (`ws.htmlReport`).
+    pub fn with_html_report(mut self, on: bool) -> Layout {
+        self.reports = self.reports.with_html(on);
         self
     }
 
@@ -123,12 +129,31 @@ impl Layout {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reports {
     dir: PathBuf,
+    /// Write the HTML page beside each Markdown report (`ws.htmlReport`).
+    html: bool,
 }
 
 impl Reports {
     /// Reports in `dir`.
     pub fn at(dir: PathBuf) -> Reports {
-        Reports { dir }
+        Reports { dir, html: true }
+    }
+
+    /// The same directory, with or without the HTML page beside each report.
+    pub fn with_html(mut self, on: bool) -> Reports {
+        self.html = on;
+        self
+    }
+
+    /// Whether the HTML page is written beside each report (`ws.htmlReport`).
+    pub fn html(&self) -> bool {
+        self.html
+    }
+
+    /// The HTML page of run `run_id`: `multi_agent_consolidated_<run-id>.html`.
+    pub fn html_file(&self, run_id: &str) -> PathBuf {
+        self.dir
+            .join(format!("multi_agent_consolidated_{run_id}.html"))
     }
 
     /// Reports in [`DEFAULT_REPORTS`] under `base` (the repository root; outside a

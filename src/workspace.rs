@@ -36,10 +36,11 @@ impl Workspace {
     /// in `cwd`.
     pub fn of(cwd: &Path, repo: &Repo) -> Result<Workspace, Error> {
         let paths = repo.paths().clone();
+        let config = Config::read(&repo.config()?);
         Ok(Workspace {
             cwd: cwd.to_path_buf(),
-            config: Config::read(&repo.config()?),
-            layout: Layout::new(&paths),
+            layout: Layout::new(&paths).with_html_report(config.html_report()?),
+            config,
             repo: paths,
         })
     }

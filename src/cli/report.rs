@@ -15,6 +15,8 @@ pub enum ReportFormat {
     Table,
     Json,
     Markdown,
+    /// The whole run as one self-contained HTML page, on stdout
+    Html,
 }
 
 /// Query what git ws-run recorded: list recent runs, or show one run.
@@ -46,7 +48,8 @@ pub struct ReportArgs {
     /// Print the integration (what `git ws-merge` merged and left out)
     #[arg(long)]
     pub integration: bool,
-    /// Output format (`markdown` without section flags rewrites the report file)
+    /// Output format (`markdown` without section flags rewrites the report file; `html`
+    /// prints the run's page: redirect it to a file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
     /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
@@ -112,6 +115,7 @@ impl ReportArgs {
                 ReportFormat::Table => Format::Table,
                 ReportFormat::Json => Format::Json,
                 ReportFormat::Markdown => Format::Markdown,
+                ReportFormat::Html => Format::Html,
             },
             db: self.db.clone(),
             reports_dir: self.reports_dir.clone(),

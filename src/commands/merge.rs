@@ -666,7 +666,8 @@ fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> 
     super::hooks::record_new(&mut plan.db, &records)
 }
 
-/// Rewrite the run's Markdown report from the database (now with the Integration section).
+/// Rewrite the run's Markdown report (and its HTML page, when `ws.htmlReport` is on) from the
+/// database, now with the Integration section.
 fn rewrite_report(
     db: &mut ConsolidationDatabase,
     run_id: &str,
@@ -683,6 +684,9 @@ fn rewrite_report(
                 path.display()
             ))
         })?;
+    if let Some(e) = crate::runner::write_html(reports, run_id, &view) {
+        return Err(Error::new(e));
+    }
     Ok(path)
 }
 

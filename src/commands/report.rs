@@ -17,6 +17,8 @@ pub enum Format {
     Table,
     Json,
     Markdown,
+    /// The run's page (the whole run: no sections).
+    Html,
 }
 
 /// What `git ws-report` is asked for.
@@ -46,20 +48,20 @@ fn paths(opts: &ReportOptions) -> Result<Paths, Error> {
     let cwd = &opts.cwd;
     let found = Workspace::discover(cwd);
     let ws = found.as_ref().ok();
-    let db =
-        match crate::workspace::locate_db(opts.db.as_ref(), cwd, ws)? {
-            Some(db) => db,
-            // A repository in an odd state (bare, an orphan or deleted current branch, no
-            // commits) says so; only outside any repository is it "not inside".
-            None => match found {
-                Err(Error::Git(e)) if !matches!(e, crate::git::GitError::NotARepository { .. }) => {
-                    return Err(Error::Git(e))
-                }
-                _ => return Err(Error::new(
+    let db = match crate::workspace::locate_db(opts.db.as_ref(), cwd, ws)? {
+        Some(db) => db,
+        // A repository in an odd state (bare, an orphan or deleted current branch, no
+        // commits) says so; only outside any repository is it "not inside".
+        None => match found {
+            Err(Error::Git(crate::git::GitError::NotARepository { .. })) | Ok(_) => {
+                return Err(Error::new(
                     "not inside a git repository: pass --db PATH|URL or run from the repository",
-                )),
-            },
-        };
+                ))
+            }
+            // An odd repository or an unusable setting says so.
+            Err(e) => return Err(e),
+        },
+    };
     let ws = ws.cloned();
     let reports = match (&opts.reports_dir, &ws) {
         (Some(p), _) => Reports::at(cwd.join(p)),
@@ -97,6 +99,10 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
                 })?;
             Ok(format!("{}\n", path.display()))
         }
+        Format::Html if !sections.is_empty() => Err(Error::new(
+            "--format html shows the whole run: drop the section flags (--agents, --errors, …)",
+        )),
+        Format::Html => Ok(report::render_html(&view)),
         Format::Markdown => Ok(sections
             .iter()
             .map(|s| report::markdown_section(&view, *s))
@@ -171,6 +177,8 @@ fn render_list(runs: &[RunSummary], format: Format) -> String {
     ];
     if format == Format::Markdown {
         report::markdown_table(&HEADERS, &rows)
+    } else if format == Format::Html {
+        report::render_html_list("git-ws runs", &HEADERS, &rows)
     } else {
         render_table(&HEADERS, &rows)
     }

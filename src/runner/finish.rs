@@ -192,17 +192,21 @@ pub(super) fn write_report(
     c: &Consolidated,
     results: &[WorkstreamResult],
 ) -> (Option<PathBuf>, Option<String>) {
-    let text = report::render_markdown(&ReportModel {
+    let model = ReportModel {
         consolidated: c,
         results,
-    });
+    };
+    let text = report::render_markdown(&model);
     let path = reports.file(&c.run.run_id);
     // Through a temporary file and a rename: a failed write leaves the old report or none.
     let res = reports
         .make_dir()
         .and_then(|_| super::spool::write_atomic(&path, text.as_bytes()));
     match res {
-        Ok(()) => (Some(path), None),
+        Ok(()) => match write_html(reports, &c.run.run_id, &model.view()) {
+            None => (Some(path), None),
+            Some(e) => (Some(path), Some(e)),
+        },
         Err(e) => (
             None,
             Some(format!(
@@ -216,6 +220,22 @@ pub(super) fn write_report(
             )),
         ),
     }
+}
+
+/// The HTML page beside the report, when `ws.htmlReport` is on; why it could not be
+/// written, if it could not.
+pub(crate) fn write_html(
+    reports: &Reports,
+    run_id: &str,
+    view: &crate::view::RunView,
+) -> Option<String> {
+    if !reports.html() {
+        return None;
+    }
+    let page = reports.html_file(run_id);
+    super::spool::write_atomic(&page, report::render_html(view).as_bytes())
+        .err()
+        .map(|e| format!("failed to write the HTML report {}: {e}", page.display()))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub(crate) mod spool;
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
 pub use crate::outcome::{RunOutcome, SharedOutcome};
+pub(crate) use finish::write_html;
 pub(crate) use queue::nothing_to_join;
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};

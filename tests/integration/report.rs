@@ -633,3 +633,60 @@ fn ws_run_json_is_the_report_run_object() {
     }
     assert_eq!(ran["exit_code"], json!(1));
 }
+
+/// The run writes its HTML page beside the Markdown report; `ws-merge` rewrites it with the
+/// integration; `ws.htmlReport=false` writes none; `--format html` prints a page.
+#[test]
+fn the_html_page_is_written_beside_the_report_and_printed_on_demand() {
+    let (env, run) = forecast_env();
+    let page_path = env
+        .repo
+        .join(format!("reports/multi_agent_consolidated_{run}.html"));
+    let page = std::fs::read_to_string(&page_path).expect("the run wrote its HTML page");
+    assert!(page.starts_with("<!doctype html>"), "{}", &page[..80]);
+    assert!(page.contains(&run) && page.contains("Content-Security-Policy"));
+    assert!(page.contains("Not integrated yet"));
+    // Its conflict, with the hunk, is on the page.
+    assert!(page.contains("ONE by a") && page.contains("one by b"));
+    env.ws_merge(&[&run]).expect(1);
+    let after = std::fs::read_to_string(&page_path).unwrap();
+    assert!(
+        !after.contains("Not integrated yet"),
+        "ws-merge rewrote the page"
+    );
+    assert!(after.contains(&format!("ws/{run}/integration")));
+
+    let printed = env.ws_report(&[&run, "--format", "html"]);
+    printed.expect(0);
+    assert!(printed.stdout.starts_with("<!doctype html>"));
+    assert!(printed.stdout.contains(&format!("ws/{run}/integration")));
+    let list = env.ws_report(&["--format", "html"]);
+    list.expect(0);
+    assert!(
+        list.stdout.contains(&format!("<code>{run}</code>")),
+        "{}",
+        list.stdout
+    );
+    let both = env.ws_report(&[&run, "--format", "html", "--errors"]);
+    both.expect(2);
+    assert!(
+        both.stderr.contains("--format html shows the whole run"),
+        "{}",
+        both.stderr
+    );
+
+    env.git(&["config", "ws.htmlReport", "false"]);
+    let out = env.ws_run(&["--agents", "2"]);
+    let second = out.run_id();
+    assert!(env
+        .repo
+        .join(format!("reports/multi_agent_consolidated_{second}.md"))
+        .is_file());
+    assert!(!env
+        .repo
+        .join(format!("reports/multi_agent_consolidated_{second}.html"))
+        .exists());
+    env.git(&["config", "ws.htmlReport", "maybe"]);
+    let bad = env.ws_report(&["--format", "json"]);
+    assert!(bad.stderr.contains("ws.htmlReport"), "{}", bad.stderr);
+}

@@ -182,6 +182,25 @@ pub fn mermaid_name(s: &str) -> String {
     out
 }
 
+/// Escape text for HTML, as element text or inside a double-quoted attribute: first
+/// [`ws_core::text::clean`] (terminal escapes, control, bidirectional and zero-width
+/// characters go), then `&`, `<`, `>`, `"` and `'` become entities. Newlines stay, for `<pre>`.
+pub fn html(s: &str) -> String {
+    let c = ws_core::text::clean(s);
+    let mut out = String::with_capacity(c.len() + c.len() / 8);
+    for ch in c.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
 

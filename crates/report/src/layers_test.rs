@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// The files of ws-report, bottom first.
 const LAYERS: &[&str] = &[
-    "escape", "section", "cells", "usage", "markdown", "table", "json",
+    "escape", "section", "cells", "usage", "markdown", "table", "json", "diff", "html",
 ];
 
 /// ws-report has no folder modules.

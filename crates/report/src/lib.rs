@@ -1,5 +1,5 @@
-//! Rendering: the Markdown run report, the `git ws-report` terminal tables and the JSON —
-//! thin, pure renderers over one [`RunView`]. Writing files is the caller's job. Output is
+//! Rendering: the Markdown run report, the `git ws-report` terminal tables, the JSON and the HTML
+//! page — thin, pure renderers over one [`RunView`]. Writing files is the caller's job. Output is
 //! deterministic for the same input.
 //!
 //! Everything shown in Markdown goes through [`escape_inline`] or [`fenced`], so nothing
@@ -8,7 +8,8 @@
 //!
 //! The files import only those before them: `escape`, `section` → `cells` (table layouts
 //! and cells every renderer shares) → `usage` → `markdown` → `table` (which shows the
-//! sections it has no table for as Markdown) → `json` → this file, the public face
+//! sections it has no table for as Markdown) → `json` → `diff` (one file's change as HTML) → `html`
+//! (the page of a run) → this file, the public face
 //! (`layers_test.rs` fails on an import that runs up that order).
 //!
 //! **May depend on:** `ws-core` (the view, the model, text helpers) and serde_json.
@@ -16,7 +17,9 @@
 //! own crate so that a change to a renderer rebuilds neither the git nor the database crate.
 
 mod cells;
+mod diff;
 mod escape;
+mod html;
 mod json;
 mod markdown;
 mod section;
@@ -28,7 +31,10 @@ use ws_core::model::WorkstreamResult;
 use ws_core::view::{Input, RunView};
 
 pub use cells::render_table;
+pub use diff::{diff_html, DiffLayout, CONTEXT_LINES, MAX_DIFF_BYTES};
+pub use escape::html as escape_html;
 pub use escape::{fenced_with, mermaid_name};
+pub use html::{foot as html_foot, head as html_head, CSP, MAX_HTML_TITLE_COLUMNS};
 pub use json::{json, json_sections};
 pub use markdown::{
     MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_FULL_TITLE_COLUMNS, MAX_TABLE_ROWS,
@@ -72,6 +78,18 @@ impl ReportModel<'_> {
             state,
         })
     }
+}
+
+/// The run as one self-contained HTML page (`reports/multi_agent_consolidated_<run_id>.html`,
+/// `git ws-report RUN --format html`): inline CSS and SVG, no script, nothing from elsewhere.
+pub fn render_html(view: &RunView) -> String {
+    html::page(view)
+}
+
+/// A page with one table of plain-text cells (`git ws-report --format html` without a run:
+/// the list of runs).
+pub fn render_html_list(title: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    html::list_page(title, headers, rows)
 }
 
 /// The full Markdown report (`reports/multi_agent_consolidated_<run_id>.md`).

@@ -470,3 +470,156 @@ fn bidi_overrides_zero_width_and_escapes_reach_no_rendering() {
     }
     assert!(md.contains("nosj."), "the visible text stays");
 }
+
+/// Elements that never close.
+const VOID: [&str; 4] = ["meta", "br", "hr", "input"];
+
+/// Every element the page opens closes, in order (the SVG's `line` and self-closed elements
+/// included); text outside tags holds no raw `<` or `>`.
+fn assert_well_formed(page: &str) {
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = page.strip_prefix("<!doctype html>\n").expect("doctype");
+    while let Some(i) = rest.find('<') {
+        assert!(!rest[..i].contains('>'), "a raw > in text: {}", &rest[..i]);
+        let end = rest[i..].find('>').expect("unclosed tag") + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            let open = stack
+                .pop()
+                .unwrap_or_else(|| panic!("</{name}> closes nothing"));
+            assert_eq!(open, name, "</{name}> closes <{open}>");
+            continue;
+        }
+        let name: String = tag
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        assert!(!name.is_empty(), "not a tag: <{tag}>");
+        if name == "style" {
+            let close = rest.find("</style>").expect("style closes");
+            rest = &rest[close + "</style>".len()..];
+            continue;
+        }
+        if !tag.ends_with('/') && !VOID.contains(&name.as_str()) {
+            stack.push(name);
+        }
+    }
+    assert!(!rest.contains('>'), "a raw > after the last tag");
+    assert!(stack.is_empty(), "never closed: {stack:?}");
+}
+
+#[test]
+fn html_page_snapshot_is_well_formed_and_shows_every_section() {
+    let mut v = fixture::view();
+    v.set_integration(Some(fixture::integration()));
+    let page = render_html(&v);
+    assert_well_formed(&page);
+    for id in [
+        "summary",
+        "agents",
+        "timeline",
+        "workstreams",
+        "files",
+        "overlaps",
+        "integration",
+        "tests",
+        "recommendations",
+        "details",
+    ] {
+        assert!(
+            page.contains(&format!("<section id=\"{id}\"")),
+            "no {id} section"
+        );
+    }
+    assert_eq!(
+        page.matches("<details id=\"ws-").count(),
+        v.workstreams.len(),
+        "one details block per workstream"
+    );
+    assert_eq!(
+        page.matches("<rect class=\"bar-").count(),
+        v.timeline.bars.len()
+    );
+    insta::assert_snapshot!("html_page", page);
+}
+
+#[test]
+fn html_page_runs_no_script_and_loads_nothing_from_elsewhere() {
+    let page = render_html(&fixture::view());
+    assert!(page.contains(&format!("content=\"{CSP}\"")));
+    assert!(CSP.contains("default-src 'none'"));
+    let lower = page.to_lowercase();
+    // (The fixture's titles hold `javascript:` as text, which is harmless.)
+    for banned in [
+        "<script",
+        "=\"javascript:",
+        " src=",
+        "<link",
+        "@import",
+        "url(",
+        "<iframe",
+        "<img",
+    ] {
+        assert!(!lower.contains(banned), "the page has {banned}");
+    }
+    // The only absolute URL is the SVG namespace, which is never fetched.
+    let absolute = lower.matches("http://").count() + lower.matches("https://").count();
+    let svg_namespace = lower
+        .matches("xmlns=\"http://www.w3.org/2000/svg\"")
+        .count();
+    assert_eq!(absolute, svg_namespace, "an absolute URL on the page");
+    // Links go to anchors on the page only.
+    for (i, _) in page.match_indices("href=\"") {
+        assert_eq!(&page[i + 6..i + 7], "#", "a link leaves the page");
+    }
+}
+
+#[test]
+fn hostile_values_are_escaped_and_capped_on_the_page() {
+    let hostile = "<script>alert(1)</script>\u{1b}[2J\u{202E}<a href=\"javascript:x\">\u{200B}\"'&";
+    let mut rs = fixture::results();
+    rs[0].workstream_id = format!("file:{hostile}.json");
+    rs[0].title = Some(format!("{hostile} {}", "t".repeat(3_000)));
+    rs[1].agent_id = hostile.to_string();
+    let c = fixture::consolidated();
+    let v = RunView::build(ws_core::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: Some(&fixture::merges()),
+        state: "finished",
+    });
+    let page = render_html(&v);
+    assert_well_formed(&page);
+    let lower = page.to_lowercase();
+    assert!(!lower.contains("<script"), "a script element");
+    assert!(!lower.contains("<a href=\"javascript"), "a javascript link");
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    for c in ['\u{1b}', '\u{202E}', '\u{200B}'] {
+        assert!(!page.contains(c), "keeps {c:?}");
+    }
+    let longest_title = page.matches(&"t".repeat(MAX_HTML_TITLE_COLUMNS)).count();
+    assert_eq!(longest_title, 0, "a title longer than the cap");
+}
+
+#[test]
+fn a_thousand_workstream_page_shows_the_caps_and_stays_well_formed() {
+    let base = fixture::results();
+    let mut rs = Vec::new();
+    for i in 0..1_000 {
+        let mut r = base[i % base.len()].clone();
+        r.workstream_id = format!("ws-{i:04}");
+        rs.push(r);
+    }
+    let c = fixture::consolidated();
+    let v = RunView::build(ws_core::view::Input {
+        consolidated: &c,
+        results: &rs,
+        merges: None,
+        state: "finished",
+    });
+    let page = render_html(&v);
+    assert_well_formed(&page);
+    assert_eq!(page.matches("<details id=\"ws-").count(), MAX_TABLE_ROWS);
+    assert!(page.contains("500 more workstreams not shown"));
+}

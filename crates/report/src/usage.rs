@@ -121,7 +121,7 @@ pub(super) fn summary_rows(v: &RunView) -> Vec<(&'static str, String)> {
     rows
 }
 
-const AGENT_USAGE_HEADERS: [&str; 7] = [
+pub(super) const AGENT_USAGE_HEADERS: [&str; 7] = [
     "Coding agent",
     "Workstreams",
     "Cost",
@@ -131,7 +131,7 @@ const AGENT_USAGE_HEADERS: [&str; 7] = [
     "Models",
 ];
 
-fn agent_usage_rows(v: &RunView) -> Vec<Vec<String>> {
+pub(super) fn agent_usage_rows(v: &RunView) -> Vec<Vec<String>> {
     let Some(u) = &v.usage else {
         return Vec::new();
     };

@@ -1,0 +1,866 @@
+//! The run as one self-contained HTML page: inline CSS, the timeline as inline SVG, no script
+//! and nothing fetched from elsewhere (a Content-Security-Policy says so). Every value from
+//! runs, agents and files goes through [`html`]; titles are capped as in every rendering.
+
+use super::cells::{agent_cells, test_totals, AGENT_HEADERS};
+use super::escape::html as h;
+use super::markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS};
+use super::usage::{agent_usage_rows, summary_rows, AGENT_USAGE_HEADERS};
+use std::fmt::Write as _;
+use ws_core::model::Status;
+use ws_core::text::{duration, one_line, plural, truncate};
+use ws_core::view::{RunView, WorkstreamRow};
+
+/// Titles are cut to this many columns on the page (the JSON has every character).
+pub const MAX_HTML_TITLE_COLUMNS: usize = 120;
+
+/// The policy every page carries: nothing from elsewhere, no script, no form target.
+pub const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+
+const CSS: &str = r#"
+:root{--fg:#1b1f24;--mut:#57606a;--bg:#fff;--alt:#f6f8fa;--line:#d0d7de;--ok:#1a7f37;--bad:#cf222e;--skip:#9a6700;--ins:#dafbe1;--del:#ffebe9;--insm:#aceebb;--delm:#ffcecb;--link:#0969da}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--mut:#9198a1;--bg:#0d1117;--alt:#161b22;--line:#30363d;--ok:#3fb950;--bad:#f85149;--skip:#d29922;--ins:#12261e;--del:#25171c;--insm:#1f6f3f;--delm:#8e1519;--link:#4493f8}}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
+header,main,footer{max-width:1200px;margin:0 auto;padding:0 16px}header{padding-top:16px}
+h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px}
+a{color:var(--link)}a:focus,summary:focus{outline:2px solid var(--link);outline-offset:2px}
+nav ul{list-style:none;padding:0;margin:8px 0;display:flex;flex-wrap:wrap;gap:4px 14px}
+code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
+pre{background:var(--alt);border:1px solid var(--line);padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:6px 0 12px;width:100%}caption{text-align:left;font-weight:600;padding:4px 0}
+th,td{border:1px solid var(--line);padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:var(--alt)}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+dl.stats{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:8px 0}dl.stats dt{color:var(--mut)}dl.stats dd{margin:0}
+.st{font-weight:600}.st-completed{color:var(--ok)}.st-failed{color:var(--bad)}.st-skipped,.st-deferred{color:var(--skip)}
+.verdict{font-size:15px}.muted{color:var(--mut)}.warn{color:var(--skip)}
+details{border:1px solid var(--line);border-radius:4px;margin:6px 0;padding:4px 8px}details[open]{background:var(--bg)}summary{cursor:pointer}
+svg.timeline{width:100%;height:auto;background:var(--alt);border:1px solid var(--line)}
+svg .bar-completed{fill:var(--ok)}svg .bar-failed{fill:var(--bad)}svg .bar-skipped,svg .bar-deferred{fill:var(--skip)}svg text{fill:var(--fg);font-size:11px}svg line{stroke:var(--line)}
+table.diff{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;table-layout:fixed}
+table.diff td{border:none;padding:0 6px;white-space:pre-wrap}table.diff td.ln{width:4.5em;color:var(--mut);text-align:right;user-select:none}
+table.diff.split td.code{width:calc(50% - 4.5em)}table.diff tr.ins td.code,table.diff td.code.ins{background:var(--ins)}table.diff tr.del td.code,table.diff td.code.del{background:var(--del)}
+table.diff tr.ins mark,table.diff td.ins mark{background:var(--insm);color:inherit}table.diff tr.del mark,table.diff td.del mark{background:var(--delm);color:inherit}
+table.diff tr.hunk th{font-weight:400;color:var(--mut)}table.diff .sign{display:inline-block;width:1.2em;color:var(--mut)}
+"#;
+
+/// The whole page of one run.
+pub fn page(v: &RunView) -> String {
+    let mut out = String::with_capacity(16_384 + v.workstreams.len() * 1_500);
+    head(&mut out, &format!("git-ws run {}", v.run_id));
+    let _ = write!(
+        out,
+        "<header><h1>Run <code>{}</code></h1><p class=\"verdict\">{}</p>",
+        h(&v.run_id),
+        h(&v.verdict)
+    );
+    nav(&mut out, v);
+    out.push_str("</header><main>");
+    summary(&mut out, v);
+    agents(&mut out, v);
+    timeline(&mut out, v);
+    workstreams(&mut out, v);
+    errors(&mut out, v);
+    files(&mut out, v);
+    overlaps(&mut out, v);
+    integration(&mut out, v);
+    tests(&mut out, v);
+    recommendations(&mut out, v);
+    details(&mut out, v);
+    out.push_str("</main>");
+    foot(&mut out);
+    out
+}
+
+/// A page holding one table of plain-text cells (the list of runs): the first column is
+/// shown as code.
+pub fn list_page(title_text: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = String::with_capacity(4_096 + rows.len() * 200);
+    head(&mut out, title_text);
+    let _ = write!(out, "<main><h1>{}</h1>", h(title_text));
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == 0 {
+                        format!("<code>{}</code>", h(c))
+                    } else {
+                        h(c)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    if cells.is_empty() {
+        out.push_str("<p>No runs recorded yet: run <code>git ws-run</code>.</p>");
+    } else {
+        table(&mut out, &h(title_text), headers, &cells, &[]);
+    }
+    out.push_str("</main>");
+    foot(&mut out);
+    out
+}
+
+/// `<!doctype html>` … `<body>`: the policy, the title and the style.
+pub fn head(out: &mut String, title: &str) {
+    let _ = write!(
+        out,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{}</title><style>{CSS}</style></head><body>",
+        h(&truncate(&one_line(title), MAX_HTML_TITLE_COLUMNS))
+    );
+}
+
+/// `</body></html>`, after a footer naming the tool.
+pub fn foot(out: &mut String) {
+    out.push_str(
+        "<footer><p class=\"muted\">Written by git-ws; this page runs no script and loads \
+         nothing from elsewhere.</p></footer></body></html>\n",
+    );
+}
+
+fn nav(out: &mut String, v: &RunView) {
+    let mut items = vec![
+        ("summary", "Summary"),
+        ("agents", "Agents"),
+        ("timeline", "Timeline"),
+        ("workstreams", "Workstreams"),
+    ];
+    if !v.errors.is_empty() || !v.warnings.is_empty() {
+        items.push(("errors", "Errors"));
+    }
+    items.extend([
+        ("files", "Files"),
+        ("overlaps", "Overlaps and conflicts"),
+        ("integration", "Integration"),
+        ("tests", "Tests"),
+        ("recommendations", "Recommendations"),
+        ("details", "Details"),
+    ]);
+    out.push_str("<nav aria-label=\"Sections of the run\"><ul>");
+    for (id, label) in items {
+        let _ = write!(out, "<li><a href=\"#{id}\">{label}</a></li>");
+    }
+    out.push_str("</ul></nav>");
+}
+
+fn section(out: &mut String, id: &str, title: &str) {
+    let _ = write!(
+        out,
+        "<section id=\"{id}\" aria-labelledby=\"{id}-h\"><h2 id=\"{id}-h\">{title}</h2>"
+    );
+}
+
+fn status(s: Status) -> String {
+    let name = s.as_str();
+    format!("<span class=\"st st-{name}\">{name}</span>")
+}
+
+/// The anchor of the `i`-th workstream's details: from its position, never its id.
+fn anchor(i: usize) -> String {
+    format!("ws-{i}")
+}
+
+fn title(w: &WorkstreamRow) -> String {
+    w.title
+        .as_deref()
+        .map(|t| h(&truncate(&one_line(t), MAX_HTML_TITLE_COLUMNS)))
+        .unwrap_or_default()
+}
+
+/// A table with a caption, from escaped header names and already-escaped cells.
+fn table(
+    out: &mut String,
+    caption: &str,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    numeric: &[usize],
+) {
+    let _ = write!(out, "<table><caption>{caption}</caption><thead><tr>");
+    for (i, hd) in headers.iter().enumerate() {
+        let cls = if numeric.contains(&i) {
+            " class=\"num\""
+        } else {
+            ""
+        };
+        let _ = write!(out, "<th scope=\"col\"{cls}>{}</th>", h(hd));
+    }
+    out.push_str("</tr></thead><tbody>");
+    for r in rows {
+        out.push_str("<tr>");
+        for (i, c) in r.iter().enumerate() {
+            let cls = if numeric.contains(&i) {
+                " class=\"num\""
+            } else {
+                ""
+            };
+            let _ = write!(out, "<td{cls}>{c}</td>");
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</tbody></table>");
+}
+
+fn more(out: &mut String, shown: usize, total: usize, what: &str) {
+    if total > shown {
+        let _ = write!(
+            out,
+            "<p class=\"muted\">{} more {what} not shown (the JSON has them all).</p>",
+            total - shown
+        );
+    }
+}
+
+fn summary(out: &mut String, v: &RunView) {
+    section(out, "summary", "Summary");
+    let mut rows: Vec<(&str, String)> = vec![
+        ("State", h(&v.state)),
+        ("Started", h(&v.timestamp)),
+        (
+            "Base",
+            format!(
+                "{} (<code>{}</code>)",
+                h(&v.base_rev),
+                h(&v.base.chars().take(12).collect::<String>())
+            ),
+        ),
+        ("Agents", v.agent_count.to_string()),
+        (
+            "Workstreams",
+            format!(
+                "{} — {} completed, {} failed, {} skipped",
+                v.total_workstreams, v.completed_count, v.failed_count, v.skipped_count
+            ),
+        ),
+        (
+            "Files / commits",
+            format!(
+                "{} ({} touched by more than one workstream) / {}",
+                plural(v.total_files_modified, "file", "files"),
+                v.overlapping_files,
+                v.total_commits
+            ),
+        ),
+        (
+            "Errors / warnings",
+            format!("{} / {}", v.total_errors, v.total_warnings),
+        ),
+        (
+            "Wall / busy time",
+            format!(
+                "{} / {}{}",
+                duration(v.wall_seconds),
+                duration(v.busy_seconds),
+                v.speedup
+                    .map(|s| format!(" ({s:.1}× parallel)"))
+                    .unwrap_or_default()
+            ),
+        ),
+        ("Tests", h(&test_totals(v))),
+    ];
+    if let Some(r) = &v.rerun_of {
+        rows.push(("Rerun of", format!("<code>{}</code>", h(r))));
+    }
+    rows.extend(summary_rows(v).into_iter().map(|(k, val)| (k, h(&val))));
+    out.push_str("<dl class=\"stats\">");
+    for (k, val) in rows {
+        let _ = write!(out, "<dt>{}</dt><dd>{val}</dd>", h(k));
+    }
+    out.push_str("</dl></section>");
+}
+
+fn agents(out: &mut String, v: &RunView) {
+    section(out, "agents", "Agents");
+    let rows: Vec<Vec<String>> = v
+        .agents
+        .iter()
+        .map(|a| agent_cells(&a.perf).iter().map(|c| h(c)).collect())
+        .collect();
+    table(
+        out,
+        "Per agent",
+        &AGENT_HEADERS,
+        &rows,
+        &[1, 2, 3, 4, 5, 6, 7],
+    );
+    let usage: Vec<Vec<String>> = agent_usage_rows(v)
+        .iter()
+        .map(|r| r.iter().map(|c| h(c)).collect())
+        .collect();
+    if !usage.is_empty() {
+        table(
+            out,
+            "Usage reported by the coding agents",
+            &AGENT_USAGE_HEADERS,
+            &usage,
+            &[1, 2, 3, 4, 5],
+        );
+    }
+    out.push_str("</section>");
+}
+
+/// Bar rows of the timeline drawn at most (the rest are listed as not shown).
+const MAX_BARS: usize = MAX_TABLE_ROWS;
+
+fn timeline(out: &mut String, v: &RunView) {
+    section(out, "timeline", "Timeline");
+    let t = &v.timeline;
+    let bars: Vec<_> = t.bars.iter().take(MAX_BARS).collect();
+    let (label_w, plot_w, row_h, top) = (180.0, 760.0, 16.0, 22.0);
+    let height = top + row_h * bars.len().max(1) as f64 + 6.0;
+    let span = t.span_seconds.max(0.001);
+    let _ = write!(
+        out,
+        "<svg class=\"timeline\" viewBox=\"0 0 {} {height}\" role=\"img\" \
+         aria-labelledby=\"timeline-desc\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <title id=\"timeline-desc\">When each of {} ran, over {}</title>",
+        label_w + plot_w + 10.0,
+        plural(t.bars.len(), "workstream", "workstreams"),
+        duration(t.span_seconds)
+    );
+    // Ticks: about six, at a round step.
+    let step = nice_step(span / 6.0);
+    let mut x = 0.0;
+    while x <= span + 1e-9 {
+        let px = label_w + x / span * plot_w;
+        let _ = write!(
+            out,
+            "<line x1=\"{px:.1}\" y1=\"{}\" x2=\"{px:.1}\" y2=\"{height}\"/>\
+             <text x=\"{px:.1}\" y=\"12\" text-anchor=\"middle\">{}</text>",
+            top - 4.0,
+            duration(x)
+        );
+        x += step;
+    }
+    for (i, b) in bars.iter().enumerate() {
+        let y = top + row_h * i as f64;
+        let x0 = label_w + b.start_offset_seconds / span * plot_w;
+        let w = ((b.end_offset_seconds - b.start_offset_seconds) / span * plot_w).max(2.0);
+        let _ = write!(
+            out,
+            "<text x=\"4\" y=\"{:.1}\">{}</text><rect class=\"bar-{}\" x=\"{x0:.1}\" y=\"{:.1}\" \
+             width=\"{w:.1}\" height=\"{:.1}\" rx=\"2\"><title>{} on {}: {} in {}</title></rect>",
+            y + row_h * 0.75,
+            h(&truncate(&one_line(&b.workstream_id), 28)),
+            b.status.as_str(),
+            y + 2.0,
+            row_h - 4.0,
+            h(&one_line(&b.workstream_id)),
+            h(&b.agent_id),
+            b.status.as_str(),
+            duration(b.duration_seconds)
+        );
+    }
+    out.push_str("</svg>");
+    more(out, bars.len(), t.bars.len(), "bars");
+    if !t.not_started.is_empty() {
+        let rows: Vec<Vec<String>> = t
+            .not_started
+            .iter()
+            .take(MAX_TABLE_ROWS)
+            .map(|n| vec![h(&n.workstream_id), h(&n.reason)])
+            .collect();
+        table(out, "Never started", &["Workstream", "Why"], &rows, &[]);
+    }
+    out.push_str("</section>");
+}
+
+/// A round step (1, 2 or 5 × a power of ten) at least `raw` seconds.
+fn nice_step(raw: f64) -> f64 {
+    let raw = raw.max(0.001);
+    let p = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * p)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * p)
+}
+
+fn workstreams(out: &mut String, v: &RunView) {
+    section(out, "workstreams", "Workstreams");
+    let rows: Vec<Vec<String>> = v
+        .workstreams
+        .iter()
+        .enumerate()
+        .take(MAX_TABLE_ROWS)
+        .map(|(i, w)| {
+            vec![
+                format!(
+                    "<a href=\"#{}\"><code>{}</code></a>",
+                    anchor(i),
+                    h(&w.workstream_id)
+                ),
+                h(&w.agent_id),
+                status(w.status),
+                duration(w.duration_seconds),
+                w.files_modified.len().to_string(),
+                format!("+{} −{}", w.additions, w.deletions),
+                w.commits_created.len().to_string(),
+                if w.merged {
+                    "yes".into()
+                } else {
+                    String::new()
+                },
+                title(w),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        "Every workstream of the run",
+        &[
+            "Workstream",
+            "Agent",
+            "Status",
+            "Duration",
+            "Files",
+            "Lines",
+            "Commits",
+            "Merged",
+            "Title",
+        ],
+        &rows,
+        &[3, 4, 6],
+    );
+    more(out, rows.len(), v.workstreams.len(), "workstreams");
+    out.push_str("</section>");
+}
+
+fn errors(out: &mut String, v: &RunView) {
+    if v.errors.is_empty() && v.warnings.is_empty() {
+        return;
+    }
+    section(out, "errors", "Errors and warnings");
+    if !v.errors_by_type.is_empty() {
+        let rows: Vec<Vec<String>> = v
+            .errors_by_type
+            .iter()
+            .map(|(k, n)| vec![h(k), n.to_string()])
+            .collect();
+        table(out, "Errors by type", &["Type", "Count"], &rows, &[1]);
+    }
+    for e in v.errors.iter().take(MAX_ERROR_DETAILS) {
+        let _ = write!(
+            out,
+            "<h3><code>{}</code> on {} — {}</h3><p>{}</p>",
+            h(&e.workstream_id),
+            h(&e.agent_id),
+            h(e.error_type.as_str()),
+            h(&e.message)
+        );
+        if let Some(t) = &e.output_tail {
+            let _ = write!(
+                out,
+                "<pre aria-label=\"Last lines of its output\">{}</pre>",
+                h(&t.text)
+            );
+        }
+    }
+    more(
+        out,
+        v.errors.len().min(MAX_ERROR_DETAILS),
+        v.errors.len(),
+        "errors",
+    );
+    if !v.warnings.is_empty() {
+        out.push_str("<h3>Warnings</h3><ul>");
+        for w in v.warnings.iter().take(MAX_ERROR_DETAILS) {
+            let _ = write!(
+                out,
+                "<li>{}{}</li>",
+                w.workstream_id
+                    .as_deref()
+                    .map(|id| format!("<code>{}</code>: ", h(id)))
+                    .unwrap_or_default(),
+                h(&w.message)
+            );
+        }
+        out.push_str("</ul>");
+        more(
+            out,
+            v.warnings.len().min(MAX_ERROR_DETAILS),
+            v.warnings.len(),
+            "warnings",
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn files(out: &mut String, v: &RunView) {
+    section(out, "files", "Files");
+    let rows: Vec<Vec<String>> = v
+        .files
+        .iter()
+        .take(MAX_TABLE_ROWS)
+        .map(|f| {
+            vec![
+                format!("<code>{}</code>", h(&f.file.path)),
+                h(&f.file.workstreams.join(", ")),
+                format!("+{} −{}", f.file.additions, f.file.deletions),
+                if f.overlap {
+                    "<span class=\"warn\">overlap</span>".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        out.push_str("<p>No file was changed.</p>");
+    } else {
+        table(
+            out,
+            "Files changed",
+            &["Path", "Workstreams", "Lines", ""],
+            &rows,
+            &[],
+        );
+        more(out, rows.len(), v.files.len(), "files");
+    }
+    out.push_str("</section>");
+}
+
+fn overlaps(out: &mut String, v: &RunView) {
+    section(out, "overlaps", "Overlaps and conflicts");
+    if v.conflicts.is_empty() && v.clean_overlaps.is_empty() {
+        out.push_str("<p>No two workstreams changed the same file.</p>");
+    }
+    for c in v.conflicts.iter().take(MAX_CONFLICT_DETAILS) {
+        let _ = write!(
+            out,
+            "<details><summary><span class=\"st st-failed\">conflict</span> <code>{}</code> and \
+             <code>{}</code> in {}</summary><p>Merge <code>{}</code> first, then rebase \
+             <code>{}</code>.</p>",
+            h(&c.workstreams[0]),
+            h(&c.workstreams[1]),
+            h(&c.paths.join(", ")),
+            h(&c.merge_first),
+            h(&c.then_rebase)
+        );
+        for hunk in &c.hunks {
+            let _ = write!(
+                out,
+                "<pre aria-label=\"Conflict in {}\">{}</pre>",
+                h(&hunk.path),
+                h(&hunk.text)
+            );
+        }
+        out.push_str("</details>");
+    }
+    more(
+        out,
+        v.conflicts.len().min(MAX_CONFLICT_DETAILS),
+        v.conflicts.len(),
+        "conflicts",
+    );
+    if !v.clean_overlaps.is_empty() {
+        let rows: Vec<Vec<String>> = v
+            .clean_overlaps
+            .iter()
+            .take(MAX_TABLE_ROWS)
+            .map(|p| {
+                vec![
+                    format!(
+                        "<code>{}</code> and <code>{}</code>",
+                        h(&p.workstreams[0]),
+                        h(&p.workstreams[1])
+                    ),
+                    h(&p.paths.join(", ")),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "Overlaps that merge cleanly",
+            &["Workstreams", "Paths"],
+            &rows,
+            &[],
+        );
+    }
+    if !v.merge_order.is_empty() {
+        let rows: Vec<Vec<String>> = v
+            .merge_order
+            .iter()
+            .take(MAX_TABLE_ROWS)
+            .map(|s| {
+                vec![
+                    s.position.to_string(),
+                    format!("<code>{}</code>", h(&s.workstream_id)),
+                    if s.clean {
+                        "clean".into()
+                    } else {
+                        "<span class=\"st st-failed\">needs a rebase</span>".into()
+                    },
+                    h(&s.reason),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "Suggested merge order",
+            &["#", "Workstream", "", "Why"],
+            &rows,
+            &[0],
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn integration(out: &mut String, v: &RunView) {
+    section(out, "integration", "Integration");
+    let Some(i) = &v.integration else {
+        out.push_str("<p>Not integrated yet: <code>git ws-merge</code> builds the integration branch.</p></section>");
+        return;
+    };
+    let _ = write!(
+        out,
+        "<p>{}<code>{}</code> onto {} (<code>{}</code>): {} merged, {} left out{}. Tip \
+         <code>{}</code>{}.</p>",
+        if i.dry_run { "Planned (dry run): " } else { "" },
+        h(&i.branch),
+        h(&i.onto_rev),
+        h(&i.onto.chars().take(12).collect::<String>()),
+        i.merged.len(),
+        i.excluded.len(),
+        i.test_command
+            .as_deref()
+            .map(|t| format!(
+                ", tested with <code>{}</code> in {}",
+                h(t),
+                plural(i.test_runs, "run", "runs")
+            ))
+            .unwrap_or_default(),
+        h(&i.tip.chars().take(12).collect::<String>()),
+        if i.incomplete {
+            " — <strong>the run was not finished</strong>"
+        } else {
+            ""
+        }
+    );
+    if !i.excluded.is_empty() {
+        let rows: Vec<Vec<String>> = i
+            .excluded
+            .iter()
+            .map(|x| {
+                vec![
+                    format!("<code>{}</code>", h(&x.workstream_id)),
+                    h(&x.reason),
+                    h(&x.paths.join(", ")),
+                    h(&x.detail),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "Left out",
+            &["Workstream", "Why", "Paths", "Detail"],
+            &rows,
+            &[],
+        );
+    }
+    if !i.tests.is_empty() {
+        let rows: Vec<Vec<String>> = i
+            .tests
+            .iter()
+            .map(|t| {
+                vec![
+                    format!(
+                        "<code>{}</code>",
+                        h(&t.commit.chars().take(12).collect::<String>())
+                    ),
+                    h(&t.workstreams.join(", ")),
+                    if t.passed {
+                        "<span class=\"st st-completed\">passed</span>".into()
+                    } else {
+                        "<span class=\"st st-failed\">failed</span>".into()
+                    },
+                    duration(t.duration_seconds),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            "Test runs",
+            &["Commit", "With", "Result", "Time"],
+            &rows,
+            &[3],
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn tests(out: &mut String, v: &RunView) {
+    section(out, "tests", "Tests");
+    let rows: Vec<Vec<String>> = v
+        .workstreams
+        .iter()
+        .filter_map(|w| Some((w, w.tests.as_ref()?)))
+        .take(MAX_TABLE_ROWS)
+        .map(|(w, t)| {
+            let n = |x: Option<u64>| x.map_or_else(|| "n/a".to_string(), |x| x.to_string());
+            vec![
+                format!("<code>{}</code>", h(&w.workstream_id)),
+                format!("<code>{}</code>", h(&t.results.command)),
+                if t.succeeded {
+                    "<span class=\"st st-completed\">passed</span>".into()
+                } else {
+                    "<span class=\"st st-failed\">failed</span>".into()
+                },
+                n(t.results.passed),
+                n(t.results.failed),
+                n(t.results.skipped),
+            ]
+        })
+        .collect();
+    let _ = write!(out, "<p>{}</p>", h(&test_totals(v)));
+    if !rows.is_empty() {
+        table(
+            out,
+            "Tests per workstream",
+            &[
+                "Workstream",
+                "Command",
+                "Result",
+                "Passed",
+                "Failed",
+                "Skipped",
+            ],
+            &rows,
+            &[3, 4, 5],
+        );
+    }
+    out.push_str("</section>");
+}
+
+fn recommendations(out: &mut String, v: &RunView) {
+    section(out, "recommendations", "Recommendations");
+    if v.recommendations.is_empty() {
+        out.push_str("<p>None.</p>");
+    } else {
+        out.push_str("<ul>");
+        for r in &v.recommendations {
+            let _ = write!(out, "<li>{}</li>", h(r));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
+}
+
+fn details(out: &mut String, v: &RunView) {
+    section(out, "details", "Workstream details");
+    for (i, w) in v.workstreams.iter().enumerate().take(MAX_TABLE_ROWS) {
+        let _ = write!(
+            out,
+            "<details id=\"{}\"><summary><code>{}</code> {} on {} in {}</summary>",
+            anchor(i),
+            h(&w.workstream_id),
+            status(w.status),
+            h(&w.agent_id),
+            duration(w.duration_seconds)
+        );
+        let t = title(w);
+        if !t.is_empty() {
+            let _ = write!(out, "<p>{t}</p>");
+        }
+        out.push_str("<dl class=\"stats\">");
+        if let Some(b) = &w.branch {
+            let _ = write!(out, "<dt>Branch</dt><dd><code>{}</code></dd>", h(b));
+        }
+        if let Some(src) = &w.source_file {
+            let _ = write!(out, "<dt>File</dt><dd><code>{}</code></dd>", h(src));
+        }
+        if let Some(c) = w.exit_code {
+            let _ = write!(out, "<dt>Exit code</dt><dd>{c}</dd>");
+        }
+        if let Some(u) = &w.usage {
+            if let Some(c) = u.cost_usd {
+                let _ = write!(
+                    out,
+                    "<dt>Cost</dt><dd>{}</dd>",
+                    h(&super::usage::fmt_usd(c))
+                );
+            }
+        }
+        if w.attempts.len() > 1 {
+            let _ = write!(out, "<dt>Attempts</dt><dd>{}</dd>", w.attempts.len());
+        }
+        if let Some(l) = &w.log_path {
+            let _ = write!(out, "<dt>Log</dt><dd><code>{}</code></dd>", h(l));
+        }
+        out.push_str("</dl>");
+        for e in &w.errors {
+            let _ = write!(
+                out,
+                "<p><span class=\"st st-failed\">{}</span> {}</p>",
+                h(e.error_type.as_str()),
+                h(&e.message)
+            );
+        }
+        for warning in &w.warnings {
+            let _ = write!(out, "<p class=\"warn\">{}</p>", h(warning));
+        }
+        if !w.files.is_empty() {
+            out.push_str("<ul>");
+            for f in &w.files {
+                let _ = write!(
+                    out,
+                    "<li><code>{}</code> {} +{} −{}</li>",
+                    h(&f.path),
+                    f.kind.as_str(),
+                    f.additions,
+                    f.deletions
+                );
+            }
+            out.push_str("</ul>");
+        }
+        if !w.commits_created.is_empty() {
+            let _ = write!(
+                out,
+                "<p>Commits: {}</p>",
+                w.commits_created
+                    .iter()
+                    .map(|c| format!(
+                        "<code>{}</code>",
+                        h(&c.chars().take(12).collect::<String>())
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        if let Some(t) = &w.output_tail {
+            let _ = write!(
+                out,
+                "<pre aria-label=\"Last lines of the output of {}\">{}</pre>",
+                h(&w.workstream_id),
+                h(&t.text)
+            );
+        }
+        out.push_str("</details>");
+    }
+    more(
+        out,
+        v.workstreams.len().min(MAX_TABLE_ROWS),
+        v.workstreams.len(),
+        "workstreams",
+    );
+    out.push_str("</section>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nice_step;
+
+    #[test]
+    fn ticks_fall_on_round_steps() {
+        assert_eq!(nice_step(0.7), 1.0);
+        assert_eq!(nice_step(1.5), 2.0);
+        assert_eq!(nice_step(3.0), 5.0);
+        assert_eq!(nice_step(40.0), 50.0);
+        assert_eq!(nice_step(0.0), 0.001);
+    }
+}
