@@ -169,6 +169,19 @@ pub const MERGE_EXIT_STATUS: &[ExitStatus] = &[
     },
 ];
 
+/// `git ws-review`'s exit statuses (it serves until stopped).
+pub const REVIEW_EXIT_STATUS: &[ExitStatus] = &[
+    ExitStatus {
+        code: EXIT_NOTHING_RAN,
+        meaning: "it could not start: no database, a database that cannot be used, a port it \
+                  cannot bind, bad usage",
+    },
+    ExitStatus {
+        code: EXIT_INTERRUPTED,
+        meaning: "stopped by Ctrl-C (the shell reports the signal)",
+    },
+];
+
 /// The documented exit statuses of binary `bin` (`git-ws-run`, `git-ws-report`,
 /// `git-ws-merge`); empty for any other name.
 pub fn exit_statuses(bin: &str) -> &'static [ExitStatus] {
@@ -176,6 +189,7 @@ pub fn exit_statuses(bin: &str) -> &'static [ExitStatus] {
         "git-ws-run" => RUN_EXIT_STATUS,
         "git-ws-report" => REPORT_EXIT_STATUS,
         "git-ws-merge" => MERGE_EXIT_STATUS,
+        "git-ws-review" => REVIEW_EXIT_STATUS,
         _ => &[],
     }
 }

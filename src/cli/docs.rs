@@ -5,12 +5,13 @@
 
 use super::merge::MergeArgs;
 use super::report::ReportArgs;
+use super::review::ReviewArgs;
 use super::RunArgs;
 use clap::CommandFactory;
 use std::path::Path;
 
-/// Write `git-ws-run.1`, `git-ws-report.1` and `git-ws-merge.1` into `dir`; returns the
-/// paths written.
+/// Write `git-ws-run.1`, `git-ws-report.1`, `git-ws-merge.1` and `git-ws-review.1` into
+/// `dir`; returns the paths written.
 pub fn write_man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut written = Vec::new();
@@ -18,6 +19,7 @@ pub fn write_man_pages(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         ("git-ws-run", RunArgs::command()),
         ("git-ws-report", ReportArgs::command()),
         ("git-ws-merge", MergeArgs::command()),
+        ("git-ws-review", ReviewArgs::command()),
     ] {
         let cmd = cmd.name(name);
         let path = dir.join(format!("{name}.1"));

@@ -5,6 +5,7 @@
 pub mod docs;
 pub mod merge;
 pub mod report;
+pub mod review;
 
 use crate::commands::prune::{self, BranchPrune, Prune, PruneBranches, Pruned};
 use crate::commands::run::{self as run_cmd, DryRun, Ran, RunMode, RunOptions};

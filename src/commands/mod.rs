@@ -6,6 +6,7 @@
 //!   engine it drives is [`crate::runner`].
 //! - [`merge`]: `git ws-merge`, landing a run on an integration branch.
 //! - [`report`]: `git ws-report`, listing runs and printing a run's sections.
+//! - [`review`]: `git ws-review`, the local web server that shows runs and diffs.
 //! - [`prune`]: `git ws-run --prune-worktrees` / `--prune-branches`.
 //! - [`hooks`]: the post-merge hook: installing it (`git ws-run --install-hooks`) and what
 //!   it records (`git ws-report --record-merges`).
@@ -14,4 +15,5 @@ pub mod hooks;
 pub mod merge;
 pub mod prune;
 pub mod report;
+pub mod review;
 pub mod run;

@@ -296,6 +296,13 @@ pub fn signal(pid: u32, sig: i32) {
     assert_eq!(rc, 0, "kill({pid}, {sig})");
 }
 
+/// Send `sig` to the process group `pgid` (a child started with `process_group(0)`); a
+/// group that is already gone is fine.
+pub fn signal_group(pgid: u32, sig: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(-(pgid as i32), sig) };
+}
+
 /// A `git-ws-run` started directly (so the test has its pid), stderr going to a file.
 pub struct Spawned {
     pub child: std::process::Child,

@@ -20,6 +20,7 @@ mod queue;
 mod real_agents;
 mod reliability;
 mod report;
+mod review;
 mod run;
 mod sql;
 mod test_files;

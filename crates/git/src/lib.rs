@@ -27,6 +27,7 @@ mod land;
 mod landed;
 pub mod remote;
 mod repo;
+pub mod review;
 mod slots;
 #[cfg(test)]
 mod tests;

@@ -63,10 +63,17 @@ pub fn diff_html(path: &str, old: Option<&str>, new: Option<&str>, layout: DiffL
     let mut out = String::with_capacity((o.len() + n.len()) / 2 + 256);
     let _ = write!(
         out,
-        "<table class=\"diff {}\">{caption}",
+        "<table class=\"diff {}\">{caption}{}",
         match layout {
             DiffLayout::Unified => "unified",
             DiffLayout::SideBySide => "split",
+        },
+        // Fixed widths for the line numbers, the rest for the code.
+        match layout {
+            DiffLayout::Unified => "<colgroup><col class=\"ln\"><col class=\"ln\"><col></colgroup>",
+            DiffLayout::SideBySide => {
+                "<colgroup><col class=\"ln\"><col><col class=\"ln\"><col></colgroup>"
+            }
         }
     );
     let groups = diff.grouped_ops(CONTEXT_LINES);

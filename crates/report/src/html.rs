@@ -3,6 +3,7 @@
 //! runs, agents and files goes through [`html`]; titles are capped as in every rendering.
 
 use super::cells::{agent_cells, test_totals, AGENT_HEADERS};
+use super::diff::{diff_html, DiffLayout};
 use super::escape::html as h;
 use super::markdown::{MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_TABLE_ROWS};
 use super::usage::{agent_usage_rows, summary_rows, AGENT_USAGE_HEADERS};
@@ -16,7 +17,7 @@ pub const MAX_HTML_TITLE_COLUMNS: usize = 120;
 
 /// The policy every page carries: nothing from elsewhere, no script, no form target.
 pub const CSP: &str =
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'";
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'";
 
 const CSS: &str = r#"
 :root{--fg:#1b1f24;--mut:#57606a;--bg:#fff;--alt:#f6f8fa;--line:#d0d7de;--ok:#1a7f37;--bad:#cf222e;--skip:#9a6700;--ins:#dafbe1;--del:#ffebe9;--insm:#aceebb;--delm:#ffcecb;--link:#0969da}
@@ -38,28 +39,56 @@ details{border:1px solid var(--line);border-radius:4px;margin:6px 0;padding:4px 
 svg.timeline{width:100%;height:auto;background:var(--alt);border:1px solid var(--line)}
 svg .bar-completed{fill:var(--ok)}svg .bar-failed{fill:var(--bad)}svg .bar-skipped,svg .bar-deferred{fill:var(--skip)}svg text{fill:var(--fg);font-size:11px}svg line{stroke:var(--line)}
 table.diff{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px;table-layout:fixed}
-table.diff td{border:none;padding:0 6px;white-space:pre-wrap}table.diff td.ln{width:4.5em;color:var(--mut);text-align:right;user-select:none}
-table.diff.split td.code{width:calc(50% - 4.5em)}table.diff tr.ins td.code,table.diff td.code.ins{background:var(--ins)}table.diff tr.del td.code,table.diff td.code.del{background:var(--del)}
+table.diff col.ln{width:4.5em}table.diff td{border:none;padding:0 6px;white-space:pre-wrap}table.diff td.ln{width:4.5em;color:var(--mut);text-align:right;user-select:none}
+table.diff tr.ins td.code,table.diff td.code.ins{background:var(--ins)}table.diff tr.del td.code,table.diff td.code.del{background:var(--del)}
 table.diff tr.ins mark,table.diff td.ins mark{background:var(--insm);color:inherit}table.diff tr.del mark,table.diff td.del mark{background:var(--delm);color:inherit}
 table.diff tr.hunk th{font-weight:400;color:var(--mut)}table.diff .sign{display:inline-block;width:1.2em;color:var(--mut)}
 "#;
 
-/// The whole page of one run.
+/// How a served page differs from the file: links to the server's own pages, and a
+/// refresh while the run is live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageOptions {
+    /// Workstream links go to `<base><percent-encoded id>` instead of the page's anchors.
+    pub workstream_base: Option<String>,
+    /// Reload every this many seconds (a live run; no script involved).
+    pub refresh_seconds: Option<u32>,
+    /// A link back to the list of runs.
+    pub home: Option<String>,
+}
+
+/// The whole page of one run, as the report file has it.
 pub fn page(v: &RunView) -> String {
+    page_with(v, &PageOptions::default())
+}
+
+/// The whole page of one run.
+pub fn page_with(v: &RunView, o: &PageOptions) -> String {
     let mut out = String::with_capacity(16_384 + v.workstreams.len() * 1_500);
-    head(&mut out, &format!("git-ws run {}", v.run_id));
+    head_with(
+        &mut out,
+        &format!("git-ws run {}", v.run_id),
+        o.refresh_seconds,
+    );
+    out.push_str("<header>");
+    if let Some(home) = &o.home {
+        let _ = write!(out, "<p><a href=\"{}\">All runs</a></p>", h(home));
+    }
     let _ = write!(
         out,
-        "<header><h1>Run <code>{}</code></h1><p class=\"verdict\">{}</p>",
+        "<h1>Run <code>{}</code></h1><p class=\"verdict\">{}</p>",
         h(&v.run_id),
         h(&v.verdict)
     );
+    if o.refresh_seconds.is_some() {
+        out.push_str("<p class=\"muted\" role=\"status\">Live: this page reloads every few seconds while the run goes on.</p>");
+    }
     nav(&mut out, v);
     out.push_str("</header><main>");
     summary(&mut out, v);
     agents(&mut out, v);
     timeline(&mut out, v);
-    workstreams(&mut out, v);
+    workstreams(&mut out, v, o);
     errors(&mut out, v);
     files(&mut out, v);
     overlaps(&mut out, v);
@@ -105,15 +134,35 @@ pub fn list_page(title_text: &str, headers: &[&str], rows: &[Vec<String>]) -> St
 
 /// `<!doctype html>` … `<body>`: the policy, the title and the style.
 pub fn head(out: &mut String, title: &str) {
+    head_with(out, title, None);
+}
+
+fn head_with(out: &mut String, title: &str, refresh: Option<u32>) {
     let _ = write!(
         out,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\
          <meta name=\"referrer\" content=\"no-referrer\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{}\
          <title>{}</title><style>{CSS}</style></head><body>",
+        refresh
+            .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+            .unwrap_or_default(),
         h(&truncate(&one_line(title), MAX_HTML_TITLE_COLUMNS))
     );
+}
+
+/// `s` as one URL path segment: every byte but the unreserved ones percent-encoded.
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// `</body></html>`, after a footer naming the tool.
@@ -381,7 +430,7 @@ fn nice_step(raw: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-fn workstreams(out: &mut String, v: &RunView) {
+fn workstreams(out: &mut String, v: &RunView, o: &PageOptions) {
     section(out, "workstreams", "Workstreams");
     let rows: Vec<Vec<String>> = v
         .workstreams
@@ -389,10 +438,13 @@ fn workstreams(out: &mut String, v: &RunView) {
         .enumerate()
         .take(MAX_TABLE_ROWS)
         .map(|(i, w)| {
+            let href = match &o.workstream_base {
+                Some(base) => h(&format!("{base}{}", url_segment(&w.workstream_id))),
+                None => format!("#{}", anchor(i)),
+            };
             vec![
                 format!(
-                    "<a href=\"#{}\"><code>{}</code></a>",
-                    anchor(i),
+                    "<a href=\"{href}\"><code>{}</code></a>",
                     h(&w.workstream_id)
                 ),
                 h(&w.agent_id),
@@ -849,6 +901,234 @@ fn details(out: &mut String, v: &RunView) {
         "workstreams",
     );
     out.push_str("</section>");
+}
+
+/// One changed file of a workstream, as its page shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct FileDiff<'a> {
+    pub path: &'a str,
+    /// The path before a rename.
+    pub old_path: Option<&'a str>,
+    pub old: Option<&'a str>,
+    pub new: Option<&'a str>,
+    /// Not text on one side: no line diff.
+    pub binary: bool,
+}
+
+/// One commit of a workstream's branch.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitRow<'a> {
+    pub sha: &'a str,
+    pub summary: &'a str,
+    pub author: &'a str,
+}
+
+/// Everything the page of one workstream shows.
+#[derive(Debug, Clone)]
+pub struct WorkstreamPage<'a> {
+    pub run: &'a RunView,
+    pub row: &'a WorkstreamRow,
+    pub files: Vec<FileDiff<'a>>,
+    pub commits: Vec<CommitRow<'a>>,
+    pub layout: DiffLayout,
+    /// The run's page.
+    pub run_href: String,
+    /// The whole log, when it can be read.
+    pub log_href: Option<String>,
+    /// This page in the unified and in the side-by-side layout.
+    pub layout_hrefs: (String, String),
+    pub refresh_seconds: Option<u32>,
+    /// Why the diffs are missing or cut, if they are.
+    pub note: Option<String>,
+}
+
+/// The page of one workstream: status, errors, attempts, tests, usage, commits, the log and
+/// every changed file's diff.
+pub fn workstream_page(p: &WorkstreamPage<'_>) -> String {
+    let w = p.row;
+    let mut out = String::with_capacity(8_192);
+    head_with(
+        &mut out,
+        &format!("{} — git-ws run {}", w.workstream_id, p.run.run_id),
+        p.refresh_seconds,
+    );
+    let _ = write!(
+        out,
+        "<header><p><a href=\"{}\">Run <code>{}</code></a></p><h1><code>{}</code> {}</h1>",
+        h(&p.run_href),
+        h(&p.run.run_id),
+        h(&w.workstream_id),
+        status(w.status)
+    );
+    let t = title(w);
+    if !t.is_empty() {
+        let _ = write!(out, "<p>{t}</p>");
+    }
+    out.push_str("</header><main>");
+    section(&mut out, "about", "About");
+    out.push_str("<dl class=\"stats\">");
+    let _ = write!(
+        out,
+        "<dt>Agent</dt><dd>{}{}</dd><dt>Duration</dt><dd>{}</dd><dt>Changes</dt><dd>{}, +{} −{}, {}</dd>",
+        h(&w.agent_id),
+        w.agent
+            .as_deref()
+            .map(|a| format!(" ({})", h(a)))
+            .unwrap_or_default(),
+        duration(w.duration_seconds),
+        plural(w.files_modified.len(), "file", "files"),
+        w.additions,
+        w.deletions,
+        plural(w.commits_created.len(), "commit", "commits")
+    );
+    if let Some(b) = &w.branch {
+        let _ = write!(out, "<dt>Branch</dt><dd><code>{}</code></dd>", h(b));
+    }
+    if let Some(c) = w.exit_code {
+        let _ = write!(out, "<dt>Exit code</dt><dd>{c}</dd>");
+    }
+    if let Some(u) = &w.usage {
+        let mut parts = Vec::new();
+        if let Some(c) = u.cost_usd {
+            parts.push(super::usage::fmt_usd(c));
+        }
+        if let (Some(i), Some(o)) = (u.input_tokens, u.output_tokens) {
+            parts.push(format!(
+                "{} in, {} out",
+                super::usage::fmt_count(i),
+                super::usage::fmt_count(o)
+            ));
+        }
+        if let Some(t) = u.turns {
+            parts.push(plural(t as usize, "turn", "turns"));
+        }
+        if let Some(m) = &u.model {
+            parts.push(m.clone());
+        }
+        let _ = write!(out, "<dt>Usage</dt><dd>{}</dd>", h(&parts.join(", ")));
+    }
+    if let Some(t) = &w.tests {
+        let n = |x: Option<u64>| x.map_or_else(|| "n/a".to_string(), |x| x.to_string());
+        let _ = write!(
+            out,
+            "<dt>Tests</dt><dd><code>{}</code>: {} ({} passed, {} failed, {} skipped)</dd>",
+            h(&t.results.command),
+            if t.succeeded { "passed" } else { "failed" },
+            n(t.results.passed),
+            n(t.results.failed),
+            n(t.results.skipped)
+        );
+    }
+    if let Some(href) = &p.log_href {
+        let _ = write!(
+            out,
+            "<dt>Log</dt><dd><a href=\"{}\">the whole log</a></dd>",
+            h(href)
+        );
+    }
+    out.push_str("</dl>");
+    for e in &w.errors {
+        let _ = write!(
+            out,
+            "<p><span class=\"st st-failed\">{}</span> {}</p>",
+            h(e.error_type.as_str()),
+            h(&e.message)
+        );
+    }
+    for warning in &w.warnings {
+        let _ = write!(out, "<p class=\"warn\">{}</p>", h(warning));
+    }
+    if w.attempts.len() > 1 {
+        let rows: Vec<Vec<String>> = w
+            .attempts
+            .iter()
+            .map(|a| {
+                vec![
+                    a.attempt.to_string(),
+                    h(&a.outcome),
+                    duration(a.duration_seconds),
+                    a.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+                    h(a.retry_reason.as_deref().unwrap_or("")),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            "Attempts",
+            &["#", "Outcome", "Duration", "Exit", "Retried because"],
+            &rows,
+            &[0, 2, 3],
+        );
+    }
+    if let Some(t) = &w.output_tail {
+        let _ = write!(
+            out,
+            "<h3>Last lines of its output</h3><pre>{}</pre>",
+            h(&t.text)
+        );
+    }
+    out.push_str("</section>");
+    section(&mut out, "commits", "Commits");
+    if p.commits.is_empty() {
+        out.push_str("<p>No commit.</p>");
+    } else {
+        out.push_str("<ul>");
+        for c in &p.commits {
+            let _ = write!(
+                out,
+                "<li><code>{}</code> {} <span class=\"muted\">— {}</span></li>",
+                h(&c.sha.chars().take(12).collect::<String>()),
+                h(c.summary),
+                h(c.author)
+            );
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
+    section(&mut out, "diff", "Changes");
+    let (unified, split) = &p.layout_hrefs;
+    let _ = write!(
+        out,
+        "<p>Layout: {} · {}</p>",
+        if p.layout == DiffLayout::Unified {
+            "<strong>unified</strong>".to_string()
+        } else {
+            format!("<a href=\"{}\">unified</a>", h(unified))
+        },
+        if p.layout == DiffLayout::SideBySide {
+            "<strong>side by side</strong>".to_string()
+        } else {
+            format!("<a href=\"{}\">side by side</a>", h(split))
+        }
+    );
+    if let Some(n) = &p.note {
+        let _ = write!(out, "<p class=\"warn\">{}</p>", h(n));
+    }
+    if p.files.is_empty() {
+        out.push_str("<p>No file changed.</p>");
+    }
+    for f in &p.files {
+        if let Some(from) = f.old_path {
+            let _ = write!(
+                out,
+                "<p class=\"muted\">Renamed from <code>{}</code></p>",
+                h(from)
+            );
+        }
+        if f.binary {
+            let _ = write!(
+                out,
+                "<table class=\"diff\"><caption>{}</caption><tbody><tr><td class=\"note\">Binary \
+                 or very large file; its diff is not shown.</td></tr></tbody></table>",
+                h(f.path)
+            );
+        } else {
+            out.push_str(&diff_html(f.path, f.old, f.new, p.layout));
+        }
+    }
+    out.push_str("</section></main>");
+    foot(&mut out);
+    out
 }
 
 #[cfg(test)]

@@ -34,7 +34,10 @@ pub use cells::render_table;
 pub use diff::{diff_html, DiffLayout, CONTEXT_LINES, MAX_DIFF_BYTES};
 pub use escape::html as escape_html;
 pub use escape::{fenced_with, mermaid_name};
-pub use html::{foot as html_foot, head as html_head, CSP, MAX_HTML_TITLE_COLUMNS};
+pub use html::{
+    foot as html_foot, head as html_head, page_with as render_html_with, url_segment,
+    workstream_page, CommitRow, FileDiff, PageOptions, WorkstreamPage, CSP, MAX_HTML_TITLE_COLUMNS,
+};
 pub use json::{json, json_sections};
 pub use markdown::{
     MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_FULL_TITLE_COLUMNS, MAX_TABLE_ROWS,

@@ -472,7 +472,7 @@ fn bidi_overrides_zero_width_and_escapes_reach_no_rendering() {
 }
 
 /// Elements that never close.
-const VOID: [&str; 4] = ["meta", "br", "hr", "input"];
+const VOID: [&str; 5] = ["meta", "br", "hr", "input", "col"];
 
 /// Every element the page opens closes, in order (the SVG's `line` and self-closed elements
 /// included); text outside tags holds no raw `<` or `>`.
