@@ -385,3 +385,48 @@ fn an_interrupted_run_is_refused_by_ws_merge_naming_the_cancelled_workstreams() 
         "{json}"
     );
 }
+
+/// A `git-ws-merge --test` SIGKILLed while its test runs leaves a grandchild of the test
+/// behind (the parent-death signal reaches only the test's shell): a following
+/// `git ws-merge --dry-run` kills it, says so, and still integrates nothing.
+#[test]
+fn a_dry_run_sweeps_what_a_killed_ws_merge_left_running() {
+    let env = Env::new();
+    let started = env.scratch("test-started");
+    env.write(
+        "t.sh",
+        &format!("touch {}\nsleep 30 &\nsleep 30\n", started.display()),
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "test script"]);
+    env.ws_cmd("one", "echo 1 > one.txt");
+    env.ws_run(&["--agents", "1", "-q"]).expect(0);
+    let main_before = env.git(&["rev-parse", "HEAD"]);
+    let mark = format!("dry-run-sweep-{}", std::process::id());
+    let child = spawn(&env, "merge", &["--test", "sh t.sh", "-q"], &mark, &[]);
+    wait_until(Duration::from_secs(60), "the test to start", || {
+        started.exists()
+    });
+    kill_and_reap(child);
+    let left = left_after_kill(&mark);
+    let dry = run(&env, "merge", &["--dry-run"], "dry", &[]);
+    let after = marked(&mark);
+    kill_marked(&mark);
+    assert!(
+        !left.is_empty(),
+        "the killed ws-merge left nothing running: the test proves nothing"
+    );
+    dry.expect(0);
+    assert!(after.is_empty(), "still running after --dry-run: {after:?}");
+    assert!(
+        dry.stderr.contains("killed") || dry.stdout.contains("killed"),
+        "the dry run says what it killed:\n{}\n{}",
+        dry.stdout,
+        dry.stderr
+    );
+    assert_eq!(
+        env.git(&["rev-parse", "HEAD"]),
+        main_before,
+        "a dry run integrates nothing"
+    );
+}
