@@ -715,3 +715,63 @@ fn the_consolidator_killed_mid_consolidation_is_finished_by_resume() {
 fn moved(before: &[String], after: &[String]) -> usize {
     before.iter().zip(after).filter(|(a, b)| a != b).count()
 }
+
+/// The largest `big.log` under `.state/logs/*/` now (0 when there is none yet).
+fn big_log_len(env: &Env) -> u64 {
+    std::fs::read_dir(env.repo.join(".state/logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| std::fs::metadata(d.path().join("big.log")).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `ws.maxLogBytes = 64k` and a workstream printing 12 MB in three bursts a second apart:
+/// its log is never bigger than the cap plus the note's slack, whenever it is looked at
+/// while the command runs, and at the end it keeps the head, the tail and the note of how
+/// much was cut.
+#[test]
+fn the_log_cap_holds_while_the_command_runs() {
+    let env = Env::new();
+    env.git(&["config", "ws.maxLogBytes", "64k"]);
+    env.ws_cmd(
+        "big",
+        "echo FIRST-LINE; for i in 1 2 3; do yes | head -c 4000000; sleep 1; done; echo LAST-LINE; echo done > big.txt",
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "workstreams"]);
+    let mut run = env.spawn_run(&["-q", "--agents", "1"]);
+    let (cap, slack) = (64 * 1024u64, 512u64);
+    let (mut looks, mut biggest) = (0, 0u64);
+    while run.child.try_wait().unwrap().is_none() {
+        let len = big_log_len(&env);
+        biggest = biggest.max(len);
+        if len > 0 {
+            looks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = run.wait(Duration::from_secs(10));
+    out.expect(0);
+    assert!(
+        looks > 50,
+        "the log was seen only {looks} times while it ran"
+    );
+    assert!(
+        biggest <= cap + slack,
+        "the log reached {biggest} bytes while the command ran (cap {cap})"
+    );
+    let run_id = out.run_id();
+    let log = std::fs::read(env.repo.join(format!(".state/logs/{run_id}/big.log"))).unwrap();
+    assert!(
+        log.len() as u64 <= cap + slack,
+        "{} bytes at the end",
+        log.len()
+    );
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("FIRST-LINE"), "the head is kept");
+    assert!(text.trim_end().ends_with("LAST-LINE"), "the tail is kept");
+    assert!(text.contains("bytes of output cut here"), "the cut is said");
+}
