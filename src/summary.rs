@@ -173,10 +173,16 @@ pub fn unrecorded_lines(o: &RunOutcome) -> Vec<String> {
                 )
         ));
     }
-    lines.push(format!(
-        "  once the database can be written again: git ws-run --resume {} records them without running them again",
-        o.run_id
-    ));
+    lines.push(match o.shared {
+        Some(_) => format!(
+            "  once the database answers again: git ws-run --join {} --remote <the run's remote>, from this repository, records them without running them again",
+            o.run_id
+        ),
+        None => format!(
+            "  once the database can be written again: git ws-run --resume {} records them without running them again",
+            o.run_id
+        ),
+    });
     lines
 }
 

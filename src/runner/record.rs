@@ -336,6 +336,7 @@ impl Writer {
             db: self.db.location().display().to_string(),
             run: self.to.run.clone(),
             result: r.clone(),
+            attempt: None,
         }
     }
 
@@ -366,7 +367,7 @@ impl Writer {
 
 /// A warning on stderr, whatever the display (`-q` included): losing a result is never
 /// quiet. Through [`warn`]: above the progress bars while they are drawn.
-fn say(note: &str) {
+pub(super) fn say(note: &str) {
     warn(&format!(
         "git ws-run: warning: {}",
         crate::text::clean(note)

@@ -917,3 +917,86 @@ fn the_log_cap_holds_while_the_command_runs() {
     assert!(text.trim_end().ends_with("LAST-LINE"), "the tail is kept");
     assert!(text.contains("bytes of output cut here"), "the cut is said");
 }
+
+/// A shared run (`--remote origin`, PostgreSQL) whose database is stopped for good while
+/// the second of three chained workstreams runs: the coordinator keeps ws-2's result,
+/// retries, then spools it and exits 3 naming ws-2 and its branch. With the cluster
+/// started again, `--join` from the same repository records ws-2 from the spool with its
+/// claim's attempt (not run again, its branch not moved), runs ws-3 and finishes the run.
+#[test]
+fn a_shared_run_whose_database_stops_exits_3_and_a_join_adopts_the_result() {
+    let Some(cluster) = own_cluster() else {
+        return;
+    };
+    let url = cluster.database("shared_stopped");
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let started = env.scratch("ws-2-started");
+    three_in_a_chain(
+        &env,
+        &marker,
+        &format!("touch {}; sleep 1", started.display()),
+    );
+    let bare = env.scratch("remote.git");
+    env.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    env.git(&["config", "ws.lease", "5s"]);
+    let common = ["-q", "--agents", "1", "--db", &url, "--remote", "origin"];
+    let run = env.spawn_run(&[&common[..], &["--worker", "a"]].concat());
+    wait_until(Duration::from_secs(60), "ws-2 to start", || {
+        started.exists()
+    });
+    cluster.stop();
+    let out = run.wait(Duration::from_secs(120));
+    cluster.restart(true);
+    let id = sql_run_id(&url);
+    let have = pg_recorded(&url, &id);
+    let named = out.stderr.contains(&format!(
+        "ws-2 (completed): its work is on branch ws/{id}/ws-2"
+    ));
+    let branch = |ws: &str| env.git(&["rev-parse", &format!("ws/{id}/{ws}")]);
+    let before = [branch("ws-1"), branch("ws-2")];
+    let spooled = env.repo.join(format!(".state/spool/{id}.jsonl")).exists();
+    let join = env.ws_run(&[&common[..], &["--worker", "b", "--join", &id]].concat());
+    let after = pg_recorded(&url, &id);
+    tally(
+        "shared-pg-stopped",
+        3 - after.len(),
+        usize::from(out.code == 0 && have.len() < 3 || out.code != 0 && !named),
+        moved(&before, &[branch("ws-1"), branch("ws-2")]),
+        runs(&marker).len().saturating_sub(3),
+    );
+    out.expect(3);
+    assert!(named, "stderr names ws-2 and its branch:\n{}", out.stderr);
+    assert!(out.stderr.contains("NOT RECORDED"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: failed to record ws-2 in the database"),
+        "said at once, -q or not:\n{}",
+        out.stderr
+    );
+    assert!(
+        !have.iter().any(|(ws, _)| ws == "ws-2"),
+        "the database was stopped, yet: {have:?}"
+    );
+    assert!(spooled, "the result is in the spool");
+    join.expect(0);
+    assert!(
+        join.stderr.contains("recorded ws-2 from the spool"),
+        "{}",
+        join.stderr
+    );
+    assert_eq!(after, all_three_completed(), "{}", join.stderr);
+    assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"], "nothing ran twice");
+    assert_eq!(
+        [branch("ws-1"), branch("ws-2")],
+        before,
+        "no finished branch moved"
+    );
+    assert!(!env.repo.join(format!(".state/spool/{id}.jsonl")).exists());
+}
+
+/// The one run id in PostgreSQL database `url`.
+fn sql_run_id(url: &str) -> String {
+    crate::pgcluster::psql(url, "SELECT run_id FROM consolidated_runs").unwrap()[0][0].clone()
+}
