@@ -414,8 +414,11 @@ fn a_full_disk_under_the_git_objects_fails_the_workstream_and_keeps_its_work() {
     );
     assert!(!out.stdout.contains("3 completed"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("ws-2"),
-        "the summary names ws-2: {}",
+        out.stdout.contains(&format!(
+            "NOT COMMITTED: ws-2 (failed): the disk refused its commit; its uncommitted files are in {}",
+            env.repo.join(format!(".git/ws/unsaved/ws/{run}/ws-2")).display()
+        )),
+        "the summary names ws-2 and where its work is: {}",
         out.stdout
     );
     let err = sql(

@@ -912,7 +912,9 @@ fn rescue_leftovers(
         for entry in st.iter() {
             let rel = Path::new(OsStr::from_bytes(entry.path_bytes()));
             let from = worktree.join(rel);
-            if !from.is_file() || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+            // Regular files only: a symlink is not followed out of the worktree.
+            let regular = std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
+            if !regular || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
                 continue;
             }
             let to = dest.join(rel);
