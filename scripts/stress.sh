@@ -13,10 +13,13 @@
 #                                      # (tests/integration/kills.rs)
 #   scripts/stress.sh faults 10        # 10 rounds of the fault tests (tests/integration/
 #                                      # faults.rs: a full disk under the database and the
-#                                      # reports and under the logs, the SQLite file removed,
-#                                      # locked, PostgreSQL stopped, the coordinator killed
-#                                      # while consolidating), with counts:
-#                                      # "0 lost, 0 completed-without-record, 0 moved branches"
+#                                      # reports, under the spool too, under the logs and
+#                                      # under the git objects, the SQLite file removed,
+#                                      # locked, PostgreSQL stopped (local and shared runs),
+#                                      # the coordinator killed while consolidating, the log
+#                                      # cap while a command prints), with counts:
+#                                      # "0 lost, 0 completed-without-record, 0 moved
+#                                      # branches, 0 orphan processes"
 #   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
 #                                      # one worker SIGKILLed holding claims, one joiner
 #                                      # interrupted (tests/integration/queue.rs)
@@ -43,24 +46,43 @@ cd "$(dirname "$0")/.."
 if [ "$what" = faults ]; then
     # Debug build (the one `cargo test` keeps warm). The tests mount a tmpfs: run as root;
     # CI=true makes a test that cannot mount fail instead of skip.
+    # Orphans: after each round (the test binary has exited), every live process that
+    # carries this round's STRESS_MARK and a git-ws command tag (GIT_WS_COMMAND, set on
+    # everything git-ws starts) outlived the tool that started it. They are counted, then
+    # killed.
     counts=$(mktemp)
     log=$(mktemp)
     failed=0
+    orphans=0
     i=0
     while [ "$i" -lt "$n" ]; do
         i=$((i + 1))
-        if ! GIT_WS_FAULT_COUNTS=$counts cargo test --test integration -- --test-threads 2 faults:: \
-            >"$log" 2>&1; then
+        mark="faults-$$-$i"
+        if ! STRESS_MARK=$mark GIT_WS_FAULT_COUNTS=$counts cargo test --test integration -- \
+            --test-threads 2 faults:: >"$log" 2>&1; then
             failed=$((failed + 1))
             grep -E "panicked|assertion|left|right" "$log" | head -8
         fi
+        sleep 1
+        for env in /proc/[0-9]*/environ; do
+            if grep -qz "^STRESS_MARK=$mark\$" "$env" 2>/dev/null &&
+                grep -qz "^GIT_WS_COMMAND=" "$env" 2>/dev/null; then
+                pid=${env#/proc/}
+                pid=${pid%/environ}
+                if ! grep -q '^[^)]*) Z' "/proc/$pid/stat" 2>/dev/null; then
+                    orphans=$((orphans + 1))
+                    echo "orphan after round $i: $pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)"
+                    kill -9 "$pid" 2>/dev/null || true
+                fi
+            fi
+        done
     done
-    awk -v n="$n" -v failed="$failed" '
+    awk -v n="$n" -v failed="$failed" -v orphans="$orphans" '
         { runs++; lost += $2; cwr += $3; moved += $4; rerun += $5 }
         END {
-            printf "faults: %d round(s), %d fault run(s): %d lost, %d completed-without-record, %d moved branches, %d re-run, %d failed round(s)\n",
-                n, runs, lost, cwr, moved, rerun, failed
-            exit (lost + cwr + moved + rerun + failed > 0)
+            printf "faults: %d round(s), %d fault run(s): %d lost, %d completed-without-record, %d moved branches, %d orphan processes, %d re-run, %d failed round(s)\n",
+                n, runs, lost, cwr, moved, orphans, rerun, failed
+            exit (lost + cwr + moved + orphans + rerun + failed > 0)
         }' "$counts"
     status=$?
     rm -f "$counts" "$log"

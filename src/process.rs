@@ -135,23 +135,30 @@ pub async fn run(spec: &Spec, cancel: watch::Receiver<bool>) -> Ending {
     run_watched(spec, cancel, None).await
 }
 
-/// [`run`], with `watcher` polled while the command runs. What it wrote to its log is then
-/// capped to [`crate::logcap::limit`] (`ws.maxLogBytes`).
+/// [`run`], with `watcher` polled while the command runs. What it writes reaches its log
+/// through a pipe, capped at every instant to [`crate::logcap::limit`] (`ws.maxLogBytes`):
+/// the log never holds more than the cap and a note, however much the command prints.
 pub async fn run_watched(
     spec: &Spec,
     cancel: watch::Receiver<bool>,
     watcher: Option<&mut dyn Watch>,
 ) -> Ending {
-    let from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
-    let ending = run_uncapped(spec, cancel, watcher).await;
-    crate::logcap::cap(&spec.log, from, crate::logcap::limit());
+    let mut streaming = None;
+    let ending = run_uncapped(spec, cancel, watcher, &mut streaming).await;
+    if let Some(s) = streaming {
+        s.end(LOG_LINGER).await;
+    }
     ending
 }
+
+/// After a command ended, how long its log may still take in output left in the pipe.
+const LOG_LINGER: Duration = Duration::from_secs(2);
 
 async fn run_uncapped(
     spec: &Spec,
     mut cancel: watch::Receiver<bool>,
     mut watcher: Option<&mut dyn Watch>,
+    streaming: &mut Option<crate::logcap::Streaming>,
 ) -> Ending {
     if spec.argv.is_empty() {
         return Ending::SpawnFailed("empty command".into());
@@ -160,12 +167,11 @@ async fn run_uncapped(
     if *cancel.borrow() {
         return Ending::Cancelled;
     }
-    let log = match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)
-    {
-        Ok(f) => f,
+    let log = match crate::logcap::stream(&spec.log, crate::logcap::limit()) {
+        Ok((s, w)) => {
+            *streaming = Some(s);
+            w
+        }
         Err(e) => {
             return Ending::SpawnFailed(format!(
                 "failed to open log file {}: {e}",
@@ -219,7 +225,10 @@ async fn run_uncapped(
         .procs_dir
         .as_deref()
         .and_then(|d| Registered::new(d, &tag, &spec.cwd));
-    let mut child = match cmd.spawn() {
+    let spawned = cmd.spawn();
+    // Our copies of the pipe's write end go: the log sees its end when the command's do.
+    drop(cmd);
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return Ending::SpawnFailed(format!("failed to start `{}`: {e}", spec.argv[0]));

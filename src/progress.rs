@@ -196,6 +196,27 @@ impl Bars {
     }
 }
 
+/// The recorder's warnings (a result the database refused, say: shown even with `-q`) go
+/// above `m`'s bars, each a whole line, instead of into the middle of a bar being drawn.
+fn route_warnings_to(m: &MultiProgress) {
+    let m = m.clone();
+    crate::runner::record::route_warnings(Some(Box::new(move |line: &str| {
+        if m.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = m.println(line);
+        }
+    })));
+}
+
+impl Drop for Bars {
+    fn drop(&mut self) {
+        if self.multi.is_some() {
+            crate::runner::record::route_warnings(None);
+        }
+    }
+}
+
 impl Observer for Bars {
     fn event(&mut self, event: Event<'_>) {
         match event {
@@ -207,6 +228,7 @@ impl Observer for Bars {
             } => {
                 *self.eta.lock().unwrap_or_else(|p| p.into_inner()) = Eta::new(jobs, agents);
                 let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                route_warnings_to(&m);
                 let _ = m.println(format!("{run_id}: {total} workstreams on {agents} agents"));
                 let style = ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg}")
                     .expect("valid template");
@@ -290,6 +312,7 @@ impl Observer for Bars {
                 }
             }
             Event::Consolidating => {
+                crate::runner::record::route_warnings(None);
                 for pb in &self.agents {
                     pb.finish_and_clear();
                 }
@@ -351,5 +374,79 @@ mod tests {
         blind.started("x", t0);
         blind.finished("x", 3.0);
         assert_eq!(blind.remaining(t0), Some(Duration::from_secs(3)));
+    }
+
+    /// A terminal that records what indicatif does to it, one entry per call.
+    #[derive(Debug, Clone, Default)]
+    struct Screen(Arc<Mutex<Vec<String>>>);
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(format!("up {n}"));
+            Ok(())
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(format!("down {n}"));
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(format!("line {s}"));
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.0.lock().unwrap().push(format!("str {s}"));
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.0.lock().unwrap().push("clear".into());
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn recorder_warnings_go_above_the_bars_as_whole_lines() {
+        let screen = Screen::default();
+        let m = MultiProgress::with_draw_target(ProgressDrawTarget::term_like(Box::new(
+            screen.clone(),
+        )));
+        let pb = m.add(ProgressBar::new(10));
+        pb.set_style(ProgressStyle::with_template("{msg} {pos}/{len}").unwrap());
+        pb.set_message("agent-1 busy");
+        pb.tick();
+        route_warnings_to(&m);
+        let line =
+            "git ws-run: warning: failed to record ws-2 in the database (disk full); retrying";
+        assert!(crate::runner::record::warn(line), "the bars' sink took it");
+        crate::runner::record::route_warnings(None);
+        let ops = screen.0.lock().unwrap().clone();
+        let at = ops
+            .iter()
+            .position(|o| o == &format!("line {line}") || o == &format!("str {line}"))
+            .unwrap_or_else(|| panic!("the warning is not one whole line: {ops:?}"));
+        // The bar was drawn before, cleared for the line, and drawn again below it.
+        assert!(
+            ops[..at].iter().any(|o| o.contains("agent-1 busy")),
+            "{ops:?}"
+        );
+        assert!(
+            ops[at + 1..].iter().any(|o| o.contains("agent-1 busy")),
+            "{ops:?}"
+        );
+        let warnings = ops.iter().filter(|o| o.contains("warning")).count();
+        assert_eq!(warnings, 1, "the warning is written once, whole: {ops:?}");
+        // With no bars drawn, a warning goes straight to stderr.
+        assert!(!crate::runner::record::warn("git ws-run: warning: plain"));
     }
 }

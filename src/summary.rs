@@ -103,6 +103,9 @@ pub fn summary_text(o: &RunOutcome) -> String {
     for line in unrecorded_lines(o) {
         let _ = writeln!(s, "{line}");
     }
+    for line in unsaved_lines(o) {
+        let _ = writeln!(s, "{line}");
+    }
     let _ = writeln!(
         s,
         "files: {}  commits: {}  errors: {}  warnings: {}{}",
@@ -148,6 +151,30 @@ pub fn summary_text(o: &RunOutcome) -> String {
     s
 }
 
+/// Failed workstreams whose work could not be committed (a full disk under the git
+/// objects): where their uncommitted files were copied, one line each, from the error
+/// `ws_git` wrote.
+pub fn unsaved_lines(o: &RunOutcome) -> Vec<String> {
+    const COPIED: &str = "uncommitted file(s) were copied to ";
+    let mut lines = Vec::new();
+    for r in &o.results {
+        for e in &r.errors {
+            let Some(i) = e.message.find(COPIED) else {
+                continue;
+            };
+            let rest = &e.message[i + COPIED.len()..];
+            let dir = rest.split(" (branch ").next().unwrap_or(rest);
+            lines.push(format!(
+                "NOT COMMITTED: {} ({}): the disk refused its commit; its uncommitted files are in {}",
+                crate::text::clean(&r.workstream_id),
+                r.status,
+                crate::text::clean(dir)
+            ));
+        }
+    }
+    lines
+}
+
 /// What the run could not record, one line each, and how to record it (empty when all is
 /// recorded): in the closing summary, and on stderr whatever `-q` says.
 pub fn unrecorded_lines(o: &RunOutcome) -> Vec<String> {
@@ -173,10 +200,16 @@ pub fn unrecorded_lines(o: &RunOutcome) -> Vec<String> {
                 )
         ));
     }
-    lines.push(format!(
-        "  once the database can be written again: git ws-run --resume {} records them without running them again",
-        o.run_id
-    ));
+    lines.push(match o.shared {
+        Some(_) => format!(
+            "  once the database answers again: git ws-run --join {} --remote <the run's remote>, from this repository, records them without running them again",
+            o.run_id
+        ),
+        None => format!(
+            "  once the database can be written again: git ws-run --resume {} records them without running them again",
+            o.run_id
+        ),
+    });
     lines
 }
 

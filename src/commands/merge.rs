@@ -196,14 +196,15 @@ pub fn merge(
     opts: &MergeOptions,
     progress: &mut dyn FnMut(&str),
 ) -> Result<MergeOutcome, MergeFailure> {
-    if !opts.dry_run {
-        // What a killed git-ws left running (a test of a killed `git ws-merge`, say) goes
-        // first, whatever happens next: nothing runs beside it.
-        if let Ok(ws) = Workspace::discover(&opts.cwd) {
-            let killed = process::reap_abandoned(&ws.layout.procs_dir()).map_err(Error::new)?;
-            for note in killed {
-                progress(&note);
-            }
+    // What a killed git-ws left running (a test of a killed `git ws-merge`, say) goes
+    // first, whatever happens next: nothing runs beside it. A dry run sweeps too: those
+    // processes belong to a tool that is gone (their owner's pid and start time say so),
+    // they touch a pool worktree a later test would share, and killing them writes nothing
+    // to the repository or the database (README, "Guarantees").
+    if let Ok(ws) = Workspace::discover(&opts.cwd) {
+        let killed = process::reap_abandoned(&ws.layout.procs_dir()).map_err(Error::new)?;
+        for note in killed {
+            progress(&note);
         }
     }
     let mut plan = plan(opts)?;

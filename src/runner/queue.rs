@@ -72,7 +72,14 @@ struct Worker {
     notify: Arc<Notify>,
     /// Set when an accepted result left nothing unfinished in the run.
     run_done: Arc<AtomicBool>,
+    /// Set when the database refused a final result for longer than [`GIVE_UP_AFTER`]: the
+    /// worker claims nothing more, keeps the result in the spool and exits 3.
+    gave_up: Arc<AtomicBool>,
 }
+
+/// How long a worker keeps trying to record a final result the database refuses before it
+/// spools it, stops taking work and leaves the run (exit 3, `--join` records it later).
+const GIVE_UP_AFTER: Duration = Duration::from_secs(10);
 
 impl Worker {
     fn lease_ms(&self) -> i64 {
@@ -462,6 +469,8 @@ async fn run_worker(w: WorkerRun) -> Result<RunOutcome, Error> {
     } = w;
     let worker = Worker::new(db, &r, &run_id, &shared, settings);
     worker.register(r.agents).await?;
+    let mut notes = notes;
+    adopt_spooled(&worker, &r, &mut notes).await;
     observer.event(Event::RunStarted {
         run_id: &run_id,
         total,
@@ -509,6 +518,7 @@ impl Worker {
             claims: Arc::new(Mutex::new(HashMap::new())),
             notify: Arc::new(Notify::new()),
             run_done: Arc::new(AtomicBool::new(false)),
+            gave_up: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -598,6 +608,10 @@ impl Shift {
             }
             // Every result of this worker recorded before asking who consolidates.
             self.completer.flush().await;
+            if self.w.gave_up.load(Ordering::SeqCst) {
+                // The database refuses this worker's results: leave with them spooled.
+                return Ended::default();
+            }
             if let Some(ended) = self.consolidation_turn().await {
                 return ended;
             }
@@ -691,9 +705,10 @@ impl Shift {
             completer,
             ..
         } = self;
-        let done = completer.finish().await;
+        let mut done = completer.finish().await;
         notes.extend(work.finish().await);
-        notes.extend(done.notes);
+        notes.extend(std::mem::take(&mut done.notes));
+        let unrecorded = spool_refused(&w, &r, &info, std::mem::take(&mut done.unrecorded));
         let shared = SharedOutcome {
             worker: w.name.clone(),
             ran: done.accepted,
@@ -709,6 +724,7 @@ impl Shift {
             None => run_so_far(&w, &r, &info, ended.interrupted).await,
         };
         outcome.interrupted = ended.interrupted;
+        outcome.unrecorded = unrecorded;
         notes.append(&mut outcome.notes);
         outcome.notes = notes;
         outcome.shared = Some(shared);
@@ -718,6 +734,100 @@ impl Shift {
             observer.event(Event::Note(n));
         }
         outcome
+    }
+}
+
+/// Keep the final results the database refused in the run's spool file (with their
+/// attempts, beside what an earlier worker here kept), said on stderr; what the outcome
+/// says about them (the run exits 3).
+fn spool_refused(
+    w: &Worker,
+    r: &Resolved,
+    info: &RunInfo,
+    refused: Vec<(WorkstreamResult, i64)>,
+) -> Vec<crate::outcome::Unrecorded> {
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    let layout = &r.ws.layout;
+    let path = layout.spool(&w.run_id);
+    let db = w.db.location().display().to_string();
+    let mut entries: Vec<super::spool::Entry> = super::spool::read(&path)
+        .into_iter()
+        .filter(|e| {
+            !refused
+                .iter()
+                .any(|(x, _)| x.workstream_id == e.result.workstream_id)
+        })
+        .collect();
+    entries.extend(refused.iter().map(|(res, attempt)| super::spool::Entry {
+        db: db.clone(),
+        run: info.clone(),
+        result: res.clone(),
+        attempt: Some(*attempt),
+    }));
+    let spool = match super::spool::save(layout, &w.run_id, &entries) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            super::record::say(&format!(
+                "failed to write the spool file {} ({e}): the unrecorded results are kept in memory only",
+                path.display()
+            ));
+            None
+        }
+    };
+    refused
+        .into_iter()
+        .map(|(res, _)| crate::outcome::Unrecorded {
+            workstream_id: res.workstream_id,
+            status: res.status,
+            branch: res.branch,
+            spool: spool.clone(),
+        })
+        .collect()
+}
+
+/// Before taking work: record the results an earlier worker of this run in this repository
+/// kept in the spool because the database refused them, with their attempts (accepted while
+/// no other worker took the claim over since), so a `--join` adopts them instead of running
+/// them again. What is recorded, or taken over by another worker meanwhile, leaves the
+/// spool; what the database still refuses stays.
+async fn adopt_spooled(w: &Worker, r: &Resolved, notes: &mut Vec<String>) {
+    let path = r.ws.layout.spool(&w.run_id);
+    let here = w.db.location().display().to_string();
+    let entries = super::spool::read(&path);
+    if entries.is_empty() {
+        return;
+    }
+    let mut left = Vec::new();
+    for e in entries {
+        let Some(attempt) = e.attempt.filter(|_| e.db == here) else {
+            left.push(e);
+            continue;
+        };
+        let id = e.result.workstream_id.clone();
+        lock(&w.claims).insert(id.clone(), attempt);
+        let mut said = Vec::new();
+        match complete_one(w, &e.result, &mut said).await {
+            Ok(Completion::Accepted { .. }) => {
+                // Said like the replay of a local run's spool, whatever the display.
+                super::record::warn(&format!(
+                    "git ws-run: recorded {id} from the spool {} (the database had refused it): adopted, not run again",
+                    path.display()
+                ));
+            }
+            Ok(Completion::Rejected { .. }) => {
+                notes.append(&mut said);
+            }
+            Err(NotRecorded::Refused { .. }) | Err(NotRecorded::Unclaimed(_)) => {
+                notes.append(&mut said);
+                left.push(e);
+            }
+        }
+    }
+    w.gave_up.store(false, Ordering::SeqCst);
+    if let Err(e) = super::spool::save(&r.ws.layout, &w.run_id, &left) {
+        notes.push(format!("failed to update {}: {e}", path.display()));
     }
 }
 
@@ -1029,7 +1139,7 @@ impl WorkSource for QueueWork {
                 return Some(self.handed_back.remove(i).0);
             }
             loop {
-                if self.dry || self.outage {
+                if self.dry || self.outage || self.w.gave_up.load(Ordering::SeqCst) {
                     return None;
                 }
                 let (run, name, agent, ms) = (
@@ -1126,7 +1236,9 @@ impl WorkSource for QueueWork {
     }
 
     fn exhausted(&self) -> bool {
-        self.w.run_done.load(Ordering::SeqCst) || self.unfinished == Some(0)
+        self.w.run_done.load(Ordering::SeqCst)
+            || self.unfinished == Some(0)
+            || self.w.gave_up.load(Ordering::SeqCst)
     }
 
     fn wake(&self) -> Wake {
@@ -1194,7 +1306,20 @@ impl WorkSource for QueueWork {
 // Recording: the completer
 
 /// One result's recording: the result, the database's answer (or why there was none), notes.
-type Recorded = (WorkstreamResult, Result<Completion, String>, Vec<String>);
+type Recorded = (
+    WorkstreamResult,
+    Result<Completion, NotRecorded>,
+    Vec<String>,
+);
+
+/// Why a result was not recorded.
+#[derive(Debug)]
+enum NotRecorded {
+    /// This worker holds no claim on it (nothing to record).
+    Unclaimed(String),
+    /// The database refused it for [`GIVE_UP_AFTER`]: kept in the spool, with its attempt.
+    Refused { attempt: i64, why: String },
+}
 
 /// What the completer did.
 #[derive(Debug, Default)]
@@ -1202,6 +1327,8 @@ struct Completed {
     accepted: Vec<WorkstreamResult>,
     rejected: Vec<String>,
     notes: Vec<String>,
+    /// Final results the database refused, with their attempts (spooled by `clock_out`).
+    unrecorded: Vec<(WorkstreamResult, i64)>,
 }
 
 /// Records the final results of a worker, as a consumer of the dispatch loop's events:
@@ -1230,7 +1357,11 @@ impl Completer {
                 match outcome {
                     Ok(Completion::Accepted { .. }) => self.done.accepted.push(res),
                     Ok(Completion::Rejected { .. }) => self.done.rejected.push(res.workstream_id),
-                    Err(e) => self.done.notes.push(e),
+                    Err(NotRecorded::Unclaimed(e)) => self.done.notes.push(e),
+                    Err(NotRecorded::Refused { attempt, why }) => {
+                        self.done.notes.push(why);
+                        self.done.unrecorded.push((res, attempt));
+                    }
                 }
             }
             Err(e) => self
@@ -1277,12 +1408,12 @@ async fn complete_one(
     w: &Worker,
     res: &WorkstreamResult,
     notes: &mut Vec<String>,
-) -> Result<Completion, String> {
+) -> Result<Completion, NotRecorded> {
     let id = res.workstream_id.clone();
     let Some(attempt) = lock(&w.claims).get(&id).copied() else {
-        return Err(format!(
+        return Err(NotRecorded::Unclaimed(format!(
             "the result of {id} was not recorded: this worker holds no claim on it"
-        ));
+        )));
     };
     let mut res = res.clone();
     let waiting_ref = remote::attempt_ref(&w.run_id, &id, attempt);
@@ -1297,6 +1428,7 @@ async fn complete_one(
         }
     }
     let mut tries = 0u32;
+    let first_refusal = Instant::now();
     let completion = loop {
         let (r, ff, run) = (res.clone(), w.settings.fail_fast, w.run_id.clone());
         let answer =
@@ -1310,9 +1442,21 @@ async fn complete_one(
             Ok(c) => break c,
             Err(e) => {
                 if tries == 0 {
-                    notes.push(format!(
-                        "failed to record the result of {id}; keeping it and retrying until the database answers: {e}"
+                    // Said at once, whatever the display: losing a result is never quiet.
+                    super::record::say(&format!(
+                        "failed to record {id} in the database ({e}); keeping it and retrying for {}",
+                        crate::text::duration(GIVE_UP_AFTER.as_secs_f64())
                     ));
+                } else if first_refusal.elapsed() >= GIVE_UP_AFTER {
+                    lock(&w.claims).remove(&id);
+                    w.gave_up.store(true, Ordering::SeqCst);
+                    w.notify.notify_one();
+                    let why = format!(
+                        "the database refused the result of {id} for {}: kept in the spool; this worker takes no more work (last error: {e})",
+                        crate::text::duration(GIVE_UP_AFTER.as_secs_f64())
+                    );
+                    super::record::say(&why);
+                    return Err(NotRecorded::Refused { attempt, why });
                 }
                 tokio::time::sleep(lease::backoff(tries, lease::MAX_BACKOFF)).await;
                 tries += 1;

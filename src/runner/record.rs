@@ -336,6 +336,7 @@ impl Writer {
             db: self.db.location().display().to_string(),
             run: self.to.run.clone(),
             result: r.clone(),
+            attempt: None,
         }
     }
 
@@ -365,9 +366,39 @@ impl Writer {
 }
 
 /// A warning on stderr, whatever the display (`-q` included): losing a result is never
-/// quiet.
-fn say(note: &str) {
-    eprintln!("git ws-run: warning: {note}");
+/// quiet. Through [`warn`]: above the progress bars while they are drawn.
+pub(super) fn say(note: &str) {
+    warn(&format!(
+        "git ws-run: warning: {}",
+        crate::text::clean(note)
+    ));
+}
+
+/// Where [`warn`] sends a line instead of stderr: the progress display's, while its bars
+/// are drawn (set by `progress::Bars`).
+pub type WarningSink = Box<dyn Fn(&str) + Send>;
+
+static WARNINGS: std::sync::Mutex<Option<WarningSink>> = std::sync::Mutex::new(None);
+
+/// Send the warnings of [`warn`] to `sink` from now on (`None`: straight to stderr again).
+pub fn route_warnings(sink: Option<WarningSink>) {
+    *WARNINGS.lock().unwrap_or_else(|p| p.into_inner()) = sink;
+}
+
+/// One whole line of warning on stderr, printed above the progress bars when they are
+/// drawn (never in the middle of one), else straight to stderr. Whether a sink took it.
+pub fn warn(line: &str) -> bool {
+    let sink = WARNINGS.lock().unwrap_or_else(|p| p.into_inner());
+    match sink.as_ref() {
+        Some(f) => {
+            f(line);
+            true
+        }
+        None => {
+            eprintln!("{line}");
+            false
+        }
+    }
 }
 
 impl Observer for Recorder {

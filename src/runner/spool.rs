@@ -17,6 +17,10 @@ pub struct Entry {
     pub db: String,
     pub run: RunInfo,
     pub result: WorkstreamResult,
+    /// For a shared run: the claim's attempt, the fencing token the result is recorded
+    /// with (by the next `--join` of the run from this repository, never by [`replay`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<i64>,
 }
 
 /// Write `bytes` to `path` through a temporary file in the same directory, flushed to disk
@@ -89,8 +93,9 @@ pub fn replay(layout: &Layout, db: &mut ConsolidationDatabase) -> Vec<String> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (mine, other): (Vec<Entry>, Vec<Entry>) =
-            entries.into_iter().partition(|e| e.db == here);
+        let (mine, other): (Vec<Entry>, Vec<Entry>) = entries
+            .into_iter()
+            .partition(|e| e.db == here && e.attempt.is_none());
         if mine.is_empty() {
             continue;
         }
@@ -176,6 +181,7 @@ mod tests {
             db: db.into(),
             run: run.clone(),
             result: WorkstreamResult::new("ma-run-1", "agent-1", id, Status::Completed),
+            attempt: None,
         };
         let here = db.location().display().to_string();
         save(

@@ -165,20 +165,39 @@ fn no_empty_report(dir: &Path) {
 /// and their branches, no 0-byte report. After space is freed, `--resume` records all three
 /// without running any again, from the spool or (`spool_lost`) from git, and moves no
 /// branch.
-fn full_disk(spool_lost: bool) {
+fn full_disk(spool: Spool) {
+    let spool_lost = spool == Spool::Lost;
     let env = Env::new();
     let Some(fs) = Tmpfs::mount(env.scratch("small"), "600k") else {
         return;
+    };
+    // The spool's own directory on a second small tmpfs, filled at the same moment.
+    let spool_fs = match spool {
+        Spool::Full => match Tmpfs::mount(env.repo.join(".state/spool"), "200k") {
+            Some(t) => Some(t),
+            None => return,
+        },
+        _ => None,
     };
     let db = fs.dir.join("e.db");
     let reports = fs.dir.join("reports");
     let marker = env.scratch("marker");
     let fill = fs.dir.join("fill");
+    let spool_fill = spool_fs.as_ref().map(|t| t.dir.join("fill"));
+    let fill_spool = spool_fill
+        .as_ref()
+        .map(|f| {
+            format!(
+                "dd if=/dev/zero of={} bs=4k count=1000 2>/dev/null; ",
+                f.display()
+            )
+        })
+        .unwrap_or_default();
     three_in_a_chain(
         &env,
         &marker,
         &format!(
-            "dd if=/dev/zero of={} bs=4k count=1000 2>/dev/null; true",
+            "{fill_spool}dd if=/dev/zero of={} bs=4k count=1000 2>/dev/null; true",
             fill.display()
         ),
     );
@@ -238,6 +257,18 @@ fn full_disk(spool_lost: bool) {
     let kept = recorded(&db, &run);
     assert!(kept.len() < 3, "the disk was full, yet: {kept:?}");
 
+    if spool == Spool::Full {
+        assert!(
+            first.stderr.contains("failed to write the spool file"),
+            "the full spool is said: {}",
+            first.stderr
+        );
+        assert!(
+            !env.repo.join(format!(".state/spool/{run}.jsonl")).exists(),
+            "a spool file on a full disk"
+        );
+        std::fs::remove_file(spool_fill.as_ref().unwrap()).unwrap();
+    }
     std::fs::remove_file(&fill).unwrap();
     if spool_lost {
         std::fs::remove_dir_all(env.repo.join(".state/spool")).unwrap();
@@ -254,10 +285,10 @@ fn full_disk(spool_lost: bool) {
         reports_s,
     ]);
     tally(
-        if spool_lost {
-            "full-disk-no-spool"
-        } else {
-            "full-disk"
+        match spool {
+            Spool::Kept => "full-disk",
+            Spool::Lost => "full-disk-no-spool",
+            Spool::Full => "full-spool",
         },
         missing(&db, &run).len(),
         first_cwr,
@@ -286,14 +317,128 @@ fn full_disk(spool_lost: bool) {
     assert!(!env.repo.join(format!(".state/spool/{run}.jsonl")).exists());
 }
 
+/// What becomes of the spool in [`full_disk`].
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Spool {
+    /// Written, and read by the resume.
+    Kept,
+    /// Written, then removed before the resume.
+    Lost,
+    /// On a disk of its own that fills with the database's: never written.
+    Full,
+}
+
 #[test]
 fn a_full_disk_under_the_database_loses_nothing_and_resume_records_from_the_spool() {
-    full_disk(false);
+    full_disk(Spool::Kept);
 }
 
 #[test]
 fn a_full_disk_and_a_lost_spool_resume_adopts_the_finished_branches_from_git() {
-    full_disk(true);
+    full_disk(Spool::Lost);
+}
+
+/// The database refuses (its disk is full) and so does the spool (its own disk fills at
+/// the same moment): the results are kept in memory only, said on stderr, the run exits 3
+/// naming them and their branches, and `--resume` adopts them from git.
+#[test]
+fn a_full_disk_under_the_spool_too_exits_3_and_resume_adopts_from_git() {
+    full_disk(Spool::Full);
+}
+
+/// `.git/objects` on its own 1 MB tmpfs (a copy of the repository's objects), filled by the
+/// second of three workstreams, which then leaves a file uncommitted: that workstream
+/// fails with an error naming the full disk of the git objects and where its uncommitted
+/// files were copied (they are there), the third is skipped, the first stays completed and
+/// recorded, the run exits 1, nothing is counted as completed that was not kept, nothing
+/// runs twice.
+#[test]
+fn a_full_disk_under_the_git_objects_fails_the_workstream_and_keeps_its_work() {
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let objects = env.repo.join(".git/objects");
+    let fill = objects.join("fill");
+    three_in_a_chain(
+        &env,
+        &marker,
+        &format!(
+            "dd if=/dev/zero of={} bs=4k count=1000 2>/dev/null; echo kept-two > two-more.txt; true",
+            fill.display()
+        ),
+    );
+    let copy = env.scratch("objects-copy");
+    let cp = |from: &Path, to: &Path| {
+        let ok = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", from.display()))
+            .arg(to)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "cp -a {} {}", from.display(), to.display());
+    };
+    std::fs::create_dir_all(&copy).unwrap();
+    cp(&objects, &copy);
+    let Some(_fs) = Tmpfs::mount(objects.clone(), "1m") else {
+        return;
+    };
+    cp(&copy, &objects);
+    let out = env.ws_run(&["-q", "--agents", "1"]);
+    let db = env.db_path();
+    let run = sql(&db, "SELECT run_id FROM consolidated_runs")[0][0].clone();
+    let have = recorded(&db, &run);
+    let unsaved = env
+        .repo
+        .join(format!(".git/ws/unsaved/ws/{run}/ws-2/two-more.txt"));
+    let kept = std::fs::read_to_string(&unsaved).unwrap_or_default();
+    let ws2_completed = have
+        .iter()
+        .any(|(id, st)| id == "ws-2" && st == "completed");
+    tally(
+        "objects-full",
+        usize::from(kept.trim() != "kept-two" && !ws2_completed),
+        usize::from(ws2_completed && kept.trim() != "kept-two"),
+        0,
+        runs(&marker).len().saturating_sub(2),
+    );
+    out.expect(1);
+    assert_eq!(
+        have,
+        [
+            ("ws-1".to_string(), "completed".to_string()),
+            ("ws-2".to_string(), "failed".to_string()),
+            ("ws-3".to_string(), "skipped".to_string()),
+        ],
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("3 completed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "NOT COMMITTED: ws-2 (failed): the disk refused its commit; its uncommitted files are in {}",
+            env.repo.join(format!(".git/ws/unsaved/ws/{run}/ws-2")).display()
+        )),
+        "the summary names ws-2 and where its work is: {}",
+        out.stdout
+    );
+    let err = sql(
+        &db,
+        &format!(
+            "SELECT errors FROM agent_results WHERE run_id = '{run}' AND workstream_id = 'ws-2'"
+        ),
+    )[0][0]
+        .clone();
+    assert!(
+        err.contains(&format!(
+            "no space left on the disk holding the git objects ({})",
+            objects.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("copied to"), "{err}");
+    assert_eq!(kept.trim(), "kept-two", "ws-2's uncommitted work is kept");
+    assert_eq!(runs(&marker), ["ws-1", "ws-2"], "nothing ran twice");
+    env.git(&["cat-file", "-e", &format!("ws/{run}/ws-1:one.txt")]);
 }
 
 #[test]
@@ -714,4 +859,147 @@ fn the_consolidator_killed_mid_consolidation_is_finished_by_resume() {
 /// How many of the branch tips `before` differ from `after` (finished branches moved).
 fn moved(before: &[String], after: &[String]) -> usize {
     before.iter().zip(after).filter(|(a, b)| a != b).count()
+}
+
+/// The largest `big.log` under `.state/logs/*/` now (0 when there is none yet).
+fn big_log_len(env: &Env) -> u64 {
+    std::fs::read_dir(env.repo.join(".state/logs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|d| std::fs::metadata(d.path().join("big.log")).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `ws.maxLogBytes = 64k` and a workstream printing 12 MB in three bursts a second apart:
+/// its log is never bigger than the cap plus the note's slack, whenever it is looked at
+/// while the command runs, and at the end it keeps the head, the tail and the note of how
+/// much was cut.
+#[test]
+fn the_log_cap_holds_while_the_command_runs() {
+    let env = Env::new();
+    env.git(&["config", "ws.maxLogBytes", "64k"]);
+    env.ws_cmd(
+        "big",
+        "echo FIRST-LINE; for i in 1 2 3; do yes | head -c 4000000; sleep 1; done; echo LAST-LINE; echo done > big.txt",
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-q", "-m", "workstreams"]);
+    let mut run = env.spawn_run(&["-q", "--agents", "1"]);
+    let (cap, slack) = (64 * 1024u64, 512u64);
+    let (mut looks, mut biggest) = (0, 0u64);
+    while run.child.try_wait().unwrap().is_none() {
+        let len = big_log_len(&env);
+        biggest = biggest.max(len);
+        if len > 0 {
+            looks += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = run.wait(Duration::from_secs(10));
+    out.expect(0);
+    assert!(
+        looks > 50,
+        "the log was seen only {looks} times while it ran"
+    );
+    assert!(
+        biggest <= cap + slack,
+        "the log reached {biggest} bytes while the command ran (cap {cap})"
+    );
+    let run_id = out.run_id();
+    let log = std::fs::read(env.repo.join(format!(".state/logs/{run_id}/big.log"))).unwrap();
+    assert!(
+        log.len() as u64 <= cap + slack,
+        "{} bytes at the end",
+        log.len()
+    );
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("FIRST-LINE"), "the head is kept");
+    assert!(text.trim_end().ends_with("LAST-LINE"), "the tail is kept");
+    assert!(text.contains("bytes of output cut here"), "the cut is said");
+}
+
+/// A shared run (`--remote origin`, PostgreSQL) whose database is stopped for good while
+/// the second of three chained workstreams runs: the coordinator keeps ws-2's result,
+/// retries, then spools it and exits 3 naming ws-2 and its branch. With the cluster
+/// started again, `--join` from the same repository records ws-2 from the spool with its
+/// claim's attempt (not run again, its branch not moved), runs ws-3 and finishes the run.
+#[test]
+fn a_shared_run_whose_database_stops_exits_3_and_a_join_adopts_the_result() {
+    let Some(cluster) = own_cluster() else {
+        return;
+    };
+    let url = cluster.database("shared_stopped");
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    let started = env.scratch("ws-2-started");
+    three_in_a_chain(
+        &env,
+        &marker,
+        &format!("touch {}; sleep 1", started.display()),
+    );
+    let bare = env.scratch("remote.git");
+    env.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    env.git(&["config", "ws.lease", "5s"]);
+    let common = ["-q", "--agents", "1", "--db", &url, "--remote", "origin"];
+    let run = env.spawn_run(&[&common[..], &["--worker", "a"]].concat());
+    wait_until(Duration::from_secs(60), "ws-2 to start", || {
+        started.exists()
+    });
+    cluster.stop();
+    let out = run.wait(Duration::from_secs(120));
+    cluster.restart(true);
+    let id = sql_run_id(&url);
+    let have = pg_recorded(&url, &id);
+    let named = out.stderr.contains(&format!(
+        "ws-2 (completed): its work is on branch ws/{id}/ws-2"
+    ));
+    let branch = |ws: &str| env.git(&["rev-parse", &format!("ws/{id}/{ws}")]);
+    let before = [branch("ws-1"), branch("ws-2")];
+    let spooled = env.repo.join(format!(".state/spool/{id}.jsonl")).exists();
+    let join = env.ws_run(&[&common[..], &["--worker", "b", "--join", &id]].concat());
+    let after = pg_recorded(&url, &id);
+    tally(
+        "shared-pg-stopped",
+        3 - after.len(),
+        usize::from(out.code == 0 && have.len() < 3 || out.code != 0 && !named),
+        moved(&before, &[branch("ws-1"), branch("ws-2")]),
+        runs(&marker).len().saturating_sub(3),
+    );
+    out.expect(3);
+    assert!(named, "stderr names ws-2 and its branch:\n{}", out.stderr);
+    assert!(out.stderr.contains("NOT RECORDED"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("warning: failed to record ws-2 in the database"),
+        "said at once, -q or not:\n{}",
+        out.stderr
+    );
+    assert!(
+        !have.iter().any(|(ws, _)| ws == "ws-2"),
+        "the database was stopped, yet: {have:?}"
+    );
+    assert!(spooled, "the result is in the spool");
+    join.expect(0);
+    assert!(
+        join.stderr.contains("recorded ws-2 from the spool"),
+        "{}",
+        join.stderr
+    );
+    assert_eq!(after, all_three_completed(), "{}", join.stderr);
+    assert_eq!(runs(&marker), ["ws-1", "ws-2", "ws-3"], "nothing ran twice");
+    assert_eq!(
+        [branch("ws-1"), branch("ws-2")],
+        before,
+        "no finished branch moved"
+    );
+    assert!(!env.repo.join(format!(".state/spool/{id}.jsonl")).exists());
+}
+
+/// The one run id in PostgreSQL database `url`.
+fn sql_run_id(url: &str) -> String {
+    crate::pgcluster::psql(url, "SELECT run_id FROM consolidated_runs").unwrap()[0][0].clone()
 }

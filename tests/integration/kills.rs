@@ -385,3 +385,164 @@ fn an_interrupted_run_is_refused_by_ws_merge_naming_the_cancelled_workstreams() 
         "{json}"
     );
 }
+
+/// A `git-ws-merge --test` SIGKILLed while its test runs leaves a grandchild of the test
+/// behind (the parent-death signal reaches only the test's shell): a following
+/// `git ws-merge --dry-run` kills it, says so, and still integrates nothing.
+#[test]
+fn a_dry_run_sweeps_what_a_killed_ws_merge_left_running() {
+    let env = Env::new();
+    let started = env.scratch("test-started");
+    env.write(
+        "t.sh",
+        &format!("touch {}\nsleep 30 &\nsleep 30\n", started.display()),
+    );
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "test script"]);
+    env.ws_cmd("one", "echo 1 > one.txt");
+    env.ws_run(&["--agents", "1", "-q"]).expect(0);
+    let main_before = env.git(&["rev-parse", "HEAD"]);
+    let mark = format!("dry-run-sweep-{}", std::process::id());
+    let child = spawn(&env, "merge", &["--test", "sh t.sh", "-q"], &mark, &[]);
+    wait_until(Duration::from_secs(60), "the test to start", || {
+        started.exists()
+    });
+    kill_and_reap(child);
+    let left = left_after_kill(&mark);
+    let dry = run(&env, "merge", &["--dry-run"], "dry", &[]);
+    let after = marked(&mark);
+    kill_marked(&mark);
+    assert!(
+        !left.is_empty(),
+        "the killed ws-merge left nothing running: the test proves nothing"
+    );
+    dry.expect(0);
+    assert!(after.is_empty(), "still running after --dry-run: {after:?}");
+    assert!(
+        dry.stderr.contains("killed") || dry.stdout.contains("killed"),
+        "the dry run says what it killed:\n{}\n{}",
+        dry.stdout,
+        dry.stderr
+    );
+    assert_eq!(
+        env.git(&["rev-parse", "HEAD"]),
+        main_before,
+        "a dry run integrates nothing"
+    );
+}
+
+/// Ctrl-C (SIGINT) on the coordinator of a shared run (PostgreSQL, a bare remote) while
+/// both its agents run: it exits 130, nothing it started still runs, the run is left
+/// unfinished (not consolidated), and a `--join` from another worker finishes it with one
+/// completed result per workstream and no workstream completed twice (each command appends
+/// its id to a marker file only at its end).
+#[test]
+fn ctrl_c_on_a_shared_runs_coordinator_leaves_it_resumable_by_a_join() {
+    let Some(url) = crate::pgcluster::cluster().map(|c| c.database("ctrl_c_coordinator")) else {
+        return;
+    };
+    let q = |sql: &str| crate::pgcluster::psql(&url, sql).unwrap_or_default();
+    let env = Env::new();
+    let marker = env.scratch("marker");
+    for i in 1..=4 {
+        env.ws_cmd(
+            &format!("ws-{i}"),
+            &format!(
+                "sleep 2; echo ws-{i} >> {}; echo {i} > f{i}.txt",
+                marker.display()
+            ),
+        );
+    }
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "workstreams"]);
+    let bare = env.scratch("remote.git");
+    env.git(&["clone", "-q", "--bare", ".", bare.to_str().unwrap()]);
+    env.git(&["remote", "add", "origin", bare.to_str().unwrap()]);
+    let common = ["-q", "--agents", "2", "--db", &url, "--remote", "origin"];
+    let mark = format!("ctrl-c-coordinator-{}", std::process::id());
+    let mut coord = spawn(
+        &env,
+        "run",
+        &[&common[..], &["--worker", "a"]].concat(),
+        &mark,
+        &[],
+    );
+    wait_until(Duration::from_secs(60), "two claims", || {
+        q("SELECT 1 FROM ws_queue WHERE state = 'claimed'").len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    signal(coord.id(), libc::SIGINT);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = coord.try_wait().unwrap() {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            kill_and_reap(coord);
+            kill_marked(&mark);
+            panic!("the coordinator did not stop within 60 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let left = left_after_kill(&mark);
+    kill_marked(&mark);
+    let run = q("SELECT run_id FROM ws_queue_runs")[0][0].clone();
+    let consolidated = q(&format!(
+        "SELECT 1 FROM ws_queue_runs WHERE run_id = '{run}' AND consolidated_at IS NOT NULL"
+    ));
+    let completed_before = q(&format!(
+        "SELECT workstream_id FROM agent_results WHERE run_id = '{run}' AND status = 'completed'"
+    ))
+    .len();
+    let join = run_join(&env, &common, &run, &mark);
+    let rows = q(&format!(
+        "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    let mut ran: Vec<String> = std::fs::read_to_string(&marker)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    ran.sort();
+    let after_join = marked(&mark);
+    kill_marked(&mark);
+    assert_eq!(status.code(), Some(130), "Ctrl-C exits 130");
+    assert!(
+        left.is_empty(),
+        "still running after the coordinator exited: {left:?}"
+    );
+    assert!(
+        consolidated.is_empty(),
+        "an interrupted run is not consolidated"
+    );
+    assert!(
+        completed_before < 4,
+        "Ctrl-C came too late to test anything"
+    );
+    join.expect(0);
+    let want: Vec<Vec<String>> = (1..=4)
+        .map(|i| vec![format!("ws-{i}"), "completed".to_string()])
+        .collect();
+    assert_eq!(rows, want, "{}", join.stderr);
+    assert_eq!(ran, ["ws-1", "ws-2", "ws-3", "ws-4"], "each completed once");
+    assert!(after_join.is_empty(), "{after_join:?}");
+    assert_eq!(
+        q(&format!(
+            "SELECT 1 FROM ws_queue_runs WHERE run_id = '{run}' AND consolidated_at IS NOT NULL"
+        ))
+        .len(),
+        1,
+        "the join finished the run"
+    );
+}
+
+/// `git ws-run ARGS --join RUN --worker b`, to the end, marked with `mark`.
+fn run_join(env: &Env, common: &[&str], run_id: &str, mark: &str) -> Run {
+    run(
+        env,
+        "run",
+        &[common, &["--worker", "b", "--join", run_id]].concat(),
+        mark,
+        &[],
+    )
+}

@@ -255,7 +255,9 @@ impl AgentSlot {
                     repair_head(wt, branch, &refname, base, &mut warnings)?
                 };
                 if on_branch {
-                    let done = commit_leftovers(wt, &worktree, workstream_id)?;
+                    let done = commit_leftovers(wt, &worktree, workstream_id).map_err(|e| {
+                        rescue_leftovers(wt, &worktree, &self.paths, branch, workstream_id, e)
+                    })?;
                     if done.committed > 0 {
                         warnings.push(format!(
                             "uncommitted changes ({} file{}) were committed on {branch} by git-ws",
@@ -866,6 +868,75 @@ fn commit_leftovers(
         nested,
         scan,
     })
+}
+
+/// Where the uncommitted files of `branch` go when they cannot be committed:
+/// `<git common dir>/ws/unsaved/<branch>/`.
+pub fn unsaved_dir(paths: &RepoPaths, branch: &str) -> std::path::PathBuf {
+    paths.common_dir.join("ws").join("unsaved").join(branch)
+}
+
+/// The leftovers of a finished workstream could not be committed (`e`): the disk holding
+/// the git objects is full, most likely. Copy the files status lists as changed (not
+/// ignored) to [`unsaved_dir`] before the worktree is reused, and say in the error which
+/// disk refused and where the work is (or that it could not be kept either).
+fn rescue_leftovers(
+    wt: &Repository,
+    worktree: &Path,
+    paths: &RepoPaths,
+    branch: &str,
+    workstream_id: &str,
+    e: GitError,
+) -> GitError {
+    let full = {
+        let m = e.to_string();
+        m.contains("No space left") || m.contains("os error 28") || m.contains("Disk quota")
+    };
+    let objects = paths.common_dir.join("objects");
+    let why = if full {
+        format!(
+            "no space left on the disk holding the git objects ({}): the work of {workstream_id} could not be committed",
+            objects.display()
+        )
+    } else {
+        format!("the work of {workstream_id} could not be committed")
+    };
+    let dest = unsaved_dir(paths, branch);
+    let kept = (|| -> Result<usize, String> {
+        let mut so = StatusOptions::new();
+        so.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .exclude_submodules(true);
+        let st = wt.statuses(Some(&mut so)).map_err(|e| e.to_string())?;
+        let mut n = 0;
+        for entry in st.iter() {
+            let rel = Path::new(OsStr::from_bytes(entry.path_bytes()));
+            let from = worktree.join(rel);
+            // Regular files only: a symlink is not followed out of the worktree.
+            let regular = std::fs::symlink_metadata(&from).is_ok_and(|m| m.is_file());
+            if !regular || rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                continue;
+            }
+            let to = dest.join(rel);
+            if let Some(dir) = to.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::copy(&from, &to).map_err(|e| format!("{}: {e}", to.display()))?;
+            n += 1;
+        }
+        Ok(n)
+    })();
+    let kept = match kept {
+        Ok(n) => format!(
+            "its {n} uncommitted file(s) were copied to {} (branch {branch} holds its earlier commits)",
+            dest.display()
+        ),
+        Err(c) => format!(
+            "its uncommitted files could not be copied out either ({c}): they are lost when worktree {} is reused",
+            worktree.display()
+        ),
+    };
+    GitError::Other(format!("{why}; {kept} ({e})"))
 }
 
 /// Stage exactly the paths status reported (untracked files added, modified files
