@@ -285,7 +285,11 @@ fn agent_that_commits_itself() {
     let base = t.head();
     let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(slot.name, "ws-agent-1");
-    assert_eq!(slot.path, t.paths.common_dir.join("ws").join("agent-1"));
+    // In the pool next to the repository, outside `.git` and outside the worktree.
+    assert_eq!(
+        slot.path,
+        t.root.parent().unwrap().join(".main.ws-pool/agent-1")
+    );
     // Created detached at base, no stray branch.
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
     assert_eq!(t.branches(), vec!["main"]);
@@ -546,7 +550,7 @@ fn the_users_worktree_index_and_branch_are_untouched() {
     );
     // Worktree gone from disk and from git's list; branches stay; nothing to prune.
     assert_eq!(t.worktrees(), 1);
-    assert!(!t.paths.common_dir.join("ws/agent-1").exists());
+    assert!(!t.paths.pool_slot_dir("agent-1").exists());
     assert!(!t.paths.common_dir.join("worktrees/ws-agent-1").exists());
     assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
     let mut branches = t.branches();
@@ -875,7 +879,7 @@ fn a_branch_left_checked_out_in_an_idle_slot_is_released_there() {
         git(&two.path, &["symbolic-ref", "HEAD"]),
         "refs/heads/ws/r/a"
     );
-    let one_path = t.paths.common_dir.join("ws/agent-1");
+    let one_path = t.paths.pool_slot_dir("agent-1");
     assert!(git_cmd(&one_path, &["symbolic-ref", "-q", "HEAD"])
         .stdout
         .is_empty());
@@ -1484,4 +1488,131 @@ fn worktreeinclude_copies_ignored_untracked_files_only() {
     slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
+}
+
+// ---------------------------------------------------------------- the pool's place
+
+/// The paths as versions before the move kept the pool: inside `.git` (`<common>/ws`).
+fn legacy_paths(t: &TestRepo) -> RepoPaths {
+    let mut old = t.paths.clone();
+    old.pool = old.common_dir.join("ws");
+    old
+}
+
+/// Slot `agent-k` as versions before the move made it: `.git/ws/agent-k`, no owner file.
+fn legacy_slot(t: &TestRepo, k: usize, base: &str) -> AgentSlot {
+    let slot = claim_agent_slot(&legacy_paths(t), k, base).unwrap();
+    fs::remove_file(t.paths.ws_dir().join(POOL_OWNER_FILE)).unwrap();
+    slot
+}
+
+/// `git worktree list` names exactly `paths` besides the main worktree, and `git worktree
+/// prune` has nothing to do.
+fn assert_worktrees_are(t: &TestRepo, paths: &[&Path]) {
+    let listed: Vec<PathBuf> = git(&t.root, &["worktree", "list", "--porcelain"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .map(PathBuf::from)
+        .filter(|p| *p != t.root)
+        .collect();
+    let want: Vec<PathBuf> = paths.iter().map(|p| fs::canonicalize(p).unwrap()).collect();
+    assert_eq!(listed, want);
+    assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
+}
+
+#[test]
+fn a_slot_left_inside_git_by_an_older_version_moves_out_on_its_next_claim_caches_kept() {
+    let t = repo();
+    let base = t.head();
+    let old = legacy_slot(&t, 1, &base);
+    assert_eq!(old.path, t.root.join(".git/ws/agent-1"));
+    write(&old.path, "target/cache.bin", "built\n");
+    drop(old);
+
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    assert_eq!(slot.path, t.paths.pool_slot_dir("agent-1"));
+    assert!(!slot.path.starts_with(&t.paths.common_dir));
+    assert!(!slot.created, "moved, not checked out again");
+    assert!(
+        slot.repairs
+            .iter()
+            .any(|r| r.contains("moved agent worktree agent-1 out of .git")),
+        "{:?}",
+        slot.repairs
+    );
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "built\n"
+    );
+    assert!(!t.root.join(".git/ws/agent-1").exists());
+    assert_worktrees_are(&t, &[&slot.path]);
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+    // The main worktree does not see the pool.
+    assert_eq!(git(&t.root, &["status", "--porcelain", "--ignored"]), "");
+}
+
+#[test]
+fn the_sweep_moves_old_slots_out_of_git_and_the_prune_removes_old_and_new() {
+    let t = repo();
+    let base = t.head();
+    for k in 1..=2 {
+        drop(legacy_slot(&t, k, &base));
+    }
+    let swept = sweep_pool(&t.paths, &PoolPolicy::default());
+    assert!(swept.failures.is_empty(), "{swept:?}");
+    assert_eq!(swept.repaired.len(), 2, "{swept:?}");
+    let ws_dir = t.paths.ws_dir();
+    let left: Vec<String> = fs::read_dir(&ws_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("agent-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let one = t.paths.pool_slot_dir("agent-1");
+    let two = t.paths.pool_slot_dir("agent-2");
+    assert_worktrees_are(&t, &[&one, &two]);
+
+    // One more left in the old place, then a prune: nothing of the pool is left anywhere.
+    drop(legacy_slot(&t, 3, &base));
+    let pruned = prune_pool(&t.paths);
+    assert!(pruned.failures.is_empty(), "{pruned:?}");
+    assert_eq!(pruned.removed.len(), 3, "{pruned:?}");
+    assert!(!t.paths.pool_dir().exists());
+    assert!(!ws_dir.exists());
+    assert_worktrees_are(&t, &[]);
+}
+
+#[test]
+fn ws_pool_dir_places_the_pool_and_two_repositories_never_share_one() {
+    let t = repo();
+    let base = t.head();
+    git(&t.root, &["config", "ws.poolDir", "../pools/mine"]);
+    let paths = discover(&t.root).unwrap();
+    assert_eq!(paths.pool, t.root.join("../pools/mine"));
+    let slot = claim_agent_slot(&paths, 1, &base).unwrap();
+    assert_eq!(
+        fs::canonicalize(&slot.path).unwrap(),
+        fs::canonicalize(t.root.parent().unwrap().join("pools/mine/agent-1")).unwrap()
+    );
+    drop(slot);
+
+    // A second repository told to use the same directory is refused, not given our slots.
+    let other = repo();
+    let mut theirs = other.paths.clone();
+    theirs.pool = paths.pool.clone();
+    let e = claim_agent_slot(&theirs, 1, &other.head()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("belongs to another repository"), "{text}");
+    assert!(text.contains("ws.poolDir"), "{text}");
+    // By default, two repositories have two pools.
+    assert_ne!(
+        repo().paths.pool_slot_dir("agent-1"),
+        other.paths.pool_slot_dir("agent-1")
+    );
+    assert_eq!(
+        other.paths.pool,
+        other.root.parent().unwrap().join(".main.ws-pool")
+    );
 }
