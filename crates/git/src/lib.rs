@@ -169,6 +169,10 @@ pub struct AgentSlot {
     wt: Option<git2::Repository>,
     /// What the last `collect` learned about the worktree (see [`branch::Scan`]).
     scan: Option<branch::Scan>,
+    /// Files the agent writes for itself (`.aider*`), never committed by `collect`: git
+    /// pathspec globs, ignored in memory on this slot's repository handle (the slot's own
+    /// exclude: no file of the user's, no config, no commit).
+    own_files: Vec<String>,
     _lock: std::fs::File,
 }
 

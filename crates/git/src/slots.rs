@@ -264,6 +264,7 @@ fn open_claimed(
         paths: repo.clone(),
         wt: Some(wt),
         scan: None,
+        own_files: Vec::new(),
         _lock: lock,
     })
 }

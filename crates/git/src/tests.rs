@@ -1616,3 +1616,40 @@ fn ws_pool_dir_places_the_pool_and_two_repositories_never_share_one() {
         other.root.parent().unwrap().join(".main.ws-pool")
     );
 }
+
+#[test]
+fn an_agents_own_files_stay_off_the_branch_and_out_of_the_users_files() {
+    let t = repo();
+    let base = t.head();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/aider", &base, &no_opts()).unwrap();
+    write(&slot.path, ".aider.chat.history.md", "# chat\n");
+    write(&slot.path, ".aider.input.history", "x\n");
+    write(&slot.path, ".aider.tags.cache.v4/cache.db", "db\n");
+    write(&slot.path, "hello.txt", "hi\n");
+    let gitignore = fs::read(slot.path.join(".gitignore")).unwrap();
+    let config = fs::read(t.paths.common_dir.join("config")).unwrap();
+    slot.ignore_own_files(&[".aider*"]);
+    let c = slot.collect("ws/r/aider", &base, "aider").unwrap();
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["hello.txt"]);
+    let on_branch = git(&t.root, &["ls-tree", "-r", "--name-only", "ws/r/aider"]);
+    assert!(!on_branch.contains(".aider"), "{on_branch}");
+    // Neither the user's `.gitignore`, the repository's config nor info/exclude changed.
+    assert_eq!(fs::read(slot.path.join(".gitignore")).unwrap(), gitignore);
+    assert_eq!(fs::read(t.paths.common_dir.join("config")).unwrap(), config);
+    assert!(
+        !t.paths.common_dir.join("info/exclude").exists()
+            || !fs::read_to_string(t.paths.common_dir.join("info/exclude"))
+                .unwrap()
+                .contains(".aider")
+    );
+
+    // The next workstream's agent is not aider: such a file is its work, and committed.
+    slot.prepare("ws/r/other", &base, &no_opts()).unwrap();
+    write(&slot.path, ".aider.conf.yml", "model: x\n");
+    slot.ignore_own_files(&[]);
+    let c = slot.collect("ws/r/other", &base, "other").unwrap();
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec![".aider.conf.yml"]);
+}

@@ -10,7 +10,7 @@
 //! | --- | --- |
 //! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions [--max-budget-usd USD] -- PROMPT` |
 //! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
-//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics` |
+//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics --no-gitignore` |
 //! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --skip-trust --approval-mode auto_edit` |
 //!
 //! Why each flag that is not obvious:
@@ -24,7 +24,13 @@
 //!   trust, and every pool worktree is new to it.
 //! - aider: `--no-stream`, so that its token counts are the API's own (streamed, aider
 //!   estimates them); `--no-check-update` and `--no-analytics` keep it off the network at
-//!   start-up (with `--yes-always` aider would answer yes when it asks to turn analytics on).
+//!   start-up (with `--yes-always` aider would answer yes when it asks to turn analytics on);
+//!   `--no-gitignore`, so it does not add `.aider*` to `.gitignore` on every branch (its
+//!   files are kept off the branches by an exclude in the slot instead: [`Preset::own_files`]).
+//!
+//! Every agent gets a git identity in its environment ([`identity_env`]): aider writes
+//! `user.name "Your Name"` into the repository's shared `.git/config` when `git config`
+//! finds none.
 //!
 //! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …); when
 //! they hold the preset's own permission option (`--permission-mode`, `--sandbox`,
@@ -111,6 +117,7 @@ impl Preset {
                 "--no-stream".to_string(),
                 "--no-check-update".to_string(),
                 "--no-analytics".to_string(),
+                "--no-gitignore".to_string(),
             ],
             // Gemini CLI "Headless mode": --prompt, --output-format stream-json, trust for
             // this session (--skip-trust), --approval-mode auto_edit.
@@ -296,6 +303,48 @@ impl fmt::Display for Preset {
     }
 }
 
+/// The identity git-ws commits with when git config has none (and gives agents).
+pub const DEFAULT_IDENTITY: (&str, &str) = ("git-ws", "git-ws@localhost");
+
+/// The git identity every agent gets in its environment, so that none writes one into the
+/// repository's shared config (aider sets `user.name "Your Name"` there when `git config
+/// --get user.name` finds nothing): `name` and `email` (the user's `user.name` and
+/// `user.email`, else [`DEFAULT_IDENTITY`]) as `GIT_AUTHOR_*` and `GIT_COMMITTER_*`, and as
+/// `user.name` / `user.email` through `GIT_CONFIG_COUNT` (config for this process tree
+/// only). What the caller's environment already sets (`is_set`) is left alone; so is the
+/// config part when `GIT_CONFIG_COUNT` is set there, or when git config has both keys.
+pub fn identity_env(
+    name: Option<&str>,
+    email: Option<&str>,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let configured = name.is_some() && email.is_some();
+    let name = name.unwrap_or(DEFAULT_IDENTITY.0);
+    let email = email.unwrap_or(DEFAULT_IDENTITY.1);
+    let mut env: Vec<(String, String)> = [
+        ("GIT_AUTHOR_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email),
+        ("GIT_COMMITTER_NAME", name),
+        ("GIT_COMMITTER_EMAIL", email),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !is_set(k))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if !configured && !is_set("GIT_CONFIG_COUNT") {
+        for (k, v) in [
+            ("GIT_CONFIG_COUNT", "2"),
+            ("GIT_CONFIG_KEY_0", "user.name"),
+            ("GIT_CONFIG_VALUE_0", name),
+            ("GIT_CONFIG_KEY_1", "user.email"),
+            ("GIT_CONFIG_VALUE_1", email),
+        ] {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    env
+}
+
 /// A dollar amount as a command-line argument: at most 4 decimals, no trailing zeros.
 fn format_usd_arg(usd: f64) -> String {
     let s = format!("{:.4}", usd.max(0.0));
@@ -349,6 +398,7 @@ mod tests {
                 "--no-stream",
                 "--no-check-update",
                 "--no-analytics",
+                "--no-gitignore",
                 "--model",
                 "m1"
             ]
@@ -385,6 +435,39 @@ mod tests {
                 .join(" "),
             "codex exec --json --sandbox workspace-write --sandboxed-tests -- p"
         );
+    }
+
+    #[test]
+    fn agents_get_the_users_identity_or_git_ws_s_and_never_need_to_write_one() {
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        // The user's identity: as author and committer; git config already has it.
+        let env = identity_env(Some("Ada"), Some("ada@example.com"), |_| false);
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME").as_deref(), Some("Ada"));
+        assert_eq!(
+            get(&env, "GIT_COMMITTER_EMAIL").as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT"), None);
+        // None configured: git-ws's, in the environment and in config for the process.
+        let env = identity_env(None, None, |_| false);
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME").as_deref(), Some("git-ws"));
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT").as_deref(), Some("2"));
+        assert_eq!(get(&env, "GIT_CONFIG_KEY_0").as_deref(), Some("user.name"));
+        assert_eq!(get(&env, "GIT_CONFIG_VALUE_0").as_deref(), Some("git-ws"));
+        assert_eq!(
+            get(&env, "GIT_CONFIG_VALUE_1").as_deref(),
+            Some("git-ws@localhost")
+        );
+        // What the caller's environment sets wins.
+        let env = identity_env(None, Some("e@x"), |k| {
+            k == "GIT_AUTHOR_NAME" || k == "GIT_CONFIG_COUNT"
+        });
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME"), None);
+        assert_eq!(get(&env, "GIT_COMMITTER_NAME").as_deref(), Some("git-ws"));
+        assert_eq!(get(&env, "GIT_AUTHOR_EMAIL").as_deref(), Some("e@x"));
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT"), None);
     }
 
     #[test]
