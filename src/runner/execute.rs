@@ -132,7 +132,7 @@ pub async fn execute(
         // 2. The command and its tests.
         let earlier = agents::cost(spent.as_ref());
         let mut a = run_attempt(&ctx, &ws, &driver, &log, env, n, earlier, cancel.clone()).await;
-        spent = agents::usage::add(spent.as_ref(), a.attempt.usage.as_ref());
+        spent = agents::usage::add_attempt(spent.as_ref(), a.attempt.usage.as_ref());
         r.warnings.append(&mut a.warnings);
 
         // 3. Another attempt, if this one failed for a transient reason.
