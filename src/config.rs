@@ -484,6 +484,7 @@ impl Config {
                 .filter(|c| !c.trim().is_empty())
                 .map(str::to_string),
             setup_timeout: duration(SETUP_TIMEOUT)?,
+            require_changes: self.require_changes()?,
         })
     }
 }

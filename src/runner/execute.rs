@@ -103,6 +103,7 @@ pub async fn execute(
 
     // What the agent writes for itself stays off its branch (aider's `.aider*`).
     let own: &[&str] = driver.preset().map_or(&[], |p| p.own_files());
+    let prompt = matches!(ws.action, Action::Prompt(_));
     let mut slot = slot;
     let mut spent: Option<Usage> = None;
     let mut waited = Duration::ZERO;
@@ -162,7 +163,7 @@ pub async fn execute(
                 format!("cancelled: the run was interrupted while waiting to retry ({reason})"),
             ));
             r.usage = spent;
-            return collect(&ctx, r, started, slot, &branch, own).await;
+            return collect(&ctx, r, started, slot, &branch, own, prompt).await;
         }
     };
 
@@ -170,7 +171,7 @@ pub async fn execute(
     r.usage = spent;
 
     // 4. The truth, from git — also for failed work, so partial work is visible.
-    collect(&ctx, r, started, slot, &branch, own).await
+    collect(&ctx, r, started, slot, &branch, own, prompt).await
 }
 
 /// The workstream's branch `ws/<run>/<id>`, or `None` with the error on `r` when the id
@@ -761,6 +762,7 @@ async fn collect(
     slot: Option<AgentSlot>,
     branch: &str,
     own_files: &[&str],
+    prompt: bool,
 ) -> (Option<AgentSlot>, Executed) {
     let Some(mut slot) = slot else {
         return done(r, started, None);
@@ -788,6 +790,13 @@ async fn collect(
             r.commits = c.commits;
             r.files = c.files;
             r.warnings.extend(c.warnings);
+            // A prompt that ended well but changed nothing: warned, or failed on request.
+            if prompt && r.errors.is_empty() && r.commits.is_empty() && r.files.is_empty() {
+                match agents::no_changes(branch, ctx.agent_settings.require_changes) {
+                    Ok(warning) => r.warnings.push(warning),
+                    Err(error) => r.errors.push(error),
+                }
+            }
         }
         Err(e) => r.errors.push(WsError::new(
             ErrorType::GitError,

@@ -100,13 +100,10 @@ impl Setup {
                 // A fixed model: "auto" asks a classifier model first.
                 env.git(&["config", "ws.agentArgs", "--model gemini-2.5-pro"]);
             }
-            "aider" => {
-                // A user's identity, as any real setup has one: without it aider writes
-                // "Your Name" into the repository's config at start-up, and two aiders in
-                // two slots race for .git/config.lock ("OSError: Lock for file …").
-                env.git(&["config", "user.name", "Test Author"]);
-                env.git(&["config", "user.email", "author@example.com"]);
-            }
+            // No user.name / user.email for aider: without an identity aider writes "Your
+            // Name" into the repository's config at start-up (and two aiders in two slots
+            // race for .git/config.lock); git-ws gives every agent one in its environment,
+            // and the aider test checks that .git/config is left byte for byte.
             _ => {}
         }
         env.git(&["config", "ws.retryBackoff", "100ms"]);
@@ -257,9 +254,12 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
         }])
         .usage(i, o),
     );
+    let config = || std::fs::read_to_string(s.env.repo.join(".git/config")).unwrap();
+    let config_before = config();
     let out = s.ws_run(&["--agents", "2"]);
     assert_eq!(out.code, 0, "{}", s.context(&out));
     let run = out.run_id();
+    assert_eq!(config(), config_before, "{agent} changed .git/config");
     assert_eq!(
         s.on_branch(&run, "create", &file),
         format!("written by {agent}\n")
@@ -272,14 +272,28 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
         ("create", vec![file.as_str()]),
         ("edit", vec!["src/lib.txt"]),
     ] {
+        // Only the work: no `.gitignore` edit, no `.aider*` history or tag cache (aider runs
+        // with --no-gitignore, and its files are excluded in the slot).
         let files = result_json(&s.env, &run, ws, "files_modified");
-        let mut want: Vec<&str> = want;
-        // aider adds `.aider*` to .gitignore in every worktree: its own file, still on the
-        // branch until the slot excludes Preset::own_files (issue 18).
-        if agent == "aider" {
-            want.insert(0, ".gitignore");
-        }
         assert_eq!(files, json!(want), "{ws}: {}", s.context(&out));
+        let tree = s
+            .env
+            .git(&["ls-tree", "-r", "--name-only", &format!("ws/{run}/{ws}")]);
+        assert!(!tree.contains(".aider"), "{ws}: {tree}");
+        assert_eq!(
+            s.env.git(&[
+                "diff",
+                "--name-only",
+                "main",
+                &format!("ws/{run}/{ws}"),
+                "--",
+                ".gitignore"
+            ]),
+            ""
+        );
+        // Its warnings: none about leftovers committed or work missing.
+        let warnings = result_json(&s.env, &run, ws, "warnings");
+        assert_eq!(warnings, json!([]), "{ws}: {}", s.context(&out));
     }
     for (ws, name) in [("create", "create"), ("edit", "edit")] {
         let served = s.server.served(&format!("{agent}-{name}"));
