@@ -93,7 +93,7 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "--verbose",
             "--include-partial-messages",
             "--permission-mode",
-            "bypassPermissions",
+            "acceptEdits",
             "--",
             PROMPT
         ])

@@ -291,9 +291,17 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
             ]),
             ""
         );
-        // Its warnings: none about leftovers committed or work missing.
+        // No warning that the agent changed nothing; aider commits its own edits, so it has
+        // no leftovers for git-ws to commit either (its `.aider*` files are not leftovers).
         let warnings = result_json(&s.env, &run, ws, "warnings");
-        assert_eq!(warnings, json!([]), "{ws}: {}", s.context(&out));
+        assert!(
+            !warnings.to_string().contains("changed nothing"),
+            "{ws}: {}",
+            s.context(&out)
+        );
+        if agent == "aider" {
+            assert_eq!(warnings, json!([]), "{ws}: {}", s.context(&out));
+        }
     }
     for (ws, name) in [("create", "create"), ("edit", "edit")] {
         let served = s.server.served(&format!("{agent}-{name}"));
@@ -518,4 +526,53 @@ fn claude_timeout_still_counts_the_tokens() {
 #[test]
 fn aider_timeout_still_counts_the_tokens() {
     a_timeout_still_counts_the_tokens("aider");
+}
+
+/// Claude Code runs with `--permission-mode acceptEdits` (not `bypassPermissions`): in the
+/// pool outside `.git` its edits land. With the pool put back inside `.git` (where versions
+/// before kept it) the same CLI refuses every write there as "a sensitive file" and exits 0;
+/// git-ws reads the refusal from `permission_denials` and fails the workstream.
+#[test]
+fn claude_accept_edits_writes_in_the_pool_and_is_refused_inside_git() {
+    let Some(s) = Setup::new("claude") else {
+        return;
+    };
+    let script = || {
+        Script::new(vec![Action::Write {
+            path: "accepted.txt".into(),
+            content: "accepted\n".into(),
+        }])
+        .usage(1234, 56)
+    };
+    s.prompt("write", "claude-accept", script());
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 0, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(s.on_branch(&run, "write", "accepted.txt"), "accepted\n");
+    let log =
+        std::fs::read_to_string(s.env.repo.join(format!(".state/logs/{run}/write.log"))).unwrap();
+    assert!(
+        log.contains("\"permissionMode\":\"acceptEdits\""),
+        "not run in acceptEdits mode:\n{}",
+        s.context(&out)
+    );
+
+    s.env.git(&["config", "ws.poolDir", ".git/ws"]);
+    s.prompt("write", "claude-refused", script());
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 1, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(
+        status(&s.env, &run, "write"),
+        "failed",
+        "{}",
+        s.context(&out)
+    );
+    let errors = result_json(&s.env, &run, "write", "errors");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused"),
+        "{message}\n{}",
+        s.context(&out)
+    );
 }

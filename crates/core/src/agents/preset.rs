@@ -8,16 +8,17 @@
 //!
 //! | preset | command line |
 //! | --- | --- |
-//! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions [--max-budget-usd USD] -- PROMPT` |
+//! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits [--max-budget-usd USD] -- PROMPT` |
 //! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
 //! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics --no-gitignore` |
 //! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --skip-trust --approval-mode auto_edit` |
 //!
 //! Why each flag that is not obvious:
-//! - Claude: `bypassPermissions`, because agent worktrees live under the git dir
-//!   (`.git/ws/agent-k`) and Claude Code refuses every write under a `.git` directory in
-//!   `acceptEdits` mode ("a sensitive file"), then exits 0. Run as root it also needs
-//!   `IS_SANDBOX=1` in its environment ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
+//! - Claude: `acceptEdits` (edits without asking, nothing wider), which works because the
+//!   agent worktrees live outside `.git` (`ws.poolDir`): Claude Code refuses every write
+//!   under a `.git` directory in that mode ("a sensitive file") and exits 0. Should
+//!   `ws.agentArgs` ask for `bypassPermissions` as root, Claude Code also needs
+//!   `IS_SANDBOX=1` ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
 //!   streams the API's `message_delta` events: the only place the output tokens of each
 //!   message are given before the final `result` (a run killed on a timeout has none).
 //! - Gemini: `--skip-trust`, because headless Gemini CLI exits 55 in a folder it does not
@@ -152,12 +153,12 @@ impl Preset {
 
     /// The option and value that let the agent edit files in its worktree without asking:
     /// Codex's `--sandbox workspace-write`, Gemini CLI's `--approval-mode auto_edit`, and
-    /// Claude Code's `--permission-mode bypassPermissions` (its `acceptEdits` refuses every
-    /// file under a `.git` directory, where the agent worktrees are). Aider edits files by
-    /// default (`--yes-always` answers its confirmations).
+    /// Claude Code's `--permission-mode acceptEdits` (it refuses every file under a `.git`
+    /// directory, which is why the pool is outside it). Aider edits files by default
+    /// (`--yes-always` answers its confirmations).
     pub fn default_permission(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Preset::Claude => Some(("--permission-mode", "bypassPermissions")),
+            Preset::Claude => Some(("--permission-mode", "acceptEdits")),
             Preset::Codex => Some(("--sandbox", "workspace-write")),
             Preset::Aider => None,
             Preset::Gemini => Some(("--approval-mode", "auto_edit")),
@@ -181,7 +182,8 @@ impl Preset {
     }
 
     /// Environment the agent needs, unless the caller's environment sets it (`root`: git-ws
-    /// runs as root). Claude Code refuses `bypassPermissions` as root unless `IS_SANDBOX=1`
+    /// runs as root). Claude Code refuses `bypassPermissions` (which `ws.agentArgs` may ask
+    /// for instead of the preset's `acceptEdits`) as root unless `IS_SANDBOX=1`
     /// says it runs contained ("--dangerously-skip-permissions cannot be used with root/sudo
     /// privileges"). aider is Python: its output to a file is block-buffered, so without
     /// `PYTHONUNBUFFERED=1` its `Tokens:` lines arrive only at exit (the meter sees nothing
@@ -378,11 +380,11 @@ mod tests {
         let extra = vec!["--model".to_string(), "m1".to_string()];
         assert_eq!(
             Preset::Claude.argv("-fix it", &extra, Some(0.5)).join(" "),
-            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions --max-budget-usd 0.5 --model m1 -- -fix it"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits --max-budget-usd 0.5 --model m1 -- -fix it"
         );
         assert_eq!(
             Preset::Claude.argv("p", &[], None).join(" "),
-            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions -- p"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits -- p"
         );
         assert_eq!(
             Preset::Codex.argv("p", &[], Some(1.0)).join(" "),
