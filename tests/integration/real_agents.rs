@@ -256,10 +256,29 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
     );
     let config = || std::fs::read_to_string(s.env.repo.join(".git/config")).unwrap();
     let config_before = config();
+    let home_before = home_entries(&s.env.home);
     let out = s.ws_run(&["--agents", "2"]);
     assert_eq!(out.code, 0, "{}", s.context(&out));
     let run = out.run_id();
     assert_eq!(config(), config_before, "{agent} changed .git/config");
+    // In its home, the CLI wrote only where Preset::state_paths says (what a sandbox must
+    // allow); in the worktree, only the work (files_modified below) and its own files.
+    let preset = ws_core_preset(agent);
+    let after = home_entries(&s.env.home);
+    let strays: Vec<&String> = after
+        .iter()
+        .filter(|e| !home_before.contains(e))
+        .filter(|e| {
+            !preset
+                .state_paths()
+                .iter()
+                .any(|p| e.as_str() == *p || e.starts_with(&format!("{p}/")))
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "{agent} wrote in its home outside Preset::state_paths: {strays:?}"
+    );
     assert_eq!(
         s.on_branch(&run, "create", &file),
         format!("written by {agent}\n")
@@ -575,4 +594,25 @@ fn claude_accept_edits_writes_in_the_pool_and_is_refused_inside_git() {
         "{message}\n{}",
         s.context(&out)
     );
+}
+
+/// The preset called `agent`.
+fn ws_core_preset(agent: &str) -> ws_core::agents::Preset {
+    ws_core::agents::Preset::parse(agent).unwrap()
+}
+
+/// Every path under `home`, two levels deep, relative to it.
+fn home_entries(home: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(home).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                out.push(format!("{name}/{}", f.file_name().to_string_lossy()));
+            }
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
 }

@@ -207,6 +207,23 @@ impl Preset {
         }
     }
 
+    /// Where the agent's CLI keeps its own state, relative to its home directory (`$HOME`),
+    /// as the real CLIs were seen writing it (`tests/integration/real_agents.rs` checks that
+    /// nothing else in the home appears): what a sandbox must let it write, besides its
+    /// worktree and [`Preset::own_files`] there. Codex's is `$CODEX_HOME` when set.
+    pub fn state_paths(self) -> &'static [&'static str] {
+        match self {
+            // projects/ (session transcripts), sessions/, backups/, plugins/; the config file.
+            Preset::Claude => &[".claude", ".claude.json"],
+            // sessions/, shell_snapshots/, SQLite state, logs, installation_id.
+            Preset::Codex => &[".codex"],
+            // analytics.json, installs.json, caches/.
+            Preset::Aider => &[".aider"],
+            // tmp/ (chats, logs), history/, projects.json.
+            Preset::Gemini => &[".gemini"],
+        }
+    }
+
     /// Exit codes that mean the agent failed for good (never transient): Gemini CLI's 42
     /// (input error) and 53 (turn limit exceeded).
     pub fn permanent_exit_codes(self) -> &'static [i32] {
