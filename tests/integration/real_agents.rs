@@ -395,6 +395,38 @@ fn a_429_is_retried_and_a_401_fails_at_once(agent: &'static str, error_words: &s
         s.server.served(&format!("{agent}-limited")).faults,
         own_tries
     );
+    // The failed attempt's turns are not the result's: its turns are the last attempt's.
+    let meta = result_json(&s.env, &run, "limited", "metadata");
+    let last_turns = meta["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .map(|a| a["usage"]["turns"].clone())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        meta["usage"]["turns"],
+        last_turns,
+        "{meta}\n{}",
+        s.context(&out)
+    );
+    // Every attempt's turns, summed and labelled (Claude Code counts a turn for the 429:
+    // the result says 2 turns, not 3).
+    let turns: Vec<u64> = meta["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["usage"]["turns"].as_u64())
+        .collect();
+    let all = turns.iter().sum::<u64>();
+    if agent == "claude" {
+        assert_eq!(meta["attempts"][0]["usage"]["turns"], json!(1), "{meta}");
+    }
+    if !turns.is_empty() && Some(all) != last_turns.as_u64() {
+        assert_eq!(
+            meta["usage"]["extra"]["turns_all_attempts"],
+            json!(all),
+            "{meta}"
+        );
+    }
 
     assert_eq!(status(&s.env, &run, "denied"), "failed");
     let a = s.attempts(&run, "denied");
