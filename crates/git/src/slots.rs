@@ -159,8 +159,20 @@ pub(crate) fn ensure_pool_dir(repo: &RepoPaths) -> Result<(), GitError> {
     let ours = canon(&repo.common_dir);
     let recorded = fs::read_to_string(&owner_file).ok();
     if recorded.is_none_or(|t| canon(Path::new(t.trim())) != ours) {
-        // New, or its repository is gone: the pool is ours now.
-        write_atomic(&owner_file, &format!("{}\n", ours.display()))?;
+        // New, or its repository is gone: the pool is ours now. Agents claim their slots in
+        // parallel, so each writes its own temporary file before the rename.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = pool.join(format!(
+            "{POOL_OWNER_FILE}.{}.{n}.git-ws-tmp",
+            std::process::id()
+        ));
+        fs::write(&tmp, format!("{}\n", ours.display()))
+            .and_then(|_| fs::rename(&tmp, &owner_file))
+            .ctx(|| format!("write {}", owner_file.display()))
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })?;
     }
     Ok(())
 }

@@ -1653,3 +1653,32 @@ fn an_agents_own_files_stay_off_the_branch_and_out_of_the_users_files() {
     let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, vec![".aider.conf.yml"]);
 }
+
+#[test]
+fn agents_making_the_pool_directory_at_once_all_succeed() {
+    let t = repo();
+    for round in 0..20 {
+        let mut paths = t.paths.clone();
+        paths.pool = t.root.parent().unwrap().join(format!("pool-{round}"));
+        let paths = Arc::new(paths);
+        let barrier = Arc::new(Barrier::new(12));
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                let (paths, barrier) = (paths.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    slots::ensure_pool_dir(&paths)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), Ok(()), "round {round}");
+        }
+        let names: Vec<String> = fs::read_dir(&paths.pool)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![POOL_OWNER_FILE.to_string()], "round {round}");
+    }
+}
