@@ -182,7 +182,8 @@ pub(crate) fn ensure_pool_dir(repo: &RepoPaths) -> Result<(), GitError> {
 /// taken, another filesystem), it is removed and the next claim checks it out afresh. The
 /// caller holds the slot's lock. A line saying what was done, if anything.
 pub(crate) fn migrate_legacy(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<String>, GitError> {
-    if fs::symlink_metadata(&d.legacy).is_err() {
+    // Not there, or the pool is configured to be that very place (`ws.poolDir = .git/ws`).
+    if fs::symlink_metadata(&d.legacy).is_err() || canon(&d.legacy) == canon(&d.path) {
         return Ok(None);
     }
     let moved =
@@ -212,6 +213,53 @@ pub(crate) fn migrate_legacy(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<St
     Ok(Some(format!(
         "moved agent worktree {} out of .git to {}",
         d.slot,
+        d.path.display()
+    )))
+}
+
+/// Where git's admin dir says slot `d`'s worktree is, when that is another directory (the
+/// pool before `ws.poolDir` changed) whose `.git` file points back at the admin dir: a
+/// worktree of ours left in another place.
+fn elsewhere(d: &SlotDirs) -> Option<PathBuf> {
+    let text = fs::read_to_string(d.admin.join("gitdir")).ok()?;
+    let old = Path::new(text.trim()).parent()?.to_path_buf();
+    if canon(&old) == canon(&d.path) || canon(&old) == canon(&d.legacy) || !old.is_dir() {
+        return None;
+    }
+    let points_back = fs::read_to_string(old.join(".git"))
+        .ok()
+        .and_then(|s| s.strip_prefix("gitdir:").map(|r| r.trim().to_string()))
+        .is_some_and(|target| canon(&old.join(target)) == canon(&d.admin));
+    points_back.then_some(old)
+}
+
+/// Move slot `d` from a pool it was left in when `ws.poolDir` changed (see [`elsewhere`])
+/// into the pool, caches and all; removed when it cannot be moved. The caller holds the
+/// slot's lock. A line saying what was done, if anything.
+pub(crate) fn follow_pool_dir(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<String>, GitError> {
+    let Some(old) = elsewhere(d) else {
+        return Ok(None);
+    };
+    let moved =
+        !d.path.exists() && ensure_pool_dir(repo).is_ok() && fs::rename(&old, &d.path).is_ok();
+    if !moved {
+        remove_path(&old)?;
+        return Ok(Some(format!(
+            "removed agent worktree {} from its earlier pool ({})",
+            d.slot,
+            old.display()
+        )));
+    }
+    let back = d.admin.join("gitdir");
+    fs::write(
+        &back,
+        format!("{}\n", canon(&d.path).join(".git").display()),
+    )
+    .ctx(|| format!("write {}", back.display()))?;
+    Ok(Some(format!(
+        "moved agent worktree {} from {} to {}",
+        d.slot,
+        old.display(),
         d.path.display()
     )))
 }
@@ -437,6 +485,7 @@ pub(crate) fn ensure(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<Ensure
     let mut repairs = Vec::new();
     ensure_pool_dir(repo)?;
     repairs.extend(migrate_legacy(repo, d)?);
+    repairs.extend(follow_pool_dir(repo, d)?);
     if !half_made(d) {
         let n = clear_stale_locks(&d.admin)?;
         if n > 0 {
@@ -570,6 +619,9 @@ pub(crate) fn remove_files(repo: &RepoPaths, d: &SlotDirs) -> Result<(), GitErro
         fs::write(d.admin.join(CREATING), "")
             .ctx(|| format!("mark {} for removal", d.admin.display()))?;
     }
+    if let Some(old) = elsewhere(d) {
+        remove_path(&old)?;
+    }
     remove_path(&d.path)?;
     remove_path(&d.legacy)?;
     remove_path(&d.admin)?;
@@ -650,10 +702,12 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
         let Some(lock) = lock_idle_slot(&d, &slot, &mut out) else {
             continue;
         };
-        match migrate_legacy(repo, &d) {
-            Ok(Some(line)) => out.repaired.push(line),
-            Ok(None) => {}
-            Err(e) => out.failures.push(e.to_string()),
+        for moved in [migrate_legacy(repo, &d), follow_pool_dir(repo, &d)] {
+            match moved {
+                Ok(Some(line)) => out.repaired.push(line),
+                Ok(None) => {}
+                Err(e) => out.failures.push(e.to_string()),
+            }
         }
         let exists = d.path.exists() || d.admin.exists();
         let idle = last_used(&d).and_then(|t| now.duration_since(t).ok());

@@ -1509,13 +1509,15 @@ fn legacy_slot(t: &TestRepo, k: usize, base: &str) -> AgentSlot {
 /// `git worktree list` names exactly `paths` besides the main worktree, and `git worktree
 /// prune` has nothing to do.
 fn assert_worktrees_are(t: &TestRepo, paths: &[&Path]) {
-    let listed: Vec<PathBuf> = git(&t.root, &["worktree", "list", "--porcelain"])
+    let mut listed: Vec<PathBuf> = git(&t.root, &["worktree", "list", "--porcelain"])
         .lines()
         .filter_map(|l| l.strip_prefix("worktree "))
         .map(PathBuf::from)
         .filter(|p| *p != t.root)
         .collect();
-    let want: Vec<PathBuf> = paths.iter().map(|p| fs::canonicalize(p).unwrap()).collect();
+    let mut want: Vec<PathBuf> = paths.iter().map(|p| fs::canonicalize(p).unwrap()).collect();
+    listed.sort();
+    want.sort();
     assert_eq!(listed, want);
     assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
 }
@@ -1681,4 +1683,57 @@ fn agents_making_the_pool_directory_at_once_all_succeed() {
             .collect();
         assert_eq!(names, vec![POOL_OWNER_FILE.to_string()], "round {round}");
     }
+}
+
+#[test]
+fn a_changed_ws_pool_dir_takes_the_slots_along_and_the_prune_finds_them() {
+    let t = repo();
+    let base = t.head();
+    let mut first = t.paths.clone();
+    first.pool = t.root.parent().unwrap().join("pool-a");
+    let mut second = t.paths.clone();
+    second.pool = t.root.parent().unwrap().join("pool-b");
+    for k in 1..=2 {
+        let slot = claim_agent_slot(&first, k, &base).unwrap();
+        write(&slot.path, "target/cache.bin", "built\n");
+    }
+
+    let slot = claim_agent_slot(&second, 1, &base).unwrap();
+    assert_eq!(slot.path, second.pool_slot_dir("agent-1"));
+    assert!(!slot.created, "moved, not checked out again");
+    assert!(
+        slot.repairs
+            .iter()
+            .any(|r| r.contains("moved agent worktree agent-1 from")),
+        "{:?}",
+        slot.repairs
+    );
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "built\n"
+    );
+    assert!(!first.pool_slot_dir("agent-1").exists());
+    let two_old = first.pool_slot_dir("agent-2");
+    assert_worktrees_are(&t, &[&slot.path, &two_old]);
+    drop(slot);
+
+    // agent-2 was not claimed since: the prune of the new pool still finds it.
+    let pruned = prune_pool(&second);
+    assert!(pruned.failures.is_empty(), "{pruned:?}");
+    assert!(!two_old.exists());
+    assert!(!second.pool_slot_dir("agent-1").exists());
+    assert_worktrees_are(&t, &[]);
+
+    // A pool configured to be the old place inside .git is used as it is, not emptied.
+    let mut inside = t.paths.clone();
+    inside.pool = t.paths.ws_dir();
+    let slot = claim_agent_slot(&inside, 1, &base).unwrap();
+    write(&slot.path, "target/cache.bin", "kept\n");
+    drop(slot);
+    let slot = claim_agent_slot(&inside, 1, &base).unwrap();
+    assert!(!slot.created);
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "kept\n"
+    );
 }
