@@ -49,6 +49,10 @@ pub const DATABASE: &str = ws_db::location::CONFIG_KEY;
 pub const LEASE: &str = "ws.lease";
 pub const KEEP_IGNORED: &str = "ws.keepIgnored";
 pub const KEEP_WORKTREES: &str = "ws.keepWorktrees";
+/// The agent worktree pool's directory (ws-git reads it when it finds the repository:
+/// [`ws_git::RepoPaths::pool`]).
+pub const POOL_DIR: &str = ws_git::POOL_DIR_KEY;
+pub const REQUIRE_CHANGES: &str = "ws.requireChanges";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
@@ -132,6 +136,12 @@ pub const KEYS: &[KeyDoc] = &[
         )
     },
     key(
+        REQUIRE_CHANGES,
+        "`false`",
+        "a `prompt` workstream that changes nothing fails (`NoChanges`) instead of completing with a warning",
+        RUN,
+    ),
+    key(
         PORT_BASE,
         "`20000`",
         "`WS_PORT` of `agent-1`; `agent-k` gets a block of 10 ports from `ws.portBase + 10·(k−1)`",
@@ -189,6 +199,12 @@ pub const KEYS: &[KeyDoc] = &[
         KEEP_IGNORED,
         "none",
         "ignored top-level paths such as `target,node_modules` kept between workstreams on an agent and between runs (build caches)",
+        RUN_MERGE,
+    ),
+    key(
+        POOL_DIR,
+        "`../.<repo>.ws-pool`",
+        "directory of the agent worktree pool (`agent-k` in it), outside `.git`; relative to the repository root, one per repository",
         RUN_MERGE,
     ),
     key(
@@ -343,6 +359,21 @@ impl Config {
         }
     }
 
+    /// `ws.requireChanges` (git's boolean spellings), default `false`: whether a `prompt`
+    /// workstream that changes nothing fails (`NoChanges`).
+    pub fn require_changes(&self) -> Result<bool, Error> {
+        let Some(raw) = self.get(REQUIRE_CHANGES) else {
+            return Ok(false);
+        };
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" | "" => Ok(true),
+            "false" | "no" | "off" | "0" => Ok(false),
+            _ => Err(Error::new(format!(
+                "git config {REQUIRE_CHANGES} = {raw:?} is not a boolean (true or false)"
+            ))),
+        }
+    }
+
     /// `ws.worktreeExpiry`: how long an idle pool worktree is kept (`None`: forever),
     /// default [`DEFAULT_WORKTREE_EXPIRY`].
     pub fn worktree_expiry(&self) -> Result<Option<Duration>, Error> {
@@ -470,6 +501,7 @@ impl Config {
                 .filter(|c| !c.trim().is_empty())
                 .map(str::to_string),
             setup_timeout: duration(SETUP_TIMEOUT)?,
+            require_changes: self.require_changes()?,
         })
     }
 }
@@ -581,7 +613,7 @@ mod tests {
         assert!(!run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
-            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.integrationTest."
+            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest."
         );
     }
 

@@ -1,8 +1,9 @@
 //! Where everything the tool reads and writes lives, named once: `.state/` (its own
 //! `.gitignore`, the default database, the logs of each run: [`RunLogs`]), the reports
 //! directory and each run's report file ([`Reports`]), the default workstreams directory,
-//! and the agent worktree pool under the git common dir (its directories are ws-git's:
-//! [`ws_git::RepoPaths::pool_dir`]). Nothing else joins these names.
+//! and the agent worktree pool (outside `.git`; its directories are ws-git's:
+//! [`ws_git::RepoPaths::pool_dir`]) with git-ws's own state about it under the git common
+//! dir ([`ws_git::RepoPaths::ws_dir`]). Nothing else joins these names.
 
 use crate::db::DbLocation;
 use crate::git::RepoPaths;
@@ -106,7 +107,8 @@ impl Layout {
         &self.reports
     }
 
-    /// The agent worktree of pool slot `agent-k`.
+    /// The agent worktree of pool slot `agent-k` (in the pool, `git config ws.poolDir` or
+    /// `.<name>.ws-pool` next to the repository).
     pub fn pool_slot(&self, k: usize) -> PathBuf {
         self.repo.pool_slot_dir(&format!("agent-{k}"))
     }
@@ -115,13 +117,13 @@ impl Layout {
     /// running now, so that the next tool kills what a killed one left running
     /// ([`crate::process::reap_abandoned`]); removed when its last file goes.
     pub fn procs_dir(&self) -> PathBuf {
-        self.repo.pool_dir().join("procs")
+        self.repo.ws_dir().join("procs")
     }
 
     /// The marker of pool slot `slot`'s setup command: the base and command it last
     /// succeeded for (`<common dir>/ws/setup/<slot>`).
     pub fn setup_marker(&self, slot: &str) -> PathBuf {
-        self.repo.pool_dir().join("setup").join(slot)
+        self.repo.ws_dir().join("setup").join(slot)
     }
 }
 
@@ -290,10 +292,7 @@ mod tests {
     use super::*;
 
     fn layout() -> Layout {
-        Layout::new(&RepoPaths {
-            root: "/repo".into(),
-            common_dir: "/repo/.git".into(),
-        })
+        Layout::new(&RepoPaths::new("/repo".into(), "/repo/.git".into()))
     }
 
     #[test]
@@ -329,7 +328,8 @@ mod tests {
             moved.reports().file("r"),
             p("/elsewhere/multi_agent_consolidated_r.md")
         );
-        assert_eq!(l.pool_slot(2), p("/repo/.git/ws/agent-2"));
+        assert_eq!(l.pool_slot(2), p("/.repo.ws-pool/agent-2"));
+        assert_eq!(l.procs_dir(), p("/repo/.git/ws/procs"));
         assert_eq!(
             l.setup_marker("agent-1-2"),
             p("/repo/.git/ws/setup/agent-1-2")

@@ -133,7 +133,7 @@ pub struct RunArgs {
 /// and where the pool is.
 fn run_after_help() -> String {
     format!(
-        "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\n{}\nAgent worktrees live in <git common dir>/ws/agent-N and are kept between runs (the pool); --prune-worktrees removes them.",
+        "Exit status: 0 every workstream completed; 1 the run finished but something failed or was skipped; 2 nothing ran; 130 interrupted.\n{}\nAgent worktrees live in ../.<repo>.ws-pool/agent-N (git config ws.poolDir) and are kept between runs (the pool); --prune-worktrees removes them.",
         crate::config::help_line(crate::config::Command::Run)
     )
 }

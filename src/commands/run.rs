@@ -165,6 +165,8 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         Some(d) => Some(d),
         None => config.worktree_expiry()?,
     };
+    // A pool directory (ws.poolDir) another repository owns: refused before anything runs.
+    git::check_pool_owner(&ws.repo)?;
     crate::logcap::set_limit(config.max_log_bytes()?);
     Ok(Resolved {
         agents,

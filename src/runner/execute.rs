@@ -101,6 +101,9 @@ pub async fn execute(
     r.log_path = Some(log.display().to_string());
     let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
 
+    // What the agent writes for itself stays off its branch (aider's `.aider*`).
+    let own: &[&str] = driver.preset().map_or(&[], |p| p.own_files());
+    let prompt = matches!(ws.action, Action::Prompt(_));
     let mut slot = slot;
     let mut spent: Option<Usage> = None;
     let mut waited = Duration::ZERO;
@@ -130,7 +133,7 @@ pub async fn execute(
         // 2. The command and its tests.
         let earlier = agents::cost(spent.as_ref());
         let mut a = run_attempt(&ctx, &ws, &driver, &log, env, n, earlier, cancel.clone()).await;
-        spent = agents::usage::add(spent.as_ref(), a.attempt.usage.as_ref());
+        spent = agents::usage::add_attempt(spent.as_ref(), a.attempt.usage.as_ref());
         r.warnings.append(&mut a.warnings);
 
         // 3. Another attempt, if this one failed for a transient reason.
@@ -160,7 +163,7 @@ pub async fn execute(
                 format!("cancelled: the run was interrupted while waiting to retry ({reason})"),
             ));
             r.usage = spent;
-            return collect(&ctx, r, started, slot, &branch).await;
+            return collect(&ctx, r, started, slot, &branch, own, prompt).await;
         }
     };
 
@@ -168,7 +171,7 @@ pub async fn execute(
     r.usage = spent;
 
     // 4. The truth, from git — also for failed work, so partial work is visible.
-    collect(&ctx, r, started, slot, &branch).await
+    collect(&ctx, r, started, slot, &branch, own, prompt).await
 }
 
 /// The workstream's branch `ws/<run>/<id>`, or `None` with the error on `r` when the id
@@ -553,6 +556,13 @@ fn attempt_spec(
             }
         }
     }
+    // A git identity, so that no agent writes one into the repository's shared config.
+    let name = git::config::get_string(&ctx.repo, "user.name");
+    let email = git::config::get_string(&ctx.repo, "user.email");
+    let is_set = |k: &str| std::env::var_os(k).is_some() || env.contains_key(k);
+    for (k, v) in agents::preset::identity_env(name.as_deref(), email.as_deref(), is_set) {
+        env.insert(k, v);
+    }
     Spec {
         argv,
         cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
@@ -751,10 +761,13 @@ async fn collect(
     started: Instant,
     slot: Option<AgentSlot>,
     branch: &str,
+    own_files: &[&str],
+    prompt: bool,
 ) -> (Option<AgentSlot>, Executed) {
     let Some(mut slot) = slot else {
         return done(r, started, None);
     };
+    slot.ignore_own_files(own_files);
     let (slot, collected) = {
         let ctx = ctx.clone();
         let branch = branch.to_string();
@@ -777,6 +790,13 @@ async fn collect(
             r.commits = c.commits;
             r.files = c.files;
             r.warnings.extend(c.warnings);
+            // A prompt that ended well but changed nothing: warned, or failed on request.
+            if prompt && r.errors.is_empty() && r.commits.is_empty() && r.files.is_empty() {
+                match agents::no_changes(branch, ctx.agent_settings.require_changes) {
+                    Ok(warning) => r.warnings.push(warning),
+                    Err(error) => r.errors.push(error),
+                }
+            }
         }
         Err(e) => r.errors.push(WsError::new(
             ErrorType::GitError,

@@ -431,10 +431,10 @@ mod tests {
 
     fn spool_to(dir: &std::path::Path) -> SpoolTo {
         SpoolTo {
-            layout: Layout::new(&crate::git::RepoPaths {
-                root: dir.to_path_buf(),
-                common_dir: dir.join(".git"),
-            }),
+            layout: Layout::new(&crate::git::RepoPaths::new(
+                dir.to_path_buf(),
+                dir.join(".git"),
+            )),
             run: info(),
             kept: Vec::new(),
         }

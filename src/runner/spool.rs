@@ -161,10 +161,7 @@ mod tests {
     #[test]
     fn spooled_results_are_replayed_into_their_database_only() {
         let d = tempfile::tempdir().unwrap();
-        let repo = ws_git::RepoPaths {
-            root: d.path().to_path_buf(),
-            common_dir: d.path().join(".git"),
-        };
+        let repo = ws_git::RepoPaths::new(d.path().to_path_buf(), d.path().join(".git"));
         let layout = Layout::new(&repo);
         let mut db = ConsolidationDatabase::open(d.path().join("a.db")).unwrap();
         let run = RunInfo {

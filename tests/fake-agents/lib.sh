@@ -11,6 +11,7 @@
 #   FAKE_STEPS        aider: steps, each reporting FAKE_COST more (default 1)
 #   FAKE_SLEEP        seconds to sleep between steps (default 0)
 #   FAKE_EXIT         exit with this status after the output (default 0)
+#   FAKE_IDLE         1: change nothing in the worktree (an agent that did no work)
 set -eu
 
 : "${WS_ID:=fake}"
@@ -41,7 +42,7 @@ failing() {
 
 # work PROMPT: what the agent "does": append the prompt to AGENT_WORK.md (left uncommitted).
 work() {
-    printf '%s\n' "$1" >>AGENT_WORK.md
+    [ "${FAKE_IDLE:-0}" = 1 ] || printf '%s\n' "$1" >>AGENT_WORK.md
 }
 
 nap() {

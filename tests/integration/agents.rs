@@ -93,7 +93,7 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "--verbose",
             "--include-partial-messages",
             "--permission-mode",
-            "bypassPermissions",
+            "acceptEdits",
             "--",
             PROMPT
         ])
@@ -119,7 +119,8 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "--no-pretty",
             "--no-stream",
             "--no-check-update",
-            "--no-analytics"
+            "--no-analytics",
+            "--no-gitignore"
         ])
     );
     assert_eq!(
@@ -833,4 +834,64 @@ fn the_demos_prompt_workstreams_show_cost_per_agent() {
     let notes = ws("release-notes");
     assert_eq!(notes["agent"], "agent-cmd");
     assert_eq!(notes["usage"]["extra"]["engine"], "scripted", "{notes}");
+}
+
+#[test]
+fn a_prompt_that_changes_nothing_warns_and_fails_with_ws_require_changes() {
+    let env = Env::new();
+    env.ws(
+        "idle",
+        json!({"id": "idle", "prompt": "do nothing", "agent": "claude", "env": {"FAKE_IDLE": "1"}}),
+    );
+    env.ws(
+        "busy",
+        json!({"id": "busy", "prompt": "do something", "agent": "claude"}),
+    );
+    // A shell command that changes nothing is not an agent that did no work.
+    env.ws_cmd("check", "true");
+    let warned = |run: &str, ws: &str| {
+        result_json(&env, run, ws, "warnings")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| {
+                w.as_str()
+                    .unwrap_or_default()
+                    .contains("the agent changed nothing")
+            })
+    };
+
+    let out = ws_run(&env, &["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    assert_eq!(status(&env, &run, "idle"), "completed");
+    assert!(warned(&run, "idle"), "{}", out.stdout);
+    assert!(!warned(&run, "busy"));
+    assert!(!warned(&run, "check"));
+
+    env.git(&["config", "ws.requireChanges", "true"]);
+    let out = ws_run(&env, &["--agents", "2"]);
+    out.expect(1);
+    let run = out.run_id();
+    assert_eq!(status(&env, &run, "idle"), "failed");
+    let errors = result_json(&env, &run, "idle", "errors");
+    assert_eq!(errors[0]["type"], "NoChanges", "{errors}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ws.requireChanges"),
+        "{errors}"
+    );
+    assert_eq!(status(&env, &run, "busy"), "completed");
+    assert_eq!(status(&env, &run, "check"), "completed");
+
+    env.git(&["config", "ws.requireChanges", "perhaps"]);
+    let out = ws_run(&env, &["--agents", "2"]);
+    out.expect(2);
+    assert!(
+        out.stderr.contains("ws.requireChanges = \"perhaps\""),
+        "{}",
+        out.stderr
+    );
 }

@@ -111,6 +111,11 @@ fn listed(env: &Env) -> Vec<Listed> {
         .collect()
 }
 
+/// The agent worktree pool of `env`'s repository by default: `.repo.ws-pool` next to it.
+pub fn pool_dir(env: &Env) -> std::path::PathBuf {
+    env.repo.parent().unwrap().join(".repo.ws-pool")
+}
+
 /// The pool as a run must leave it: at most `max` agent worktrees, each git-ws's (locked
 /// with git-ws's reason), detached, clean apart from ignored files, complete (no
 /// half-made marker), nothing prunable; no `git-ws-tmp/*` branch. Returns their paths.
@@ -125,7 +130,7 @@ pub fn assert_pool_tidy(env: &Env, max: usize) -> Vec<String> {
     for wt in &pool {
         let has = |p: &str| wt.lines.iter().any(|l| l.starts_with(p));
         assert!(
-            wt.path.contains("/.git/ws/agent-"),
+            wt.path.contains("/.repo.ws-pool/agent-"),
             "a stray worktree: {}",
             wt.path
         );
@@ -212,6 +217,7 @@ fn the_pool_is_kept_reused_and_pruned_on_request() {
     );
     assert_eq!(env.worktrees().len(), 1);
     assert!(!env.repo.join(".git/ws").exists());
+    assert!(!pool_dir(&env).exists());
     assert!(!env.repo.join(".git/worktrees/ws-agent-2").exists());
     assert_eq!(env.git(&["branch", "--list", "ws/*"]), branches_before);
     assert_eq!(env.sql("SELECT count(*) FROM ws_runs")[0][0], "3");
@@ -277,13 +283,14 @@ fn a_broken_pool_is_repaired_not_charged_to_a_workstream() {
     let common = env.repo.join(".git");
     // agent-1: its directory is gone. agent-2: half-made (as a crash during creation
     // leaves it). agent-3: stale locks everywhere, `locked` removed, HEAD on a branch.
-    std::fs::remove_dir_all(common.join("ws/agent-1")).unwrap();
+    let pool = pool_dir(&env);
+    std::fs::remove_dir_all(pool.join("agent-1")).unwrap();
     std::fs::write(common.join("worktrees/ws-agent-2/git-ws-creating"), "").unwrap();
-    std::fs::remove_file(common.join("ws/agent-2/src/lib.txt")).unwrap();
+    std::fs::remove_file(pool.join("agent-2/src/lib.txt")).unwrap();
     let admin3 = common.join("worktrees/ws-agent-3");
     env.git(&[
         "-C",
-        common.join("ws/agent-3").to_str().unwrap(),
+        pool.join("agent-3").to_str().unwrap(),
         "checkout",
         "-q",
         "-b",
@@ -617,4 +624,100 @@ fn prune_branches_deletes_merged_and_old_branches_of_finished_runs_only() {
     assert_eq!(head, serde_json::json!(b_tip));
     // --older-than and --all belong to --prune-branches.
     env.ws_run(&["--all"]).expect(2);
+}
+
+/// The `agent-*` entries left in the old pool place, `.git/ws/`.
+fn old_place_slots(env: &Env) -> Vec<String> {
+    std::fs::read_dir(env.repo.join(".git/ws"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("agent-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_pool_left_inside_git_by_an_older_version_moves_out_on_the_next_run() {
+    let env = Env::new();
+    trivial(&env, 4);
+    // The old layout, made by a run with the pool where older versions kept it.
+    env.git(&["config", "ws.poolDir", ".git/ws"]);
+    env.ws_run(&["--agents", "2", "-q"]).expect(0);
+    env.git(&["config", "--unset", "ws.poolDir"]);
+    std::fs::remove_file(env.repo.join(".git/ws/.git-ws-pool")).unwrap();
+    assert_eq!(old_place_slots(&env).len(), 2);
+    let before = env.worktrees();
+    assert!(
+        before.iter().skip(1).all(|p| p.contains("/.git/ws/agent-")),
+        "{before:?}"
+    );
+
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    assert!(
+        out.stdout
+            .contains("moved agent worktree agent-1 out of .git")
+            || out
+                .stderr
+                .contains("moved agent worktree agent-1 out of .git"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        old_place_slots(&env).is_empty(),
+        "{:?}",
+        old_place_slots(&env)
+    );
+    // Both slots in the new place, complete, locked, detached, nothing for git to prune.
+    assert_eq!(assert_pool_tidy(&env, 2).len(), 2);
+    assert_eq!(env.git(&["worktree", "prune", "--dry-run", "-v"]), "");
+    // The agents worked there: their commits are on the run's branches.
+    let run = out.run_id();
+    for i in 1..=4 {
+        let files = env.git(&["ls-tree", "--name-only", &format!("ws/{run}/w{i}")]);
+        assert!(files.contains(&format!("out{i}.txt")), "{files}");
+    }
+}
+
+#[test]
+fn ws_pool_dir_places_the_pool_two_repositories_never_share_it_and_the_prune_empties_it() {
+    let env = Env::new();
+    trivial(&env, 2);
+    let shared = env.scratch("pools/shared");
+    env.git(&["config", "ws.poolDir", shared.to_str().unwrap()]);
+    env.ws_run(&["--agents", "2", "-q"]).expect(0);
+    let listed = env.worktrees();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let canon_shared = std::fs::canonicalize(&shared).unwrap();
+    for p in listed.iter().skip(1) {
+        assert!(
+            std::path::Path::new(p).starts_with(&canon_shared),
+            "{p} is not in ws.poolDir"
+        );
+    }
+    assert!(!pool_dir(&env).exists());
+
+    // Another repository told to use the same directory is refused before anything runs.
+    let other = Env::new();
+    trivial(&other, 1);
+    other.git(&["config", "ws.poolDir", shared.to_str().unwrap()]);
+    let refused = other.ws_run(&["-q"]);
+    refused.expect(2);
+    assert!(
+        refused.stderr.contains("belongs to another repository")
+            && refused.stderr.contains("ws.poolDir"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(other.worktrees().len(), 1);
+    assert_eq!(env.worktrees(), listed);
+
+    // The prune removes the pool where it is, and the directory with it.
+    env.ws_run(&["--prune-worktrees"]).expect(0);
+    assert_eq!(env.worktrees().len(), 1);
+    assert!(!shared.exists());
+    assert_eq!(env.git(&["worktree", "prune", "--dry-run", "-v"]), "");
 }

@@ -100,13 +100,10 @@ impl Setup {
                 // A fixed model: "auto" asks a classifier model first.
                 env.git(&["config", "ws.agentArgs", "--model gemini-2.5-pro"]);
             }
-            "aider" => {
-                // A user's identity, as any real setup has one: without it aider writes
-                // "Your Name" into the repository's config at start-up, and two aiders in
-                // two slots race for .git/config.lock ("OSError: Lock for file …").
-                env.git(&["config", "user.name", "Test Author"]);
-                env.git(&["config", "user.email", "author@example.com"]);
-            }
+            // No user.name / user.email for aider: without an identity aider writes "Your
+            // Name" into the repository's config at start-up (and two aiders in two slots
+            // race for .git/config.lock); git-ws gives every agent one in its environment,
+            // and the aider test checks that .git/config is left byte for byte.
             _ => {}
         }
         env.git(&["config", "ws.retryBackoff", "100ms"]);
@@ -257,9 +254,31 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
         }])
         .usage(i, o),
     );
+    let config = || std::fs::read_to_string(s.env.repo.join(".git/config")).unwrap();
+    let config_before = config();
+    let home_before = home_entries(&s.env.home);
     let out = s.ws_run(&["--agents", "2"]);
     assert_eq!(out.code, 0, "{}", s.context(&out));
     let run = out.run_id();
+    assert_eq!(config(), config_before, "{agent} changed .git/config");
+    // In its home, the CLI wrote only where Preset::state_paths says (what a sandbox must
+    // allow); in the worktree, only the work (files_modified below) and its own files.
+    let preset = ws_core_preset(agent);
+    let after = home_entries(&s.env.home);
+    let strays: Vec<&String> = after
+        .iter()
+        .filter(|e| !home_before.contains(e))
+        .filter(|e| {
+            !preset
+                .state_paths()
+                .iter()
+                .any(|p| e.as_str() == *p || e.starts_with(&format!("{p}/")))
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "{agent} wrote in its home outside Preset::state_paths: {strays:?}"
+    );
     assert_eq!(
         s.on_branch(&run, "create", &file),
         format!("written by {agent}\n")
@@ -272,14 +291,36 @@ fn two_workstreams_land_with_the_servers_usage(agent: &'static str) {
         ("create", vec![file.as_str()]),
         ("edit", vec!["src/lib.txt"]),
     ] {
+        // Only the work: no `.gitignore` edit, no `.aider*` history or tag cache (aider runs
+        // with --no-gitignore, and its files are excluded in the slot).
         let files = result_json(&s.env, &run, ws, "files_modified");
-        let mut want: Vec<&str> = want;
-        // aider adds `.aider*` to .gitignore in every worktree: its own file, still on the
-        // branch until the slot excludes Preset::own_files (issue 18).
-        if agent == "aider" {
-            want.insert(0, ".gitignore");
-        }
         assert_eq!(files, json!(want), "{ws}: {}", s.context(&out));
+        let tree = s
+            .env
+            .git(&["ls-tree", "-r", "--name-only", &format!("ws/{run}/{ws}")]);
+        assert!(!tree.contains(".aider"), "{ws}: {tree}");
+        assert_eq!(
+            s.env.git(&[
+                "diff",
+                "--name-only",
+                "main",
+                &format!("ws/{run}/{ws}"),
+                "--",
+                ".gitignore"
+            ]),
+            ""
+        );
+        // No warning that the agent changed nothing; aider commits its own edits, so it has
+        // no leftovers for git-ws to commit either (its `.aider*` files are not leftovers).
+        let warnings = result_json(&s.env, &run, ws, "warnings");
+        assert!(
+            !warnings.to_string().contains("changed nothing"),
+            "{ws}: {}",
+            s.context(&out)
+        );
+        if agent == "aider" {
+            assert_eq!(warnings, json!([]), "{ws}: {}", s.context(&out));
+        }
     }
     for (ws, name) in [("create", "create"), ("edit", "edit")] {
         let served = s.server.served(&format!("{agent}-{name}"));
@@ -354,6 +395,38 @@ fn a_429_is_retried_and_a_401_fails_at_once(agent: &'static str, error_words: &s
         s.server.served(&format!("{agent}-limited")).faults,
         own_tries
     );
+    // The failed attempt's turns are not the result's: its turns are the last attempt's.
+    let meta = result_json(&s.env, &run, "limited", "metadata");
+    let last_turns = meta["attempts"]
+        .as_array()
+        .and_then(|a| a.last())
+        .map(|a| a["usage"]["turns"].clone())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        meta["usage"]["turns"],
+        last_turns,
+        "{meta}\n{}",
+        s.context(&out)
+    );
+    // Every attempt's turns, summed and labelled (Claude Code counts a turn for the 429:
+    // the result says 2 turns, not 3).
+    let turns: Vec<u64> = meta["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["usage"]["turns"].as_u64())
+        .collect();
+    let all = turns.iter().sum::<u64>();
+    if agent == "claude" {
+        assert_eq!(meta["attempts"][0]["usage"]["turns"], json!(1), "{meta}");
+    }
+    if !turns.is_empty() && Some(all) != last_turns.as_u64() {
+        assert_eq!(
+            meta["usage"]["extra"]["turns_all_attempts"],
+            json!(all),
+            "{meta}"
+        );
+    }
 
     assert_eq!(status(&s.env, &run, "denied"), "failed");
     let a = s.attempts(&run, "denied");
@@ -504,4 +577,74 @@ fn claude_timeout_still_counts_the_tokens() {
 #[test]
 fn aider_timeout_still_counts_the_tokens() {
     a_timeout_still_counts_the_tokens("aider");
+}
+
+/// Claude Code runs with `--permission-mode acceptEdits` (not `bypassPermissions`): in the
+/// pool outside `.git` its edits land. With the pool put back inside `.git` (where versions
+/// before kept it) the same CLI refuses every write there as "a sensitive file" and exits 0;
+/// git-ws reads the refusal from `permission_denials` and fails the workstream.
+#[test]
+fn claude_accept_edits_writes_in_the_pool_and_is_refused_inside_git() {
+    let Some(s) = Setup::new("claude") else {
+        return;
+    };
+    let script = || {
+        Script::new(vec![Action::Write {
+            path: "accepted.txt".into(),
+            content: "accepted\n".into(),
+        }])
+        .usage(1234, 56)
+    };
+    s.prompt("write", "claude-accept", script());
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 0, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(s.on_branch(&run, "write", "accepted.txt"), "accepted\n");
+    let log =
+        std::fs::read_to_string(s.env.repo.join(format!(".state/logs/{run}/write.log"))).unwrap();
+    assert!(
+        log.contains("\"permissionMode\":\"acceptEdits\""),
+        "not run in acceptEdits mode:\n{}",
+        s.context(&out)
+    );
+
+    s.env.git(&["config", "ws.poolDir", ".git/ws"]);
+    s.prompt("write", "claude-refused", script());
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 1, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(
+        status(&s.env, &run, "write"),
+        "failed",
+        "{}",
+        s.context(&out)
+    );
+    let errors = result_json(&s.env, &run, "write", "errors");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused"),
+        "{message}\n{}",
+        s.context(&out)
+    );
+}
+
+/// The preset called `agent`.
+fn ws_core_preset(agent: &str) -> ws_core::agents::Preset {
+    ws_core::agents::Preset::parse(agent).unwrap()
+}
+
+/// Every path under `home`, two levels deep, relative to it.
+fn home_entries(home: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(home).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.path().is_dir() {
+            for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                out.push(format!("{name}/{}", f.file_name().to_string_lossy()));
+            }
+        }
+        out.push(name);
+    }
+    out.sort();
+    out
 }

@@ -621,6 +621,7 @@ fn a_bare_repository_exits_2_and_writes_nothing() {
     assert!(out.stderr.contains("bare"), "{}", out.stderr);
     assert!(!bare.join(".state").exists());
     assert!(!bare.join("ws").exists());
+    assert!(!bare.parent().unwrap().join(".bare.git.ws-pool").exists());
 }
 
 #[test]
@@ -646,6 +647,7 @@ fn a_repository_without_commits_exits_2_and_writes_nothing() {
     assert!(out.stderr.contains("no commits"), "{}", out.stderr);
     assert!(!empty.join(".state").exists());
     assert!(!empty.join(".git/ws").exists());
+    assert!(!empty.parent().unwrap().join(".empty.ws-pool").exists());
     assert!(std::fs::read_dir(empty.join(".git/refs/heads"))
         .unwrap()
         .next()

@@ -451,8 +451,8 @@ fn environment_of_the_command() {
     )));
     assert!(text.contains("CUSTOM=yes"));
     assert!(text.contains("WS_WORKTREE="));
-    // cwd is the agent worktree under the git common dir, not the user's checkout.
-    assert!(text.contains("/.git/ws/agent-1"), "{text}");
+    // cwd is the agent worktree in the pool next to the repository, not the user's checkout.
+    assert!(text.contains("/.repo.ws-pool/agent-1"), "{text}");
 }
 
 #[test]

@@ -219,6 +219,13 @@ impl AgentSlot {
         copy_worktree_includes(&paths, &worktree).map_err(pool)
     }
 
+    /// Files the next workstream's agent writes for itself (`patterns`, gitignore globs such
+    /// as `.aider*`): `collect` leaves them out of the leftovers it commits, as if they were
+    /// in the slot's exclude file. Replaces the previous workstream's list.
+    pub fn ignore_own_files(&mut self, patterns: &[&str]) {
+        self.own_files = patterns.iter().map(|p| p.to_string()).collect();
+    }
+
     /// Read the truth after a workstream's command: if the agent moved HEAD off `branch`
     /// (detached or another branch), warn and, when HEAD's commit descends from base, move
     /// the branch there. Then commit any leftovers (modified, staged, untracked; not
@@ -255,6 +262,14 @@ impl AgentSlot {
                     repair_head(wt, branch, &refname, base, &mut warnings)?
                 };
                 if on_branch {
+                    // The in-memory rules of an earlier workstream's agent go first.
+                    wt.clear_ignore_rules()
+                        .ctx(|| "reset the slot's exclude rules".to_string())?;
+                    if !self.own_files.is_empty() {
+                        wt.add_ignore_rule(&self.own_files.join("
+"))
+                            .ctx(|| format!("exclude {}", self.own_files.join(" ")))?;
+                    }
                     let done = commit_leftovers(wt, &worktree, workstream_id).map_err(|e| {
                         rescue_leftovers(wt, &worktree, &self.paths, branch, workstream_id, e)
                     })?;

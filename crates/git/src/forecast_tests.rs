@@ -32,10 +32,7 @@ impl Fixture {
     }
 
     pub fn paths(&self) -> RepoPaths {
-        RepoPaths {
-            root: self.dir.path().to_path_buf(),
-            common_dir: self.dir.path().join(".git"),
-        }
+        RepoPaths::new(self.dir.path().to_path_buf(), self.dir.path().join(".git"))
     }
 
     /// Branch `ws/t/<ws>` from the base with `edit` applied to the base files.
@@ -271,10 +268,7 @@ fn the_order_agrees_with_sequential_git_merges() {
     let mut steps_checked = 0;
     for seed in [3u64, 11, 19, 27, 35] {
         let s = scenario(seed, 24);
-        let paths = RepoPaths {
-            root: s.dir.path().to_path_buf(),
-            common_dir: s.dir.path().join(".git"),
-        };
+        let paths = RepoPaths::new(s.dir.path().to_path_buf(), s.dir.path().join(".git"));
         let branches: Vec<(String, String)> = s
             .branches
             .iter()

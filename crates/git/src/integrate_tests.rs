@@ -246,10 +246,7 @@ fn integrating_in_the_forecast_order_merges_every_clean_step() {
     // order, every step it calls clean is merged, and only steps it says need a rebase are
     // left out.
     let s = super::differential_tests::scenario(5, 24);
-    let paths = super::RepoPaths {
-        root: s.dir.path().to_path_buf(),
-        common_dir: s.dir.path().join(".git"),
-    };
+    let paths = super::RepoPaths::new(s.dir.path().to_path_buf(), s.dir.path().join(".git"));
     let branches: Vec<(String, String)> = s
         .branches
         .iter()

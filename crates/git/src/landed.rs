@@ -348,10 +348,7 @@ mod tests_support {
             git(&root, &["commit", "-qam", "second"]);
         }
         git(&root, &["checkout", "-q", "main"]);
-        let paths = RepoPaths {
-            root: root.clone(),
-            common_dir: root.join(".git"),
-        };
+        let paths = RepoPaths::new(root.clone(), root.join(".git"));
         (dir, root, paths)
     }
 

@@ -50,18 +50,82 @@ pub struct RepoPaths {
     pub root: PathBuf,
     /// The git common dir (`<root>/.git` for a normal repository).
     pub common_dir: PathBuf,
+    /// The agent worktree pool: slot `agent-k` is `<pool>/agent-k`. Outside `.git` (coding
+    /// agents refuse to edit files under a `.git` directory) and outside the worktree:
+    /// git config [`POOL_DIR_KEY`], else [`RepoPaths::default_pool`].
+    pub pool: PathBuf,
 }
 
+/// The git config key naming the pool directory of a repository (see [`RepoPaths::pool`]).
+pub const POOL_DIR_KEY: &str = "ws.poolDir";
+
+/// The file in a pool directory naming the repository it belongs to (its git common dir),
+/// so that two repositories never share slots.
+pub const POOL_OWNER_FILE: &str = ".git-ws-pool";
+
 impl RepoPaths {
-    /// `<common dir>/ws`: the agent worktree pool (the worktrees, their lock files in
-    /// `locks/`, the setup markers in `setup/`). Every pool path starts here.
-    pub fn pool_dir(&self) -> PathBuf {
+    /// The paths of the repository whose main worktree is `root` and git common dir
+    /// `common_dir`, with the pool in its default place.
+    pub fn new(root: PathBuf, common_dir: PathBuf) -> RepoPaths {
+        RepoPaths {
+            pool: RepoPaths::default_pool(&root),
+            root,
+            common_dir,
+        }
+    }
+
+    /// The default pool: `.<name>.ws-pool` next to the main worktree `root` (for
+    /// `/home/me/project`, `/home/me/.project.ws-pool`). Unique per repository (named after
+    /// its directory, beside it), on the same filesystem as the repository, and outside
+    /// both `.git` and the worktree, so neither `git status` nor tools that look upward for
+    /// a project file (Cargo workspaces, `package.json`) see it.
+    pub fn default_pool(root: &Path) -> PathBuf {
+        let name = root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "repository".to_string());
+        root.parent()
+            .unwrap_or(root)
+            .join(format!(".{name}.ws-pool"))
+    }
+
+    /// The pool directory as git config [`POOL_DIR_KEY`] gives it (`value`): `~/` expanded,
+    /// relative to the main worktree root; the default when empty.
+    pub fn with_pool_setting(mut self, value: Option<&str>) -> RepoPaths {
+        match value.map(str::trim).filter(|v| !v.is_empty()) {
+            None => {}
+            Some(v) => {
+                let home = std::env::var_os("HOME").map(PathBuf::from);
+                self.pool = match (v.strip_prefix("~/"), home) {
+                    (Some(rest), Some(home)) => home.join(rest),
+                    _ => self.root.join(v),
+                };
+            }
+        }
+        self
+    }
+
+    /// `<common dir>/ws`: git-ws's own state about the pool (lock files in `locks/`, setup
+    /// markers in `setup/`, the process registry in `procs/`). It stays inside `.git`: no
+    /// agent works there.
+    pub fn ws_dir(&self) -> PathBuf {
         self.common_dir.join("ws")
+    }
+
+    /// The agent worktree pool ([`RepoPaths::pool`]).
+    pub fn pool_dir(&self) -> PathBuf {
+        self.pool.clone()
     }
 
     /// The worktree of pool slot `slot` (`agent-1`, `agent-1-2`).
     pub fn pool_slot_dir(&self, slot: &str) -> PathBuf {
-        self.pool_dir().join(slot)
+        self.pool.join(slot)
+    }
+
+    /// Where slot `slot` lived before the pool moved out of `.git`
+    /// (`<common dir>/ws/agent-k`); such a slot is moved on its next claim, sweep or prune.
+    pub fn legacy_slot_dir(&self, slot: &str) -> PathBuf {
+        self.ws_dir().join(slot)
     }
 }
 
@@ -89,7 +153,7 @@ pub struct AgentSlot {
     pub k: usize,
     /// Worktree name as git knows it (no `/`), e.g. `ws-agent-1` or `ws-agent-1-2`.
     pub name: String,
-    /// `<common_dir>/ws/agent-1` (or `agent-1-2` when another live run holds `agent-1`).
+    /// `<pool>/agent-1` (or `agent-1-2` when another live run holds `agent-1`).
     pub path: PathBuf,
     /// Whether claiming it created the worktree (a full checkout): a cold start.
     pub created: bool,
@@ -106,6 +170,10 @@ pub struct AgentSlot {
     wt: Option<git2::Repository>,
     /// What the last `collect` learned about the worktree (see [`branch::Scan`]).
     scan: Option<branch::Scan>,
+    /// Files the agent writes for itself (`.aider*`), never committed by `collect`: git
+    /// pathspec globs, ignored in memory on this slot's repository handle (the slot's own
+    /// exclude: no file of the user's, no config, no commit).
+    own_files: Vec<String>,
     _lock: std::fs::File,
 }
 
@@ -176,6 +244,12 @@ pub fn valid_branch_name(branch: &str) -> bool {
 /// never touched.
 pub fn sweep_pool(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
     slots::sweep(repo, policy)
+}
+
+/// Refuse a pool directory (git config [`POOL_DIR_KEY`]) that another repository's slots
+/// are in: one clear sentence naming both. Writes nothing.
+pub fn check_pool_owner(repo: &RepoPaths) -> Result<(), GitError> {
+    slots::check_owner(repo)
 }
 
 /// Remove every pool worktree no live run holds (directory, git's admin dir and its lock

@@ -80,7 +80,12 @@ pub(crate) fn discover(cwd: &Path) -> Result<RepoPaths, GitError> {
             )))
         }
     }
-    Ok(RepoPaths { root, common_dir })
+    let pool = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .ok()
+        .and_then(|c| c.get_string(super::POOL_DIR_KEY).ok());
+    Ok(RepoPaths::new(root, common_dir).with_pool_setting(pool.as_deref()))
 }
 
 /// Why HEAD has no commit: a repository with no commit at all, or a current branch without

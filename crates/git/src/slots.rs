@@ -1,19 +1,25 @@
-//! The agent worktree pool under `<common_dir>/ws/`: claiming a slot (a file lock per slot),
+//! The agent worktree pool (in [`RepoPaths::pool`], outside `.git`): claiming a slot (a file lock per slot),
 //! creating its linked worktree by hand — git's admin files written detached at the base,
 //! then a checkout through git2, with no branch involved — repairing it, keeping it between
 //! runs (locked in git's sense, so `git worktree prune` leaves it alone), and sweeping or
 //! pruning idle slots.
 //!
-//! A slot `agent-k` is: the worktree directory `<common>/ws/agent-k`, git's admin dir
+//! A slot `agent-k` is: the worktree directory `<pool>/agent-k`, git's admin dir
 //! `<common>/worktrees/ws-agent-k` (`HEAD`, `commondir`, `gitdir`, `locked`, plus git-ws's
 //! `git-ws-slot` state file), and the lock file `<common>/ws/locks/agent-k.lock`. A
 //! `git-ws-creating` marker in the admin dir exists from the moment creation (or removal)
 //! starts until it is complete, so a crash at any instant leaves a slot that is either
 //! whole or marked half-made.
+//!
+//! Slots made by older versions under `<common>/ws/agent-k` (inside `.git`, where coding
+//! agents refuse to edit) are moved into the pool on their next claim, sweep or prune
+//! ([`migrate_legacy`]); the pool directory names its repository in [`POOL_OWNER_FILE`],
+//! so two repositories configured with one `ws.poolDir` are refused instead of sharing
+//! slots.
 
 use super::error::io_disk_full;
 use super::repo::{canon, open_main, parse_oid, retry, short, write_lock, Ctx};
-use super::{AgentSlot, GitError, RepoPaths};
+use super::{AgentSlot, GitError, RepoPaths, POOL_OWNER_FILE};
 use git2::build::CheckoutBuilder;
 use git2::{BranchType, Oid, Repository};
 use std::fs;
@@ -63,8 +69,10 @@ pub(crate) struct SlotDirs {
     pub slot: String,
     /// Git's worktree name: `ws-agent-1`.
     pub name: String,
-    /// `<common>/ws/agent-1`.
+    /// `<pool>/agent-1`.
     pub path: PathBuf,
+    /// `<common>/ws/agent-1`: where older versions kept it.
+    pub legacy: PathBuf,
     /// `<common>/worktrees/ws-agent-1`.
     pub admin: PathBuf,
     /// `<common>/ws/locks/agent-1.lock`.
@@ -76,6 +84,7 @@ impl SlotDirs {
         let name = format!("ws-{slot}");
         SlotDirs {
             path: repo.pool_slot_dir(slot),
+            legacy: repo.legacy_slot_dir(slot),
             admin: repo.common_dir.join("worktrees").join(&name),
             lock: locks_dir(repo).join(format!("{slot}.lock")),
             slot: slot.to_string(),
@@ -111,7 +120,148 @@ pub(crate) fn parse_slot(slot: &str) -> Option<(usize, usize)> {
 }
 
 fn locks_dir(repo: &RepoPaths) -> PathBuf {
-    repo.pool_dir().join("locks")
+    repo.ws_dir().join("locks")
+}
+
+/// Refuse a pool directory another repository owns: its [`POOL_OWNER_FILE`] names a git
+/// common dir that exists and is not ours. Writes nothing.
+pub(crate) fn check_owner(repo: &RepoPaths) -> Result<(), GitError> {
+    let pool = repo.pool_dir();
+    let Ok(text) = fs::read_to_string(pool.join(POOL_OWNER_FILE)) else {
+        return Ok(());
+    };
+    let owner = PathBuf::from(text.trim());
+    if owner.exists() && canon(&owner) != canon(&repo.common_dir) {
+        return Err(GitError::Other(format!(
+            "the agent worktree pool {} belongs to another repository ({}); give each \
+             repository its own (git config {})",
+            pool.display(),
+            owner.display(),
+            super::POOL_DIR_KEY
+        )));
+    }
+    Ok(())
+}
+
+/// Create the pool directory if needed and make sure it is this repository's
+/// ([`check_owner`]), naming our common dir in its [`POOL_OWNER_FILE`].
+pub(crate) fn ensure_pool_dir(repo: &RepoPaths) -> Result<(), GitError> {
+    let pool = repo.pool_dir();
+    fs::create_dir_all(&pool).ctx(|| {
+        format!(
+            "create the agent worktree pool {} (set git config {} to put it elsewhere)",
+            pool.display(),
+            super::POOL_DIR_KEY
+        )
+    })?;
+    check_owner(repo)?;
+    let owner_file = pool.join(POOL_OWNER_FILE);
+    let ours = canon(&repo.common_dir);
+    let recorded = fs::read_to_string(&owner_file).ok();
+    if recorded.is_none_or(|t| canon(Path::new(t.trim())) != ours) {
+        // New, or its repository is gone: the pool is ours now. Agents claim their slots in
+        // parallel, so each writes its own temporary file before the rename.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = pool.join(format!(
+            "{POOL_OWNER_FILE}.{}.{n}.git-ws-tmp",
+            std::process::id()
+        ));
+        fs::write(&tmp, format!("{}\n", ours.display()))
+            .and_then(|_| fs::rename(&tmp, &owner_file))
+            .ctx(|| format!("write {}", owner_file.display()))
+            .inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            })?;
+    }
+    Ok(())
+}
+
+/// Move slot `d` from where older versions kept it (`<common>/ws/agent-k`, inside `.git`)
+/// into the pool, fixing git's link back to it; when it cannot be moved (the new place is
+/// taken, another filesystem), it is removed and the next claim checks it out afresh. The
+/// caller holds the slot's lock. A line saying what was done, if anything.
+pub(crate) fn migrate_legacy(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<String>, GitError> {
+    // Not there, or the pool is configured to be that very place (`ws.poolDir = .git/ws`).
+    if fs::symlink_metadata(&d.legacy).is_err() || canon(&d.legacy) == canon(&d.path) {
+        return Ok(None);
+    }
+    let moved =
+        !d.path.exists() && ensure_pool_dir(repo).is_ok() && fs::rename(&d.legacy, &d.path).is_ok();
+    if !moved {
+        remove_path(&d.legacy)?;
+        // git's admin dir pointed at the old place: a claim builds the slot again.
+        if fs::read_to_string(d.admin.join("gitdir"))
+            .is_ok_and(|s| Path::new(s.trim()).starts_with(canon(&repo.ws_dir())))
+        {
+            remove_path(&d.admin)?;
+        }
+        return Ok(Some(format!(
+            "removed agent worktree {} from its old place inside .git ({})",
+            d.slot,
+            d.legacy.display()
+        )));
+    }
+    if d.admin.is_dir() {
+        let back = d.admin.join("gitdir");
+        fs::write(
+            &back,
+            format!("{}\n", canon(&d.path).join(".git").display()),
+        )
+        .ctx(|| format!("write {}", back.display()))?;
+    }
+    Ok(Some(format!(
+        "moved agent worktree {} out of .git to {}",
+        d.slot,
+        d.path.display()
+    )))
+}
+
+/// Where git's admin dir says slot `d`'s worktree is, when that is another directory (the
+/// pool before `ws.poolDir` changed) whose `.git` file points back at the admin dir: a
+/// worktree of ours left in another place.
+fn elsewhere(d: &SlotDirs) -> Option<PathBuf> {
+    let text = fs::read_to_string(d.admin.join("gitdir")).ok()?;
+    let old = Path::new(text.trim()).parent()?.to_path_buf();
+    if canon(&old) == canon(&d.path) || canon(&old) == canon(&d.legacy) || !old.is_dir() {
+        return None;
+    }
+    let points_back = fs::read_to_string(old.join(".git"))
+        .ok()
+        .and_then(|s| s.strip_prefix("gitdir:").map(|r| r.trim().to_string()))
+        .is_some_and(|target| canon(&old.join(target)) == canon(&d.admin));
+    points_back.then_some(old)
+}
+
+/// Move slot `d` from a pool it was left in when `ws.poolDir` changed (see [`elsewhere`])
+/// into the pool, caches and all; removed when it cannot be moved. The caller holds the
+/// slot's lock. A line saying what was done, if anything.
+pub(crate) fn follow_pool_dir(repo: &RepoPaths, d: &SlotDirs) -> Result<Option<String>, GitError> {
+    let Some(old) = elsewhere(d) else {
+        return Ok(None);
+    };
+    let moved =
+        !d.path.exists() && ensure_pool_dir(repo).is_ok() && fs::rename(&old, &d.path).is_ok();
+    if !moved {
+        remove_path(&old)?;
+        return Ok(Some(format!(
+            "removed agent worktree {} from its earlier pool ({})",
+            d.slot,
+            old.display()
+        )));
+    }
+    let back = d.admin.join("gitdir");
+    fs::write(
+        &back,
+        format!("{}\n", canon(&d.path).join(".git").display()),
+    )
+    .ctx(|| format!("write {}", back.display()))?;
+    Ok(Some(format!(
+        "moved agent worktree {} from {} to {}",
+        d.slot,
+        old.display(),
+        d.path.display()
+    )))
 }
 
 pub(crate) fn claim(repo: &RepoPaths, k: usize, base_sha: &str) -> Result<AgentSlot, GitError> {
@@ -141,7 +291,7 @@ pub(crate) fn claim_existing(
 ) -> Result<Option<AgentSlot>, GitError> {
     let base = parse_oid(base_sha)?;
     let d = SlotDirs::numbered(repo, k, 1);
-    if !d.path.exists() && !d.admin.exists() {
+    if !d.path.exists() && !d.admin.exists() && !d.legacy.exists() {
         return Ok(None);
     }
     let Some(lock) = try_lock_briefly(&d.lock)? else {
@@ -174,6 +324,7 @@ fn open_claimed(
         paths: repo.clone(),
         wt: Some(wt),
         scan: None,
+        own_files: Vec::new(),
         _lock: lock,
     })
 }
@@ -332,6 +483,9 @@ pub(crate) struct Ensured {
 /// detached at `base`. The caller holds the slot's lock.
 pub(crate) fn ensure(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<Ensured, GitError> {
     let mut repairs = Vec::new();
+    ensure_pool_dir(repo)?;
+    repairs.extend(migrate_legacy(repo, d)?);
+    repairs.extend(follow_pool_dir(repo, d)?);
     if !half_made(d) {
         let n = clear_stale_locks(&d.admin)?;
         if n > 0 {
@@ -408,9 +562,9 @@ fn repair_links(
 /// the base through git2, which writes the files and the index. Files already in the
 /// directory are reused where they match, and ignored ones (build caches) are kept.
 pub(crate) fn build(repo: &RepoPaths, d: &SlotDirs, base: Oid) -> Result<(), GitError> {
-    for dir in [&repo.common_dir.join("worktrees"), &repo.pool_dir()] {
-        fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
-    }
+    let worktrees = repo.common_dir.join("worktrees");
+    fs::create_dir_all(&worktrees).ctx(|| format!("create {}", worktrees.display()))?;
+    ensure_pool_dir(repo)?;
     let marker = d.admin.join(CREATING);
     if !marker.exists() {
         // Whatever is in the admin dir belongs to a broken worktree: start it afresh.
@@ -465,7 +619,11 @@ pub(crate) fn remove_files(repo: &RepoPaths, d: &SlotDirs) -> Result<(), GitErro
         fs::write(d.admin.join(CREATING), "")
             .ctx(|| format!("mark {} for removal", d.admin.display()))?;
     }
+    if let Some(old) = elsewhere(d) {
+        remove_path(&old)?;
+    }
     remove_path(&d.path)?;
+    remove_path(&d.legacy)?;
     remove_path(&d.admin)?;
     // Tidy git's directories when they are left empty (ignore failures: not empty).
     let _ = fs::remove_dir(repo.common_dir.join("worktrees"));
@@ -500,8 +658,8 @@ impl AgentSlot {
     }
 }
 
-/// Every slot name present on disk: worktree directories under `<common>/ws/`, git admin
-/// dirs named `ws-agent-*` and lock files.
+/// Every slot name present on disk: worktree directories in the pool and in the old place
+/// under `<common>/ws/`, git admin dirs named `ws-agent-*` and lock files.
 fn slot_names(repo: &RepoPaths) -> Vec<String> {
     let mut names = Vec::new();
     let list = |dir: &Path, f: &dyn Fn(&str) -> Option<String>, out: &mut Vec<String>| {
@@ -515,6 +673,7 @@ fn slot_names(repo: &RepoPaths) -> Vec<String> {
     };
     let plain = |n: &str| parse_slot(n).map(|_| n.to_string());
     list(&repo.pool_dir(), &plain, &mut names);
+    list(&repo.ws_dir(), &plain, &mut names);
     list(
         &repo.common_dir.join("worktrees"),
         &|n: &str| n.strip_prefix("ws-").and_then(plain),
@@ -543,6 +702,13 @@ pub(crate) fn sweep(repo: &RepoPaths, policy: &PoolPolicy) -> PoolSweep {
         let Some(lock) = lock_idle_slot(&d, &slot, &mut out) else {
             continue;
         };
+        for moved in [migrate_legacy(repo, &d), follow_pool_dir(repo, &d)] {
+            match moved {
+                Ok(Some(line)) => out.repaired.push(line),
+                Ok(None) => {}
+                Err(e) => out.failures.push(e.to_string()),
+            }
+        }
         let exists = d.path.exists() || d.admin.exists();
         let idle = last_used(&d).and_then(|t| now.duration_since(t).ok());
         let why = if !exists {
@@ -621,7 +787,7 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
         let Some(lock) = lock_idle_slot(&d, &slot, &mut out) else {
             continue;
         };
-        let existed = d.path.exists() || d.admin.exists();
+        let existed = d.path.exists() || d.admin.exists() || d.legacy.exists();
         match remove_files(repo, &d) {
             Ok(()) => {
                 if existed {
@@ -638,12 +804,24 @@ pub(crate) fn prune(repo: &RepoPaths) -> PoolSweep {
     }
     if out.busy.is_empty() {
         let _ = fs::remove_dir(locks_dir(repo));
-        let _ = fs::remove_dir(repo.pool_dir());
+        let _ = fs::remove_dir(repo.ws_dir());
+        remove_empty_pool(repo);
     }
     if let Ok(n) = delete_legacy_tmp_branches(repo) {
         out.note_legacy_branches(n);
     }
     out
+}
+
+/// Remove the pool directory when nothing but its owner file is left in it.
+fn remove_empty_pool(repo: &RepoPaths) {
+    let pool = repo.pool_dir();
+    let only_owner =
+        fs::read_dir(&pool).is_ok_and(|rd| rd.flatten().all(|e| e.file_name() == POOL_OWNER_FILE));
+    if only_owner {
+        let _ = fs::remove_file(pool.join(POOL_OWNER_FILE));
+        let _ = fs::remove_dir(&pool);
+    }
 }
 
 /// A crashed run leaves its slots on its workstreams' branches, and a branch can be checked

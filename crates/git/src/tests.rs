@@ -285,7 +285,11 @@ fn agent_that_commits_itself() {
     let base = t.head();
     let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
     assert_eq!(slot.name, "ws-agent-1");
-    assert_eq!(slot.path, t.paths.common_dir.join("ws").join("agent-1"));
+    // In the pool next to the repository, outside `.git` and outside the worktree.
+    assert_eq!(
+        slot.path,
+        t.root.parent().unwrap().join(".main.ws-pool/agent-1")
+    );
     // Created detached at base, no stray branch.
     assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
     assert_eq!(t.branches(), vec!["main"]);
@@ -546,7 +550,7 @@ fn the_users_worktree_index_and_branch_are_untouched() {
     );
     // Worktree gone from disk and from git's list; branches stay; nothing to prune.
     assert_eq!(t.worktrees(), 1);
-    assert!(!t.paths.common_dir.join("ws/agent-1").exists());
+    assert!(!t.paths.pool_slot_dir("agent-1").exists());
     assert!(!t.paths.common_dir.join("worktrees/ws-agent-1").exists());
     assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
     let mut branches = t.branches();
@@ -875,7 +879,7 @@ fn a_branch_left_checked_out_in_an_idle_slot_is_released_there() {
         git(&two.path, &["symbolic-ref", "HEAD"]),
         "refs/heads/ws/r/a"
     );
-    let one_path = t.paths.common_dir.join("ws/agent-1");
+    let one_path = t.paths.pool_slot_dir("agent-1");
     assert!(git_cmd(&one_path, &["symbolic-ref", "-q", "HEAD"])
         .stdout
         .is_empty());
@@ -1484,4 +1488,252 @@ fn worktreeinclude_copies_ignored_untracked_files_only() {
     slot.prepare("ws/r/b", &base, &no_opts()).unwrap();
     assert_eq!(read(".env").as_deref(), Some("TOKEN=abc\n"));
     assert_eq!(read("secrets/key.pem").as_deref(), Some("KEY\n"));
+}
+
+// ---------------------------------------------------------------- the pool's place
+
+/// The paths as versions before the move kept the pool: inside `.git` (`<common>/ws`).
+fn legacy_paths(t: &TestRepo) -> RepoPaths {
+    let mut old = t.paths.clone();
+    old.pool = old.common_dir.join("ws");
+    old
+}
+
+/// Slot `agent-k` as versions before the move made it: `.git/ws/agent-k`, no owner file.
+fn legacy_slot(t: &TestRepo, k: usize, base: &str) -> AgentSlot {
+    let slot = claim_agent_slot(&legacy_paths(t), k, base).unwrap();
+    fs::remove_file(t.paths.ws_dir().join(POOL_OWNER_FILE)).unwrap();
+    slot
+}
+
+/// `git worktree list` names exactly `paths` besides the main worktree, and `git worktree
+/// prune` has nothing to do.
+fn assert_worktrees_are(t: &TestRepo, paths: &[&Path]) {
+    let mut listed: Vec<PathBuf> = git(&t.root, &["worktree", "list", "--porcelain"])
+        .lines()
+        .filter_map(|l| l.strip_prefix("worktree "))
+        .map(PathBuf::from)
+        .filter(|p| *p != t.root)
+        .collect();
+    let mut want: Vec<PathBuf> = paths.iter().map(|p| fs::canonicalize(p).unwrap()).collect();
+    listed.sort();
+    want.sort();
+    assert_eq!(listed, want);
+    assert_eq!(git(&t.root, &["worktree", "prune", "--dry-run", "-v"]), "");
+}
+
+#[test]
+fn a_slot_left_inside_git_by_an_older_version_moves_out_on_its_next_claim_caches_kept() {
+    let t = repo();
+    let base = t.head();
+    let old = legacy_slot(&t, 1, &base);
+    assert_eq!(old.path, t.root.join(".git/ws/agent-1"));
+    write(&old.path, "target/cache.bin", "built\n");
+    drop(old);
+
+    let slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    assert_eq!(slot.path, t.paths.pool_slot_dir("agent-1"));
+    assert!(!slot.path.starts_with(&t.paths.common_dir));
+    assert!(!slot.created, "moved, not checked out again");
+    assert!(
+        slot.repairs
+            .iter()
+            .any(|r| r.contains("moved agent worktree agent-1 out of .git")),
+        "{:?}",
+        slot.repairs
+    );
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "built\n"
+    );
+    assert!(!t.root.join(".git/ws/agent-1").exists());
+    assert_worktrees_are(&t, &[&slot.path]);
+    assert_eq!(git(&slot.path, &["status", "--porcelain"]), "");
+    assert_eq!(git(&slot.path, &["rev-parse", "HEAD"]), base);
+    // The main worktree does not see the pool.
+    assert_eq!(git(&t.root, &["status", "--porcelain", "--ignored"]), "");
+}
+
+#[test]
+fn the_sweep_moves_old_slots_out_of_git_and_the_prune_removes_old_and_new() {
+    let t = repo();
+    let base = t.head();
+    for k in 1..=2 {
+        drop(legacy_slot(&t, k, &base));
+    }
+    let swept = sweep_pool(&t.paths, &PoolPolicy::default());
+    assert!(swept.failures.is_empty(), "{swept:?}");
+    assert_eq!(swept.repaired.len(), 2, "{swept:?}");
+    let ws_dir = t.paths.ws_dir();
+    let left: Vec<String> = fs::read_dir(&ws_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("agent-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let one = t.paths.pool_slot_dir("agent-1");
+    let two = t.paths.pool_slot_dir("agent-2");
+    assert_worktrees_are(&t, &[&one, &two]);
+
+    // One more left in the old place, then a prune: nothing of the pool is left anywhere.
+    drop(legacy_slot(&t, 3, &base));
+    let pruned = prune_pool(&t.paths);
+    assert!(pruned.failures.is_empty(), "{pruned:?}");
+    assert_eq!(pruned.removed.len(), 3, "{pruned:?}");
+    assert!(!t.paths.pool_dir().exists());
+    assert!(!ws_dir.exists());
+    assert_worktrees_are(&t, &[]);
+}
+
+#[test]
+fn ws_pool_dir_places_the_pool_and_two_repositories_never_share_one() {
+    let t = repo();
+    let base = t.head();
+    git(&t.root, &["config", "ws.poolDir", "../pools/mine"]);
+    let paths = discover(&t.root).unwrap();
+    assert_eq!(paths.pool, t.root.join("../pools/mine"));
+    let slot = claim_agent_slot(&paths, 1, &base).unwrap();
+    assert_eq!(
+        fs::canonicalize(&slot.path).unwrap(),
+        fs::canonicalize(t.root.parent().unwrap().join("pools/mine/agent-1")).unwrap()
+    );
+    drop(slot);
+
+    // A second repository told to use the same directory is refused, not given our slots.
+    let other = repo();
+    let mut theirs = other.paths.clone();
+    theirs.pool = paths.pool.clone();
+    let e = claim_agent_slot(&theirs, 1, &other.head()).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("belongs to another repository"), "{text}");
+    assert!(text.contains("ws.poolDir"), "{text}");
+    // By default, two repositories have two pools.
+    assert_ne!(
+        repo().paths.pool_slot_dir("agent-1"),
+        other.paths.pool_slot_dir("agent-1")
+    );
+    assert_eq!(
+        other.paths.pool,
+        other.root.parent().unwrap().join(".main.ws-pool")
+    );
+}
+
+#[test]
+fn an_agents_own_files_stay_off_the_branch_and_out_of_the_users_files() {
+    let t = repo();
+    let base = t.head();
+    let mut slot = claim_agent_slot(&t.paths, 1, &base).unwrap();
+    slot.prepare("ws/r/aider", &base, &no_opts()).unwrap();
+    write(&slot.path, ".aider.chat.history.md", "# chat\n");
+    write(&slot.path, ".aider.input.history", "x\n");
+    write(&slot.path, ".aider.tags.cache.v4/cache.db", "db\n");
+    write(&slot.path, "hello.txt", "hi\n");
+    let gitignore = fs::read(slot.path.join(".gitignore")).unwrap();
+    let config = fs::read(t.paths.common_dir.join("config")).unwrap();
+    slot.ignore_own_files(&[".aider*"]);
+    let c = slot.collect("ws/r/aider", &base, "aider").unwrap();
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec!["hello.txt"]);
+    let on_branch = git(&t.root, &["ls-tree", "-r", "--name-only", "ws/r/aider"]);
+    assert!(!on_branch.contains(".aider"), "{on_branch}");
+    // Neither the user's `.gitignore`, the repository's config nor info/exclude changed.
+    assert_eq!(fs::read(slot.path.join(".gitignore")).unwrap(), gitignore);
+    assert_eq!(fs::read(t.paths.common_dir.join("config")).unwrap(), config);
+    assert!(
+        !t.paths.common_dir.join("info/exclude").exists()
+            || !fs::read_to_string(t.paths.common_dir.join("info/exclude"))
+                .unwrap()
+                .contains(".aider")
+    );
+
+    // The next workstream's agent is not aider: such a file is its work, and committed.
+    slot.prepare("ws/r/other", &base, &no_opts()).unwrap();
+    write(&slot.path, ".aider.conf.yml", "model: x\n");
+    slot.ignore_own_files(&[]);
+    let c = slot.collect("ws/r/other", &base, "other").unwrap();
+    let paths: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, vec![".aider.conf.yml"]);
+}
+
+#[test]
+fn agents_making_the_pool_directory_at_once_all_succeed() {
+    let t = repo();
+    for round in 0..20 {
+        let mut paths = t.paths.clone();
+        paths.pool = t.root.parent().unwrap().join(format!("pool-{round}"));
+        let paths = Arc::new(paths);
+        let barrier = Arc::new(Barrier::new(12));
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                let (paths, barrier) = (paths.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    slots::ensure_pool_dir(&paths)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), Ok(()), "round {round}");
+        }
+        let names: Vec<String> = fs::read_dir(&paths.pool)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec![POOL_OWNER_FILE.to_string()], "round {round}");
+    }
+}
+
+#[test]
+fn a_changed_ws_pool_dir_takes_the_slots_along_and_the_prune_finds_them() {
+    let t = repo();
+    let base = t.head();
+    let mut first = t.paths.clone();
+    first.pool = t.root.parent().unwrap().join("pool-a");
+    let mut second = t.paths.clone();
+    second.pool = t.root.parent().unwrap().join("pool-b");
+    for k in 1..=2 {
+        let slot = claim_agent_slot(&first, k, &base).unwrap();
+        write(&slot.path, "target/cache.bin", "built\n");
+    }
+
+    let slot = claim_agent_slot(&second, 1, &base).unwrap();
+    assert_eq!(slot.path, second.pool_slot_dir("agent-1"));
+    assert!(!slot.created, "moved, not checked out again");
+    assert!(
+        slot.repairs
+            .iter()
+            .any(|r| r.contains("moved agent worktree agent-1 from")),
+        "{:?}",
+        slot.repairs
+    );
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "built\n"
+    );
+    assert!(!first.pool_slot_dir("agent-1").exists());
+    let two_old = first.pool_slot_dir("agent-2");
+    assert_worktrees_are(&t, &[&slot.path, &two_old]);
+    drop(slot);
+
+    // agent-2 was not claimed since: the prune of the new pool still finds it.
+    let pruned = prune_pool(&second);
+    assert!(pruned.failures.is_empty(), "{pruned:?}");
+    assert!(!two_old.exists());
+    assert!(!second.pool_slot_dir("agent-1").exists());
+    assert_worktrees_are(&t, &[]);
+
+    // A pool configured to be the old place inside .git is used as it is, not emptied.
+    let mut inside = t.paths.clone();
+    inside.pool = t.paths.ws_dir();
+    let slot = claim_agent_slot(&inside, 1, &base).unwrap();
+    write(&slot.path, "target/cache.bin", "kept\n");
+    drop(slot);
+    let slot = claim_agent_slot(&inside, 1, &base).unwrap();
+    assert!(!slot.created);
+    assert_eq!(
+        fs::read_to_string(slot.path.join("target/cache.bin")).unwrap(),
+        "kept\n"
+    );
 }

@@ -32,7 +32,17 @@ pub fn fmt_count(n: u64) -> String {
 }
 
 fn opt_usd(u: &Usage) -> String {
-    u.cost_usd.map_or("n/a".to_string(), fmt_usd)
+    u.cost_usd
+        .map_or("n/a".to_string(), |c| approx(u) + &fmt_usd(c))
+}
+
+/// `≈` before a cost read from a rounded number (aider prints its costs rounded).
+fn approx(u: &Usage) -> String {
+    if ws_core::agents::usage::cost_is_rounded(u) {
+        "≈".to_string()
+    } else {
+        String::new()
+    }
 }
 
 fn opt_count(n: Option<u64>) -> String {
@@ -191,7 +201,8 @@ pub(super) fn markdown_retries(out: &mut String, v: &RunView) {
 
 /// The workstream table's cost cell, when the run has usage.
 pub(super) fn cost_cell(u: Option<&Usage>) -> String {
-    u.and_then(|u| u.cost_usd).map(fmt_usd).unwrap_or_default()
+    u.and_then(|u| u.cost_usd.map(|c| approx(u) + &fmt_usd(c)))
+        .unwrap_or_default()
 }
 
 /// Terminal: the overview's usage and retry lines.
@@ -229,5 +240,21 @@ mod tests {
         assert_eq!(fmt_count(999), "999");
         assert_eq!(fmt_count(1000), "1,000");
         assert_eq!(fmt_count(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn a_cost_read_from_a_rounded_number_says_so() {
+        let mut u = Usage {
+            cost_usd: Some(0.0134),
+            ..Usage::default()
+        };
+        assert_eq!(opt_usd(&u), "$0.0134");
+        u.extra
+            .insert("rounded".into(), serde_json::json!(["cost_usd"]));
+        assert_eq!(opt_usd(&u), "≈$0.0134");
+        assert_eq!(cost_cell(Some(&u)), "≈$0.0134");
+        u.extra
+            .insert("rounded".into(), serde_json::json!(["input_tokens"]));
+        assert_eq!(cost_cell(Some(&u)), "$0.0134");
     }
 }

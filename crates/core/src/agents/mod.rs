@@ -56,6 +56,9 @@ pub struct Settings {
     pub setup_command: Option<String>,
     /// git config `ws.setupTimeout` (default: the run's `--timeout`).
     pub setup_timeout: Option<Duration>,
+    /// git config `ws.requireChanges`: a `prompt` workstream that changes nothing fails
+    /// ([`no_changes`]).
+    pub require_changes: bool,
 }
 
 impl Default for Settings {
@@ -71,7 +74,26 @@ impl Default for Settings {
             port_base: ports::DEFAULT_BASE,
             setup_command: None,
             setup_timeout: None,
+            require_changes: false,
         }
+    }
+}
+
+/// What a `prompt` workstream that ended without an error, with no commit and no changed
+/// file on `branch`, gets: `Ok(warning)`, or with `require` (git config
+/// `ws.requireChanges`) `Err` with a `NoChanges` error. An agent that did nothing usually
+/// exits 0 (refused edits, a misread prompt), so without this the run says "completed".
+pub fn no_changes(branch: &str, require: bool) -> Result<String, crate::model::WsError> {
+    let what = format!("the agent changed nothing: no commit and no changed file on {branch}");
+    if require {
+        Err(crate::model::WsError::new(
+            crate::model::ErrorType::NoChanges,
+            format!("{what} (git config ws.requireChanges is true)"),
+        ))
+    } else {
+        Ok(format!(
+            "{what}; git config ws.requireChanges true makes this a failure (NoChanges)"
+        ))
     }
 }
 
@@ -168,6 +190,24 @@ pub fn cost(u: Option<&Usage>) -> f64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_prompt_that_changed_nothing_is_warned_or_failed_on_request() {
+        let w = no_changes("ws/r/a", false).unwrap();
+        assert!(w.contains("no commit and no changed file on ws/r/a"), "{w}");
+        assert!(w.contains("ws.requireChanges"), "{w}");
+        let e = no_changes("ws/r/a", true).unwrap_err();
+        assert_eq!(e.error_type, crate::model::ErrorType::NoChanges);
+        assert!(
+            e.message.contains("ws.requireChanges is true"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            crate::model::ErrorType::parse("NoChanges"),
+            Some(e.error_type)
+        );
+    }
     use super::*;
     use crate::model::Status;
 

@@ -8,23 +8,30 @@
 //!
 //! | preset | command line |
 //! | --- | --- |
-//! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions [--max-budget-usd USD] -- PROMPT` |
+//! | `claude` | `claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits [--max-budget-usd USD] -- PROMPT` |
 //! | `codex` | `codex exec --json --sandbox workspace-write -- PROMPT` |
-//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics` |
+//! | `aider` | `aider --message=PROMPT --yes-always --no-pretty --no-stream --no-check-update --no-analytics --no-gitignore` |
 //! | `gemini` | `gemini --prompt=PROMPT --output-format stream-json --skip-trust --approval-mode auto_edit` |
 //!
 //! Why each flag that is not obvious:
-//! - Claude: `bypassPermissions`, because agent worktrees live under the git dir
-//!   (`.git/ws/agent-k`) and Claude Code refuses every write under a `.git` directory in
-//!   `acceptEdits` mode ("a sensitive file"), then exits 0. Run as root it also needs
-//!   `IS_SANDBOX=1` in its environment ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
+//! - Claude: `acceptEdits` (edits without asking, nothing wider), which works because the
+//!   agent worktrees live outside `.git` (`ws.poolDir`): Claude Code refuses every write
+//!   under a `.git` directory in that mode ("a sensitive file") and exits 0. Should
+//!   `ws.agentArgs` ask for `bypassPermissions` as root, Claude Code also needs
+//!   `IS_SANDBOX=1` ([`Preset::env`], which also unbuffers aider). `--include-partial-messages`
 //!   streams the API's `message_delta` events: the only place the output tokens of each
 //!   message are given before the final `result` (a run killed on a timeout has none).
 //! - Gemini: `--skip-trust`, because headless Gemini CLI exits 55 in a folder it does not
 //!   trust, and every pool worktree is new to it.
 //! - aider: `--no-stream`, so that its token counts are the API's own (streamed, aider
 //!   estimates them); `--no-check-update` and `--no-analytics` keep it off the network at
-//!   start-up (with `--yes-always` aider would answer yes when it asks to turn analytics on).
+//!   start-up (with `--yes-always` aider would answer yes when it asks to turn analytics on);
+//!   `--no-gitignore`, so it does not add `.aider*` to `.gitignore` on every branch (its
+//!   files are kept off the branches by an exclude in the slot instead: [`Preset::own_files`]).
+//!
+//! Every agent gets a git identity in its environment ([`identity_env`]): aider writes
+//! `user.name "Your Name"` into the repository's shared `.git/config` when `git config`
+//! finds none.
 //!
 //! git config `ws.agentArgs` adds arguments before the prompt (`--model sonnet`, …); when
 //! they hold the preset's own permission option (`--permission-mode`, `--sandbox`,
@@ -111,6 +118,7 @@ impl Preset {
                 "--no-stream".to_string(),
                 "--no-check-update".to_string(),
                 "--no-analytics".to_string(),
+                "--no-gitignore".to_string(),
             ],
             // Gemini CLI "Headless mode": --prompt, --output-format stream-json, trust for
             // this session (--skip-trust), --approval-mode auto_edit.
@@ -145,12 +153,12 @@ impl Preset {
 
     /// The option and value that let the agent edit files in its worktree without asking:
     /// Codex's `--sandbox workspace-write`, Gemini CLI's `--approval-mode auto_edit`, and
-    /// Claude Code's `--permission-mode bypassPermissions` (its `acceptEdits` refuses every
-    /// file under a `.git` directory, where the agent worktrees are). Aider edits files by
-    /// default (`--yes-always` answers its confirmations).
+    /// Claude Code's `--permission-mode acceptEdits` (it refuses every file under a `.git`
+    /// directory, which is why the pool is outside it). Aider edits files by default
+    /// (`--yes-always` answers its confirmations).
     pub fn default_permission(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Preset::Claude => Some(("--permission-mode", "bypassPermissions")),
+            Preset::Claude => Some(("--permission-mode", "acceptEdits")),
             Preset::Codex => Some(("--sandbox", "workspace-write")),
             Preset::Aider => None,
             Preset::Gemini => Some(("--approval-mode", "auto_edit")),
@@ -174,7 +182,8 @@ impl Preset {
     }
 
     /// Environment the agent needs, unless the caller's environment sets it (`root`: git-ws
-    /// runs as root). Claude Code refuses `bypassPermissions` as root unless `IS_SANDBOX=1`
+    /// runs as root). Claude Code refuses `bypassPermissions` (which `ws.agentArgs` may ask
+    /// for instead of the preset's `acceptEdits`) as root unless `IS_SANDBOX=1`
     /// says it runs contained ("--dangerously-skip-permissions cannot be used with root/sudo
     /// privileges"). aider is Python: its output to a file is block-buffered, so without
     /// `PYTHONUNBUFFERED=1` its `Tokens:` lines arrive only at exit (the meter sees nothing
@@ -195,6 +204,23 @@ impl Preset {
         match self {
             Preset::Aider => &[".aider*"],
             _ => &[],
+        }
+    }
+
+    /// Where the agent's CLI keeps its own state, relative to its home directory (`$HOME`),
+    /// as the real CLIs were seen writing it (`tests/integration/real_agents.rs` checks that
+    /// nothing else in the home appears): what a sandbox must let it write, besides its
+    /// worktree and [`Preset::own_files`] there. Codex's is `$CODEX_HOME` when set.
+    pub fn state_paths(self) -> &'static [&'static str] {
+        match self {
+            // projects/ (session transcripts), sessions/, backups/, plugins/; the config file.
+            Preset::Claude => &[".claude", ".claude.json"],
+            // sessions/, shell_snapshots/, SQLite state, logs, installation_id.
+            Preset::Codex => &[".codex"],
+            // analytics.json, installs.json, caches/.
+            Preset::Aider => &[".aider"],
+            // tmp/ (chats, logs), history/, projects.json.
+            Preset::Gemini => &[".gemini"],
         }
     }
 
@@ -296,6 +322,48 @@ impl fmt::Display for Preset {
     }
 }
 
+/// The identity git-ws commits with when git config has none (and gives agents).
+pub const DEFAULT_IDENTITY: (&str, &str) = ("git-ws", "git-ws@localhost");
+
+/// The git identity every agent gets in its environment, so that none writes one into the
+/// repository's shared config (aider sets `user.name "Your Name"` there when `git config
+/// --get user.name` finds nothing): `name` and `email` (the user's `user.name` and
+/// `user.email`, else [`DEFAULT_IDENTITY`]) as `GIT_AUTHOR_*` and `GIT_COMMITTER_*`, and as
+/// `user.name` / `user.email` through `GIT_CONFIG_COUNT` (config for this process tree
+/// only). What the caller's environment already sets (`is_set`) is left alone; so is the
+/// config part when `GIT_CONFIG_COUNT` is set there, or when git config has both keys.
+pub fn identity_env(
+    name: Option<&str>,
+    email: Option<&str>,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(String, String)> {
+    let configured = name.is_some() && email.is_some();
+    let name = name.unwrap_or(DEFAULT_IDENTITY.0);
+    let email = email.unwrap_or(DEFAULT_IDENTITY.1);
+    let mut env: Vec<(String, String)> = [
+        ("GIT_AUTHOR_NAME", name),
+        ("GIT_AUTHOR_EMAIL", email),
+        ("GIT_COMMITTER_NAME", name),
+        ("GIT_COMMITTER_EMAIL", email),
+    ]
+    .into_iter()
+    .filter(|(k, _)| !is_set(k))
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if !configured && !is_set("GIT_CONFIG_COUNT") {
+        for (k, v) in [
+            ("GIT_CONFIG_COUNT", "2"),
+            ("GIT_CONFIG_KEY_0", "user.name"),
+            ("GIT_CONFIG_VALUE_0", name),
+            ("GIT_CONFIG_KEY_1", "user.email"),
+            ("GIT_CONFIG_VALUE_1", email),
+        ] {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    env
+}
+
 /// A dollar amount as a command-line argument: at most 4 decimals, no trailing zeros.
 fn format_usd_arg(usd: f64) -> String {
     let s = format!("{:.4}", usd.max(0.0));
@@ -329,11 +397,11 @@ mod tests {
         let extra = vec!["--model".to_string(), "m1".to_string()];
         assert_eq!(
             Preset::Claude.argv("-fix it", &extra, Some(0.5)).join(" "),
-            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions --max-budget-usd 0.5 --model m1 -- -fix it"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits --max-budget-usd 0.5 --model m1 -- -fix it"
         );
         assert_eq!(
             Preset::Claude.argv("p", &[], None).join(" "),
-            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode bypassPermissions -- p"
+            "claude -p --output-format stream-json --verbose --include-partial-messages --permission-mode acceptEdits -- p"
         );
         assert_eq!(
             Preset::Codex.argv("p", &[], Some(1.0)).join(" "),
@@ -349,6 +417,7 @@ mod tests {
                 "--no-stream",
                 "--no-check-update",
                 "--no-analytics",
+                "--no-gitignore",
                 "--model",
                 "m1"
             ]
@@ -385,6 +454,39 @@ mod tests {
                 .join(" "),
             "codex exec --json --sandbox workspace-write --sandboxed-tests -- p"
         );
+    }
+
+    #[test]
+    fn agents_get_the_users_identity_or_git_ws_s_and_never_need_to_write_one() {
+        let get = |env: &[(String, String)], k: &str| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        };
+        // The user's identity: as author and committer; git config already has it.
+        let env = identity_env(Some("Ada"), Some("ada@example.com"), |_| false);
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME").as_deref(), Some("Ada"));
+        assert_eq!(
+            get(&env, "GIT_COMMITTER_EMAIL").as_deref(),
+            Some("ada@example.com")
+        );
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT"), None);
+        // None configured: git-ws's, in the environment and in config for the process.
+        let env = identity_env(None, None, |_| false);
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME").as_deref(), Some("git-ws"));
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT").as_deref(), Some("2"));
+        assert_eq!(get(&env, "GIT_CONFIG_KEY_0").as_deref(), Some("user.name"));
+        assert_eq!(get(&env, "GIT_CONFIG_VALUE_0").as_deref(), Some("git-ws"));
+        assert_eq!(
+            get(&env, "GIT_CONFIG_VALUE_1").as_deref(),
+            Some("git-ws@localhost")
+        );
+        // What the caller's environment sets wins.
+        let env = identity_env(None, Some("e@x"), |k| {
+            k == "GIT_AUTHOR_NAME" || k == "GIT_CONFIG_COUNT"
+        });
+        assert_eq!(get(&env, "GIT_AUTHOR_NAME"), None);
+        assert_eq!(get(&env, "GIT_COMMITTER_NAME").as_deref(), Some("git-ws"));
+        assert_eq!(get(&env, "GIT_AUTHOR_EMAIL").as_deref(), Some("e@x"));
+        assert_eq!(get(&env, "GIT_CONFIG_COUNT"), None);
     }
 
     #[test]

@@ -59,6 +59,11 @@ pub struct Parser {
     current: Option<String>,
     /// Aider: fields read from rounded numbers.
     rounded: BTreeSet<&'static str>,
+    /// Aider: the sum of its per-message costs (each printed with about two significant
+    /// digits, so more precise than its session cost once that is past $0.01).
+    aider_messages_usd: f64,
+    /// Aider: how far that sum may be off (half a unit of each message cost's last digit).
+    aider_messages_err: f64,
     final_result: bool,
     /// Claude stopped itself because of `--max-budget-usd`.
     over_budget: bool,
@@ -81,6 +86,8 @@ impl Parser {
             messages: HashMap::new(),
             current: None,
             rounded: BTreeSet::new(),
+            aider_messages_usd: 0.0,
+            aider_messages_err: 0.0,
             final_result: false,
             over_budget: false,
             whole: String::new(),
@@ -372,20 +379,53 @@ impl Parser {
         if let Some(i) = l.find("Cost: $") {
             // "Cost: $0.0013 message, $0.0104 session." — the session total, cumulative.
             let rest = &l[i..];
+            let message = rest
+                .split_once(" message")
+                .and_then(|(before, _)| aider_usd(before.rsplit_once('$')?.1));
+            if let Some((m, decimals)) = message {
+                self.aider_messages_usd += m;
+                self.aider_messages_err += half_unit(decimals);
+            }
             if let Some(j) = rest.find(" session") {
                 let before = &rest[..j];
-                if let Some(k) = before.rfind('$') {
-                    if let Ok(c) = before[k + 1..].trim().parse::<f64>() {
-                        if c.is_finite() && c >= 0.0 {
-                            u.cost_usd = Some(c);
-                            self.rounded.insert("cost_usd");
-                            self.seen = true;
-                        }
-                    }
+                if let Some((c, decimals)) = before.rsplit_once('$').and_then(|(_, v)| aider_usd(v))
+                {
+                    let messages = (self.aider_messages_usd, self.aider_messages_err);
+                    u.cost_usd = Some(aider_session_cost(c, decimals, messages));
+                    self.rounded.insert("cost_usd");
+                    self.seen = true;
                 }
             }
         }
     }
+}
+
+/// An amount aider printed (`0.0134`, `0.01`): the value and how many decimals it had.
+fn aider_usd(text: &str) -> Option<(f64, usize)> {
+    let t = text.trim();
+    let c: f64 = t.parse().ok()?;
+    let decimals = t.split_once('.').map_or(0, |(_, d)| d.len());
+    (c.is_finite() && c >= 0.0).then_some((c, decimals))
+}
+
+/// Aider's session cost, as precise as its output allows: it prints the session's total to
+/// 2 decimals from $0.01 on (`$0.01` for $0.0134), but each message's cost below $0.01 with
+/// about two significant digits; their sum (`messages`: the sum and how far it may be off)
+/// is used when it is more precise than the printed `session` (`decimals` decimals) and
+/// rounds to it, else the printed value. Either is still rounded.
+fn aider_session_cost(session: f64, decimals: usize, messages: (f64, f64)) -> f64 {
+    let (sum, err) = messages;
+    let half = half_unit(decimals);
+    if sum > 0.0 && err < half && (sum - session).abs() <= half + 1e-12 {
+        sum
+    } else {
+        session
+    }
+}
+
+/// Half a unit of the last of `decimals` decimals: how far a number printed so may be off.
+fn half_unit(decimals: usize) -> f64 {
+    0.5 * 10f64.powi(-(decimals.min(12) as i32))
 }
 
 /// Aider's token counts: `797`, `2.3k`, `12k` (rounded by aider: an estimate).
@@ -510,6 +550,49 @@ pub fn sum<'a>(items: impl IntoIterator<Item = &'a Usage>) -> Option<Usage> {
     items
         .into_iter()
         .fold(None, |acc, u| add(acc.as_ref(), Some(u)))
+}
+
+/// Whether `u`'s cost was read from a rounded number (aider's, listed in `extra.rounded`):
+/// reports show it as `≈$0.0134`.
+pub fn cost_is_rounded(u: &Usage) -> bool {
+    u.extra
+        .get("rounded")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|f| f == "cost_usd"))
+}
+
+/// The key in a workstream's usage `extra` holding the turns of all its attempts, when a
+/// retried attempt had turns of its own ([`add_attempt`]).
+pub const TURNS_ALL_ATTEMPTS: &str = "turns_all_attempts";
+
+/// A workstream's usage after one more attempt: what it spent (cost, tokens) is the sum of
+/// every attempt, since each was paid for; its `turns` are those of the attempt that
+/// produced the result (`attempt`, the latest), so a failed and retried attempt does not
+/// make the work look longer. The sum of every attempt's turns, when it differs, is kept
+/// as `extra.turns_all_attempts`. Each attempt's own usage keeps its own turns.
+pub fn add_attempt(spent: Option<&Usage>, attempt: Option<&Usage>) -> Option<Usage> {
+    let mut total = add(spent, attempt)?;
+    let all_turns = total.turns;
+    let earlier_all = spent.and_then(|s| {
+        s.extra
+            .get(TURNS_ALL_ATTEMPTS)
+            .and_then(Value::as_u64)
+            .or(s.turns)
+    });
+    total.turns = attempt.and_then(|a| a.turns);
+    let all = match (earlier_all, attempt.and_then(|a| a.turns)) {
+        (None, None) => None,
+        (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
+    }
+    .or(all_turns);
+    total.extra.remove(TURNS_ALL_ATTEMPTS);
+    if spent.is_some() && all.is_some() && all != total.turns {
+        total.extra.insert(
+            TURNS_ALL_ATTEMPTS.to_string(),
+            Value::from(all.unwrap_or(0)),
+        );
+    }
+    Some(total)
 }
 
 #[cfg(test)]
@@ -823,5 +906,83 @@ mod tests {
         let o = overlay(Some(a.clone()), Some(b)).unwrap();
         assert_eq!(o.model.as_deref(), Some("m2"));
         assert_eq!(o.cost_usd, Some(0.5));
+    }
+
+    #[test]
+    fn a_retried_attempt_adds_its_cost_and_tokens_but_not_its_turns() {
+        let attempt = |turns: Option<u64>, cost: f64, input: u64| Usage {
+            cost_usd: Some(cost),
+            input_tokens: Some(input),
+            output_tokens: Some(10),
+            turns,
+            source: "claude".into(),
+            ..Usage::default()
+        };
+        // The first attempt failed after 1 turn (a 429), the second did the work in 2.
+        let first = attempt(Some(1), 0.01, 100);
+        let second = attempt(Some(2), 0.02, 200);
+        let after_one = add_attempt(None, Some(&first)).unwrap();
+        assert_eq!(after_one.turns, Some(1));
+        assert!(after_one.extra.get(TURNS_ALL_ATTEMPTS).is_none());
+        let after_two = add_attempt(Some(&after_one), Some(&second)).unwrap();
+        assert_eq!(
+            after_two.turns,
+            Some(2),
+            "the turns of the result's attempt"
+        );
+        assert_eq!(
+            after_two.extra[TURNS_ALL_ATTEMPTS], 3,
+            "all attempts, labelled"
+        );
+        assert_eq!(
+            after_two.input_tokens,
+            Some(300),
+            "every attempt was paid for"
+        );
+        assert!((after_two.cost_usd.unwrap() - 0.03).abs() < 1e-9);
+        // A third attempt: the labelled sum goes on from the earlier sum.
+        let after_three = add_attempt(Some(&after_two), Some(&attempt(Some(4), 0.0, 1))).unwrap();
+        assert_eq!(after_three.turns, Some(4));
+        assert_eq!(after_three.extra[TURNS_ALL_ATTEMPTS], 7);
+        // An attempt that reported no usage leaves the turns of the one before it unknown.
+        let none_after = add_attempt(Some(&after_one), None).unwrap();
+        assert_eq!(none_after.turns, None);
+        assert_eq!(none_after.extra[TURNS_ALL_ATTEMPTS], 1);
+        // Plain `add` (totals over workstreams) still sums turns.
+        assert_eq!(add(Some(&first), Some(&second)).unwrap().turns, Some(3));
+    }
+
+    #[test]
+    fn aider_cost_is_summed_from_its_message_costs_when_the_session_cost_is_cut_to_cents() {
+        // $0.0045 + $0.0089 = $0.0134, which aider prints as a $0.01 session.
+        let u = feed(
+            Preset::Aider,
+            "Tokens: 900 sent, 40 received. Cost: $0.0045 message, $0.0045 session.\n\
+             Tokens: 1.8k sent, 80 received. Cost: $0.0089 message, $0.01 session.",
+        )
+        .usage()
+        .unwrap();
+        assert!(
+            (u.cost_usd.unwrap() - 0.0134).abs() < 1e-9,
+            "{:?}",
+            u.cost_usd
+        );
+        assert_eq!(
+            u.extra["rounded"],
+            serde_json::json!(["cost_usd", "input_tokens"])
+        );
+        // Messages that do not add up to what aider says (a line lost): its session total.
+        let u = feed(
+            Preset::Aider,
+            "Tokens: 10k sent, 1k received. Cost: $0.03 message, $0.05 session.",
+        )
+        .usage()
+        .unwrap();
+        assert_eq!(u.cost_usd, Some(0.05));
+        assert_eq!(aider_session_cost(0.01, 2, (0.0134, 0.0001)), 0.0134);
+        assert_eq!(aider_session_cost(0.01, 2, (0.02, 0.0001)), 0.01);
+        assert_eq!(aider_session_cost(0.0045, 4, (0.0, 0.0)), 0.0045);
+        // A message cost in cents is no more precise than the session's: the session's.
+        assert_eq!(aider_session_cost(0.02, 2, (0.0181, 0.00505)), 0.02);
     }
 }
