@@ -6,9 +6,10 @@
 //! runtime, which also runs the meter, the setup and the notify commands).
 //!
 //! Its files import only those before them: `preset`, `ports`, `metrics` → `retry`,
-//! `usage` (which know the presets) → `failure` → this file.
+//! `usage` (which know the presets) → `failure` → `limits` → this file.
 
 pub mod failure;
+pub mod limits;
 pub mod metrics;
 pub mod ports;
 pub mod preset;
