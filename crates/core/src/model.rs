@@ -12,6 +12,9 @@ pub enum Status {
     Completed,
     Failed,
     Skipped,
+    /// Not run to its end because its agent's usage limit was hit or the run's `--budget`
+    /// was spent: `--resume` runs it again (not a failure, not final).
+    Deferred,
 }
 
 impl Status {
@@ -20,6 +23,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Deferred => "deferred",
         }
     }
 
@@ -28,6 +32,7 @@ impl Status {
             "completed" => Some(Status::Completed),
             "failed" => Some(Status::Failed),
             "skipped" => Some(Status::Skipped),
+            "deferred" => Some(Status::Deferred),
             _ => None,
         }
     }
@@ -53,10 +58,12 @@ pub enum ErrorType {
     /// Stopped because its cost passed `max_cost_usd`, or not started because the run's
     /// `--budget` was spent.
     BudgetExceeded,
+    /// The agent's CLI reported a usage limit (the workstream is deferred until its reset).
+    UsageLimit,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 9] = [
+    pub const ALL: [ErrorType; 10] = [
         ErrorType::InvalidWorkstream,
         ErrorType::CommandFailed,
         ErrorType::Timeout,
@@ -66,6 +73,7 @@ impl ErrorType {
         ErrorType::SpawnError,
         ErrorType::GitError,
         ErrorType::BudgetExceeded,
+        ErrorType::UsageLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +87,7 @@ impl ErrorType {
             ErrorType::SpawnError => "SpawnError",
             ErrorType::GitError => "GitError",
             ErrorType::BudgetExceeded => "BudgetExceeded",
+            ErrorType::UsageLimit => "UsageLimit",
         }
     }
 

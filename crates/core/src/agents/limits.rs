@@ -29,6 +29,10 @@ use std::time::Duration;
 /// it the run ends `paused` and says when to `--resume`.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(60 * 60);
 
+/// How many times one workstream is held for a reset within a run before its agent's
+/// limit counts as unknown (a CLI that keeps reporting a reset already past).
+pub const MAX_WAITS: u32 = 3;
+
 /// A usage limit an agent reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limit {

@@ -57,6 +57,9 @@ pub struct Settings {
     pub setup_command: Option<String>,
     /// git config `ws.setupTimeout` (default: the run's `--timeout`).
     pub setup_timeout: Option<Duration>,
+    /// git config `ws.maxWait`: how long dispatch to a preset waits for its usage limit to
+    /// reset before the run pauses (default [`limits::DEFAULT_MAX_WAIT`]).
+    pub max_wait: Duration,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             port_base: ports::DEFAULT_BASE,
             setup_command: None,
             setup_timeout: None,
+            max_wait: limits::DEFAULT_MAX_WAIT,
         }
     }
 }
