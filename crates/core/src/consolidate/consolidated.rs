@@ -42,13 +42,18 @@ pub struct AgentPerf {
     pub completed: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// Deferred: its usage limit or the run's budget stopped it (`--resume` runs it).
-    #[serde(default)]
+    /// Deferred: its usage limit or the run's budget stopped it (`--resume` runs it); left
+    /// out of the JSON while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: usize,
     pub busy_seconds: f64,
     /// busy_seconds / run wall seconds, 0..=1.
     pub utilisation: f64,
     pub avg_duration: f64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Aggregated test outcomes across workstreams.
@@ -94,7 +99,7 @@ pub struct Consolidated {
     pub failed: usize,
     pub skipped: usize,
     /// Deferred (a usage limit, a spent `--budget`): not run to its end, `--resume` runs it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub deferred: usize,
     /// Sorted by path.
     pub files: Vec<FileSummary>,
@@ -129,7 +134,7 @@ pub struct Consolidated {
     #[serde(default)]
     pub skipped_workstreams: Vec<WsNote>,
     /// Deferred workstreams (detail: first error message, with the reset), sorted by id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred_workstreams: Vec<WsNote>,
     /// Workstreams with a `Timeout` error (detail: duration), sorted by id.
     #[serde(default)]
