@@ -345,6 +345,7 @@ mod tests {
                 EXIT_FAILURES,
                 EXIT_NOTHING_RAN,
                 EXIT_UNRECORDED,
+                EXIT_PAUSED,
                 EXIT_INTERRUPTED
             ]
         );

@@ -215,3 +215,92 @@ fn a_spent_budget_defers_what_has_not_started_and_resume_with_a_budget_continues
     assert_eq!(rows, vec![vec!["completed", "4"]]);
     assert_eq!(run_state(&env, &run), "finished");
 }
+
+/// `git-ws-run ARGS` started in `env` with the fake agents on PATH (each claude call
+/// reports $0.01 after a second).
+fn spawn_with_agents(env: &Env, args: &[&str]) -> crate::common::Spawned {
+    let stderr_path = env.scratch("ws-run.stderr");
+    let path = format!(
+        "{}:{}:{}",
+        fake_agents().display(),
+        bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let child = env
+        .command(bin_dir().join("git-ws-run").to_str().unwrap())
+        .args(args)
+        .env("PATH", path)
+        .env("FAKE_AGENT_LOG", env.scratch("agent-log"))
+        .env("FAKE_SLEEP", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    crate::common::Spawned { child, stderr_path }
+}
+
+/// Two workers on one shared run (PostgreSQL): the `--budget` is one sum of what both
+/// recorded, so together they stop near it — each alone would have spent it again (and,
+/// before, a shared run had no budget at all: all 8 would run).
+#[test]
+fn a_shared_runs_budget_is_one_sum_across_its_workers() {
+    use crate::pgcluster::{self, psql};
+    use std::time::Duration;
+    let Some(url) = pgcluster::cluster().map(|c| c.database("pause_budget")) else {
+        return;
+    };
+    let wss: Vec<(String, serde_json::Value)> = (1..=8)
+        .map(|i| {
+            let id = format!("w{i}");
+            (
+                id.clone(),
+                json!({"id": id, "prompt": id, "agent": "claude"}),
+            )
+        })
+        .collect();
+    let (_src, bare) = crate::queue::origin(&wss);
+    let a = crate::queue::clone_of(&bare, "a", "5s");
+    let b = crate::queue::clone_of(&bare, "b", "5s");
+    let common = [
+        "--agents", "1", "--db", &url, "--remote", "origin", "--budget", "0.015",
+    ];
+    let coord = spawn_with_agents(&a, &[&common[..], &["--worker", "a"]].concat());
+    crate::common::wait_until(Duration::from_secs(60), "the shared run", || {
+        psql(&url, "SELECT run_id FROM ws_queue_runs").is_ok_and(|r| !r.is_empty())
+    });
+    let joiner = spawn_with_agents(
+        &b,
+        &[&common[..], &["--join", "latest", "--worker", "b"]].concat(),
+    );
+    let coord = coord.wait(Duration::from_secs(120));
+    let _ = joiner.wait(Duration::from_secs(120));
+    assert_eq!(
+        coord.code, EXIT_PAUSED,
+        "{}\n{}",
+        coord.stdout, coord.stderr
+    );
+    let run = coord.run_id();
+    let rows = psql(
+        &url,
+        &format!(
+            "SELECT status, count(*) FROM agent_results WHERE run_id = '{run}' GROUP BY status ORDER BY status"
+        ),
+    )
+    .unwrap();
+    let count = |s: &str| {
+        rows.iter()
+            .find(|r| r[0] == s)
+            .map_or(0, |r| r[1].parse::<usize>().unwrap())
+    };
+    assert_eq!(count("completed") + count("deferred"), 8, "{rows:?}");
+    // Spent after 2 results ($0.02 ≥ $0.015); at most one more was running on each worker.
+    assert!(count("completed") <= 4, "{rows:?}");
+    assert!(count("deferred") >= 4, "{rows:?}");
+    let state = psql(
+        &url,
+        &format!("SELECT state FROM ws_runs WHERE run_id = '{run}'"),
+    )
+    .unwrap();
+    assert_eq!(state[0][0], "paused");
+}
