@@ -235,7 +235,7 @@ pub fn decide(reset: Option<DateTime<Utc>>, now: DateTime<Utc>, max_wait: Durati
 
 /// The latest of the resets of a paused run's deferred workstreams (None when one is not
 /// known): when a `--resume` may run them all.
-pub fn latest_reset<'a>(
+pub fn latest_reset(
     resets: impl IntoIterator<Item = Option<DateTime<Utc>>>,
 ) -> Option<DateTime<Utc>> {
     let mut latest: Option<DateTime<Utc>> = None;
