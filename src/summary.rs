@@ -180,9 +180,14 @@ pub fn summary_text(o: &RunOutcome) -> String {
     s
 }
 
-/// The command that continues a paused run.
+/// The command that continues a paused run (a shared run is not resumed: its deferred
+/// workstreams run again as a new shared run).
 fn resume_command(o: &RunOutcome) -> String {
-    format!("git ws-run --resume {}", o.run_id)
+    if o.shared.is_some() {
+        format!("git ws-run --rerun-failed {} --remote NAME", o.run_id)
+    } else {
+        format!("git ws-run --resume {}", o.run_id)
+    }
 }
 
 /// Why the run paused and how to continue it (empty unless it paused): the deferred

@@ -979,6 +979,96 @@ mod tests {
         );
     }
 
+    fn next(w: &mut LocalWork, k: usize) -> Option<String> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(w.next_for(k))
+            .map(|ws| ws.id)
+    }
+
+    /// `ids` with their agents, `ws.maxWait` one hour.
+    fn limited_work(ids: &[(&str, &str)]) -> LocalWork {
+        let names: Vec<&str> = ids.iter().map(|(id, _)| *id).collect();
+        let labels = ids
+            .iter()
+            .map(|(id, agent)| (id.to_string(), agent.to_string()))
+            .collect();
+        work(&names).with_limits(labels, std::time::Duration::from_secs(3600), &[])
+    }
+
+    fn hit_limit(id: &str, agent: &str, reset_in_secs: i64) -> WorkstreamResult {
+        let mut r = WorkstreamResult::new("run", "agent-1", id, Status::Deferred);
+        r.agent = Some(agent.to_string());
+        let reset = Utc::now() + chrono::Duration::seconds(reset_in_secs);
+        r.errors.push(WsError::new(
+            ErrorType::UsageLimit,
+            limits::deferral_message(
+                agent,
+                &limits::Limit {
+                    message: "Claude AI usage limit reached".into(),
+                    reset: Some(reset),
+                },
+            ),
+        ));
+        r
+    }
+
+    #[test]
+    fn a_usage_limit_within_max_wait_holds_that_agents_work_and_not_the_others() {
+        let mut w = limited_work(&[("a", "claude"), ("b", "claude"), ("c", "codex")]);
+        let first = next(&mut w, 1).unwrap();
+        let s = w.settle(hit_limit(&first, "claude", 600), false);
+        assert!(s.records.is_empty(), "held, not recorded: {:?}", s.records);
+        assert!(s.notes[0].contains("waiting until"), "{:?}", s.notes);
+        // The other claude workstream is held too; codex's goes on.
+        let mut got = Vec::new();
+        while let Some(id) = next(&mut w, 2) {
+            got.push(id);
+        }
+        assert_eq!(got, ["c"]);
+        assert_eq!(w.held.len(), 2);
+        assert!(!w.exhausted(), "it waits for the reset");
+        assert!(w.next_reset().is_some());
+    }
+
+    #[test]
+    fn a_usage_limit_past_max_wait_defers_that_agents_work() {
+        let mut w = limited_work(&[("a", "claude"), ("b", "claude")]);
+        let first = next(&mut w, 1).unwrap();
+        let s = w.settle(hit_limit(&first, "claude", 7200), false);
+        assert_eq!(s.records.len(), 1);
+        assert_eq!(s.records[0].status, Status::Deferred);
+        assert_eq!(next(&mut w, 1), None, "the other claude workstream is held");
+        assert!(w.exhausted(), "nothing to wait for: the run pauses");
+        let left = w.leftovers();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].status, Status::Deferred);
+        assert_eq!(left[0].errors[0].error_type, ErrorType::UsageLimit);
+        assert!(
+            limits::reset_of(&left[0].errors[0].message).is_some(),
+            "{}",
+            left[0].errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_defers_what_has_not_started() {
+        let mut w = work(&["a", "b"]);
+        let drained = w.drain(
+            "not started: the run's --budget of $1.00 was spent",
+            ErrorType::BudgetExceeded,
+        );
+        assert_eq!(drained.len(), 2);
+        assert!(drained
+            .iter()
+            .all(|r| r.status == Status::Deferred
+                && r.errors[0].error_type == ErrorType::BudgetExceeded));
+        let mut w = work(&["a"]);
+        let cancelled = w.drain("stop", ErrorType::Cancelled);
+        assert_eq!(cancelled[0].status, Status::Skipped);
+    }
+
     #[test]
     fn the_pool_failure_message_names_the_fault_and_the_way_out() {
         let m = pool_failure_message("w1", 3, "failed to lock x");
