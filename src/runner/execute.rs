@@ -737,7 +737,8 @@ fn usage_limit(driver: &Driver, a: &Outcome, log: &Path) -> Option<WsError> {
         return None;
     }
     let output = read_from(log, a.log_offset, TRANSIENT_SCAN_BYTES);
-    let limit = agents::limits::detect(&output, Utc::now())?;
+    let local = *chrono::Local::now().offset();
+    let limit = agents::limits::detect_local(&output, Utc::now(), local)?;
     Some(WsError::new(
         ErrorType::UsageLimit,
         agents::limits::deferral_message(driver.label(), &limit),

@@ -9,18 +9,21 @@
 //! - Claude Code: `Claude AI usage limit reached|<epoch seconds>`, "Claude usage limit
 //!   reached. Your limit will reset at 9am (America/Chicago).", "You've hit your limit ·
 //!   resets 3pm", "5-hour limit reached ∙ resets 3pm".
-//! - Codex CLI: "You've hit your usage limit. … try again in 5 days 22 hours 11 minutes.";
+//! - Codex CLI: "You've hit your usage limit. … try again in 5 days 22 hours 11 minutes.",
+//!   "You’ve hit your usage limit. … or try again at 12:18 PM." (0.171.0: a local time);
 //!   the OpenAI error `usage_limit_reached` with `resets_in_seconds` / `resets_at`;
 //!   `insufficient_quota`.
-//! - Gemini CLI: `TerminalQuotaError`, "You have exhausted your capacity on this model.
-//!   Your quota will reset after 2h30m5s.", a `RESOURCE_EXHAUSTED` quota with `retryDelay`.
+//! - Gemini CLI: `TerminalQuotaError`, "You have exhausted your daily quota on this model."
+//!   (0.61.0, no reset), "You have exhausted your capacity on this model. Your quota will
+//!   reset after 2h30m5s.".
 //! - aider: litellm's `insufficient_quota` / "You exceeded your current quota".
 //!
-//! A reset given as a wall-clock time in a named time zone ("resets 3pm (Europe/Paris)")
-//! is not converted (no time-zone database in a pure crate): the limit is reported with no
-//! reset, and the run pauses instead of guessing. Samples are in `fixtures/agents/*/usage-limit*`.
+//! A wall-clock reset with no zone is read in the caller's local offset ([`detect_local`]);
+//! one in a named time zone ("resets 3pm (Europe/Paris)") is not converted (no time-zone
+//! database in a pure crate): the limit is reported with no reset, and the run pauses
+//! instead of guessing. Samples are in `fixtures/agents/*/usage-limit*`.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
 use std::time::Duration;
 
 /// Default of git config `ws.maxWait`: how long dispatch to a preset may wait for its
@@ -54,12 +57,20 @@ const MARKERS: &[&str] = &[
     "exceeded your current quota",
     "terminalquotaerror",
     "exhausted your capacity",
+    "exhausted your daily quota",
     "quota will reset",
 ];
 
 /// The usage limit `output` reports, if any; `now` anchors relative resets ("try again in
-/// 2 hours").
+/// 2 hours"). A wall-clock reset ("try again at 12:18 PM") is read as UTC: see
+/// [`detect_local`].
 pub fn detect(output: &str, now: DateTime<Utc>) -> Option<Limit> {
+    detect_local(output, now, FixedOffset::east_opt(0).expect("UTC"))
+}
+
+/// [`detect`], with a wall-clock reset that names no time zone read in `local` (the
+/// machine's offset, where the CLI ran): Codex CLI prints "try again at 12:18 PM".
+pub fn detect_local(output: &str, now: DateTime<Utc>, local: FixedOffset) -> Option<Limit> {
     let lower = output.to_lowercase();
     let (at, _) = MARKERS
         .iter()
@@ -75,7 +86,8 @@ pub fn detect(output: &str, now: DateTime<Utc>) -> Option<Limit> {
         .trim_start_matches(['■', '⎿', '✕', ' ']);
     // The reset: first from the marker's own line, else anywhere after the marker's line
     // begins (a JSON error body, a retry delay printed below).
-    let reset = reset_in(&lower[start..end], now).or_else(|| reset_in(&lower[start..], now));
+    let reset =
+        reset_in(&lower[start..end], now, local).or_else(|| reset_in(&lower[start..], now, local));
     Some(Limit {
         message: crate::text::truncate(
             &crate::text::one_line(line),
@@ -86,7 +98,7 @@ pub fn detect(output: &str, now: DateTime<Utc>) -> Option<Limit> {
 }
 
 /// The reset time a (lowercased) text gives, in any of the CLIs' forms.
-fn reset_in(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+fn reset_in(text: &str, now: DateTime<Utc>, local: FixedOffset) -> Option<DateTime<Utc>> {
     if let Some(rest) = after(text, "usage limit reached|") {
         if let Some(t) = leading_int(rest).and_then(epoch) {
             return Some(t);
@@ -130,7 +142,76 @@ fn reset_in(text: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
             return chrono::Duration::from_std(d).ok().map(|d| now + d);
         }
     }
+    for key in ["try again at ", "resets at ", "reset at ", "resets "] {
+        if let Some(t) = after(text, key).and_then(|r| clock_time(r, now, local)) {
+            return Some(t);
+        }
+    }
     None
+}
+
+/// A wall-clock time at the start of `s` ("12:18 pm", "3pm", "9:30 am", "14:05") that names
+/// no time zone other than UTC, as its next occurrence after `now` in `local` (UTC when it
+/// says so). None for anything else, or a named zone ("3pm (europe/paris)").
+fn clock_time(s: &str, now: DateTime<Utc>, local: FixedOffset) -> Option<DateTime<Utc>> {
+    let digits = |t: &str| -> (String, usize) {
+        let d: String = t.chars().take_while(char::is_ascii_digit).collect();
+        let n = d.len();
+        (d, n)
+    };
+    let (h, n) = digits(s);
+    let mut hour: u32 = h.parse().ok().filter(|_| (1..=2).contains(&n))?;
+    let mut rest = &s[n..];
+    let mut minute = 0;
+    if let Some(r) = rest.strip_prefix(':') {
+        let (m, k) = digits(r);
+        minute = m.parse().ok().filter(|_| k == 2)?;
+        rest = &r[k..];
+    }
+    let rest = rest.trim_start();
+    let (meridiem, rest) = if let Some(r) = rest.strip_prefix("am") {
+        (Some(false), r)
+    } else if let Some(r) = rest.strip_prefix("pm") {
+        (Some(true), r)
+    } else {
+        (None, rest)
+    };
+    if meridiem.is_none() && minute == 0 && !s[..n].is_empty() && !s[n..].starts_with(':') {
+        return None; // a bare number ("resets 5 …") is not a time
+    }
+    match meridiem {
+        Some(pm) if (1..=12).contains(&hour) => hour = hour % 12 + if pm { 12 } else { 0 },
+        Some(_) => return None,
+        None if hour > 23 => return None,
+        None => {}
+    }
+    if minute > 59 {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let offset = if let Some(zone) = rest.strip_prefix('(') {
+        let zone: String = zone.chars().take_while(|c| *c != ')').collect();
+        match zone.trim() {
+            "utc" | "etc/utc" | "gmt" | "etc/gmt" => FixedOffset::east_opt(0)?,
+            _ => return None,
+        }
+    } else if rest.starts_with("utc") {
+        FixedOffset::east_opt(0)?
+    } else {
+        local
+    };
+    let today = now.with_timezone(&offset).date_naive();
+    let at = |d: chrono::NaiveDate| {
+        d.and_hms_opt(hour, minute, 0)
+            .and_then(|t| offset.from_local_datetime(&t).single())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let t = at(today)?;
+    if t > now {
+        Some(t)
+    } else {
+        at(today.succ_opt()?)
+    }
 }
 
 fn after<'a>(text: &'a str, key: &str) -> Option<&'a str> {
@@ -286,6 +367,62 @@ mod tests {
         );
         let l = detect(&fixture("codex/usage-limit-reached-body.txt"), now()).unwrap();
         assert_eq!(l.reset, Some(now() + chrono::Duration::seconds(7200)));
+    }
+
+    #[test]
+    fn codex_0_171_says_try_again_at_a_wall_clock_time() {
+        // Captured from codex 0.171.0 at 10:18 UTC, its reset two hours ahead.
+        let out = fixture("codex/usage-limit-0.171.0.jsonl");
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 10, 18, 5).unwrap();
+        let l = detect(&out, at).unwrap();
+        assert!(l.message.contains("hit your usage limit"), "{}", l.message);
+        assert_eq!(
+            l.reset,
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 12, 18, 0).unwrap())
+        );
+        // The same words printed where the clock is UTC+2: 12:18 there is 10:18 UTC, past
+        // at 10:18:05, so tomorrow's.
+        let plus2 = FixedOffset::east_opt(2 * 3600).unwrap();
+        assert_eq!(
+            detect_local(&out, at, plus2).unwrap().reset,
+            Some(Utc.with_ymd_and_hms(2026, 12, 8, 10, 18, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn gemini_0_61_says_its_daily_quota_is_exhausted_without_a_reset() {
+        let l = detect(&fixture("gemini/usage-limit-0.61.0.txt"), now()).unwrap();
+        assert!(
+            l.message.contains("exhausted your daily quota"),
+            "{}",
+            l.message
+        );
+        assert_eq!(l.reset, None);
+    }
+
+    #[test]
+    fn clock_times_are_read_in_the_local_offset_unless_a_zone_is_named() {
+        let utc = FixedOffset::east_opt(0).unwrap();
+        let c = |s: &str| clock_time(s, now(), utc);
+        assert_eq!(
+            c("12:18 pm."),
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 12, 18, 0).unwrap())
+        );
+        assert_eq!(
+            c("3pm (utc)"),
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 15, 0, 0).unwrap())
+        );
+        assert_eq!(
+            c("9am"),
+            Some(Utc.with_ymd_and_hms(2026, 12, 8, 9, 0, 0).unwrap())
+        );
+        assert_eq!(
+            c("14:05"),
+            Some(Utc.with_ymd_and_hms(2026, 12, 7, 14, 5, 0).unwrap())
+        );
+        assert_eq!(c("3pm (europe/paris)"), None);
+        assert_eq!(c("5 days"), None);
+        assert_eq!(c("13pm"), None);
     }
 
     #[test]
