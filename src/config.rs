@@ -38,6 +38,7 @@ pub const AGENT_ARGS: &str = "ws.agentArgs";
 pub const RETRIES: &str = "ws.retries";
 pub const RETRY_BACKOFF: &str = "ws.retryBackoff";
 pub const RETRY_ON: &str = "ws.retryOn";
+pub const MAX_WAIT: &str = "ws.maxWait";
 pub const TRANSIENT_PATTERN: &str = "ws.transientPattern";
 pub const PORT_BASE: &str = "ws.portBase";
 pub const SETUP_COMMAND: &str = "ws.setupCommand";
@@ -118,6 +119,12 @@ pub const KEYS: &[KeyDoc] = &[
         RETRY_BACKOFF,
         "`10s`",
         "base of the wait before a retry, doubled per attempt with jitter (`0`: no wait)",
+        RUN,
+    ),
+    key(
+        MAX_WAIT,
+        "`1h`",
+        "longest wait for an agent's usage limit to reset before the run pauses (`0`: pause at once; `git ws-run --resume RUN` continues)",
         RUN,
     ),
     key(
@@ -502,6 +509,7 @@ impl Config {
                 .map(str::to_string),
             setup_timeout: duration(SETUP_TIMEOUT)?,
             require_changes: self.require_changes()?,
+            max_wait: duration(MAX_WAIT)?.unwrap_or(crate::agents::limits::DEFAULT_MAX_WAIT),
         })
     }
 }
@@ -563,6 +571,7 @@ mod tests {
         assert_eq!(none.notify_timeout().unwrap(), DEFAULT_NOTIFY_TIMEOUT);
         let agents = none.agent_settings(&Options::default(), false).unwrap();
         assert_eq!(dur(RETRY_BACKOFF), agents.retry_backoff);
+        assert_eq!(dur(MAX_WAIT), agents.max_wait);
         assert_eq!(d(RETRIES), agents.retries.to_string());
         assert_eq!(d(PORT_BASE), agents.port_base.to_string());
         assert_eq!(

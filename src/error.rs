@@ -23,6 +23,10 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 /// gone); the results are in the spool file and the work on its branch.
 pub const EXIT_UNRECORDED: i32 = 3;
 
+/// Exit status: the run paused with deferred workstreams (an agent's usage limit resets
+/// later than `ws.maxWait`, or `--budget` was spent); `git ws-run --resume RUN` continues it.
+pub const EXIT_PAUSED: i32 = 4;
+
 /// An error that stops a command before it could do its work: bad input, or one of the
 /// layers' typed errors, or a run another process still holds. The exit status of each
 /// is decided in one place, [`Error::exit_code`].
@@ -127,6 +131,12 @@ pub const RUN_EXIT_STATUS: &[ExitStatus] = &[
                   disk, database gone), even after retries: stderr names each one and its \
                   branch; the result is kept in .state/spool/ and the next git ws-run on \
                   that database (--resume RUN) records it",
+    },
+    ExitStatus {
+        code: EXIT_PAUSED,
+        meaning: "the run paused: workstreams were deferred because an agent's usage limit \
+                  resets later than ws.maxWait (or gave no reset time) or --budget was spent; \
+                  the summary gives the reset time and git ws-run --resume RUN continues it",
     },
     ExitStatus {
         code: EXIT_INTERRUPTED,
@@ -349,6 +359,7 @@ mod tests {
                 EXIT_FAILURES,
                 EXIT_NOTHING_RAN,
                 EXIT_UNRECORDED,
+                EXIT_PAUSED,
                 EXIT_INTERRUPTED
             ]
         );

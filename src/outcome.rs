@@ -2,10 +2,11 @@
 //! process that worked on a shared run) and its exit status. Below the runner that makes it
 //! and the closing summary and notify command that read it.
 
+use crate::agents::limits;
 use crate::consolidate::Consolidated;
 use crate::db::DbLocation;
-use crate::error::{EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNRECORDED};
-use crate::model::{Status, WorkstreamResult};
+use crate::error::{EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK, EXIT_PAUSED, EXIT_UNRECORDED};
+use crate::model::{ErrorType, Status, WorkstreamResult};
 use std::path::PathBuf;
 
 /// What a finished run produced.
@@ -60,7 +61,8 @@ pub struct SharedOutcome {
 
 impl RunOutcome {
     /// 3 a result is not recorded (before anything else: never 0 for work not kept), 130
-    /// interrupted, 0 all completed, 1 something failed or was skipped. A worker that left
+    /// interrupted, 4 paused (deferred workstreams), 0 all completed, 1 something failed or
+    /// was skipped. A worker that left
     /// a shared run before it finished answers for the workstreams it ran.
     pub fn exit_code(&self) -> i32 {
         if !self.unrecorded.is_empty() {
@@ -72,10 +74,75 @@ impl RunOutcome {
         };
         if self.interrupted {
             EXIT_INTERRUPTED
+        } else if self.paused() {
+            EXIT_PAUSED
         } else if all_completed {
             EXIT_OK
         } else {
             EXIT_FAILURES
         }
     }
+
+    /// Whether the run paused: it has deferred workstreams (see [`RunOutcome::pause`]).
+    pub fn paused(&self) -> bool {
+        match &self.shared {
+            Some(s) if !s.run_finished => s.ran.iter().any(|r| r.status == Status::Deferred),
+            _ => self.consolidated.deferred > 0,
+        }
+    }
+
+    /// Why a paused run paused, for its summary: the deferred workstreams, when their
+    /// agents' usage limits reset (`None`: one is not known), and whether `--budget` was
+    /// spent.
+    pub fn pause(&self) -> Option<Pause> {
+        if !self.paused() {
+            return None;
+        }
+        let deferred: Vec<&WorkstreamResult> = self
+            .results
+            .iter()
+            .filter(|r| r.status == Status::Deferred)
+            .collect();
+        let limited: Vec<&WorkstreamResult> = deferred
+            .iter()
+            .copied()
+            .filter(|r| {
+                r.errors
+                    .iter()
+                    .any(|e| e.error_type == ErrorType::UsageLimit)
+            })
+            .collect();
+        let reset = (!limited.is_empty())
+            .then(|| {
+                limits::latest_reset(limited.iter().map(|r| {
+                    r.errors
+                        .iter()
+                        .find(|e| e.error_type == ErrorType::UsageLimit)
+                        .and_then(|e| limits::reset_of(&e.message))
+                }))
+            })
+            .flatten();
+        Some(Pause {
+            deferred: deferred.len(),
+            usage_limited: limited.len(),
+            reset,
+            budget_spent: deferred.iter().any(|r| {
+                r.errors
+                    .iter()
+                    .any(|e| e.error_type == ErrorType::BudgetExceeded)
+            }),
+        })
+    }
+}
+
+/// Why a run paused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pause {
+    pub deferred: usize,
+    /// Deferred by an agent's usage limit.
+    pub usage_limited: usize,
+    /// When the last of those limits resets (`None`: one gave no reset time, or none).
+    pub reset: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deferred because `--budget` was spent.
+    pub budget_spent: bool,
 }

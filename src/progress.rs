@@ -278,6 +278,7 @@ impl Observer for Bars {
                     Status::Completed => "ok  ",
                     Status::Failed => "FAIL",
                     Status::Skipped => "skip",
+                    Status::Deferred => "wait",
                 };
                 self.println(&format!(
                     "{mark} [{}] {}",

@@ -21,6 +21,20 @@ struct RunSummaryJson<'a> {
     /// For a process that worked on a shared run.
     #[serde(skip_serializing_if = "Option::is_none")]
     worker: Option<WorkerJson<'a>>,
+    /// A paused run: why, and when to resume it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused: Option<PausedJson>,
+}
+
+/// Why a run paused (`git ws-run --format json`).
+#[derive(serde::Serialize)]
+struct PausedJson {
+    deferred: usize,
+    usage_limited: usize,
+    /// When the last usage limit resets (RFC 3339), if known.
+    reset_at: Option<String>,
+    budget_spent: bool,
+    resume: String,
 }
 
 /// What one process did in a shared run (`git ws-run --format json`).
@@ -41,6 +55,8 @@ fn summary_view(o: &RunOutcome) -> crate::view::RunView {
         merges: None,
         state: if o.interrupted {
             "interrupted"
+        } else if o.paused() {
+            "paused"
         } else {
             "finished"
         },
@@ -70,6 +86,15 @@ fn summary_json_of(o: &RunOutcome, view: &crate::view::RunView) -> String {
             consolidated_here: w.consolidated_here,
             run_finished: w.run_finished,
         }),
+        paused: o.pause().map(|p| PausedJson {
+            deferred: p.deferred,
+            usage_limited: p.usage_limited,
+            reset_at: p
+                .reset
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            budget_spent: p.budget_spent,
+            resume: resume_command(o),
+        }),
     };
     format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
 }
@@ -86,7 +111,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     }
     let _ = writeln!(
         s,
-        "{}: {} completed{}, {} failed, {} skipped of {} in {} on {} agents{}",
+        "{}: {} completed{}, {} failed, {} skipped{} of {} in {} on {} agents{}",
         view.run_id,
         view.completed_count,
         match o.unrecorded.len() {
@@ -95,6 +120,10 @@ pub fn summary_text(o: &RunOutcome) -> String {
         },
         view.failed_count,
         view.skipped_count,
+        match view.deferred_count {
+            0 => String::new(),
+            n => format!(", {n} deferred"),
+        },
         view.total_workstreams,
         duration(view.wall_seconds),
         view.agent_count,
@@ -103,7 +132,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
     for line in unrecorded_lines(o) {
         let _ = writeln!(s, "{line}");
     }
-    for line in unsaved_lines(o) {
+    for line in unsaved_lines(o).into_iter().chain(paused_lines(o)) {
         let _ = writeln!(s, "{line}");
     }
     let _ = writeln!(
@@ -172,6 +201,54 @@ pub fn unsaved_lines(o: &RunOutcome) -> Vec<String> {
             ));
         }
     }
+    lines
+}
+
+/// The command that continues a paused run (a shared run is not resumed: its deferred
+/// workstreams run again as a new shared run).
+fn resume_command(o: &RunOutcome) -> String {
+    if o.shared.is_some() {
+        format!("git ws-run --rerun-failed {} --remote NAME", o.run_id)
+    } else {
+        format!("git ws-run --resume {}", o.run_id)
+    }
+}
+
+/// Why the run paused and how to continue it (empty unless it paused): the deferred
+/// workstreams, when the usage limit resets, whether the budget was spent, the command.
+pub fn paused_lines(o: &RunOutcome) -> Vec<String> {
+    let Some(p) = o.pause() else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "PAUSED: {} workstream(s) deferred, not failed",
+        p.deferred
+    )];
+    if p.usage_limited > 0 {
+        lines.push(match p.reset {
+            Some(t) => format!(
+                "  {} hit an agent's usage limit; it resets at {} ({} local), later than ws.maxWait",
+                p.usage_limited,
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M")
+            ),
+            None => format!(
+                "  {} hit an agent's usage limit that gave no reset time (see the report for the agent's words)",
+                p.usage_limited
+            ),
+        });
+    }
+    if p.budget_spent {
+        lines.push(
+            "  the run's --budget was spent: what had not started is deferred (add --budget USD to the resume for a new budget)"
+                .to_string(),
+        );
+    }
+    lines.push(format!(
+        "  continue it with: {}{}",
+        resume_command(o),
+        if p.budget_spent { " --budget USD" } else { "" }
+    ));
     lines
 }
 

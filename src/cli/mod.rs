@@ -48,7 +48,7 @@ pub struct RunArgs {
     /// Coding agent preset for prompt workstreams: claude, codex, aider, gemini [default: git config ws.agent]
     #[arg(long, value_name = "NAME", conflicts_with = "agent_cmd")]
     pub agent: Option<String>,
-    /// Stop dispatching once the run's recorded spend reaches USD dollars (the rest is skipped)
+    /// Stop dispatching once the run's recorded spend reaches USD dollars (the rest is deferred: the run pauses, --resume RUN --budget USD continues)
     #[arg(long, value_name = "USD", value_parser = parse_budget)]
     pub budget: Option<f64>,
     /// Retry transient failures (rate limits, overload) up to N times with backoff [default: git config ws.retries, else 0]

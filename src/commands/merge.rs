@@ -367,10 +367,12 @@ fn unfinished(
     info: &crate::model::RunInfo,
     results: &[WorkstreamResult],
 ) -> Option<Vec<String>> {
+    // A deferred workstream (a paused run) has no final result either.
     let cancelled = |r: &WorkstreamResult| {
-        r.errors
-            .iter()
-            .any(|e| e.error_type == ErrorType::Cancelled)
+        r.status == Status::Deferred
+            || r.errors
+                .iter()
+                .any(|e| e.error_type == ErrorType::Cancelled)
     };
     let recorded: std::collections::HashSet<&str> = results
         .iter()
@@ -558,6 +560,7 @@ fn not_completed_entry(r: &WorkstreamResult) -> IntegrationExclusion {
     let detail = match (r.status, first) {
         (Status::Skipped, Some(e)) => format!("skipped: {}", e.message),
         (Status::Skipped, None) => "skipped".to_string(),
+        (Status::Deferred, e) => format!("deferred: {}", e.map_or("", |e| e.message.as_str())),
         (_, Some(e)) if e.error_type == ErrorType::InvalidWorkstream => {
             format!("invalid workstream file: {}", e.message)
         }

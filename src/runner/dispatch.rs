@@ -7,11 +7,12 @@
 
 use super::events::{Event, Observer};
 use super::execute::{self, Executed, RunContext};
+use crate::agents::limits::{self, Wait};
 use crate::git::AgentSlot;
 use crate::model::{ErrorType, Status, WorkstreamResult, WsError, UNASSIGNED_AGENT};
 use crate::plan::Scheduler;
 use crate::workstream::{Loaded, Workstream};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
@@ -126,9 +127,30 @@ pub(super) struct LocalWork {
     handed_back: Vec<(Workstream, BTreeSet<usize>, String)>,
     /// `--budget`: once the recorded spend reaches it, nothing more starts.
     budget_usd: Option<f64>,
-    /// What the run's results so far spent, in dollars (earlier attempts of a resumed run
-    /// included); `None` while nothing reported a cost.
+    /// What this attempt's results spent, in dollars; `None` while nothing reported a
+    /// cost. (A `--resume` gets a new `--budget`: earlier attempts do not count.)
     spent: Option<f64>,
+    /// git config `ws.maxWait`.
+    max_wait: std::time::Duration,
+    /// Each workstream's agent (its driver's label), for usage limits.
+    labels: HashMap<String, String>,
+    /// Agents whose usage limit was hit, by label.
+    limited: HashMap<String, Limited>,
+    /// Workstreams handed out while their agent was limited: held until its reset, or
+    /// deferred at the end when the run pauses.
+    held: Vec<Workstream>,
+    /// How often each workstream waited for a reset (a CLI that keeps saying so is not
+    /// waited for forever: [`limits::MAX_WAITS`]).
+    waits: HashMap<String, u32>,
+}
+
+/// An agent's usage limit, as dispatch sees it.
+#[derive(Debug, Clone)]
+struct Limited {
+    /// Wait for it until then; `None`: past `ws.maxWait` or unknown, the run pauses.
+    until: Option<DateTime<Utc>>,
+    /// The deferral message (with the reset, when known).
+    message: String,
 }
 
 impl LocalWork {
@@ -152,15 +174,99 @@ impl LocalWork {
             handed_back: Vec::new(),
             budget_usd: None,
             spent: None,
+            max_wait: limits::DEFAULT_MAX_WAIT,
+            labels: HashMap::new(),
+            limited: HashMap::new(),
+            held: Vec::new(),
+            waits: HashMap::new(),
         }
     }
 
-    /// Stop starting work once the recorded spend (counting `earlier` results) reaches
-    /// `budget_usd`.
-    pub fn with_budget(mut self, budget_usd: Option<f64>, earlier: &[WorkstreamResult]) -> Self {
+    /// Stop starting work once this attempt's recorded spend reaches `budget_usd`; what has
+    /// not started is deferred.
+    pub fn with_budget(mut self, budget_usd: Option<f64>) -> Self {
         self.budget_usd = budget_usd;
-        self.spent = crate::agents::spent(earlier);
         self
+    }
+
+    /// Usage limits: each workstream's agent (`labels`), how long to wait for a reset
+    /// (`max_wait`), and the limits earlier attempts of the run met (`earlier`: their
+    /// deferred results), so a `--resume` waits for the reset or pauses again.
+    pub fn with_limits(
+        mut self,
+        labels: HashMap<String, String>,
+        max_wait: std::time::Duration,
+        earlier: &[WorkstreamResult],
+    ) -> Self {
+        self.labels = labels;
+        self.max_wait = max_wait;
+        let now = Utc::now();
+        for r in earlier.iter().filter(|r| r.status == Status::Deferred) {
+            let Some(e) = r
+                .errors
+                .iter()
+                .find(|e| e.error_type == ErrorType::UsageLimit)
+            else {
+                continue;
+            };
+            let label = r.agent.clone().unwrap_or_default();
+            let message = e.message.trim_start_matches("not started: ").to_string();
+            self.limit(label, limits::reset_of(&e.message), message, now);
+        }
+        self
+    }
+
+    /// Agent `label` hit its usage limit: wait for `reset` (within `ws.maxWait`) or pause.
+    fn limit(
+        &mut self,
+        label: String,
+        reset: Option<DateTime<Utc>>,
+        message: String,
+        now: DateTime<Utc>,
+    ) {
+        let until = match limits::decide(reset, now, self.max_wait) {
+            Wait::Until(t) => Some(t),
+            Wait::Pause => None,
+        };
+        let entry = self.limited.entry(label).or_insert(Limited {
+            until,
+            message: message.clone(),
+        });
+        // The later reset wins; a pause wins over a wait.
+        if entry.until.is_some() && until.is_none_or(|t| entry.until.is_some_and(|u| t > u)) {
+            *entry = Limited { until, message };
+        }
+    }
+
+    /// The limit of `ws`'s agent, while it holds.
+    fn limit_of(&self, ws: &Workstream, now: DateTime<Utc>) -> Option<&Limited> {
+        let l = self.limited.get(self.labels.get(&ws.id)?)?;
+        l.until.is_none_or(|t| t > now).then_some(l)
+    }
+
+    /// The deferred result of `id` and of everything that waits for it.
+    fn defer(&mut self, id: &str, reason: &str) -> Vec<WorkstreamResult> {
+        let mut out = vec![self.deferred_result(id, reason)];
+        for skip in self.sched.finish(id, false) {
+            let why = format!(
+                "not started: its dependency {} was deferred",
+                skip.dependency
+            );
+            out.push(self.deferred_result(&skip.id, &why));
+        }
+        out
+    }
+
+    fn deferred_result(&self, id: &str, reason: &str) -> WorkstreamResult {
+        let etype = if reason.contains("--budget") {
+            ErrorType::BudgetExceeded
+        } else {
+            ErrorType::UsageLimit
+        };
+        let mut res = skipped_result(&self.run_id, id, self.valid.get(id), reason, etype);
+        res.status = Status::Deferred;
+        res.agent = self.labels.get(id).cloned();
+        res
     }
 
     fn skipped(&self, id: &str, reason: &str, etype: ErrorType) -> WorkstreamResult {
@@ -228,24 +334,41 @@ pub(super) fn invalid_results(
 
 impl WorkSource for LocalWork {
     fn next_for(&mut self, k: usize) -> impl Future<Output = Option<Workstream>> + Send {
+        let now = Utc::now();
         let next = loop {
+            // A workstream held for its agent's usage limit, once the limit has reset.
             if let Some(i) = self
+                .held
+                .iter()
+                .position(|w| self.limit_of(w, now).is_none())
+            {
+                break Some(self.held.remove(i));
+            }
+            let ws = if let Some(i) = self
                 .handed_back
                 .iter()
                 .position(|(_, tried, _)| !tried.contains(&k))
             {
-                break Some(self.handed_back.remove(i).0);
-            }
-            let Some(id) = self.sched.next_ready() else {
-                break None;
-            };
-            match self.to_run.get(&id) {
-                Some(ws) => break Some(ws.clone()),
-                // A fail-now job can never be dispatched; finish it defensively.
-                None => {
-                    self.sched.finish(&id, false);
+                self.handed_back.remove(i).0
+            } else {
+                let Some(id) = self.sched.next_ready() else {
+                    break None;
+                };
+                match self.to_run.get(&id) {
+                    Some(ws) => ws.clone(),
+                    // A fail-now job can never be dispatched; finish it defensively.
+                    None => {
+                        self.sched.finish(&id, false);
+                        continue;
+                    }
                 }
+            };
+            // Its agent's usage limit holds: other agents' work goes on meanwhile.
+            if self.limit_of(&ws, now).is_some() {
+                self.held.push(ws);
+                continue;
             }
+            break Some(ws);
         };
         std::future::ready(next)
     }
@@ -254,15 +377,35 @@ impl WorkSource for LocalWork {
         &mut self.handed_back
     }
 
-    fn settle(&mut self, res: WorkstreamResult, _interrupted: bool) -> Settled {
+    fn settle(&mut self, res: WorkstreamResult, interrupted: bool) -> Settled {
         let ok = res.status == Status::Completed;
         let id = res.workstream_id.clone();
-        let mut records = vec![res];
-        for skip in self.sched.finish(&id, ok) {
-            records.push(self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed));
-        }
-        if let Some(cost) = records[0].usage.as_ref().and_then(|u| u.cost_usd) {
+        if let Some(cost) = res.usage.as_ref().and_then(|u| u.cost_usd) {
             self.spent = Some(self.spent.unwrap_or(0.0) + cost);
+        }
+        let mut notes = Vec::new();
+        let mut records = vec![res];
+        if records[0].status == Status::Deferred && !interrupted {
+            if let Some(held) = self.usage_limited(&records[0]) {
+                // Held for the reset: no result yet, it runs again after it.
+                return Settled {
+                    records: Vec::new(),
+                    stop: None,
+                    notes: vec![held],
+                };
+            }
+            let why = format!("not started: its dependency {id} was deferred");
+            for skip in self.sched.finish(&id, false) {
+                records.push(self.deferred_result(&skip.id, &why));
+            }
+            notes.push(format!(
+                "{id} deferred: {}",
+                records[0].errors.first().map_or("", |e| e.message.as_str())
+            ));
+        } else {
+            for skip in self.sched.finish(&id, ok) {
+                records.push(self.skipped(&skip.id, &skip.reason, ErrorType::DependencyFailed));
+            }
         }
         let stop = (!ok && self.fail_fast)
             .then(|| {
@@ -278,34 +421,54 @@ impl WorkSource for LocalWork {
         Settled {
             records,
             stop,
-            notes: Vec::new(),
+            notes,
         }
     }
 
     /// Everything not started: pending in the scheduler, then handed back (failed in the
     /// scheduler, so nothing waits for them).
+    /// A spent `--budget` defers them (`--resume --budget X` runs them); anything else
+    /// skips them with `reason`.
     fn drain(&mut self, reason: &str, etype: ErrorType) -> Vec<WorkstreamResult> {
         let mut ids = self.sched.drain_pending();
-        for (ws, _, _) in std::mem::take(&mut self.handed_back) {
+        let held = std::mem::take(&mut self.held);
+        let back = std::mem::take(&mut self.handed_back)
+            .into_iter()
+            .map(|h| h.0);
+        for ws in held.into_iter().chain(back) {
             // Its dependents were pending and are drained above already.
             self.sched.finish(&ws.id, false);
             ids.push(ws.id);
         }
         ids.iter()
-            .map(|id| self.skipped(id, reason, etype))
+            .map(|id| {
+                if etype == ErrorType::BudgetExceeded {
+                    self.deferred_result(id, reason)
+                } else {
+                    self.skipped(id, reason, etype)
+                }
+            })
             .collect()
     }
 
     fn waiting(&self) -> usize {
-        self.sched.pending() + self.handed_back.len()
+        self.sched.pending() + self.handed_back.len() + self.held.len()
     }
 
+    /// Not while a workstream waits for a usage limit to reset.
     fn exhausted(&self) -> bool {
-        true
+        self.next_reset().is_none()
     }
 
+    /// At the next reset a held workstream waits for.
     fn wake(&self) -> Wake {
-        Box::pin(std::future::pending())
+        match self.next_reset() {
+            Some(t) => {
+                let d = (t - Utc::now()).to_std().unwrap_or_default();
+                Box::pin(tokio::time::sleep(d + std::time::Duration::from_millis(20)))
+            }
+            None => Box::pin(std::future::pending()),
+        }
     }
 
     fn take_stops(&mut self) -> Vec<(Option<String>, String)> {
@@ -316,12 +479,69 @@ impl WorkSource for LocalWork {
         Vec::new()
     }
 
-    /// Nothing is left pending silently (a dependency that could never be satisfied).
+    /// Held workstreams whose agent's limit outlasts `ws.maxWait` are deferred (the run
+    /// pauses); nothing is left pending silently (a dependency that could never be
+    /// satisfied).
     fn leftovers(&mut self) -> Vec<WorkstreamResult> {
-        self.drain(
+        let mut out = Vec::new();
+        let now = Utc::now();
+        for ws in std::mem::take(&mut self.held) {
+            let why = self.limit_of(&ws, now).map_or_else(
+                || "not started: the run ended while it waited for its agent's usage limit to reset".to_string(),
+                |l| format!("not started: {}", l.message),
+            );
+            out.extend(self.defer(&ws.id, &why));
+        }
+        out.extend(self.drain(
             "never became ready: its dependencies did not complete",
             ErrorType::DependencyFailed,
-        )
+        ));
+        out
+    }
+}
+
+impl LocalWork {
+    /// The earliest reset a held workstream waits for (none past `ws.maxWait`).
+    fn next_reset(&self) -> Option<DateTime<Utc>> {
+        let now = Utc::now();
+        self.held
+            .iter()
+            .filter_map(|w| self.limit_of(w, now))
+            .filter_map(|l| l.until)
+            .min()
+    }
+
+    /// A workstream deferred by its agent's usage limit: `Some(note)` when it is held to
+    /// run again after the reset (within `ws.maxWait`), `None` when the run will pause
+    /// (every later workstream of that agent is deferred too).
+    fn usage_limited(&mut self, res: &WorkstreamResult) -> Option<String> {
+        let e = res
+            .errors
+            .iter()
+            .find(|e| e.error_type == ErrorType::UsageLimit)?;
+        let id = res.workstream_id.clone();
+        let label = res
+            .agent
+            .clone()
+            .or_else(|| self.labels.get(&id).cloned())
+            .unwrap_or_default();
+        let now = Utc::now();
+        let waits = self.waits.entry(id.clone()).or_default();
+        *waits += 1;
+        let reset = if *waits > limits::MAX_WAITS {
+            None
+        } else {
+            limits::reset_of(&e.message)
+        };
+        self.limit(label.clone(), reset, e.message.clone(), now);
+        let until = self.limited.get(&label).and_then(|l| l.until)?;
+        let ws = self.to_run.get(&id)?.clone();
+        self.held.push(ws);
+        Some(format!(
+            "{id}: {}; waiting until {} (within ws.maxWait) to run it again",
+            e.message,
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ))
     }
 }
 
@@ -757,6 +977,96 @@ mod tests {
                 ErrorType::DependencyFailed
             ))
         );
+    }
+
+    fn next(w: &mut LocalWork, k: usize) -> Option<String> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(w.next_for(k))
+            .map(|ws| ws.id)
+    }
+
+    /// `ids` with their agents, `ws.maxWait` one hour.
+    fn limited_work(ids: &[(&str, &str)]) -> LocalWork {
+        let names: Vec<&str> = ids.iter().map(|(id, _)| *id).collect();
+        let labels = ids
+            .iter()
+            .map(|(id, agent)| (id.to_string(), agent.to_string()))
+            .collect();
+        work(&names).with_limits(labels, std::time::Duration::from_secs(3600), &[])
+    }
+
+    fn hit_limit(id: &str, agent: &str, reset_in_secs: i64) -> WorkstreamResult {
+        let mut r = WorkstreamResult::new("run", "agent-1", id, Status::Deferred);
+        r.agent = Some(agent.to_string());
+        let reset = Utc::now() + chrono::Duration::seconds(reset_in_secs);
+        r.errors.push(WsError::new(
+            ErrorType::UsageLimit,
+            limits::deferral_message(
+                agent,
+                &limits::Limit {
+                    message: "Claude AI usage limit reached".into(),
+                    reset: Some(reset),
+                },
+            ),
+        ));
+        r
+    }
+
+    #[test]
+    fn a_usage_limit_within_max_wait_holds_that_agents_work_and_not_the_others() {
+        let mut w = limited_work(&[("a", "claude"), ("b", "claude"), ("c", "codex")]);
+        let first = next(&mut w, 1).unwrap();
+        let s = w.settle(hit_limit(&first, "claude", 600), false);
+        assert!(s.records.is_empty(), "held, not recorded: {:?}", s.records);
+        assert!(s.notes[0].contains("waiting until"), "{:?}", s.notes);
+        // The other claude workstream is held too; codex's goes on.
+        let mut got = Vec::new();
+        while let Some(id) = next(&mut w, 2) {
+            got.push(id);
+        }
+        assert_eq!(got, ["c"]);
+        assert_eq!(w.held.len(), 2);
+        assert!(!w.exhausted(), "it waits for the reset");
+        assert!(w.next_reset().is_some());
+    }
+
+    #[test]
+    fn a_usage_limit_past_max_wait_defers_that_agents_work() {
+        let mut w = limited_work(&[("a", "claude"), ("b", "claude")]);
+        let first = next(&mut w, 1).unwrap();
+        let s = w.settle(hit_limit(&first, "claude", 7200), false);
+        assert_eq!(s.records.len(), 1);
+        assert_eq!(s.records[0].status, Status::Deferred);
+        assert_eq!(next(&mut w, 1), None, "the other claude workstream is held");
+        assert!(w.exhausted(), "nothing to wait for: the run pauses");
+        let left = w.leftovers();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].status, Status::Deferred);
+        assert_eq!(left[0].errors[0].error_type, ErrorType::UsageLimit);
+        assert!(
+            limits::reset_of(&left[0].errors[0].message).is_some(),
+            "{}",
+            left[0].errors[0].message
+        );
+    }
+
+    #[test]
+    fn a_spent_budget_defers_what_has_not_started() {
+        let mut w = work(&["a", "b"]);
+        let drained = w.drain(
+            "not started: the run's --budget of $1.00 was spent",
+            ErrorType::BudgetExceeded,
+        );
+        assert_eq!(drained.len(), 2);
+        assert!(drained
+            .iter()
+            .all(|r| r.status == Status::Deferred
+                && r.errors[0].error_type == ErrorType::BudgetExceeded));
+        let mut w = work(&["a"]);
+        let cancelled = w.drain("stop", ErrorType::Cancelled);
+        assert_eq!(cancelled[0].status, Status::Skipped);
     }
 
     #[test]

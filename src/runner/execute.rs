@@ -135,6 +135,12 @@ pub async fn execute(
         let mut a = run_attempt(&ctx, &ws, &driver, &log, env, n, earlier, cancel.clone()).await;
         spent = agents::usage::add_attempt(spent.as_ref(), a.attempt.usage.as_ref());
         r.warnings.append(&mut a.warnings);
+        // A usage limit is never retried here: the workstream is deferred (agents::limits).
+        if let Some(e) = usage_limit(&driver, &a, &log) {
+            a.attempt.outcome = e.error_type.to_string();
+            a.errors.insert(0, e);
+            break a;
+        }
 
         // 3. Another attempt, if this one failed for a transient reason.
         let budget_left = ws
@@ -734,6 +740,21 @@ fn retry_reason(ctx: &RunContext, driver: &Driver, a: &Outcome, log: &Path) -> O
     )
 }
 
+/// The usage limit a failed agent attempt's output reports, as the error that defers the
+/// workstream (see [`agents::limits`]).
+fn usage_limit(driver: &Driver, a: &Outcome, log: &Path) -> Option<WsError> {
+    if a.errors.first()?.error_type != ErrorType::CommandFailed || *driver == Driver::Command {
+        return None;
+    }
+    let output = read_from(log, a.log_offset, TRANSIENT_SCAN_BYTES);
+    let local = *chrono::Local::now().offset();
+    let limit = agents::limits::detect_local(&output, Utc::now(), local)?;
+    Some(WsError::new(
+        ErrorType::UsageLimit,
+        agents::limits::deferral_message(driver.label(), &limit),
+    ))
+}
+
 /// Wait `d` before the next attempt; false when the run was cancelled meanwhile.
 async fn retry_wait(d: Duration, cancel: &mut watch::Receiver<bool>) -> bool {
     let sleep = tokio::time::sleep(d);
@@ -842,6 +863,12 @@ fn done(
     }
     r.status = if r.errors.is_empty() {
         Status::Completed
+    } else if r
+        .errors
+        .iter()
+        .any(|e| e.error_type == ErrorType::UsageLimit)
+    {
+        Status::Deferred
     } else {
         Status::Failed
     };

@@ -69,6 +69,8 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         RunState::Running
     } else if interrupted {
         RunState::Interrupted
+    } else if consolidated.deferred > 0 {
+        RunState::Paused
     } else {
         RunState::Finished
     };

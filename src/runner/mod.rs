@@ -233,7 +233,12 @@ impl Prepared {
             to_run,
             r.fail_fast,
         )
-        .with_budget(r.agent_settings.budget_usd, &begun.previous);
+        .with_budget(r.agent_settings.budget_usd)
+        .with_limits(
+            agent_labels(&ctx, &begun.loaded),
+            r.agent_settings.max_wait,
+            &begun.previous,
+        );
         let known = work.known_failures(&begun.loaded, &fail_now, &done);
         let Dispatched {
             slots,
@@ -635,12 +640,27 @@ fn adopt_one(
     Some(res)
 }
 
+/// Each valid workstream's agent (its driver's label: the preset's name), for usage limits.
+fn agent_labels(ctx: &RunContext, loaded: &Loaded) -> HashMap<String, String> {
+    loaded
+        .valid
+        .iter()
+        .filter_map(|w| {
+            execute::choose_driver(ctx, w)
+                .ok()
+                .map(|d| (w.id.clone(), d.label().to_string()))
+        })
+        .collect()
+}
+
 /// Whether a recorded result is final, so `--resume` keeps it: the workstream ran to an
 /// end of its own (completed, or failed). Not final: anything stopped or never started
-/// because the run was interrupted (`Cancelled`), and skips, which are decided again from
-/// the final results of their dependencies.
+/// because the run was interrupted (`Cancelled`), deferred workstreams (a usage limit, a
+/// spent budget), and skips, which are decided again from the final results of their
+/// dependencies.
 pub fn is_final(r: &WorkstreamResult) -> bool {
     r.status != Status::Skipped
+        && r.status != Status::Deferred
         && !r
             .errors
             .iter()

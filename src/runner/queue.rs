@@ -1023,6 +1023,8 @@ pub(super) struct QueueWork {
     returned: Vec<String>,
     /// Database calls still on their way (claims given back, unusable definitions).
     pending: JoinSet<Option<String>>,
+    /// This worker deferred the queue once the shared `--budget` was spent.
+    budget_deferred: bool,
 }
 
 impl QueueWork {
@@ -1041,6 +1043,7 @@ impl QueueWork {
             handed_back: Vec::new(),
             returned: Vec::new(),
             pending: JoinSet::new(),
+            budget_deferred: false,
         }
     }
 
@@ -1110,6 +1113,62 @@ impl QueueWork {
     }
 }
 
+impl QueueWork {
+    /// A shared run's `--budget` is one sum from the database, every worker's recorded
+    /// costs: once it is spent, what is still queued is deferred (once per worker; a
+    /// failed read claims as before).
+    async fn defer_if_budget_spent(&mut self) {
+        let Some(budget) = self.ctx.agent_settings.budget_usd else {
+            return;
+        };
+        if self.budget_deferred {
+            return;
+        }
+        let run = self.w.run_id.clone();
+        let Ok(spent) = self.w.db.call(move |db| db.run_spent(&run)).await else {
+            return;
+        };
+        let Some(why) = crate::agents::budget_reached(Some(budget), spent) else {
+            return;
+        };
+        self.budget_deferred = true;
+        let run = self.w.run_id.clone();
+        let deferred = self
+            .w
+            .db
+            .call(move |db| {
+                db.defer_queued(&run, &|i, f, d, why| defer_result(&run, i, f, d, why), &why)
+            })
+            .await;
+        match deferred {
+            Ok(ids) if !ids.is_empty() => self.notes.push(format!(
+                "the run's --budget was spent (one sum over every worker): deferred {}",
+                ids.join(", ")
+            )),
+            Ok(_) => {}
+            Err(e) => self
+                .notes
+                .push(format!("failed to defer the queued workstreams: {e}")),
+        }
+    }
+}
+
+/// The deferred result the queue records for a workstream a spent budget did not start.
+fn defer_result(
+    run_id: &str,
+    id: &str,
+    file: &str,
+    definition: &str,
+    reason: &str,
+) -> WorkstreamResult {
+    let mut res = skip_result(run_id, id, file, definition, reason);
+    res.status = Status::Deferred;
+    for e in &mut res.errors {
+        e.error_type = ErrorType::BudgetExceeded;
+    }
+    res
+}
+
 /// The skipped result the queue records for a dependent of a failure.
 fn skip_result(
     run_id: &str,
@@ -1142,6 +1201,7 @@ impl WorkSource for QueueWork {
                 if self.dry || self.outage || self.w.gave_up.load(Ordering::SeqCst) {
                     return None;
                 }
+                self.defer_if_budget_spent().await;
                 let (run, name, agent, ms) = (
                     self.w.run_id.clone(),
                     self.w.name.clone(),

@@ -387,18 +387,19 @@ fn max_cost_usd_stops_an_agent_while_it_runs() {
 }
 
 #[test]
-fn the_run_budget_stops_dispatching_and_skips_the_rest() {
+fn the_run_budget_stops_dispatching_and_defers_the_rest() {
     let env = Env::new();
     for id in ["b1", "b2", "b3", "b4"] {
         env.ws(id, json!({"id": id, "prompt": id, "agent": "claude"}));
     }
     let out = ws_run(&env, &["--agents", "1", "--budget", "0.015"]);
-    out.expect(1);
+    // Paused (4): `--resume RUN --budget X` continues it (tests/integration/pause.rs).
+    out.expect(4);
     let run = out.run_id();
     let rows = env.sql(&format!(
         "SELECT status, COUNT(*) FROM agent_results WHERE run_id = '{run}' GROUP BY status ORDER BY status"
     ));
-    assert_eq!(rows, vec![vec!["completed", "2"], vec!["skipped", "2"]]);
+    assert_eq!(rows, vec![vec!["completed", "2"], vec!["deferred", "2"]]);
     let skips = env.sql(&format!(
         "SELECT DISTINCT error_type, error_message FROM consolidated_errors WHERE run_id = '{run}'"
     ));

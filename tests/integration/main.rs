@@ -13,6 +13,7 @@ mod kills;
 mod layers;
 mod merge;
 mod model_server;
+mod pause;
 mod pg;
 mod pgcluster;
 mod pool;

@@ -70,6 +70,13 @@ pub enum Fault {
     /// This HTTP status, with the provider's error body; a 429 or 503 also carries
     /// `retry-after: <secs>`.
     Status { code: u16, retry_after_secs: u32 },
+    /// A 429 the way each provider says an account's usage limit or quota was hit, with
+    /// its reset this many seconds ahead: Anthropic `rate_limit_error` with
+    /// `anthropic-ratelimit-unified-*` and `retry-after` headers; OpenAI
+    /// `usage_limit_reached` with `resets_in_seconds` (Responses) or `insufficient_quota`
+    /// (Chat Completions), with `retry-after`; Gemini `RESOURCE_EXHAUSTED` with a per-day
+    /// `QuotaFailure` and `RetryInfo` `retryDelay`.
+    UsageLimit { reset_in_secs: u32 },
     /// Wait this long, then reply normally.
     Slow(Duration),
     /// Reply normally (to place a fault after the first requests).
@@ -600,6 +607,10 @@ fn handle(shared: &Shared, req: &Request) -> Reply {
             let r = error_reply(api, code, retry_after_secs, "");
             return log_reply(shared, req, name.as_deref(), "fault", r);
         }
+        Decision::Fault(Fault::UsageLimit { reset_in_secs }) => {
+            let r = usage_limit_reply(api, reset_in_secs);
+            return log_reply(shared, req, name.as_deref(), "usage-limit fault", r);
+        }
         Decision::Fault(Fault::Slow(_) | Fault::Pass) => unreachable!("these reply"),
         Decision::Slow(d, s) => {
             let until = Instant::now() + d;
@@ -1127,6 +1138,61 @@ fn render(
                 json_ok(v)
             }
         }
+    }
+}
+
+/// A usage limit's 429, in the provider's own shape, resetting `secs` from now.
+fn usage_limit_reply(api: Api, secs: u32) -> Reply {
+    let reset_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + u64::from(secs);
+    let mut headers = vec![("retry-after".to_string(), secs.to_string())];
+    let body = match api {
+        Api::Anthropic => {
+            for (k, v) in [
+                ("anthropic-ratelimit-unified-status", "rejected".to_string()),
+                ("anthropic-ratelimit-unified-reset", reset_epoch.to_string()),
+                (
+                    "anthropic-ratelimit-unified-5h-status",
+                    "rejected".to_string(),
+                ),
+                (
+                    "anthropic-ratelimit-unified-5h-reset",
+                    reset_epoch.to_string(),
+                ),
+                (
+                    "anthropic-ratelimit-unified-representative-claim",
+                    "five_hour".to_string(),
+                ),
+            ] {
+                headers.push((k.to_string(), v));
+            }
+            json!({"type": "error", "error": {"type": "rate_limit_error",
+                "message": "This request would exceed your account's rate limit. Please try again later."}})
+        }
+        Api::Responses => json!({"error": {"type": "usage_limit_reached",
+            "message": "The usage limit has been reached", "plan_type": "plus",
+            "resets_at": reset_epoch, "resets_in_seconds": secs}}),
+        Api::Chat => json!({"error": {"message":
+            "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}),
+        Api::Gemini { .. } => json!({"error": {"code": 429,
+        "message": "You exceeded your current quota, please check your plan and billing details.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure",
+             "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+               "quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+               "quotaDimensions": {"location": "global", "model": "gemini-2.5-pro"},
+               "quotaValue": "50"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")}
+        ]}}),
+    };
+    Reply::Json {
+        status: 429,
+        headers,
+        body,
     }
 }
 

@@ -20,7 +20,7 @@ fn try_q(url: &str, sql: &str) -> Vec<Vec<String>> {
 }
 
 /// A clone of `remote` in `<tmp>/<name>`, hermetic like [`Env`], with a lease of `lease`.
-fn clone_of(remote: &Path, name: &str, lease: &str) -> Env {
+pub(crate) fn clone_of(remote: &Path, name: &str, lease: &str) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join(name);
     let home = tmp.path().join("home");
@@ -51,7 +51,7 @@ fn clone_of(remote: &Path, name: &str, lease: &str) -> Env {
 }
 
 /// The origin repository (committed workstreams), pushed to a bare remote.
-fn origin(workstreams: &[(String, serde_json::Value)]) -> (Env, std::path::PathBuf) {
+pub(crate) fn origin(workstreams: &[(String, serde_json::Value)]) -> (Env, std::path::PathBuf) {
     let src = Env::new();
     for (id, json) in workstreams {
         src.ws(id, json.clone());

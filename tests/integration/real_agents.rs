@@ -648,3 +648,98 @@ fn home_entries(home: &std::path::Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A usage limit with a reset two hours ahead (the provider's own 429, see
+/// `Fault::UsageLimit`), past `ws.maxWait`: the real CLI's words about it must defer the
+/// workstream (not fail it, not retry it) and pause the run (exit 4).
+fn usage_limit_defers_and_pauses(agent: &'static str) {
+    let Some(s) = Setup::new(agent) else { return };
+    s.env.git(&["config", "ws.maxWait", "1s"]);
+    s.env.git(&["config", "ws.retries", "2"]);
+    s.prompt(
+        "limited",
+        &format!("{agent}-limit"),
+        Script::new(vec![Action::Write {
+            path: "never.txt".into(),
+            content: "never\n".into(),
+        }])
+        .fault(
+            Fault::UsageLimit {
+                reset_in_secs: 7200,
+            },
+            100,
+        ),
+    );
+    let out = s.ws_run(&["--agents", "1"]);
+    if std::env::var_os("WS_CAPTURE_LIMITS").is_some() {
+        let log = s
+            .env
+            .repo
+            .join(format!(".state/logs/{}/limited.log", out.run_id()));
+        eprintln!(
+            "==== {agent} ====\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    assert_eq!(out.code, 4, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(
+        status(&s.env, &run, "limited"),
+        "deferred",
+        "{}",
+        s.context(&out)
+    );
+    let errors = result_json(&s.env, &run, "limited", "errors");
+    assert_eq!(errors[0]["type"], "UsageLimit", "{errors}");
+    assert_eq!(s.attempts(&run, "limited").len(), 1, "not retried");
+    // Codex says when ("try again at 12:18 PM"); Gemini CLI 0.61.0 does not.
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        message.contains("(reset at "),
+        agent == "codex",
+        "{message}"
+    );
+}
+
+/// Claude Code 2.1.332 with an API key shows the same 429 (with the unified rate-limit
+/// reset headers) only as "API Error: Request rejected (429) · This request would exceed
+/// your account's rate limit": no usage-limit words and no reset (those come with a
+/// claude.ai login), so it stays a transient failure, retried — never a deferral.
+#[test]
+fn claude_with_an_api_key_reports_a_limited_account_as_a_rate_limit() {
+    let Some(s) = Setup::new("claude") else {
+        return;
+    };
+    s.env.git(&["config", "ws.maxWait", "1s"]);
+    s.env.git(&["config", "ws.retries", "1"]);
+    s.prompt(
+        "limited",
+        "claude-limit",
+        Script::new(vec![]).fault(
+            Fault::UsageLimit {
+                reset_in_secs: 7200,
+            },
+            100,
+        ),
+    );
+    let out = s.ws_run(&["--agents", "1"]);
+    assert_eq!(out.code, 1, "{}", s.context(&out));
+    let run = out.run_id();
+    assert_eq!(status(&s.env, &run, "limited"), "failed");
+    assert_eq!(s.attempts(&run, "limited").len(), 2, "retried once");
+    let errors = result_json(&s.env, &run, "limited", "errors");
+    assert!(
+        errors.to_string().contains("Request rejected (429)"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn codex_usage_limit_defers_and_pauses() {
+    usage_limit_defers_and_pauses("codex");
+}
+
+#[test]
+fn gemini_usage_limit_defers_and_pauses() {
+    usage_limit_defers_and_pauses("gemini");
+}

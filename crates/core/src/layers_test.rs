@@ -30,7 +30,7 @@ const FOLDERS: &[(&str, &[&str])] = &[
     (
         "agents",
         &[
-            "preset", "ports", "metrics", "retry", "usage", "failure", "mod",
+            "preset", "ports", "metrics", "retry", "usage", "failure", "limits", "mod",
         ],
     ),
     (

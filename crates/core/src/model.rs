@@ -12,6 +12,9 @@ pub enum Status {
     Completed,
     Failed,
     Skipped,
+    /// Not run to its end because its agent's usage limit was hit or the run's `--budget`
+    /// was spent: `--resume` runs it again (not a failure, not final).
+    Deferred,
 }
 
 impl Status {
@@ -20,6 +23,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::Skipped => "skipped",
+            Status::Deferred => "deferred",
         }
     }
 
@@ -28,6 +32,7 @@ impl Status {
             "completed" => Some(Status::Completed),
             "failed" => Some(Status::Failed),
             "skipped" => Some(Status::Skipped),
+            "deferred" => Some(Status::Deferred),
             _ => None,
         }
     }
@@ -56,10 +61,12 @@ pub enum ErrorType {
     /// A `prompt` workstream that ended with no commit and no changed file, when git config
     /// `ws.requireChanges` asks for changes.
     NoChanges,
+    /// The agent's CLI reported a usage limit (the workstream is deferred until its reset).
+    UsageLimit,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 10] = [
+    pub const ALL: [ErrorType; 11] = [
         ErrorType::InvalidWorkstream,
         ErrorType::CommandFailed,
         ErrorType::Timeout,
@@ -70,6 +77,7 @@ impl ErrorType {
         ErrorType::GitError,
         ErrorType::BudgetExceeded,
         ErrorType::NoChanges,
+        ErrorType::UsageLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -84,6 +92,7 @@ impl ErrorType {
             ErrorType::GitError => "GitError",
             ErrorType::BudgetExceeded => "BudgetExceeded",
             ErrorType::NoChanges => "NoChanges",
+            ErrorType::UsageLimit => "UsageLimit",
         }
     }
 

@@ -57,6 +57,9 @@ pub enum RunState {
     Finished,
     /// Stopped by a signal, consolidated.
     Interrupted,
+    /// Consolidated with deferred workstreams (a usage limit past `ws.maxWait`, a spent
+    /// `--budget`): `git ws-run --resume` continues it.
+    Paused,
 }
 
 impl RunState {
@@ -65,6 +68,7 @@ impl RunState {
             RunState::Running => "running",
             RunState::Finished => "finished",
             RunState::Interrupted => "interrupted",
+            RunState::Paused => "paused",
         }
     }
 }

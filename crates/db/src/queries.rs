@@ -441,6 +441,7 @@ fn summary_from_row(row: SummaryRow) -> TxResult<RunSummary> {
     let state = match state.as_deref() {
         Some("running") => RunState::Running,
         Some("interrupted") => RunState::Interrupted,
+        Some("paused") => RunState::Paused,
         Some("finished") | None => RunState::Finished,
         Some(other) => {
             return Err(TxError::Msg(format!(

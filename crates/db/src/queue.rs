@@ -14,7 +14,9 @@ use super::backend::{on_conn, Conn};
 use super::error::{TxError, TxResult};
 use super::queries;
 use super::rows::fmt_ts;
-use super::schema::{ws_queue, ws_queue_attempts, ws_queue_deps, ws_queue_runs, ws_queue_workers};
+use super::schema::{
+    ws_queue, ws_queue_attempts, ws_queue_deps, ws_queue_runs, ws_queue_workers, ws_usage,
+};
 use super::{ConsolidationDatabase, DbError, RunState};
 use chrono::Utc;
 use diesel::connection::{AnsiTransactionManager, TransactionManager};
@@ -545,6 +547,11 @@ fn skips_for(
 
 /// Settle queued workstream `id` as skipped; `false` when it is no longer queued.
 fn take_queued(conn: &mut Conn, run_id: &str, id: &str) -> TxResult<bool> {
+    take_queued_as(conn, run_id, id, Status::Skipped)
+}
+
+/// [`take_queued`], settled with `status`.
+fn take_queued_as(conn: &mut Conn, run_id: &str, id: &str, status: Status) -> TxResult<bool> {
     let n = on_conn!(conn, |c| diesel::update(
         ws_queue::table
             .filter(ws_queue::run_id.eq(run_id))
@@ -553,7 +560,7 @@ fn take_queued(conn: &mut Conn, run_id: &str, id: &str) -> TxResult<bool> {
     )
     .set((
         ws_queue::state.eq(DONE),
-        ws_queue::status.eq(Status::Skipped.as_str()),
+        ws_queue::status.eq(status.as_str()),
     ))
     .execute(c))?;
     Ok(n == 1)
@@ -903,6 +910,41 @@ impl ConsolidationDatabase {
         })
     }
 
+    /// What every worker of the run recorded as spent, in dollars: the sum of the costs of
+    /// its results (`ws_usage.cost_usd`); `None` while none reported a cost. One sum for a
+    /// shared run's `--budget`, whichever worker spent it.
+    pub fn run_spent(&mut self, run_id: &str) -> Result<Option<f64>, DbError> {
+        use diesel::dsl::sum;
+        on_conn!(&mut self.conn, |c| ws_usage::table
+            .filter(ws_usage::run_id.eq(run_id))
+            .select(sum(ws_usage::cost_usd))
+            .first::<Option<f64>>(c))
+        .map_err(|e| self.queue_fail(&format!("sum the spend of run {run_id}"), e))
+    }
+
+    /// Settle every still-queued workstream of the run as deferred (a spent `--budget`),
+    /// each recorded through `defer` (given id, file, definition), in one transaction.
+    /// Returns the ids deferred.
+    pub fn defer_queued(
+        &mut self,
+        run_id: &str,
+        defer: SkipResult<'_>,
+        reason: &str,
+    ) -> Result<Vec<String>, DbError> {
+        in_write_tx(&mut self.conn, |conn| {
+            let (queued, _) = queued_with_edges(conn, run_id)?;
+            let mut out = Vec::new();
+            for (id, file, def) in &queued {
+                if take_queued_as(conn, run_id, id, Status::Deferred)? {
+                    queries::record_result(conn, &defer(id, file, def, reason))?;
+                    out.push(id.clone());
+                }
+            }
+            Ok(out)
+        })
+        .map_err(|e| self.queue_fail(&format!("defer the queued workstreams of run {run_id}"), e))
+    }
+
     /// How many workstreams of the run are queued, claimed, done.
     pub fn queue_counts(&mut self, run_id: &str) -> Result<QueueCounts, DbError> {
         on_conn!(&mut self.conn, |c| ws_queue::table
@@ -1060,7 +1102,13 @@ impl ConsolidationDatabase {
             )
             .set(super::schema::ws_runs::agents.eq(agents))
             .execute(c))?;
-            queries::finish_run(conn, consolidated, RunState::Finished)?;
+            // Deferred workstreams (a spent shared budget) leave the run paused.
+            let state = if consolidated.deferred > 0 {
+                RunState::Paused
+            } else {
+                RunState::Finished
+            };
+            queries::finish_run(conn, consolidated, state)?;
             Ok(true)
         })
         .map_err(|e| self.queue_fail(&format!("finish the consolidation of run {run_id}"), e))

@@ -39,6 +39,7 @@ fn status_marker(s: Status) -> &'static str {
         Status::Completed => "ok",
         Status::Failed => "**FAILED**",
         Status::Skipped => "skipped",
+        Status::Deferred => "deferred",
     }
 }
 

@@ -6,9 +6,10 @@
 //! runtime, which also runs the meter, the setup and the notify commands).
 //!
 //! Its files import only those before them: `preset`, `ports`, `metrics` → `retry`,
-//! `usage` (which know the presets) → `failure` → this file.
+//! `usage` (which know the presets) → `failure` → `limits` → this file.
 
 pub mod failure;
+pub mod limits;
 pub mod metrics;
 pub mod ports;
 pub mod preset;
@@ -59,6 +60,9 @@ pub struct Settings {
     /// git config `ws.requireChanges`: a `prompt` workstream that changes nothing fails
     /// ([`no_changes`]).
     pub require_changes: bool,
+    /// git config `ws.maxWait`: how long dispatch to a preset waits for its usage limit to
+    /// reset before the run pauses (default [`limits::DEFAULT_MAX_WAIT`]).
+    pub max_wait: Duration,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             setup_command: None,
             setup_timeout: None,
             require_changes: false,
+            max_wait: limits::DEFAULT_MAX_WAIT,
         }
     }
 }

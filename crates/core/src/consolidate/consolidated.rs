@@ -42,10 +42,18 @@ pub struct AgentPerf {
     pub completed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Deferred: its usage limit or the run's budget stopped it (`--resume` runs it); left
+    /// out of the JSON while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: usize,
     pub busy_seconds: f64,
     /// busy_seconds / run wall seconds, 0..=1.
     pub utilisation: f64,
     pub avg_duration: f64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Aggregated test outcomes across workstreams.
@@ -90,6 +98,9 @@ pub struct Consolidated {
     pub completed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Deferred (a usage limit, a spent `--budget`): not run to its end, `--resume` runs it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: usize,
     /// Sorted by path.
     pub files: Vec<FileSummary>,
     /// In result order (start time, unstarted last, then workstream id), oldest first within
@@ -122,6 +133,9 @@ pub struct Consolidated {
     /// Skipped workstreams (detail: first error message), sorted by id.
     #[serde(default)]
     pub skipped_workstreams: Vec<WsNote>,
+    /// Deferred workstreams (detail: first error message, with the reset), sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deferred_workstreams: Vec<WsNote>,
     /// Workstreams with a `Timeout` error (detail: duration), sorted by id.
     #[serde(default)]
     pub timed_out_workstreams: Vec<WsNote>,
@@ -152,7 +166,7 @@ impl Consolidated {
 
     /// Whether every workstream completed.
     pub fn all_completed(&self) -> bool {
-        self.failed == 0 && self.skipped == 0
+        self.failed == 0 && self.skipped == 0 && self.deferred == 0
     }
 
     /// Count of results with the given status.

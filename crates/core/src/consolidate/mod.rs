@@ -89,6 +89,7 @@ struct AgentAcc {
     completed: usize,
     failed: usize,
     skipped: usize,
+    deferred: usize,
     busy: f64,
 }
 
@@ -98,6 +99,7 @@ struct Tally<'a> {
     completed: usize,
     failed: usize,
     skipped: usize,
+    deferred: usize,
     total_errors: usize,
     total_warnings: usize,
     busy_seconds: f64,
@@ -111,6 +113,7 @@ struct Tally<'a> {
     last_end: Option<chrono::DateTime<chrono::Utc>>,
     failed_ws: Vec<WsNote>,
     skipped_ws: Vec<WsNote>,
+    deferred_ws: Vec<WsNote>,
     timed_out: Vec<WsNote>,
     test_failures: Vec<WsNote>,
 }
@@ -143,6 +146,11 @@ impl<'a> Tally<'a> {
                 self.skipped += 1;
                 let detail = r.errors.first().map(|e| e.message.clone());
                 self.skipped_ws.push(note(detail.unwrap_or_default()));
+            }
+            Status::Deferred => {
+                self.deferred += 1;
+                let detail = r.errors.first().map(|e| e.message.clone());
+                self.deferred_ws.push(note(detail.unwrap_or_default()));
             }
         }
         self.total_errors += r.errors.len();
@@ -222,6 +230,7 @@ impl<'a> Tally<'a> {
             Status::Completed => a.completed += 1,
             Status::Failed => a.failed += 1,
             Status::Skipped => a.skipped += 1,
+            Status::Deferred => a.deferred += 1,
         }
     }
 }
@@ -290,6 +299,7 @@ fn agent_perf(
                 total: acc.total,
                 completed: acc.completed,
                 failed: acc.failed,
+                deferred: acc.deferred,
                 skipped: acc.skipped,
                 busy_seconds: acc.busy,
             }
@@ -328,6 +338,7 @@ pub fn consolidate(
     for list in [
         &mut t.failed_ws,
         &mut t.skipped_ws,
+        &mut t.deferred_ws,
         &mut t.timed_out,
         &mut t.test_failures,
     ] {
@@ -339,6 +350,7 @@ pub fn consolidate(
         completed: t.completed,
         failed: t.failed,
         skipped: t.skipped,
+        deferred: t.deferred,
         files,
         commits: t.commits,
         total_errors: t.total_errors,
@@ -358,6 +370,7 @@ pub fn consolidate(
             .collect(),
         failed_workstreams: t.failed_ws,
         skipped_workstreams: t.skipped_ws,
+        deferred_workstreams: t.deferred_ws,
         timed_out_workstreams: t.timed_out,
         test_failures: t.test_failures,
         notes: Vec::new(),

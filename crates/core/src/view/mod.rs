@@ -70,6 +70,10 @@ pub struct RunView {
     pub completed_count: usize,
     pub failed_count: usize,
     pub skipped_count: usize,
+    /// Deferred by a usage limit or a spent `--budget` (`--resume` runs them); left out of
+    /// the JSON while 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred_count: usize,
     pub total_files_modified: usize,
     pub overlapping_files: usize,
     pub total_commits: usize,
@@ -332,6 +336,7 @@ impl RunView {
             completed_count: c.completed,
             failed_count: c.failed,
             skipped_count: c.skipped,
+            deferred_count: c.deferred,
             total_files_modified: c.files_modified(),
             overlapping_files: c.overlaps.len(),
             total_commits: c.commits.len(),
@@ -419,12 +424,21 @@ fn verdict(c: &Consolidated) -> String {
             c.total_workstreams,
             text::plural(conflicts, "conflicting pair", "conflicting pairs")
         )
+    } else if c.deferred > 0 {
+        format!(
+            "{} of {} workstreams completed; {} failed, {} skipped, {} deferred (git ws-run --resume {} runs them).",
+            c.completed, c.total_workstreams, c.failed, c.skipped, c.deferred, c.run.run_id
+        )
     } else {
         format!(
             "{} of {} workstreams completed; {} failed, {} skipped.",
             c.completed, c.total_workstreams, c.failed, c.skipped
         )
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> WorkstreamRow {
