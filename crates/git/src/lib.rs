@@ -9,6 +9,7 @@
 //! or the runtime above it. Process spawning stays in the runtime, except for the one git
 //! subprocess helper in [`remote`] and merge drivers.
 
+mod attributes;
 pub mod bisect;
 mod branch;
 pub mod branches;
@@ -25,6 +26,7 @@ mod integrate;
 mod integrate_tests;
 mod land;
 mod landed;
+mod mergedriver;
 pub mod remote;
 mod repo;
 mod slots;
