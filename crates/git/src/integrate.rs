@@ -155,6 +155,64 @@ pub fn integrate_and_test_each<E: From<GitError>>(
         }
         test(&it)
     })?;
+    let fin = conclude(repo, run_id, onto, first, &merged, &bisection)?;
+    Ok((fin, bisection))
+}
+
+/// [`integrate_and_test_each`] with `jobs` tests at once: `test(integrations)` tests up to
+/// `jobs` integrations in parallel (the first batch holds `onto` alone, with no merge) and
+/// says which pass ([`bisect::bisect_parallel`]). When `onto` alone fails, the returned
+/// bisection says `base_failed` and the integration is the untested first one.
+pub fn integrate_and_test_parallel<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    jobs: usize,
+    mut test: impl FnMut(&[Integration]) -> Result<Vec<bool>, E>,
+) -> Result<(Integration, bisect::ParallelBisection), E> {
+    let first = integrate(repo, run_id, onto, branches, Objects::Write)?;
+    let merged: Vec<(String, String)> = first
+        .merged
+        .iter()
+        .map(|s| (s.workstream_id.clone(), s.tip.clone()))
+        .collect();
+    let pb = bisect::bisect_parallel(merged.len(), jobs, true, |sets| -> Result<Vec<bool>, E> {
+        let mut results: Vec<Option<bool>> = vec![None; sets.len()];
+        let mut buildable: Vec<(usize, Integration)> = Vec::new();
+        for (k, seq) in sets.iter().enumerate() {
+            let subset: Vec<(String, String)> = seq.iter().map(|&i| merged[i].clone()).collect();
+            let it = integrate(repo, run_id, onto, &subset, Objects::Write)?;
+            if it.excluded.is_empty() {
+                buildable.push((k, it));
+            } else {
+                // Leaving a merge out made a later one conflict: it cannot pass.
+                results[k] = Some(false);
+            }
+        }
+        let its: Vec<Integration> = buildable.iter().map(|(_, it)| it.clone()).collect();
+        let passed = test(&its)?;
+        for ((k, _), p) in buildable.iter().zip(passed) {
+            results[*k] = Some(p);
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(false)).collect())
+    })?;
+    if pb.base_failed {
+        return Ok((first, pb));
+    }
+    let fin = conclude(repo, run_id, onto, first, &merged, &pb.bisection)?;
+    Ok((fin, pb))
+}
+
+/// The final integration of what a bisection kept, with the culprits left out.
+fn conclude(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    first: Integration,
+    merged: &[(String, String)],
+    bisection: &Bisection,
+) -> Result<Integration, GitError> {
     let kept: Vec<(String, String)> = bisection.kept.iter().map(|&i| merged[i].clone()).collect();
     let mut fin = integrate(repo, run_id, onto, &kept, Objects::Write)?;
     let mut excluded = first.excluded;
@@ -182,7 +240,7 @@ pub fn integrate_and_test_each<E: From<GitError>>(
     excluded.append(&mut fin.excluded);
     fin.excluded = excluded;
     fin.test_runs = bisection.test_runs;
-    Ok((fin, bisection))
+    Ok(fin)
 }
 
 /// Point `refs/heads/<branch>` at `tip` (creating or resetting it), with a reflog entry.

@@ -261,6 +261,19 @@ pub fn integrate_and_test_each<E: From<GitError>>(
     integrate::integrate_and_test_each(repo, run_id, onto, branches, test)
 }
 
+/// [`integrate_and_test_each`] with `jobs` integrations tested at once (see
+/// [`bisect::bisect_parallel`]); the first batch holds `onto` alone.
+pub fn integrate_and_test_parallel<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    jobs: usize,
+    test: impl FnMut(&[Integration]) -> Result<Vec<bool>, E>,
+) -> Result<(Integration, bisect::ParallelBisection), E> {
+    integrate::integrate_and_test_parallel(repo, run_id, onto, branches, jobs, test)
+}
+
 pub use land::{checked_out_in, dirty_paths, fast_forward, resolve_onto, Onto};
 
 /// The full SHA branch `refs/heads/<branch>` points at, if it exists.
