@@ -162,12 +162,15 @@ fn through(lo: isize, hi: isize, k: usize) -> Vec<isize> {
     out
 }
 
+/// Tests a batch of sets at once: which pass.
+type BatchTest<'f, E> = dyn FnMut(&[Vec<usize>]) -> Result<Vec<bool>, E> + 'f;
+
 /// Runs batches of sets, each set tested at most once.
 struct Batches<'f, E> {
     seen: HashMap<Vec<usize>, bool>,
     runs: usize,
     rounds: usize,
-    test: &'f mut dyn FnMut(&[Vec<usize>]) -> Result<Vec<bool>, E>,
+    test: &'f mut BatchTest<'f, E>,
 }
 
 impl<E> Batches<'_, E> {
