@@ -712,3 +712,63 @@ fn merge_attributes_decide_like_git_union_driver_and_unset_merge() {
     let status = env.git(&["status", "--porcelain", "--untracked-files=all"]);
     assert!(!status.contains(".merge_file_"), "{status}");
 }
+
+/// `--jobs 3` tests candidate tips at once in three pool worktrees (their runs overlap in
+/// time) and finds what `--jobs 1` finds, one at a time: the same merges, exclusions and
+/// tip.
+#[test]
+fn jobs_test_candidates_at_once_and_agree_with_one_at_a_time() {
+    let (env, run) = scenario();
+    let spans = env.scratch("spans.txt");
+    let cmd = format!(
+        "echo \"start $(date +%s.%N)\" >> {s}; sleep 0.4; sh test.sh; r=$?; echo \"end $(date +%s.%N)\" >> {s}; exit $r",
+        s = spans.display()
+    );
+    // Most test runs at once, from the start/end lines.
+    let overlap = || {
+        let text = std::fs::read_to_string(&spans).unwrap();
+        let mut events: Vec<(f64, i32)> = text
+            .lines()
+            .map(|l| {
+                let (what, t) = l.split_once(' ').unwrap();
+                (
+                    t.parse::<f64>().unwrap(),
+                    if what == "start" { 1 } else { -1 },
+                )
+            })
+            .collect();
+        events.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (mut now, mut most) = (0, 0);
+        for (_, d) in events {
+            now += d;
+            most = most.max(now);
+        }
+        most
+    };
+    let one = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "1", "--format", "json"]);
+    one.expect(1);
+    assert_eq!(overlap(), 1, "one at a time");
+    std::fs::remove_file(&spans).unwrap();
+    let three = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "3", "--format", "json"]);
+    three.expect(1);
+    assert!(overlap() >= 2, "test runs overlap with --jobs 3");
+    assert!(three.stderr.contains("(batch 1)"), "{}", three.stderr);
+    let (a, b) = (json_of(&one), json_of(&three));
+    assert_eq!(a["merged"], b["merged"]);
+    assert_eq!(excluded(&a), excluded(&b));
+    assert_eq!(
+        a["excluded"][1]["broke_with"],
+        b["excluded"][1]["broke_with"]
+    );
+    assert_eq!(a["tip"], b["tip"]);
+    // The onto run comes first in both.
+    assert_eq!(b["tests"][0]["workstreams"], serde_json::json!([]));
+    assert_eq!(
+        b["tests"].as_array().unwrap().len() as u64,
+        b["test_runs"].as_u64().unwrap()
+    );
+    // Bad input is a clear error.
+    let bad = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "0"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("--jobs"), "{}", bad.stderr);
+}
