@@ -177,13 +177,38 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
         .iter()
         .map(|s| (s.workstream_id.clone(), s.tip.clone()))
         .collect();
+    // Integrations built so far, by the merges they hold: a candidate continues from the
+    // longest one it extends (the commits are deterministic, so this is the commit a build
+    // from `onto` would make). The first integration's prefixes are known already.
+    let mut built: std::collections::HashMap<Vec<usize>, Integration> =
+        std::collections::HashMap::new();
+    for i in 1..=first.merged.len() {
+        built.insert(
+            (0..i).collect(),
+            Integration {
+                run_id: first.run_id.clone(),
+                onto: first.onto.clone(),
+                merged: first.merged[..i].to_vec(),
+                tip: first.merged[i - 1].merge_commit.clone(),
+                excluded: Vec::new(),
+                test_runs: 0,
+            },
+        );
+    }
     let pb = bisect::bisect_parallel(merged.len(), jobs, true, |sets| -> Result<Vec<bool>, E> {
         let mut results: Vec<Option<bool>> = vec![None; sets.len()];
         let mut buildable: Vec<(usize, Integration)> = Vec::new();
         for (k, seq) in sets.iter().enumerate() {
-            let subset: Vec<(String, String)> = seq.iter().map(|&i| merged[i].clone()).collect();
-            let it = integrate(repo, run_id, onto, &subset, Objects::Write)?;
+            let from = (1..=seq.len())
+                .rev()
+                .find(|&l| built.contains_key(&seq[..l]));
+            let more: Vec<(String, String)> = seq[from.unwrap_or(0)..]
+                .iter()
+                .map(|&i| merged[i].clone())
+                .collect();
+            let it = integrate_from(repo, run_id, onto, from.map(|l| &built[&seq[..l]]), &more)?;
             if it.excluded.is_empty() {
+                built.insert(seq.clone(), it.clone());
                 buildable.push((k, it));
             } else {
                 // Leaving a merge out made a later one conflict: it cannot pass.
@@ -202,6 +227,33 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
     }
     let fin = conclude(repo, run_id, onto, first, &merged, &pb.bisection)?;
     Ok((fin, pb))
+}
+
+/// [`integrate`] of `more` onto `prev` (an integration onto `onto` without exclusions), or
+/// onto `onto` when there is none.
+fn integrate_from(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    prev: Option<&Integration>,
+    more: &[(String, String)],
+) -> Result<Integration, GitError> {
+    let Some(prev) = prev else {
+        return integrate(repo, run_id, onto, more, Objects::Write);
+    };
+    let main = open_main(repo)?;
+    let mut engine = Engine::new(&main, run_id, onto)?;
+    engine.acc = main
+        .find_commit(parse_oid(&prev.tip)?)
+        .ctx(|| format!("read the integration commit {}", prev.tip))?;
+    engine.merged = prev.merged.clone();
+    let mut excluded = Vec::new();
+    for (ws, tip) in more {
+        if let Some(x) = engine.merge(ws, tip)? {
+            excluded.push(x);
+        }
+    }
+    Ok(engine.finish(excluded, 0))
 }
 
 /// The final integration of what a bisection kept, with the culprits left out.
