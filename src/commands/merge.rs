@@ -2,7 +2,9 @@
 //! `--onto`, refuses what it must not touch (before anything is written), takes the run's
 //! completed branches in the forecast's order, merges them in memory onto `onto`
 //! ([`git::integrate`]), and with a test command tests the combination in a pool worktree,
-//! leaving out by bisection each merge that breaks it ([`git::integrate_and_test_each`]).
+//! leaving out by bisection each merge that breaks it ([`git::integrate_and_test_each`];
+//! with `--jobs K`, K commits at a time in K pool worktrees,
+//! [`git::integrate_and_test_parallel`]).
 //! Then it writes the branch, optionally fast-forwards `--onto`'s branch (`--ff`), records
 //! the attempt with its steps and test runs, and rewrites the run's report.
 //!
@@ -977,11 +979,31 @@ impl Tester<'_> {
         slots: &mut [git::AgentSlot],
         batch: &[(String, Vec<String>)],
     ) -> Result<Vec<(bool, Ending)>, MergeFailure> {
+        // Each slot checks out its commit in a thread of its own.
+        let prepare = &self.prepare;
+        let checked: Vec<Result<(), git::GitError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = slots
+                .iter_mut()
+                .zip(batch)
+                .map(|(slot, (commit, _))| scope.spawn(move || slot.check_out(commit, prepare)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(git::GitError::Other(
+                            "a checkout thread panicked".to_string(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for c in checked {
+            c?;
+        }
         let mut specs = Vec::with_capacity(batch.len());
         for (i, (commit, _)) in batch.iter().enumerate() {
-            let slot = &mut slots[i];
-            slot.check_out(commit, &self.prepare)?;
-            specs.push(self.spec(slot, commit, self.runs.len() + 1 + i));
+            specs.push(self.spec(&slots[i], commit, self.runs.len() + 1 + i));
         }
         let owned = specs.clone();
         let endings: Vec<(Ending, Duration)> = self.runtime.block_on(async move {

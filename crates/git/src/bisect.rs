@@ -120,9 +120,11 @@ pub struct ParallelBisection {
 /// The most batches [`bisect_parallel`] needs for `n` merges, `k` slots and `culprits`
 /// merges left out: the first batch (the base, when asked for, and the whole sequence); per
 /// culprit at most ⌈log_(k+1) n⌉ + 1 batches to find the first failing merge and
-/// ⌈log_k n⌉ + 1 to find the earlier merge it fails with (the first of which also tests
-/// the sequence without the culprit); then one passing batch. Each batch runs at most `k`
-/// tests, so test runs ≤ `k` × batches. With `k` = 1 it is [`bisect`], run one at a time.
+/// ⌈log_k n⌉ + 1 to find the earlier merge it fails with (a conservative count: each batch
+/// after the first splits the candidates k+1 ways); then one passing batch, unless the
+/// sequence without the culprit already passed on a spare slot. Each batch runs at most
+/// `k` tests, so test runs ≤ `k` × batches. With `k` = 1 it is [`bisect`] one at a time,
+/// plus the base's run.
 pub fn max_rounds(n: usize, k: usize, culprits: usize) -> usize {
     let k = k.max(1);
     let log = |base: usize| -> usize {
@@ -255,10 +257,11 @@ impl<E> Batches<'_, E> {
 /// and `k`−1 evenly spread prefixes of the sequence ending with the whole of it, each
 /// assuming the ones before it pass. While a prefix fails, each batch tests `k` prefixes
 /// between the longest passing and the shortest failing one, so the first failing merge
-/// (the culprit) is found in ⌈log_(k+1) n⌉ batches; then `k` prefixes of the merges before
-/// it, each with the culprit, find the earlier merge it fails with — the first of those
-/// batches also tests the whole sequence without the culprit, speculating that it is the
-/// only one. Each set is tested at most once; see [`max_rounds`].
+/// (the culprit) is found in about ⌈log_(k+1) n⌉ batches; then `k` prefixes of the merges
+/// before it, each with the culprit, find the earlier merge it fails with — the first of
+/// those batches with a slot to spare also tests the whole sequence without the culprit,
+/// speculating that it is the only one. Each set is tested at most once; see
+/// [`max_rounds`].
 pub fn bisect_parallel<E>(
     n: usize,
     k: usize,
