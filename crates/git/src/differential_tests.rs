@@ -1147,3 +1147,121 @@ fn attribute_cases(git: &Path) {
         }
     }
 }
+
+/// Per attributed file, over every ordered pair of branches that both changed it: how many
+/// such pairs, how many git finds conflicting there, and how many the engine agrees on
+/// (the same verdict for that path and, when both merge cleanly, the same merged file).
+pub(crate) fn per_attribute(s: &Scenario, git: &Path) -> BTreeMap<String, (usize, usize, usize)> {
+    let repo = Repository::open(s.dir.path()).unwrap();
+    let blob_at = |tree: Oid, p: &str| -> Option<Oid> {
+        repo.find_tree(tree)
+            .ok()?
+            .get_path(Path::new(p))
+            .ok()
+            .map(|e| e.id())
+    };
+    let tree_of = |c: Oid| repo.find_commit(c).unwrap().tree_id();
+    let base_tree = tree_of(s.base);
+    let tips: Vec<(String, Oid)> = s.branches.iter().map(|(n, t, _)| (n.clone(), *t)).collect();
+    let mut out: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for x in 0..tips.len() {
+        for y in 0..tips.len() {
+            if x == y {
+                continue;
+            }
+            let (tx, ty) = (tree_of(tips[x].1), tree_of(tips[y].1));
+            let both: Vec<&str> = ATTRIBUTED
+                .iter()
+                .chain(["plain.txt"].iter())
+                .copied()
+                .filter(|p| {
+                    blob_at(tx, p) != blob_at(base_tree, p)
+                        && blob_at(ty, p) != blob_at(base_tree, p)
+                })
+                .collect();
+            if both.is_empty() {
+                continue;
+            }
+            let (theirs, git_tree) = git_merge_tree_full(git, s.dir.path(), &tips[x].0, &tips[y].0);
+            let base_tree_obj = repo.find_commit(s.base).unwrap().tree().unwrap();
+            let b = Base::new(base_tree_obj.clone());
+            let side = |(name, tip): &(String, Oid)| {
+                let tree = repo.find_commit(*tip).unwrap().tree().unwrap();
+                Side::from_trees(&repo, &base_tree_obj, tree, name).unwrap()
+            };
+            let (ours_side, theirs_side) = (side(&tips[x]), side(&tips[y]));
+            let o = treemerge::merge(&repo, &b, &ours_side, &theirs_side, true).unwrap();
+            let mine_paths: BTreeSet<String> = o.conflict_paths().into_iter().collect();
+            let mine_tree = o.is_clean().then(|| {
+                treemerge::apply_to_tree(&repo, &ours_side.tree, &o, |p| ours_side.at(p, &b))
+                    .unwrap()
+                    .id()
+            });
+            let git_tree = Oid::from_str(&git_tree).unwrap();
+            for p in both {
+                let git_conflict = theirs.as_ref().is_some_and(|c| c.contains(p));
+                let agree = git_conflict == mine_paths.contains(p)
+                    && match (theirs.is_none(), mine_tree) {
+                        (true, Some(t)) => blob_at(t, p) == blob_at(git_tree, p),
+                        _ => true,
+                    };
+                let e = out.entry(p.to_string()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(git_conflict);
+                e.2 += usize::from(agree);
+            }
+        }
+    }
+    out
+}
+
+/// The attribute scenarios per attributed file, against every git found: the counts a
+/// closing note quotes. `GIT_WS_DIFF_SEEDS` (default 5) scenarios of 24 branches.
+#[test]
+#[ignore]
+fn differential_per_attribute() {
+    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut bad = Vec::new();
+    for git in gits() {
+        let mut total: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        for seed in 1..=seeds {
+            let s = attribute_scenario(seed * 1000 + 29, 24);
+            for (p, (n, c, a)) in per_attribute(&s, &git) {
+                let e = total.entry(p).or_default();
+                e.0 += n;
+                e.1 += c;
+                e.2 += a;
+            }
+        }
+        let v = git_at(&git, Path::new("."), &["--version"]);
+        for (p, (n, c, a)) in &total {
+            let attr = ATTRIBUTES
+                .lines()
+                .find(|l| {
+                    let pat = l.split_whitespace().next().unwrap_or("");
+                    super::attributes::wildmatch(
+                        pat.trim_start_matches('/').as_bytes(),
+                        p.as_bytes(),
+                    ) || (!pat.contains('/')
+                        && super::attributes::wildmatch(
+                            pat.as_bytes(),
+                            p.rsplit('/').next().unwrap().as_bytes(),
+                        ))
+                })
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| "(none)".to_string());
+            eprintln!(
+                "{} per attribute: {p} [{attr}]: {n} ordered pairs both changing it, {c} conflicting per git, {a} agree, {} disagree",
+                String::from_utf8_lossy(&v.stdout).trim(),
+                n - a
+            );
+            if a != n {
+                bad.push(format!("{p}: {} disagree", n - a));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
