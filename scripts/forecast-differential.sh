@@ -5,7 +5,8 @@
 #      /usr/local/bin/git, /usr/bin/git); then as many scenarios of a repository whose
 #      checked-out .gitattributes give each file its own merge (union, binary, -merge,
 #      text, the binary macro, a configured driver that succeeds and one that fails, an
-#      unconfigured driver, conflict-marker-size), clean merged trees compared too;
+#      unconfigured driver, conflict-marker-size), clean merged trees compared too, and
+#      counted per attributed file;
 #   2. with GIT_WS_DIFF_REPO=<a git repository>, realistic edits of that project's HEAD
 #      (function edits, changelog entries, renames, deletes, new files; files its
 #      .gitattributes give a merge attribute are edited as often as the biggest ones),
@@ -24,6 +25,7 @@ if [ "${GIT_WS_DIFF_PROFILE:-release}" = debug ]; then
   profile=
 fi
 cargo test $profile -p ws-git --lib differential_many_seeds -- --ignored --nocapture 2>&1 | grep -E "ordered pairs|disagree|panicked|^seed|^attributes seed"
+cargo test $profile -p ws-git --lib differential_per_attribute -- --ignored --nocapture 2>&1 | grep -E "per attribute|panicked"
 if [ -n "${GIT_WS_DIFF_REPO:-}" ]; then
   cargo test $profile -p ws-git --lib differential_real_repository -- --ignored --nocapture 2>&1 | grep -E "ordered pairs|panicked|engine|merge attribute"
 fi
