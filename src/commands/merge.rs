@@ -715,6 +715,8 @@ fn integrate_tested(
             .agents()?
             .unwrap_or(crate::config::DEFAULT_AGENTS),
     }
+    // No more slots than commits there can be at once (onto and each prefix).
+    .min(plan.ordered.len() + 1)
     .max(1);
     let mut tester = Tester {
         cmd: cmd.to_string(),
