@@ -46,6 +46,10 @@ pub struct MergeArgs {
     /// Time limit of one test run (90s, 30m, 1h); then its process group is stopped
     #[arg(long, value_name = "DUR", default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Test runs at once, each in its own pool worktree; a failure is bisected that many
+    /// ways at once [default: the pool size, git config ws.agents, 3]
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub jobs: Option<u64>,
     /// Time between SIGTERM and SIGKILL when stopping a test run
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
@@ -111,6 +115,7 @@ impl MergeArgs {
             db: self.db.clone(),
             reports_dir: self.reports_dir.clone(),
             incomplete: self.incomplete,
+            jobs: self.jobs.map(|j| j as usize),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `--onto`, refuses what it must not touch (before anything is written), takes the run's
 //! completed branches in the forecast's order, merges them in memory onto `onto`
 //! ([`git::integrate`]), and with a test command tests the combination in a pool worktree,
-//! leaving out by bisection each merge that breaks it ([`git::integrate_and_test_each`]).
+//! leaving out by bisection each merge that breaks it ([`git::integrate_and_test_each`];
+//! with `--jobs K`, K commits at a time in K pool worktrees,
+//! [`git::integrate_and_test_parallel`]).
 //! Then it writes the branch, optionally fast-forwards `--onto`'s branch (`--ff`), records
 //! the attempt with its steps and test runs, and rewrites the run's report.
 //!
@@ -67,6 +69,9 @@ pub struct MergeOptions {
     pub reports_dir: Option<PathBuf>,
     /// Integrate a run that did not finish (`--incomplete`): what has a result, saying so.
     pub incomplete: bool,
+    /// Test runs at once, each in its own pool worktree (`--jobs`); `None`: the pool size
+    /// (git config `ws.agents`, default 3). 1 tests one commit at a time.
+    pub jobs: Option<usize>,
 }
 
 impl MergeOptions {
@@ -85,6 +90,7 @@ impl MergeOptions {
             db: None,
             reports_dir: None,
             incomplete: false,
+            jobs: None,
         }
     }
 }
@@ -709,7 +715,17 @@ fn integrate_tested(
             logs.dir().display()
         ))
     })?;
-    let mut slot = claim_slot(&plan.ws, &plan.onto.sha)?;
+    let jobs = match opts.jobs {
+        Some(j) => j,
+        None => plan
+            .ws
+            .config
+            .agents()?
+            .unwrap_or(crate::config::DEFAULT_AGENTS),
+    }
+    // No more slots than commits there can be at once (onto and each prefix).
+    .min(plan.ordered.len() + 1)
+    .max(1);
     let mut tester = Tester {
         cmd: cmd.to_string(),
         opts,
@@ -725,6 +741,10 @@ fn integrate_tested(
         runs: Vec::new(),
         seen: HashMap::new(),
     };
+    if jobs > 1 {
+        return integrate_tested_parallel(tester, jobs, progress);
+    }
+    let mut slot = claim_slot(&plan.ws, &plan.onto.sha)?;
     let result = tester.run_all(&mut slot, progress);
     // The slot goes back to the pool at onto (an overflow slot is removed), whatever
     // happened.
@@ -735,6 +755,41 @@ fn integrate_tested(
     };
     if let Err(e) = back {
         progress(&format!("warning: {e}"));
+    }
+    let it = result?;
+    Ok((it, tester.runs))
+}
+
+/// [`integrate_tested`] with `jobs` test runs at once, each in its own pool worktree: the
+/// first batch tests `onto` alone beside the longer candidates, then each batch tests up to
+/// `jobs` candidate tips ([`git::integrate_and_test_parallel`]).
+fn integrate_tested_parallel(
+    mut tester: Tester<'_>,
+    jobs: usize,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Integration, Vec<IntegrationTestRun>), MergeFailure> {
+    let plan = tester.plan;
+    let mut slots: Vec<git::AgentSlot> = Vec::new();
+    let mut claimed = Ok(());
+    for _ in 0..jobs {
+        match claim_slot(&plan.ws, &plan.onto.sha) {
+            Ok(s) => slots.push(s),
+            Err(e) => {
+                claimed = Err(e);
+                break;
+            }
+        }
+    }
+    let result = claimed.and_then(|()| tester.run_parallel(&mut slots, progress));
+    for slot in slots {
+        let back = if slot.overflow {
+            slot.remove()
+        } else {
+            slot.release(&plan.onto.sha, &tester.prepare)
+        };
+        if let Err(e) = back {
+            progress(&format!("warning: {e}"));
+        }
     }
     let it = result?;
     Ok((it, tester.runs))
@@ -852,24 +907,7 @@ impl Tester<'_> {
     ) -> Result<(bool, Ending), MergeFailure> {
         slot.check_out(commit, &self.prepare)?;
         let n = self.runs.len() + 1;
-        let log = self.logs.test(n);
-        let env = BTreeMap::from([
-            ("WS_RUN_ID".to_string(), self.plan.run_id.clone()),
-            ("WS_WORKTREE".to_string(), slot.path.display().to_string()),
-            ("WS_ONTO".to_string(), self.plan.onto.sha.clone()),
-            ("WS_INTEGRATION_COMMIT".to_string(), commit.to_string()),
-        ]);
-        let spec = Spec {
-            argv: vec!["sh".to_string(), "-c".to_string(), self.cmd.clone()],
-            cwd: slot.path.clone(),
-            env,
-            stdin: None,
-            log: log.clone(),
-            timeout: self.opts.timeout,
-            grace: self.opts.grace,
-            pgid_file: Some(self.logs.test_pgid(n)),
-            procs_dir: Some(self.plan.ws.layout.procs_dir()),
-        };
+        let spec = self.spec(slot, commit, n);
         let started = Instant::now();
         let ending = self.runtime.block_on(async {
             let (tx, rx) = tokio::sync::watch::channel(false);
@@ -889,6 +927,40 @@ impl Tester<'_> {
                 short(commit)
             )));
         }
+        let passed = self.record_run(commit, workstreams, &ending, started.elapsed(), &spec);
+        Ok((passed, ending))
+    }
+
+    /// The test command's process for `commit` checked out in `slot`, as test run `n`.
+    fn spec(&self, slot: &git::AgentSlot, commit: &str, n: usize) -> Spec {
+        let env = BTreeMap::from([
+            ("WS_RUN_ID".to_string(), self.plan.run_id.clone()),
+            ("WS_WORKTREE".to_string(), slot.path.display().to_string()),
+            ("WS_ONTO".to_string(), self.plan.onto.sha.clone()),
+            ("WS_INTEGRATION_COMMIT".to_string(), commit.to_string()),
+        ]);
+        Spec {
+            argv: vec!["sh".to_string(), "-c".to_string(), self.cmd.clone()],
+            cwd: slot.path.clone(),
+            env,
+            stdin: None,
+            log: self.logs.test(n),
+            timeout: self.opts.timeout,
+            grace: self.opts.grace,
+            pgid_file: Some(self.logs.test_pgid(n)),
+            procs_dir: Some(self.plan.ws.layout.procs_dir()),
+        }
+    }
+
+    /// Record one finished test run; whether it passed.
+    fn record_run(
+        &mut self,
+        commit: &str,
+        workstreams: &[String],
+        ending: &Ending,
+        took: Duration,
+        spec: &Spec,
+    ) -> bool {
         let passed = ending.success();
         self.seen.insert(commit.to_string(), passed);
         self.runs.push(IntegrationTestRun {
@@ -896,7 +968,7 @@ impl Tester<'_> {
             workstreams: workstreams.to_vec(),
             passed,
             exit_code: ending.exit_code(),
-            duration_seconds: started.elapsed().as_secs_f64(),
+            duration_seconds: took.as_secs_f64(),
             ending: match ending {
                 Ending::TimedOut => Some("timeout".to_string()),
                 Ending::SpawnFailed(_) => Some("spawn-failed".to_string()),
@@ -905,9 +977,206 @@ impl Tester<'_> {
                 } => Some(format!("signal {s}")),
                 _ => None,
             },
-            log_path: Some(log.display().to_string()),
+            log_path: Some(spec.log.display().to_string()),
         });
-        Ok((passed, ending))
+        passed
+    }
+
+    /// Test up to one commit per slot at once: (commit, its workstreams) each; whether each
+    /// passed, and how it ended.
+    fn test_batch(
+        &mut self,
+        slots: &mut [git::AgentSlot],
+        batch: &[(String, Vec<String>)],
+    ) -> Result<Vec<(bool, Ending)>, MergeFailure> {
+        // Each slot checks out its commit in a thread of its own.
+        let prepare = &self.prepare;
+        let checked: Vec<Result<(), git::GitError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = slots
+                .iter_mut()
+                .zip(batch)
+                .map(|(slot, (commit, _))| scope.spawn(move || slot.check_out(commit, prepare)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(git::GitError::Other(
+                            "a checkout thread panicked".to_string(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for c in checked {
+            c?;
+        }
+        let mut specs = Vec::with_capacity(batch.len());
+        for (i, (commit, _)) in batch.iter().enumerate() {
+            specs.push(self.spec(&slots[i], commit, self.runs.len() + 1 + i));
+        }
+        let owned = specs.clone();
+        let endings: Vec<(Ending, Duration)> = self.runtime.block_on(async move {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            let local = tokio::task::LocalSet::new();
+            local
+                .run_until(async move {
+                    let handles: Vec<_> = owned
+                        .into_iter()
+                        .map(|spec| {
+                            let rx = rx.clone();
+                            tokio::task::spawn_local(async move {
+                                let started = Instant::now();
+                                let e = process::run(&spec, rx).await;
+                                (e, started.elapsed())
+                            })
+                        })
+                        .collect();
+                    let all = async {
+                        let mut out = Vec::with_capacity(handles.len());
+                        for h in handles {
+                            out.push(h.await.unwrap_or_else(|e| {
+                                (
+                                    Ending::SpawnFailed(format!("test task failed: {e}")),
+                                    Duration::ZERO,
+                                )
+                            }));
+                        }
+                        out
+                    };
+                    tokio::pin!(all);
+                    tokio::select! {
+                        r = &mut all => r,
+                        _ = tokio::signal::ctrl_c() => {
+                            let _ = tx.send(true);
+                            all.await
+                        }
+                    }
+                })
+                .await
+        });
+        if endings.iter().any(|(e, _)| *e == Ending::Cancelled) {
+            return Err(MergeFailure::Interrupted(format!(
+                "interrupted while testing {}: the test commands were stopped; nothing was written",
+                batch
+                    .iter()
+                    .map(|(c, _)| short(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for (((commit, ids), (ending, took)), spec) in batch.iter().zip(endings).zip(&specs) {
+            let passed = self.record_run(commit, ids, &ending, took, spec);
+            out.push((passed, ending));
+        }
+        Ok(out)
+    }
+
+    /// [`Self::run_all`] with one batch of test runs at a time, one per slot.
+    fn run_parallel(
+        &mut self,
+        slots: &mut [git::AgentSlot],
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Integration, MergeFailure> {
+        let plan = self.plan;
+        let onto = plan.onto.sha.clone();
+        let started = Instant::now();
+        let mut batches = 0usize;
+        let mut onto_ending: Option<Ending> = None;
+        let (it, pb) = git::integrate_and_test_parallel(
+            &plan.ws.repo,
+            &plan.run_id,
+            &onto,
+            &plan.ordered,
+            slots.len(),
+            |its: &[Integration]| -> Result<Vec<bool>, MergeFailure> {
+                // Commits already tested (different sets of merges can make the same
+                // commit) are not tested again; the same commit twice in a batch once.
+                let mut todo: Vec<(String, Vec<String>)> = Vec::new();
+                for it in its {
+                    if !self.seen.contains_key(&it.tip) && !todo.iter().any(|(c, _)| *c == it.tip) {
+                        let ids = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
+                        todo.push((it.tip.clone(), ids));
+                    }
+                }
+                if !todo.is_empty() {
+                    batches += 1;
+                    let first = self.runs.len() + 1;
+                    let results = self.test_batch(slots, &todo)?;
+                    for (k, ((commit, ids), (passed, ending))) in
+                        todo.iter().zip(&results).enumerate()
+                    {
+                        let last = &self.runs[first - 1 + k];
+                        let what = if *commit == onto {
+                            onto_ending = Some(ending.clone());
+                            format!("{} ({}) alone", short(&onto), self.opts.onto)
+                        } else {
+                            format!("onto + {}", merges_text(ids))
+                        };
+                        progress(&format!(
+                            "test run {} (batch {batches}): {what}: {} in {}",
+                            first + k,
+                            verdict(*passed, ending),
+                            crate::text::duration(last.duration_seconds)
+                        ));
+                    }
+                }
+                Ok(its
+                    .iter()
+                    .map(|it| self.seen.get(&it.tip).copied().unwrap_or(false))
+                    .collect())
+            },
+        )?;
+        if pb.base_failed {
+            let ending = onto_ending.unwrap_or(Ending::Cancelled);
+            let log = self
+                .runs
+                .iter()
+                .find(|r| r.commit == onto)
+                .and_then(|r| r.log_path.clone())
+                .unwrap_or_default();
+            return Err(self.onto_failure(&onto, &ending, &log));
+        }
+        progress(&format!(
+            "tested with {} slots: {} test runs in {batches} batches, {}",
+            slots.len(),
+            self.runs.len(),
+            crate::text::duration(started.elapsed().as_secs_f64())
+        ));
+        Ok(it)
+    }
+
+    /// Why the tests on `onto` itself end the attempt.
+    fn onto_failure(&self, onto: &str, ending: &Ending, log: &str) -> MergeFailure {
+        if let Ending::SpawnFailed(why) = ending {
+            return Error::new(format!(
+                "failed to start the test command `{}`: {why}",
+                self.cmd
+            ))
+            .into();
+        }
+        if let Some(code @ (126 | 127)) = ending.exit_code() {
+            return Error::new(format!(
+                "the test command `{}` cannot start (exit {code}: {}); see {log}:\n{}",
+                self.cmd,
+                if code == 127 {
+                    "command not found"
+                } else {
+                    "not executable"
+                },
+                process::tail(Path::new(log), 5, 2048)
+            ))
+            .into();
+        }
+        Error::new(format!(
+            "the tests fail on the --onto commit {} ({}) itself ({}), so no merge can be blamed: fix the tests or the test command, or pick another --onto; nothing was written. The log: {log}\n{}",
+            short(onto),
+            self.opts.onto,
+            verdict(false, ending),
+            process::tail(Path::new(log), 10, 4096)
+        ))
+        .into()
     }
 }
 

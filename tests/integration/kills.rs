@@ -241,12 +241,17 @@ fn ws_run_kill_loop(iterations: usize) -> (usize, usize, Vec<String>) {
 }
 
 /// A test script that records its start and end (atomic appends, `O_APPEND`, to a file
-/// outside the worktree) and, at its start, any earlier one still alive (an overlap).
+/// outside the worktree) and, at its start, any earlier one still alive that it must not
+/// meet (an overlap): one of another `git ws-merge` (a killed one's), or one in the same
+/// worktree. Tests of one `git ws-merge` run side by side in their own worktrees (`--jobs`).
 const PROBE: &str = r#"echo "start $$" >> "$PROBE_LOG"
 for p in $(sed -n 's/^start //p' "$PROBE_LOG"); do
   if [ "$p" != "$$" ] && grep -qz "^PROBE_LOG=$PROBE_LOG\$" /proc/$p/environ 2>/dev/null \
      && ! grep -q '^[^)]*) Z' /proc/$p/stat 2>/dev/null; then
-    echo "overlap $$ $p $(pwd)" >> "$PROBE_LOG"
+    if ! grep -qz "^KILL_MARK=$KILL_MARK\$" /proc/$p/environ 2>/dev/null \
+       || [ "$(readlink /proc/$p/cwd)" = "$(pwd -P)" ]; then
+      echo "overlap $$ $p $(pwd)" >> "$PROBE_LOG"
+    fi
   fi
 done
 (sleep 30 &)
@@ -256,7 +261,8 @@ echo "end $$" >> "$PROBE_LOG"
 
 /// `git-ws-merge --test 'sh probe.sh'` SIGKILLed at random instants, each followed by a
 /// complete `git ws-merge --test 'sh probe.sh'`: nothing of the killed one runs after the
-/// next has started, and no two test runs ever ran at once. Returns (kills, kills that left
+/// next has started, no test of one ran beside a test of another, and no two test runs
+/// ever shared a worktree. Returns (kills, kills that left
 /// something right after the kill, orphans, overlaps).
 fn ws_merge_kill_loop(iterations: usize) -> (usize, usize, Vec<String>, Vec<String>) {
     let (mut rng, seed) = Rng::from_env("ws-merge kill loop");

@@ -620,3 +620,155 @@ fn the_demo_ends_with_its_conflict_and_combination_failure_left_out() {
         String::from_utf8_lossy(&tested.stdout)
     );
 }
+
+/// `.gitattributes` decide merges as in git: two branches appending to a `merge=union`
+/// changelog both land, a configured driver (`merge.tail.driver`) merges a log, and a
+/// `-merge` file edited by two branches in different places conflicts (git keeps ours).
+/// The forecast agrees, ws-merge integrates every branch git merges cleanly onto the
+/// tip, leaves out the one git does not, and no driver's temporary file is left behind.
+#[test]
+fn merge_attributes_decide_like_git_union_driver_and_unset_merge() {
+    let env = Env::new();
+    env.write(
+        ".gitattributes",
+        "CHANGES.md merge=union\nlog.txt merge=tail\npinned.txt -merge\n",
+    );
+    env.write("CHANGES.md", "# Changes\n\n- base entry\n");
+    env.write("log.txt", "log\n");
+    env.write("pinned.txt", "1\n2\n3\n4\n5\n6\n");
+    env.git(&["add", "-A"]);
+    env.git(&["commit", "-qm", "attributes"]);
+    // The driver appends theirs' last line to ours.
+    env.git(&["config", "merge.tail.driver", "tail -n 1 %B >> %A"]);
+    env.ws_cmd("a", "printf -- '- entry a\\n' >> CHANGES.md");
+    env.ws_cmd(
+        "b",
+        "printf -- '- entry b\\n' >> CHANGES.md && echo b-log >> log.txt",
+    );
+    env.ws_cmd("c", "echo c-log >> log.txt");
+    env.ws_cmd("p", "sed -i 's/^2$/two/' pinned.txt");
+    env.ws_cmd("q", "sed -i 's/^4$/four/' pinned.txt");
+    let out = env.ws_run(&["--agents", "2", "-q"]);
+    out.expect(0);
+    let run = out.run_id();
+
+    // The forecast: the union and the driver merge cleanly, -merge conflicts.
+    let pairs = env.sql(&format!(
+        "SELECT ws_a, ws_b, clean FROM ws_forecast_pairs WHERE run_id = '{run}' ORDER BY ws_a, ws_b"
+    ));
+    assert!(
+        pairs.contains(&vec!["a".into(), "b".into(), "1".into()]),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&vec!["b".into(), "c".into(), "1".into()]),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&vec!["p".into(), "q".into(), "0".into()]),
+        "{pairs:?}"
+    );
+
+    let out = env.ws_merge(&[&run, "--format", "json"]);
+    out.expect(1);
+    let v = json_of(&out);
+    let mut merged = ids(&v["merged"]);
+    merged.sort();
+    let x = excluded(&v);
+    assert_eq!(x.len(), 1, "{x:?}");
+    let (left_out, reason) = &x[0];
+    assert_eq!(reason, "conflict");
+    assert_eq!(v["excluded"][0]["paths"], serde_json::json!(["pinned.txt"]));
+    let kept = if left_out == "p" { "q" } else { "p" };
+    let mut want = vec!["a", "b", "c", kept];
+    want.sort();
+    assert_eq!(merged, want);
+
+    // The tip holds both changelog entries and both log lines.
+    let branch = format!("ws/{run}/integration");
+    let changes = env.git(&["show", &format!("{branch}:CHANGES.md")]);
+    assert!(
+        changes.contains("- entry a\n") && changes.contains("- entry b\n"),
+        "{changes}"
+    );
+    let log = env.git(&["show", &format!("{branch}:log.txt")]);
+    assert!(log.contains("b-log\n") && log.contains("c-log\n"), "{log}");
+    // git agrees: each merged branch is in the tip, and the one left out conflicts there.
+    let git_merge = |a: &str, b: &str| {
+        env.command("git")
+            .args(["merge-tree", "--write-tree", "--name-only", a, b])
+            .output()
+            .unwrap()
+    };
+    let o = git_merge(&branch, &format!("ws/{run}/{left_out}"));
+    assert_eq!(o.status.code(), Some(1), "git also conflicts");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("pinned.txt"));
+    // The branches git merges cleanly pairwise (union, driver) are the ones integrated.
+    let o = git_merge(&format!("ws/{run}/a"), &format!("ws/{run}/b"));
+    assert_eq!(o.status.code(), Some(0));
+    let o = git_merge(&format!("ws/{run}/b"), &format!("ws/{run}/c"));
+    assert_eq!(o.status.code(), Some(0));
+    // No driver file left in the user's working tree.
+    let status = env.git(&["status", "--porcelain", "--untracked-files=all"]);
+    assert!(!status.contains(".merge_file_"), "{status}");
+}
+
+/// `--jobs 3` tests candidate tips at once in three pool worktrees (their runs overlap in
+/// time) and finds what `--jobs 1` finds, one at a time: the same merges, exclusions and
+/// tip.
+#[test]
+fn jobs_test_candidates_at_once_and_agree_with_one_at_a_time() {
+    let (env, run) = scenario();
+    let spans = env.scratch("spans.txt");
+    let cmd = format!(
+        "echo \"start $(date +%s.%N)\" >> {s}; sleep 0.4; sh test.sh; r=$?; echo \"end $(date +%s.%N)\" >> {s}; exit $r",
+        s = spans.display()
+    );
+    // Most test runs at once, from the start/end lines.
+    let overlap = || {
+        let text = std::fs::read_to_string(&spans).unwrap();
+        let mut events: Vec<(f64, i32)> = text
+            .lines()
+            .map(|l| {
+                let (what, t) = l.split_once(' ').unwrap();
+                (
+                    t.parse::<f64>().unwrap(),
+                    if what == "start" { 1 } else { -1 },
+                )
+            })
+            .collect();
+        events.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let (mut now, mut most) = (0, 0);
+        for (_, d) in events {
+            now += d;
+            most = most.max(now);
+        }
+        most
+    };
+    let one = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "1", "--format", "json"]);
+    one.expect(1);
+    assert_eq!(overlap(), 1, "one at a time");
+    std::fs::remove_file(&spans).unwrap();
+    let three = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "3", "--format", "json"]);
+    three.expect(1);
+    assert!(overlap() >= 2, "test runs overlap with --jobs 3");
+    assert!(three.stderr.contains("(batch 1)"), "{}", three.stderr);
+    let (a, b) = (json_of(&one), json_of(&three));
+    assert_eq!(a["merged"], b["merged"]);
+    assert_eq!(excluded(&a), excluded(&b));
+    assert_eq!(
+        a["excluded"][1]["broke_with"],
+        b["excluded"][1]["broke_with"]
+    );
+    assert_eq!(a["tip"], b["tip"]);
+    // The onto run comes first in both.
+    assert_eq!(b["tests"][0]["workstreams"], serde_json::json!([]));
+    assert_eq!(
+        b["tests"].as_array().unwrap().len() as u64,
+        b["test_runs"].as_u64().unwrap()
+    );
+    // Bad input is a clear error.
+    let bad = env.ws_merge(&[&run, "--test", &cmd, "--jobs", "0"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("--jobs"), "{}", bad.stderr);
+}

@@ -366,6 +366,16 @@ pub(crate) fn git_at(git: &Path, dir: &Path, args: &[&str]) -> std::process::Out
 /// git's answer: None when clean, else the conflicting paths, with `path~label` (a file
 /// moved out of a directory's way) read as `path`.
 pub(crate) fn git_merge_tree(git: &Path, dir: &Path, a: &str, b: &str) -> Option<BTreeSet<String>> {
+    git_merge_tree_full(git, dir, a, b).0
+}
+
+/// git's answer and the tree it wrote.
+pub(crate) fn git_merge_tree_full(
+    git: &Path,
+    dir: &Path,
+    a: &str,
+    b: &str,
+) -> (Option<BTreeSet<String>>, String) {
     let out = git_at(
         git,
         dir,
@@ -384,11 +394,12 @@ pub(crate) fn git_merge_tree(git: &Path, dir: &Path, a: &str, b: &str) -> Option
         "git merge-tree {a} {b} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    if code == Some(0) {
-        return None;
-    }
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    Some(
+    let tree = stdout.lines().next().unwrap_or_default().to_string();
+    if code == Some(0) {
+        return (None, tree);
+    }
+    let paths = Some(
         stdout
             .lines()
             .skip(1)
@@ -402,7 +413,8 @@ pub(crate) fn git_merge_tree(git: &Path, dir: &Path, a: &str, b: &str) -> Option
                 l.to_string()
             })
             .collect(),
-    )
+    );
+    (paths, tree)
 }
 
 /// Every git binary to compare with: the one on PATH, and any other found.
@@ -493,10 +505,58 @@ pub(crate) struct Tally {
     pub pairs: usize,
     pub conflicting: usize,
     pub mismatches: Vec<String>,
+    /// Conflicts predicted that git also finds, predicted but clean in git, and missed.
+    pub true_conflicts: usize,
+    pub false_conflicts: usize,
+    pub missed_conflicts: usize,
+    /// Clean in both whose merged tree was compared with git's, and how many differ.
+    pub trees_compared: usize,
+}
+
+impl Tally {
+    /// Precision and recall of the engine's conflict prediction against git's (1.0 when
+    /// there is nothing to predict).
+    pub fn precision_recall(&self) -> (f64, f64) {
+        let ratio = |a: usize, b: usize| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        (
+            ratio(
+                self.true_conflicts,
+                self.true_conflicts + self.false_conflicts,
+            ),
+            ratio(
+                self.true_conflicts,
+                self.true_conflicts + self.missed_conflicts,
+            ),
+        )
+    }
 }
 
 /// Compare the engine with `git` on every pair of a scenario.
 pub(crate) fn compare(s: &Scenario, git: &Path, both_orders: bool) -> Tally {
+    compare_with(s, git, both_orders, false)
+}
+
+/// The engine's merged tree of `x` and `y` (None when it conflicts), written to the
+/// repository so that it can be compared with git's.
+fn engine_tree(repo: &Repository, base: Oid, x: &(String, Oid), y: &(String, Oid)) -> Option<Oid> {
+    let base_tree = repo.find_commit(base).unwrap().tree().unwrap();
+    let b = Base::new(base_tree.clone());
+    let side = |(name, tip): &(String, Oid)| {
+        let tree = repo.find_commit(*tip).unwrap().tree().unwrap();
+        Side::from_trees(repo, &base_tree, tree, name).unwrap()
+    };
+    let (ours, theirs) = (side(x), side(y));
+    let o = treemerge::merge(repo, &b, &ours, &theirs, true).unwrap();
+    if !o.is_clean() {
+        return None;
+    }
+    let t = treemerge::apply_to_tree(repo, &ours.tree, &o, |p| ours.at(p, &b)).unwrap();
+    Some(t.id())
+}
+
+/// Compare the engine with `git` on every pair of a scenario; with `trees`, every merge
+/// both find clean must also give git's tree (the merged contents).
+pub(crate) fn compare_with(s: &Scenario, git: &Path, both_orders: bool, trees: bool) -> Tally {
     let repo = Repository::open(s.dir.path()).unwrap();
     let tips: Vec<(String, Oid)> = s.branches.iter().map(|(n, t, _)| (n.clone(), *t)).collect();
     let engine = engine_pairs(&repo, s.base, &tips);
@@ -504,6 +564,10 @@ pub(crate) fn compare(s: &Scenario, git: &Path, both_orders: bool) -> Tally {
         pairs: 0,
         conflicting: 0,
         mismatches: Vec::new(),
+        true_conflicts: 0,
+        false_conflicts: 0,
+        missed_conflicts: 0,
+        trees_compared: 0,
     };
     for i in 0..tips.len() {
         for j in i + 1..tips.len() {
@@ -514,10 +578,33 @@ pub(crate) fn compare(s: &Scenario, git: &Path, both_orders: bool) -> Tally {
                 &[(i, j)]
             };
             for &(x, y) in orders {
-                let theirs = git_merge_tree(git, s.dir.path(), &tips[x].0, &tips[y].0);
+                let (theirs, git_tree) =
+                    git_merge_tree_full(git, s.dir.path(), &tips[x].0, &tips[y].0);
                 t.pairs += 1;
                 if theirs.is_some() {
                     t.conflicting += 1;
+                }
+                match (ours.is_some(), theirs.is_some()) {
+                    (true, true) => t.true_conflicts += 1,
+                    (true, false) => t.false_conflicts += 1,
+                    (false, true) => t.missed_conflicts += 1,
+                    (false, false) if trees => {
+                        t.trees_compared += 1;
+                        let mine = engine_tree(&repo, s.base, &tips[x], &tips[y]);
+                        if mine.map(|o| o.to_string()) != Some(git_tree.clone()) {
+                            t.mismatches.push(format!(
+                                "{} [{}] × {} [{}]: both clean, engine tree {:?}, {} tree {}",
+                                tips[x].0,
+                                s.branches[x].2,
+                                tips[y].0,
+                                s.branches[y].2,
+                                mine,
+                                git.display(),
+                                git_tree
+                            ));
+                        }
+                    }
+                    (false, false) => {}
                 }
                 if *ours != theirs {
                     t.mismatches.push(format!(
@@ -595,6 +682,26 @@ fn differential_many_seeds() {
             "{} ({}): {pairs} ordered pairs, {conflicting} conflicting, {} agree, {bad} disagree",
             git.display(),
             String::from_utf8_lossy(&v.stdout).trim(),
+            pairs - bad
+        );
+        // The attributes (`.gitattributes` checked out, drivers configured), merged trees too.
+        let (mut pairs, mut conflicting, mut trees, mut bad) = (0, 0, 0, 0);
+        for seed in 1..=seeds {
+            let s = attribute_scenario(seed * 1000 + 29, n.min(24));
+            let t = compare_with(&s, &git, true, true);
+            pairs += t.pairs;
+            conflicting += t.conflicting;
+            trees += t.trees_compared;
+            bad += t.mismatches.len();
+            failures.extend(
+                t.mismatches
+                    .into_iter()
+                    .map(|m| format!("attributes seed {seed}: {m}")),
+            );
+        }
+        eprintln!(
+            "{} attributes: {pairs} ordered pairs, {conflicting} conflicting, {trees} merged trees compared, {} agree, {bad} disagree",
+            git.display(),
             pairs - bad
         );
     }
@@ -769,12 +876,28 @@ fn differential_real_repository() {
         .map(|(p, (d, _))| (p, d.len()))
         .collect();
     by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let hot: Vec<String> = by_size.iter().take(4).map(|(p, _)| (*p).clone()).collect();
+    let mut hot: Vec<String> = by_size.iter().take(4).map(|(p, _)| (*p).clone()).collect();
+    // Files the project gives a merge attribute (merge=union, …) are edited as often.
+    if let Some((data, _)) = files.get(".gitattributes") {
+        let rules = super::attributes::parse(data, "", true);
+        let mut attributed: Vec<String> = files
+            .keys()
+            .filter(|p| super::attributes::lookup(&[&rules], p).contains_key("merge"))
+            .take(4)
+            .cloned()
+            .collect();
+        eprintln!("{src}: files with a merge attribute edited often: {attributed:?}");
+        hot.append(&mut attributed);
+    }
     let mut failures = Vec::new();
     for seed in 1..=seeds {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         let base = commit(&repo, &files, None, "base");
+        // Checked out, as in a user's repository: git reads `.gitattributes` from there.
+        repo.set_head_detached(base).unwrap();
+        repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+            .unwrap();
         let mut rng = Rng::new(seed * 7919);
         let mut branches = Vec::new();
         for i in 0..n {
@@ -795,18 +918,350 @@ fn differential_real_repository() {
             branches,
         };
         for git in gits() {
-            let t = compare(&s, &git, true);
+            let t = compare_with(&s, &git, true, true);
             let v = git_at(&git, Path::new("."), &["--version"]);
+            let (precision, recall) = t.precision_recall();
             eprintln!(
-                "{src} seed {seed}, {}: {} ordered pairs, {} conflicting, {} agree, {} disagree",
+                "{src} seed {seed}, {}: {} ordered pairs, {} conflicting, {} agree, {} disagree; conflict prediction precision {precision:.2} recall {recall:.2} ({} true, {} false, {} missed); {} clean merged trees compared",
                 String::from_utf8_lossy(&v.stdout).trim(),
                 t.pairs,
                 t.conflicting,
                 t.pairs - t.mismatches.len(),
-                t.mismatches.len()
+                t.mismatches.len(),
+                t.true_conflicts,
+                t.false_conflicts,
+                t.missed_conflicts,
+                t.trees_compared
             );
             failures.extend(t.mismatches);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The attribute scenario's `.gitattributes`: one file per way git merges a file.
+const ATTRIBUTES: &str = "\
+*.log merge=union
+assets/*.dat merge=binary
+pinned.txt -merge
+notes/*.txt merge=text
+*.img binary
+drv/*.cfg merge=sorted
+drv/*.fail merge=failing
+drv/*.nodrv merge=unconfigured
+markers/* merge=sorted conflict-marker-size=3
+";
+
+/// The attributed files, all text.
+const ATTRIBUTED: [&str; 9] = [
+    "changes.log",
+    "assets/table.dat",
+    "pinned.txt",
+    "notes/todo.txt",
+    "pic.img",
+    "drv/app.cfg",
+    "drv/app.fail",
+    "drv/app.nodrv",
+    "markers/m.cfg",
+];
+
+/// A repository whose working tree holds [`ATTRIBUTES`] (checked out from the base, as in a
+/// user's repository), with two drivers configured: `sorted` (the sorted union of both
+/// sides, then a line with the marker size and the path; exit 0) and `failing` (takes
+/// theirs, exit 1). Branches `t0`, `t1`, … each make one or two edits to attributed files:
+/// appends (which conflict under the text merge), line edits far apart or adjacent.
+/// (Two or three edits each, so that about a quarter of the pairs conflict.)
+pub(crate) fn attribute_scenario(seed: u64, n: usize) -> Scenario {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::init(dir.path()).unwrap();
+    {
+        let mut cfg = repo.config().unwrap();
+        cfg.set_str(
+            "merge.sorted.driver",
+            "sort -u %A %B > %A.sorted && echo \"size %L\" %P >> %A.sorted && cat %A.sorted > %A && rm -f %A.sorted",
+        )
+        .unwrap();
+        cfg.set_str("merge.failing.driver", "cat %B > %A; exit 1")
+            .unwrap();
+    }
+    let mut files = Files::new();
+    files.insert(
+        ".gitattributes".into(),
+        (ATTRIBUTES.as_bytes().to_vec(), REG),
+    );
+    for p in ATTRIBUTED {
+        files.insert(p.to_string(), (text(12, p), REG));
+    }
+    files.insert("plain.txt".into(), (text(12, "plain"), REG));
+    let base = commit(&repo, &files, None, "base");
+    repo.set_head_detached(base).unwrap();
+    repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+        .unwrap();
+    let mut rng = Rng::new(seed);
+    let mut branches = Vec::new();
+    let mut targets: Vec<&str> = ATTRIBUTED.to_vec();
+    targets.push("plain.txt");
+    for i in 0..n {
+        let name = format!("t{i}");
+        let mut f = files.clone();
+        let mut what = Vec::new();
+        for _ in 0..2 + rng.below(2) {
+            let p = *rng.pick(&targets);
+            let (d, _) = f.get_mut(p).unwrap();
+            let mut lines = lines_of(d);
+            match rng.below(4) {
+                0 | 1 => {
+                    lines.push(format!("{name} appended this\n"));
+                    what.push(format!("append {p}"));
+                }
+                _ => {
+                    // Lines 1, 3 (adjacent to 1 and 5) or 9: some pairs conflict.
+                    let at = [1, 3, 9][rng.below(3)];
+                    lines[at] = format!("{name} changed this line\n");
+                    what.push(format!("modify {p}:{at}"));
+                }
+            }
+            *d = lines.concat().into_bytes();
+        }
+        let tip = commit(&repo, &f, Some(base), &name);
+        repo.reference(&format!("refs/heads/{name}"), tip, true, "gen")
+            .unwrap();
+        branches.push((name, tip, what.join("; ")));
+    }
+    Scenario {
+        dir,
+        base,
+        branches,
+    }
+}
+
+/// Each attribute against git: clean or not, the conflicting paths, and, when clean, the
+/// merged tree (union's lines, a driver's output with `%L` and `%P`), in both orders.
+#[test]
+fn differential_attributes_agree_with_git() {
+    let s = attribute_scenario(11, 18);
+    let git = PathBuf::from("git");
+    let t = compare_with(&s, &git, true, true);
+    let (precision, recall) = t.precision_recall();
+    eprintln!(
+        "differential (attributes): {} ordered pairs, {} conflicting per git, {} merged trees compared, precision {precision:.2}, recall {recall:.2}, {} mismatches",
+        t.pairs,
+        t.conflicting,
+        t.trees_compared,
+        t.mismatches.len()
+    );
+    assert!(
+        t.mismatches.is_empty(),
+        "{} of {} pairs disagree with git:\n{}",
+        t.mismatches.len(),
+        t.pairs,
+        t.mismatches.join("\n")
+    );
+    assert!(t.conflicting > t.pairs / 10 && t.trees_compared > t.pairs / 4);
+    // Every attribute takes part in clean merges and conflicts as git decides: each file's
+    // result is checked below on pairs of single edits.
+    attribute_cases(&git);
+}
+
+/// One pair per attribute, with what git answers spelled out, so that a change in how git
+/// (or the engine) treats an attribute shows by name.
+fn attribute_cases(git: &Path) {
+    let s = attribute_scenario(0, 0);
+    let repo = Repository::open(s.dir.path()).unwrap();
+    let base_tree = repo.find_commit(s.base).unwrap().tree().unwrap();
+    let mut base_files = Files::new();
+    base_tree
+        .walk(git2::TreeWalkMode::PreOrder, |dir, e| {
+            if e.kind() == Some(git2::ObjectType::Blob) {
+                let blob = repo.find_blob(e.id()).unwrap();
+                base_files.insert(
+                    format!("{dir}{}", e.name().unwrap()),
+                    (blob.content().to_vec(), e.filemode() as u32),
+                );
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .unwrap();
+    let branch = |name: &str, path: &str| -> (String, Oid) {
+        let mut f = base_files.clone();
+        f.get_mut(path)
+            .unwrap()
+            .0
+            .extend(format!("{name} appended this\n").bytes());
+        let tip = commit(&repo, &f, Some(s.base), name);
+        repo.reference(&format!("refs/heads/{name}"), tip, true, "case")
+            .unwrap();
+        (name.to_string(), tip)
+    };
+    // Both sides append to the file: only the text merge conflicts on that.
+    let expect_clean = [
+        ("changes.log", true),
+        ("assets/table.dat", false),
+        ("pinned.txt", false),
+        ("notes/todo.txt", false),
+        ("pic.img", false),
+        ("drv/app.cfg", true),
+        ("drv/app.fail", false),
+        ("drv/app.nodrv", false),
+        ("markers/m.cfg", true),
+        ("plain.txt", false),
+    ];
+    for (k, (path, clean)) in expect_clean.iter().enumerate() {
+        let x = branch(&format!("x{k}"), path);
+        let y = branch(&format!("y{k}"), path);
+        let (theirs, git_tree) = git_merge_tree_full(git, s.dir.path(), &x.0, &y.0);
+        assert_eq!(theirs.is_none(), *clean, "git on {path}: {theirs:?}");
+        let mine = engine_tree(&repo, s.base, &x, &y);
+        assert_eq!(mine.is_some(), *clean, "engine on {path}");
+        if let Some(t) = mine {
+            assert_eq!(t.to_string(), git_tree, "merged tree for {path}");
+            let blob = repo
+                .find_tree(t)
+                .unwrap()
+                .get_path(Path::new(path))
+                .unwrap()
+                .id();
+            let merged =
+                String::from_utf8(repo.find_blob(blob).unwrap().content().to_vec()).unwrap();
+            assert!(
+                merged.contains(&format!("x{k} appended this\ny{k} appended this\n"))
+                    || merged.contains(&format!(
+                        "size {}",
+                        if path.starts_with("markers") { 3 } else { 7 }
+                    )),
+                "{path}: {merged}"
+            );
+            if path.ends_with(".cfg") {
+                let size = if path.starts_with("markers") { 3 } else { 7 };
+                assert!(
+                    merged.ends_with(&format!("size {size} {path}\n")),
+                    "{path}: {merged}"
+                );
+            }
+        } else {
+            assert_eq!(
+                theirs,
+                Some(BTreeSet::from([path.to_string()])),
+                "git's conflict on {path}"
+            );
+        }
+    }
+}
+
+/// Per attributed file, over every ordered pair of branches that both changed it: how many
+/// such pairs, how many git finds conflicting there, and how many the engine agrees on
+/// (the same verdict for that path and, when both merge cleanly, the same merged file).
+pub(crate) fn per_attribute(s: &Scenario, git: &Path) -> BTreeMap<String, (usize, usize, usize)> {
+    let repo = Repository::open(s.dir.path()).unwrap();
+    let blob_at = |tree: Oid, p: &str| -> Option<Oid> {
+        repo.find_tree(tree)
+            .ok()?
+            .get_path(Path::new(p))
+            .ok()
+            .map(|e| e.id())
+    };
+    let tree_of = |c: Oid| repo.find_commit(c).unwrap().tree_id();
+    let base_tree = tree_of(s.base);
+    let tips: Vec<(String, Oid)> = s.branches.iter().map(|(n, t, _)| (n.clone(), *t)).collect();
+    let mut out: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+    for x in 0..tips.len() {
+        for y in 0..tips.len() {
+            if x == y {
+                continue;
+            }
+            let (tx, ty) = (tree_of(tips[x].1), tree_of(tips[y].1));
+            let both: Vec<&str> = ATTRIBUTED
+                .iter()
+                .chain(["plain.txt"].iter())
+                .copied()
+                .filter(|p| {
+                    blob_at(tx, p) != blob_at(base_tree, p)
+                        && blob_at(ty, p) != blob_at(base_tree, p)
+                })
+                .collect();
+            if both.is_empty() {
+                continue;
+            }
+            let (theirs, git_tree) = git_merge_tree_full(git, s.dir.path(), &tips[x].0, &tips[y].0);
+            let base_tree_obj = repo.find_commit(s.base).unwrap().tree().unwrap();
+            let b = Base::new(base_tree_obj.clone());
+            let side = |(name, tip): &(String, Oid)| {
+                let tree = repo.find_commit(*tip).unwrap().tree().unwrap();
+                Side::from_trees(&repo, &base_tree_obj, tree, name).unwrap()
+            };
+            let (ours_side, theirs_side) = (side(&tips[x]), side(&tips[y]));
+            let o = treemerge::merge(&repo, &b, &ours_side, &theirs_side, true).unwrap();
+            let mine_paths: BTreeSet<String> = o.conflict_paths().into_iter().collect();
+            let mine_tree = o.is_clean().then(|| {
+                treemerge::apply_to_tree(&repo, &ours_side.tree, &o, |p| ours_side.at(p, &b))
+                    .unwrap()
+                    .id()
+            });
+            let git_tree = Oid::from_str(&git_tree).unwrap();
+            for p in both {
+                let git_conflict = theirs.as_ref().is_some_and(|c| c.contains(p));
+                let agree = git_conflict == mine_paths.contains(p)
+                    && match (theirs.is_none(), mine_tree) {
+                        (true, Some(t)) => blob_at(t, p) == blob_at(git_tree, p),
+                        _ => true,
+                    };
+                let e = out.entry(p.to_string()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(git_conflict);
+                e.2 += usize::from(agree);
+            }
+        }
+    }
+    out
+}
+
+/// The attribute scenarios per attributed file, against every git found: the counts a
+/// closing note quotes. `GIT_WS_DIFF_SEEDS` (default 5) scenarios of 24 branches.
+#[test]
+#[ignore]
+fn differential_per_attribute() {
+    let seeds: u64 = std::env::var("GIT_WS_DIFF_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut bad = Vec::new();
+    for git in gits() {
+        let mut total: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        for seed in 1..=seeds {
+            let s = attribute_scenario(seed * 1000 + 29, 24);
+            for (p, (n, c, a)) in per_attribute(&s, &git) {
+                let e = total.entry(p).or_default();
+                e.0 += n;
+                e.1 += c;
+                e.2 += a;
+            }
+        }
+        let v = git_at(&git, Path::new("."), &["--version"]);
+        for (p, (n, c, a)) in &total {
+            let attr = ATTRIBUTES
+                .lines()
+                .find(|l| {
+                    let pat = l.split_whitespace().next().unwrap_or("");
+                    super::attributes::wildmatch(
+                        pat.trim_start_matches('/').as_bytes(),
+                        p.as_bytes(),
+                    ) || (!pat.contains('/')
+                        && super::attributes::wildmatch(
+                            pat.as_bytes(),
+                            p.rsplit('/').next().unwrap().as_bytes(),
+                        ))
+                })
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+                .unwrap_or_else(|| "(none)".to_string());
+            eprintln!(
+                "{} per attribute: {p} [{attr}]: {n} ordered pairs both changing it, {c} conflicting per git, {a} agree, {} disagree",
+                String::from_utf8_lossy(&v.stdout).trim(),
+                n - a
+            );
+            if a != n {
+                bad.push(format!("{p}: {} disagree", n - a));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

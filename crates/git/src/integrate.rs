@@ -155,6 +155,116 @@ pub fn integrate_and_test_each<E: From<GitError>>(
         }
         test(&it)
     })?;
+    let fin = conclude(repo, run_id, onto, first, &merged, &bisection)?;
+    Ok((fin, bisection))
+}
+
+/// [`integrate_and_test_each`] with `jobs` tests at once: `test(integrations)` tests up to
+/// `jobs` integrations in parallel (the first batch holds `onto` alone, with no merge) and
+/// says which pass ([`bisect::bisect_parallel`]). When `onto` alone fails, the returned
+/// bisection says `base_failed` and the integration is the untested first one.
+pub fn integrate_and_test_parallel<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    jobs: usize,
+    mut test: impl FnMut(&[Integration]) -> Result<Vec<bool>, E>,
+) -> Result<(Integration, bisect::ParallelBisection), E> {
+    let first = integrate(repo, run_id, onto, branches, Objects::Write)?;
+    let merged: Vec<(String, String)> = first
+        .merged
+        .iter()
+        .map(|s| (s.workstream_id.clone(), s.tip.clone()))
+        .collect();
+    // Integrations built so far, by the merges they hold: a candidate continues from the
+    // longest one it extends (the commits are deterministic, so this is the commit a build
+    // from `onto` would make). The first integration's prefixes are known already.
+    let mut built: std::collections::HashMap<Vec<usize>, Integration> =
+        std::collections::HashMap::new();
+    for i in 1..=first.merged.len() {
+        built.insert(
+            (0..i).collect(),
+            Integration {
+                run_id: first.run_id.clone(),
+                onto: first.onto.clone(),
+                merged: first.merged[..i].to_vec(),
+                tip: first.merged[i - 1].merge_commit.clone(),
+                excluded: Vec::new(),
+                test_runs: 0,
+            },
+        );
+    }
+    let pb = bisect::bisect_parallel(merged.len(), jobs, true, |sets| -> Result<Vec<bool>, E> {
+        let mut results: Vec<Option<bool>> = vec![None; sets.len()];
+        let mut buildable: Vec<(usize, Integration)> = Vec::new();
+        for (k, seq) in sets.iter().enumerate() {
+            let from = (1..=seq.len())
+                .rev()
+                .find(|&l| built.contains_key(&seq[..l]));
+            let more: Vec<(String, String)> = seq[from.unwrap_or(0)..]
+                .iter()
+                .map(|&i| merged[i].clone())
+                .collect();
+            let it = integrate_from(repo, run_id, onto, from.map(|l| &built[&seq[..l]]), &more)?;
+            if it.excluded.is_empty() {
+                built.insert(seq.clone(), it.clone());
+                buildable.push((k, it));
+            } else {
+                // Leaving a merge out made a later one conflict: it cannot pass.
+                results[k] = Some(false);
+            }
+        }
+        let its: Vec<Integration> = buildable.iter().map(|(_, it)| it.clone()).collect();
+        let passed = test(&its)?;
+        for ((k, _), p) in buildable.iter().zip(passed) {
+            results[*k] = Some(p);
+        }
+        Ok(results.into_iter().map(|r| r.unwrap_or(false)).collect())
+    })?;
+    if pb.base_failed {
+        return Ok((first, pb));
+    }
+    let fin = conclude(repo, run_id, onto, first, &merged, &pb.bisection)?;
+    Ok((fin, pb))
+}
+
+/// [`integrate`] of `more` onto `prev` (an integration onto `onto` without exclusions), or
+/// onto `onto` when there is none.
+fn integrate_from(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    prev: Option<&Integration>,
+    more: &[(String, String)],
+) -> Result<Integration, GitError> {
+    let Some(prev) = prev else {
+        return integrate(repo, run_id, onto, more, Objects::Write);
+    };
+    let main = open_main(repo)?;
+    let mut engine = Engine::new(&main, run_id, onto)?;
+    engine.acc = main
+        .find_commit(parse_oid(&prev.tip)?)
+        .ctx(|| format!("read the integration commit {}", prev.tip))?;
+    engine.merged = prev.merged.clone();
+    let mut excluded = Vec::new();
+    for (ws, tip) in more {
+        if let Some(x) = engine.merge(ws, tip)? {
+            excluded.push(x);
+        }
+    }
+    Ok(engine.finish(excluded, 0))
+}
+
+/// The final integration of what a bisection kept, with the culprits left out.
+fn conclude(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    first: Integration,
+    merged: &[(String, String)],
+    bisection: &Bisection,
+) -> Result<Integration, GitError> {
     let kept: Vec<(String, String)> = bisection.kept.iter().map(|&i| merged[i].clone()).collect();
     let mut fin = integrate(repo, run_id, onto, &kept, Objects::Write)?;
     let mut excluded = first.excluded;
@@ -182,7 +292,7 @@ pub fn integrate_and_test_each<E: From<GitError>>(
     excluded.append(&mut fin.excluded);
     fin.excluded = excluded;
     fin.test_runs = bisection.test_runs;
-    Ok((fin, bisection))
+    Ok(fin)
 }
 
 /// Point `refs/heads/<branch>` at `tip` (creating or resetting it), with a reflog entry.

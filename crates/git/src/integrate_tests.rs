@@ -286,3 +286,59 @@ fn integrating_in_the_forecast_order_merges_every_clean_step() {
     }
     assert!(!it.excluded.is_empty(), "the scenario has conflicts");
 }
+
+#[test]
+fn parallel_batches_find_the_same_pair_and_start_with_onto() {
+    let t = project();
+    let onto = t.base.to_string();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut batches: Vec<Vec<Vec<String>>> = Vec::new();
+    let (it, pb) = super::integrate::integrate_and_test_parallel::<super::GitError>(
+        &t.paths(),
+        "run-3",
+        &onto,
+        &order(&t),
+        3,
+        |its| {
+            assert!(its.len() <= 3);
+            batches.push(
+                its.iter()
+                    .map(|i| i.merged.iter().map(|s| s.workstream_id.clone()).collect())
+                    .collect(),
+            );
+            Ok(its
+                .iter()
+                .map(|i| run_tests(&t.repo, &i.tip, scratch.path()))
+                .collect())
+        },
+    )
+    .unwrap();
+    assert!(!pb.base_failed);
+    // The first batch tests onto alone alongside the longer candidates.
+    assert!(batches[0][0].is_empty(), "{batches:?}");
+    assert!(batches[0].len() > 1, "{batches:?}");
+    let merged: Vec<&str> = it.merged.iter().map(|s| s.workstream_id.as_str()).collect();
+    assert_eq!(merged, ["docs", "readme-a", "rename"]);
+    let breaker = it
+        .excluded
+        .iter()
+        .find(|x| x.reason == ExclusionReason::BreaksTests)
+        .unwrap();
+    assert_eq!(breaker.workstream_id, "caller");
+    assert_eq!(breaker.broke_with, vec!["rename".to_string()]);
+    assert_eq!(pb.rounds, batches.len());
+    assert_eq!(it.test_runs, batches.iter().map(Vec::len).sum::<usize>());
+    assert!(pb.rounds <= super::bisect::max_rounds(4, 3, 1));
+    assert!(run_tests(&t.repo, &it.tip, scratch.path()));
+    // Onto failing stops after the first batch.
+    let (_, pb) = super::integrate::integrate_and_test_parallel::<super::GitError>(
+        &t.paths(),
+        "run-3",
+        &onto,
+        &order(&t),
+        3,
+        |its| Ok(vec![false; its.len()]),
+    )
+    .unwrap();
+    assert!(pb.base_failed && pb.rounds == 1);
+}

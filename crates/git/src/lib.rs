@@ -9,6 +9,7 @@
 //! or the runtime above it. Process spawning stays in the runtime, except for the one git
 //! subprocess helper in [`remote`] and merge drivers.
 
+mod attributes;
 pub mod bisect;
 mod branch;
 pub mod branches;
@@ -25,6 +26,7 @@ mod integrate;
 mod integrate_tests;
 mod land;
 mod landed;
+mod mergedriver;
 pub mod remote;
 mod repo;
 pub mod review;
@@ -332,6 +334,19 @@ pub fn integrate_and_test_each<E: From<GitError>>(
     test: impl FnMut(&Integration) -> Result<bool, E>,
 ) -> Result<(Integration, bisect::Bisection), E> {
     integrate::integrate_and_test_each(repo, run_id, onto, branches, test)
+}
+
+/// [`integrate_and_test_each`] with `jobs` integrations tested at once (see
+/// [`bisect::bisect_parallel`]); the first batch holds `onto` alone.
+pub fn integrate_and_test_parallel<E: From<GitError>>(
+    repo: &RepoPaths,
+    run_id: &str,
+    onto: &str,
+    branches: &[(String, String)],
+    jobs: usize,
+    test: impl FnMut(&[Integration]) -> Result<Vec<bool>, E>,
+) -> Result<(Integration, bisect::ParallelBisection), E> {
+    integrate::integrate_and_test_parallel(repo, run_id, onto, branches, jobs, test)
 }
 
 pub use land::{checked_out_in, dirty_paths, fast_forward, resolve_onto, Onto};

@@ -16,11 +16,13 @@
 //! parent and child paths, directories renamed), are looked at: a merge costs in proportion
 //! to the changes, not to the size of the repository.
 
+use super::attributes::Attributes;
+use super::mergedriver::{self, Labels};
 use super::repo::Ctx;
-use super::xmerge::{self, TextMerge};
+use super::xmerge::TextMerge;
 use super::GitError;
 use git2::{Delta, DiffFindOptions, DiffOptions, ObjectType, Oid, Repository, Tree};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
@@ -142,6 +144,8 @@ pub(crate) struct Base<'r> {
     pub tree: Tree<'r>,
     entries: RefCell<HashMap<String, Option<Entry>>>,
     files_under: RefCell<HashMap<String, usize>>,
+    /// The repository's merge attributes, read on the first content merge.
+    attrs: OnceCell<Attributes>,
 }
 
 impl<'r> Base<'r> {
@@ -150,7 +154,13 @@ impl<'r> Base<'r> {
             tree,
             entries: RefCell::default(),
             files_under: RefCell::default(),
+            attrs: OnceCell::new(),
         }
+    }
+
+    /// The merge attributes, as `git merge-tree` in `repo` reads them.
+    fn attributes(&self, repo: &Repository) -> &Attributes {
+        self.attrs.get_or_init(|| Attributes::load(repo))
     }
 
     /// The file (or link) at `path`, if any.
@@ -489,6 +499,9 @@ impl Item {
 struct Contents<'a> {
     repo: &'a Repository,
     write: bool,
+    attrs: &'a Attributes,
+    ours: &'a str,
+    theirs: &'a str,
 }
 
 impl Contents<'_> {
@@ -517,6 +530,7 @@ impl Contents<'_> {
     /// merge-ort's three-way resolution of one path: the result, and the conflict if any.
     fn resolve(
         &self,
+        path: &str,
         o: Option<Entry>,
         a: Option<Entry>,
         b: Option<Entry>,
@@ -554,7 +568,14 @@ impl Contents<'_> {
         } else if a.kind() == REGULAR {
             let base = self.blob(o)?;
             let (ours, theirs) = (self.blob(Some(a))?, self.blob(Some(b))?);
-            match xmerge::merge(&base, &ours, &theirs) {
+            let attrs = self.attrs.of(self.repo, path);
+            let labels = Labels {
+                base: "base",
+                ours: self.ours,
+                theirs: self.theirs,
+            };
+            let run_dir = &self.attrs.run_dir;
+            match mergedriver::merge_file(&attrs, run_dir, path, &base, &ours, &theirs, &labels) {
                 TextMerge::Clean(merged) => (self.store(&merged)?, None),
                 TextMerge::Conflict if o.is_none() => (a.oid, Some(ConflictKind::AddAdd)),
                 TextMerge::Conflict => (a.oid, Some(ConflictKind::Content)),
@@ -625,7 +646,13 @@ pub(crate) fn merge(
     theirs: &Side<'_>,
     write: bool,
 ) -> Result<Outcome, GitError> {
-    let contents = Contents { repo, write };
+    let contents = Contents {
+        repo,
+        write,
+        attrs: base.attributes(repo),
+        ours: &ours.label,
+        theirs: &theirs.label,
+    };
     let (dr_ours, dr_theirs) = one_sided_directory_renames(base, ours, theirs);
     let paths = universe([ours, theirs], [&dr_ours, &dr_theirs]);
     let mut pairing = pair_renames(base, ours, theirs, &paths);
@@ -897,7 +924,7 @@ fn resolve_items(
     let mut result: BTreeMap<String, Option<Entry>> = BTreeMap::new();
     let mut conflicts: Vec<Conflict> = location_conflicts;
     for (p, it) in items {
-        let (mut entry, mut kind) = contents.resolve(it.base, it.ours, it.theirs)?;
+        let (mut entry, mut kind) = contents.resolve(p, it.base, it.ours, it.theirs)?;
         let mut also = Vec::new();
         let mut note = String::new();
         if let Some((k, extra, n)) = &it.forced {
@@ -907,7 +934,7 @@ fn resolve_items(
             entry = it.ours.or(it.theirs);
         }
         if let Some(other) = &it.collision {
-            let (e2, k2) = contents.resolve(other.base, other.ours, other.theirs)?;
+            let (e2, k2) = contents.resolve(p, other.base, other.ours, other.theirs)?;
             if kind.is_some() || k2.is_some() || entry != e2 {
                 kind = Some(ConflictKind::Collision);
                 note = format!("two different files end up at {p}");

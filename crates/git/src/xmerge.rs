@@ -14,8 +14,8 @@ use std::os::raw::{c_char, c_int, c_long, c_ulong};
 const XDF_HISTOGRAM_DIFF: c_ulong = 1 << 15;
 /// `XDL_MERGE_ZEALOUS`: the level `ll_merge` asks for.
 const XDL_MERGE_ZEALOUS: c_int = 2;
-/// `DEFAULT_CONFLICT_MARKER_SIZE`.
-const MARKER_SIZE: c_int = 7;
+/// `XDL_MERGE_FAVOR_UNION`: `merge=union`.
+const XDL_MERGE_FAVOR_UNION: c_int = 3;
 /// git's `buffer_is_binary` looks for a NUL in this many leading bytes.
 const FIRST_FEW_BYTES: usize = 8000;
 /// git refuses to xdiff files larger than this (`MAX_XDIFF_SIZE`, 1 GiB minus a little).
@@ -90,7 +90,20 @@ pub(crate) fn is_binary(data: &[u8]) -> bool {
 }
 
 /// Merge `ours` and `theirs` against `base` as git's `ll_merge` does by default.
+#[cfg(test)]
 pub(crate) fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> TextMerge {
+    xdiff_merge(base, ours, theirs, false, 7)
+}
+
+/// git's `ll_xdl_merge` (the text driver, and the union driver with `union`): a binary
+/// or huge file is not merged (conflict, ours kept).
+pub(crate) fn xdiff_merge(
+    base: &[u8],
+    ours: &[u8],
+    theirs: &[u8],
+    union: bool,
+    marker_size: usize,
+) -> TextMerge {
     if [base, ours, theirs]
         .iter()
         .any(|b| b.len() > MAX_XDIFF_SIZE || is_binary(b))
@@ -116,9 +129,9 @@ pub(crate) fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> TextMerge {
             anchors: std::ptr::null_mut(),
             anchors_nr: 0,
         },
-        marker_size: MARKER_SIZE,
+        marker_size: marker_size.min(c_int::MAX as usize) as c_int,
         level: XDL_MERGE_ZEALOUS,
-        favor: 0,
+        favor: if union { XDL_MERGE_FAVOR_UNION } else { 0 },
         style: 0,
         ancestor: c"base".as_ptr(),
         file1: c"ours".as_ptr(),
