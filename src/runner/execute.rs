@@ -553,9 +553,10 @@ fn attempt_spec(
             }
         }
     }
+    let cwd = env.get("WS_WORKTREE").cloned().unwrap_or_default();
     Spec {
         argv,
-        cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
+        cwd: PathBuf::from(&cwd),
         env,
         stdin,
         log: log.to_path_buf(),
@@ -563,6 +564,7 @@ fn attempt_spec(
         grace: ctx.grace,
         pgid_file: Some(ctx.logs.pgid(&ws.id)),
         procs_dir: Some(ctx.layout.procs_dir()),
+        sandbox: crate::sandbox::for_slot(Path::new(&cwd), ws.sandbox, driver.preset()),
     }
 }
 
