@@ -21,5 +21,6 @@ mod real_agents;
 mod reliability;
 mod report;
 mod run;
+mod sandbox;
 mod sql;
 mod test_files;
