@@ -654,7 +654,10 @@ pub fn tail(path: &Path, max_lines: usize, max_bytes: u64) -> String {
             text = &text[i + 1..];
         }
     }
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !crate::sandbox::is_policy_line(l))
+        .collect();
     let from = lines.len().saturating_sub(max_lines);
     lines[from..].join("\n")
 }

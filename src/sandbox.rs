@@ -12,6 +12,7 @@
 use crate::agents::Preset;
 use crate::config::{Config, SANDBOX_ALLOW_WRITE};
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Once};
@@ -410,6 +411,15 @@ fn top_under(path: &Path, dir: &Path) -> Option<PathBuf> {
     Some(dir.join(first))
 }
 
+/// What every policy line starts with ([`Sandbox::line`]).
+pub const LINE_PREFIX: &str = "git-ws: sandbox";
+
+/// Whether `line` of a log is the policy line git-ws wrote there: tails leave it out, so
+/// output tails, reports and test results show only what the command printed.
+pub fn is_policy_line(line: &str) -> bool {
+    line.starts_with(LINE_PREFIX) || line.starts_with("git-ws: ws.sandbox = ")
+}
+
 /// The argv to spawn for `argv` under `sandbox`: bubblewrap's prefix, or `argv` itself.
 pub fn argv(sandbox: Option<&Sandbox>, argv: &[String]) -> Vec<String> {
     match sandbox.map(|s| &s.0.how) {
@@ -430,7 +440,14 @@ pub fn apply(
     let Some(sb) = sandbox else {
         return Ok(());
     };
-    crate::process::log_note(log, &sb.0.line);
+    // Best effort, as the log's other notes.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(f, "{}", sb.0.line);
+    }
     if let Some(t) = &sb.0.tmpdir {
         cmd.env("TMPDIR", t);
     }

@@ -38,6 +38,14 @@ fn no_landlock(min_abi: i64) -> bool {
     true
 }
 
+/// A repository with the sandbox as a user gets it: the harness's `allowWrite` of its
+/// temporary directory taken away.
+fn sandboxed() -> Env {
+    let env = Env::new();
+    env.git(&["config", "--unset-all", "ws.sandbox.allowWrite"]);
+    env
+}
+
 /// Everything of the user's an agent must not change, byte for byte: each file of the
 /// common dir outside git-ws's own places (refs, `HEAD`, index, config, hooks, info,
 /// packed-refs, logs), the worktree's files, and the home.
@@ -99,7 +107,7 @@ fn log(env: &Env, run: &str, name: &str) -> String {
 /// A repository with two commits on `main`, a bare `origin` with `main` pushed, and
 /// `agent-1` as the only agent.
 fn repo() -> (Env, PathBuf) {
-    let env = Env::new();
+    let env = sandboxed();
     env.write("b.txt", "b\n");
     env.git(&["add", "b.txt"]);
     env.git(&["commit", "-q", "-m", "second"]);
@@ -180,7 +188,7 @@ fn every_attack_on_the_users_repository_is_denied_and_nothing_of_theirs_changes(
 #[test]
 fn with_the_sandbox_off_the_same_escape_succeeds() {
     // Shows that the attack test can fail: the per-workstream override turns it off.
-    let env = Env::new();
+    let env = sandboxed();
     env.ws(
         "free",
         json!({"id": "free", "command": "echo x > ../../escaped", "sandbox": "off"}),
@@ -212,7 +220,7 @@ fn tcp_is_refused_under_network_none_and_allowed_under_all_and_listed_ports() {
     if no_landlock(4) {
         return;
     }
-    let env = Env::new();
+    let env = sandboxed();
     let (l, port) = listener();
     let connect = format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'");
     env.ws_cmd("connect", &connect);
@@ -244,7 +252,7 @@ fn normal_work_succeeds_inside_the_sandbox() {
     if no_landlock(1) {
         return;
     }
-    let env = Env::new();
+    let env = sandboxed();
     // A fake preset CLI that writes its state directory and its home's state file.
     let bin = env.scratch("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -336,7 +344,7 @@ fn normal_work_succeeds_inside_the_sandbox() {
 
 #[test]
 fn a_bad_sandbox_setting_names_the_key() {
-    let env = Env::new();
+    let env = sandboxed();
     env.ws_cmd("a", "true");
     env.git(&["config", "ws.sandbox.network", "lots"]);
     let out = env.ws_run(&["--agents", "1"]);
