@@ -80,6 +80,8 @@ struct Prepared {
     line: String,
     /// The slot's private `TMPDIR`.
     tmpdir: Option<PathBuf>,
+    /// The preset CLI the command runs, if any.
+    preset: Option<Preset>,
 }
 
 #[derive(Debug)]
@@ -97,7 +99,20 @@ enum How {
 
 impl Sandbox {
     fn new(how: How, line: String, tmpdir: Option<PathBuf>) -> Sandbox {
-        Sandbox(Arc::new(Prepared { how, line, tmpdir }))
+        Sandbox(Arc::new(Prepared {
+            how,
+            line,
+            tmpdir,
+            preset: None,
+        }))
+    }
+
+    fn for_preset(self, preset: Option<Preset>) -> Sandbox {
+        let Ok(mut p) = Arc::try_unwrap(self.0) else {
+            unreachable!("a new sandbox has one owner")
+        };
+        p.preset = preset;
+        Sandbox(Arc::new(p))
     }
 
     /// The policy line the log starts with.
@@ -155,6 +170,7 @@ pub fn places(worktree: &Path) -> Places {
         home: std::env::var_os("HOME").map(PathBuf::from),
         codex_home: std::env::var_os("CODEX_HOME").map(PathBuf::from),
         extra: Vec::new(),
+        files: Vec::new(),
     }
 }
 
@@ -163,19 +179,45 @@ pub fn places(worktree: &Path) -> Places {
 /// the repository's settings. Never fails: what cannot be honoured is a sandbox that
 /// refuses to start the command, saying why.
 pub fn for_slot(worktree: &Path, mode: Option<Mode>, preset: Option<Preset>) -> Option<Sandbox> {
+    for_attempt(worktree, mode, preset, None)
+}
+
+/// [`for_slot`] for a workstream's attempt, whose `WS_METRICS` file (`metrics`) stays
+/// writable: it is created empty first (Landlock grants existing paths only; an empty file
+/// reports nothing).
+pub fn for_attempt(
+    worktree: &Path,
+    mode: Option<Mode>,
+    preset: Option<Preset>,
+    metrics: Option<&String>,
+) -> Option<Sandbox> {
     let mut places = places(worktree);
+    if let Some(m) = metrics {
+        let m = PathBuf::from(m);
+        if std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m)
+            .is_ok()
+        {
+            places.files.push(m);
+        }
+    }
     let common = places.common_dir.clone().unwrap_or_default();
     let settings = match settings_of(&common, worktree) {
         Ok(s) => s,
         Err(e) => return Some(Sandbox::new(How::Refused(e.clone()), e, None)),
     };
     places.extra = settings.allow_write.clone();
-    Some(prepare(
-        &places,
-        mode.unwrap_or(settings.mode),
-        &settings.network,
-        preset,
-    ))
+    Some(
+        prepare(
+            &places,
+            mode.unwrap_or(settings.mode),
+            &settings.network,
+            preset,
+        )
+        .for_preset(preset),
+    )
 }
 
 /// The sandbox for `places` under `mode` and `network`: the first mechanism of the mode
@@ -420,11 +462,66 @@ pub fn is_policy_line(line: &str) -> bool {
     line.starts_with(LINE_PREFIX) || line.starts_with("git-ws: ws.sandbox = ")
 }
 
+/// At most this many denials are reported per command.
+const MAX_DENIALS: usize = 5;
+
+/// The writes the sandbox denied, as far as the command's output tells (the kernel does not
+/// report them): each line of `output` saying `Permission denied` (Landlock) or `Read-only
+/// file system` (bubblewrap) while a mechanism was in force, as a warning (at most
+/// [`MAX_DENIALS`], each cut to 200 characters).
+pub fn denials(sandbox: Option<&Sandbox>, output: &str) -> Vec<String> {
+    let Some(mechanism) = sandbox.and_then(Sandbox::mechanism) else {
+        return Vec::new();
+    };
+    let mut seen = Vec::new();
+    for line in output.lines() {
+        let l = line.trim();
+        if !(l.contains("Permission denied") || l.contains("Read-only file system")) {
+            continue;
+        }
+        let cut: String = l.chars().take(200).collect();
+        if !seen.contains(&cut) {
+            seen.push(cut);
+        }
+    }
+    let n = seen.len();
+    let mut out: Vec<String> = seen
+        .into_iter()
+        .take(MAX_DENIALS)
+        .map(|l| format!("sandbox ({}) denied: {l}", mechanism.as_str()))
+        .collect();
+    if n > MAX_DENIALS {
+        out.push(format!(
+            "sandbox ({}): {} more denials in the log",
+            mechanism.as_str(),
+            n - MAX_DENIALS
+        ));
+    }
+    out
+}
+
+/// Codex's own sandbox for the commands it runs, as the preset asks for it.
+const CODEX_OWN_SANDBOX: [&str; 2] = ["--sandbox", "workspace-write"];
+/// What replaces it under git-ws's sandbox.
+const CODEX_UNDER_OURS: [&str; 2] = ["--sandbox", "danger-full-access"];
+
 /// The argv to spawn for `argv` under `sandbox`: bubblewrap's prefix, or `argv` itself.
+/// Codex's own sandbox (`--sandbox workspace-write`) builds mount namespaces, which no
+/// process under Landlock or inside bubblewrap may do, so every file edit it makes would
+/// fail: under a mechanism, the Codex preset's `workspace-write` becomes
+/// `danger-full-access`, and git-ws's sandbox confines Codex and what it runs instead.
 pub fn argv(sandbox: Option<&Sandbox>, argv: &[String]) -> Vec<String> {
+    let mut argv = argv.to_vec();
+    let codex =
+        sandbox.is_some_and(|s| s.mechanism().is_some() && s.0.preset == Some(Preset::Codex));
+    if codex {
+        if let Some(i) = argv.windows(2).position(|w| w == CODEX_OWN_SANDBOX) {
+            argv[i + 1] = CODEX_UNDER_OURS[1].to_string();
+        }
+    }
     match sandbox.map(|s| &s.0.how) {
-        Some(How::Bwrap(prefix)) => prefix.iter().chain(argv).cloned().collect(),
-        _ => argv.to_vec(),
+        Some(How::Bwrap(prefix)) => prefix.iter().cloned().chain(argv).collect(),
+        _ => argv,
     }
 }
 
@@ -577,6 +674,27 @@ mod tests {
                 .unwrap_err()
                 .contains("ws.sandbox = landlock"));
         }
+    }
+
+    #[test]
+    fn denials_are_the_permission_errors_under_a_mechanism() {
+        let out = "ok\nerror: could not lock config file .git/config: Permission denied\nsh: 1: cannot create /x: Permission denied\nsh: 1: cannot create /x: Permission denied\n";
+        let d = tempfile::tempdir().unwrap();
+        let p = places_in(d.path());
+        let off = prepare(&p, Mode::Off, &Network::All, None);
+        assert!(denials(Some(&off), out).is_empty());
+        assert!(denials(None, out).is_empty());
+        if landlock_abi() < 1 {
+            return;
+        }
+        let on = prepare(&p, Mode::Landlock, &Network::All, None);
+        assert_eq!(
+            denials(Some(&on), out),
+            [
+                "sandbox (landlock) denied: error: could not lock config file .git/config: Permission denied",
+                "sandbox (landlock) denied: sh: 1: cannot create /x: Permission denied"
+            ]
+        );
     }
 
     #[test]

@@ -499,7 +499,11 @@ async fn run_attempt(
         _ => (None, None),
     };
     let usage = meter.usage();
-    let warnings = meter_warnings(&meter, usage.is_none(), driver, &ending, log);
+    let mut warnings = meter_warnings(&meter, usage.is_none(), driver, &ending, log);
+    warnings.extend(crate::sandbox::denials(
+        spec.sandbox.as_ref(),
+        &read_from(log, log_offset, TRANSIENT_SCAN_BYTES),
+    ));
     let outcome = errors
         .first()
         .map_or("completed".to_string(), |e| e.error_type.to_string());
@@ -555,6 +559,12 @@ fn attempt_spec(
     }
     let cwd = env.get("WS_WORKTREE").cloned().unwrap_or_default();
     Spec {
+        sandbox: crate::sandbox::for_attempt(
+            Path::new(&cwd),
+            ws.sandbox,
+            driver.preset(),
+            env.get("WS_METRICS"),
+        ),
         argv,
         cwd: PathBuf::from(&cwd),
         env,
@@ -564,7 +574,6 @@ fn attempt_spec(
         grace: ctx.grace,
         pgid_file: Some(ctx.logs.pgid(&ws.id)),
         procs_dir: Some(ctx.layout.procs_dir()),
-        sandbox: crate::sandbox::for_slot(Path::new(&cwd), ws.sandbox, driver.preset()),
     }
 }
 

@@ -163,6 +163,14 @@ fn every_attack_on_the_users_repository_is_denied_and_nothing_of_theirs_changes(
             "{id}: no denial in its log:\n{l}"
         );
     }
+    // The run says what was denied: each workstream's warnings.
+    for id in ["escape-git", "rewind-main", "bare", "plant-hook"] {
+        let w = crate::common::result_json(&env, &run, id, "warnings");
+        assert!(
+            w.to_string().contains("sandbox (landlock) denied:"),
+            "{id}: {w}"
+        );
+    }
     assert_same(&before, &user_state(&env));
     for p in [
         env.repo.join(".git/escaped"),

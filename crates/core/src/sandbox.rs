@@ -174,6 +174,8 @@ pub struct Places {
     pub codex_home: Option<PathBuf>,
     /// `ws.sandbox.allowWrite`.
     pub extra: Vec<PathBuf>,
+    /// Files git-ws hands the command to write (its `WS_METRICS` file).
+    pub files: Vec<PathBuf>,
 }
 
 /// The namespace of git-ws's own branches: a worktree's branch there may be updated.
@@ -242,6 +244,13 @@ pub fn writable(p: &Places, preset: Option<Preset>) -> Vec<Writable> {
             path: e.clone(),
             grant: Grant::Tree,
             why: "ws.sandbox.allowWrite",
+        });
+    }
+    for f in &p.files {
+        w.push(Writable {
+            path: f.clone(),
+            grant: Grant::File,
+            why: "WS_METRICS",
         });
     }
     for d in DEVICES {
@@ -384,6 +393,7 @@ mod tests {
             home: Some("/home/u".into()),
             codex_home: None,
             extra: vec!["/opt/cache".into()],
+            files: vec!["/r/.state/logs/run/a.metrics.json".into()],
         }
     }
 
@@ -398,6 +408,7 @@ mod tests {
             "/r/.git/refs/heads/ws/run",
             "/r/.git/logs/refs/heads/ws/run",
             "/opt/cache",
+            "/r/.state/logs/run/a.metrics.json",
             "/dev/null",
         ] {
             assert!(
