@@ -658,6 +658,74 @@ mod tests {
     }
 
     #[test]
+    fn bwrap_allows_the_worktree_hides_tmp_and_cuts_the_network() {
+        if !bwrap_works() {
+            eprintln!("skipped: bubblewrap (bwrap) is not installed or cannot run");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = places_in(d.path());
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let sb = prepare(&p, Mode::Bwrap, &Network::None, None);
+        assert_eq!(sb.mechanism(), Some(Mechanism::Bwrap), "{}", sb.line());
+        assert!(
+            sb.line().starts_with("git-ws: sandbox bwrap: writable "),
+            "{}",
+            sb.line()
+        );
+        let (ok, log) = run(
+            &sb,
+            "echo in > inside && echo t > \"$TMPDIR/t\" && echo p > /tmp/private-x",
+            &p.worktree,
+        );
+        assert!(ok, "{log}");
+        assert!(p.worktree.join("inside").exists() && p.tmpdir.join("t").exists());
+        std::fs::write(d.path().join("outside"), "o").unwrap();
+        let (ok, log) = run(&sb, "cat ../outside", &p.worktree);
+        assert!(ok && log.contains('o'), "reading is allowed: {log}");
+        assert!(!Path::new("/tmp/private-x").exists(), "/tmp is not private");
+        let (ok, log) = run(&sb, "echo x > ../escaped", &p.worktree);
+        assert!(!ok && log.contains("Read-only file system"), "{log}");
+        assert!(!d.path().join("escaped").exists());
+        let (ok, log) = run(
+            &sb,
+            &format!("bash -c 'echo hi > /dev/tcp/127.0.0.1/{port}'"),
+            &p.worktree,
+        );
+        assert!(!ok, "connected under --unshare-net: {log}");
+        assert_eq!(
+            denials(
+                Some(&sb),
+                "sh: 1: cannot create ../escaped: Read-only file system"
+            ),
+            ["sandbox (bwrap) denied: sh: 1: cannot create ../escaped: Read-only file system"]
+        );
+    }
+
+    #[test]
+    fn codex_keeps_its_own_sandbox_only_without_ours() {
+        let d = tempfile::tempdir().unwrap();
+        let p = places_in(d.path());
+        let argv_of = |sb: &Sandbox| {
+            argv(
+                Some(sb),
+                &["codex", "exec", "--sandbox", "workspace-write", "--", "p"].map(String::from),
+            )
+        };
+        let off = prepare(&p, Mode::Off, &Network::All, None).for_preset(Some(Preset::Codex));
+        assert_eq!(argv_of(&off)[3], "workspace-write");
+        if landlock_abi() >= 1 {
+            let on =
+                prepare(&p, Mode::Landlock, &Network::All, None).for_preset(Some(Preset::Codex));
+            assert_eq!(argv_of(&on)[3], "danger-full-access");
+            let claude =
+                prepare(&p, Mode::Landlock, &Network::All, None).for_preset(Some(Preset::Claude));
+            assert_eq!(argv_of(&claude)[3], "workspace-write");
+        }
+    }
+
+    #[test]
     fn off_runs_unconfined_and_a_missing_named_mechanism_refuses() {
         let d = tempfile::tempdir().unwrap();
         let p = places_in(d.path());

@@ -364,3 +364,59 @@ fn a_bad_sandbox_setting_names_the_key() {
         out.code
     );
 }
+
+/// Whether bubblewrap runs here (on PATH).
+fn bwrap_runs() -> bool {
+    std::process::Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn under_bwrap_the_escapes_are_denied_and_commits_still_land() {
+    if !bwrap_runs() {
+        eprintln!("skipped: bubblewrap (bwrap) is not installed or cannot run");
+        return;
+    }
+    let (env, _origin) = repo();
+    env.git(&["config", "ws.sandbox", "bwrap"]);
+    env.ws_cmd("escape-git", "echo x > ../../escaped");
+    env.ws_cmd("rewind-main", "git update-ref refs/heads/main HEAD~1");
+    env.ws_cmd("bare", "git config core.bare true");
+    env.ws_cmd(
+        "commits",
+        "echo a > a.txt && git add a.txt && git commit -q -m 'add a' && echo t > \"$TMPDIR/t\" && echo p > /tmp/p",
+    );
+    let before = user_state(&env);
+    let out = env.ws_run(&["--agents", "1"]);
+    let run = out.run_id();
+    for id in ["escape-git", "rewind-main", "bare"] {
+        assert_eq!(status(&env, &run, id), "failed", "{id} was not stopped");
+        let l = log(&env, &run, &format!("{id}.log"));
+        assert!(
+            l.starts_with("git-ws: sandbox bwrap: writable "),
+            "{id}: {l}"
+        );
+        assert!(l.contains("Read-only file system"), "{id}: {l}");
+    }
+    assert_eq!(
+        status(&env, &run, "commits"),
+        "completed",
+        "{}",
+        log(&env, &run, "commits.log")
+    );
+    assert!(
+        !Path::new("/tmp/p").exists(),
+        "/tmp is not private under bwrap"
+    );
+    assert_same(&before, &user_state(&env));
+    assert!(env
+        .git(&[
+            "show",
+            "--stat",
+            "--format=%s",
+            &format!("ws/{run}/commits")
+        ])
+        .contains("a.txt"));
+}
