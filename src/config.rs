@@ -58,6 +58,9 @@ pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
 pub const HTML_REPORT: &str = "ws.htmlReport";
+pub const SANDBOX: &str = "ws.sandbox";
+pub const SANDBOX_NETWORK: &str = "ws.sandbox.network";
+pub const SANDBOX_ALLOW_WRITE: &str = "ws.sandbox.allowWrite";
 
 /// Default agent count (`ws.agents`).
 pub const DEFAULT_AGENTS: usize = 3;
@@ -232,6 +235,27 @@ pub const KEYS: &[KeyDoc] = &[
         "`git ws-merge`'s test command, run with `sh -c` in a pool worktree (`--test`)",
         MERGE,
     ),
+    key(
+        SANDBOX,
+        "`auto`",
+        "sandbox of every agent, test, setup and `ws-merge` test command: `auto` (the strongest available), `landlock`, `bwrap`, `off`, `strict`; a workstream's `sandbox` field overrides it",
+        RUN_MERGE,
+    ),
+    key(
+        SANDBOX_NETWORK,
+        "`all`",
+        "network of sandboxed commands: `all`, `none`, or TCP ports they may connect to (`443,8080`; Landlock)",
+        RUN_MERGE,
+    ),
+    KeyDoc {
+        many: true,
+        ..key(
+            SANDBOX_ALLOW_WRITE,
+            "none",
+            "a path sandboxed commands may also write (relative to the repository root; `~/` is the home; `git config --add` for more)",
+            RUN_MERGE,
+        )
+    },
 ];
 
 /// The documentation of `name`. Panics on a key the table lacks (a bug: the test that
@@ -426,6 +450,36 @@ impl Config {
         }
     }
 
+    /// `ws.sandbox`, default `auto`.
+    pub fn sandbox(&self) -> Result<ws_core::sandbox::Mode, Error> {
+        match self.get(SANDBOX) {
+            Some(v) => ws_core::sandbox::Mode::parse(v)
+                .map_err(|e| Error::new(format!("git config {SANDBOX} = {v:?}: {e}"))),
+            None => Ok(ws_core::sandbox::Mode::Auto),
+        }
+    }
+
+    /// `ws.sandbox.network`, default `all`.
+    pub fn sandbox_network(&self) -> Result<ws_core::sandbox::Network, Error> {
+        match self.get(SANDBOX_NETWORK) {
+            Some(v) => ws_core::sandbox::Network::parse(v)
+                .map_err(|e| Error::new(format!("git config {SANDBOX_NETWORK} = {v:?}: {e}"))),
+            None => Ok(ws_core::sandbox::Network::All),
+        }
+    }
+
+    /// `ws.sandbox.allowWrite`: every value, as set (blank ones left out).
+    pub fn sandbox_allow_write(&self) -> Vec<String> {
+        self.many
+            .get(SANDBOX_ALLOW_WRITE)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .cloned()
+            .collect()
+    }
+
     /// `ws.notifyTimeout`, default [`DEFAULT_NOTIFY_TIMEOUT`].
     pub fn notify_timeout(&self) -> Result<Duration, Error> {
         match self.get(NOTIFY_TIMEOUT) {
@@ -616,13 +670,15 @@ mod tests {
         let run = help_line(Command::Run);
         assert!(run.starts_with("Settings: git config ws.agents, ws.agentCommand, ws.agent,"));
         assert!(
-            run.ends_with("ws.keepWorktrees, ws.worktreeExpiry."),
+            run.ends_with(
+                "ws.keepWorktrees, ws.worktreeExpiry, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+            ),
             "{run}"
         );
         assert!(!run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
-            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest."
+            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
         );
     }
 

@@ -103,6 +103,7 @@ pub mod process;
 #[cfg(feature = "cli")]
 pub mod progress;
 pub mod runner;
+pub mod sandbox;
 pub mod summary;
 pub mod workspace;
 

@@ -50,6 +50,8 @@ pub struct Spec {
     /// command may be alive a file there says whose it is, so that the next `git ws-run` or
     /// `git ws-merge` kills it if this tool died ([`reap_abandoned`]).
     pub procs_dir: Option<PathBuf>,
+    /// The sandbox it runs in ([`crate::sandbox`]); `None`: unconfined, no policy line.
+    pub sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 /// How a supervised command ended.
@@ -183,8 +185,9 @@ async fn run_uncapped(
         Ok(f) => f,
         Err(e) => return Ending::SpawnFailed(format!("failed to open log file: {e}")),
     };
-    let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..])
+    let argv = crate::sandbox::argv(spec.sandbox.as_ref(), &spec.argv);
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .current_dir(&spec.cwd)
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log2))
@@ -196,6 +199,9 @@ async fn run_uncapped(
         .process_group(0);
     for k in GIT_ENV_TO_CLEAR {
         cmd.env_remove(k);
+    }
+    if let Err(e) = crate::sandbox::apply(&mut cmd, spec.sandbox.as_ref(), &spec.log) {
+        return Ending::SpawnFailed(e);
     }
     cmd.envs(&spec.env);
     let tag = new_tag();
@@ -657,7 +663,10 @@ pub fn tail(path: &Path, max_lines: usize, max_bytes: u64) -> String {
             text = &text[i + 1..];
         }
     }
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !crate::sandbox::is_policy_line(l))
+        .collect();
     let from = lines.len().saturating_sub(max_lines);
     lines[from..].join("\n")
 }
@@ -697,6 +706,7 @@ mod tests {
             grace: Duration::from_millis(300),
             pgid_file: Some(dir.join("cmd.pgid")),
             procs_dir: Some(dir.join("procs")),
+            sandbox: None,
         }
     }
 

@@ -69,6 +69,8 @@ pub async fn notify(
         grace: Duration::from_secs(2),
         pgid_file: None,
         procs_dir,
+        // The user's own command, not a workstream's: unconfined.
+        sandbox: None,
     };
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let why = match process::run(&spec, rx).await {

@@ -64,6 +64,7 @@ pub async fn ensure(s: &Setup, base: &str, cancel: watch::Receiver<bool>) -> Res
         grace: s.grace,
         pgid_file: Some(s.log.with_extension("pgid")),
         procs_dir: s.procs_dir.clone(),
+        sandbox: crate::sandbox::for_slot(&s.worktree, None, None),
     };
     let ending = process::run(&spec, cancel).await;
     let why = match ending {

@@ -949,6 +949,7 @@ impl Tester<'_> {
             grace: self.opts.grace,
             pgid_file: Some(self.logs.test_pgid(n)),
             procs_dir: Some(self.plan.ws.layout.procs_dir()),
+            sandbox: crate::sandbox::for_slot(&slot.path, None, None),
         }
     }
 

@@ -875,6 +875,7 @@ mod tests {
             agent: None,
             retries: None,
             max_cost_usd: None,
+            sandbox: None,
         }
     }
 

@@ -508,7 +508,11 @@ async fn run_attempt(
         _ => (None, None),
     };
     let usage = meter.usage();
-    let warnings = meter_warnings(&meter, usage.is_none(), driver, &ending, log);
+    let mut warnings = meter_warnings(&meter, usage.is_none(), driver, &ending, log);
+    warnings.extend(crate::sandbox::denials(
+        spec.sandbox.as_ref(),
+        &read_from(log, log_offset, TRANSIENT_SCAN_BYTES),
+    ));
     let outcome = errors
         .first()
         .map_or("completed".to_string(), |e| e.error_type.to_string());
@@ -569,9 +573,16 @@ fn attempt_spec(
     for (k, v) in agents::preset::identity_env(name.as_deref(), email.as_deref(), is_set) {
         env.insert(k, v);
     }
+    let cwd = env.get("WS_WORKTREE").cloned().unwrap_or_default();
     Spec {
+        sandbox: crate::sandbox::for_attempt(
+            Path::new(&cwd),
+            ws.sandbox,
+            driver.preset(),
+            env.get("WS_METRICS"),
+        ),
         argv,
-        cwd: PathBuf::from(env.get("WS_WORKTREE").cloned().unwrap_or_default()),
+        cwd: PathBuf::from(&cwd),
         env,
         stdin,
         log: log.to_path_buf(),

@@ -105,7 +105,8 @@ fn presets_run_the_documented_command_lines_and_report_usage_per_agent() {
             "exec",
             "--json",
             "--sandbox",
-            "workspace-write",
+            // Under git-ws's sandbox (on by default) Codex's own gives way (src/sandbox.rs).
+            "danger-full-access",
             "--",
             PROMPT
         ])

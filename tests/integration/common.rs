@@ -31,6 +31,14 @@ impl Env {
         std::fs::create_dir_all(&home).unwrap();
         let env = Env { tmp, repo, home };
         env.git(&["init", "-q", "-b", "main"]);
+        // The sandbox is on by default; the tests write markers and pid files beside the
+        // repository, so its temporary directory stays writable (tests/integration/sandbox.rs
+        // takes this away to test the sandbox itself).
+        env.git(&[
+            "config",
+            "ws.sandbox.allowWrite",
+            &env.tmp.path().display().to_string(),
+        ]);
         env.write("README.md", "# demo\n");
         env.write(
             "src/lib.txt",

@@ -23,5 +23,6 @@ mod reliability;
 mod report;
 mod review;
 mod run;
+mod sandbox;
 mod sql;
 mod test_files;

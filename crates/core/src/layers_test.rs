@@ -18,6 +18,7 @@ const LAYERS: &[&str] = &[
     "model",
     "agents",
     "testparse",
+    "sandbox",
     "workstream",
     "plan",
     "consolidate",

@@ -29,6 +29,7 @@ pub(super) fn from_object(
     let agent = agent_field(&obj, &mut problems);
     let retries = retries_field(&obj, &mut problems);
     let max_cost_usd = max_cost_field(&obj, &mut problems);
+    let sandbox = sandbox_field(&obj, &mut problems);
     match (problems.is_empty(), id, action) {
         (true, Some(id), Some(action)) => Ok((
             Workstream {
@@ -44,6 +45,7 @@ pub(super) fn from_object(
                 agent,
                 retries,
                 max_cost_usd,
+                sandbox,
             },
             warnings,
         )),
@@ -342,6 +344,31 @@ fn max_cost_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<f
     }
 }
 
+/// `"sandbox"`: one of [`crate::sandbox::Mode::NAMES`].
+fn sandbox_field(
+    obj: &Map<String, Value>,
+    problems: &mut Problems,
+) -> Option<crate::sandbox::Mode> {
+    match obj.get("sandbox") {
+        None => None,
+        Some(Value::String(s)) => match crate::sandbox::Mode::parse(s) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                problems.push(format!("field \"sandbox\": {e}"));
+                None
+            }
+        },
+        Some(other) => {
+            problems.push(format!(
+                "field \"sandbox\": expected a string ({}), found {}",
+                crate::sandbox::Mode::NAMES,
+                type_name(other)
+            ));
+            None
+        }
+    }
+}
+
 /// An optional string field; `non_empty` rejects empty or whitespace-only strings.
 fn string_field(
     obj: &Map<String, Value>,
@@ -519,6 +546,27 @@ mod tests {
         assert_eq!(w.depends_on, vec!["ws-00".to_string()]);
         assert_eq!(w.env.get("RUST_LOG").map(String::as_str), Some("info"));
         assert_eq!(w.file, "ws-01.json");
+    }
+
+    #[test]
+    fn the_sandbox_field_overrides_the_mode_and_names_bad_values() {
+        let (w, _) = ok("a.json", r#"{"id":"a","command":"x","sandbox":"off"}"#);
+        assert_eq!(w.sandbox, Some(crate::sandbox::Mode::Off));
+        let (w, _) = ok("a.json", r#"{"id":"a","command":"x"}"#);
+        assert_eq!(w.sandbox, None);
+        let e = err("b.json", r#"{"id":"b","command":"x","sandbox":"docker"}"#);
+        assert!(
+            e.message
+                .contains("field \"sandbox\": unknown sandbox \"docker\""),
+            "{}",
+            e.message
+        );
+        let e = err("c.json", r#"{"id":"c","command":"x","sandbox":false}"#);
+        assert!(
+            e.message.contains("field \"sandbox\": expected a string"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -60,6 +60,8 @@ pub struct Workstream {
     pub retries: Option<u32>,
     /// `"max_cost_usd"`: stop the agent when what it spent passes this.
     pub max_cost_usd: Option<f64>,
+    /// `"sandbox"`: this workstream's sandbox mode (else `ws.sandbox`).
+    pub sandbox: Option<crate::sandbox::Mode>,
 }
 
 /// A workstream file that did not parse or validate. `message` names the file and the
@@ -106,7 +108,7 @@ pub const MAX_ID_LEN: usize = 100;
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The fields a workstream file may have; anything else is warned about and ignored.
-pub const KNOWN_FIELDS: [&str; 11] = [
+pub const KNOWN_FIELDS: [&str; 12] = [
     "id",
     "title",
     "command",
@@ -118,6 +120,7 @@ pub const KNOWN_FIELDS: [&str; 11] = [
     "agent",
     "retries",
     "max_cost_usd",
+    "sandbox",
 ];
 
 /// What the tests of every concern build workstreams with.
@@ -151,6 +154,7 @@ mod test_util {
             agent: None,
             retries: None,
             max_cost_usd: None,
+            sandbox: None,
         }
     }
 
