@@ -169,6 +169,8 @@ async fn run_uncapped(
     if *cancel.borrow() {
         return Ending::Cancelled;
     }
+    // The policy line first: the capped writer appends after what the log holds.
+    crate::sandbox::write_policy_line(spec.sandbox.as_ref(), &spec.log);
     let log = match crate::logcap::stream(&spec.log, crate::logcap::limit()) {
         Ok((s, w)) => {
             *streaming = Some(s);
@@ -200,7 +202,7 @@ async fn run_uncapped(
     for k in GIT_ENV_TO_CLEAR {
         cmd.env_remove(k);
     }
-    if let Err(e) = crate::sandbox::apply(&mut cmd, spec.sandbox.as_ref(), &spec.log) {
+    if let Err(e) = crate::sandbox::apply(&mut cmd, spec.sandbox.as_ref()) {
         return Ending::SpawnFailed(e);
     }
     cmd.envs(&spec.env);

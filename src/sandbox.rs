@@ -525,19 +525,12 @@ pub fn argv(sandbox: Option<&Sandbox>, argv: &[String]) -> Vec<String> {
     }
 }
 
-/// Put `sandbox` on `cmd` before it is spawned: the log starts with the policy line, `TMPDIR`
-/// is the slot's own (the spec's environment, set after, may change it), and under Landlock
-/// the ruleset is applied in the child between fork and exec. `Err(sentence)`: the command
-/// must not start.
-pub fn apply(
-    cmd: &mut tokio::process::Command,
-    sandbox: Option<&Sandbox>,
-    log: &Path,
-) -> Result<(), String> {
+/// Append the policy line of `sandbox` to `log` (best effort, as the log's other notes):
+/// before the command's output, so it starts the attempt's log.
+pub fn write_policy_line(sandbox: Option<&Sandbox>, log: &Path) {
     let Some(sb) = sandbox else {
-        return Ok(());
+        return;
     };
-    // Best effort, as the log's other notes.
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -545,6 +538,16 @@ pub fn apply(
     {
         let _ = writeln!(f, "{}", sb.0.line);
     }
+}
+
+/// Put `sandbox` on `cmd` before it is spawned: `TMPDIR` is the slot's own (the spec's
+/// environment, set after, may change it), and under Landlock the ruleset is applied in the
+/// child between fork and exec ([`write_policy_line`] starts the log). `Err(sentence)`: the
+/// command must not start.
+pub fn apply(cmd: &mut tokio::process::Command, sandbox: Option<&Sandbox>) -> Result<(), String> {
+    let Some(sb) = sandbox else {
+        return Ok(());
+    };
     if let Some(t) = &sb.0.tmpdir {
         cmd.env("TMPDIR", t);
     }
@@ -609,13 +612,14 @@ mod tests {
         let ok = rt.block_on(async {
             let mut cmd = tokio::process::Command::new(&argv[0]);
             cmd.args(&argv[1..]).current_dir(dir);
+            write_policy_line(Some(sb), &log);
             let out = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&log)
                 .unwrap();
             cmd.stdout(out.try_clone().unwrap()).stderr(out);
-            apply(&mut cmd, Some(sb), &log).unwrap();
+            apply(&mut cmd, Some(sb)).unwrap();
             cmd.status().await.unwrap().success()
         });
         (ok, std::fs::read_to_string(&log).unwrap_or_default())
@@ -736,9 +740,8 @@ mod tests {
         assert!(ok && d.path().join("escaped").exists());
         if landlock_abi() < 1 {
             let sb = prepare(&p, Mode::Landlock, &Network::All, None);
-            let log = d.path().join("l");
             let mut cmd = tokio::process::Command::new("true");
-            assert!(apply(&mut cmd, Some(&sb), &log)
+            assert!(apply(&mut cmd, Some(&sb))
                 .unwrap_err()
                 .contains("ws.sandbox = landlock"));
         }

@@ -47,6 +47,12 @@ pub(crate) fn clone_of(remote: &Path, name: &str, lease: &str) -> Env {
         String::from_utf8_lossy(&out.stderr)
     );
     env.git(&["config", "ws.lease", lease]);
+    // As in `Env::new`: the tests' scratch files beside the clone stay writable.
+    env.git(&[
+        "config",
+        "ws.sandbox.allowWrite",
+        &env.tmp.path().display().to_string(),
+    ]);
     env
 }
 

@@ -125,8 +125,10 @@ fn every_attack_on_the_users_repository_is_denied_and_nothing_of_theirs_changes(
     }
     let (env, origin) = repo();
     let attacks = [
-        ("escape-git", "echo x > ../../escaped"),
-        ("escape-root", "echo x > ../../../escaped"),
+        // The pool is beside the repository: its parent is the test's own directory.
+        ("escape-git", "echo x > \"$(git rev-parse --git-common-dir)/escaped\""),
+        ("escape-root", "echo x > \"$(git rev-parse --git-common-dir)/../escaped\""),
+        ("escape-pool", "echo x > ../../escaped"),
         ("escape-home", "echo x > \"$HOME/escaped\""),
         ("rewind-main", "git update-ref refs/heads/main HEAD~1"),
         ("delete-main", "git update-ref -d refs/heads/main"),
@@ -175,6 +177,7 @@ fn every_attack_on_the_users_repository_is_denied_and_nothing_of_theirs_changes(
     for p in [
         env.repo.join(".git/escaped"),
         env.repo.join("escaped"),
+        env.repo.parent().unwrap().join("escaped"),
         env.home.join("escaped"),
     ] {
         assert!(!p.exists(), "{} was written", p.display());
@@ -199,7 +202,7 @@ fn with_the_sandbox_off_the_same_escape_succeeds() {
     let env = sandboxed();
     env.ws(
         "free",
-        json!({"id": "free", "command": "echo x > ../../escaped", "sandbox": "off"}),
+        json!({"id": "free", "command": "echo x > \"$(git rev-parse --git-common-dir)/escaped\"", "sandbox": "off"}),
     );
     let out = env.ws_run(&["--agents", "1"]);
     assert_eq!(status(&env, &out.run_id(), "free"), "completed");
@@ -381,7 +384,10 @@ fn under_bwrap_the_escapes_are_denied_and_commits_still_land() {
     }
     let (env, _origin) = repo();
     env.git(&["config", "ws.sandbox", "bwrap"]);
-    env.ws_cmd("escape-git", "echo x > ../../escaped");
+    env.ws_cmd(
+        "escape-git",
+        "echo x > \"$(git rev-parse --git-common-dir)/escaped\"",
+    );
     env.ws_cmd("rewind-main", "git update-ref refs/heads/main HEAD~1");
     env.ws_cmd("bare", "git config core.bare true");
     env.ws_cmd(
