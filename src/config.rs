@@ -52,6 +52,7 @@ pub const KEEP_WORKTREES: &str = "ws.keepWorktrees";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
+pub const SANDBOX: &str = "ws.sandbox";
 
 /// Default agent count (`ws.agents`).
 pub const DEFAULT_AGENTS: usize = 3;
@@ -164,6 +165,12 @@ pub const KEYS: &[KeyDoc] = &[
         MAX_LOG_BYTES,
         "`10m`",
         "cap of one command's output in its log (`k`, `m`, `g` suffixes): the first and last halves are kept, with a line saying how much was cut",
+        RUN,
+    ),
+    key(
+        SANDBOX,
+        "`auto`",
+        "the sandbox of the commands run for a workstream: `auto`, `landlock`, `bwrap`, `off`, or `strict` (a workstream during which something outside the worktrees changed fails with `SandboxViolation`)",
         RUN,
     ),
     key(
@@ -368,6 +375,21 @@ impl Config {
             Some(v) => crate::logcap::parse_limit(v)
                 .map_err(|e| Error::new(format!("git config {MAX_LOG_BYTES}: {e}"))),
             None => Ok(crate::logcap::DEFAULT_MAX_LOG_BYTES),
+        }
+    }
+
+    /// `ws.sandbox` is `strict`: a change outside the worktrees fails the workstream. The
+    /// other values (`auto`, `landlock`, `bwrap`, `off`) are accepted; default `auto`.
+    pub fn sandbox_strict(&self) -> Result<bool, Error> {
+        match self.get(SANDBOX).map(str::trim) {
+            None => Ok(false),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "strict" => Ok(true),
+                "auto" | "landlock" | "bwrap" | "off" => Ok(false),
+                _ => Err(Error::new(format!(
+                    "git config {SANDBOX} = {v:?}: use auto, landlock, bwrap, off or strict"
+                ))),
+            },
         }
     }
 

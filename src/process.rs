@@ -136,7 +136,8 @@ pub async fn run(spec: &Spec, cancel: watch::Receiver<bool>) -> Ending {
 }
 
 /// [`run`], with `watcher` polled while the command runs. What it wrote to its log is then
-/// capped to [`crate::logcap::limit`] (`ws.maxLogBytes`).
+/// capped to [`crate::logcap::limit`] (`ws.maxLogBytes`) and stripped of known secrets
+/// ([`crate::secrets::redact_log`]). Its environment is built by [`crate::secrets::scrub`].
 pub async fn run_watched(
     spec: &Spec,
     cancel: watch::Receiver<bool>,
@@ -145,6 +146,7 @@ pub async fn run_watched(
     let from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
     let ending = run_uncapped(spec, cancel, watcher).await;
     crate::logcap::cap(&spec.log, from, crate::logcap::limit());
+    crate::secrets::redact_log(&spec.log, from);
     ending
 }
 
@@ -191,6 +193,7 @@ async fn run_uncapped(
     for k in GIT_ENV_TO_CLEAR {
         cmd.env_remove(k);
     }
+    crate::secrets::scrub(cmd.as_std_mut());
     cmd.envs(&spec.env);
     let tag = new_tag();
     cmd.env(TAG_VAR, &tag);

@@ -166,6 +166,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         None => config.worktree_expiry()?,
     };
     crate::logcap::set_limit(config.max_log_bytes()?);
+    crate::runner::tampering::set_strict(config.sandbox_strict()?);
     Ok(Resolved {
         agents,
         workstreams_dir: opts

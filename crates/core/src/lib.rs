@@ -29,6 +29,7 @@ pub mod consolidate;
 mod invalid;
 pub mod model;
 pub mod plan;
+pub mod tamper;
 pub mod testparse;
 pub mod text;
 pub mod view;

@@ -53,10 +53,13 @@ pub enum ErrorType {
     /// Stopped because its cost passed `max_cost_usd`, or not started because the run's
     /// `--budget` was spent.
     BudgetExceeded,
+    /// Something outside the worktrees changed while it ran (the watch), with
+    /// `ws.sandbox=strict`.
+    SandboxViolation,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 9] = [
+    pub const ALL: [ErrorType; 10] = [
         ErrorType::InvalidWorkstream,
         ErrorType::CommandFailed,
         ErrorType::Timeout,
@@ -66,6 +69,7 @@ impl ErrorType {
         ErrorType::SpawnError,
         ErrorType::GitError,
         ErrorType::BudgetExceeded,
+        ErrorType::SandboxViolation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +83,7 @@ impl ErrorType {
             ErrorType::SpawnError => "SpawnError",
             ErrorType::GitError => "GitError",
             ErrorType::BudgetExceeded => "BudgetExceeded",
+            ErrorType::SandboxViolation => "SandboxViolation",
         }
     }
 

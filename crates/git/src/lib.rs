@@ -31,6 +31,7 @@ mod slots;
 #[cfg(test)]
 mod tests;
 mod treemerge;
+pub mod watch;
 mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;
