@@ -7,7 +7,8 @@
 //! the command to have (`WS_*`, its tag [`crate::process::TAG_VAR`], a preset's variables):
 //! - every `GIT_WS_*` variable (git-ws's own configuration, `GIT_WS_DATABASE_URL` among them);
 //! - `PGPASSWORD` (libpq's password variable);
-//! - any variable whose value contains a known secret (a copy of the URL under another name).
+//! - any variable whose value contains a known secret (a copy of the URL under another name),
+//!   except the essential ones ([`ESSENTIAL`], `LC_*`).
 
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -23,8 +24,15 @@ pub const OWN_PREFIX: &str = "GIT_WS_";
 /// Other inherited variables no child receives.
 pub const DENIED: &[&str] = &["PGPASSWORD"];
 
-/// Shorter values are not treated as secrets (they would mask ordinary words).
-const MIN_SECRET_LEN: usize = 3;
+/// Never removed for their value (a password such as `postgres` would otherwise take
+/// `PATH=/usr/lib/postgresql/…` with it); their names are not secrets either.
+pub const ESSENTIAL: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "TERM", "LANG",
+];
+
+/// Shorter values are not treated as secrets: they would mask ordinary words (a password
+/// `pass` would turn a test runner's "3 passed" into "3 ***ed").
+pub const MIN_SECRET_LEN: usize = 6;
 
 static KNOWN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
@@ -32,7 +40,8 @@ fn known() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
     KNOWN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Remember `value` as a secret of this process (ignored when shorter than 3 bytes).
+/// Remember `value` as a secret of this process (ignored when shorter than
+/// [`MIN_SECRET_LEN`] bytes).
 pub fn remember(value: &str) {
     if value.len() >= MIN_SECRET_LEN {
         known().insert(value.to_string());
@@ -90,9 +99,11 @@ pub fn redact_with(text: &str, secrets: &[String]) -> String {
 pub fn denied(key: &str, value: &str, secrets: &[String]) -> bool {
     key.starts_with(OWN_PREFIX)
         || DENIED.contains(&key)
-        || secrets
-            .iter()
-            .any(|s| s.len() >= MIN_SECRET_LEN && value.contains(s.as_str()))
+        || (!ESSENTIAL.contains(&key)
+            && !key.starts_with("LC_")
+            && secrets
+                .iter()
+                .any(|s| s.len() >= MIN_SECRET_LEN && value.contains(s.as_str())))
 }
 
 /// The inherited variables `cmd` must not pass on, by the deny-list.
@@ -159,16 +170,27 @@ mod tests {
         assert!(!denied("PATH", "/usr/bin", &s));
         assert!(!denied("WS_WORKTREE", "/tmp/w", &s));
         assert!(!denied("PGHOST", "localhost", &s));
+        // A weak password never takes PATH away.
+        let weak = vec!["postgres".to_string()];
+        assert!(!denied(
+            "PATH",
+            "/usr/lib/postgresql/15/bin:/usr/bin",
+            &weak
+        ));
+        assert!(denied("OTHER_URL", "postgres://x", &weak));
         // Too short to be told from ordinary text: not a secret.
-        assert!(!denied("X", "ab", &["ab".to_string()]));
+        assert!(!denied("X", "pass", &["pass".to_string()]));
     }
 
     #[test]
     fn secrets_are_masked_longest_first() {
-        let s = vec!["pw-long".to_string(), "pw-".to_string()];
+        let s = vec!["secret-long".to_string(), "secret".to_string()];
         let mut sorted = s.clone();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        assert_eq!(redact_with("a pw-long and pw-x", &sorted), "a *** and ***x");
+        assert_eq!(
+            redact_with("a secret-long and secret-x", &sorted),
+            "a *** and ***-x"
+        );
         assert_eq!(redact_with("nothing", &sorted), "nothing");
     }
 
