@@ -34,7 +34,8 @@ pub struct Spec {
     /// argv; the first element is the program.
     pub argv: Vec<String>,
     pub cwd: PathBuf,
-    /// Extra environment (added on top of the inherited environment).
+    /// Extra environment, added on top of the inherited environment less what
+    /// [`crate::secrets::scrub`] removes (git-ws's own variables, the database password).
     pub env: BTreeMap<String, String>,
     /// Written to stdin, which is then closed; `None` = stdin is /dev/null.
     pub stdin: Option<String>,

@@ -10,8 +10,23 @@ use std::path::Path;
 use ws_core::tamper::Fingerprint;
 
 /// Ref namespaces git-ws writes itself during a run (workstream branches, run refs,
-/// temporary branches): not watched.
+/// temporary branches): not watched. Nor are their remote-tracking copies
+/// (`refs/remotes/<remote>/ws/…`), which a shared run's pushes move ([`own`]).
 pub const OWN_NAMESPACES: &[&str] = &["refs/heads/ws/", "refs/ws/", "refs/heads/git-ws-tmp/"];
+
+/// Whether git-ws writes ref `name` itself during a run.
+pub fn own(name: &str) -> bool {
+    if OWN_NAMESPACES.iter().any(|ns| name.starts_with(ns)) {
+        return true;
+    }
+    // refs/remotes/<remote>/ws/…: the remote's name may hold `/`, so any segment boundary.
+    name.strip_prefix("refs/remotes/").is_some_and(|rest| {
+        rest.match_indices('/').any(|(i, _)| {
+            let branch = &rest[i + 1..];
+            branch.starts_with("ws/") || branch.starts_with("git-ws-tmp/")
+        })
+    })
+}
 
 /// At most this many files are fingerprinted per watched directory (a hooks directory
 /// holding a whole tree is still watched, up to here).
@@ -75,7 +90,7 @@ fn refs(git: &git2::Repository, fp: &mut Fingerprint) {
     };
     while let Some(Ok(r)) = all.next() {
         let Ok(name) = r.name() else { continue };
-        if OWN_NAMESPACES.iter().any(|ns| name.starts_with(ns)) {
+        if own(name) {
             continue;
         }
         let value = match (r.target(), r.symbolic_target().ok().flatten()) {
@@ -179,6 +194,18 @@ mod tests {
 
     fn paths(changes: &[ws_core::tamper::Change]) -> Vec<&str> {
         changes.iter().map(|c| c.path.as_str()).collect()
+    }
+
+    #[test]
+    fn git_ws_s_own_refs_and_their_remote_tracking_copies() {
+        assert!(own("refs/heads/ws/run-1/ws-01"));
+        assert!(own("refs/ws/run-1/base"));
+        assert!(own("refs/remotes/origin/ws/run-1/ws-01"));
+        assert!(own("refs/remotes/team/shared/ws/run-1/ws-01"));
+        assert!(!own("refs/heads/main"));
+        assert!(!own("refs/remotes/origin/main"));
+        assert!(!own("refs/remotes/origin/evil"));
+        assert!(!own("refs/tags/ws/v1"));
     }
 
     #[test]
