@@ -54,6 +54,14 @@ fn rewinding_the_user_s_branch_is_reported_with_both_values() {
     assert_eq!(status(&env, &run, "ws-01"), "completed");
     let (md, js) = report(&env, &run);
     assert!(md.contains("## Tampering"), "{md}");
+    let table = env.ws_report(&[&run]);
+    assert!(
+        table.stdout.contains(&format!(
+            "- refs/heads/main: {tip} -> {parent} (made while only ws-01 ran"
+        )),
+        "{}",
+        table.stdout
+    );
     assert!(md.contains(&format!("`{parent}`")), "{md}");
     let t = &js["tampering"][0];
     assert_eq!(t["path"], "refs/heads/main");
