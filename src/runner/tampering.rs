@@ -80,6 +80,14 @@ impl Window {
                 .collect();
             ids.sort();
             ids.dedup();
+            // Closed windows that ended before every open one began can overlap no later
+            // window: forget them.
+            let oldest_open = all.iter().filter(|s| s.to.is_none()).map(|s| s.from).min();
+            all.retain(|s| match (s.to, oldest_open) {
+                (None, _) => true,
+                (Some(t), Some(o)) => t > o,
+                (Some(_), None) => false,
+            });
             ids
         };
         let changes = tamper::compare(&self.before, &after);
