@@ -83,7 +83,8 @@ async fn raw_spawn(wt: &Path, sandboxed: bool) -> Duration {
     unsafe {
         cmd.pre_exec(|| Ok(()));
     }
-    sandbox::apply(&mut cmd, sb.as_ref(), &wt.join("..").join("raw.log")).unwrap();
+    sandbox::write_policy_line(sb.as_ref(), &wt.join("..").join("raw.log"));
+    sandbox::apply(&mut cmd, sb.as_ref()).unwrap();
     assert!(cmd.status().await.unwrap().success());
     t.elapsed()
 }

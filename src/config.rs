@@ -238,7 +238,7 @@ pub const KEYS: &[KeyDoc] = &[
     key(
         SANDBOX,
         "`auto`",
-        "sandbox of every agent, test, setup and `ws-merge` test command: `auto` (the strongest available), `landlock`, `bwrap`, `off`, `strict`; a workstream's `sandbox` field overrides it",
+        "sandbox of every agent, test, setup and `ws-merge` test command: `auto` (the strongest available), `landlock`, `bwrap`, `off`, or `strict` (as `auto`, and a workstream during which something outside the worktrees changed fails with `SandboxViolation`); a workstream's `sandbox` field overrides it",
         RUN_MERGE,
     ),
     key(
@@ -478,6 +478,21 @@ impl Config {
             .filter(|p| !p.trim().is_empty())
             .cloned()
             .collect()
+    }
+
+    /// `ws.sandbox` is `strict`: a change outside the worktrees fails the workstream. The
+    /// other values (`auto`, `landlock`, `bwrap`, `off`) are accepted; default `auto`.
+    pub fn sandbox_strict(&self) -> Result<bool, Error> {
+        match self.get(SANDBOX).map(str::trim) {
+            None => Ok(false),
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "strict" => Ok(true),
+                "auto" | "landlock" | "bwrap" | "off" => Ok(false),
+                _ => Err(Error::new(format!(
+                    "git config {SANDBOX} = {v:?}: use auto, landlock, bwrap, off or strict"
+                ))),
+            },
+        }
     }
 
     /// `ws.notifyTimeout`, default [`DEFAULT_NOTIFY_TIMEOUT`].

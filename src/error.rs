@@ -13,7 +13,9 @@ use ws_core::Invalid;
 
 /// Exit status: every workstream completed.
 pub const EXIT_OK: i32 = 0;
-/// Exit status: the run finished and consolidated, but something failed or was skipped.
+/// Exit status: the run finished and consolidated, but something failed or was skipped, or
+/// the watch saw something outside the worktrees change (tampering; no code of its own, so
+/// scripts that treat 1 as "look at the report" need no change).
 pub const EXIT_FAILURES: i32 = 1;
 /// Exit status: nothing ran (usage, not a repository, unreadable workstreams, bad database).
 pub const EXIT_NOTHING_RAN: i32 = 2;
@@ -116,7 +118,9 @@ pub const RUN_EXIT_STATUS: &[ExitStatus] = &[
     ExitStatus {
         code: EXIT_FAILURES,
         meaning: "the run finished and consolidated, but at least one workstream failed or \
-                  was skipped (--dry-run: a workstream file is invalid)",
+                  was skipped, or something outside the worktrees changed while workstreams \
+                  ran (the report's Tampering section) (--dry-run: a workstream file is \
+                  invalid)",
     },
     ExitStatus {
         code: EXIT_NOTHING_RAN,

@@ -81,6 +81,7 @@
 //   error                    the error type and the exit codes
 //   config                   every ws.* git config key: its default, its meaning, its reader
 //   layout                   every path the tool uses (.state/, logs, reports, pool)
+//   secrets                  what no child inherits and no stored output keeps (passwords)
 //   workspace                the repository a command works in: paths, config, layout
 //   logcap                   the size cap of command logs (ws.maxLogBytes)
 //   process                  process supervision (process groups, time limits, logs)
@@ -104,6 +105,7 @@ pub mod process;
 pub mod progress;
 pub mod runner;
 pub mod sandbox;
+pub mod secrets;
 pub mod summary;
 pub mod workspace;
 

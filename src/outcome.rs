@@ -62,16 +62,24 @@ pub struct SharedOutcome {
 impl RunOutcome {
     /// 3 a result is not recorded (before anything else: never 0 for work not kept), 130
     /// interrupted, 4 paused (deferred workstreams), 0 all completed, 1 something failed or
-    /// was skipped. A worker that left
+    /// was skipped, or something outside the worktrees changed (a tampering warning). A
+    /// worker that left
     /// a shared run before it finished answers for the workstreams it ran.
     pub fn exit_code(&self) -> i32 {
         if !self.unrecorded.is_empty() {
             return EXIT_UNRECORDED;
         }
-        let all_completed = match &self.shared {
-            Some(s) if !s.run_finished => s.ran.iter().all(|r| r.status == Status::Completed),
-            _ => self.consolidated.all_completed(),
+        let (all_completed, mine) = match &self.shared {
+            Some(s) if !s.run_finished => {
+                (s.ran.iter().all(|r| r.status == Status::Completed), &s.ran)
+            }
+            _ => (self.consolidated.all_completed(), &self.results),
         };
+        // Something outside the worktrees changed (the watch): never 0.
+        let tampered = mine
+            .iter()
+            .any(|r| r.warnings.iter().any(|w| ws_core::tamper::is_tampering(w)));
+        let all_completed = all_completed && !tampered;
         if self.interrupted {
             EXIT_INTERRUPTED
         } else if self.paused() {

@@ -34,7 +34,8 @@ pub struct Spec {
     /// argv; the first element is the program.
     pub argv: Vec<String>,
     pub cwd: PathBuf,
-    /// Extra environment (added on top of the inherited environment).
+    /// Extra environment, added on top of the inherited environment less what
+    /// [`crate::secrets::scrub`] removes (git-ws's own variables, the database password).
     pub env: BTreeMap<String, String>,
     /// Written to stdin, which is then closed; `None` = stdin is /dev/null.
     pub stdin: Option<String>,
@@ -139,17 +140,21 @@ pub async fn run(spec: &Spec, cancel: watch::Receiver<bool>) -> Ending {
 
 /// [`run`], with `watcher` polled while the command runs. What it writes reaches its log
 /// through a pipe, capped at every instant to [`crate::logcap::limit`] (`ws.maxLogBytes`):
-/// the log never holds more than the cap and a note, however much the command prints.
+/// the log never holds more than the cap and a note, however much the command prints. The
+/// log is then stripped of known secrets ([`crate::secrets::redact_log`]); the environment
+/// is built by [`crate::secrets::scrub`].
 pub async fn run_watched(
     spec: &Spec,
     cancel: watch::Receiver<bool>,
     watcher: Option<&mut dyn Watch>,
 ) -> Ending {
+    let from = std::fs::metadata(&spec.log).map_or(0, |m| m.len());
     let mut streaming = None;
     let ending = run_uncapped(spec, cancel, watcher, &mut streaming).await;
     if let Some(s) = streaming {
         s.end(LOG_LINGER).await;
     }
+    crate::secrets::redact_log(&spec.log, from);
     ending
 }
 
@@ -202,6 +207,7 @@ async fn run_uncapped(
     for k in GIT_ENV_TO_CLEAR {
         cmd.env_remove(k);
     }
+    crate::secrets::scrub(cmd.as_std_mut());
     if let Err(e) = crate::sandbox::apply(&mut cmd, spec.sandbox.as_ref()) {
         return Ending::SpawnFailed(e);
     }

@@ -152,6 +152,17 @@ pub fn summary_text(o: &RunOutcome) -> String {
     if let Some(line) = crate::report::retries_line(&view) {
         let _ = writeln!(s, "{line}");
     }
+    for t in &view.tampering {
+        let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "(absent)".into());
+        let _ = writeln!(
+            s,
+            "tampering: {} changed: {} -> {} ({})",
+            t.change.path,
+            v(&t.change.old),
+            v(&t.change.new),
+            t.attribution
+        );
+    }
     for r in &view.recommendations {
         let _ = writeln!(s, "- {r}");
     }

@@ -86,4 +86,11 @@ pub fn locate_db(
         ws.and_then(|w| w.layout.default_db().sqlite_path().map(Path::to_path_buf)),
     )
     .map_err(DbError::Location)
+    .inspect(|db| {
+        // Its password (and the environment's) never reaches a child or a stored log.
+        crate::secrets::remember_env();
+        if let Some(db) = db {
+            crate::secrets::remember_db(db);
+        }
+    })
 }

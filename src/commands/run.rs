@@ -168,6 +168,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     // A pool directory (ws.poolDir) another repository owns: refused before anything runs.
     git::check_pool_owner(&ws.repo)?;
     crate::logcap::set_limit(config.max_log_bytes()?);
+    crate::runner::tampering::set_strict(config.sandbox_strict()?);
     Ok(Resolved {
         agents,
         workstreams_dir: opts

@@ -720,7 +720,9 @@ impl Dispatch {
             let slot = t.agents.slots[k].take();
             let ctx = self.ctx.clone();
             t.running.spawn(async move {
-                let (slot, executed) = execute::execute(ctx, k, slot, ws, stopped).await;
+                let window = super::tampering::Window::open(&ctx.repo, &ws.id);
+                let (slot, mut executed) = execute::execute(ctx, k, slot, ws, stopped).await;
+                window.close(&mut executed);
                 (k, slot, executed)
             });
         }

@@ -16,6 +16,7 @@ pub use crate::process;
 mod queue;
 pub mod record;
 pub(crate) mod spool;
+pub mod tampering;
 
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};

@@ -30,6 +30,8 @@ pub struct Cluster {
     pub bindir: PathBuf,
     /// `runuser -u postgres --` when running as root.
     as_postgres: bool,
+    /// More server options (`-c ssl=on …`), kept by [`Cluster::restart`].
+    extra: String,
 }
 
 enum Outcome {
@@ -74,6 +76,27 @@ pub fn start_own(durable: bool) -> Result<Cluster, String> {
     match start(durable) {
         Outcome::Ready(c) => Ok(c),
         Outcome::Missing(why) | Outcome::Broken(why) => Err(why),
+    }
+}
+
+/// A cluster of its own with more server options (`extra`, e.g. `-c ssl=on -c
+/// ssl_cert_file=…`); `Ok(None)` when there are no PostgreSQL binaries (the caller skips,
+/// as [`cluster`] does).
+pub fn start_with(extra: &str) -> Result<Option<Cluster>, String> {
+    let Some(bindir) = find_bindir() else {
+        return Ok(None);
+    };
+    start_in(&bindir, false, extra).map(Some)
+}
+
+/// Whether this process runs PostgreSQL as the `postgres` user (it runs as root): files the
+/// server reads must then belong to that user. Its uid and gid.
+pub fn server_owner() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        postgres_ids()
+    } else {
+        None
     }
 }
 
@@ -131,13 +154,13 @@ fn start(durable: bool) -> Outcome {
                 .into(),
         );
     };
-    match start_in(&bindir, durable) {
+    match start_in(&bindir, durable, "") {
         Ok(c) => Outcome::Ready(c),
         Err(e) => Outcome::Broken(e),
     }
 }
 
-fn start_in(bindir: &Path, durable: bool) -> Result<Cluster, String> {
+fn start_in(bindir: &Path, durable: bool, extra: &str) -> Result<Cluster, String> {
     // SAFETY: geteuid has no preconditions.
     let as_postgres = unsafe { libc::geteuid() } == 0;
     let root = tempfile::Builder::new()
@@ -160,6 +183,7 @@ fn start_in(bindir: &Path, durable: bool) -> Result<Cluster, String> {
         port: 0,
         bindir: bindir.to_path_buf(),
         as_postgres,
+        extra: extra.to_string(),
     };
     // The reaper first, so nothing outlives this process even if initdb or start fails.
     spawn_reaper(&cluster);
@@ -192,7 +216,7 @@ fn start_in(bindir: &Path, durable: bool) -> Result<Cluster, String> {
             .arg(root.join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed}",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed} {extra}",
                 root.display()
             ))
             .args(["-w", "-t", "60", "start"])
@@ -292,9 +316,10 @@ impl Cluster {
             .arg(self.root.join("log"))
             .arg("-o")
             .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed}",
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{speed} {}",
                 self.port,
-                self.root.display()
+                self.root.display(),
+                self.extra
             ))
             .args(["-w", "-t", "60", "start"])
             .stdout(Stdio::null())

@@ -16,6 +16,7 @@ const LAYERS: &[&str] = &[
     "invalid",
     "text",
     "model",
+    "tamper",
     "agents",
     "testparse",
     "sandbox",

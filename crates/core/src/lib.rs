@@ -30,6 +30,7 @@ mod invalid;
 pub mod model;
 pub mod plan;
 pub mod sandbox;
+pub mod tamper;
 pub mod testparse;
 pub mod text;
 pub mod view;

@@ -63,10 +63,13 @@ pub enum ErrorType {
     NoChanges,
     /// The agent's CLI reported a usage limit (the workstream is deferred until its reset).
     UsageLimit,
+    /// Something outside the worktrees changed while it ran (the watch), with
+    /// `ws.sandbox=strict`.
+    SandboxViolation,
 }
 
 impl ErrorType {
-    pub const ALL: [ErrorType; 11] = [
+    pub const ALL: [ErrorType; 12] = [
         ErrorType::InvalidWorkstream,
         ErrorType::CommandFailed,
         ErrorType::Timeout,
@@ -78,6 +81,7 @@ impl ErrorType {
         ErrorType::BudgetExceeded,
         ErrorType::NoChanges,
         ErrorType::UsageLimit,
+        ErrorType::SandboxViolation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +97,7 @@ impl ErrorType {
             ErrorType::BudgetExceeded => "BudgetExceeded",
             ErrorType::NoChanges => "NoChanges",
             ErrorType::UsageLimit => "UsageLimit",
+            ErrorType::SandboxViolation => "SandboxViolation",
         }
     }
 

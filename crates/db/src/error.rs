@@ -110,8 +110,9 @@ pub enum ConnectFailure {
     Authentication,
     /// The server has no database of that name.
     NoSuchDatabase,
-    /// The URL asks for TLS, which this build's libpq lacks.
-    NoTls,
+    /// TLS was asked for (`sslmode`) and failed: the server does not offer it, its
+    /// certificate is not trusted (`sslrootcert`) or is not for the host name.
+    Tls,
     /// libpq refused the URL itself.
     BadUrl,
     /// Anything else libpq said.
@@ -128,9 +129,8 @@ impl ConnectFailure {
                 "the database does not exist (create it first, e.g. with createdb)"
             }
             ConnectFailure::Unreachable => "the server is unreachable",
-            ConnectFailure::NoTls => {
-                "TLS is not available in this build of git-ws (its libpq has no OpenSSL; see the \
-                 README's Database section)"
+            ConnectFailure::Tls => {
+                "TLS failed (the URL's sslmode asks for it; see the README's Database section)"
             }
             ConnectFailure::BadUrl => "the URL is not valid",
             ConnectFailure::Other => return None,

@@ -36,15 +36,38 @@ impl PgUrl {
                 "a URL cannot contain spaces or control characters",
             ));
         }
-        let (authority, _) = split_authority(rest);
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let (authority, tail) = split_authority(rest);
+        let path = tail.split_once('?').map_or(tail, |(p, _)| p);
+        if path.contains('@') {
+            // A `/` or `?` in the user info: libpq would take part of the password for the
+            // host or port and echo it in its error. Never quote the URL here.
+            return Err(Invalid::new(
+                "the URL has an `@` after its host: a user name or password holding `/`, `?` \
+                 or `@` must be percent-encoded (%2F, %3F, %40)",
+            ));
+        }
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
         if host.is_empty() && !rest.contains("host=") {
             return Err(Invalid::new(
                 "the URL names no host (postgres://USER@HOST:PORT/DATABASE); git-ws does not \
                  guess one",
             ));
         }
-        Ok(PgUrl(s.to_string()))
+        // The user info up to the last `@` (the host holds none), the password after its first
+        // `:`, each percent-encoded where needed: libpq splits at the first `@`, so an
+        // unencoded `@` in a password would otherwise reach it as part of the host name.
+        let Some(userinfo) = userinfo else {
+            return Ok(PgUrl(s.to_string()));
+        };
+        let encoded = match userinfo.split_once(':') {
+            Some((user, pw)) => format!("{}:{}", encode_userinfo(user), encode_userinfo(pw)),
+            None => encode_userinfo(userinfo),
+        };
+        let scheme = &s[..s.len() - rest.len()];
+        Ok(PgUrl(format!("{scheme}{encoded}@{host}{tail}")))
     }
 
     /// The URL with its password, for libpq; never print it.
@@ -98,6 +121,20 @@ impl PgUrl {
         })
     }
 
+    /// Every form of the password a message or an output could show: as written in the URL
+    /// and percent-decoded (for [`redaction`](crate::location) of stored output).
+    pub fn passwords(&self) -> Vec<String> {
+        let Some(p) = self.password() else {
+            return Vec::new();
+        };
+        let decoded = percent_decode(&p);
+        let mut v = vec![p];
+        if !v.contains(&decoded) {
+            v.push(decoded);
+        }
+        v
+    }
+
     /// Whether the URL sets query parameter `key`.
     pub fn has_param(&self, key: &str) -> bool {
         let (_, tail) = split_authority(&self.0[self.0.find("://").map_or(0, |i| i + 3)..]);
@@ -112,6 +149,53 @@ impl PgUrl {
         let sep = if self.0.contains('?') { '&' } else { '?' };
         PgUrl(format!("{}{sep}{key}={value}", self.0))
     }
+}
+
+/// A user name or password with every byte that is not unreserved in a URL's user info
+/// percent-encoded; `%XX` escapes already there are kept. Pure.
+fn encode_userinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let escape = c == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit();
+        if escape || c.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `%XX` escapes decoded (invalid ones and non-UTF-8 results kept as written). Pure.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+        match (
+            b[i],
+            b.get(i + 1).and_then(|&c| hex(c)),
+            b.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h * 16 + l);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 /// `user:pass@host:port` and what follows it (`/db?params`).
@@ -336,7 +420,23 @@ mod tests {
         // An @ in the password: the host is after the last @.
         let u = pg("postgres://carol:a@b@h:1/d");
         assert_eq!(u.redacted(), "postgres://carol:***@h:1/d");
-        assert_eq!(u.secret(), "postgres://carol:a@b@h:1/d");
+        // …and libpq gets it percent-encoded, so it never takes `b@h` for the host.
+        assert_eq!(u.secret(), "postgres://carol:a%40b@h:1/d");
+        assert_eq!(u.passwords(), ["a%40b", "a@b"]);
+        let u = pg("postgres://user:sec@ret@host/x");
+        assert_eq!(u.secret(), "postgres://user:sec%40ret@host/x");
+        assert_eq!(u.redacted(), "postgres://user:***@host/x");
+        // Already encoded: kept; other reserved characters encoded.
+        let u = pg("postgres://alice:s3cr%40t#x@db/ws");
+        assert_eq!(u.secret(), "postgres://alice:s3cr%40t%23x@db/ws");
+        assert_eq!(u.passwords(), ["s3cr%40t%23x", "s3cr@t#x"]);
+        // A `/` in the password cannot be told from the path: refused, not echoed.
+        let e = PgUrl::parse("postgres://u:pa/ss@h/d").unwrap_err();
+        assert!(e.as_str().contains("percent-encoded"), "{e}");
+        assert!(
+            !e.as_str().contains("pa/ss") && !e.as_str().contains("ss@h"),
+            "{e}"
+        );
         let l = DbLocation::Postgres(pg("postgres://u:pw@h/d"));
         assert_eq!(l.display().to_string(), "postgres://u:***@h/d");
         assert_eq!(

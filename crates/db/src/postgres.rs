@@ -66,10 +66,10 @@ fn connect_as(url: &PgUrl, hook: bool, read_only: bool) -> Result<PgConnection, 
 
 /// `text` with the URL's password (if any) replaced by `***`.
 fn scrub(text: &str, url: &PgUrl) -> String {
-    match url.password().filter(|p| !p.is_empty()) {
-        Some(p) => text.replace(p.as_str(), "***"),
-        None => text.to_string(),
-    }
+    url.passwords()
+        .iter()
+        .filter(|p| !p.is_empty())
+        .fold(text.to_string(), |t, p| t.replace(p.as_str(), "***"))
 }
 
 /// libpq's message on one line: whitespace runs (its messages span lines) become one space.
@@ -101,6 +101,11 @@ pub fn classify(libpq: &str) -> ConnectFailure {
         ConnectFailure::Authentication
     } else if m.contains("database \"") && m.contains("does not exist") {
         ConnectFailure::NoSuchDatabase
+    } else if any(&["ssl", "certificate", "tls"])
+        && !m.contains("connection refused")
+        && !m.contains("could not translate host name")
+    {
+        ConnectFailure::Tls
     } else if any(&[
         "connection refused",
         "could not connect",
@@ -114,8 +119,6 @@ pub fn classify(libpq: &str) -> ConnectFailure {
         "the database system is shutting down",
     ]) {
         ConnectFailure::Unreachable
-    } else if m.contains("ssl support is not compiled in") {
-        ConnectFailure::NoTls
     } else if any(&[
         "invalid uri",
         "invalid connection option",

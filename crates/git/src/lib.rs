@@ -34,6 +34,7 @@ mod slots;
 #[cfg(test)]
 mod tests;
 mod treemerge;
+pub mod watch;
 mod xmerge;
 
 pub use include::WORKTREE_INCLUDE;

@@ -25,6 +25,7 @@ impl Section {
                 "speedup",
                 "usage",
                 "retries",
+                "tampering",
             ],
             Section::Agents => &["agents"],
             Section::Workstreams => &["workstreams"],
@@ -41,7 +42,7 @@ impl Section {
 }
 
 /// Run keys present only when there is something to say.
-const OPTIONAL_KEYS: [&str; 2] = ["usage", "retries"];
+const OPTIONAL_KEYS: [&str; 3] = ["usage", "retries", "tampering"];
 
 /// Pretty JSON and a final newline.
 fn pretty(v: &impl serde::Serialize) -> String {

@@ -73,6 +73,7 @@ pub(super) fn report(v: &RunView) -> String {
     let mut out = String::with_capacity(4096 + v.workstreams.len() * 400);
     let _ = writeln!(out, "# Multi-agent run {}\n", esc(&v.run_id));
     let _ = writeln!(out, "**Verdict:** {}\n", esc(&v.verdict));
+    tampering(&mut out, v);
     for s in Section::ALL {
         write_section(&mut out, v, s);
     }
@@ -82,7 +83,39 @@ pub(super) fn report(v: &RunView) -> String {
     out
 }
 
+/// What changed outside the worktrees while workstreams ran, first (nothing when nothing
+/// did): each location with its old and new value and who may have changed it.
+fn tampering(out: &mut String, v: &RunView) {
+    if v.tampering.is_empty() {
+        return;
+    }
+    out.push_str("## Tampering\n\n");
+    out.push_str(
+        "Changed outside the worktrees while workstreams ran (the user's refs, HEAD, index, \
+         git config, hooks, info/):\n\n",
+    );
+    md_header(out, &["Location", "Before", "After", "Seen by", "Who"]);
+    let val = |x: &Option<String>| x.as_deref().map_or("(absent)".to_string(), code_span);
+    for t in &v.tampering {
+        md_row(
+            out,
+            &[
+                code_span(&t.change.path),
+                val(&t.change.old),
+                val(&t.change.new),
+                esc_list(&t.change.seen_by),
+                esc(&t.attribution),
+            ],
+        );
+    }
+    out.push('\n');
+}
+
 pub(super) fn write_section(out: &mut String, v: &RunView, s: Section) {
+    if s == Section::Errors && !out.contains("## Tampering\n") {
+        // Asked for alone (`--errors`): what changed outside the worktrees comes with it.
+        tampering(out, v);
+    }
     let _ = writeln!(out, "## {}\n", s.title());
     match s {
         Section::Summary => summary(out, v),

@@ -117,6 +117,20 @@ fn overview(v: &RunView) -> String {
         ],
         &rows,
     ));
+    if !v.tampering.is_empty() {
+        s.push_str("\ntampering (changed outside the worktrees while workstreams ran):\n");
+        for t in &v.tampering {
+            let val = |x: &Option<String>| x.as_deref().map_or("(absent)".into(), one_line);
+            let _ = writeln!(
+                s,
+                "- {}: {} -> {} ({})",
+                one_line(&t.change.path),
+                val(&t.change.old),
+                val(&t.change.new),
+                one_line(&t.attribution)
+            );
+        }
+    }
     if !v.recommendations.is_empty() {
         s.push_str("\nrecommendations:\n");
         for r in &v.recommendations {

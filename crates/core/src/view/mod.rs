@@ -113,6 +113,19 @@ pub struct RunView {
     /// Workstreams that took more than one attempt; absent when none did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<RetryRow>,
+    /// What changed outside the worktrees while workstreams ran (the watch: the user's
+    /// refs, `HEAD`, index, config, hooks, `info/`); absent when nothing did.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tampering: Vec<TamperRow>,
+}
+
+/// One change outside the worktrees, with the workstreams that may have made it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TamperRow {
+    #[serde(flatten)]
+    pub change: crate::tamper::Tampering,
+    /// One sentence: who may have made it.
+    pub attribution: String,
 }
 
 /// The run's usage: the total, and per coding agent (`claude`, `codex`, `agent-cmd`, …).
@@ -383,6 +396,7 @@ impl RunView {
             timeline: Timeline::build(c, &ordered),
             usage: usage_view(&ordered),
             retries: retry_rows(&ordered),
+            tampering: tamper_rows(&ordered),
             workstreams,
             integration: None,
         }
@@ -609,6 +623,26 @@ fn error_rows(r: &WorkstreamResult, output_tail: Option<&OutputTail>) -> Vec<Err
                 error_type: e.error_type,
                 message: text::clean(&e.message),
                 output_tail: tail,
+            }
+        })
+        .collect()
+}
+
+fn tamper_rows(ordered: &[&WorkstreamResult]) -> Vec<TamperRow> {
+    let warnings = ordered.iter().flat_map(|r| {
+        r.warnings
+            .iter()
+            .map(|w| (r.workstream_id.as_str(), w.as_str()))
+    });
+    crate::tamper::collect(warnings)
+        .into_iter()
+        .map(|mut t| {
+            t.path = text::clean(&t.path);
+            t.old = t.old.as_deref().map(text::clean);
+            t.new = t.new.as_deref().map(text::clean);
+            TamperRow {
+                attribution: crate::tamper::attribution(&t),
+                change: t,
             }
         })
         .collect()
