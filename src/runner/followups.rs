@@ -1,0 +1,71 @@
+//! The follow-up workstreams a review created (`git ws-review`, stored in the database) as
+//! workstreams of a resumed run: each is the reviewed workstream's definition with the
+//! review's prompt, started from the reviewed workstream's branch.
+
+use crate::db::{ConsolidationDatabase, ReviewFollowup};
+use crate::error::Error;
+use crate::git::{self, RepoPaths};
+use crate::model::WorkstreamResult;
+use crate::workstream::{Action, Loaded, Workstream};
+use std::collections::HashMap;
+
+/// The follow-ups of `run_id` with no result yet.
+pub fn pending(
+    db: &mut ConsolidationDatabase,
+    run_id: &str,
+    previous: &[WorkstreamResult],
+) -> Result<Vec<ReviewFollowup>, Error> {
+    Ok(db
+        .review_followups(run_id)?
+        .into_iter()
+        .filter(|f| !previous.iter().any(|r| r.workstream_id == f.followup_id))
+        .collect())
+}
+
+/// Add every follow-up of `run_id` to `loaded` (those with a final result are kept, not run
+/// again, as for any resumed workstream), built from the reviewed workstream found in `all`.
+/// Returns branch → start commit for [`RunContext::start_points`](super::execute::RunContext).
+/// A follow-up whose workstream file or branch is gone is not run: a warning says so.
+pub fn add(
+    db: &mut ConsolidationDatabase,
+    repo: &RepoPaths,
+    run_id: &str,
+    all: &Loaded,
+    loaded: &mut Loaded,
+) -> Result<HashMap<String, String>, Error> {
+    let mut starts = HashMap::new();
+    for f in db.review_followups(run_id)? {
+        if loaded.valid.iter().any(|w| w.id == f.followup_id) {
+            continue;
+        }
+        let Some(original) = all.valid.iter().find(|w| w.id == f.workstream_id) else {
+            loaded.warnings.push(format!(
+                "review follow-up {} not run: the workstream {} is no longer in the workstreams directory",
+                f.followup_id, f.workstream_id
+            ));
+            continue;
+        };
+        let Some(tip) = git::branch_tip(repo, &f.start_branch)? else {
+            loaded.warnings.push(format!(
+                "review follow-up {} not run: its start branch {} no longer exists",
+                f.followup_id, f.start_branch
+            ));
+            continue;
+        };
+        starts.insert(super::execute::branch_name(run_id, &f.followup_id), tip);
+        loaded.valid.push(followup_workstream(original, &f));
+    }
+    Ok(starts)
+}
+
+/// The reviewed workstream's definition (agent preset, test, env, limits) with the review's
+/// id, title and prompt, depending on nothing. Pure.
+pub fn followup_workstream(original: &Workstream, f: &ReviewFollowup) -> Workstream {
+    let mut w = original.clone();
+    w.id = f.followup_id.clone();
+    w.title = Some(format!("Review of {} by {}", f.workstream_id, f.who));
+    w.action = Action::Prompt(f.prompt.clone());
+    w.depends_on = Vec::new();
+    w.warnings = Vec::new();
+    w
+}
