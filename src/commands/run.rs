@@ -446,7 +446,7 @@ fn prepare_start(
                 info,
                 previous,
                 loaded,
-                start_points,
+                start_points: start_points.into_iter().collect(),
             }
         }
         RunMode::New | RunMode::Join(_) => unreachable!("handled above"),

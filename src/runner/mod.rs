@@ -90,7 +90,7 @@ pub(crate) enum Start {
         loaded: Loaded,
         /// Branch → start commit of the review follow-ups it runs (see
         /// [`RunContext::start_points`](execute::RunContext)).
-        start_points: HashMap<String, String>,
+        start_points: Vec<(String, String)>,
     },
     /// Work on a shared run (`latest`: the most recent open one, waiting for one if need be).
     Join { spec: String },
@@ -342,7 +342,7 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 info,
                 loaded,
                 previous,
-                start_points,
+                start_points: start_points.into_iter().collect(),
             })
         }
         Start::Join { .. } => unreachable!("a worker does not begin a run"),
