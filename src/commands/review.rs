@@ -1,7 +1,10 @@
 //! `git ws-review`: a local web server over the run database and the repository — the list of
 //! runs, a run's page, each workstream with its commits, diffs and log — bound to loopback,
-//! every request checked for a random token, every page free of script. Pages are rendered by
-//! `ws-report` from the same view `git ws-report` prints; this file owns only HTTP.
+//! every request checked for a random token, every page free of script — and the review
+//! actions posted from its forms (leave out / put back, comments sent back as a follow-up, the
+//! dry-run plan), each checked for the session cookie, a CSRF token and the same origin, and
+//! recorded with who and when. Pages are rendered by `ws-report` from the same view
+//! `git ws-report` prints; this file owns only HTTP and the actions.
 
 use crate::db::{ConsolidationDatabase, DbLocation, ReviewAction, ReviewComment, RunState};
 use crate::error::Error;
