@@ -742,6 +742,21 @@ fn chromium_shows_a_left_out_workstream_the_review_log_and_the_dry_run_plan() {
         "{run_page}"
     );
     assert_eq!(review_actions(&env), 2);
+    // A batched review: one follow-up, shown on the page as sent.
+    let sent = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "a.txt:1: <b>louder</b>\nb.txt:1: not mine")],
+    );
+    assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
+    let reviewed = dom(&chrome, profile.path(), &server.at(&page));
+    assert!(
+        reviewed.contains("2 comments sent as follow-up a~review1 (git ws-run --resume"),
+        "{reviewed}"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM ws_review_followups")[0][0],
+        "1"
+    );
     screenshot(
         &chrome,
         profile.path(),
