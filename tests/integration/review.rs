@@ -764,3 +764,66 @@ fn chromium_shows_a_left_out_workstream_the_review_log_and_the_dry_run_plan() {
         "workstream-review",
     );
 }
+
+/// The review tables on PostgreSQL: actions, marks and follow-ups as on SQLite.
+#[test]
+fn review_actions_and_follow_ups_are_kept_in_postgres_too() {
+    use git_ws::db::{ReviewAction, ReviewComment};
+    let Some(url) = crate::pgcluster::cluster().map(|c| c.database("review_actions")) else {
+        return;
+    };
+    let mut db =
+        git_ws::ConsolidationDatabase::open(url.parse::<git_ws::db::DbLocation>().unwrap())
+            .unwrap();
+    let info = git_ws::model::RunInfo {
+        run_id: "ma-run-pg-review".to_string(),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        agents: 1,
+        base: "b".repeat(40),
+        base_rev: "HEAD".into(),
+        repo_root: "/repo".into(),
+        rerun_of: None,
+    };
+    let run = db.begin_run(&info).unwrap();
+    let act = |action: &str| ReviewAction {
+        workstream_id: Some("ws-1".into()),
+        action: action.into(),
+        who: "alice".into(),
+        at: "2026-12-07T10:00:00Z".into(),
+        detail: format!("{action} ws-1"),
+    };
+    db.record_review_action(&run, &act(ReviewAction::LEAVE_OUT))
+        .unwrap();
+    assert_eq!(db.left_out(&run).unwrap()["ws-1"].who, "alice");
+    db.record_review_action(&run, &act(ReviewAction::PUT_BACK))
+        .unwrap();
+    assert!(db.left_out(&run).unwrap().is_empty());
+    let c = [ReviewComment {
+        path: "a.rs".into(),
+        line: 3,
+        body: "it's 'quoted'".into(),
+    }];
+    let id = db
+        .add_review_followup(
+            &run,
+            "ws-1",
+            "ws/r/ws-1",
+            &c,
+            &|id| format!("p {id}"),
+            "bob",
+            "t",
+        )
+        .unwrap();
+    assert_eq!(id, "ws-1~review1");
+    let f = db.review_followups(&run).unwrap();
+    assert_eq!(
+        (f[0].prompt.as_str(), f[0].who.as_str()),
+        ("p ws-1~review1", "bob")
+    );
+    assert_eq!(db.review_actions(&run).unwrap().len(), 3);
+    assert_eq!(
+        crate::pgcluster::psql(&url, "SELECT path, line, body FROM ws_review_comments").unwrap(),
+        vec![vec!["a.rs", "3", "it's 'quoted'"]]
+    );
+}
