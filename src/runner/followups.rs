@@ -69,3 +69,36 @@ pub fn followup_workstream(original: &Workstream, f: &ReviewFollowup) -> Workstr
     w.warnings = Vec::new();
     w
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follow_up_is_the_reviewed_definition_with_the_reviews_prompt_on_a_valid_branch() {
+        let (original, _) = crate::workstream::parse_workstream(
+            "p1.json",
+            br#"{"id": "p1", "prompt": "do it", "agent": "claude", "test": "make check", "depends_on": ["p0"], "env": {"K": "v"}}"#,
+        )
+        .unwrap();
+        let f = ReviewFollowup {
+            followup_id: "p1~review2".into(),
+            workstream_id: "p1".into(),
+            start_branch: "ws/r/p1".into(),
+            prompt: "fix the comments".into(),
+            who: "alice".into(),
+            at: "t".into(),
+        };
+        let w = followup_workstream(&original, &f);
+        assert_eq!(w.id, "p1~review2");
+        assert_eq!(w.action, Action::Prompt("fix the comments".into()));
+        assert_eq!(w.agent, original.agent);
+        assert_eq!(w.test.as_deref(), Some("make check"));
+        assert_eq!(w.env.get("K").map(String::as_str), Some("v"));
+        assert!(w.depends_on.is_empty());
+        assert_eq!(w.title.as_deref(), Some("Review of p1 by alice"));
+        let branch = super::super::execute::branch_name("r", &w.id);
+        assert_eq!(branch, "ws/r/p1.review2");
+        assert!(git::valid_branch_name(&branch));
+    }
+}

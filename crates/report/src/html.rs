@@ -1333,6 +1333,41 @@ mod tests {
     use super::nice_step;
 
     #[test]
+    fn review_forms_post_with_the_csrf_field_and_escape_what_they_list() {
+        use super::{run_review, workstream_review, ReviewEntry, ReviewForms};
+        let mut r = ReviewForms {
+            csrf: "c0ffee".into(),
+            action_base: "/run/r/ws/a\"b".into(),
+            left_out: None,
+            actions: vec![ReviewEntry {
+                workstream_id: Some("<a>".into()),
+                action: "leave-out".into(),
+                who: "<script>x</script>".into(),
+                at: "2026-12-07T10:00:00Z".into(),
+                detail: "d & e".into(),
+            }],
+        };
+        let mut out = String::new();
+        workstream_review(&mut out, &r);
+        assert!(out.contains("<form method=\"post\" action=\"/run/r/ws/a&quot;b/leave-out\">"));
+        assert!(out.contains("<input type=\"hidden\" name=\"csrf\" value=\"c0ffee\">"));
+        assert!(out.contains("action=\"/run/r/ws/a&quot;b/comments\""));
+        assert!(out.contains("path:line: text"));
+        assert!(out.contains("&lt;script&gt;x&lt;/script&gt;") && !out.contains("<script>"));
+        assert!(out.contains("d &amp; e"));
+        r.left_out = Some(("<b>".into(), "then".into()));
+        let mut out = String::new();
+        workstream_review(&mut out, &r);
+        assert!(
+            out.contains("Left out of the next <code>git ws-merge</code> by &lt;b&gt; at then.")
+        );
+        assert!(out.contains("/put-back\">") && !out.contains("/leave-out\">"));
+        let mut out = String::new();
+        run_review(&mut out, &r);
+        assert!(out.contains("<code>&lt;a&gt;</code>") && out.contains("/dry-run\">"));
+    }
+
+    #[test]
     fn ticks_fall_on_round_steps() {
         assert_eq!(nice_step(0.7), 1.0);
         assert_eq!(nice_step(1.5), 2.0);
