@@ -1,6 +1,7 @@
 //! Review comments as `git ws-review` takes them — `path:line: text` lines from a textarea —
 //! and the prompt of the one follow-up workstream that carries them back to the agent. Pure.
 
+use crate::Invalid;
 use std::fmt::Write as _;
 
 /// Most comments one review sends.
@@ -17,7 +18,7 @@ pub struct Comment {
 
 /// Parse the comments: each starts on a line `path:line: text` (a path without spaces); a line that does not start
 /// that way continues the comment above; blank lines are skipped. Errors name the line.
-pub fn parse_comments(input: &str) -> Result<Vec<Comment>, String> {
+pub fn parse_comments(input: &str) -> Result<Vec<Comment>, Invalid> {
     let mut out: Vec<Comment> = Vec::new();
     for (i, raw) in input.lines().enumerate() {
         let line = raw.trim_end_matches('\r');
@@ -27,27 +28,33 @@ pub fn parse_comments(input: &str) -> Result<Vec<Comment>, String> {
         match start(line) {
             Some(Ok(c)) => {
                 if out.len() == MAX_COMMENTS {
-                    return Err(format!("more than {MAX_COMMENTS} comments: send them in parts"));
+                    return Err(Invalid::new(format!(
+                        "more than {MAX_COMMENTS} comments: send them in parts"
+                    )));
                 }
                 out.push(c);
             }
-            Some(Err(why)) => return Err(format!("comment line {}: {why}", i + 1)),
+            Some(Err(why)) => {
+                return Err(Invalid::new(format!("comment line {}: {why}", i + 1)))
+            }
             None => match out.last_mut() {
                 Some(c) => {
                     c.text.push('\n');
                     c.text.push_str(line.trim());
                 }
                 None => {
-                    return Err(format!(
+                    return Err(Invalid::new(format!(
                         "comment line {}: expected path:line: text (e.g. src/lib.rs:42: handle the empty case)",
                         i + 1
-                    ))
+                    )))
                 }
             },
         }
     }
     if out.is_empty() {
-        return Err("no comment: write one per line as path:line: text".to_string());
+        return Err(Invalid::new(
+            "no comment: write one per line as path:line: text",
+        ));
     }
     Ok(out)
 }
@@ -137,17 +144,29 @@ mod tests {
         );
         assert!(parse_comments("hello\na:1: x")
             .unwrap_err()
+            .as_str()
             .starts_with("comment line 1: expected"));
         assert!(parse_comments("a:0: x")
             .unwrap_err()
+            .as_str()
             .contains("numbered from 1"));
-        assert!(parse_comments("a:2:   ").unwrap_err().contains("empty"));
-        assert!(parse_comments(" \n").unwrap_err().starts_with("no comment"));
+        assert!(parse_comments("a:2:   ")
+            .unwrap_err()
+            .as_str()
+            .contains("empty"));
+        assert!(parse_comments(" \n")
+            .unwrap_err()
+            .as_str()
+            .starts_with("no comment"));
         assert!(parse_comments("a:99999999999999999999999: x")
             .unwrap_err()
+            .as_str()
             .contains("too large"));
         let many = "a:1: x\n".repeat(MAX_COMMENTS + 1);
-        assert!(parse_comments(&many).unwrap_err().contains("more than"));
+        assert!(parse_comments(&many)
+            .unwrap_err()
+            .as_str()
+            .contains("more than"));
     }
 
     #[test]
