@@ -10,7 +10,11 @@ use std::io::Write as _;
 /// Review runs in the browser: a local web server (127.0.0.1 only, a random token in the
 /// URL) showing the runs, each run's summary, timeline, overlaps, conflicts and
 /// integration, and every workstream's commits, diffs and log. A live run's pages update
-/// as results are recorded. Pages run no script and load nothing from elsewhere.
+/// as results are recorded. Pages run no script and load nothing from elsewhere. Forms on the
+/// pages leave a workstream out of (or put it back into) the next `git ws-merge`, send batched
+/// `path:line: text` comments back as one follow-up workstream `<id>~reviewN` that
+/// `git ws-run --resume RUN` runs, and show the `git ws-merge --dry-run` plan; every action is
+/// recorded with who and when.
 #[derive(Debug, Parser)]
 #[command(
     name = "git-ws-review",

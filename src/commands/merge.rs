@@ -327,12 +327,30 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
     let keep_ignored = config.keep_ignored();
 
     let Candidates {
-        not_completed,
+        mut not_completed,
         missing,
-        candidates,
+        mut candidates,
         tips,
         branches,
     } = candidates(repo, &results, without_result.as_deref().unwrap_or(&[]))?;
+    // What a reviewer left out from `git ws-review` is not merged.
+    let left_out = db.left_out(&run_id)?;
+    candidates.retain(|(id, _)| {
+        let Some(a) = left_out.get(id) else {
+            return true;
+        };
+        not_completed.push(IntegrationExclusion {
+            workstream_id: id.clone(),
+            reason: IntegrationExclusion::LEFT_OUT_BY_REVIEW.to_string(),
+            paths: Vec::new(),
+            detail: format!("left out by {} at {} (git ws-review)", a.who, a.at),
+            broke_with: Vec::new(),
+            output_tail: None,
+        });
+        false
+    });
+    not_completed
+        .sort_by(|a, b| crate::consolidate::natural_cmp(&a.workstream_id, &b.workstream_id));
     // The order: the forecast's, recomputed from the branches as they are now.
     let base = if !info.base.is_empty() && git::has_commit(repo, &info.base) {
         info.base.clone()

@@ -1,9 +1,12 @@
 //! `git ws-review`: a local web server over the run database and the repository — the list of
 //! runs, a run's page, each workstream with its commits, diffs and log — bound to loopback,
-//! every request checked for a random token, every page free of script. Pages are rendered by
-//! `ws-report` from the same view `git ws-report` prints; this file owns only HTTP.
+//! every request checked for a random token, every page free of script — and the review
+//! actions posted from its forms (leave out / put back, comments sent back as a follow-up, the
+//! dry-run plan), each checked for the session cookie, a CSRF token and the same origin, and
+//! recorded with who and when. Pages are rendered by `ws-report` from the same view
+//! `git ws-report` prints; this file owns only HTTP and the actions.
 
-use crate::db::{ConsolidationDatabase, DbLocation, RunState};
+use crate::db::{ConsolidationDatabase, DbLocation, ReviewAction, ReviewComment, RunState};
 use crate::error::Error;
 use crate::git::{Repo, RepoPaths};
 use crate::report::{self, DiffLayout, PageOptions};
@@ -48,6 +51,12 @@ pub struct Review {
 
 struct State {
     token: String,
+    /// Sent back in a hidden field of every form; a POST without it is refused.
+    csrf: String,
+    /// Who the actions are recorded as: `$USER`, else git's `user.name`.
+    who: String,
+    /// Where `git ws-merge --dry-run` runs from.
+    cwd: PathBuf,
     port: u16,
     db: DbLocation,
     repo: Option<RepoPaths>,
@@ -82,6 +91,9 @@ impl Review {
             listener,
             state: Arc::new(State {
                 token: new_token()?,
+                csrf: new_token()?,
+                who: reviewer(&opts.cwd),
+                cwd: opts.cwd.clone(),
                 port,
                 db,
                 logs_root: ws.as_ref().map(|w| w.layout.state_dir().join("logs")),
@@ -115,6 +127,28 @@ impl Review {
     }
 }
 
+/// Who records review actions: the OS user name (`$USER`), else git's `user.name`, else
+/// `unknown`.
+fn reviewer(cwd: &Path) -> String {
+    if let Some(u) = std::env::var("USER").ok().filter(|u| !u.trim().is_empty()) {
+        return u.trim().to_string();
+    }
+    std::process::Command::new("git")
+        .args(["config", "user.name"])
+        .current_dir(cwd)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// Now, RFC 3339 UTC to the second.
+fn now() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// 128 random bits, hex.
 fn new_token() -> Result<String, Error> {
     let mut bytes = [0u8; 16];
@@ -141,9 +175,22 @@ struct Request {
     query: Vec<(String, String)>,
     host: Option<String>,
     cookie_token: Option<String>,
+    origin: Option<String>,
+    referer: Option<String>,
+    sec_fetch_site: Option<String>,
+    content_length: Option<usize>,
+    /// The body's `application/x-www-form-urlencoded` fields (POST).
+    form: Vec<(String, String)>,
 }
 
 impl Request {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     fn param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -177,6 +224,19 @@ fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `k=v&k=v`, each side percent-decoded; `None` when not UTF-8.
+fn parse_form(raw: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in raw.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.push((percent_decode(k, true)?, percent_decode(v, true)?));
+    }
+    Some(out)
+}
+
+/// The largest form body accepted.
+const MAX_BODY: usize = 1 << 20;
+
 /// The request line and headers, at most 64 KiB of them.
 fn parse(head: &str) -> Option<Request> {
     let mut lines = head.split("\r\n");
@@ -189,11 +249,7 @@ fn parse(head: &str) -> Option<Request> {
         path: raw_path.to_string(),
         ..Request::default()
     };
-    for pair in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        req.query
-            .push((percent_decode(k, true)?, percent_decode(v, true)?));
-    }
+    req.query = parse_form(raw_query)?;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -201,6 +257,10 @@ fn parse(head: &str) -> Option<Request> {
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "host" => req.host = Some(value.to_string()),
+            "origin" => req.origin = Some(value.to_string()),
+            "referer" => req.referer = Some(value.to_string()),
+            "sec-fetch-site" => req.sec_fetch_site = Some(value.to_ascii_lowercase()),
+            "content-length" => req.content_length = Some(value.parse().ok()?),
             "cookie" => {
                 for c in value.split(';') {
                     if let Some((k, v)) = c.trim().split_once('=') {
@@ -293,13 +353,36 @@ fn handle(state: &State, mut stream: TcpStream) -> std::io::Result<()> {
         }
     }
     let head = head.replace("\r\n", "\n").replace('\n', "\r\n");
-    let Some(req) = parse(head.trim_end()) else {
+    let Some(mut req) = parse(head.trim_end()) else {
         return write_response(
             &mut stream,
             &Response::error("400 Bad Request", "The request could not be read."),
             false,
         );
     };
+    if let Some(n) = req.content_length.filter(|n| *n > 0) {
+        if n > MAX_BODY {
+            return write_response(
+                &mut stream,
+                &Response::error(
+                    "413 Content Too Large",
+                    "The form is too large (1 MiB at most).",
+                ),
+                false,
+            );
+        }
+        let mut body = vec![0u8; n];
+        reader.read_exact(&mut body)?;
+        let form = std::str::from_utf8(&body).ok().and_then(parse_form);
+        let Some(form) = form else {
+            return write_response(
+                &mut stream,
+                &Response::error("400 Bad Request", "The form could not be read."),
+                false,
+            );
+        };
+        req.form = form;
+    }
     let response = respond(state, &req);
     write_response(&mut stream, &response, req.method == "HEAD")
 }
@@ -330,8 +413,17 @@ fn respond(state: &State, req: &Request) -> Response {
             "This page needs the token: open the URL git ws-review printed.",
         );
     }
+    if req.method == "POST" {
+        if let Some(why) = csrf_refusal(state, req) {
+            return Response::error("403 Forbidden", &why);
+        }
+        return post(state, req);
+    }
     if req.method != "GET" && req.method != "HEAD" {
-        return Response::error("405 Method Not Allowed", "Only GET is served.");
+        return Response::error(
+            "405 Method Not Allowed",
+            "Only GET, HEAD and POST are served.",
+        );
     }
     let mut r = route(state, req);
     if query_token.is_some() {
@@ -343,15 +435,68 @@ fn respond(state: &State, req: &Request) -> Response {
     r
 }
 
-fn route(state: &State, req: &Request) -> Response {
-    let segments: Vec<Option<String>> = req
-        .path
+/// Why a POST is refused, if it is: it needs the session cookie (not only the token in the
+/// URL), the form's CSRF token, and a same-origin request (its `Origin`, else
+/// `Sec-Fetch-Site`, else `Referer`, says so).
+fn csrf_refusal(state: &State, req: &Request) -> Option<String> {
+    if !req
+        .cookie_token
+        .as_deref()
+        .is_some_and(|t| same(t, &state.token))
+    {
+        return Some("An action needs the session cookie: open the URL git ws-review printed, then use the page's buttons.".into());
+    }
+    if !req.field("csrf").is_some_and(|t| same(t, &state.csrf)) {
+        return Some(
+            "The form's CSRF token is missing or wrong: reload the page and try again.".into(),
+        );
+    }
+    let origins = [
+        format!("http://127.0.0.1:{}", state.port),
+        format!("http://localhost:{}", state.port),
+    ];
+    if let Some(site) = &req.sec_fetch_site {
+        if site != "same-origin" {
+            return Some(format!(
+                "A request from another site ({site}) cannot act here."
+            ));
+        }
+    }
+    match (&req.origin, &req.sec_fetch_site, &req.referer) {
+        (Some(o), _, _) if origins.iter().any(|ok| ok == o) => None,
+        (Some(o), _, _) => Some(format!("A request from {o} cannot act here.")),
+        (None, Some(_), _) => None,
+        (None, None, Some(r)) if origins.iter().any(|ok| r.starts_with(&format!("{ok}/"))) => None,
+        _ => Some(
+            "An action needs an Origin, Sec-Fetch-Site or Referer header from this server.".into(),
+        ),
+    }
+}
+
+/// The path's segments, percent-decoded; a 400 response when they are not UTF-8.
+fn segments(req: &Request) -> Result<Vec<String>, Response> {
+    req.path
         .trim_start_matches('/')
         .split('/')
         .map(|s| percent_decode(s, false))
-        .collect();
-    let Some(segments) = segments.into_iter().collect::<Option<Vec<String>>>() else {
-        return Response::error("400 Bad Request", "The address is not valid UTF-8.");
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| Response::error("400 Bad Request", "The address is not valid UTF-8."))
+}
+
+/// An error as a page: 404 for a run that does not exist, else 500.
+fn failed(e: Error) -> Response {
+    match &e {
+        Error::Db(crate::db::DbError::NoSuchRun { .. }) => {
+            Response::error("404 Not Found", &e.to_string())
+        }
+        _ => Response::error("500 Internal Server Error", &e.to_string()),
+    }
+}
+
+fn route(state: &State, req: &Request) -> Response {
+    let segments = match segments(req) {
+        Ok(s) => s,
+        Err(r) => return r,
     };
     let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match parts.as_slice() {
@@ -361,11 +506,216 @@ fn route(state: &State, req: &Request) -> Response {
         ["run", run, "ws", id, "log"] => log_file(state, run, id),
         _ => Ok(Response::error("404 Not Found", "No such page.")),
     };
-    result.unwrap_or_else(|e| match &e {
-        Error::Db(crate::db::DbError::NoSuchRun { .. }) => {
-            Response::error("404 Not Found", &e.to_string())
+    result.unwrap_or_else(failed)
+}
+
+/// The review actions (CSRF already checked): each is recorded with who and when.
+fn post(state: &State, req: &Request) -> Response {
+    let segments = match segments(req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let parts: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let result = match parts.as_slice() {
+        ["run", run, "ws", id, action @ ("leave-out" | "put-back")] => mark(state, run, id, action),
+        ["run", run, "ws", id, "comments"] => {
+            comments(state, run, id, req.field("comments").unwrap_or(""))
         }
-        _ => Response::error("500 Internal Server Error", &e.to_string()),
+        ["run", run, "dry-run"] => dry_run(state, run),
+        _ => Ok(Response::error("404 Not Found", "No such action.")),
+    };
+    result.unwrap_or_else(failed)
+}
+
+/// After an action, back to the page (POST, redirect, GET: a reload does not repeat it).
+fn see_other(location: String) -> Response {
+    let mut r = Response::html(format!(
+        "<!doctype html><title>Done</title><p><a href=\"{0}\">{0}</a></p>",
+        report::escape_html(&location)
+    ));
+    r.status = "303 See Other";
+    r.extra.push(format!("Location: {location}"));
+    r
+}
+
+fn run_href(run_id: &str) -> String {
+    format!("/run/{}", report::url_segment(run_id))
+}
+
+fn ws_href(run_id: &str, id: &str) -> String {
+    format!("{}/ws/{}", run_href(run_id), report::url_segment(id))
+}
+
+/// The run's id and the workstream's branch (`None`: it has none), or a 404 page.
+fn find_workstream(
+    state: &State,
+    spec: &str,
+    id: &str,
+) -> Result<Result<(String, Option<String>), Response>, Error> {
+    let mut db = open_db(state)?;
+    let run_id = db.resolve_run_id(spec)?;
+    let found = db
+        .results(&run_id)?
+        .into_iter()
+        .find(|r| r.workstream_id == id);
+    Ok(match found {
+        Some(r) => Ok((run_id, r.branch)),
+        None => Err(Response::error(
+            "404 Not Found",
+            &format!("Run {run_id} has no workstream {id}."),
+        )),
+    })
+}
+
+/// The database for an action: opened for writing (never created).
+fn open_db_for_writing(state: &State) -> Result<ConsolidationDatabase, Error> {
+    Ok(ConsolidationDatabase::open_existing(&state.db)?)
+}
+
+fn mark(state: &State, spec: &str, id: &str, action: &str) -> Result<Response, Error> {
+    let (run_id, _) = match find_workstream(state, spec, id)? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
+    };
+    let (action, detail) = if action == "leave-out" {
+        (
+            ReviewAction::LEAVE_OUT,
+            format!("{id} left out of the next git ws-merge"),
+        )
+    } else {
+        (
+            ReviewAction::PUT_BACK,
+            format!("{id} put back into the next git ws-merge"),
+        )
+    };
+    open_db_for_writing(state)?.record_review_action(
+        &run_id,
+        &ReviewAction {
+            workstream_id: Some(id.to_string()),
+            action: action.to_string(),
+            who: state.who.clone(),
+            at: now(),
+            detail,
+        },
+    )?;
+    Ok(see_other(ws_href(&run_id, id)))
+}
+
+/// Lines of context around each commented line in the follow-up's prompt.
+const PROMPT_CONTEXT: usize = 3;
+
+fn comments(state: &State, spec: &str, id: &str, text: &str) -> Result<Response, Error> {
+    let (run_id, branch) = match find_workstream(state, spec, id)? {
+        Ok(found) => found,
+        Err(page) => return Ok(page),
+    };
+    let parsed = match ws_core::review::parse_comments(text) {
+        Ok(c) => c,
+        Err(why) => {
+            return Ok(Response::error(
+                "400 Bad Request",
+                &format!("{why}. Format: {}.", report::COMMENT_FORMAT),
+            ))
+        }
+    };
+    let (Some(branch), Some(paths)) = (branch, &state.repo) else {
+        return Ok(Response::error(
+            "409 Conflict",
+            &format!("{id} has no branch here to start a follow-up from."),
+        ));
+    };
+    let repo = Repo::open(paths)?;
+    let mut with_context = Vec::new();
+    for c in parsed {
+        let context = repo.context_lines(&branch, &c.path, c.line, PROMPT_CONTEXT)?;
+        with_context.push((c, context));
+    }
+    let prompt = ws_core::review::followup_prompt(id, &branch, &with_context);
+    let stored: Vec<ReviewComment> = with_context
+        .iter()
+        .map(|(c, _)| ReviewComment {
+            path: c.path.clone(),
+            line: c.line as i64,
+            body: c.text.clone(),
+        })
+        .collect();
+    open_db_for_writing(state)?.add_review_followup(
+        &run_id,
+        id,
+        &branch,
+        &stored,
+        &|_| prompt.clone(),
+        &state.who,
+        &now(),
+    )?;
+    Ok(see_other(ws_href(&run_id, id)))
+}
+
+fn dry_run(state: &State, spec: &str) -> Result<Response, Error> {
+    let run_id = open_db(state)?.resolve_run_id(spec)?;
+    let mut opts = crate::commands::merge::MergeOptions::new(state.cwd.clone(), &run_id);
+    opts.dry_run = true;
+    opts.db = Some(state.db.clone());
+    let outcome = match crate::commands::merge::merge(&opts, &mut |_| {}) {
+        Ok(o) => o,
+        Err(e) => {
+            return Ok(Response::error(
+                "409 Conflict",
+                &format!("git ws-merge --dry-run {run_id}: {e}"),
+            ))
+        }
+    };
+    let it = &outcome.record;
+    open_db_for_writing(state)?.record_review_action(
+        &run_id,
+        &ReviewAction {
+            workstream_id: None,
+            action: ReviewAction::DRY_RUN.to_string(),
+            who: state.who.clone(),
+            at: now(),
+            detail: format!(
+                "planned the integration onto {}: {} merged, {} left out",
+                it.onto_rev,
+                it.merges.len(),
+                it.excluded.len()
+            ),
+        },
+    )?;
+    Ok(Response::html(report::plan_page(
+        &run_id,
+        it,
+        &run_href(&run_id),
+    )))
+}
+
+/// What the pages show of the review: the recorded actions (of one workstream, or all).
+fn review_forms(
+    db: &mut ConsolidationDatabase,
+    state: &State,
+    run_id: &str,
+    workstream: Option<&str>,
+    action_base: String,
+) -> Result<report::ReviewForms, Error> {
+    let actions = db.review_actions(run_id)?;
+    let left_out = match workstream {
+        Some(id) => db.left_out(run_id)?.remove(id).map(|a| (a.who, a.at)),
+        None => None,
+    };
+    Ok(report::ReviewForms {
+        csrf: state.csrf.clone(),
+        action_base,
+        left_out,
+        actions: actions
+            .into_iter()
+            .filter(|a| workstream.is_none() || a.workstream_id.as_deref() == workstream)
+            .map(|a| report::ReviewEntry {
+                workstream_id: a.workstream_id,
+                action: a.action,
+                who: a.who,
+                at: a.at,
+                detail: a.detail,
+            })
+            .collect(),
     })
 }
 
@@ -427,12 +777,14 @@ fn run_page(state: &State, spec: &str) -> Result<Response, Error> {
     crate::workstream::validate_run_id(&run_id)?;
     let view = db.run_view(&run_id)?;
     let live = view.state == "running";
+    let review = review_forms(&mut db, state, &run_id, None, run_href(&run_id))?;
     let page = report::render_html_with(
         &view,
         &PageOptions {
             workstream_base: Some(format!("/run/{}/ws/", report::url_segment(&run_id))),
             refresh_seconds: live.then_some(REFRESH_SECONDS),
             home: Some("/".to_string()),
+            review: Some(review),
         },
     );
     Ok(Response::html(page))
@@ -489,6 +841,7 @@ fn workstream_page(
         .as_deref()
         .filter(|p| allowed_log(state, Path::new(p)).is_some())
         .map(|_| format!("{base}/log"));
+    let review = review_forms(&mut db, state, &run_id, Some(id), base.clone())?;
     let page = report::workstream_page(&report::WorkstreamPage {
         run: &view,
         row,
@@ -516,6 +869,7 @@ fn workstream_page(
         layout_hrefs: (base.clone(), format!("{base}?layout=split")),
         refresh_seconds: (view.state == "running").then_some(REFRESH_SECONDS),
         note,
+        review: Some(review),
     });
     Ok(Response::html(page))
 }

@@ -435,15 +435,19 @@ fn prepare_start(
                 .ok_or_else(|| Error::new(format!("--resume: no run {run_id}")))?;
             let previous = db.results(&run_id)?;
             // The workstreams the run was started with, if it said (else all of them).
-            let loaded = match read_selection(&r.ws.layout.run_logs(&run_id)) {
-                Some(ids) => workstream::select_only(all, &ids).0,
-                None => all,
+            let mut loaded = match read_selection(&r.ws.layout.run_logs(&run_id)) {
+                Some(ids) => workstream::select_only(all.clone(), &ids).0,
+                None => all.clone(),
             };
+            // What a review sent back (git ws-review) runs too.
+            let start_points =
+                crate::runner::followups::add(&mut db, &r.ws.repo, &run_id, &all, &mut loaded)?;
             Start::Resume {
                 run_id,
                 info,
                 previous,
                 loaded,
+                start_points: start_points.into_iter().collect(),
             }
         }
         RunMode::New | RunMode::Join(_) => unreachable!("handled above"),
@@ -498,7 +502,10 @@ fn nothing_to_do_in(
             let finished = db
                 .get_run_summary(&run_id)?
                 .is_some_and(|s| s.state == RunState::Finished);
-            Ok(finished.then(|| {
+            // A finished run with review follow-ups not yet run resumes to run them.
+            let previous = db.results(&run_id)?;
+            let followups = crate::runner::followups::pending(db, &run_id, &previous)?;
+            Ok((finished && followups.is_empty()).then(|| {
                 format!(
                     "nothing to resume: {run_id} finished (git ws-run --rerun-failed {run_id} runs its failed and skipped workstreams again)"
                 )

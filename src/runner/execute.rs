@@ -48,18 +48,27 @@ pub struct RunContext {
     pub agent_settings: agents::Settings,
     /// The worker's name in a run several machines share: agent ids become `agent-K@NAME`.
     pub worker: Option<String>,
+    /// Branch → the commit it starts from instead of `base`: the follow-ups a review created
+    /// start from the reviewed workstream's branch.
+    pub start_points: std::collections::HashMap<String, String>,
 }
 
 impl RunContext {
+    /// The commit `branch` starts from: its start point, else the run's base.
+    pub fn start_of(&self, branch: &str) -> &str {
+        self.start_points.get(branch).unwrap_or(&self.base)
+    }
+
     /// The id of agent `k` as stored and given to commands (`WS_AGENT_ID`).
     pub fn agent_id(&self, k: usize) -> String {
         crate::model::worker_agent_name(k, self.worker.as_deref())
     }
 }
 
-/// The branch a workstream runs on.
+/// The branch a workstream runs on. A review's follow-up `<id>~reviewN` runs on
+/// `ws/<run>/<id>.reviewN` (`~` cannot be part of a branch name).
 pub fn branch_name(run_id: &str, ws_id: &str) -> String {
-    format!("ws/{run_id}/{ws_id}")
+    format!("ws/{run_id}/{}", ws_id.replace('~', "."))
 }
 
 /// How one hand-over of a workstream to an agent ended.
@@ -304,7 +313,7 @@ async fn prepare(
                     }
                 },
             };
-            let res = slot.prepare(&branch, &ctx.base, &ctx.prepare);
+            let res = slot.prepare(&branch, ctx.start_of(&branch), &ctx.prepare);
             (Some(slot), res)
         })
         .await
@@ -805,7 +814,7 @@ async fn collect(
         let branch = branch.to_string();
         let id = r.workstream_id.clone();
         tokio::task::spawn_blocking(move || {
-            let c = slot.collect(&branch, &ctx.base, &id);
+            let c = slot.collect(&branch, ctx.start_of(&branch), &id);
             (Some(slot), c)
         })
         .await

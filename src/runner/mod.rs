@@ -11,6 +11,7 @@ mod dispatch;
 pub mod events;
 pub mod execute;
 mod finish;
+pub(crate) mod followups;
 pub mod lease;
 pub use crate::process;
 mod queue;
@@ -88,6 +89,9 @@ pub(crate) enum Start {
         info: RunInfo,
         previous: Vec<WorkstreamResult>,
         loaded: Loaded,
+        /// Branch → start commit of the review follow-ups it runs (see
+        /// [`RunContext::start_points`](execute::RunContext)).
+        start_points: Vec<(String, String)>,
     },
     /// Work on a shared run (`latest`: the most recent open one, waiting for one if need be).
     Join { spec: String },
@@ -226,7 +230,9 @@ impl Prepared {
             }
         }
 
-        let ctx = Arc::new(run_context(&r, &begun.run_id, logs, None, r.timeout));
+        let mut ctx = run_context(&r, &begun.run_id, logs, None, r.timeout);
+        ctx.start_points = std::mem::take(&mut begun.start_points);
+        let ctx = Arc::new(ctx);
         let mut work = LocalWork::new(
             &begun.run_id,
             Scheduler::new(jobs),
@@ -288,6 +294,8 @@ struct Begun {
     info: RunInfo,
     loaded: Loaded,
     previous: Vec<WorkstreamResult>,
+    /// Branch → start commit (review follow-ups of a resumed run).
+    start_points: HashMap<String, String>,
 }
 
 /// Allocate the run's id and write its rows (a new run), or take over the resumed run's
@@ -313,6 +321,7 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 info,
                 loaded,
                 previous: Vec::new(),
+                start_points: HashMap::new(),
             })
         }
         Start::Resume {
@@ -320,6 +329,7 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
             mut info,
             previous,
             loaded,
+            start_points,
         } => {
             // The run's own settings, unless the user overrides the agent count.
             if !r.agents_given {
@@ -333,6 +343,7 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 info,
                 loaded,
                 previous,
+                start_points: start_points.into_iter().collect(),
             })
         }
         Start::Join { .. } => unreachable!("a worker does not begin a run"),
@@ -414,6 +425,7 @@ fn run_context(
         },
         agent_settings: r.agent_settings.clone(),
         worker,
+        start_points: HashMap::new(),
     }
 }
 

@@ -370,3 +370,460 @@ fn the_page_of_a_live_run_reloads_until_the_run_ends() {
         "the slow workstream is on the page now"
     );
 }
+
+/// The raw response to one request with `headers` and a form `body` (POST when not empty).
+fn raw(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// `%XX` for everything but letters and digits.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A browser session with the server: the cookie the first visit set and the page's CSRF
+/// token.
+struct Session {
+    port: u16,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    fn open(server: &Server, page: &str) -> Session {
+        let port = server.port();
+        let first = raw(
+            port,
+            "GET",
+            &format!("{page}?token={}", server.token()),
+            &[],
+            "",
+        );
+        assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+        let cookie = first
+            .lines()
+            .find_map(|l| l.strip_prefix("Set-Cookie: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let csrf = first
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no CSRF field on {page}: {first}"))
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        Session { port, cookie, csrf }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// POST `path` as the page's form does: cookie, CSRF field, same Origin.
+    fn post(&self, path: &str, fields: &[(&str, &str)]) -> String {
+        let mut body = format!("csrf={}", self.csrf);
+        for (k, v) in fields {
+            body.push_str(&format!("&{k}={}", form_encode(v)));
+        }
+        raw(
+            self.port,
+            "POST",
+            path,
+            &[("Cookie", &self.cookie), ("Origin", &self.origin())],
+            &body,
+        )
+    }
+}
+
+fn review_actions(env: &Env) -> usize {
+    env.sql("SELECT COUNT(*) FROM ws_review_actions")[0][0]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn actions_need_the_cookie_the_csrf_token_and_the_same_origin_and_a_get_changes_nothing() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    let server = Server::start(&env, &[&run]);
+    let page = format!("/run/{run}/ws/a");
+    let s = Session::open(&server, &page);
+    let action = format!("{page}/leave-out");
+    let port = s.port;
+    let origin = s.origin();
+    // Refused: no CSRF token, a wrong one, another origin, a cross-site fetch, no cookie
+    // (the token in the URL is not enough), no origin information at all.
+    let refused = [
+        raw(
+            port,
+            "POST",
+            &action,
+            &[("Cookie", &s.cookie), ("Origin", &origin)],
+            "x=1",
+        ),
+        raw(
+            port,
+            "POST",
+            &action,
+            &[("Cookie", &s.cookie), ("Origin", &origin)],
+            "csrf=00",
+        ),
+        raw(
+            port,
+            "POST",
+            &action,
+            &[("Cookie", &s.cookie), ("Origin", "http://evil.example")],
+            &format!("csrf={}", s.csrf),
+        ),
+        raw(
+            port,
+            "POST",
+            &action,
+            &[
+                ("Cookie", &s.cookie),
+                ("Origin", &origin),
+                ("Sec-Fetch-Site", "cross-site"),
+            ],
+            &format!("csrf={}", s.csrf),
+        ),
+        raw(
+            port,
+            "POST",
+            &format!("{action}?token={}", server.token()),
+            &[("Origin", &origin)],
+            &format!("csrf={}", s.csrf),
+        ),
+        raw(
+            port,
+            "POST",
+            &action,
+            &[("Cookie", &s.cookie)],
+            &format!("csrf={}", s.csrf),
+        ),
+    ];
+    for r in &refused {
+        assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    }
+    // A GET of an action's address does nothing.
+    let get = raw(port, "GET", &action, &[("Cookie", &s.cookie)], "");
+    assert!(get.starts_with("HTTP/1.1 404"), "{get}");
+    assert_eq!(review_actions(&env), 0, "a refused or GET request wrote");
+
+    // Left out: ws-merge leaves it out, saying who and when.
+    let done = s.post(&action, &[]);
+    assert!(done.starts_with("HTTP/1.1 303"), "{done}");
+    assert!(done.contains(&format!("Location: {page}\r\n")), "{done}");
+    assert_eq!(review_actions(&env), 1);
+    let who = env.sql("SELECT who, action FROM ws_review_actions");
+    assert_eq!(who[0][1], "leave-out");
+    let merge = env
+        .command("git")
+        .args(["ws-merge", &run, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(merge.status.code(), Some(0), "{merge:?}");
+    let it: serde_json::Value = serde_json::from_slice(&merge.stdout).unwrap();
+    let excluded = it["excluded"].as_array().unwrap();
+    assert_eq!(excluded.len(), 1, "{it}");
+    assert_eq!(excluded[0]["workstream_id"], "a");
+    assert_eq!(excluded[0]["reason"], "left-out-by-review");
+    let detail = excluded[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with(&format!("left out by {} at 20", who[0][0])),
+        "{detail}"
+    );
+    let integration = format!("ws/{run}/integration");
+    let tree = env.git(&["ls-tree", "--name-only", &integration]);
+    assert!(tree.contains("b.txt") && !tree.contains("a.txt"), "{tree}");
+
+    // Put back: merged again.
+    let back = s.post(&format!("{page}/put-back"), &[]);
+    assert!(back.starts_with("HTTP/1.1 303"), "{back}");
+    let merge = env
+        .command("git")
+        .args(["ws-merge", &run, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(merge.status.code(), Some(0), "{merge:?}");
+    let it: serde_json::Value = serde_json::from_slice(&merge.stdout).unwrap();
+    assert!(it["excluded"].as_array().unwrap().is_empty(), "{it}");
+    let tree = env.git(&["ls-tree", "--name-only", &integration]);
+    assert!(tree.contains("a.txt") && tree.contains("b.txt"), "{tree}");
+    assert_eq!(review_actions(&env), 2);
+}
+
+#[test]
+fn batched_comments_become_one_follow_up_that_resume_runs_from_the_branch() {
+    let env = Env::new();
+    env.ws(
+        "p1",
+        serde_json::json!({"id": "p1", "prompt": "make two loud"}),
+    );
+    // The agent: keeps every prompt it is given, and commits a change.
+    let log = env.scratch("prompts.log");
+    let agent = format!(
+        "cat >> {}; echo '----' >> {}; echo \"$WS_ID\" >> agent.txt; git add -A; git commit -qm agent",
+        log.display(),
+        log.display()
+    );
+    env.git(&["config", "ws.sandbox", "off"]);
+    let out = env.ws_run(&["--agents", "1", "--agent-cmd", &agent]);
+    out.expect(0);
+    let run = out.run_id();
+    let server = Server::start(&env, &[&run]);
+    let page = format!("/run/{run}/ws/p1");
+    let s = Session::open(&server, &page);
+    let bad = s.post(&format!("{page}/comments"), &[("comments", "just words")]);
+    assert!(
+        bad.starts_with("HTTP/1.1 400") && bad.contains("comment line 1"),
+        "{bad}"
+    );
+    let sent = s.post(
+        &format!("{page}/comments"),
+        &[(
+            "comments",
+            "src/lib.txt:4: say FOUR\n  loudly\nagent.txt:1: why this file?\n",
+        )],
+    );
+    assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
+    let rows =
+        env.sql("SELECT followup_id, workstream_id, start_branch, who FROM ws_review_followups");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0][0], "p1~review1");
+    assert_eq!(rows[0][2], format!("ws/{run}/p1"));
+    let comments = env.sql("SELECT path, line, body FROM ws_review_comments ORDER BY id");
+    assert_eq!(comments.len(), 2);
+    assert_eq!(comments[0], vec!["src/lib.txt", "4", "say FOUR\nloudly"]);
+
+    let resumed = env.ws_run(&["--resume", &run, "--agent-cmd", &agent]);
+    resumed.expect(0);
+    assert_eq!(crate::common::status(&env, &run, "p1~review1"), "completed");
+    let followup_branch = format!("ws/{run}/p1.review1");
+    let original = format!("ws/{run}/p1");
+    let is_ancestor = env
+        .command("git")
+        .args(["merge-base", "--is-ancestor", &original, &followup_branch])
+        .status()
+        .unwrap();
+    assert!(
+        is_ancestor.success(),
+        "the follow-up starts from p1's branch"
+    );
+    assert_ne!(
+        env.git(&["rev-parse", &original]),
+        env.git(&["rev-parse", &followup_branch])
+    );
+    let agent_file = env.git(&["show", &format!("{followup_branch}:agent.txt")]);
+    assert_eq!(agent_file, "p1\np1~review1\n");
+    let prompts = std::fs::read_to_string(&log).unwrap();
+    let second = prompts.split("----").nth(1).unwrap();
+    assert!(second.contains("workstream p1 (branch ws/"), "{second}");
+    assert!(
+        second.contains("## Comment 1 — src/lib.txt:4\n\nsay FOUR\nloudly"),
+        "{second}"
+    );
+    assert!(
+        second.contains(">    4 | four") && second.contains("     3 | three"),
+        "{second}"
+    );
+    assert!(
+        second.contains("## Comment 2 — agent.txt:1\n\nwhy this file?"),
+        "{second}"
+    );
+    assert!(second.contains(">    1 | p1"), "{second}");
+    // Run once: a second resume has nothing to do; a second review makes ~review2.
+    env.ws_run(&["--resume", &run, "--agent-cmd", &agent])
+        .expect(0);
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("----")
+            .count(),
+        2
+    );
+    let again = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "agent.txt:1: still?")],
+    );
+    assert!(again.starts_with("HTTP/1.1 303"), "{again}");
+    let ids = env.sql("SELECT followup_id FROM ws_review_followups ORDER BY followup_id");
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[1][0], "p1~review2");
+}
+
+#[test]
+fn chromium_shows_a_left_out_workstream_the_review_log_and_the_dry_run_plan() {
+    let Some(chrome) = chromium() else { return };
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    let server = Server::start(&env, &[&run]);
+    let profile = tempfile::tempdir().unwrap();
+    let page = format!("/run/{run}/ws/a");
+    let before = dom(&chrome, profile.path(), &server.at(&page));
+    assert!(
+        before.contains("The next <code>git ws-merge</code> merges it"),
+        "{before}"
+    );
+    assert!(
+        before.contains(&format!("action=\"{page}/leave-out\"")),
+        "{before}"
+    );
+    assert!(
+        before.contains("path:line: text"),
+        "the comment format is documented"
+    );
+    let s = Session::open(&server, &page);
+    assert!(s
+        .post(&format!("{page}/leave-out"), &[])
+        .starts_with("HTTP/1.1 303"));
+    let after = dom(&chrome, profile.path(), &server.at(&page));
+    assert!(
+        after.contains("Left out of the next <code>git ws-merge</code> by "),
+        "{after}"
+    );
+    assert!(
+        after.contains(&format!("action=\"{page}/put-back\"")),
+        "{after}"
+    );
+    let plan = s.post(&format!("/run/{run}/dry-run"), &[]);
+    assert!(plan.starts_with("HTTP/1.1 200"), "{plan}");
+    assert!(
+        plan.contains("Integration plan (dry run)") && plan.contains("left-out-by-review"),
+        "{plan}"
+    );
+    let run_page = dom(&chrome, profile.path(), &server.at(&format!("/run/{run}")));
+    assert!(
+        run_page.contains("<h2 id=\"review-h\">Review</h2>"),
+        "{run_page}"
+    );
+    assert!(
+        run_page.contains("a left out of the next git ws-merge"),
+        "{run_page}"
+    );
+    assert!(
+        run_page.contains("planned the integration onto HEAD: 1 merged, 1 left out"),
+        "{run_page}"
+    );
+    assert_eq!(review_actions(&env), 2);
+    // A batched review: one follow-up, shown on the page as sent.
+    let sent = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "a.txt:1: <b>louder</b>\nb.txt:1: not mine")],
+    );
+    assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
+    let reviewed = dom(&chrome, profile.path(), &server.at(&page));
+    assert!(
+        reviewed.contains("2 comments sent as follow-up a~review1 (git ws-run --resume"),
+        "{reviewed}"
+    );
+    assert_eq!(
+        env.sql("SELECT COUNT(*) FROM ws_review_followups")[0][0],
+        "1"
+    );
+    screenshot(
+        &chrome,
+        profile.path(),
+        &server.at(&page),
+        "workstream-review",
+    );
+}
+
+/// The review tables on PostgreSQL: actions, marks and follow-ups as on SQLite.
+#[test]
+fn review_actions_and_follow_ups_are_kept_in_postgres_too() {
+    use git_ws::db::{ReviewAction, ReviewComment};
+    let Some(url) = crate::pgcluster::cluster().map(|c| c.database("review_actions")) else {
+        return;
+    };
+    let mut db =
+        git_ws::ConsolidationDatabase::open(url.parse::<git_ws::db::DbLocation>().unwrap())
+            .unwrap();
+    let info = git_ws::model::RunInfo {
+        run_id: "ma-run-pg-review".to_string(),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        agents: 1,
+        base: "b".repeat(40),
+        base_rev: "HEAD".into(),
+        repo_root: "/repo".into(),
+        rerun_of: None,
+    };
+    let run = db.begin_run(&info).unwrap();
+    let act = |action: &str| ReviewAction {
+        workstream_id: Some("ws-1".into()),
+        action: action.into(),
+        who: "alice".into(),
+        at: "2026-12-07T10:00:00Z".into(),
+        detail: format!("{action} ws-1"),
+    };
+    db.record_review_action(&run, &act(ReviewAction::LEAVE_OUT))
+        .unwrap();
+    assert_eq!(db.left_out(&run).unwrap()["ws-1"].who, "alice");
+    db.record_review_action(&run, &act(ReviewAction::PUT_BACK))
+        .unwrap();
+    assert!(db.left_out(&run).unwrap().is_empty());
+    let c = [ReviewComment {
+        path: "a.rs".into(),
+        line: 3,
+        body: "it's 'quoted'".into(),
+    }];
+    let id = db
+        .add_review_followup(
+            &run,
+            "ws-1",
+            "ws/r/ws-1",
+            &c,
+            &|id| format!("p {id}"),
+            "bob",
+            "t",
+        )
+        .unwrap();
+    assert_eq!(id, "ws-1~review1");
+    let f = db.review_followups(&run).unwrap();
+    assert_eq!(
+        (f[0].prompt.as_str(), f[0].who.as_str()),
+        ("p ws-1~review1", "bob")
+    );
+    assert_eq!(db.review_actions(&run).unwrap().len(), 3);
+    assert_eq!(
+        crate::pgcluster::psql(&url, "SELECT path, line, body FROM ws_review_comments").unwrap(),
+        vec![vec!["a.rs", "3", "it's 'quoted'"]]
+    );
+}

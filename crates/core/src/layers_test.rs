@@ -24,6 +24,7 @@ const LAYERS: &[&str] = &[
     "plan",
     "consolidate",
     "view",
+    "review",
 ];
 
 /// The files of each folder module, bottom first (`mod` is its `mod.rs`): each may import

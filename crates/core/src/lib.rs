@@ -29,6 +29,7 @@ pub mod consolidate;
 mod invalid;
 pub mod model;
 pub mod plan;
+pub mod review;
 pub mod sandbox;
 pub mod tamper;
 pub mod testparse;

@@ -670,11 +670,12 @@ pub struct IntegrationRecord {
 
 impl IntegrationRecord {
     /// Whether every completed branch was integrated: nothing left out but workstreams
-    /// that did not complete.
+    /// that did not complete and those a reviewer left out.
     pub fn all_integrated(&self) -> bool {
-        self.excluded
-            .iter()
-            .all(|x| x.reason == IntegrationExclusion::NOT_COMPLETED)
+        self.excluded.iter().all(|x| {
+            x.reason == IntegrationExclusion::NOT_COMPLETED
+                || x.reason == IntegrationExclusion::LEFT_OUT_BY_REVIEW
+        })
     }
 }
 
@@ -693,7 +694,8 @@ pub struct IntegrationMerge {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntegrationExclusion {
     pub workstream_id: String,
-    /// `conflict`, `breaks-tests`, `missing-branch`, `not-completed` or `no-result`.
+    /// `conflict`, `breaks-tests`, `missing-branch`, `not-completed`, `no-result` or
+    /// `left-out-by-review`.
     pub reason: String,
     /// For `conflict`: the conflicting paths.
     pub paths: Vec<String>,
@@ -712,6 +714,8 @@ impl IntegrationExclusion {
     pub const NOT_COMPLETED: &'static str = "not-completed";
     /// The run did not finish and the workstream has no final result (`--incomplete`).
     pub const NO_RESULT: &'static str = "no-result";
+    /// A reviewer left it out from `git ws-review` (the detail names who and when).
+    pub const LEFT_OUT_BY_REVIEW: &'static str = "left-out-by-review";
 }
 
 /// One run of the integration's test command.

@@ -15,6 +15,7 @@ pub mod location;
 mod postgres;
 mod queries;
 pub mod queue;
+pub mod review;
 mod rows;
 mod run_view;
 pub mod schema;
@@ -29,6 +30,7 @@ pub use queue::{
     Attempt, Claim, ClaimOutcome, Completion, ConsolidationClaim, QueueCounts, QueueItem,
     QueueSettings, SharedRun,
 };
+pub use review::{ReviewAction, ReviewComment, ReviewFollowup};
 
 use backend::Conn;
 use diesel_migrations::EmbeddedMigrations;

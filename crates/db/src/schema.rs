@@ -322,3 +322,41 @@ diesel::allow_tables_to_appear_in_same_query!(
     ws_queue_attempts,
     ws_queue_workers,
 );
+
+diesel::table! {
+    ws_review_actions (id) {
+        id -> BigInt,
+        run_id -> Text,
+        workstream_id -> Nullable<Text>,
+        action -> Text,
+        who -> Text,
+        at -> Text,
+        detail -> Text,
+    }
+}
+
+diesel::table! {
+    ws_review_comments (id) {
+        id -> BigInt,
+        run_id -> Text,
+        workstream_id -> Text,
+        followup_id -> Text,
+        path -> Text,
+        line -> BigInt,
+        body -> Text,
+        who -> Text,
+        at -> Text,
+    }
+}
+
+diesel::table! {
+    ws_review_followups (run_id, followup_id) {
+        run_id -> Text,
+        followup_id -> Text,
+        workstream_id -> Text,
+        start_branch -> Text,
+        prompt -> Text,
+        who -> Text,
+        at -> Text,
+    }
+}

@@ -1656,3 +1656,90 @@ fn a_reader_reads_a_recorded_run_and_cannot_write() {
     let mut db = ConsolidationDatabase::open_read_only(&odd).unwrap();
     assert_eq!(db.get_all_runs(10).unwrap().len(), 1);
 }
+
+#[test]
+fn review_actions_marks_and_followups_are_kept_with_who_and_when() {
+    use crate::review::{ReviewAction, ReviewComment};
+    let (_dir, path, mut db) = fresh();
+    seed_run(&mut db);
+    let act = |ws: &str, action: &str, at: &str| ReviewAction {
+        workstream_id: Some(ws.to_string()),
+        action: action.to_string(),
+        who: "alice".to_string(),
+        at: at.to_string(),
+        detail: format!("{action} {ws}"),
+    };
+    db.record_review_action(
+        SEED_RUN,
+        &act("ws-01", ReviewAction::LEAVE_OUT, "2026-12-07T10:00:00Z"),
+    )
+    .unwrap();
+    db.record_review_action(
+        SEED_RUN,
+        &act("ws-03", ReviewAction::LEAVE_OUT, "2026-12-07T10:01:00Z"),
+    )
+    .unwrap();
+    db.record_review_action(
+        SEED_RUN,
+        &act("ws-03", ReviewAction::PUT_BACK, "2026-12-07T10:02:00Z"),
+    )
+    .unwrap();
+    let marks = db.left_out(SEED_RUN).unwrap();
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(marks["ws-01"].who, "alice");
+    assert_eq!(marks["ws-01"].at, "2026-12-07T10:00:00Z");
+    let comments = vec![
+        ReviewComment {
+            path: "a.txt".into(),
+            line: 2,
+            body: "rename this".into(),
+        },
+        ReviewComment {
+            path: "b.txt".into(),
+            line: 9,
+            body: "and this".into(),
+        },
+    ];
+    let prompt = |id: &str| format!("prompt of {id}");
+    let first = db
+        .add_review_followup(
+            SEED_RUN,
+            "ws-01",
+            "ws/r/ws-01",
+            &comments,
+            &prompt,
+            "bob",
+            "t1",
+        )
+        .unwrap();
+    let second = db
+        .add_review_followup(
+            SEED_RUN,
+            "ws-01",
+            "ws/r/ws-01",
+            &comments[..1],
+            &prompt,
+            "bob",
+            "t2",
+        )
+        .unwrap();
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("ws-01~review1", "ws-01~review2")
+    );
+    let f = db.review_followups(SEED_RUN).unwrap();
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[0].prompt, "prompt of ws-01~review1");
+    assert_eq!(f[1].start_branch, "ws/r/ws-01");
+    let actions = db.review_actions(SEED_RUN).unwrap();
+    assert_eq!(actions.len(), 5);
+    assert_eq!(actions[3].action, ReviewAction::COMMENTS);
+    assert!(actions[3]
+        .detail
+        .starts_with("2 comments sent as follow-up ws-01~review1"));
+    assert!(db.review_followups("no-such-run").unwrap().is_empty());
+    // A reader sees the same.
+    drop(db);
+    let mut ro = ConsolidationDatabase::open_read_only(&path).unwrap();
+    assert_eq!(ro.left_out(SEED_RUN).unwrap().len(), 1);
+}

@@ -113,6 +113,42 @@ impl Repo {
         Ok(out)
     }
 
+    /// Lines `line - radius ..= line + radius` (1-based) of `path` as `rev` has it, each
+    /// with its number; empty when the file is absent, not text, or shorter.
+    pub fn context_lines(
+        &self,
+        rev: &str,
+        path: &str,
+        line: usize,
+        radius: usize,
+    ) -> Result<Vec<(usize, String)>, GitError> {
+        let git = self.git();
+        let commit = git
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .ctx(|| format!("resolve '{rev}' to a commit"))?;
+        let tree = commit.tree().ctx(|| format!("read the tree of {rev}"))?;
+        let Ok(entry) = tree.get_path(std::path::Path::new(path)) else {
+            return Ok(Vec::new());
+        };
+        let Ok(blob) = git.find_blob(entry.id()) else {
+            return Ok(Vec::new());
+        };
+        if blob.size() > MAX_BLOB_BYTES || blob.content().contains(&0) {
+            return Ok(Vec::new());
+        }
+        let Ok(text) = std::str::from_utf8(blob.content()) else {
+            return Ok(Vec::new());
+        };
+        let first = line.saturating_sub(radius).max(1);
+        Ok(text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .filter(|(n, _)| *n >= first && *n <= line + radius)
+            .collect())
+    }
+
     fn ends(&self, base: &str, tip: &str) -> Result<(Oid, Oid), GitError> {
         let id = |rev: &str| {
             self.git()
@@ -183,5 +219,19 @@ mod tests {
         assert_eq!(commits.len(), 1);
         assert_eq!(commits[0].summary, "change things");
         assert!(repo.file_texts("main", "no-such-branch", 1).is_err());
+        let ctx = repo.context_lines("ws/r/x", "a.txt", 2, 1).unwrap();
+        assert_eq!(ctx, vec![(1, "one".to_string()), (2, "TWO".to_string())]);
+        assert_eq!(
+            repo.context_lines("main", "a.txt", 2, 0).unwrap()[0].1,
+            "two"
+        );
+        assert!(repo
+            .context_lines("ws/r/x", "bin.dat", 1, 3)
+            .unwrap()
+            .is_empty());
+        assert!(repo
+            .context_lines("ws/r/x", "nope.txt", 1, 3)
+            .unwrap()
+            .is_empty());
     }
 }

@@ -55,6 +55,195 @@ pub struct PageOptions {
     pub refresh_seconds: Option<u32>,
     /// A link back to the list of runs.
     pub home: Option<String>,
+    /// `git ws-review`'s actions: the Review section with its forms.
+    pub review: Option<ReviewForms>,
+}
+
+/// What a served page shows of the review and where its forms post (`git ws-review`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewForms {
+    /// The server's CSRF token, sent back in a hidden field of every form.
+    pub csrf: String,
+    /// The page's own path: forms post to `<base>/<action>`.
+    pub action_base: String,
+    /// The workstream is left out of the next `git ws-merge`: by whom, when.
+    pub left_out: Option<(String, String)>,
+    /// The recorded actions to list, oldest first.
+    pub actions: Vec<ReviewEntry>,
+}
+
+/// One recorded review action as listed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewEntry {
+    pub workstream_id: Option<String>,
+    pub action: String,
+    pub who: String,
+    pub at: String,
+    pub detail: String,
+}
+
+/// The format of the comments textarea, as the page documents it.
+pub const COMMENT_FORMAT: &str = "one comment per line: path:line: text (e.g. src/lib.rs:42: handle the empty case); lines that do not start with path:line: continue the comment above";
+
+fn csrf_field(out: &mut String, r: &ReviewForms) {
+    let _ = write!(
+        out,
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        h(&r.csrf)
+    );
+}
+
+fn review_log(out: &mut String, r: &ReviewForms, with_workstream: bool) {
+    if r.actions.is_empty() {
+        out.push_str("<p>No review action yet.</p>");
+        return;
+    }
+    let mut headers = vec!["When (UTC)", "Who", "Action"];
+    if with_workstream {
+        headers.push("Workstream");
+    }
+    headers.push("What");
+    let rows: Vec<Vec<String>> = r
+        .actions
+        .iter()
+        .map(|a| {
+            let mut row = vec![h(&a.at), h(&a.who), h(&a.action)];
+            if with_workstream {
+                row.push(format!(
+                    "<code>{}</code>",
+                    h(a.workstream_id.as_deref().unwrap_or(""))
+                ));
+            }
+            row.push(h(&a.detail));
+            row
+        })
+        .collect();
+    table(out, "Review actions, oldest first", &headers, &rows, &[]);
+}
+
+/// The run page's Review section: what reviewers did, and the dry-run button.
+fn run_review(out: &mut String, r: &ReviewForms) {
+    section(out, "review", "Review");
+    review_log(out, r, true);
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"{}/dry-run\">",
+        h(&r.action_base)
+    );
+    csrf_field(out, r);
+    out.push_str("<button type=\"submit\">Plan the integration (git ws-merge --dry-run)</button></form></section>");
+}
+
+/// The workstream page's Review section: leave out or put back, batched comments.
+fn workstream_review(out: &mut String, r: &ReviewForms) {
+    section(out, "review", "Review");
+    match &r.left_out {
+        Some((who, at)) => {
+            let _ = write!(
+                out,
+                "<p class=\"warn\" id=\"merge-state\">Left out of the next <code>git ws-merge</code> by {} at {}.</p>",
+                h(who),
+                h(at)
+            );
+            let _ = write!(
+                out,
+                "<form method=\"post\" action=\"{}/put-back\">",
+                h(&r.action_base)
+            );
+            csrf_field(out, r);
+            out.push_str("<button type=\"submit\">Put back into the next merge</button></form>");
+        }
+        None => {
+            out.push_str("<p id=\"merge-state\">The next <code>git ws-merge</code> merges it (if it completed).</p>");
+            let _ = write!(
+                out,
+                "<form method=\"post\" action=\"{}/leave-out\">",
+                h(&r.action_base)
+            );
+            csrf_field(out, r);
+            out.push_str("<button type=\"submit\">Leave out of the next merge</button></form>");
+        }
+    }
+    let _ = write!(
+        out,
+        "<form method=\"post\" action=\"{}/comments\"><p><label for=\"comments\">Review comments</label>: {}. \
+         They are sent together as one follow-up workstream for the same agent, started from this \
+         workstream's branch; <code>git ws-run --resume RUN</code> runs it.</p>",
+        h(&r.action_base),
+        h(COMMENT_FORMAT)
+    );
+    csrf_field(out, r);
+    out.push_str("<textarea id=\"comments\" name=\"comments\" rows=\"8\" cols=\"100\" placeholder=\"src/lib.rs:42: handle the empty case\"></textarea><p><button type=\"submit\">Send to the agent</button></p></form>");
+    review_log(out, r, false);
+    out.push_str("</section>");
+}
+
+/// The page showing a planned integration (`git ws-merge --dry-run` from the review page).
+pub fn plan_page(run_id: &str, it: &ws_core::model::IntegrationRecord, run_href: &str) -> String {
+    let mut out = String::with_capacity(4_096);
+    head_with(
+        &mut out,
+        &format!("Integration plan — git-ws run {run_id}"),
+        None,
+    );
+    let _ = write!(
+        out,
+        "<header><p><a href=\"{}\">Run <code>{}</code></a></p><h1>Integration plan (dry run)</h1></header><main>",
+        h(run_href),
+        h(run_id)
+    );
+    let _ = write!(
+        out,
+        "<p id=\"plan\">Onto {} (<code>{}</code>) into <code>{}</code>: {} merged, {} left out. Nothing was written.</p>",
+        h(&it.onto_rev),
+        h(&it.onto.chars().take(12).collect::<String>()),
+        h(&it.branch),
+        it.merges.len(),
+        it.excluded.len()
+    );
+    let rows: Vec<Vec<String>> = it
+        .merges
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            vec![
+                (i + 1).to_string(),
+                format!("<code>{}</code>", h(&m.workstream_id)),
+                format!(
+                    "<code>{}</code>",
+                    h(&m.tip.chars().take(12).collect::<String>())
+                ),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "Merges, in order",
+        &["#", "Workstream", "Tip"],
+        &rows,
+        &[0],
+    );
+    let rows: Vec<Vec<String>> = it
+        .excluded
+        .iter()
+        .map(|x| {
+            vec![
+                format!("<code>{}</code>", h(&x.workstream_id)),
+                h(&x.reason),
+                h(&x.detail),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        "Left out",
+        &["Workstream", "Reason", "Detail"],
+        &rows,
+        &[],
+    );
+    out.push_str("</main>");
+    foot(&mut out);
+    out
 }
 
 /// The whole page of one run, as the report file has it.
@@ -93,6 +282,9 @@ pub fn page_with(v: &RunView, o: &PageOptions) -> String {
     files(&mut out, v);
     overlaps(&mut out, v);
     integration(&mut out, v);
+    if let Some(r) = &o.review {
+        run_review(&mut out, r);
+    }
     tests(&mut out, v);
     recommendations(&mut out, v);
     details(&mut out, v);
@@ -940,6 +1132,8 @@ pub struct WorkstreamPage<'a> {
     pub refresh_seconds: Option<u32>,
     /// Why the diffs are missing or cut, if they are.
     pub note: Option<String>,
+    /// `git ws-review`'s actions on this workstream.
+    pub review: Option<ReviewForms>,
 }
 
 /// The page of one workstream: status, errors, attempts, tests, usage, commits, the log and
@@ -1068,6 +1262,9 @@ pub fn workstream_page(p: &WorkstreamPage<'_>) -> String {
         );
     }
     out.push_str("</section>");
+    if let Some(r) = &p.review {
+        workstream_review(&mut out, r);
+    }
     section(&mut out, "commits", "Commits");
     if p.commits.is_empty() {
         out.push_str("<p>No commit.</p>");
@@ -1134,6 +1331,41 @@ pub fn workstream_page(p: &WorkstreamPage<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::nice_step;
+
+    #[test]
+    fn review_forms_post_with_the_csrf_field_and_escape_what_they_list() {
+        use super::{run_review, workstream_review, ReviewEntry, ReviewForms};
+        let mut r = ReviewForms {
+            csrf: "c0ffee".into(),
+            action_base: "/run/r/ws/a\"b".into(),
+            left_out: None,
+            actions: vec![ReviewEntry {
+                workstream_id: Some("<a>".into()),
+                action: "leave-out".into(),
+                who: "<script>x</script>".into(),
+                at: "2026-12-07T10:00:00Z".into(),
+                detail: "d & e".into(),
+            }],
+        };
+        let mut out = String::new();
+        workstream_review(&mut out, &r);
+        assert!(out.contains("<form method=\"post\" action=\"/run/r/ws/a&quot;b/leave-out\">"));
+        assert!(out.contains("<input type=\"hidden\" name=\"csrf\" value=\"c0ffee\">"));
+        assert!(out.contains("action=\"/run/r/ws/a&quot;b/comments\""));
+        assert!(out.contains("path:line: text"));
+        assert!(out.contains("&lt;script&gt;x&lt;/script&gt;") && !out.contains("<script>"));
+        assert!(out.contains("d &amp; e"));
+        r.left_out = Some(("<b>".into(), "then".into()));
+        let mut out = String::new();
+        workstream_review(&mut out, &r);
+        assert!(
+            out.contains("Left out of the next <code>git ws-merge</code> by &lt;b&gt; at then.")
+        );
+        assert!(out.contains("/put-back\">") && !out.contains("/leave-out\">"));
+        let mut out = String::new();
+        run_review(&mut out, &r);
+        assert!(out.contains("<code>&lt;a&gt;</code>") && out.contains("/dry-run\">"));
+    }
 
     #[test]
     fn ticks_fall_on_round_steps() {
