@@ -690,3 +690,116 @@ fn the_html_page_is_written_beside_the_report_and_printed_on_demand() {
     let bad = env.ws_report(&["--format", "json"]);
     assert!(bad.stderr.contains("ws.htmlReport"), "{}", bad.stderr);
 }
+
+/// The hook's lines on stderr (git sends hook output there).
+fn hook_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("ws: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
+    let env = Env::new();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    let fresh_backlog = || {
+        let _ = std::fs::remove_dir_all(env.repo.join("workstreams"));
+    };
+    // Run A: two zero-commit workstreams and `a`, merged by hand.
+    env.ws_cmd("z1", "true");
+    env.ws_cmd("z2", "true");
+    env.ws_cmd("a", "echo old > a-old.txt");
+    let run_a = env.ws_run(&["--agents", "2", "-q"]).run_id();
+    let m = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land a", &format!("ws/{run_a}/a")])
+        .output()
+        .unwrap();
+    assert!(m.status.success());
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("ws: a of {run_a} merged;")),
+        "{said:?}"
+    );
+
+    // Run B from the new main: a (again), b, c, a zero-commit e, and f failing until a
+    // flag exists; then its rerun, where f completes.
+    fresh_backlog();
+    let flag = env.scratch("flag");
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    env.ws_cmd("c", "echo c > c.txt");
+    env.ws_cmd("e", "true");
+    env.ws_cmd(
+        "f",
+        &format!("test -f '{}' || exit 3; echo f > f.txt", flag.display()),
+    );
+    let out = env.ws_run(&["--agents", "2", "-q"]);
+    out.expect(1);
+    let run_b = out.run_id();
+    std::fs::write(&flag, "go").unwrap();
+    let rerun = env.ws_run(&["--rerun-failed", &run_b, "-q"]);
+    rerun.expect(0);
+    let run_c = rerun.run_id();
+    assert_ne!(run_c, run_b);
+
+    // Land run B through its integration branch, fast-forward.
+    let merged = env
+        .command("git")
+        .args(["ws-merge", &run_b, "-q", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&merged.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&merged.stderr)));
+    let integration = format!("ws/{run_b}/integration");
+    assert_eq!(
+        env.git(&["rev-parse", &integration]).trim(),
+        v["tip"].as_str().unwrap()
+    );
+    let m = env
+        .command("git")
+        .args(["merge", "--ff-only", &integration])
+        .output()
+        .unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    // Exactly a, b and c of run B, once each, with the run id: not run A's zero-commit
+    // branches nor its earlier `a`, not B's empty `e`, not the rerun's unmerged `f`.
+    assert!(
+        said[0].starts_with(&format!("ws: 3 workstreams merged — {run_b}: a, b, c;")),
+        "{said:?}"
+    );
+    // (B's id may extend A's: `…-2`.)
+    for other in [&run_a, &run_c] {
+        assert!(!said[0].contains(&format!("{other}:")), "{said:?}");
+    }
+    let rows = env.sql(
+        "SELECT run_id, workstream_id, detected_by FROM ws_merges ORDER BY run_id, workstream_id",
+    );
+    let mut want = vec![
+        vec![run_a.clone(), "a".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "a".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "b".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "c".to_string(), "ancestor".to_string()],
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+
+    // The rerun's f, merged on its own next: one line, its own run.
+    let m = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land f", &format!("ws/{run_c}/f")])
+        .output()
+        .unwrap();
+    assert!(m.status.success());
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("ws: f of {run_c} merged;")),
+        "{said:?}"
+    );
+}
