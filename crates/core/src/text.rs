@@ -221,6 +221,14 @@ pub fn duration(secs: f64) -> String {
     out
 }
 
+/// Whether a result's warning is only a note: git-ws committing what an agent left
+/// uncommitted ("uncommitted changes (3 files) were committed on ws/… by git-ws") is the
+/// normal end of every agent workstream, recorded with the result but neither counted
+/// among the warnings nor listed under them.
+pub fn is_note(warning: &str) -> bool {
+    warning.starts_with("uncommitted changes (") && warning.ends_with(" by git-ws")
+}
+
 /// `n` with the singular or plural noun: `1 workstream`, `3 workstreams`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })

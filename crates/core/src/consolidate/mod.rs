@@ -154,7 +154,12 @@ impl<'a> Tally<'a> {
             }
         }
         self.total_errors += r.errors.len();
-        self.total_warnings += r.warnings.len();
+        // Notes (git-ws committed what an agent left) are recorded, not counted.
+        self.total_warnings += r
+            .warnings
+            .iter()
+            .filter(|w| !crate::text::is_note(w))
+            .count();
         for e in &r.errors {
             *self.by_type.entry(e.error_type.as_str()).or_default() += 1;
         }
@@ -512,7 +517,10 @@ mod tests {
             file("README.md", ChangeKind::Added, 5, 0),
         ];
         a.commits = vec!["aaa1".into(), "aaa2".into()];
-        a.warnings = vec!["committed uncommitted changes".into()];
+        a.warnings = vec![
+            "committed uncommitted changes".into(),
+            "uncommitted changes (2 files) were committed on ws/r/ws-02 by git-ws".into(),
+        ];
         a.test_results = Some(TestResults {
             command: "cargo test".into(),
             exit_code: Some(0),

@@ -221,6 +221,10 @@ pub struct WorkstreamRow {
     pub output_tail: Option<OutputTail>,
     pub tests: Option<TestsRow>,
     pub warnings: Vec<String>,
+    /// What is recorded but is no warning ([`text::is_note`]: git-ws committed what the
+    /// agent left uncommitted); absent from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Each file with its kind of change and line counts.
     pub files: Vec<FileChange>,
     pub additions: u64,
@@ -479,7 +483,18 @@ fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> Workstre
                 ..t.clone()
             },
         }),
-        warnings: r.warnings.iter().map(|w| text::clean(w)).collect(),
+        warnings: r
+            .warnings
+            .iter()
+            .filter(|w| !text::is_note(w))
+            .map(|w| text::clean(w))
+            .collect(),
+        notes: r
+            .warnings
+            .iter()
+            .filter(|w| text::is_note(w))
+            .map(|w| text::clean(w))
+            .collect(),
         files: r.files.clone(),
         additions: r.files.iter().map(|f| f.additions).sum(),
         deletions: r.files.iter().map(|f| f.deletions).sum(),
