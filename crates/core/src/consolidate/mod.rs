@@ -849,18 +849,33 @@ mod tests {
             "{:?}",
             c.recommendations
         );
-        // 6 on 3, one agent idle: enough work, and it says so with the evidence.
-        let rs: Vec<_> = (0..6)
-            .map(|i| {
-                res(
-                    &format!("w{i}"),
-                    &format!("agent-{}", i % 2 + 1),
-                    Status::Completed,
-                    i,
-                    1,
-                )
-            })
-            .collect();
+        // 6 on 3, one agent idle, in a 130 s run: enough work, and it says so with the
+        // evidence.
+        let six = |step: i64, dur: i64| -> Vec<_> {
+            (0..6)
+                .map(|i| {
+                    res(
+                        &format!("w{i}"),
+                        &format!("agent-{}", i % 2 + 1),
+                        Status::Completed,
+                        i * step,
+                        dur,
+                    )
+                })
+                .collect()
+        };
+        // The same on a 6-second run: too short to matter, no workload advice.
+        let c = consolidate(&run(3), &six(1, 1), Forecast::default());
+        assert!(
+            has(&c, "Redistribute").is_empty(),
+            "{:?}",
+            c.recommendations
+        );
+        // Just under a minute: still none.
+        let c = consolidate(&run(3), &six(10, 9), Forecast::default());
+        assert!(c.wall_seconds < 60.0, "{}", c.wall_seconds);
+        assert!(has(&c, "Redistribute").is_empty());
+        let rs = six(20, 30);
         let c = consolidate(&run(3), &rs, Forecast::default());
         assert_eq!(
             has(&c, "Redistribute"),
