@@ -8,7 +8,7 @@ use super::section::Section;
 use super::usage;
 use std::fmt::Write as _;
 use ws_core::model::Status;
-use ws_core::text::{duration, one_line, truncate};
+use ws_core::text::{duration, one_line, plural, truncate};
 use ws_core::view::RunView;
 
 /// Titles in terminal tables are cut to this many columns.
@@ -51,17 +51,17 @@ fn overview(v: &RunView) -> String {
     );
     let _ = writeln!(
         s,
-        "{} workstreams: {} completed, {} failed, {} skipped; {} files, {} commits, {} errors, {} warnings; {} on {} agents",
-        v.total_workstreams,
+        "{}: {} completed, {} failed, {} skipped; {}, {}, {}, {}; {} on {}",
+        plural(v.total_workstreams, "workstream", "workstreams"),
         v.completed_count,
         v.failed_count,
         v.skipped_count,
-        v.total_files_modified,
-        v.total_commits,
-        v.total_errors,
-        v.total_warnings,
+        plural(v.total_files_modified, "file", "files"),
+        plural(v.total_commits, "commit", "commits"),
+        plural(v.total_errors, "error", "errors"),
+        plural(v.total_warnings, "warning", "warnings"),
         duration(v.wall_seconds),
-        v.agent_count
+        plural(v.agent_count, "agent", "agents")
     );
     if v.tests.workstreams_tested > 0 {
         let _ = writeln!(s, "tests passed / failed / skipped: {}", test_totals(v));
@@ -69,8 +69,9 @@ fn overview(v: &RunView) -> String {
     usage::table_overview(&mut s, v);
     let _ = writeln!(
         s,
-        "merged: {} of {} completed branches",
-        v.merged_count, v.completed_count
+        "merged: {} of {}",
+        v.merged_count,
+        plural(v.completed_count, "completed branch", "completed branches")
     );
     let _ = writeln!(s, "{}\n", integration_line(v));
     let rows: Vec<Vec<String>> = v

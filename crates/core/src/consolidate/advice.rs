@@ -4,7 +4,7 @@
 
 use super::consolidated::{AgentPerf, Consolidated, Overlap, WsNote};
 use crate::model::{PairForecast, UNASSIGNED_AGENT};
-use crate::text::plural;
+use crate::text::{all_of, plural};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
@@ -179,14 +179,17 @@ impl Advice {
                 workstreams,
                 conflicting_pairs: 0,
                 ..
-            } => format!("Ready for merge: all {} completed.", ws_count(*workstreams)),
+            } => format!(
+                "Ready for merge: {} completed.",
+                all_of(*workstreams, "workstream", "workstreams")
+            ),
             Advice::ReadyForMerge {
                 workstreams,
                 conflicting_pairs,
                 merge_order,
             } => format!(
-                "Ready for merge: all {} completed, but {}: merge in this order: {}.",
-                ws_count(*workstreams),
+                "Ready for merge: {} completed, but {}: merge in this order: {}.",
+                all_of(*workstreams, "workstream", "workstreams"),
                 plural(*conflicting_pairs, "pair conflicts", "pairs conflict"),
                 name_list(merge_order.iter().map(|s| if s.rebase_first {
                     format!("{} (rebase first)", s.workstream_id)

@@ -728,6 +728,19 @@ mod tests {
     }
 
     #[test]
+    fn one_workstream_reads_in_the_singular() {
+        let c = consolidate(
+            &run(1),
+            &[res("ws-01", "agent-1", Status::Completed, 0, 10)],
+            Forecast::default(),
+        );
+        assert_eq!(
+            c.recommendations,
+            ["Ready for merge: the 1 workstream completed."]
+        );
+    }
+
+    #[test]
     fn conflicts_name_the_merge_order() {
         let a = res("ws-01", "agent-1", Status::Completed, 0, 10);
         let b = res("ws-02", "agent-2", Status::Completed, 0, 10);

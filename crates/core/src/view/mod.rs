@@ -419,24 +419,32 @@ fn verdict(c: &Consolidated) -> String {
         "no workstreams ran.".to_string()
     } else if c.all_completed() && conflicts == 0 {
         format!(
-            "all {} workstreams completed; ready for merge.",
-            c.total_workstreams
+            "{} completed; ready for merge.",
+            text::all_of(c.total_workstreams, "workstream", "workstreams")
         )
     } else if c.all_completed() {
         format!(
-            "all {} workstreams completed; {} to resolve while merging (see Merge forecast).",
-            c.total_workstreams,
+            "{} completed; {} to resolve while merging (see Merge forecast).",
+            text::all_of(c.total_workstreams, "workstream", "workstreams"),
             text::plural(conflicts, "conflicting pair", "conflicting pairs")
         )
     } else if c.deferred > 0 {
         format!(
-            "{} of {} workstreams completed; {} failed, {} skipped, {} deferred (git ws-run --resume {} runs them).",
-            c.completed, c.total_workstreams, c.failed, c.skipped, c.deferred, c.run.run_id
+            "{} of {} completed; {} failed, {} skipped, {} deferred (git ws-run --resume {} runs them).",
+            c.completed,
+            text::plural(c.total_workstreams, "workstream", "workstreams"),
+            c.failed,
+            c.skipped,
+            c.deferred,
+            c.run.run_id
         )
     } else {
         format!(
-            "{} of {} workstreams completed; {} failed, {} skipped.",
-            c.completed, c.total_workstreams, c.failed, c.skipped
+            "{} of {} completed; {} failed, {} skipped.",
+            c.completed,
+            text::plural(c.total_workstreams, "workstream", "workstreams"),
+            c.failed,
+            c.skipped
         )
     }
 }
