@@ -211,17 +211,6 @@ fn listing_summary_sections_and_json_shape() {
         header,
         ["path", "change", "lines", "workstreams", "overlap"]
     );
-    // Markdown rewrites the report.
-    let report = env.repo.join(format!(
-        "reports/multi_agent_consolidated_{}.md",
-        first.run_id()
-    ));
-    std::fs::remove_file(&report).unwrap();
-    env.ws_report(&[&first.run_id(), "--format", "markdown"])
-        .expect(0);
-    assert!(std::fs::read_to_string(&report)
-        .unwrap()
-        .contains("## Executive summary"));
 }
 
 #[test]
@@ -802,4 +791,44 @@ fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
         said[0].starts_with(&format!("ws: f of {run_c} merged;")),
         "{said:?}"
     );
+}
+
+#[test]
+fn markdown_prints_the_report_and_write_rewrites_the_file() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let first = env.ws_run(&["--agents", "1"]);
+    first.expect(0);
+    // Markdown prints the whole report on stdout, and writes no file …
+    let report = env.repo.join(format!(
+        "reports/multi_agent_consolidated_{}.md",
+        first.run_id()
+    ));
+    std::fs::remove_file(&report).unwrap();
+    let md = env.ws_report(&[&first.run_id(), "--format", "markdown"]);
+    md.expect(0);
+    assert!(md.stdout.starts_with("# Multi-agent run "), "{}", md.stdout);
+    assert!(md.stdout.contains("## Executive summary"), "{}", md.stdout);
+    assert!(!report.exists());
+    // … unless --write: then it rewrites the file (in --reports-dir) and prints its path.
+    let md = env.ws_report(&[&first.run_id(), "--format", "markdown", "--write"]);
+    md.expect(0);
+    assert_eq!(md.stdout.trim(), report.display().to_string());
+    let written = std::fs::read_to_string(&report).unwrap();
+    assert!(written.contains("## Executive summary"));
+    let elsewhere = env.scratch("elsewhere");
+    let md = env.ws_report(&[
+        &first.run_id(),
+        "--format",
+        "markdown",
+        "--write",
+        "--reports-dir",
+        elsewhere.to_str().unwrap(),
+    ]);
+    md.expect(0);
+    assert!(std::path::Path::new(md.stdout.trim()).starts_with(&elsewhere));
+    // --write with anything else is refused.
+    let bad = env.ws_report(&[&first.run_id(), "--format", "json", "--write"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("--write"), "{}", bad.stderr);
 }
