@@ -156,7 +156,19 @@ pub fn merge_main() -> i32 {
 pub fn render(o: &MergeOutcome, format: MergeFormat) -> String {
     match format {
         MergeFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&o.record).unwrap_or_default();
+            /// The record with the JSON contract's version first, as every git-ws JSON
+            /// object carries it.
+            #[derive(serde::Serialize)]
+            struct Versioned<'a> {
+                schema: u32,
+                #[serde(flatten)]
+                record: &'a crate::model::IntegrationRecord,
+            }
+            let out = Versioned {
+                schema: crate::view::SCHEMA,
+                record: &o.record,
+            };
+            let mut s = serde_json::to_string_pretty(&out).unwrap_or_default();
             s.push('\n');
             s
         }

@@ -124,6 +124,8 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
 /// One listed run, as JSON.
 #[derive(Serialize)]
 struct ListedRun<'a> {
+    /// The JSON contract's version ([`crate::view::SCHEMA`]), on every object.
+    schema: u32,
     run_id: &'a str,
     timestamp: &'a str,
     total_workstreams: i64,
@@ -139,6 +141,7 @@ fn render_list(runs: &[RunSummary], format: Format) -> String {
         let listed: Vec<ListedRun> = runs
             .iter()
             .map(|r| ListedRun {
+                schema: crate::view::SCHEMA,
                 run_id: &r.run_id,
                 timestamp: &r.timestamp,
                 total_workstreams: r.total_workstreams,

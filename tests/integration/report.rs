@@ -103,6 +103,7 @@ fn listing_summary_sections_and_json_shape() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     for key in [
+        "schema",
         "run_id",
         "timestamp",
         "total_workstreams",
@@ -831,4 +832,30 @@ fn markdown_prints_the_report_and_write_rewrites_the_file() {
     let bad = env.ws_report(&[&first.run_id(), "--format", "json", "--write"]);
     bad.expect(2);
     assert!(bad.stderr.contains("--write"), "{}", bad.stderr);
+}
+
+#[test]
+fn every_json_object_printed_says_its_schema() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let run = env.ws_run(&["--agents", "1"]).run_id();
+    let list = report_json(&env, &["--format", "json"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["schema"] == json!(2)));
+    assert_eq!(report_json(&env, &[&run, "--format", "json"])["schema"], 2);
+    let two = report_json(&env, &[&run, "--agents", "--files", "--format", "json"]);
+    assert_eq!(two["schema"], 2, "{two}");
+    assert!(two["agents"].is_array() && two["files"].is_array(), "{two}");
+    let merge = env
+        .command("git")
+        .args(["ws-merge", &run, "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&merge.stdout).into_owned();
+    assert!(text.starts_with("{\n  \"schema\": 2,"), "{text}");
+    let merge: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(merge["schema"], 2, "{merge}");
 }
