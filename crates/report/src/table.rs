@@ -13,7 +13,8 @@ use ws_core::view::RunView;
 
 /// Titles in terminal tables are cut to this many columns.
 pub const TABLE_TITLE_COLUMNS: usize = 40;
-/// Error messages in terminal tables are cut to this many columns.
+/// Error messages in the overview's tables are cut to this many columns (`--errors` prints
+/// them whole).
 const MESSAGE_COLUMNS: usize = 120;
 
 /// The terminal view: the summary and workstreams, or the requested sections.
@@ -190,7 +191,8 @@ fn errors(s: &mut String, v: &RunView) {
                     e.workstream_id.clone(),
                     e.agent_id.clone(),
                     e.error_type.to_string(),
-                    first_line(&e.message),
+                    // Whole: `--errors` is where a message is read in full.
+                    one_line(&e.message),
                 ]
             })
             .collect();
