@@ -32,6 +32,7 @@ pub fn tables(v: &RunView, sections: &[Section]) -> String {
             Section::Errors => errors(&mut s, v),
             Section::Files => files(&mut s, v),
             Section::Timeline => timeline(&mut s, v),
+            Section::Integration => integration(&mut s, v),
             other => markdown::write_section(&mut s, v, *other),
         }
     }
@@ -164,6 +165,113 @@ fn integration_line(v: &RunView) -> String {
         );
     }
     one_line(&line)
+}
+
+/// `--integration` as tables: the one-line summary, how it was tested, then what was merged,
+/// what was left out (each with its output tail, indented) and every test run.
+fn integration(s: &mut String, v: &RunView) {
+    let _ = writeln!(s, "{}", integration_line(v));
+    let Some(it) = &v.integration else {
+        return;
+    };
+    let short = |x: &str| x.chars().take(7).collect::<String>();
+    match &it.test_command {
+        Some(cmd) => {
+            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let _ = writeln!(
+                s,
+                "tested with {}: the tip {}",
+                one_line(cmd),
+                if passes { "passes" } else { "fails" }
+            );
+        }
+        None => {
+            s.push_str("not tested (git ws-merge --test CMD, or git config ws.integrationTest)\n")
+        }
+    }
+    if let Some(b) = &it.fast_forwarded {
+        let _ = writeln!(s, "{b} was fast-forwarded to it (--ff)");
+    }
+    if it.dry_run {
+        s.push_str("a plan (--dry-run): nothing was written\n");
+    }
+    let _ = writeln!(
+        s,
+        "integrated {}",
+        ws_core::view::micros::text(&it.integrated_at)
+    );
+    if !it.merges.is_empty() {
+        s.push_str("\nmerged:\n");
+        let mut before = it.onto.as_str();
+        let rows: Vec<Vec<String>> = it
+            .merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let at = if m.merge_commit == before {
+                    "already contained".to_string()
+                } else {
+                    short(&m.merge_commit)
+                };
+                before = &m.merge_commit;
+                vec![(i + 1).to_string(), one_line(&m.workstream_id), at]
+            })
+            .collect();
+        s.push_str(&render_table(&["#", "workstream", "merged at"], &rows));
+    }
+    if !it.excluded.is_empty() {
+        s.push_str("\nleft out:\n");
+        let rows: Vec<Vec<String>> = it
+            .excluded
+            .iter()
+            .map(|x| {
+                vec![
+                    one_line(&x.workstream_id),
+                    one_line(&x.reason),
+                    one_line(&x.detail),
+                ]
+            })
+            .collect();
+        s.push_str(&render_table(&["workstream", "reason", "detail"], &rows));
+        for x in &it.excluded {
+            let Some(t) = x.output_tail.as_deref().filter(|t| !t.trim().is_empty()) else {
+                continue;
+            };
+            let _ = writeln!(s, "\n{} ({}):", one_line(&x.workstream_id), x.reason);
+            for l in t.lines() {
+                let _ = writeln!(s, "    {}", one_line(l));
+            }
+        }
+    }
+    if !it.tests.is_empty() {
+        s.push_str("\ntest runs:\n");
+        let rows: Vec<Vec<String>> = it
+            .tests
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                vec![
+                    (i + 1).to_string(),
+                    short(&t.commit),
+                    if t.workstreams.is_empty() {
+                        "none (onto alone)".to_string()
+                    } else {
+                        one_line(&t.workstreams.join(", "))
+                    },
+                    if t.passed { "pass" } else { "FAIL" }.to_string(),
+                    t.exit_code
+                        .map(|c| c.to_string())
+                        .or_else(|| t.ending.clone())
+                        .unwrap_or_else(|| "n/a".to_string()),
+                    duration(t.duration_seconds),
+                ]
+            })
+            .collect();
+        s.push_str(&render_table(
+            &["#", "commit", "merges", "result", "exit", "duration"],
+            &rows,
+        ));
+    }
 }
 
 fn first_line(s: &str) -> String {

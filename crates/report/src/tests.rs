@@ -180,6 +180,15 @@ fn terminal_tables_snapshots() {
     insta::assert_snapshot!("table_errors", tables(&v, &[Section::Errors]));
     insta::assert_snapshot!("table_files", tables(&v, &[Section::Files]));
     insta::assert_snapshot!("table_timeline", tables(&v, &[Section::Timeline]));
+    let integration = tables(&v, &[Section::Integration]);
+    // Tables, not Markdown: no headings, no pipes, no emphasis.
+    assert!(
+        integration
+            .lines()
+            .all(|l| !l.starts_with("##") && !l.starts_with('|') && !l.contains("**")),
+        "{integration}"
+    );
+    insta::assert_snapshot!("table_integration", integration);
 }
 
 #[test]
