@@ -183,21 +183,34 @@ fn short(s: &str) -> String {
 fn human(o: &MergeOutcome) -> String {
     let r = &o.record;
     let mut s = String::new();
-    let left = r
+    // The counts add up to the lists below: left out (conflict, breaks-tests, …) plus
+    // not completed is every listed exclusion.
+    let not_completed = r
         .excluded
         .iter()
-        .filter(|x| x.reason != "not-completed")
+        .filter(|x| x.reason == "not-completed")
         .count();
+    let left = r.excluded.len() - not_completed;
     let _ = writeln!(
         s,
-        "{}{}: {} (onto {} {}): {} merged, {} left out{}",
+        "{}{}: {} (onto {} {}): {} {}, {} {}{}{}",
         if r.dry_run { "dry run: " } else { "" },
         r.run_id,
         r.branch,
         short(&r.onto),
         r.onto_rev,
         r.merged.len(),
+        if r.dry_run { "to merge" } else { "merged" },
         left,
+        if r.dry_run {
+            "to leave out"
+        } else {
+            "left out"
+        },
+        match not_completed {
+            0 => String::new(),
+            n => format!(", {n} not completed"),
+        },
         match &r.test_command {
             Some(cmd) if r.dry_run => format!("; would test with `{}`", one_line(cmd)),
             Some(cmd) => format!(
@@ -209,7 +222,10 @@ fn human(o: &MergeOutcome) -> String {
             None => String::new(),
         }
     );
-    let _ = writeln!(s, "tip: {}", r.tip);
+    // A dry run's tip exists only in memory: nothing to show.
+    if !r.dry_run {
+        let _ = writeln!(s, "tip: {}", r.tip);
+    }
     if r.incomplete {
         let _ = writeln!(
             s,
