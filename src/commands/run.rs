@@ -255,7 +255,8 @@ fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
     let (sel, unknown) = workstream::select_only(loaded, only);
     if !unknown.is_empty() {
         return Err(Error::new(format!(
-            "--only: unknown workstream id(s): {}",
+            "--only: unknown workstream {}: {}",
+            if unknown.len() == 1 { "id" } else { "ids" },
             unknown.join(", ")
         )));
     }
