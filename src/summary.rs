@@ -111,12 +111,15 @@ pub fn summary_text(o: &RunOutcome) -> String {
     }
     let _ = writeln!(
         s,
-        "{}: {} completed{}, {} failed, {} skipped{} of {} in {} on {} agents{}",
+        "{}: {} completed{}, {} failed, {} skipped{} of {} in {} on {}{}",
         view.run_id,
         view.completed_count,
         match o.unrecorded.len() {
             0 => String::new(),
-            n => format!(" ({n} result(s) NOT RECORDED)"),
+            n => format!(
+                " ({} NOT RECORDED)",
+                crate::text::plural(n, "result", "results")
+            ),
         },
         view.failed_count,
         view.skipped_count,
@@ -126,7 +129,7 @@ pub fn summary_text(o: &RunOutcome) -> String {
         },
         view.total_workstreams,
         duration(view.wall_seconds),
-        view.agent_count,
+        crate::text::plural(view.agent_count, "agent", "agents"),
         if o.interrupted { " (interrupted)" } else { "" }
     );
     for line in unrecorded_lines(o) {
@@ -232,8 +235,8 @@ pub fn paused_lines(o: &RunOutcome) -> Vec<String> {
         return Vec::new();
     };
     let mut lines = vec![format!(
-        "PAUSED: {} workstream(s) deferred, not failed",
-        p.deferred
+        "PAUSED: {} deferred, not failed",
+        crate::text::plural(p.deferred, "workstream", "workstreams")
     )];
     if p.usage_limited > 0 {
         lines.push(match p.reset {
@@ -270,8 +273,8 @@ pub fn unrecorded_lines(o: &RunOutcome) -> Vec<String> {
         return Vec::new();
     }
     let mut lines = vec![format!(
-        "NOT RECORDED: {} result(s) never reached the database {}:",
-        o.unrecorded.len(),
+        "NOT RECORDED: {} never reached the database {}:",
+        crate::text::plural(o.unrecorded.len(), "result", "results"),
         o.db_path.display()
     )];
     for u in &o.unrecorded {
@@ -312,10 +315,10 @@ fn render_worker(o: &RunOutcome, w: &crate::outcome::SharedOutcome) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{}: worker {} recorded {} workstream(s): {} completed, {} failed{}{}{}",
+        "{}: worker {} recorded {}: {} completed, {} failed{}{}{}",
         o.run_id,
         w.worker,
-        w.ran.len(),
+        crate::text::plural(w.ran.len(), "workstream", "workstreams"),
         completed,
         w.ran.len() - completed,
         if w.returned.is_empty() {
@@ -326,7 +329,10 @@ fn render_worker(o: &RunOutcome, w: &crate::outcome::SharedOutcome) -> String {
         if w.rejected.is_empty() {
             String::new()
         } else {
-            format!("; {} late result(s) refused", w.rejected.len())
+            format!(
+                "; {} refused",
+                crate::text::plural(w.rejected.len(), "late result", "late results")
+            )
         },
         if o.interrupted { " (interrupted)" } else { "" }
     );

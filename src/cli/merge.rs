@@ -156,7 +156,19 @@ pub fn merge_main() -> i32 {
 pub fn render(o: &MergeOutcome, format: MergeFormat) -> String {
     match format {
         MergeFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&o.record).unwrap_or_default();
+            /// The record with the JSON contract's version first, as every git-ws JSON
+            /// object carries it.
+            #[derive(serde::Serialize)]
+            struct Versioned<'a> {
+                schema: u32,
+                #[serde(flatten)]
+                record: &'a crate::model::IntegrationRecord,
+            }
+            let out = Versioned {
+                schema: crate::view::SCHEMA,
+                record: &o.record,
+            };
+            let mut s = serde_json::to_string_pretty(&out).unwrap_or_default();
             s.push('\n');
             s
         }
@@ -171,21 +183,34 @@ fn short(s: &str) -> String {
 fn human(o: &MergeOutcome) -> String {
     let r = &o.record;
     let mut s = String::new();
-    let left = r
+    // The counts add up to the lists below: left out (conflict, breaks-tests, …) plus
+    // not completed is every listed exclusion.
+    let not_completed = r
         .excluded
         .iter()
-        .filter(|x| x.reason != "not-completed")
+        .filter(|x| x.reason == "not-completed")
         .count();
+    let left = r.excluded.len() - not_completed;
     let _ = writeln!(
         s,
-        "{}{}: {} (onto {} {}): {} merged, {} left out{}",
+        "{}{}: {} (onto {} {}): {} {}, {} {}{}{}",
         if r.dry_run { "dry run: " } else { "" },
         r.run_id,
         r.branch,
         short(&r.onto),
         r.onto_rev,
         r.merged.len(),
+        if r.dry_run { "to merge" } else { "merged" },
         left,
+        if r.dry_run {
+            "to leave out"
+        } else {
+            "left out"
+        },
+        match not_completed {
+            0 => String::new(),
+            n => format!(", {n} not completed"),
+        },
         match &r.test_command {
             Some(cmd) if r.dry_run => format!("; would test with `{}`", one_line(cmd)),
             Some(cmd) => format!(
@@ -197,7 +222,10 @@ fn human(o: &MergeOutcome) -> String {
             None => String::new(),
         }
     );
-    let _ = writeln!(s, "tip: {}", r.tip);
+    // A dry run's tip exists only in memory: nothing to show.
+    if !r.dry_run {
+        let _ = writeln!(s, "tip: {}", r.tip);
+    }
     if r.incomplete {
         let _ = writeln!(
             s,

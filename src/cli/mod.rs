@@ -257,8 +257,8 @@ pub fn render_pool_prune(p: &crate::git::PoolSweep) -> String {
     }
     let _ = writeln!(
         s,
-        "pruned {} agent worktree(s){}",
-        p.removed.len(),
+        "pruned {}{}",
+        crate::text::plural(p.removed.len(), "agent worktree", "agent worktrees"),
         if p.busy.is_empty() {
             String::new()
         } else {
@@ -449,11 +449,16 @@ pub fn render_dry_run(d: &DryRun) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "dry run: {} valid, {} invalid workstream file(s); base {}; {} agents",
+        "dry run: {}: {} valid, {} invalid; base {}; {}",
+        crate::text::plural(
+            d.loaded.valid.len() + d.loaded.invalid.len(),
+            "workstream file",
+            "workstream files"
+        ),
         d.loaded.valid.len(),
         d.loaded.invalid.len(),
         &d.base[..d.base.len().min(12)],
-        d.agents
+        crate::text::plural(d.agents, "agent", "agents")
     );
     for inv in &d.loaded.invalid {
         let _ = writeln!(s, "error: {}", inv.message);

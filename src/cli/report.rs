@@ -48,15 +48,19 @@ pub struct ReportArgs {
     /// Print the integration (what `git ws-merge` merged and left out)
     #[arg(long)]
     pub integration: bool,
-    /// Output format (`markdown` without section flags rewrites the report file; `html`
-    /// prints the run's page: redirect it to a file)
+    /// Output format, on stdout (`markdown` without section flags prints the whole report;
+    /// `html` prints the run's page: redirect it to a file)
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+    /// With `--format markdown` and a run: rewrite the run's report file in the reports
+    /// directory instead, and print its path
+    #[arg(long)]
+    pub write: bool,
     /// Database: an SQLite path or a postgres:// URL [default: env GIT_WS_DATABASE_URL, git
     /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
     #[arg(long, value_name = "PATH|URL")]
     pub db: Option<DbLocation>,
-    /// Reports directory for `--format markdown` [default: reports/ at the repository root]
+    /// Reports directory for `--write` [default: reports/ at the repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
     /// Record which ws/… branches are merged into HEAD (what the post-merge hook runs);
@@ -119,6 +123,7 @@ impl ReportArgs {
             },
             db: self.db.clone(),
             reports_dir: self.reports_dir.clone(),
+            write: self.write,
         }
     }
 }

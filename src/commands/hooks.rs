@@ -1,6 +1,9 @@
 //! The post-merge hook: installing it into a repository (between marker lines, keeping any
 //! existing hook) and what it does after a merge (find which `ws/…` branches landed, and
 //! how: merged, squashed or cherry-picked, and record them with how each was detected).
+//! Only what the merge itself brought in counts (not what the HEAD before it had landed,
+//! nor a branch without a commit of its own), and the line it prints names each
+//! workstream once, grouped by run.
 
 use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
 use crate::error::Error;
@@ -77,13 +80,25 @@ pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
     if index.is_empty() {
         return None;
     }
-    let landed = git::landed_ws_branches(&ws.repo, cwd).ok()?;
+    let landed = git::landed_by_merge(&ws.repo, cwd).ok()?;
     let head = git::head_of(cwd).ok()?;
     let now = chrono::Utc::now();
+    // The results of the runs concerned, to leave out branches with no commit of their own.
+    let mut results: HashMap<String, Vec<crate::model::WorkstreamResult>> = HashMap::new();
     let records: Vec<MergeRecord> = landed
         .into_iter()
         .filter_map(|l| {
             let (run_id, workstream_id) = index.get(&l.branch)?.clone();
+            if !results.contains_key(&run_id) {
+                let rs = db.results(&run_id).unwrap_or_default();
+                results.insert(run_id.clone(), rs);
+            }
+            if results[&run_id]
+                .iter()
+                .any(|r| r.workstream_id == workstream_id && zero_commit(r, &l.tip))
+            {
+                return None;
+            }
             Some(MergeRecord {
                 run_id,
                 workstream_id,
@@ -97,6 +112,53 @@ pub fn record_merges(cwd: &Path, db: Option<&DbLocation>) -> Option<String> {
         .collect();
     record_new(&mut db, &records)
 }
+
+/// Whether result `r` left branch tip `tip` without a commit of its own (nothing to land).
+fn zero_commit(r: &crate::model::WorkstreamResult, tip: &str) -> bool {
+    r.branch.is_some()
+        && (r.base.as_deref() == Some(tip)
+            || (r.commits.is_empty() && r.head.as_deref() == Some(tip)))
+}
+
+/// The line saying what merged, `fresh` sorted by run then workstream, each once:
+/// `w1 of RUN merged`, or `3 workstreams merged — RUN: a, b, c · RUN2: d` (at most
+/// [`NAMES_PER_RUN`] names per run, then how many more). Pure.
+pub(crate) fn merged_line(fresh: &[(&str, &str)]) -> String {
+    if let [(run, ws)] = fresh {
+        return format!("{ws} of {run} merged");
+    }
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for &(run, ws) in fresh {
+        match groups.last_mut() {
+            Some((r, names)) if *r == run => {
+                if !names.contains(&ws) {
+                    names.push(ws)
+                }
+            }
+            _ => groups.push((run, vec![ws])),
+        }
+    }
+    let total: usize = groups.iter().map(|g| g.1.len()).sum();
+    let parts: Vec<String> = groups
+        .iter()
+        .map(|(run, names)| {
+            let shown = names.len().min(NAMES_PER_RUN);
+            let more = match names.len() - shown {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            format!("{run}: {}{more}", names[..shown].join(", "))
+        })
+        .collect();
+    format!(
+        "{} merged — {}",
+        crate::text::plural(total, "workstream", "workstreams"),
+        parts.join(" · ")
+    )
+}
+
+/// How many workstream names the hook's line shows per run.
+const NAMES_PER_RUN: usize = 12;
 
 /// Record `records`, and say in one line what was new (`None`: nothing was).
 pub(crate) fn record_new(
@@ -127,22 +189,12 @@ pub(crate) fn record_new(
         return None;
     }
     let unmerged = db.unmerged_completed_count().unwrap_or(0);
-    let what = match fresh.as_slice() {
-        [one] => format!("{} of {} merged", one.workstream_id, one.run_id),
-        many => {
-            let names: Vec<&str> = many
-                .iter()
-                .take(5)
-                .map(|r| r.workstream_id.as_str())
-                .collect();
-            let more = if many.len() > 5 { ", …" } else { "" };
-            format!(
-                "{} workstreams merged ({}{more})",
-                many.len(),
-                names.join(", ")
-            )
-        }
-    };
+    fresh.dedup_by(|a, b| (&a.run_id, &a.workstream_id) == (&b.run_id, &b.workstream_id));
+    let pairs: Vec<(&str, &str)> = fresh
+        .iter()
+        .map(|r| (r.run_id.as_str(), r.workstream_id.as_str()))
+        .collect();
+    let what = merged_line(&pairs);
     Some(format!(
         "ws: {what}; {unmerged} completed branch{} still unmerged",
         if unmerged == 1 { "" } else { "es" }
@@ -194,6 +246,23 @@ pub fn install(cwd: &Path) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_line_names_each_workstream_once_grouped_by_run() {
+        assert_eq!(merged_line(&[("r1", "a")]), "a of r1 merged");
+        assert_eq!(
+            merged_line(&[("r1", "a"), ("r1", "b"), ("r1", "b"), ("r2", "a")]),
+            "3 workstreams merged — r1: a, b · r2: a"
+        );
+        let many: Vec<String> = (0..14).map(|i| format!("w{i:02}")).collect();
+        let pairs: Vec<(&str, &str)> = many.iter().map(|w| ("r", w.as_str())).collect();
+        let line = merged_line(&pairs);
+        assert!(
+            line.starts_with("14 workstreams merged — r: w00, "),
+            "{line}"
+        );
+        assert!(line.ends_with("w11 and 2 more"), "{line}");
+    }
 
     #[test]
     fn fresh_install_is_the_shipped_hook() {

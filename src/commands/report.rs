@@ -1,6 +1,7 @@
 //! `git ws-report`, the command: list the recorded runs, or print one run's summary and
 //! sections from the database as tables, JSON or Markdown (`markdown` without sections
-//! rewrites the run's report file). Works outside a repository when given a database.
+//! prints the whole report; with `write`, it rewrites the run's report file instead). Works
+//! outside a repository when given a database.
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState, RunSummary};
 use crate::error::Error;
@@ -35,8 +36,11 @@ pub struct ReportOptions {
     pub format: Format,
     /// Database (flag); `None`: env, git config, the default.
     pub db: Option<DbLocation>,
-    /// Reports directory for `Format::Markdown`; `None`: `reports/` at the repository root.
+    /// Reports directory for `write`; `None`: `reports/` at the repository root.
     pub reports_dir: Option<PathBuf>,
+    /// `--write`: with `Format::Markdown` and no sections, rewrite the run's report file
+    /// and return its path instead of the report.
+    pub write: bool,
 }
 
 struct Paths {
@@ -82,9 +86,15 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
     let run_id = db.resolve_run_id(spec)?;
     let view = db.run_view(&run_id)?;
     let sections = &opts.sections;
+    if opts.write && (opts.format != Format::Markdown || !sections.is_empty()) {
+        return Err(Error::new(
+            "--write rewrites the run's Markdown report: use it with --format markdown and no section flags",
+        ));
+    }
     match opts.format {
         Format::Json => Ok(report::json_sections(&view, sections)),
         Format::Table => Ok(report::tables(&view, sections)),
+        Format::Markdown if sections.is_empty() && !opts.write => Ok(report::markdown(&view)),
         Format::Markdown if sections.is_empty() => {
             crate::workstream::validate_run_id(&run_id)?;
             let path = p.reports.file(&run_id);
@@ -114,6 +124,8 @@ pub fn report(opts: &ReportOptions) -> Result<String, Error> {
 /// One listed run, as JSON.
 #[derive(Serialize)]
 struct ListedRun<'a> {
+    /// The JSON contract's version ([`crate::view::SCHEMA`]), on every object.
+    schema: u32,
     run_id: &'a str,
     timestamp: &'a str,
     total_workstreams: i64,
@@ -129,6 +141,7 @@ fn render_list(runs: &[RunSummary], format: Format) -> String {
         let listed: Vec<ListedRun> = runs
             .iter()
             .map(|r| ListedRun {
+                schema: crate::view::SCHEMA,
                 run_id: &r.run_id,
                 timestamp: &r.timestamp,
                 total_workstreams: r.total_workstreams,

@@ -216,6 +216,39 @@ fn load(dir: &Path, root: &Path) -> Result<Loaded, Error> {
     })
 }
 
+/// [`load`] for a new run or a dry run: a directory with no workstream file at all (empty,
+/// or only misnamed files such as `*.JSON`, `*.json.bak`) is an error (exit 2) in one
+/// sentence naming the directory and what it holds, so no empty run is recorded; and a
+/// `prompt` workstream with no agent to run it is invalid
+/// ([`workstream::require_agents`]).
+fn load_checked(r: &Resolved) -> Result<Loaded, Error> {
+    let loaded = load(&r.workstreams_dir, &r.ws.repo.root)?;
+    let names: Vec<String> = match std::fs::read_dir(&r.workstreams_dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let shown = r
+        .workstreams_dir
+        .strip_prefix(&r.ws.repo.root)
+        .map(|p| format!("{}/", p.display()))
+        .unwrap_or_else(|_| r.workstreams_dir.display().to_string());
+    let any = !loaded.valid.is_empty() || !loaded.invalid.is_empty();
+    if let Some(sentence) = workstream::empty_backlog(&shown, &names, any) {
+        return Err(Error::new(sentence));
+    }
+    Ok(require_agents(loaded, r))
+}
+
+/// [`workstream::require_agents`] with this run's settings.
+fn require_agents(loaded: Loaded, r: &Resolved) -> Loaded {
+    let default_agent = r.agent_settings.agent.is_some() || r.agent_cmd.is_some();
+    workstream::require_agents(loaded, default_agent, &crate::agents::Preset::names())
+}
+
 fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
     if only.is_empty() {
         return Ok(loaded);
@@ -223,7 +256,8 @@ fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
     let (sel, unknown) = workstream::select_only(loaded, only);
     if !unknown.is_empty() {
         return Err(Error::new(format!(
-            "--only: unknown workstream id(s): {}",
+            "--only: unknown workstream {}: {}",
+            if unknown.len() == 1 { "id" } else { "ids" },
             unknown.join(", ")
         )));
     }
@@ -234,7 +268,7 @@ fn select(loaded: Loaded, only: &[String]) -> Result<Loaded, Error> {
 /// database (history is read only if the database already exists).
 pub fn dry_run(opts: &RunOptions) -> Result<DryRun, Error> {
     let r = resolve(opts)?;
-    let loaded = select(load(&r.workstreams_dir, &r.ws.repo.root)?, &opts.only)?;
+    let loaded = select(load_checked(&r)?, &opts.only)?;
     let history = if r.db_path.exists() {
         ConsolidationDatabase::open_read_only(&r.db_path)
             .and_then(|mut db| db.expected_durations())
@@ -388,8 +422,8 @@ fn prepare_start(
     }
     // Everything that can be checked without writing is checked before the database is
     // opened, so a bad invocation leaves no trace.
-    let all = load(&r.workstreams_dir, &r.ws.repo.root)?;
     if opts.mode == RunMode::New {
+        let all = load_checked(r)?;
         let loaded = select(all, &opts.only)?;
         let mut db = ConsolidationDatabase::open(&r.db_path)?;
         replay_spool(r, &mut db);
@@ -402,6 +436,7 @@ fn prepare_start(
             None,
         ));
     }
+    let all = require_agents(load(&r.workstreams_dir, &r.ws.repo.root)?, r);
     // Resume and rerun read an earlier run: never create a database for them.
     let mut db = ConsolidationDatabase::open_existing(&r.db_path)?;
     replay_spool(r, &mut db);

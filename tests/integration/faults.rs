@@ -245,8 +245,9 @@ fn full_disk(spool: Spool) {
     );
     assert!(
         first.stdout.contains(&format!(
-            "3 completed ({} result(s) NOT RECORDED)",
-            gone.len()
+            "3 completed ({} result{} NOT RECORDED)",
+            gone.len(),
+            if gone.len() == 1 { "" } else { "s" }
         )),
         "{}",
         first.stdout

@@ -120,7 +120,7 @@ fn an_invalid_file_and_a_workstream_with_its_name_as_id_are_both_counted() {
     assert!(text.contains("\"file:broken.json\""), "{text}");
     let md = env.ws_report(&[&run, "--format", "markdown"]);
     md.expect(0);
-    let report = std::fs::read_to_string(md.stdout.trim()).unwrap();
+    let report = &md.stdout;
     assert!(report.contains("file:broken.json"), "{report}");
     assert!(report.contains("| Workstreams | 3 |"), "{report}");
 }
@@ -210,7 +210,7 @@ fn hostile_file_names_and_titles_are_cleaned_in_every_output_but_json() {
         let longest = r.stdout.lines().map(|l| l.chars().count()).max().unwrap();
         assert!(longest < 500, "{format}: a line of {longest} characters");
     }
-    let md = env.ws_report(&[&run, "--format", "markdown"]);
+    let md = env.ws_report(&[&run, "--format", "markdown", "--write"]);
     let report = std::fs::read_to_string(md.stdout.trim()).unwrap();
     assert_eq!(hostile_char(&report), None);
     assert!(report.lines().all(|l| l.chars().count() < 500));
@@ -402,4 +402,109 @@ fn ws_merge_dry_run_reads_the_database_without_migrating_it() {
     report.expect(2);
     assert!(report.stderr.contains("older git-ws"), "{}", report.stderr);
     assert!(files_in(&state) == before, "a reader migrated .state/");
+}
+
+/// How many runs the database holds (0 when there is no database).
+fn runs_recorded(env: &Env) -> usize {
+    if !env.db_path().exists() {
+        return 0;
+    }
+    env.sql("SELECT COUNT(*) FROM consolidated_runs")[0][0]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn an_empty_or_misnamed_backlog_is_exit_2_with_one_sentence_and_records_no_run() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.repo.join("workstreams")).unwrap();
+    for args in [&["--dry-run"][..], &["--agents", "1"][..]] {
+        let out = env.ws_run(args);
+        out.expect(2);
+        assert!(
+            out.stderr
+                .contains("no workstreams: workstreams/ is empty (add one JSON file per workstream, named <id>.json)"),
+            "{}",
+            out.stderr
+        );
+    }
+    env.write("workstreams/a.JSON", r#"{"id": "a", "command": "true"}"#);
+    env.write(
+        "workstreams/b.json.bak",
+        r#"{"id": "b", "command": "true"}"#,
+    );
+    for args in [&["--dry-run"][..], &["--agents", "1"][..]] {
+        let out = env.ws_run(args);
+        out.expect(2);
+        let said: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(said.len(), 1, "{}", out.stderr);
+        assert!(
+            said[0].contains(
+                "no workstreams: workstreams/ holds no *.json file, only 2 misnamed files (a.JSON, b.json.bak): only names ending in \".json\" (lower case) are read"
+            ),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(runs_recorded(&env), 0);
+}
+
+#[test]
+fn a_dry_run_catches_a_prompt_without_an_agent_and_misspelled_fields() {
+    let env = Env::new();
+    env.ws_cmd("base", "echo b > b.txt");
+    env.ws(
+        "ask",
+        serde_json::json!({"id": "ask", "prompt": "write docs"}),
+    );
+    let out = env.ws_run(&["--dry-run"]);
+    out.expect(1);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("ask.json: field \"prompt\": no agent is set to run it: pass --agent NAME"),
+        "{all}"
+    );
+    // With an agent command (flag or git config), it passes.
+    env.ws_run(&["--dry-run", "--agent-cmd", "cat > notes.md"])
+        .expect(0);
+    env.git(&["config", "ws.agentCommand", "cat > notes.md"]);
+    env.ws_run(&["--dry-run"]).expect(0);
+
+    // A misspelled required field gets a suggestion; a misspelled depends_on is an error.
+    env.ws("typo", serde_json::json!({"id": "typo", "comand": "true"}));
+    env.ws(
+        "later",
+        serde_json::json!({"id": "later", "command": "true", "dependsOn": ["base"]}),
+    );
+    let out = env.ws_run(&["--dry-run"]);
+    out.expect(1);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains(
+            "typo.json: needs exactly one of \"command\" and \"prompt\" (found neither; did you mean \"command\" for \"comand\"?)"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("later.json: field \"dependsOn\": unknown; did you mean \"depends_on\"?"),
+        "{all}"
+    );
+    // The real run fails them the same way, and runs the rest.
+    let out = env.ws_run(&["--agents", "1", "--only", "base,later"]);
+    out.expect(1);
+    let run = out.run_id();
+    let rows = env.sql(&format!(
+        "SELECT workstream_id, status FROM agent_results WHERE run_id = '{run}' ORDER BY 1"
+    ));
+    assert_eq!(
+        rows,
+        vec![
+            vec!["base".to_string(), "completed".to_string()],
+            vec!["later".to_string(), "failed".to_string()],
+        ]
+    );
 }

@@ -157,7 +157,7 @@ fn a_postgres_run_reports_exactly_like_the_same_run_on_sqlite() {
     let latest = env.ws_report(&["latest", "--db", &url, "--format", "json"]);
     assert_eq!(json(latest.expect(0))["run_id"], p_run.as_str());
     // --format markdown rewrites the report from the PostgreSQL rows.
-    let md = env.ws_report(&[&p_run, "--db", &url, "--format", "markdown"]);
+    let md = env.ws_report(&[&p_run, "--db", &url, "--format", "markdown", "--write"]);
     md.expect(0);
     let report = env
         .repo

@@ -103,6 +103,7 @@ fn listing_summary_sections_and_json_shape() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
     for key in [
+        "schema",
         "run_id",
         "timestamp",
         "total_workstreams",
@@ -211,17 +212,6 @@ fn listing_summary_sections_and_json_shape() {
         header,
         ["path", "change", "lines", "workstreams", "overlap"]
     );
-    // Markdown rewrites the report.
-    let report = env.repo.join(format!(
-        "reports/multi_agent_consolidated_{}.md",
-        first.run_id()
-    ));
-    std::fs::remove_file(&report).unwrap();
-    env.ws_report(&[&first.run_id(), "--format", "markdown"])
-        .expect(0);
-    assert!(std::fs::read_to_string(&report)
-        .unwrap()
-        .contains("## Executive summary"));
 }
 
 #[test]
@@ -689,4 +679,183 @@ fn the_html_page_is_written_beside_the_report_and_printed_on_demand() {
     env.git(&["config", "ws.htmlReport", "maybe"]);
     let bad = env.ws_report(&["--format", "json"]);
     assert!(bad.stderr.contains("ws.htmlReport"), "{}", bad.stderr);
+}
+
+/// The hook's lines on stderr (git sends hook output there).
+fn hook_lines(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("ws: "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
+    let env = Env::new();
+    env.ws_run(&["--install-hooks"]).expect(0);
+    let fresh_backlog = || {
+        let _ = std::fs::remove_dir_all(env.repo.join("workstreams"));
+    };
+    // Run A: two zero-commit workstreams and `a`, merged by hand.
+    env.ws_cmd("z1", "true");
+    env.ws_cmd("z2", "true");
+    env.ws_cmd("a", "echo old > a-old.txt");
+    let run_a = env.ws_run(&["--agents", "2", "-q"]).run_id();
+    let m = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land a", &format!("ws/{run_a}/a")])
+        .output()
+        .unwrap();
+    assert!(m.status.success());
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("ws: a of {run_a} merged;")),
+        "{said:?}"
+    );
+
+    // Run B from the new main: a (again), b, c, a zero-commit e, and f failing until a
+    // flag exists; then its rerun, where f completes.
+    fresh_backlog();
+    let flag = env.scratch("flag");
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    env.ws_cmd("c", "echo c > c.txt");
+    env.ws_cmd("e", "true");
+    env.ws_cmd(
+        "f",
+        &format!("test -f '{}' || exit 3; echo f > f.txt", flag.display()),
+    );
+    let out = env.ws_run(&["--agents", "2", "-q"]);
+    out.expect(1);
+    let run_b = out.run_id();
+    std::fs::write(&flag, "go").unwrap();
+    let rerun = env.ws_run(&["--rerun-failed", &run_b, "-q"]);
+    rerun.expect(0);
+    let run_c = rerun.run_id();
+    assert_ne!(run_c, run_b);
+
+    // Land run B through its integration branch, fast-forward.
+    let merged = env
+        .command("git")
+        .args(["ws-merge", &run_b, "-q", "--format", "json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&merged.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&merged.stderr)));
+    let integration = format!("ws/{run_b}/integration");
+    assert_eq!(
+        env.git(&["rev-parse", &integration]).trim(),
+        v["tip"].as_str().unwrap()
+    );
+    let m = env
+        .command("git")
+        .args(["merge", "--ff-only", &integration])
+        .output()
+        .unwrap();
+    assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    // Exactly a, b and c of run B, once each, with the run id: not run A's zero-commit
+    // branches nor its earlier `a`, not B's empty `e`, not the rerun's unmerged `f`.
+    assert!(
+        said[0].starts_with(&format!("ws: 3 workstreams merged — {run_b}: a, b, c;")),
+        "{said:?}"
+    );
+    // (B's id may extend A's: `…-2`.)
+    for other in [&run_a, &run_c] {
+        assert!(!said[0].contains(&format!("{other}:")), "{said:?}");
+    }
+    let rows = env.sql(
+        "SELECT run_id, workstream_id, detected_by FROM ws_merges ORDER BY run_id, workstream_id",
+    );
+    let mut want = vec![
+        vec![run_a.clone(), "a".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "a".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "b".to_string(), "ancestor".to_string()],
+        vec![run_b.clone(), "c".to_string(), "ancestor".to_string()],
+    ];
+    want.sort();
+    assert_eq!(rows, want);
+
+    // The rerun's f, merged on its own next: one line, its own run.
+    let m = env
+        .command("git")
+        .args(["merge", "--no-ff", "-m", "land f", &format!("ws/{run_c}/f")])
+        .output()
+        .unwrap();
+    assert!(m.status.success());
+    let said = hook_lines(&m);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("ws: f of {run_c} merged;")),
+        "{said:?}"
+    );
+}
+
+#[test]
+fn markdown_prints_the_report_and_write_rewrites_the_file() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let first = env.ws_run(&["--agents", "1"]);
+    first.expect(0);
+    // Markdown prints the whole report on stdout, and writes no file …
+    let report = env.repo.join(format!(
+        "reports/multi_agent_consolidated_{}.md",
+        first.run_id()
+    ));
+    std::fs::remove_file(&report).unwrap();
+    let md = env.ws_report(&[&first.run_id(), "--format", "markdown"]);
+    md.expect(0);
+    assert!(md.stdout.starts_with("# Multi-agent run "), "{}", md.stdout);
+    assert!(md.stdout.contains("## Executive summary"), "{}", md.stdout);
+    assert!(!report.exists());
+    // … unless --write: then it rewrites the file (in --reports-dir) and prints its path.
+    let md = env.ws_report(&[&first.run_id(), "--format", "markdown", "--write"]);
+    md.expect(0);
+    assert_eq!(md.stdout.trim(), report.display().to_string());
+    let written = std::fs::read_to_string(&report).unwrap();
+    assert!(written.contains("## Executive summary"));
+    let elsewhere = env.scratch("elsewhere");
+    let md = env.ws_report(&[
+        &first.run_id(),
+        "--format",
+        "markdown",
+        "--write",
+        "--reports-dir",
+        elsewhere.to_str().unwrap(),
+    ]);
+    md.expect(0);
+    assert!(std::path::Path::new(md.stdout.trim()).starts_with(&elsewhere));
+    // --write with anything else is refused.
+    let bad = env.ws_report(&[&first.run_id(), "--format", "json", "--write"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("--write"), "{}", bad.stderr);
+}
+
+#[test]
+fn every_json_object_printed_says_its_schema() {
+    let env = Env::new();
+    env.ws_cmd("w1", "echo 1 > one.txt");
+    let run = env.ws_run(&["--agents", "1"]).run_id();
+    let list = report_json(&env, &["--format", "json"]);
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["schema"] == json!(2)));
+    assert_eq!(report_json(&env, &[&run, "--format", "json"])["schema"], 2);
+    let two = report_json(&env, &[&run, "--agents", "--files", "--format", "json"]);
+    assert_eq!(two["schema"], 2, "{two}");
+    assert!(two["agents"].is_array() && two["files"].is_array(), "{two}");
+    let merge = env
+        .command("git")
+        .args(["ws-merge", &run, "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&merge.stdout).into_owned();
+    assert!(text.starts_with("{\n  \"schema\": 2,"), "{text}");
+    let merge: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(merge["schema"], 2, "{merge}");
 }

@@ -475,11 +475,11 @@ fn prompt_workstreams_go_to_the_agent_command_on_stdin() {
         env.git(&["show", &format!("{branch}:NOTES.md")]),
         "Add a NOTES file\nwith two lines"
     );
-    // Without an agent command the prompt workstream fails with a clear error.
+    // Without an agent command the prompt workstream fails up front with a clear error.
     let out = env.ws_run(&["--agents", "1"]);
     out.expect(1);
     let errors = result_json(&env, &out.run_id(), "prompted", "errors");
-    assert_eq!(errors[0]["type"], json!("SpawnError"));
+    assert_eq!(errors[0]["type"], json!("InvalidWorkstream"));
     assert!(errors[0]["message"]
         .as_str()
         .unwrap()

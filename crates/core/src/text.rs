@@ -221,6 +221,24 @@ pub fn duration(secs: f64) -> String {
     out
 }
 
+/// Whether a result's warning is only a note: git-ws committing what an agent left
+/// uncommitted ("uncommitted changes (3 files) were committed on ws/… by git-ws") is the
+/// normal end of every agent workstream, recorded with the result but neither counted
+/// among the warnings nor listed under them.
+pub fn is_note(warning: &str) -> bool {
+    warning.starts_with("uncommitted changes (") && warning.ends_with(" by git-ws")
+}
+
+/// Every one of `n` things: `the 1 workstream`, `all 3 workstreams` ("all 1 workstream"
+/// reads wrong).
+pub fn all_of(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("the 1 {one}")
+    } else {
+        format!("all {n} {many}")
+    }
+}
+
 /// `n` with the singular or plural noun: `1 workstream`, `3 workstreams`.
 pub fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
@@ -377,6 +395,25 @@ pub fn parse_duration(s: &str) -> Result<Duration, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plurals_and_all_of() {
+        assert_eq!(plural(1, "warning", "warnings"), "1 warning");
+        assert_eq!(plural(0, "warning", "warnings"), "0 warnings");
+        assert_eq!(all_of(1, "workstream", "workstreams"), "the 1 workstream");
+        assert_eq!(all_of(3, "workstream", "workstreams"), "all 3 workstreams");
+    }
+
+    #[test]
+    fn only_git_ws_committing_leftovers_is_a_note() {
+        assert!(is_note(
+            "uncommitted changes (1 file) were committed on ws/r/a by git-ws"
+        ));
+        assert!(!is_note("a.json: unknown field \"x\" (ignored)"));
+        assert!(!is_note(
+            "your worktree has uncommitted changes (2 files: a, b)"
+        ));
+    }
 
     #[test]
     fn clean_drops_escapes_bidi_overrides_and_zero_width_characters() {

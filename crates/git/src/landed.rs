@@ -2,7 +2,10 @@
 //! merged (the tip is an ancestor of HEAD), squashed (every file the branch changed is in
 //! HEAD's tree as the branch left it, or in the index while a `git merge --squash` waits to
 //! be committed), or cherry-picked (every commit of the branch has a patch-id among the
-//! commits HEAD gained since the branch forked).
+//! commits HEAD gained since the branch forked). [`landed_by_merge`] keeps only what one
+//! merge brought in: what HEAD has landed and the HEAD before the merge (`ORIG_HEAD`) had
+//! not, so other runs' zero-commit branches (whose tips are old commits of the branch) and
+//! branches landed earlier are not counted again.
 
 use super::repo::Ctx;
 use super::{GitError, RepoPaths};
@@ -58,6 +61,45 @@ pub(crate) fn landed_ws_branches(
     repo: &RepoPaths,
     worktree: &Path,
 ) -> Result<Vec<Landed>, GitError> {
+    landed_since(repo, worktree, None)
+}
+
+/// The commit HEAD was at before the merge that just happened in the worktree containing
+/// `worktree`: `ORIG_HEAD` (git writes it for every merge, pull and squash merge), else
+/// HEAD's previous reflog entry. None when neither exists.
+pub(crate) fn head_before_merge(main: &Repository) -> Option<Oid> {
+    if let Ok(c) = main
+        .revparse_single("ORIG_HEAD")
+        .and_then(|o| o.peel_to_commit())
+    {
+        return Some(c.id());
+    }
+    let log = main.reflog("HEAD").ok()?;
+    let prev = log.get(0)?.id_old();
+    (!prev.is_zero()).then_some(prev)
+}
+
+/// The `ws/…` branches whose work the merge that just happened in the worktree containing
+/// `worktree` brought in: landed in HEAD (as [`landed_ws_branches`] sees it) and not
+/// already landed in the HEAD before it ([`head_before_merge`]). A branch whose tip was
+/// already in the old HEAD (a zero-commit branch made from it, or one merged earlier) is
+/// not counted; nor is a squash whose changes the old tree already had, nor cherry-picks
+/// that are not among the commits this merge added. Without a previous HEAD, the same as
+/// [`landed_ws_branches`].
+pub(crate) fn landed_by_merge(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
+    let main = git2::Repository::discover(worktree)
+        .or_else(|_| git2::Repository::open(&repo.root))
+        .ctx(|| format!("open the repository at {}", worktree.display()))?;
+    let before = head_before_merge(&main);
+    landed_since(repo, worktree, before)
+}
+
+/// [`landed_ws_branches`], leaving out what `before` (the HEAD before a merge) had landed.
+fn landed_since(
+    repo: &RepoPaths,
+    worktree: &Path,
+    before: Option<Oid>,
+) -> Result<Vec<Landed>, GitError> {
     // The worktree the merge happened in (HEAD is per worktree; the branches are shared).
     let main = git2::Repository::discover(worktree)
         .or_else(|_| git2::Repository::open(&repo.root))
@@ -83,6 +125,19 @@ pub(crate) fn landed_ws_branches(
         return Ok(Vec::new());
     }
     let history = contained_in(&main, head, branches.iter().map(|b| b.1))?;
+    // What the merge added: the commits reachable from HEAD but not from `before`.
+    let added: Option<HashSet<Oid>> = match before {
+        Some(b) => Some(added_commits(&main, head, b)?),
+        None => None,
+    };
+    let before_tree = match before {
+        Some(b) => Some(
+            main.find_commit(b)
+                .and_then(|c| c.tree())
+                .ctx(|| format!("read the tree of {b}"))?,
+        ),
+        None => None,
+    };
     let mut out = Vec::new();
     let mut targets: Option<Vec<Tree<'_>>> = None;
     // HEAD's patch-ids since each fork point, computed once per fork point.
@@ -90,6 +145,11 @@ pub(crate) fn landed_ws_branches(
     let mut head_patches: std::collections::HashMap<Oid, Patches> = Default::default();
     for (name, tip) in branches {
         if history.contained.contains(&tip) {
+            if added.as_ref().is_some_and(|a| !a.contains(&tip)) {
+                // Already in the HEAD before this merge: landed earlier, or a branch that
+                // never had a commit of its own.
+                continue;
+            }
             out.push(Landed {
                 branch: name,
                 tip: tip.to_string(),
@@ -117,6 +177,10 @@ pub(crate) fn landed_ws_branches(
         };
         let in_tree = |t: &Tree<'_>| changed.iter().all(|p| entry(t, p) == entry(&tip_tree, p));
         if targets.iter().any(in_tree) {
+            if before_tree.as_ref().is_some_and(in_tree) {
+                // The old HEAD already had these changes.
+                continue;
+            }
             out.push(Landed {
                 branch: name,
                 tip: tip.to_string(),
@@ -127,14 +191,15 @@ pub(crate) fn landed_ws_branches(
         // Cherry-picks: only worth computing when HEAD's own new commits touched some of
         // the branch's files.
         if let std::collections::hash_map::Entry::Vacant(slot) = head_patches.entry(base) {
-            let (ids, paths) = patch_ids(&main, head, Some(base), false)?.unwrap_or_default();
+            let hide: Vec<Oid> = std::iter::once(base).chain(before).collect();
+            let (ids, paths) = patch_ids(&main, head, &hide, false)?.unwrap_or_default();
             slot.insert((ids.into_iter().collect(), paths));
         }
         let (theirs, head_paths) = &head_patches[&base];
         if !changed.iter().any(|p| head_paths.contains(p)) {
             continue;
         }
-        let Some((mine, _)) = patch_ids(&main, tip, Some(base), true)? else {
+        let Some((mine, _)) = patch_ids(&main, tip, &[base], true)? else {
             continue;
         };
         if !mine.is_empty() && mine.iter().all(|p| theirs.contains(p)) {
@@ -196,14 +261,14 @@ type PatchIds = (Vec<Oid>, HashSet<String>);
 fn patch_ids(
     main: &Repository,
     tip: Oid,
-    hide: Option<Oid>,
+    hide: &[Oid],
     whole: bool,
 ) -> Result<Option<PatchIds>, GitError> {
     let what = || format!("compute patch-ids of {tip}");
     let mut walk = main.revwalk().ctx(what)?;
     walk.push(tip).ctx(what)?;
-    if let Some(h) = hide {
-        walk.hide(h).ctx(what)?;
+    for h in hide {
+        walk.hide(*h).ctx(what)?;
     }
     let mut out = Vec::new();
     let mut paths = HashSet::new();
@@ -236,6 +301,15 @@ fn patch_ids(
         out.push(diff.patchid(None).ctx(what)?);
     }
     Ok(Some((out, paths)))
+}
+
+/// The commits reachable from `head` and not from `before`: what a merge added.
+fn added_commits(main: &Repository, head: Oid, before: Oid) -> Result<HashSet<Oid>, GitError> {
+    let what = || format!("walk the commits between {before} and HEAD");
+    let mut walk = main.revwalk().ctx(what)?;
+    walk.push(head).ctx(what)?;
+    walk.hide(before).ctx(what)?;
+    walk.map(|o| o.ctx(what)).collect()
 }
 
 /// HEAD's history since the common ancestor of HEAD and every tip (`b`), walked once.
@@ -415,6 +489,57 @@ mod tests {
         git(&root, &["add", "-A"]);
         git(&root, &["commit", "-qm", "partial"]);
         assert!(how(&paths, &root).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod by_merge_tests {
+    use super::tests_support::*;
+    use super::*;
+
+    fn by_merge(paths: &RepoPaths, root: &Path) -> Vec<(String, LandedBy)> {
+        landed_by_merge(paths, root)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.branch, l.by))
+            .collect()
+    }
+
+    #[test]
+    fn only_what_this_merge_brought_in_counts() {
+        let (_d, root, paths) = setup();
+        // Zero-commit branches of another run, made from main as it is now.
+        git(&root, &["branch", "ws/q/empty-1", "main"]);
+        git(&root, &["branch", "ws/q/empty-2", "main"]);
+        // An earlier merge.
+        git(
+            &root,
+            &["merge", "-q", "--no-ff", "-m", "m1", "ws/r/merged"],
+        );
+        // Everything landed so far, seen by the whole-history view …
+        let all = how(&paths, &root);
+        assert_eq!(all.len(), 3, "{all:?}");
+        // … but this merge brought in only ws/r/merged.
+        assert_eq!(
+            by_merge(&paths, &root),
+            vec![("ws/r/merged".to_string(), LandedBy::Ancestor)]
+        );
+        // The next merge: only the squashed branch, staged and then committed.
+        git(&root, &["merge", "-q", "--squash", "ws/r/squashed"]);
+        assert_eq!(
+            by_merge(&paths, &root),
+            vec![("ws/r/squashed".to_string(), LandedBy::Tree)]
+        );
+        git(&root, &["commit", "-qm", "squashed"]);
+        // A fast-forward of a branch holding the open branch's commits.
+        git(&root, &["checkout", "-q", "-b", "integration", "main"]);
+        git(&root, &["merge", "-q", "--no-ff", "-m", "m2", "ws/r/open"]);
+        git(&root, &["checkout", "-q", "main"]);
+        git(&root, &["merge", "-q", "--ff-only", "integration"]);
+        assert_eq!(
+            by_merge(&paths, &root),
+            vec![("ws/r/open".to_string(), LandedBy::Ancestor)]
+        );
     }
 }
 

@@ -402,3 +402,11 @@ pub use landed::{Landed, LandedBy};
 pub fn landed_ws_branches(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
     landed::landed_ws_branches(repo, worktree)
 }
+
+/// The `ws/…` branches whose work the merge that just happened in the worktree containing
+/// `worktree` brought in: [`landed_ws_branches`] less what the HEAD before the merge
+/// (`ORIG_HEAD`) had already landed, so zero-commit branches and earlier merges are not
+/// counted (the post-merge hook).
+pub fn landed_by_merge(repo: &RepoPaths, worktree: &Path) -> Result<Vec<Landed>, GitError> {
+    landed::landed_by_merge(repo, worktree)
+}

@@ -78,6 +78,8 @@ pub fn json_sections(v: &RunView, sections: &[Section]) -> String {
         [one] => pretty(&all.remove(*one).unwrap_or(Value::Null)),
         many => {
             let mut picked = Map::new();
+            // Every JSON object git-ws prints says which contract it follows.
+            picked.insert("schema".to_string(), Value::from(v.schema));
             for k in many {
                 // Keys the run leaves out when they are empty (usage, retries) stay out.
                 if let Some(v) = all.remove(*k) {

@@ -702,9 +702,9 @@ fn integration(out: &mut String, v: &RunView) {
             .count();
     let _ = writeln!(
         out,
-        "{} of {} completed workstreams integrated onto {} ({}) as {} at {}{}.",
+        "{} of {} integrated onto {} ({}) as {} at {}{}.",
         it.merged.len(),
-        completed,
+        plural(completed, "completed workstream", "completed workstreams"),
         short_sha(&it.onto),
         esc(&it.onto_rev),
         code_span(&it.branch),

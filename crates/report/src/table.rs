@@ -8,12 +8,13 @@ use super::section::Section;
 use super::usage;
 use std::fmt::Write as _;
 use ws_core::model::Status;
-use ws_core::text::{duration, one_line, truncate};
+use ws_core::text::{duration, one_line, plural, truncate};
 use ws_core::view::RunView;
 
 /// Titles in terminal tables are cut to this many columns.
 pub const TABLE_TITLE_COLUMNS: usize = 40;
-/// Error messages in terminal tables are cut to this many columns.
+/// Error messages in the overview's tables are cut to this many columns (`--errors` prints
+/// them whole).
 const MESSAGE_COLUMNS: usize = 120;
 
 /// The terminal view: the summary and workstreams, or the requested sections.
@@ -31,6 +32,7 @@ pub fn tables(v: &RunView, sections: &[Section]) -> String {
             Section::Errors => errors(&mut s, v),
             Section::Files => files(&mut s, v),
             Section::Timeline => timeline(&mut s, v),
+            Section::Integration => integration(&mut s, v),
             other => markdown::write_section(&mut s, v, *other),
         }
     }
@@ -51,17 +53,17 @@ fn overview(v: &RunView) -> String {
     );
     let _ = writeln!(
         s,
-        "{} workstreams: {} completed, {} failed, {} skipped; {} files, {} commits, {} errors, {} warnings; {} on {} agents",
-        v.total_workstreams,
+        "{}: {} completed, {} failed, {} skipped; {}, {}, {}, {}; {} on {}",
+        plural(v.total_workstreams, "workstream", "workstreams"),
         v.completed_count,
         v.failed_count,
         v.skipped_count,
-        v.total_files_modified,
-        v.total_commits,
-        v.total_errors,
-        v.total_warnings,
+        plural(v.total_files_modified, "file", "files"),
+        plural(v.total_commits, "commit", "commits"),
+        plural(v.total_errors, "error", "errors"),
+        plural(v.total_warnings, "warning", "warnings"),
         duration(v.wall_seconds),
-        v.agent_count
+        plural(v.agent_count, "agent", "agents")
     );
     if v.tests.workstreams_tested > 0 {
         let _ = writeln!(s, "tests passed / failed / skipped: {}", test_totals(v));
@@ -69,8 +71,9 @@ fn overview(v: &RunView) -> String {
     usage::table_overview(&mut s, v);
     let _ = writeln!(
         s,
-        "merged: {} of {} completed branches",
-        v.merged_count, v.completed_count
+        "merged: {} of {}",
+        v.merged_count,
+        plural(v.completed_count, "completed branch", "completed branches")
     );
     let _ = writeln!(s, "{}\n", integration_line(v));
     let rows: Vec<Vec<String>> = v
@@ -178,6 +181,113 @@ fn integration_line(v: &RunView) -> String {
     one_line(&line)
 }
 
+/// `--integration` as tables: the one-line summary, how it was tested, then what was merged,
+/// what was left out (each with its output tail, indented) and every test run.
+fn integration(s: &mut String, v: &RunView) {
+    let _ = writeln!(s, "{}", integration_line(v));
+    let Some(it) = &v.integration else {
+        return;
+    };
+    let short = |x: &str| x.chars().take(7).collect::<String>();
+    match &it.test_command {
+        Some(cmd) => {
+            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let _ = writeln!(
+                s,
+                "tested with {}: the tip {}",
+                one_line(cmd),
+                if passes { "passes" } else { "fails" }
+            );
+        }
+        None => {
+            s.push_str("not tested (git ws-merge --test CMD, or git config ws.integrationTest)\n")
+        }
+    }
+    if let Some(b) = &it.fast_forwarded {
+        let _ = writeln!(s, "{b} was fast-forwarded to it (--ff)");
+    }
+    if it.dry_run {
+        s.push_str("a plan (--dry-run): nothing was written\n");
+    }
+    let _ = writeln!(
+        s,
+        "integrated {}",
+        ws_core::view::micros::text(&it.integrated_at)
+    );
+    if !it.merges.is_empty() {
+        s.push_str("\nmerged:\n");
+        let mut before = it.onto.as_str();
+        let rows: Vec<Vec<String>> = it
+            .merges
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let at = if m.merge_commit == before {
+                    "already contained".to_string()
+                } else {
+                    short(&m.merge_commit)
+                };
+                before = &m.merge_commit;
+                vec![(i + 1).to_string(), one_line(&m.workstream_id), at]
+            })
+            .collect();
+        s.push_str(&render_table(&["#", "workstream", "merged at"], &rows));
+    }
+    if !it.excluded.is_empty() {
+        s.push_str("\nleft out:\n");
+        let rows: Vec<Vec<String>> = it
+            .excluded
+            .iter()
+            .map(|x| {
+                vec![
+                    one_line(&x.workstream_id),
+                    one_line(&x.reason),
+                    one_line(&x.detail),
+                ]
+            })
+            .collect();
+        s.push_str(&render_table(&["workstream", "reason", "detail"], &rows));
+        for x in &it.excluded {
+            let Some(t) = x.output_tail.as_deref().filter(|t| !t.trim().is_empty()) else {
+                continue;
+            };
+            let _ = writeln!(s, "\n{} ({}):", one_line(&x.workstream_id), x.reason);
+            for l in t.lines() {
+                let _ = writeln!(s, "    {}", one_line(l));
+            }
+        }
+    }
+    if !it.tests.is_empty() {
+        s.push_str("\ntest runs:\n");
+        let rows: Vec<Vec<String>> = it
+            .tests
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                vec![
+                    (i + 1).to_string(),
+                    short(&t.commit),
+                    if t.workstreams.is_empty() {
+                        "none (onto alone)".to_string()
+                    } else {
+                        one_line(&t.workstreams.join(", "))
+                    },
+                    if t.passed { "pass" } else { "FAIL" }.to_string(),
+                    t.exit_code
+                        .map(|c| c.to_string())
+                        .or_else(|| t.ending.clone())
+                        .unwrap_or_else(|| "n/a".to_string()),
+                    duration(t.duration_seconds),
+                ]
+            })
+            .collect();
+        s.push_str(&render_table(
+            &["#", "commit", "merges", "result", "exit", "duration"],
+            &rows,
+        ));
+    }
+}
+
 fn first_line(s: &str) -> String {
     truncate(&one_line(s.lines().next().unwrap_or("")), MESSAGE_COLUMNS)
 }
@@ -203,7 +313,8 @@ fn errors(s: &mut String, v: &RunView) {
                     e.workstream_id.clone(),
                     e.agent_id.clone(),
                     e.error_type.to_string(),
-                    first_line(&e.message),
+                    // Whole: `--errors` is where a message is read in full.
+                    one_line(&e.message),
                 ]
             })
             .collect();

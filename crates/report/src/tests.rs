@@ -147,9 +147,29 @@ fn json_sections_select_the_same_sections() {
     let two: serde_json::Value =
         serde_json::from_str(&json_sections(&v, &[Section::Agents, Section::Timeline])).unwrap();
     let keys: Vec<&String> = two.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["agents", "timeline"]);
+    assert_eq!(keys, ["agents", "schema", "timeline"]);
     assert_eq!(two["timeline"], all["timeline"]);
     assert_eq!(all["schema"], 2);
+    assert_eq!(two["schema"], 2);
+}
+
+#[test]
+fn the_errors_section_prints_whole_messages() {
+    let mut v = fixture::view();
+    let long = format!(
+        "{}fix: pass --agent NAME (the hint at the end)",
+        "a long explanation ".repeat(10)
+    );
+    assert!(long.chars().count() > 200);
+    v.errors[0].message = format!("{long}\nsecond line");
+    let out = tables(&v, &[Section::Errors]);
+    assert!(
+        out.contains(&format!("{long} second line")),
+        "the whole message, on one line:\n{out}"
+    );
+    // The overview's one-line error column stays cut.
+    let overview = tables(&v, &[]);
+    assert!(!overview.contains("(the hint at the end)"), "{overview}");
 }
 
 #[test]
@@ -160,6 +180,15 @@ fn terminal_tables_snapshots() {
     insta::assert_snapshot!("table_errors", tables(&v, &[Section::Errors]));
     insta::assert_snapshot!("table_files", tables(&v, &[Section::Files]));
     insta::assert_snapshot!("table_timeline", tables(&v, &[Section::Timeline]));
+    let integration = tables(&v, &[Section::Integration]);
+    // Tables, not Markdown: no headings, no pipes, no emphasis.
+    assert!(
+        integration
+            .lines()
+            .all(|l| !l.starts_with("##") && !l.starts_with('|') && !l.contains("**")),
+        "{integration}"
+    );
+    insta::assert_snapshot!("table_integration", integration);
 }
 
 #[test]

@@ -109,10 +109,10 @@ pub(super) fn summary_rows(v: &RunView) -> Vec<(&'static str, String)> {
     let mut rows = vec![(
         "Cost (reported by the agents)",
         format!(
-            "{} ({} of {} workstreams reported usage)",
+            "{} ({} of {} reported usage)",
             opt_usd(&u.total),
             u.workstreams,
-            v.total_workstreams
+            ws_core::text::plural(v.total_workstreams, "workstream", "workstreams")
         ),
     )];
     if let Some(t) = tokens(&u.total) {

@@ -4,7 +4,7 @@
 
 use super::consolidated::{AgentPerf, Consolidated, Overlap, WsNote};
 use crate::model::{PairForecast, UNASSIGNED_AGENT};
-use crate::text::plural;
+use crate::text::{all_of, plural};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
@@ -16,6 +16,12 @@ pub const REVIEW_MIN_FAILED_RATE: f64 = 0.5;
 /// Imbalance advice needs enough work to balance: at least this many started workstreams
 /// per agent.
 pub const IMBALANCE_MIN_PER_AGENT: usize = 2;
+/// Workload advice (imbalance, idle agents) needs a run at least this long (wall time, in
+/// seconds). Below a minute the most rebalancing could save is seconds, less than it costs
+/// to re-split workstreams or change `--agents`; and on short runs the fixed costs of each
+/// workstream (worktree, git, database, process start: tenths of a second) are a large part
+/// of every agent's busy time, so the differences say little about the work itself.
+pub const WORKLOAD_MIN_WALL_SECS: f64 = 60.0;
 /// Imbalance: the busiest agent worked more than this many times the least busy one …
 pub const IMBALANCE_RATIO: f64 = 2.0;
 /// … and the gap is more than this share of the run's wall time.
@@ -173,14 +179,17 @@ impl Advice {
                 workstreams,
                 conflicting_pairs: 0,
                 ..
-            } => format!("Ready for merge: all {} completed.", ws_count(*workstreams)),
+            } => format!(
+                "Ready for merge: {} completed.",
+                all_of(*workstreams, "workstream", "workstreams")
+            ),
             Advice::ReadyForMerge {
                 workstreams,
                 conflicting_pairs,
                 merge_order,
             } => format!(
-                "Ready for merge: all {} completed, but {}: merge in this order: {}.",
-                ws_count(*workstreams),
+                "Ready for merge: {} completed, but {}: merge in this order: {}.",
+                all_of(*workstreams, "workstream", "workstreams"),
                 plural(*conflicting_pairs, "pair conflicts", "pairs conflict"),
                 name_list(merge_order.iter().map(|s| if s.rebase_first {
                     format!("{} (rebase first)", s.workstream_id)
@@ -483,10 +492,14 @@ fn load(a: &AgentPerf) -> AgentLoad {
     }
 }
 
-/// Workload imbalance, only when there was enough work to balance: at least
-/// [`IMBALANCE_MIN_PER_AGENT`] workstreams per agent, and a busiest agent that ran more
-/// than one (a single long workstream cannot be moved to another agent).
+/// Workload imbalance, only when there was enough work to balance: a run of at least
+/// [`WORKLOAD_MIN_WALL_SECS`], at least [`IMBALANCE_MIN_PER_AGENT`] workstreams per agent,
+/// and a busiest agent that ran more than one (a single long workstream cannot be moved to
+/// another agent).
 fn workload(c: &Consolidated) -> Option<Advice> {
+    if c.wall_seconds < WORKLOAD_MIN_WALL_SECS {
+        return None;
+    }
     let real: Vec<&AgentPerf> = c
         .agents
         .iter()

@@ -56,8 +56,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// Aggregated test outcomes across workstreams.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Aggregated test outcomes across workstreams. In JSON, `passed`, `failed` and `skipped`
+/// are `null` when no workstream's counts could be read (`workstreams_counted` 0): unknown,
+/// not zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct TestTotals {
     /// Workstreams that ran a test command.
     pub workstreams_tested: usize,
@@ -67,9 +69,32 @@ pub struct TestTotals {
     /// them (0 of N: the counts are unknown, shown as "n/a").
     #[serde(default)]
     pub workstreams_counted: usize,
+    #[serde(default, deserialize_with = "null_as_zero")]
     pub passed: u64,
+    #[serde(default, deserialize_with = "null_as_zero")]
     pub failed: u64,
+    #[serde(default, deserialize_with = "null_as_zero")]
     pub skipped: u64,
+}
+
+/// A count written as `null` (unknown) reads back as 0, with `workstreams_counted` 0.
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
+}
+
+impl Serialize for TestTotals {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let known = |n: u64| (self.workstreams_counted > 0).then_some(n);
+        let mut st = s.serialize_struct("TestTotals", 6)?;
+        st.serialize_field("workstreams_tested", &self.workstreams_tested)?;
+        st.serialize_field("workstreams_passed", &self.workstreams_passed)?;
+        st.serialize_field("workstreams_counted", &self.workstreams_counted)?;
+        st.serialize_field("passed", &known(self.passed))?;
+        st.serialize_field("failed", &known(self.failed))?;
+        st.serialize_field("skipped", &known(self.skipped))?;
+        st.end()
+    }
 }
 
 /// One commit created in a run.
@@ -181,5 +206,34 @@ impl Consolidated {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod test_totals_json {
+    use super::TestTotals;
+
+    #[test]
+    fn counts_are_null_when_nothing_was_counted_and_read_back() {
+        let none = TestTotals {
+            workstreams_tested: 2,
+            ..TestTotals::default()
+        };
+        let v = serde_json::to_value(&none).unwrap();
+        assert_eq!(v["passed"], serde_json::Value::Null);
+        assert_eq!(v["failed"], serde_json::Value::Null);
+        assert_eq!(v["skipped"], serde_json::Value::Null);
+        assert_eq!(v["workstreams_tested"], 2);
+        assert_eq!(serde_json::from_value::<TestTotals>(v).unwrap(), none);
+        let some = TestTotals {
+            workstreams_tested: 2,
+            workstreams_counted: 1,
+            passed: 3,
+            ..TestTotals::default()
+        };
+        let v = serde_json::to_value(&some).unwrap();
+        assert_eq!(v["passed"], 3);
+        assert_eq!(v["failed"], 0);
+        assert_eq!(serde_json::from_value::<TestTotals>(v).unwrap(), some);
     }
 }

@@ -154,7 +154,12 @@ impl<'a> Tally<'a> {
             }
         }
         self.total_errors += r.errors.len();
-        self.total_warnings += r.warnings.len();
+        // Notes (git-ws committed what an agent left) are recorded, not counted.
+        self.total_warnings += r
+            .warnings
+            .iter()
+            .filter(|w| !crate::text::is_note(w))
+            .count();
         for e in &r.errors {
             *self.by_type.entry(e.error_type.as_str()).or_default() += 1;
         }
@@ -512,7 +517,10 @@ mod tests {
             file("README.md", ChangeKind::Added, 5, 0),
         ];
         a.commits = vec!["aaa1".into(), "aaa2".into()];
-        a.warnings = vec!["committed uncommitted changes".into()];
+        a.warnings = vec![
+            "committed uncommitted changes".into(),
+            "uncommitted changes (2 files) were committed on ws/r/ws-02 by git-ws".into(),
+        ];
         a.test_results = Some(TestResults {
             command: "cargo test".into(),
             exit_code: Some(0),
@@ -720,6 +728,19 @@ mod tests {
     }
 
     #[test]
+    fn one_workstream_reads_in_the_singular() {
+        let c = consolidate(
+            &run(1),
+            &[res("ws-01", "agent-1", Status::Completed, 0, 10)],
+            Forecast::default(),
+        );
+        assert_eq!(
+            c.recommendations,
+            ["Ready for merge: the 1 workstream completed."]
+        );
+    }
+
+    #[test]
     fn conflicts_name_the_merge_order() {
         let a = res("ws-01", "agent-1", Status::Completed, 0, 10);
         let b = res("ws-02", "agent-2", Status::Completed, 0, 10);
@@ -841,18 +862,33 @@ mod tests {
             "{:?}",
             c.recommendations
         );
-        // 6 on 3, one agent idle: enough work, and it says so with the evidence.
-        let rs: Vec<_> = (0..6)
-            .map(|i| {
-                res(
-                    &format!("w{i}"),
-                    &format!("agent-{}", i % 2 + 1),
-                    Status::Completed,
-                    i,
-                    1,
-                )
-            })
-            .collect();
+        // 6 on 3, one agent idle, in a 130 s run: enough work, and it says so with the
+        // evidence.
+        let six = |step: i64, dur: i64| -> Vec<_> {
+            (0..6)
+                .map(|i| {
+                    res(
+                        &format!("w{i}"),
+                        &format!("agent-{}", i % 2 + 1),
+                        Status::Completed,
+                        i * step,
+                        dur,
+                    )
+                })
+                .collect()
+        };
+        // The same on a 6-second run: too short to matter, no workload advice.
+        let c = consolidate(&run(3), &six(1, 1), Forecast::default());
+        assert!(
+            has(&c, "Redistribute").is_empty(),
+            "{:?}",
+            c.recommendations
+        );
+        // Just under a minute: still none.
+        let c = consolidate(&run(3), &six(10, 9), Forecast::default());
+        assert!(c.wall_seconds < 60.0, "{}", c.wall_seconds);
+        assert!(has(&c, "Redistribute").is_empty());
+        let rs = six(20, 30);
         let c = consolidate(&run(3), &rs, Forecast::default());
         assert_eq!(
             has(&c, "Redistribute"),

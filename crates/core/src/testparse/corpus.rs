@@ -45,6 +45,7 @@ macro_rules! corpus {
 const CARGO: Option<&str> = Some("cargo-test");
 const NEXTEST: Option<&str> = Some("nextest");
 const PYTEST: Option<&str> = Some("pytest");
+const UNITTEST: Option<&str> = Some("unittest");
 const GO: Option<&str> = Some("go-test");
 const JEST: Option<&str> = Some("jest");
 const VITEST: Option<&str> = Some("vitest");
@@ -138,6 +139,24 @@ corpus! {
         passed: 2, failed: 0, skipped: 0, errors: 0, deselected: 0, xfailed: 0, xpassed: 0, warnings: 0 }
     pytest_color: "pytest-color.txt" => PYTEST, {
         passed: 6, failed: 1, skipped: 1, errors: 1, deselected: 0, xfailed: 1, xpassed: 1, warnings: 1 }
+
+    // Python 3.11.7's unittest. A test prints a fake `Ran 99 tests` + `OK` and a plain
+    // line; an exception in a test (unittest's "error") is a failed test; three failing
+    // subtests of one test are one failed test; a module that fails to import is an error.
+    unittest_pass: "unittest-pass.txt" => UNITTEST,
+        { passed: 6, failed: 0, skipped: 1, errors: 0, xfailed: 2, xpassed: 0 }
+    unittest_v_pass: "unittest-v-pass.txt" => UNITTEST,
+        { passed: 6, failed: 0, skipped: 1, errors: 0, xfailed: 2, xpassed: 0 }
+    unittest_fail: "unittest-fail.txt" => UNITTEST,
+        { passed: 3, failed: 3, skipped: 1, errors: 0, xfailed: 2, xpassed: 0 }
+    unittest_v_fail: "unittest-v-fail.txt" => UNITTEST,
+        { passed: 3, failed: 3, skipped: 1, errors: 0, xfailed: 1, xpassed: 1 }
+    unittest_subtests_fail: "unittest-subtests-fail.txt" => UNITTEST,
+        { passed: 5, failed: 1, skipped: 1, errors: 0, xfailed: 2, xpassed: 0 }
+    unittest_no_tests: "unittest-no-tests.txt" => UNITTEST,
+        { passed: 0, failed: 0, skipped: 0, errors: 0, xfailed: 0, xpassed: 0 }
+    unittest_import_error: "unittest-import-error.txt" => UNITTEST,
+        { passed: 6, failed: 0, skipped: 1, errors: 1, xfailed: 2, xpassed: 0 }
 
     // Without -v go prints failures only: passed and skipped are unknown.
     go_pass: "go-pass.txt" => GO, { failed: 0, errors: 0 }

@@ -15,6 +15,8 @@ pub enum Harness {
     /// `cargo nextest run`.
     Nextest,
     Pytest,
+    /// Python's `unittest` (`python -m unittest`, `unittest.main()`).
+    Unittest,
     /// `go test`, plain, `-v` or `-json`.
     GoTest,
     Jest,
@@ -38,6 +40,7 @@ impl Harness {
             Harness::Libtest => "cargo-test",
             Harness::Nextest => "nextest",
             Harness::Pytest => "pytest",
+            Harness::Unittest => "unittest",
             Harness::GoTest => "go-test",
             Harness::Jest => "jest",
             Harness::Vitest => "vitest",

@@ -1,5 +1,5 @@
 //! Test-output parsing: reads the closing summaries of cargo test (libtest), cargo-nextest,
-//! pytest, go test (`-v`, plain and `-json`), jest, vitest, mocha, node's test runner,
+//! pytest, Python's unittest, go test (`-v`, plain and `-json`), jest, vitest, mocha, node's test runner,
 //! RSpec, TAP streams, `prove`, and the plain `N passed, N failed` line, and turns them into
 //! one set of counts. Pure: text in, counts out.
 //!
@@ -72,6 +72,7 @@ pub fn parse(output: &str) -> Option<Summary> {
     found.extend(rust::libtest(&lines));
     found.extend(rust::nextest(&lines));
     found.extend(python::pytest(&lines));
+    found.extend(python::unittest(&lines));
     found.extend(go::go_test(&lines));
     found.extend(js::jest(&lines));
     found.extend(js::vitest(&lines));

@@ -234,6 +234,10 @@ pub struct WorkstreamRow {
     pub output_tail: Option<OutputTail>,
     pub tests: Option<TestsRow>,
     pub warnings: Vec<String>,
+    /// What is recorded but is no warning ([`text::is_note`]: git-ws committed what the
+    /// agent left uncommitted); absent from the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Each file with its kind of change and line counts.
     pub files: Vec<FileChange>,
     pub additions: u64,
@@ -429,24 +433,32 @@ fn verdict(c: &Consolidated) -> String {
         "no workstreams ran.".to_string()
     } else if c.all_completed() && conflicts == 0 {
         format!(
-            "all {} workstreams completed; ready for merge.",
-            c.total_workstreams
+            "{} completed; ready for merge.",
+            text::all_of(c.total_workstreams, "workstream", "workstreams")
         )
     } else if c.all_completed() {
         format!(
-            "all {} workstreams completed; {} to resolve while merging (see Merge forecast).",
-            c.total_workstreams,
+            "{} completed; {} to resolve while merging (see Merge forecast).",
+            text::all_of(c.total_workstreams, "workstream", "workstreams"),
             text::plural(conflicts, "conflicting pair", "conflicting pairs")
         )
     } else if c.deferred > 0 {
         format!(
-            "{} of {} workstreams completed; {} failed, {} skipped, {} deferred (git ws-run --resume {} runs them).",
-            c.completed, c.total_workstreams, c.failed, c.skipped, c.deferred, c.run.run_id
+            "{} of {} completed; {} failed, {} skipped, {} deferred (git ws-run --resume {} runs them).",
+            c.completed,
+            text::plural(c.total_workstreams, "workstream", "workstreams"),
+            c.failed,
+            c.skipped,
+            c.deferred,
+            c.run.run_id
         )
     } else {
         format!(
-            "{} of {} workstreams completed; {} failed, {} skipped.",
-            c.completed, c.total_workstreams, c.failed, c.skipped
+            "{} of {} completed; {} failed, {} skipped.",
+            c.completed,
+            text::plural(c.total_workstreams, "workstream", "workstreams"),
+            c.failed,
+            c.skipped
         )
     }
 }
@@ -493,7 +505,18 @@ fn workstream_row(r: &WorkstreamResult, merge: Option<&MergeRecord>) -> Workstre
                 ..t.clone()
             },
         }),
-        warnings: r.warnings.iter().map(|w| text::clean(w)).collect(),
+        warnings: r
+            .warnings
+            .iter()
+            .filter(|w| !text::is_note(w))
+            .map(|w| text::clean(w))
+            .collect(),
+        notes: r
+            .warnings
+            .iter()
+            .filter(|w| text::is_note(w))
+            .map(|w| text::clean(w))
+            .collect(),
         files: r.files.clone(),
         additions: r.files.iter().map(|f| f.additions).sum(),
         deletions: r.files.iter().map(|f| f.deletions).sum(),

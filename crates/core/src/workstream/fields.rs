@@ -20,6 +20,7 @@ pub(super) fn from_object(
     let warnings = unknown_field_warnings(file, &obj);
     let mut problems: Vec<String> = Vec::new();
     let id = id_field(&obj, &mut problems);
+    misspelled_depends_on(&obj, &mut problems);
     let title = string_field(&obj, "title", false, &mut problems);
     let action = action_field(&obj, &mut problems);
     let test = string_field(&obj, "test", true, &mut problems);
@@ -59,11 +60,58 @@ pub(super) fn from_object(
 
 type Problems = Vec<String>;
 
-/// A warning for each field git-ws does not know, with the closest known name.
+/// Whether unknown field `key` is a misspelling of `depends_on` (`depends`, `dependsOn`,
+/// `depend_on`, `depends-on`, `Depends_On`, …): an error, since ignoring it would drop the
+/// dependency silently and run the workstream too early.
+fn is_misspelled_depends_on(key: &str) -> bool {
+    let squashed: String = key
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' ' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    !KNOWN_FIELDS.contains(&key)
+        && (squashed.starts_with("depend")
+            || squashed == "dependencies"
+            || squashed == "deps"
+            || suggest_field(key) == Some("depends_on"))
+}
+
+/// A problem for each misspelled `depends_on` ([`is_misspelled_depends_on`]).
+fn misspelled_depends_on(obj: &Map<String, Value>, problems: &mut Problems) {
+    for key in obj.keys().filter(|k| is_misspelled_depends_on(k)) {
+        problems.push(format!(
+            "field {}: unknown; did you mean \"depends_on\"? (ignoring it would run this workstream without waiting for its dependencies)",
+            quote(key)
+        ));
+    }
+}
+
+/// The unknown field of `obj` that was probably meant to be `wanted` (a required field that
+/// is missing), for a "did you mean" hint.
+fn misspelling_of<'o>(obj: &'o Map<String, Value>, wanted: &str) -> Option<&'o str> {
+    obj.keys()
+        .map(String::as_str)
+        .filter(|k| !KNOWN_FIELDS.contains(k))
+        .find(|k| suggest_field(k) == Some(wanted))
+}
+
+/// `; did you mean "command" for "comand"?` for the first of `wanted` that an unknown field
+/// of `obj` is a misspelling of; empty when none is.
+fn did_you_mean(obj: &Map<String, Value>, wanted: &[&str]) -> String {
+    wanted
+        .iter()
+        .find_map(|w| {
+            misspelling_of(obj, w).map(|k| format!("; did you mean \"{w}\" for {}?", quote(k)))
+        })
+        .unwrap_or_default()
+}
+
+/// A warning for each field git-ws does not know, with the closest known name (a
+/// misspelled `depends_on` is an error instead: [`misspelled_depends_on`]).
 fn unknown_field_warnings(file: &str, obj: &Map<String, Value>) -> Vec<String> {
     let mut warnings = Vec::new();
     for key in obj.keys() {
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
+        if !KNOWN_FIELDS.contains(&key.as_str()) && !is_misspelled_depends_on(key) {
             let hint = match suggest_field(key) {
                 Some(known) => format!("; did you mean \"{known}\"?"),
                 None => String::new(),
@@ -80,7 +128,10 @@ fn unknown_field_warnings(file: &str, obj: &Map<String, Value>) -> Vec<String> {
 fn id_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<String> {
     match obj.get("id") {
         None => {
-            problems.push("field \"id\": missing (every workstream needs an id)".to_string());
+            problems.push(format!(
+                "field \"id\": missing (every workstream needs an id{})",
+                did_you_mean(obj, &["id"])
+            ));
             None
         }
         Some(Value::String(s)) => match validate_id(s) {
@@ -110,7 +161,10 @@ fn action_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<Act
             None
         }
         (false, false) => {
-            problems.push("needs exactly one of \"command\" and \"prompt\" (found neither)".into());
+            problems.push(format!(
+                "needs exactly one of \"command\" and \"prompt\" (found neither{})",
+                did_you_mean(obj, &["command", "prompt"])
+            ));
             None
         }
         _ => command.or(prompt),
@@ -642,24 +696,71 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_warnings() {
-        let (w, warnings) = ok(
-            "ws-01.json",
-            r#"{"id":"a","command":"x","foo":1,"depend_on":[]}"#,
-        );
+        let (w, warnings) = ok("ws-01.json", r#"{"id":"a","command":"x","foo":1}"#);
         // Kept with the workstream too, so its result carries them.
         assert_eq!(w.warnings, warnings);
         assert_eq!(
             warnings,
-            vec![
-                "ws-01.json: unknown field \"depend_on\" (ignored; did you mean \"depends_on\"?)"
-                    .to_string(),
-                "ws-01.json: unknown field \"foo\" (ignored)".to_string(),
-            ]
+            vec!["ws-01.json: unknown field \"foo\" (ignored)".to_string()]
         );
         let (_, warnings) = ok("x.json", r#"{"id":"a","command":"x","timeout":5}"#);
         assert_eq!(
             warnings,
             vec!["x.json: unknown field \"timeout\" (ignored; did you mean \"timeout_secs\"?)"]
+        );
+    }
+
+    #[test]
+    fn a_misspelled_depends_on_is_an_error() {
+        for key in [
+            "depend_on",
+            "depends",
+            "dependsOn",
+            "depends-on",
+            "Depends_On",
+            "dependencies",
+            "deps",
+        ] {
+            let json = format!(r#"{{"id":"a","command":"x","{key}":["b"]}}"#);
+            let e = err("w.json", &json);
+            assert_eq!(
+                e.message,
+                format!(
+                    "w.json: field \"{key}\": unknown; did you mean \"depends_on\"? \
+                     (ignoring it would run this workstream without waiting for its dependencies)"
+                ),
+                "{key}"
+            );
+            assert_eq!(e.id.as_deref(), Some("a"));
+        }
+        // The right name, and unrelated unknown fields, still pass.
+        ok(
+            "w.json",
+            r#"{"id":"a","command":"x","depends_on":[],"notes":1}"#,
+        );
+    }
+
+    #[test]
+    fn missing_required_fields_suggest_the_misspelled_one() {
+        assert_eq!(
+            err("c.json", r#"{"id":"a","comand":"x"}"#).message,
+            "c.json: needs exactly one of \"command\" and \"prompt\" \
+             (found neither; did you mean \"command\" for \"comand\"?)"
+        );
+        assert_eq!(
+            err("p.json", r#"{"id":"a","promt":"x"}"#).message,
+            "p.json: needs exactly one of \"command\" and \"prompt\" \
+             (found neither; did you mean \"prompt\" for \"promt\"?)"
+        );
+        assert_eq!(
+            err("i.json", r#"{"ID":"a","command":"x"}"#).message,
+            "i.json: field \"id\": missing (every workstream needs an id; \
+             did you mean \"id\" for \"ID\"?)"
+        );
+        // Nothing close: no hint.
+        assert_eq!(
+            err("n.json", r#"{"id":"a","zzz":"x"}"#).message,
+            "n.json: needs exactly one of \"command\" and \"prompt\" (found neither)"
         );
     }
 

@@ -22,7 +22,7 @@ pub use crate::text::{parse_duration, MAX_TIMEOUT};
 pub use fields::{validate_id, validate_run_id};
 pub use loading::{load_dir, load_dir_within, select_only};
 pub use parse::parse_workstream;
-pub use validation::validate_set;
+pub use validation::{empty_backlog, require_agents, validate_set};
 
 use std::collections::BTreeMap;
 use std::time::Duration;

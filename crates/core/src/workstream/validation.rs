@@ -1,5 +1,7 @@
 //! Cross-file validation of a directory's workstreams ([`validate_set`]): duplicate ids,
-//! dependencies on ids nobody holds, dependency cycles.
+//! dependencies on ids nobody holds, dependency cycles; and what the run's settings decide
+//! ([`require_agents`]: a prompt with nothing to run it), and an empty backlog
+//! ([`empty_backlog`]).
 
 use super::cycles::find_cycles;
 use super::{InvalidWorkstream, Loaded, Workstream};
@@ -33,6 +35,73 @@ pub fn validate_set(
         invalid: rejected,
         warnings,
     }
+}
+
+/// Move every `prompt` workstream that names no `"agent"` to `invalid` when the run has no
+/// agent to give it (`default_agent`: `--agent`, `ws.agent`, `--agent-cmd` or
+/// `ws.agentCommand` is set), with a message naming the file and every way to set one
+/// (`presets`: the preset names). What `--dry-run` reports and a real run fails up front,
+/// instead of a `SpawnError` after the worktree is made.
+pub fn require_agents(mut loaded: Loaded, default_agent: bool, presets: &str) -> Loaded {
+    if default_agent {
+        return loaded;
+    }
+    let (orphans, valid): (Vec<Workstream>, Vec<Workstream>) = loaded
+        .valid
+        .into_iter()
+        .partition(|w| matches!(w.action, super::Action::Prompt(_)) && w.agent.is_none());
+    loaded.valid = valid;
+    for w in orphans {
+        loaded.invalid.push(InvalidWorkstream {
+            message: format!(
+                "{}: field \"prompt\": no agent is set to run it: pass --agent NAME ({presets}) or --agent-cmd CMD, set git config ws.agent or ws.agentCommand, or give the workstream an \"agent\"",
+                w.file
+            ),
+            file: w.file,
+            id: Some(w.id),
+        });
+    }
+    loaded.invalid.sort_by(|a, b| a.file.cmp(&b.file));
+    loaded
+}
+
+/// The one sentence for a workstreams directory (`dir`, as shown) holding no workstream
+/// file, given the names of the files it does hold (`names`, hidden ones excluded): `None`
+/// when `loaded_any` (some `*.json` file was read, valid or not). Files that look like
+/// misnamed workstream files (`*.JSON`, `*.json.bak`, `*.jsonc`, …) are named.
+pub fn empty_backlog(dir: &str, names: &[String], loaded_any: bool) -> Option<String> {
+    if loaded_any {
+        return None;
+    }
+    let mut near: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| n.to_ascii_lowercase().contains(".json"))
+        .collect();
+    near.sort();
+    const SHOWN: usize = 5;
+    let list = |v: &[&str]| {
+        let more = v.len().saturating_sub(SHOWN);
+        let mut s = v[..v.len().min(SHOWN)].join(", ");
+        if more > 0 {
+            s.push_str(&format!(" and {more} more"));
+        }
+        s
+    };
+    Some(match (near.as_slice(), names.len()) {
+        ([], 0) => format!(
+            "no workstreams: {dir} is empty (add one JSON file per workstream, named <id>.json)"
+        ),
+        ([], n) => format!(
+            "no workstreams: {dir} holds {} but no *.json file (add one JSON file per workstream, named <id>.json)",
+            crate::text::plural(n, "file", "files")
+        ),
+        (near, _) => format!(
+            "no workstreams: {dir} holds no *.json file, only {} ({}): only names ending in \".json\" (lower case) are read",
+            crate::text::plural(near.len(), "misnamed file", "misnamed files"),
+            list(near)
+        ),
+    })
 }
 
 /// One file of the set, valid or not, while the set is checked.
@@ -299,5 +368,56 @@ mod tests {
             "c.json: field \"depends_on\": unknown workstream \"WS-01\" (did you mean \"ws-01\"?)"
         );
         assert_eq!(loaded.warnings.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod run_setting_tests {
+    use super::super::test_util::ws;
+    use super::super::Action;
+    use super::*;
+
+    #[test]
+    fn a_prompt_without_an_agent_is_invalid_unless_one_is_set() {
+        let mut p = ws("p.json", "p", &[]);
+        p.action = Action::Prompt("do it".into());
+        let mut own = ws("o.json", "o", &[]);
+        own.action = Action::Prompt("do it".into());
+        own.agent = Some(crate::agents::Preset::Claude);
+        let loaded = Loaded {
+            valid: vec![ws("c.json", "c", &[]), own, p],
+            ..Loaded::default()
+        };
+        assert_eq!(require_agents(loaded.clone(), true, "x"), loaded);
+        let out = require_agents(loaded, false, "claude, codex");
+        let ids: Vec<&str> = out.valid.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["c", "o"]);
+        assert_eq!(out.invalid.len(), 1);
+        assert_eq!(out.invalid[0].id.as_deref(), Some("p"));
+        assert!(
+            out.invalid[0].message.starts_with(
+                "p.json: field \"prompt\": no agent is set to run it: pass --agent NAME (claude, codex)"
+            ),
+            "{}",
+            out.invalid[0].message
+        );
+    }
+
+    #[test]
+    fn an_empty_or_misnamed_backlog_is_one_sentence() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(empty_backlog("w/", &names(&["a.JSON"]), true), None);
+        assert_eq!(
+            empty_backlog("w/", &[], false).unwrap(),
+            "no workstreams: w/ is empty (add one JSON file per workstream, named <id>.json)"
+        );
+        assert_eq!(
+            empty_backlog("w/", &names(&["notes.txt"]), false).unwrap(),
+            "no workstreams: w/ holds 1 file but no *.json file (add one JSON file per workstream, named <id>.json)"
+        );
+        assert_eq!(
+            empty_backlog("w/", &names(&["b.json.bak", "a.JSON", "notes.txt"]), false).unwrap(),
+            "no workstreams: w/ holds no *.json file, only 2 misnamed files (a.JSON, b.json.bak): only names ending in \".json\" (lower case) are read"
+        );
     }
 }
