@@ -196,7 +196,7 @@ pub fn plan_page(run_id: &str, it: &ws_core::model::IntegrationRecord, run_href:
         out,
         "<p id=\"plan\">Onto {} (<code>{}</code>) into <code>{}</code>: {} merged, {} left out. Nothing was written.</p>",
         h(&it.onto_rev),
-        h(&it.onto.chars().take(12).collect::<String>()),
+        short(&it.onto),
         h(&it.branch),
         it.merges.len(),
         it.excluded.len()
@@ -209,10 +209,7 @@ pub fn plan_page(run_id: &str, it: &ws_core::model::IntegrationRecord, run_href:
             vec![
                 (i + 1).to_string(),
                 format!("<code>{}</code>", h(&m.workstream_id)),
-                format!(
-                    "<code>{}</code>",
-                    h(&m.tip.chars().take(12).collect::<String>())
-                ),
+                format!("<code>{}</code>", short(&m.tip)),
             ]
         })
         .collect();
@@ -397,6 +394,11 @@ fn section(out: &mut String, id: &str, title: &str) {
     );
 }
 
+/// A commit's first 12 hex digits, escaped.
+fn short(sha: &str) -> String {
+    h(&sha.chars().take(12).collect::<String>())
+}
+
 fn status(s: Status) -> String {
     let name = s.as_str();
     format!("<span class=\"st st-{name}\">{name}</span>")
@@ -464,11 +466,7 @@ fn summary(out: &mut String, v: &RunView) {
         ("Started", h(&v.timestamp)),
         (
             "Base",
-            format!(
-                "{} (<code>{}</code>)",
-                h(&v.base_rev),
-                h(&v.base.chars().take(12).collect::<String>())
-            ),
+            format!("{} (<code>{}</code>)", h(&v.base_rev), short(&v.base)),
         ),
         ("Agents", v.agent_count.to_string()),
         (
@@ -868,7 +866,7 @@ fn integration(out: &mut String, v: &RunView) {
         if i.dry_run { "Planned (dry run): " } else { "" },
         h(&i.branch),
         h(&i.onto_rev),
-        h(&i.onto.chars().take(12).collect::<String>()),
+        short(&i.onto),
         i.merged.len(),
         i.excluded.len(),
         i.test_command
@@ -879,7 +877,7 @@ fn integration(out: &mut String, v: &RunView) {
                 plural(i.test_runs, "run", "runs")
             ))
             .unwrap_or_default(),
-        h(&i.tip.chars().take(12).collect::<String>()),
+        short(&i.tip),
         if i.incomplete {
             " — <strong>the run was not finished</strong>"
         } else {
@@ -913,10 +911,7 @@ fn integration(out: &mut String, v: &RunView) {
             .iter()
             .map(|t| {
                 vec![
-                    format!(
-                        "<code>{}</code>",
-                        h(&t.commit.chars().take(12).collect::<String>())
-                    ),
+                    format!("<code>{}</code>", short(&t.commit)),
                     h(&t.workstreams.join(", ")),
                     if t.passed {
                         "<span class=\"st st-completed\">passed</span>".into()
@@ -1068,10 +1063,7 @@ fn details(out: &mut String, v: &RunView) {
                 "<p>Commits: {}</p>",
                 w.commits_created
                     .iter()
-                    .map(|c| format!(
-                        "<code>{}</code>",
-                        h(&c.chars().take(12).collect::<String>())
-                    ))
+                    .map(|c| format!("<code>{}</code>", short(c)))
                     .collect::<Vec<_>>()
                     .join(" ")
             );
@@ -1274,7 +1266,7 @@ pub fn workstream_page(p: &WorkstreamPage<'_>) -> String {
             let _ = write!(
                 out,
                 "<li><code>{}</code> {} <span class=\"muted\">— {}</span></li>",
-                h(&c.sha.chars().take(12).collect::<String>()),
+                short(c.sha),
                 h(c.summary),
                 h(c.author)
             );
