@@ -95,7 +95,8 @@ fn warning_line(line: &str) -> bool {
 }
 
 /// The status words coloured where they stand (a zero count is left plain: "0 failed").
-const WORDS: &[(&str, fn() -> Style)] = &[
+type Painted = (&'static str, fn() -> Style);
+const WORDS: &[Painted] = &[
     ("completed", good),
     ("failed", bad),
     ("skipped", warn),
