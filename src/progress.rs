@@ -141,7 +141,7 @@ pub fn result_line(r: &WorkstreamResult) -> String {
 /// What the run does after the first Ctrl-C or SIGTERM, in one line.
 pub fn winding_down(running: usize, waiting: usize, grace: Duration) -> String {
     format!(
-        "interrupted: not starting {waiting} waiting workstream(s); stopping {running} running (SIGTERM, SIGKILL after {}); then consolidating and removing worktrees (Ctrl-C again to kill everything and exit now)",
+        "interrupted: not starting {waiting} waiting workstream(s); stopping {running} running (SIGTERM, SIGKILL after {}); then consolidating and releasing the worktrees (Ctrl-C again to kill everything and exit now)",
         crate::runner::execute::human_duration(grace)
     )
 }
@@ -167,11 +167,15 @@ impl Observer for Plain {
                 grace,
             } => format!("ws: {}", winding_down(running, waiting, grace)),
             Event::Consolidating => {
-                "ws: consolidating, writing the report and removing agent worktrees".to_string()
+                "ws: consolidating, writing the report and releasing the agent worktrees (kept in the pool unless ws.keepWorktrees is false)".to_string()
             }
             Event::Note(n) => format!("ws: warning: {n}"),
         };
-        let _ = writeln!(std::io::stderr(), "{}", crate::text::clean(&line));
+        let line = crate::cli::colour::paint_text(
+            &crate::text::clean(&line),
+            crate::cli::colour::Stream::Stderr,
+        );
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
 }
 
@@ -186,7 +190,10 @@ pub struct Bars {
 
 impl Bars {
     fn println(&self, s: &str) {
-        let s = crate::text::clean(s);
+        let s = crate::cli::colour::paint_text(
+            &crate::text::clean(s),
+            crate::cli::colour::Stream::Stderr,
+        );
         match &self.multi {
             Some(m) => {
                 let _ = m.println(s);

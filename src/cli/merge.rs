@@ -80,6 +80,10 @@ pub struct MergeArgs {
     /// repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
+    /// Colour what was merged and left out: auto (only on a terminal, and not when NO_COLOR
+    /// is set), always, never; JSON is never coloured
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
+    pub color: super::colour::ColorChoice,
 }
 
 /// The end of `git ws-merge --help`: what it never touches, exit statuses, the settings
@@ -123,6 +127,7 @@ impl MergeArgs {
 /// `git ws-merge`: returns the process exit status.
 pub fn merge_main() -> i32 {
     let args = MergeArgs::parse();
+    super::colour::apply(args.color);
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -139,14 +144,23 @@ pub fn merge_main() -> i32 {
     };
     match merge::merge(&opts, &mut progress) {
         Ok(outcome) => {
-            print!("{}", render(&outcome, args.format));
+            let out = render(&outcome, args.format);
+            match args.format {
+                MergeFormat::Human => print!("{}", super::colour::paint_merge(&out)),
+                MergeFormat::Json => print!("{out}"),
+            }
             for n in &outcome.notes {
-                eprintln!("git ws-merge: {}", crate::text::clean(n));
+                let line = format!("git ws-merge: {}", crate::text::clean(n));
+                eprintln!(
+                    "{}",
+                    super::colour::paint_text(&line, super::colour::Stream::Stderr)
+                );
             }
             outcome.exit_code()
         }
         Err(e) => {
-            eprintln!("git ws-merge: {}", crate::text::clean(&e.to_string()));
+            let line = format!("git ws-merge: {}", crate::text::clean(&e.to_string()));
+            eprintln!("{}", super::colour::paint_err(&line));
             e.exit_code()
         }
     }

@@ -2,6 +2,7 @@
 //! `git ws-merge`, their conversion into library options, signal handling, and the closing
 //! summary.
 
+pub mod colour;
 pub mod docs;
 pub mod merge;
 pub mod report;
@@ -118,6 +119,10 @@ pub struct RunArgs {
     /// No progress display on stderr
     #[arg(long, short)]
     pub quiet: bool,
+    /// Colour statuses and failures: auto (only on a terminal, and not when NO_COLOR is
+    /// set), always, never
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
+    pub color: colour::ColorChoice,
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
@@ -314,6 +319,7 @@ pub fn render_branch_prune(p: &BranchPrune) -> String {
 /// `git ws-run`: returns the process exit status.
 pub fn run_main() -> i32 {
     let args = RunArgs::parse();
+    colour::apply(args.color);
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -355,7 +361,10 @@ pub fn run_main() -> i32 {
     if args.dry_run {
         return match run_cmd::dry_run(&opts) {
             Ok(d) => {
-                print!("{}", render_dry_run(&d));
+                print!(
+                    "{}",
+                    colour::paint_text(&render_dry_run(&d), colour::Stream::Stdout)
+                );
                 if d.loaded.invalid.is_empty() {
                     0
                 } else {
@@ -391,13 +400,20 @@ pub fn run_main() -> i32 {
                 0
             }
             Ok(Ran::Run(outcome)) => {
-                print!("{}", render_summary(&outcome, format));
+                let summary = render_summary(&outcome, format);
+                match format {
+                    SummaryFormat::Human => {
+                        print!("{}", colour::paint_text(&summary, colour::Stream::Stdout))
+                    }
+                    SummaryFormat::Json => print!("{summary}"),
+                }
                 if let Some(e) = &outcome.report_error {
                     eprintln!("git ws-run: {e}");
                 }
                 // Never quiet: results not kept are said on stderr, even with -q.
                 for line in crate::summary::unrecorded_lines(&outcome) {
-                    eprintln!("git ws-run: {line}");
+                    let line = format!("git ws-run: {line}");
+                    eprintln!("{}", colour::paint_text(&line, colour::Stream::Stderr));
                 }
                 outcome.exit_code()
             }
@@ -407,7 +423,8 @@ pub fn run_main() -> i32 {
 }
 
 fn fail(e: &Error) -> i32 {
-    eprintln!("git ws-run: {}", crate::text::clean(&e.to_string()));
+    let line = format!("git ws-run: {}", crate::text::clean(&e.to_string()));
+    eprintln!("{}", colour::paint_err(&line));
     e.exit_code()
 }
 

@@ -67,11 +67,16 @@ pub struct ReportArgs {
     /// never fails
     #[arg(long, conflicts_with = "run")]
     pub record_merges: bool,
+    /// Colour the table's statuses and failures: auto (only on a terminal, and not when
+    /// NO_COLOR is set), always, never; JSON, Markdown and HTML are never coloured
+    #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
+    pub color: super::colour::ColorChoice,
 }
 
 /// `git ws-report`: returns the process exit status.
 pub fn report_main() -> i32 {
     let args = ReportArgs::parse();
+    super::colour::apply(args.color);
     if args.record_merges {
         if let Some(line) = record_merges(&args) {
             println!("{line}");
@@ -87,11 +92,20 @@ pub fn report_main() -> i32 {
     };
     match report(&args.to_options(cwd)) {
         Ok(out) => {
-            print!("{out}");
+            // Only the table is for a terminal; --write prints a path.
+            if args.format == ReportFormat::Table && !args.write {
+                print!(
+                    "{}",
+                    super::colour::paint_text(&out, super::colour::Stream::Stdout)
+                );
+            } else {
+                print!("{out}");
+            }
             0
         }
         Err(e) => {
-            eprintln!("git ws-report: {}", crate::text::clean(&e.to_string()));
+            let line = format!("git ws-report: {}", crate::text::clean(&e.to_string()));
+            eprintln!("{}", super::colour::paint_err(&line));
             e.exit_code()
         }
     }

@@ -5,6 +5,7 @@
 mod agents;
 mod boundaries;
 mod cli_snapshots;
+mod colour;
 mod common;
 mod containment;
 mod environments;
