@@ -26,5 +26,6 @@ mod report;
 mod review;
 mod run;
 mod sandbox;
+mod signals;
 mod sql;
 mod test_files;
