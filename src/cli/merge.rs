@@ -80,6 +80,8 @@ pub struct MergeArgs {
     /// repository root]
     #[arg(long, value_name = "DIR")]
     pub reports_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub docs: super::docs::DocsArgs,
 }
 
 /// The end of `git ws-merge --help`: what it never touches, exit statuses, the settings
@@ -122,7 +124,10 @@ impl MergeArgs {
 
 /// `git ws-merge`: returns the process exit status.
 pub fn merge_main() -> i32 {
-    let args = MergeArgs::parse();
+    let args: MergeArgs = super::docs::parse();
+    if let Some(code) = args.docs.run("git ws-merge") {
+        return code;
+    }
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {

@@ -122,12 +122,8 @@ pub struct RunArgs {
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
-    /// Write the man pages (git-ws-run.1, git-ws-report.1, git-ws-merge.1) into DIR, then exit
-    #[arg(long, value_name = "DIR", hide_short_help = true)]
-    pub generate_man: Option<PathBuf>,
-    /// Print shell completions for SHELL (bash includes the `git ws-run` shims), then exit
-    #[arg(long, value_name = "SHELL", hide_short_help = true)]
-    pub generate_completions: Option<clap_complete::Shell>,
+    #[command(flatten)]
+    pub docs: docs::DocsArgs,
 }
 
 /// The end of `git ws-run --help`: exit statuses, the settings (from [`crate::config::KEYS`])
@@ -314,7 +310,7 @@ pub fn render_branch_prune(p: &BranchPrune) -> String {
 
 /// `git ws-run`: returns the process exit status.
 pub fn run_main() -> i32 {
-    let args = RunArgs::parse();
+    let args: RunArgs = docs::parse();
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -322,23 +318,8 @@ pub fn run_main() -> i32 {
             return EXIT_NOTHING_RAN;
         }
     };
-    if let Some(dir) = &args.generate_man {
-        return match docs::write_man_pages(dir) {
-            Ok(paths) => {
-                for p in paths {
-                    println!("{}", p.display());
-                }
-                0
-            }
-            Err(e) => fail(&Error::new(format!(
-                "failed to write man pages to {}: {e}",
-                dir.display()
-            ))),
-        };
-    }
-    if let Some(shell) = args.generate_completions {
-        print!("{}", docs::completions(shell));
-        return 0;
+    if let Some(code) = args.docs.run("git ws-run") {
+        return code;
     }
     if let Some(code) = args.run_maintenance(&cwd) {
         return code;

@@ -67,11 +67,16 @@ pub struct ReportArgs {
     /// never fails
     #[arg(long, conflicts_with = "run")]
     pub record_merges: bool,
+    #[command(flatten)]
+    pub docs: super::docs::DocsArgs,
 }
 
 /// `git ws-report`: returns the process exit status.
 pub fn report_main() -> i32 {
-    let args = ReportArgs::parse();
+    let args: ReportArgs = super::docs::parse();
+    if let Some(code) = args.docs.run("git ws-report") {
+        return code;
+    }
     if args.record_merges {
         if let Some(line) = record_merges(&args) {
             println!("{line}");

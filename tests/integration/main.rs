@@ -9,6 +9,7 @@ mod common;
 mod containment;
 mod environments;
 mod faults;
+mod help;
 mod inputs;
 mod kills;
 mod layers;
