@@ -20,6 +20,10 @@
 #                                      # cap while a command prints), with counts:
 #                                      # "0 lost, 0 completed-without-record, 0 moved
 #                                      # branches, 0 orphan processes"
+#   scripts/stress.sh sigint 50        # 50 Ctrl-Cs to the process group of `git ws-run`
+#                                      # (git's wrapper), half with a forwarded copy a few
+#                                      # ms later: each must exit 130 and --resume must
+#                                      # finish the run (tests/integration/signals.rs)
 #   scripts/stress.sh queue 20         # 20 shared runs (PostgreSQL, bare remote, 3 clones),
 #                                      # one worker SIGKILLed holding claims, one joiner
 #                                      # interrupted (tests/integration/queue.rs)
@@ -39,8 +43,9 @@ case "$what" in
     crash) filters="pool::killed_at" ;;
     all) filters="pool::fresh_repositories pool::consecutive_runs pool::killed_at" ;;
     kills) filters="kills::ws_run_killed kills::ws_merge_killed" ;;
+    sigint) filters="signals::one_ctrl_c" ;;
     queue|faults) filters="" ;;
-    *) echo "usage: $0 [fresh|consecutive|crash|all|kills|queue|faults] [N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [fresh|consecutive|crash|all|kills|sigint|queue|faults] [N]" >&2; exit 2 ;;
 esac
 cd "$(dirname "$0")/.."
 if [ "$what" = faults ]; then
@@ -105,5 +110,5 @@ if [ "$what" = queue ]; then
 fi
 for f in $filters; do
     GIT_WS_LOOPS=$n cargo test --profile "${STRESS_PROFILE:-release}" --test integration -- --nocapture --test-threads 1 "$f" 2>&1 |
-        grep -E "spurious failure|crash loop|kill loop|^test |panicked|test result"
+        grep -E "spurious failure|crash loop|kill loop|sigint loop|^test |panicked|test result"
 done

@@ -167,7 +167,14 @@ pub fn summary_text(o: &RunOutcome) -> String {
         );
     }
     for r in &view.recommendations {
+        // An interrupted run is finished by --resume, not rerun (the line below says so).
+        if o.interrupted && r.contains("--rerun-failed") {
+            continue;
+        }
         let _ = writeln!(s, "- {r}");
+    }
+    if o.interrupted {
+        let _ = writeln!(s, "interrupted: {} finishes it", resume_command(o));
     }
     match &o.report_path {
         Some(p) => {

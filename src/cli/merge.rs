@@ -84,6 +84,8 @@ pub struct MergeArgs {
     /// is set), always, never; JSON is never coloured
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     pub color: super::colour::ColorChoice,
+    #[command(flatten)]
+    pub docs: super::docs::DocsArgs,
 }
 
 /// The end of `git ws-merge --help`: what it never touches, exit statuses, the settings
@@ -126,8 +128,11 @@ impl MergeArgs {
 
 /// `git ws-merge`: returns the process exit status.
 pub fn merge_main() -> i32 {
-    let args = MergeArgs::parse();
+    let args: MergeArgs = super::docs::parse();
     super::colour::apply(args.color);
+    if let Some(code) = args.docs.run("git ws-merge") {
+        return code;
+    }
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {

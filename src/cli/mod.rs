@@ -7,10 +7,11 @@ pub mod docs;
 pub mod merge;
 pub mod report;
 pub mod review;
+pub mod signals;
 
 use crate::commands::prune::{self, BranchPrune, Prune, PruneBranches, Pruned};
 use crate::commands::run::{self as run_cmd, DryRun, Ran, RunMode, RunOptions};
-use crate::error::{Error, EXIT_INTERRUPTED, EXIT_NOTHING_RAN};
+use crate::error::{Error, EXIT_NOTHING_RAN};
 use crate::outcome::RunOutcome;
 use crate::workstream;
 use clap::{Parser, ValueEnum};
@@ -126,12 +127,8 @@ pub struct RunArgs {
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
-    /// Write the man pages (git-ws-run.1, git-ws-report.1, git-ws-merge.1) into DIR, then exit
-    #[arg(long, value_name = "DIR", hide_short_help = true)]
-    pub generate_man: Option<PathBuf>,
-    /// Print shell completions for SHELL (bash includes the `git ws-run` shims), then exit
-    #[arg(long, value_name = "SHELL", hide_short_help = true)]
-    pub generate_completions: Option<clap_complete::Shell>,
+    #[command(flatten)]
+    pub docs: docs::DocsArgs,
 }
 
 /// The end of `git ws-run --help`: exit statuses, the settings (from [`crate::config::KEYS`])
@@ -318,7 +315,7 @@ pub fn render_branch_prune(p: &BranchPrune) -> String {
 
 /// `git ws-run`: returns the process exit status.
 pub fn run_main() -> i32 {
-    let args = RunArgs::parse();
+    let args: RunArgs = docs::parse();
     colour::apply(args.color);
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
@@ -327,23 +324,8 @@ pub fn run_main() -> i32 {
             return EXIT_NOTHING_RAN;
         }
     };
-    if let Some(dir) = &args.generate_man {
-        return match docs::write_man_pages(dir) {
-            Ok(paths) => {
-                for p in paths {
-                    println!("{}", p.display());
-                }
-                0
-            }
-            Err(e) => fail(&Error::new(format!(
-                "failed to write man pages to {}: {e}",
-                dir.display()
-            ))),
-        };
-    }
-    if let Some(shell) = args.generate_completions {
-        print!("{}", docs::completions(shell));
-        return 0;
+    if let Some(code) = args.docs.run("git ws-run") {
+        return code;
     }
     if let Some(code) = args.run_maintenance(&cwd) {
         return code;
@@ -387,14 +369,19 @@ pub fn run_main() -> i32 {
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         // Installed before the run starts, so an early Ctrl-C winds down instead of killing.
-        match signal_streams() {
+        let run_id = signals::RunIdCell::default();
+        match signals::signal_streams() {
             Some(streams) => {
-                tokio::spawn(watch_signals(streams, tx));
+                tokio::spawn(signals::watch_signals(streams, tx, run_id.clone()));
             }
             None => std::mem::forget(tx),
         }
+        let observer = Box::new(signals::RunIdObserver {
+            inner: crate::progress::for_stderr(quiet),
+            run_id,
+        });
         // Resolved, loaded and planned once; then run.
-        match run_cmd::run(opts, crate::progress::for_stderr(quiet), rx).await {
+        match run_cmd::run(opts, observer, rx).await {
             Ok(Ran::NothingToDo(why)) => {
                 eprintln!("git ws-run: {why}");
                 0
@@ -426,38 +413,6 @@ fn fail(e: &Error) -> i32 {
     let line = format!("git ws-run: {}", crate::text::clean(&e.to_string()));
     eprintln!("{}", colour::paint_err(&line));
     e.exit_code()
-}
-
-type SignalStreams = (tokio::signal::unix::Signal, tokio::signal::unix::Signal);
-
-fn signal_streams() -> Option<SignalStreams> {
-    use tokio::signal::unix::{signal, SignalKind};
-    Some((
-        signal(SignalKind::interrupt()).ok()?,
-        signal(SignalKind::terminate()).ok()?,
-    ))
-}
-
-/// First Ctrl-C or SIGTERM: ask the coordinator to wind down. Second: SIGKILL every running
-/// command's process group and exit at once (the run stays `running`; `--resume` finishes it).
-async fn watch_signals((mut int, mut term): SignalStreams, tx: tokio::sync::watch::Sender<bool>) {
-    let mut count = 0;
-    loop {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        count += 1;
-        if count == 1 {
-            let _ = tx.send(true);
-        } else {
-            let killed = crate::process::kill_all_groups();
-            eprintln!(
-                "git ws-run: interrupted again: killed {killed} running command(s), exiting now; the run stays unfinished: git ws-run --resume RUN finishes it"
-            );
-            std::process::exit(EXIT_INTERRUPTED);
-        }
-    }
 }
 
 /// The dry run's output: problems first, then the plan.

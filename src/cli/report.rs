@@ -71,12 +71,17 @@ pub struct ReportArgs {
     /// NO_COLOR is set), always, never; JSON, Markdown and HTML are never coloured
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
     pub color: super::colour::ColorChoice,
+    #[command(flatten)]
+    pub docs: super::docs::DocsArgs,
 }
 
 /// `git ws-report`: returns the process exit status.
 pub fn report_main() -> i32 {
-    let args = ReportArgs::parse();
+    let args: ReportArgs = super::docs::parse();
     super::colour::apply(args.color);
+    if let Some(code) = args.docs.run("git ws-report") {
+        return code;
+    }
     if args.record_merges {
         if let Some(line) = record_merges(&args) {
             println!("{line}");

@@ -35,11 +35,16 @@ pub struct ReviewArgs {
     /// config ws.database, else .state/multi_agent_consolidated.db at the repository root]
     #[arg(long, value_name = "PATH|URL")]
     pub db: Option<DbLocation>,
+    #[command(flatten)]
+    pub docs: super::docs::DocsArgs,
 }
 
 /// The `git-ws-review` binary: print the URL, then serve until stopped.
 pub fn review_main() -> i32 {
-    let args = ReviewArgs::parse();
+    let args: ReviewArgs = super::docs::parse();
+    if let Some(code) = args.docs.run("git ws-review") {
+        return code;
+    }
     // Started through git's wrapper: when the wrapper dies, so does the server.
     // SAFETY: prctl with PR_SET_PDEATHSIG and a signal number has no memory effects.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
