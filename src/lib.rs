@@ -94,6 +94,8 @@
 pub mod agent_io;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "cli")]
+pub mod colour;
 pub mod commands;
 pub mod config;
 pub mod error;

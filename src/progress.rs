@@ -171,10 +171,8 @@ impl Observer for Plain {
             }
             Event::Note(n) => format!("ws: warning: {n}"),
         };
-        let line = crate::cli::colour::paint_text(
-            &crate::text::clean(&line),
-            crate::cli::colour::Stream::Stderr,
-        );
+        let line =
+            crate::colour::paint_text(&crate::text::clean(&line), crate::colour::Stream::Stderr);
         let _ = writeln!(std::io::stderr(), "{line}");
     }
 }
@@ -190,10 +188,7 @@ pub struct Bars {
 
 impl Bars {
     fn println(&self, s: &str) {
-        let s = crate::cli::colour::paint_text(
-            &crate::text::clean(s),
-            crate::cli::colour::Stream::Stderr,
-        );
+        let s = crate::colour::paint_text(&crate::text::clean(s), crate::colour::Stream::Stderr);
         match &self.multi {
             Some(m) => {
                 let _ = m.println(s);

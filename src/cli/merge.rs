@@ -83,7 +83,7 @@ pub struct MergeArgs {
     /// Colour what was merged and left out: auto (only on a terminal, and not when NO_COLOR
     /// is set), always, never; JSON is never coloured
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
-    pub color: super::colour::ColorChoice,
+    pub color: crate::colour::ColorChoice,
     #[command(flatten)]
     pub docs: super::docs::DocsArgs,
 }
@@ -129,7 +129,7 @@ impl MergeArgs {
 /// `git ws-merge`: returns the process exit status.
 pub fn merge_main() -> i32 {
     let args: MergeArgs = super::docs::parse();
-    super::colour::apply(args.color);
+    crate::colour::apply(args.color);
     if let Some(code) = args.docs.run("git ws-merge") {
         return code;
     }
@@ -151,21 +151,21 @@ pub fn merge_main() -> i32 {
         Ok(outcome) => {
             let out = render(&outcome, args.format);
             match args.format {
-                MergeFormat::Human => print!("{}", super::colour::paint_merge(&out)),
+                MergeFormat::Human => print!("{}", crate::colour::paint_merge(&out)),
                 MergeFormat::Json => print!("{out}"),
             }
             for n in &outcome.notes {
                 let line = format!("git ws-merge: {}", crate::text::clean(n));
                 eprintln!(
                     "{}",
-                    super::colour::paint_text(&line, super::colour::Stream::Stderr)
+                    crate::colour::paint_text(&line, crate::colour::Stream::Stderr)
                 );
             }
             outcome.exit_code()
         }
         Err(e) => {
             let line = format!("git ws-merge: {}", crate::text::clean(&e.to_string()));
-            eprintln!("{}", super::colour::paint_err(&line));
+            eprintln!("{}", crate::colour::paint_err(&line));
             e.exit_code()
         }
     }

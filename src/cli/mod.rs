@@ -2,7 +2,6 @@
 //! `git ws-merge`, their conversion into library options, signal handling, and the closing
 //! summary.
 
-pub mod colour;
 pub mod docs;
 pub mod merge;
 pub mod report;
@@ -123,7 +122,7 @@ pub struct RunArgs {
     /// Colour statuses and failures: auto (only on a terminal, and not when NO_COLOR is
     /// set), always, never
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
-    pub color: colour::ColorChoice,
+    pub color: crate::colour::ColorChoice,
     /// Install the post-merge hook into this repository, then exit
     #[arg(long)]
     pub install_hooks: bool,
@@ -316,7 +315,7 @@ pub fn render_branch_prune(p: &BranchPrune) -> String {
 /// `git ws-run`: returns the process exit status.
 pub fn run_main() -> i32 {
     let args: RunArgs = docs::parse();
-    colour::apply(args.color);
+    crate::colour::apply(args.color);
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => {
@@ -345,7 +344,7 @@ pub fn run_main() -> i32 {
             Ok(d) => {
                 print!(
                     "{}",
-                    colour::paint_text(&render_dry_run(&d), colour::Stream::Stdout)
+                    crate::colour::paint_text(&render_dry_run(&d), crate::colour::Stream::Stdout)
                 );
                 if d.loaded.invalid.is_empty() {
                     0
@@ -390,7 +389,10 @@ pub fn run_main() -> i32 {
                 let summary = render_summary(&outcome, format);
                 match format {
                     SummaryFormat::Human => {
-                        print!("{}", colour::paint_text(&summary, colour::Stream::Stdout))
+                        print!(
+                            "{}",
+                            crate::colour::paint_text(&summary, crate::colour::Stream::Stdout)
+                        )
                     }
                     SummaryFormat::Json => print!("{summary}"),
                 }
@@ -400,7 +402,10 @@ pub fn run_main() -> i32 {
                 // Never quiet: results not kept are said on stderr, even with -q.
                 for line in crate::summary::unrecorded_lines(&outcome) {
                     let line = format!("git ws-run: {line}");
-                    eprintln!("{}", colour::paint_text(&line, colour::Stream::Stderr));
+                    eprintln!(
+                        "{}",
+                        crate::colour::paint_text(&line, crate::colour::Stream::Stderr)
+                    );
                 }
                 outcome.exit_code()
             }
@@ -411,7 +416,7 @@ pub fn run_main() -> i32 {
 
 fn fail(e: &Error) -> i32 {
     let line = format!("git ws-run: {}", crate::text::clean(&e.to_string()));
-    eprintln!("{}", colour::paint_err(&line));
+    eprintln!("{}", crate::colour::paint_err(&line));
     e.exit_code()
 }
 

@@ -70,7 +70,7 @@ pub struct ReportArgs {
     /// Colour the table's statuses and failures: auto (only on a terminal, and not when
     /// NO_COLOR is set), always, never; JSON, Markdown and HTML are never coloured
     #[arg(long, value_name = "WHEN", value_enum, default_value = "auto")]
-    pub color: super::colour::ColorChoice,
+    pub color: crate::colour::ColorChoice,
     #[command(flatten)]
     pub docs: super::docs::DocsArgs,
 }
@@ -78,7 +78,7 @@ pub struct ReportArgs {
 /// `git ws-report`: returns the process exit status.
 pub fn report_main() -> i32 {
     let args: ReportArgs = super::docs::parse();
-    super::colour::apply(args.color);
+    crate::colour::apply(args.color);
     if let Some(code) = args.docs.run("git ws-report") {
         return code;
     }
@@ -101,7 +101,7 @@ pub fn report_main() -> i32 {
             if args.format == ReportFormat::Table && !args.write {
                 print!(
                     "{}",
-                    super::colour::paint_text(&out, super::colour::Stream::Stdout)
+                    crate::colour::paint_text(&out, crate::colour::Stream::Stdout)
                 );
             } else {
                 print!("{out}");
@@ -110,7 +110,7 @@ pub fn report_main() -> i32 {
         }
         Err(e) => {
             let line = format!("git ws-report: {}", crate::text::clean(&e.to_string()));
-            eprintln!("{}", super::colour::paint_err(&line));
+            eprintln!("{}", crate::colour::paint_err(&line));
             e.exit_code()
         }
     }
