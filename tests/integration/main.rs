@@ -27,4 +27,5 @@ mod review;
 mod run;
 mod sandbox;
 mod sql;
+mod stacked;
 mod test_files;

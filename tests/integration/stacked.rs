@@ -1,0 +1,111 @@
+//! Stacked dependencies: a dependent starts from its dependencies' work (merged onto the
+//! base), or from the base with `"stack": false`; a conflict among its dependencies fails
+//! it naming both; `--rerun-failed` keeps the stacking.
+
+use crate::common::{result_json, status, Env};
+use serde_json::json;
+
+fn errors(env: &Env, run: &str, ws: &str) -> String {
+    result_json(env, run, ws, "errors").to_string()
+}
+
+#[test]
+fn a_dependent_sees_its_dependency_and_records_only_its_own_commits() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "test -f a.txt && echo b > b.txt", "depends_on": ["a"]}),
+    );
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    assert_eq!(status(&env, &run, "b"), "completed");
+    let files = env.git(&["ls-tree", "-r", "--name-only", &format!("ws/{run}/b")]);
+    assert!(
+        files.contains("a.txt") && files.contains("b.txt"),
+        "{files}"
+    );
+    let commits = result_json(&env, &run, "b", "commits_created");
+    assert_eq!(commits.as_array().map(Vec::len), Some(1), "{commits}");
+}
+
+#[test]
+fn two_dependencies_are_merged_to_start_from() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws_cmd("b", "echo b > b.txt");
+    env.ws(
+        "c",
+        json!({"id": "c", "command": "test -f a.txt && test -f b.txt && echo c > c.txt",
+            "depends_on": ["a", "b"]}),
+    );
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    assert_eq!(status(&env, &out.run_id(), "c"), "completed");
+}
+
+#[test]
+fn conflicting_dependencies_fail_the_dependent_naming_both_and_the_paths() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo from-a > same.txt");
+    env.ws_cmd("b", "echo from-b > same.txt");
+    env.ws(
+        "c",
+        json!({"id": "c", "command": "echo c > c.txt", "depends_on": ["a", "b"]}),
+    );
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(1);
+    let run = out.run_id();
+    assert_eq!(status(&env, &run, "a"), "completed");
+    assert_eq!(status(&env, &run, "b"), "completed");
+    assert_eq!(status(&env, &run, "c"), "failed");
+    let e = errors(&env, &run, "c");
+    assert!(
+        e.contains("its dependencies a and b conflict in same.txt"),
+        "{e}"
+    );
+    assert!(e.contains("DependencyFailed"), "{e}");
+}
+
+#[test]
+fn stack_false_starts_from_the_base() {
+    let env = Env::new();
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "test ! -e a.txt && echo b > b.txt",
+            "depends_on": ["a"], "stack": false}),
+    );
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    assert_eq!(status(&env, &run, "b"), "completed");
+    let files = env.git(&["ls-tree", "-r", "--name-only", &format!("ws/{run}/b")]);
+    assert!(!files.contains("a.txt"), "{files}");
+}
+
+#[test]
+fn rerun_failed_keeps_stacking_on_the_earlier_runs_work() {
+    let env = Env::new();
+    let fixed = env.scratch("fixed");
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": format!("test -f a.txt && test -e '{}' && echo b > b.txt",
+            fixed.display()), "depends_on": ["a"]}),
+    );
+    let first = env.ws_run(&["--agents", "2"]);
+    first.expect(1);
+    assert_eq!(status(&env, &first.run_id(), "b"), "failed");
+    std::fs::write(&fixed, "").unwrap();
+    let second = env.ws_run(&["--rerun-failed"]);
+    second.expect(0);
+    let run = second.run_id();
+    assert_eq!(status(&env, &run, "b"), "completed");
+    let files = env.git(&["ls-tree", "-r", "--name-only", &format!("ws/{run}/b")]);
+    assert!(
+        files.contains("a.txt") && files.contains("b.txt"),
+        "{files}"
+    );
+}
