@@ -109,3 +109,47 @@ fn rerun_failed_keeps_stacking_on_the_earlier_runs_work() {
         "{files}"
     );
 }
+
+/// `git ws-merge ARGS --format json`, parsed.
+fn merge_json(env: &Env, args: &[&str]) -> serde_json::Value {
+    let out = env
+        .command("git")
+        .arg("ws-merge")
+        .args(args)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn ws_merge_leaves_out_the_dependents_of_a_dependency_left_out() {
+    let env = Env::new();
+    env.ws_cmd("x", "echo x > same.txt");
+    // a is the bigger change: the forecast merges x first, and a conflicts with it.
+    env.ws_cmd(
+        "a",
+        "echo a > same.txt && seq 1 50 > a1.txt && seq 1 50 > a2.txt",
+    );
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "echo b > b.txt", "depends_on": ["a"]}),
+    );
+    env.ws_cmd("c", "echo c > c.txt");
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    let v = merge_json(&env, &[&run]);
+    let excluded = v["excluded"].as_array().unwrap();
+    let a = excluded.iter().find(|x| x["workstream_id"] == "a").unwrap();
+    assert_eq!(a["reason"], "conflict", "{v:#}");
+    let b = excluded.iter().find(|x| x["workstream_id"] == "b").unwrap();
+    assert_eq!(b["reason"], "dependency-left-out", "{v:#}");
+    assert!(b["detail"].as_str().unwrap().contains("work of a"), "{b}");
+    let merged = v["merged"].to_string();
+    assert!(
+        merged.contains("\"c\"") && !merged.contains("\"b\""),
+        "{merged}"
+    );
+}
