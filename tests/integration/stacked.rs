@@ -153,3 +153,27 @@ fn ws_merge_leaves_out_the_dependents_of_a_dependency_left_out() {
         "{merged}"
     );
 }
+
+#[test]
+fn the_forecast_reports_no_conflict_between_a_dependent_and_its_dependency() {
+    let env = Env::new();
+    env.ws_cmd("a", "sed -i 's/^two$/TWO/' src/lib.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "sed -i 's/^TWO$/2/' src/lib.txt", "depends_on": ["a"]}),
+    );
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    let pairs = env.sql(&format!(
+        "SELECT ws_a, ws_b, clean FROM ws_forecast_pairs WHERE run_id = '{run}'"
+    ));
+    assert!(
+        !pairs.contains(&vec!["a".into(), "b".into(), "0".into()]),
+        "{pairs:?}"
+    );
+    let v = merge_json(&env, &[&run]);
+    assert_eq!(v["excluded"], json!([]), "{v:#}");
+    let lib = env.git(&["show", &format!("ws/{run}/integration:src/lib.txt")]);
+    assert!(lib.contains("\n2\n") && !lib.contains("TWO"), "{lib}");
+}
