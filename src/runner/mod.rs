@@ -646,8 +646,19 @@ fn adopt_one(
     w: &Workstream,
 ) -> Option<WorkstreamResult> {
     let branch = execute::branch_name(run_id, &w.id);
-    let c = git::read_branch(repo, &branch, base).ok().flatten()?;
-    if c.head == base || c.commits.is_empty() {
+    // A stacked workstream's own work is what it added to its dependencies' work.
+    let start = if w.stack && !w.depends_on.is_empty() {
+        let deps: Vec<(String, String)> = w
+            .depends_on
+            .iter()
+            .map(|d| (d.clone(), execute::branch_name(run_id, d)))
+            .collect();
+        git::stack_start(repo, run_id, base, &deps).ok()?
+    } else {
+        base.to_string()
+    };
+    let c = git::read_branch(repo, &branch, &start).ok().flatten()?;
+    if c.head == start || c.commits.is_empty() {
         return None;
     }
     let agent = if agents == 1 { "agent-1" } else { "agent-?" };

@@ -177,3 +177,34 @@ fn the_forecast_reports_no_conflict_between_a_dependent_and_its_dependency() {
     let lib = env.git(&["show", &format!("ws/{run}/integration:src/lib.txt")]);
     assert!(lib.contains("\n2\n") && !lib.contains("TWO"), "{lib}");
 }
+
+#[test]
+fn resume_keeps_stacking() {
+    let env = Env::new();
+    let started = env.scratch("b-started");
+    let go = env.scratch("go");
+    env.ws_cmd("a", "echo a > a.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": format!(
+            "test -f a.txt && touch '{}' && {{ [ -e '{}' ] || sleep 30; }} && echo b > b.txt",
+            started.display(), go.display()), "depends_on": ["a"]}),
+    );
+    let run = env.spawn_run(&["--agents", "1", "--grace", "300ms"]);
+    crate::common::wait_until(std::time::Duration::from_secs(10), "b to start", || {
+        started.exists()
+    });
+    crate::common::signal(run.pid(), libc::SIGKILL);
+    let _ = run.wait(std::time::Duration::from_secs(5));
+    let run_id = env.sql("SELECT run_id FROM ws_runs")[0][0].clone();
+    std::fs::write(&go, "").unwrap();
+    env.ws_run(&["--resume", &run_id]).expect(0);
+    assert_eq!(status(&env, &run_id, "b"), "completed");
+    let files = env.git(&["ls-tree", "-r", "--name-only", &format!("ws/{run_id}/b")]);
+    assert!(
+        files.contains("a.txt") && files.contains("b.txt"),
+        "{files}"
+    );
+    let commits = result_json(&env, &run_id, "b", "commits_created");
+    assert_eq!(commits.as_array().map(Vec::len), Some(1), "{commits}");
+}
