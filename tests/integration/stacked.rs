@@ -62,7 +62,7 @@ fn conflicting_dependencies_fail_the_dependent_naming_both_and_the_paths() {
     assert_eq!(status(&env, &run, "c"), "failed");
     let e = errors(&env, &run, "c");
     assert!(
-        e.contains("its dependencies a and b conflict in same.txt"),
+        e.contains("its dependencies conflict: b conflicts with a in same.txt"),
         "{e}"
     );
     assert!(e.contains("DependencyFailed"), "{e}");

@@ -382,17 +382,12 @@ pub fn stack_start(
                         .map(|(id, _)| id.as_str())
                         .take_while(|id| *id != x.workstream_id)
                         .collect();
-                    let paths = if x.paths.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in {}", x.paths.join(", "))
-                    };
+                    // The engine names the branches it conflicts with when it can tell.
+                    let detail = x.detail.replace("the integration", &before.join(" + "));
                     Err(GitError::Other(format!(
-                        "its dependencies {} and {} conflict{paths} ({}): their work cannot be \
-                         merged to start from (give it \"stack\": false to start from the base)",
-                        before.join(", "),
-                        x.workstream_id,
-                        x.detail
+                        "its dependencies conflict: {} {detail}; their work cannot be merged \
+                         to start from (give it \"stack\": false to start from the base)",
+                        x.workstream_id
                     )))
                 }
             }
