@@ -878,6 +878,7 @@ mod tests {
             retries: None,
             max_cost_usd: None,
             sandbox: None,
+            stack: true,
         }
     }
 

@@ -51,6 +51,10 @@ pub struct RunContext {
     /// Branch → the commit it starts from instead of `base`: the follow-ups a review created
     /// start from the reviewed workstream's branch.
     pub start_points: std::collections::HashMap<String, String>,
+    /// Workstream id → the branch holding its work when that is not `ws/<run>/<id>`: the
+    /// completed dependencies a `--rerun-failed` does not run again, which the dependents
+    /// it reruns stack on.
+    pub dep_branches: std::collections::HashMap<String, String>,
 }
 
 impl RunContext {
@@ -106,6 +110,14 @@ pub async fn execute(
         }
     };
     r.agent = Some(driver.label().to_string());
+    let start = match start_commit(&ctx, &ws, &branch).await {
+        Ok(s) => s,
+        Err(message) => {
+            r.errors
+                .push(WsError::new(ErrorType::DependencyFailed, message));
+            return done(r, started, slot);
+        }
+    };
     let log = ctx.logs.workstream(&ws.id);
     r.log_path = Some(log.display().to_string());
     let retries = ws.retries.unwrap_or(ctx.agent_settings.retries);
@@ -121,7 +133,17 @@ pub async fn execute(
         n += 1;
         // 1. The agent's worktree, on a fresh branch at the base (again for each retry), and
         // the slot's setup command, once per worktree and base.
-        let (s, env) = match ready_slot(&ctx, k, slot.take(), &ws, &branch, &cancel, &mut r).await {
+        let (s, env) = match ready_slot(
+            &ctx,
+            k,
+            slot.take(),
+            &ws,
+            (&branch, &start),
+            &cancel,
+            &mut r,
+        )
+        .await
+        {
             Ok(x) => x,
             Err(NoStart::HandOver(error)) => {
                 return (
@@ -178,7 +200,7 @@ pub async fn execute(
                 format!("cancelled: the run was interrupted while waiting to retry ({reason})"),
             ));
             r.usage = spent;
-            return collect(&ctx, r, started, slot, &branch, own, prompt).await;
+            return collect(&ctx, r, started, slot, (&branch, &start), own, prompt).await;
         }
     };
 
@@ -186,7 +208,7 @@ pub async fn execute(
     r.usage = spent;
 
     // 4. The truth, from git — also for failed work, so partial work is visible.
-    collect(&ctx, r, started, slot, &branch, own, prompt).await
+    collect(&ctx, r, started, slot, (&branch, &start), own, prompt).await
 }
 
 /// The workstream's branch `ws/<run>/<id>`, or `None` with the error on `r` when the id
@@ -207,6 +229,38 @@ fn branch_of(ctx: &RunContext, ws: &Workstream, r: &mut WorkstreamResult) -> Opt
     Some(branch)
 }
 
+/// The commit `branch` starts from: its start point (a review's follow-up), else, for a
+/// workstream stacked on its dependencies (`depends_on` and `"stack"` not false), the
+/// base with its dependencies' branches merged in ([`git::stack_start`]), else the base.
+/// A conflict among the dependencies is the error.
+async fn start_commit(
+    ctx: &Arc<RunContext>,
+    ws: &Workstream,
+    branch: &str,
+) -> Result<String, String> {
+    if let Some(s) = ctx.start_points.get(branch) {
+        return Ok(s.clone());
+    }
+    if !ws.stack || ws.depends_on.is_empty() {
+        return Ok(ctx.base.clone());
+    }
+    let deps: Vec<(String, String)> = ws
+        .depends_on
+        .iter()
+        .map(|d| {
+            let own = branch_name(&ctx.run_id, d);
+            let b = ctx.dep_branches.get(d).cloned().unwrap_or(own);
+            (d.clone(), b)
+        })
+        .collect();
+    let ctx = ctx.clone();
+    tokio::task::spawn_blocking(move || {
+        git::stack_start(&ctx.repo, &ctx.run_id, &ctx.base, &deps).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("git task panicked: {e}")))
+}
+
 /// Why an attempt could not start.
 enum NoStart {
     /// The pool's fault, or the slot's setup command's: another agent gets the workstream.
@@ -222,11 +276,11 @@ async fn ready_slot(
     k: usize,
     slot: Option<AgentSlot>,
     ws: &Workstream,
-    branch: &str,
+    (branch, start): (&str, &str),
     cancel: &watch::Receiver<bool>,
     r: &mut WorkstreamResult,
 ) -> Result<(AgentSlot, BTreeMap<String, String>), NoStart> {
-    let s = match prepare(ctx, k, slot, branch).await {
+    let s = match prepare(ctx, k, slot, branch, start).await {
         Preparation::Ready(s) => s,
         Preparation::PoolFault(error) => return Err(NoStart::HandOver(error)),
         Preparation::Failed(s, message) => return Err(NoStart::Failed(s.map(Box::new), message)),
@@ -292,11 +346,13 @@ async fn prepare(
     k: usize,
     slot: Option<AgentSlot>,
     branch: &str,
+    start: &str,
 ) -> Preparation {
     let claimed_now = slot.is_none();
     let (slot, prepared) = {
         let ctx = ctx.clone();
         let branch = branch.to_string();
+        let start = start.to_string();
         tokio::task::spawn_blocking(move || {
             let mut slot = match slot {
                 Some(s) => s,
@@ -313,7 +369,7 @@ async fn prepare(
                     }
                 },
             };
-            let res = slot.prepare(&branch, ctx.start_of(&branch), &ctx.prepare);
+            let res = slot.prepare(&branch, &start, &ctx.prepare);
             (Some(slot), res)
         })
         .await
@@ -801,7 +857,7 @@ async fn collect(
     mut r: WorkstreamResult,
     started: Instant,
     slot: Option<AgentSlot>,
-    branch: &str,
+    (branch, start): (&str, &str),
     own_files: &[&str],
     prompt: bool,
 ) -> (Option<AgentSlot>, Executed) {
@@ -810,11 +866,11 @@ async fn collect(
     };
     slot.ignore_own_files(own_files);
     let (slot, collected) = {
-        let ctx = ctx.clone();
         let branch = branch.to_string();
+        let start = start.to_string();
         let id = r.workstream_id.clone();
         tokio::task::spawn_blocking(move || {
-            let c = slot.collect(&branch, ctx.start_of(&branch), &id);
+            let c = slot.collect(&branch, &start, &id);
             (Some(slot), c)
         })
         .await

@@ -232,6 +232,7 @@ impl Prepared {
 
         let mut ctx = run_context(&r, &begun.run_id, logs, None, r.timeout);
         ctx.start_points = std::mem::take(&mut begun.start_points);
+        ctx.dep_branches = std::mem::take(&mut begun.dep_branches);
         let ctx = Arc::new(ctx);
         let mut work = LocalWork::new(
             &begun.run_id,
@@ -296,6 +297,9 @@ struct Begun {
     previous: Vec<WorkstreamResult>,
     /// Branch → start commit (review follow-ups of a resumed run).
     start_points: HashMap<String, String>,
+    /// Workstream id → the branch of its completed result in the run this one reruns (see
+    /// [`RunContext::dep_branches`](execute::RunContext)).
+    dep_branches: HashMap<String, String>,
 }
 
 /// Allocate the run's id and write its rows (a new run), or take over the resumed run's
@@ -314,6 +318,10 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 repo_root: r.ws.repo.root.display().to_string(),
                 rerun_of,
             };
+            let dep_branches = match &info.rerun_of {
+                Some(src) => completed_branches(db, src)?,
+                None => HashMap::new(),
+            };
             let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.ws))?;
             info.run_id = run_id.clone();
             Ok(Begun {
@@ -322,6 +330,7 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 loaded,
                 previous: Vec::new(),
                 start_points: HashMap::new(),
+                dep_branches,
             })
         }
         Start::Resume {
@@ -344,10 +353,37 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
                 loaded,
                 previous,
                 start_points: start_points.into_iter().collect(),
+                dep_branches: HashMap::new(),
             })
         }
         Start::Join { .. } => unreachable!("a worker does not begin a run"),
     }
+}
+
+/// The branch of each workstream's latest completed result along the chain of reruns that
+/// ends at run `src` (`--rerun-failed` of a rerun finds the work of the first run too): where
+/// a rerun dependent stacks on a dependency that is not run again.
+fn completed_branches(
+    db: &mut ConsolidationDatabase,
+    src: &str,
+) -> Result<HashMap<String, String>, Error> {
+    let mut out = HashMap::new();
+    let mut next = Some(src.to_string());
+    let mut seen = std::collections::HashSet::new();
+    while let Some(run) = next.take() {
+        if !seen.insert(run.clone()) {
+            break;
+        }
+        for res in db.results(&run)? {
+            if res.status == Status::Completed {
+                if let Some(b) = res.branch {
+                    out.entry(res.workstream_id).or_insert(b);
+                }
+            }
+        }
+        next = db.run_info(&run)?.and_then(|i| i.rerun_of);
+    }
+    Ok(out)
 }
 
 /// The run's logs directory and its lock (held for the whole run: it tells a `--resume`
@@ -426,6 +462,7 @@ fn run_context(
         agent_settings: r.agent_settings.clone(),
         worker,
         start_points: HashMap::new(),
+        dep_branches: HashMap::new(),
     }
 }
 
@@ -609,8 +646,19 @@ fn adopt_one(
     w: &Workstream,
 ) -> Option<WorkstreamResult> {
     let branch = execute::branch_name(run_id, &w.id);
-    let c = git::read_branch(repo, &branch, base).ok().flatten()?;
-    if c.head == base || c.commits.is_empty() {
+    // A stacked workstream's own work is what it added to its dependencies' work.
+    let start = if w.stack && !w.depends_on.is_empty() {
+        let deps: Vec<(String, String)> = w
+            .depends_on
+            .iter()
+            .map(|d| (d.clone(), execute::branch_name(run_id, d)))
+            .collect();
+        git::stack_start(repo, run_id, base, &deps).ok()?
+    } else {
+        base.to_string()
+    };
+    let c = git::read_branch(repo, &branch, &start).ok().flatten()?;
+    if c.head == start || c.commits.is_empty() {
         return None;
     }
     let agent = if agents == 1 { "agent-1" } else { "agent-?" };

@@ -1028,6 +1028,29 @@ pub(super) struct QueueWork {
 }
 
 impl QueueWork {
+    /// A stacked workstream starts from its dependencies' branches, which other workers
+    /// pushed: fetch them first (a failure is a note; the start then lacks that work).
+    async fn fetch_dependencies(&mut self, ws: &Workstream) {
+        if !ws.stack || ws.depends_on.is_empty() || !self.w.pushes() {
+            return;
+        }
+        let run = &self.w.run_id;
+        let specs: Vec<String> = ws
+            .depends_on
+            .iter()
+            .map(|d| {
+                let b = super::execute::branch_name(run, d);
+                format!("+refs/heads/{b}:refs/heads/{b}")
+            })
+            .collect();
+        if let Err(e) = self.w.fetch(specs).await {
+            self.notes.push(format!(
+                "failed to fetch the branches of {}'s dependencies from remote {}: {e}",
+                ws.id, self.w.remote
+            ));
+        }
+    }
+
     fn new(w: Worker, ctx: Arc<RunContext>, news: mpsc::UnboundedReceiver<News>) -> QueueWork {
         QueueWork {
             w,
@@ -1243,7 +1266,10 @@ impl WorkSource for QueueWork {
                     ));
                 }
                 match workstream::parse_workstream(&claim.file, claim.definition.as_bytes()) {
-                    Ok((ws, _)) if ws.id == claim.workstream_id => return Some(ws),
+                    Ok((ws, _)) if ws.id == claim.workstream_id => {
+                        self.fetch_dependencies(&ws).await;
+                        return Some(ws);
+                    }
                     Ok((ws, _)) => {
                         let why = format!(
                             "{}: the queued definition has id {:?}, not {:?}",

@@ -30,4 +30,5 @@ mod run;
 mod sandbox;
 mod signals;
 mod sql;
+mod stacked;
 mod test_files;

@@ -299,6 +299,25 @@ fn three_clones_share_a_run_and_a_killed_workers_claims_are_rerun_once_its_lease
     );
     assert_eq!(totals, vec![vec!["24", "24", "0"]]);
 
+    // Stacked across workers: the chain's last branch holds every link's work, whichever
+    // worker ran each (each fetched its dependency's pushed branch first).
+    let tree = a
+        .command("git")
+        .args([
+            "--git-dir",
+            &bare.display().to_string(),
+            "ls-tree",
+            "-r",
+            "--name-only",
+        ])
+        .arg(format!("ws/{run}/chain-4"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&tree.stdout);
+    for i in 1..=4 {
+        assert!(tree.contains(&format!("chain-{i}.txt")), "{tree}");
+    }
+
     // The seed's queries, verbatim through psql.
     let queries = crate::sql::seed_queries();
     let qq = |i: usize| queries[i].1.replace("ma-run-20241202-190000", &run);

@@ -712,6 +712,9 @@ impl IntegrationExclusion {
     pub const BREAKS_TESTS: &'static str = "breaks-tests";
     pub const MISSING_BRANCH: &'static str = "missing-branch";
     pub const NOT_COMPLETED: &'static str = "not-completed";
+    /// Its branch contains the work of a dependency that was left out (stacked
+    /// dependencies): merging it would bring that work in.
+    pub const DEPENDENCY_LEFT_OUT: &'static str = "dependency-left-out";
     /// The run did not finish and the workstream has no final result (`--incomplete`).
     pub const NO_RESULT: &'static str = "no-result";
     /// A reviewer left it out from `git ws-review` (the detail names who and when).

@@ -43,6 +43,10 @@ struct Branch<'r> {
     side: Side<'r>,
     touches: BTreeMap<String, Touch>,
     change_size: u64,
+    /// The other branches whose work this one holds (its tip descends from theirs: a
+    /// workstream stacked on its dependencies). Merging it after them brings nothing of
+    /// theirs again, so it never conflicts with them.
+    holds: BTreeSet<usize>,
 }
 
 /// Forecast the merges of `branches` (workstream id, branch name) made from `base_sha`.
@@ -67,11 +71,15 @@ pub(crate) fn merge_forecast(
     sorted.sort_by(|a, b| natural_cmp(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
     sorted.dedup_by(|a, b| a.0 == b.0);
     let mut list: Vec<Branch<'_>> = Vec::with_capacity(sorted.len());
+    let mut tips = Vec::with_capacity(sorted.len());
     for (ws, branch) in sorted {
-        let tree = main
+        let commit = main
             .revparse_single(&format!("refs/heads/{branch}"))
             .and_then(|o| o.peel_to_commit())
-            .and_then(|c| c.tree())
+            .ctx(|| format!("read branch {branch} of workstream {ws}"))?;
+        tips.push(commit.id());
+        let tree = commit
+            .tree()
             .ctx(|| format!("read branch {branch} of workstream {ws}"))?;
         let side = Side::from_trees(&main, &base_tree, tree, ws)?;
         let (touches, change_size) = touches(&main, &base, &side)?;
@@ -80,7 +88,20 @@ pub(crate) fn merge_forecast(
             side,
             touches,
             change_size,
+            holds: BTreeSet::new(),
         });
+    }
+    for i in 0..list.len() {
+        for j in 0..list.len() {
+            let (ti, tj) = (tips[i], tips[j]);
+            if i != j
+                && tj != base_oid
+                && !(ti == tj && j > i)
+                && (ti == tj || main.graph_descendant_of(ti, tj).unwrap_or(false))
+            {
+                list[i].holds.insert(j);
+            }
+        }
     }
     Forecaster {
         repo: &main,
@@ -291,7 +312,15 @@ impl<'r> Forecaster<'_, 'r> {
                 .collect();
             let mut clusters: Vec<usize> = m.of_branch[i].iter().map(|g| g + 1).collect();
             clusters.sort();
-            let outcome = treemerge::merge(self.repo, self.base, &acc, &b.side, true)?;
+            // A branch holding the work of one merged before it merges relative to that
+            // one's tree (their merge base), as git would; one whose work a branch merged
+            // before it holds brings nothing new.
+            let held_by_merged = (0..list.len()).any(|j| merged[j] && list[j].holds.contains(&i));
+            let outcome = match b.holds.iter().find(|&&j| merged[j]) {
+                _ if held_by_merged => self.merge_onto(&b.side.tree, &acc, &b.side, true)?,
+                Some(&j) => self.merge_onto(&list[j].side.tree, &acc, &b.side, true)?,
+                None => treemerge::merge(self.repo, self.base, &acc, &b.side, true)?,
+            };
             if outcome.is_clean() {
                 acc = self.apply(acc, &outcome)?;
                 merged[i] = true;
@@ -601,7 +630,7 @@ impl<'r> Forecaster<'_, 'r> {
             } else {
                 (by, bx)
             };
-            let outcome = treemerge::merge(self.repo, self.base, &a.side, &b.side, false)?;
+            let outcome = self.merge_pair(a, b)?;
             let mut common: BTreeSet<String> = a
                 .touches
                 .keys()
@@ -677,6 +706,44 @@ impl<'r> Forecaster<'_, 'r> {
     }
 
     /// The accumulated side after a clean merge of another branch onto it.
+    /// Merge two branches relative to the base; when one holds the other's work (stacked),
+    /// relative to the held one's tree, as git would (its tip is their merge base).
+    fn merge_pair(&self, a: &Branch<'r>, b: &Branch<'r>) -> Result<Outcome, GitError> {
+        let held = |x: &Branch<'r>, y: &Branch<'r>| {
+            self.list
+                .iter()
+                .position(|z| std::ptr::eq(z, y))
+                .is_some_and(|k| x.holds.contains(&k))
+        };
+        let inner = if held(b, a) {
+            Some((a, b))
+        } else if held(a, b) {
+            Some((b, a))
+        } else {
+            None
+        };
+        match inner {
+            None => treemerge::merge(self.repo, self.base, &a.side, &b.side, false),
+            Some((dep, dependent)) => {
+                self.merge_onto(&dep.side.tree, &dep.side, &dependent.side, false)
+            }
+        }
+    }
+
+    /// Merge `ours` and `theirs` relative to the tree `base` instead of the run's base.
+    fn merge_onto(
+        &self,
+        base: &git2::Tree<'r>,
+        ours: &Side<'r>,
+        theirs: &Side<'r>,
+        write: bool,
+    ) -> Result<Outcome, GitError> {
+        let b = Base::new(base.clone());
+        let o = Side::from_trees(self.repo, base, ours.tree.clone(), &ours.label)?;
+        let t = Side::from_trees(self.repo, base, theirs.tree.clone(), &theirs.label)?;
+        treemerge::merge(self.repo, &b, &o, &t, write)
+    }
+
     fn apply(&self, acc: Side<'r>, outcome: &Outcome) -> Result<Side<'r>, GitError> {
         let mut acc = acc;
         let tree =

@@ -22,6 +22,9 @@ pub enum ExclusionReason {
     BreaksTests,
     /// Its workstream did not complete (decided by the caller, recorded here).
     NotCompleted,
+    /// Its branch contains the commits of a workstream left out before it (a stacked
+    /// dependency): merging it would bring that work in.
+    DependencyLeftOut,
 }
 
 impl ExclusionReason {
@@ -30,6 +33,7 @@ impl ExclusionReason {
             ExclusionReason::Conflict => "conflict",
             ExclusionReason::BreaksTests => "breaks-tests",
             ExclusionReason::NotCompleted => "not-completed",
+            ExclusionReason::DependencyLeftOut => "dependency-left-out",
         }
     }
 }
@@ -352,6 +356,9 @@ struct Engine<'r> {
     onto: Oid,
     acc: Commit<'r>,
     merged: Vec<IntegratedStep>,
+    /// The workstreams left out so far, with their tips: a later branch that contains one
+    /// of them is left out too.
+    left_out: Vec<(String, Oid)>,
     sig_name: String,
     sig_email: String,
 }
@@ -370,15 +377,54 @@ impl<'r> Engine<'r> {
             onto: onto_oid,
             acc,
             merged: Vec::new(),
+            left_out: Vec::new(),
             sig_name: get("user.name").unwrap_or_else(|| "git-ws".to_string()),
             sig_email: get("user.email").unwrap_or_else(|| "git-ws@localhost".to_string()),
         })
     }
 
+    /// Merge one branch; Some(exclusion) when it conflicts, or when it contains the work of
+    /// a workstream left out before it (its stacked dependency: reason
+    /// `dependency-left-out`, naming it).
+    fn merge(&mut self, ws: &str, tip: &str) -> Result<Option<Excluded>, GitError> {
+        let tip_oid = parse_oid(tip)?;
+        let what = || format!("merge workstream {ws}");
+        let mut holds = None;
+        for (dep, dep_tip) in &self.left_out {
+            let brings = (*dep_tip == tip_oid
+                || self.repo.graph_descendant_of(tip_oid, *dep_tip).ctx(what)?)
+                && *dep_tip != self.acc.id()
+                && !self
+                    .repo
+                    .graph_descendant_of(self.acc.id(), *dep_tip)
+                    .ctx(what)?;
+            if brings {
+                holds = Some(dep.clone());
+                break;
+            }
+        }
+        let x = match holds {
+            Some(dep) => Some(Excluded {
+                workstream_id: ws.to_string(),
+                reason: ExclusionReason::DependencyLeftOut,
+                paths: Vec::new(),
+                detail: format!(
+                    "its branch holds the work of {dep}, which was left out (it is stacked on it)"
+                ),
+                broke_with: Vec::new(),
+            }),
+            None => self.merge_one(ws, tip)?,
+        };
+        if x.is_some() {
+            self.left_out.push((ws.to_string(), tip_oid));
+        }
+        Ok(x)
+    }
+
     /// Merge one branch; Some(exclusion) when it conflicts. A branch the integration
     /// already contains (landed earlier, e.g. `onto` was fast-forwarded to an earlier
     /// integration) is a step without a new commit.
-    fn merge(&mut self, ws: &str, tip: &str) -> Result<Option<Excluded>, GitError> {
+    fn merge_one(&mut self, ws: &str, tip: &str) -> Result<Option<Excluded>, GitError> {
         let repo = self.repo;
         let tip_oid = parse_oid(tip)?;
         let theirs = repo

@@ -352,6 +352,49 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
 
 pub use land::{checked_out_in, dirty_paths, fast_forward, resolve_onto, Onto};
 
+/// The commit a workstream stacked on its dependencies starts from: `base` with each
+/// dependency's branch merged in, in memory. `deps`: (dependency id, branch), in order; a
+/// dependency whose branch does not exist is passed over. No dependency branch: `base`; one:
+/// its tip; several: a merge commit of them onto `base` (written, so a worktree can check
+/// it out). A conflict among them is an error naming both dependencies and the paths.
+pub fn stack_start(
+    repo: &RepoPaths,
+    run_id: &str,
+    base: &str,
+    deps: &[(String, String)],
+) -> Result<String, GitError> {
+    let mut tips = Vec::new();
+    for (id, branch) in deps {
+        if let Some(tip) = branch_tip(repo, branch)? {
+            tips.push((id.clone(), tip));
+        }
+    }
+    match tips.as_slice() {
+        [] => Ok(base.to_string()),
+        [(_, tip)] => Ok(tip.clone()),
+        _ => {
+            let it = integrate::integrate(repo, run_id, base, &tips, Objects::Write)?;
+            match it.excluded.first() {
+                None => Ok(it.tip),
+                Some(x) => {
+                    let before: Vec<&str> = tips
+                        .iter()
+                        .map(|(id, _)| id.as_str())
+                        .take_while(|id| *id != x.workstream_id)
+                        .collect();
+                    // The engine names the branches it conflicts with when it can tell.
+                    let detail = x.detail.replace("the integration", &before.join(" + "));
+                    Err(GitError::Other(format!(
+                        "its dependencies conflict: {} {detail}; their work cannot be merged \
+                         to start from (give it \"stack\": false to start from the base)",
+                        x.workstream_id
+                    )))
+                }
+            }
+        }
+    }
+}
+
 /// The full SHA branch `refs/heads/<branch>` points at, if it exists.
 pub fn branch_tip(repo: &RepoPaths, branch: &str) -> Result<Option<String>, GitError> {
     let main = repo::open_main(repo)?;

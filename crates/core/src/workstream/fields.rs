@@ -31,6 +31,7 @@ pub(super) fn from_object(
     let retries = retries_field(&obj, &mut problems);
     let max_cost_usd = max_cost_field(&obj, &mut problems);
     let sandbox = sandbox_field(&obj, &mut problems);
+    let stack = stack_field(&obj, &mut problems);
     match (problems.is_empty(), id, action) {
         (true, Some(id), Some(action)) => Ok((
             Workstream {
@@ -47,6 +48,7 @@ pub(super) fn from_object(
                 retries,
                 max_cost_usd,
                 sandbox,
+                stack,
             },
             warnings,
         )),
@@ -353,6 +355,21 @@ fn agent_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<crat
     agent
 }
 
+/// `"stack"`: a boolean, true when absent.
+fn stack_field(obj: &Map<String, Value>, problems: &mut Problems) -> bool {
+    match obj.get("stack") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(format!(
+                "field \"stack\": expected true or false, found {}",
+                type_name(other)
+            ));
+            true
+        }
+    }
+}
+
 fn retries_field(obj: &Map<String, Value>, problems: &mut Problems) -> Option<u32> {
     match obj.get("retries") {
         None => None,
@@ -620,6 +637,21 @@ mod tests {
             e.message.contains("field \"sandbox\": expected a string"),
             "{}",
             e.message
+        );
+    }
+
+    #[test]
+    fn the_stack_field_is_a_boolean_true_by_default() {
+        let (w, warnings) = ok("a.json", r#"{"id":"a","command":"x"}"#);
+        assert!(w.stack);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let (w, warnings) = ok("a.json", r#"{"id":"a","command":"x","stack":false}"#);
+        assert!(!w.stack);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let e = err("b.json", r#"{"id":"b","command":"x","stack":"no"}"#);
+        assert_eq!(
+            e.message,
+            "b.json: field \"stack\": expected true or false, found a string"
         );
     }
 

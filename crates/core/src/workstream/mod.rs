@@ -62,6 +62,9 @@ pub struct Workstream {
     pub max_cost_usd: Option<f64>,
     /// `"sandbox"`: this workstream's sandbox mode (else `ws.sandbox`).
     pub sandbox: Option<crate::sandbox::Mode>,
+    /// `"stack"` (default true): a workstream with `depends_on` starts from its
+    /// dependencies' branches merged onto the base; false: from the base.
+    pub stack: bool,
 }
 
 /// A workstream file that did not parse or validate. `message` names the file and the
@@ -108,7 +111,7 @@ pub const MAX_ID_LEN: usize = 100;
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The fields a workstream file may have; anything else is warned about and ignored.
-pub const KNOWN_FIELDS: [&str; 12] = [
+pub const KNOWN_FIELDS: [&str; 13] = [
     "id",
     "title",
     "command",
@@ -121,6 +124,7 @@ pub const KNOWN_FIELDS: [&str; 12] = [
     "retries",
     "max_cost_usd",
     "sandbox",
+    "stack",
 ];
 
 /// What the tests of every concern build workstreams with.
@@ -155,6 +159,7 @@ mod test_util {
             retries: None,
             max_cost_usd: None,
             sandbox: None,
+            stack: true,
         }
     }
 
