@@ -393,16 +393,7 @@ impl Config {
     /// `ws.requireChanges` (git's boolean spellings), default `false`: whether a `prompt`
     /// workstream that changes nothing fails (`NoChanges`).
     pub fn require_changes(&self) -> Result<bool, Error> {
-        let Some(raw) = self.get(REQUIRE_CHANGES) else {
-            return Ok(false);
-        };
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "on" | "1" | "" => Ok(true),
-            "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err(Error::new(format!(
-                "git config {REQUIRE_CHANGES} = {raw:?} is not a boolean (true or false)"
-            ))),
-        }
+        self.boolean(REQUIRE_CHANGES, false)
     }
 
     /// `ws.worktreeExpiry`: how long an idle pool worktree is kept (`None`: forever),
