@@ -102,11 +102,7 @@ fn list(items: &[String], max: usize) -> String {
     if items.len() <= max {
         items.join(", ")
     } else {
-        format!(
-            "{} and {} more",
-            items[..max].join(", "),
-            items.len() - max
-        )
+        format!("{} and {} more", items[..max].join(", "), items.len() - max)
     }
 }
 
@@ -194,7 +190,12 @@ fn hunks_text(paths: &[String], hunks: &[ConflictHunk]) -> String {
         used += body.len();
         shown += 1;
         let fence = if body.contains("```") { "````" } else { "```" };
-        let _ = writeln!(s, "### {}\n\n{fence}\n{}\n{fence}\n", h.path, body.trim_end());
+        let _ = writeln!(
+            s,
+            "### {}\n\n{fence}\n{}\n{fence}\n",
+            h.path,
+            body.trim_end()
+        );
     }
     if shown < hunks.len() {
         let rest: Vec<&str> = hunks[shown..].iter().map(|h| h.path.as_str()).collect();
@@ -567,6 +568,9 @@ mod tests {
         let c = chains(&[rec("p1~fix1", 1, 2)], &st, Some(&it));
         assert_eq!(c[0].state, "left out");
         st.insert("p1~fix1".to_string(), Status::Failed);
-        assert_eq!(chains(&[rec("p1~fix1", 1, 2)], &st, None)[0].state, "failed");
+        assert_eq!(
+            chains(&[rec("p1~fix1", 1, 2)], &st, None)[0].state,
+            "failed"
+        );
     }
 }

@@ -32,7 +32,10 @@ pub fn tables(v: &RunView, sections: &[Section]) -> String {
             Section::Errors => errors(&mut s, v),
             Section::Files => files(&mut s, v),
             Section::Timeline => timeline(&mut s, v),
-            Section::Integration => integration(&mut s, v),
+            Section::Integration => {
+                integration(&mut s, v);
+                fixups(&mut s, v);
+            }
             other => markdown::write_section(&mut s, v, *other),
         }
     }
@@ -402,3 +405,40 @@ fn timeline(s: &mut String, v: &RunView) {
         }
     }
 }
+
+/// `--integration`: each fix-up chain (`--fix-up`) on one line, then each attempt's reason.
+fn fixups(s: &mut String, v: &RunView) {
+    if v.fixups.is_empty() {
+        return;
+    }
+    s.push_str("\nfix-ups:\n");
+    for c in &v.fixups {
+        let _ = writeln!(
+            s,
+            "  {}: {} ({} of at most {} attempt{})",
+            one_line(&c.workstream_id),
+            c.state,
+            c.attempts.len(),
+            c.max_attempts,
+            if c.max_attempts == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(s, "    {}", one_line(&chain_text(c)));
+    }
+}
+
+/// "p1 → p1~fix1 (conflict; integrated) → …", the attempts bounded to
+/// [`MAX_SHOWN_ATTEMPTS`] (the latest ones).
+pub(crate) fn chain_text(c: &ws_core::fixup::FixupChain) -> String {
+    let skip = c.attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS);
+    let mut t = c.workstream_id.clone();
+    if skip > 0 {
+        let _ = write!(t, " → … ({skip} earlier attempts)");
+    }
+    for a in &c.attempts[skip..] {
+        let _ = write!(t, " → {} ({}; {})", a.followup_id, a.reason, a.outcome);
+    }
+    t
+}
+
+/// Most attempts of one fix-up chain shown.
+pub(crate) const MAX_SHOWN_ATTEMPTS: usize = 10;
