@@ -180,12 +180,7 @@ fn a_conflict_is_handed_back_run_by_resume_and_integrated_in_its_place() {
     let branch = format!("ws/{run}/{left}.fix1");
     let ancestor = env
         .command("git")
-        .args([
-            "merge-base",
-            "--is-ancestor",
-            &tip.trim().to_string(),
-            &branch,
-        ])
+        .args(["merge-base", "--is-ancestor", tip.trim(), &branch])
         .status()
         .unwrap();
     assert!(

@@ -908,19 +908,6 @@ fn timeline(out: &mut String, v: &RunView) {
     cap_note(out, shown.len(), t.bars.len(), "started workstreams", "");
 }
 
-#[cfg(test)]
-mod code_span_tests {
-    use super::code_span;
-
-    #[test]
-    fn code_spans_show_commands_as_typed() {
-        assert_eq!(code_span("a && b | c_d"), "`a && b | c_d`");
-        assert_eq!(code_span("tee `x`"), "`` tee `x` ``");
-        assert_eq!(code_span("a ``b``"), "``` a ``b`` ```");
-        assert_eq!(code_span("x\ny"), "`x y`");
-    }
-}
-
 /// The fix-up chains (`--fix-up`): original → `~fix1` (reason; outcome) → …, with each
 /// attempt's reason in full.
 fn fixups(out: &mut String, v: &RunView) {
@@ -953,5 +940,18 @@ fn fixups(out: &mut String, v: &RunView) {
                 esc(&a.outcome)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod code_span_tests {
+    use super::code_span;
+
+    #[test]
+    fn code_spans_show_commands_as_typed() {
+        assert_eq!(code_span("a && b | c_d"), "`a && b | c_d`");
+        assert_eq!(code_span("tee `x`"), "`` tee `x` ``");
+        assert_eq!(code_span("a ``b``"), "``` a ``b`` ```");
+        assert_eq!(code_span("x\ny"), "`x y`");
     }
 }
