@@ -697,7 +697,7 @@ mod tests {
         assert!(run.starts_with("Settings: git config ws.agents, ws.agentCommand, ws.agent,"));
         assert!(
             run.ends_with(
-                "ws.keepWorktrees, ws.worktreeExpiry, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+                "ws.keepWorktrees, ws.worktreeExpiry, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
             ),
             "{run}"
         );

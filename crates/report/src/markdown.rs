@@ -920,7 +920,7 @@ fn fixups(out: &mut String, v: &RunView) {
             out,
             "- **{}**: {} — {} ({} of at most {} attempt{})",
             esc(&c.workstream_id),
-            esc(&super::table::chain_text(c)),
+            esc(&super::cells::chain_text(c)),
             esc(&c.state),
             c.attempts.len(),
             c.max_attempts,
@@ -929,7 +929,7 @@ fn fixups(out: &mut String, v: &RunView) {
         let skip = c
             .attempts
             .len()
-            .saturating_sub(super::table::MAX_SHOWN_ATTEMPTS);
+            .saturating_sub(super::cells::MAX_SHOWN_ATTEMPTS);
         for a in &c.attempts[skip..] {
             let _ = writeln!(
                 out,

@@ -422,23 +422,6 @@ fn fixups(s: &mut String, v: &RunView) {
             c.max_attempts,
             if c.max_attempts == 1 { "" } else { "s" }
         );
-        let _ = writeln!(s, "    {}", one_line(&chain_text(c)));
+        let _ = writeln!(s, "    {}", one_line(&super::cells::chain_text(c)));
     }
 }
-
-/// "p1 → p1~fix1 (conflict; integrated) → …", the attempts bounded to
-/// [`MAX_SHOWN_ATTEMPTS`] (the latest ones).
-pub(crate) fn chain_text(c: &ws_core::fixup::FixupChain) -> String {
-    let skip = c.attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS);
-    let mut t = c.workstream_id.clone();
-    if skip > 0 {
-        let _ = write!(t, " → … ({skip} earlier attempts)");
-    }
-    for a in &c.attempts[skip..] {
-        let _ = write!(t, " → {} ({}; {})", a.followup_id, a.reason, a.outcome);
-    }
-    t
-}
-
-/// Most attempts of one fix-up chain shown.
-pub(crate) const MAX_SHOWN_ATTEMPTS: usize = 10;
