@@ -336,3 +336,41 @@ fn command_workstreams_are_never_fixed_up_and_fix_ups_are_off_by_default() {
     assert_eq!(m.code, 2, "{}", m.stderr);
     assert!(m.stderr.contains("ws.fixUp"), "{}", m.stderr);
 }
+
+/// The demo (`fixtures/demo/run-demo.sh --no-install`) ends with its fix-up scenario: a
+/// README conflict between two prompt workstreams handed back by `git ws-merge --fix-up 1`,
+/// resolved by the scripted agent from its prompt under `git ws-run --resume`, and
+/// integrated by the next `git ws-merge`.
+#[test]
+fn the_demo_shows_a_conflict_fixed_up_by_its_agent() {
+    let env = Env::new();
+    let demo = env.scratch("demo");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/run-demo.sh");
+    let out = Run::from(
+        env.command("sh")
+            .arg(&script)
+            .arg("--no-install")
+            .arg(&demo)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let o = &out.stdout;
+    assert!(
+        o.contains("handed back to its agent as tagline-tested~fix1 (attempt 1 of 1"),
+        "{o}"
+    );
+    assert!(
+        o.contains("tagline-tested → tagline-tested~fix1 (conflict; integrated)"),
+        "{o}"
+    );
+    assert!(
+        o.contains("==> the integrated title: # txtkit: small text tools (tested)"),
+        "{o}"
+    );
+    // The main demo run is still the latest in its own repository.
+    assert!(
+        o.contains("git ws-merge finished with status 1, as expected"),
+        "{o}"
+    );
+}
