@@ -111,4 +111,28 @@ mod tests {
         assert_eq!(branch, "ws/r/p1.review2");
         assert!(git::valid_branch_name(&branch));
     }
+
+    #[test]
+    fn a_fix_up_is_the_original_definition_titled_as_a_fix_up_on_a_valid_branch() {
+        let (original, _) = crate::workstream::parse_workstream(
+            "p1.json",
+            br#"{"id": "p1", "prompt": "do it", "agent": "codex", "test": "make check"}"#,
+        )
+        .unwrap();
+        let f = ReviewFollowup {
+            followup_id: "p1~fix2".into(),
+            workstream_id: "p1".into(),
+            start_branch: "refs/ws/r/fixup/p1.fix2".into(),
+            prompt: "Fix-up 2 of 2 for workstream p1".into(),
+            who: "git-ws".into(),
+            at: "t".into(),
+        };
+        let w = followup_workstream(&original, &f);
+        assert_eq!(w.title.as_deref(), Some("Fix-up 2 of p1"));
+        assert_eq!(w.agent, original.agent);
+        assert_eq!(w.test.as_deref(), Some("make check"));
+        let branch = super::super::execute::branch_name("r", &w.id);
+        assert_eq!(branch, "ws/r/p1.fix2");
+        assert!(git::valid_branch_name(&branch));
+    }
 }

@@ -374,3 +374,58 @@ fn the_demo_shows_a_conflict_fixed_up_by_its_agent() {
         "{o}"
     );
 }
+
+/// Fix-ups and the run's `--fix-up` are kept in PostgreSQL as in SQLite (the migration that
+/// generalizes `ws_review_followups` runs on both).
+#[test]
+fn fix_ups_are_kept_in_postgres_too() {
+    let Some(url) = crate::pgcluster::cluster().map(|c| c.database("fixups")) else {
+        return;
+    };
+    let mut db =
+        git_ws::ConsolidationDatabase::open(url.parse::<git_ws::db::DbLocation>().unwrap())
+            .unwrap();
+    let info = git_ws::model::RunInfo {
+        run_id: "ma-run-pg-fixup".to_string(),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        agents: 1,
+        base: "b".repeat(40),
+        base_rev: "HEAD".into(),
+        repo_root: "/repo".into(),
+        rerun_of: None,
+    };
+    let run = db.begin_run(&info).unwrap();
+    let rec = git_ws::fixup::FixupRecord {
+        followup_id: "ws-1~fix1".into(),
+        workstream_id: "ws-1".into(),
+        attempt: 1,
+        max_attempts: 2,
+        reason: "breaks-tests".into(),
+        detail: "breaks the tests (`make check`)".into(),
+        integration_tip: "c".repeat(40),
+        at: "2026-12-07T10:00:00Z".into(),
+    };
+    db.add_fixup(&run, &rec, "refs/ws/r/fixup/ws-1.fix1", "fix 'it'")
+        .unwrap();
+    assert_eq!(db.fixups(&run).unwrap(), vec![rec]);
+    let f = db.review_followups(&run).unwrap();
+    assert_eq!(
+        (f[0].prompt.as_str(), f[0].who.as_str()),
+        ("fix 'it'", "git-ws")
+    );
+    let id = db
+        .add_review_followup(
+            &run,
+            "ws-1",
+            "ws/r/ws-1",
+            &[],
+            &|id| id.to_string(),
+            "bob",
+            "t",
+        )
+        .unwrap();
+    assert_eq!(id, "ws-1~review1");
+    db.set_fixup_limit(&run, 2).unwrap();
+    assert_eq!(db.fixup_limit(&run).unwrap(), Some(2));
+}
