@@ -9,6 +9,7 @@ use crate::db::ConsolidationDatabase;
 use crate::error::Error;
 use crate::fixup::{self, FixupRecord, PromptInput, Reason};
 use crate::git::{self, RepoPaths};
+use crate::model::Status;
 use crate::workstream::{Action, Workstream};
 
 /// Why a branch was left out of the integration.
@@ -106,10 +107,29 @@ pub fn hand_back(
         .filter(|r| r.attempt > this)
         .max_by_key(|r| r.attempt)
     {
-        return Ok(HandBack::Declined(format!(
-            "already handed back as {}",
-            later.followup_id
-        )));
+        // A later attempt that has not run, or that completed (the next integration takes
+        // it in this one's place), is where this one went; one that failed does not stop
+        // another.
+        let status = db
+            .results(it.run_id)?
+            .into_iter()
+            .find(|r| r.workstream_id == later.followup_id)
+            .map(|r| r.status);
+        match status {
+            None | Some(Status::Deferred) => {
+                return Ok(HandBack::Declined(format!(
+                    "already handed back as {} (not run yet: git ws-run --resume {} runs it)",
+                    later.followup_id, it.run_id
+                )))
+            }
+            Some(Status::Completed) => {
+                return Ok(HandBack::Declined(format!(
+                    "already handed back as {} (completed: the next git ws-merge integrates it in its place)",
+                    later.followup_id
+                )))
+            }
+            Some(Status::Failed | Status::Skipped) => {}
+        }
     }
     let attempt = match fixup::next_attempt(left.workstream_id, so_far.len(), it.max_attempts) {
         Ok(k) => k,

@@ -31,6 +31,7 @@ case "$WS_ID" in
         git rm -q bad.txt
       fi
     fi
+    [ "{mode}" = fail ] && {{ echo "cannot fix $WS_ID" >&2; exit 1; }}
     echo "$WS_ID" >> fixups.txt ;;
   bad) echo BAD > bad.txt ;;
   *) sed -i "2s/.*/TWO by $WS_ID/" src/lib.txt ;;
@@ -171,7 +172,7 @@ fn a_conflict_is_handed_back_run_by_resume_and_integrated_in_its_place() {
     m.expect(1);
     assert!(excluded(&v)[0]
         .2
-        .contains(&format!("already handed back as {fix}")));
+        .contains(&format!("already handed back as {fix} (not run yet")));
 
     env.ws_run(&["--resume", &run, "--agent-cmd", &agent, "-q"])
         .expect(0);
@@ -428,4 +429,103 @@ fn fix_ups_are_kept_in_postgres_too() {
     assert_eq!(id, "ws-1~review1");
     db.set_fixup_limit(&run, 2).unwrap();
     assert_eq!(db.fixup_limit(&run).unwrap(), Some(2));
+}
+
+/// With `--fix-up 2`, a fix-up that breaks the tests again becomes `~fix2`, started from the
+/// tip with `~fix1`'s changes; after it the chain is exhausted and the report says so.
+#[test]
+fn a_fix_up_of_a_fix_up_counts_toward_the_originals_attempts() {
+    let env = env_with(&["bad", "good"]);
+    let agent = agent(&env, "idle");
+    let test = "if [ -e bad.txt ]; then echo 'bad.txt must not exist'; exit 1; fi";
+    let out = env.ws_run(&["--agents", "2", "--agent-cmd", &agent, "-q"]);
+    out.expect(0);
+    let run = out.run_id();
+    let merge2 = |want: i32| {
+        let (m, v) = merge(&env, &[&run, "--test", test, "--fix-up", "2"]);
+        m.expect(want);
+        v
+    };
+    assert!(excluded(&merge2(1))[0]
+        .2
+        .contains("as bad~fix1 (attempt 1 of 2"));
+    env.ws_run(&["--resume", &run, "--agent-cmd", &agent, "-q"])
+        .expect(0);
+    let x = excluded(&merge2(1));
+    assert_eq!(x[0].0, "bad~fix1");
+    assert!(x[0].2.contains("as bad~fix2 (attempt 2 of 2"), "{}", x[0].2);
+    let rows = env.sql(
+        "SELECT workstream_id, attempt, start_branch FROM ws_review_followups WHERE followup_id = 'bad~fix2'",
+    );
+    assert_eq!(
+        rows,
+        vec![vec![
+            "bad".to_string(),
+            "2".to_string(),
+            format!("refs/ws/{run}/fixup/bad.fix2")
+        ]]
+    );
+    env.ws_run(&["--resume", &run, "--agent-cmd", &agent, "-q"])
+        .expect(0);
+    // The fix-up of the fix-up started from fix1's work: both fix-ups are in its history.
+    let fixups = env.git(&["show", &format!("ws/{run}/bad.fix2:fixups.txt")]);
+    assert_eq!(fixups, "bad~fix1\nbad~fix2\n");
+    let x = excluded(&merge2(1));
+    assert_eq!(x[0].0, "bad~fix2");
+    assert!(
+        x[0].2.contains("no fix-up: attempts exhausted (2 of 2)"),
+        "{}",
+        x[0].2
+    );
+    let t = env.ws_report(&[&run, "--integration"]);
+    assert!(
+        t.stdout.contains(
+            "bad → bad~fix1 (breaks-tests; breaks-tests) → bad~fix2 (breaks-tests; breaks-tests)"
+        ),
+        "{}",
+        t.stdout
+    );
+    assert!(t
+        .stdout
+        .contains("bad: exhausted (2 of at most 2 attempts)"));
+}
+
+/// A fix-up whose agent fails does not stop another attempt: the original, left out again,
+/// becomes `~fix2`.
+#[test]
+fn a_failed_fix_up_is_followed_by_the_next_attempt() {
+    let env = env_with(&["p1", "p2"]);
+    let agent = agent(&env, "fail");
+    let out = env.ws_run(&["--agents", "2", "--agent-cmd", &agent, "-q"]);
+    out.expect(0);
+    let run = out.run_id();
+    let (m, v) = merge(&env, &[&run, "--fix-up", "2"]);
+    m.expect(1);
+    let left = excluded(&v)[0].0.clone();
+    let out = env.ws_run(&["--resume", &run, "--agent-cmd", &agent, "-q"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(status(&env, &run, &format!("{left}~fix1")), "failed");
+    let (m, v) = merge(&env, &[&run, "--fix-up", "2"]);
+    m.expect(1);
+    let x = excluded(&v);
+    let again = x.iter().find(|x| x.0 == left).unwrap();
+    assert_eq!(again.1, "conflict");
+    assert!(
+        again.2.contains(&format!(
+            "handed back to its agent as {left}~fix2 (attempt 2 of 2"
+        )),
+        "{}",
+        again.2
+    );
+    assert!(x
+        .iter()
+        .any(|x| x.0 == format!("{left}~fix1") && x.1 == "not-completed"));
+    let t = env.ws_report(&[&run, "--integration"]);
+    assert!(
+        t.stdout.contains(&format!(
+            "{left} → {left}~fix1 (conflict; failed) → {left}~fix2 (conflict; pending)"
+        )),
+        "{}",
+        t.stdout
+    );
 }

@@ -333,14 +333,23 @@ pub fn chains(
             rs.sort_by_key(|r| r.attempt);
             let attempts: Vec<FixupAttempt> = rs
                 .iter()
-                .map(|r| FixupAttempt {
-                    followup_id: r.followup_id.clone(),
-                    attempt: r.attempt,
-                    reason: r.reason.clone(),
-                    detail: r.detail.clone(),
-                    integration_tip: r.integration_tip.clone(),
-                    at: r.at.clone(),
-                    outcome: outcome(&r.followup_id, statuses, integration),
+                .enumerate()
+                .map(|(i, r)| {
+                    let mut outcome = outcome(&r.followup_id, statuses, integration);
+                    // A completed attempt the latest integration no longer mentions was
+                    // left out by an earlier one, for the reason the next attempt gives.
+                    if let (Some(next), "completed") = (rs.get(i + 1), outcome.as_str()) {
+                        outcome = next.reason.clone();
+                    }
+                    FixupAttempt {
+                        followup_id: r.followup_id.clone(),
+                        attempt: r.attempt,
+                        reason: r.reason.clone(),
+                        detail: r.detail.clone(),
+                        integration_tip: r.integration_tip.clone(),
+                        at: r.at.clone(),
+                        outcome,
+                    }
                 })
                 .collect();
             let last = rs.last().expect("a chain has an attempt");
@@ -572,5 +581,15 @@ mod tests {
             chains(&[rec("p1~fix1", 1, 2)], &st, None)[0].state,
             "failed"
         );
+        // fix1 completed, left out (breaks-tests) then; fix2 pending now.
+        st.insert("p1~fix1".to_string(), Status::Completed);
+        let mut second = rec("p1~fix2", 2, 2);
+        second.reason = "breaks-tests".into();
+        let c = chains(&[second, rec("p1~fix1", 1, 2)], &st, None);
+        assert_eq!(
+            c[0].one_line(),
+            "p1 → p1~fix1 (conflict; breaks-tests) → p1~fix2 (breaks-tests; pending)"
+        );
+        assert_eq!(c[0].state, "pending");
     }
 }
