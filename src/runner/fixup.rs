@@ -133,7 +133,7 @@ pub fn hand_back(
     }
     let attempt = match fixup::next_attempt(left.workstream_id, so_far.len(), it.max_attempts) {
         Ok(k) => k,
-        Err(why) => return Ok(HandBack::Declined(why)),
+        Err(why) => return Ok(HandBack::Declined(why.into())),
     };
     let id = fixup::fixup_id(original_id, attempt);
     let start_ref = git::fixup_start_ref(it.run_id, &id);

@@ -6,6 +6,7 @@
 
 use crate::model::{ConflictHunk, IntegrationRecord, Status};
 use crate::text;
+use crate::Invalid;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -417,17 +418,17 @@ pub fn superseded(completed: &[String]) -> Vec<String> {
 
 /// Whether `id` may be fixed up (again): the next attempt number for its chain, or why not.
 /// `attempts_so_far` is how many fix-ups its original already has.
-pub fn next_attempt(id: &str, attempts_so_far: usize, max: usize) -> Result<usize, String> {
+pub fn next_attempt(id: &str, attempts_so_far: usize, max: usize) -> Result<usize, Invalid> {
     if max == 0 {
-        return Err("fix-ups are off".to_string());
+        return Err(Invalid::new("fix-ups are off"));
     }
     if id.contains('~') && parse_id(id).is_none() {
-        return Err("a review follow-up is not fixed up".to_string());
+        return Err(Invalid::new("a review follow-up is not fixed up"));
     }
     if attempts_so_far >= max {
-        return Err(format!(
+        return Err(Invalid::new(format!(
             "no fix-up: attempts exhausted ({attempts_so_far} of {max})"
-        ));
+        )));
     }
     Ok(attempts_so_far + 1)
 }
@@ -530,7 +531,7 @@ mod tests {
         assert_eq!(next_attempt("p1~fix1", 1, 2), Ok(2));
         assert_eq!(
             next_attempt("p1~fix2", 2, 2),
-            Err("no fix-up: attempts exhausted (2 of 2)".to_string())
+            Err(Invalid::new("no fix-up: attempts exhausted (2 of 2)"))
         );
         assert!(next_attempt("p1", 0, 0).is_err());
         assert!(next_attempt("p1~review1", 0, 3).is_err());
