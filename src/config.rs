@@ -56,6 +56,7 @@ pub const POOL_DIR: &str = ws_git::POOL_DIR_KEY;
 pub const REQUIRE_CHANGES: &str = "ws.requireChanges";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
+pub const INTEGRATE: &str = "ws.integrate";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
 pub const HTML_REPORT: &str = "ws.htmlReport";
 pub const SANDBOX: &str = "ws.sandbox";
@@ -72,7 +73,6 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const RUN: &[Command] = &[Command::Run];
-const MERGE: &[Command] = &[Command::Merge];
 const RUN_MERGE: &[Command] = &[Command::Run, Command::Merge];
 const ALL: &[Command] = &[Command::Run, Command::Report, Command::Merge];
 
@@ -232,8 +232,14 @@ pub const KEYS: &[KeyDoc] = &[
     key(
         INTEGRATION_TEST,
         "none",
-        "`git ws-merge`'s test command, run with `sh -c` in a pool worktree (`--test`)",
-        MERGE,
+        "the integration's test command, run with `sh -c` in a pool worktree (`--test`)",
+        RUN_MERGE,
+    ),
+    key(
+        INTEGRATE,
+        "`false`",
+        "merge each completed workstream onto `ws/<run>/integration` during the run, testing the tips with `ws.integrationTest` (`--integrate`)",
+        RUN,
     ),
     key(
         SANDBOX,
@@ -388,6 +394,12 @@ impl Config {
                 "git config {key} = {raw:?} is not a boolean (true or false)"
             ))),
         }
+    }
+
+    /// `ws.integrate` (git's boolean spellings), default `false`: whether `git ws-run`
+    /// integrates as workstreams complete.
+    pub fn integrate(&self) -> Result<bool, Error> {
+        self.boolean(INTEGRATE, false)
     }
 
     /// `ws.requireChanges` (git's boolean spellings), default `false`: whether a `prompt`

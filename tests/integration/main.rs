@@ -12,6 +12,7 @@ mod environments;
 mod faults;
 mod help;
 mod inputs;
+mod integrate_run;
 mod kills;
 mod layers;
 mod merge;
