@@ -689,11 +689,12 @@ mod tests {
         assert!(run.starts_with("Settings: git config ws.agents, ws.agentCommand, ws.agent,"));
         assert!(
             run.ends_with(
-                "ws.keepWorktrees, ws.worktreeExpiry, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+                "ws.keepWorktrees, ws.worktreeExpiry, ws.integrationTest, ws.integrate, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
             ),
             "{run}"
         );
-        assert!(!run.contains(INTEGRATION_TEST));
+        // `--integrate` tests with it.
+        assert!(run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
             "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."

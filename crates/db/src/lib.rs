@@ -435,8 +435,9 @@ impl ConsolidationDatabase {
             .map_err(|e| self.fail(&format!("record the integration of run {}", it.run_id), e))
     }
 
-    /// Every recorded verdict of the test command `test_command`, by commit (what
-    /// `git ws-merge --test` reuses instead of testing a commit again).
+    /// Every verdict of the test command `test_command` a run's own integration recorded
+    /// (`git ws-run --integrate`), by commit: what `git ws-merge --test` reuses instead of
+    /// testing a commit again.
     pub fn tested_tips(&mut self, test_command: &str) -> Result<HashMap<String, bool>, DbError> {
         queries::tested_tips(&mut self.conn, test_command)
             .map_err(|e| self.fail("read the tested integration tips", e))

@@ -689,8 +689,9 @@ pub fn latest_integration_by(
     })
 }
 
-/// The verdicts of every recorded test run of `test_command`, by commit: a commit tested
-/// twice keeps its latest verdict.
+/// The verdicts of every test run of `test_command` recorded by a run's own integration
+/// (`made_by` `ws-run`: `git ws-run --integrate`), by commit: a commit tested twice keeps
+/// its latest verdict.
 pub fn tested_tips(c: &mut Conn, test_command: &str) -> TxResult<HashMap<String, bool>> {
     on_conn!(c, |c| {
         let rows: Vec<(String, i64)> = ws_integration_tests::table
@@ -699,6 +700,7 @@ pub fn tested_tips(c: &mut Conn, test_command: &str) -> TxResult<HashMap<String,
                     .on(ws_integrations::id.eq(ws_integration_tests::integration_id)),
             )
             .filter(ws_integrations::test_command.eq(test_command))
+            .filter(ws_integrations::made_by.eq(IntegrationRecord::MADE_BY_RUN))
             .order((
                 ws_integration_tests::integration_id.asc(),
                 ws_integration_tests::position.asc(),
