@@ -272,9 +272,9 @@ impl Prepared {
             interrupted,
             notes: dispatch_notes,
         } = {
-            let mut feed = integration.as_mut().map(|(f, _)| f);
+            let feed = integration.as_mut().map(|(f, _)| f);
             let mut none = events::NoObserver;
-            let fed: &mut dyn Observer = match feed.as_deref_mut() {
+            let fed: &mut dyn Observer = match feed {
                 Some(f) => f,
                 None => &mut none,
             };
