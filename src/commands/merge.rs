@@ -974,22 +974,8 @@ impl Tester<'_> {
             |its: &[Integration]| -> Result<Vec<bool>, MergeFailure> {
                 // Commits already tested (different sets of merges can make the same
                 // commit) are not tested again; the same commit twice in a batch once.
-                // A candidate under a tip known to pass (a prefix of its merges) passes
-                // too, as the bisection assumes: not tested.
-                let passing: Vec<Vec<String>> = its
-                    .iter()
-                    .filter(|it| self.t.seen.get(&it.tip) == Some(&true))
-                    .map(|it| it.merged.iter().map(|s| s.workstream_id.clone()).collect())
-                    .collect();
-                for it in its {
-                    let ids: Vec<String> =
-                        it.merged.iter().map(|s| s.workstream_id.clone()).collect();
-                    if !self.t.seen.contains_key(&it.tip)
-                        && passing.iter().any(|p| p.starts_with(&ids))
-                    {
-                        self.t.seen.insert(it.tip.clone(), true);
-                    }
-                }
+                // A candidate under a tip known to pass passes too: not tested.
+                tiptest::imply_passes(&mut self.t.seen, its);
                 let mut todo: Vec<(String, Vec<String>)> = Vec::new();
                 for it in its {
                     if self.known(&it.tip).is_none() && !todo.iter().any(|(c, _)| *c == it.tip) {

@@ -106,6 +106,7 @@ pub(crate) fn start(
     ws: Workspace,
     run_id: &str,
     base: &str,
+    agents: usize,
     settings: Settings,
     keep_ignored: Vec<String>,
     say: Say,
@@ -131,6 +132,8 @@ pub(crate) fn start(
         keep_ignored,
         say,
         ws,
+        agents,
+        spares: Vec::new(),
     };
     let handle = tokio::task::spawn_blocking(move || i.run(rx));
     (Feed { tx: Some(tx) }, handle)
@@ -152,9 +155,46 @@ struct Integrator {
     settings: Settings,
     keep_ignored: Vec<String>,
     say: Say,
+    /// The run's agent count: the spare slots are `agent-(agents+1)` and on.
+    agents: usize,
+    /// Spare pool worktrees held for testing (claimed as needed, kept until the end).
+    spares: Vec<git::AgentSlot>,
 }
 
 impl Integrator {
+    /// Hold at least `n` spare pool worktrees (fewer when no more can be made); how many
+    /// are held. Never an agent's: the spares are numbered past the agents.
+    fn hold_spares(&mut self, n: usize) -> Result<usize, String> {
+        let base = self.it.onto.clone();
+        while self.spares.len() < n {
+            let k = self.agents + 1 + self.spares.len();
+            let slot = match git::claim_existing_slot(&self.ws.repo, k, &base) {
+                Ok(Some(s)) => Ok(s),
+                Ok(None) => git::claim_agent_slot(&self.ws.repo, k, &base),
+                Err(e) => Err(e),
+            };
+            match slot {
+                Ok(s) => self.spares.push(s),
+                Err(e) if self.spares.is_empty() => return Err(e.to_string()),
+                Err(_) => break,
+            }
+        }
+        Ok(self.spares.len().min(n))
+    }
+
+    /// Give the spare worktrees back to the pool at the base.
+    fn release_spares(&mut self) {
+        let base = self.it.onto.clone();
+        let prepare = git::PrepareOptions {
+            keep_ignored: self.keep_ignored.clone(),
+        };
+        for s in std::mem::take(&mut self.spares) {
+            if let Some(w) = tiptest::give_back(s, &base, &prepare) {
+                self.notes.push(format!("integration: {w}"));
+            }
+        }
+    }
+
     fn run(&mut self, rx: mpsc::Receiver<Msg>) -> Finished {
         if let Some(cmd) = self.settings.test.clone() {
             self.start_tester(&cmd);
@@ -203,36 +243,33 @@ impl Integrator {
             }
         };
         self.tell(format!("integration: testing the base {}", short(&base)));
-        match Self::test_one(&self.ws, &mut t, &base, &[], &base) {
-            Ok(true) => self.tester = Some(t),
+        t.seen.clear();
+        self.tester = Some(t);
+        match self.test_one(&base, &[]) {
+            Ok(true) => {}
             Ok(false) => {
+                let log = self
+                    .tester
+                    .as_ref()
+                    .and_then(|t| t.runs.last())
+                    .and_then(|r| r.log_path.clone())
+                    .unwrap_or_default();
                 let why = format!(
-                    "the tests fail on the base {} itself, so the integration is not tested (see {})",
+                    "the tests fail on the base {} itself, so the integration is not tested (see {log})",
                     short(&base),
-                    t.runs.last().and_then(|r| r.log_path.clone()).unwrap_or_default()
                 );
                 self.tell(format!("integration: {why}"));
                 self.untested = Some(why);
-                self.tester = Some(t);
             }
-            Err(e) => {
-                self.untested = Some(e);
-                self.tester = Some(t);
-            }
+            Err(e) => self.untested = Some(e),
         }
     }
 
     /// Test `commit` in a spare pool worktree; whether it passed.
-    fn test_one(
-        ws: &Workspace,
-        t: &mut TipTester,
-        commit: &str,
-        ids: &[String],
-        base: &str,
-    ) -> Result<bool, String> {
-        let mut slot = tiptest::claim_slot(ws, commit).map_err(|e| e.to_string())?;
-        let r = t.test(&mut slot, commit, ids);
-        let _ = tiptest::give_back(slot, base, &t.prepare);
+    fn test_one(&mut self, commit: &str, ids: &[String]) -> Result<bool, String> {
+        self.hold_spares(1)?;
+        let t = self.tester.as_mut().ok_or("no tester")?;
+        let r = t.test(&mut self.spares[0], commit, ids);
         r.map(|(p, _)| p).map_err(|e| e.to_string())
     }
 
@@ -342,9 +379,7 @@ impl Integrator {
         );
         let line = self.status_line(Some(&label));
         self.tell(line);
-        let base = self.it.onto.clone();
-        let t = self.tester.as_mut().expect("testing");
-        match Self::test_one(&self.ws, t, &tip, &ids, &base) {
+        match self.test_one(&tip, &ids) {
             Ok(true) => {
                 self.vouch();
                 let line = format!("integration: {} passes ({} merges)", short(&tip), ids.len());
@@ -380,26 +415,21 @@ impl Integrator {
             .map(|s| (s.workstream_id.clone(), s.tip.clone()))
             .collect();
         let jobs = self.settings.jobs.clamp(1, line.len() + 1);
-        let mut slots = Vec::new();
-        for _ in 0..jobs {
-            match tiptest::claim_slot(&self.ws, &base) {
-                Ok(s) => slots.push(s),
-                Err(e) => {
-                    if slots.is_empty() {
-                        self.untested = Some(e.to_string());
-                        return;
-                    }
-                    break;
-                }
+        let jobs = match self.hold_spares(jobs) {
+            Ok(n) => n,
+            Err(e) => {
+                self.untested = Some(e);
+                return;
             }
-        }
+        };
         self.tell(format!(
             "integration: {} fails; bisecting {} merges with {} test slot{}",
             short(&self.it.tip),
             line.len(),
-            slots.len(),
-            if slots.len() == 1 { "" } else { "s" }
+            jobs,
+            if jobs == 1 { "" } else { "s" }
         ));
+        let slots = &mut self.spares[..jobs];
         let t = self.tester.as_mut().expect("testing");
         let result = git::integrate_and_test_parallel(
             &repo,
@@ -408,6 +438,7 @@ impl Integrator {
             &line,
             slots.len(),
             |its: &[Integration]| -> Result<Vec<bool>, tiptest::TipTestError> {
+                tiptest::imply_passes(&mut t.seen, its);
                 let mut todo: Vec<(String, Vec<String>)> = Vec::new();
                 for it in its {
                     if !t.seen.contains_key(&it.tip) && !todo.iter().any(|(c, _)| *c == it.tip) {
@@ -424,9 +455,6 @@ impl Integrator {
                     .collect())
             },
         );
-        for s in slots {
-            let _ = tiptest::give_back(s, &base, &t.prepare);
-        }
         match result {
             Ok((mut fin, _)) => {
                 let now = tiptest::micros(Utc::now());
@@ -459,6 +487,7 @@ impl Integrator {
 
     /// Write the branch and make the record.
     fn finish(&mut self) -> Finished {
+        self.release_spares();
         let repo = self.ws.repo.clone();
         if let Err(e) = git::write_integration_branch(&repo, &self.branch, &self.it.tip) {
             self.notes.push(format!("integration: {e}"));

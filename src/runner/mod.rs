@@ -262,6 +262,7 @@ impl Prepared {
                 r.ws.clone(),
                 &begun.run_id,
                 &r.base,
+                r.agents,
                 s,
                 r.keep_ignored.clone(),
                 integrate::say_to(display.clone()),

@@ -392,3 +392,21 @@ pub(crate) fn exclusions_of(
         })
         .collect()
 }
+
+/// Candidates under a tip known to pass (their merges a prefix of its merges) pass too, as
+/// the bisection assumes: their verdict is set in `seen` instead of testing them.
+pub(crate) fn imply_passes(seen: &mut HashMap<String, bool>, its: &[git::Integration]) {
+    let ids = |it: &git::Integration| -> Vec<String> {
+        it.merged.iter().map(|s| s.workstream_id.clone()).collect()
+    };
+    let passing: Vec<Vec<String>> = its
+        .iter()
+        .filter(|it| seen.get(&it.tip) == Some(&true))
+        .map(ids)
+        .collect();
+    for it in its {
+        if !seen.contains_key(&it.tip) && passing.iter().any(|p| p.starts_with(&ids(it))) {
+            seen.insert(it.tip.clone(), true);
+        }
+    }
+}
