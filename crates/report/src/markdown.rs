@@ -765,7 +765,7 @@ fn integration(out: &mut String, v: &RunView) {
     }
     let when = |t: &Option<chrono::DateTime<chrono::Utc>>| {
         t.as_ref()
-            .map_or_else(String::new, |t| ws_core::view::micros::text(t))
+            .map_or_else(String::new, ws_core::view::micros::text)
     };
     let _ = writeln!(
         out,
