@@ -86,6 +86,7 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         ));
     }
     RunOutcome {
+        integration: None,
         run_id: info.run_id,
         consolidated,
         results: all,

@@ -349,6 +349,7 @@ impl Prepared {
                 }
             }
             observer.event(Event::Integration(&f.line));
+            outcome.integration = f.record.clone();
         }
         let notified = crate::agent_io::notify::after_run(&outcome).await;
         outcome.notes.extend(notified);

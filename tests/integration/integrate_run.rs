@@ -41,6 +41,13 @@ fn the_run_ends_with_every_clean_branch_integrated_and_the_conflict_left_out() {
     let out = env.ws_run(&["--agents", "2", "--integrate"]);
     out.expect(1);
     let run = out.run_id();
+    // The closing summary says what integration did.
+    assert!(
+        out.stdout
+            .contains(&format!("integration: ws/{run}/integration at ")),
+        "{}",
+        out.stdout
+    );
     let tree = integration_tree(&env, &run);
     assert!(tree.contains("a.txt") && tree.contains("b.txt"), "{tree}");
     let steps = steps(&env, &run);
@@ -143,6 +150,9 @@ fn with_a_test_the_breaker_is_left_out_the_tips_are_recorded_and_ws_merge_reuses
     assert_eq!(m.status.code(), Some(1), "{stderr}\n{stdout}");
     assert_eq!(runs_counted(&count), before, "{stderr}");
     assert!(stderr.contains("reused"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(json["reused_tests"].as_u64().unwrap_or(0) > 0, "{stdout}");
+    assert_eq!(json["test_runs"], 0, "{stdout}");
     let merged_tip = env.git(&["rev-parse", &format!("ws/{run}/integration")]);
     assert_eq!(merged_tip.trim(), tip.trim());
 }

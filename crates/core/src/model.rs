@@ -684,6 +684,13 @@ impl IntegrationRecord {
     /// [`Self::made_by`] of a run's own integration (`git ws-run --integrate`).
     pub const MADE_BY_RUN: &'static str = "ws-run";
 
+    /// Whether the tests pass on the tip: a test run of it passed, or (its verdict reused
+    /// from the run's own integration) none of this attempt's runs tested it.
+    pub fn tip_passes(&self) -> bool {
+        self.tests.iter().any(|t| t.commit == self.tip && t.passed)
+            || (self.reused_tests > 0 && !self.tests.iter().any(|t| t.commit == self.tip))
+    }
+
     /// Whether every completed branch was integrated: nothing left out but workstreams
     /// that did not complete and those a reviewer left out.
     pub fn all_integrated(&self) -> bool {

@@ -735,7 +735,7 @@ fn integration(out: &mut String, v: &RunView) {
     }
     match &it.test_command {
         Some(cmd) => {
-            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let passes = it.tip_passes();
             let _ = writeln!(
                 out,
                 "\nTested with {}: {}; the tip {}.",
