@@ -16,6 +16,7 @@ use crate::model::{IntegrationRecord, Status};
 use crate::workspace::Workspace;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +62,8 @@ enum Msg {
 /// Feeds completed workstreams to the integration task (an [`Observer`] of the run).
 pub(crate) struct Feed {
     tx: Option<mpsc::Sender<Msg>>,
+    /// Set when the run was interrupted: nothing more is tested.
+    stop: Arc<AtomicBool>,
 }
 
 impl Observer for Feed {
@@ -81,8 +84,12 @@ impl Observer for Feed {
 }
 
 impl Feed {
-    /// No more workstreams: the integration task finishes.
-    pub fn close(&mut self) {
+    /// No more workstreams: the integration task finishes (merging what came in; testing
+    /// the newest tip unless the run was `interrupted`).
+    pub fn close(&mut self, interrupted: bool) {
+        if interrupted {
+            self.stop.store(true, Ordering::SeqCst);
+        }
         self.tx = None;
     }
 }
@@ -112,7 +119,9 @@ pub(crate) fn start(
     say: Say,
 ) -> (Feed, tokio::task::JoinHandle<Finished>) {
     let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
     let mut i = Integrator {
+        stop: stop.clone(),
         branch: format!("ws/{run_id}/integration"),
         it: Integration {
             run_id: run_id.to_string(),
@@ -136,11 +145,13 @@ pub(crate) fn start(
         spares: Vec::new(),
     };
     let handle = tokio::task::spawn_blocking(move || i.run(rx));
-    (Feed { tx: Some(tx) }, handle)
+    (Feed { tx: Some(tx), stop }, handle)
 }
 
 struct Integrator {
     ws: Workspace,
+    /// The run was interrupted: test nothing more.
+    stop: Arc<AtomicBool>,
     branch: String,
     /// The integration so far (only what is merged; left-out ones are in `excluded`).
     it: Integration,
@@ -352,7 +363,10 @@ impl Integrator {
     }
 
     /// Whether the tips are tested at all.
-    fn testing(&self) -> bool {
+    fn testing(&mut self) -> bool {
+        if self.stop.load(Ordering::SeqCst) && self.untested.is_none() && self.tester.is_some() {
+            self.untested = Some("the run was interrupted".to_string());
+        }
         self.tester.is_some() && self.untested.is_none()
     }
 

@@ -279,6 +279,10 @@ impl Prepared {
                 Some(f) => f,
                 None => &mut none,
             };
+            // A resumed run's earlier completed workstreams are integrated first.
+            for res in &begun.previous {
+                fed.event(Event::WorkstreamFinished { result: res });
+            }
             let mut display_and_feed = Tee(fed, observer.as_mut());
             let mut events = Tee(&mut recorder, &mut display_and_feed);
             for res in &known {
@@ -295,7 +299,7 @@ impl Prepared {
         // the run's report is written.
         let integrated = match integration {
             Some((mut feed, task)) => {
-                feed.close();
+                feed.close(interrupted);
                 drop(feed);
                 match task.await {
                     Ok(f) => Some(f),
