@@ -200,6 +200,10 @@ fn a_slow_test_does_not_delay_the_next_workstream() {
         tree.contains("one.txt") && tree.contains("two.txt"),
         "{tree}"
     );
+    // The tests ran in a spare pool worktree past the agent's (agent-2), kept in the pool.
+    let wts = env.worktrees();
+    assert!(wts.iter().any(|w| w.ends_with("/agent-1")), "{wts:?}");
+    assert!(wts.iter().any(|w| w.ends_with("/agent-2")), "{wts:?}");
 }
 
 #[test]
