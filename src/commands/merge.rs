@@ -284,7 +284,7 @@ pub fn merge(
         Some(d) => Reports::at(plan.ws.abs(d)),
         None => plan.ws.layout.reports().clone(),
     };
-    let report_path = match rewrite_report(&mut plan.db, &plan.run_id, &reports) {
+    let report_path = match crate::runner::rewrite_report(&mut plan.db, &plan.run_id, &reports) {
         Ok(p) => Some(p),
         Err(e) => {
             notes.push(e.to_string());
@@ -709,30 +709,6 @@ fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> 
         })
         .collect();
     super::hooks::record_new(&mut plan.db, &records)
-}
-
-/// Rewrite the run's Markdown report (and its HTML page, when `ws.htmlReport` is on) from the
-/// database, now with the Integration section.
-pub(crate) fn rewrite_report(
-    db: &mut ConsolidationDatabase,
-    run_id: &str,
-    reports: &Reports,
-) -> Result<PathBuf, Error> {
-    let view = db.run_view(run_id)?;
-    let path = reports.file(run_id);
-    // Created without the `.gitignore` a run gives a reports directory it creates.
-    std::fs::create_dir_all(reports.dir())
-        .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))
-        .map_err(|e| {
-            Error::new(format!(
-                "failed to write the report {}: {e}",
-                path.display()
-            ))
-        })?;
-    if let Some(e) = crate::runner::write_html(reports, run_id, &view) {
-        return Err(Error::new(e));
-    }
-    Ok(path)
 }
 
 /// Test `onto`, then integrate and bisect with the test command, in a pool worktree.

@@ -24,7 +24,7 @@ pub(crate) mod tiptest;
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
 pub use crate::outcome::{RunOutcome, SharedOutcome};
-pub(crate) use finish::write_html;
+pub(crate) use finish::rewrite_report;
 pub(crate) use queue::nothing_to_join;
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
@@ -342,11 +342,7 @@ impl Prepared {
             if f.record.is_some() && outcome.report_error.is_none() {
                 let run_id = outcome.run_id.clone();
                 let rewritten = db_after
-                    .call(move |db| {
-                        Ok(crate::commands::merge::rewrite_report(
-                            db, &run_id, &reports,
-                        ))
-                    })
+                    .call(move |db| Ok(rewrite_report(db, &run_id, &reports)))
                     .await;
                 if let Ok(Err(e)) = rewritten {
                     outcome.notes.push(e.to_string());
