@@ -199,6 +199,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
                 .map(|t| t.trim().to_string())
                 .filter(|t| !t.is_empty()),
             jobs: opts.integration_jobs.unwrap_or(agents).max(1),
+            base_rev: base_rev.clone(),
             timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
             grace: opts.grace.unwrap_or(DEFAULT_GRACE),
         })

@@ -10,7 +10,7 @@
 //! tests) goes to [`on_left_out`], the hook fix-ups attach to.
 
 use super::events::{Event, Observer};
-use super::tiptest::{self, short, verdict, TipTester};
+use super::tiptest::{self, short, TipTester};
 use crate::git::{self, ExclusionReason, Integration};
 use crate::model::{IntegrationRecord, Status};
 use crate::workspace::Workspace;
@@ -28,6 +28,8 @@ pub struct Settings {
     pub test: Option<String>,
     /// Test runs at once when bisecting (`--jobs`), each in its own spare pool worktree.
     pub jobs: usize,
+    /// What `--base` said (`HEAD`, a branch): the record's `onto_rev`.
+    pub base_rev: String,
     pub timeout: Duration,
     pub grace: Duration,
 }
@@ -544,11 +546,10 @@ impl Integrator {
             },
             verdict_text
         );
-        let _ = verdict;
         let record = IntegrationRecord {
             run_id: self.it.run_id.clone(),
             onto: self.it.onto.clone(),
-            onto_rev: "--base".to_string(),
+            onto_rev: self.settings.base_rev.clone(),
             branch: self.branch.clone(),
             tip: self.it.tip.clone(),
             test_command: self.settings.test.clone(),
