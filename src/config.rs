@@ -57,6 +57,7 @@ pub const REQUIRE_CHANGES: &str = "ws.requireChanges";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
 pub const FIX_UP: &str = "ws.fixUp";
+pub const INTEGRATE: &str = "ws.integrate";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
 pub const HTML_REPORT: &str = "ws.htmlReport";
 pub const SANDBOX: &str = "ws.sandbox";
@@ -73,7 +74,6 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
 
 const RUN: &[Command] = &[Command::Run];
-const MERGE: &[Command] = &[Command::Merge];
 const RUN_MERGE: &[Command] = &[Command::Run, Command::Merge];
 const ALL: &[Command] = &[Command::Run, Command::Report, Command::Merge];
 
@@ -233,8 +233,14 @@ pub const KEYS: &[KeyDoc] = &[
     key(
         INTEGRATION_TEST,
         "none",
-        "`git ws-merge`'s test command, run with `sh -c` in a pool worktree (`--test`)",
-        MERGE,
+        "the integration's test command, run with `sh -c` in a pool worktree (`--test`)",
+        RUN_MERGE,
+    ),
+    key(
+        INTEGRATE,
+        "`false`",
+        "merge each completed workstream onto `ws/<run>/integration` during the run, testing the tips with `ws.integrationTest` (`--integrate`)",
+        RUN,
     ),
     key(
         FIX_UP,
@@ -395,6 +401,12 @@ impl Config {
                 "git config {key} = {raw:?} is not a boolean (true or false)"
             ))),
         }
+    }
+
+    /// `ws.integrate` (git's boolean spellings), default `false`: whether `git ws-run`
+    /// integrates as workstreams complete.
+    pub fn integrate(&self) -> Result<bool, Error> {
+        self.boolean(INTEGRATE, false)
     }
 
     /// `ws.requireChanges` (git's boolean spellings), default `false`: whether a `prompt`
@@ -697,11 +709,12 @@ mod tests {
         assert!(run.starts_with("Settings: git config ws.agents, ws.agentCommand, ws.agent,"));
         assert!(
             run.ends_with(
-                "ws.keepWorktrees, ws.worktreeExpiry, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+                "ws.keepWorktrees, ws.worktreeExpiry, ws.integrationTest, ws.integrate, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
             ),
             "{run}"
         );
-        assert!(!run.contains(INTEGRATION_TEST));
+        // `--integrate` tests with it.
+        assert!(run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
             "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."

@@ -27,6 +27,8 @@ pub struct RunOutcome {
     /// Results the database never took (full disk, database gone): the run exits
     /// [`EXIT_UNRECORDED`] and says where their work is.
     pub unrecorded: Vec<Unrecorded>,
+    /// What `--integrate` did (the run's own integration), if it was on.
+    pub integration: Option<crate::model::IntegrationRecord>,
 }
 
 /// A finished workstream whose result is not in the database: where its work and its

@@ -170,6 +170,7 @@ impl Observer for Plain {
                 "ws: consolidating, writing the report and releasing the agent worktrees (kept in the pool unless ws.keepWorktrees is false)".to_string()
             }
             Event::Note(n) => format!("ws: warning: {n}"),
+            Event::Integration(line) => format!("ws: {line}"),
         };
         let line =
             crate::colour::paint_text(&crate::text::clean(&line), crate::colour::Stream::Stderr);
@@ -183,6 +184,8 @@ pub struct Bars {
     multi: Option<MultiProgress>,
     agents: Vec<ProgressBar>,
     overall: Option<ProgressBar>,
+    /// `--integrate`'s line (merged N, left out M, testing …), once it says something.
+    integration: Option<ProgressBar>,
     eta: Arc<Mutex<Eta>>,
 }
 
@@ -316,7 +319,7 @@ impl Observer for Bars {
             }
             Event::Consolidating => {
                 crate::runner::record::route_warnings(None);
-                for pb in &self.agents {
+                for pb in self.agents.iter().chain(&self.integration) {
                     pb.finish_and_clear();
                 }
                 if let Some(ov) = &self.overall {
@@ -324,6 +327,20 @@ impl Observer for Bars {
                 }
             }
             Event::Note(n) => self.println(&format!("warning: {n}")),
+            Event::Integration(line) => match (&self.multi, &self.integration) {
+                (_, Some(pb)) if !pb.is_finished() => pb.set_message(one_line(line)),
+                (Some(m), None) => {
+                    let pb = m.add(ProgressBar::new_spinner());
+                    pb.set_style(
+                        ProgressStyle::with_template("{spinner} {wide_msg}")
+                            .expect("valid template"),
+                    );
+                    pb.enable_steady_tick(Duration::from_millis(200));
+                    pb.set_message(one_line(line));
+                    self.integration = Some(pb);
+                }
+                _ => self.println(line),
+            },
         }
     }
 }

@@ -49,7 +49,7 @@ struct WorkerJson<'a> {
 }
 
 fn summary_view(o: &RunOutcome) -> crate::view::RunView {
-    crate::view::RunView::build(crate::view::Input {
+    let mut v = crate::view::RunView::build(crate::view::Input {
         consolidated: &o.consolidated,
         results: &o.results,
         merges: None,
@@ -60,7 +60,11 @@ fn summary_view(o: &RunOutcome) -> crate::view::RunView {
         } else {
             "finished"
         },
-    })
+    });
+    if o.integration.is_some() {
+        v.set_integration(o.integration.clone());
+    }
+    v
 }
 
 /// `git ws-run --format json`: the run object and what only the finished invocation knows
@@ -165,6 +169,9 @@ pub fn summary_text(o: &RunOutcome) -> String {
             v(&t.change.new),
             t.attribution
         );
+    }
+    if o.integration.is_some() {
+        let _ = writeln!(s, "{}", crate::report::integration_line(&view));
     }
     for r in &view.recommendations {
         // An interrupted run is finished by --resume, not rerun (the line below says so).
@@ -360,6 +367,7 @@ mod tests {
     #[test]
     fn ws_run_closing_summary_snapshots() {
         let outcome = crate::outcome::RunOutcome {
+            integration: None,
             run_id: fixture::RUN.into(),
             consolidated: fixture::consolidated(),
             results: fixture::results(),

@@ -79,6 +79,17 @@ pub struct RunArgs {
     /// Hand a branch the integration leaves out (conflict, breaks the tests) back to its agent as <id>~fixK, at most N times; kept for the run [default: git config ws.fixUp, 0 = off]
     #[arg(long, value_name = "N")]
     pub fix_up: Option<usize>,
+    /// Merge each completed workstream onto ws/<run>/integration as the run goes, in
+    /// memory, testing the tips with --test in spare pool worktrees (git config ws.integrate)
+    #[arg(long)]
+    pub integrate: bool,
+    /// With --integrate: the test command for integration tips [default: git config
+    /// ws.integrationTest]
+    #[arg(long, value_name = "CMD", requires = "integrate")]
+    pub test: Option<String>,
+    /// With --integrate: test runs at once when bisecting a failing tip [default: the agents]
+    #[arg(long, value_name = "K", requires = "integrate", value_parser = clap::value_parser!(u64).range(1..))]
+    pub jobs: Option<u64>,
     /// Keep this run's agent worktrees as the pool for the next run (the default; git config ws.keepWorktrees)
     #[arg(long, conflicts_with = "remove_worktrees")]
     pub keep_worktrees: bool,
@@ -208,6 +219,9 @@ impl RunArgs {
             remote: self.remote.clone(),
             worker: self.worker.clone(),
             lease: None,
+            integrate: self.integrate.then_some(true),
+            integration_test: self.test.clone(),
+            integration_jobs: self.jobs.map(|j| j as usize),
         }
     }
 

@@ -22,24 +22,21 @@
 
 use crate::db::{ConsolidationDatabase, DbLocation, MergeRecord};
 use crate::error::{Error, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_OK};
-use crate::git::{self, ExclusionReason, Integration, Objects};
-use crate::layout::{IntegrationLogs, Reports};
+use crate::git::{self, Integration, Objects};
+use crate::layout::Reports;
 use crate::model::{
-    ErrorType, ForecastStep, IntegrationExclusion, IntegrationMerge, IntegrationRecord,
-    IntegrationTestRun, Status, WorkstreamResult,
+    ErrorType, ForecastStep, IntegrationExclusion, IntegrationRecord, IntegrationTestRun, Status,
+    WorkstreamResult,
 };
-use crate::process::{self, Ending, Spec};
+use crate::process::{self, Ending};
+use crate::runner::tiptest::{self, merges_text, short, verdict, TipTestError, TipTester};
 use crate::workspace::Workspace;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The git config key for the default test command.
 pub const TEST_CONFIG_KEY: &str = crate::config::INTEGRATION_TEST;
-
-/// Lines of a failing test run's output kept with the merge it is blamed on.
-const TAIL_LINES: usize = 30;
-const TAIL_BYTES: u64 = 16 * 1024;
 
 /// What `git ws-merge` is asked to do.
 #[derive(Debug, Clone)]
@@ -176,6 +173,15 @@ impl From<git::GitError> for MergeFailure {
     }
 }
 
+impl From<TipTestError> for MergeFailure {
+    fn from(e: TipTestError) -> Self {
+        match e {
+            TipTestError::Interrupted(m) => MergeFailure::Interrupted(m),
+            TipTestError::Git(e) => MergeFailure::Refused(e.into()),
+        }
+    }
+}
+
 impl From<crate::db::DbError> for MergeFailure {
     fn from(e: crate::db::DbError) -> Self {
         MergeFailure::Refused(e.into())
@@ -204,6 +210,10 @@ struct Plan {
     branches: HashMap<String, String>,
     /// `--incomplete` on a run that did not finish: the workstreams without a final result.
     without_result: Option<Vec<String>>,
+    /// Verdicts of the test command recorded by earlier integrations, by commit.
+    tested: HashMap<String, bool>,
+    /// Branches the run's own integration found breaking the same tests: left out again.
+    carried: Vec<IntegrationExclusion>,
 }
 
 /// Run `git ws-merge`. `progress` gets one line per step worth telling (test runs).
@@ -244,7 +254,7 @@ pub fn merge(
             fixups: Vec::new(),
         });
     }
-    let (it, tests) = match plan.test.clone() {
+    let (it, tests, reused) = match plan.test.clone() {
         Some(cmd) => integrate_tested(&plan, opts, &cmd, progress)?,
         None => (
             git::integrate(
@@ -255,10 +265,12 @@ pub fn merge(
                 Objects::Write,
             )?,
             Vec::new(),
+            0,
         ),
     };
     git::write_integration_branch(&plan.ws.repo, &plan.branch, &it.tip)?;
     let mut record = record(&plan, opts, it, tests, integrated_at, false);
+    record.reused_tests = reused;
     let fixups = hand_back_left_out(&mut plan, opts, &mut record, progress)?;
     let mut notes = Vec::new();
     let mut ff_failed = false;
@@ -283,7 +295,7 @@ pub fn merge(
         Some(d) => Reports::at(plan.ws.abs(d)),
         None => plan.ws.layout.reports().clone(),
     };
-    let report_path = match rewrite_report(&mut plan.db, &plan.run_id, &reports) {
+    let report_path = match crate::runner::rewrite_report(&mut plan.db, &plan.run_id, &reports) {
         Ok(p) => Some(p),
         Err(e) => {
             notes.push(e.to_string());
@@ -429,6 +441,7 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
             detail: format!("left out by {} at {} (git ws-review)", a.who, a.at),
             broke_with: Vec::new(),
             output_tail: None,
+            at: None,
         });
         false
     });
@@ -441,11 +454,40 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         onto.sha.clone()
     };
     let forecast = git::merge_forecast(repo, &base, &candidates)?;
-    let ordered = forecast
+    let mut ordered: Vec<(String, String)> = forecast
         .merge_order
         .iter()
         .filter_map(|s| Some((s.workstream_id.clone(), tips.get(&s.workstream_id)?.clone())))
         .collect();
+    let mut carried = Vec::new();
+    let tested = match &test {
+        Some(cmd) => {
+            // The run integrated as it went (`git ws-run --integrate`) onto the same commit:
+            // its merges go first, in its order, so the same tips are built again and their
+            // recorded verdicts apply.
+            if let Some(prev) = db.latest_integration_by(&run_id, IntegrationRecord::MADE_BY_RUN)? {
+                if prev.onto == onto.sha {
+                    ordered = crate::runner::integrate::run_order_first(&prev, ordered);
+                    // What the run found breaking the same tests stays out: its verdict
+                    // is reused, not tested again.
+                    if prev.test_command.as_deref() == Some(cmd.as_str()) {
+                        for x in &prev.excluded {
+                            if x.reason == IntegrationExclusion::BREAKS_TESTS
+                                && ordered.iter().any(|(id, _)| *id == x.workstream_id)
+                            {
+                                ordered.retain(|(id, _)| *id != x.workstream_id);
+                                let mut x = x.clone();
+                                x.detail = format!("{} (found by the run's integration)", x.detail);
+                                carried.push(x);
+                            }
+                        }
+                    }
+                }
+            }
+            db.tested_tips(cmd)?
+        }
+        _ => HashMap::new(),
+    };
     Ok(Plan {
         ws,
         db,
@@ -462,6 +504,8 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         not_completed,
         branches,
         without_result,
+        tested,
+        carried,
     })
 }
 
@@ -611,6 +655,7 @@ fn candidates(
             detail: "no result: the run did not finish (integrated with --incomplete)".to_string(),
             broke_with: Vec::new(),
             output_tail: None,
+            at: None,
         });
     }
     for r in results {
@@ -659,6 +704,7 @@ fn missing_entry(ws: &str, branch: Option<&str>) -> IntegrationExclusion {
         },
         broke_with: Vec::new(),
         output_tail: None,
+        at: None,
     }
 }
 
@@ -681,6 +727,7 @@ fn not_completed_entry(r: &WorkstreamResult) -> IntegrationExclusion {
         detail: crate::text::truncate(&crate::text::one_line(&detail), 300),
         broke_with: Vec::new(),
         output_tail: None,
+        at: None,
     }
 }
 
@@ -698,29 +745,9 @@ fn record(
     integrated_at: chrono::DateTime<chrono::Utc>,
     dry_run: bool,
 ) -> IntegrationRecord {
-    let merges: Vec<IntegrationMerge> = it
-        .merged
-        .iter()
-        .map(|s| IntegrationMerge {
-            workstream_id: s.workstream_id.clone(),
-            tip: s.tip.clone(),
-            merge_commit: s.merge_commit.clone(),
-        })
-        .collect();
-    let mut excluded: Vec<IntegrationExclusion> = it
-        .excluded
-        .iter()
-        .map(|x| IntegrationExclusion {
-            workstream_id: x.workstream_id.clone(),
-            reason: x.reason.as_str().to_string(),
-            paths: x.paths.clone(),
-            detail: x.detail.clone(),
-            broke_with: x.broke_with.clone(),
-            output_tail: (x.reason == ExclusionReason::BreaksTests)
-                .then(|| culprit_tail(&tests, &x.workstream_id))
-                .flatten(),
-        })
-        .collect();
+    let merges = tiptest::merges_of(&it, |_| None);
+    let mut excluded = tiptest::exclusions_of(&it, &tests, |_| None);
+    excluded.extend(plan.carried.iter().cloned());
     excluded.extend(plan.missing.iter().cloned());
     excluded.extend(plan.not_completed.iter().cloned());
     IntegrationRecord {
@@ -740,19 +767,9 @@ fn record(
         integrated_at,
         incomplete: plan.without_result.is_some(),
         without_result: plan.without_result.clone().unwrap_or_default(),
+        made_by: None,
+        reused_tests: 0,
     }
-}
-
-/// The output of the last failing test run that ended with `ws` merged: the smallest
-/// combination it was found to break.
-fn culprit_tail(tests: &[IntegrationTestRun], ws: &str) -> Option<String> {
-    let t = tests
-        .iter()
-        .rev()
-        .find(|t| !t.passed && t.workstreams.last().map(String::as_str) == Some(ws))?;
-    let log = t.log_path.as_deref()?;
-    let tail = process::tail(Path::new(log), TAIL_LINES, TAIL_BYTES);
-    (!tail.trim().is_empty()).then_some(tail)
 }
 
 /// With `--ff`: the merged workstreams are now in the onto branch; record them as the
@@ -777,45 +794,28 @@ fn record_landed(plan: &mut Plan, record: &IntegrationRecord) -> Option<String> 
     super::hooks::record_new(&mut plan.db, &records)
 }
 
-/// Rewrite the run's Markdown report (and its HTML page, when `ws.htmlReport` is on) from the
-/// database, now with the Integration section.
-fn rewrite_report(
-    db: &mut ConsolidationDatabase,
-    run_id: &str,
-    reports: &Reports,
-) -> Result<PathBuf, Error> {
-    let view = db.run_view(run_id)?;
-    let path = reports.file(run_id);
-    // Created without the `.gitignore` a run gives a reports directory it creates.
-    std::fs::create_dir_all(reports.dir())
-        .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))
-        .map_err(|e| {
-            Error::new(format!(
-                "failed to write the report {}: {e}",
-                path.display()
-            ))
-        })?;
-    if let Some(e) = crate::runner::write_html(reports, run_id, &view) {
-        return Err(Error::new(e));
-    }
-    Ok(path)
-}
-
 /// Test `onto`, then integrate and bisect with the test command, in a pool worktree.
+/// Commits an earlier integration already tested with the same command are not tested
+/// again: their recorded verdict is reused. Returns the test runs and how many verdicts
+/// were reused.
 fn integrate_tested(
     plan: &Plan,
     opts: &MergeOptions,
     cmd: &str,
     progress: &mut dyn FnMut(&str),
-) -> Result<(Integration, Vec<IntegrationTestRun>), MergeFailure> {
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f").to_string();
-    let logs = plan.ws.layout.run_logs(&plan.run_id).integration(&stamp);
-    std::fs::create_dir_all(logs.dir()).map_err(|e| {
-        Error::new(format!(
-            "failed to create the log directory {}: {e}",
-            logs.dir().display()
-        ))
-    })?;
+) -> Result<(Integration, Vec<IntegrationTestRun>, usize), MergeFailure> {
+    let mut t = TipTester::new(
+        &plan.ws,
+        &plan.run_id,
+        &plan.onto.sha,
+        cmd,
+        opts.timeout,
+        opts.grace,
+        plan.keep_ignored.clone(),
+    )?;
+    // Earlier verdicts of the same command (a run's `--integrate`, an earlier ws-merge).
+    let recorded = plan.tested.clone();
+    t.seen.extend(recorded.iter().map(|(c, p)| (c.clone(), *p)));
     let jobs = match opts.jobs {
         Some(j) => j,
         None => plan
@@ -828,105 +828,105 @@ fn integrate_tested(
     .min(plan.ordered.len() + 1)
     .max(1);
     let mut tester = Tester {
-        cmd: cmd.to_string(),
+        t,
         opts,
         plan,
-        logs,
-        runtime: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::new(format!("failed to start the runtime: {e}")))?,
-        prepare: git::PrepareOptions {
-            keep_ignored: plan.keep_ignored.clone(),
-        },
-        runs: Vec::new(),
-        seen: HashMap::new(),
+        recorded,
+        reused: std::collections::HashSet::new(),
     };
-    if jobs > 1 {
-        return integrate_tested_parallel(tester, jobs, progress);
+    let result = if jobs > 1 {
+        integrate_tested_parallel(&mut tester, jobs, progress)
+    } else {
+        integrate_tested_one(&mut tester, progress)
+    };
+    let it = result?;
+    if !tester.reused.is_empty() {
+        progress(&format!(
+            "reused {} tested tip{} (recorded verdicts of `{cmd}`)",
+            tester.reused.len(),
+            if tester.reused.len() == 1 { "" } else { "s" }
+        ));
     }
-    let mut slot = claim_slot(&plan.ws, &plan.onto.sha)?;
+    Ok((it, tester.t.runs, tester.reused.len()))
+}
+
+/// [`integrate_tested`] one test run at a time, in one pool worktree.
+fn integrate_tested_one(
+    tester: &mut Tester<'_>,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Integration, MergeFailure> {
+    let plan = tester.plan;
+    let mut slot = tiptest::claim_slot(&plan.ws, &plan.onto.sha)?;
     let result = tester.run_all(&mut slot, progress);
     // The slot goes back to the pool at onto (an overflow slot is removed), whatever
     // happened.
-    let back = if slot.overflow {
-        slot.remove()
-    } else {
-        slot.release(&plan.onto.sha, &tester.prepare)
-    };
-    if let Err(e) = back {
-        progress(&format!("warning: {e}"));
+    if let Some(w) = tiptest::give_back(slot, &plan.onto.sha, &tester.t.prepare) {
+        progress(&w);
     }
-    let it = result?;
-    Ok((it, tester.runs))
+    result
 }
 
 /// [`integrate_tested`] with `jobs` test runs at once, each in its own pool worktree: the
 /// first batch tests `onto` alone beside the longer candidates, then each batch tests up to
 /// `jobs` candidate tips ([`git::integrate_and_test_parallel`]).
 fn integrate_tested_parallel(
-    mut tester: Tester<'_>,
+    tester: &mut Tester<'_>,
     jobs: usize,
     progress: &mut dyn FnMut(&str),
-) -> Result<(Integration, Vec<IntegrationTestRun>), MergeFailure> {
+) -> Result<Integration, MergeFailure> {
     let plan = tester.plan;
     let mut slots: Vec<git::AgentSlot> = Vec::new();
     let mut claimed = Ok(());
     for _ in 0..jobs {
-        match claim_slot(&plan.ws, &plan.onto.sha) {
+        match tiptest::claim_slot(&plan.ws, &plan.onto.sha) {
             Ok(s) => slots.push(s),
             Err(e) => {
-                claimed = Err(e);
+                claimed = Err(MergeFailure::from(e));
                 break;
             }
         }
     }
     let result = claimed.and_then(|()| tester.run_parallel(&mut slots, progress));
     for slot in slots {
-        let back = if slot.overflow {
-            slot.remove()
-        } else {
-            slot.release(&plan.onto.sha, &tester.prepare)
-        };
-        if let Err(e) = back {
-            progress(&format!("warning: {e}"));
+        if let Some(w) = tiptest::give_back(slot, &plan.onto.sha, &tester.t.prepare) {
+            progress(&w);
         }
     }
-    let it = result?;
-    Ok((it, tester.runs))
-}
-
-/// A free pool worktree: an existing idle one (warm caches), else a new one.
-fn claim_slot(ws: &Workspace, onto: &str) -> Result<git::AgentSlot, MergeFailure> {
-    for k in 1..=64 {
-        match git::claim_existing_slot(&ws.repo, k, onto) {
-            Ok(Some(slot)) => return Ok(slot),
-            Ok(None) => {
-                if !ws.layout.pool_slot(k).exists() {
-                    break;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(git::claim_agent_slot(&ws.repo, 1, onto)?)
+    result
 }
 
 /// Runs the test command on commits, recording each run.
 struct Tester<'a> {
-    cmd: String,
+    t: TipTester,
     opts: &'a MergeOptions,
     plan: &'a Plan,
-    logs: IntegrationLogs,
-    runtime: tokio::runtime::Runtime,
-    prepare: git::PrepareOptions,
-    runs: Vec<IntegrationTestRun>,
-    /// Commits already tested in this attempt (different sets of merges can make the same
-    /// commit: branches `onto` already contains add no commit).
-    seen: HashMap<String, bool>,
+    /// Verdicts recorded by earlier integrations with the same command.
+    recorded: HashMap<String, bool>,
+    /// The recorded verdicts used instead of a test run.
+    reused: std::collections::HashSet<String>,
 }
 
 impl Tester<'_> {
+    /// The verdict on `commit` already known (tested in this attempt, or recorded before:
+    /// counted as reused).
+    fn known(&mut self, commit: &str) -> Option<bool> {
+        let v = self.t.seen.get(commit).copied()?;
+        if self.recorded.contains_key(commit) && !self.t.runs.iter().any(|r| r.commit == commit) {
+            self.reused.insert(commit.to_string());
+        }
+        Some(v)
+    }
+
+    /// Test `commit` in `slot`, or reuse what is known about it.
+    fn test(
+        &mut self,
+        slot: &mut git::AgentSlot,
+        commit: &str,
+        ids: &[String],
+    ) -> Result<(bool, Ending), MergeFailure> {
+        Ok(self.t.test(slot, commit, ids)?)
+    }
+
     fn run_all(
         &mut self,
         slot: &mut git::AgentSlot,
@@ -934,8 +934,44 @@ impl Tester<'_> {
     ) -> Result<Integration, MergeFailure> {
         let plan = self.plan;
         let onto = plan.onto.sha.clone();
+        if self.known(&onto) != Some(true) {
+            self.test_onto(slot, &onto, progress)?;
+        }
+        let (it, _) = git::integrate_and_test_each(
+            &plan.ws.repo,
+            &plan.run_id,
+            &onto,
+            &plan.ordered,
+            |it: &Integration| -> Result<bool, MergeFailure> {
+                if let Some(passed) = self.known(&it.tip) {
+                    return Ok(passed);
+                }
+                let ids: Vec<String> = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
+                let (passed, ending) = self.test(slot, &it.tip, &ids)?;
+                let last = self.t.runs.last().expect("just ran");
+                progress(&format!(
+                    "test run {}: onto + {}: {} in {}",
+                    self.t.runs.len(),
+                    merges_text(&ids),
+                    verdict(passed, &ending),
+                    crate::text::duration(last.duration_seconds)
+                ));
+                Ok(passed)
+            },
+        )?;
+        Ok(it)
+    }
+
+    /// Test `onto` alone: an error when the tests fail there, or cannot start.
+    fn test_onto(
+        &mut self,
+        slot: &mut git::AgentSlot,
+        onto: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), MergeFailure> {
+        let onto = onto.to_string();
         let (passed, ending) = self.test(slot, &onto, &[])?;
-        let last = self.runs.last().expect("just ran");
+        let last = self.t.runs.last().expect("just ran");
         progress(&format!(
             "test run 1 on {} ({}) alone: {} in {}",
             short(&onto),
@@ -946,7 +982,7 @@ impl Tester<'_> {
         if let Ending::SpawnFailed(why) = &ending {
             return Err(Error::new(format!(
                 "failed to start the test command `{}`: {why}",
-                self.cmd
+                self.t.cmd
             ))
             .into());
         }
@@ -954,7 +990,7 @@ impl Tester<'_> {
         if let Some(code @ (126 | 127)) = ending.exit_code() {
             return Err(Error::new(format!(
                 "the test command `{}` cannot start (exit {code}: {}); see {log}:\n{}",
-                self.cmd,
+                self.t.cmd,
                 if code == 127 {
                     "command not found"
                 } else {
@@ -974,205 +1010,7 @@ impl Tester<'_> {
             ))
             .into());
         }
-        let (it, _) = git::integrate_and_test_each(
-            &plan.ws.repo,
-            &plan.run_id,
-            &onto,
-            &plan.ordered,
-            |it: &Integration| -> Result<bool, MergeFailure> {
-                if let Some(&passed) = self.seen.get(&it.tip) {
-                    return Ok(passed);
-                }
-                let ids: Vec<String> = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
-                let (passed, ending) = self.test(slot, &it.tip, &ids)?;
-                let last = self.runs.last().expect("just ran");
-                progress(&format!(
-                    "test run {}: onto + {}: {} in {}",
-                    self.runs.len(),
-                    merges_text(&ids),
-                    verdict(passed, &ending),
-                    crate::text::duration(last.duration_seconds)
-                ));
-                Ok(passed)
-            },
-        )?;
-        Ok(it)
-    }
-
-    /// Check out `commit` in the slot and run the test command there.
-    fn test(
-        &mut self,
-        slot: &mut git::AgentSlot,
-        commit: &str,
-        workstreams: &[String],
-    ) -> Result<(bool, Ending), MergeFailure> {
-        slot.check_out(commit, &self.prepare)?;
-        let n = self.runs.len() + 1;
-        let spec = self.spec(slot, commit, n);
-        let started = Instant::now();
-        let ending = self.runtime.block_on(async {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            let run = process::run(&spec, rx);
-            tokio::pin!(run);
-            tokio::select! {
-                e = &mut run => e,
-                _ = tokio::signal::ctrl_c() => {
-                    let _ = tx.send(true);
-                    run.await
-                }
-            }
-        });
-        if ending == Ending::Cancelled {
-            return Err(MergeFailure::Interrupted(format!(
-                "interrupted while testing {}: the test command was stopped; nothing was written",
-                short(commit)
-            )));
-        }
-        let passed = self.record_run(commit, workstreams, &ending, started.elapsed(), &spec);
-        Ok((passed, ending))
-    }
-
-    /// The test command's process for `commit` checked out in `slot`, as test run `n`.
-    fn spec(&self, slot: &git::AgentSlot, commit: &str, n: usize) -> Spec {
-        let env = BTreeMap::from([
-            ("WS_RUN_ID".to_string(), self.plan.run_id.clone()),
-            ("WS_WORKTREE".to_string(), slot.path.display().to_string()),
-            ("WS_ONTO".to_string(), self.plan.onto.sha.clone()),
-            ("WS_INTEGRATION_COMMIT".to_string(), commit.to_string()),
-        ]);
-        Spec {
-            argv: vec!["sh".to_string(), "-c".to_string(), self.cmd.clone()],
-            cwd: slot.path.clone(),
-            env,
-            stdin: None,
-            log: self.logs.test(n),
-            timeout: self.opts.timeout,
-            grace: self.opts.grace,
-            pgid_file: Some(self.logs.test_pgid(n)),
-            procs_dir: Some(self.plan.ws.layout.procs_dir()),
-            sandbox: crate::sandbox::for_slot(&slot.path, None, None),
-        }
-    }
-
-    /// Record one finished test run; whether it passed.
-    fn record_run(
-        &mut self,
-        commit: &str,
-        workstreams: &[String],
-        ending: &Ending,
-        took: Duration,
-        spec: &Spec,
-    ) -> bool {
-        let passed = ending.success();
-        self.seen.insert(commit.to_string(), passed);
-        self.runs.push(IntegrationTestRun {
-            commit: commit.to_string(),
-            workstreams: workstreams.to_vec(),
-            passed,
-            exit_code: ending.exit_code(),
-            duration_seconds: took.as_secs_f64(),
-            ending: match ending {
-                Ending::TimedOut => Some("timeout".to_string()),
-                Ending::SpawnFailed(_) => Some("spawn-failed".to_string()),
-                Ending::Exited {
-                    signal: Some(s), ..
-                } => Some(format!("signal {s}")),
-                _ => None,
-            },
-            log_path: Some(spec.log.display().to_string()),
-        });
-        passed
-    }
-
-    /// Test up to one commit per slot at once: (commit, its workstreams) each; whether each
-    /// passed, and how it ended.
-    fn test_batch(
-        &mut self,
-        slots: &mut [git::AgentSlot],
-        batch: &[(String, Vec<String>)],
-    ) -> Result<Vec<(bool, Ending)>, MergeFailure> {
-        // Each slot checks out its commit in a thread of its own.
-        let prepare = &self.prepare;
-        let checked: Vec<Result<(), git::GitError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = slots
-                .iter_mut()
-                .zip(batch)
-                .map(|(slot, (commit, _))| scope.spawn(move || slot.check_out(commit, prepare)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(git::GitError::Other(
-                            "a checkout thread panicked".to_string(),
-                        ))
-                    })
-                })
-                .collect()
-        });
-        for c in checked {
-            c?;
-        }
-        let mut specs = Vec::with_capacity(batch.len());
-        for (i, (commit, _)) in batch.iter().enumerate() {
-            specs.push(self.spec(&slots[i], commit, self.runs.len() + 1 + i));
-        }
-        let owned = specs.clone();
-        let endings: Vec<(Ending, Duration)> = self.runtime.block_on(async move {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            let local = tokio::task::LocalSet::new();
-            local
-                .run_until(async move {
-                    let handles: Vec<_> = owned
-                        .into_iter()
-                        .map(|spec| {
-                            let rx = rx.clone();
-                            tokio::task::spawn_local(async move {
-                                let started = Instant::now();
-                                let e = process::run(&spec, rx).await;
-                                (e, started.elapsed())
-                            })
-                        })
-                        .collect();
-                    let all = async {
-                        let mut out = Vec::with_capacity(handles.len());
-                        for h in handles {
-                            out.push(h.await.unwrap_or_else(|e| {
-                                (
-                                    Ending::SpawnFailed(format!("test task failed: {e}")),
-                                    Duration::ZERO,
-                                )
-                            }));
-                        }
-                        out
-                    };
-                    tokio::pin!(all);
-                    tokio::select! {
-                        r = &mut all => r,
-                        _ = tokio::signal::ctrl_c() => {
-                            let _ = tx.send(true);
-                            all.await
-                        }
-                    }
-                })
-                .await
-        });
-        if endings.iter().any(|(e, _)| *e == Ending::Cancelled) {
-            return Err(MergeFailure::Interrupted(format!(
-                "interrupted while testing {}: the test commands were stopped; nothing was written",
-                batch
-                    .iter()
-                    .map(|(c, _)| short(c))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        for (((commit, ids), (ending, took)), spec) in batch.iter().zip(endings).zip(&specs) {
-            let passed = self.record_run(commit, ids, &ending, took, spec);
-            out.push((passed, ending));
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// [`Self::run_all`] with one batch of test runs at a time, one per slot.
@@ -1195,21 +1033,23 @@ impl Tester<'_> {
             |its: &[Integration]| -> Result<Vec<bool>, MergeFailure> {
                 // Commits already tested (different sets of merges can make the same
                 // commit) are not tested again; the same commit twice in a batch once.
+                // A candidate under a tip known to pass passes too: not tested.
+                tiptest::imply_passes(&mut self.t.seen, its);
                 let mut todo: Vec<(String, Vec<String>)> = Vec::new();
                 for it in its {
-                    if !self.seen.contains_key(&it.tip) && !todo.iter().any(|(c, _)| *c == it.tip) {
+                    if self.known(&it.tip).is_none() && !todo.iter().any(|(c, _)| *c == it.tip) {
                         let ids = it.merged.iter().map(|s| s.workstream_id.clone()).collect();
                         todo.push((it.tip.clone(), ids));
                     }
                 }
                 if !todo.is_empty() {
                     batches += 1;
-                    let first = self.runs.len() + 1;
-                    let results = self.test_batch(slots, &todo)?;
+                    let first = self.t.runs.len() + 1;
+                    let results = self.t.test_batch(slots, &todo)?;
                     for (k, ((commit, ids), (passed, ending))) in
                         todo.iter().zip(&results).enumerate()
                     {
-                        let last = &self.runs[first - 1 + k];
+                        let last = &self.t.runs[first - 1 + k];
                         let what = if *commit == onto {
                             onto_ending = Some(ending.clone());
                             format!("{} ({}) alone", short(&onto), self.opts.onto)
@@ -1226,13 +1066,14 @@ impl Tester<'_> {
                 }
                 Ok(its
                     .iter()
-                    .map(|it| self.seen.get(&it.tip).copied().unwrap_or(false))
+                    .map(|it| self.t.seen.get(&it.tip).copied().unwrap_or(false))
                     .collect())
             },
         )?;
         if pb.base_failed {
             let ending = onto_ending.unwrap_or(Ending::Cancelled);
             let log = self
+                .t
                 .runs
                 .iter()
                 .find(|r| r.commit == onto)
@@ -1243,7 +1084,7 @@ impl Tester<'_> {
         progress(&format!(
             "tested with {} slots: {} test runs in {batches} batches, {}",
             slots.len(),
-            self.runs.len(),
+            self.t.runs.len(),
             crate::text::duration(started.elapsed().as_secs_f64())
         ));
         Ok(it)
@@ -1254,14 +1095,14 @@ impl Tester<'_> {
         if let Ending::SpawnFailed(why) = ending {
             return Error::new(format!(
                 "failed to start the test command `{}`: {why}",
-                self.cmd
+                self.t.cmd
             ))
             .into();
         }
         if let Some(code @ (126 | 127)) = ending.exit_code() {
             return Error::new(format!(
                 "the test command `{}` cannot start (exit {code}: {}); see {log}:\n{}",
-                self.cmd,
+                self.t.cmd,
                 if code == 127 {
                     "command not found"
                 } else {
@@ -1280,30 +1121,4 @@ impl Tester<'_> {
         ))
         .into()
     }
-}
-
-/// "a, b, c" for a few merges; "12 merges (a, b, …, l)" for many.
-fn merges_text(ids: &[String]) -> String {
-    match ids.len() {
-        0 => "nothing".to_string(),
-        1..=4 => ids.join(", "),
-        n => format!("{n} merges ({}, {}, …, {})", ids[0], ids[1], ids[n - 1]),
-    }
-}
-
-fn verdict(passed: bool, ending: &Ending) -> String {
-    match ending {
-        _ if passed => "pass".to_string(),
-        Ending::TimedOut => "FAIL (timed out)".to_string(),
-        Ending::SpawnFailed(why) => format!("cannot start ({why})"),
-        Ending::Exited { code: Some(c), .. } => format!("FAIL (exit {c})"),
-        Ending::Exited {
-            signal: Some(s), ..
-        } => format!("FAIL (signal {s})"),
-        _ => "FAIL".to_string(),
-    }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
 }

@@ -89,6 +89,12 @@ pub struct RunOptions {
     /// `--fix-up N`: hand branches the integration leaves out back to their agents, at
     /// most N times each; kept for the run (`--resume`, `--integrate`, `git ws-merge`).
     pub fix_up: Option<usize>,
+    /// `--integrate`; `None`: git config `ws.integrate`, default off.
+    pub integrate: Option<bool>,
+    /// `--test` (with `--integrate`); `None`: git config `ws.integrationTest`.
+    pub integration_test: Option<String>,
+    /// `--jobs` (with `--integrate`); `None`: the agent count.
+    pub integration_jobs: Option<usize>,
 }
 
 /// A dry run's findings: every problem, and the plan.
@@ -172,6 +178,37 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
     git::check_pool_owner(&ws.repo)?;
     crate::logcap::set_limit(config.max_log_bytes()?);
     crate::runner::tampering::set_strict(config.sandbox_strict()?);
+    let integrate = match opts.integrate {
+        Some(on) => on,
+        None => config.integrate()?,
+    };
+    if integrate && (opts.remote.is_some() || matches!(opts.mode, RunMode::Join(_))) {
+        return Err(Error::new(
+            "--integrate (git config ws.integrate) works on a local run only: a shared run (--remote, --join) is integrated afterwards with git ws-merge RUN --test CMD".to_string(),
+        ));
+    }
+    let shared = resolve_shared(opts, config, &ws.repo)?;
+    let integrate = if integrate {
+        if shared.is_some() {
+            return Err(Error::new(
+                "--integrate (git config ws.integrate) works on a local run only: a shared run (--remote, --join) is integrated afterwards with git ws-merge RUN --test CMD".to_string(),
+            ));
+        }
+        Some(crate::runner::integrate::Settings {
+            test: opts
+                .integration_test
+                .clone()
+                .or_else(|| config.integration_test())
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+            jobs: opts.integration_jobs.unwrap_or(agents).max(1),
+            base_rev: base_rev.clone(),
+            timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            grace: opts.grace.unwrap_or(DEFAULT_GRACE),
+        })
+    } else {
+        None
+    };
     Ok(Resolved {
         agents,
         workstreams_dir: opts
@@ -191,7 +228,8 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         agents_given: opts.agents.is_some(),
         fail_fast: opts.fail_fast,
         fix_up: opts.fix_up,
-        shared: resolve_shared(opts, config, &ws.repo)?,
+        shared,
+        integrate,
         agent_settings: config.agent_settings(&opts.agent_options, opts.agent_cmd.is_some())?,
         ws,
     })

@@ -31,6 +31,8 @@ pub enum Event<'a> {
     Consolidating,
     /// A warning or note for the user (one line).
     Note(&'a str),
+    /// What `--integrate` is doing (one line: merged N, left out M, testing …).
+    Integration(&'a str),
 }
 
 /// Receives run events. Called from the coordinator's task; keep it quick.

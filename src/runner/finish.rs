@@ -86,6 +86,7 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
         ));
     }
     RunOutcome {
+        integration: None,
         run_id: info.run_id,
         consolidated,
         results: all,
@@ -105,6 +106,30 @@ pub(super) async fn finish_local(f: Local) -> RunOutcome {
             })
             .collect(),
     }
+}
+
+/// Rewrite the run's Markdown report (and its HTML page, when `ws.htmlReport` is on) from the
+/// database, now with the Integration section.
+pub(crate) fn rewrite_report(
+    db: &mut crate::db::ConsolidationDatabase,
+    run_id: &str,
+    reports: &Reports,
+) -> Result<PathBuf, crate::error::Error> {
+    let view = db.run_view(run_id)?;
+    let path = reports.file(run_id);
+    // Created without the `.gitignore` a run gives a reports directory it creates.
+    std::fs::create_dir_all(reports.dir())
+        .and_then(|_| std::fs::write(&path, crate::report::markdown(&view)))
+        .map_err(|e| {
+            crate::error::Error::new(format!(
+                "failed to write the report {}: {e}",
+                path.display()
+            ))
+        })?;
+    if let Some(e) = write_html(reports, run_id, &view) {
+        return Err(crate::error::Error::new(e));
+    }
+    Ok(path)
 }
 
 /// An earlier attempt's results with this attempt's replacing theirs, in report order.

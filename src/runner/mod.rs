@@ -15,15 +15,17 @@ pub mod fixup;
 pub(crate) mod followups;
 pub mod lease;
 pub use crate::process;
+pub mod integrate;
 mod queue;
 pub mod record;
 pub(crate) mod spool;
 pub mod tampering;
+pub(crate) mod tiptest;
 
 pub use crate::config::{parse_expiry, DEFAULT_AGENTS, DEFAULT_WORKTREE_EXPIRY};
 pub use crate::layout::{DEFAULT_DB, DEFAULT_REPORTS};
 pub use crate::outcome::{RunOutcome, SharedOutcome};
-pub(crate) use finish::write_html;
+pub(crate) use finish::rewrite_report;
 pub(crate) use queue::nothing_to_join;
 
 use crate::db::{ConsolidationDatabase, DbLocation, RunState};
@@ -77,6 +79,8 @@ pub struct Resolved {
     pub fail_fast: bool,
     /// `--fix-up N`: kept for the run ([`fixup::limit`] reads it back).
     pub fix_up: Option<usize>,
+    /// `--integrate` (git config `ws.integrate`): integrate as workstreams complete.
+    pub integrate: Option<integrate::Settings>,
 }
 
 /// What a prepared run starts from.
@@ -251,12 +255,39 @@ impl Prepared {
             &begun.previous,
         );
         let known = work.known_failures(&begun.loaded, &fail_now, &done);
+        // `--integrate`: the display is shared with the integration task, which the run's
+        // events feed (after the recorder, before the display).
+        let display: Arc<std::sync::Mutex<Box<dyn Observer>>> =
+            Arc::new(std::sync::Mutex::new(observer));
+        let mut observer: Box<dyn Observer> = Box::new(integrate::SharedDisplay(display.clone()));
+        let mut integration = r.integrate.clone().map(|s| {
+            integrate::start(
+                r.ws.clone(),
+                &begun.run_id,
+                &r.base,
+                r.agents,
+                s,
+                r.keep_ignored.clone(),
+                integrate::say_to(display.clone()),
+            )
+        });
         let Dispatched {
             slots,
             interrupted,
             notes: dispatch_notes,
         } = {
-            let mut events = Tee(&mut recorder, observer.as_mut());
+            let feed = integration.as_mut().map(|(f, _)| f);
+            let mut none = events::NoObserver;
+            let fed: &mut dyn Observer = match feed {
+                Some(f) => f,
+                None => &mut none,
+            };
+            // A resumed run's earlier completed workstreams are integrated first.
+            for res in &begun.previous {
+                fed.event(Event::WorkstreamFinished { result: res });
+            }
+            let mut display_and_feed = Tee(fed, observer.as_mut());
+            let mut events = Tee(&mut recorder, &mut display_and_feed);
             for res in &known {
                 events.event(Event::WorkstreamFinished { result: res });
             }
@@ -267,9 +298,35 @@ impl Prepared {
         let (results, written) = recorder.finish().await;
         notes.extend(dispatch_notes);
         notes.extend(written.notes);
+        // Integration finishes what came in (the newest tip tested) and is recorded before
+        // the run's report is written.
+        let integrated = match integration {
+            Some((mut feed, task)) => {
+                feed.close(interrupted);
+                drop(feed);
+                match task.await {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        notes.push(format!("integration failed unexpectedly: {e}"));
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        if let Some(f) = &integrated {
+            notes.extend(f.notes.iter().cloned());
+            if let Some(rec) = f.record.clone() {
+                if let Err(e) = db.call(move |db| db.record_integration(&rec)).await {
+                    notes.push(format!("failed to record the integration: {e}"));
+                }
+            }
+        }
 
         // Consolidate everything the run has (including earlier results on resume).
         observer.event(Event::Consolidating);
+        let db_after = db.clone();
+        let reports = r.ws.layout.reports().clone();
         let mut outcome = finish::finish_local(finish::Local {
             r,
             info: begun.info,
@@ -283,6 +340,20 @@ impl Prepared {
             spool: written.spool,
         })
         .await;
+        if let Some(f) = &integrated {
+            // The report again, now with the Integration section (from the database).
+            if f.record.is_some() && outcome.report_error.is_none() {
+                let run_id = outcome.run_id.clone();
+                let rewritten = db_after
+                    .call(move |db| Ok(rewrite_report(db, &run_id, &reports)))
+                    .await;
+                if let Ok(Err(e)) = rewritten {
+                    outcome.notes.push(e.to_string());
+                }
+            }
+            observer.event(Event::Integration(&f.line));
+            outcome.integration = f.record.clone();
+        }
         let notified = crate::agent_io::notify::after_run(&outcome).await;
         outcome.notes.extend(notified);
         for n in &outcome.notes {

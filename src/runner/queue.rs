@@ -841,6 +841,7 @@ async fn run_so_far(w: &Worker, r: &Resolved, info: &RunInfo, interrupted: bool)
     let consolidated =
         consolidate::consolidate(&inf, &results, crate::model::MergeForecast::default());
     RunOutcome {
+        integration: None,
         run_id: w.run_id.clone(),
         consolidated,
         results,
@@ -1645,6 +1646,7 @@ async fn consolidate_shared(
             .await;
     match finished {
         Ok(true) => Some(RunOutcome {
+            integration: None,
             run_id,
             consolidated,
             results,
@@ -1740,6 +1742,7 @@ async fn load_finished(w: &Worker, r: &Resolved) -> Result<RunOutcome, Error> {
         .unwrap_or_default();
     let (report_path, report_error) = write_report(r.ws.layout.reports(), &consolidated, &results);
     Ok(RunOutcome {
+        integration: None,
         run_id: w.run_id.clone(),
         consolidated,
         results,

@@ -13,6 +13,7 @@ mod faults;
 mod fixup;
 mod help;
 mod inputs;
+mod integrate_run;
 mod kills;
 mod layers;
 mod merge;

@@ -666,9 +666,31 @@ pub struct IntegrationRecord {
     /// `no-result`). Absent from the JSON when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without_result: Vec<String>,
+    /// Who made it: `ws-run` (a run with `--integrate`, as its workstreams completed);
+    /// absent for `git ws-merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made_by: Option<String>,
+    /// Tips whose verdict came from an earlier integration's test run (same commit, same
+    /// test command) instead of running the test again. Absent from the JSON when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reused_tests: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl IntegrationRecord {
+    /// [`Self::made_by`] of a run's own integration (`git ws-run --integrate`).
+    pub const MADE_BY_RUN: &'static str = "ws-run";
+
+    /// Whether the tests pass on the tip: a test run of it passed, or (its verdict reused
+    /// from the run's own integration) none of this attempt's runs tested it.
+    pub fn tip_passes(&self) -> bool {
+        self.tests.iter().any(|t| t.commit == self.tip && t.passed)
+            || (self.reused_tests > 0 && !self.tests.iter().any(|t| t.commit == self.tip))
+    }
+
     /// Whether every completed branch was integrated: nothing left out but workstreams
     /// that did not complete and those a reviewer left out.
     pub fn all_integrated(&self) -> bool {
@@ -688,6 +710,9 @@ pub struct IntegrationMerge {
     /// The integration's tip after this merge (full SHA): the merge commit, or the commit
     /// before it when the branch was already contained.
     pub merge_commit: String,
+    /// When it was merged (UTC); absent for integrations recorded without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// A workstream `git ws-merge` left out.
@@ -705,6 +730,9 @@ pub struct IntegrationExclusion {
     pub broke_with: Vec<String>,
     /// For `breaks-tests`: the last lines of the failing test run's output.
     pub output_tail: Option<String>,
+    /// When it was left out (UTC); absent when not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl IntegrationExclusion {
@@ -736,6 +764,9 @@ pub struct IntegrationTestRun {
     pub ending: Option<String>,
     /// The log file of this run.
     pub log_path: Option<String>,
+    /// When it started (UTC); absent for runs recorded without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// What a coding agent reported spending: parsed from a preset's structured output and/or

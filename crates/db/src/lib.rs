@@ -436,12 +436,31 @@ impl ConsolidationDatabase {
             .map_err(|e| self.fail(&format!("record the integration of run {}", it.run_id), e))
     }
 
+    /// Every verdict of the test command `test_command` a run's own integration recorded
+    /// (`git ws-run --integrate`), by commit: what `git ws-merge --test` reuses instead of
+    /// testing a commit again.
+    pub fn tested_tips(&mut self, test_command: &str) -> Result<HashMap<String, bool>, DbError> {
+        queries::tested_tips(&mut self.conn, test_command)
+            .map_err(|e| self.fail("read the tested integration tips", e))
+    }
+
     /// The run's most recent integration, if it was ever integrated.
     pub fn latest_integration(
         &mut self,
         run_id: &str,
     ) -> Result<Option<IntegrationRecord>, DbError> {
         queries::latest_integration(&mut self.conn, run_id)
+            .map_err(|e| self.fail(&format!("read the integration of run {run_id}"), e))
+    }
+
+    /// The run's most recent integration made by `made_by` (`ws-run`: its own, from
+    /// `git ws-run --integrate`).
+    pub fn latest_integration_by(
+        &mut self,
+        run_id: &str,
+        made_by: &str,
+    ) -> Result<Option<IntegrationRecord>, DbError> {
+        queries::latest_integration_by(&mut self.conn, run_id, Some(made_by))
             .map_err(|e| self.fail(&format!("read the integration of run {run_id}"), e))
     }
 

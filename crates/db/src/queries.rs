@@ -625,6 +625,8 @@ pub fn record_integration(c: &mut Conn, it: &IntegrationRecord) -> TxResult<i64>
         excluded_count: it.excluded.len() as i64,
         fast_forwarded: it.fast_forwarded.clone(),
         integrated_at: fmt_ts(&it.integrated_at),
+        made_by: it.made_by.clone(),
+        reused_tests: it.reused_tests as i64,
     };
     on_conn!(c, |c| c.write_tx(|c| {
         let id: i64 = diesel::insert_into(ws_integrations::table)
@@ -648,9 +650,24 @@ pub fn record_integration(c: &mut Conn, it: &IntegrationRecord) -> TxResult<i64>
 
 /// The most recent integration of a run, with its steps and test runs.
 pub fn latest_integration(c: &mut Conn, run_id: &str) -> TxResult<Option<IntegrationRecord>> {
+    latest_integration_by(c, run_id, None)
+}
+
+/// The most recent integration of a run (`made_by`: only those it made), with its steps
+/// and test runs.
+pub fn latest_integration_by(
+    c: &mut Conn,
+    run_id: &str,
+    made_by: Option<&str>,
+) -> TxResult<Option<IntegrationRecord>> {
     on_conn!(c, |c| {
-        let row: Option<IntegrationRow> = ws_integrations::table
+        let mut q = ws_integrations::table
             .filter(ws_integrations::run_id.eq(run_id))
+            .into_boxed();
+        if let Some(m) = made_by {
+            q = q.filter(ws_integrations::made_by.eq(m));
+        }
+        let row: Option<IntegrationRow> = q
             .order(ws_integrations::id.desc())
             .select(IntegrationRow::as_select())
             .first(c)
@@ -669,6 +686,31 @@ pub fn latest_integration(c: &mut Conn, run_id: &str) -> TxResult<Option<Integra
             .select(IntegrationTestRow::as_select())
             .load(c)?;
         Ok(Some(integration_from_rows(&row, &steps, &tests)?))
+    })
+}
+
+/// The verdicts of every test run of `test_command` recorded by a run's own integration
+/// (`made_by` `ws-run`: `git ws-run --integrate`), by commit: a commit tested twice keeps
+/// its latest verdict.
+pub fn tested_tips(c: &mut Conn, test_command: &str) -> TxResult<HashMap<String, bool>> {
+    on_conn!(c, |c| {
+        let rows: Vec<(String, i64)> = ws_integration_tests::table
+            .inner_join(
+                ws_integrations::table
+                    .on(ws_integrations::id.eq(ws_integration_tests::integration_id)),
+            )
+            .filter(ws_integrations::test_command.eq(test_command))
+            .filter(ws_integrations::made_by.eq(IntegrationRecord::MADE_BY_RUN))
+            .order((
+                ws_integration_tests::integration_id.asc(),
+                ws_integration_tests::position.asc(),
+            ))
+            .select((
+                ws_integration_tests::commit_sha,
+                ws_integration_tests::passed,
+            ))
+            .load(c)?;
+        Ok(rows.into_iter().map(|(sha, p)| (sha, p != 0)).collect())
     })
 }
 

@@ -338,6 +338,8 @@ pub struct NewIntegration {
     pub excluded_count: i64,
     pub fast_forwarded: Option<String>,
     pub integrated_at: String,
+    pub made_by: Option<String>,
+    pub reused_tests: i64,
 }
 
 #[derive(Queryable, Selectable, Debug, Clone, PartialEq)]
@@ -355,6 +357,8 @@ pub struct IntegrationRow {
     pub excluded_count: i64,
     pub fast_forwarded: Option<String>,
     pub integrated_at: String,
+    pub made_by: Option<String>,
+    pub reused_tests: i64,
 }
 
 #[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
@@ -372,10 +376,11 @@ pub struct IntegrationStepRow {
     pub detail: String,
     pub broke_with: String,
     pub output_tail: Option<String>,
+    pub at: Option<String>,
 }
 
 /// Bound columns of [`IntegrationStepRow`].
-pub const INTEGRATION_STEP_COLUMNS: usize = 11;
+pub const INTEGRATION_STEP_COLUMNS: usize = 12;
 
 #[derive(Insertable, Queryable, Selectable, Debug, Clone, PartialEq)]
 #[diesel(table_name = ws_integration_tests)]
@@ -390,10 +395,11 @@ pub struct IntegrationTestRow {
     pub duration_seconds: f64,
     pub ending: Option<String>,
     pub log_path: Option<String>,
+    pub started_at: Option<String>,
 }
 
 /// Bound columns of [`IntegrationTestRow`].
-pub const INTEGRATION_TEST_COLUMNS: usize = 9;
+pub const INTEGRATION_TEST_COLUMNS: usize = 10;
 
 /// Merged steps first (merge order), then the excluded ones: the rows of one integration.
 pub(crate) fn integration_rows(
@@ -415,6 +421,7 @@ pub(crate) fn integration_rows(
             detail: String::new(),
             broke_with: "[]".to_string(),
             output_tail: None,
+            at: m.at.as_ref().map(fmt_ts),
         });
     }
     for x in &r.excluded {
@@ -430,6 +437,7 @@ pub(crate) fn integration_rows(
             detail: x.detail.clone(),
             broke_with: json(&x.broke_with, &col("broke_with"))?,
             output_tail: x.output_tail.clone(),
+            at: x.at.as_ref().map(fmt_ts),
         });
     }
     let tests = r
@@ -447,6 +455,7 @@ pub(crate) fn integration_rows(
                 duration_seconds: t.duration_seconds,
                 ending: t.ending.clone(),
                 log_path: t.log_path.clone(),
+                started_at: t.started_at.as_ref().map(fmt_ts),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -468,6 +477,7 @@ pub(crate) fn integration_from_rows(
                 workstream_id: s.workstream_id.clone(),
                 tip: s.tip.clone().unwrap_or_default(),
                 merge_commit: s.merge_commit.clone().unwrap_or_default(),
+                at: s.at.as_deref().and_then(parse_ts),
             });
         } else {
             excluded.push(IntegrationExclusion {
@@ -479,6 +489,7 @@ pub(crate) fn integration_from_rows(
                 broke_with: serde_json::from_str(&s.broke_with)
                     .map_err(|e| bad("ws_integration_steps.broke_with", e))?,
                 output_tail: s.output_tail.clone(),
+                at: s.at.as_deref().and_then(parse_ts),
             });
         }
     }
@@ -494,6 +505,7 @@ pub(crate) fn integration_from_rows(
                 duration_seconds: t.duration_seconds,
                 ending: t.ending.clone(),
                 log_path: t.log_path.clone(),
+                started_at: t.started_at.as_deref().and_then(parse_ts),
             })
         })
         .collect::<Result<_, String>>()?;
@@ -518,6 +530,8 @@ pub(crate) fn integration_from_rows(
         dry_run: false,
         incomplete: !without_result.is_empty(),
         without_result,
+        made_by: row.made_by.clone(),
+        reused_tests: row.reused_tests.max(0) as usize,
         integrated_at: parse_ts(&row.integrated_at).ok_or_else(|| {
             format!(
                 "bad ws_integrations.integrated_at {:?} of integration {}",

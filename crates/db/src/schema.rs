@@ -160,6 +160,8 @@ diesel::table! {
         excluded_count -> BigInt,
         fast_forwarded -> Nullable<Text>,
         integrated_at -> Text,
+        made_by -> Nullable<Text>,
+        reused_tests -> BigInt,
     }
 }
 
@@ -177,6 +179,7 @@ diesel::table! {
         detail -> Text,
         broke_with -> Text,
         output_tail -> Nullable<Text>,
+        at -> Nullable<Text>,
     }
 }
 
@@ -192,6 +195,7 @@ diesel::table! {
         duration_seconds -> Double,
         ending -> Nullable<Text>,
         log_path -> Nullable<Text>,
+        started_at -> Nullable<Text>,
     }
 }
 

@@ -233,6 +233,19 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
     Ok((fin, pb))
 }
 
+/// [`integrate`] of `more` onto `prev`, an integration onto `onto` (what was left out of
+/// `prev` stays out and is not repeated): integration as branches come in, one after
+/// another. The commits are the ones [`integrate`] of all the merged branches makes.
+pub fn integrate_more(
+    repo: &RepoPaths,
+    prev: &Integration,
+    more: &[(String, String)],
+) -> Result<Integration, GitError> {
+    let mut base = prev.clone();
+    base.excluded.clear();
+    integrate_from(repo, &prev.run_id, &prev.onto, Some(&base), more)
+}
+
 /// [`integrate`] of `more` onto `prev` (an integration onto `onto` without exclusions), or
 /// onto `onto` when there is none.
 fn integrate_from(

@@ -342,3 +342,22 @@ fn parallel_batches_find_the_same_pair_and_start_with_onto() {
     .unwrap();
     assert!(pb.base_failed && pb.rounds == 1);
 }
+
+/// Branches merged one at a time as they come (`git ws-run --integrate`) make the same
+/// commits as one integration of them all, and what conflicts is left out as it comes.
+#[test]
+fn integrating_one_branch_at_a_time_makes_the_same_commits_as_all_at_once() {
+    let t = project();
+    let onto = t.base.to_string();
+    let all = integrate(&t.paths(), "run-1", &onto, &order(&t), Objects::Write).unwrap();
+    let mut it = integrate(&t.paths(), "run-1", &onto, &[], Objects::Write).unwrap();
+    let mut left_out = Vec::new();
+    for b in order(&t) {
+        let mut next = super::integrate_more(&t.paths(), &it, &[b]).unwrap();
+        left_out.append(&mut next.excluded);
+        it = next;
+    }
+    assert_eq!(it.merged, all.merged);
+    assert_eq!(it.tip, all.tip);
+    assert_eq!(left_out, all.excluded);
+}

@@ -314,6 +314,17 @@ pub fn integrate(
     integrate::integrate(repo, run_id, onto, branches, objects)
 }
 
+/// [`integrate`] of `more` onto the integration `prev` (branches that come in one after
+/// another); what `prev` left out stays out. The same commits [`integrate`] of every merged
+/// branch in that order makes.
+pub fn integrate_more(
+    repo: &RepoPaths,
+    prev: &Integration,
+    more: &[(String, String)],
+) -> Result<Integration, GitError> {
+    integrate::integrate_more(repo, prev, more)
+}
+
 /// [`integrate`], then `test(tip)`; while the tests fail, leave out the first merge that
 /// makes them fail (`breaks-tests`, naming the merge it fails with) and retest (see
 /// [`bisect::bisect`]). Returns the final integration (with `test_runs`) and the bisection.

@@ -45,7 +45,7 @@ pub use markdown::{
     MAX_TITLE_COLUMNS,
 };
 pub use section::Section;
-pub use table::{tables, TABLE_TITLE_COLUMNS};
+pub use table::{integration_line, tables, TABLE_TITLE_COLUMNS};
 pub use usage::{fmt_count, fmt_usd, retries_line, usage_line};
 
 /// A Markdown table of plain-text cells (each escaped with [`escape_inline`]).

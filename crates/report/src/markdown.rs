@@ -738,7 +738,7 @@ fn integration(out: &mut String, v: &RunView) {
     }
     match &it.test_command {
         Some(cmd) => {
-            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let passes = it.tip_passes();
             let _ = writeln!(
                 out,
                 "\nTested with {}: {}; the tip {}.",
@@ -754,13 +754,34 @@ fn integration(out: &mut String, v: &RunView) {
     if let Some(b) = &it.fast_forwarded {
         let _ = writeln!(out, "\n{} was fast-forwarded to it (`--ff`).", code_span(b));
     }
+    if it.made_by.as_deref() == Some(ws_core::model::IntegrationRecord::MADE_BY_RUN) {
+        out.push_str(
+            "\nIntegrated as the run went (`git ws-run --integrate`): each branch merged when its workstream completed, the tips tested in spare pool worktrees.\n",
+        );
+    }
+    if it.reused_tests > 0 {
+        let _ = writeln!(
+            out,
+            "\nReused {} from the run's own integration (not tested again).",
+            plural(it.reused_tests, "tested tip", "tested tips")
+        );
+    }
+    let when = |t: &Option<chrono::DateTime<chrono::Utc>>| {
+        t.as_ref()
+            .map_or_else(String::new, ws_core::view::micros::text)
+    };
     let _ = writeln!(
         out,
         "\n_Integrated {}._\n",
         ws_core::view::micros::text(&it.integrated_at)
     );
     if !it.merges.is_empty() {
-        md_header(out, &["#", "Workstream", "Merged at"]);
+        let timed = it.merges.iter().any(|m| m.at.is_some());
+        if timed {
+            md_header(out, &["#", "Workstream", "Merged at", "When"]);
+        } else {
+            md_header(out, &["#", "Workstream", "Merged at"]);
+        }
         let mut before = it.onto.as_str();
         for (i, m) in it.merges.iter().enumerate() {
             let at = if m.merge_commit == before {
@@ -769,7 +790,11 @@ fn integration(out: &mut String, v: &RunView) {
                 short_sha(&m.merge_commit)
             };
             before = &m.merge_commit;
-            md_row(out, &[(i + 1).to_string(), esc(&m.workstream_id), at]);
+            let mut row = vec![(i + 1).to_string(), esc(&m.workstream_id), at];
+            if timed {
+                row.push(when(&m.at));
+            }
+            md_row(out, &row);
         }
     }
     if !it.excluded.is_empty() {
@@ -782,6 +807,9 @@ fn integration(out: &mut String, v: &RunView) {
                 esc(&x.reason),
                 esc(&x.detail)
             );
+            if x.at.is_some() {
+                let _ = write!(out, " _({})_", when(&x.at));
+            }
             out.push('\n');
             if let Some(t) = x.output_tail.as_deref().filter(|t| !t.trim().is_empty()) {
                 out.push('\n');
@@ -792,10 +820,12 @@ fn integration(out: &mut String, v: &RunView) {
     }
     if !it.tests.is_empty() {
         out.push_str("\n### Test runs\n\n");
-        md_header(
-            out,
-            &["#", "Commit", "Merges", "Result", "Exit", "Duration"],
-        );
+        let timed = it.tests.iter().any(|t| t.started_at.is_some());
+        let mut head = vec!["#", "Commit", "Merges", "Result", "Exit", "Duration"];
+        if timed {
+            head.push("Started");
+        }
+        md_header(out, &head);
         for (i, t) in it.tests.iter().enumerate() {
             let merges = if t.workstreams.is_empty() {
                 "none (onto alone)".to_string()
@@ -814,7 +844,10 @@ fn integration(out: &mut String, v: &RunView) {
                         .or_else(|| t.ending.clone())
                         .unwrap_or_else(|| "n/a".to_string()),
                     duration(t.duration_seconds),
-                ],
+                ]
+                .into_iter()
+                .chain(timed.then(|| when(&t.started_at)))
+                .collect::<Vec<_>>(),
             );
         }
     }

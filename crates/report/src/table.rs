@@ -148,7 +148,7 @@ fn overview(v: &RunView) -> String {
 
 /// "integration: ws/<run>/integration at 1a2b3c4 (onto 5d6e7f8): 3 merged, 2 left out
 /// (b: conflict, c: breaks-tests); 5 test runs", or how to make one.
-fn integration_line(v: &RunView) -> String {
+pub fn integration_line(v: &RunView) -> String {
     let Some(it) = &v.integration else {
         return format!("integration: none yet (git ws-merge {})", v.run_id);
     };
@@ -194,7 +194,7 @@ fn integration(s: &mut String, v: &RunView) {
     let short = |x: &str| x.chars().take(7).collect::<String>();
     match &it.test_command {
         Some(cmd) => {
-            let passes = it.tests.iter().any(|t| t.commit == it.tip && t.passed);
+            let passes = it.tip_passes();
             let _ = writeln!(
                 s,
                 "tested with {}: the tip {}",

@@ -652,3 +652,37 @@ fn a_thousand_workstream_page_shows_the_caps_and_stays_well_formed() {
     assert_eq!(page.matches("<details id=\"ws-").count(), MAX_TABLE_ROWS);
     assert!(page.contains("500 more workstreams not shown"));
 }
+
+#[test]
+fn a_runs_own_integration_says_when_each_merge_exclusion_and_test_happened() {
+    let mut v = fixture::view();
+    let mut it = fixture::integration();
+    let at = |s: &str| Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc());
+    it.made_by = Some(ws_core::model::IntegrationRecord::MADE_BY_RUN.to_string());
+    it.reused_tests = 0;
+    it.merges[0].at = at("2026-12-07T10:00:01Z");
+    it.merges[1].at = at("2026-12-07T10:00:05Z");
+    it.excluded[0].at = at("2026-12-07T10:00:03Z");
+    for t in &mut it.tests {
+        t.started_at = at("2026-12-07T10:00:06Z");
+    }
+    v.set_integration(Some(it));
+    let md = crate::markdown(&v);
+    assert!(
+        md.contains("Integrated as the run went (`git ws-run --integrate`)"),
+        "{md}"
+    );
+    assert!(md.contains("| # | Workstream | Merged at | When |"), "{md}");
+    assert!(
+        md.contains("| 2 | ws-09 | 2222222 | 2026-12-07T10:00:05.000000Z |"),
+        "{md}"
+    );
+    assert!(md.contains("_(2026-12-07T10:00:03.000000Z)_"), "{md}");
+    assert!(md.contains("| Duration | Started |"), "{md}");
+    // Without times (git ws-merge), the tables are as before.
+    let mut plain = fixture::view();
+    plain.set_integration(Some(fixture::integration()));
+    let md = crate::markdown(&plain);
+    assert!(md.contains("| # | Workstream | Merged at |\n"), "{md}");
+    assert!(!md.contains("| Duration | Started |"), "{md}");
+}

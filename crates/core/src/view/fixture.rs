@@ -240,11 +240,13 @@ pub fn integration() -> IntegrationRecord {
             workstream_id: "ws-01".into(),
             tip: "a".repeat(40),
             merge_commit: "1".repeat(40),
+            at: None,
         },
         IntegrationMerge {
             workstream_id: "ws-09".into(),
             tip: "f".repeat(40),
             merge_commit: "2".repeat(40),
+            at: None,
         },
     ];
     let test = |commit: &str, ws: &[&str], passed: bool, exit: i32| IntegrationTestRun {
@@ -255,6 +257,7 @@ pub fn integration() -> IntegrationRecord {
         duration_seconds: 1.25,
         ending: None,
         log_path: Some(format!("/repo/.state/logs/{RUN}/integration/test-1.log")),
+        started_at: None,
     };
     IntegrationRecord {
         run_id: RUN.into(),
@@ -274,6 +277,7 @@ pub fn integration() -> IntegrationRecord {
                 detail: "conflicts with ws-01 in src/a|b.rs".into(),
                 broke_with: vec![],
                 output_tail: None,
+                at: None,
             },
             IntegrationExclusion {
                 workstream_id: "ws-02".into(),
@@ -286,6 +290,7 @@ pub fn integration() -> IntegrationRecord {
                 output_tail: Some(
                     "\u{1b}[31mnot ok 3 - `x` | y\u{1b}[0m\n```\n1 passed, 1 failed".into(),
                 ),
+                at: None,
             },
             IntegrationExclusion {
                 workstream_id: "ws-05".into(),
@@ -294,10 +299,13 @@ pub fn integration() -> IntegrationRecord {
                 detail: "failed (Timeout)".into(),
                 broke_with: vec![],
                 output_tail: None,
+                at: None,
             },
         ],
         incomplete: false,
         without_result: vec![],
+        made_by: None,
+        reused_tests: 0,
         tests: vec![
             test("0", &[], true, 0),
             test("3", &["ws-01", "ws-02", "ws-09"], false, 1),
