@@ -22,6 +22,7 @@ mod pg_tls;
 mod pgcluster;
 mod pool;
 mod queue;
+mod readme;
 mod real_agents;
 mod reliability;
 mod report;
