@@ -29,7 +29,10 @@ fn the_readme_examples_are_what_the_code_prints() {
         "README.md's examples are not what the code prints; run scripts/readme-examples.sh \
          to rewrite them, and check the diff:\n{said}"
     );
-    assert!(said.contains("README.md's examples are what the code prints"), "{said}");
+    assert!(
+        said.contains("README.md's examples are what the code prints"),
+        "{said}"
+    );
     eprintln!("readme examples: checked in {:?}", start.elapsed());
 }
 
