@@ -56,6 +56,7 @@ pub const POOL_DIR: &str = ws_git::POOL_DIR_KEY;
 pub const REQUIRE_CHANGES: &str = "ws.requireChanges";
 pub const WORKTREE_EXPIRY: &str = "ws.worktreeExpiry";
 pub const INTEGRATION_TEST: &str = "ws.integrationTest";
+pub const FIX_UP: &str = "ws.fixUp";
 pub const MAX_LOG_BYTES: &str = "ws.maxLogBytes";
 pub const HTML_REPORT: &str = "ws.htmlReport";
 pub const SANDBOX: &str = "ws.sandbox";
@@ -234,6 +235,12 @@ pub const KEYS: &[KeyDoc] = &[
         "none",
         "`git ws-merge`'s test command, run with `sh -c` in a pool worktree (`--test`)",
         MERGE,
+    ),
+    key(
+        FIX_UP,
+        "`0` (off)",
+        "hand a prompt workstream's branch the integration leaves out (conflict, breaks the tests) back to its agent as `<id>~fixK`, at most this many times (`--fix-up N`)",
+        RUN_MERGE,
     ),
     key(
         SANDBOX,
@@ -423,6 +430,19 @@ impl Config {
     /// `ws.integrationTest`, as set.
     pub fn integration_test(&self) -> Option<String> {
         self.get(INTEGRATION_TEST).map(str::to_string)
+    }
+
+    /// `ws.fixUp`: the most fix-ups per left-out workstream (0: off), if set.
+    pub fn fix_up(&self) -> Result<Option<usize>, Error> {
+        self.get(FIX_UP)
+            .map(|v| {
+                v.trim().parse().map_err(|_| {
+                    Error::new(format!(
+                        "git config {FIX_UP} = {v:?} is not a whole number of fix-up attempts (0 is off)"
+                    ))
+                })
+            })
+            .transpose()
     }
 
     /// `ws.notifyCommand`, unless unset or blank.
@@ -677,14 +697,14 @@ mod tests {
         assert!(run.starts_with("Settings: git config ws.agents, ws.agentCommand, ws.agent,"));
         assert!(
             run.ends_with(
-                "ws.keepWorktrees, ws.worktreeExpiry, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+                "ws.keepWorktrees, ws.worktreeExpiry, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
             ),
             "{run}"
         );
         assert!(!run.contains(INTEGRATION_TEST));
         assert_eq!(
             help_line(Command::Merge),
-            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
+            "Settings: git config ws.htmlReport, ws.database, ws.keepIgnored, ws.poolDir, ws.integrationTest, ws.fixUp, ws.sandbox, ws.sandbox.network, ws.sandbox.allowWrite."
         );
     }
 

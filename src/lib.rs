@@ -113,7 +113,7 @@ pub mod workspace;
 
 // The layers below, under the names the runtime and the library API use: the pure core
 // (`ws_core`), the renderers (`ws_report`), git (`ws_git`) and the database (`ws_db`).
-pub use ws_core::{agents, consolidate, model, plan, testparse, text, view, workstream};
+pub use ws_core::{agents, consolidate, fixup, model, plan, testparse, text, view, workstream};
 pub use ws_db as db;
 pub use ws_git as git;
 pub use ws_report as report;

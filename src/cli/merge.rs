@@ -66,6 +66,16 @@ pub struct MergeArgs {
     /// such a run is refused, exit 2]
     #[arg(long)]
     pub incomplete: bool,
+    /// Hand each prompt workstream's branch left out as a conflict or a test breaker back to
+    /// its agent as follow-up <id>~fixK (git ws-run --resume RUN runs it; the next git
+    /// ws-merge integrates it in its place), at most N times per workstream [default: the
+    /// run's --fix-up, else git config ws.fixUp, else 0 = off]
+    #[arg(long, value_name = "N")]
+    pub fix_up: Option<usize>,
+    /// Directory of the workstream files, read for --fix-up [default: workstreams/ at the
+    /// repository root]
+    #[arg(long, value_name = "DIR")]
+    pub workstreams: Option<PathBuf>,
     /// Output format on stdout
     #[arg(long, value_enum, default_value = "human")]
     pub format: MergeFormat,
@@ -122,6 +132,8 @@ impl MergeArgs {
             reports_dir: self.reports_dir.clone(),
             incomplete: self.incomplete,
             jobs: self.jobs.map(|j| j as usize),
+            fix_up: self.fix_up,
+            workstreams_dir: self.workstreams.clone(),
         }
     }
 }
@@ -305,6 +317,12 @@ fn human(o: &MergeOutcome) -> String {
                     let _ = writeln!(s, "  {:<24} | {}", "", truncate(&one_line(l), 110));
                 }
             }
+        }
+    }
+    if !o.fixups.is_empty() {
+        s.push_str("\nfix-ups:\n");
+        for l in &o.fixups {
+            let _ = writeln!(s, "  {}", truncate(&one_line(l), 150));
         }
     }
     if !r.tests.is_empty() {

@@ -76,6 +76,9 @@ pub struct RunArgs {
     /// Stop dispatching after the first failure (NO STOP is the default)
     #[arg(long)]
     pub fail_fast: bool,
+    /// Hand a branch the integration leaves out (conflict, breaks the tests) back to its agent as <id>~fixK, at most N times; kept for the run [default: git config ws.fixUp, 0 = off]
+    #[arg(long, value_name = "N")]
+    pub fix_up: Option<usize>,
     /// Keep this run's agent worktrees as the pool for the next run (the default; git config ws.keepWorktrees)
     #[arg(long, conflicts_with = "remove_worktrees")]
     pub keep_worktrees: bool,
@@ -185,6 +188,7 @@ impl RunArgs {
                 .collect(),
             mode,
             fail_fast: self.fail_fast,
+            fix_up: self.fix_up,
             keep_worktrees: if self.remove_worktrees {
                 Some(false)
             } else if self.keep_worktrees {

@@ -72,6 +72,11 @@ pub struct MergeOptions {
     /// Test runs at once, each in its own pool worktree (`--jobs`); `None`: the pool size
     /// (git config `ws.agents`, default 3). 1 tests one commit at a time.
     pub jobs: Option<usize>,
+    /// `--fix-up N`: hand each prompt workstream left out as `conflict` or `breaks-tests`
+    /// back to its agent ([`crate::runner::fixup`]); `None`: the run's, else `ws.fixUp`.
+    pub fix_up: Option<usize>,
+    /// Where the workstream files are (read for `--fix-up`); `None`: `workstreams/`.
+    pub workstreams_dir: Option<PathBuf>,
 }
 
 impl MergeOptions {
@@ -91,6 +96,8 @@ impl MergeOptions {
             reports_dir: None,
             incomplete: false,
             jobs: None,
+            fix_up: None,
+            workstreams_dir: None,
         }
     }
 }
@@ -112,6 +119,8 @@ pub struct MergeOutcome {
     pub notes: Vec<String>,
     /// `--ff` was asked for and could not be done.
     pub ff_failed: bool,
+    /// `--fix-up`: per branch left out, what was handed back (or why not), one line each.
+    pub fixups: Vec<String>,
 }
 
 impl MergeOutcome {
@@ -232,6 +241,7 @@ pub fn merge(
             merges_line: None,
             notes: Vec::new(),
             ff_failed: false,
+            fixups: Vec::new(),
         });
     }
     let (it, tests) = match plan.test.clone() {
@@ -249,6 +259,7 @@ pub fn merge(
     };
     git::write_integration_branch(&plan.ws.repo, &plan.branch, &it.tip)?;
     let mut record = record(&plan, opts, it, tests, integrated_at, false);
+    let fixups = hand_back_left_out(&mut plan, opts, &mut record, progress)?;
     let mut notes = Vec::new();
     let mut ff_failed = false;
     let mut merges_line = None;
@@ -287,7 +298,74 @@ pub fn merge(
         merges_line,
         notes,
         ff_failed,
+        fixups,
     })
+}
+
+/// `--fix-up N`: hand each branch left out as `conflict` or `breaks-tests` back to its
+/// agent ([`crate::runner::fixup::hand_back`]) from the new tip, saying so (or why not) in
+/// the exclusion's detail. One line per branch, for the output.
+fn hand_back_left_out(
+    plan: &mut Plan,
+    opts: &MergeOptions,
+    record: &mut IntegrationRecord,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<String>, MergeFailure> {
+    use crate::runner::fixup::{hand_back, Integration, LeftOut, Why};
+    let max =
+        crate::runner::fixup::limit(&mut plan.db, &plan.ws.config, &plan.run_id, opts.fix_up)?;
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    let dir = opts
+        .workstreams_dir
+        .as_deref()
+        .map(|d| plan.ws.abs(d))
+        .unwrap_or_else(|| plan.ws.layout.default_workstreams_dir());
+    let defs = crate::workstream::load_dir_within(&dir, &plan.ws.repo.root).unwrap_or_else(|e| {
+        progress(&format!(
+            "warning: --fix-up: failed to read the workstreams directory {}: {e}",
+            dir.display()
+        ));
+        crate::workstream::Loaded::default()
+    });
+    let tips: HashMap<String, String> = plan.ordered.iter().cloned().collect();
+    let it = Integration {
+        run_id: &plan.run_id,
+        branch: &plan.branch,
+        tip: &record.tip,
+        max_attempts: max,
+    };
+    let mut lines = Vec::new();
+    for x in &mut record.excluded {
+        let why = match x.reason.as_str() {
+            IntegrationExclusion::CONFLICT => Why::Conflict {
+                paths: x.paths.clone(),
+            },
+            IntegrationExclusion::BREAKS_TESTS => Why::BreaksTests {
+                command: plan.test.clone().unwrap_or_default(),
+                broke_with: x.broke_with.clone(),
+                tail: x.output_tail.clone().unwrap_or_default(),
+            },
+            _ => continue,
+        };
+        let Some(tip) = tips.get(&x.workstream_id) else {
+            continue;
+        };
+        let original = crate::fixup::original_of(&x.workstream_id);
+        let def = defs.valid.iter().find(|w| w.id == original);
+        let left = LeftOut {
+            workstream_id: &x.workstream_id,
+            branch_tip: tip,
+            why,
+        };
+        let said = hand_back(&mut plan.db, &plan.ws.repo, &it, &left, def)?.sentence(&plan.run_id);
+        x.detail = format!("{}; {said}", x.detail);
+        let line = format!("{}: {said}", x.workstream_id);
+        progress(&format!("fix-up: {line}"));
+        lines.push(line);
+    }
+    Ok(lines)
 }
 
 /// Resolve everything and refuse what must not be touched; writes nothing.
@@ -333,6 +411,11 @@ fn plan(opts: &MergeOptions) -> Result<Plan, MergeFailure> {
         tips,
         branches,
     } = candidates(repo, &results, without_result.as_deref().unwrap_or(&[]))?;
+    // A completed fix-up (`<id>~fixK`) is integrated in place of its original and of the
+    // earlier attempts.
+    let ids: Vec<String> = candidates.iter().map(|(id, _)| id.clone()).collect();
+    let superseded = crate::fixup::superseded(&ids);
+    candidates.retain(|(id, _)| !superseded.contains(id));
     // What a reviewer left out from `git ws-review` is not merged.
     let left_out = db.left_out(&run_id)?;
     candidates.retain(|(id, _)| {

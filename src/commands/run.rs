@@ -86,6 +86,9 @@ pub struct RunOptions {
     pub lease: Option<Duration>,
     /// `--agent`, `--budget`, `--retries` (the rest from git config: [`crate::agents`]).
     pub agent_options: crate::agents::Options,
+    /// `--fix-up N`: hand branches the integration leaves out back to their agents, at
+    /// most N times each; kept for the run (`--resume`, `--integrate`, `git ws-merge`).
+    pub fix_up: Option<usize>,
 }
 
 /// A dry run's findings: every problem, and the plan.
@@ -187,6 +190,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
         pool: PoolPolicy { expiry },
         agents_given: opts.agents.is_some(),
         fail_fast: opts.fail_fast,
+        fix_up: opts.fix_up,
         shared: resolve_shared(opts, config, &ws.repo)?,
         agent_settings: config.agent_settings(&opts.agent_options, opts.agent_cmd.is_some())?,
         ws,

@@ -138,6 +138,14 @@ pub(super) async fn forecast(
         .iter()
         .filter_map(|x| Some((x.workstream_id.clone(), x.branch.clone()?)))
         .collect();
+    // A completed fix-up (`<id>~fixK`) is merged in place of its original and earlier
+    // attempts (`git ws-merge`), so they are not forecast beside it.
+    let ids: Vec<String> = branches.iter().map(|(id, _)| id.clone()).collect();
+    let superseded = crate::fixup::superseded(&ids);
+    let branches: Vec<(String, String)> = branches
+        .into_iter()
+        .filter(|(id, _)| !superseded.contains(id))
+        .collect();
     let (repo, base) = (repo.clone(), base.to_string());
     let res = tokio::task::spawn_blocking(move || git::merge_forecast(&repo, &base, &branches))
         .await

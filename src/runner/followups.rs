@@ -1,6 +1,8 @@
 //! The follow-up workstreams a review created (`git ws-review`, stored in the database) as
 //! workstreams of a resumed run: each is the reviewed workstream's definition with the
-//! review's prompt, started from the reviewed workstream's branch.
+//! review's prompt, started from the reviewed workstream's branch. Fix-ups (`--fix-up`,
+//! [`super::fixup`]) are follow-ups too: the left-out workstream's definition with the
+//! fix-up's prompt, started from the commit kept under their `refs/ws/<run>/fixup/` ref.
 
 use crate::db::{ConsolidationDatabase, ReviewFollowup};
 use crate::error::Error;
@@ -40,14 +42,19 @@ pub fn add(
         }
         let Some(original) = all.valid.iter().find(|w| w.id == f.workstream_id) else {
             loaded.warnings.push(format!(
-                "review follow-up {} not run: the workstream {} is no longer in the workstreams directory",
+                "follow-up {} not run: the workstream {} is no longer in the workstreams directory",
                 f.followup_id, f.workstream_id
             ));
             continue;
         };
-        let Some(tip) = git::branch_tip(repo, &f.start_branch)? else {
+        let tip = if f.start_branch.starts_with("refs/") {
+            git::ref_tip(repo, &f.start_branch)?
+        } else {
+            git::branch_tip(repo, &f.start_branch)?
+        };
+        let Some(tip) = tip else {
             loaded.warnings.push(format!(
-                "review follow-up {} not run: its start branch {} no longer exists",
+                "follow-up {} not run: its start {} no longer exists",
                 f.followup_id, f.start_branch
             ));
             continue;
@@ -63,7 +70,10 @@ pub fn add(
 pub fn followup_workstream(original: &Workstream, f: &ReviewFollowup) -> Workstream {
     let mut w = original.clone();
     w.id = f.followup_id.clone();
-    w.title = Some(format!("Review of {} by {}", f.workstream_id, f.who));
+    w.title = Some(match crate::fixup::parse_id(&f.followup_id) {
+        Some((o, k)) => format!("Fix-up {k} of {o}"),
+        None => format!("Review of {} by {}", f.workstream_id, f.who),
+    });
     w.action = Action::Prompt(f.prompt.clone());
     w.depends_on = Vec::new();
     w.warnings = Vec::new();
@@ -99,6 +109,30 @@ mod tests {
         assert_eq!(w.title.as_deref(), Some("Review of p1 by alice"));
         let branch = super::super::execute::branch_name("r", &w.id);
         assert_eq!(branch, "ws/r/p1.review2");
+        assert!(git::valid_branch_name(&branch));
+    }
+
+    #[test]
+    fn a_fix_up_is_the_original_definition_titled_as_a_fix_up_on_a_valid_branch() {
+        let (original, _) = crate::workstream::parse_workstream(
+            "p1.json",
+            br#"{"id": "p1", "prompt": "do it", "agent": "codex", "test": "make check"}"#,
+        )
+        .unwrap();
+        let f = ReviewFollowup {
+            followup_id: "p1~fix2".into(),
+            workstream_id: "p1".into(),
+            start_branch: "refs/ws/r/fixup/p1.fix2".into(),
+            prompt: "Fix-up 2 of 2 for workstream p1".into(),
+            who: "git-ws".into(),
+            at: "t".into(),
+        };
+        let w = followup_workstream(&original, &f);
+        assert_eq!(w.title.as_deref(), Some("Fix-up 2 of p1"));
+        assert_eq!(w.agent, original.agent);
+        assert_eq!(w.test.as_deref(), Some("make check"));
+        let branch = super::super::execute::branch_name("r", &w.id);
+        assert_eq!(branch, "ws/r/p1.fix2");
         assert!(git::valid_branch_name(&branch));
     }
 }

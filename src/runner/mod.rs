@@ -11,6 +11,7 @@ mod dispatch;
 pub mod events;
 pub mod execute;
 mod finish;
+pub mod fixup;
 pub(crate) mod followups;
 pub mod lease;
 pub use crate::process;
@@ -74,6 +75,8 @@ pub struct Resolved {
     pub agent_settings: crate::agents::Settings,
     /// `--fail-fast`: stop dispatching after the first failure.
     pub fail_fast: bool,
+    /// `--fix-up N`: kept for the run ([`fixup::limit`] reads it back).
+    pub fix_up: Option<usize>,
 }
 
 /// What a prepared run starts from.
@@ -324,6 +327,9 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
             };
             let run_id = db.begin_run_avoiding(&info, &run_id_taken(&r.ws))?;
             info.run_id = run_id.clone();
+            if let Some(n) = r.fix_up {
+                db.set_fixup_limit(&run_id, n)?;
+            }
             Ok(Begun {
                 run_id,
                 info,
@@ -346,6 +352,9 @@ fn begin(db: &mut ConsolidationDatabase, r: &mut Resolved, start: Start) -> Resu
             }
             info.agents = r.agents;
             info.finished_at = None;
+            if let Some(n) = r.fix_up {
+                db.set_fixup_limit(&run_id, n)?;
+            }
             r.base = info.base.clone();
             Ok(Begun {
                 run_id,

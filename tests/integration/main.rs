@@ -10,6 +10,7 @@ mod common;
 mod containment;
 mod environments;
 mod faults;
+mod fixup;
 mod help;
 mod inputs;
 mod kills;

@@ -23,6 +23,7 @@ const LAYERS: &[&str] = &[
     "workstream",
     "plan",
     "consolidate",
+    "fixup",
     "view",
     "review",
 ];

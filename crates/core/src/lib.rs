@@ -19,13 +19,15 @@
 //! 5. [`workstream`]: workstream files, parsed and validated.
 //! 6. [`plan`]: their order.
 //! 7. [`consolidate`]: totals, overlaps, recommendations.
-//! 8. [`view`]: the one typed view of a run (its renderers are the `ws-report` crate).
+//! 8. [`fixup`]: fix-ups (`--fix-up N`): their ids, prompt and chains.
+//! 9. [`view`]: the one typed view of a run (its renderers are the `ws-report` crate).
 //!
 //! What the core refuses crosses the crate boundary as [`Invalid`], never as a bare
 //! `String`.
 
 pub mod agents;
 pub mod consolidate;
+pub mod fixup;
 mod invalid;
 pub mod model;
 pub mod plan;

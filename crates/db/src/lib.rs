@@ -11,6 +11,7 @@
 
 pub mod backend;
 mod error;
+pub mod fixup;
 pub mod location;
 mod postgres;
 mod queries;

@@ -154,6 +154,7 @@ impl ConsolidationDatabase {
             let before: i64 = ws_review_followups::table
                 .filter(ws_review_followups::run_id.eq(run_id))
                 .filter(ws_review_followups::workstream_id.eq(workstream_id))
+                .filter(ws_review_followups::kind.eq(ws_core::fixup::KIND_REVIEW))
                 .count()
                 .get_result(c)?;
             let id = followup_id(workstream_id, before as usize + 1);
@@ -203,7 +204,8 @@ impl ConsolidationDatabase {
         r.map_err(|e| self.fail(&format!("record review comments on run {run_id}"), e))
     }
 
-    /// The follow-ups of a run, in the order they were created.
+    /// The follow-ups of a run, in the order they were created: those of reviews and the
+    /// fix-ups (`--fix-up`, [`Self::fixups`] has their attempt and reason).
     pub fn review_followups(&mut self, run_id: &str) -> Result<Vec<ReviewFollowup>, DbError> {
         type Row = (String, String, String, String, String, String);
         let r: Result<Vec<Row>, TxError> = on_conn!(&mut self.conn, |c| {

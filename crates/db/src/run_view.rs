@@ -33,6 +33,12 @@ impl ConsolidationDatabase {
             state: state.as_str(),
         });
         view.set_integration(self.latest_integration(run_id)?);
+        let statuses = results
+            .iter()
+            .map(|r| (r.workstream_id.clone(), r.status))
+            .collect();
+        view.fixups =
+            ws_core::fixup::chains(&self.fixups(run_id)?, &statuses, view.integration.as_ref());
         Ok(view)
     }
 }

@@ -358,5 +358,18 @@ diesel::table! {
         prompt -> Text,
         who -> Text,
         at -> Text,
+        kind -> Text,
+        attempt -> Nullable<BigInt>,
+        max_attempts -> Nullable<BigInt>,
+        reason -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        integration_tip -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ws_fixup_settings (run_id) {
+        run_id -> Text,
+        max_attempts -> BigInt,
     }
 }

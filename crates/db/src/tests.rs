@@ -1760,3 +1760,51 @@ fn review_actions_marks_and_followups_are_kept_with_who_and_when() {
     let mut ro = ConsolidationDatabase::open_read_only(&path).unwrap();
     assert_eq!(ro.left_out(SEED_RUN).unwrap().len(), 1);
 }
+
+#[test]
+fn fix_ups_are_follow_ups_with_their_attempt_and_do_not_renumber_reviews() {
+    use ws_core::fixup::FixupRecord;
+    let (_dir, _path, mut db) = fresh();
+    seed_run(&mut db);
+    let rec = FixupRecord {
+        followup_id: "ws-01~fix1".into(),
+        workstream_id: "ws-01".into(),
+        attempt: 1,
+        max_attempts: 2,
+        reason: "conflict".into(),
+        detail: "conflicts with the integration in a.txt".into(),
+        integration_tip: "abc".into(),
+        at: "2026-12-07T10:00:00Z".into(),
+    };
+    db.add_fixup(SEED_RUN, &rec, "refs/ws/r/fixup/ws-01.fix1", "fix it")
+        .unwrap();
+    assert!(
+        db.add_fixup(SEED_RUN, &rec, "x", "again").is_err(),
+        "one row per attempt"
+    );
+    assert_eq!(db.fixups(SEED_RUN).unwrap(), vec![rec]);
+    // It is a follow-up `--resume` runs, from its ref, with its prompt.
+    let f = db.review_followups(SEED_RUN).unwrap();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].followup_id, "ws-01~fix1");
+    assert_eq!(f[0].start_branch, "refs/ws/r/fixup/ws-01.fix1");
+    assert_eq!(f[0].prompt, "fix it");
+    // A review follow-up after it is still ~review1.
+    let id = db
+        .add_review_followup(
+            SEED_RUN,
+            "ws-01",
+            "ws/r/ws-01",
+            &[],
+            &|id| format!("prompt of {id}"),
+            "alice",
+            "2026-12-07T11:00:00Z",
+        )
+        .unwrap();
+    assert_eq!(id, "ws-01~review1");
+    assert_eq!(db.fixups(SEED_RUN).unwrap().len(), 1);
+    assert_eq!(db.fixup_limit(SEED_RUN).unwrap(), None);
+    db.set_fixup_limit(SEED_RUN, 2).unwrap();
+    db.set_fixup_limit(SEED_RUN, 3).unwrap();
+    assert_eq!(db.fixup_limit(SEED_RUN).unwrap(), Some(3));
+}

@@ -17,6 +17,7 @@ pub mod config;
 #[cfg(test)]
 mod differential_tests;
 mod error;
+mod fixup;
 mod forecast;
 #[cfg(test)]
 mod forecast_tests;
@@ -37,6 +38,7 @@ mod treemerge;
 pub mod watch;
 mod xmerge;
 
+pub use fixup::{build_start as fixup_start, ref_tip, start_ref as fixup_start_ref, FixupStart};
 pub use include::WORKTREE_INCLUDE;
 
 use std::fmt;

@@ -115,6 +115,23 @@ pub(super) fn test_totals(v: &RunView) -> String {
     s
 }
 
+/// "p1 → p1~fix1 (conflict; integrated) → …", the attempts bounded to
+/// [`MAX_SHOWN_ATTEMPTS`] (the latest ones).
+pub(crate) fn chain_text(c: &ws_core::fixup::FixupChain) -> String {
+    let skip = c.attempts.len().saturating_sub(MAX_SHOWN_ATTEMPTS);
+    let mut t = c.workstream_id.clone();
+    if skip > 0 {
+        let _ = write!(t, " → … ({skip} earlier attempts)");
+    }
+    for a in &c.attempts[skip..] {
+        let _ = write!(t, " → {} ({}; {})", a.followup_id, a.reason, a.outcome);
+    }
+    t
+}
+
+/// Most attempts of one fix-up chain shown.
+pub(crate) const MAX_SHOWN_ATTEMPTS: usize = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;

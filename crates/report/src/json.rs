@@ -42,7 +42,7 @@ impl Section {
 }
 
 /// Run keys present only when there is something to say.
-const OPTIONAL_KEYS: [&str; 3] = ["usage", "retries", "tampering"];
+const OPTIONAL_KEYS: [&str; 4] = ["usage", "retries", "tampering", "fixups"];
 
 /// Pretty JSON and a final newline.
 fn pretty(v: &impl serde::Serialize) -> String {

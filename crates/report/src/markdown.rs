@@ -126,7 +126,10 @@ pub(super) fn write_section(out: &mut String, v: &RunView, s: Section) {
         Section::Commits => commits(out, v),
         Section::Tests => tests(out, v),
         Section::Forecast => forecast(out, v),
-        Section::Integration => integration(out, v),
+        Section::Integration => {
+            integration(out, v);
+            fixups(out, v);
+        }
         Section::Recommendations => recommendations(out, v),
         Section::Timeline => timeline(out, v),
     }
@@ -903,6 +906,41 @@ fn timeline(out: &mut String, v: &RunView) {
         );
     }
     cap_note(out, shown.len(), t.bars.len(), "started workstreams", "");
+}
+
+/// The fix-up chains (`--fix-up`): original → `~fix1` (reason; outcome) → …, with each
+/// attempt's reason in full.
+fn fixups(out: &mut String, v: &RunView) {
+    if v.fixups.is_empty() {
+        return;
+    }
+    out.push_str("\n### Fix-ups\n\n");
+    for c in &v.fixups {
+        let _ = writeln!(
+            out,
+            "- **{}**: {} — {} ({} of at most {} attempt{})",
+            esc(&c.workstream_id),
+            esc(&super::cells::chain_text(c)),
+            esc(&c.state),
+            c.attempts.len(),
+            c.max_attempts,
+            if c.max_attempts == 1 { "" } else { "s" }
+        );
+        let skip = c
+            .attempts
+            .len()
+            .saturating_sub(super::cells::MAX_SHOWN_ATTEMPTS);
+        for a in &c.attempts[skip..] {
+            let _ = writeln!(
+                out,
+                "  - {}: {} (from integration tip {}); {}",
+                esc(&a.followup_id),
+                esc(&a.detail),
+                short_sha(&a.integration_tip),
+                esc(&a.outcome)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub fn tables(v: &RunView, sections: &[Section]) -> String {
             Section::Errors => errors(&mut s, v),
             Section::Files => files(&mut s, v),
             Section::Timeline => timeline(&mut s, v),
-            Section::Integration => integration(&mut s, v),
+            Section::Integration => {
+                integration(&mut s, v);
+                fixups(&mut s, v);
+            }
             other => markdown::write_section(&mut s, v, *other),
         }
     }
@@ -400,5 +403,25 @@ fn timeline(s: &mut String, v: &RunView) {
         for n in &t.not_started {
             let _ = writeln!(s, "- {}: {}", n.workstream_id, one_line(&n.reason));
         }
+    }
+}
+
+/// `--integration`: each fix-up chain (`--fix-up`) on one line, then each attempt's reason.
+fn fixups(s: &mut String, v: &RunView) {
+    if v.fixups.is_empty() {
+        return;
+    }
+    s.push_str("\nfix-ups:\n");
+    for c in &v.fixups {
+        let _ = writeln!(
+            s,
+            "  {}: {} ({} of at most {} attempt{})",
+            one_line(&c.workstream_id),
+            c.state,
+            c.attempts.len(),
+            c.max_attempts,
+            if c.max_attempts == 1 { "" } else { "s" }
+        );
+        let _ = writeln!(s, "    {}", one_line(&super::cells::chain_text(c)));
     }
 }

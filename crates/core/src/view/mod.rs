@@ -117,6 +117,11 @@ pub struct RunView {
     /// refs, `HEAD`, index, config, hooks, `info/`); absent when nothing did.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tampering: Vec<TamperRow>,
+    /// Fix-up chains (`--fix-up N`): each left-out workstream handed back to its agent,
+    /// original → `~fix1` → `~fix2` …, with each attempt's reason and outcome; absent when
+    /// there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixups: Vec<crate::fixup::FixupChain>,
 }
 
 /// One change outside the worktrees, with the workstreams that may have made it.
@@ -403,6 +408,7 @@ impl RunView {
             tampering: tamper_rows(&ordered),
             workstreams,
             integration: None,
+            fixups: Vec::new(),
         }
     }
 
