@@ -245,7 +245,7 @@ async fn run_uncapped(
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
-            return Ending::SpawnFailed(format!("failed to start `{}`: {e}", spec.argv[0]));
+            return Ending::SpawnFailed(spawn_failed(&spec.argv[0], &e));
         }
     };
     let pgid = child.id().map(|p| p as i32);
@@ -690,9 +690,35 @@ pub fn log_note(path: &Path, note: &str) {
     }
 }
 
+/// Why a command could not start, with what to do when the program is missing (the usual
+/// case: a coding agent's CLI that is not installed).
+fn spawn_failed(program: &str, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!(
+            "failed to start `{program}`: {e}: `{program}` is not installed or not on PATH; install it, or give the command's full path (for a prompt workstream: another --agent, or --agent-cmd CMD, git config ws.agent or ws.agentCommand)"
+        )
+    } else {
+        format!("failed to start `{program}`: {e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_program_says_what_to_do() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let m = spawn_failed("claude", &missing);
+        assert!(m.starts_with("failed to start `claude`: "), "{m}");
+        assert!(
+            m.contains("`claude` is not installed or not on PATH"),
+            "{m}"
+        );
+        assert!(m.contains("--agent-cmd"), "{m}");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!spawn_failed("x", &denied).contains("not installed"));
+    }
 
     #[test]
     fn a_group_member_is_read_past_a_command_name_with_spaces_and_zombies_are_not_live() {

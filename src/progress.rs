@@ -146,6 +146,15 @@ pub fn winding_down(running: usize, waiting: usize, grace: Duration) -> String {
     )
 }
 
+/// `RUN: 3 workstreams on 2 agents`, in the singular where it is one.
+fn run_started(run_id: &str, total: usize, agents: usize) -> String {
+    format!(
+        "{run_id}: {} on {}",
+        crate::text::plural(total, "workstream", "workstreams"),
+        crate::text::plural(agents, "agent", "agents")
+    )
+}
+
 impl Observer for Plain {
     fn event(&mut self, event: Event<'_>) {
         let line = match event {
@@ -154,7 +163,7 @@ impl Observer for Plain {
                 total,
                 agents,
                 ..
-            } => format!("ws: {run_id}: {total} workstreams on {agents} agents"),
+            } => format!("ws: {}", run_started(run_id, total, agents)),
             Event::WorkstreamStarted { agent, id } => {
                 format!("ws: [{}] {id} started", agent_name(agent))
             }
@@ -234,7 +243,7 @@ impl Observer for Bars {
                 *self.eta.lock().unwrap_or_else(|p| p.into_inner()) = Eta::new(jobs, agents);
                 let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
                 route_warnings_to(&m);
-                let _ = m.println(format!("{run_id}: {total} workstreams on {agents} agents"));
+                let _ = m.println(run_started(run_id, total, agents));
                 let style = ProgressStyle::with_template("{spinner} {prefix:>9} {wide_msg}")
                     .expect("valid template");
                 for k in 1..=agents {
@@ -348,6 +357,12 @@ impl Observer for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_line_reads_in_the_singular_for_one() {
+        assert_eq!(run_started("r", 1, 1), "r: 1 workstream on 1 agent");
+        assert_eq!(run_started("r", 5, 2), "r: 5 workstreams on 2 agents");
+    }
 
     fn job(id: &str, secs: Option<f64>) -> Job {
         Job {

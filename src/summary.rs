@@ -174,8 +174,9 @@ pub fn summary_text(o: &RunOutcome) -> String {
         let _ = writeln!(s, "{}", crate::report::integration_line(&view));
     }
     for r in &view.recommendations {
-        // An interrupted run is finished by --resume, not rerun (the line below says so).
-        if o.interrupted && r.contains("--rerun-failed") {
+        // An interrupted run is finished by --resume, not rerun: the line below says so,
+        // with `--remote` for a shared run.
+        if o.interrupted && (r.contains("--rerun-failed") || r.contains("--resume")) {
             continue;
         }
         let _ = writeln!(s, "- {r}");

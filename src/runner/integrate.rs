@@ -134,6 +134,7 @@ pub(crate) fn start(
             test_runs: 0,
         },
         excluded: Vec::new(),
+        absent: Vec::new(),
         when: HashMap::new(),
         left_out: Vec::new(),
         tester: None,
@@ -158,6 +159,8 @@ struct Integrator {
     /// The integration so far (only what is merged; left-out ones are in `excluded`).
     it: Integration,
     excluded: Vec<git::Excluded>,
+    /// The branches left out so far with their tips (a stacked dependent of one stays out).
+    absent: Vec<(String, String)>,
     /// When each workstream was merged or left out.
     when: HashMap<String, DateTime<Utc>>,
     left_out: Vec<LeftOut>,
@@ -320,7 +323,7 @@ impl Integrator {
                 }
             };
             let before = self.it.tip.clone();
-            match git::integrate_more(&repo, &self.it, &[(id.clone(), tip)]) {
+            match git::integrate_more(&repo, &self.it, &[(id.clone(), tip)], &self.absent) {
                 Ok(mut next) => {
                     let now = tiptest::micros(Utc::now());
                     self.when.insert(id.clone(), now);
@@ -347,6 +350,10 @@ impl Integrator {
             at,
         };
         on_left_out(&l, &mut self.left_out);
+        let branch = super::execute::branch_name(&self.it.run_id, &x.workstream_id);
+        if let Ok(Some(t)) = git::branch_tip(&self.ws.repo, &branch) {
+            self.absent.push((x.workstream_id.clone(), t));
+        }
         self.when.insert(x.workstream_id.clone(), at);
         self.excluded.push(x);
     }

@@ -24,6 +24,7 @@ mod pg_tls;
 mod pgcluster;
 mod pool;
 mod queue;
+mod readme;
 mod real_agents;
 mod reliability;
 mod report;

@@ -714,6 +714,11 @@ fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
         said[0].starts_with(&format!("ws: a of {run_a} merged;")),
         "{said:?}"
     );
+    // z1 and z2 have no commit: nothing of theirs is left to merge.
+    assert!(
+        said[0].ends_with("; 0 completed branches still unmerged"),
+        "{said:?}"
+    );
 
     // Run B from the new main: a (again), b, c, a zero-commit e, and f failing until a
     // flag exists; then its rerun, where f completes.
@@ -763,6 +768,11 @@ fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
         said[0].starts_with(&format!("ws: 3 workstreams merged — {run_b}: a, b, c;")),
         "{said:?}"
     );
+    // Still unmerged: only the rerun's f (not A's or B's zero-commit branches).
+    assert!(
+        said[0].ends_with("; 1 completed branch still unmerged"),
+        "{said:?}"
+    );
     // (B's id may extend A's: `…-2`.)
     for other in [&run_a, &run_c] {
         assert!(!said[0].contains(&format!("{other}:")), "{said:?}");
@@ -789,7 +799,7 @@ fn the_hook_counts_only_what_the_merge_brought_in_each_once_with_its_run() {
     let said = hook_lines(&m);
     assert_eq!(said.len(), 1, "{said:?}");
     assert!(
-        said[0].starts_with(&format!("ws: f of {run_c} merged;")),
+        said[0] == format!("ws: f of {run_c} merged; 0 completed branches still unmerged"),
         "{said:?}"
     );
 }

@@ -22,6 +22,8 @@ fn one_ctrl_c(i: usize, double: Option<Duration>) -> Option<String> {
             &format!("touch {f}/$WS_ID; test -f {f}/go || sleep 30; echo $WS_ID > $WS_ID.txt"),
         );
     }
+    // A third waits for an agent: the interrupt skips it, and --resume runs it.
+    env.ws_cmd("s3", "echo s3 > s3.txt");
     let stderr_path = env.scratch("ws-run.stderr");
     let stdout_path = env.scratch("ws-run.stdout");
     let mut child = env
@@ -71,6 +73,15 @@ fn one_ctrl_c(i: usize, double: Option<Duration>) -> Option<String> {
         || stdout.contains("--rerun-failed")
     {
         return Some(format!("iteration {i}: advice:\n{stdout}{stderr}"));
+    }
+    // So does the report: what the interrupt stopped or skipped is --resume'd.
+    let report = env.ws_report(&[&run_id, "--format", "markdown"]);
+    if !report
+        .stdout
+        .contains(&format!("git ws-run --resume {run_id}"))
+        || report.stdout.contains("--rerun-failed")
+    {
+        return Some(format!("iteration {i}: report advice:\n{}", report.stdout));
     }
     std::fs::write(flags.join("go"), "").unwrap();
     let resumed = env.ws_run(&["--resume", &run_id]);

@@ -208,3 +208,60 @@ fn resume_keeps_stacking() {
     let commits = result_json(&env, &run_id, "b", "commits_created");
     assert_eq!(commits.as_array().map(Vec::len), Some(1), "{commits}");
 }
+
+#[test]
+fn ws_merge_test_leaves_out_the_dependents_of_a_dependency_that_breaks_the_tests() {
+    let env = Env::new();
+    // a breaks the tests (it writes `broken`); b, stacked on a, holds a's work; c is fine.
+    env.ws_cmd("a", "echo a > broken");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "echo b > b.txt", "depends_on": ["a"]}),
+    );
+    env.ws_cmd("c", "echo c > c.txt");
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    // One test at a time (serial bisection) and three at once (parallel).
+    for jobs in ["1", "3"] {
+        let v = merge_json(&env, &[&run, "--test", "test ! -e broken", "--jobs", jobs]);
+        let excluded = v["excluded"].as_array().unwrap();
+        let a = excluded.iter().find(|x| x["workstream_id"] == "a").unwrap();
+        assert_eq!(a["reason"], "breaks-tests", "{v:#}");
+        let b = excluded.iter().find(|x| x["workstream_id"] == "b").unwrap();
+        assert_eq!(b["reason"], "dependency-left-out", "{v:#}");
+        assert!(b["detail"].as_str().unwrap().contains("work of a"), "{b}");
+        let merged = v["merged"].to_string();
+        assert!(
+            merged.contains("\"c\"") && !merged.contains("\"b\"") && !merged.contains("\"a\""),
+            "{merged}"
+        );
+    }
+}
+
+#[test]
+fn ws_merge_test_does_not_let_a_dependent_that_fixes_the_tests_bring_its_dependency_in() {
+    let env = Env::new();
+    // a breaks the tests; b, stacked on a, repairs them: b alone would still bring a's work.
+    env.ws_cmd("a", "echo a > broken && echo a > a.txt");
+    env.ws(
+        "b",
+        json!({"id": "b", "command": "rm broken && echo b > b.txt", "depends_on": ["a"]}),
+    );
+    env.ws_cmd("c", "echo c > c.txt");
+    let out = env.ws_run(&["--agents", "2"]);
+    out.expect(0);
+    let run = out.run_id();
+    let v = merge_json(&env, &[&run, "--test", "test ! -e broken"]);
+    let merged = v["merged"].to_string();
+    let excluded = v["excluded"].as_array().unwrap();
+    // Either both land (a's work with b's repair: merged in order, a first, and the tip
+    // passes) or, when a is left out, so is b.
+    if let Some(a) = excluded.iter().find(|x| x["workstream_id"] == "a") {
+        assert_eq!(a["reason"], "breaks-tests", "{v:#}");
+        let b = excluded.iter().find(|x| x["workstream_id"] == "b").unwrap();
+        assert_eq!(b["reason"], "dependency-left-out", "{v:#}");
+    } else {
+        assert!(merged.contains("\"b\""), "{v:#}");
+    }
+}

@@ -565,12 +565,14 @@ struct Count {
     n: i64,
 }
 
-/// Completed results that have a branch and no recorded merge, across all runs.
+/// Completed results that have a branch with commits of their own and no recorded merge,
+/// across all runs (a zero-commit branch has nothing to merge).
 pub fn unmerged_completed_count(c: &mut Conn) -> TxResult<usize> {
     on_conn!(c, |c| {
         let q = format!(
             "SELECT COUNT(*) AS n FROM agent_results r \
          WHERE r.status = 'completed' AND ({}) IS NOT NULL \
+         AND r.commits_created IS NOT NULL AND r.commits_created <> '[]' \
          AND NOT EXISTS (SELECT 1 FROM ws_merges m \
              WHERE m.run_id = r.run_id AND m.workstream_id = r.workstream_id)",
             c.branch_of_result_sql()

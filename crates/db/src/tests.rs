@@ -1189,6 +1189,23 @@ fn expected_durations_use_the_most_recent_run_that_ran() {
     );
 }
 
+/// A completed branch with no commit of its own has nothing to merge: the hook's "still
+/// unmerged" count leaves it out.
+#[test]
+fn zero_commit_results_are_not_counted_as_unmerged() {
+    let (_dir, _path, mut db) = fresh();
+    seed_run(&mut db);
+    assert_eq!(db.unmerged_completed_count().unwrap(), 2);
+    let mut empty = full_result(SEED_RUN, "ws-04", "agent-2", 4000);
+    empty.commits.clear();
+    db.record_result(&empty).unwrap();
+    assert_eq!(db.unmerged_completed_count().unwrap(), 2);
+    let with_work = full_result(SEED_RUN, "ws-05", "agent-2", 5000);
+    assert!(!with_work.commits.is_empty());
+    db.record_result(&with_work).unwrap();
+    assert_eq!(db.unmerged_completed_count().unwrap(), 3);
+}
+
 #[test]
 fn merges_are_recorded_once_and_counted() {
     let (_dir, _path, mut db) = fresh();

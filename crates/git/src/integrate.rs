@@ -151,7 +151,7 @@ pub fn integrate_and_test_each<E: From<GitError>>(
         .collect();
     let bisection = bisect::bisect(merged.len(), |seq| {
         let subset: Vec<(String, String)> = seq.iter().map(|&i| merged[i].clone()).collect();
-        let it = integrate(repo, run_id, onto, &subset, Objects::Write)?;
+        let it = integrate_from(repo, run_id, onto, None, &subset, &absent(&merged, seq))?;
         if !it.excluded.is_empty() {
             // Leaving a merge out made a later one conflict: this combination cannot be
             // built, so it cannot pass.
@@ -210,7 +210,8 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
                 .iter()
                 .map(|&i| merged[i].clone())
                 .collect();
-            let it = integrate_from(repo, run_id, onto, from.map(|l| &built[&seq[..l]]), &more)?;
+            let prev = from.map(|l| &built[&seq[..l]]);
+            let it = integrate_from(repo, run_id, onto, prev, &more, &absent(&merged, seq))?;
             if it.excluded.is_empty() {
                 built.insert(seq.clone(), it.clone());
                 buildable.push((k, it));
@@ -234,36 +235,53 @@ pub fn integrate_and_test_parallel<E: From<GitError>>(
 }
 
 /// [`integrate`] of `more` onto `prev`, an integration onto `onto` (what was left out of
-/// `prev` stays out and is not repeated): integration as branches come in, one after
-/// another. The commits are the ones [`integrate`] of all the merged branches makes.
+/// `prev` stays out and is not repeated; `absent`: the branches left out so far, with their
+/// tips, so a stacked dependent of one is left out as `dependency-left-out`): integration as
+/// branches come in, one after another. The commits are the ones [`integrate`] of all the
+/// merged branches makes.
 pub fn integrate_more(
     repo: &RepoPaths,
     prev: &Integration,
     more: &[(String, String)],
+    absent: &[(String, String)],
 ) -> Result<Integration, GitError> {
     let mut base = prev.clone();
     base.excluded.clear();
-    integrate_from(repo, &prev.run_id, &prev.onto, Some(&base), more)
+    integrate_from(repo, &prev.run_id, &prev.onto, Some(&base), more, absent)
+}
+
+/// The merges of `merged` a bisection's candidate `seq` leaves out.
+fn absent(merged: &[(String, String)], seq: &[usize]) -> Vec<(String, String)> {
+    (0..merged.len())
+        .filter(|i| !seq.contains(i))
+        .map(|i| merged[i].clone())
+        .collect()
 }
 
 /// [`integrate`] of `more` onto `prev` (an integration onto `onto` without exclusions), or
-/// onto `onto` when there is none.
+/// onto `onto` when there is none, with the merges `absent` taken as left out: a branch
+/// of `more` holding the work of one of them (a stacked dependent) is left out
+/// (`dependency-left-out`), so a candidate without a dependency never brings it in
+/// through its dependent.
 fn integrate_from(
     repo: &RepoPaths,
     run_id: &str,
     onto: &str,
     prev: Option<&Integration>,
     more: &[(String, String)],
+    absent: &[(String, String)],
 ) -> Result<Integration, GitError> {
-    let Some(prev) = prev else {
-        return integrate(repo, run_id, onto, more, Objects::Write);
-    };
     let main = open_main(repo)?;
     let mut engine = Engine::new(&main, run_id, onto)?;
-    engine.acc = main
-        .find_commit(parse_oid(&prev.tip)?)
-        .ctx(|| format!("read the integration commit {}", prev.tip))?;
-    engine.merged = prev.merged.clone();
+    for (ws, tip) in absent {
+        engine.left_out.push((ws.clone(), parse_oid(tip)?));
+    }
+    if let Some(prev) = prev {
+        engine.acc = main
+            .find_commit(parse_oid(&prev.tip)?)
+            .ctx(|| format!("read the integration commit {}", prev.tip))?;
+        engine.merged = prev.merged.clone();
+    }
     let mut excluded = Vec::new();
     for (ws, tip) in more {
         if let Some(x) = engine.merge(ws, tip)? {
@@ -285,8 +303,36 @@ fn conclude(
     let kept: Vec<(String, String)> = bisection.kept.iter().map(|&i| merged[i].clone()).collect();
     let mut fin = integrate(repo, run_id, onto, &kept, Objects::Write)?;
     let mut excluded = first.excluded;
+    let main = open_main(repo)?;
+    let mut gone: Vec<(String, Oid)> = Vec::new();
     for c in &bisection.culprits {
         let ws = merged[c.index].0.clone();
+        let tip = parse_oid(&merged[c.index].1)?;
+        // A culprit stacked on a merge left out before it holds that work: that is why.
+        let mut holds = None;
+        for (dep, dep_tip) in &gone {
+            if *dep_tip == tip
+                || main
+                    .graph_descendant_of(tip, *dep_tip)
+                    .ctx(|| format!("compare {ws} with {dep}"))?
+            {
+                holds = Some(dep.clone());
+                break;
+            }
+        }
+        gone.push((ws.clone(), tip));
+        if let Some(dep) = holds {
+            excluded.push(Excluded {
+                workstream_id: ws,
+                reason: ExclusionReason::DependencyLeftOut,
+                paths: Vec::new(),
+                detail: format!(
+                    "its branch holds the work of {dep}, which was left out (it is stacked on it)"
+                ),
+                broke_with: Vec::new(),
+            });
+            continue;
+        }
         let with: Vec<String> = c
             .broke_with
             .map(|j| merged[j].0.clone())

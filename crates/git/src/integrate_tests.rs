@@ -353,7 +353,7 @@ fn integrating_one_branch_at_a_time_makes_the_same_commits_as_all_at_once() {
     let mut it = integrate(&t.paths(), "run-1", &onto, &[], Objects::Write).unwrap();
     let mut left_out = Vec::new();
     for b in order(&t) {
-        let mut next = super::integrate_more(&t.paths(), &it, &[b]).unwrap();
+        let mut next = super::integrate_more(&t.paths(), &it, &[b], &[]).unwrap();
         left_out.append(&mut next.excluded);
         it = next;
     }

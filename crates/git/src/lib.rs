@@ -321,8 +321,9 @@ pub fn integrate_more(
     repo: &RepoPaths,
     prev: &Integration,
     more: &[(String, String)],
+    absent: &[(String, String)],
 ) -> Result<Integration, GitError> {
-    integrate::integrate_more(repo, prev, more)
+    integrate::integrate_more(repo, prev, more, absent)
 }
 
 /// [`integrate`], then `test(tip)`; while the tests fail, leave out the first merge that

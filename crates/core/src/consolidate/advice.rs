@@ -98,8 +98,13 @@ pub enum Advice {
     Timeouts { workstreams: Vec<Named> },
     /// Workstreams whose tests failed (detail: failed count or exit code).
     TestFailures { workstreams: Vec<Named> },
-    /// Workstreams that never started.
+    /// Workstreams that never started, for a reason other than an interrupt.
     Skipped {
+        workstreams: Vec<String>,
+        run_id: String,
+    },
+    /// Workstreams the interrupt of the run stopped or never started: `--resume` runs them.
+    Interrupted {
         workstreams: Vec<String>,
         run_id: String,
     },
@@ -201,7 +206,8 @@ impl Advice {
             | Advice::ReviewFailures { .. }
             | Advice::Timeouts { .. }
             | Advice::TestFailures { .. }
-            | Advice::Skipped { .. } => self.failure_text(),
+            | Advice::Skipped { .. }
+            | Advice::Interrupted { .. } => self.failure_text(),
             Advice::Conflict {
                 pair,
                 merge_first,
@@ -312,6 +318,14 @@ impl Advice {
                 plural(workstreams.len(), "workstream was", "workstreams were"),
                 name_list(workstreams.iter())
             ),
+            Advice::Interrupted {
+                workstreams,
+                run_id,
+            } => format!(
+                "The run was interrupted before {} finished ({}): continue it with `git ws-run --resume {run_id}`.",
+                plural(workstreams.len(), "workstream", "workstreams"),
+                name_list(workstreams.iter())
+            ),
             // `text` routes only the variants above here.
             _ => String::new(),
         }
@@ -416,9 +430,26 @@ fn failures(c: &Consolidated) -> Vec<Advice> {
             workstreams: notes(&c.test_failures),
         });
     }
-    if !c.skipped_workstreams.is_empty() {
+    // What the interrupt stopped is finished by `--resume`; the rest of the skips (a failed
+    // dependency) need a fix and `--rerun-failed`.
+    let interrupted: HashSet<&str> = c
+        .interrupted_workstreams
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let skipped: Vec<String> = ids(&c.skipped_workstreams)
+        .into_iter()
+        .filter(|id| !interrupted.contains(id.as_str()))
+        .collect();
+    if !skipped.is_empty() {
         out.push(Advice::Skipped {
-            workstreams: ids(&c.skipped_workstreams),
+            workstreams: skipped,
+            run_id: c.run.run_id.clone(),
+        });
+    }
+    if !c.interrupted_workstreams.is_empty() {
+        out.push(Advice::Interrupted {
+            workstreams: c.interrupted_workstreams.clone(),
             run_id: c.run.run_id.clone(),
         });
     }

@@ -158,6 +158,10 @@ pub struct Consolidated {
     /// Skipped workstreams (detail: first error message), sorted by id.
     #[serde(default)]
     pub skipped_workstreams: Vec<WsNote>,
+    /// Workstreams stopped or never started because the run was interrupted (a `Cancelled`
+    /// error): `git ws-run --resume` runs them, not `--rerun-failed`. Sorted by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted_workstreams: Vec<String>,
     /// Deferred workstreams (detail: first error message, with the reset), sorted by id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deferred_workstreams: Vec<WsNote>,

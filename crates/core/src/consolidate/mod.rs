@@ -113,6 +113,7 @@ struct Tally<'a> {
     last_end: Option<chrono::DateTime<chrono::Utc>>,
     failed_ws: Vec<WsNote>,
     skipped_ws: Vec<WsNote>,
+    interrupted_ws: Vec<String>,
     deferred_ws: Vec<WsNote>,
     timed_out: Vec<WsNote>,
     test_failures: Vec<WsNote>,
@@ -152,6 +153,12 @@ impl<'a> Tally<'a> {
                 let detail = r.errors.first().map(|e| e.message.clone());
                 self.deferred_ws.push(note(detail.unwrap_or_default()));
             }
+        }
+        if r.errors
+            .iter()
+            .any(|e| e.error_type == ErrorType::Cancelled)
+        {
+            self.interrupted_ws.push(r.workstream_id.clone());
         }
         self.total_errors += r.errors.len();
         // Notes (git-ws committed what an agent left) are recorded, not counted.
@@ -349,6 +356,7 @@ pub fn consolidate(
     ] {
         list.sort_by(by_id);
     }
+    t.interrupted_ws.sort_by(|a, b| natural_cmp(a, b));
     let mut c = Consolidated {
         run: run.clone(),
         total_workstreams: results.len(),
@@ -375,6 +383,7 @@ pub fn consolidate(
             .collect(),
         failed_workstreams: t.failed_ws,
         skipped_workstreams: t.skipped_ws,
+        interrupted_workstreams: t.interrupted_ws,
         deferred_workstreams: t.deferred_ws,
         timed_out_workstreams: t.timed_out,
         test_failures: t.test_failures,
@@ -483,6 +492,52 @@ mod tests {
             clean,
             conflict_paths: vec![],
         }
+    }
+
+    /// An interrupted run's skips (and what the interrupt stopped) are finished with
+    /// `--resume`, never `--rerun-failed`; a skip for a failed dependency still is a rerun.
+    #[test]
+    fn an_interrupted_run_advises_resume_not_rerun() {
+        let done = res("a", "agent-1", Status::Completed, 0, 5);
+        let mut stopped = res("b", "agent-2", Status::Failed, 0, 3);
+        stopped.errors = vec![WsError::new(
+            ErrorType::Cancelled,
+            "cancelled: the run was interrupted",
+        )];
+        let mut waiting = WorkstreamResult::new("r", UNASSIGNED_AGENT, "c", Status::Skipped);
+        waiting.errors = vec![WsError::new(
+            ErrorType::Cancelled,
+            "not started: the run was interrupted",
+        )];
+        let c = consolidate(&run(2), &[done, stopped, waiting], MergeForecast::default());
+        assert_eq!(c.interrupted_workstreams, ["b", "c"]);
+        assert!(
+            c.recommendations
+                .iter()
+                .all(|r| !r.contains("--rerun-failed")),
+            "{:?}",
+            c.recommendations
+        );
+        assert_eq!(
+            has(&c, "The run was interrupted"),
+            ["The run was interrupted before 2 workstreams finished (b, c): continue it with `git ws-run --resume ma-run-20241123-221320`."]
+        );
+
+        // A finished run that skipped a dependent of a failure: fix, then rerun.
+        let mut failed = res("a", "agent-1", Status::Failed, 0, 5);
+        failed.errors = vec![WsError::new(ErrorType::CommandFailed, "exit 1")];
+        let mut dependent = WorkstreamResult::new("r", UNASSIGNED_AGENT, "d", Status::Skipped);
+        dependent.errors = vec![WsError::new(
+            ErrorType::DependencyFailed,
+            "dependency a failed",
+        )];
+        let c = consolidate(&run(2), &[failed, dependent], MergeForecast::default());
+        assert!(c.interrupted_workstreams.is_empty());
+        assert!(has(&c, "The run was interrupted").is_empty());
+        assert_eq!(
+            has(&c, "1 workstream was skipped"),
+            ["1 workstream was skipped (d): fix what stopped them, then rerun with `git ws-run --rerun-failed ma-run-20241123-221320`."]
+        );
     }
 
     fn has(c: &Consolidated, prefix: &str) -> Vec<String> {
