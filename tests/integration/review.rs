@@ -750,7 +750,7 @@ fn chromium_shows_a_left_out_workstream_the_review_log_and_the_dry_run_plan() {
     assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
     let reviewed = dom(&chrome, profile.path(), &server.at(&page));
     assert!(
-        reviewed.contains("2 comments sent as follow-up a~review1 (git ws-run --resume"),
+        reviewed.contains("2 comments sent as follow-up a~review1 (a live run runs it before it ends, else git ws-run --resume"),
         "{reviewed}"
     );
     assert_eq!(
@@ -825,5 +825,184 @@ fn review_actions_and_follow_ups_are_kept_in_postgres_too() {
     assert_eq!(
         crate::pgcluster::psql(&url, "SELECT path, line, body FROM ws_review_comments").unwrap(),
         vec![vec!["a.rs", "3", "it's 'quoted'"]]
+    );
+}
+
+/// Wait up to `secs` for `cond`, saying `what` if it never holds.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status of `ws` in `run`, if it has a result.
+fn try_status(env: &Env, run: &str, ws: &str) -> Option<String> {
+    crate::common::try_sql(
+        &env.db_path(),
+        &format!(
+            "SELECT status FROM agent_results WHERE run_id = '{run}' AND workstream_id = '{ws}'"
+        ),
+    )?
+    .first()
+    .map(|r| r[0].clone())
+}
+
+/// The page after a POST: follow its `Location` with the session's cookie.
+fn follow(s: &Session, response: &str) -> String {
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    let location = response
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    raw(s.port, "GET", &location, &[("Cookie", &s.cookie)], "")
+}
+
+/// Comments sent while the run is live run in that run, on a free agent, from the reviewed
+/// branch; comments sent once the run takes no more follow-ups (it is finishing) are left,
+/// without a result, for `git ws-run --resume`, and the page says which happened.
+#[test]
+fn a_follow_up_sent_while_the_run_is_live_runs_in_that_run_and_a_late_one_waits_for_resume() {
+    let env = Env::new();
+    env.ws(
+        "p1",
+        serde_json::json!({"id": "p1", "prompt": "make two loud"}),
+    );
+    env.ws(
+        "slow",
+        serde_json::json!({"id": "slow", "prompt": "take your time"}),
+    );
+    // The agent: `slow` waits for $HOME/go; every prompt is kept; each commits a change.
+    let log = env.scratch("prompts.log");
+    let agent = format!(
+        "if [ \"$WS_ID\" = slow ]; then while [ ! -e \"$HOME/go\" ]; do sleep 0.05; done; fi; \
+         cat >> {0}; echo '----' >> {0}; echo \"$WS_ID\" >> agent.txt; git add -A; git commit -qm agent",
+        log.display()
+    );
+    env.git(&["config", "ws.sandbox", "off"]);
+    // The run ends with a notify command that waits for $HOME/release: the run is still
+    // alive (its lock held) but takes no more follow-ups.
+    env.git(&[
+        "config",
+        "ws.notifyCommand",
+        "touch \"$HOME/notifying\"; while [ ! -e \"$HOME/release\" ]; do sleep 0.05; done",
+    ]);
+    let mut run = env
+        .command("git")
+        .args(["ws-run", "--agents", "2", "-q", "--agent-cmd", &agent])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run_id = String::new();
+    wait_for(60, "p1's result", || {
+        let rows = crate::common::try_sql(
+            &env.db_path(),
+            "SELECT run_id FROM agent_results WHERE workstream_id = 'p1'",
+        );
+        match rows.and_then(|r| r.first().cloned()) {
+            Some(r) => {
+                run_id = r[0].clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let run_id = run_id;
+    let server = Server::start(&env, &[&run_id]);
+    let page = format!("/run/{run_id}/ws/p1");
+    let s = Session::open(&server, &page);
+
+    // Live: the running coordinator picks it up while `slow` still runs.
+    let sent = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "agent.txt:1: again")],
+    );
+    assert!(sent.contains("?queued=p1~review1"), "{sent}");
+    let shown = follow(&s, &sent);
+    assert!(
+        shown.contains(&format!(
+            "Follow-up <code>p1~review1</code> queued: it runs now in the live run <code>{run_id}</code>."
+        )),
+        "{shown}"
+    );
+    wait_for(60, "the live run to run p1~review1", || {
+        try_status(&env, &run_id, "p1~review1").is_some()
+    });
+    assert_eq!(
+        try_status(&env, &run_id, "slow"),
+        None,
+        "it ran while the run was still going"
+    );
+    assert_eq!(
+        try_status(&env, &run_id, "p1~review1").unwrap(),
+        "completed"
+    );
+    let ran = follow(&s, &sent);
+    assert!(
+        ran.contains("ran: completed")
+            && ran.contains(&format!("href=\"/run/{run_id}/ws/p1~review1\"")),
+        "{ran}"
+    );
+
+    // Finishing: sent after the run stopped taking follow-ups, left for --resume.
+    std::fs::write(env.home.join("go"), "").unwrap();
+    wait_for(60, "the notify command", || {
+        env.home.join("notifying").exists()
+    });
+    let late = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "agent.txt:1: late")],
+    );
+    let shown = follow(&s, &late);
+    assert!(
+        shown.contains(&format!(
+            "Follow-up <code>p1~review2</code> queued for <code>git ws-run --resume {run_id}</code>."
+        )),
+        "{shown}"
+    );
+    std::fs::write(env.home.join("release"), "").unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(
+        try_status(&env, &run_id, "p1~review2"),
+        None,
+        "not lost, not run"
+    );
+
+    // The live follow-up: on its own branch, from p1's, with p1's agent and the comments.
+    let original = format!("ws/{run_id}/p1");
+    let branch = format!("ws/{run_id}/p1.review1");
+    let is_ancestor = env
+        .command("git")
+        .args(["merge-base", "--is-ancestor", &original, &branch])
+        .status()
+        .unwrap();
+    assert!(is_ancestor.success(), "it starts from p1's branch");
+    assert_eq!(
+        env.git(&["show", &format!("{branch}:agent.txt")]),
+        "p1\np1~review1\n"
+    );
+    let prompts = std::fs::read_to_string(&log).unwrap();
+    assert!(prompts.contains("agent.txt:1\n\nagain"), "{prompts}");
+
+    // --resume runs the late one, and only it.
+    env.ws_run(&["--resume", &run_id, "--agent-cmd", &agent])
+        .expect(0);
+    assert_eq!(
+        crate::common::status(&env, &run_id, "p1~review2"),
+        "completed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("----")
+            .count(),
+        4,
+        "p1, slow, p1~review1, p1~review2: each once"
     );
 }
