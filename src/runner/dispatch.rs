@@ -388,14 +388,7 @@ impl WorkSource for LocalWork {
                 .position(|(_, tried, _)| !tried.contains(&k))
             {
                 self.handed_back.remove(i).0
-            } else {
-                let Some(id) = self.sched.next_ready() else {
-                    // Follow-ups picked up while live, after the run's own ready work.
-                    match self.picked.pop_front() {
-                        Some(ws) => break Some(ws),
-                        None => break None,
-                    }
-                };
+            } else if let Some(id) = self.sched.next_ready() {
                 match self.to_run.get(&id) {
                     Some(ws) => ws.clone(),
                     // A fail-now job can never be dispatched; finish it defensively.
@@ -404,6 +397,11 @@ impl WorkSource for LocalWork {
                         continue;
                     }
                 }
+            } else if let Some(ws) = self.picked.pop_front() {
+                // Follow-ups picked up while live, after the run's own ready work.
+                ws
+            } else {
+                break None;
             };
             // Its agent's usage limit holds: other agents' work goes on meanwhile.
             if self.limit_of(&ws, now).is_some() {
