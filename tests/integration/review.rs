@@ -317,18 +317,24 @@ fn a_request_without_the_token_or_from_another_host_is_refused() {
     );
 }
 
+/// The live page updates while a run progresses: each load while the run goes on shows
+/// what has been recorded so far and reloads itself; once the run ends the page is static.
 #[test]
 fn the_page_of_a_live_run_reloads_until_the_run_ends() {
     let Some(chrome) = chromium() else { return };
     let env = Env::new();
     env.ws_cmd("quick", "echo quick > quick.txt");
     env.ws_cmd(
+        "mid",
+        "while [ ! -e \"$HOME/go-mid\" ]; do sleep 0.05; done; echo mid > mid.txt",
+    );
+    env.ws_cmd(
         "slow",
         "while [ ! -e \"$HOME/go\" ]; do sleep 0.05; done; echo slow > slow.txt",
     );
     let mut run = env
         .command("git")
-        .args(["ws-run", "--agents", "2", "-q"])
+        .args(["ws-run", "--agents", "3", "-q"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -358,6 +364,23 @@ fn the_page_of_a_live_run_reloads_until_the_run_ends() {
     );
     assert!(live.contains("Live: this page reloads"));
     assert!(live.contains("href=\"/run/") && live.contains("/ws/quick\""));
+    assert!(!live.contains("/ws/mid\""), "mid is not recorded yet");
+    // The run progresses: the next load of the live page shows mid, and still reloads.
+    std::fs::write(env.home.join("go-mid"), "").unwrap();
+    wait_for(30, "mid's result", || {
+        crate::common::try_sql(
+            &env.db_path(),
+            "SELECT 1 FROM agent_results WHERE workstream_id = 'mid'",
+        )
+        .is_some_and(|r| !r.is_empty())
+    });
+    let later = dom(&chrome, profile.path(), &server.url);
+    assert!(later.contains("/ws/mid\""), "the live page shows mid now");
+    assert!(
+        later.contains("http-equiv=\"refresh\""),
+        "and still reloads"
+    );
+    assert!(!later.contains("/ws/slow\""), "slow still runs");
     std::fs::write(env.home.join("go"), "").unwrap();
     assert!(run.wait().unwrap().success());
     let done = dom(&chrome, profile.path(), &server.url);
