@@ -217,6 +217,12 @@ impl RunLogs {
         self.dir.join("run.lock")
     }
 
+    /// Written by a live run's coordinator once it takes no more follow-ups (it is about to
+    /// finish or winding down): a follow-up recorded after that waits for `--resume`.
+    pub fn followups_closed(&self) -> PathBuf {
+        self.dir.join("followups-closed")
+    }
+
     /// The ids the run was started with, so `--resume` runs the same selection.
     pub fn selection(&self) -> PathBuf {
         self.dir.join("workstreams.json")

@@ -12,9 +12,9 @@ use std::io::Write as _;
 /// integration, and every workstream's commits, diffs and log. A live run's pages update
 /// as results are recorded. Pages run no script and load nothing from elsewhere. Forms on the
 /// pages leave a workstream out of (or put it back into) the next `git ws-merge`, send batched
-/// `path:line: text` comments back as one follow-up workstream `<id>~reviewN` that
-/// `git ws-run --resume RUN` runs, and show the `git ws-merge --dry-run` plan; every action is
-/// recorded with who and when.
+/// `path:line: text` comments back as one follow-up workstream `<id>~reviewN` (a live run
+/// runs it before it ends; otherwise `git ws-run --resume RUN` runs it), and show the
+/// `git ws-merge --dry-run` plan; every action is recorded with who and when.
 #[derive(Debug, Parser)]
 #[command(
     name = "git-ws-review",

@@ -9,7 +9,9 @@
 use crate::db::{ConsolidationDatabase, DbLocation, ReviewAction, ReviewComment, RunState};
 use crate::error::Error;
 use crate::git::{Repo, RepoPaths};
+use crate::layout::Layout;
 use crate::report::{self, DiffLayout, PageOptions};
+use crate::runner::followups::Pickup;
 use crate::workspace::Workspace;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -62,6 +64,8 @@ struct State {
     repo: Option<RepoPaths>,
     /// The logs of every run are under here; no other file is served.
     logs_root: Option<PathBuf>,
+    /// The repository's layout: whether a run is live and takes follow-ups.
+    layout: Option<Layout>,
 }
 
 impl Review {
@@ -97,6 +101,7 @@ impl Review {
                 port,
                 db,
                 logs_root: ws.as_ref().map(|w| w.layout.state_dir().join("logs")),
+                layout: ws.as_ref().map(|w| w.layout.clone()),
                 repo: ws.map(|w| w.repo),
             }),
         })
@@ -297,7 +302,7 @@ impl Response {
         let mut page = String::new();
         report::html_head(&mut page, status);
         page.push_str(&format!(
-            "<main><h1>{}</h1><p>{}</p></main>",
+            "<main id=\"main\"><h1>{}</h1><p>{}</p></main>",
             report::escape_html(status),
             report::escape_html(sentence)
         ));
@@ -502,7 +507,9 @@ fn route(state: &State, req: &Request) -> Response {
     let result = match parts.as_slice() {
         [""] => runs_page(state, req.param("q").unwrap_or("")),
         ["run", run] => run_page(state, run),
-        ["run", run, "ws", id] => workstream_page(state, run, id, req.param("layout")),
+        ["run", run, "ws", id] => {
+            workstream_page(state, run, id, req.param("layout"), req.param("queued"))
+        }
         ["run", run, "ws", id, "log"] => log_file(state, run, id),
         _ => Ok(Response::error("404 Not Found", "No such page.")),
     };
@@ -639,7 +646,7 @@ fn comments(state: &State, spec: &str, id: &str, text: &str) -> Result<Response,
             body: c.text.clone(),
         })
         .collect();
-    open_db_for_writing(state)?.add_review_followup(
+    let followup = open_db_for_writing(state)?.add_review_followup(
         &run_id,
         id,
         &branch,
@@ -648,7 +655,12 @@ fn comments(state: &State, spec: &str, id: &str, text: &str) -> Result<Response,
         &state.who,
         &now(),
     )?;
-    Ok(see_other(ws_href(&run_id, id)))
+    // Back to the page, which says who runs it: the live run, or `--resume`.
+    Ok(see_other(format!(
+        "{}?queued={}",
+        ws_href(&run_id, id),
+        report::url_segment(&followup)
+    )))
 }
 
 fn dry_run(state: &State, spec: &str) -> Result<Response, Error> {
@@ -705,6 +717,7 @@ fn review_forms(
         csrf: state.csrf.clone(),
         action_base,
         left_out,
+        followup: None,
         actions: actions
             .into_iter()
             .filter(|a| workstream.is_none() || a.workstream_id.as_deref() == workstream)
@@ -728,7 +741,7 @@ fn runs_page(state: &State, q: &str) -> Result<Response, Error> {
     let needle = q.trim().to_lowercase();
     let mut page = String::new();
     report::html_head(&mut page, "git-ws runs");
-    page.push_str("<main><h1>Runs</h1><form method=\"get\" action=\"/\" role=\"search\"><label for=\"q\">Search runs</label> ");
+    page.push_str("<main id=\"main\"><h1>Runs</h1><form method=\"get\" action=\"/\" role=\"search\"><label for=\"q\">Search runs</label> ");
     page.push_str(&format!(
         "<input id=\"q\" name=\"q\" type=\"search\" value=\"{}\"> <button type=\"submit\">Search</button></form>",
         report::escape_html(q)
@@ -790,11 +803,50 @@ fn run_page(state: &State, spec: &str) -> Result<Response, Error> {
     Ok(Response::html(page))
 }
 
+/// What the page says of follow-up `queued` of workstream `id`, just sent: who runs it, or
+/// how it ended. `None` when `queued` is no follow-up of it.
+fn followup_notice(
+    db: &mut ConsolidationDatabase,
+    state: &State,
+    view: &crate::view::RunView,
+    id: &str,
+    queued: &str,
+) -> Result<Option<report::FollowupNotice>, Error> {
+    let run_id = &view.run_id;
+    let known = db
+        .review_followups(run_id)?
+        .into_iter()
+        .any(|f| f.followup_id == queued && f.workstream_id == id);
+    if !known {
+        return Ok(None);
+    }
+    let state_now = match view.workstreams.iter().find(|w| w.workstream_id == queued) {
+        Some(w) => report::FollowupState::Ran {
+            status: w.status.as_str().to_string(),
+            href: ws_href(run_id, queued),
+        },
+        None => match &state.layout {
+            Some(layout) => match crate::runner::followups::pickup(db, layout, run_id)? {
+                Pickup::Live => report::FollowupState::Live,
+                Pickup::Resume => report::FollowupState::Resume,
+                Pickup::Shared => report::FollowupState::Shared,
+            },
+            None => report::FollowupState::Resume,
+        },
+    };
+    Ok(Some(report::FollowupNotice {
+        id: queued.to_string(),
+        run_id: run_id.clone(),
+        state: state_now,
+    }))
+}
+
 fn workstream_page(
     state: &State,
     spec: &str,
     id: &str,
     layout: Option<&str>,
+    queued: Option<&str>,
 ) -> Result<Response, Error> {
     let mut db = open_db(state)?;
     let run_id = db.resolve_run_id(spec)?;
@@ -841,7 +893,10 @@ fn workstream_page(
         .as_deref()
         .filter(|p| allowed_log(state, Path::new(p)).is_some())
         .map(|_| format!("{base}/log"));
-    let review = review_forms(&mut db, state, &run_id, Some(id), base.clone())?;
+    let mut review = review_forms(&mut db, state, &run_id, Some(id), base.clone())?;
+    if let Some(q) = queued {
+        review.followup = followup_notice(&mut db, state, &view, id, q)?;
+    }
     let page = report::workstream_page(&report::WorkstreamPage {
         run: &view,
         row,

@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -72,6 +73,20 @@ pub(super) trait WorkSource: Send {
     fn take_stops(&mut self) -> Vec<(Option<String>, String)>;
     /// Notes gathered since the last call.
     fn take_notes(&mut self) -> Vec<String>;
+    /// Once a turn, after idle agents got work: look for work recorded for the run since
+    /// (a live local run: follow-ups in the database). `running`: workstreams running now
+    /// (none: the loop is about to end unless this finds work); `stopping`: nothing more
+    /// starts. Resolves to whether it found work.
+    fn refresh(&mut self, running: usize, stopping: bool) -> impl Future<Output = bool> + Send {
+        let _ = (running, stopping);
+        std::future::ready(false)
+    }
+    /// The branch workstream `id` runs on and the commit it starts from, when the run's
+    /// context does not know it (a follow-up picked up while the run is live).
+    fn start_point(&self, id: &str) -> Option<(String, String)> {
+        let _ = id;
+        None
+    }
     /// At the very end: results for what could never start.
     fn leftovers(&mut self) -> Vec<WorkstreamResult>;
 }
@@ -142,6 +157,13 @@ pub(super) struct LocalWork {
     /// How often each workstream waited for a reset (a CLI that keeps saying so is not
     /// waited for forever: [`limits::MAX_WAITS`]).
     waits: HashMap<String, u32>,
+    /// The follow-ups recorded for the run while it is live, when it looks for them.
+    live: Option<super::followups::LiveFollowups>,
+    /// Follow-ups picked up while live, waiting for an agent (they depend on nothing).
+    picked: std::collections::VecDeque<Workstream>,
+    /// A picked-up follow-up's id → its branch and start commit.
+    picked_starts: HashMap<String, (String, String)>,
+    notes: Vec<String>,
 }
 
 /// An agent's usage limit, as dispatch sees it.
@@ -179,7 +201,23 @@ impl LocalWork {
             limited: HashMap::new(),
             held: Vec::new(),
             waits: HashMap::new(),
+            live: None,
+            picked: std::collections::VecDeque::new(),
+            picked_starts: HashMap::new(),
+            notes: Vec::new(),
         }
+    }
+
+    /// Look for follow-ups recorded for the run while it is live, and run them before the
+    /// run ends ([`super::followups::LiveFollowups`]).
+    pub fn with_live_followups(mut self, live: super::followups::LiveFollowups) -> Self {
+        self.live = Some(live);
+        self
+    }
+
+    /// Nothing runs, waits or may become ready: the loop ends unless work is found now.
+    fn nothing_left(&self, running: usize) -> bool {
+        running == 0 && self.picked.is_empty() && self.next_reset().is_none()
     }
 
     /// Stop starting work once this attempt's recorded spend reaches `budget_usd`; what has
@@ -350,10 +388,7 @@ impl WorkSource for LocalWork {
                 .position(|(_, tried, _)| !tried.contains(&k))
             {
                 self.handed_back.remove(i).0
-            } else {
-                let Some(id) = self.sched.next_ready() else {
-                    break None;
-                };
+            } else if let Some(id) = self.sched.next_ready() {
                 match self.to_run.get(&id) {
                     Some(ws) => ws.clone(),
                     // A fail-now job can never be dispatched; finish it defensively.
@@ -362,6 +397,11 @@ impl WorkSource for LocalWork {
                         continue;
                     }
                 }
+            } else if let Some(ws) = self.picked.pop_front() {
+                // Follow-ups picked up while live, after the run's own ready work.
+                ws
+            } else {
+                break None;
             };
             // Its agent's usage limit holds: other agents' work goes on meanwhile.
             if self.limit_of(&ws, now).is_some() {
@@ -431,6 +471,7 @@ impl WorkSource for LocalWork {
     /// skips them with `reason`.
     fn drain(&mut self, reason: &str, etype: ErrorType) -> Vec<WorkstreamResult> {
         let mut ids = self.sched.drain_pending();
+        ids.extend(std::mem::take(&mut self.picked).into_iter().map(|w| w.id));
         let held = std::mem::take(&mut self.held);
         let back = std::mem::take(&mut self.handed_back)
             .into_iter()
@@ -452,22 +493,29 @@ impl WorkSource for LocalWork {
     }
 
     fn waiting(&self) -> usize {
-        self.sched.pending() + self.handed_back.len() + self.held.len()
+        self.sched.pending() + self.handed_back.len() + self.held.len() + self.picked.len()
     }
 
-    /// Not while a workstream waits for a usage limit to reset.
+    /// Not while a workstream waits for a usage limit to reset, nor while a follow-up
+    /// picked up while live waits for an agent.
     fn exhausted(&self) -> bool {
-        self.next_reset().is_none()
+        self.next_reset().is_none() && self.picked.is_empty()
     }
 
-    /// At the next reset a held workstream waits for.
+    /// At the next reset a held workstream waits for, or the next look for follow-ups.
     fn wake(&self) -> Wake {
-        match self.next_reset() {
-            Some(t) => {
-                let d = (t - Utc::now()).to_std().unwrap_or_default();
-                Box::pin(tokio::time::sleep(d + std::time::Duration::from_millis(20)))
-            }
-            None => Box::pin(std::future::pending()),
+        let reset = self
+            .next_reset()
+            .map(|t| (t - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(20));
+        let look = self.live.as_ref().map(|l| {
+            l.next_due()
+                .saturating_duration_since(std::time::Instant::now())
+        });
+        match (reset, look) {
+            (None, None) => Box::pin(std::future::pending()),
+            (a, b) => Box::pin(tokio::time::sleep(
+                a.into_iter().chain(b).min().unwrap_or_default(),
+            )),
         }
     }
 
@@ -476,7 +524,42 @@ impl WorkSource for LocalWork {
     }
 
     fn take_notes(&mut self) -> Vec<String> {
-        Vec::new()
+        std::mem::take(&mut self.notes)
+    }
+
+    /// A live run looks for follow-ups every [`super::followups::LIVE_POLL`], and once more
+    /// when it is about to end, after saying it takes no more: one recorded before that
+    /// runs here, one recorded after it waits for `--resume` (never lost: it stays in the
+    /// database without a result). Once stopping, it takes none.
+    async fn refresh(&mut self, running: usize, stopping: bool) -> bool {
+        let ending = self.nothing_left(running);
+        let Some(live) = self.live.as_mut() else {
+            return false;
+        };
+        if stopping || ending {
+            live.close();
+        }
+        if stopping {
+            return false;
+        }
+        let (picked, notes) = live.poll(&self.valid, ending).await;
+        self.notes.extend(notes);
+        let found = !picked.is_empty();
+        for p in picked {
+            if let Some(label) = self.labels.get(&p.of).cloned() {
+                self.labels.insert(p.ws.id.clone(), label);
+            }
+            self.picked_starts
+                .insert(p.ws.id.clone(), (p.branch, p.tip));
+            self.valid.insert(p.ws.id.clone(), p.ws.clone());
+            self.to_run.insert(p.ws.id.clone(), p.ws.clone());
+            self.picked.push_back(p.ws);
+        }
+        found
+    }
+
+    fn start_point(&self, id: &str) -> Option<(String, String)> {
+        self.picked_starts.get(id).cloned()
     }
 
     /// Held workstreams whose agent's limit outlasts `ws.maxWait` are deferred (the run
@@ -655,6 +738,11 @@ impl Dispatch {
                     observer.event(Event::WorkstreamFinished { result: &res });
                 }
             }
+            if work.refresh(t.running.len(), t.stop.is_some()).await {
+                // New work: give it to the idle agents first.
+                t.notes.extend(work.take_notes());
+                continue;
+            }
             t.notes.extend(work.take_notes());
             if t.running.is_empty() && (t.stop.is_some() || work.exhausted()) {
                 break;
@@ -718,7 +806,14 @@ impl Dispatch {
             let (switch, stopped) = watch::channel(false);
             t.switches.insert(ws.id.clone(), switch);
             let slot = t.agents.slots[k].take();
-            let ctx = self.ctx.clone();
+            let ctx = match work.start_point(&ws.id) {
+                Some((branch, tip)) => {
+                    let mut c = RunContext::clone(&self.ctx);
+                    c.start_points.insert(branch, tip);
+                    Arc::new(c)
+                }
+                None => self.ctx.clone(),
+            };
             t.running.spawn(async move {
                 let window = super::tampering::Window::open(&ctx.repo, &ws.id);
                 let (slot, mut executed) = execute::execute(ctx, k, slot, ws, stopped).await;
@@ -1071,6 +1166,31 @@ mod tests {
         let mut w = work(&["a"]);
         let cancelled = w.drain("stop", ErrorType::Cancelled);
         assert_eq!(cancelled[0].status, Status::Skipped);
+    }
+
+    #[test]
+    fn a_picked_up_follow_up_runs_after_the_ready_work_keeps_the_loop_going_and_is_drained() {
+        let mut w = work(&["a"]);
+        w.picked.push_back(ws("a~review1"));
+        w.picked_starts.insert(
+            "a~review1".into(),
+            ("ws/run/a.review1".into(), "c0ffee".into()),
+        );
+        assert!(!w.exhausted(), "a picked-up follow-up keeps the run going");
+        assert_eq!(w.waiting(), 2);
+        assert_eq!(next(&mut w, 1).as_deref(), Some("a"));
+        assert_eq!(next(&mut w, 2).as_deref(), Some("a~review1"));
+        assert!(w.exhausted());
+        assert_eq!(
+            w.start_point("a~review1"),
+            Some(("ws/run/a.review1".to_string(), "c0ffee".to_string()))
+        );
+        let mut w = work(&[]);
+        w.picked.push_back(ws("b~review1"));
+        let drained = w.drain("stop", ErrorType::Cancelled);
+        assert_eq!(drained.len(), 1);
+        assert_eq!(drained[0].workstream_id, "b~review1");
+        assert!(w.exhausted());
     }
 
     #[test]

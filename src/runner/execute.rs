@@ -31,7 +31,7 @@ const TEST_SCAN_BYTES: u64 = 4 * 1024 * 1024;
 const TRANSIENT_SCAN_BYTES: u64 = 256 * 1024;
 
 /// What every workstream of a run shares.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunContext {
     pub run_id: String,
     pub repo: RepoPaths,

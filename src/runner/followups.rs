@@ -1,15 +1,20 @@
 //! The follow-up workstreams a review created (`git ws-review`, stored in the database) as
-//! workstreams of a resumed run: each is the reviewed workstream's definition with the
-//! review's prompt, started from the reviewed workstream's branch. Fix-ups (`--fix-up`,
+//! workstreams of a resumed run, or of the live run that picks them up while it goes on
+//! ([`LiveFollowups`]): each is the reviewed workstream's definition with the review's
+//! prompt, started from the reviewed workstream's branch. Fix-ups (`--fix-up`,
 //! [`super::fixup`]) are follow-ups too: the left-out workstream's definition with the
 //! fix-up's prompt, started from the commit kept under their `refs/ws/<run>/fixup/` ref.
 
+use super::record::Db;
 use crate::db::{ConsolidationDatabase, ReviewFollowup};
 use crate::error::Error;
 use crate::git::{self, RepoPaths};
+use crate::layout::{Layout, RunLogs};
 use crate::model::WorkstreamResult;
 use crate::workstream::{Action, Loaded, Workstream};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// The follow-ups of `run_id` with no result yet.
 pub fn pending(
@@ -47,12 +52,7 @@ pub fn add(
             ));
             continue;
         };
-        let tip = if f.start_branch.starts_with("refs/") {
-            git::ref_tip(repo, &f.start_branch)?
-        } else {
-            git::branch_tip(repo, &f.start_branch)?
-        };
-        let Some(tip) = tip else {
+        let Some(tip) = start_tip(repo, &f.start_branch)? else {
             loaded.warnings.push(format!(
                 "follow-up {} not run: its start {} no longer exists",
                 f.followup_id, f.start_branch
@@ -63,6 +63,165 @@ pub fn add(
         loaded.valid.push(followup_workstream(original, &f));
     }
     Ok(starts)
+}
+
+/// How often a live local run looks for follow-ups recorded for it.
+pub const LIVE_POLL: Duration = Duration::from_secs(1);
+
+/// Who runs a follow-up recorded now for a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pickup {
+    /// The run's coordinator is alive and still taking follow-ups: it runs it before it ends.
+    Live,
+    /// The run is not live (or its coordinator is finishing): `git ws-run --resume RUN`.
+    Resume,
+    /// A run several machines share: its workers do not take follow-ups while it is live.
+    Shared,
+}
+
+/// Who runs a follow-up of `run_id` recorded now: its live coordinator if one holds the
+/// run's lock here and has not closed it to follow-ups, else `git ws-run --resume`.
+pub fn pickup(
+    db: &mut ConsolidationDatabase,
+    layout: &Layout,
+    run_id: &str,
+) -> Result<Pickup, Error> {
+    if db.shared_run(run_id)?.is_some() {
+        return Ok(Pickup::Shared);
+    }
+    let closed = layout.run_logs(run_id).followups_closed().exists();
+    Ok(if !closed && super::run_is_live(layout, run_id) {
+        Pickup::Live
+    } else {
+        Pickup::Resume
+    })
+}
+
+/// A follow-up a live run picked up: its workstream, the branch it runs on and the commit
+/// that branch starts from (its start branch's tip).
+#[derive(Debug, Clone)]
+pub struct Picked {
+    pub ws: Workstream,
+    /// The workstream it follows up.
+    pub of: String,
+    pub branch: String,
+    pub tip: String,
+}
+
+/// A live local run's watch on the follow-ups recorded for it in the database (by
+/// `git ws-review` or anything else that records one): each found is run by the live run.
+/// The run says when it takes no more ([`LiveFollowups::close`]): a follow-up recorded after
+/// that stays in the database, without a result, for `git ws-run --resume`.
+pub struct LiveFollowups {
+    db: Db,
+    repo: RepoPaths,
+    run_id: String,
+    closed: PathBuf,
+    last: Option<Instant>,
+    /// Follow-ups that cannot run here (said once).
+    refused: HashSet<String>,
+}
+
+impl LiveFollowups {
+    /// The watch of run `run_id`, open to follow-ups (a marker an earlier attempt left is
+    /// removed).
+    pub fn new(db: Db, repo: RepoPaths, logs: &RunLogs, run_id: &str) -> LiveFollowups {
+        let closed = logs.followups_closed();
+        let _ = std::fs::remove_file(&closed);
+        LiveFollowups {
+            db,
+            repo,
+            run_id: run_id.to_string(),
+            closed,
+            last: None,
+            refused: HashSet::new(),
+        }
+    }
+
+    /// When the next look is due.
+    pub fn next_due(&self) -> Instant {
+        self.last.map_or_else(Instant::now, |t| t + LIVE_POLL)
+    }
+
+    /// No more follow-ups are taken (best effort: without the marker a page says the live
+    /// run runs it, and `--resume` still does).
+    pub fn close(&self) {
+        if !self.closed.exists() {
+            let _ = std::fs::write(&self.closed, b"");
+        }
+    }
+
+    fn reopen(&self) {
+        let _ = std::fs::remove_file(&self.closed);
+    }
+
+    /// The follow-ups recorded for the run whose id is not in `valid` (the workstreams the
+    /// run has), each built from the workstream it follows up; and notes on those that
+    /// cannot run. `now`: look even if the last look was less than [`LIVE_POLL`] ago. A
+    /// database error is a note; the next look tries again.
+    pub async fn poll(
+        &mut self,
+        valid: &HashMap<String, Workstream>,
+        now: bool,
+    ) -> (Vec<Picked>, Vec<String>) {
+        let due = self.last.is_none_or(|t| t.elapsed() >= LIVE_POLL);
+        if !now && !due {
+            return (Vec::new(), Vec::new());
+        }
+        self.last = Some(Instant::now());
+        let run_id = self.run_id.clone();
+        let found = match self.db.call(move |db| db.review_followups(&run_id)).await {
+            Ok(f) => f,
+            Err(e) => {
+                return (
+                    Vec::new(),
+                    vec![format!("failed to look for follow-ups: {e}")],
+                )
+            }
+        };
+        let (mut picked, mut notes) = (Vec::new(), Vec::new());
+        for f in found {
+            if valid.contains_key(&f.followup_id) || self.refused.contains(&f.followup_id) {
+                continue;
+            }
+            let why = match (
+                valid.get(&f.workstream_id),
+                start_tip(&self.repo, &f.start_branch),
+            ) {
+                (Some(original), Ok(Some(tip))) => {
+                    picked.push(Picked {
+                        ws: followup_workstream(original, &f),
+                        of: f.workstream_id.clone(),
+                        branch: super::execute::branch_name(&self.run_id, &f.followup_id),
+                        tip,
+                    });
+                    continue;
+                }
+                (None, _) => format!("the workstream {} is not part of this run", f.workstream_id),
+                (_, Ok(None)) => format!("its start branch {} no longer exists", f.start_branch),
+                (_, Err(e)) => format!("its start branch {} cannot be read: {e}", f.start_branch),
+            };
+            notes.push(format!(
+                "follow-up {} not run by the live run: {why} (git ws-run --resume {} tries again)",
+                f.followup_id, self.run_id
+            ));
+            self.refused.insert(f.followup_id);
+        }
+        if !picked.is_empty() {
+            self.reopen();
+        }
+        (picked, notes)
+    }
+}
+
+/// The commit a follow-up starts from: its start branch's tip (a review), or the commit
+/// kept under its `refs/` ref (a fix-up).
+fn start_tip(repo: &RepoPaths, start: &str) -> Result<Option<String>, git::GitError> {
+    if start.starts_with("refs/") {
+        git::ref_tip(repo, start)
+    } else {
+        git::branch_tip(repo, start)
+    }
 }
 
 /// The reviewed workstream's definition (agent preset, test, env, limits) with the review's

@@ -253,7 +253,14 @@ impl Prepared {
             agent_labels(&ctx, &begun.loaded),
             r.agent_settings.max_wait,
             &begun.previous,
-        );
+        )
+        // Follow-ups recorded while the run goes on (git ws-review) run before it ends.
+        .with_live_followups(followups::LiveFollowups::new(
+            db.clone(),
+            r.ws.repo.clone(),
+            &r.ws.layout.run_logs(&begun.run_id),
+            &begun.run_id,
+        ));
         let known = work.known_failures(&begun.loaded, &fail_now, &done);
         // `--integrate`: the display is shared with the integration task, which the run's
         // events feed (after the recorder, before the display).

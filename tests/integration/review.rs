@@ -317,18 +317,24 @@ fn a_request_without_the_token_or_from_another_host_is_refused() {
     );
 }
 
+/// The live page updates while a run progresses: each load while the run goes on shows
+/// what has been recorded so far and reloads itself; once the run ends the page is static.
 #[test]
 fn the_page_of_a_live_run_reloads_until_the_run_ends() {
     let Some(chrome) = chromium() else { return };
     let env = Env::new();
     env.ws_cmd("quick", "echo quick > quick.txt");
     env.ws_cmd(
+        "mid",
+        "while [ ! -e \"$HOME/go-mid\" ]; do sleep 0.05; done; echo mid > mid.txt",
+    );
+    env.ws_cmd(
         "slow",
         "while [ ! -e \"$HOME/go\" ]; do sleep 0.05; done; echo slow > slow.txt",
     );
     let mut run = env
         .command("git")
-        .args(["ws-run", "--agents", "2", "-q"])
+        .args(["ws-run", "--agents", "3", "-q"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -358,6 +364,23 @@ fn the_page_of_a_live_run_reloads_until_the_run_ends() {
     );
     assert!(live.contains("Live: this page reloads"));
     assert!(live.contains("href=\"/run/") && live.contains("/ws/quick\""));
+    assert!(!live.contains("/ws/mid\""), "mid is not recorded yet");
+    // The run progresses: the next load of the live page shows mid, and still reloads.
+    std::fs::write(env.home.join("go-mid"), "").unwrap();
+    wait_for(30, "mid's result", || {
+        crate::common::try_sql(
+            &env.db_path(),
+            "SELECT 1 FROM agent_results WHERE workstream_id = 'mid'",
+        )
+        .is_some_and(|r| !r.is_empty())
+    });
+    let later = dom(&chrome, profile.path(), &server.url);
+    assert!(later.contains("/ws/mid\""), "the live page shows mid now");
+    assert!(
+        later.contains("http-equiv=\"refresh\""),
+        "and still reloads"
+    );
+    assert!(!later.contains("/ws/slow\""), "slow still runs");
     std::fs::write(env.home.join("go"), "").unwrap();
     assert!(run.wait().unwrap().success());
     let done = dom(&chrome, profile.path(), &server.url);
@@ -750,7 +773,7 @@ fn chromium_shows_a_left_out_workstream_the_review_log_and_the_dry_run_plan() {
     assert!(sent.starts_with("HTTP/1.1 303"), "{sent}");
     let reviewed = dom(&chrome, profile.path(), &server.at(&page));
     assert!(
-        reviewed.contains("2 comments sent as follow-up a~review1 (git ws-run --resume"),
+        reviewed.contains("2 comments sent as follow-up a~review1 (a live run runs it before it ends, else git ws-run --resume"),
         "{reviewed}"
     );
     assert_eq!(
@@ -826,4 +849,459 @@ fn review_actions_and_follow_ups_are_kept_in_postgres_too() {
         crate::pgcluster::psql(&url, "SELECT path, line, body FROM ws_review_comments").unwrap(),
         vec![vec!["a.rs", "3", "it's 'quoted'"]]
     );
+}
+
+/// Wait up to `secs` for `cond`, saying `what` if it never holds.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status of `ws` in `run`, if it has a result.
+fn try_status(env: &Env, run: &str, ws: &str) -> Option<String> {
+    crate::common::try_sql(
+        &env.db_path(),
+        &format!(
+            "SELECT status FROM agent_results WHERE run_id = '{run}' AND workstream_id = '{ws}'"
+        ),
+    )?
+    .first()
+    .map(|r| r[0].clone())
+}
+
+/// The page after a POST: follow its `Location` with the session's cookie.
+fn follow(s: &Session, response: &str) -> String {
+    assert!(response.starts_with("HTTP/1.1 303"), "{response}");
+    let location = response
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    raw(s.port, "GET", &location, &[("Cookie", &s.cookie)], "")
+}
+
+/// Comments sent while the run is live run in that run, on a free agent, from the reviewed
+/// branch; comments sent once the run takes no more follow-ups (it is finishing) are left,
+/// without a result, for `git ws-run --resume`, and the page says which happened.
+#[test]
+fn a_follow_up_sent_while_the_run_is_live_runs_in_that_run_and_a_late_one_waits_for_resume() {
+    let env = Env::new();
+    env.ws(
+        "p1",
+        serde_json::json!({"id": "p1", "prompt": "make two loud"}),
+    );
+    env.ws(
+        "slow",
+        serde_json::json!({"id": "slow", "prompt": "take your time"}),
+    );
+    // The agent: `slow` waits for $HOME/go; every prompt is kept; each commits a change.
+    let log = env.scratch("prompts.log");
+    let agent = format!(
+        "if [ \"$WS_ID\" = slow ]; then while [ ! -e \"$HOME/go\" ]; do sleep 0.05; done; fi; \
+         cat >> {0}; echo '----' >> {0}; echo \"$WS_ID\" >> agent.txt; git add -A; git commit -qm agent",
+        log.display()
+    );
+    env.git(&["config", "ws.sandbox", "off"]);
+    // The run ends with a notify command that waits for $HOME/release: the run is still
+    // alive (its lock held) but takes no more follow-ups.
+    env.git(&[
+        "config",
+        "ws.notifyCommand",
+        "touch \"$HOME/notifying\"; while [ ! -e \"$HOME/release\" ]; do sleep 0.05; done",
+    ]);
+    let mut run = env
+        .command("git")
+        .args(["ws-run", "--agents", "2", "-q", "--agent-cmd", &agent])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run_id = String::new();
+    wait_for(60, "p1's result", || {
+        let rows = crate::common::try_sql(
+            &env.db_path(),
+            "SELECT run_id FROM agent_results WHERE workstream_id = 'p1'",
+        );
+        match rows.and_then(|r| r.first().cloned()) {
+            Some(r) => {
+                run_id = r[0].clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let run_id = run_id;
+    let server = Server::start(&env, &[&run_id]);
+    let page = format!("/run/{run_id}/ws/p1");
+    let s = Session::open(&server, &page);
+
+    // Live: the running coordinator picks it up while `slow` still runs.
+    let sent = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "agent.txt:1: again")],
+    );
+    assert!(sent.contains("?queued=p1~review1"), "{sent}");
+    let shown = follow(&s, &sent);
+    assert!(
+        shown.contains(&format!(
+            "Follow-up <code>p1~review1</code> queued: it runs now in the live run <code>{run_id}</code>."
+        )),
+        "{shown}"
+    );
+    wait_for(60, "the live run to run p1~review1", || {
+        try_status(&env, &run_id, "p1~review1").is_some()
+    });
+    assert_eq!(
+        try_status(&env, &run_id, "slow"),
+        None,
+        "it ran while the run was still going"
+    );
+    assert_eq!(
+        try_status(&env, &run_id, "p1~review1").unwrap(),
+        "completed"
+    );
+    let ran = follow(&s, &sent);
+    assert!(
+        ran.contains("ran: completed")
+            && ran.contains(&format!("href=\"/run/{run_id}/ws/p1~review1\"")),
+        "{ran}"
+    );
+
+    // Finishing: sent after the run stopped taking follow-ups, left for --resume.
+    std::fs::write(env.home.join("go"), "").unwrap();
+    wait_for(60, "the notify command", || {
+        env.home.join("notifying").exists()
+    });
+    let late = s.post(
+        &format!("{page}/comments"),
+        &[("comments", "agent.txt:1: late")],
+    );
+    let shown = follow(&s, &late);
+    assert!(
+        shown.contains(&format!(
+            "Follow-up <code>p1~review2</code> queued for <code>git ws-run --resume {run_id}</code>."
+        )),
+        "{shown}"
+    );
+    std::fs::write(env.home.join("release"), "").unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(
+        try_status(&env, &run_id, "p1~review2"),
+        None,
+        "not lost, not run"
+    );
+
+    // The live follow-up: on its own branch, from p1's, with p1's agent and the comments.
+    let original = format!("ws/{run_id}/p1");
+    let branch = format!("ws/{run_id}/p1.review1");
+    let is_ancestor = env
+        .command("git")
+        .args(["merge-base", "--is-ancestor", &original, &branch])
+        .status()
+        .unwrap();
+    assert!(is_ancestor.success(), "it starts from p1's branch");
+    assert_eq!(
+        env.git(&["show", &format!("{branch}:agent.txt")]),
+        "p1\np1~review1\n"
+    );
+    let prompts = std::fs::read_to_string(&log).unwrap();
+    assert!(prompts.contains("agent.txt:1\n\nagain"), "{prompts}");
+
+    // --resume runs the late one, and only it.
+    env.ws_run(&["--resume", &run_id, "--agent-cmd", &agent])
+        .expect(0);
+    assert_eq!(
+        crate::common::status(&env, &run_id, "p1~review2"),
+        "completed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("----")
+            .count(),
+        4,
+        "p1, slow, p1~review1, p1~review2: each once"
+    );
+}
+
+/// The demo's review step (`fixtures/demo/run-demo.sh`, its last block): a comment posted to
+/// `git ws-review` over HTTP as a browser posts it comes back, after `git ws-run --resume`,
+/// as a completed follow-up with a commit on its own branch, started from the reviewed one.
+#[test]
+fn the_demo_sends_a_review_comment_that_comes_back_as_a_completed_follow_up() {
+    if std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "CI=true and no curl"
+        );
+        eprintln!("skipping: no curl");
+        return;
+    }
+    let env = Env::new();
+    let demo = env.scratch("demo");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/run-demo.sh");
+    let out = env
+        .command("sh")
+        .arg(&script)
+        .arg("--no-install")
+        .arg(&demo)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = stdout
+        .split("==> git ws-review ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no review step: {stdout}"))
+        .to_string();
+    assert!(
+        stdout.contains(&format!(
+            "Follow-up release-notes~review1 queued for git ws-run --resume {run}."
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("==> follow-up release-notes~review1: completed"),
+        "{stdout}"
+    );
+    let git = |args: &[&str]| {
+        let o = env
+            .command("git")
+            .current_dir(&demo)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        )
+    };
+    let db = demo.join(".state/multi_agent_consolidated.db");
+    let rows = crate::common::sql(
+        &db,
+        &format!(
+            "SELECT status FROM agent_results WHERE run_id = '{run}' AND workstream_id = 'release-notes~review1'"
+        ),
+    );
+    assert_eq!(rows, vec![vec!["completed".to_string()]]);
+    let branch = format!("ws/{run}/release-notes.review1");
+    let original = format!("ws/{run}/release-notes");
+    assert!(git(&["merge-base", "--is-ancestor", &original, &branch]).0);
+    assert_ne!(
+        git(&["rev-parse", &original]).1,
+        git(&["rev-parse", &branch]).1
+    );
+    // The scripted agent wrote the review's prompt, with the comment, into NOTES.md.
+    let notes = git(&["show", &format!("{branch}:NOTES.md")]).1;
+    assert!(
+        notes.contains("Add a line saying the notes cover txtkit 0.2.0 only."),
+        "{notes}"
+    );
+    // The comment is stored with its file and line.
+    let comments = crate::common::sql(&db, "SELECT path, line FROM ws_review_comments");
+    assert_eq!(
+        comments,
+        vec![vec!["NOTES.md".to_string(), "1".to_string()]]
+    );
+}
+
+/// The form controls (not hidden inputs) of `html` that no `<label for>` names and that have
+/// no `aria-label`: each as its opening tag.
+fn unlabelled(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in ["<input", "<textarea", "<select"] {
+        for (i, _) in html.match_indices(tag) {
+            let end = html[i..].find('>').map_or(html.len(), |e| i + e + 1);
+            let el = &html[i..end];
+            if el.contains("type=\"hidden\"") || el.contains("aria-label=\"") {
+                continue;
+            }
+            let labelled = el
+                .split("id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .is_some_and(|id| html.contains(&format!("<label for=\"{id}\">")));
+            if !labelled {
+                out.push(el.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every page of the review works with the keyboard and a screen reader: each form control
+/// has a label, each page a skip link to its main content, each diff table a caption and
+/// column headers, and focus is drawn on links, buttons and fields.
+#[test]
+fn every_control_is_labelled_and_every_page_has_a_skip_link_and_table_headers() {
+    assert_eq!(
+        unlabelled("<label for=\"a\">A</label><input id=\"a\"><textarea id=\"b\"></textarea><input type=\"hidden\" name=\"c\">"),
+        ["<textarea id=\"b\">"],
+        "the check finds a control without a label"
+    );
+    let (env, run) = review_env();
+    let server = Server::start(&env, &[&run]);
+    let page = format!("/run/{run}/ws/edit-a");
+    let s = Session::open(&server, &page);
+    let get = |path: &str| {
+        let r = raw(s.port, "GET", path, &[("Cookie", &s.cookie)], "");
+        assert!(r.starts_with("HTTP/1.1 200"), "{path}: {r}");
+        r
+    };
+    let pages = [
+        "/".to_string(),
+        format!("/run/{run}"),
+        page.clone(),
+        format!("{page}?layout=split"),
+        format!("/run/{run}/ws/hostile"),
+    ];
+    let mut controls = 0;
+    for path in &pages {
+        let html = get(path);
+        assert_eq!(unlabelled(&html), Vec::<String>::new(), "{path}");
+        controls += html.matches("<textarea").count() + html.matches("<input id=").count();
+        assert!(
+            html.contains("<a class=\"skip\" href=\"#main\">Skip to the content</a>")
+                && html.contains("<main id=\"main\">"),
+            "{path}: no skip link to the main content"
+        );
+        assert!(
+            html.contains("button:focus,input:focus,textarea:focus"),
+            "{path}: focus is not drawn on controls"
+        );
+        for (i, _) in html.match_indices("<table") {
+            let table = &html[i..i + html[i..].find("</table>").unwrap()];
+            assert!(
+                table.contains("<caption>"),
+                "{path}: a table without caption"
+            );
+            assert!(
+                table.contains("<th scope=\"col\">") || table.contains("class=\"note\""),
+                "{path}: a table without column headers: {}",
+                &table[..table.len().min(300)]
+            );
+        }
+    }
+    assert!(
+        controls >= 2,
+        "the search field and the comments were checked"
+    );
+    let ws = get(&page);
+    assert!(ws.contains("<thead class=\"sr\"><tr><th scope=\"col\">Old line</th>"));
+    assert!(ws.contains("<label for=\"comments\">Review comments</label>"));
+}
+
+/// Whether a request line the trap saw is Chromium's own background traffic (its Google
+/// services: time, sign-in, autofill, search), not a request from a page.
+fn browser_traffic(line: &str) -> bool {
+    let target = line.split_whitespace().nth(1).unwrap_or("");
+    let host = target
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    ["google.com", "googleapis.com", "gstatic.com", "gvt1.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
+/// No page makes a request that leaves the machine: every page names nothing elsewhere,
+/// and Chromium, with every request not to loopback sent to a trap proxy, loads every page
+/// while the trap sees no request but the browser's own to its Google services (and it
+/// sees a page's request to elsewhere, so it would).
+#[test]
+fn no_request_leaves_the_machine() {
+    let Some(chrome) = chromium() else { return };
+    let (env, run) = review_env();
+    let server = Server::start(&env, &[]);
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trap_port = trap.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for conn in trap.incoming() {
+                let Ok(mut c) = conn else { continue };
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut buf = [0u8; 512];
+                let n = c.read(&mut buf).unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                seen.lock().unwrap().push(line);
+            }
+        });
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let load = |url: &str| {
+        browser(&chrome, profile.path())
+            .arg(format!("--proxy-server=http://127.0.0.1:{trap_port}"))
+            .args(["--dump-dom", url])
+            .output()
+            .unwrap()
+    };
+    for path in [
+        "/".to_string(),
+        format!("/run/{run}"),
+        format!("/run/{run}/ws/edit-a"),
+        format!("/run/{run}/ws/edit-a?layout=split"),
+        format!("/run/{run}/ws/hostile"),
+    ] {
+        let out = load(&server.at(&path));
+        let dom = String::from_utf8_lossy(&out.stdout);
+        assert!(dom.contains("<main id=\"main\">"), "{path} did not load");
+        for attr in [
+            "src=\"http",
+            "src=\"//",
+            "href=\"http",
+            "href=\"//",
+            "url(",
+            "@import",
+        ] {
+            assert!(
+                !dom.contains(attr),
+                "{path} names something elsewhere: {attr}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let from_pages: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| !browser_traffic(l))
+        .cloned()
+        .collect();
+    assert_eq!(
+        from_pages,
+        Vec::<String>::new(),
+        "requests left the machine"
+    );
+    assert!(browser_traffic("CONNECT accounts.google.com:443 HTTP/1.1"));
+    assert!(!browser_traffic("GET http://example.invalid/ HTTP/1.1"));
+    // The trap works: a page elsewhere goes through it.
+    load("http://example.invalid/");
+    wait_for(10, "the trap to see a request elsewhere", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("example.invalid"))
+    });
 }

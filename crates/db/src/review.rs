@@ -193,7 +193,7 @@ impl ConsolidationDatabase {
                     who: who.to_string(),
                     at: at.to_string(),
                     detail: format!(
-                        "{n} comment{} sent as follow-up {id} (git ws-run --resume {run_id} runs it)",
+                        "{n} comment{} sent as follow-up {id} (a live run runs it before it ends, else git ws-run --resume {run_id})",
                         if n == 1 { "" } else { "s" }
                     ),
                 },

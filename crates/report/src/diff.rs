@@ -70,9 +70,13 @@ pub fn diff_html(path: &str, old: Option<&str>, new: Option<&str>, layout: DiffL
         },
         // Fixed widths for the line numbers, the rest for the code.
         match layout {
-            DiffLayout::Unified => "<colgroup><col class=\"ln\"><col class=\"ln\"><col></colgroup>",
+            DiffLayout::Unified => "<colgroup><col class=\"ln\"><col class=\"ln\"><col></colgroup>\
+                 <thead class=\"sr\"><tr><th scope=\"col\">Old line</th><th scope=\"col\">New line</th>\
+                 <th scope=\"col\">Change</th></tr></thead>",
             DiffLayout::SideBySide => {
-                "<colgroup><col class=\"ln\"><col><col class=\"ln\"><col></colgroup>"
+                "<colgroup><col class=\"ln\"><col><col class=\"ln\"><col></colgroup>\
+                 <thead class=\"sr\"><tr><th scope=\"col\">Old line</th><th scope=\"col\">Before</th>\
+                 <th scope=\"col\">New line</th><th scope=\"col\">After</th></tr></thead>"
             }
         }
     );

@@ -25,7 +25,10 @@ const CSS: &str = r#"
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg)}
 header,main,footer{max-width:1200px;margin:0 auto;padding:0 16px}header{padding-top:16px}
 h1{font-size:22px;margin:8px 0}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px}
-a{color:var(--link)}a:focus,summary:focus{outline:2px solid var(--link);outline-offset:2px}
+a{color:var(--link)}a:focus,summary:focus,button:focus,input:focus,textarea:focus,select:focus{outline:2px solid var(--link);outline-offset:2px}
+.skip{position:absolute;left:-9999px;top:0}.skip:focus{left:8px;top:8px;background:var(--bg);padding:4px 8px;z-index:1}
+.sr th{position:absolute;width:1px;height:1px;padding:0;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap;border:0}
+.notice{border-left:4px solid var(--link);background:var(--alt);padding:6px 10px}
 nav ul{list-style:none;padding:0;margin:8px 0;display:flex;flex-wrap:wrap;gap:4px 14px}
 code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
 pre{background:var(--alt);border:1px solid var(--line);padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;overflow-wrap:anywhere}
@@ -70,6 +73,55 @@ pub struct ReviewForms {
     pub left_out: Option<(String, String)>,
     /// The recorded actions to list, oldest first.
     pub actions: Vec<ReviewEntry>,
+    /// A follow-up just sent from this page, and who runs it.
+    pub followup: Option<FollowupNotice>,
+}
+
+/// What became of a follow-up sent from the page: shown once, after sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowupNotice {
+    pub id: String,
+    pub run_id: String,
+    pub state: FollowupState,
+}
+
+/// Who runs a follow-up, or how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowupState {
+    /// The run is live: its coordinator runs it before it ends.
+    Live,
+    /// `git ws-run --resume RUN` runs it.
+    Resume,
+    /// A run several machines share: not run while it is live.
+    Shared,
+    /// It has a result already: its status and page.
+    Ran { status: String, href: String },
+}
+
+/// The notice saying who runs the follow-up just sent (a live region: screen readers say it).
+fn followup_notice(out: &mut String, n: &FollowupNotice) {
+    let (id, run) = (h(&n.id), h(&n.run_id));
+    let text = match &n.state {
+        FollowupState::Live => {
+            format!("Follow-up <code>{id}</code> queued: it runs now in the live run <code>{run}</code>.")
+        }
+        FollowupState::Resume => format!(
+            "Follow-up <code>{id}</code> queued for <code>git ws-run --resume {run}</code>."
+        ),
+        FollowupState::Shared => format!(
+            "Follow-up <code>{id}</code> recorded, not run now: <code>{run}</code> is a shared run, \
+             whose workers do not pick up follow-ups while it is live."
+        ),
+        FollowupState::Ran { status, href } => format!(
+            "Follow-up <a href=\"{}\"><code>{id}</code></a> ran: {}.",
+            h(href),
+            h(status)
+        ),
+    };
+    let _ = write!(
+        out,
+        "<p role=\"status\" id=\"followup-state\" class=\"notice\">{text}</p>"
+    );
 }
 
 /// One recorded review action as listed.
@@ -137,6 +189,9 @@ fn run_review(out: &mut String, r: &ReviewForms) {
 /// The workstream page's Review section: leave out or put back, batched comments.
 fn workstream_review(out: &mut String, r: &ReviewForms) {
     section(out, "review", "Review");
+    if let Some(n) = &r.followup {
+        followup_notice(out, n);
+    }
     match &r.left_out {
         Some((who, at)) => {
             let _ = write!(
@@ -168,7 +223,8 @@ fn workstream_review(out: &mut String, r: &ReviewForms) {
         out,
         "<form method=\"post\" action=\"{}/comments\"><p><label for=\"comments\">Review comments</label>: {}. \
          They are sent together as one follow-up workstream for the same agent, started from this \
-         workstream's branch; <code>git ws-run --resume RUN</code> runs it.</p>",
+         workstream's branch. A live run runs it before it ends; otherwise \
+         <code>git ws-run --resume RUN</code> runs it.</p>",
         h(&r.action_base),
         h(COMMENT_FORMAT)
     );
@@ -188,7 +244,7 @@ pub fn plan_page(run_id: &str, it: &ws_core::model::IntegrationRecord, run_href:
     );
     let _ = write!(
         out,
-        "<header><p><a href=\"{}\">Run <code>{}</code></a></p><h1>Integration plan (dry run)</h1></header><main>",
+        "<header><p><a href=\"{}\">Run <code>{}</code></a></p><h1>Integration plan (dry run)</h1></header><main id=\"main\">",
         h(run_href),
         h(run_id)
     );
@@ -270,7 +326,7 @@ pub fn page_with(v: &RunView, o: &PageOptions) -> String {
         out.push_str("<p class=\"muted\" role=\"status\">Live: this page reloads every few seconds while the run goes on.</p>");
     }
     nav(&mut out, v);
-    out.push_str("</header><main>");
+    out.push_str("</header><main id=\"main\">");
     summary(&mut out, v);
     agents(&mut out, v);
     timeline(&mut out, v);
@@ -295,7 +351,7 @@ pub fn page_with(v: &RunView, o: &PageOptions) -> String {
 pub fn list_page(title_text: &str, headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = String::with_capacity(4_096 + rows.len() * 200);
     head(&mut out, title_text);
-    let _ = write!(out, "<main><h1>{}</h1>", h(title_text));
+    let _ = write!(out, "<main id=\"main\"><h1>{}</h1>", h(title_text));
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
@@ -333,7 +389,8 @@ fn head_with(out: &mut String, title: &str, refresh: Option<u32>) {
          <meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\
          <meta name=\"referrer\" content=\"no-referrer\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">{}\
-         <title>{}</title><style>{CSS}</style></head><body>",
+         <title>{}</title><style>{CSS}</style></head><body>\
+         <a class=\"skip\" href=\"#main\">Skip to the content</a>",
         refresh
             .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
             .unwrap_or_default(),
@@ -1150,7 +1207,7 @@ pub fn workstream_page(p: &WorkstreamPage<'_>) -> String {
     if !t.is_empty() {
         let _ = write!(out, "<p>{t}</p>");
     }
-    out.push_str("</header><main>");
+    out.push_str("</header><main id=\"main\">");
     section(&mut out, "about", "About");
     out.push_str("<dl class=\"stats\">");
     let _ = write!(
@@ -1331,6 +1388,7 @@ mod tests {
             csrf: "c0ffee".into(),
             action_base: "/run/r/ws/a\"b".into(),
             left_out: None,
+            followup: None,
             actions: vec![ReviewEntry {
                 workstream_id: Some("<a>".into()),
                 action: "leave-out".into(),

@@ -38,7 +38,9 @@ pub use html::{
     foot as html_foot, head as html_head, page_with as render_html_with, url_segment,
     workstream_page, CommitRow, FileDiff, PageOptions, WorkstreamPage, CSP, MAX_HTML_TITLE_COLUMNS,
 };
-pub use html::{plan_page, ReviewEntry, ReviewForms, COMMENT_FORMAT};
+pub use html::{
+    plan_page, FollowupNotice, FollowupState, ReviewEntry, ReviewForms, COMMENT_FORMAT,
+};
 pub use json::{json, json_sections};
 pub use markdown::{
     MAX_CONFLICT_DETAILS, MAX_ERROR_DETAILS, MAX_FULL_TITLE_COLUMNS, MAX_TABLE_ROWS,
