@@ -159,6 +159,8 @@ pub(super) struct LocalWork {
     waits: HashMap<String, u32>,
     /// The follow-ups recorded for the run while it is live, when it looks for them.
     live: Option<super::followups::LiveFollowups>,
+    /// See [`LocalWork::with_integration_hold`].
+    integration_hold: Option<Arc<std::sync::atomic::AtomicUsize>>,
     /// Follow-ups picked up while live, waiting for an agent (they depend on nothing).
     picked: std::collections::VecDeque<Workstream>,
     /// A picked-up follow-up's id → its branch and start commit.
@@ -202,6 +204,7 @@ impl LocalWork {
             held: Vec::new(),
             waits: HashMap::new(),
             live: None,
+            integration_hold: None,
             picked: std::collections::VecDeque::new(),
             picked_starts: HashMap::new(),
             notes: Vec::new(),
@@ -210,6 +213,22 @@ impl LocalWork {
 
     /// Look for follow-ups recorded for the run while it is live, and run them before the
     /// run ends ([`super::followups::LiveFollowups`]).
+    /// `--integrate --fix-up`: completions the integration has not finished with (merged,
+    /// tested, handed back); the run does not end while there are any, so a fix-up made
+    /// for the last of them still runs here.
+    pub fn with_integration_hold(mut self, hold: Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        self.integration_hold = Some(hold);
+        self
+    }
+
+    /// Whether the integration still works on completions (see
+    /// [`with_integration_hold`](Self::with_integration_hold)).
+    fn integrating(&self) -> bool {
+        self.integration_hold
+            .as_ref()
+            .is_some_and(|h| h.load(std::sync::atomic::Ordering::SeqCst) > 0)
+    }
+
     pub fn with_live_followups(mut self, live: super::followups::LiveFollowups) -> Self {
         self.live = Some(live);
         self
@@ -217,7 +236,7 @@ impl LocalWork {
 
     /// Nothing runs, waits or may become ready: the loop ends unless work is found now.
     fn nothing_left(&self, running: usize) -> bool {
-        running == 0 && self.picked.is_empty() && self.next_reset().is_none()
+        running == 0 && self.picked.is_empty() && self.next_reset().is_none() && !self.integrating()
     }
 
     /// Stop starting work once this attempt's recorded spend reaches `budget_usd`; what has
@@ -499,7 +518,7 @@ impl WorkSource for LocalWork {
     /// Not while a workstream waits for a usage limit to reset, nor while a follow-up
     /// picked up while live waits for an agent.
     fn exhausted(&self) -> bool {
-        self.next_reset().is_none() && self.picked.is_empty()
+        self.next_reset().is_none() && self.picked.is_empty() && !self.integrating()
     }
 
     /// At the next reset a held workstream waits for, or the next look for follow-ups.
@@ -511,7 +530,13 @@ impl WorkSource for LocalWork {
             l.next_due()
                 .saturating_duration_since(std::time::Instant::now())
         });
-        match (reset, look) {
+        // While the integration works on completions: look again soon.
+        let hold = self.integrating().then_some(Duration::from_millis(100));
+        let look = match (look, hold) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+                match (reset, look) {
             (None, None) => Box::pin(std::future::pending()),
             (a, b) => Box::pin(tokio::time::sleep(
                 a.into_iter().chain(b).min().unwrap_or_default(),

@@ -16,7 +16,7 @@ use crate::model::{IntegrationRecord, Status};
 use crate::workspace::Workspace;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +32,22 @@ pub struct Settings {
     pub base_rev: String,
     pub timeout: Duration,
     pub grace: Duration,
+}
+
+/// `--fix-up` during the run: a branch integration leaves out is handed back to its agent at
+/// once ([`super::fixup::hand_back`]), as a follow-up the live run picks up
+/// ([`super::followups::LiveFollowups`]) and integration takes in its place.
+#[derive(Debug, Clone)]
+pub struct FixUps {
+    /// `--fix-up N`, if given (else the run's stored value, else git config `ws.fixUp`).
+    pub flag: Option<usize>,
+    /// The run's database (the integration task opens its own connection).
+    pub db: crate::db::DbLocation,
+    /// The workstreams' definitions (a fix-up is its original's, with a new prompt).
+    pub defs: Vec<crate::workstream::Workstream>,
+    /// Completions sent to the integration and not yet merged, tested and handed back: the
+    /// run does not end while it is above 0, so a fix-up made at the end still runs in it.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 /// A branch integration left out: what a fix-up needs to hand it back to its agent.
@@ -64,6 +80,8 @@ enum Msg {
 /// Feeds completed workstreams to the integration task (an [`Observer`] of the run).
 pub(crate) struct Feed {
     tx: Option<mpsc::Sender<Msg>>,
+    /// [`FixUps::in_flight`], when fix-ups are on.
+    in_flight: Option<Arc<AtomicUsize>>,
     /// Set when the run was interrupted: nothing more is tested.
     stop: Arc<AtomicBool>,
 }
@@ -77,6 +95,9 @@ impl Observer for Feed {
             return;
         }
         if let (Some(tx), Some(b)) = (&self.tx, &result.branch) {
+            if let Some(n) = &self.in_flight {
+                n.fetch_add(1, Ordering::SeqCst);
+            }
             let _ = tx.send(Msg::Completed {
                 id: result.workstream_id.clone(),
                 branch: b.clone(),
@@ -117,12 +138,17 @@ pub(crate) fn start(
     base: &str,
     agents: usize,
     settings: Settings,
+    fixups: Option<FixUps>,
     keep_ignored: Vec<String>,
     say: Say,
 ) -> (Feed, tokio::task::JoinHandle<Finished>) {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
+    let in_flight = fixups.as_ref().map(|f| f.in_flight.clone());
     let mut i = Integrator {
+        fixups,
+        fixup_db: None,
+        to_hand_back: Vec::new(),
         stop: stop.clone(),
         branch: format!("ws/{run_id}/integration"),
         it: Integration {
@@ -148,11 +174,24 @@ pub(crate) fn start(
         spares: Vec::new(),
     };
     let handle = tokio::task::spawn_blocking(move || i.run(rx));
-    (Feed { tx: Some(tx), stop }, handle)
+    (
+        Feed {
+            tx: Some(tx),
+            in_flight,
+            stop,
+        },
+        handle,
+    )
 }
 
 struct Integrator {
     ws: Workspace,
+    fixups: Option<FixUps>,
+    /// The fix-ups' database connection and `--fix-up N` (opened at the first hand-back).
+    fixup_db: Option<(crate::db::ConsolidationDatabase, usize)>,
+    /// Indexes in `excluded` left out since the last hand-back (made once the line is
+    /// rebuilt, from its new tip).
+    to_hand_back: Vec<usize>,
     /// The run was interrupted: test nothing more.
     stop: Arc<AtomicBool>,
     branch: String,
@@ -226,11 +265,16 @@ impl Integrator {
             while let Ok(m) = rx.try_recv() {
                 waiting.push(m);
             }
+            let came = waiting.len();
             if !waiting.is_empty() {
                 self.merge(waiting);
             }
             // Test the newest tip (while the run goes on; at the end, to finish).
             self.test_newest();
+            self.hand_back();
+            if let Some(f) = &self.fixups {
+                f.in_flight.fetch_sub(came, Ordering::SeqCst);
+            }
         }
         self.finish()
     }
@@ -350,12 +394,104 @@ impl Integrator {
             at,
         };
         on_left_out(&l, &mut self.left_out);
+        self.to_hand_back.push(self.excluded.len());
         let branch = super::execute::branch_name(&self.it.run_id, &x.workstream_id);
         if let Ok(Some(t)) = git::branch_tip(&self.ws.repo, &branch) {
             self.absent.push((x.workstream_id.clone(), t));
         }
         self.when.insert(x.workstream_id.clone(), at);
         self.excluded.push(x);
+    }
+
+    /// Hand the branches left out since the last call back to their agents (`--fix-up`),
+    /// each starting from the integration's tip as it is now; the sentence saying what was
+    /// done goes into the exclusion's detail and the progress.
+    fn hand_back(&mut self) {
+        let idx = std::mem::take(&mut self.to_hand_back);
+        if idx.is_empty() || self.fixups.is_none() || self.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if self.fixup_db.is_none() {
+            let f = self.fixups.as_ref().expect("fix-ups");
+            let opened = crate::db::ConsolidationDatabase::open_existing(f.db.clone())
+                .map_err(|e| e.to_string())
+                .and_then(|mut db| {
+                    super::fixup::limit(&mut db, &self.ws.config, &self.it.run_id, f.flag)
+                        .map(|n| (db, n))
+                        .map_err(|e| e.to_string())
+                });
+            match opened {
+                Ok(x) => self.fixup_db = Some(x),
+                Err(e) => {
+                    self.notes.push(format!("integration: no fix-ups: {e}"));
+                    self.fixups = None;
+                    return;
+                }
+            }
+        }
+        let Some((db, max)) = self.fixup_db.as_mut() else {
+            return;
+        };
+        if *max == 0 {
+            return;
+        }
+        let defs = &self.fixups.as_ref().expect("fix-ups").defs;
+        let it = super::fixup::Integration {
+            run_id: &self.it.run_id,
+            branch: &self.branch,
+            tip: &self.it.tip,
+            max_attempts: *max,
+        };
+        let mut said = Vec::new();
+        for i in idx {
+            let Some(x) = self.excluded.get(i) else {
+                continue;
+            };
+            let why = match x.reason {
+                ExclusionReason::Conflict => super::fixup::Why::Conflict {
+                    paths: x.paths.clone(),
+                },
+                ExclusionReason::BreaksTests => super::fixup::Why::BreaksTests {
+                    command: self.settings.test.clone().unwrap_or_default(),
+                    broke_with: x.broke_with.clone(),
+                    tail: self
+                        .left_out
+                        .iter()
+                        .rev()
+                        .find(|l| l.workstream_id == x.workstream_id)
+                        .and_then(|l| l.test_tail.clone())
+                        .unwrap_or_default(),
+                },
+                _ => continue,
+            };
+            let Some((_, tip)) = self.absent.iter().find(|(id, _)| *id == x.workstream_id) else {
+                continue;
+            };
+            let original = crate::fixup::original_of(&x.workstream_id);
+            let def = defs.iter().find(|w| w.id == original);
+            let left = super::fixup::LeftOut {
+                workstream_id: &x.workstream_id,
+                branch_tip: tip,
+                why,
+            };
+            let sentence = match super::fixup::hand_back(db, &self.ws.repo, &it, &left, def) {
+                Ok(h) => match h {
+                    super::fixup::HandBack::Created { record, .. } => format!(
+                        "handed back to its agent as {} (attempt {} of {}; it runs in this run)",
+                        record.followup_id, record.attempt, record.max_attempts
+                    ),
+                    declined => declined.sentence(&self.it.run_id),
+                },
+                Err(e) => format!("no fix-up: {e}"),
+            };
+            said.push((i, sentence));
+        }
+        for (i, sentence) in said {
+            let x = &mut self.excluded[i];
+            x.detail = format!("{}; {sentence}", x.detail);
+            let line = format!("integration: fix-up: {}: {sentence}", x.workstream_id);
+            self.tell(line);
+        }
     }
 
     /// `integration: merged 12, left out 1, testing 3f2a…` and the like.

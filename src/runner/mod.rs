@@ -267,6 +267,29 @@ impl Prepared {
         let display: Arc<std::sync::Mutex<Box<dyn Observer>>> =
             Arc::new(std::sync::Mutex::new(observer));
         let mut observer: Box<dyn Observer> = Box::new(integrate::SharedDisplay(display.clone()));
+        // `--integrate --fix-up N`: what integration leaves out goes back to its agent in
+        // this run, which does not end while integration may still hand something back.
+        let fixups = match &r.integrate {
+            Some(_) => {
+                let run = begun.run_id.clone();
+                let stored = db.call(move |d| d.fixup_limit(&run)).await.ok().flatten();
+                let n = r
+                    .fix_up
+                    .or(stored)
+                    .or_else(|| r.ws.config.fix_up().ok().flatten())
+                    .unwrap_or(0);
+                (n > 0).then(|| integrate::FixUps {
+                    flag: r.fix_up,
+                    db: r.db_path.clone(),
+                    defs: begun.loaded.valid.clone(),
+                    in_flight: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+                })
+            }
+            None => None,
+        };
+        if let Some(f) = &fixups {
+            work = work.with_integration_hold(f.in_flight.clone());
+        }
         let mut integration = r.integrate.clone().map(|s| {
             integrate::start(
                 r.ws.clone(),
@@ -274,6 +297,7 @@ impl Prepared {
                 &r.base,
                 r.agents,
                 s,
+                fixups.clone(),
                 r.keep_ignored.clone(),
                 integrate::say_to(display.clone()),
             )

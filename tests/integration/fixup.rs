@@ -529,3 +529,55 @@ fn a_failed_fix_up_is_followed_by_the_next_attempt() {
         t.stdout
     );
 }
+
+#[test]
+fn with_integrate_a_conflict_is_fixed_up_in_the_same_run_and_integrated_in_its_place() {
+    let env = env_with(&["p1", "p2"]);
+    let agent = agent(&env, "resolve");
+    let out = env.ws_run(&[
+        "--agents",
+        "2",
+        "--agent-cmd",
+        &agent,
+        "--integrate",
+        "--test",
+        "test ! -e bad.txt",
+        "--fix-up",
+        "1",
+        "--format",
+        "json",
+    ]);
+    let v: Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    let run = v["run_id"].as_str().unwrap().to_string();
+    let it = &v["integration"];
+    let x = excluded(it);
+    assert_eq!(x.len(), 1, "{it:#}\n{}", out.stderr);
+    let (left, reason, detail) = &x[0];
+    assert_eq!(reason, "conflict");
+    let fix = format!("{left}~fix1");
+    assert!(
+        detail.contains(&format!(
+            "handed back to its agent as {fix} (attempt 1 of 1; it runs in this run)"
+        )),
+        "{detail}"
+    );
+    // The fix-up ran in this run (no --resume), and the integration took it in.
+    assert_eq!(status(&env, &run, &fix), "completed");
+    let names = merged(it);
+    assert!(names.contains(&fix), "{names:?}\n{}", out.stderr);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let file = env.git(&["show", &format!("ws/{run}/integration:src/lib.txt")]);
+    assert_eq!(file.lines().nth(1), Some("TWO by p1 and p2"));
+    assert!(
+        prompt_of(&env, &fix).contains("### src/lib.txt"),
+        "the prompt carries the conflict"
+    );
+    // Nothing left for --resume; the tip the run ends with was tested and passes.
+    let pending = env.sql(&format!(
+        "SELECT COUNT(*) FROM ws_review_followups f WHERE f.run_id = '{run}' AND NOT EXISTS (SELECT 1 FROM agent_results r WHERE r.run_id = f.run_id AND r.workstream_id = f.followup_id)"
+    ));
+    assert_eq!(pending[0][0], "0");
+    assert!(out.stderr.contains(&format!("integration: fix-up: {left}")), "{}", out.stderr);
+    out.expect(0);
+}
