@@ -465,6 +465,16 @@ pub fn is_policy_line(line: &str) -> bool {
 /// At most this many denials are reported per command.
 const MAX_DENIALS: usize = 5;
 
+/// A denial git prints on every commit in a contained worktree and that changes nothing: a
+/// commit deletes the worktree's `AUTO_MERGE` pseudo-ref, and deleting a ref locks the
+/// repository's shared `packed-refs` (outside the worktree) even when there is nothing to
+/// delete; the commit itself succeeds.
+fn harmless(line: &str) -> bool {
+    line.starts_with("error: Unable to create '")
+        && (line.ends_with("/packed-refs.lock': Permission denied")
+            || line.ends_with("/packed-refs.lock': Read-only file system"))
+}
+
 /// The writes the sandbox denied, as far as the command's output tells (the kernel does not
 /// report them): each line of `output` saying `Permission denied` (Landlock) or `Read-only
 /// file system` (bubblewrap) while a mechanism was in force, as a warning (at most
@@ -477,6 +487,9 @@ pub fn denials(sandbox: Option<&Sandbox>, output: &str) -> Vec<String> {
     for line in output.lines() {
         let l = line.trim();
         if !(l.contains("Permission denied") || l.contains("Read-only file system")) {
+            continue;
+        }
+        if harmless(l) {
             continue;
         }
         let cut: String = l.chars().take(200).collect();
@@ -551,6 +564,12 @@ pub fn apply(cmd: &mut tokio::process::Command, sandbox: Option<&Sandbox>) -> Re
     if let Some(t) = &sb.0.tmpdir {
         cmd.env("TMPDIR", t);
     }
+    if matches!(sb.0.how, How::Landlock(_) | How::Bwrap(_)) {
+        cmd.env(
+            "GIT_CONFIG_PARAMETERS",
+            no_auto_maintenance(std::env::var("GIT_CONFIG_PARAMETERS").ok().as_deref()),
+        );
+    }
     match &sb.0.how {
         How::Refused(why) => Err(why.clone()),
         How::None | How::Bwrap(_) => Ok(()),
@@ -564,6 +583,19 @@ pub fn apply(cmd: &mut tokio::process::Command, sandbox: Option<&Sandbox>) -> Re
             }
             Ok(())
         }
+    }
+}
+
+/// `GIT_CONFIG_PARAMETERS` (what `git -c` passes to the git commands it runs) with
+/// `existing` kept and git's automatic maintenance turned off: a commit in a contained
+/// worktree would otherwise start `git maintenance run --auto`, which packs the repository's
+/// refs and objects — outside the worktree, so the sandbox denies it and every agent
+/// workstream got a warning; and packing the user's repository is not an agent's business.
+fn no_auto_maintenance(existing: Option<&str>) -> String {
+    let ours = "'maintenance.auto'='false' 'gc.auto'='0'";
+    match existing.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(e) => format!("{e} {ours}"),
+        None => ours.to_string(),
     }
 }
 
@@ -585,6 +617,74 @@ fn restrict_self(fd: i32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contained_commands_run_git_without_automatic_maintenance_keeping_git_c() {
+        let ours = "'maintenance.auto'='false' 'gc.auto'='0'";
+        assert_eq!(no_auto_maintenance(None), ours);
+        assert_eq!(no_auto_maintenance(Some(" ")), ours);
+        assert_eq!(
+            no_auto_maintenance(Some("'core.pager'='cat'")),
+            format!("'core.pager'='cat' {ours}")
+        );
+    }
+
+    #[test]
+    fn a_commit_in_a_contained_worktree_starts_no_maintenance_outside_it() {
+        if skip_without_landlock() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let git = |args: &[&str], cwd: &Path| {
+            let out = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+                .args(args)
+                .current_dir(cwd)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+        };
+        std::fs::create_dir(&repo).unwrap();
+        git(&["init", "-q"], &repo);
+        git(&["commit", "-q", "--allow-empty", "-m", "a"], &repo);
+        let wt = dir.path().join("wt");
+        git(
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "ws/r/x",
+                wt.to_str().unwrap(),
+            ],
+            &repo,
+        );
+        let sb = for_slot(&wt, Some(Mode::Landlock), None).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let out = rt.block_on(async {
+            let mut cmd = tokio::process::Command::new("sh");
+            cmd.args([
+                "-c",
+                "echo x > f && git add f && GIT_TRACE=1 git -c user.name=t -c user.email=t@t commit -q -m b 2>&1",
+            ])
+            .current_dir(&wt);
+            apply(&mut cmd, Some(&sb)).unwrap();
+            cmd.output().await.unwrap()
+        });
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        // No maintenance: it would work on the repository's shared refs and objects, from
+        // inside the sandbox, on the agent's behalf.
+        assert!(text.contains("trace: built-in: git commit"), "{text}");
+        assert!(!text.contains("maintenance run"), "{text}");
+        assert!(!repo.join(".git/objects/maintenance.lock").exists());
+        // What git still prints (deleting AUTO_MERGE locks packed-refs) is no warning.
+        assert!(denials(Some(&sb), &text).is_empty(), "{text}");
+    }
 
     fn skip_without_landlock() -> bool {
         if landlock_abi() >= 1 {
@@ -760,7 +860,10 @@ mod tests {
         }
         let on = prepare(&p, Mode::Landlock, &Network::All, None);
         assert_eq!(
-            denials(Some(&on), out),
+            denials(
+                Some(&on),
+                &format!("{out}error: Unable to create '/r/.git/packed-refs.lock': Permission denied\n")
+            ),
             [
                 "sandbox (landlock) denied: error: could not lock config file .git/config: Permission denied",
                 "sandbox (landlock) denied: sh: 1: cannot create /x: Permission denied"

@@ -536,7 +536,7 @@ impl WorkSource for LocalWork {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-                match (reset, look) {
+        match (reset, look) {
             (None, None) => Box::pin(std::future::pending()),
             (a, b) => Box::pin(tokio::time::sleep(
                 a.into_iter().chain(b).min().unwrap_or_default(),

@@ -578,6 +578,10 @@ fn with_integrate_a_conflict_is_fixed_up_in_the_same_run_and_integrated_in_its_p
         "SELECT COUNT(*) FROM ws_review_followups f WHERE f.run_id = '{run}' AND NOT EXISTS (SELECT 1 FROM agent_results r WHERE r.run_id = f.run_id AND r.workstream_id = f.followup_id)"
     ));
     assert_eq!(pending[0][0], "0");
-    assert!(out.stderr.contains(&format!("integration: fix-up: {left}")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("integration: fix-up: {left}")),
+        "{}",
+        out.stderr
+    );
     out.expect(0);
 }
