@@ -205,6 +205,7 @@ pub fn resolve(opts: &RunOptions) -> Result<Resolved, Error> {
             base_rev: base_rev.clone(),
             timeout: opts.timeout.unwrap_or(DEFAULT_TIMEOUT),
             grace: opts.grace.unwrap_or(DEFAULT_GRACE),
+            fixups: None,
         })
     } else {
         None

@@ -32,6 +32,8 @@ pub struct Settings {
     pub base_rev: String,
     pub timeout: Duration,
     pub grace: Duration,
+    /// `--fix-up N` during the run (set by the runner when N > 0).
+    pub fixups: Option<FixUps>,
 }
 
 /// `--fix-up` during the run: a branch integration leaves out is handed back to its agent at
@@ -138,12 +140,12 @@ pub(crate) fn start(
     base: &str,
     agents: usize,
     settings: Settings,
-    fixups: Option<FixUps>,
     keep_ignored: Vec<String>,
     say: Say,
 ) -> (Feed, tokio::task::JoinHandle<Finished>) {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
+    let fixups = settings.fixups.clone();
     let in_flight = fixups.as_ref().map(|f| f.in_flight.clone());
     let mut i = Integrator {
         fixups,

@@ -290,14 +290,14 @@ impl Prepared {
         if let Some(f) = &fixups {
             work = work.with_integration_hold(f.in_flight.clone());
         }
-        let mut integration = r.integrate.clone().map(|s| {
+        let mut integration = r.integrate.clone().map(|mut s| {
+            s.fixups = fixups.clone();
             integrate::start(
                 r.ws.clone(),
                 &begun.run_id,
                 &r.base,
                 r.agents,
                 s,
-                fixups.clone(),
                 r.keep_ignored.clone(),
                 integrate::say_to(display.clone()),
             )

@@ -1031,25 +1031,35 @@ pub(super) struct QueueWork {
 impl QueueWork {
     /// A stacked workstream starts from its dependencies' branches, which other workers
     /// pushed: fetch them first (a failure is a note; the start then lacks that work).
+    /// A dependency's completion is recorded before its branch is pushed; until then its
+    /// commits are on the remote under its attempt ref, pushed before the completion. So
+    /// both are fetched (as globs: what is not there is no error), and a dependency whose
+    /// branch is not there yet gets it here from its newest attempt ref — the completed one:
+    /// a dependent is claimed only once its dependencies completed.
     async fn fetch_dependencies(&mut self, ws: &Workstream) {
         if !ws.stack || ws.depends_on.is_empty() || !self.w.pushes() {
             return;
         }
-        let run = &self.w.run_id;
-        let specs: Vec<String> = ws
-            .depends_on
-            .iter()
-            .map(|d| {
-                let b = super::execute::branch_name(run, d);
-                format!("+refs/heads/{b}:refs/heads/{b}")
-            })
-            .collect();
+        let run = self.w.run_id.clone();
+        let mut specs = Vec::new();
+        for d in &ws.depends_on {
+            let b = super::execute::branch_name(&run, d);
+            specs.push(format!("+refs/heads/{b}*:refs/heads/{b}*"));
+            let a = format!("{}{d}/", remote::attempts_prefix(&run));
+            specs.push(format!("+{a}*:{a}*"));
+        }
         if let Err(e) = self.w.fetch(specs).await {
             self.notes.push(format!(
                 "failed to fetch the branches of {}'s dependencies from remote {}: {e}",
                 ws.id, self.w.remote
             ));
+            return;
         }
+        let (repo, deps) = (self.w.repo.clone(), ws.depends_on.clone());
+        let made = tokio::task::spawn_blocking(move || branches_from_attempts(&repo, &run, &deps))
+            .await
+            .unwrap_or_else(|e| vec![format!("git task panicked: {e}")]);
+        self.notes.extend(made);
     }
 
     fn new(w: Worker, ctx: Arc<RunContext>, news: mpsc::UnboundedReceiver<News>) -> QueueWork {
@@ -1487,6 +1497,40 @@ impl Observer for Completer {
             (res, outcome, notes)
         });
     }
+}
+
+/// For each of `deps` whose branch of run `run_id` is not here: the branch, made at its
+/// newest attempt ref (fetched from the remote). Notes on what could not be made.
+fn branches_from_attempts(repo: &RepoPaths, run_id: &str, deps: &[String]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for d in deps {
+        let branch = super::execute::branch_name(run_id, d);
+        let have = matches!(git::branch_tip(repo, &branch), Ok(Some(_)));
+        let prefix = format!("{}{d}/", remote::attempts_prefix(run_id));
+        let fetched = remote::refs_under(repo, &prefix).unwrap_or_default();
+        // Fetched only to read: the attempt refs stay the remote's (the consolidation
+        // deletes them there).
+        let names: Vec<String> = fetched.iter().map(|(n, _)| n.clone()).collect();
+        let _ = remote::delete_refs(repo, &names);
+        let newest = fetched
+            .into_iter()
+            .filter_map(|(name, sha)| {
+                let n: i64 = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some((n, sha))
+            })
+            .max_by_key(|(n, _)| *n);
+        if have {
+            continue;
+        }
+        if let Some((_, sha)) = newest {
+            if let Err(e) = git::write_integration_branch(repo, &branch, &sha) {
+                notes.push(format!(
+                    "failed to make the branch {branch} of dependency {d} from its pushed attempt: {e}"
+                ));
+            }
+        }
+    }
+    notes
 }
 
 /// Record one final result of this worker: its commits to the remote under an attempt
