@@ -200,6 +200,39 @@ git add workstreams && git commit -qm 'workstreams'
 git ws-run -q --agents 1 >/dev/null 2>&1 && fail "the JSON example's run should fail"
 show json-example git ws-report latest --format json
 
+# ----------------------- integrate as you go, a conflict handed back to its agent (--fix-up)
+cd "$scratch/me" && git init -q integrate && cd integrate
+printf '# txtkit\n\nSmall text tools.\n' >README.md
+git add . && git commit -qm 'a project'
+mkdir workstreams
+printf '{"id": "tagline-short", "prompt": "Make the README title read `# txtkit: small text tools`."}\n' \
+  >workstreams/tagline-short.json
+printf '{"id": "tagline-tested", "prompt": "Make the README title read `# txtkit (tested)`."}\n' \
+  >workstreams/tagline-tested.json
+git add workstreams && git commit -qm 'workstreams'
+cat >"$HOME/title-agent" <<'EOF'
+#!/bin/sh
+# Sets README.md's title line to the one the prompt quotes. A fix-up (<id>~fixK) starts from
+# the integration's title: it keeps it and adds its own side's words, read from the
+# conflict hunk in its prompt (the line after =======).
+prompt=$(cat)
+title=$(head -n 1 README.md)
+case $WS_ID in
+*~fix*) mine=$(printf '%s\n' "$prompt" | awk '/^=======$/ { getline; print; exit }')
+        new="$title${mine#'# txtkit'}" ;;
+*) new=$(printf '%s\n' "$prompt" | sed -n 's/.*`\(# [^`]*\)`.*/\1/p') ;;
+esac
+{ printf '%s\n' "$new"; tail -n +2 README.md; } >README.new && mv README.new README.md
+EOF
+chmod +x "$HOME/title-agent"
+git config ws.agentCommand '~/title-agent'
+show run-integrate-fixup git ws-run -q --agents 1 --integrate --fix-up 1
+[ "$status" = 0 ] || fail "the --integrate --fix-up example exited $status: $(cat "$scratch/stderr")"
+show run-integrate-fixup git ws-report latest --integration
+title="$(git show "ws/$(latest)/integration:README.md" | head -n 1)"
+[ "$title" = '# txtkit: small text tools (tested)' ] ||
+  fail "the --integrate --fix-up example integrated the title '$title'"
+
 # ------------------------------------------------------------------- normalize, rewrite
 # Run ids, in order of appearance, become ma-run-20261207-1015NN; then times, durations,
 # temporary paths and SHAs (each distinct commit one stable fake, short forms its prefix).
