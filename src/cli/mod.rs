@@ -311,10 +311,20 @@ pub fn render_branch_prune(p: &BranchPrune) -> String {
         .map(|(why, n)| format!("{n} {why}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let refs = p
+        .deleted
+        .iter()
+        .filter(|(name, _, _)| name.starts_with("refs/"))
+        .count();
     let _ = writeln!(
         s,
-        "deleted {} ws/ branch(es); kept {}{}{}",
-        p.deleted.len(),
+        "deleted {} ws/ branch(es){}; kept {}{}{}",
+        p.deleted.len() - refs,
+        if refs > 0 {
+            format!(" and {refs} fix-up start ref(s)")
+        } else {
+            String::new()
+        },
         p.kept.len(),
         if kept.is_empty() {
             String::new()

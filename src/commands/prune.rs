@@ -175,6 +175,32 @@ pub fn prune_branches(opts: &PruneBranches) -> Result<BranchPrune, Error> {
             Err(why) => out.kept.push((b.name.clone(), why)),
         }
     }
+    // A run whose branches are all gone needs no fix-up start points either (they are what
+    // `--resume` would start a pending fix-up from).
+    let mut runs: Vec<&str> = seen_runs.into_iter().collect();
+    runs.sort_unstable();
+    for run in runs {
+        if facts[run].live
+            || out
+                .kept
+                .iter()
+                .any(|(name, _)| name.starts_with(&format!("ws/{run}/")))
+        {
+            continue;
+        }
+        let refs = git::remote::refs_under(&ws.repo, &format!("refs/ws/{run}/fixup/"))?;
+        let names: Vec<String> = refs.iter().map(|(n, _)| n.clone()).collect();
+        match git::remote::delete_refs(&ws.repo, &names) {
+            Ok(()) => out.deleted.extend(refs.into_iter().map(|(name, tip)| {
+                (
+                    name,
+                    tip,
+                    "a fix-up's start point, and every branch of its run is pruned".to_string(),
+                )
+            })),
+            Err(e) => out.failures.push(e.to_string()),
+        }
+    }
     Ok(out)
 }
 

@@ -585,3 +585,34 @@ fn with_integrate_a_conflict_is_fixed_up_in_the_same_run_and_integrated_in_its_p
     );
     out.expect(0);
 }
+
+#[test]
+fn pruning_every_branch_of_a_run_prunes_its_fix_up_start_points_too() {
+    let env = env_with(&["p1", "p2"]);
+    let agent = agent(&env, "resolve");
+    let out = env.ws_run(&["--agents", "2", "--agent-cmd", &agent, "-q"]);
+    out.expect(0);
+    let run = out.run_id();
+    let (m, _) = merge(&env, &[&run, "--fix-up", "1"]);
+    m.expect(1);
+    let refs = || {
+        env.git(&[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/ws/{run}/fixup/"),
+        ])
+    };
+    assert_eq!(refs().lines().count(), 1, "{}", refs());
+    // Only some of the run's branches go (the unmerged ones stay): the start point stays.
+    let some = env.ws_run(&["--prune-branches"]);
+    some.expect(0);
+    assert_eq!(refs().lines().count(), 1, "{}", some.stdout);
+    let all = env.ws_run(&["--prune-branches", "--all"]);
+    all.expect(0);
+    assert!(refs().trim().is_empty(), "{}", all.stdout);
+    assert!(
+        all.stdout.contains("and 1 fix-up start ref(s)"),
+        "{}",
+        all.stdout
+    );
+}
