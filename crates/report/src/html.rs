@@ -987,7 +987,49 @@ fn integration(out: &mut String, v: &RunView) {
             &[3],
         );
     }
+    fixups(out, v);
     out.push_str("</section>");
+}
+
+/// The fix-up chains (`--fix-up`): one row per attempt, under its original workstream, with
+/// why the branch before it was left out, where it started and what became of it.
+fn fixups(out: &mut String, v: &RunView) {
+    if v.fixups.is_empty() {
+        return;
+    }
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for c in &v.fixups {
+        let skip = c
+            .attempts
+            .len()
+            .saturating_sub(super::cells::MAX_SHOWN_ATTEMPTS);
+        for (i, a) in c.attempts[skip..].iter().enumerate() {
+            rows.push(vec![
+                if i == 0 {
+                    format!(
+                        "<code>{}</code> ({}, {} of at most {})",
+                        h(&c.workstream_id),
+                        h(&c.state),
+                        c.attempts.len(),
+                        c.max_attempts
+                    )
+                } else {
+                    String::new()
+                },
+                format!("<code>{}</code>", h(&a.followup_id)),
+                h(&a.detail),
+                format!("<code>{}</code>", short(&a.integration_tip)),
+                h(&a.outcome),
+            ]);
+        }
+    }
+    table(
+        out,
+        "Fix-ups: left-out branches handed back to their agents",
+        &["Workstream", "Attempt", "Why", "From tip", "Outcome"],
+        &rows,
+        &[],
+    );
 }
 
 fn tests(out: &mut String, v: &RunView) {

@@ -686,3 +686,48 @@ fn a_runs_own_integration_says_when_each_merge_exclusion_and_test_happened() {
     assert!(md.contains("| # | Workstream | Merged at |\n"), "{md}");
     assert!(!md.contains("| Duration | Started |"), "{md}");
 }
+
+#[test]
+fn the_html_page_shows_each_fix_up_chain_escaped_under_the_integration() {
+    use ws_core::fixup::{FixupAttempt, FixupChain};
+    let mut v = fixture::view();
+    v.set_integration(Some(fixture::integration()));
+    let plain = render_html(&v);
+    assert!(!plain.contains("Fix-ups"), "no table without fix-ups");
+    v.fixups = vec![FixupChain {
+        workstream_id: "p1".into(),
+        attempts: vec![
+            FixupAttempt {
+                followup_id: "p1~fix1".into(),
+                attempt: 1,
+                reason: "conflict".into(),
+                detail: "conflicts with <p2> in a.txt".into(),
+                integration_tip: "0123456789abcdef0123456789abcdef01234567".into(),
+                at: "2026-12-07T10:00:00Z".into(),
+                outcome: "breaks-tests".into(),
+            },
+            FixupAttempt {
+                followup_id: "p1~fix2".into(),
+                attempt: 2,
+                reason: "breaks-tests".into(),
+                detail: "the tests fail".into(),
+                integration_tip: "89abcdef0123456789abcdef0123456789abcdef".into(),
+                at: "2026-12-07T10:01:00Z".into(),
+                outcome: "integrated".into(),
+            },
+        ],
+        max_attempts: 2,
+        state: "integrated".into(),
+    }];
+    let page = render_html(&v);
+    assert_well_formed(&page);
+    let at = page.find("<section id=\"integration\"").unwrap();
+    let fix = page
+        .find("Fix-ups: left-out branches")
+        .expect("a fix-ups table");
+    assert!(fix > at, "under the integration");
+    assert!(page.contains("<code>p1</code> (integrated, 2 of at most 2)"));
+    assert!(page.contains("<code>p1~fix2</code>"));
+    assert!(page.contains("conflicts with &lt;p2&gt; in a.txt"));
+    assert!(page.contains("<code>0123456789ab</code>"));
+}
