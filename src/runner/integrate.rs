@@ -373,12 +373,17 @@ impl Integrator {
                 Ok(mut next) => {
                     let now = tiptest::micros(Utc::now());
                     self.when.insert(id.clone(), now);
-                    for x in std::mem::take(&mut next.excluded) {
+                    let excluded = std::mem::take(&mut next.excluded);
+                    let left = !excluded.is_empty();
+                    for x in excluded {
                         self.leave_out(x, &before, None, now);
                     }
                     self.it = next;
-                    let line = self.status_line(None);
-                    self.tell(line);
+                    // A clean merge is said by the test of the new tip that follows.
+                    if left || !self.testing() {
+                        let line = self.status_line(None);
+                        self.tell(line);
+                    }
                 }
                 Err(e) => self.notes.push(format!("integration: merging {id}: {e}")),
             }
@@ -543,7 +548,11 @@ impl Integrator {
         match self.test_one(&tip, &ids) {
             Ok(true) => {
                 self.vouch();
-                let line = format!("integration: {} passes ({} merges)", short(&tip), ids.len());
+                let line = format!(
+                    "integration: {} passes ({})",
+                    short(&tip),
+                    crate::text::plural(ids.len(), "merge", "merges")
+                );
                 self.tell(line);
             }
             Ok(false) => self.bisect(),
@@ -584,11 +593,10 @@ impl Integrator {
             }
         };
         self.tell(format!(
-            "integration: {} fails; bisecting {} merges with {} test slot{}",
+            "integration: {} fails; bisecting {} with {}",
             short(&self.it.tip),
-            line.len(),
-            jobs,
-            if jobs == 1 { "" } else { "s" }
+            crate::text::plural(line.len(), "merge", "merges"),
+            crate::text::plural(jobs, "test slot", "test slots")
         ));
         let slots = &mut self.spares[..jobs];
         let t = self.tester.as_mut().expect("testing");
