@@ -74,6 +74,16 @@ pub fn on_left_out(l: &LeftOut, record: &mut Vec<LeftOut>) {
     record.push(l.clone());
 }
 
+/// Sets [`FixUps::in_flight`] to 0 when dropped: the run waits for no integration that is
+/// over.
+struct Release(Arc<AtomicUsize>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+}
+
 /// What the run hears from integration.
 enum Msg {
     Completed { id: String, branch: String },
@@ -253,6 +263,8 @@ impl Integrator {
     }
 
     fn run(&mut self, rx: mpsc::Receiver<Msg>) -> Finished {
+        // However this ends (a panic included), the run no longer waits for it.
+        let _release = self.fixups.as_ref().map(|f| Release(f.in_flight.clone()));
         if let Some(cmd) = self.settings.test.clone() {
             self.start_tester(&cmd);
         }
@@ -799,6 +811,19 @@ mod tests {
         let ids: Vec<&str> = got.iter().map(|(i, _)| i.as_str()).collect();
         assert_eq!(ids, ["c", "a", "b", "d"]);
         assert_eq!(got[0].1, "c-tip");
+    }
+
+    #[test]
+    fn an_integration_that_ends_however_it_ends_holds_the_run_no_longer() {
+        let n = Arc::new(AtomicUsize::new(3));
+        let m = n.clone();
+        let ended = std::thread::spawn(move || {
+            let _release = Release(m);
+            panic!("the integration task died");
+        })
+        .join();
+        assert!(ended.is_err());
+        assert_eq!(n.load(Ordering::SeqCst), 0);
     }
 
     #[test]
