@@ -371,7 +371,8 @@ fn hand_back_left_out(
             branch_tip: tip,
             why,
         };
-        let said = hand_back(&mut plan.db, &plan.ws.repo, &it, &left, def)?.sentence(&plan.run_id);
+        let said = hand_back(&mut plan.db, &plan.ws.repo, &it, &left, def)?
+            .sentence(&format!("git ws-run --resume {} runs it", plan.run_id));
         x.detail = format!("{}; {said}", x.detail);
         let line = format!("{}: {said}", x.workstream_id);
         progress(&format!("fix-up: {line}"));

@@ -62,11 +62,12 @@ pub enum HandBack {
 }
 
 impl HandBack {
-    /// One sentence for the exclusion's detail and the progress line.
-    pub fn sentence(&self, run_id: &str) -> String {
+    /// One sentence for the exclusion's detail and the progress line; `runs_it` says who
+    /// runs a created fix-up (`git ws-run --resume RUN runs it`, `it runs in this run`).
+    pub fn sentence(&self, runs_it: &str) -> String {
         match self {
             HandBack::Created { record, .. } => format!(
-                "handed back to its agent as {} (attempt {} of {}; git ws-run --resume {run_id} runs it)",
+                "handed back to its agent as {} (attempt {} of {}; {runs_it})",
                 record.followup_id, record.attempt, record.max_attempts
             ),
             HandBack::Declined(why) => why.clone(),

@@ -494,13 +494,7 @@ impl Integrator {
                 why,
             };
             let sentence = match super::fixup::hand_back(db, &self.ws.repo, &it, &left, def) {
-                Ok(h) => match h {
-                    super::fixup::HandBack::Created { record, .. } => format!(
-                        "handed back to its agent as {} (attempt {} of {}; it runs in this run)",
-                        record.followup_id, record.attempt, record.max_attempts
-                    ),
-                    declined => declined.sentence(&self.it.run_id),
-                },
+                Ok(h) => h.sentence("it runs in this run"),
                 Err(e) => format!("no fix-up: {e}"),
             };
             said.push((i, sentence));
